@@ -1,0 +1,27 @@
+# Northstar: the two commands of the README.
+#   make run   install what is missing, build Release, start the server on ./data (demo data on first start)
+#   make test  install what is missing, build, run every test through ctest
+BUILD ?= build
+DATA ?= ./data
+JOBS ?= $(shell nproc)
+
+.PHONY: run test build setup clean bench
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/northstar serve --data $(DATA) --host 127.0.0.1 --port 8080 --demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900
+
+bench: build
+	@bash bench/run_bench.sh
+
+clean:
+	rm -rf $(BUILD)

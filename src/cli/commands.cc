@@ -1,0 +1,740 @@
+#include "cli/commands.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "cli/demo_data.h"
+#include "core/file_util.h"
+#include "ingest/csv_reader.h"
+#include "meta/project_registry.h"
+#include "query/operators.h"
+#include "server/http_server.h"
+#include "storage/binary_io.h"
+#include "storage/identity.h"
+#include "storage/segment.h"
+#include "storage/wal.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int Fail(const Status& st) {
+  std::fprintf(stderr, "error: %s\n", st.message().c_str());
+  return 1;
+}
+
+std::string Thousands(uint64_t v) {
+  std::string s = std::to_string(v), out;
+  int n = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (n && n % 3 == 0) out.insert(out.begin(), ',');
+    out.insert(out.begin(), *it);
+    n++;
+  }
+  return out;
+}
+
+StatusOr<std::unique_ptr<ProjectRegistry>> OpenRegistry(const GlobalOptions& g, bool background) {
+  StoreOptions so = g.store;
+  so.background = background;
+  return ProjectRegistry::Open(g.data, so);
+}
+
+// Fills project `name` with demo data through the store's bulk path.
+Status FillDemo(Project& p, const DemoOptions& d) {
+  const int64_t now = NowMs();
+  uint64_t stored = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  auto n = GenerateDemo(d, p.tz, [&](std::vector<Event>& batch) -> Status {
+    std::vector<Event> keep;
+    keep.reserve(batch.size());
+    for (auto& e : batch)
+      if (e.ts_ms <= now) keep.push_back(std::move(e));
+    NS_ASSIGN_OR_RETURN(AppendResult r, p.store->Append(std::move(keep), Durability::kUnlogged));
+    stored += r.accepted;
+    if (p.store->Stats().memtable_rows >= 1'000'000) NS_RETURN_IF_ERROR(p.store->Flush());
+    return Status::OK();
+  });
+  if (!n.ok()) return n.status();
+  NS_RETURN_IF_ERROR(p.store->Flush());
+  NS_RETURN_IF_ERROR(p.store->CompactAll());
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("demo data: {} events for {} users over {} days in {:.1f} s", Thousands(stored), d.users, d.days, secs);
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- serve
+
+static std::atomic<HttpServer*> g_server{nullptr};
+
+int RunServe(const GlobalOptions& g, const ServeOptions& o) {
+  auto reg = OpenRegistry(g, true);
+  if (!reg.ok()) return Fail(reg.status());
+  ProjectRegistry& registry = **reg;
+  std::string demo_note;
+  if (o.demo && registry.List().empty()) {
+    spdlog::info("first start: creating project 'demo' with a generated dataset ({} users, {} days)", o.demo_users,
+                 o.demo_days);
+    auto created = registry.Create("demo", "Asia/Shanghai");
+    if (!created.ok()) return Fail(created.status());
+    json keys{{"project", "demo"}, {"write_key", created->info.write_key}, {"secret_key", created->secret_key}};
+    std::string key_file = g.data + "/demo-keys.json";
+    if (Status st = WriteFileAtomic(key_file, keys.dump(2) + "\n"); !st.ok()) return Fail(st);
+    ::chmod(key_file.c_str(), 0600);
+    auto p = registry.OpenProject("demo");
+    if (!p.ok()) return Fail(p.status());
+    DemoOptions d;
+    d.users = o.demo_users;
+    d.days = o.demo_days;
+    d.last_day = (*p)->tz.LocalDay(NowMs());
+    if (Status st = FillDemo(**p, d); !st.ok()) return Fail(st);
+  }
+  // Open every project now: WAL replay happens before the server reports ready.
+  for (const auto& info : registry.List()) {
+    auto p = registry.OpenProject(info.name);
+    if (!p.ok()) return Fail(p.status());
+    StoreStats s = (*p)->store->Stats();
+    spdlog::info("project {}: {} events in {} segments + {} in memory, {} persons", info.name,
+                 Thousands(s.segment_rows), s.segments, Thousands(s.memtable_rows), Thousands(s.persons));
+  }
+  ServerOptions so;
+  so.host = o.host;
+  so.port = o.port;
+  so.limits = g.limits;
+  so.threads = o.threads;
+  HttpServer server(registry, so);
+  auto port = server.Bind();
+  if (!port.ok()) return Fail(port.status());
+  std::printf("listening on http://%s:%d\n", o.host.c_str(), *port);
+  std::string key_file = g.data + "/demo-keys.json";
+  if (o.demo && FileExists(key_file)) {
+    auto txt = ReadFile(key_file);
+    if (txt.ok()) {
+      try {
+        json k = json::parse(*txt);
+        std::printf("demo project: write key %s\n", k.value("write_key", "").c_str());
+        std::printf("              secret key %s   (also in %s)\n", k.value("secret_key", "").c_str(), key_file.c_str());
+        std::printf("try: curl -s -H 'Authorization: Bearer %s' -d '{\"kind\":\"trends\",\"series\":[{\"event\":\"$any\",\"math\":\"dau\"}],"
+                    "\"date_from\":\"%s\",\"date_to\":\"%s\"}' http://%s:%d/api/v1/query\n",
+                    k.value("secret_key", "").c_str(), FormatDate(TimeZone::Load("Asia/Shanghai")->LocalDay(NowMs()) - 6).c_str(),
+                    FormatDate(TimeZone::Load("Asia/Shanghai")->LocalDay(NowMs())).c_str(), o.host.c_str(), *port);
+      } catch (...) {
+      }
+    }
+  }
+  std::fflush(stdout);
+  // SIGINT/SIGTERM stop the server; stores flush on close.
+  g_server = &server;
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {
+    if (HttpServer* s = g_server.load()) s->Stop();
+  };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  server.Serve();
+  g_server = nullptr;
+  spdlog::info("shutting down: flushing event stores");
+  registry.CloseAll();
+  return 0;
+}
+
+// ---------------------------------------------------------------- import
+
+namespace {
+
+struct ColumnMap {
+  enum Kind { kSkip, kEvent, kDistinctId, kTimestamp, kUuid, kProperty, kPersonProperty };
+  Kind kind = kProperty;
+  std::string name;
+};
+
+StatusOr<ColumnMap> ParseTarget(const std::string& field) {
+  if (field == "event") return ColumnMap{ColumnMap::kEvent, ""};
+  if (field == "distinct_id") return ColumnMap{ColumnMap::kDistinctId, ""};
+  if (field == "timestamp") return ColumnMap{ColumnMap::kTimestamp, ""};
+  if (field == "uuid") return ColumnMap{ColumnMap::kUuid, ""};
+  if (field == "-" || field == "skip") return ColumnMap{ColumnMap::kSkip, ""};
+  if (field.rfind("properties.", 0) == 0 && field.size() > 11) return ColumnMap{ColumnMap::kProperty, field.substr(11)};
+  if (field.rfind("person.", 0) == 0 && field.size() > 7) return ColumnMap{ColumnMap::kPersonProperty, field.substr(7)};
+  if (field.rfind("$set.", 0) == 0 && field.size() > 5) return ColumnMap{ColumnMap::kPersonProperty, field.substr(5)};
+  if (field.empty()) return InvalidArgument("--map: empty target field");
+  return ColumnMap{ColumnMap::kProperty, field};
+}
+
+PropValue CsvValue(const std::string& s) {
+  double d;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), d);
+  if (r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty() && s[0] != '+' &&
+      !(s.size() > 1 && s[0] == '0' && s[1] != '.'))  // keep "007" and "+86..." as text
+    return PropValue::Num(d);
+  return PropValue::Str(s);
+}
+
+class Progress {
+ public:
+  Progress(uint64_t total_bytes, bool enabled) : total_(total_bytes), on_(enabled && isatty(2)), t0_(Clock::now()) {}
+  void Update(uint64_t bytes, uint64_t events, bool final = false) {
+    if (!on_) return;
+    auto now = Clock::now();
+    if (!final && now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - t0_).count();
+    double rate = secs > 0 ? static_cast<double>(events) / secs : 0;
+    double frac = total_ ? static_cast<double>(bytes) / static_cast<double>(total_) : 0;
+    double eta = frac > 0 ? secs / frac - secs : 0;
+    int width = 30, filled = static_cast<int>(frac * width);
+    std::string bar(static_cast<size_t>(std::min(filled, width)), '#');
+    bar.resize(static_cast<size_t>(width), '.');
+    std::fprintf(stderr, "\r[%s] %5.1f%%  %s events  %s ev/s  ETA %d:%02d   ", bar.c_str(), frac * 100,
+                 Thousands(events).c_str(), Thousands(static_cast<uint64_t>(rate)).c_str(), static_cast<int>(eta) / 60,
+                 static_cast<int>(eta) % 60);
+    if (final) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  uint64_t total_;
+  bool on_;
+  Clock::time_point t0_, last_{};
+};
+
+}  // namespace
+
+int RunImport(const GlobalOptions& g, const ImportOptions& o) {
+  FILE* f = o.file == "-" ? stdin : std::fopen(o.file.c_str(), "rb");
+  if (!f) return Fail(ErrnoStatus("open", o.file, errno));
+  struct stat st {};
+  uint64_t total_bytes = (o.file != "-" && ::stat(o.file.c_str(), &st) == 0) ? static_cast<uint64_t>(st.st_size) : 0;
+  std::string format = o.format;
+  if (format.empty()) {
+    auto ends = [&](const char* suf) {
+      std::string s(suf);
+      return o.file.size() >= s.size() && o.file.compare(o.file.size() - s.size(), s.size(), s) == 0;
+    };
+    format = (ends(".ndjson") || ends(".jsonl") || ends(".json")) ? "ndjson" : "csv";
+  }
+  if (format != "csv" && format != "ndjson") return Fail(InvalidArgument("--format: expected csv or ndjson, got '" + format + "'"));
+  if (o.time_unit != "auto" && o.time_unit != "s" && o.time_unit != "ms")
+    return Fail(InvalidArgument("--time-unit: expected auto, s or ms, got '" + o.time_unit + "'"));
+
+  auto reg = OpenRegistry(g, false);
+  if (!reg.ok()) return Fail(reg.status());
+  auto info = (*reg)->Get(o.project);
+  if (!info.ok()) return Fail(info.status());
+  auto tz = TimeZone::Load(info->timezone);
+  if (!tz.ok()) return Fail(tz.status());
+  Project* project = nullptr;
+  if (!o.dry_run) {
+    auto p = (*reg)->OpenProject(o.project);
+    if (!p.ok()) return Fail(p.status());
+    project = *p;
+  }
+  const int64_t now = NowMs();
+  std::vector<EventError> errors;
+  uint64_t error_count = 0, lines = 0, accepted = 0, duplicates = 0;
+  std::unique_ptr<std::ofstream> errors_out;
+  if (!o.errors_file.empty()) errors_out = std::make_unique<std::ofstream>(o.errors_file);
+  auto report = [&](size_t line, const std::string& msg) {
+    error_count++;
+    if (errors.size() < 20) errors.push_back({line, "invalid_event", "", msg});
+    if (errors_out) *errors_out << msg << "\n";
+  };
+  std::vector<Event> batch;
+  Status fatal;
+  auto flush_batch = [&]() -> Status {
+    if (batch.empty() || o.dry_run) {
+      accepted += o.dry_run ? batch.size() : 0;
+      batch.clear();
+      return Status::OK();
+    }
+    NS_ASSIGN_OR_RETURN(AppendResult r, project->store->Append(std::move(batch), Durability::kUnlogged));
+    batch.clear();
+    accepted += r.accepted;
+    duplicates += r.duplicates;
+    if (project->store->Stats().memtable_rows >= g.store.flush_rows) NS_RETURN_IF_ERROR(project->store->Flush());
+    return Status::OK();
+  };
+  Progress progress(total_bytes, o.progress);
+  if (format == "csv") {
+    CsvReader csv(f);
+    std::vector<std::string> header, row;
+    auto h = csv.Next(&header);
+    if (!h.ok()) return Fail(h.status());
+    if (!*h) return Fail(InvalidArgument(o.file + ": empty file (expected a header row)"));
+    std::vector<ColumnMap> cols(header.size());
+    std::map<std::string, std::string> explicit_map;
+    for (const auto& m : o.maps) {
+      auto eq = m.find('=');
+      if (eq == std::string::npos || eq == 0) return Fail(InvalidArgument("--map '" + m + "': expected COLUMN=FIELD"));
+      explicit_map[m.substr(0, eq)] = m.substr(eq + 1);
+    }
+    for (const auto& [col, field] : explicit_map)
+      if (std::find(header.begin(), header.end(), col) == header.end())
+        return Fail(InvalidArgument("--map '" + col + "=" + field + "': the header has no column '" + col + "'"));
+    bool has[4] = {false, false, false, false};
+    for (size_t i = 0; i < header.size(); i++) {
+      auto it = explicit_map.find(header[i]);
+      auto t = ParseTarget(it != explicit_map.end() ? it->second : header[i]);
+      if (!t.ok()) return Fail(t.status());
+      cols[i] = *t;
+      if (cols[i].kind >= ColumnMap::kEvent && cols[i].kind <= ColumnMap::kUuid) has[cols[i].kind - 1] = true;
+    }
+    // Common column names, when nothing is mapped to the field.
+    auto alias = [&](ColumnMap::Kind k, std::initializer_list<const char*> names) {
+      if (has[k - 1]) return;
+      for (const char* n : names)
+        for (size_t i = 0; i < header.size(); i++)
+          if (header[i] == n && !explicit_map.count(header[i]) && cols[i].kind == ColumnMap::kProperty) {
+            cols[i] = ColumnMap{k, ""};
+            has[k - 1] = true;
+            return;
+          }
+    };
+    alias(ColumnMap::kDistinctId, {"user_id", "userId", "uid", "customer_id", "CustomerID"});
+    alias(ColumnMap::kTimestamp, {"ts", "time", "event_time", "created_at"});
+    alias(ColumnMap::kEvent, {"event_name", "action"});
+    if (!has[0]) return Fail(InvalidArgument("no column maps to 'event' (name one 'event' or use --map COLUMN=event)"));
+    if (!has[1]) return Fail(InvalidArgument("no column maps to 'distinct_id' (name one 'distinct_id' or use --map COLUMN=distinct_id)"));
+    if (!has[2]) return Fail(InvalidArgument("no column maps to 'timestamp' (name one 'timestamp' or use --map COLUMN=timestamp)"));
+    for (;;) {
+      auto more = csv.Next(&row);
+      if (!more.ok()) {
+        report(csv.line(), more.status().message());
+        break;  // an unterminated quote swallows the rest: stop here
+      }
+      if (!*more) break;
+      lines++;
+      size_t line = csv.line();
+      if (row.size() == 1 && row[0].empty()) continue;  // blank line
+      if (row.size() != header.size()) {
+        report(line, "line " + std::to_string(line) + ": " + std::to_string(row.size()) + " fields, the header has " +
+                         std::to_string(header.size()));
+        continue;
+      }
+      Event e;
+      std::string err;
+      for (size_t i = 0; i < row.size() && err.empty(); i++) {
+        const std::string& v = row[i];
+        switch (cols[i].kind) {
+          case ColumnMap::kSkip: break;
+          case ColumnMap::kEvent: e.event = v; break;
+          case ColumnMap::kDistinctId: e.distinct_id = v; break;
+          case ColumnMap::kUuid:
+            if (!v.empty()) { e.uuid = Uuid::FromClientId(v); e.has_uuid = true; }
+            break;
+          case ColumnMap::kTimestamp: {
+            int64_t n;
+            auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (v.empty()) err = "column '" + header[i] + "' (timestamp) is empty";
+            else if (r.ec == std::errc() && r.ptr == v.data() + v.size())
+              e.ts_ms = o.time_unit == "ms" ? n : o.time_unit == "s" ? n * 1000 : (n < 100'000'000'000LL ? n * 1000 : n);
+            else {
+              auto t = ParseIsoTimestamp(v, *tz);
+              if (!t.ok()) err = "column '" + header[i] + "': " + t.status().message();
+              else e.ts_ms = *t;
+            }
+            break;
+          }
+          case ColumnMap::kProperty:
+            if (!v.empty()) e.props.push_back({cols[i].name, CsvValue(v)});
+            break;
+          case ColumnMap::kPersonProperty:
+            if (!v.empty()) e.person_set.push_back({cols[i].name, CsvValue(v)});
+            break;
+        }
+      }
+      if (err.empty() && e.event.empty()) err = "the event name is empty";
+      if (err.empty() && e.distinct_id.empty()) err = "the distinct id is empty";
+      if (err.empty() && Utf8Length(e.event) > g.limits.max_name_chars) err = "the event name is longer than 200 characters";
+      if (err.empty()) {
+        Status ts_ok = CheckTimestamp(e.ts_ms, now, g.limits, "timestamp");
+        if (!ts_ok.ok()) err = ts_ok.message();
+      }
+      if (!err.empty()) {
+        report(line, "line " + std::to_string(line) + ": " + err);
+        continue;
+      }
+      batch.push_back(std::move(e));
+      if (batch.size() >= o.batch) {
+        if (fatal = flush_batch(); !fatal.ok()) break;
+        progress.Update(csv.bytes(), accepted);
+      }
+    }
+    if (fatal.ok()) fatal = flush_batch();
+    progress.Update(csv.bytes(), accepted, true);
+  } else {
+    std::string text;
+    char* buf = nullptr;
+    size_t cap = 0;
+    ssize_t len;
+    uint64_t bytes = 0;
+    while ((len = ::getline(&buf, &cap, f)) > 0) {
+      lines++;
+      bytes += static_cast<uint64_t>(len);
+      std::string_view s(buf, static_cast<size_t>(len));
+      while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+      if (s.find_first_not_of(" \t") == std::string_view::npos) continue;
+      std::string where = "line " + std::to_string(lines);
+      try {
+        json j = json::parse(s);
+        Event e;
+        Status est = EventFromJson(j, where, *tz, now, g.limits, &e);
+        if (!est.ok()) {
+          report(lines, est.message());
+          continue;
+        }
+        batch.push_back(std::move(e));
+      } catch (const json::parse_error& ex) {
+        report(lines, where + ": malformed JSON: " + ex.what());
+        continue;
+      }
+      if (batch.size() >= o.batch) {
+        if (fatal = flush_batch(); !fatal.ok()) break;
+        progress.Update(bytes, accepted);
+      }
+    }
+    std::free(buf);
+    if (fatal.ok()) fatal = flush_batch();
+    progress.Update(bytes, accepted, true);
+  }
+  if (f != stdin) std::fclose(f);
+  if (fatal.ok() && project) {
+    fatal = project->store->Flush();
+    if (fatal.ok()) fatal = project->store->CompactAll();
+  }
+  if (!fatal.ok()) return Fail(fatal);
+  for (const auto& e : errors) std::fprintf(stderr, "  %s\n", e.message.c_str());
+  if (error_count > errors.size())
+    std::fprintf(stderr, "  ... and %s more errors%s\n", Thousands(error_count - errors.size()).c_str(),
+                 o.errors_file.empty() ? " (use --errors-file FILE to keep them all)" : "");
+  std::printf("%s %s events from %s lines into project %s (%s duplicates skipped, %s lines rejected)\n",
+              o.dry_run ? "would import" : "imported", Thousands(accepted).c_str(), Thousands(lines).c_str(),
+              o.project.c_str(), Thousands(duplicates).c_str(), Thousands(error_count).c_str());
+  return error_count ? 2 : 0;
+}
+
+// ---------------------------------------------------------------- query
+
+namespace {
+
+std::string Cell(const json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4g", v.get<double>());
+    return buf;
+  }
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); i++) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], Utf8Length(r[i]));
+    }
+  for (size_t ri = 0; ri < rows.size(); ri++) {
+    std::string line;
+    for (size_t i = 0; i < rows[ri].size(); i++) {
+      line += rows[ri][i];
+      if (i + 1 < rows[ri].size()) line += std::string(w[i] - Utf8Length(rows[ri][i]) + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+    if (ri == 0) {
+      size_t total = 0;
+      for (size_t x : w) total += x + 2;
+      std::printf("%s\n", std::string(total, '-').c_str());
+    }
+  }
+}
+
+void PrintResult(const json& r) {
+  std::vector<std::vector<std::string>> rows;
+  std::string kind = r.value("kind", "");
+  if (kind == "trends") {
+    std::vector<std::string> head{"date"};
+    for (const auto& s : r["series"]) {
+      std::string l = s["label"].get<std::string>();
+      if (!s["breakdown_value"].is_null()) l += " [" + Cell(s["breakdown_value"]) + "]";
+      head.push_back(l);
+    }
+    rows.push_back(head);
+    if (!r["series"].empty()) {
+      const auto& dates = r["series"][0]["dates"];
+      for (size_t i = 0; i < dates.size(); i++) {
+        std::vector<std::string> row{dates[i].get<std::string>()};
+        for (const auto& s : r["series"]) row.push_back(Cell(s["values"][i]));
+        rows.push_back(row);
+      }
+    }
+  } else if (kind == "funnel") {
+    rows.push_back({"step", "event", "count", "from start", "from previous", "median s"});
+    for (const auto& s : r["steps"])
+      rows.push_back({Cell(s["order"]), Cell(s["label"]), Cell(s["count"]), Cell(s["conversion_from_start"]),
+                      Cell(s["conversion_from_previous"]), Cell(s["median_seconds_from_previous"])});
+  } else if (kind == "retention") {
+    std::vector<std::string> head{"cohort", "size"};
+    int periods = r.value("periods", 0);
+    for (int k = 0; k < periods; k++) head.push_back(std::to_string(k));
+    rows.push_back(head);
+    for (const auto& c : r["cohorts"]) {
+      std::vector<std::string> row{Cell(c["date"]) + (c.contains("breakdown_value") ? " " + Cell(c["breakdown_value"]) : ""),
+                                   Cell(c["size"])};
+      for (const auto& v : c["values"]) row.push_back(Cell(v));
+      rows.push_back(row);
+    }
+  }
+  PrintTable(rows);
+  if (r.contains("took_ms")) std::printf("(%.1f ms)\n", r["took_ms"].get<double>());
+}
+
+}  // namespace
+
+int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
+  std::string text;
+  if (o.json_file == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    text = ss.str();
+  } else {
+    auto t = ReadFile(o.json_file);
+    if (!t.ok()) return Fail(t.status());
+    text = *t;
+  }
+  json q;
+  try {
+    q = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return Fail(InvalidArgument(o.json_file + ": malformed JSON: " + e.what()));
+  }
+  auto reg = OpenRegistry(g, false);
+  if (!reg.ok()) return Fail(reg.status());
+  auto p = (*reg)->OpenProject(o.project);
+  if (!p.ok()) return Fail(p.status());
+  std::string format = o.format.empty() ? (isatty(1) ? "table" : "json") : o.format;
+  if (format != "table" && format != "json") return Fail(InvalidArgument("--format: expected table or json"));
+  auto out = RunQuery(q, *(*p)->store, (*p)->tz);
+  if (!out.ok()) return Fail(out.status());
+  if (format == "json") std::printf("%s\n", out->dump().c_str());
+  else PrintResult(*out);
+  return 0;
+}
+
+// ---------------------------------------------------------------- demo
+
+int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o) {
+  auto reg = OpenRegistry(g, false);
+  if (!reg.ok()) return Fail(reg.status());
+  if (!(*reg)->Get(o.project).ok()) {
+    auto c = (*reg)->Create(o.project, o.timezone);
+    if (!c.ok()) return Fail(c.status());
+    std::printf("created project %s\nwrite key  %s\nsecret key %s\n", o.project.c_str(), c->info.write_key.c_str(),
+                c->secret_key.c_str());
+  }
+  auto p = (*reg)->OpenProject(o.project);
+  if (!p.ok()) return Fail(p.status());
+  DemoOptions d;
+  d.users = o.users;
+  d.days = o.days;
+  d.seed = o.seed;
+  d.last_day = (*p)->tz.LocalDay(NowMs());
+  if (Status st = FillDemo(**p, d); !st.ok()) return Fail(st);
+  StoreStats s = (*p)->store->Stats();
+  std::printf("project %s: %s events, %s persons, %s bytes on disk\n", o.project.c_str(), Thousands(s.segment_rows).c_str(),
+              Thousands(s.persons).c_str(), Thousands(s.segment_bytes).c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- check
+
+int RunCheck(const GlobalOptions& g, bool verbose) {
+  int problems = 0, warnings = 0;
+  auto problem = [&](const std::string& m) {
+    problems++;
+    std::printf("PROBLEM  %s\n", m.c_str());
+  };
+  auto warn = [&](const std::string& m) {
+    warnings++;
+    std::printf("warning  %s\n", m.c_str());
+  };
+  if (!FileExists(g.data)) {
+    std::printf("PROBLEM  data directory %s does not exist\n", g.data.c_str());
+    return 1;
+  }
+  auto projects = ListDir(g.data + "/projects");
+  if (!projects.ok()) {
+    problem(projects.status().message());
+    return 1;
+  }
+  uint64_t total_rows = 0, total_segments = 0;
+  for (const auto& name : *projects) {
+    std::string dir = g.data + "/projects/" + name;
+    // Identity log.
+    uint64_t dids = 0;
+    auto idseqs = ListWalFiles(dir + "/identity");
+    if (idseqs.ok()) {
+      for (uint64_t s : *idseqs) {
+        WalReplayStats st;
+        Status rs = ReplayWal(dir + "/identity", s, false, [&](std::string_view p) {
+          // Count new-did records (type 1) to bound did references (format: storage/identity.cc).
+          BinReader r(p);
+          while (r.remaining() > 0 && r.ok()) {
+            uint8_t t = r.U8();
+            if (t == 1) {
+              r.Str();
+              dids++;
+            } else if (t == 2) {
+              r.U32();
+              r.U32();
+            } else if (t == 3 || t == 4) {
+              r.U32();
+              uint32_t n = r.U32();
+              for (uint32_t i = 0; i < n && r.ok(); i++) {
+                r.Str();
+                if (r.U8() == 0) r.F64();
+                else r.Str();
+              }
+            } else {
+              break;
+            }
+          }
+          return Status::OK();
+        }, &st);
+        if (!rs.ok()) problem(rs.message());
+        if (st.truncated_bytes)
+          warn(dir + "/identity/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) +
+               " bytes (removed at next start)");
+      }
+    }
+    // CHECKPOINT.
+    unsigned long long gen = 0, through = 0;
+    if (FileExists(dir + "/CHECKPOINT")) {
+      auto cp = ReadFile(dir + "/CHECKPOINT");
+      int v = 0;
+      if (!cp.ok() || std::sscanf(cp->c_str(), "northstar-checkpoint %d\ngeneration %llu\nwal_through %llu", &v, &gen, &through) != 3)
+        problem(dir + "/CHECKPOINT: malformed");
+    }
+    // WAL.
+    auto seqs = ListWalFiles(dir + "/wal");
+    if (seqs.ok()) {
+      for (uint64_t s : *seqs) {
+        WalReplayStats st;
+        Status rs = ReplayWal(dir + "/wal", s, false, [](std::string_view) { return Status::OK(); }, &st);
+        if (!rs.ok()) problem(rs.message());
+        if (st.truncated_bytes)
+          warn(dir + "/wal/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) +
+               " bytes (an unacknowledged write; removed at next start)");
+      }
+    }
+    // Segments: checksums, full decode, invariants.
+    auto names = ListDir(dir + "/segments");
+    if (!names.ok()) {
+      problem(names.status().message());
+      continue;
+    }
+    EventDict dict;
+    for (const auto& n : *names) {
+      if (n.size() < 5 || n.substr(n.size() - 5) != ".nseg") continue;
+      std::string path = dir + "/segments/" + n;
+      auto info = OpenSegment(path, dict);
+      if (!info.ok()) {
+        problem(info.status().message());
+        continue;
+      }
+      if (info->meta.generation > gen) warn(path + ": generation " + std::to_string(info->meta.generation) +
+                                            " is newer than the checkpoint (an unfinished flush; removed at next start)");
+      try {
+        const Block& b = *info->block;
+        const auto& ts = b.ts();
+        const auto& did = b.did();
+        std::vector<uint8_t> has;
+        std::vector<Uuid> ids;
+        b.ReadUuids(&has, &ids);
+        for (const auto& k : b.prop_keys()) (void)b.prop(k);
+        int64_t mn = INT64_MAX, mx = INT64_MIN;
+        bool bad_day = false, bad_did = false;
+        for (size_t i = 0; i < b.size(); i++) {
+          mn = std::min(mn, ts[i]);
+          mx = std::max(mx, ts[i]);
+          int64_t day = ts[i] >= 0 ? ts[i] / kMsPerDay : -((-ts[i] + kMsPerDay - 1) / kMsPerDay);
+          if (day != info->meta.partition_day) bad_day = true;
+          if (did[i] >= dids) bad_did = true;
+        }
+        if (b.size() && (mn != b.min_ts() || mx != b.max_ts())) problem(path + ": footer min/max timestamps do not match the rows");
+        if (bad_day) problem(path + ": rows outside partition day " + std::to_string(info->meta.partition_day));
+        if (bad_did) problem(path + ": rows reference distinct ids missing from the identity log");
+        total_rows += b.size();
+        total_segments++;
+        if (verbose) std::printf("ok       %s  %zu rows\n", path.c_str(), b.size());
+      } catch (const std::exception& e) {
+        problem(e.what());
+      }
+    }
+  }
+  std::printf("checked %llu segments, %llu events: %d problems, %d warnings\n",
+              static_cast<unsigned long long>(total_segments), static_cast<unsigned long long>(total_rows), problems, warnings);
+  return problems ? 1 : 0;
+}
+
+// ---------------------------------------------------------------- admin
+
+int RunAdmin(const GlobalOptions& g, const AdminOptions& o) {
+  auto reg = ProjectRegistry::Open(g.data);
+  if (!reg.ok()) return Fail(reg.status());
+  if (o.action == "create-project") {
+    auto c = (*reg)->Create(o.name, o.timezone);
+    if (!c.ok()) return Fail(c.status());
+    if (o.format == "json") {
+      json j{{"project", c->info.name}, {"write_key", c->info.write_key}, {"secret_key", c->secret_key}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("created project %s (time zone %s)\nwrite key  %s   (ingest only; safe to ship in apps)\n"
+                  "secret key %s   (read and admin; shown once, keep it safe)\n",
+                  c->info.name.c_str(), c->info.timezone.c_str(), c->info.write_key.c_str(), c->secret_key.c_str());
+    }
+    return 0;
+  }
+  if (o.action == "list-projects") {
+    auto list = (*reg)->List();
+    if (o.format == "json") {
+      json arr = json::array();
+      for (const auto& p : list) arr.push_back({{"project", p.name}, {"timezone", p.timezone}, {"write_key", p.write_key}});
+      std::printf("%s\n", arr.dump().c_str());
+    } else {
+      for (const auto& p : list) std::printf("%-24s %-20s %s\n", p.name.c_str(), p.timezone.c_str(), p.write_key.c_str());
+    }
+    return 0;
+  }
+  if (o.action == "rotate-secret") {
+    auto k = (*reg)->RotateSecretKey(o.name);
+    if (!k.ok()) return Fail(k.status());
+    if (o.format == "json") std::printf("%s\n", json{{"project", o.name}, {"secret_key", *k}}.dump().c_str());
+    else std::printf("new secret key for %s: %s (the old one no longer works)\n", o.name.c_str(), k->c_str());
+    return 0;
+  }
+  return Fail(InvalidArgument("unknown admin action '" + o.action + "'"));
+}
+
+}  // namespace ns

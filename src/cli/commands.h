@@ -1,0 +1,67 @@
+// The northstar sub-commands. main.cc parses flags (CLI11) into these option structs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ingest/native_parser.h"
+#include "storage/event_store.h"
+
+namespace ns {
+
+struct GlobalOptions {
+  std::string data = "./data";
+  StoreOptions store;
+  IngestLimits limits;
+};
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  bool demo = false;  // create and fill project "demo" when the data directory has no project
+  int demo_users = 20'000;
+  int demo_days = 90;
+  int threads = 32;
+};
+
+struct ImportOptions {
+  std::string file;
+  std::string project;
+  std::string format;  // csv | ndjson; empty = by extension
+  std::vector<std::string> maps;  // "col=field"
+  bool dry_run = false;
+  std::string time_unit = "auto";  // auto | s | ms for numeric timestamps
+  size_t batch = 50'000;
+  bool progress = true;
+  std::string errors_file;  // write every bad line here
+};
+
+struct QueryOptions {
+  std::string project;
+  std::string json_file;  // "-" = stdin
+  std::string format;     // table | json; empty = table on a TTY
+};
+
+struct DemoCmdOptions {
+  std::string project = "demo";
+  std::string timezone = "Asia/Shanghai";
+  int users = 20'000;
+  int days = 90;
+  uint64_t seed = 42;
+};
+
+struct AdminOptions {
+  std::string action;  // create-project | list-projects | rotate-secret
+  std::string name;
+  std::string timezone = "Asia/Shanghai";
+  std::string format = "text";
+};
+
+int RunServe(const GlobalOptions& g, const ServeOptions& o);
+int RunImport(const GlobalOptions& g, const ImportOptions& o);
+int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o);
+int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o);
+int RunCheck(const GlobalOptions& g, bool verbose);
+int RunAdmin(const GlobalOptions& g, const AdminOptions& o);
+
+}  // namespace ns

@@ -1,0 +1,153 @@
+// northstar: one binary, sub-commands serve, import, query, demo, check, admin.
+// Settings come from (highest first) flags, NORTHSTAR_* environment variables, a TOML
+// config file (--config / NORTHSTAR_CONFIG), then defaults. See docs/configuration.md.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <toml++/toml.h>
+
+#include "cli/commands.h"
+
+namespace {
+
+// Finds --config FILE (or NORTHSTAR_CONFIG) before the real parse, so the file can
+// provide defaults that flags and environment variables then override.
+std::string FindConfig(int argc, char** argv) {
+  for (int i = 1; i < argc; i++) {
+    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) return argv[i + 1];
+    if (std::strncmp(argv[i], "--config=", 9) == 0) return argv[i] + 9;
+  }
+  const char* env = std::getenv("NORTHSTAR_CONFIG");
+  return env ? env : "";
+}
+
+template <typename T>
+void Set(const toml::table& t, const char* path, T& out) {
+  if (auto v = t.at_path(path).value<T>()) out = *v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("northstar");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  ns::GlobalOptions g;
+  ns::ServeOptions serve;
+  ns::ImportOptions import;
+  ns::QueryOptions query;
+  ns::DemoCmdOptions demo;
+  ns::AdminOptions admin;
+  std::string log_level = "info";
+  int64_t flush_rows = static_cast<int64_t>(g.store.flush_rows);
+  int64_t max_event = static_cast<int64_t>(g.limits.max_event_bytes), max_body = static_cast<int64_t>(g.limits.max_body_bytes);
+
+  std::string config = FindConfig(argc, argv);
+  if (!config.empty()) {
+    try {
+      toml::table t = toml::parse_file(config);
+      Set(t, "data", g.data);
+      Set(t, "log_level", log_level);
+      Set(t, "server.host", serve.host);
+      Set(t, "server.port", serve.port);
+      Set(t, "server.threads", serve.threads);
+      Set(t, "storage.flush_rows", flush_rows);
+      Set(t, "storage.flush_interval_ms", g.store.flush_interval_ms);
+      Set(t, "ingest.max_event_bytes", max_event);
+      Set(t, "ingest.max_body_bytes", max_body);
+    } catch (const toml::parse_error& e) {
+      std::fprintf(stderr, "error: config %s: %s (line %u)\n", config.c_str(), std::string(e.description()).c_str(),
+                   e.source().begin.line);
+      return 1;
+    }
+  }
+
+  CLI::App app{"Northstar: self-hosted growth operations (events, funnels, retention, scenarios)", "northstar"};
+  app.set_version_flag("--version", "northstar 0.1.0");
+  app.require_subcommand(1);
+  app.add_option("--config", config, "TOML config file")->envname("NORTHSTAR_CONFIG");
+  auto add_common = [&](CLI::App* c) {
+    c->add_option("--data", g.data, "data directory")->envname("NORTHSTAR_DATA")->capture_default_str();
+    c->add_option("--log-level", log_level, "trace, debug, info, warn, error")->envname("NORTHSTAR_LOG_LEVEL");
+  };
+
+  auto* s = app.add_subcommand("serve", "run the HTTP server");
+  add_common(s);
+  s->add_option("--host", serve.host, "address to listen on")->envname("NORTHSTAR_HOST")->capture_default_str();
+  s->add_option("--port", serve.port, "port (0 = any free port)")->envname("NORTHSTAR_PORT")->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  s->add_flag("--demo,!--no-demo", serve.demo, "on first start, create project 'demo' with generated data");
+  s->add_option("--demo-users", serve.demo_users, "demo dataset users")->check(CLI::Range(1, 10'000'000));
+  s->add_option("--demo-days", serve.demo_days, "demo dataset days")->check(CLI::Range(1, 3650));
+  s->add_option("--threads", serve.threads, "HTTP worker threads")->envname("NORTHSTAR_THREADS")->check(CLI::Range(1, 1024));
+  s->add_option("--flush-rows", flush_rows, "memtable rows that trigger a flush")->envname("NORTHSTAR_FLUSH_ROWS")
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
+  s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")->envname("NORTHSTAR_MAX_BODY_BYTES");
+  s->add_option("--max-event-bytes", max_event, "largest single event")->envname("NORTHSTAR_MAX_EVENT_BYTES");
+
+  auto* im = app.add_subcommand("import", "import events from a CSV or NDJSON file");
+  add_common(im);
+  im->add_option("file", import.file, "file to import ('-' = stdin)")->required();
+  im->add_option("--project,-p", import.project, "project name")->required()->envname("NORTHSTAR_PROJECT");
+  im->add_option("--format", import.format, "csv or ndjson (default: by file extension)");
+  im->add_option("--map", import.maps, "COLUMN=FIELD: field is event, distinct_id, timestamp, uuid, "
+                                        "properties.NAME, person.NAME or - (skip)");
+  im->add_flag("--dry-run", import.dry_run, "validate only, store nothing");
+  im->add_option("--time-unit", import.time_unit, "numeric timestamps: auto (seconds if < 1e11), s or ms")->capture_default_str();
+  im->add_option("--batch", import.batch, "events per batch")->check(CLI::Range(1, 10'000'000));
+  im->add_flag("--progress,!--no-progress", import.progress, "progress bar on a terminal");
+  im->add_option("--errors-file", import.errors_file, "write every rejected line's error here");
+
+  auto* q = app.add_subcommand("query", "run a query (JSON as for POST /api/v1/query)");
+  add_common(q);
+  q->add_option("--project,-p", query.project, "project name")->required()->envname("NORTHSTAR_PROJECT");
+  q->add_option("--json", query.json_file, "file with the query JSON ('-' = stdin)")->required();
+  q->add_option("--format", query.format, "table or json (default: table on a terminal)");
+
+  auto* d = app.add_subcommand("demo", "create a project filled with generated demo data");
+  add_common(d);
+  d->add_option("--project,-p", demo.project, "project name")->capture_default_str();
+  d->add_option("--tz", demo.timezone, "time zone of a new project")->capture_default_str();
+  d->add_option("--users", demo.users, "users")->check(CLI::Range(1, 10'000'000))->capture_default_str();
+  d->add_option("--days", demo.days, "days")->check(CLI::Range(1, 3650))->capture_default_str();
+  d->add_option("--seed", demo.seed, "random seed")->capture_default_str();
+
+  bool verbose = false;
+  auto* c = app.add_subcommand("check", "verify every checksum and invariant of a data directory");
+  add_common(c);
+  c->add_flag("--verbose,-v", verbose, "list every file checked");
+
+  auto* a = app.add_subcommand("admin", "projects and keys");
+  add_common(a);
+  a->require_subcommand(1);
+  auto* cp = a->add_subcommand("create-project", "create a project and print its keys");
+  cp->add_option("name", admin.name, "project name (a-z, 0-9, _ and -)")->required();
+  cp->add_option("--tz", admin.timezone, "IANA time zone")->capture_default_str();
+  cp->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* lp = a->add_subcommand("list-projects", "list projects");
+  lp->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* rs = a->add_subcommand("rotate-secret", "issue a new secret key for a project");
+  rs->add_option("name", admin.name, "project name")->required();
+  rs->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  g.store.flush_rows = static_cast<size_t>(flush_rows);
+  g.limits.max_event_bytes = static_cast<size_t>(max_event);
+  g.limits.max_body_bytes = static_cast<size_t>(max_body);
+
+  if (s->parsed()) return ns::RunServe(g, serve);
+  if (im->parsed()) return ns::RunImport(g, import);
+  if (q->parsed()) return ns::RunQueryCmd(g, query);
+  if (d->parsed()) return ns::RunDemo(g, demo);
+  if (c->parsed()) return ns::RunCheck(g, verbose);
+  if (a->parsed()) {
+    admin.action = cp->parsed() ? "create-project" : lp->parsed() ? "list-projects" : "rotate-secret";
+    return ns::RunAdmin(g, admin);
+  }
+  return 0;
+}

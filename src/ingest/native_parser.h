@@ -1,0 +1,58 @@
+// The native ingestion format (POST /api/v1/events, NDJSON import): JSON -> Event with
+// validation. Policy (docs/decisions.md): a bad event rejects only itself; whole-body
+// problems (malformed JSON, wrong top-level shape, body too large) reject the request.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time_zone.h"
+#include "storage/event.h"
+
+namespace ns {
+
+struct IngestLimits {
+  size_t max_event_bytes = 1u << 20;   // one event's JSON
+  size_t max_body_bytes = 20u << 20;   // one request body, after decompression
+  int64_t max_future_ms = 86'400'000;  // timestamps later than now + this are rejected
+  int64_t min_ts_ms = 946'684'800'000; // 2000-01-01T00:00:00Z
+  size_t max_name_chars = 200;
+  size_t max_distinct_id_chars = 200;
+};
+
+struct EventError {
+  size_t index = 0;   // position of the event in the batch (0-based); NDJSON: line - 1
+  std::string code;   // invalid_event | event_too_large | invalid_timestamp
+  std::string field;  // "events[3].timestamp"
+  std::string message;
+};
+
+struct ParsedBatch {
+  std::vector<Event> events;
+  std::vector<EventError> errors;
+};
+
+// Parses a body: a JSON array of events, {"events":[...]}, or (ndjson) one event per line.
+StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const TimeZone& tz, int64_t now_ms,
+                                       const IngestLimits& limits);
+
+// Converts one JSON event; `where` prefixes field names ("events[3]").
+// On failure returns the error (its field() names the offending field).
+Status EventFromJson(const nlohmann::json& j, const std::string& where, const TimeZone& tz, int64_t now_ms,
+                     const IngestLimits& limits, Event* out);
+
+// Validates a timestamp against the limits; message says why it was rejected.
+Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field);
+
+// Converts a JSON value to a property value (objects and arrays keep their JSON text).
+PropValue PropValueFromJson(const nlohmann::json& v);
+
+// Number of UTF-8 code points in s (s is valid UTF-8).
+size_t Utf8Length(std::string_view s);
+
+}  // namespace ns

@@ -1,0 +1,347 @@
+// Funnels. Semantics (docs/queries.md §Funnels):
+// - A person enters on a first-step event with timestamp in [date_from, date_to] (local days).
+// - Step k (k >= 1) is a different event occurrence, at or after step k-1's event in the
+//   person's timeline order, with ts <= entry ts + window. Timeline order is (ts, lowest
+//   step index the event matches, ...): at equal timestamps earlier steps come first, so
+//   "order" and "pay" logged in the same second convert.
+// - ordered: other events may come between steps; strict: none may (any event of the person
+//   in [date_from, date_to + window] counts); unordered: the steps in any order within
+//   the window from the first one (a maximum matching of events to steps).
+// - A person counts at every step reached by any entry ("deepest step reached by any entry").
+// - Optional steps may be skipped; an optional step counts persons who did it on a path.
+// - Exclusion {event, from_step, to_step}: a path that has reached from_step but not yet
+//   to_step dies when the exclusion event occurs (ordered and strict funnels).
+// - Breakdown: the value on the person's first entry event ("first touch").
+//
+// Algorithm (ordered, strict): one pass over the person's timeline keeping, per step k, the
+// path with the latest entry that reached k (a later entry leaves the most window for the
+// rest); an event matching step k extends the best path at k-1 (ClickHouse windowFunnel's
+// idea). Cost is O(events x steps matched per event), independent of the step count for
+// events that match one step: 30 steps cost about what 5 do.
+#include <algorithm>
+#include <map>
+
+#include "query/operators.h"
+#include "query/scan.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kOtherBit = 1ULL << 63;
+constexpr int kExclShift = 32;
+
+struct Path {
+  bool valid = false;
+  int64_t start = 0;
+  int64_t last_done = 0;  // ts of the last step actually done
+};
+
+struct PersonResult {
+  uint32_t reached = 0;        // bit k: step k reached
+  int64_t conv_ms[kMaxFunnelSteps];  // time from the previous done step when first reached
+  uint32_t group = 0;
+};
+
+class FunnelEvaluator {
+ public:
+  FunnelEvaluator(const FunnelQuery& q, int64_t entry_from, int64_t entry_to)
+      : q_(q), n_(static_cast<int>(q.steps.size())), entry_from_(entry_from), entry_to_(entry_to) {}
+
+  PersonResult Evaluate(const TimelineEntry* e, size_t count) const {
+    PersonResult r;
+    if (q_.order == FunnelOrder::kUnordered) Unordered(e, count, &r);
+    else Sequential(e, count, &r);
+    return r;
+  }
+
+ private:
+  bool InEntryRange(int64_t ts) const { return ts >= entry_from_ && ts < entry_to_; }
+
+  // Best path that may advance to step k: at k-1, or skipping optional steps below k.
+  const Path* Eff(const Path* lv, int k) const {
+    const Path* best = nullptr;
+    for (int j = k - 1; j >= 0; j--) {
+      if (lv[j].valid && (!best || lv[j].start > best->start)) best = &lv[j];
+      if (!q_.steps[j].optional) break;
+    }
+    return best;
+  }
+
+  void Sequential(const TimelineEntry* e, size_t count, PersonResult* r) const {
+    Path lv[kMaxFunnelSteps], next[kMaxFunnelSteps];
+    const bool strict = q_.order == FunnelOrder::kStrict;
+    const uint64_t step_bits = n_ >= 64 ? ~0ULL : ((1ULL << n_) - 1);
+    bool entered = false;
+    for (size_t i = 0; i < count; i++) {
+      const uint64_t steps = e[i].tag & step_bits;
+      const int64_t ts = e[i].ts;
+      Path* target = lv;
+      if (strict) {
+        for (int k = 0; k < n_; k++) next[k].valid = false;
+        target = next;
+      }
+      for (uint64_t m = steps & ~1ULL; m;) {
+        int k = 63 - __builtin_clzll(m);  // highest first: one event fills one step per path
+        m &= ~(1ULL << k);
+        const Path* prev = Eff(lv, k);
+        if (!prev || ts - prev->start > q_.window_ms) continue;
+        if (!target[k].valid || prev->start > target[k].start) {
+          Path p = *prev;
+          int64_t last = p.last_done;
+          p.last_done = ts;
+          target[k] = p;
+          if (!(r->reached & (1u << k))) {
+            r->reached |= 1u << k;
+            r->conv_ms[k] = ts - last;
+          }
+        }
+      }
+      if ((steps & 1) && InEntryRange(ts)) {
+        target[0] = Path{true, ts, ts};
+        if (!entered) {
+          entered = true;
+          r->group = e[i].aux;
+          r->reached |= 1;
+          r->conv_ms[0] = 0;
+        }
+      }
+      if (strict)
+        for (int k = 0; k < n_; k++) lv[k] = next[k];
+      uint64_t excl = (e[i].tag >> kExclShift) & 0x7fffffffULL;
+      while (excl) {
+        int x = __builtin_ctzll(excl);
+        excl &= excl - 1;
+        const auto& ex = q_.exclusions[static_cast<size_t>(x)];
+        for (int k = ex.from_step; k < ex.to_step; k++) lv[k].valid = false;
+      }
+    }
+  }
+
+  // Maximum matching of steps to distinct events (Kuhn's algorithm; steps <= 30).
+  static bool Augment(int step, const std::vector<uint64_t>& masks, std::vector<int>& match_of_event,
+                      uint64_t& visited_events) {
+    for (size_t ev = 0; ev < masks.size(); ev++) {
+      if (!(masks[ev] & (1ULL << step)) || (visited_events & (1ULL << ev))) continue;
+      visited_events |= 1ULL << ev;
+      if (match_of_event[ev] < 0 || Augment(match_of_event[ev], masks, match_of_event, visited_events)) {
+        match_of_event[ev] = step;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void Unordered(const TimelineEntry* e, size_t count, PersonResult* r) const {
+    const uint64_t step_bits = (1ULL << n_) - 1;
+    int best = 0;
+    bool entered = false;
+    size_t window_first = 0;
+    for (size_t i = 0; i < count && best < n_; i++) {
+      if (!(e[i].tag & step_bits) || !InEntryRange(e[i].ts)) continue;
+      if (!entered) {
+        entered = true;
+        r->group = e[i].aux;
+      }
+      while (e[window_first].ts < e[i].ts) window_first++;
+      // Events in the window, at most n_ per distinct step mask (more cannot help).
+      std::vector<uint64_t> masks;
+      std::map<uint64_t, int> per_mask;
+      for (size_t j = window_first; j < count && e[j].ts - e[i].ts <= q_.window_ms && masks.size() < 64; j++) {
+        uint64_t m = e[j].tag & step_bits;
+        if (!m || per_mask[m]++ >= n_) continue;
+        masks.push_back(m);
+      }
+      std::vector<int> match(masks.size(), -1);
+      int size = 0;
+      for (int s = 0; s < n_; s++) {
+        uint64_t visited = 0;
+        if (Augment(s, masks, match, visited)) size++;
+      }
+      best = std::max(best, size);
+    }
+    for (int k = 0; k < best; k++) {
+      r->reached |= 1u << k;
+      r->conv_ms[k] = -1;
+    }
+  }
+
+  const FunnelQuery& q_;
+  const int n_;
+  const int64_t entry_from_, entry_to_;
+};
+
+struct GroupAgg {
+  std::vector<uint64_t> count;
+  std::vector<std::vector<int64_t>> conv;  // conversion times (ms) per step
+  std::vector<uint64_t> drop_count;
+  std::vector<std::vector<uint32_t>> drop_persons;
+};
+
+json StepsJson(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer, bool with_persons) {
+  json steps = json::array();
+  const size_t n = q.steps.size();
+  for (size_t k = 0; k < n; k++) {
+    json s;
+    s["event"] = q.steps[k].event;
+    s["label"] = q.steps[k].label;
+    s["order"] = k;
+    s["optional"] = q.steps[k].optional;
+    s["count"] = g.count[k];
+    double c0 = static_cast<double>(g.count[0]);
+    s["conversion_from_start"] = g.count[0] ? static_cast<double>(g.count[k]) / c0 : 0.0;
+    if (k == 0) s["conversion_from_previous"] = g.count[0] ? 1.0 : 0.0;
+    else s["conversion_from_previous"] = g.count[k - 1] ? static_cast<double>(g.count[k]) / static_cast<double>(g.count[k - 1]) : 0.0;
+    auto& v = g.conv[k];
+    if (k == 0 || v.empty()) {
+      s["median_seconds_from_previous"] = nullptr;
+      s["average_seconds_from_previous"] = nullptr;
+    } else {
+      std::sort(v.begin(), v.end());
+      double med = v.size() % 2 ? static_cast<double>(v[v.size() / 2])
+                                : (static_cast<double>(v[v.size() / 2 - 1]) + static_cast<double>(v[v.size() / 2])) / 2;
+      double sum = 0;
+      for (int64_t x : v) sum += static_cast<double>(x);
+      s["median_seconds_from_previous"] = med / 1000.0;
+      s["average_seconds_from_previous"] = sum / static_cast<double>(v.size()) / 1000.0;
+    }
+    if (k > 0) {
+      json d;
+      d["count"] = g.drop_count[k];
+      if (with_persons) {
+        json ids = json::array();
+        for (uint32_t p : g.drop_persons[k]) ids.push_back(namer ? namer(p) : std::to_string(p));
+        d["persons"] = std::move(ids);
+      }
+      s["dropoff"] = std::move(d);
+    }
+    steps.push_back(std::move(s));
+  }
+  return steps;
+}
+
+}  // namespace
+
+StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const PersonNamer& namer) {
+  const size_t n = q.steps.size();
+  const int64_t entry_from = tz.DayStartMs(q.from_day), entry_to = tz.DayStartMs(q.to_day + 1);
+  const int64_t scan_to = entry_to + q.window_ms + 1;
+  const EventDict& dict = *snap.events;
+
+  // Per event code, the steps/exclusions it can match (before filters).
+  std::vector<uint64_t> by_code(dict.size() + 1, 0);
+  uint64_t any_mask = 0, filtered = 0;
+  std::vector<FilterSet> filters(n + q.exclusions.size());
+  for (size_t k = 0; k < n + q.exclusions.size(); k++) {
+    bool is_step = k < n;
+    const std::string& name = is_step ? q.steps[k].event : q.exclusions[k - n].event;
+    uint64_t bit = is_step ? (1ULL << k) : (1ULL << (kExclShift + (k - n)));
+    EventMatcher m = EventMatcher::Make(name, dict);
+    if (m.any) any_mask |= bit;
+    else if (!m.none && m.code < by_code.size()) by_code[m.code] |= bit;
+    std::vector<Filter> f = is_step ? q.filters : std::vector<Filter>{};
+    const auto& own = is_step ? q.steps[k].filters : q.exclusions[k - n].filters;
+    f.insert(f.end(), own.begin(), own.end());
+    if (!f.empty()) {
+      filters[k] = FilterSet(f, snap);
+      filtered |= bit;
+    }
+  }
+  const bool strict = q.order == FunnelOrder::kStrict;
+  BreakdownResolver breakdown(q.breakdown, snap);
+  std::vector<uint32_t> groups;
+  RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
+    if (!strict && !any_mask) {
+      bool any = false;
+      for (auto& [code, cnt] : b.event_counts())
+        if (code < by_code.size() && by_code[code]) any = true;
+      if (!any) return;
+    }
+    std::vector<FilterSet::BlockEval> evals(filters.size());
+    for (size_t k = 0; k < filters.size(); k++)
+      if (!filters[k].empty()) evals[k] = filters[k].ForBlock(b);
+    const auto& ev = b.ev();
+    bool any_step0 = false;
+    for (size_t i = 0; i < b.size(); i++) {
+      uint64_t m = (ev[i] < by_code.size() ? by_code[ev[i]] : 0) | any_mask;
+      for (uint64_t f = m & filtered; f;) {
+        int k = __builtin_ctzll(f);
+        f &= f - 1;
+        size_t idx = k < kExclShift ? static_cast<size_t>(k) : n + static_cast<size_t>(k - kExclShift);
+        if (!evals[idx].Match(i)) m &= ~(1ULL << k);
+      }
+      if (!m && strict) m = kOtherBit;
+      (*tags)[i] = m;
+      any_step0 |= (m & 1) != 0;
+    }
+    if (breakdown.active() && any_step0) {
+      breakdown.Resolve(b, &groups);
+      for (size_t i = 0; i < b.size(); i++)
+        if ((*tags)[i] & 1) (*aux)[i] = groups[i];
+    }
+  };
+  const uint64_t order_mask = n >= 64 ? ~0ULL : ((1ULL << n) - 1);
+  Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask);
+
+  FunnelEvaluator eval(q, entry_from, entry_to);
+  std::map<uint32_t, GroupAgg> agg;  // group 0 also used for "no breakdown"
+  GroupAgg total;
+  auto init = [&](GroupAgg& g) {
+    g.count.assign(n, 0);
+    g.conv.assign(n, {});
+    g.drop_count.assign(n, 0);
+    g.drop_persons.assign(n, {});
+  };
+  init(total);
+  auto add = [&](GroupAgg& g, const PersonResult& r, uint32_t person) {
+    for (size_t k = 0; k < n; k++) {
+      if (r.reached & (1u << k)) {
+        g.count[k]++;
+        if (k > 0 && r.conv_ms[k] >= 0) g.conv[k].push_back(r.conv_ms[k]);
+      } else if (k > 0 && (r.reached & (1u << (k - 1)))) {
+        g.drop_count[k]++;
+        if (q.dropoff_limit == 0 || g.drop_persons[k].size() < q.dropoff_limit) g.drop_persons[k].push_back(person);
+      }
+    }
+  };
+  for (size_t i = 0; i < tl.persons.size(); i++) {
+    const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
+    size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
+    PersonResult r = eval.Evaluate(e, cnt);
+    if (!r.reached) continue;
+    add(total, r, tl.persons[i]);
+    if (breakdown.active()) {
+      auto [it, ins] = agg.try_emplace(r.group);
+      if (ins) init(it->second);
+      add(it->second, r, tl.persons[i]);
+    }
+  }
+  json out;
+  out["kind"] = "funnel";
+  out["timezone"] = tz.name();
+  out["order"] = q.order == FunnelOrder::kOrdered ? "ordered" : q.order == FunnelOrder::kStrict ? "strict" : "unordered";
+  out["window_seconds"] = q.window_ms / 1000;
+  out["date_from"] = FormatDate(q.from_day);
+  out["date_to"] = FormatDate(q.to_day);
+  out["steps"] = StepsJson(q, total, namer, true);
+  json bds = json::array();
+  if (breakdown.active()) {
+    std::vector<std::pair<uint32_t, GroupAgg*>> order;
+    for (auto& [g, a] : agg) order.push_back({g, &a});
+    std::stable_sort(order.begin(), order.end(),
+                     [](auto& a, auto& b) { return a.second->count[0] > b.second->count[0]; });
+    if (order.size() > q.breakdown_limit) order.resize(q.breakdown_limit);
+    for (auto& [g, a] : order) {
+      json bj;
+      bj["breakdown_value"] = breakdown.Value(g);
+      bj["steps"] = StepsJson(q, *a, namer, false);
+      bds.push_back(std::move(bj));
+    }
+  }
+  out["breakdowns"] = std::move(bds);
+  return out;
+}
+
+}  // namespace ns

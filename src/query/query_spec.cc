@@ -1,0 +1,305 @@
+#include "query/query_spec.h"
+
+#include "ingest/native_parser.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+std::string TypeName(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "boolean";
+  if (v.is_string()) return "string";
+  if (v.is_object()) return "object";
+  if (v.is_array()) return "array";
+  return "number";
+}
+
+Status ExpectType(const json& v, json::value_t t, const std::string& field, const char* what) {
+  bool ok = t == json::value_t::number_integer ? v.is_number_integer() : v.type() == t;
+  if (t == json::value_t::number_float) ok = v.is_number();
+  if (!ok) return InvalidArgument(field + ": expected " + what + ", got " + TypeName(v), field);
+  return Status::OK();
+}
+
+StatusOr<std::string> GetString(const json& j, const char* key, const std::string& prefix, bool required,
+                                std::string def = {}) {
+  std::string field = prefix.empty() ? key : prefix + "." + key;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) return InvalidArgument(field + ": required field is missing", field);
+    return def;
+  }
+  NS_RETURN_IF_ERROR(ExpectType(*it, json::value_t::string, field, "a string"));
+  return it->get<std::string>();
+}
+
+StatusOr<int64_t> GetInt(const json& j, const char* key, const std::string& prefix, int64_t def, int64_t lo, int64_t hi) {
+  std::string field = prefix.empty() ? key : prefix + "." + key;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  if (!it->is_number_integer() && !(it->is_number_float() && it->get<double>() == static_cast<int64_t>(it->get<double>())))
+    return InvalidArgument(field + ": expected an integer, got " + TypeName(*it), field);
+  int64_t v = it->get<int64_t>();
+  if (v < lo || v > hi)
+    return InvalidArgument(field + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
+                               std::to_string(hi) + "]",
+                           field);
+  return v;
+}
+
+StatusOr<bool> GetBool(const json& j, const char* key, const std::string& prefix, bool def) {
+  std::string field = prefix.empty() ? key : prefix + "." + key;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  NS_RETURN_IF_ERROR(ExpectType(*it, json::value_t::boolean, field, "true or false"));
+  return it->get<bool>();
+}
+
+Status ParseDateRange(const json& j, int32_t* from, int32_t* to) {
+  NS_ASSIGN_OR_RETURN(std::string f, GetString(j, "date_from", "", true));
+  NS_ASSIGN_OR_RETURN(std::string t, GetString(j, "date_to", "", true));
+  NS_ASSIGN_OR_RETURN(*from, ParseDate(f, "date_from"));
+  NS_ASSIGN_OR_RETURN(*to, ParseDate(t, "date_to"));
+  if (*to < *from) return InvalidArgument("date_to (" + t + ") is before date_from (" + f + ")", "date_to");
+  if (*to - *from > 3660) return InvalidArgument("date range is longer than 10 years", "date_to");
+  return Status::OK();
+}
+
+PropertyRef MakeRef(const std::string& s) {
+  PropertyRef r;
+  r.display = s;
+  if (s.rfind("person.", 0) == 0) {
+    r.person = true;
+    r.name = s.substr(7);
+  } else {
+    r.name = s;
+  }
+  return r;
+}
+
+StatusOr<Math> ParseMath(const std::string& s, const std::string& field) {
+  if (s == "total") return Math::kTotal;
+  if (s == "dau") return Math::kDau;
+  if (s == "sum") return Math::kSum;
+  if (s == "avg") return Math::kAvg;
+  if (s == "min") return Math::kMin;
+  if (s == "max") return Math::kMax;
+  if (s == "p50") return Math::kP50;
+  if (s == "p90") return Math::kP90;
+  return InvalidArgument(field + ": unknown math '" + s + "' (expected total, dau, sum, avg, min, max, p50 or p90)", field);
+}
+
+StatusOr<std::optional<PropertyRef>> ParseBreakdownOne(const json& j, const std::string& field) {
+  auto it = j.find("breakdown");
+  if (it == j.end() || it->is_null()) return std::optional<PropertyRef>();
+  if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) return std::optional<PropertyRef>(MakeRef((*it)[0]));
+  if (!it->is_string() || it->get_ref<const std::string&>().empty())
+    return InvalidArgument(field + ": expected a property name", field);
+  return std::optional<PropertyRef>(MakeRef(*it));
+}
+
+StatusOr<Query> ParseTrends(const json& j) {
+  TrendsQuery q;
+  NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
+  NS_ASSIGN_OR_RETURN(std::string iv, GetString(j, "interval", "", false, "day"));
+  NS_ASSIGN_OR_RETURN(q.interval, ParseInterval(iv));
+  if (q.interval == Interval::kHour && q.to_day - q.from_day > 93)
+    return InvalidArgument("interval: hour is limited to ranges of at most 94 days", "interval");
+  NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
+  NS_ASSIGN_OR_RETURN(q.breakdown, ParseBreakdownOne(j, "breakdown"));
+  NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "breakdown_limit", "", 25, 1, 1000));
+  q.breakdown_limit = static_cast<size_t>(lim);
+  auto s = j.find("series");
+  if (s == j.end()) return InvalidArgument("series: required field is missing", "series");
+  if (!s->is_array() || s->empty()) return InvalidArgument("series: expected a non-empty array", "series");
+  if (s->size() > 20) return InvalidArgument("series: at most 20 series per query", "series");
+  for (size_t i = 0; i < s->size(); i++) {
+    const json& sj = (*s)[i];
+    std::string f = "series[" + std::to_string(i) + "]";
+    if (!sj.is_object()) return InvalidArgument(f + ": expected an object", f);
+    TrendsSeries ts;
+    NS_ASSIGN_OR_RETURN(ts.event, GetString(sj, "event", f, true));
+    if (ts.event.empty()) return InvalidArgument(f + ".event: must not be empty", f + ".event");
+    NS_ASSIGN_OR_RETURN(std::string math, GetString(sj, "math", f, false, "total"));
+    NS_ASSIGN_OR_RETURN(ts.math, ParseMath(math, f + ".math"));
+    NS_ASSIGN_OR_RETURN(ts.property, GetString(sj, "property", f, false));
+    if (ts.math != Math::kTotal && ts.math != Math::kDau && ts.property.empty())
+      return InvalidArgument(f + ".property: math '" + math + "' needs a numeric property", f + ".property");
+    NS_ASSIGN_OR_RETURN(ts.filters, ParseFilters(sj.value("filters", json::array()), f + ".filters"));
+    NS_ASSIGN_OR_RETURN(ts.label, GetString(sj, "label", f, false, ts.event));
+    q.series.push_back(std::move(ts));
+  }
+  return Query(std::move(q));
+}
+
+StatusOr<Query> ParseFunnel(const json& j) {
+  FunnelQuery q;
+  NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
+  NS_ASSIGN_OR_RETURN(q.window_ms, GetInt(j, "window_seconds", "", 14 * 86400, 0, 366LL * 86400));
+  q.window_ms *= 1000;
+  NS_ASSIGN_OR_RETURN(std::string order, GetString(j, "order", "", false, "ordered"));
+  if (order == "ordered") q.order = FunnelOrder::kOrdered;
+  else if (order == "strict") q.order = FunnelOrder::kStrict;
+  else if (order == "unordered") q.order = FunnelOrder::kUnordered;
+  else return InvalidArgument("order: unknown order mode '" + order + "' (expected ordered, strict or unordered)", "order");
+  NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
+  auto s = j.find("steps");
+  if (s == j.end()) return InvalidArgument("steps: required field is missing", "steps");
+  if (!s->is_array() || s->size() < 1) return InvalidArgument("steps: expected a non-empty array", "steps");
+  if (s->size() > kMaxFunnelSteps)
+    return InvalidArgument("steps: " + std::to_string(s->size()) + " steps; at most " + std::to_string(kMaxFunnelSteps) +
+                               " are supported",
+                           "steps");
+  for (size_t i = 0; i < s->size(); i++) {
+    const json& sj = (*s)[i];
+    std::string f = "steps[" + std::to_string(i) + "]";
+    if (!sj.is_object()) return InvalidArgument(f + ": expected an object", f);
+    FunnelStep st;
+    NS_ASSIGN_OR_RETURN(st.event, GetString(sj, "event", f, true));
+    if (st.event.empty()) return InvalidArgument(f + ".event: must not be empty", f + ".event");
+    NS_ASSIGN_OR_RETURN(st.filters, ParseFilters(sj.value("filters", json::array()), f + ".filters"));
+    NS_ASSIGN_OR_RETURN(st.optional, GetBool(sj, "optional", f, false));
+    if (st.optional && i == 0) return InvalidArgument(f + ".optional: the first step cannot be optional", f + ".optional");
+    NS_ASSIGN_OR_RETURN(st.label, GetString(sj, "label", f, false, st.event));
+    q.steps.push_back(std::move(st));
+  }
+  if (q.steps.back().optional)
+    return InvalidArgument("steps[" + std::to_string(q.steps.size() - 1) + "].optional: the last step cannot be optional",
+                           "steps[" + std::to_string(q.steps.size() - 1) + "].optional");
+  auto b = j.find("breakdown");
+  if (b != j.end() && !b->is_null()) {
+    std::vector<std::string> names;
+    if (b->is_string()) names.push_back(*b);
+    else if (b->is_array()) {
+      for (const auto& x : *b) {
+        if (!x.is_string() || x.get_ref<const std::string&>().empty())
+          return InvalidArgument("breakdown: expected property names", "breakdown");
+        names.push_back(x);
+      }
+    } else {
+      return InvalidArgument("breakdown: expected a property name or a list of up to 3", "breakdown");
+    }
+    if (names.size() > 3) return InvalidArgument("breakdown: at most 3 properties", "breakdown");
+    for (auto& n : names) q.breakdown.push_back(MakeRef(n));
+  }
+  NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "breakdown_limit", "", 25, 1, 1000));
+  q.breakdown_limit = static_cast<size_t>(lim);
+  NS_ASSIGN_OR_RETURN(int64_t dl, GetInt(j, "dropoff_limit", "", 100, 0, 100'000'000));
+  q.dropoff_limit = static_cast<size_t>(dl);
+  auto ex = j.find("exclusions");
+  if (ex != j.end() && !ex->is_null()) {
+    if (!ex->is_array()) return InvalidArgument("exclusions: expected an array", "exclusions");
+    if (ex->size() > 31) return InvalidArgument("exclusions: at most 31", "exclusions");
+    for (size_t i = 0; i < ex->size(); i++) {
+      const json& ej = (*ex)[i];
+      std::string f = "exclusions[" + std::to_string(i) + "]";
+      if (!ej.is_object()) return InvalidArgument(f + ": expected an object", f);
+      FunnelExclusion e;
+      NS_ASSIGN_OR_RETURN(e.event, GetString(ej, "event", f, true));
+      int64_t n = static_cast<int64_t>(q.steps.size());
+      NS_ASSIGN_OR_RETURN(int64_t from, GetInt(ej, "from_step", f, 0, 0, n - 1));
+      NS_ASSIGN_OR_RETURN(int64_t to, GetInt(ej, "to_step", f, n - 1, 0, n - 1));
+      if (to <= from)
+        return InvalidArgument(f + ".to_step: must be greater than from_step (" + std::to_string(from) + ")", f + ".to_step");
+      e.from_step = static_cast<int>(from);
+      e.to_step = static_cast<int>(to);
+      NS_ASSIGN_OR_RETURN(e.filters, ParseFilters(ej.value("filters", json::array()), f + ".filters"));
+      q.exclusions.push_back(std::move(e));
+    }
+  }
+  return Query(std::move(q));
+}
+
+StatusOr<Query> ParseRetention(const json& j) {
+  RetentionQuery q;
+  NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
+  NS_ASSIGN_OR_RETURN(q.start_event, GetString(j, "start_event", "", true));
+  NS_ASSIGN_OR_RETURN(q.return_event, GetString(j, "return_event", "", false, std::string(kAnyEvent)));
+  if (q.start_event.empty()) return InvalidArgument("start_event: must not be empty", "start_event");
+  if (q.return_event.empty()) return InvalidArgument("return_event: must not be empty", "return_event");
+  NS_ASSIGN_OR_RETURN(std::string p, GetString(j, "period", "", false, "day"));
+  NS_ASSIGN_OR_RETURN(q.period, ParseInterval(p));
+  if (q.period == Interval::kHour) return InvalidArgument("period: expected day, week or month", "period");
+  NS_ASSIGN_OR_RETURN(int64_t periods, GetInt(j, "periods", "", 11, 1, 400));
+  q.periods = static_cast<int>(periods);
+  NS_ASSIGN_OR_RETURN(q.first_time, GetBool(j, "first_time", "", true));
+  NS_ASSIGN_OR_RETURN(std::string mode, GetString(j, "mode", "", false, "exact"));
+  if (mode == "exact") q.mode = RetentionMode::kExact;
+  else if (mode == "on_or_after") q.mode = RetentionMode::kOnOrAfter;
+  else return InvalidArgument("mode: unknown mode '" + mode + "' (expected exact or on_or_after)", "mode");
+  NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
+  NS_ASSIGN_OR_RETURN(q.start_filters, ParseFilters(j.value("start_filters", json::array()), "start_filters"));
+  NS_ASSIGN_OR_RETURN(q.return_filters, ParseFilters(j.value("return_filters", json::array()), "return_filters"));
+  NS_ASSIGN_OR_RETURN(q.breakdown, ParseBreakdownOne(j, "breakdown"));
+  NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "breakdown_limit", "", 25, 1, 1000));
+  q.breakdown_limit = static_cast<size_t>(lim);
+  return Query(std::move(q));
+}
+
+}  // namespace
+
+StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& field) {
+  std::vector<Filter> out;
+  if (j.is_null()) return out;
+  if (!j.is_array()) return InvalidArgument(field + ": expected an array of filters", field);
+  for (size_t i = 0; i < j.size(); i++) {
+    const json& fj = j[i];
+    std::string f = field + "[" + std::to_string(i) + "]";
+    if (!fj.is_object()) return InvalidArgument(f + ": expected an object", f);
+    Filter flt;
+    NS_ASSIGN_OR_RETURN(std::string prop, GetString(fj, "property", f, true));
+    if (prop.empty() || prop == "person.") return InvalidArgument(f + ".property: must not be empty", f + ".property");
+    PropertyRef ref = MakeRef(prop);
+    flt.property = ref.name;
+    flt.person = ref.person;
+    NS_ASSIGN_OR_RETURN(std::string op, GetString(fj, "op", f, false, "eq"));
+    static const std::pair<const char*, FilterOp> kOps[] = {
+        {"eq", FilterOp::kEq}, {"neq", FilterOp::kNeq}, {"in", FilterOp::kIn}, {"not_in", FilterOp::kNotIn},
+        {"gt", FilterOp::kGt}, {"gte", FilterOp::kGte}, {"lt", FilterOp::kLt}, {"lte", FilterOp::kLte},
+        {"contains", FilterOp::kContains}, {"not_contains", FilterOp::kNotContains},
+        {"is_set", FilterOp::kIsSet}, {"is_not_set", FilterOp::kIsNotSet}};
+    bool found = false;
+    for (auto& [name, o] : kOps)
+      if (op == name) { flt.op = o; found = true; }
+    if (!found)
+      return InvalidArgument(f + ".op: unknown operator '" + op +
+                                 "' (expected eq, neq, in, not_in, gt, gte, lt, lte, contains, not_contains, is_set or is_not_set)",
+                             f + ".op");
+    auto v = fj.find("value");
+    bool needs_value = flt.op != FilterOp::kIsSet && flt.op != FilterOp::kIsNotSet;
+    if (needs_value) {
+      if (v == fj.end() || v->is_null()) return InvalidArgument(f + ".value: required for operator '" + op + "'", f + ".value");
+      if (flt.op == FilterOp::kIn || flt.op == FilterOp::kNotIn) {
+        if (!v->is_array() || v->empty())
+          return InvalidArgument(f + ".value: operator '" + op + "' needs a non-empty array", f + ".value");
+        for (const auto& x : *v) flt.values.push_back(PropValueFromJson(x));
+      } else {
+        if (v->is_array() || v->is_object())
+          return InvalidArgument(f + ".value: expected a single value for operator '" + op + "'", f + ".value");
+        if ((flt.op == FilterOp::kGt || flt.op == FilterOp::kGte || flt.op == FilterOp::kLt || flt.op == FilterOp::kLte) &&
+            !v->is_number())
+          return InvalidArgument(f + ".value: operator '" + op + "' needs a number, got " + TypeName(*v), f + ".value");
+        flt.values.push_back(PropValueFromJson(*v));
+      }
+    }
+    out.push_back(std::move(flt));
+  }
+  return out;
+}
+
+StatusOr<Query> ParseQuery(const json& j) {
+  if (!j.is_object()) return InvalidArgument("query: expected a JSON object", "kind");
+  auto k = j.find("kind");
+  if (k == j.end()) return InvalidArgument("kind: required field is missing (trends, funnel or retention)", "kind");
+  if (!k->is_string()) return InvalidArgument("kind: expected a string", "kind");
+  const std::string& kind = k->get_ref<const std::string&>();
+  if (kind == "trends") return ParseTrends(j);
+  if (kind == "funnel" || kind == "funnels") return ParseFunnel(j);
+  if (kind == "retention") return ParseRetention(j);
+  return InvalidArgument("kind: unknown query kind '" + kind + "' (expected trends, funnel or retention)", "kind");
+}
+
+}  // namespace ns

@@ -1,0 +1,107 @@
+// Query requests (JSON <-> structs). The JSON shapes are a contract shared with the
+// console, the ops layer and scripts (docs/queries.md): add fields, never rename.
+// Parsing validates everything once and names the offending field in errors.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time_zone.h"
+#include "storage/event.h"
+
+namespace ns {
+
+constexpr std::string_view kAnyEvent = "$any";
+constexpr size_t kMaxFunnelSteps = 30;
+
+enum class FilterOp { kEq, kNeq, kIn, kNotIn, kGt, kGte, kLt, kLte, kContains, kNotContains, kIsSet, kIsNotSet };
+
+struct Filter {
+  std::string property;  // without the "person." prefix
+  bool person = false;   // a person property ("person.city")
+  FilterOp op = FilterOp::kEq;
+  std::vector<PropValue> values;  // one for most ops, several for in / not_in
+};
+
+// A property to group by: event property or person property ("person.city").
+struct PropertyRef {
+  std::string name;
+  bool person = false;
+  std::string display;  // as written in the request
+};
+
+enum class Math { kTotal, kDau, kSum, kAvg, kMin, kMax, kP50, kP90 };
+
+struct TrendsSeries {
+  std::string event;
+  Math math = Math::kTotal;
+  std::string property;  // for sum/avg/min/max/p50/p90
+  std::vector<Filter> filters;
+  std::string label;
+};
+
+struct TrendsQuery {
+  std::vector<TrendsSeries> series;
+  int32_t from_day = 0, to_day = 0;
+  Interval interval = Interval::kDay;
+  std::vector<Filter> filters;
+  std::optional<PropertyRef> breakdown;
+  size_t breakdown_limit = 25;
+};
+
+enum class FunnelOrder { kOrdered, kStrict, kUnordered };
+
+struct FunnelStep {
+  std::string event;
+  std::vector<Filter> filters;
+  bool optional = false;
+  std::string label;
+};
+
+struct FunnelExclusion {
+  std::string event;
+  std::vector<Filter> filters;
+  int from_step = 0, to_step = 1;  // 0-based step indexes, from < to
+};
+
+struct FunnelQuery {
+  std::vector<FunnelStep> steps;
+  int64_t window_ms = 14LL * 86'400'000;
+  FunnelOrder order = FunnelOrder::kOrdered;
+  int32_t from_day = 0, to_day = 0;
+  std::vector<Filter> filters;  // apply to every step
+  std::vector<PropertyRef> breakdown;  // up to 3
+  size_t breakdown_limit = 25;
+  std::vector<FunnelExclusion> exclusions;
+  size_t dropoff_limit = 100;  // persons listed per step; 0 = all
+};
+
+enum class RetentionMode { kExact, kOnOrAfter };
+
+struct RetentionQuery {
+  std::string start_event;
+  std::vector<Filter> start_filters;
+  std::string return_event = std::string(kAnyEvent);
+  std::vector<Filter> return_filters;
+  Interval period = Interval::kDay;
+  int periods = 11;
+  int32_t from_day = 0, to_day = 0;
+  bool first_time = true;
+  RetentionMode mode = RetentionMode::kExact;
+  std::vector<Filter> filters;
+  std::optional<PropertyRef> breakdown;
+  size_t breakdown_limit = 25;
+};
+
+using Query = std::variant<TrendsQuery, FunnelQuery, RetentionQuery>;
+
+StatusOr<Query> ParseQuery(const nlohmann::json& j);
+StatusOr<std::vector<Filter>> ParseFilters(const nlohmann::json& j, const std::string& field);
+
+}  // namespace ns

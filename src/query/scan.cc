@@ -1,0 +1,277 @@
+#include "query/scan.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace ns {
+
+EventMatcher EventMatcher::Make(std::string_view name, const EventDict& dict) {
+  EventMatcher m;
+  if (name == kAnyEvent) {
+    m.any = true;
+    return m;
+  }
+  auto c = dict.Find(name);
+  if (!c) m.none = true;
+  else m.code = *c;
+  return m;
+}
+
+namespace {
+
+bool AsNumber(const PropValue& v, double* out) {
+  if (v.kind == PropValue::kNum) {
+    *out = v.num;
+    return true;
+  }
+  if (v.kind != PropValue::kStr || v.str.empty()) return false;
+  auto r = std::from_chars(v.str.data(), v.str.data() + v.str.size(), *out);
+  return r.ec == std::errc() && r.ptr == v.str.data() + v.str.size();
+}
+
+bool ValueEquals(const PropValue& a, const PropValue& b) {
+  double x, y;
+  if (b.kind == PropValue::kNum) return AsNumber(a, &x) && x == b.num;
+  if (a.kind == PropValue::kNum && AsNumber(b, &y)) return a.num == y;
+  return a.AsString() == b.AsString();
+}
+
+}  // namespace
+
+bool FilterMatchesValue(const Filter& f, const PropValue& v) {
+  double x;
+  switch (f.op) {
+    case FilterOp::kEq: return ValueEquals(v, f.values[0]);
+    case FilterOp::kNeq: return !ValueEquals(v, f.values[0]);
+    case FilterOp::kIn:
+      for (const auto& w : f.values)
+        if (ValueEquals(v, w)) return true;
+      return false;
+    case FilterOp::kNotIn:
+      for (const auto& w : f.values)
+        if (ValueEquals(v, w)) return false;
+      return true;
+    case FilterOp::kGt: return AsNumber(v, &x) && x > f.values[0].num;
+    case FilterOp::kGte: return AsNumber(v, &x) && x >= f.values[0].num;
+    case FilterOp::kLt: return AsNumber(v, &x) && x < f.values[0].num;
+    case FilterOp::kLte: return AsNumber(v, &x) && x <= f.values[0].num;
+    case FilterOp::kContains: return v.AsString().find(f.values[0].AsString()) != std::string::npos;
+    case FilterOp::kNotContains: return v.AsString().find(f.values[0].AsString()) == std::string::npos;
+    case FilterOp::kIsSet: return true;
+    case FilterOp::kIsNotSet: return false;
+  }
+  return false;
+}
+
+// What a filter says about a row that lacks the property.
+static bool AbsentMatches(const Filter& f) {
+  return f.op == FilterOp::kNeq || f.op == FilterOp::kNotIn || f.op == FilterOp::kNotContains ||
+         f.op == FilterOp::kIsNotSet;
+}
+
+FilterSet::FilterSet(const std::vector<Filter>& filters, const StoreSnapshot& snap) : filters_(filters), snap_(&snap) {
+  const PersonTable& pt = *snap.persons;
+  person_ok_.resize(filters_.size());
+  for (size_t i = 0; i < filters_.size(); i++) {
+    const Filter& f = filters_[i];
+    if (!f.person) continue;
+    auto& ok = person_ok_[i];
+    ok.assign(pt.size(), 0);
+    for (uint32_t p = 0; p < pt.size(); p++) {
+      if (pt.person_of[p] != p) continue;  // only roots are persons
+      const PropValue* v = pt.Prop(p, f.property);
+      ok[p] = v ? FilterMatchesValue(f, *v) : AbsentMatches(f);
+    }
+  }
+}
+
+FilterSet::BlockEval FilterSet::ForBlock(const Block& b) const {
+  BlockEval e;
+  for (size_t i = 0; i < filters_.size(); i++) {
+    const Filter& f = filters_[i];
+    BlockEval::Term t;
+    t.f = &f;
+    if (f.person) {
+      t.person_ok = &person_ok_[i];
+      e.did = &b.did();
+      e.person_of = &snap_->persons->person_of;
+      e.always_true = false;
+      e.terms.push_back(std::move(t));
+      continue;
+    }
+    t.col = b.prop(f.property);
+    t.absent_ok = AbsentMatches(f);
+    if (!t.col) {
+      if (!t.absent_ok) {
+        e.always_false = true;
+        e.always_true = false;
+      }
+      continue;  // every row lacks it and the filter accepts that
+    }
+    if (!t.col->numeric) {
+      t.code_ok.resize(t.col->dict.size());
+      t.code_ok[0] = t.absent_ok;
+      for (size_t c = 1; c < t.col->dict.size(); c++) {
+        PropValue v{t.col->dict_kind[c], 0, t.col->dict[c]};
+        if (v.kind == PropValue::kNum) v.num = std::strtod(v.str.c_str(), nullptr);
+        t.code_ok[c] = FilterMatchesValue(f, v);
+      }
+    }
+    e.always_true = false;
+    e.terms.push_back(std::move(t));
+  }
+  return e;
+}
+
+bool FilterSet::BlockEval::Match(size_t row) const {
+  if (always_false) return false;
+  for (const auto& t : terms) {
+    if (t.person_ok) {
+      uint32_t d = (*did)[row];
+      uint32_t p = d < person_of->size() ? (*person_of)[d] : d;
+      if (p >= t.person_ok->size() || !(*t.person_ok)[p]) return false;
+    } else if (!t.col->numeric) {
+      if (!t.code_ok[t.col->code[row]]) return false;
+    } else {
+      if (!t.col->present[row]) {
+        if (!t.absent_ok) return false;
+      } else if (!FilterMatchesValue(*t.f, PropValue::Num(t.col->num[row]))) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+uint32_t BreakdownResolver::Intern(const std::string& key) {
+  auto [it, ins] = index_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
+  if (ins) {
+    keys_.push_back(key);
+    // Rebuild the JSON value from the key: parts separated by \x00, "\x01" = null.
+    nlohmann::json v;
+    std::vector<nlohmann::json> parts;
+    size_t s = 0;
+    while (true) {
+      size_t e = key.find('\0', s);
+      std::string part = key.substr(s, e == std::string::npos ? std::string::npos : e - s);
+      parts.push_back(part == "\x01" ? nlohmann::json() : nlohmann::json(part));
+      if (e == std::string::npos) break;
+      s = e + 1;
+    }
+    values_.push_back(parts.size() == 1 ? parts[0] : nlohmann::json(parts));
+  }
+  return it->second;
+}
+
+uint32_t BreakdownResolver::ResolveRow(const Block& b, size_t row) {
+  std::string key;
+  bool all_absent = true;
+  for (size_t k = 0; k < props_.size(); k++) {
+    if (k) key += '\0';
+    const PropValue* v = nullptr;
+    PropValue tmp;
+    if (props_[k].person) {
+      uint32_t d = b.did()[row];
+      uint32_t p = d < snap_->persons->size() ? snap_->persons->person_of[d] : d;
+      v = snap_->persons->Prop(p, props_[k].name);
+    } else if (const PropColumn* c = b.prop(props_[k].name); c && c->Present(row)) {
+      tmp = c->Get(row);
+      v = &tmp;
+    }
+    if (v) {
+      key += v->AsString();
+      all_absent = false;
+    } else {
+      key += "\x01";
+    }
+  }
+  if (all_absent) return 0;
+  return Intern(key);
+}
+
+void BreakdownResolver::Resolve(const Block& b, std::vector<uint32_t>* out) {
+  out->assign(b.size(), 0);
+  if (props_.empty()) return;
+  if (props_.size() == 1 && !props_[0].person) {
+    // Fast path: one event property, resolved per dictionary code.
+    const PropColumn* c = b.prop(props_[0].name);
+    if (!c) return;
+    if (!c->numeric) {
+      std::vector<uint32_t> map(c->dict.size(), 0);
+      for (size_t i = 1; i < c->dict.size(); i++) map[i] = Intern(c->dict[i]);
+      for (size_t i = 0; i < b.size(); i++) (*out)[i] = map[c->code[i]];
+      return;
+    }
+  }
+  for (size_t i = 0; i < b.size(); i++) (*out)[i] = ResolveRow(b, i);
+}
+
+nlohmann::json BreakdownResolver::Value(uint32_t group) const {
+  if (group == 0) {
+    if (props_.size() <= 1) return nlohmann::json();
+    return nlohmann::json(std::vector<nlohmann::json>(props_.size()));
+  }
+  return values_[group];
+}
+
+DayIndex::DayIndex(const TimeZone& tz, int32_t first_day, int32_t last_day) : first_(first_day) {
+  for (int32_t d = first_day; d <= last_day + 1; d++) starts_.push_back(tz.DayStartMs(d));
+}
+
+int32_t DayIndex::Day(int64_t ts) const {
+  auto it = std::upper_bound(starts_.begin(), starts_.end(), ts);
+  return first_ + static_cast<int32_t>(it - starts_.begin()) - 1;
+}
+
+Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms, const RowClassifier& classify,
+                         uint64_t order_mask) {
+  const PersonTable& pt = *snap.persons;
+  std::vector<uint32_t> count(pt.size() + 1, 0);
+  struct Tmp { uint32_t person; TimelineEntry e; };
+  std::vector<Tmp> tmp;
+  std::vector<uint64_t> tags;
+  std::vector<uint32_t> aux;
+  for (const auto& bp : snap.blocks) {
+    const Block& b = *bp;
+    if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms) continue;
+    tags.assign(b.size(), 0);
+    aux.assign(b.size(), 0);
+    classify(b, &tags, &aux);
+    const auto& ts = b.ts();
+    const auto& did = b.did();
+    for (size_t i = 0; i < b.size(); i++) {
+      if (!tags[i] || ts[i] < from_ms || ts[i] >= to_ms) continue;
+      uint32_t p = did[i] < pt.size() ? pt.person_of[did[i]] : did[i];
+      uint64_t m = tags[i] & order_mask;
+      uint32_t order = m ? static_cast<uint32_t>(__builtin_ctzll(m)) : 64;
+      tmp.push_back({p, {ts[i], tags[i], aux[i], order}});
+      count[p]++;
+    }
+  }
+  Timelines t;
+  std::vector<uint64_t> pos(count.size(), 0);
+  uint64_t acc = 0;
+  for (uint32_t p = 0; p < pt.size(); p++) {
+    if (count[p]) {
+      t.persons.push_back(p);
+      t.offsets.push_back(acc);
+    }
+    pos[p] = acc;
+    acc += count[p];
+  }
+  t.offsets.push_back(acc);
+  t.entries.resize(acc);
+  for (const auto& x : tmp) t.entries[pos[x.person]++] = x.e;
+  auto less = [](const TimelineEntry& a, const TimelineEntry& b) {
+    return a.ts != b.ts ? a.ts < b.ts : a.order != b.order ? a.order < b.order : a.tag < b.tag;
+  };
+  for (size_t i = 0; i + 1 < t.offsets.size(); i++) {
+    auto first = t.entries.begin() + static_cast<ptrdiff_t>(t.offsets[i]);
+    auto last = t.entries.begin() + static_cast<ptrdiff_t>(t.offsets[i + 1]);
+    if (!std::is_sorted(first, last, less)) std::stable_sort(first, last, less);
+  }
+  return t;
+}
+
+}  // namespace ns

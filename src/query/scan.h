@@ -1,0 +1,123 @@
+// Shared scan machinery of the query operators: event matching, filter evaluation per
+// block, property values per row, block pruning, and per-person timelines.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/time_zone.h"
+#include "query/query_spec.h"
+#include "storage/event_store.h"
+
+namespace ns {
+
+// Matches rows by event name. "$any" matches all; an unknown name matches nothing.
+struct EventMatcher {
+  bool any = false;
+  bool none = false;
+  uint32_t code = 0;
+  static EventMatcher Make(std::string_view name, const EventDict& dict);
+  bool MayMatch(const Block& b) const { return any || (!none && b.HasEvent(code)); }
+};
+
+// A conjunction of filters, compiled against a snapshot (person filters are evaluated
+// once per person) and then per block (dictionary codes are evaluated once per block).
+class FilterSet {
+ public:
+  FilterSet() = default;
+  FilterSet(const std::vector<Filter>& filters, const StoreSnapshot& snap);
+  bool empty() const { return filters_.empty(); }
+
+  // Per-block evaluator. Valid while the block lives.
+  class BlockEval {
+   public:
+    bool Match(size_t row) const;
+    bool always_true = true;
+    bool always_false = false;
+
+   private:
+    friend class FilterSet;
+    struct Term {
+      const PropColumn* col = nullptr;
+      const Filter* f = nullptr;
+      std::vector<uint8_t> code_ok;  // dictionary column: per code
+      bool absent_ok = false;
+      const std::vector<uint8_t>* person_ok = nullptr;
+    };
+    std::vector<Term> terms;
+    const std::vector<uint32_t>* did = nullptr;
+    const std::vector<uint32_t>* person_of = nullptr;
+  };
+  BlockEval ForBlock(const Block& b) const;
+
+ private:
+  std::vector<Filter> filters_;
+  std::vector<std::vector<uint8_t>> person_ok_;  // per person filter: result per person
+  const StoreSnapshot* snap_ = nullptr;
+};
+
+// Does value v satisfy filter f? (absent values are handled by the caller)
+bool FilterMatchesValue(const Filter& f, const PropValue& v);
+
+// Values of a breakdown property per row of a block, as dense group ids (0 = property
+// absent, shown as null). Group ids are shared across blocks through `names`.
+class BreakdownResolver {
+ public:
+  BreakdownResolver(std::vector<PropertyRef> props, const StoreSnapshot& snap) : props_(std::move(props)), snap_(&snap) {}
+  bool active() const { return !props_.empty(); }
+  // Group id of each row of b (all 0 if inactive). Only rows where want[i] is true are
+  // computed when want is given.
+  void Resolve(const Block& b, std::vector<uint32_t>* out);
+  // Group id of a row (slower, row at a time).
+  uint32_t ResolveRow(const Block& b, size_t row);
+  // JSON value of a group: null, a string, or (several properties) an array.
+  nlohmann::json Value(uint32_t group) const;
+  size_t groups() const { return keys_.size(); }
+
+ private:
+  uint32_t Intern(const std::string& key);
+  std::vector<PropertyRef> props_;
+  const StoreSnapshot* snap_;
+  std::vector<std::string> keys_{std::string("\x01")};  // group 0: all absent
+  std::unordered_map<std::string, uint32_t> index_{{std::string("\x01"), 0}};
+  std::vector<nlohmann::json> values_{nlohmann::json()};
+};
+
+// Maps instants to local days quickly over a known range (binary search over day starts).
+class DayIndex {
+ public:
+  DayIndex(const TimeZone& tz, int32_t first_day, int32_t last_day);
+  // Local day of ts; clamps to [first_day - 1, last_day + 1] outside the range.
+  int32_t Day(int64_t ts) const;
+
+ private:
+  int32_t first_;
+  std::vector<int64_t> starts_;  // starts_[i] = start of first_ + i; one extra for the end
+};
+
+// Per-person event timelines for sequence operators (funnels, retention): for each person
+// with at least one tagged row, its rows sorted by (ts, order, tag), where order is the index
+// of the lowest set bit of tag (64 if tag == 0 after masking).
+struct TimelineEntry {
+  int64_t ts;
+  uint64_t tag;
+  uint32_t aux;  // operator data (breakdown group of the row)
+  uint32_t order;
+};
+
+struct Timelines {
+  std::vector<uint32_t> persons;   // persons having entries, ascending
+  std::vector<uint64_t> offsets;   // entries of persons[i]: [offsets[i], offsets[i+1])
+  std::vector<TimelineEntry> entries;
+};
+
+// Callback computing, for every row of a block, a tag (0 = skip row) and an aux value.
+using RowClassifier = std::function<void(const Block&, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux)>;
+
+// order_mask selects the tag bits that define the tie order at equal timestamps.
+Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms, const RowClassifier& classify,
+                         uint64_t order_mask);
+
+}  // namespace ns

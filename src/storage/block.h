@@ -1,0 +1,126 @@
+// Block: an immutable columnar batch of events, the unit the query engine scans.
+// A block comes from a segment file (columns decoded lazily on first use, so a query
+// touching three columns decodes three) or from the memtable (built in memory).
+// Threading: all const methods are safe to call concurrently.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/uuid.h"
+#include "storage/event.h"
+
+namespace ns {
+
+// One property key's values over a block's rows.
+// Numeric columns (every present value is a number) hold doubles; others hold a dictionary
+// of distinct values (code 0 = absent) where numbers appear as text with kind kNum.
+struct PropColumn {
+  bool numeric = false;
+  std::vector<double> num;       // numeric: value per row
+  std::vector<uint8_t> present;  // numeric: 1 if the row has the key
+  std::vector<uint32_t> code;    // dictionary: code per row, 0 = absent
+  std::vector<std::string> dict;             // dictionary: dict[0] unused
+  std::vector<PropValue::Kind> dict_kind;    // dictionary: kind of each entry
+
+  bool Present(size_t row) const { return numeric ? present[row] != 0 : code[row] != 0; }
+  PropValue Get(size_t row) const;
+  // Numeric value of the row, if the value is a number (or numeric text).
+  bool GetNum(size_t row, double* out) const;
+};
+
+class Block {
+ public:
+  using Loader = std::function<void(Block&, int column)>;  // fills one lazily-loaded column
+  enum Column { kDid = 0, kTs, kEv, kUuid, kNumFixedColumns };
+
+  size_t size() const { return size_; }
+  int64_t min_ts() const { return min_ts_; }
+  int64_t max_ts() const { return max_ts_; }
+  // Global event code -> number of rows with that event, for skipping blocks.
+  const std::vector<std::pair<uint32_t, uint32_t>>& event_counts() const { return event_counts_; }
+  bool HasEvent(uint32_t code) const;
+  const std::vector<std::string>& prop_keys() const { return prop_keys_; }
+
+  const std::vector<uint32_t>& did() const { Ensure(kDid); return did_; }
+  const std::vector<int64_t>& ts() const { Ensure(kTs); return ts_; }
+  const std::vector<uint32_t>& ev() const { Ensure(kEv); return ev_; }
+  // Client uuids; has_uuid[i] == 0 means the row has none.
+  const std::vector<Uuid>& uuid() const { Ensure(kUuid); return uuid_; }
+  const std::vector<uint8_t>& has_uuid() const { Ensure(kUuid); return has_uuid_; }
+  // Reads the uuid column without caching it in the block (startup dedup rebuild).
+  void ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const;
+  // nullptr if no row of the block has the key.
+  const PropColumn* prop(std::string_view key) const;
+
+  // Reads row i back as an event (without distinct id string: did only).
+  void RowProps(size_t row, std::vector<Property>* out) const;
+
+  // Approximate bytes held in memory by decoded columns.
+  size_t MemoryBytes() const;
+
+ private:
+  friend class BlockBuilder;
+  friend class SegmentReader;
+  void Ensure(int column) const;
+
+  size_t size_ = 0;
+  int64_t min_ts_ = 0, max_ts_ = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> event_counts_;
+  std::vector<std::string> prop_keys_;
+
+  mutable std::once_flag once_[kNumFixedColumns];
+  mutable std::vector<uint32_t> did_;
+  mutable std::vector<int64_t> ts_;
+  mutable std::vector<uint32_t> ev_;
+  mutable std::vector<Uuid> uuid_;
+  mutable std::vector<uint8_t> has_uuid_;
+
+  struct LazyProp {
+    std::once_flag once;
+    PropColumn col;
+    std::function<void(PropColumn&)> load;
+  };
+  std::map<std::string, std::unique_ptr<LazyProp>, std::less<>> props_;
+  Loader loader_;  // empty for in-memory blocks
+  std::function<void(std::vector<uint8_t>*, std::vector<Uuid>*)> uuid_reader_;
+};
+
+// Builds a Block row by row. Not thread-safe.
+class BlockBuilder {
+ public:
+  void Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uuid, const std::vector<Property>& props);
+  // Appends row `row` of `src` (all columns).
+  void AppendFrom(const Block& src, size_t row);
+  size_t size() const { return did_.size(); }
+  std::shared_ptr<Block> Finish();
+
+ private:
+  struct PropBuilder {
+    std::vector<uint32_t> code;  // 0 = absent
+    std::vector<double> num;
+    std::unordered_map<std::string, uint32_t> index;  // (kind byte + text) -> code
+    std::vector<std::string> dict{""};
+    std::vector<PropValue::Kind> kinds{PropValue::kStr};
+    bool all_numbers = true;
+  };
+  void AddProp(std::string_view key, PropValue::Kind kind, std::string_view text, double num);
+  PropBuilder& Prop(std::string_view key);
+
+  std::vector<uint32_t> did_;
+  std::vector<int64_t> ts_;
+  std::vector<uint32_t> ev_;
+  std::vector<Uuid> uuid_;
+  std::vector<uint8_t> has_uuid_;
+  std::map<std::string, PropBuilder, std::less<>> props_;
+  std::string scratch_;
+};
+
+}  // namespace ns

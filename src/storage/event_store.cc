@@ -1,0 +1,555 @@
+#include "storage/event_store.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <unordered_set>
+
+#include "core/checksum.h"
+#include "core/file_util.h"
+#include "core/time_zone.h"
+#include "storage/binary_io.h"
+
+namespace ns {
+
+namespace {
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+uint64_t Fingerprint(const Uuid& u) {
+  uint64_t f = Mix64(u.hi ^ Mix64(u.lo));
+  return f == 0 ? 1 : f;
+}
+int32_t UtcDay(int64_t ms) { return static_cast<int32_t>(ms >= 0 ? ms / kMsPerDay : -((-ms + kMsPerDay - 1) / kMsPerDay)); }
+}  // namespace
+
+// Open-addressing set of 64-bit uuid fingerprints (0 = empty slot). 8 bytes per slot,
+// load factor <= 1/2. A false duplicate needs a 64-bit fingerprint collision between two
+// different uuids: probability ~ n^2 / 2^65 (3e-6 at 10M stored events).
+class EventStore::FingerprintSet {
+ public:
+  FingerprintSet() : slots_(1024, 0) {}
+  bool Contains(uint64_t f) const {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = f & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == f) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
+  void Insert(uint64_t f) {
+    if ((count_ + 1) * 2 > slots_.size()) Grow();
+    size_t mask = slots_.size() - 1;
+    for (size_t i = f & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == f) return;
+      if (slots_[i] == 0) { slots_[i] = f; count_++; return; }
+    }
+  }
+  size_t size() const { return count_; }
+
+ private:
+  void Grow() {
+    std::vector<uint64_t> old(slots_.size() * 2, 0);
+    old.swap(slots_);
+    count_ = 0;
+    for (uint64_t f : old)
+      if (f) Insert(f);
+  }
+  std::vector<uint64_t> slots_;
+  size_t count_ = 0;
+};
+
+namespace {
+
+void EncodeEvent(BinWriter& w, const Event& e) {
+  w.U8(e.has_uuid ? 1 : 0);
+  if (e.has_uuid) { w.U64(e.uuid.hi); w.U64(e.uuid.lo); }
+  w.I64(e.ts_ms);
+  w.Str(e.distinct_id);
+  w.Str(e.event);
+  w.U32(static_cast<uint32_t>(e.props.size()));
+  for (const auto& p : e.props) {
+    w.Str(p.key);
+    w.U8(p.value.kind);
+    if (p.value.kind == PropValue::kNum) w.F64(p.value.num);
+    else w.Str(p.value.str);
+  }
+}
+
+bool DecodeEvent(BinReader& r, Event* e) {
+  e->has_uuid = r.U8() != 0;
+  if (e->has_uuid) { e->uuid.hi = r.U64(); e->uuid.lo = r.U64(); }
+  e->ts_ms = r.I64();
+  e->distinct_id = std::string(r.Str());
+  e->event = std::string(r.Str());
+  uint32_t n = r.U32();
+  if (!r.ok() || n > r.remaining()) return false;
+  e->props.resize(n);
+  for (auto& p : e->props) {
+    p.key = std::string(r.Str());
+    p.value.kind = static_cast<PropValue::Kind>(r.U8());
+    if (p.value.kind == PropValue::kNum) p.value.num = r.F64();
+    else p.value.str = std::string(r.Str());
+  }
+  return r.ok();
+}
+
+}  // namespace
+
+EventStore::~EventStore() {
+  {
+    std::lock_guard lk(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  maint_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (maintenance_.joinable()) maintenance_.join();
+  if (identity_ && wal_) {
+    Status st = Flush();
+    if (!st.ok()) spdlog::error("flush at shutdown failed (the WAL keeps the events): {}", st.ToString());
+  }
+}
+
+StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir, StoreOptions options) {
+  auto s = std::unique_ptr<EventStore>(new EventStore());
+  s->dir_ = dir;
+  s->opt_ = options;
+  NS_RETURN_IF_ERROR(MakeDirs(dir + "/wal"));
+  NS_RETURN_IF_ERROR(MakeDirs(dir + "/segments"));
+  NS_ASSIGN_OR_RETURN(s->lock_, DirLock::Acquire(dir));
+  NS_ASSIGN_OR_RETURN(s->identity_, IdentityMap::Open(dir + "/identity"));
+  s->seen_ = std::make_unique<FingerprintSet>();
+  NS_RETURN_IF_ERROR(s->Recover());
+  s->writer_ = std::thread([p = s.get()] { p->WriterLoop(); });
+  if (options.background) s->maintenance_ = std::thread([p = s.get()] { p->MaintenanceLoop(); });
+  return s;
+}
+
+Status EventStore::WriteCheckpoint() {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "northstar-checkpoint 1\ngeneration %llu\nwal_through %llu\n",
+                static_cast<unsigned long long>(generation_), static_cast<unsigned long long>(wal_through_));
+  return WriteFileAtomic(dir_ + "/CHECKPOINT", buf);
+}
+
+Status EventStore::Recover() {
+  std::string cp_path = dir_ + "/CHECKPOINT";
+  if (FileExists(cp_path)) {
+    NS_ASSIGN_OR_RETURN(std::string cp, ReadFile(cp_path));
+    unsigned long long g = 0, w = 0;
+    int version = 0;
+    if (std::sscanf(cp.c_str(), "northstar-checkpoint %d\ngeneration %llu\nwal_through %llu", &version, &g, &w) != 3 ||
+        version != 1)
+      return Corruption("CHECKPOINT in " + dir_ + " is malformed");
+    generation_ = g;
+    wal_through_ = w;
+  }
+  std::string seg_dir = dir_ + "/segments";
+  NS_ASSIGN_OR_RETURN(auto names, ListDir(seg_dir));
+  std::vector<SegmentInfo> segs;
+  for (const auto& n : names) {
+    std::string path = seg_dir + "/" + n;
+    if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp") {
+      ::unlink(path.c_str());
+      continue;
+    }
+    if (n.size() < 5 || n.substr(n.size() - 5) != ".nseg") continue;
+    NS_ASSIGN_OR_RETURN(SegmentInfo info, OpenSegment(path, dict_));
+    if (info.meta.generation > generation_) {
+      spdlog::warn("removing segment {} of an unfinished flush/compaction", path);
+      ::unlink(path.c_str());
+      continue;
+    }
+    segs.push_back(std::move(info));
+  }
+  std::set<std::pair<int32_t, uint64_t>> replaced;
+  for (const auto& s : segs)
+    for (uint64_t g : s.meta.replaces) replaced.insert({s.meta.partition_day, g});
+  for (auto& s : segs) {
+    if (replaced.count({s.meta.partition_day, s.meta.generation})) {
+      spdlog::info("removing compacted segment {}", s.path);
+      ::unlink(s.path.c_str());
+      continue;
+    }
+    std::vector<uint8_t> has;
+    std::vector<Uuid> ids;
+    s.block->ReadUuids(&has, &ids);
+    for (size_t i = 0; i < has.size(); i++)
+      if (has[i]) seen_->Insert(Fingerprint(ids[i]));
+    partitions_[s.meta.partition_day].push_back(std::move(s));
+  }
+  // Replay the WAL files written after the last flush.
+  std::string wal_dir = dir_ + "/wal";
+  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(wal_dir));
+  uint64_t last = wal_through_;
+  for (uint64_t seq : seqs) {
+    last = std::max(last, seq);
+    if (seq <= wal_through_) {
+      ::unlink((wal_dir + "/" + WalFileName(seq)).c_str());
+      continue;
+    }
+    WalReplayStats st;
+    std::lock_guard wl(write_mu_);
+    Status s = ReplayWal(wal_dir, seq, /*truncate=*/true, [&](std::string_view payload) -> Status {
+      BinReader r(payload);
+      uint32_t n = r.U32();
+      std::vector<MemRow> rows;
+      for (uint32_t i = 0; i < n; i++) {
+        Event e;
+        if (!DecodeEvent(r, &e)) return Corruption("WAL record in " + wal_dir + "/" + WalFileName(seq) + " is malformed");
+        if (e.has_uuid) {
+          uint64_t f = Fingerprint(e.uuid);
+          if (seen_->Contains(f)) continue;
+          seen_->Insert(f);
+        }
+        rows.push_back(MemRow{identity_->Resolve(e.distinct_id), dict_.Intern(e.event), e.ts_ms, e.uuid, e.has_uuid,
+                              std::move(e.props)});
+      }
+      AddToMemtable(rows);
+      return Status::OK();
+    }, &st);
+    NS_RETURN_IF_ERROR(s);
+    recovery_stats_.wal_replayed_records += st.records;
+    recovery_stats_.wal_truncated_bytes += st.truncated_bytes;
+    if (st.truncated_bytes)
+      spdlog::warn("WAL {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", wal_dir,
+                   WalFileName(seq), st.truncated_bytes);
+  }
+  NS_RETURN_IF_ERROR(identity_->Commit());
+  NS_ASSIGN_OR_RETURN(wal_, WalWriter::Open(wal_dir, last + 1));
+  return Status::OK();
+}
+
+StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability durability) {
+  Request req{&events, durability, {}};
+  auto fut = req.done.get_future();
+  {
+    std::lock_guard lk(queue_mu_);
+    if (stopping_) return Unavailable("the event store is shutting down");
+    queue_.push_back(&req);
+  }
+  queue_cv_.notify_one();
+  return fut.get();
+}
+
+void EventStore::WriterLoop() {
+  for (;;) {
+    std::vector<Request*> round;
+    {
+      std::unique_lock lk(queue_mu_);
+      queue_cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      round.assign(queue_.begin(), queue_.end());
+      queue_.clear();
+    }
+    ProcessRound(round);
+  }
+}
+
+void EventStore::ProcessRound(std::vector<Request*>& round) {
+  std::vector<AppendResult> results(round.size());
+  std::vector<MemRow> rows;
+  std::vector<uint64_t> new_fps;
+  std::unordered_set<uint64_t> round_fps;
+  Status st;
+  {
+    std::lock_guard wl(write_mu_);
+    bool any_wal = false;
+    for (size_t r = 0; r < round.size(); r++) {
+      BinWriter payload;
+      payload.U32(0);
+      uint32_t n = 0;
+      for (Event& e : *round[r]->events) {
+        if (e.has_uuid) {
+          uint64_t f = Fingerprint(e.uuid);
+          if (seen_->Contains(f) || !round_fps.insert(f).second) {
+            results[r].duplicates++;
+            continue;
+          }
+          new_fps.push_back(f);
+        }
+        uint32_t did = identity_->Resolve(e.distinct_id);
+        for (const auto& other : e.merge_with)
+          if (!other.empty() && other != e.distinct_id) identity_->Merge(did, identity_->Resolve(other));
+        identity_->SetProps(did, e.person_set, false);
+        identity_->SetProps(did, e.person_set_once, true);
+        if (round[r]->durability == Durability::kWal) EncodeEvent(payload, e);
+        n++;
+        rows.push_back(MemRow{did, dict_.Intern(e.event), e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
+      }
+      results[r].accepted = n;
+      if (round[r]->durability == Durability::kWal && n > 0) {
+        std::memcpy(payload.str().data(), &n, 4);
+        st = wal_->Append(payload.str());
+        any_wal = true;
+        if (!st.ok()) break;
+      }
+    }
+    if (st.ok()) st = identity_->Commit();
+    if (st.ok() && any_wal) st = wal_->Sync();
+    if (!st.ok()) {
+      (void)wal_->Rollback();
+    } else {
+      for (uint64_t f : new_fps) seen_->Insert(f);
+      AddToMemtable(rows);
+    }
+  }
+  for (size_t r = 0; r < round.size(); r++) {
+    if (st.ok()) round[r]->done.set_value(results[r]);
+    else round[r]->done.set_value(Status(st.code() == StatusCode::kInternal ? StatusCode::kUnavailable : st.code(),
+                                         "events not stored: " + st.message()));
+  }
+  if (memtable_rows_ >= opt_.flush_rows) maint_cv_.notify_all();
+}
+
+void EventStore::AddToMemtable(std::vector<MemRow>& rows) {
+  if (rows.empty()) return;
+  std::lock_guard lk(state_mu_);
+  if (memtable_rows_ == 0) memtable_since_ms_ = NowMs();
+  for (auto& r : rows) {
+    open_rows_.push_back(std::move(r));
+    if (open_rows_.size() >= opt_.seal_rows) SealOpenRows();
+  }
+  memtable_rows_ += rows.size();
+}
+
+// REQUIRES: state_mu_ held.
+void EventStore::SealOpenRows() {
+  if (open_rows_.empty()) return;
+  BlockBuilder b;
+  for (const auto& r : open_rows_) b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
+  sealed_.push_back(b.Finish());
+  open_rows_.clear();
+  open_block_cache_.reset();
+  open_block_cache_rows_ = 0;
+}
+
+Status EventStore::Flush() {
+  std::lock_guard ml(maint_mu_);
+  return FlushLocked();
+}
+
+namespace {
+// Sorts rows of blocks by (person, ts) per UTC-day partition and builds one block per partition.
+std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std::shared_ptr<const Block>>& blocks,
+                                                          const PersonTable& persons) {
+  struct Ref { uint32_t person; int64_t ts; uint32_t block; uint32_t row; };
+  std::map<int32_t, std::vector<Ref>> parts;
+  for (uint32_t b = 0; b < blocks.size(); b++) {
+    const Block& blk = *blocks[b];
+    const auto& ts = blk.ts();
+    const auto& did = blk.did();
+    for (uint32_t i = 0; i < blk.size(); i++) {
+      uint32_t person = did[i] < persons.size() ? persons.person_of[did[i]] : did[i];
+      parts[UtcDay(ts[i])].push_back({person, ts[i], b, i});
+    }
+  }
+  std::map<int32_t, std::shared_ptr<Block>> out;
+  for (auto& [day, refs] : parts) {
+    std::stable_sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) {
+      return a.person != b.person ? a.person < b.person : a.ts < b.ts;
+    });
+    BlockBuilder bb;
+    for (const auto& r : refs) bb.AppendFrom(*blocks[r.block], r.row);
+    out[day] = bb.Finish();
+  }
+  return out;
+}
+}  // namespace
+
+Status EventStore::FlushLocked() {
+  uint64_t old_seq;
+  {
+    std::lock_guard wl(write_mu_);
+    std::lock_guard sl(state_mu_);
+    SealOpenRows();
+    if (sealed_.empty()) return Status::OK();
+    old_seq = wal_->seq();
+    auto next = WalWriter::Open(dir_ + "/wal", old_seq + 1);
+    if (!next.ok()) return next.status();
+    wal_ = std::move(next).value();
+    flushing_ = std::move(sealed_);
+    sealed_.clear();
+    memtable_rows_ = 0;
+  }
+  auto restore = [&] {
+    std::lock_guard sl(state_mu_);
+    sealed_.insert(sealed_.begin(), flushing_.begin(), flushing_.end());
+    for (auto& b : flushing_) memtable_rows_ += b->size();
+    flushing_.clear();
+  };
+  const uint64_t gen = generation_ + 1;
+  auto parts = BuildPartitions(flushing_, *identity_->Snapshot());
+  std::vector<SegmentInfo> written;
+  for (auto& [day, block] : parts) {
+    std::string path = dir_ + "/segments/" + SegmentFileName(day, gen);
+    Status st = WriteSegment(path, *block, SegmentMeta{day, gen, {}}, dict_);
+    StatusOr<SegmentInfo> info = st.ok() ? OpenSegment(path, dict_) : StatusOr<SegmentInfo>(st);
+    if (!info.ok()) {
+      for (auto& w : written) ::unlink(w.path.c_str());
+      ::unlink(path.c_str());
+      restore();
+      return info.status();
+    }
+    written.push_back(std::move(info).value());
+  }
+  uint64_t prev_gen = generation_, prev_through = wal_through_;
+  generation_ = gen;
+  wal_through_ = old_seq;
+  if (Status st = WriteCheckpoint(); !st.ok()) {
+    generation_ = prev_gen;
+    wal_through_ = prev_through;
+    for (auto& w : written) ::unlink(w.path.c_str());
+    restore();
+    return st;
+  }
+  {
+    std::lock_guard sl(state_mu_);
+    for (auto& w : written) partitions_[w.meta.partition_day].push_back(std::move(w));
+    flushing_.clear();
+  }
+  auto seqs = ListWalFiles(dir_ + "/wal");
+  if (seqs.ok())
+    for (uint64_t s : *seqs)
+      if (s <= wal_through_) ::unlink((dir_ + "/wal/" + WalFileName(s)).c_str());
+  return Status::OK();
+}
+
+Status EventStore::CompactPartition(int32_t day) {
+  std::vector<std::shared_ptr<const Block>> blocks;
+  std::vector<SegmentInfo> old;
+  {
+    std::lock_guard sl(state_mu_);
+    auto it = partitions_.find(day);
+    if (it == partitions_.end() || it->second.size() < 2) return Status::OK();
+    old = it->second;
+  }
+  SegmentMeta meta{day, generation_ + 1, {}};
+  for (auto& s : old) {
+    blocks.push_back(s.block);
+    meta.replaces.push_back(s.meta.generation);
+  }
+  auto parts = BuildPartitions(blocks, *identity_->Snapshot());
+  if (parts.size() != 1) return Internal("compaction of partition " + std::to_string(day) + " found rows of other days");
+  std::string path = dir_ + "/segments/" + SegmentFileName(day, meta.generation);
+  NS_RETURN_IF_ERROR(WriteSegment(path, *parts.begin()->second, meta, dict_));
+  auto info = OpenSegment(path, dict_);
+  if (!info.ok()) {
+    ::unlink(path.c_str());
+    return info.status();
+  }
+  generation_ = meta.generation;
+  if (Status st = WriteCheckpoint(); !st.ok()) {
+    generation_--;
+    ::unlink(path.c_str());
+    return st;
+  }
+  {
+    std::lock_guard sl(state_mu_);
+    auto& list = partitions_[day];
+    std::vector<SegmentInfo> keep;
+    for (auto& s : list) {
+      bool replaced = std::find(meta.replaces.begin(), meta.replaces.end(), s.meta.generation) != meta.replaces.end();
+      if (!replaced) keep.push_back(std::move(s));
+    }
+    keep.insert(keep.begin(), std::move(info).value());
+    list = std::move(keep);
+  }
+  for (auto& s : old) ::unlink(s.path.c_str());
+  return Status::OK();
+}
+
+Status EventStore::CompactAll() {
+  std::lock_guard ml(maint_mu_);
+  std::vector<int32_t> days;
+  {
+    std::lock_guard sl(state_mu_);
+    for (auto& [d, l] : partitions_)
+      if (l.size() > 1) days.push_back(d);
+  }
+  for (int32_t d : days) NS_RETURN_IF_ERROR(CompactPartition(d));
+  return Status::OK();
+}
+
+void EventStore::MaintenanceLoop() {
+  for (;;) {
+    {
+      std::unique_lock lk(maint_wait_mu_);
+      maint_cv_.wait_for(lk, std::chrono::milliseconds(500));
+    }
+    {
+      std::lock_guard lk(queue_mu_);
+      if (stopping_) return;
+    }
+    bool flush;
+    {
+      std::lock_guard sl(state_mu_);
+      flush = memtable_rows_ >= opt_.flush_rows ||
+              (memtable_rows_ > 0 && opt_.flush_interval_ms > 0 && NowMs() - memtable_since_ms_ >= opt_.flush_interval_ms);
+    }
+    std::lock_guard ml(maint_mu_);
+    if (flush) {
+      if (Status st = FlushLocked(); !st.ok()) spdlog::error("flush failed (will retry): {}", st.ToString());
+    }
+    // Compaction: partitions with many segments, or settled partitions (older than
+    // yesterday) with more than one.
+    std::vector<int32_t> days;
+    int32_t settled = UtcDay(NowMs()) - 1;
+    {
+      std::lock_guard sl(state_mu_);
+      for (auto& [d, l] : partitions_)
+        if (l.size() >= opt_.compact_trigger || (l.size() > 1 && d < settled)) days.push_back(d);
+    }
+    for (int32_t d : days)
+      if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
+  }
+}
+
+std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
+  auto snap = std::make_shared<StoreSnapshot>();
+  snap->events = &dict_;
+  {
+    std::lock_guard sl(state_mu_);
+    for (auto& [d, l] : partitions_)
+      for (auto& s : l) snap->blocks.push_back(s.block);
+    snap->blocks.insert(snap->blocks.end(), flushing_.begin(), flushing_.end());
+    snap->blocks.insert(snap->blocks.end(), sealed_.begin(), sealed_.end());
+    if (!open_rows_.empty()) {
+      if (!open_block_cache_ || open_block_cache_rows_ != open_rows_.size()) {
+        BlockBuilder b;
+        for (const auto& r : open_rows_) b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
+        open_block_cache_ = b.Finish();
+        open_block_cache_rows_ = open_rows_.size();
+      }
+      snap->blocks.push_back(open_block_cache_);
+    }
+  }
+  snap->persons = identity_->Snapshot();
+  return snap;
+}
+
+StoreStats EventStore::Stats() {
+  StoreStats s = recovery_stats_;
+  std::lock_guard sl(state_mu_);
+  for (auto& [d, l] : partitions_)
+    for (auto& seg : l) {
+      s.segments++;
+      s.segment_rows += seg.block->size();
+      s.segment_bytes += seg.file_bytes;
+    }
+  s.memtable_rows = memtable_rows_;
+  for (auto& b : flushing_) s.memtable_rows += b->size();
+  s.distinct_ids = identity_->did_count();
+  auto persons = identity_->Snapshot();
+  for (uint32_t d = 0; d < persons->size(); d++)
+    if (persons->person_of[d] == d) s.persons++;
+  s.generation = generation_;
+  return s;
+}
+
+}  // namespace ns

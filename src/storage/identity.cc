@@ -1,0 +1,205 @@
+#include "storage/identity.h"
+
+#include "core/file_util.h"
+#include "storage/binary_io.h"
+
+namespace ns {
+namespace {
+enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4 };
+}
+
+StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(const std::string& dir) {
+  NS_RETURN_IF_ERROR(MakeDirs(dir));
+  auto m = std::unique_ptr<IdentityMap>(new IdentityMap());
+  m->dir_ = dir;
+  NS_RETURN_IF_ERROR(m->Load());
+  return m;
+}
+
+Status IdentityMap::Load() {
+  std::lock_guard lk(mu_);
+  ids_.clear();
+  index_.clear();
+  parent_.clear();
+  props_.clear();
+  pending_.clear();
+  log_.reset();
+  version_++;
+  snapshot_.reset();
+  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(dir_));
+  uint64_t seq = seqs.empty() ? 1 : seqs.back();
+  for (uint64_t s : seqs) {
+    WalReplayStats st;
+    NS_RETURN_IF_ERROR(ReplayWal(dir_, s, /*truncate=*/true, [&](std::string_view p) {
+      ApplyRecord(p);
+      return Status::OK();
+    }, &st));
+  }
+  NS_ASSIGN_OR_RETURN(log_, WalWriter::Open(dir_, seq));
+  return Status::OK();
+}
+
+void IdentityMap::ApplyRecord(std::string_view payload) {
+  BinReader r(payload);
+  while (r.remaining() > 0 && r.ok()) {
+    uint8_t type = r.U8();
+    if (type == kNewDid) {
+      NewDid(r.Str());
+    } else if (type == kMerge) {
+      uint32_t a = r.U32(), b = r.U32();
+      if (r.ok() && a < ids_.size() && b < ids_.size()) DoMerge(a, b);
+    } else if (type == kSet || type == kSetOnce) {
+      uint32_t did = r.U32();
+      uint32_t n = r.U32();
+      std::vector<Property> props;
+      for (uint32_t i = 0; i < n && r.ok(); i++) {
+        Property p;
+        p.key = std::string(r.Str());
+        p.value.kind = static_cast<PropValue::Kind>(r.U8());
+        if (p.value.kind == PropValue::kNum) p.value.num = r.F64();
+        else p.value.str = std::string(r.Str());
+        props.push_back(std::move(p));
+      }
+      if (r.ok() && did < ids_.size()) DoSet(did, props, type == kSetOnce);
+    } else {
+      return;  // unknown record type: ignore the rest (written by a newer version)
+    }
+  }
+}
+
+void IdentityMap::NewDid(std::string_view id) {
+  uint32_t did = static_cast<uint32_t>(ids_.size());
+  ids_.emplace_back(id);
+  index_.emplace(ids_.back(), did);
+  parent_.push_back(did);
+  props_.emplace_back();
+  version_++;
+}
+
+uint32_t IdentityMap::Find(uint32_t did) const {
+  while (parent_[did] != did) {
+    parent_[did] = parent_[parent_[did]];
+    did = parent_[did];
+  }
+  return did;
+}
+
+void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
+  uint32_t ra = Find(a), rb = Find(b);
+  if (ra == rb) return;
+  if (rb < ra) std::swap(ra, rb);
+  parent_[rb] = ra;
+  // The surviving person keeps its properties and gains the other's missing ones.
+  if (props_[rb]) {
+    auto merged = std::make_shared<PersonProps>(props_[ra] ? *props_[ra] : PersonProps{});
+    for (const auto& [k, v] : *props_[rb]) merged->try_emplace(k, v);
+    props_[ra] = std::move(merged);
+    props_[rb].reset();
+  }
+  version_++;
+}
+
+void IdentityMap::DoSet(uint32_t did, const std::vector<Property>& props, bool once) {
+  uint32_t root = Find(did);
+  auto next = std::make_shared<PersonProps>(props_[root] ? *props_[root] : PersonProps{});
+  for (const auto& p : props) {
+    if (once) next->try_emplace(p.key, p.value);
+    else (*next)[p.key] = p.value;
+  }
+  props_[root] = std::move(next);
+  version_++;
+}
+
+uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(std::string(distinct_id));
+  if (it != index_.end()) return it->second;
+  BinWriter w;
+  w.U8(kNewDid);
+  w.Str(distinct_id);
+  pending_.push_back(std::move(w.str()));
+  NewDid(distinct_id);
+  return static_cast<uint32_t>(ids_.size() - 1);
+}
+
+int64_t IdentityMap::Find(std::string_view distinct_id) const {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(std::string(distinct_id));
+  return it == index_.end() ? -1 : int64_t{it->second};
+}
+
+void IdentityMap::Merge(uint32_t a, uint32_t b) {
+  std::lock_guard lk(mu_);
+  if (Find(a) == Find(b)) return;
+  BinWriter w;
+  w.U8(kMerge);
+  w.U32(a);
+  w.U32(b);
+  pending_.push_back(std::move(w.str()));
+  DoMerge(a, b);
+}
+
+void IdentityMap::SetProps(uint32_t did, const std::vector<Property>& props, bool once) {
+  if (props.empty()) return;
+  std::lock_guard lk(mu_);
+  BinWriter w;
+  w.U8(once ? kSetOnce : kSet);
+  w.U32(did);
+  w.U32(static_cast<uint32_t>(props.size()));
+  for (const auto& p : props) {
+    w.Str(p.key);
+    w.U8(p.value.kind);
+    if (p.value.kind == PropValue::kNum) w.F64(p.value.num);
+    else w.Str(p.value.str);
+  }
+  pending_.push_back(std::move(w.str()));
+  DoSet(did, props, once);
+}
+
+uint32_t IdentityMap::Person(uint32_t did) const {
+  std::lock_guard lk(mu_);
+  return Find(did);
+}
+
+Status IdentityMap::Commit() {
+  if (pending_.empty()) return Status::OK();
+  std::string payload;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& r : pending_) payload += r;
+  }
+  Status st = log_->Append(payload);
+  if (st.ok()) st = log_->Sync();
+  if (!st.ok()) {
+    Status reload = Load();
+    if (!reload.ok()) return Internal(st.message() + "; and reloading identity failed: " + reload.message());
+    return st;
+  }
+  std::lock_guard lk(mu_);
+  pending_.clear();
+  return Status::OK();
+}
+
+std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
+  std::lock_guard lk(mu_);
+  if (snapshot_ && snapshot_->version == version_) return snapshot_;
+  auto t = std::make_shared<PersonTable>();
+  t->version = version_;
+  t->person_of.resize(ids_.size());
+  for (uint32_t d = 0; d < ids_.size(); d++) t->person_of[d] = Find(d);
+  t->props = props_;
+  snapshot_ = t;
+  return t;
+}
+
+std::string IdentityMap::DistinctId(uint32_t did) const {
+  std::lock_guard lk(mu_);
+  return did < ids_.size() ? ids_[did] : std::string();
+}
+
+size_t IdentityMap::did_count() const {
+  std::lock_guard lk(mu_);
+  return ids_.size();
+}
+
+}  // namespace ns

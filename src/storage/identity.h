@@ -1,0 +1,86 @@
+// Identity: distinct ids (device ids, login ids) -> dense ids ("dids") -> persons.
+// A person is a set of dids merged by $identify / $create_alias / $anon_distinct_id; its
+// id is the smallest did of the set (union-find root), so ids stay stable across merges.
+// Person properties ($set, $set_once) live on the root.
+// Durability: every change is a record in identity/<seq>.wal (same framing as the WAL),
+// written and fsynced by Commit() before the events that need it are acknowledged.
+// Threading: mutators are called by one writer thread; Snapshot()/DistinctId() are
+// thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "storage/event.h"
+#include "storage/wal.h"
+
+namespace ns {
+
+using PersonProps = std::map<std::string, PropValue, std::less<>>;
+
+// Immutable view for queries.
+struct PersonTable {
+  std::vector<uint32_t> person_of;  // did -> person (root did)
+  std::vector<std::shared_ptr<const PersonProps>> props;  // indexed by person; may be null
+  uint64_t version = 0;
+  size_t size() const { return person_of.size(); }
+  const PropValue* Prop(uint32_t person, std::string_view key) const {
+    if (person >= props.size() || !props[person]) return nullptr;
+    auto it = props[person]->find(key);
+    return it == props[person]->end() ? nullptr : &it->second;
+  }
+};
+
+class IdentityMap {
+ public:
+  // Opens dir (created if missing) and replays its log; a torn tail is truncated.
+  static StatusOr<std::unique_ptr<IdentityMap>> Open(const std::string& dir);
+
+  // The did of distinct_id, creating it (pending until Commit) when new.
+  uint32_t Resolve(std::string_view distinct_id);
+  // Existing did of distinct_id, or -1.
+  int64_t Find(std::string_view distinct_id) const;
+  // Merges the persons of two dids (pending until Commit). No-op if already one person.
+  void Merge(uint32_t a, uint32_t b);
+  // Applies $set (once=false) or $set_once (once=true) to the person of did.
+  void SetProps(uint32_t did, const std::vector<Property>& props, bool once);
+  uint32_t Person(uint32_t did) const;
+
+  // Writes and fsyncs pending records. On failure the in-memory state is reloaded from
+  // disk, so it never holds what the log does not.
+  Status Commit();
+  bool dirty() const { return !pending_.empty(); }
+
+  std::shared_ptr<const PersonTable> Snapshot();
+  std::string DistinctId(uint32_t did) const;
+  // First distinct id of a person (its root's).
+  size_t did_count() const;
+
+ private:
+  Status Load();
+  void ApplyRecord(std::string_view payload);
+  void NewDid(std::string_view id);
+  void DoMerge(uint32_t a, uint32_t b);
+  void DoSet(uint32_t did, const std::vector<Property>& props, bool once);
+  uint32_t Find(uint32_t did) const;
+
+  std::string dir_;
+  std::unique_ptr<WalWriter> log_;
+  mutable std::mutex mu_;  // guards everything below against Snapshot()/DistinctId()
+  std::vector<std::string> ids_;
+  std::unordered_map<std::string, uint32_t> index_;
+  mutable std::vector<uint32_t> parent_;
+  std::vector<std::shared_ptr<const PersonProps>> props_;
+  std::vector<std::string> pending_;  // encoded records not yet committed
+  uint64_t version_ = 0;
+  std::shared_ptr<const PersonTable> snapshot_;
+};
+
+}  // namespace ns

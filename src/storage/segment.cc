@@ -1,0 +1,319 @@
+#include "storage/segment.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/checksum.h"
+#include "core/file_util.h"
+#include "storage/binary_io.h"
+
+namespace ns {
+namespace {
+
+constexpr char kMagic[8] = {'N', 'S', 'T', 'A', 'R', 'S', 'E', 'G'};
+constexpr char kEndMagic[8] = {'N', 'S', 'T', 'A', 'R', 'E', 'N', 'D'};
+constexpr int kZstdLevel = 3;
+
+enum ColumnKind : uint8_t { kColDid = 1, kColTs = 2, kColEv = 3, kColUuid = 4, kColPropNum = 5, kColPropStr = 6 };
+
+struct ColumnDesc {
+  uint8_t kind;
+  std::string name;  // property key for property columns
+  uint64_t offset, comp_len, raw_len;
+  uint32_t crc;      // CRC32C of the compressed bytes
+};
+
+void PutCodes(BinWriter& w, const std::vector<uint32_t>& codes, uint32_t max_code) {
+  uint8_t width = max_code < 256 ? 1 : max_code < 65536 ? 2 : 4;
+  w.U8(width);
+  for (uint32_t c : codes) w.Raw(&c, width);  // little-endian low bytes
+}
+
+bool GetCodes(BinReader& r, size_t n, std::vector<uint32_t>* out) {
+  uint8_t width = r.U8();
+  if (width != 1 && width != 2 && width != 4) return false;
+  if (r.remaining() < n * width) return false;
+  out->assign(n, 0);
+  for (size_t i = 0; i < n; i++) r.Raw(&(*out)[i], width);
+  return r.ok();
+}
+
+std::string Decompress(const uint8_t* p, const ColumnDesc& c, const std::string& path) {
+  std::string raw(c.raw_len, '\0');
+  size_t got = ZSTD_decompress(raw.data(), raw.size(), p + c.offset, c.comp_len);
+  if (ZSTD_isError(got) || got != c.raw_len)
+    throw std::runtime_error("segment " + path + ": column '" + c.name + "' failed to decompress");
+  return raw;
+}
+
+}  // namespace
+
+std::string SegmentFileName(int32_t day, uint64_t generation) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%06d-%012llu.nseg", day, static_cast<unsigned long long>(generation));
+  return buf;
+}
+
+Status WriteSegment(const std::string& path, const Block& block, const SegmentMeta& meta, const EventDict& dict) {
+  const size_t n = block.size();
+  std::string file(kMagic, 8);
+  BinWriter hdr;
+  hdr.U32(kSegmentFormatVersion);
+  file += hdr.str();
+  std::vector<ColumnDesc> cols;
+  auto add = [&](uint8_t kind, std::string name, const std::string& raw) -> Status {
+    std::string comp(ZSTD_compressBound(raw.size()), '\0');
+    size_t len = ZSTD_compress(comp.data(), comp.size(), raw.data(), raw.size(), kZstdLevel);
+    if (ZSTD_isError(len)) return Internal(std::string("zstd: ") + ZSTD_getErrorName(len));
+    comp.resize(len);
+    cols.push_back({kind, std::move(name), file.size(), len, raw.size(), Crc32c(comp)});
+    file += comp;
+    return Status::OK();
+  };
+  {
+    BinWriter w;
+    int64_t prev = 0;
+    for (uint32_t d : block.did()) { w.Varint(ZigZag(int64_t{d} - prev)); prev = d; }
+    NS_RETURN_IF_ERROR(add(kColDid, "did", w.str()));
+  }
+  {
+    BinWriter w;
+    int64_t prev = 0;
+    for (int64_t t : block.ts()) { w.Varint(ZigZag(t - prev)); prev = t; }
+    NS_RETURN_IF_ERROR(add(kColTs, "ts", w.str()));
+  }
+  // Event names: local codes in order of first appearance.
+  std::vector<std::string> names;
+  {
+    std::unordered_map<uint32_t, uint32_t> local;
+    std::vector<uint32_t> codes(n);
+    for (size_t i = 0; i < n; i++) {
+      auto [it, ins] = local.try_emplace(block.ev()[i], static_cast<uint32_t>(names.size()));
+      if (ins) names.push_back(dict.Name(block.ev()[i]));
+      codes[i] = it->second;
+    }
+    BinWriter w;
+    PutCodes(w, codes, static_cast<uint32_t>(names.size()));
+    NS_RETURN_IF_ERROR(add(kColEv, "ev", w.str()));
+  }
+  if (std::any_of(block.has_uuid().begin(), block.has_uuid().end(), [](uint8_t h) { return h != 0; })) {
+    BinWriter w;
+    w.Raw(block.has_uuid().data(), n);
+    for (size_t i = 0; i < n; i++)
+      if (block.has_uuid()[i]) { w.U64(block.uuid()[i].hi); w.U64(block.uuid()[i].lo); }
+    NS_RETURN_IF_ERROR(add(kColUuid, "uuid", w.str()));
+  }
+  for (const auto& key : block.prop_keys()) {
+    const PropColumn* c = block.prop(key);
+    BinWriter w;
+    if (c->numeric) {
+      w.Raw(c->present.data(), n);
+      for (size_t i = 0; i < n; i++)
+        if (c->present[i]) w.F64(c->num[i]);
+      NS_RETURN_IF_ERROR(add(kColPropNum, key, w.str()));
+    } else {
+      w.U32(static_cast<uint32_t>(c->dict.size()));
+      for (size_t i = 0; i < c->dict.size(); i++) { w.U8(c->dict_kind[i]); w.Str(c->dict[i]); }
+      PutCodes(w, c->code, static_cast<uint32_t>(c->dict.size()));
+      NS_RETURN_IF_ERROR(add(kColPropStr, key, w.str()));
+    }
+  }
+  BinWriter f;
+  f.U32(static_cast<uint32_t>(n));
+  f.I64(block.min_ts());
+  f.I64(block.max_ts());
+  f.U32(static_cast<uint32_t>(meta.partition_day));
+  f.U64(meta.generation);
+  f.U32(static_cast<uint32_t>(meta.replaces.size()));
+  for (uint64_t g : meta.replaces) f.U64(g);
+  f.U32(static_cast<uint32_t>(names.size()));
+  for (const auto& nm : names) f.Str(nm);
+  f.U32(static_cast<uint32_t>(cols.size()));
+  for (const auto& c : cols) {
+    f.U8(c.kind);
+    f.Str(c.name);
+    f.U64(c.offset);
+    f.U64(c.comp_len);
+    f.U64(c.raw_len);
+    f.U32(c.crc);
+  }
+  BinWriter tail;
+  tail.U32(static_cast<uint32_t>(f.size()));
+  tail.U32(Crc32c(f.str()));
+  file += f.str();
+  file += tail.str();
+  file.append(kEndMagic, 8);
+  return WriteFileAtomic(path, file);
+}
+
+class SegmentReader {
+ public:
+  static StatusOr<SegmentInfo> Open(const std::string& path, EventDict& dict);
+};
+
+StatusOr<SegmentInfo> OpenSegment(const std::string& path, EventDict& dict) {
+  return SegmentReader::Open(path, dict);
+}
+
+StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& dict) {
+  NS_ASSIGN_OR_RETURN(MappedFile mf, MappedFile::Open(path));
+  auto file = std::make_shared<MappedFile>(std::move(mf));
+  const uint8_t* p = file->data();
+  const size_t size = file->size();
+  auto corrupt = [&](const std::string& why) { return Corruption("segment " + path + ": " + why); };
+  if (size < 12 + 16 || std::memcmp(p, kMagic, 8) != 0) return corrupt("bad magic (not a Northstar segment, or truncated)");
+  uint32_t version;
+  std::memcpy(&version, p + 8, 4);
+  if (version != kSegmentFormatVersion)
+    return corrupt("format version " + std::to_string(version) + " is not supported (expected " +
+                   std::to_string(kSegmentFormatVersion) + ")");
+  if (std::memcmp(p + size - 8, kEndMagic, 8) != 0) return corrupt("bad end magic (truncated file?)");
+  uint32_t flen, fcrc;
+  std::memcpy(&flen, p + size - 16, 4);
+  std::memcpy(&fcrc, p + size - 12, 4);
+  if (flen > size - 28) return corrupt("footer length out of range");
+  const uint8_t* fp = p + size - 16 - flen;
+  if (Crc32c(fp, flen) != fcrc) return corrupt("footer checksum mismatch");
+  BinReader r(fp, flen);
+  SegmentInfo info;
+  info.path = path;
+  info.file_bytes = size;
+  uint32_t n = r.U32();
+  int64_t min_ts = r.I64(), max_ts = r.I64();
+  info.meta.partition_day = static_cast<int32_t>(r.U32());
+  info.meta.generation = r.U64();
+  uint32_t nrep = r.U32();
+  if (!r.ok() || nrep > 1'000'000) return corrupt("bad footer");
+  for (uint32_t i = 0; i < nrep; i++) info.meta.replaces.push_back(r.U64());
+  uint32_t nnames = r.U32();
+  if (!r.ok() || nnames > (1u << 24)) return corrupt("bad event name table");
+  std::vector<uint32_t> global(nnames);
+  for (uint32_t i = 0; i < nnames; i++) global[i] = dict.Intern(r.Str(1 << 16));
+  uint32_t ncols = r.U32();
+  if (!r.ok() || ncols > (1u << 20)) return corrupt("bad column table");
+  std::vector<ColumnDesc> cols(ncols);
+  const uint64_t data_end = size - 16 - flen;
+  for (auto& c : cols) {
+    c.kind = r.U8();
+    c.name = std::string(r.Str(1 << 16));
+    c.offset = r.U64();
+    c.comp_len = r.U64();
+    c.raw_len = r.U64();
+    c.crc = r.U32();
+    if (!r.ok()) return corrupt("bad column table");
+    if (c.offset < 12 || c.offset > data_end || c.comp_len > data_end - c.offset || c.raw_len > (uint64_t{1} << 36))
+      return corrupt("column '" + c.name + "' lies outside the file");
+    if (Crc32c(p + c.offset, c.comp_len) != c.crc) return corrupt("column '" + c.name + "' checksum mismatch");
+  }
+  if (!r.ok()) return corrupt("bad footer");
+
+  auto block = std::make_shared<Block>();
+  block->size_ = n;
+  block->min_ts_ = min_ts;
+  block->max_ts_ = max_ts;
+  const ColumnDesc *did_c = nullptr, *ts_c = nullptr, *ev_c = nullptr, *uuid_c = nullptr;
+  for (const auto& c : cols) {
+    if (c.kind == kColDid) did_c = &c;
+    else if (c.kind == kColTs) ts_c = &c;
+    else if (c.kind == kColEv) ev_c = &c;
+    else if (c.kind == kColUuid) uuid_c = &c;
+  }
+  if (!did_c || !ts_c || !ev_c) return corrupt("missing did, ts or ev column");
+  // Event counts need the ev column now (for block skipping); decode it eagerly.
+  {
+    std::string raw = Decompress(p, *ev_c, path);
+    BinReader er(raw);
+    std::vector<uint32_t> local;
+    if (!GetCodes(er, n, &local)) return corrupt("ev column malformed");
+    std::vector<uint32_t> counts(nnames, 0);
+    block->ev_.resize(n);
+    for (size_t i = 0; i < n; i++) {
+      if (local[i] >= nnames) return corrupt("event code out of range");
+      counts[local[i]]++;
+      block->ev_[i] = global[local[i]];
+    }
+    for (uint32_t i = 0; i < nnames; i++)
+      if (counts[i]) block->event_counts_.push_back({global[i], counts[i]});
+    std::sort(block->event_counts_.begin(), block->event_counts_.end());
+  }
+  const ColumnDesc did_d = *did_c, ts_d = *ts_c;
+  const std::optional<ColumnDesc> uuid_d = uuid_c ? std::optional<ColumnDesc>(*uuid_c) : std::nullopt;
+  block->loader_ = [file, path, n, did_d, ts_d, uuid_d](Block& b, int column) {
+    const uint8_t* base = file->data();
+    auto deltas = [&](const ColumnDesc& c, auto& out) {
+      std::string raw = Decompress(base, c, path);
+      BinReader rr(raw);
+      out.resize(n);
+      int64_t prev = 0;
+      for (size_t i = 0; i < n; i++) {
+        prev += UnZigZag(rr.Varint());
+        out[i] = static_cast<std::remove_reference_t<decltype(out[0])>>(prev);
+      }
+      if (!rr.ok()) throw std::runtime_error("segment " + path + ": column '" + c.name + "' malformed");
+    };
+    if (column == Block::kDid) deltas(did_d, b.did_);
+    if (column == Block::kTs) deltas(ts_d, b.ts_);
+    if (column == Block::kUuid) {
+      b.has_uuid_.assign(n, 0);
+      b.uuid_.assign(n, Uuid{});
+      if (uuid_d) {
+        std::string raw = Decompress(base, *uuid_d, path);
+        BinReader rr(raw);
+        rr.Raw(b.has_uuid_.data(), n);
+        for (size_t i = 0; i < n; i++)
+          if (b.has_uuid_[i]) { b.uuid_[i].hi = rr.U64(); b.uuid_[i].lo = rr.U64(); }
+        if (!rr.ok()) throw std::runtime_error("segment " + path + ": uuid column malformed");
+      }
+    }
+  };
+  block->uuid_reader_ = [file, path, n, uuid_d](std::vector<uint8_t>* has, std::vector<Uuid>* ids) {
+    has->assign(n, 0);
+    ids->assign(n, Uuid{});
+    if (!uuid_d) return;
+    std::string raw = Decompress(file->data(), *uuid_d, path);
+    BinReader rr(raw);
+    rr.Raw(has->data(), n);
+    for (size_t i = 0; i < n; i++)
+      if ((*has)[i]) { (*ids)[i].hi = rr.U64(); (*ids)[i].lo = rr.U64(); }
+    if (!rr.ok()) throw std::runtime_error("segment " + path + ": uuid column malformed");
+  };
+  std::call_once(block->once_[Block::kEv], [] {});
+  for (const auto& c : cols) {
+    if (c.kind != kColPropNum && c.kind != kColPropStr) continue;
+    auto lp = std::make_unique<Block::LazyProp>();
+    ColumnDesc cd = c;
+    lp->load = [file, path, n, cd](PropColumn& col) {
+      std::string raw = Decompress(file->data(), cd, path);
+      BinReader rr(raw);
+      bool ok = true;
+      if (cd.kind == kColPropNum) {
+        col.numeric = true;
+        col.present.resize(n);
+        rr.Raw(col.present.data(), n);
+        col.num.assign(n, 0);
+        for (size_t i = 0; i < n; i++)
+          if (col.present[i]) col.num[i] = rr.F64();
+      } else {
+        uint32_t nd = rr.U32();
+        if (nd > raw.size() + 1) ok = false;
+        for (uint32_t i = 0; ok && i < nd; i++) {
+          col.dict_kind.push_back(static_cast<PropValue::Kind>(rr.U8()));
+          col.dict.emplace_back(rr.Str());
+        }
+        ok = ok && GetCodes(rr, n, &col.code);
+        for (uint32_t c2 : col.code)
+          if (c2 >= nd) ok = false;
+      }
+      if (!ok || !rr.ok()) throw std::runtime_error("segment " + path + ": column '" + cd.name + "' malformed");
+    };
+    block->prop_keys_.push_back(c.name);
+    block->props_.emplace(c.name, std::move(lp));
+  }
+  info.block = std::move(block);
+  return info;
+}
+
+}  // namespace ns

@@ -1,0 +1,55 @@
+// Write-ahead log. A WAL directory holds numbered files "<seq>.wal"; each file is a
+// sequence of records [u32 payload length][u32 CRC32C of payload][payload].
+// WalWriter appends and fsyncs (the caller groups many requests into one Sync: group
+// commit). ReplayWal reads records back, truncating a torn or corrupt tail.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ns {
+
+class WalWriter {
+ public:
+  ~WalWriter();
+  // Opens (creating) file seq in dir for appending.
+  static StatusOr<std::unique_ptr<WalWriter>> Open(const std::string& dir, uint64_t seq);
+  // Appends one record (not yet durable).
+  Status Append(std::string_view payload);
+  // Makes every appended record durable (fdatasync).
+  Status Sync();
+  // Drops everything appended since the last successful Sync (after a failed write).
+  Status Rollback();
+  uint64_t seq() const { return seq_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t seq_ = 0;
+  uint64_t size_ = 0;         // bytes appended
+  uint64_t synced_size_ = 0;  // bytes known durable
+  std::string path_;
+  std::string buf_;
+};
+
+std::string WalFileName(uint64_t seq);
+// Sequence numbers of the WAL files in dir, ascending.
+StatusOr<std::vector<uint64_t>> ListWalFiles(const std::string& dir);
+
+struct WalReplayStats {
+  uint64_t records = 0;
+  uint64_t truncated_bytes = 0;  // torn/corrupt tail removed
+};
+
+// Calls fn for every intact record of file seq. A torn or corrupt tail is truncated
+// (when truncate is true) and reported in stats; it is not an error.
+Status ReplayWal(const std::string& dir, uint64_t seq, bool truncate,
+                 const std::function<Status(std::string_view)>& fn, WalReplayStats* stats);
+
+}  // namespace ns

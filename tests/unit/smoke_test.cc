@@ -1,0 +1,3 @@
+#include <gtest/gtest.h>
+#include "core/status.h"
+TEST(Smoke, Ok) { EXPECT_TRUE(ns::Status::OK().ok()); }
