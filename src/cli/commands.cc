@@ -603,6 +603,7 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
           while (r.remaining() > 0 && r.ok()) {
             uint8_t t = r.U8();
             if (t == 1) {
+              r.U32();
               r.Str();
               dids++;
             } else if (t == 2) {

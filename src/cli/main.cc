@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
   s->add_option("--threads", serve.threads, "HTTP worker threads")->envname("NORTHSTAR_THREADS")->check(CLI::Range(1, 1024));
   s->add_option("--flush-rows", flush_rows, "memtable rows that trigger a flush")->envname("NORTHSTAR_FLUSH_ROWS")
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
-  s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")->envname("NORTHSTAR_MAX_BODY_BYTES");
+  s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")->envname("NORTHSTAR_MAX_BODY_BYTES")
+      ->check(CLI::Range(int64_t{1024}, int64_t{200} << 20));
   s->add_option("--max-event-bytes", max_event, "largest single event")->envname("NORTHSTAR_MAX_EVENT_BYTES");
 
   auto* im = app.add_subcommand("import", "import events from a CSV or NDJSON file");

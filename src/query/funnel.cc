@@ -250,6 +250,8 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     }
   }
   const bool strict = q.order == FunnelOrder::kStrict;
+  // Rows that can be an entry: the first step, or (unordered) any step.
+  const uint64_t entry_bits = q.order == FunnelOrder::kUnordered ? ((1ULL << n) - 1) : 1ULL;
   BreakdownResolver breakdown(q.breakdown, snap);
   std::vector<uint32_t> groups;
   RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
@@ -274,12 +276,12 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
       }
       if (!m && strict) m = kOtherBit;
       (*tags)[i] = m;
-      any_step0 |= (m & 1) != 0;
+      any_step0 |= (m & entry_bits) != 0;
     }
     if (breakdown.active() && any_step0) {
       breakdown.Resolve(b, &groups);
       for (size_t i = 0; i < b.size(); i++)
-        if ((*tags)[i] & 1) (*aux)[i] = groups[i];
+        if ((*tags)[i] & entry_bits) (*aux)[i] = groups[i];
     }
   };
   const uint64_t order_mask = n >= 64 ? ~0ULL : ((1ULL << n) - 1);

@@ -151,6 +151,13 @@ Status EventStore::Recover() {
   }
   std::string seg_dir = dir_ + "/segments";
   NS_ASSIGN_OR_RETURN(auto names, ListDir(seg_dir));
+  if (!FileExists(cp_path)) {
+    for (const auto& n : names)
+      if (n.size() > 5 && n.substr(n.size() - 5) == ".nseg")
+        return Corruption(dir_ + "/CHECKPOINT is missing but " + seg_dir +
+                          " holds segments; refusing to open (restore CHECKPOINT from a backup, or move the "
+                          "segments away to start empty)");
+  }
   std::vector<SegmentInfo> segs;
   for (const auto& n : names) {
     std::string path = seg_dir + "/" + n;
@@ -159,6 +166,17 @@ Status EventStore::Recover() {
       continue;
     }
     if (n.size() < 5 || n.substr(n.size() - 5) != ".nseg") continue;
+    // "<day>-<generation>.nseg": a generation newer than the checkpoint belongs to a flush or
+    // compaction that did not commit; remove it without reading it.
+    auto dash = n.find('-', 1);
+    if (dash != std::string::npos) {
+      unsigned long long file_gen = std::strtoull(n.c_str() + dash + 1, nullptr, 10);
+      if (file_gen > generation_) {
+        spdlog::warn("removing segment {} of an unfinished flush/compaction", path);
+        ::unlink(path.c_str());
+        continue;
+      }
+    }
     NS_ASSIGN_OR_RETURN(SegmentInfo info, OpenSegment(path, dict_));
     if (info.meta.generation > generation_) {
       spdlog::warn("removing segment {} of an unfinished flush/compaction", path);

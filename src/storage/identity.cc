@@ -1,5 +1,7 @@
 #include "storage/identity.h"
 
+#include <spdlog/spdlog.h>
+
 #include "core/file_util.h"
 #include "storage/binary_io.h"
 
@@ -30,21 +32,28 @@ Status IdentityMap::Load() {
   uint64_t seq = seqs.empty() ? 1 : seqs.back();
   for (uint64_t s : seqs) {
     WalReplayStats st;
-    NS_RETURN_IF_ERROR(ReplayWal(dir_, s, /*truncate=*/true, [&](std::string_view p) {
-      ApplyRecord(p);
-      return Status::OK();
-    }, &st));
+    Status rs = ReplayWal(dir_, s, /*truncate=*/true, [&](std::string_view p) { return ApplyRecord(p); }, &st);
+    if (!rs.ok()) return Status(rs.code(), dir_ + "/" + WalFileName(s) + ": " + rs.message());
+    if (st.truncated_bytes)
+      spdlog::warn("identity log {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", dir_,
+                   WalFileName(s), st.truncated_bytes);
   }
   NS_ASSIGN_OR_RETURN(log_, WalWriter::Open(dir_, seq));
   return Status::OK();
 }
 
-void IdentityMap::ApplyRecord(std::string_view payload) {
+Status IdentityMap::ApplyRecord(std::string_view payload) {
   BinReader r(payload);
   while (r.remaining() > 0 && r.ok()) {
     uint8_t type = r.U8();
     if (type == kNewDid) {
-      NewDid(r.Str());
+      uint32_t expect = r.U32();
+      std::string_view id = r.Str();
+      if (!r.ok()) return Corruption("identity log: truncated record");
+      if (expect != ids_.size())
+        return Corruption("identity log: distinct id #" + std::to_string(expect) + " follows #" +
+                          std::to_string(ids_.size() - 1) + " (records are missing)");
+      NewDid(id);
     } else if (type == kMerge) {
       uint32_t a = r.U32(), b = r.U32();
       if (r.ok() && a < ids_.size() && b < ids_.size()) DoMerge(a, b);
@@ -62,9 +71,11 @@ void IdentityMap::ApplyRecord(std::string_view payload) {
       }
       if (r.ok() && did < ids_.size()) DoSet(did, props, type == kSetOnce);
     } else {
-      return;  // unknown record type: ignore the rest (written by a newer version)
+      return Corruption("identity log: unknown record type " + std::to_string(type) +
+                        " (written by a newer version of northstar?)");
     }
   }
+  return Status::OK();
 }
 
 void IdentityMap::NewDid(std::string_view id) {
@@ -116,6 +127,7 @@ uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
   if (it != index_.end()) return it->second;
   BinWriter w;
   w.U8(kNewDid);
+  w.U32(static_cast<uint32_t>(ids_.size()));
   w.Str(distinct_id);
   pending_.push_back(std::move(w.str()));
   NewDid(distinct_id);

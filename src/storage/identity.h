@@ -65,7 +65,7 @@ class IdentityMap {
 
  private:
   Status Load();
-  void ApplyRecord(std::string_view payload);
+  Status ApplyRecord(std::string_view payload);
   void NewDid(std::string_view id);
   void DoMerge(uint32_t a, uint32_t b);
   void DoSet(uint32_t did, const std::vector<Property>& props, bool once);

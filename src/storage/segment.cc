@@ -223,7 +223,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& di
   }
   if (!did_c || !ts_c || !ev_c) return corrupt("missing did, ts or ev column");
   // Event counts need the ev column now (for block skipping); decode it eagerly.
-  {
+  try {
     std::string raw = Decompress(p, *ev_c, path);
     BinReader er(raw);
     std::vector<uint32_t> local;
@@ -238,6 +238,8 @@ StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& di
     for (uint32_t i = 0; i < nnames; i++)
       if (counts[i]) block->event_counts_.push_back({global[i], counts[i]});
     std::sort(block->event_counts_.begin(), block->event_counts_.end());
+  } catch (const std::exception& e) {
+    return Corruption(e.what());
   }
   const ColumnDesc did_d = *did_c, ts_d = *ts_c;
   const std::optional<ColumnDesc> uuid_d = uuid_c ? std::optional<ColumnDesc>(*uuid_c) : std::nullopt;

@@ -37,6 +37,9 @@ StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(const std::string& dir, uin
 }
 
 Status WalWriter::Append(std::string_view payload) {
+  if (payload.size() > kMaxWalRecord)
+    return ResourceExhausted("WAL record of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
+                             std::to_string(kMaxWalRecord));
   uint32_t hdr[2] = {static_cast<uint32_t>(payload.size()), Crc32c(payload)};
   buf_.append(reinterpret_cast<const char*>(hdr), 8);
   buf_.append(payload);
@@ -78,6 +81,7 @@ StatusOr<std::vector<uint64_t>> ListWalFiles(const std::string& dir) {
   std::vector<uint64_t> seqs;
   for (const auto& n : names) {
     if (n.size() != 16 || n.substr(12) != ".wal") continue;
+    if (n.find_first_not_of("0123456789") != 12) continue;  // not one of ours
     seqs.push_back(std::stoull(n.substr(0, 12)));
   }
   return seqs;

@@ -1,0 +1,276 @@
+// Storage: WAL framing and torn tails, segment round trip and corruption detection,
+// dedup across restarts, identity merges, flush/compaction crash recovery.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/file_util.h"
+#include "core/time_zone.h"
+#include "storage/event_store.h"
+#include "storage/segment.h"
+#include "storage/wal.h"
+#include "test_util.h"
+
+namespace ns {
+namespace {
+
+Event Ev(const std::string& did, const std::string& name, int64_t ts, const std::string& uuid = "") {
+  Event e;
+  e.distinct_id = did;
+  e.event = name;
+  e.ts_ms = ts;
+  if (!uuid.empty()) {
+    e.uuid = Uuid::FromClientId(uuid);
+    e.has_uuid = true;
+  }
+  return e;
+}
+
+uint64_t TotalRows(EventStore& s) {
+  uint64_t n = 0;
+  auto snap = s.Snapshot();
+  for (auto& b : snap->blocks) n += b->size();
+  return n;
+}
+
+constexpr int64_t kT0 = 1'740'000'000'000;  // 2025-02-19
+
+TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
+  testing::TempDir dir;
+  {
+    auto w = WalWriter::Open(dir.path(), 1);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append("first").ok());
+    ASSERT_TRUE((*w)->Append("second").ok());
+    ASSERT_TRUE((*w)->Sync().ok());
+  }
+  std::string path = dir.path() + "/" + WalFileName(1);
+  auto size = std::filesystem::file_size(path);
+  {
+    std::ofstream f(path, std::ios::app | std::ios::binary);
+    f.write("\x10\x00\x00\x00garbage", 11);  // a record header promising 16 bytes, then too few
+  }
+  std::vector<std::string> got;
+  WalReplayStats st;
+  ASSERT_TRUE(ReplayWal(dir.path(), 1, true, [&](std::string_view p) {
+    got.emplace_back(p);
+    return Status::OK();
+  }, &st).ok());
+  EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(st.truncated_bytes, 11u);
+  EXPECT_EQ(std::filesystem::file_size(path), size);
+}
+
+TEST(Wal, CorruptRecordEndsReplay) {
+  testing::TempDir dir;
+  {
+    auto w = WalWriter::Open(dir.path(), 7);
+    ASSERT_TRUE(w.ok());
+    for (auto s : {"a", "bb", "ccc"}) ASSERT_TRUE((*w)->Append(s).ok());
+    ASSERT_TRUE((*w)->Sync().ok());
+  }
+  std::string path = dir.path() + "/" + WalFileName(7);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8 + 1 + 8);  // first byte of the second payload
+    f.put('X');
+  }
+  int n = 0;
+  WalReplayStats st;
+  ASSERT_TRUE(ReplayWal(dir.path(), 7, false, [&](std::string_view) { n++; return Status::OK(); }, &st).ok());
+  EXPECT_EQ(n, 1);
+  EXPECT_GT(st.truncated_bytes, 0u);
+}
+
+TEST(Segment, RoundTripAndChecksum) {
+  testing::TempDir dir;
+  EventDict dict;
+  BlockBuilder b;
+  std::vector<Property> props{{"channel", PropValue::Str("ads")}, {"amount", PropValue::Num(12.5)},
+                              {"flag", PropValue::Json("true")}};
+  Uuid u = Uuid::FromClientId("0190a6b2-7c3d-7e1f-8a9b-0c1d2e3f4a5b");
+  b.Append(3, kT0, dict.Intern("pay"), &u, props);
+  b.Append(3, kT0 + 5, dict.Intern("order"), nullptr, {{"amount", PropValue::Num(7)}});
+  b.Append(9, kT0 + 1, dict.Intern("pay"), nullptr, {{"channel", PropValue::Str("seo")}});
+  auto block = b.Finish();
+  std::string path = dir.path() + "/" + SegmentFileName(20138, 1);
+  ASSERT_TRUE(WriteSegment(path, *block, SegmentMeta{20138, 1, {}}, dict).ok());
+  EventDict dict2;
+  auto info = OpenSegment(path, dict2);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const Block& r = *info->block;
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r.did(), (std::vector<uint32_t>{3, 3, 9}));
+  EXPECT_EQ(r.ts(), (std::vector<int64_t>{kT0, kT0 + 5, kT0 + 1}));
+  EXPECT_EQ(dict2.Name(r.ev()[1]), "order");
+  EXPECT_EQ(r.uuid()[0], u);
+  EXPECT_EQ(r.has_uuid(), (std::vector<uint8_t>{1, 0, 0}));
+  EXPECT_EQ(r.prop("channel")->Get(0).str, "ads");
+  EXPECT_FALSE(r.prop("channel")->Present(1));
+  EXPECT_TRUE(r.prop("amount")->numeric);
+  EXPECT_EQ(r.prop("amount")->Get(1).num, 7);
+  EXPECT_EQ(r.prop("flag")->Get(0).kind, PropValue::kJson);
+  EXPECT_EQ(r.min_ts(), kT0);
+  EXPECT_EQ(r.max_ts(), kT0 + 5);
+
+  // Flip one byte inside the column data: the checksum must catch it, naming the file.
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(14);
+    char c;
+    f.seekg(14);
+    f.get(c);
+    f.seekp(14);
+    f.put(static_cast<char>(c ^ 0x5a));
+  }
+  auto bad = OpenSegment(path, dict2);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.status().message().find(path), std::string::npos);
+  EXPECT_NE(bad.status().message().find("checksum mismatch"), std::string::npos);
+}
+
+TEST(Segment, TruncatedFileIsCorruption) {
+  testing::TempDir dir;
+  EventDict dict;
+  BlockBuilder b;
+  b.Append(1, kT0, dict.Intern("a"), nullptr, {});
+  std::string path = dir.path() + "/x.nseg";
+  ASSERT_TRUE(WriteSegment(path, *b.Finish(), SegmentMeta{1, 1, {}}, dict).ok());
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);
+  auto r = OpenSegment(path, dict);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+}
+
+TEST(EventStore, DedupAcrossRestartsAndFlushes) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok());
+    auto r = (*s)->Append({Ev("u1", "a", kT0, "id-1"), Ev("u1", "a", kT0 + 1, "id-2"), Ev("u1", "a", kT0 + 1, "id-2")});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->accepted, 2u);
+    EXPECT_EQ(r->duplicates, 1u);
+  }  // closed: flushed to segments
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok());
+    auto r = (*s)->Append({Ev("u1", "a", kT0, "id-1"), Ev("u2", "b", kT0, "id-3"), Ev("u2", "b", kT0)});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->accepted, 2u);
+    EXPECT_EQ(r->duplicates, 1u);
+    EXPECT_EQ(TotalRows(**s), 4u);
+  }
+}
+
+TEST(EventStore, WalReplayAfterCrashWithoutFlush) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  // Simulate a crash: copy the directory while the store is open (WAL written, no flush).
+  testing::TempDir copy;
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Append({Ev("u1", "a", kT0, "w-1"), Ev("u2", "a", kT0 + 86'400'000, "w-2")}).ok());
+    std::filesystem::copy(dir.path(), copy.path(), std::filesystem::copy_options::recursive |
+                                                       std::filesystem::copy_options::overwrite_existing);
+  }
+  std::filesystem::remove(copy.path() + "/LOCK");
+  auto s = EventStore::Open(copy.path(), so);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(TotalRows(**s), 2u);
+  EXPECT_EQ((*s)->Stats().wal_replayed_records, 1u);
+  auto r = (*s)->Append({Ev("u1", "a", kT0, "w-1")});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->duplicates, 1u);
+}
+
+TEST(EventStore, UnfinishedFlushSegmentsAreRemoved) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Append({Ev("u1", "a", kT0, "f-1")}).ok());
+    ASSERT_TRUE((*s)->Flush().ok());
+  }
+  // A segment of a generation newer than the checkpoint: a flush that crashed before commit.
+  EventDict dict;
+  BlockBuilder b;
+  b.Append(0, kT0, dict.Intern("a"), nullptr, {});
+  int32_t day = static_cast<int32_t>(kT0 / kMsPerDay);
+  ASSERT_TRUE(WriteSegment(dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(), SegmentMeta{day, 99, {}}, dict).ok());
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(TotalRows(**s), 1u);
+  EXPECT_FALSE(FileExists(dir.path() + "/segments/" + SegmentFileName(day, 99)));
+}
+
+TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->Append({Ev("anon-1", "page_view", kT0), Ev("anon-1", "page_view", kT0 + 1)}).ok());
+  ASSERT_TRUE((*s)->Flush().ok());
+  Event login = Ev("user-1", "login", kT0 + 2);
+  login.merge_with.push_back("anon-1");
+  login.person_set.push_back({"city", PropValue::Str("Hangzhou")});
+  ASSERT_TRUE((*s)->Append({login}).ok());
+  auto snap = (*s)->Snapshot();
+  auto& ids = (*s)->identity();
+  uint32_t a = static_cast<uint32_t>(ids.Find(std::string_view("anon-1")));
+  uint32_t u = static_cast<uint32_t>(ids.Find(std::string_view("user-1")));
+  EXPECT_EQ(snap->persons->person_of[a], snap->persons->person_of[u]);
+  EXPECT_EQ(snap->persons->Prop(snap->persons->person_of[u], "city")->str, "Hangzhou");
+  // Persisted: reopen and check again.
+  s = Status::OK();
+  auto s2 = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s2.ok());
+  auto snap2 = (*s2)->Snapshot();
+  EXPECT_EQ(snap2->persons->person_of[a], snap2->persons->person_of[u]);
+  EXPECT_EQ(snap2->persons->Prop(snap2->persons->person_of[a], "city")->str, "Hangzhou");
+}
+
+TEST(EventStore, CompactionMergesPartitionSegments) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok());
+  for (int i = 0; i < 3; i++) {
+    ASSERT_TRUE((*s)->Append({Ev("u" + std::to_string(i), "a", kT0 + i)}).ok());
+    ASSERT_TRUE((*s)->Flush().ok());
+  }
+  EXPECT_EQ((*s)->Stats().segments, 3u);
+  ASSERT_TRUE((*s)->CompactAll().ok());
+  EXPECT_EQ((*s)->Stats().segments, 1u);
+  EXPECT_EQ(TotalRows(**s), 3u);
+  auto names = ListDir(dir.path() + "/segments");
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(names->size(), 1u);
+}
+
+TEST(EventStore, SecondOpenOfADirectoryIsRefused) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  auto a = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(a.ok());
+  auto b = EventStore::Open(dir.path(), so);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(b.status().message().find("in use by another northstar process"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ns
