@@ -708,7 +708,7 @@ int RunAdmin(const GlobalOptions& g, const AdminOptions& o) {
     auto c = (*reg)->Create(o.name, o.timezone);
     if (!c.ok()) return Fail(c.status());
     if (o.format == "json") {
-      json j{{"project", c->info.name}, {"write_key", c->info.write_key}, {"secret_key", c->secret_key}};
+      nlohmann::ordered_json j{{"project", c->info.name}, {"write_key", c->info.write_key}, {"secret_key", c->secret_key}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("created project %s (time zone %s)\nwrite key  %s   (ingest only; safe to ship in apps)\n"

@@ -125,13 +125,14 @@ int main(int argc, char** argv) {
   auto* a = app.add_subcommand("admin", "projects and keys");
   add_common(a);
   a->require_subcommand(1);
-  auto* cp = a->add_subcommand("create-project", "create a project and print its keys");
+  a->fallthrough();  // --data after the action name goes to admin
+  auto* cp = a->add_subcommand("create-project", "create a project and print its keys")->fallthrough();
   cp->add_option("name", admin.name, "project name (a-z, 0-9, _ and -)")->required();
   cp->add_option("--tz", admin.timezone, "IANA time zone")->capture_default_str();
   cp->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
-  auto* lp = a->add_subcommand("list-projects", "list projects");
+  auto* lp = a->add_subcommand("list-projects", "list projects")->fallthrough();
   lp->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
-  auto* rs = a->add_subcommand("rotate-secret", "issue a new secret key for a project");
+  auto* rs = a->add_subcommand("rotate-secret", "issue a new secret key for a project")->fallthrough();
   rs->add_option("name", admin.name, "project name")->required();
   rs->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 

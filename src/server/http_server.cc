@@ -109,12 +109,14 @@ struct HttpServer::Impl {
     std::string_view body = req.body;
     std::string inflated;
     std::string enc = req.get_header_value("Content-Encoding");
-    if (enc == "gzip" || (enc.empty() && LooksGzipped(body))) {
+    // cpp-httplib (built with zlib) already inflates bodies sent with Content-Encoding: gzip;
+    // inflate here only what is still gzip (by its magic bytes), whatever the header says.
+    if (LooksGzipped(body) && (enc.empty() || enc == "gzip")) {
       auto r = Gunzip(body, opt.limits.max_body_bytes);
       if (!r.ok()) return SendError(res, r.status());
       inflated = std::move(r).value();
       body = inflated;
-    } else if (!enc.empty() && enc != "identity") {
+    } else if (!enc.empty() && enc != "identity" && enc != "gzip" && enc != "deflate") {
       return SendError(res, Status(StatusCode::kUnsupportedMediaType,
                                    "unsupported Content-Encoding '" + enc + "' (expected gzip or identity)"));
     }
