@@ -22,6 +22,7 @@
 #include <map>
 
 #include "query/operators.h"
+#include "query/person_scan.h"
 #include "query/scan.h"
 
 namespace ns {
@@ -48,12 +49,12 @@ struct PersonResult {
 class FunnelEvaluator {
  public:
   FunnelEvaluator(const FunnelQuery& q, int64_t entry_from, int64_t entry_to)
-      : q_(q), n_(static_cast<int>(q.steps.size())), entry_from_(entry_from), entry_to_(entry_to) {}
+      : q_(q), n_(static_cast<int>(q.steps.size())), step_bits_((1ULL << q.steps.size()) - 1),
+        entry_from_(entry_from), entry_to_(entry_to) {}
 
-  PersonResult Evaluate(const TimelineEntry* e, size_t count) const {
+  PersonResult EvaluateUnordered(const TimelineEntry* e, size_t count) const {
     PersonResult r;
-    if (q_.order == FunnelOrder::kUnordered) Unordered(e, count, &r);
-    else Sequential(e, count, &r);
+    Unordered(e, count, &r);
     return r;
   }
 
@@ -70,56 +71,56 @@ class FunnelEvaluator {
     return best;
   }
 
-  void Sequential(const TimelineEntry* e, size_t count, PersonResult* r) const {
-    Path lv[kMaxFunnelSteps], next[kMaxFunnelSteps];
+public:
+  // Applies one event of a person (events in timeline order) to the person's paths lv
+  // (n_ entries; `scratch` n_ entries for strict mode). on_reach(k, ms) is called when the
+  // person first reaches step k (ms: time from the previous done step).
+  template <typename OnReach>
+  void Apply(Path* lv, Path* scratch, uint32_t* reached, bool* entered, uint32_t* group, int64_t ts, uint64_t tag,
+             uint32_t aux, OnReach&& on_reach) const {
     const bool strict = q_.order == FunnelOrder::kStrict;
-    const uint64_t step_bits = n_ >= 64 ? ~0ULL : ((1ULL << n_) - 1);
-    bool entered = false;
-    for (size_t i = 0; i < count; i++) {
-      const uint64_t steps = e[i].tag & step_bits;
-      const int64_t ts = e[i].ts;
-      Path* target = lv;
-      if (strict) {
-        for (int k = 0; k < n_; k++) next[k].valid = false;
-        target = next;
-      }
-      for (uint64_t m = steps & ~1ULL; m;) {
-        int k = 63 - __builtin_clzll(m);  // highest first: one event fills one step per path
-        m &= ~(1ULL << k);
-        const Path* prev = Eff(lv, k);
-        if (!prev || ts - prev->start > q_.window_ms) continue;
-        if (!target[k].valid || prev->start > target[k].start) {
-          Path p = *prev;
-          int64_t last = p.last_done;
-          p.last_done = ts;
-          target[k] = p;
-          if (!(r->reached & (1u << k))) {
-            r->reached |= 1u << k;
-            r->conv_ms[k] = ts - last;
-          }
+    const uint64_t steps = tag & step_bits_;
+    Path* target = lv;
+    if (strict) {
+      for (int k = 0; k < n_; k++) scratch[k].valid = false;
+      target = scratch;
+    }
+    for (uint64_t m = steps & ~1ULL; m;) {
+      int k = 63 - __builtin_clzll(m);  // highest first: one event fills one step per path
+      m &= ~(1ULL << k);
+      const Path* prev = Eff(lv, k);
+      if (!prev || ts - prev->start > q_.window_ms) continue;
+      if (!target[k].valid || prev->start > target[k].start) {
+        Path p = *prev;
+        int64_t last = p.last_done;
+        p.last_done = ts;
+        target[k] = p;
+        if (!(*reached & (1u << k))) {
+          *reached |= 1u << k;
+          on_reach(k, ts - last);
         }
       }
-      if ((steps & 1) && InEntryRange(ts)) {
-        target[0] = Path{true, ts, ts};
-        if (!entered) {
-          entered = true;
-          r->group = e[i].aux;
-          r->reached |= 1;
-          r->conv_ms[0] = 0;
-        }
+    }
+    if ((steps & 1) && InEntryRange(ts)) {
+      target[0] = Path{true, ts, ts};
+      if (!*entered) {
+        *entered = true;
+        *group = aux;
+        *reached |= 1;
       }
-      if (strict)
-        for (int k = 0; k < n_; k++) lv[k] = next[k];
-      uint64_t excl = (e[i].tag >> kExclShift) & 0x7fffffffULL;
-      while (excl) {
-        int x = __builtin_ctzll(excl);
-        excl &= excl - 1;
-        const auto& ex = q_.exclusions[static_cast<size_t>(x)];
-        for (int k = ex.from_step; k < ex.to_step; k++) lv[k].valid = false;
-      }
+    }
+    if (strict)
+      for (int k = 0; k < n_; k++) lv[k] = scratch[k];
+    uint64_t excl = (tag >> kExclShift) & 0x7fffffffULL;
+    while (excl) {
+      int x = __builtin_ctzll(excl);
+      excl &= excl - 1;
+      const auto& ex = q_.exclusions[static_cast<size_t>(x)];
+      for (int k = ex.from_step; k < ex.to_step; k++) lv[k].valid = false;
     }
   }
 
+private:
   // Maximum matching of steps to distinct events (Kuhn's algorithm; steps <= 30).
   static bool Augment(int step, const std::vector<uint64_t>& masks, std::vector<int>& match_of_event,
                       uint64_t& visited_events) {
@@ -170,6 +171,7 @@ class FunnelEvaluator {
 
   const FunnelQuery& q_;
   const int n_;
+  const uint64_t step_bits_;
   const int64_t entry_from_, entry_to_;
 };
 
@@ -253,42 +255,59 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
   // Rows that can be an entry: the first step, or (unordered) any step.
   const uint64_t entry_bits = q.order == FunnelOrder::kUnordered ? ((1ULL << n) - 1) : 1ULL;
   BreakdownResolver breakdown(q.breakdown, snap);
-  std::vector<uint32_t> groups;
-  RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
+
+  // Per-block state for tagging rows: filter evaluators and breakdown groups.
+  struct BlockState {
+    bool ready = false;
+    bool skip = false;  // no row of the block can match
+    std::vector<FilterSet::BlockEval> evals;
+    std::vector<uint32_t> groups;
+    const uint32_t* ev = nullptr;
+    const uint32_t* did = nullptr;
+    const int64_t* ts = nullptr;
+  };
+  auto prepare = [&](const Block& b, BlockState& st) {
+    st.ready = true;
     if (!strict && !any_mask) {
       bool any = false;
       for (auto& [code, cnt] : b.event_counts())
         if (code < by_code.size() && by_code[code]) any = true;
-      if (!any) return;
-    }
-    std::vector<FilterSet::BlockEval> evals(filters.size());
-    for (size_t k = 0; k < filters.size(); k++)
-      if (!filters[k].empty()) evals[k] = filters[k].ForBlock(b);
-    const auto& ev = b.ev();
-    bool any_step0 = false;
-    for (size_t i = 0; i < b.size(); i++) {
-      uint64_t m = (ev[i] < by_code.size() ? by_code[ev[i]] : 0) | any_mask;
-      for (uint64_t f = m & filtered; f;) {
-        int k = __builtin_ctzll(f);
-        f &= f - 1;
-        size_t idx = k < kExclShift ? static_cast<size_t>(k) : n + static_cast<size_t>(k - kExclShift);
-        if (!evals[idx].Match(i)) m &= ~(1ULL << k);
+      if (!any) {
+        st.skip = true;
+        return;
       }
-      if (!m && strict) m = kOtherBit;
-      (*tags)[i] = m;
-      any_step0 |= (m & entry_bits) != 0;
     }
-    if (breakdown.active() && any_step0) {
-      breakdown.Resolve(b, &groups);
-      for (size_t i = 0; i < b.size(); i++)
-        if ((*tags)[i] & entry_bits) (*aux)[i] = groups[i];
-    }
+    st.evals.resize(filters.size());
+    for (size_t k = 0; k < filters.size(); k++)
+      if (!filters[k].empty()) st.evals[k] = filters[k].ForBlock(b);
+    if (breakdown.active()) breakdown.Resolve(b, &st.groups);
+    st.ev = b.ev().data();
+    st.did = b.did().data();
+    st.ts = b.ts().data();
   };
-  const uint64_t order_mask = n >= 64 ? ~0ULL : ((1ULL << n) - 1);
-  Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask);
+  // Tag of row i: bit k = step k, bit 32+x = exclusion x, bit 63 = other event (strict).
+  auto tag_of = [&](const BlockState& st, size_t i) -> uint64_t {
+    const uint32_t e = st.ev[i];
+    uint64_t m = (e < by_code.size() ? by_code[e] : 0) | any_mask;
+    for (uint64_t f = m & filtered; f;) {
+      int k = __builtin_ctzll(f);
+      f &= f - 1;
+      size_t idx = k < kExclShift ? static_cast<size_t>(k) : n + static_cast<size_t>(k - kExclShift);
+      if (!st.evals[idx].Match(i)) m &= ~(1ULL << k);
+    }
+    if (!m && strict) m = kOtherBit;
+    return m;
+  };
 
+  // Simultaneous entries: the smallest breakdown value (as JSON text) is the first touch,
+  // so results do not depend on storage order.
+  std::vector<std::string> group_keys;
+  auto group_key = [&](uint32_t g) -> const std::string& {
+    while (group_keys.size() <= g) group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
+    return group_keys[g];
+  };
   FunnelEvaluator eval(q, entry_from, entry_to);
-  std::map<uint32_t, GroupAgg> agg;  // group 0 also used for "no breakdown"
+  std::map<uint32_t, GroupAgg> agg;  // per breakdown group
   GroupAgg total;
   auto init = [&](GroupAgg& g) {
     g.count.assign(n, 0);
@@ -297,27 +316,121 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     g.drop_persons.assign(n, {});
   };
   init(total);
-  auto add = [&](GroupAgg& g, const PersonResult& r, uint32_t person) {
+  auto add = [&](GroupAgg& g, uint32_t reached, uint32_t person) {
     for (size_t k = 0; k < n; k++) {
-      if (r.reached & (1u << k)) {
+      if (reached & (1u << k)) {
         g.count[k]++;
-        if (k > 0 && r.conv_ms[k] >= 0) g.conv[k].push_back(r.conv_ms[k]);
-      } else if (k > 0 && (r.reached & (1u << (k - 1)))) {
+      } else if (k > 0 && (reached & (1u << (k - 1)))) {
         g.drop_count[k]++;
         if (q.dropoff_limit == 0 || g.drop_persons[k].size() < q.dropoff_limit) g.drop_persons[k].push_back(person);
       }
     }
   };
-  for (size_t i = 0; i < tl.persons.size(); i++) {
-    const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
-    size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
-    PersonResult r = eval.Evaluate(e, cnt);
-    if (!r.reached) continue;
-    add(total, r, tl.persons[i]);
-    if (breakdown.active()) {
-      auto [it, ins] = agg.try_emplace(r.group);
-      if (ins) init(it->second);
-      add(it->second, r, tl.persons[i]);
+  auto group_agg = [&](uint32_t group) -> GroupAgg& {
+    auto [it, ins] = agg.try_emplace(group);
+    if (ins) init(it->second);
+    return it->second;
+  };
+
+  if (q.order == FunnelOrder::kUnordered) {
+    // Unordered funnels look at all events of a window at once: per-person timelines.
+    std::vector<BlockState> states;
+    RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
+      BlockState st;
+      prepare(b, st);
+      if (st.skip) return;
+      for (size_t i = 0; i < b.size(); i++) {
+        uint64_t m = tag_of(st, i);
+        (*tags)[i] = m;
+        if ((m & entry_bits) && breakdown.active()) (*aux)[i] = st.groups[i];
+      }
+    };
+    const uint64_t order_mask = (1ULL << n) - 1;
+    Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask);
+    for (size_t i = 0; i < tl.persons.size(); i++) {
+      const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
+      const size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
+      PersonResult r = eval.EvaluateUnordered(e, cnt);
+      if (!r.reached) continue;
+      if (breakdown.active()) {
+        // First entry: the first in-range step event; among simultaneous ones, the smallest value.
+        for (size_t j = 0; j < cnt; j++) {
+          if (!(e[j].tag & entry_bits) || e[j].ts < entry_from || e[j].ts >= entry_to) continue;
+          r.group = e[j].aux;
+          for (size_t k = j + 1; k < cnt && e[k].ts == e[j].ts && e[k].order == e[j].order && e[k].tag == e[j].tag; k++)
+            if ((e[k].tag & entry_bits) && group_key(e[k].aux) < group_key(r.group)) r.group = e[k].aux;
+          break;
+        }
+      }
+      add(total, r.reached, tl.persons[i]);
+      if (breakdown.active()) add(group_agg(r.group), r.reached, tl.persons[i]);
+    }
+  } else {
+    // Ordered and strict funnels: one streaming pass in per-person time order with the
+    // paths of every person in dense arrays (see person_scan.h).
+    const PersonTable& pt = *snap.persons;
+    const size_t np = pt.size();
+    PersonOrderScan scan(snap, entry_from, scan_to);
+    const auto& blocks = scan.blocks();
+    std::vector<BlockState> states(blocks.size());
+    std::vector<Path> paths(np * n);
+    std::vector<Path> scratch(n);
+    std::vector<uint32_t> reached(np, 0), group(np, 0);
+    std::vector<uint8_t> entered(np, 0);
+    struct Conv { uint32_t person; uint32_t step; int64_t ms; };
+    std::vector<Conv> convs;
+    struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
+    std::vector<Tie> ties;
+    uint32_t cur_person = UINT32_MAX;
+    int64_t cur_ts = INT64_MIN;
+    auto flush = [&] {
+      if (ties.empty()) return;
+      if (ties.size() > 1)
+        std::sort(ties.begin(), ties.end(), [&](const Tie& a, const Tie& b) {
+          if (a.order != b.order) return a.order < b.order;
+          if (a.tag != b.tag) return a.tag < b.tag;
+          return a.aux != b.aux && group_key(a.aux) < group_key(b.aux);
+        });
+      const uint32_t p = cur_person;
+      bool ent = entered[p];
+      for (const Tie& t : ties)
+        eval.Apply(&paths[p * n], scratch.data(), &reached[p], &ent, &group[p], cur_ts, t.tag, t.aux,
+                   [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
+      entered[p] = ent;
+      ties.clear();
+    };
+    const uint64_t step_mask = (1ULL << n) - 1;
+    for (const auto& part : scan.parts()) {
+      PersonOrderScan::ForEachRow(blocks, part, [&](uint32_t b, uint32_t i) {
+        BlockState& st = states[b];
+        if (!st.ready) prepare(*blocks[b], st);
+        if (st.skip) return;
+        const int64_t ts = st.ts[i];
+        if (ts < entry_from || ts >= scan_to) return;
+        const uint64_t m = tag_of(st, i);
+        if (!m) return;
+        const uint32_t d = st.did[i];
+        const uint32_t p = d < np ? pt.person_of[d] : d;
+        if (p != cur_person || ts != cur_ts) {
+          flush();
+          cur_person = p;
+          cur_ts = ts;
+        }
+        const uint64_t sm = m & step_mask;
+        ties.push_back({sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
+                        (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u});
+      });
+      flush();
+    }
+    for (uint32_t p = 0; p < np; p++) {
+      if (!reached[p]) continue;
+      add(total, reached[p], p);
+      if (breakdown.active()) add(group_agg(group[p]), reached[p], p);
+    }
+    for (const Conv& c : convs) {
+      if (c.step == 0) continue;
+      total.conv[c.step].push_back(c.ms);
+      if (breakdown.active()) group_agg(group[c.person]).conv[c.step].push_back(c.ms);
     }
   }
   json out;

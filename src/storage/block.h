@@ -4,6 +4,7 @@
 // Threading: all const methods are safe to call concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -63,6 +64,11 @@ class Block {
   // Reads row i back as an event (without distinct id string: did only).
   void RowProps(size_t row, std::vector<Property>* out) const;
 
+  // Cache for the query layer's "sorted by person" check: (identity version << 1) | sorted,
+  // 0 = not checked. Benign race: concurrent checks store the same value.
+  uint64_t sort_check_cache() const { return sort_check_.load(std::memory_order_relaxed); }
+  void set_sort_check_cache(uint64_t v) const { sort_check_.store(v, std::memory_order_relaxed); }
+
   // Approximate bytes held in memory by decoded columns.
   size_t MemoryBytes() const;
 
@@ -72,6 +78,7 @@ class Block {
   void Ensure(int column) const;
 
   size_t size_ = 0;
+  mutable std::atomic<uint64_t> sort_check_{0};
   int64_t min_ts_ = 0, max_ts_ = 0;
   std::vector<std::pair<uint32_t, uint32_t>> event_counts_;
   std::vector<std::string> prop_keys_;

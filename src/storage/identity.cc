@@ -27,6 +27,7 @@ Status IdentityMap::Load() {
   pending_.clear();
   log_.reset();
   version_++;
+  merge_version_++;
   snapshot_.reset();
   NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(dir_));
   uint64_t seq = seqs.empty() ? 1 : seqs.back();
@@ -100,6 +101,7 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
   if (ra == rb) return;
   if (rb < ra) std::swap(ra, rb);
   parent_[rb] = ra;
+  merge_version_++;
   // The surviving person keeps its properties and gains the other's missing ones.
   if (props_[rb]) {
     auto merged = std::make_shared<PersonProps>(props_[ra] ? *props_[ra] : PersonProps{});
@@ -197,6 +199,7 @@ std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
   if (snapshot_ && snapshot_->version == version_) return snapshot_;
   auto t = std::make_shared<PersonTable>();
   t->version = version_;
+  t->merge_version = merge_version_;
   t->person_of.resize(ids_.size());
   for (uint32_t d = 0; d < ids_.size(); d++) t->person_of[d] = Find(d);
   t->props = props_;

@@ -30,6 +30,9 @@ struct PersonTable {
   std::vector<uint32_t> person_of;  // did -> person (root did)
   std::vector<std::shared_ptr<const PersonProps>> props;  // indexed by person; may be null
   uint64_t version = 0;
+  // Changes only when persons merge (new distinct ids and properties leave it alone), so
+  // per-block facts about person order stay valid while events keep arriving.
+  uint64_t merge_version = 1;
   size_t size() const { return person_of.size(); }
   const PropValue* Prop(uint32_t person, std::string_view key) const {
     if (person >= props.size() || !props[person]) return nullptr;
@@ -80,6 +83,7 @@ class IdentityMap {
   std::vector<std::shared_ptr<const PersonProps>> props_;
   std::vector<std::string> pending_;  // encoded records not yet committed
   uint64_t version_ = 0;
+  uint64_t merge_version_ = 1;
   std::shared_ptr<const PersonTable> snapshot_;
 };
 

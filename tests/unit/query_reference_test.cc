@@ -229,8 +229,12 @@ json NaiveFunnel(World& w, const json& q) {
   std::vector<uint64_t> count(n, 0), drop(n, 0);
   std::map<json, std::vector<uint64_t>> bcount;
   for (auto& [person, tl] : tls) {
-    std::sort(tl.begin(), tl.end(), [](const TL& a, const TL& b) {
-      return a.ts != b.ts ? a.ts < b.ts : a.order != b.order ? a.order < b.order : a.tag < b.tag;
+    auto chan = [](const TL& t) { return t.e->channel ? json(*t.e->channel).dump() : std::string("null"); };
+    std::sort(tl.begin(), tl.end(), [&](const TL& a, const TL& b) {
+      if (a.ts != b.ts) return a.ts < b.ts;
+      if (a.order != b.order) return a.order < b.order;
+      if (a.tag != b.tag) return a.tag < b.tag;
+      return chan(a) < chan(b);  // simultaneous entries: smallest breakdown value first
     });
     std::vector<bool> reached(n, false);
     json group = nullptr;

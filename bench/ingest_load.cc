@@ -1,0 +1,259 @@
+// HTTP ingest load generator for `northstar serve` (driven by bench/ingest_load.py).
+// N threads, each with one keep-alive httplib::Client, POST batches of B events to
+// /api/v1/events as fast as the server answers, for a warm-up then D measured seconds.
+// Every event carries a unique uuid (so none is dropped as a duplicate), a distinct_id drawn
+// from a pool of --users ids, a current timestamp and three properties. Bodies are built once
+// per thread; per request only fixed-width digit fields are overwritten in place, so the
+// client spends its CPU on HTTP, not on JSON.
+// usage: ingest_load --port P --key KEY [--host 127.0.0.1] [--connections 8] [--seconds 10]
+//                    [--warmup 1] [--batch 100] [--users 100000] [--server-pid PID]
+//                    [--max-requests 0 (= unbounded; else stop after this many measured requests)]
+// Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
+#include <httplib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Arg(int argc, char** argv, const char* name, const char* def) {
+  for (int i = 1; i + 1 < argc; i++)
+    if (std::string(argv[i]) == name) return argv[i + 1];
+  return def;
+}
+
+// utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15); -1 if unreadable.
+double ProcCpuSeconds(long pid) {
+  if (pid <= 0) return -1;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto rp = s.rfind(')');  // comm may contain spaces
+  if (rp == std::string::npos) return -1;
+  std::istringstream in(s.substr(rp + 2));
+  std::string tok;
+  unsigned long long utime = 0, stime = 0;
+  for (int field = 3; in >> tok; field++) {
+    if (field == 14) utime = std::strtoull(tok.c_str(), nullptr, 10);
+    if (field == 15) {
+      stime = std::strtoull(tok.c_str(), nullptr, 10);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double SelfCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+void PutDigits(char* p, int width, uint64_t v) {
+  for (int i = width - 1; i >= 0; i--) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A batch body with the offsets of its variable fields.
+struct Body {
+  std::string text;
+  std::vector<size_t> uuid_at, did_at, ts_at;
+  static constexpr int kUuidSeq = 12, kDid = 8, kTs = 13;
+};
+
+Body MakeBody(int thread, int batch) {
+  static const char* kEvents[] = {"product_exposure", "product_click", "add_to_cart", "order", "pay", "page_view"};
+  static const char* kChannels[] = {"organic", "ads", "referral", "email"};
+  static const char* kPlatforms[] = {"ios", "android", "web"};
+  Body b;
+  b.text = "[";
+  char tid[8];
+  std::snprintf(tid, sizeof tid, "%03d", thread % 1000);
+  for (int i = 0; i < batch; i++) {
+    if (i) b.text += ",";
+    b.text += "{\"event\":\"";
+    b.text += kEvents[i % 6];
+    b.text += "\",\"distinct_id\":\"u";
+    b.did_at.push_back(b.text.size());
+    b.text += std::string(Body::kDid, '0');
+    b.text += "\",\"uuid\":\"lg-";
+    b.text += tid;
+    b.text += "-";
+    b.uuid_at.push_back(b.text.size());
+    b.text += std::string(Body::kUuidSeq, '0');
+    b.text += "\",\"timestamp\":";
+    b.ts_at.push_back(b.text.size());
+    b.text += std::string(Body::kTs, '0');
+    b.text += ",\"properties\":{\"channel\":\"";
+    b.text += kChannels[i % 4];
+    b.text += "\",\"platform\":\"";
+    b.text += kPlatforms[i % 3];
+    b.text += "\",\"amount\":";
+    b.text += std::to_string((i * 37) % 500 + 1);
+    b.text += "}}";
+  }
+  b.text += "]";
+  return b;
+}
+
+struct ThreadResult {
+  std::vector<double> lat_ms;  // measured requests only
+  uint64_t ok_requests = 0, failed_requests = 0, transport_errors = 0, accepted = 0, duplicates = 0;
+  uint64_t warm_requests = 0;
+  std::string first_error;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string host = Arg(argc, argv, "--host", "127.0.0.1");
+  const int port = std::atoi(Arg(argc, argv, "--port", "0").c_str());
+  const std::string key = Arg(argc, argv, "--key", "");
+  const int conns = std::max(1, std::atoi(Arg(argc, argv, "--connections", "8").c_str()));
+  const double seconds = std::atof(Arg(argc, argv, "--seconds", "10").c_str());
+  const double warmup = std::atof(Arg(argc, argv, "--warmup", "1").c_str());
+  const int batch = std::max(1, std::atoi(Arg(argc, argv, "--batch", "100").c_str()));
+  const uint64_t users = std::max<uint64_t>(1, std::strtoull(Arg(argc, argv, "--users", "100000").c_str(), nullptr, 10));
+  const long server_pid = std::atol(Arg(argc, argv, "--server-pid", "0").c_str());
+  const uint64_t max_requests = std::strtoull(Arg(argc, argv, "--max-requests", "0").c_str(), nullptr, 10);
+  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600) {
+    std::fprintf(stderr, "usage: ingest_load --port P --key KEY [--connections N] [--seconds D (<= 3600)] ...\n");
+    return 2;
+  }
+
+  std::atomic<int> phase{0};  // 0 warm-up, 1 measured, 2 stop
+  std::atomic<uint64_t> issued{0};
+  std::vector<ThreadResult> results(static_cast<size_t>(conns));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < conns; t++) {
+    threads.emplace_back([&, t] {
+      ThreadResult& r = results[static_cast<size_t>(t)];
+      r.lat_ms.reserve(1 << 16);
+      httplib::Client cli(host, port);
+      cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
+      cli.set_connection_timeout(5, 0);
+      cli.set_read_timeout(60, 0);
+      cli.set_write_timeout(60, 0);
+      const httplib::Headers headers{{"Authorization", "Bearer " + key}};
+      Body body = MakeBody(t, batch);
+      uint64_t seq = 0, rng = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(t + 1);
+      while (true) {
+        int ph = phase.load(std::memory_order_relaxed);
+        if (ph == 2) break;
+        if (ph == 1 && max_requests && issued.fetch_add(1) >= max_requests) break;
+        const int64_t now = NowMs();
+        for (int i = 0; i < batch; i++) {
+          rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;  // xorshift64
+          PutDigits(&body.text[body.did_at[static_cast<size_t>(i)]], Body::kDid, rng % users);
+          PutDigits(&body.text[body.uuid_at[static_cast<size_t>(i)]], Body::kUuidSeq, seq++);
+          PutDigits(&body.text[body.ts_at[static_cast<size_t>(i)]], Body::kTs, static_cast<uint64_t>(now - (batch - i)));
+        }
+        auto t0 = Clock::now();
+        auto res = cli.Post("/api/v1/events", headers, body.text, "application/json");
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        if (ph == 0) {
+          r.warm_requests++;
+          continue;
+        }
+        if (!res) {
+          r.transport_errors++;
+          if (r.first_error.empty()) r.first_error = "transport error: " + httplib::to_string(res.error());
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          continue;
+        }
+        if (res->status != 200) {
+          r.failed_requests++;
+          if (r.first_error.empty()) r.first_error = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300);
+          continue;
+        }
+        r.ok_requests++;
+        r.lat_ms.push_back(ms);
+        const std::string& b = res->body;
+        auto a = b.find("\"accepted\":");
+        if (a != std::string::npos) r.accepted += std::strtoull(b.c_str() + a + 11, nullptr, 10);
+        auto d = b.find("\"duplicates\":");
+        if (d != std::string::npos) r.duplicates += std::strtoull(b.c_str() + d + 13, nullptr, 10);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+  const double srv0 = ProcCpuSeconds(server_pid), cli0 = SelfCpuSeconds();
+  const auto t0 = Clock::now();
+  phase = 1;
+  // Sleep in short steps so that --max-requests ending the run early is noticed.
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
+    if (max_requests && issued.load() >= max_requests) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  phase = 2;
+  const double elapsed_at_stop = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (auto& th : threads) th.join();
+  // Requests in flight at the stop are counted (their latency is measured), so the window
+  // ends when the last of them returns.
+  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double srv1 = ProcCpuSeconds(server_pid), cli1 = SelfCpuSeconds();
+
+  ThreadResult all;
+  std::vector<double> lat;
+  for (auto& r : results) {
+    all.ok_requests += r.ok_requests;
+    all.failed_requests += r.failed_requests;
+    all.transport_errors += r.transport_errors;
+    all.accepted += r.accepted;
+    all.duplicates += r.duplicates;
+    all.warm_requests += r.warm_requests;
+    if (all.first_error.empty()) all.first_error = r.first_error;
+    lat.insert(lat.end(), r.lat_ms.begin(), r.lat_ms.end());
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    if (lat.empty()) return 0.0;
+    size_t i = static_cast<size_t>(p * static_cast<double>(lat.size() - 1) + 0.5);
+    return lat[std::min(i, lat.size() - 1)];
+  };
+  double mean = 0;
+  for (double x : lat) mean += x;
+  if (!lat.empty()) mean /= static_cast<double>(lat.size());
+  std::string err;
+  for (char c : all.first_error) {
+    if (c == '"' || c == '\\') err += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) err += c;
+  }
+  const double srv_cpu = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
+  std::printf(
+      "{\"connections\":%d,\"batch\":%d,\"users\":%" PRIu64 ",\"warmup_s\":%.3f,\"seconds\":%.3f,\"elapsed_at_stop_s\":%.3f,"
+      "\"warm_requests\":%" PRIu64 ",\"ok_requests\":%" PRIu64 ",\"failed_requests\":%" PRIu64 ",\"transport_errors\":%" PRIu64
+      ",\"events_sent\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"duplicates\":%" PRIu64
+      ",\"events_per_s\":%.1f,\"requests_per_s\":%.1f,"
+      "\"latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+      "\"server_cpu_s\":%.3f,\"server_cpu_cores\":%.3f,\"server_cpu_us_per_event\":%.3f,"
+      "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"first_error\":\"%s\"}\n",
+      conns, batch, users, warmup, elapsed, elapsed_at_stop, all.warm_requests, all.ok_requests, all.failed_requests,
+      all.transport_errors, all.ok_requests * static_cast<uint64_t>(batch), all.accepted, all.duplicates,
+      static_cast<double>(all.accepted) / elapsed, static_cast<double>(all.ok_requests) / elapsed, mean, pct(0.50), pct(0.90),
+      pct(0.99), lat.empty() ? 0.0 : lat.back(), srv_cpu, srv_cpu >= 0 ? srv_cpu / elapsed : -1,
+      srv_cpu >= 0 && all.accepted ? srv_cpu * 1e6 / static_cast<double>(all.accepted) : -1, cli1 - cli0,
+      (cli1 - cli0) / elapsed, err.c_str());
+  return all.ok_requests > 0 ? 0 : 1;
+}

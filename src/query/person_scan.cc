@@ -1,0 +1,86 @@
+#include "query/person_scan.h"
+
+#include <algorithm>
+#include <map>
+
+#include "core/time_zone.h"
+
+namespace ns {
+
+namespace {
+int32_t UtcDay(int64_t ms) {
+  return static_cast<int32_t>(ms >= 0 ? ms / kMsPerDay : -((-ms + kMsPerDay - 1) / kMsPerDay));
+}
+}  // namespace
+
+bool BlockSortedByPerson(const Block& b, const PersonTable& persons) {
+  const uint64_t want = persons.merge_version << 1;
+  uint64_t cached = b.sort_check_cache();
+  if (cached >> 1 == persons.merge_version && cached != 0) return cached & 1;
+  const auto& did = b.did();
+  const auto& ts = b.ts();
+  const auto& po = persons.person_of;
+  bool ok = true;
+  uint32_t prev_p = 0;
+  int64_t prev_t = INT64_MIN;
+  for (size_t i = 0; i < b.size(); i++) {
+    uint32_t p = did[i] < po.size() ? po[did[i]] : did[i];
+    if (p < prev_p || (p == prev_p && ts[i] < prev_t)) {
+      ok = false;
+      break;
+    }
+    prev_p = p;
+    prev_t = ts[i];
+  }
+  b.set_sort_check_cache(want | (ok ? 1 : 0));
+  return ok;
+}
+
+PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms) {
+  const PersonTable& persons = *snap.persons;
+  struct Day {
+    std::vector<uint32_t> whole;  // blocks entirely in this day and sorted
+    std::vector<std::pair<uint32_t, uint32_t>> rows;
+  };
+  std::map<int32_t, Day> days;
+  for (const auto& bp : snap.blocks) {
+    const Block& b = *bp;
+    if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms) continue;
+    const uint32_t bi = static_cast<uint32_t>(blocks_.size());
+    blocks_.push_back(&b);
+    int32_t d0 = UtcDay(b.min_ts()), d1 = UtcDay(b.max_ts());
+    if (d0 == d1 && BlockSortedByPerson(b, persons)) {
+      days[d0].whole.push_back(bi);
+      continue;
+    }
+    const auto& ts = b.ts();
+    for (uint32_t i = 0; i < b.size(); i++)
+      if (ts[i] >= from_ms && ts[i] < to_ms) days[UtcDay(ts[i])].rows.push_back({bi, i});
+  }
+  for (auto& [day, d] : days) {
+    Part part;
+    if (d.whole.size() == 1 && d.rows.empty()) {
+      part.whole_block = static_cast<int>(d.whole[0]);
+      parts_.push_back(std::move(part));
+      continue;
+    }
+    for (uint32_t bi : d.whole)
+      for (uint32_t i = 0; i < blocks_[bi]->size(); i++) d.rows.push_back({bi, i});
+    // Sort by (person, ts); compute keys once.
+    struct Key { uint32_t person; int64_t ts; uint32_t b, r; };
+    std::vector<Key> keys;
+    keys.reserve(d.rows.size());
+    for (auto [bi, i] : d.rows) {
+      uint32_t did = blocks_[bi]->did()[i];
+      keys.push_back({did < persons.size() ? persons.person_of[did] : did, blocks_[bi]->ts()[i], bi, i});
+    }
+    std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+      return a.person != b.person ? a.person < b.person : a.ts < b.ts;
+    });
+    part.rows.reserve(keys.size());
+    for (const auto& k : keys) part.rows.push_back({k.b, k.r});
+    parts_.push_back(std::move(part));
+  }
+}
+
+}  // namespace ns

@@ -1,0 +1,58 @@
+// Rows of a snapshot in per-person time order, for streaming sequence operators (funnels,
+// retention) that keep per-person state in dense arrays indexed by person id.
+//
+// The snapshot is cut into parts that are disjoint in time (UTC days) and visited in time
+// order; inside a part rows are grouped by person (ascending) and sorted by timestamp, so
+// every person's events arrive in time order across the whole scan. Rows with equal
+// timestamps come in no particular order: operators that care order ties themselves.
+//
+// A segment is sorted by (person at flush time, ts). When that order still holds under the
+// current identity map (no merge joined two of its persons since), the part is the block
+// itself, visited in place: the common case costs one check pass, cached per block. Other
+// blocks (memtable blocks, several segments of one day, segments whose persons merged
+// later) are merged into an explicit row order for their day.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "storage/event_store.h"
+
+namespace ns {
+
+class PersonOrderScan {
+ public:
+  struct Part {
+    int whole_block = -1;  // >= 0: all rows of blocks()[whole_block] in stored order
+    std::vector<std::pair<uint32_t, uint32_t>> rows;  // otherwise: (block index, row) in order
+  };
+
+  // Parts covering every row with ts in [from_ms, to_ms) (parts may hold rows outside it:
+  // callers filter by ts).
+  PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms);
+
+  const std::vector<const Block*>& blocks() const { return blocks_; }
+  const std::vector<Part>& parts() const { return parts_; }
+
+  // Calls fn(block_index, row) for every row of the part in order.
+  template <typename Fn>
+  static void ForEachRow(const std::vector<const Block*>& blocks, const Part& p, Fn&& fn) {
+    if (p.whole_block >= 0) {
+      const uint32_t b = static_cast<uint32_t>(p.whole_block);
+      const uint32_t n = static_cast<uint32_t>(blocks[b]->size());
+      for (uint32_t i = 0; i < n; i++) fn(b, i);
+    } else {
+      for (const auto& [b, i] : p.rows) fn(b, i);
+    }
+  }
+
+ private:
+  std::vector<const Block*> blocks_;
+  std::vector<Part> parts_;
+};
+
+// True if the block's rows are sorted by (person under `persons`, ts). Cached per block and
+// identity version.
+bool BlockSortedByPerson(const Block& b, const PersonTable& persons);
+
+}  // namespace ns
