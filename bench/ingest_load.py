@@ -241,6 +241,12 @@ def main():
         f"shutdown (flush) {result.get('server_shutdown_s', float('nan')):.2f} s, exit code {result['server_exit_code']}."
         + (f" First error: {result['first_error']}" if result.get('first_error') else ''),
     ]
+    ncpu = os.cpu_count() or 1
+    if lat['p50'] > 30 and result['server_cpu_cores'] + result['client_cpu_cores'] < 0.5 * ncpu:
+        md += ['', f"Note: p50 {lat['p50']:.0f} ms while server and client together use "
+               f"{result['server_cpu_cores'] + result['client_cpu_cores']:.2f} of {ncpu} cores: requests are waiting, "
+               'not computing. A ~40 ms floor is the signature of Nagle + delayed ACK (the server writes a response '
+               'in several segments on a socket without TCP_NODELAY).']
     print('\n'.join(md))
     if a.json:
         with open(a.json, 'w') as f:

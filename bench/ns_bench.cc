@@ -121,7 +121,9 @@ int main(int argc, char** argv) {
   json timings = json::object();
   std::string cmd = "mkdir -p '" + out + "'";
   if (std::system(cmd.c_str()) != 0) return 1;
+  std::string only = Arg(argc, argv, "--only", "");
   for (auto& [name, fn] : queries) {
+    if (!only.empty() && only.find(name) == std::string::npos) continue;
     std::string res = fn();  // warm-up; result kept
     std::ofstream(out + "/" + name + ".csv") << res;
     std::vector<double> ts;

@@ -53,6 +53,15 @@ capture() {
   echo '```' >>"$MD"
   return $rc
 }
+# capture_md TITLE CMD...: the same for a command whose output is Markdown (not fenced).
+capture_md() {
+  local title=$1 rc=0
+  shift
+  echo; echo "== $title"
+  printf '\n### %s\n\n' "$title" >>"$MD"
+  "$@" 2>&1 | tee -a "$MD" || rc=$?
+  return $rc
+}
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 max_rss_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
@@ -117,7 +126,10 @@ say ""
 say "## Northstar"
 rm -rf "$NSDIR"
 mkdir -p "$NSDIR"
-capture "create project" "$NS" admin create-project bench --tz UTC --data "$NSDIR" --format json
+# keys go to a file next to the data directory, not into the report
+"$NS" admin create-project bench --tz UTC --data "$NSDIR" --format json >"$NSDIR.keys.json"
+say ""
+say "Project bench (tz UTC) created in $NSDIR (keys in $NSDIR.keys.json)."
 t0=$(now)
 capture "import" /usr/bin/time -v -o "$TMP/import.time" "$NS" import "$CSV" -p bench --data "$NSDIR" --no-progress
 t1=$(now)
@@ -161,7 +173,7 @@ else
   say "All engines' answers agree (q1, q2, q3, q5)."
 fi
 g++ -O2 -o "$W/membw" "$P/membw.cpp"
-capture "membw 1 5 (single core)" "$W/membw" 1 5
+capture "membw 1 5 (single core)" bash -c '"$0" 1 5 2>/dev/null' "$W/membw"
 
 # ---------------------------------------------------------------- 5. ratios
 echo; echo "== ratios (Markdown for docs/benchmarks.md)"
@@ -176,7 +188,7 @@ if [ "${INGEST:-1}" != 0 ]; then
   say ""
   say "## HTTP ingest"
   [ -x "$BUILD/bench/ingest_load" ] || say "(C++ load generator $BUILD/bench/ingest_load not built: Python generator, client-bound)"
-  capture "ingest_load.py" python3 "$ROOT/bench/ingest_load.py" --connections "${INGEST_CONNECTIONS:-8}" \
+  capture_md "ingest_load.py" python3 "$ROOT/bench/ingest_load.py" --connections "${INGEST_CONNECTIONS:-8}" \
     --seconds "${INGEST_SECONDS:-$dflt}" --data "/tmp/ns-ingest-$TAG" --json "$R/northstar/ingest.json" || ING_RC=$?
 fi
 

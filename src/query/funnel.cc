@@ -34,10 +34,12 @@ namespace {
 constexpr uint64_t kOtherBit = 1ULL << 63;
 constexpr int kExclShift = 32;
 
+constexpr int64_t kNoPath = INT64_MIN;
+
 struct Path {
-  bool valid = false;
-  int64_t start = 0;
-  int64_t last_done = 0;  // ts of the last step actually done
+  int64_t start = kNoPath;  // entry ts; kNoPath: no path at this step
+  int64_t last_done = 0;    // ts of the last step actually done
+  bool valid() const { return start != kNoPath; }
 };
 
 struct PersonResult {
@@ -65,7 +67,7 @@ class FunnelEvaluator {
   const Path* Eff(const Path* lv, int k) const {
     const Path* best = nullptr;
     for (int j = k - 1; j >= 0; j--) {
-      if (lv[j].valid && (!best || lv[j].start > best->start)) best = &lv[j];
+      if (lv[j].valid() && (!best || lv[j].start > best->start)) best = &lv[j];
       if (!q_.steps[j].optional) break;
     }
     return best;
@@ -82,7 +84,7 @@ public:
     const uint64_t steps = tag & step_bits_;
     Path* target = lv;
     if (strict) {
-      for (int k = 0; k < n_; k++) scratch[k].valid = false;
+      for (int k = 0; k < n_; k++) scratch[k].start = kNoPath;
       target = scratch;
     }
     for (uint64_t m = steps & ~1ULL; m;) {
@@ -90,7 +92,7 @@ public:
       m &= ~(1ULL << k);
       const Path* prev = Eff(lv, k);
       if (!prev || ts - prev->start > q_.window_ms) continue;
-      if (!target[k].valid || prev->start > target[k].start) {
+      if (!target[k].valid() || prev->start > target[k].start) {
         Path p = *prev;
         int64_t last = p.last_done;
         p.last_done = ts;
@@ -102,7 +104,7 @@ public:
       }
     }
     if ((steps & 1) && InEntryRange(ts)) {
-      target[0] = Path{true, ts, ts};
+      target[0] = Path{ts, ts};
       if (!*entered) {
         *entered = true;
         *group = aux;
@@ -116,7 +118,7 @@ public:
       int x = __builtin_ctzll(excl);
       excl &= excl - 1;
       const auto& ex = q_.exclusions[static_cast<size_t>(x)];
-      for (int k = ex.from_step; k < ex.to_step; k++) lv[k].valid = false;
+      for (int k = ex.from_step; k < ex.to_step; k++) lv[k].start = kNoPath;
     }
   }
 
@@ -373,55 +375,65 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     PersonOrderScan scan(snap, entry_from, scan_to);
     const auto& blocks = scan.blocks();
     std::vector<BlockState> states(blocks.size());
+    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);  // before threads: interning
     std::vector<Path> paths(np * n);
-    std::vector<Path> scratch(n);
     std::vector<uint32_t> reached(np, 0), group(np, 0);
     std::vector<uint8_t> entered(np, 0);
     struct Conv { uint32_t person; uint32_t step; int64_t ms; };
-    std::vector<Conv> convs;
-    struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
-    std::vector<Tie> ties;
-    uint32_t cur_person = UINT32_MAX;
-    int64_t cur_ts = INT64_MIN;
-    auto flush = [&] {
-      if (ties.empty()) return;
-      if (ties.size() > 1)
-        std::sort(ties.begin(), ties.end(), [&](const Tie& a, const Tie& b) {
-          if (a.order != b.order) return a.order < b.order;
-          if (a.tag != b.tag) return a.tag < b.tag;
-          return a.aux != b.aux && group_key(a.aux) < group_key(b.aux);
-        });
-      const uint32_t p = cur_person;
-      bool ent = entered[p];
-      for (const Tie& t : ties)
-        eval.Apply(&paths[p * n], scratch.data(), &reached[p], &ent, &group[p], cur_ts, t.tag, t.aux,
-                   [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
-      entered[p] = ent;
-      ties.clear();
-    };
+    const int slots = QueryThreads();
+    std::vector<std::vector<Conv>> convs_by_slot(static_cast<size_t>(slots));
+    std::vector<std::string> group_keys_snapshot;
+    if (breakdown.active())
+      for (uint32_t g = 0; g < breakdown.groups(); g++) group_keys_snapshot.push_back(breakdown.Value(g).dump());
     const uint64_t step_mask = (1ULL << n) - 1;
-    for (const auto& part : scan.parts()) {
-      PersonOrderScan::ForEachRow(blocks, part, [&](uint32_t b, uint32_t i) {
-        BlockState& st = states[b];
-        if (!st.ready) prepare(*blocks[b], st);
-        if (st.skip) return;
-        const int64_t ts = st.ts[i];
-        if (ts < entry_from || ts >= scan_to) return;
-        const uint64_t m = tag_of(st, i);
-        if (!m) return;
-        const uint32_t d = st.did[i];
-        const uint32_t p = d < np ? pt.person_of[d] : d;
-        if (p != cur_person || ts != cur_ts) {
-          flush();
-          cur_person = p;
-          cur_ts = ts;
-        }
-        const uint64_t sm = m & step_mask;
-        ties.push_back({sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
-                        (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u});
-      });
-      flush();
-    }
+    ParallelPersonRanges(np, slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+      std::vector<Conv>& convs = convs_by_slot[static_cast<size_t>(slot)];
+      std::vector<Path> scratch(n);
+      struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
+      std::vector<Tie> ties;
+      uint32_t cur_person = UINT32_MAX;
+      int64_t cur_ts = INT64_MIN;
+      auto flush = [&] {
+        if (ties.empty()) return;
+        if (ties.size() > 1)
+          std::sort(ties.begin(), ties.end(), [&](const Tie& a, const Tie& b) {
+            if (a.order != b.order) return a.order < b.order;
+            if (a.tag != b.tag) return a.tag < b.tag;
+            return a.aux != b.aux && group_keys_snapshot[a.aux] < group_keys_snapshot[b.aux];
+          });
+        const uint32_t p = cur_person;
+        bool ent = entered[p];
+        for (const Tie& t : ties)
+          eval.Apply(&paths[p * n], scratch.data(), &reached[p], &ent, &group[p], cur_ts, t.tag, t.aux,
+                     [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
+        entered[p] = ent;
+        ties.clear();
+      };
+      for (const auto& part : scan.parts()) {
+        size_t first = scan.LowerBound(part, p_lo, pt), last = scan.LowerBound(part, p_hi, pt);
+        PersonOrderScan::ForEachRowIn(blocks, part, first, last, [&](uint32_t b, uint32_t i) {
+          const BlockState& st = states[b];
+          if (st.skip) return;
+          const int64_t ts = st.ts[i];
+          if (ts < entry_from || ts >= scan_to) return;
+          const uint64_t m = tag_of(st, i);
+          if (!m) return;
+          const uint32_t d = st.did[i];
+          const uint32_t p = d < np ? pt.person_of[d] : d;
+          if (p != cur_person || ts != cur_ts) {
+            flush();
+            cur_person = p;
+            cur_ts = ts;
+          }
+          const uint64_t sm = m & step_mask;
+          ties.push_back({sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
+                          (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u});
+        });
+        flush();
+      }
+    });
+    std::vector<Conv> convs;
+    for (auto& c : convs_by_slot) convs.insert(convs.end(), c.begin(), c.end());
     for (uint32_t p = 0; p < np; p++) {
       if (!reached[p]) continue;
       add(total, reached[p], p);

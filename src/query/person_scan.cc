@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "core/time_zone.h"
 
@@ -81,6 +82,46 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
     for (const auto& k : keys) part.rows.push_back({k.b, k.r});
     parts_.push_back(std::move(part));
   }
+}
+
+}  // namespace ns
+
+namespace ns {
+
+size_t PersonOrderScan::LowerBound(const Part& p, uint32_t person, const PersonTable& persons) const {
+  size_t lo = 0, hi = PartSize(blocks_, p);
+  auto person_at = [&](size_t pos) {
+    uint32_t b = p.whole_block >= 0 ? static_cast<uint32_t>(p.whole_block) : p.rows[pos].first;
+    uint32_t r = p.whole_block >= 0 ? static_cast<uint32_t>(pos) : p.rows[pos].second;
+    uint32_t d = blocks_[b]->did()[r];
+    return d < persons.size() ? persons.person_of[d] : d;
+  };
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (person_at(mid) < person) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+void ParallelPersonRanges(size_t persons, int slots, const std::function<void(uint32_t, uint32_t, int)>& fn) {
+  if (slots <= 1 || persons < 1024) {
+    fn(0, static_cast<uint32_t>(persons), 0);
+    return;
+  }
+  std::vector<std::thread> threads;
+  auto bound = [&](int s) { return static_cast<uint32_t>(persons * static_cast<size_t>(s) / static_cast<size_t>(slots)); };
+  for (int s = 1; s < slots; s++) threads.emplace_back([&, s] { fn(bound(s), bound(s + 1), s); });
+  fn(bound(0), bound(1), 0);
+  for (auto& t : threads) t.join();
+}
+
+int QueryThreads() {
+  static const int n = [] {
+    unsigned hc = std::thread::hardware_concurrency();
+    return static_cast<int>(hc == 0 ? 1 : hc > 8 ? 8 : hc);
+  }();
+  return n;
 }
 
 }  // namespace ns

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "storage/event_store.h"
@@ -37,14 +38,23 @@ class PersonOrderScan {
   // Calls fn(block_index, row) for every row of the part in order.
   template <typename Fn>
   static void ForEachRow(const std::vector<const Block*>& blocks, const Part& p, Fn&& fn) {
+    ForEachRowIn(blocks, p, 0, PartSize(blocks, p), fn);
+  }
+  // Calls fn(block_index, row) for the part's rows [first, last) (positions in the part).
+  template <typename Fn>
+  static void ForEachRowIn(const std::vector<const Block*>& blocks, const Part& p, size_t first, size_t last, Fn&& fn) {
     if (p.whole_block >= 0) {
       const uint32_t b = static_cast<uint32_t>(p.whole_block);
-      const uint32_t n = static_cast<uint32_t>(blocks[b]->size());
-      for (uint32_t i = 0; i < n; i++) fn(b, i);
+      for (size_t i = first; i < last; i++) fn(b, static_cast<uint32_t>(i));
     } else {
-      for (const auto& [b, i] : p.rows) fn(b, i);
+      for (size_t j = first; j < last; j++) fn(p.rows[j].first, p.rows[j].second);
     }
   }
+  static size_t PartSize(const std::vector<const Block*>& blocks, const Part& p) {
+    return p.whole_block >= 0 ? blocks[static_cast<size_t>(p.whole_block)]->size() : p.rows.size();
+  }
+  // First position in the part whose person is >= person (rows are grouped by person).
+  size_t LowerBound(const Part& p, uint32_t person, const PersonTable& persons) const;
 
  private:
   std::vector<const Block*> blocks_;
@@ -54,5 +64,12 @@ class PersonOrderScan {
 // True if the block's rows are sorted by (person under `persons`, ts). Cached per block and
 // identity version.
 bool BlockSortedByPerson(const Block& b, const PersonTable& persons);
+
+// Runs fn(first_person, last_person, slot) on `slots` disjoint person ranges covering
+// [0, persons) in parallel (one thread each; slot 0 on the calling thread).
+void ParallelPersonRanges(size_t persons, int slots, const std::function<void(uint32_t, uint32_t, int)>& fn);
+
+// Threads the query operators use: the machine's cores, at most 8.
+int QueryThreads();
 
 }  // namespace ns

@@ -6,26 +6,38 @@
 //   return must be a different occurrence than the anchoring (first in the period) start
 //   event, at or after it. mode = on_or_after: returned in period k or any later one
 //   (within the requested periods).
+// - Events of a person are ordered by (ts, start events first, tag) at equal timestamps.
 // - Breakdown: the property value on the anchoring start event (or the person property).
+//
+// first_time (the common case) is one streaming pass in per-person time order with per-person
+// state in dense arrays, parallel over person ranges; recurring cohorts use per-person
+// timelines.
 #include <algorithm>
 #include <map>
 
 #include "query/operators.h"
+#include "query/person_scan.h"
 #include "query/scan.h"
 
 namespace ns {
 
 using nlohmann::json;
 
+namespace {
+
+int32_t NextPeriod(int32_t period_start, Interval period) {
+  return period == Interval::kDay    ? period_start + 1
+         : period == Interval::kWeek ? period_start + 7
+                                     : TimeZone::PeriodStartDay(period_start + 31, Interval::kMonth);
+}
+
+}  // namespace
+
 StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
   const int32_t first_period_day = TimeZone::PeriodStartDay(q.from_day, q.period);
   // Last day any counted return can fall on: end of the last cohort's last period.
   int32_t last_day = TimeZone::PeriodStartDay(q.to_day, q.period);
-  for (int k = 0; k < q.periods; k++) {
-    last_day = q.period == Interval::kDay ? last_day + 1
-               : q.period == Interval::kWeek ? last_day + 7
-               : TimeZone::PeriodStartDay(last_day + 31, Interval::kMonth);
-  }
+  for (int k = 0; k < q.periods; k++) last_day = NextPeriod(last_day, q.period);
   const int64_t scan_to = tz.DayStartMs(last_day);
   const int64_t range_from = tz.DayStartMs(q.from_day), range_to = tz.DayStartMs(q.to_day + 1);
   // first_time needs history before date_from to know whether a start event is the first.
@@ -39,86 +51,176 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
   rf.insert(rf.end(), q.return_filters.begin(), q.return_filters.end());
   FilterSet start_f(sf, snap), ret_f(rf, snap);
   BreakdownResolver breakdown(q.breakdown ? std::vector<PropertyRef>{*q.breakdown} : std::vector<PropertyRef>{}, snap);
-  std::vector<uint32_t> groups;
 
-  RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
-    bool may_start = start_m.MayMatch(b), may_ret = ret_m.MayMatch(b);
-    if (!may_start && !may_ret) return;
-    auto se = start_f.ForBlock(b);
-    auto re = ret_f.ForBlock(b);
-    const auto& ev = b.ev();
-    bool any_start = false;
-    for (size_t i = 0; i < b.size(); i++) {
-      uint64_t t = 0;
-      if (may_start && (start_m.any || ev[i] == start_m.code) && !se.always_false && (se.always_true || se.Match(i))) t |= 1;
-      if (may_ret && (ret_m.any || ev[i] == ret_m.code) && !re.always_false && (re.always_true || re.Match(i))) t |= 2;
-      (*tags)[i] = t;
-      any_start |= (t & 1) != 0;
-    }
-    if (breakdown.active() && any_start) {
-      breakdown.Resolve(b, &groups);
-      for (size_t i = 0; i < b.size(); i++)
-        if ((*tags)[i] & 1) (*aux)[i] = groups[i];
-    }
+  // Per-block state for tagging rows (bit 0 start, bit 1 return).
+  struct BlockState {
+    bool may_start = false, may_ret = false;
+    FilterSet::BlockEval se, re;
+    std::vector<uint32_t> groups;
+    const uint32_t* ev = nullptr;
+    const uint32_t* did = nullptr;
+    const int64_t* ts = nullptr;
+    int32_t day_const = INT32_MIN;  // every row on this local day, or INT32_MIN
   };
-  // Start events first at equal timestamps, so "after the start event" includes ties.
-  Timelines tl = BuildTimelines(snap, scan_from, scan_to, classify, /*order_mask=*/1);
+  auto prepare = [&](const Block& b, BlockState& st) {
+    st.may_start = start_m.MayMatch(b);
+    st.may_ret = ret_m.MayMatch(b);
+    if (!st.may_start && !st.may_ret) return;
+    st.se = start_f.ForBlock(b);
+    st.re = ret_f.ForBlock(b);
+    if (breakdown.active() && st.may_start) breakdown.Resolve(b, &st.groups);
+    st.ev = b.ev().data();
+    st.did = b.did().data();
+    st.ts = b.ts().data();
+    if (days.Day(b.min_ts()) == days.Day(b.max_ts())) st.day_const = days.Day(b.min_ts());
+  };
+  auto tag_of = [&](const BlockState& st, size_t i) -> uint64_t {
+    uint64_t t = 0;
+    const uint32_t e = st.ev[i];
+    if (st.may_start && (start_m.any || e == start_m.code) && !st.se.always_false && (st.se.always_true || st.se.Match(i)))
+      t |= 1;
+    if (st.may_ret && (ret_m.any || e == ret_m.code) && !st.re.always_false && (st.re.always_true || st.re.Match(i))) t |= 2;
+    return t;
+  };
 
   const int P = q.periods;
   struct Cohort { uint64_t size = 0; std::vector<uint64_t> values; };
   std::map<std::pair<int32_t, uint32_t>, Cohort> cohorts;  // (period start day, group)
-  std::vector<uint8_t> returned(static_cast<size_t>(P));
-  for (size_t pi = 0; pi < tl.persons.size(); pi++) {
-    const TimelineEntry* e = tl.entries.data() + tl.offsets[pi];
-    const size_t cnt = tl.offsets[pi + 1] - tl.offsets[pi];
-    // Anchors: index of the first start event of each cohort period.
-    std::vector<size_t> anchors;
-    for (size_t i = 0; i < cnt; i++) {
-      if (!(e[i].tag & 1)) continue;
-      if (q.first_time) {
-        if (e[i].ts >= range_from && e[i].ts < range_to) anchors.push_back(i);
-        break;  // only the first-ever start event can anchor
-      }
-      if (e[i].ts < range_from || e[i].ts >= range_to) continue;
-      int32_t p = TimeZone::PeriodStartDay(days.Day(e[i].ts), q.period);
-      if (anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[anchors.back()].ts), q.period) != p) anchors.push_back(i);
+  auto add_member = [&](int32_t cohort_day, uint32_t group, auto&& returned_at) {
+    Cohort& c = cohorts[{cohort_day, group}];
+    if (c.values.empty()) c.values.assign(static_cast<size_t>(P), 0);
+    c.size++;
+    if (q.mode == RetentionMode::kExact) {
+      for (int k = 0; k < P; k++) c.values[static_cast<size_t>(k)] += returned_at(k) ? 1 : 0;
+    } else {
+      int last = -1;
+      for (int k = 0; k < P; k++)
+        if (returned_at(k)) last = k;
+      for (int k = 0; k <= last; k++) c.values[static_cast<size_t>(k)]++;
     }
-    for (size_t a : anchors) {
-      const int32_t cohort_day = TimeZone::PeriodStartDay(days.Day(e[a].ts), q.period);
-      std::fill(returned.begin(), returned.end(), 0);
-      for (size_t j = a + 1; j < cnt; j++) {  // timeline order: at or after the anchor, other occurrences
-        if (!(e[j].tag & 2)) continue;
-        int k = TimeZone::PeriodsBetween(cohort_day, days.Day(e[j].ts), q.period);
-        if (k >= 0 && k < P) returned[static_cast<size_t>(k)] = 1;
+  };
+
+  if (q.first_time) {
+    const PersonTable& pt = *snap.persons;
+    const size_t np = pt.size();
+    PersonOrderScan scan(snap, scan_from, scan_to);
+    const auto& blocks = scan.blocks();
+    std::vector<BlockState> states(blocks.size());
+    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
+    const size_t words = (static_cast<size_t>(P) + 63) / 64;
+    enum : uint8_t { kNone = 0, kAnchored = 1, kOut = 2 };
+    std::vector<uint8_t> status(np, kNone);
+    std::vector<int32_t> cohort(np, 0);
+    std::vector<uint32_t> group(np, 0);
+    std::vector<uint64_t> returned(np * words, 0);
+    ParallelPersonRanges(np, QueryThreads(), [&](uint32_t p_lo, uint32_t p_hi, int) {
+      struct Tie { uint64_t tag; int32_t day; uint32_t aux; int64_t ts; };
+      std::vector<Tie> ties;
+      uint32_t cur_person = UINT32_MAX;
+      int64_t cur_ts = INT64_MIN;
+      auto apply = [&](uint32_t p, const Tie& t) {
+        if ((t.tag & 1) && status[p] == kNone) {
+          if (t.ts >= range_from && t.ts < range_to) {
+            status[p] = kAnchored;
+            cohort[p] = TimeZone::PeriodStartDay(t.day, q.period);
+            group[p] = t.aux;
+            return;  // the anchoring occurrence is not its own return
+          }
+          status[p] = kOut;  // first start event outside the cohort range
+        }
+        if ((t.tag & 2) && status[p] == kAnchored) {
+          int k = TimeZone::PeriodsBetween(cohort[p], t.day, q.period);
+          if (k >= 0 && k < P) returned[p * words + static_cast<size_t>(k) / 64] |= 1ULL << (k % 64);
+        }
+      };
+      auto flush = [&] {
+        if (ties.size() > 1)
+          std::sort(ties.begin(), ties.end(), [](const Tie& a, const Tie& b) {
+            uint32_t oa = (a.tag & 1) ? 0 : 64, ob = (b.tag & 1) ? 0 : 64;
+            return oa != ob ? oa < ob : a.tag < b.tag;
+          });
+        for (const Tie& t : ties) apply(cur_person, t);
+        ties.clear();
+      };
+      for (const auto& part : scan.parts()) {
+        size_t first = scan.LowerBound(part, p_lo, pt), last = scan.LowerBound(part, p_hi, pt);
+        PersonOrderScan::ForEachRowIn(blocks, part, first, last, [&](uint32_t b, uint32_t i) {
+          const BlockState& st = states[b];
+          if (!st.ev) return;
+          const int64_t ts = st.ts[i];
+          if (ts >= scan_to) return;
+          const uint64_t tag = tag_of(st, i);
+          if (!tag) return;
+          const uint32_t d = st.did[i];
+          const uint32_t p = d < np ? pt.person_of[d] : d;
+          if (status[p] == kOut) return;
+          if (p != cur_person || ts != cur_ts) {
+            flush();
+            cur_person = p;
+            cur_ts = ts;
+          }
+          int32_t day = st.day_const != INT32_MIN ? st.day_const : days.Day(ts);
+          ties.push_back({tag, day, (tag & 1) && breakdown.active() ? st.groups[i] : 0u, ts});
+        });
+        flush();
       }
-      Cohort& c = cohorts[{cohort_day, e[a].aux}];
-      if (c.values.empty()) c.values.assign(static_cast<size_t>(P), 0);
-      c.size++;
-      if (q.mode == RetentionMode::kExact) {
-        for (int k = 0; k < P; k++) c.values[static_cast<size_t>(k)] += returned[static_cast<size_t>(k)];
-      } else {
-        int last = -1;
-        for (int k = 0; k < P; k++)
-          if (returned[static_cast<size_t>(k)]) last = k;
-        for (int k = 0; k <= last; k++) c.values[static_cast<size_t>(k)]++;
+    });
+    for (uint32_t p = 0; p < np; p++) {
+      if (status[p] != kAnchored) continue;
+      const uint64_t* bits = &returned[p * words];
+      add_member(cohort[p], group[p], [&](int k) { return (bits[k / 64] >> (k % 64)) & 1; });
+    }
+  } else {
+    RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
+      BlockState st;
+      prepare(b, st);
+      if (!st.ev) return;
+      for (size_t i = 0; i < b.size(); i++) {
+        (*tags)[i] = tag_of(st, i);
+        if (((*tags)[i] & 1) && breakdown.active()) (*aux)[i] = st.groups[i];
+      }
+    };
+    // Start events first at equal timestamps, so "after the start event" includes ties.
+    Timelines tl = BuildTimelines(snap, scan_from, scan_to, classify, /*order_mask=*/1);
+    std::vector<uint8_t> returned(static_cast<size_t>(P));
+    for (size_t pi = 0; pi < tl.persons.size(); pi++) {
+      const TimelineEntry* e = tl.entries.data() + tl.offsets[pi];
+      const size_t cnt = tl.offsets[pi + 1] - tl.offsets[pi];
+      // Anchors: index of the first start event of each cohort period in range.
+      std::vector<size_t> anchors;
+      for (size_t i = 0; i < cnt; i++) {
+        if (!(e[i].tag & 1) || e[i].ts < range_from || e[i].ts >= range_to) continue;
+        int32_t p = TimeZone::PeriodStartDay(days.Day(e[i].ts), q.period);
+        if (anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[anchors.back()].ts), q.period) != p) anchors.push_back(i);
+      }
+      for (size_t a : anchors) {
+        const int32_t cohort_day = TimeZone::PeriodStartDay(days.Day(e[a].ts), q.period);
+        std::fill(returned.begin(), returned.end(), 0);
+        for (size_t j = a + 1; j < cnt; j++) {  // timeline order: at or after the anchor, other occurrences
+          if (!(e[j].tag & 2)) continue;
+          int k = TimeZone::PeriodsBetween(cohort_day, days.Day(e[j].ts), q.period);
+          if (k >= 0 && k < P) returned[static_cast<size_t>(k)] = 1;
+        }
+        add_member(cohort_day, e[a].aux, [&](int k) { return returned[static_cast<size_t>(k)] != 0; });
       }
     }
   }
+
   json out;
   out["kind"] = "retention";
   out["timezone"] = tz.name();
   out["period"] = std::string(IntervalName(q.period));
   out["periods"] = P;
   out["mode"] = q.mode == RetentionMode::kExact ? "exact" : "on_or_after";
+  out["first_time"] = q.first_time;
   out["date_from"] = FormatDate(q.from_day);
   out["date_to"] = FormatDate(q.to_day);
   json list = json::array();
   // Every cohort period of the range appears (size 0 if empty) when there is no breakdown.
   if (!breakdown.active()) {
-    for (int32_t d = first_period_day; d <= q.to_day;) {
+    for (int32_t d = first_period_day; d <= q.to_day; d = NextPeriod(d, q.period)) {
       auto& c = cohorts[{d, 0}];
       if (c.values.empty()) c.values.assign(static_cast<size_t>(P), 0);
-      d = q.period == Interval::kDay ? d + 1 : q.period == Interval::kWeek ? d + 7 : TimeZone::PeriodStartDay(d + 31, Interval::kMonth);
     }
   }
   std::map<uint32_t, uint64_t> group_size;

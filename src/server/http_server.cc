@@ -225,6 +225,11 @@ struct HttpServer::Impl {
 
   void Routes() {
     svr.set_payload_max_length(opt.limits.max_body_bytes + 1024);
+    // Without TCP_NODELAY every response waits ~40 ms for delayed ACKs (Nagle); SDKs keep
+    // connections alive, so let them reuse one for many requests.
+    svr.set_tcp_nodelay(true);
+    svr.set_keep_alive_max_count(10000);
+    svr.set_keep_alive_timeout(30);
     svr.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
     svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unexpected error";
