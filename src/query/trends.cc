@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <thread>
 
 #include "query/operators.h"
+#include "query/person_scan.h"
 #include "query/scan.h"
 
 namespace ns {
@@ -19,7 +21,8 @@ struct Cell {
   double sum = 0, min = INFINITY, max = -INFINITY;
   uint64_t count = 0;
   std::vector<double> values;    // percentiles
-  std::vector<uint32_t> persons; // dau
+  std::vector<uint32_t> persons; // dau (list mode)
+  std::vector<uint64_t> bits;    // dau (dense mode): bit per person
   uint32_t last_person = UINT32_MAX;
 };
 
@@ -43,52 +46,79 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
   const PersonTable& pt = *snap.persons;
 
   BreakdownResolver breakdown(q.breakdown ? std::vector<PropertyRef>{*q.breakdown} : std::vector<PropertyRef>{}, snap);
-  // cells[series][group] -> per-bucket cells
-  std::vector<std::map<uint32_t, std::vector<Cell>>> cells(q.series.size());
-  std::vector<uint32_t> groups;
-  for (size_t si = 0; si < q.series.size(); si++) {
-    const TrendsSeries& s = q.series[si];
-    EventMatcher em = EventMatcher::Make(s.event, *snap.events);
+  // Blocks in range, with breakdown groups resolved up front (the resolver interns values
+  // and is not thread-safe; the scan below runs on several threads).
+  std::vector<const Block*> blocks;
+  for (const auto& bp : snap.blocks)
+    if (bp->size() && bp->max_ts() >= from_ms && bp->min_ts() < to_ms) blocks.push_back(bp.get());
+  std::vector<std::vector<uint32_t>> block_groups(blocks.size());
+  if (breakdown.active())
+    for (size_t b = 0; b < blocks.size(); b++) breakdown.Resolve(*blocks[b], &block_groups[b]);
+  const size_t np = pt.size();
+  // Distinct persons per cell: a dense bitset when buckets x persons is small, else a list.
+  const bool dense_dau = nb * ((np + 63) / 64) * 8 <= (64u << 20);
+
+  using Cells = std::vector<std::map<uint32_t, std::vector<Cell>>>;  // [series][group] -> per-bucket cells
+  const int slots = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(blocks.size())));
+  std::vector<Cells> partial(static_cast<size_t>(slots), Cells(q.series.size()));
+  std::vector<FilterSet> series_filters;
+  std::vector<EventMatcher> matchers;
+  for (const auto& s : q.series) {
     std::vector<Filter> all = q.filters;
     all.insert(all.end(), s.filters.begin(), s.filters.end());
-    FilterSet filters(all, snap);
-    const bool need_value = s.math != Math::kTotal && s.math != Math::kDau;
-    for (const auto& bp : snap.blocks) {
-      const Block& b = *bp;
-      if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms || !em.MayMatch(b)) continue;
-      auto fe = filters.ForBlock(b);
+    series_filters.emplace_back(all, snap);
+    matchers.push_back(EventMatcher::Make(s.event, *snap.events));
+  }
+  auto scan_block = [&](size_t bi, Cells& cells) {
+    const Block& b = *blocks[bi];
+    const auto& ts = b.ts();
+    const auto& ev = b.ev();
+    const auto& did = b.did();
+    // Bucket of every row at once when the block lies in one bucket (the usual case:
+    // segments hold one UTC day).
+    auto bucket_of = [&](int64_t t) {
+      return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin()) - 1;
+    };
+    const size_t b_lo = bucket_of(std::max(b.min_ts(), from_ms)), b_hi = bucket_of(std::min(b.max_ts(), to_ms - 1));
+    const bool one_bucket = b_lo == b_hi;
+    for (size_t si = 0; si < q.series.size(); si++) {
+      const TrendsSeries& s = q.series[si];
+      const EventMatcher& em = matchers[si];
+      if (!em.MayMatch(b)) continue;
+      auto fe = series_filters[si].ForBlock(b);
       if (fe.always_false) continue;
+      const bool need_value = s.math != Math::kTotal && s.math != Math::kDau;
       const PropColumn* vc = need_value ? b.prop(s.property) : nullptr;
       if (need_value && !vc) continue;
-      breakdown.Resolve(b, &groups);
-      const auto& ts = b.ts();
-      const auto& ev = b.ev();
-      const auto& did = b.did();
       std::map<uint32_t, std::vector<Cell>>& by_group = cells[si];
       std::vector<Cell>* last_cells = nullptr;
       uint32_t last_group = UINT32_MAX;
+      const std::vector<uint32_t>* groups = breakdown.active() ? &block_groups[bi] : nullptr;
       for (size_t i = 0; i < b.size(); i++) {
         if (!em.any && ev[i] != em.code) continue;
-        int64_t t = ts[i];
+        const int64_t t = ts[i];
         if (t < from_ms || t >= to_ms) continue;
         if (!fe.always_true && !fe.Match(i)) continue;
         double v = 0;
         if (need_value && !vc->GetNum(i, &v)) continue;
-        size_t bi = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin()) - 1;
-        uint32_t g = groups[i];
+        const size_t bi2 = one_bucket ? b_lo : bucket_of(t);
+        const uint32_t g = groups ? (*groups)[i] : 0;
         if (g != last_group) {
           auto& vec = by_group[g];
           if (vec.empty()) vec.resize(nb);
           last_cells = &vec;
           last_group = g;
         }
-        Cell& c = (*last_cells)[bi];
+        Cell& c = (*last_cells)[bi2];
         c.count++;
         switch (s.math) {
           case Math::kTotal: break;
           case Math::kDau: {
-            uint32_t p = did[i] < pt.size() ? pt.person_of[did[i]] : did[i];
-            if (p != c.last_person) {
+            const uint32_t p = did[i] < np ? pt.person_of[did[i]] : did[i];
+            if (dense_dau) {
+              if (c.bits.empty()) c.bits.assign((np + 63) / 64 + 1, 0);
+              c.bits[p >> 6] |= 1ULL << (p & 63);
+            } else if (p != c.last_person) {
               c.persons.push_back(p);
               c.last_person = p;
             }
@@ -100,6 +130,43 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
             c.sum += v;
             c.min = std::min(c.min, v);
             c.max = std::max(c.max, v);
+        }
+      }
+    }
+  };
+  {
+    std::vector<std::thread> threads;
+    for (int t = 1; t < slots; t++)
+      threads.emplace_back([&, t] {
+        for (size_t bi = static_cast<size_t>(t); bi < blocks.size(); bi += static_cast<size_t>(slots)) scan_block(bi, partial[static_cast<size_t>(t)]);
+      });
+    for (size_t bi = 0; bi < blocks.size(); bi += static_cast<size_t>(slots)) scan_block(bi, partial[0]);
+    for (auto& th : threads) th.join();
+  }
+  // Merge the partial results into partial[0].
+  Cells& cells = partial[0];
+  for (size_t t = 1; t < partial.size(); t++) {
+    for (size_t si = 0; si < q.series.size(); si++) {
+      for (auto& [g, vec] : partial[t][si]) {
+        auto& dst = cells[si][g];
+        if (dst.empty()) {
+          dst = std::move(vec);
+          continue;
+        }
+        for (size_t k = 0; k < nb; k++) {
+          Cell& a = dst[k];
+          Cell& c = vec[k];
+          a.count += c.count;
+          a.sum += c.sum;
+          a.min = std::min(a.min, c.min);
+          a.max = std::max(a.max, c.max);
+          a.values.insert(a.values.end(), c.values.begin(), c.values.end());
+          a.persons.insert(a.persons.end(), c.persons.begin(), c.persons.end());
+          if (!c.bits.empty()) {
+            if (a.bits.empty()) a.bits = std::move(c.bits);
+            else
+              for (size_t w = 0; w < a.bits.size(); w++) a.bits[w] |= c.bits[w];
+          }
         }
       }
     }
@@ -127,8 +194,14 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
         switch (s.math) {
           case Math::kTotal: v = c.count; break;
           case Math::kDau: {
-            std::sort(c.persons.begin(), c.persons.end());
-            v = static_cast<uint64_t>(std::unique(c.persons.begin(), c.persons.end()) - c.persons.begin());
+            if (!c.bits.empty()) {
+              uint64_t n = 0;
+              for (uint64_t w : c.bits) n += static_cast<uint64_t>(__builtin_popcountll(w));
+              v = n;
+            } else {
+              std::sort(c.persons.begin(), c.persons.end());
+              v = static_cast<uint64_t>(std::unique(c.persons.begin(), c.persons.end()) - c.persons.begin());
+            }
             break;
           }
           case Math::kSum: v = c.sum; break;
