@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -251,7 +252,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   }
   const int64_t now = NowMs();
   std::vector<EventError> errors;
-  uint64_t error_count = 0, lines = 0, accepted = 0, duplicates = 0;
+  uint64_t error_count = 0, lines = 0;
+  std::atomic<uint64_t> accepted{0}, duplicates{0};  // updated by the storing thread
   std::unique_ptr<std::ofstream> errors_out;
   if (!o.errors_file.empty()) errors_out = std::make_unique<std::ofstream>(o.errors_file);
   auto report = [&](size_t line, const std::string& msg) {
@@ -261,17 +263,27 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   };
   std::vector<Event> batch;
   Status fatal;
+  // Batches are stored on a second thread while the next one is parsed (one in flight).
+  std::future<Status> in_flight;
+  auto wait_in_flight = [&]() -> Status {
+    if (!in_flight.valid()) return Status::OK();
+    return in_flight.get();
+  };
   auto flush_batch = [&]() -> Status {
     if (batch.empty() || o.dry_run) {
       accepted += o.dry_run ? batch.size() : 0;
       batch.clear();
       return Status::OK();
     }
-    NS_ASSIGN_OR_RETURN(AppendResult r, project->store->Append(std::move(batch), Durability::kUnlogged));
-    batch.clear();
-    accepted += r.accepted;
-    duplicates += r.duplicates;
-    if (project->store->Stats().memtable_rows >= g.store.flush_rows) NS_RETURN_IF_ERROR(project->store->Flush());
+    NS_RETURN_IF_ERROR(wait_in_flight());
+    in_flight = std::async(std::launch::async, [&, events = std::move(batch)]() mutable -> Status {
+      NS_ASSIGN_OR_RETURN(AppendResult r, project->store->Append(std::move(events), Durability::kUnlogged));
+      accepted += r.accepted;
+      duplicates += r.duplicates;
+      if (project->store->Stats().memtable_rows >= g.store.flush_rows) NS_RETURN_IF_ERROR(project->store->Flush());
+      return Status::OK();
+    });
+    batch = std::vector<Event>();
     return Status::OK();
   };
   Progress progress(total_bytes, o.progress);
@@ -418,6 +430,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     progress.Update(bytes, accepted, true);
   }
   if (f != stdin) std::fclose(f);
+  if (Status st = wait_in_flight(); fatal.ok()) fatal = st;
   if (fatal.ok() && project) {
     fatal = project->store->Flush();
     if (fatal.ok()) fatal = project->store->CompactAll();

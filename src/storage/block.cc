@@ -83,22 +83,32 @@ BlockBuilder::PropBuilder& BlockBuilder::Prop(std::string_view key) {
   return it->second;
 }
 
-void BlockBuilder::AddProp(std::string_view key, PropValue::Kind kind, std::string_view text, double num) {
-  PropBuilder& p = Prop(key);
-  size_t row = did_.size() - 1;
-  if (p.code.size() > row) return;  // duplicate key within one event: first wins
+bool BlockBuilder::Pad(PropBuilder& p) {
+  const size_t row = did_.size() - 1;
+  if (p.code.size() > row) return false;  // duplicate key within one event: first wins
   p.code.resize(row, 0);
   p.num.resize(row, 0);
+  return true;
+}
+
+void BlockBuilder::AddNum(PropBuilder& p, double v) {
+  if (!Pad(p)) return;
+  p.code.push_back(kNumCode);
+  p.num.push_back(v);
+}
+
+void BlockBuilder::AddText(PropBuilder& p, PropValue::Kind kind, std::string_view text) {
+  if (!Pad(p)) return;
   scratch_.assign(1, static_cast<char>(kind));
   scratch_.append(text);
   auto [it, inserted] = p.index.try_emplace(scratch_, static_cast<uint32_t>(p.dict.size()));
   if (inserted) {
     p.dict.emplace_back(text);
     p.kinds.push_back(kind);
-    if (kind != PropValue::kNum) p.all_numbers = false;
   }
+  p.any_text = true;
   p.code.push_back(it->second);
-  p.num.push_back(num);
+  p.num.push_back(0);
 }
 
 void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uuid,
@@ -109,32 +119,61 @@ void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uui
   uuid_.push_back(uuid ? *uuid : Uuid{});
   has_uuid_.push_back(uuid ? 1 : 0);
   for (const auto& p : props) {
-    if (p.value.kind == PropValue::kNum) {
-      std::string text = p.value.AsString();
-      AddProp(p.key, PropValue::kNum, text, p.value.num);
-    } else {
-      AddProp(p.key, p.value.kind, p.value.str, 0);
-    }
+    PropBuilder& b = Prop(p.key);
+    if (p.value.kind == PropValue::kNum) AddNum(b, p.value.num);
+    else AddText(b, p.value.kind, p.value.str);
   }
 }
 
 void BlockBuilder::AppendFrom(const Block& src, size_t row) {
-  const bool hu = src.has_uuid()[row] != 0;
-  did_.push_back(src.did()[row]);
-  ts_.push_back(src.ts()[row]);
-  ev_.push_back(src.ev()[row]);
-  uuid_.push_back(hu ? src.uuid()[row] : Uuid{});
+  if (&src != src_) {
+    src_ = &src;
+    auto [it, inserted] = src_cache_.try_emplace(&src);
+    src_entry_ = &it->second;
+    if (inserted) {
+      SrcCache& e = *src_entry_;
+      e.did = src.did().data();
+      e.ts = src.ts().data();
+      e.ev = src.ev().data();
+      e.uuid = src.uuid().data();
+      e.has_uuid = src.has_uuid().data();
+      for (const auto& key : src.prop_keys()) {
+        e.builders.push_back(&Prop(key));
+        const PropColumn* c = src.prop(key);
+        e.cols.push_back(c);
+        e.codes.emplace_back(c && !c->numeric ? c->dict.size() : 0, UINT32_MAX);
+      }
+    }
+  }
+  const SrcCache& e = *src_entry_;
+  const bool hu = e.has_uuid[row] != 0;
+  did_.push_back(e.did[row]);
+  ts_.push_back(e.ts[row]);
+  ev_.push_back(e.ev[row]);
+  uuid_.push_back(hu ? e.uuid[row] : Uuid{});
   has_uuid_.push_back(hu ? 1 : 0);
-  for (const auto& key : src.prop_keys()) {
-    const PropColumn* c = src.prop(key);
+  for (size_t k = 0; k < e.cols.size(); k++) {
+    const PropColumn* c = e.cols[k];
     if (!c || !c->Present(row)) continue;
+    PropBuilder& b = *src_entry_->builders[k];
     if (c->numeric) {
-      AddProp(key, PropValue::kNum, PropValue::Num(c->num[row]).AsString(), c->num[row]);
+      AddNum(b, c->num[row]);
+      continue;
+    }
+    const uint32_t sc = c->code[row];
+    if (c->dict_kind[sc] == PropValue::kNum) {
+      AddNum(b, std::strtod(c->dict[sc].c_str(), nullptr));
+      continue;
+    }
+    uint32_t& mapped = src_entry_->codes[k][sc];
+    if (mapped != UINT32_MAX) {
+      if (!Pad(b)) continue;
+      b.code.push_back(mapped);
+      b.num.push_back(0);
+      b.any_text = true;
     } else {
-      uint32_t code = c->code[row];
-      double v = 0;
-      if (c->dict_kind[code] == PropValue::kNum) v = std::strtod(c->dict[code].c_str(), nullptr);
-      AddProp(key, c->dict_kind[code], c->dict[code], v);
+      AddText(b, c->dict_kind[sc], c->dict[sc]);
+      mapped = b.code.back();
     }
   }
 }
@@ -162,12 +201,25 @@ std::shared_ptr<Block> BlockBuilder::Finish() {
     p.num.resize(n, 0);
     auto lp = std::make_unique<Block::LazyProp>();
     PropColumn& c = lp->col;
-    if (p.all_numbers) {
+    if (!p.any_text) {
       c.numeric = true;
       c.present.resize(n);
       for (size_t i = 0; i < n; i++) c.present[i] = p.code[i] != 0;
       c.num = std::move(p.num);
     } else {
+      // Mixed column: numbers become dictionary entries of kind kNum.
+      for (size_t i = 0; i < n; i++) {
+        if (p.code[i] != kNumCode) continue;
+        std::string text = PropValue::Num(p.num[i]).AsString();
+        scratch_.assign(1, static_cast<char>(PropValue::kNum));
+        scratch_.append(text);
+        auto [it, inserted] = p.index.try_emplace(scratch_, static_cast<uint32_t>(p.dict.size()));
+        if (inserted) {
+          p.dict.push_back(text);
+          p.kinds.push_back(PropValue::kNum);
+        }
+        p.code[i] = it->second;
+      }
       c.code = std::move(p.code);
       c.dict = std::move(p.dict);
       c.dict_kind = std::move(p.kinds);
@@ -176,6 +228,9 @@ std::shared_ptr<Block> BlockBuilder::Finish() {
     b->props_.emplace(key, std::move(lp));
   }
   props_.clear();
+  src_ = nullptr;
+  src_entry_ = nullptr;
+  src_cache_.clear();
   return b;
 }
 

@@ -110,16 +110,38 @@ class BlockBuilder {
   std::shared_ptr<Block> Finish();
 
  private:
+  // One property key. Per row: code 0 = absent, kNumCode = the number in num[row], else a
+  // dictionary code. Numbers are only turned into text at Finish() if the column turns out
+  // to hold strings too.
+  static constexpr uint32_t kNumCode = UINT32_MAX;
   struct PropBuilder {
-    std::vector<uint32_t> code;  // 0 = absent
+    std::vector<uint32_t> code;
     std::vector<double> num;
     std::unordered_map<std::string, uint32_t> index;  // (kind byte + text) -> code
     std::vector<std::string> dict{""};
     std::vector<PropValue::Kind> kinds{PropValue::kStr};
-    bool all_numbers = true;
+    bool any_text = false;
   };
-  void AddProp(std::string_view key, PropValue::Kind kind, std::string_view text, double num);
   PropBuilder& Prop(std::string_view key);
+  void AddNum(PropBuilder& p, double v);
+  void AddText(PropBuilder& p, PropValue::Kind kind, std::string_view text);
+  bool Pad(PropBuilder& p);  // pads to the current row; false if the row already has the key
+
+  // AppendFrom's per-source-block cache: builder of each source column, and source
+  // dictionary code -> our code.
+  struct SrcCache {
+    const uint32_t* did;
+    const int64_t* ts;
+    const uint32_t* ev;
+    const Uuid* uuid;
+    const uint8_t* has_uuid;
+    std::vector<const PropColumn*> cols;
+    std::vector<PropBuilder*> builders;
+    std::vector<std::vector<uint32_t>> codes;
+  };
+  std::unordered_map<const Block*, SrcCache> src_cache_;
+  const Block* src_ = nullptr;
+  SrcCache* src_entry_ = nullptr;
 
   std::vector<uint32_t> did_;
   std::vector<int64_t> ts_;
