@@ -55,7 +55,7 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
     const int32_t reg_day = first_day + reg_off;
     const int ch = Pick(rng, kChannelW), pl = Pick(rng, kPlatformW);
     const int city = static_cast<int>(rng() % 12);
-    const double engagement = std::array<double, 3>{0.06, 0.18, 0.45}[rng() % 3] * (ch == 1 ? 0.7 : ch == 4 ? 1.3 : 1.0);
+    const double engagement = std::array<double, 3>{0.10, 0.28, 0.60}[rng() % 3] * (ch == 1 ? 0.7 : ch == 4 ? 1.3 : 1.0);
     auto base = [&] {
       return std::vector<Property>{{"channel", PropValue::Str(kChannels[ch])}, {"platform", PropValue::Str(kPlatforms[pl])}};
     };
@@ -90,7 +90,7 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
       }
       if (U(rng) < 0.3) emit(who, day, sec += 3, "check_in", base());
       if (U(rng) < 0.08) emit(who, day, sec += 4, "coupon_receive", base());
-      int exposures = 1 + static_cast<int>(rng() % 6);
+      int exposures = 1 + static_cast<int>(rng() % 8);
       bool coupon = false;
       for (int x = 0; x < exposures; x++) {
         std::string product = "p" + std::to_string(1 + rng() % 500);
