@@ -347,6 +347,10 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       std::string err;
       for (size_t i = 0; i < row.size() && err.empty(); i++) {
         const std::string& v = row[i];
+        if (size_t bad = FindInvalidUtf8(v); bad != std::string::npos) {
+          err = "column '" + header[i] + "': invalid UTF-8 at byte " + std::to_string(bad) + " of the value";
+          break;
+        }
         switch (cols[i].kind) {
           case ColumnMap::kSkip: break;
           case ColumnMap::kEvent: e.event = v; break;
@@ -417,7 +421,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
         }
         batch.push_back(std::move(e));
       } catch (const json::parse_error& ex) {
-        report(lines, where + ": malformed JSON: " + ex.what());
+        report(lines, where + ": malformed JSON: " + EscapeInvalidUtf8(ex.what()));
         continue;
       }
       if (batch.size() >= o.batch) {
@@ -440,9 +444,10 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   if (error_count > errors.size())
     std::fprintf(stderr, "  ... and %s more errors%s\n", Thousands(error_count - errors.size()).c_str(),
                  o.errors_file.empty() ? " (use --errors-file FILE to keep them all)" : "");
-  std::printf("%s %s events from %s lines into project %s (%s duplicates skipped, %s lines rejected)\n",
-              o.dry_run ? "would import" : "imported", Thousands(accepted).c_str(), Thousands(lines).c_str(),
-              o.project.c_str(), Thousands(duplicates).c_str(), Thousands(error_count).c_str());
+  const char* unit = format == "csv" ? "rows" : "lines";
+  std::printf("%s %s events from %s %s into project %s (%s duplicates skipped, %s %s rejected)\n",
+              o.dry_run ? "would import" : "imported", Thousands(accepted).c_str(), Thousands(lines).c_str(), unit,
+              o.project.c_str(), Thousands(duplicates).c_str(), Thousands(error_count).c_str(), unit);
   return error_count ? 2 : 0;
 }
 

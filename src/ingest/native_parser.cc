@@ -12,6 +12,50 @@ size_t Utf8Length(std::string_view s) {
   return n;
 }
 
+size_t FindInvalidUtf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) { i++; continue; }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return i;
+    if (i + len > n) return i;
+    for (size_t k = 1; k < len; k++) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+std::string EscapeInvalidUtf8(std::string_view s) {
+  std::string out;
+  while (!s.empty()) {
+    size_t bad = FindInvalidUtf8(s);
+    if (bad == std::string_view::npos) {
+      out.append(s);
+      break;
+    }
+    out.append(s.substr(0, bad));
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(s[bad]));
+    out += buf;
+    s.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
 PropValue PropValueFromJson(const json& v) {
   if (v.is_number()) return PropValue::Num(v.get<double>());
   if (v.is_string()) return PropValue::Str(v.get<std::string>());
@@ -156,7 +200,7 @@ Status JsonError(const json::parse_error& e, std::string_view body, const std::s
   for (size_t i = 0; i < pos && i < body.size(); i++) {
     if (body[i] == '\n') { line++; col = 1; } else col++;
   }
-  std::string what = e.what();
+  std::string what = EscapeInvalidUtf8(e.what());
   auto p = what.find("parse error");
   if (p != std::string::npos) what = what.substr(p);
   return InvalidArgument(prefix + "malformed JSON at byte " + std::to_string(pos) + " (line " + std::to_string(line) +

@@ -54,5 +54,10 @@ PropValue PropValueFromJson(const nlohmann::json& v);
 
 // Number of UTF-8 code points in s (s is valid UTF-8).
 size_t Utf8Length(std::string_view s);
+// Byte offset of the first invalid UTF-8 sequence in s, or npos if s is valid.
+size_t FindInvalidUtf8(std::string_view s);
+// s with every byte of an invalid UTF-8 sequence written as \xNN (for error messages that
+// quote input).
+std::string EscapeInvalidUtf8(std::string_view s);
 
 }  // namespace ns

@@ -168,3 +168,16 @@ TEST(TimeZone, DayBoundariesAndDst) {
 
 }  // namespace
 }  // namespace ns
+
+namespace ns {
+namespace {
+TEST(Utf8, FindsInvalidSequences) {
+  EXPECT_EQ(FindInvalidUtf8("plain"), std::string_view::npos);
+  EXPECT_EQ(FindInvalidUtf8("上海 ok"), std::string_view::npos);
+  EXPECT_EQ(FindInvalidUtf8("ab\xff"), 2u);
+  EXPECT_EQ(FindInvalidUtf8("\xc0\xaf"), 0u);        // overlong '/'
+  EXPECT_EQ(FindInvalidUtf8("x\xed\xa0\x80"), 1u);   // surrogate
+  EXPECT_EQ(FindInvalidUtf8("\xe4\xb8"), 0u);        // truncated
+}
+}  // namespace
+}  // namespace ns

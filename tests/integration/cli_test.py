@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""CLI end to end: admin create-project (JSON contract), import CSV/NDJSON with bad lines
+(line numbers, exit code 2, nothing good dropped), --dry-run, --map, query --format json,
+check, and the data-directory lock. usage: cli_test.py NORTHSTAR_BINARY"""
+import json, os, re, shutil, subprocess, sys, tempfile
+
+BIN = sys.argv[1]
+passed = failed = 0
+
+
+def run(*args, stdin=None):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, input=stdin, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"PASS {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name}: {detail}")
+
+
+tmp = tempfile.mkdtemp(prefix="ns-cli-")
+try:
+    data = os.path.join(tmp, "data")
+    rc, out, err = run("admin", "create-project", "shop", "--tz", "Asia/Shanghai", "--format", "json", "--data", data)
+    check("create-project exit 0", rc == 0, err)
+    check("create-project prints exactly project, write_key, secret_key in that order",
+          re.fullmatch(r'\{"project":"shop","write_key":"nsw_[0-9a-f]{32}","secret_key":"nss_[0-9a-f]{40}"\}\n', out) is not None, out)
+    rc, out, err = run("admin", "create-project", "shop", "--data", data)
+    check("duplicate project refused", rc == 1 and "already exists" in err, err)
+    rc, out, err = run("admin", "create-project", "Bad Name", "--data", data)
+    check("bad project name explained", rc == 1 and "may contain only" in err, err)
+    rc, out, err = run("admin", "create-project", "x", "--tz", "Mars/Base", "--data", data)
+    check("bad time zone explained", rc == 1 and "unknown time zone 'Mars/Base'" in err, err)
+
+    csv_path = os.path.join(tmp, "events.csv")
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        f.write("user_id,ts,event,channel,amount\n")
+        f.write("1,2025-03-01 10:00:00,register,ads,\n")      # line 2: local time in the project zone
+        f.write("1,1740801600,pay,ads,12.5\n")                # line 3: epoch seconds (2025-03-01T04:00Z)
+        f.write("2,not-a-time,pay,ads,1\n")                   # line 4: bad timestamp
+        f.write("3,1740801600,,ads,1\n")                      # line 5: empty event
+        f.write("4,1740801600,pay\n")                         # line 6: wrong field count
+        f.write('5,1740801600,"quoted,event",seo,3\n')        # line 7
+        f.write("6,1740801600,pay,\"multi\nline\",4\n")      # lines 8-9
+        f.write("7,946684799,pay,ads,1\n")                    # line 10: before 2000
+    rc, out, err = run("import", csv_path, "-p", "shop", "--data", data, "--dry-run")
+    check("dry run exit 2 with bad lines", rc == 2, f"{rc} {out} {err}")
+    check("dry run stores nothing", "would import 4 events" in out, out)
+    rc, out, err = run("import", csv_path, "-p", "shop", "--data", data, "--no-progress")
+    check("import exit 2 when some lines are rejected", rc == 2, f"{rc} {err}")
+    check("import counts", "imported 4 events from 8 rows" in out and "4 rows rejected" in out, out)
+    check("error names line 4 and the column", "line 4: column 'ts'" in err, err)
+    check("error names line 5", "line 5: the event name is empty" in err, err)
+    check("error names line 6", "line 6: 3 fields, the header has 5" in err, err)
+    check("error names line 10", "line 10:" in err and "before 2000-01-01" in err, err)
+
+    q = json.dumps({"kind": "trends", "series": [{"event": "$any", "math": "total"}],
+                    "date_from": "2025-03-01", "date_to": "2025-03-01"})
+    rc, out, err = run("query", "-p", "shop", "--data", data, "--json", "-", "--format", "json", stdin=q)
+    check("query exit 0", rc == 0, err)
+    res = json.loads(out) if rc == 0 else {}
+    check("all 4 good events on 2025-03-01 (Shanghai)", res.get("series", [{}])[0].get("values") == [4], out)
+    q2 = json.dumps({"kind": "trends", "series": [{"event": "pay", "math": "sum", "property": "amount"}],
+                     "date_from": "2025-03-01", "date_to": "2025-03-01"})
+    rc, out, err = run("query", "-p", "shop", "--data", data, "--json", "-", "--format", "json", stdin=q2)
+    check("amounts numeric", rc == 0 and json.loads(out)["series"][0]["values"] == [16.5], out + err)
+    rc, out, err = run("query", "-p", "shop", "--data", data, "--json", "-", stdin='{"kind":"trend"}')
+    check("bad query explained", rc == 1 and "unknown query kind 'trend'" in err, err)
+
+    nd = os.path.join(tmp, "e.ndjson")
+    with open(nd, "wb") as f:
+        f.write(b'{"event":"a","distinct_id":"u9","timestamp":"2025-03-02T01:00:00+08:00","uuid":"id-1"}\n')
+        f.write(b'{"event":"a","distinct_id":"u9",\n')
+        f.write(b'{"event":"b\xff","distinct_id":"u9"}\n')
+        f.write(b'{"event":"a","distinct_id":"u9","timestamp":"2025-03-02T01:00:00+08:00","uuid":"id-1"}\n')
+    rc, out, err = run("import", nd, "-p", "shop", "--data", data, "--no-progress")
+    check("ndjson: one stored, one duplicate, two rejected", rc == 2 and "imported 1 events" in out and "1 duplicates" in out, out + err)
+    check("ndjson malformed line reported with its number", "line 2: malformed JSON" in err, err)
+    check("ndjson invalid UTF-8 reported", "line 3" in err, err)
+
+    mapped = os.path.join(tmp, "m.csv")
+    with open(mapped, "w") as f:
+        f.write("who,when,what,plan\nz1,2025-03-03T00:00:00Z,visit,pro\n")
+    rc, out, err = run("import", mapped, "-p", "shop", "--data", data, "--no-progress",
+                       "--map", "who=distinct_id", "--map", "when=timestamp", "--map", "what=event", "--map", "plan=person.plan")
+    check("--map import", rc == 0 and "imported 1 events" in out, out + err)
+    rc, out, err = run("import", mapped, "-p", "shop", "--data", data, "--map", "nope=event")
+    check("--map unknown column explained", rc == 1 and "the header has no column 'nope'" in err, err)
+    q3 = json.dumps({"kind": "trends", "series": [{"event": "visit", "math": "dau"}], "date_from": "2025-03-03",
+                     "date_to": "2025-03-03", "filters": [{"property": "person.plan", "op": "eq", "value": "pro"}]})
+    rc, out, err = run("query", "-p", "shop", "--data", data, "--json", "-", "--format", "json", stdin=q3)
+    check("person property from import filters", rc == 0 and json.loads(out)["series"][0]["values"] == [1], out + err)
+
+    rc, out, err = run("check", "--data", data)
+    check("check passes", rc == 0 and "0 problems" in out, out)
+
+    # The data directory is locked by a running server.
+    srv = subprocess.Popen([BIN, "serve", "--data", data, "--port", "0", "--no-demo"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = srv.stdout.readline()
+        check("serve prints the listening line first", re.fullmatch(r"listening on http://127\.0\.0\.1:\d+\n", first) is not None, first)
+        rc, out, err = run("import", mapped, "-p", "shop", "--data", data)
+        check("import refused while a server runs", rc == 1 and "in use by another northstar process" in err, err)
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+    check("server exits 0 on SIGTERM", srv.returncode == 0, str(srv.returncode))
+
+    # Corruption is reported with the file name.
+    seg_dir = os.path.join(data, "projects", "shop", "segments")
+    segs = sorted(os.listdir(seg_dir))
+    with open(os.path.join(seg_dir, segs[0]), "r+b") as f:
+        f.seek(20)
+        b = f.read(1)
+        f.seek(20)
+        f.write(bytes([b[0] ^ 0xFF]))
+    rc, out, err = run("check", "--data", data)
+    check("check finds a flipped byte and names the file", rc == 1 and segs[0] in out and "PROBLEM" in out, out)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
