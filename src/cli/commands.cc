@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -458,9 +459,17 @@ namespace {
 std::string Cell(const json& v) {
   if (v.is_null()) return "-";
   if (v.is_number_float()) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.4g", v.get<double>());
-    return buf;
+    char buf[64];
+    double d = v.get<double>();
+    if (std::fabs(d) < 1 && d != 0) std::snprintf(buf, sizeof buf, "%.4f", d);  // rates
+    else std::snprintf(buf, sizeof buf, "%.2f", d);
+    std::string t = buf;
+    while (t.find('.') != std::string::npos && (t.back() == '0' || t.back() == '.')) {
+      bool dot = t.back() == '.';
+      t.pop_back();
+      if (dot) break;
+    }
+    return t;
   }
   if (v.is_string()) return v.get<std::string>();
   return v.dump();
@@ -573,6 +582,10 @@ int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o) {
   }
   auto p = (*reg)->OpenProject(o.project);
   if (!p.ok()) return Fail(p.status());
+  if (StoreStats st = (*p)->store->Stats(); st.segment_rows + st.memtable_rows > 0)
+    return Fail(FailedPrecondition("project " + o.project + " already holds " +
+                                   Thousands(st.segment_rows + st.memtable_rows) +
+                                   " events; demo data goes into a new or empty project (use --project NAME)"));
   DemoOptions d;
   d.users = o.users;
   d.days = o.days;

@@ -72,7 +72,10 @@ int main(int argc, char** argv) {
   app.add_option("--config", config, "TOML config file")->envname("NORTHSTAR_CONFIG");
   auto add_common = [&](CLI::App* c) {
     c->add_option("--data", g.data, "data directory")->envname("NORTHSTAR_DATA")->capture_default_str();
-    c->add_option("--log-level", log_level, "trace, debug, info, warn, error")->envname("NORTHSTAR_LOG_LEVEL");
+    c->add_option("--log-level", log_level, "log level")->envname("NORTHSTAR_LOG_LEVEL")->capture_default_str()
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+    // Accepted after the sub-command too (FindConfig has already read it).
+    c->add_option("--config", config, "TOML config file")->envname("NORTHSTAR_CONFIG");
   };
 
   auto* s = app.add_subcommand("serve", "run the HTTP server");

@@ -138,7 +138,10 @@ Status EventFromJson(const json& j, const std::string& where, const TimeZone& tz
   } else if (ts->is_number_integer() || ts->is_number_unsigned()) {
     out->ts_ms = ts->get<int64_t>();
   } else if (ts->is_number_float()) {
-    out->ts_ms = static_cast<int64_t>(ts->get<double>());
+    const double v = ts->get<double>();
+    if (!(v > -9.2e18 && v < 9.2e18))
+      return InvalidArgument(ts_field + ": epoch milliseconds " + ts->dump() + " are out of range", ts_field);
+    out->ts_ms = static_cast<int64_t>(v);
   } else if (ts->is_string()) {
     auto t = ParseIsoTimestamp(ts->get_ref<const std::string&>(), tz);
     if (!t.ok()) return InvalidArgument(ts_field + ": " + t.status().message(), ts_field);
@@ -249,7 +252,7 @@ StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const
     auto it = doc.find("events");
     if (it == doc.end()) {
       if (doc.contains("event")) {  // a single event object
-        AddEvent(doc, 0, "event", tz, now_ms, limits, 0, &out);
+        AddEvent(doc, 0, "event", tz, now_ms, limits, body.size(), &out);
         return out;
       }
       return InvalidArgument("body: expected a JSON array of events, {\"events\":[...]} or one event object", "events");

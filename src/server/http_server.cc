@@ -102,7 +102,10 @@ struct HttpServer::Impl {
     auto semi = ctype.find(';');
     std::string mime = semi == std::string::npos ? ctype : ctype.substr(0, semi);
     bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
-    if (!ndjson && !mime.empty() && mime != "application/json" && mime != "text/plain")
+    // `curl -d` labels bodies application/x-www-form-urlencoded: accept them when they are JSON.
+    const bool form_json = mime == "application/x-www-form-urlencoded" && !req.body.empty() &&
+                           (req.body[0] == '[' || req.body[0] == '{');
+    if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain")
       return SendError(res, Status(StatusCode::kUnsupportedMediaType,
                                    "unsupported Content-Type '" + mime +
                                        "' (expected application/json or application/x-ndjson)"));
@@ -228,6 +231,12 @@ struct HttpServer::Impl {
     // Without TCP_NODELAY every response waits ~40 ms for delayed ACKs (Nagle); SDKs keep
     // connections alive, so let them reuse one for many requests.
     svr.set_tcp_nodelay(true);
+    // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server silently share
+    // a port that is in use; keep SO_REUSEADDR only, so binding a busy port fails loudly.
+    svr.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
+    });
     svr.set_keep_alive_max_count(10000);
     svr.set_keep_alive_timeout(30);
     svr.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
