@@ -386,7 +386,13 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     if (breakdown.active())
       for (uint32_t g = 0; g < breakdown.groups(); g++) group_keys_snapshot.push_back(breakdown.Value(g).dump());
     const uint64_t step_mask = (1ULL << n) - 1;
+    // Event codes the funnel can use; strict funnels and "$any" steps need every row.
+    std::vector<uint32_t> needed_codes;
+    for (uint32_t c = 0; c < by_code.size(); c++)
+      if (by_code[c]) needed_codes.push_back(c);
+    const std::vector<uint32_t>* codes = (strict || any_mask) ? nullptr : &needed_codes;
     ParallelPersonRanges(np, slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+      std::vector<uint64_t> bits;
       std::vector<Conv>& convs = convs_by_slot[static_cast<size_t>(slot)];
       std::vector<Path> scratch(n);
       struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
@@ -411,7 +417,7 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
       };
       for (const auto& part : scan.parts()) {
         size_t first = scan.LowerBound(part, p_lo, pt), last = scan.LowerBound(part, p_hi, pt);
-        PersonOrderScan::ForEachRowIn(blocks, part, first, last, [&](uint32_t b, uint32_t i) {
+        PersonOrderScan::ForEachRowInWithEvents(blocks, part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
           const BlockState& st = states[b];
           if (st.skip) return;
           const int64_t ts = st.ts[i];

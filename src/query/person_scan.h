@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -50,6 +51,43 @@ class PersonOrderScan {
       for (size_t j = first; j < last; j++) fn(p.rows[j].first, p.rows[j].second);
     }
   }
+  // Like ForEachRowIn, but visits only rows whose event code is in `codes` (ascending
+  // positions), using each block's event index; codes == nullptr visits every row.
+  // `bits` is caller-owned scratch space.
+  template <typename Fn>
+  static void ForEachRowInWithEvents(const std::vector<const Block*>& blocks, const Part& p, size_t first, size_t last,
+                                     const std::vector<uint32_t>* codes, std::vector<uint64_t>& bits, Fn&& fn) {
+    if (!codes || p.whole_block < 0 || last <= first) {
+      ForEachRowIn(blocks, p, first, last, fn);
+      return;
+    }
+    const uint32_t b = static_cast<uint32_t>(p.whole_block);
+    const Block& blk = *blocks[b];
+    const size_t n = last - first;
+    bits.assign((n + 63) / 64, 0);
+    size_t hits = 0;
+    const uint32_t* only_begin = nullptr;
+    const uint32_t* only_end = nullptr;
+    for (uint32_t code : *codes) {
+      auto [rb, re] = blk.EventRows(code);
+      if (!rb) continue;
+      const uint32_t* lo = std::lower_bound(rb, re, static_cast<uint32_t>(first));
+      const uint32_t* hi = std::lower_bound(lo, re, static_cast<uint32_t>(last));
+      if (lo == hi) continue;
+      hits++;
+      only_begin = lo;
+      only_end = hi;
+      for (const uint32_t* q = lo; q < hi; q++) bits[(*q - first) >> 6] |= 1ULL << ((*q - first) & 63);
+    }
+    if (hits == 1) {  // one event: its positions are already in order
+      for (const uint32_t* q = only_begin; q < only_end; q++) fn(b, *q);
+      return;
+    }
+    for (size_t w = 0; w < bits.size(); w++)
+      for (uint64_t x = bits[w]; x; x &= x - 1)
+        fn(b, static_cast<uint32_t>(first + w * 64 + static_cast<size_t>(__builtin_ctzll(x))));
+  }
+
   static size_t PartSize(const std::vector<const Block*>& blocks, const Part& p) {
     return p.whole_block >= 0 ? blocks[static_cast<size_t>(p.whole_block)]->size() : p.rows.size();
   }

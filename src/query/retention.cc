@@ -113,7 +113,13 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
     std::vector<int32_t> cohort(np, 0);
     std::vector<uint32_t> group(np, 0);
     std::vector<uint64_t> returned(np * words, 0);
+    std::vector<uint32_t> needed_codes;
+    if (!start_m.none) needed_codes.push_back(start_m.code);
+    if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
+    std::sort(needed_codes.begin(), needed_codes.end());
+    const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
     ParallelPersonRanges(np, QueryThreads(), [&](uint32_t p_lo, uint32_t p_hi, int) {
+      std::vector<uint64_t> bits;
       struct Tie { uint64_t tag; int32_t day; uint32_t aux; int64_t ts; };
       std::vector<Tie> ties;
       uint32_t cur_person = UINT32_MAX;
@@ -144,7 +150,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
       };
       for (const auto& part : scan.parts()) {
         size_t first = scan.LowerBound(part, p_lo, pt), last = scan.LowerBound(part, p_hi, pt);
-        PersonOrderScan::ForEachRowIn(blocks, part, first, last, [&](uint32_t b, uint32_t i) {
+        PersonOrderScan::ForEachRowInWithEvents(blocks, part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
           const BlockState& st = states[b];
           if (!st.ev) return;
           const int64_t ts = st.ts[i];

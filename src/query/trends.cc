@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "query/operators.h"
 #include "query/person_scan.h"
@@ -94,8 +95,14 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
       std::vector<Cell>* last_cells = nullptr;
       uint32_t last_group = UINT32_MAX;
       const std::vector<uint32_t>* groups = breakdown.active() ? &block_groups[bi] : nullptr;
-      for (size_t i = 0; i < b.size(); i++) {
-        if (!em.any && ev[i] != em.code) continue;
+      // Rows of the series' event only (the block's event index), or every row for "$any".
+      const uint32_t* rows_begin = nullptr;
+      const uint32_t* rows_end = nullptr;
+      if (!em.any) std::tie(rows_begin, rows_end) = b.EventRows(em.code);
+      const size_t count = em.any ? b.size() : static_cast<size_t>(rows_end - rows_begin);
+      (void)ev;
+      for (size_t j = 0; j < count; j++) {
+        const size_t i = em.any ? j : rows_begin[j];
         const int64_t t = ts[i];
         if (t < from_ms || t >= to_ms) continue;
         if (!fe.always_true && !fe.Match(i)) continue;
