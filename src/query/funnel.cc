@@ -203,9 +203,11 @@ json StepsJson(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer, bool
       s["median_seconds_from_previous"] = nullptr;
       s["average_seconds_from_previous"] = nullptr;
     } else {
-      std::sort(v.begin(), v.end());
-      double med = v.size() % 2 ? static_cast<double>(v[v.size() / 2])
-                                : (static_cast<double>(v[v.size() / 2 - 1]) + static_cast<double>(v[v.size() / 2])) / 2;
+      // Median by selection (O(n)), not a full sort.
+      const size_t mid = v.size() / 2;
+      std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid), v.end());
+      double med = static_cast<double>(v[mid]);
+      if (v.size() % 2 == 0) med = (med + static_cast<double>(*std::max_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid)))) / 2;
       double sum = 0;
       for (int64_t x : v) sum += static_cast<double>(x);
       s["median_seconds_from_previous"] = med / 1000.0;

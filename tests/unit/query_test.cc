@@ -1,0 +1,167 @@
+// Hand-written query cases: exact numbers on small timelines (medians, drop-off lists,
+// 30-step funnels, DST days) and the exact error texts of invalid queries.
+#include <gtest/gtest.h>
+
+#include "query/operators.h"
+#include "storage/event_store.h"
+#include "test_util.h"
+
+namespace ns {
+namespace {
+
+using nlohmann::json;
+
+class QueryFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StoreOptions so;
+    so.background = false;
+    auto s = EventStore::Open(dir_.path(), so);
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(s).value();
+    tz_ = *TimeZone::Load("Asia/Shanghai");
+  }
+  void Add(const std::string& did, const std::string& name, const std::string& iso,
+           std::vector<Property> props = {}) {
+    Event e;
+    e.distinct_id = did;
+    e.event = name;
+    e.ts_ms = *ParseIsoTimestamp(iso, tz_);
+    e.props = std::move(props);
+    ASSERT_TRUE(store_->Append({e}).ok());
+  }
+  json Run(const json& q) {
+    auto r = RunQuery(q, *store_, tz_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : json();
+  }
+  Status Error(const json& q) {
+    auto r = RunQuery(q, *store_, tz_);
+    return r.ok() ? Status::OK() : r.status();
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<EventStore> store_;
+  TimeZone tz_;
+};
+
+TEST_F(QueryFixture, FunnelMediansDropoffsAndConversion) {
+  // u1: a -> b after 60 s -> c after 120 s; u2: a -> b after 180 s; u3: a only.
+  Add("u1", "a", "2025-03-01T10:00:00+08:00");
+  Add("u1", "b", "2025-03-01T10:01:00+08:00");
+  Add("u1", "c", "2025-03-01T10:03:00+08:00");
+  Add("u2", "a", "2025-03-01T11:00:00+08:00");
+  Add("u2", "b", "2025-03-01T11:03:00+08:00");
+  Add("u3", "a", "2025-03-01T12:00:00+08:00");
+  ASSERT_TRUE(store_->Flush().ok());
+  json r = Run({{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}, {{"event", "c"}}}},
+                {"window_seconds", 3600}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}});
+  auto& s = r["steps"];
+  EXPECT_EQ(s[0]["count"], 3);
+  EXPECT_EQ(s[1]["count"], 2);
+  EXPECT_EQ(s[2]["count"], 1);
+  EXPECT_DOUBLE_EQ(s[1]["conversion_from_previous"].get<double>(), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(s[2]["conversion_from_start"].get<double>(), 1.0 / 3);
+  EXPECT_TRUE(s[0]["median_seconds_from_previous"].is_null());
+  EXPECT_DOUBLE_EQ(s[1]["median_seconds_from_previous"].get<double>(), 120.0);  // median of 60 and 180
+  EXPECT_DOUBLE_EQ(s[2]["median_seconds_from_previous"].get<double>(), 120.0);
+  EXPECT_EQ(s[1]["dropoff"]["persons"], json({"u3"}));
+  EXPECT_EQ(s[2]["dropoff"]["persons"], json({"u2"}));
+  // A window of 100 s: u2's b (180 s later) no longer counts.
+  json r2 = Run({{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"window_seconds", 100},
+                 {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}});
+  EXPECT_EQ(r2["steps"][1]["count"], 1);
+}
+
+TEST_F(QueryFixture, ThirtyStepFunnel) {
+  std::vector<json> steps;
+  for (int k = 0; k < 30; k++) steps.push_back({{"event", "s" + std::to_string(k)}});
+  for (int k = 0; k < 30; k++) {
+    char iso[64];
+    std::snprintf(iso, sizeof iso, "2025-03-01T10:%02d:00+08:00", k);
+    Add("p", "s" + std::to_string(k), iso);
+    if (k < 17) Add("q", "s" + std::to_string(k), iso);
+  }
+  json r = Run({{"kind", "funnel"}, {"steps", steps}, {"window_seconds", 86400}, {"date_from", "2025-03-01"},
+                {"date_to", "2025-03-01"}});
+  EXPECT_EQ(r["steps"][16]["count"], 2);
+  EXPECT_EQ(r["steps"][17]["count"], 1);
+  EXPECT_EQ(r["steps"][29]["count"], 1);
+  steps.push_back({{"event", "s30"}});
+  Status st = Error({{"kind", "funnel"}, {"steps", steps}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}});
+  EXPECT_EQ(st.message(), "steps: 31 steps; at most 30 are supported");
+}
+
+TEST_F(QueryFixture, StrictOrderBreaksOnOtherEvents) {
+  Add("u1", "a", "2025-03-01T10:00:00+08:00");
+  Add("u1", "noise", "2025-03-01T10:00:30+08:00");
+  Add("u1", "b", "2025-03-01T10:01:00+08:00");
+  Add("u2", "a", "2025-03-01T10:00:00+08:00");
+  Add("u2", "b", "2025-03-01T10:01:00+08:00");
+  json q{{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"window_seconds", 3600},
+         {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}};
+  EXPECT_EQ(Run(q)["steps"][1]["count"], 2);
+  q["order"] = "strict";
+  EXPECT_EQ(Run(q)["steps"][1]["count"], 1);
+}
+
+TEST_F(QueryFixture, LocalDaysAndDst) {
+  // 23:30 in Shanghai on the 1st and 00:30 on the 2nd (16:30 UTC the 1st).
+  Add("u1", "x", "2025-03-01T23:30:00+08:00");
+  Add("u1", "x", "2025-03-01T16:30:00Z");
+  json r = Run({{"kind", "trends"}, {"series", {{{"event", "x"}}}}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-02"}});
+  EXPECT_EQ(r["series"][0]["dates"], json({"2025-03-01", "2025-03-02"}));
+  EXPECT_EQ(r["series"][0]["values"], json({1, 1}));
+  json h = Run({{"kind", "trends"}, {"series", {{{"event", "x"}}}}, {"date_from", "2025-03-02"}, {"date_to", "2025-03-02"},
+                {"interval", "hour"}});
+  EXPECT_EQ(h["series"][0]["dates"].size(), 24u);
+  EXPECT_EQ(h["series"][0]["values"][0], 1);
+}
+
+struct BadQuery {
+  const char* json_text;
+  const char* message;
+};
+class QueryErrors : public QueryFixture, public ::testing::WithParamInterface<BadQuery> {};
+
+TEST_P(QueryErrors, ExactMessage) {
+  Status st = Error(json::parse(GetParam().json_text));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, QueryErrors,
+    ::testing::Values(
+        BadQuery{R"({})", "kind: required field is missing (trends, funnel or retention)"},
+        BadQuery{R"({"kind":"paths"})", "kind: unknown query kind 'paths' (expected trends, funnel or retention)"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-13-01","date_to":"2025-03-01"})",
+                 "date_from: expected a date YYYY-MM-DD, got '2025-13-01'"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-02","date_to":"2025-03-01"})",
+                 "date_to (2025-03-01) is before date_from (2025-03-02)"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a","math":"median"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "series[0].math: unknown math 'median' (expected total, dau, sum, avg, min, max, p50 or p90)"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a","math":"sum"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "series[0].property: math 'sum' needs a numeric property"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"interval":"minute","date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "unknown interval 'minute' (expected hour, day, week or month)"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-01","date_to":"2025-03-01","filters":[{"property":"x","op":"like","value":1}]})",
+                 "filters[0].op: unknown operator 'like' (expected eq, neq, in, not_in, gt, gte, lt, lte, contains, not_contains, is_set or is_not_set)"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-01","date_to":"2025-03-01","filters":[{"property":"x","op":"gt","value":"5"}]})",
+                 "filters[0].value: operator 'gt' needs a number, got string"},
+        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"},{"event":"b"}],"order":"strct","date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "order: unknown order mode 'strct' (expected ordered, strict or unordered)"},
+        BadQuery{R"({"kind":"funnel","steps":[{"event":"a","optional":true},{"event":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "steps[0].optional: the first step cannot be optional"},
+        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"},{"event":"b"}],"exclusions":[{"event":"x","from_step":1,"to_step":1}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "exclusions[0].to_step: must be greater than from_step (1)"},
+        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"}],"breakdown":["a","b","c","d"],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "breakdown: at most 3 properties"},
+        BadQuery{R"({"kind":"retention","start_event":"a","period":"hour","date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "period: expected day, week or month"},
+        BadQuery{R"({"kind":"retention","start_event":"a","periods":0,"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "periods: 0 is out of range [1, 400]"},
+        BadQuery{R"({"kind":"retention","start_event":"a","mode":"later","date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "mode: unknown mode 'later' (expected exact or on_or_after)"}));
+
+}  // namespace
+}  // namespace ns
