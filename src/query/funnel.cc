@@ -378,9 +378,14 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     const auto& blocks = scan.blocks();
     std::vector<BlockState> states(blocks.size());
     for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);  // before threads: interning
-    std::vector<Path> paths(np * n);
-    std::vector<uint32_t> reached(np, 0), group(np, 0);
-    std::vector<uint8_t> entered(np, 0);
+    // One record per person, [header][path of step 0]..[path of step n-1], so a person's
+    // state is one or two cache lines. The header slot packs reached (low 32 bits of
+    // start), group (high 32 bits) and entered (last_done).
+    const size_t stride = n + 1;
+    std::vector<Path> state(np * stride);
+    for (size_t p = 0; p < np; p++) state[p * stride] = Path{0, 0};
+    auto reached_of = [&](uint32_t p) { return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start)); };
+    auto group_of = [&](uint32_t p) { return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start) >> 32); };
     struct Conv { uint32_t person; uint32_t step; int64_t ms; };
     const int slots = QueryThreads();
     std::vector<std::vector<Conv>> convs_by_slot(static_cast<size_t>(slots));
@@ -410,11 +415,15 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
             return a.aux != b.aux && group_keys_snapshot[a.aux] < group_keys_snapshot[b.aux];
           });
         const uint32_t p = cur_person;
-        bool ent = entered[p];
+        Path* rec = &state[p * stride];
+        uint32_t reached = static_cast<uint32_t>(static_cast<uint64_t>(rec->start));
+        uint32_t grp = static_cast<uint32_t>(static_cast<uint64_t>(rec->start) >> 32);
+        bool ent = rec->last_done != 0;
         for (const Tie& t : ties)
-          eval.Apply(&paths[p * n], scratch.data(), &reached[p], &ent, &group[p], cur_ts, t.tag, t.aux,
+          eval.Apply(rec + 1, scratch.data(), &reached, &ent, &grp, cur_ts, t.tag, t.aux,
                      [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
-        entered[p] = ent;
+        rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
+        rec->last_done = ent ? 1 : 0;
         ties.clear();
       };
       for (const auto& part : scan.parts()) {
@@ -443,14 +452,15 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     std::vector<Conv> convs;
     for (auto& c : convs_by_slot) convs.insert(convs.end(), c.begin(), c.end());
     for (uint32_t p = 0; p < np; p++) {
-      if (!reached[p]) continue;
-      add(total, reached[p], p);
-      if (breakdown.active()) add(group_agg(group[p]), reached[p], p);
+      const uint32_t reached = reached_of(p);
+      if (!reached) continue;
+      add(total, reached, p);
+      if (breakdown.active()) add(group_agg(group_of(p)), reached, p);
     }
     for (const Conv& c : convs) {
       if (c.step == 0) continue;
       total.conv[c.step].push_back(c.ms);
-      if (breakdown.active()) group_agg(group[c.person]).conv[c.step].push_back(c.ms);
+      if (breakdown.active()) group_agg(group_of(c.person)).conv[c.step].push_back(c.ms);
     }
   }
   json out;

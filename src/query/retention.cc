@@ -109,10 +109,24 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
     for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
     const size_t words = (static_cast<size_t>(P) + 63) / 64;
     enum : uint8_t { kNone = 0, kAnchored = 1, kOut = 2 };
-    std::vector<uint8_t> status(np, kNone);
-    std::vector<int32_t> cohort(np, 0);
-    std::vector<uint32_t> group(np, 0);
-    std::vector<uint64_t> returned(np * words, 0);
+    // One record per person (a cache line holds two or three); return bits of periods 64+
+    // live in `more`.
+    struct PersonState {
+      uint64_t bits0 = 0;  // returned in periods 0..63
+      int32_t cohort = 0;
+      uint32_t group = 0;
+      uint8_t status = kNone;
+    };
+    std::vector<PersonState> ps(np);
+    std::vector<uint64_t> more(words > 1 ? np * (words - 1) : 0, 0);
+    auto set_returned = [&](uint32_t p, int k) {
+      if (k < 64) ps[p].bits0 |= 1ULL << k;
+      else more[p * (words - 1) + static_cast<size_t>(k / 64 - 1)] |= 1ULL << (k % 64);
+    };
+    auto returned_at = [&](uint32_t p, int k) -> bool {
+      if (k < 64) return (ps[p].bits0 >> k) & 1;
+      return (more[p * (words - 1) + static_cast<size_t>(k / 64 - 1)] >> (k % 64)) & 1;
+    };
     std::vector<uint32_t> needed_codes;
     if (!start_m.none) needed_codes.push_back(start_m.code);
     if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
@@ -125,18 +139,19 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
       uint32_t cur_person = UINT32_MAX;
       int64_t cur_ts = INT64_MIN;
       auto apply = [&](uint32_t p, const Tie& t) {
-        if ((t.tag & 1) && status[p] == kNone) {
+        PersonState& st = ps[p];
+        if ((t.tag & 1) && st.status == kNone) {
           if (t.ts >= range_from && t.ts < range_to) {
-            status[p] = kAnchored;
-            cohort[p] = TimeZone::PeriodStartDay(t.day, q.period);
-            group[p] = t.aux;
+            st.status = kAnchored;
+            st.cohort = TimeZone::PeriodStartDay(t.day, q.period);
+            st.group = t.aux;
             return;  // the anchoring occurrence is not its own return
           }
-          status[p] = kOut;  // first start event outside the cohort range
+          st.status = kOut;  // first start event outside the cohort range
         }
-        if ((t.tag & 2) && status[p] == kAnchored) {
-          int k = TimeZone::PeriodsBetween(cohort[p], t.day, q.period);
-          if (k >= 0 && k < P) returned[p * words + static_cast<size_t>(k) / 64] |= 1ULL << (k % 64);
+        if ((t.tag & 2) && st.status == kAnchored) {
+          int k = TimeZone::PeriodsBetween(st.cohort, t.day, q.period);
+          if (k >= 0 && k < P) set_returned(p, k);
         }
       };
       auto flush = [&] {
@@ -159,7 +174,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
           if (!tag) return;
           const uint32_t d = st.did[i];
           const uint32_t p = d < np ? pt.person_of[d] : d;
-          if (status[p] == kOut) return;
+          if (ps[p].status == kOut) return;
           if (p != cur_person || ts != cur_ts) {
             flush();
             cur_person = p;
@@ -172,9 +187,8 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
       }
     });
     for (uint32_t p = 0; p < np; p++) {
-      if (status[p] != kAnchored) continue;
-      const uint64_t* bits = &returned[p * words];
-      add_member(cohort[p], group[p], [&](int k) { return (bits[k / 64] >> (k % 64)) & 1; });
+      if (ps[p].status != kAnchored) continue;
+      add_member(ps[p].cohort, ps[p].group, [&](int k) { return returned_at(p, k); });
     }
   } else {
     RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {

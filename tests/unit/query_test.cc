@@ -165,3 +165,32 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace ns
+
+namespace ns {
+namespace {
+TEST_F(QueryFixture, RetentionBeyondSixtyFourPeriods) {
+  Add("u1", "register", "2025-01-01T10:00:00+08:00");
+  Add("u1", "open", "2025-01-01T11:00:00+08:00");   // day 0, after the start event
+  Add("u1", "open", "2025-03-07T10:00:00+08:00");   // day 65
+  Add("u2", "open", "2024-12-31T10:00:00+08:00");
+  Add("u2", "register", "2025-01-02T10:00:00+08:00");
+  json r = Run({{"kind", "retention"}, {"start_event", "register"}, {"return_event", "open"}, {"periods", 70},
+                {"date_from", "2025-01-01"}, {"date_to", "2025-01-02"}});
+  ASSERT_EQ(r["cohorts"].size(), 2u);
+  auto& c = r["cohorts"][0];
+  EXPECT_EQ(c["date"], "2025-01-01");
+  EXPECT_EQ(c["size"], 1);
+  EXPECT_EQ(c["values"][0], 1);
+  EXPECT_EQ(c["values"][65], 1);
+  EXPECT_EQ(c["values"][64], 0);
+  EXPECT_EQ(r["cohorts"][1]["size"], 1);  // u2: returns before the start do not count
+  EXPECT_EQ(r["cohorts"][1]["values"][0], 0);
+  json r2 = r;
+  json q{{"kind", "retention"}, {"start_event", "register"}, {"return_event", "open"}, {"periods", 70},
+         {"date_from", "2025-01-01"}, {"date_to", "2025-01-02"}, {"mode", "on_or_after"}};
+  r2 = Run(q);
+  EXPECT_EQ(r2["cohorts"][0]["values"][40], 1);
+  EXPECT_EQ(r2["cohorts"][0]["values"][66], 0);
+}
+}  // namespace
+}  // namespace ns
