@@ -265,7 +265,7 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     bool ready = false;
     bool skip = false;  // no row of the block can match
     std::vector<FilterSet::BlockEval> evals;
-    std::vector<uint32_t> groups;
+    BlockGroups groups;
     const uint32_t* ev = nullptr;
     const uint32_t* did = nullptr;
     const int64_t* ts = nullptr;
@@ -284,7 +284,7 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     st.evals.resize(filters.size());
     for (size_t k = 0; k < filters.size(); k++)
       if (!filters[k].empty()) st.evals[k] = filters[k].ForBlock(b);
-    if (breakdown.active()) breakdown.Resolve(b, &st.groups);
+    if (breakdown.active()) breakdown.ResolveBlock(b, &st.groups);
     st.ev = b.ev().data();
     st.did = b.did().data();
     st.ts = b.ts().data();

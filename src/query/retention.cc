@@ -56,7 +56,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
   struct BlockState {
     bool may_start = false, may_ret = false;
     FilterSet::BlockEval se, re;
-    std::vector<uint32_t> groups;
+    BlockGroups groups;
     const uint32_t* ev = nullptr;
     const uint32_t* did = nullptr;
     const int64_t* ts = nullptr;
@@ -68,7 +68,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
     if (!st.may_start && !st.may_ret) return;
     st.se = start_f.ForBlock(b);
     st.re = ret_f.ForBlock(b);
-    if (breakdown.active() && st.may_start) breakdown.Resolve(b, &st.groups);
+    if (breakdown.active() && st.may_start) breakdown.ResolveBlock(b, &st.groups);
     st.ev = b.ev().data();
     st.did = b.did().data();
     st.ts = b.ts().data();
@@ -115,9 +115,10 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
       uint64_t bits0 = 0;  // returned in periods 0..63
       int32_t cohort = 0;
       uint32_t group = 0;
-      uint8_t status = kNone;
     };
     std::vector<PersonState> ps(np);
+    // Status is checked on every row: a byte array stays in cache.
+    std::vector<uint8_t> status(np, kNone);
     std::vector<uint64_t> more(words > 1 ? np * (words - 1) : 0, 0);
     auto set_returned = [&](uint32_t p, int k) {
       if (k < 64) ps[p].bits0 |= 1ULL << k;
@@ -140,16 +141,16 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
       int64_t cur_ts = INT64_MIN;
       auto apply = [&](uint32_t p, const Tie& t) {
         PersonState& st = ps[p];
-        if ((t.tag & 1) && st.status == kNone) {
+        if ((t.tag & 1) && status[p] == kNone) {
           if (t.ts >= range_from && t.ts < range_to) {
-            st.status = kAnchored;
+            status[p] = kAnchored;
             st.cohort = TimeZone::PeriodStartDay(t.day, q.period);
             st.group = t.aux;
             return;  // the anchoring occurrence is not its own return
           }
-          st.status = kOut;  // first start event outside the cohort range
+          status[p] = kOut;  // first start event outside the cohort range
         }
-        if ((t.tag & 2) && st.status == kAnchored) {
+        if ((t.tag & 2) && status[p] == kAnchored) {
           int k = TimeZone::PeriodsBetween(st.cohort, t.day, q.period);
           if (k >= 0 && k < P) set_returned(p, k);
         }
@@ -174,7 +175,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
           if (!tag) return;
           const uint32_t d = st.did[i];
           const uint32_t p = d < np ? pt.person_of[d] : d;
-          if (ps[p].status == kOut) return;
+          if (status[p] == kOut) return;
           if (p != cur_person || ts != cur_ts) {
             flush();
             cur_person = p;
@@ -187,7 +188,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
       }
     });
     for (uint32_t p = 0; p < np; p++) {
-      if (ps[p].status != kAnchored) continue;
+      if (status[p] != kAnchored) continue;
       add_member(ps[p].cohort, ps[p].group, [&](int k) { return returned_at(p, k); });
     }
   } else {

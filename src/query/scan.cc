@@ -207,6 +207,29 @@ void BreakdownResolver::Resolve(const Block& b, std::vector<uint32_t>* out) {
   for (size_t i = 0; i < b.size(); i++) (*out)[i] = ResolveRow(b, i);
 }
 
+void BreakdownResolver::ResolveBlock(const Block& b, BlockGroups* out) {
+  *out = BlockGroups();
+  if (props_.empty()) {
+    out->table_mode_ = true;  // no column: every row is group 0
+    return;
+  }
+  if (props_.size() == 1 && !props_[0].person) {
+    const PropColumn* c = b.prop(props_[0].name);
+    if (!c) {
+      out->table_mode_ = true;
+      return;
+    }
+    if (!c->numeric) {
+      out->table_mode_ = true;
+      out->col_ = c;
+      out->table_.assign(c->dict.size(), 0);
+      for (size_t i = 1; i < c->dict.size(); i++) out->table_[i] = Intern(c->dict[i]);
+      return;
+    }
+  }
+  Resolve(b, &out->rows_);
+}
+
 nlohmann::json BreakdownResolver::Value(uint32_t group) const {
   if (group == 0) {
     if (props_.size() <= 1) return nlohmann::json();

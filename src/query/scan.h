@@ -61,6 +61,23 @@ class FilterSet {
 // Does value v satisfy filter f? (absent values are handled by the caller)
 bool FilterMatchesValue(const Filter& f, const PropValue& v);
 
+// Breakdown group ids of one block's rows: a table per dictionary code when the breakdown is
+// one string event property (no memory per row), otherwise one id per row.
+class BlockGroups {
+ public:
+  uint32_t operator[](size_t row) const {
+    if (table_mode_) return col_ ? table_[col_->code[row]] : 0;
+    return rows_.empty() ? 0 : rows_[row];
+  }
+
+ private:
+  friend class BreakdownResolver;
+  bool table_mode_ = false;
+  const PropColumn* col_ = nullptr;
+  std::vector<uint32_t> table_;
+  std::vector<uint32_t> rows_;
+};
+
 // Values of a breakdown property per row of a block, as dense group ids (0 = property
 // absent, shown as null). Group ids are shared across blocks through `names`.
 class BreakdownResolver {
@@ -70,6 +87,8 @@ class BreakdownResolver {
   // Group id of each row of b (all 0 if inactive). Only rows where want[i] is true are
   // computed when want is given.
   void Resolve(const Block& b, std::vector<uint32_t>* out);
+  // The same, compactly (see BlockGroups).
+  void ResolveBlock(const Block& b, BlockGroups* out);
   // Group id of a row (slower, row at a time).
   uint32_t ResolveRow(const Block& b, size_t row);
   // JSON value of a group: null, a string, or (several properties) an array.

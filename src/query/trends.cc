@@ -52,9 +52,9 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
   std::vector<const Block*> blocks;
   for (const auto& bp : snap.blocks)
     if (bp->size() && bp->max_ts() >= from_ms && bp->min_ts() < to_ms) blocks.push_back(bp.get());
-  std::vector<std::vector<uint32_t>> block_groups(blocks.size());
+  std::vector<BlockGroups> block_groups(blocks.size());
   if (breakdown.active())
-    for (size_t b = 0; b < blocks.size(); b++) breakdown.Resolve(*blocks[b], &block_groups[b]);
+    for (size_t b = 0; b < blocks.size(); b++) breakdown.ResolveBlock(*blocks[b], &block_groups[b]);
   const size_t np = pt.size();
   // Distinct persons per cell: a dense bitset when buckets x persons is small, else a list.
   const bool dense_dau = nb * ((np + 63) / 64) * 8 <= (64u << 20);
@@ -94,7 +94,7 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
       std::map<uint32_t, std::vector<Cell>>& by_group = cells[si];
       std::vector<Cell>* last_cells = nullptr;
       uint32_t last_group = UINT32_MAX;
-      const std::vector<uint32_t>* groups = breakdown.active() ? &block_groups[bi] : nullptr;
+      const BlockGroups* groups = breakdown.active() ? &block_groups[bi] : nullptr;
       // Rows of the series' event only (the block's event index), or every row for "$any".
       const uint32_t* rows_begin = nullptr;
       const uint32_t* rows_end = nullptr;

@@ -40,31 +40,20 @@ void Block::Ensure(int column) const {
   });
 }
 
-const Block::EventIndex& Block::event_index() const {
-  std::call_once(index_once_, [&] {
-    const auto& e = ev();
-    EventIndex& idx = index_;
-    for (auto& [code, n] : event_counts_) idx.codes.push_back(code);  // sorted by code
-    idx.offsets.assign(idx.codes.size() + 1, 0);
-    for (size_t i = 0; i < idx.codes.size(); i++) idx.offsets[i + 1] = idx.offsets[i] + event_counts_[i].second;
-    std::vector<uint32_t> fill(idx.offsets.begin(), idx.offsets.end() - 1);
-    idx.positions.resize(size_);
-    // Codes are dense per project: map code -> slot through a small table.
-    uint32_t max_code = idx.codes.empty() ? 0 : idx.codes.back();
-    std::vector<uint32_t> slot(max_code + 1, 0);
-    for (uint32_t i = 0; i < idx.codes.size(); i++) slot[idx.codes[i]] = i;
-    for (uint32_t r = 0; r < size_; r++) idx.positions[fill[slot[e[r]]]++] = r;
-  });
-  return index_;
-}
-
 std::pair<const uint32_t*, const uint32_t*> Block::EventRows(uint32_t code) const {
-  const EventIndex& idx = event_index();
-  auto it = std::lower_bound(idx.codes.begin(), idx.codes.end(), code);
-  if (it == idx.codes.end() || *it != code) return {nullptr, nullptr};
-  size_t i = static_cast<size_t>(it - idx.codes.begin());
-  const uint32_t* base = idx.positions.data();
-  return {base + idx.offsets[i], base + idx.offsets[i + 1]};
+  if (!HasEvent(code)) return {nullptr, nullptr};
+  std::lock_guard lk(index_mu_);
+  auto it = rows_by_code_.find(code);
+  if (it == rows_by_code_.end()) {
+    std::vector<uint32_t> rows;
+    for (auto& [c, n] : event_counts_)
+      if (c == code) rows.reserve(n);
+    const auto& e = ev();
+    for (uint32_t r = 0; r < size_; r++)
+      if (e[r] == code) rows.push_back(r);
+    it = rows_by_code_.emplace(code, std::move(rows)).first;
+  }
+  return {it->second.data(), it->second.data() + it->second.size()};
 }
 
 void Block::ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const {

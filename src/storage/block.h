@@ -56,15 +56,9 @@ class Block {
   // Client uuids; has_uuid[i] == 0 means the row has none.
   const std::vector<Uuid>& uuid() const { Ensure(kUuid); return uuid_; }
   const std::vector<uint8_t>& has_uuid() const { Ensure(kUuid); return has_uuid_; }
-  // Row positions of each event code, ascending (an inverted index built on first use and
-  // cached), so operators that need a few event names visit only their rows.
-  struct EventIndex {
-    std::vector<uint32_t> codes;    // distinct codes, ascending
-    std::vector<uint32_t> offsets;  // rows of codes[i]: positions[offsets[i] .. offsets[i+1])
-    std::vector<uint32_t> positions;
-  };
-  const EventIndex& event_index() const;
-  // Rows with event `code` as [begin, end) pointers into the index (empty if none).
+  // Row positions (ascending) of the rows with event `code`, as [begin, end) (empty if none).
+  // Built on first use per code and cached, so operators that need a few event names visit
+  // only their rows and the index costs memory only for the events queried.
   std::pair<const uint32_t*, const uint32_t*> EventRows(uint32_t code) const;
 
   // Reads the uuid column without caching it in the block (startup dedup rebuild).
@@ -100,8 +94,8 @@ class Block {
   mutable std::vector<uint32_t> ev_;
   mutable std::vector<Uuid> uuid_;
   mutable std::vector<uint8_t> has_uuid_;
-  mutable std::once_flag index_once_;
-  mutable EventIndex index_;
+  mutable std::mutex index_mu_;
+  mutable std::unordered_map<uint32_t, std::vector<uint32_t>> rows_by_code_;
 
   struct LazyProp {
     std::once_flag once;
