@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cctype>
 #include <cmath>
 #include <chrono>
 #include <cstdio>
@@ -233,9 +234,18 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       std::string s(suf);
       return o.file.size() >= s.size() && o.file.compare(o.file.size() - s.size(), s.size(), s) == 0;
     };
-    format = (ends(".ndjson") || ends(".jsonl") || ends(".json")) ? "ndjson" : "csv";
+    format = (ends(".ndjson") || ends(".jsonl")) ? "ndjson" : ends(".json") ? "auto-json" : "csv";
   }
-  if (format != "csv" && format != "ndjson") return Fail(InvalidArgument("--format: expected csv or ndjson, got '" + format + "'"));
+  if (format == "auto-json") {
+    // .json: a JSON array if the file starts with '[' (or an object with "events"), else NDJSON.
+    int c;
+    while ((c = std::fgetc(f)) != EOF && std::isspace(c)) {}
+    format = c == '[' ? "json" : "ndjson";
+    if (c != EOF) std::ungetc(c, f);
+    if (format == "json" && f != stdin) std::rewind(f);
+  }
+  if (format != "csv" && format != "ndjson" && format != "json")
+    return Fail(InvalidArgument("--format: expected csv, ndjson or json, got '" + format + "'"));
   if (o.time_unit != "auto" && o.time_unit != "s" && o.time_unit != "ms")
     return Fail(InvalidArgument("--time-unit: expected auto, s or ms, got '" + o.time_unit + "'"));
 
@@ -326,7 +336,9 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     alias(ColumnMap::kDistinctId, {"user_id", "userId", "uid", "customer_id", "CustomerID"});
     alias(ColumnMap::kTimestamp, {"ts", "time", "event_time", "created_at"});
     alias(ColumnMap::kEvent, {"event_name", "action"});
-    if (!has[0]) return Fail(InvalidArgument("no column maps to 'event' (name one 'event' or use --map COLUMN=event)"));
+    if (!has[0] && o.event_name.empty())
+      return Fail(InvalidArgument("no column maps to 'event' (name one 'event', use --map COLUMN=event, or give every "
+                                  "row one name with --event NAME)"));
     if (!has[1]) return Fail(InvalidArgument("no column maps to 'distinct_id' (name one 'distinct_id' or use --map COLUMN=distinct_id)"));
     if (!has[2]) return Fail(InvalidArgument("no column maps to 'timestamp' (name one 'timestamp' or use --map COLUMN=timestamp)"));
     for (;;) {
@@ -380,6 +392,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
             break;
         }
       }
+      if (e.event.empty() && !has[0]) e.event = o.event_name;
       if (err.empty() && e.event.empty()) err = "the event name is empty";
       if (err.empty() && e.distinct_id.empty()) err = "the distinct id is empty";
       if (err.empty() && Utf8Length(e.event) > g.limits.max_name_chars) err = "the event name is longer than 200 characters";
@@ -399,6 +412,25 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     }
     if (fatal.ok()) fatal = flush_batch();
     progress.Update(csv.bytes(), accepted, true);
+  } else if (format == "json") {
+    // A JSON array of events (or {"events": [...]}), read whole: use NDJSON for large files.
+    std::string text;
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) text.append(chunk, got);
+    IngestLimits file_limits = g.limits;
+    file_limits.max_body_bytes = std::max<size_t>(text.size(), file_limits.max_body_bytes);
+    auto parsed = ParseNativeBatch(text, false, *tz, now, file_limits);
+    if (!parsed.ok()) return Fail(Status(parsed.status().code(), o.file + ": " + parsed.status().message()));
+    lines = parsed->events.size() + parsed->errors.size();
+    for (const auto& e : parsed->errors) report(e.index, e.message);
+    for (auto& e : parsed->events) {
+      batch.push_back(std::move(e));
+      if (batch.size() >= o.batch)
+        if (fatal = flush_batch(); !fatal.ok()) break;
+    }
+    if (fatal.ok()) fatal = flush_batch();
+    progress.Update(text.size(), accepted, true);
   } else {
     std::string text;
     char* buf = nullptr;
@@ -445,7 +477,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   if (error_count > errors.size())
     std::fprintf(stderr, "  ... and %s more errors%s\n", Thousands(error_count - errors.size()).c_str(),
                  o.errors_file.empty() ? " (use --errors-file FILE to keep them all)" : "");
-  const char* unit = format == "csv" ? "rows" : "lines";
+  const char* unit = format == "csv" ? "rows" : format == "json" ? "events" : "lines";
   std::printf("%s %s events from %s %s into project %s (%s duplicates skipped, %s %s rejected)\n",
               o.dry_run ? "would import" : "imported", Thousands(accepted).c_str(), Thousands(lines).c_str(), unit,
               o.project.c_str(), Thousands(duplicates).c_str(), Thousands(error_count).c_str(), unit);

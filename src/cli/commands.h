@@ -34,6 +34,7 @@ struct ImportOptions {
   size_t batch = 50'000;
   bool progress = true;
   std::string errors_file;  // write every bad line here
+  std::string event_name;   // CSV: event name for every row when no column maps to event
 };
 
 struct QueryOptions {

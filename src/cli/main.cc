@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   add_common(im);
   im->add_option("file", import.file, "file to import ('-' = stdin)")->required();
   im->add_option("--project,-p", import.project, "project name")->required()->envname("NORTHSTAR_PROJECT");
-  im->add_option("--format", import.format, "csv or ndjson (default: by file extension)");
+  im->add_option("--format", import.format, "csv, ndjson or json (a JSON array); default: by file extension");
   im->add_option("--map", import.maps, "COLUMN=FIELD: field is event, distinct_id, timestamp, uuid, "
                                         "properties.NAME, person.NAME or - (skip)");
   im->add_flag("--dry-run", import.dry_run, "validate only, store nothing");
@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   im->add_option("--batch", import.batch, "events per batch")->check(CLI::Range(1, 10'000'000));
   im->add_flag("--progress,!--no-progress", import.progress, "progress bar on a terminal");
   im->add_option("--errors-file", import.errors_file, "write every rejected line's error here");
+  im->add_option("--event", import.event_name, "CSV: event name of every row when no column is the event (e.g. pay)");
 
   auto* q = app.add_subcommand("query", "run a query (JSON as for POST /api/v1/query)");
   add_common(q);

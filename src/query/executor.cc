@@ -16,7 +16,7 @@ StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& 
       out = RunTrends(*t, *snap, tz);
     } else if (auto* f = std::get_if<FunnelQuery>(&q)) {
       IdentityMap& ids = store.identity();
-      out = RunFunnel(*f, *snap, tz, [&ids](uint32_t person) { return ids.DistinctId(person); });
+      out = RunFunnel(*f, *snap, tz, [&ids](uint32_t person) { return ids.DisplayId(person); });
     } else {
       out = RunRetention(std::get<RetentionQuery>(q), *snap, tz);
     }

@@ -1,5 +1,7 @@
 #include "storage/identity.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "core/file_util.h"
@@ -24,6 +26,7 @@ Status IdentityMap::Load() {
   index_.clear();
   parent_.clear();
   props_.clear();
+  newest_did_.clear();
   pending_.clear();
   log_.reset();
   version_++;
@@ -85,6 +88,7 @@ void IdentityMap::NewDid(std::string_view id) {
   index_.emplace(ids_.back(), did);
   parent_.push_back(did);
   props_.emplace_back();
+  newest_did_.push_back(did);
   version_++;
 }
 
@@ -101,6 +105,7 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
   if (ra == rb) return;
   if (rb < ra) std::swap(ra, rb);
   parent_[rb] = ra;
+  newest_did_[ra] = std::max(newest_did_[ra], newest_did_[rb]);
   merge_version_++;
   // The surviving person keeps its properties and gains the other's missing ones.
   if (props_[rb]) {
@@ -210,6 +215,12 @@ std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
 std::string IdentityMap::DistinctId(uint32_t did) const {
   std::lock_guard lk(mu_);
   return did < ids_.size() ? ids_[did] : std::string();
+}
+
+std::string IdentityMap::DisplayId(uint32_t person) const {
+  std::lock_guard lk(mu_);
+  if (person >= ids_.size()) return std::string();
+  return ids_[newest_did_[Find(person)]];
 }
 
 size_t IdentityMap::did_count() const {

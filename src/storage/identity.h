@@ -63,6 +63,9 @@ class IdentityMap {
 
   std::shared_ptr<const PersonTable> Snapshot();
   std::string DistinctId(uint32_t did) const;
+  // The distinct id to show for a person: the most recently created of its ids (after an
+  // $identify that is the login id, not the anonymous device id).
+  std::string DisplayId(uint32_t person) const;
   // First distinct id of a person (its root's).
   size_t did_count() const;
 
@@ -81,6 +84,7 @@ class IdentityMap {
   std::unordered_map<std::string, uint32_t> index_;
   mutable std::vector<uint32_t> parent_;
   std::vector<std::shared_ptr<const PersonProps>> props_;
+  std::vector<uint32_t> newest_did_;  // per root: its largest did
   std::vector<std::string> pending_;  // encoded records not yet committed
   uint64_t version_ = 0;
   uint64_t merge_version_ = 1;

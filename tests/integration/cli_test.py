@@ -96,6 +96,25 @@ try:
     rc, out, err = run("query", "-p", "shop", "--data", data, "--json", "-", "--format", "json", stdin=q3)
     check("person property from import filters", rc == 0 and json.loads(out)["series"][0]["values"] == [1], out + err)
 
+    orders = os.path.join(tmp, "orders.csv")
+    with open(orders, "w") as f:
+        f.write("order_no,user,time,amount\nA-1,z2,2025-03-04 10:00:00,9.5\nA-2,z3,2025-03-04 11:00:00,1\n")
+    rc, out, err = run("import", orders, "-p", "shop", "--data", data, "--no-progress", "--event", "order",
+                       "--map", "order_no=uuid", "--map", "user=distinct_id")
+    check("--event names every row", rc == 0 and "imported 2 events" in out, out + err)
+    rc, out, err = run("import", orders, "-p", "shop", "--data", data, "--no-progress", "--map", "user=distinct_id")
+    check("missing event column explained", rc == 1 and "--event NAME" in err, err)
+    arr = os.path.join(tmp, "batch.json")
+    with open(arr, "w") as f:
+        json.dump([{"event": "j", "distinct_id": "z4", "timestamp": "2025-03-05T10:00:00+08:00"},
+                   {"event": "j"}], f, indent=2)
+    rc, out, err = run("import", arr, "-p", "shop", "--data", data, "--no-progress")
+    check(".json array import", rc == 2 and "imported 1 events from 2 events" in out and "events[1].distinct_id" in err, out + err)
+    q4 = json.dumps({"kind": "funnel", "steps": [{"event": "order"}, {"event": "pay"}], "date_from": "2025-03-04",
+                     "date_to": "2025-03-04"})
+    rc, out, err = run("query", "-p", "shop", "--data", data, "--json", "-", "--format", "json", stdin=q4)
+    check("funnel over imported orders", rc == 0 and json.loads(out)["steps"][0]["count"] == 2, out + err)
+
     rc, out, err = run("check", "--data", data)
     check("check passes", rc == 0 and "0 problems" in out, out)
 

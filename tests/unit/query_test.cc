@@ -194,3 +194,20 @@ TEST_F(QueryFixture, RetentionBeyondSixtyFourPeriods) {
 }
 }  // namespace
 }  // namespace ns
+
+namespace ns {
+namespace {
+TEST_F(QueryFixture, DropoffsShowTheIdentifiedId) {
+  Add("device-1", "a", "2025-03-01T10:00:00+08:00");
+  Event login;
+  login.distinct_id = "user-1";
+  login.event = "login";
+  login.ts_ms = *ParseIsoTimestamp("2025-03-01T10:05:00+08:00", tz_);
+  login.merge_with.push_back("device-1");
+  ASSERT_TRUE(store_->Append({login}).ok());
+  json r = Run({{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"date_from", "2025-03-01"},
+                {"date_to", "2025-03-01"}});
+  EXPECT_EQ(r["steps"][1]["dropoff"]["persons"], json({"user-1"}));
+}
+}  // namespace
+}  // namespace ns
