@@ -115,6 +115,11 @@ void BlockBuilder::AddNum(PropBuilder& p, double v) {
 
 void BlockBuilder::AddText(PropBuilder& p, PropValue::Kind kind, std::string_view text) {
   if (!Pad(p)) return;
+  if (p.last_code != 0 && p.last_kind == kind && p.last_text == text) {
+    p.code.push_back(p.last_code);
+    p.num.push_back(0);
+    return;
+  }
   scratch_.assign(1, static_cast<char>(kind));
   scratch_.append(text);
   auto [it, inserted] = p.index.try_emplace(scratch_, static_cast<uint32_t>(p.dict.size()));
@@ -125,6 +130,9 @@ void BlockBuilder::AddText(PropBuilder& p, PropValue::Kind kind, std::string_vie
   p.any_text = true;
   p.code.push_back(it->second);
   p.num.push_back(0);
+  p.last_text.assign(text);
+  p.last_kind = kind;
+  p.last_code = it->second;
 }
 
 void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uuid,
@@ -134,10 +142,18 @@ void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uui
   ev_.push_back(ev);
   uuid_.push_back(uuid ? *uuid : Uuid{});
   has_uuid_.push_back(uuid ? 1 : 0);
-  for (const auto& p : props) {
-    PropBuilder& b = Prop(p.key);
-    if (p.value.kind == PropValue::kNum) AddNum(b, p.value.num);
-    else AddText(b, p.value.kind, p.value.str);
+  for (size_t k = 0; k < props.size(); k++) {
+    const Property& p = props[k];
+    PropBuilder* b;
+    if (k < last_keys_.size() && last_keys_[k].first == p.key) {
+      b = last_keys_[k].second;
+    } else {
+      b = &Prop(p.key);
+      if (k < last_keys_.size()) last_keys_[k] = {p.key, b};
+      else last_keys_.emplace_back(p.key, b);
+    }
+    if (p.value.kind == PropValue::kNum) AddNum(*b, p.value.num);
+    else AddText(*b, p.value.kind, p.value.str);
   }
 }
 
@@ -247,6 +263,7 @@ std::shared_ptr<Block> BlockBuilder::Finish() {
   src_ = nullptr;
   src_entry_ = nullptr;
   src_cache_.clear();
+  last_keys_.clear();
   return b;
 }
 

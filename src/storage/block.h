@@ -128,7 +128,14 @@ class BlockBuilder {
     std::vector<std::string> dict{""};
     std::vector<PropValue::Kind> kinds{PropValue::kStr};
     bool any_text = false;
+    // The previous text value and its code: consecutive rows often repeat a value.
+    std::string last_text;
+    PropValue::Kind last_kind = PropValue::kStr;
+    uint32_t last_code = 0;
   };
+  // Builders of the previous row's keys, in order: events usually carry the same keys in
+  // the same order, so a key is matched by one string compare instead of a map lookup.
+  std::vector<std::pair<std::string, PropBuilder*>> last_keys_;
   PropBuilder& Prop(std::string_view key);
   void AddNum(PropBuilder& p, double v);
   void AddText(PropBuilder& p, PropValue::Kind kind, std::string_view text);

@@ -1,6 +1,7 @@
 #include "storage/event_store.h"
 
 #include <spdlog/spdlog.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -256,6 +257,7 @@ StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability 
 }
 
 void EventStore::WriterLoop() {
+  pthread_setname_np(pthread_self(), "ns-writer");
   for (;;) {
     std::vector<Request*> round;
     {
@@ -274,6 +276,8 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
   std::vector<MemRow> rows;
   std::vector<uint64_t> new_fps;
   std::unordered_set<uint64_t> round_fps;
+  std::string last_event;
+  uint32_t last_code = 0;
   Status st;
   {
     std::lock_guard wl(write_mu_);
@@ -298,7 +302,11 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
         identity_->SetProps(did, e.person_set_once, true);
         if (round[r]->durability == Durability::kWal) EncodeEvent(payload, e);
         n++;
-        rows.push_back(MemRow{did, dict_.Intern(e.event), e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
+        if (e.event != last_event) {  // batches often repeat names: skip the dictionary lock
+          last_event = e.event;
+          last_code = dict_.Intern(e.event);
+        }
+        rows.push_back(MemRow{did, last_code, e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
       }
       results[r].accepted = n;
       if (round[r]->durability == Durability::kWal && n > 0) {
@@ -495,6 +503,7 @@ Status EventStore::CompactAll() {
 }
 
 void EventStore::MaintenanceLoop() {
+  pthread_setname_np(pthread_self(), "ns-maintenance");
   for (;;) {
     {
       std::unique_lock lk(maint_wait_mu_);
