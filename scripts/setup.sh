@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcpp-httplib-dev nlohmann-json3-dev libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev
   libsqlite3-dev libzstd-dev liblz4-dev libroaring-dev libhowardhinnant-date-dev libtomlplusplus-dev
-  libxlsxwriter-dev libargon2-dev libssl-dev zlib1g-dev tzdata
+  libxlsxwriter-dev libargon2-dev libssl-dev zlib1g-dev tzdata libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3
 )

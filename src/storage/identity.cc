@@ -130,7 +130,7 @@ void IdentityMap::DoSet(uint32_t did, const std::vector<Property>& props, bool o
 
 uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
   std::lock_guard lk(mu_);
-  auto it = index_.find(std::string(distinct_id));
+  auto it = index_.find(distinct_id);
   if (it != index_.end()) return it->second;
   BinWriter w;
   w.U8(kNewDid);
@@ -143,7 +143,7 @@ uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
 
 int64_t IdentityMap::Find(std::string_view distinct_id) const {
   std::lock_guard lk(mu_);
-  auto it = index_.find(std::string(distinct_id));
+  auto it = index_.find(distinct_id);
   return it == index_.end() ? -1 : int64_t{it->second};
 }
 

@@ -81,7 +81,12 @@ class IdentityMap {
   std::unique_ptr<WalWriter> log_;
   mutable std::mutex mu_;  // guards everything below against Snapshot()/DistinctId()
   std::vector<std::string> ids_;
-  std::unordered_map<std::string, uint32_t> index_;
+  // Transparent hash: look distinct ids up by string_view without building a std::string.
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, uint32_t, IdHash, std::equal_to<>> index_;
   mutable std::vector<uint32_t> parent_;
   std::vector<std::shared_ptr<const PersonProps>> props_;
   std::vector<uint32_t> newest_did_;  // per root: its largest did
