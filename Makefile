@@ -5,16 +5,22 @@ BUILD ?= build
 DATA ?= ./data
 JOBS ?= $(shell nproc)
 
-.PHONY: run test build setup clean bench
+.PHONY: run test build build-server setup configure clean bench
 
 setup:
 	@bash scripts/setup.sh
 
-build: setup
+configure: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# Only the server binary: `make run` need not compile the tests.
+build-server: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target northstar
+
+run: build-server
 	$(BUILD)/northstar serve --data $(DATA) --host 127.0.0.1 --port 8080 --demo
 
 test: build

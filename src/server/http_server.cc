@@ -60,6 +60,14 @@ std::string BearerKey(const httplib::Request& req) {
   return {};
 }
 
+StatusOr<json> ParseJsonBody(const httplib::Request& req) {
+  try {
+    return json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    return InvalidArgument("malformed JSON: " + EscapeInvalidUtf8(e.what()));
+  }
+}
+
 struct Counters {
   std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, requests{0}, queries{0}, query_errors{0};
 };
@@ -158,14 +166,10 @@ struct HttpServer::Impl {
   void HandleQuery(const httplib::Request& req, httplib::Response& res) {
     auto project = Authenticate(req, true);
     if (!project.ok()) return SendError(res, project.status());
-    json q;
-    try {
-      q = json::parse(req.body);
-    } catch (const json::parse_error& e) {
-      return SendError(res, InvalidArgument(std::string("malformed JSON: ") + e.what()));
-    }
+    auto q = ParseJsonBody(req);
+    if (!q.ok()) return SendError(res, q.status());
     counters.queries++;
-    auto out = RunQuery(q, *(*project)->store, (*project)->tz);
+    auto out = RunQuery(*q, *(*project)->store, (*project)->tz);
     if (!out.ok()) {
       counters.query_errors++;
       return SendError(res, out.status());
@@ -177,12 +181,9 @@ struct HttpServer::Impl {
   void HandleDropoffs(const httplib::Request& req, httplib::Response& res) {
     auto project = Authenticate(req, true);
     if (!project.ok()) return SendError(res, project.status());
-    json body;
-    try {
-      body = json::parse(req.body);
-    } catch (const json::parse_error& e) {
-      return SendError(res, InvalidArgument(std::string("malformed JSON: ") + e.what()));
-    }
+    auto parsed = ParseJsonBody(req);
+    if (!parsed.ok()) return SendError(res, parsed.status());
+    json& body = *parsed;
     if (!body.is_object() || !body.contains("query") || !body["query"].is_object())
       return SendError(res, InvalidArgument("query: required funnel query object is missing", "query"));
     json q = body["query"];
