@@ -46,6 +46,8 @@ import time
 import traceback
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 CYCLES = int(os.environ.get("NORTHSTAR_CRASH_CYCLES", "20"))
 SEED = int(os.environ.get("NORTHSTAR_CRASH_SEED", str(random.randrange(1 << 31))))
 THREADS = 4
@@ -56,110 +58,7 @@ RESEND_CHUNK = 4000
 TIME_BUDGET_S = 200  # stop starting new cycles after this (a cycle never runs into the CTest timeout)
 
 
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-# --------------------------------------------------------------------------- server
-
-
-class Server:
-    def __init__(self, binary, data_dir, log_path, extra_args=()):
-        self.binary, self.data_dir, self.log_path, self.extra_args = binary, data_dir, log_path, list(extra_args)
-        self.proc = None
-        self.port = None
-        self._log = None
-
-    def start(self, timeout=60):
-        self._log = open(self.log_path, "ab")
-        cmd = [self.binary, "serve", "--data", self.data_dir, "--host", "127.0.0.1", "--port", "0", "--no-demo"]
-        self.proc = subprocess.Popen(cmd + self.extra_args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._log)
-        lines = queue.Queue()
-
-        def drain(stream):
-            for line in iter(stream.readline, b""):
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True).start()
-        try:
-            first = lines.get(timeout=timeout)
-        except queue.Empty:
-            self.kill()
-            raise TestFailure(f"server printed nothing within {timeout}s\n{self.log_tail()}")
-        if first is None:
-            rc = self.proc.wait()
-            raise TestFailure(f"server exited with code {rc} before listening (recovery failed?)\n{self.log_tail()}")
-        m = re.match(r"listening on http://127\.0\.0\.1:(\d+)\s*$", first.decode(errors="replace"))
-        if not m:
-            self.kill()
-            raise TestFailure(f"unexpected first stdout line {first!r}")
-        self.port = int(m.group(1))
-        deadline = time.time() + timeout
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    c.close()
-                    return self
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise TestFailure("server did not answer /healthz")
-            time.sleep(0.05)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=60):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise TestFailure(f"server did not exit within {timeout}s of SIGTERM (killed)")
-        return self._finish()
-
-    def sigkill(self):
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        return self._finish()
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        return self._finish()
-
-    def _finish(self):
-        if self.proc is not None and self.proc.stdout:
-            try:
-                self.proc.stdout.close()
-            except OSError:
-                pass
-        if self._log:
-            self._log.close()
-            self._log = None
-        return self.proc.returncode if self.proc else None
-
-    def log_tail(self, n=30):
-        try:
-            with open(self.log_path, "rb") as f:
-                lines = f.read().decode(errors="replace").splitlines()
-            return "--- server log (last lines) ---\n" + "\n".join(lines[-n:])
-        except OSError:
-            return ""
+from nsserver import Server, TestFailure, check  # noqa: E402
 
 
 def request(port, method, path, key, body=None, timeout=120):

@@ -1,0 +1,166 @@
+"""Helpers shared by the integration tests: a `northstar serve` process on a free port and
+plain HTTP requests. Standard library only."""
+
+import http.client
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise TestFailure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    """One `northstar serve` process. stdout's first line gives the port; the rest is drained."""
+
+    def __init__(self, binary, data_dir, log_path, extra_args=()):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+        self._log = None
+
+    def start(self, timeout=60):
+        self._log = open(self.log_path, "ab")
+        cmd = [self.binary, "serve", "--data", self.data_dir, "--host", "127.0.0.1", "--port", "0", "--no-demo"]
+        self.proc = subprocess.Popen(cmd + self.extra_args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._log)
+        lines = queue.Queue()
+
+        def drain(stream):
+            for line in iter(stream.readline, b""):
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True).start()
+        try:
+            first = lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise TestFailure(f"server printed nothing within {timeout}s\n{self.log_tail()}")
+        if first is None:
+            rc = self.proc.wait()
+            raise TestFailure(f"server exited with code {rc} before listening\n{self.log_tail()}")
+        m = re.match(r"listening on http://127\.0\.0\.1:(\d+)\s*$", first.decode(errors="replace"))
+        if not m:
+            self.kill()
+            raise TestFailure(f"unexpected first stdout line {first!r}")
+        self.port = int(m.group(1))
+        deadline = time.time() + timeout
+        while True:
+            try:
+                r = http_request(self.port, "GET", "/healthz", timeout=5)
+                if r.status == 200:
+                    return self
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise TestFailure("server did not answer /healthz")
+            time.sleep(0.05)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait; returns the exit code (SIGKILL after timeout)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise TestFailure(f"server did not exit within {timeout}s of SIGTERM (killed)")
+        return self._finish()
+
+    def sigkill(self):
+        """The crash: SIGKILL, no chance to flush."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return self._finish()
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        return self._finish()
+
+    def _finish(self):
+        rc = self.proc.returncode if self.proc else None
+        if self.proc is not None and self.proc.stdout:
+            try:
+                self.proc.stdout.close()
+            except OSError:
+                pass
+        if self._log:
+            self._log.close()
+            self._log = None
+        return rc
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+            return "--- server log (last lines) ---\n" + "\n".join(lines[-n:])
+        except OSError:
+            return ""
+
+
+# --------------------------------------------------------------------------- http
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"HTTP {self.status} {self.body[:600]!r}"
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=60):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        send_error = None
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # The server may answer (e.g. 413) and close before reading a large body.
+            send_error = e
+        try:
+            r = conn.getresponse()
+            return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        except (OSError, http.client.HTTPException) as e:
+            if send_error:
+                raise TestFailure(f"{method} {path}: connection failed while sending ({send_error!r}) and no response ({e!r})")
+            raise
+    finally:
+        conn.close()
