@@ -73,7 +73,7 @@ Status FillDemo(Project& p, const DemoOptions& d) {
       if (e.ts_ms <= now) keep.push_back(std::move(e));
     NS_ASSIGN_OR_RETURN(AppendResult r, p.store->Append(std::move(keep), Durability::kUnlogged));
     stored += r.accepted;
-    if (p.store->Stats().memtable_rows >= 1'000'000) NS_RETURN_IF_ERROR(p.store->Flush());
+    if (p.store->memtable_rows() >= 1'000'000) NS_RETURN_IF_ERROR(p.store->Flush());
     return Status::OK();
   });
   if (!n.ok()) return n.status();
@@ -249,7 +249,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   if (o.time_unit != "auto" && o.time_unit != "s" && o.time_unit != "ms")
     return Fail(InvalidArgument("--time-unit: expected auto, s or ms, got '" + o.time_unit + "'"));
 
-  auto reg = OpenRegistry(g, false);
+  // Background flushes: the store writes segments while the next batches are parsed.
+  auto reg = OpenRegistry(g, true);
   if (!reg.ok()) return Fail(reg.status());
   auto info = (*reg)->Get(o.project);
   if (!info.ok()) return Fail(info.status());
@@ -291,7 +292,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       NS_ASSIGN_OR_RETURN(AppendResult r, project->store->Append(std::move(events), Durability::kUnlogged));
       accepted += r.accepted;
       duplicates += r.duplicates;
-      if (project->store->Stats().memtable_rows >= g.store.flush_rows) NS_RETURN_IF_ERROR(project->store->Flush());
+      // Back-pressure: if background flushes fall behind, flush here rather than grow memory.
+      if (project->store->memtable_rows() >= 3 * g.store.flush_rows) NS_RETURN_IF_ERROR(project->store->Flush());
       return Status::OK();
     });
     batch = std::vector<Event>();

@@ -305,8 +305,9 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
 
   // Simultaneous entries: the smallest breakdown value (as JSON text) is the first touch,
   // so results do not depend on storage order.
+  // (By value: a reference into the growing cache would dangle when the next call grows it.)
   std::vector<std::string> group_keys;
-  auto group_key = [&](uint32_t g) -> const std::string& {
+  auto group_key = [&](uint32_t g) -> std::string {
     while (group_keys.size() <= g) group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
     return group_keys[g];
   };

@@ -560,6 +560,13 @@ std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
   return snap;
 }
 
+uint64_t EventStore::memtable_rows() {
+  std::lock_guard sl(state_mu_);
+  uint64_t n = memtable_rows_;
+  for (auto& b : flushing_) n += b->size();
+  return n;
+}
+
 StoreStats EventStore::Stats() {
   StoreStats s = recovery_stats_;
   std::lock_guard sl(state_mu_);

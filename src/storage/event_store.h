@@ -83,6 +83,8 @@ class EventStore {
 
   std::shared_ptr<const StoreSnapshot> Snapshot();
   StoreStats Stats();
+  // Rows not yet in segments (cheap, unlike Stats()).
+  uint64_t memtable_rows();
   IdentityMap& identity() { return *identity_; }
   EventDict& events() { return dict_; }
   const std::string& dir() const { return dir_; }
