@@ -118,6 +118,21 @@ try:
     rc, out, err = run("check", "--data", data)
     check("check passes", rc == 0 and "0 problems" in out, out)
 
+    # Configuration: a TOML file, its errors, and bad flag values.
+    cfg = os.path.join(tmp, "ns.toml")
+    with open(cfg, "w") as f:
+        f.write('data = "%s"\n[server]\nport = 0\n' % data)
+    rc, out, err = run("admin", "list-projects", "--config", cfg)
+    check("TOML config supplies the data directory", rc == 0 and "shop" in out, out + err)
+    with open(cfg, "w") as f:
+        f.write('data = "unterminated\n')
+    rc, out, err = run("check", "--config", cfg)
+    check("bad TOML explained with its line", rc == 1 and "config" in err and "line 1" in err, err)
+    rc, out, err = run("check", "--data", data, "--log-level", "verbose")
+    check("unknown log level refused", rc != 0 and "verbose" in err, err)
+    rc, out, err = run("serve", "--data", data, "--port", "70000")
+    check("port out of range refused", rc != 0 and "70000" in err, err)
+
     # The data directory is locked by a running server.
     srv = subprocess.Popen([BIN, "serve", "--data", data, "--port", "0", "--no-demo"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
