@@ -35,10 +35,6 @@ using nlohmann::json;
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 int Fail(const Status& st) {
   std::fprintf(stderr, "error: %s\n", st.message().c_str());
   return 1;
@@ -676,12 +672,8 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
               r.U32();
             } else if (t == 3 || t == 4) {
               r.U32();
-              uint32_t n = r.U32();
-              for (uint32_t i = 0; i < n && r.ok(); i++) {
-                r.Str();
-                if (r.U8() == 0) r.F64();
-                else r.Str();
-              }
+              std::vector<Property> props;
+              DecodeProperties(r, &props);
             } else {
               break;
             }
@@ -744,8 +736,7 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
         for (size_t i = 0; i < b.size(); i++) {
           mn = std::min(mn, ts[i]);
           mx = std::max(mx, ts[i]);
-          int64_t day = ts[i] >= 0 ? ts[i] / kMsPerDay : -((-ts[i] + kMsPerDay - 1) / kMsPerDay);
-          if (day != info->meta.partition_day) bad_day = true;
+          if (UtcDay(ts[i]) != info->meta.partition_day) bad_day = true;
           if (did[i] >= dids) bad_did = true;
         }
         if (b.size() && (mn != b.min_ts() || mx != b.max_ts())) problem(path + ": footer min/max timestamps do not match the rows");

@@ -43,12 +43,14 @@ StatusOr<TimeZone> TimeZone::Load(std::string_view name) {
   return tz;
 }
 
+int64_t NowMs() {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 int32_t TimeZone::LocalDay(int64_t ms) const {
   date::sys_time<milliseconds> t{milliseconds{ms}};
   auto info = zone_->get_info(date::floor<seconds>(t));
-  int64_t local = ms + info.offset.count() * 1000;
-  int64_t d = local >= 0 ? local / kMsPerDay : -((-local + kMsPerDay - 1) / kMsPerDay);
-  return static_cast<int32_t>(d);
+  return UtcDay(ms + info.offset.count() * 1000);  // floor of local time, counted like UTC days
 }
 
 int64_t TimeZone::LocalToUtcMs(int32_t day, int64_t ms_of_day) const {

@@ -16,6 +16,14 @@ namespace ns {
 
 constexpr int64_t kMsPerDay = 86'400'000;
 
+// Day number of an instant counted in UTC (floor division, also before 1970): the storage
+// partition of an event.
+inline int32_t UtcDay(int64_t ms) {
+  return static_cast<int32_t>(ms >= 0 ? ms / kMsPerDay : -((-ms + kMsPerDay - 1) / kMsPerDay));
+}
+// Wall-clock time, UTC milliseconds since the epoch.
+int64_t NowMs();
+
 enum class Interval { kHour, kDay, kWeek, kMonth };
 StatusOr<Interval> ParseInterval(std::string_view s);
 std::string_view IntervalName(Interval i);

@@ -12,10 +12,6 @@ namespace ns {
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // RAII prepared statement.
 class Stmt {
  public:

@@ -8,12 +8,6 @@
 
 namespace ns {
 
-namespace {
-int32_t UtcDay(int64_t ms) {
-  return static_cast<int32_t>(ms >= 0 ? ms / kMsPerDay : -((-ms + kMsPerDay - 1) / kMsPerDay));
-}
-}  // namespace
-
 bool BlockSortedByPerson(const Block& b, const PersonTable& persons) {
   const uint64_t want = persons.merge_version << 1;
   uint64_t cached = b.sort_check_cache();

@@ -31,10 +31,6 @@ int HttpStatusFor(const Status& st) {
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 json ErrorJson(const Status& st) {
   json e;
   e["code"] = std::string(st.CodeName());

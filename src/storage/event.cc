@@ -3,7 +3,32 @@
 #include <charconv>
 #include <cmath>
 
+#include "storage/binary_io.h"
+
 namespace ns {
+
+void EncodeProperties(BinWriter& w, const std::vector<Property>& props) {
+  w.U32(static_cast<uint32_t>(props.size()));
+  for (const auto& p : props) {
+    w.Str(p.key);
+    w.U8(p.value.kind);
+    if (p.value.kind == PropValue::kNum) w.F64(p.value.num);
+    else w.Str(p.value.str);
+  }
+}
+
+bool DecodeProperties(BinReader& r, std::vector<Property>* props) {
+  uint32_t n = r.U32();
+  if (!r.ok() || n > r.remaining()) return false;  // every property takes at least one byte
+  props->resize(n);
+  for (auto& p : *props) {
+    p.key = std::string(r.Str());
+    p.value.kind = static_cast<PropValue::Kind>(r.U8());
+    if (p.value.kind == PropValue::kNum) p.value.num = r.F64();
+    else p.value.str = std::string(r.Str());
+  }
+  return r.ok();
+}
 
 std::string PropValue::AsString() const {
   if (kind != kNum) return str;

@@ -50,6 +50,14 @@ struct Event {
   }
 };
 
+class BinWriter;
+class BinReader;
+// The binary form of a property list shared by the WAL and the identity log
+// (docs/storage-format.md): u32 count, then per property key str, kind u8, f64 or str.
+void EncodeProperties(BinWriter& w, const std::vector<Property>& props);
+// False if the input is short or malformed (the reader's ok() is false too).
+bool DecodeProperties(BinReader& r, std::vector<Property>* props);
+
 // Result of appending a batch: how many were stored and how many were retries of
 // events already stored (same uuid).
 struct AppendResult {

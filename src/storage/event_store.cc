@@ -18,15 +18,10 @@
 namespace ns {
 
 namespace {
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 uint64_t Fingerprint(const Uuid& u) {
   uint64_t f = Mix64(u.hi ^ Mix64(u.lo));
   return f == 0 ? 1 : f;
 }
-int32_t UtcDay(int64_t ms) { return static_cast<int32_t>(ms >= 0 ? ms / kMsPerDay : -((-ms + kMsPerDay - 1) / kMsPerDay)); }
 }  // namespace
 
 // Open-addressing set of 64-bit uuid fingerprints (0 = empty slot). 8 bytes per slot,
@@ -72,13 +67,7 @@ void EncodeEvent(BinWriter& w, const Event& e) {
   w.I64(e.ts_ms);
   w.Str(e.distinct_id);
   w.Str(e.event);
-  w.U32(static_cast<uint32_t>(e.props.size()));
-  for (const auto& p : e.props) {
-    w.Str(p.key);
-    w.U8(p.value.kind);
-    if (p.value.kind == PropValue::kNum) w.F64(p.value.num);
-    else w.Str(p.value.str);
-  }
+  EncodeProperties(w, e.props);
 }
 
 bool DecodeEvent(BinReader& r, Event* e) {
@@ -87,16 +76,7 @@ bool DecodeEvent(BinReader& r, Event* e) {
   e->ts_ms = r.I64();
   e->distinct_id = std::string(r.Str());
   e->event = std::string(r.Str());
-  uint32_t n = r.U32();
-  if (!r.ok() || n > r.remaining()) return false;
-  e->props.resize(n);
-  for (auto& p : e->props) {
-    p.key = std::string(r.Str());
-    p.value.kind = static_cast<PropValue::Kind>(r.U8());
-    if (p.value.kind == PropValue::kNum) p.value.num = r.F64();
-    else p.value.str = std::string(r.Str());
-  }
-  return r.ok();
+  return DecodeProperties(r, &e->props);
 }
 
 }  // namespace
@@ -345,11 +325,16 @@ void EventStore::AddToMemtable(std::vector<MemRow>& rows) {
 }
 
 // REQUIRES: state_mu_ held.
-void EventStore::SealOpenRows() {
-  if (open_rows_.empty()) return;
+std::shared_ptr<Block> EventStore::OpenRowsBlock() const {
   BlockBuilder b;
   for (const auto& r : open_rows_) b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
-  sealed_.push_back(b.Finish());
+  return b.Finish();
+}
+
+// REQUIRES: state_mu_ held.
+void EventStore::SealOpenRows() {
+  if (open_rows_.empty()) return;
+  sealed_.push_back(OpenRowsBlock());
   open_rows_.clear();
   open_block_cache_.reset();
   open_block_cache_rows_ = 0;
@@ -548,9 +533,7 @@ std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
     snap->blocks.insert(snap->blocks.end(), sealed_.begin(), sealed_.end());
     if (!open_rows_.empty()) {
       if (!open_block_cache_ || open_block_cache_rows_ != open_rows_.size()) {
-        BlockBuilder b;
-        for (const auto& r : open_rows_) b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
-        open_block_cache_ = b.Finish();
+        open_block_cache_ = OpenRowsBlock();
         open_block_cache_rows_ = open_rows_.size();
       }
       snap->blocks.push_back(open_block_cache_);

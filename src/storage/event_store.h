@@ -113,6 +113,7 @@ class EventStore {
   // REQUIRES: write_mu_ held.
   void AddToMemtable(std::vector<MemRow>& rows);
   void SealOpenRows();
+  std::shared_ptr<Block> OpenRowsBlock() const;  // REQUIRES: state_mu_ held
   Status WriteCheckpoint();
   Status CompactPartition(int32_t day);
   Status FlushLocked();

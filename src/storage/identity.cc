@@ -63,17 +63,8 @@ Status IdentityMap::ApplyRecord(std::string_view payload) {
       if (r.ok() && a < ids_.size() && b < ids_.size()) DoMerge(a, b);
     } else if (type == kSet || type == kSetOnce) {
       uint32_t did = r.U32();
-      uint32_t n = r.U32();
       std::vector<Property> props;
-      for (uint32_t i = 0; i < n && r.ok(); i++) {
-        Property p;
-        p.key = std::string(r.Str());
-        p.value.kind = static_cast<PropValue::Kind>(r.U8());
-        if (p.value.kind == PropValue::kNum) p.value.num = r.F64();
-        else p.value.str = std::string(r.Str());
-        props.push_back(std::move(p));
-      }
-      if (r.ok() && did < ids_.size()) DoSet(did, props, type == kSetOnce);
+      if (DecodeProperties(r, &props) && did < ids_.size()) DoSet(did, props, type == kSetOnce);
     } else {
       return Corruption("identity log: unknown record type " + std::to_string(type) +
                         " (written by a newer version of northstar?)");
@@ -164,13 +155,7 @@ void IdentityMap::SetProps(uint32_t did, const std::vector<Property>& props, boo
   BinWriter w;
   w.U8(once ? kSetOnce : kSet);
   w.U32(did);
-  w.U32(static_cast<uint32_t>(props.size()));
-  for (const auto& p : props) {
-    w.Str(p.key);
-    w.U8(p.value.kind);
-    if (p.value.kind == PropValue::kNum) w.F64(p.value.num);
-    else w.Str(p.value.str);
-  }
+  EncodeProperties(w, props);
   pending_.push_back(std::move(w.str()));
   DoSet(did, props, once);
 }
