@@ -58,7 +58,7 @@ RESEND_CHUNK = 4000
 TIME_BUDGET_S = 200  # stop starting new cycles after this (a cycle never runs into the CTest timeout)
 
 
-from nsserver import Server, TestFailure, check  # noqa: E402
+from nsserver import Server, TestFailure, binary_from_argv, check, run_check  # noqa: E402
 
 
 def request(port, method, path, key, body=None, timeout=120):
@@ -347,24 +347,12 @@ class Verifier:
         return stored, ud, ua
 
 
-def run_check(binary, data_dir, where):
-    p = subprocess.run([binary, "check", "--data", data_dir], capture_output=True, timeout=120)
-    out = (p.stdout + p.stderr).decode(errors="replace")
-    problems = [line for line in out.splitlines() if line.startswith("PROBLEM")]
-    check(p.returncode == 0 and not problems, f"northstar check {where}: exit {p.returncode}\n{out[-3000:]}")
-    return out.strip().splitlines()[-1] if out.strip() else ""
-
-
 # --------------------------------------------------------------------------- main
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} /path/to/northstar", file=sys.stderr)
-        return 2
-    binary = os.path.abspath(sys.argv[1])
-    if not os.access(binary, os.X_OK):
-        print(f"FAIL: {binary} is not an executable", file=sys.stderr)
+    binary = binary_from_argv()
+    if binary is None:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated by SIGTERM"))
     rng = random.Random(SEED)

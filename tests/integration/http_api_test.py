@@ -37,7 +37,7 @@ TZ_OFFSET = dt.timezone(dt.timedelta(hours=8))  # Asia/Shanghai: UTC+8, no DST
 MAX_BODY = 20 << 20
 
 
-from nsserver import Resp, Server, TestFailure, check, check_eq, http_request  # noqa: E402
+from nsserver import Resp, Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_check  # noqa: E402
 
 
 class Api:
@@ -595,9 +595,7 @@ def restart_keeps_events_and_dedup():
     check_eq(API.project()["stats"]["events"], expected, "events before restart")
     rc = API.server.stop()
     check_eq(rc, 0, "exit code after SIGTERM")
-    p = subprocess.run([CTX["bin"], "check", "--data", CTX["data"]], capture_output=True, timeout=120)
-    out = (p.stdout + p.stderr).decode(errors="replace")
-    check(p.returncode == 0 and "PROBLEM" not in out, f"northstar check after shutdown: rc={p.returncode}\n{out}")
+    run_check(CTX["bin"], CTX["data"], "after shutdown")
     API.server = Server(CTX["bin"], CTX["data"], CTX["log"]).start()
     check_eq(API.project()["stats"]["events"], expected, "events after restart")
     after = [API.trends(e, f, t, interval=i)["values"] for e, f, t, i in queries]
@@ -630,12 +628,8 @@ def create_project(binary, data_dir, name):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} /path/to/northstar", file=sys.stderr)
-        return 2
-    binary = os.path.abspath(sys.argv[1])
-    if not os.access(binary, os.X_OK):
-        print(f"FAIL: {binary} is not an executable", file=sys.stderr)
+    binary = binary_from_argv()
+    if binary is None:
         return 2
     # Turn SIGTERM/SIGINT (e.g. a CTest timeout) into an exception so the finally block runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated by SIGTERM"))

@@ -8,6 +8,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -164,3 +165,24 @@ def http_request(port, method, path, body=None, headers=None, timeout=60):
             raise
     finally:
         conn.close()
+
+
+def binary_from_argv():
+    """The northstar binary named by argv[1], or None after printing why it is unusable."""
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} /path/to/northstar", file=sys.stderr)
+        return None
+    binary = os.path.abspath(sys.argv[1])
+    if not os.access(binary, os.X_OK):
+        print(f"FAIL: {binary} is not an executable", file=sys.stderr)
+        return None
+    return binary
+
+
+def run_check(binary, data_dir, where):
+    """Runs `northstar check`; fails unless it exits 0 without PROBLEM lines. Returns its last line."""
+    p = subprocess.run([binary, "check", "--data", data_dir], capture_output=True, timeout=120)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    problems = [line for line in out.splitlines() if line.startswith("PROBLEM")]
+    check(p.returncode == 0 and not problems, f"northstar check {where}: exit {p.returncode}\n{out[-3000:]}")
+    return out.strip().splitlines()[-1] if out.strip() else ""
