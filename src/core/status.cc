@@ -16,6 +16,7 @@ std::string_view Status::CodeName() const {
     case StatusCode::kCorruption: return "corruption";
     case StatusCode::kInternal: return "internal";
     case StatusCode::kUnsupportedMediaType: return "unsupported_media_type";
+    case StatusCode::kRateLimited: return "rate_limited";
   }
   return "unknown";
 }

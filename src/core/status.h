@@ -23,6 +23,7 @@ enum class StatusCode {
   kCorruption,         // checksum or invariant failure on disk
   kInternal,
   kUnsupportedMediaType,
+  kRateLimited,  // too many requests for a key: retry after a delay (HTTP 429)
 };
 
 class [[nodiscard]] Status {
@@ -58,6 +59,7 @@ inline Status FailedPrecondition(std::string m) { return Status(StatusCode::kFai
 inline Status ResourceExhausted(std::string m) { return Status(StatusCode::kResourceExhausted, std::move(m)); }
 inline Status Unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
 inline Status Corruption(std::string m) { return Status(StatusCode::kCorruption, std::move(m)); }
+inline Status RateLimited(std::string m) { return Status(StatusCode::kRateLimited, std::move(m)); }
 inline Status Internal(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 
 template <typename T>

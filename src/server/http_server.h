@@ -1,31 +1,26 @@
-// The HTTP API (docs/api.md). cpp-httplib is confined to http_server.cc: it is slow to
-// compile and its types stay out of every other header.
+// The HTTP server: cpp-httplib is confined to http_server.cc (slow to compile; its types
+// stay out of every other header). Routes are written against server/http_types.h and
+// added as lists: NativeRoutes (always), then whatever the caller adds (collection
+// protocols, the operations API, the console).
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
-#include "ingest/native_parser.h"
-#include "meta/project_registry.h"
+#include "server/http_types.h"
+#include "server/server_context.h"
 
 namespace ns {
-
-struct ServerOptions {
-  std::string host = "127.0.0.1";
-  int port = 8080;  // 0 = pick a free port
-  IngestLimits limits;
-  int threads = 32;  // request threads; ingest requests block on group commit
-};
-
-// HTTP status for a Status code (400, 401, 403, 404, 409, 413, 415, 500, 503).
-int HttpStatusFor(const Status& st);
 
 class HttpServer {
  public:
   HttpServer(ProjectRegistry& registry, ServerOptions options);
   ~HttpServer();
+  ServerContext& context();
+  // Adds routes (before Bind). Earlier routes win when two patterns match.
+  void AddRoutes(std::vector<Route> routes);
   // Binds the port; returns the port bound.
   StatusOr<int> Bind();
   // Serves until Stop() (blocking).

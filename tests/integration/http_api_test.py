@@ -95,7 +95,9 @@ class Api:
             if not line or line.startswith("#"):
                 continue
             name, value = line.rsplit(" ", 1)
-            out[name.split("{")[0]] = float(value)
+            # Sum the series of a metric over its labels (protocol, reason).
+            key = name.split("{")[0]
+            out[key] = out.get(key, 0) + float(value)
         return out
 
 

@@ -1,0 +1,2 @@
+// Placeholder translation unit of the operations layer (scenarios, KPIs, alerts, ...).
+namespace ns::ops {}

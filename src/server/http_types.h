@@ -1,0 +1,71 @@
+// The HTTP request/response types every route handler sees. cpp-httplib stays inside
+// http_server.cc (slow to compile); handlers in other files (native_routes.cc,
+// collect_routes.cc, ops_routes.cc, ...) are written against these types and registered as
+// Route lists, so subsystems add routes without touching the server or each other.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ns {
+
+struct HttpRequest {
+  std::string method;  // GET, POST, ...
+  std::string path;    // without the query string
+  std::string_view body;  // as received (cpp-httplib already inflated Content-Encoding: gzip)
+  std::string remote_addr;
+  std::vector<std::string> matches;  // regex captures of the route pattern; [0] is the whole path
+  std::vector<std::pair<std::string, std::string>> params;   // query string, URL-decoded
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+
+  // Header value by lower-case name ("" if absent).
+  std::string Header(std::string_view lower_name) const;
+  bool HasParam(std::string_view name) const;
+  std::string Param(std::string_view name) const;  // "" if absent
+  // The MIME type of Content-Type without parameters, lower case ("application/json").
+  std::string MimeType() const;
+  // Value of a cookie ("" if absent).
+  std::string Cookie(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  void SetHeader(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+  void Json(int code, const nlohmann::json& j);
+  // {"error":{"code","message","field"}} with the HTTP status of the code; Retry-After on 503/429.
+  void Error(const Status& st);
+  void Text(int code, std::string text, std::string ctype);
+};
+
+using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
+
+struct Route {
+  std::string method;   // GET | POST | PATCH | PUT | DELETE
+  std::string pattern;  // ECMAScript regex over the whole path, e.g. R"(/api/v1/scenarios/(\d+))"
+  HttpHandler handler;
+};
+
+// HTTP status for a Status code (400, 401, 403, 404, 409, 413, 415, 429, 500, 503).
+int HttpStatusFor(const Status& st);
+// The error body of a Status.
+nlohmann::json ErrorJson(const Status& st);
+
+// URL decoding (%XX; '+' as space when plus_is_space) and form/query parsing.
+std::string UrlDecode(std::string_view s, bool plus_is_space);
+std::vector<std::pair<std::string, std::string>> ParseUrlEncoded(std::string_view s);
+
+// Parses a JSON body; InvalidArgument with the parser's message on malformed input.
+StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
+
+}  // namespace ns

@@ -1,0 +1,175 @@
+// Native API routes: events, queries, drop-off lists, project info, health and metrics.
+#include <spdlog/spdlog.h>
+
+#include "core/time_zone.h"
+#include "ingest/gzip.h"
+#include "query/operators.h"
+#include "server/server_context.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+std::string CsvCell(std::string s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
+  const std::vector<std::pair<std::string, std::string>> native{{"protocol", "native"}};
+  ctx.metrics.Add("northstar_http_requests_total", {{"protocol", "native"}});
+  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), false);
+  if (!project.ok()) {
+    ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "auth"}});
+    return res.Error(project.status());
+  }
+  Project& p = **project;
+  std::string mime = req.MimeType();
+  bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
+  // `curl -d` labels bodies application/x-www-form-urlencoded: accept them when they are JSON.
+  const bool form_json = mime == "application/x-www-form-urlencoded" && !req.body.empty() &&
+                         (req.body[0] == '[' || req.body[0] == '{');
+  if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain") {
+    ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "media_type"}});
+    return res.Error(Status(StatusCode::kUnsupportedMediaType,
+                            "unsupported Content-Type '" + mime + "' (expected application/json or application/x-ndjson)"));
+  }
+  std::string_view body = req.body;
+  std::string inflated;
+  std::string enc = req.Header("content-encoding");
+  // cpp-httplib (built with zlib) already inflates bodies sent with Content-Encoding: gzip;
+  // inflate here only what is still gzip (by its magic bytes), whatever the header says.
+  if (LooksGzipped(body) && (enc.empty() || enc == "gzip")) {
+    auto r = Gunzip(body, ctx.opt.limits.max_body_bytes);
+    if (!r.ok()) return res.Error(r.status());
+    inflated = std::move(r).value();
+    body = inflated;
+  } else if (!enc.empty() && enc != "identity" && enc != "gzip" && enc != "deflate") {
+    return res.Error(Status(StatusCode::kUnsupportedMediaType,
+                            "unsupported Content-Encoding '" + enc + "' (expected gzip or identity)"));
+  }
+  auto parsed = ParseNativeBatch(body, ndjson, p.tz, NowMs(), ctx.opt.limits);
+  if (!parsed.ok()) {
+    ctx.metrics.Add("northstar_events_rejected_total", {{"protocol", "native"}, {"reason", "bad_request"}});
+    return res.Error(parsed.status());
+  }
+  json errors = json::array();
+  bool too_large = false;
+  for (const auto& e : parsed->errors) {
+    errors.push_back({{"index", e.index}, {"code", e.code}, {"field", e.field}, {"message", e.message}});
+    too_large |= e.code == "event_too_large";
+    ctx.metrics.Add("northstar_events_rejected_total", {{"protocol", "native"}, {"reason", e.code}});
+  }
+  AppendResult r;
+  if (!parsed->events.empty()) {
+    auto stored = p.store->Append(std::move(parsed->events));
+    if (!stored.ok()) {
+      ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "unavailable"}});
+      return res.Error(stored.status());
+    }
+    r = *stored;
+  }
+  ctx.metrics.Add("northstar_events_accepted_total", native, r.accepted);
+  ctx.metrics.Add("northstar_events_duplicate_total", native, r.duplicates);
+  json out{{"accepted", r.accepted}, {"duplicates", r.duplicates}, {"errors", errors}};
+  int status = 200;
+  if (r.accepted == 0 && r.duplicates == 0 && !parsed->errors.empty()) status = too_large ? 413 : 400;
+  if (status != 200) {
+    out["error"] = {{"code", too_large ? "resource_exhausted" : "invalid_argument"},
+                    {"message", parsed->errors.size() == 1 ? parsed->errors[0].message
+                                                            : "all " + std::to_string(parsed->errors.size()) +
+                                                                  " events were rejected; see errors"}};
+  }
+  res.Json(status, out);
+}
+
+void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
+  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), true);
+  if (!project.ok()) return res.Error(project.status());
+  auto q = ParseJsonBody(req.body);
+  if (!q.ok()) return res.Error(q.status());
+  ctx.metrics.Add("northstar_queries_total", {});
+  auto out = RunQuery(*q, *(*project)->store, (*project)->tz);
+  if (!out.ok()) {
+    ctx.metrics.Add("northstar_query_errors_total", {});
+    return res.Error(out.status());
+  }
+  res.Json(200, *out);
+}
+
+// Funnel drop-off persons of one step as CSV: {"query": {...funnel...}, "step": k}.
+void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
+  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), true);
+  if (!project.ok()) return res.Error(project.status());
+  auto parsed = ParseJsonBody(req.body);
+  if (!parsed.ok()) return res.Error(parsed.status());
+  json& body = *parsed;
+  if (!body.is_object() || !body.contains("query") || !body["query"].is_object())
+    return res.Error(InvalidArgument("query: required funnel query object is missing", "query"));
+  json q = body["query"];
+  q["kind"] = "funnel";
+  q["dropoff_limit"] = 0;
+  if (!body.contains("step") || !body["step"].is_number_integer())
+    return res.Error(InvalidArgument("step: expected the index of a funnel step (1 or more)", "step"));
+  int step = body["step"].get<int>();
+  auto out = RunQuery(q, *(*project)->store, (*project)->tz);
+  if (!out.ok()) return res.Error(out.status());
+  auto& steps = (*out)["steps"];
+  if (step < 1 || step >= static_cast<int>(steps.size()))
+    return res.Error(InvalidArgument("step: must be between 1 and " + std::to_string(steps.size() - 1), "step"));
+  std::string csv = "distinct_id\n";
+  for (const auto& id : steps[static_cast<size_t>(step)]["dropoff"]["persons"])
+    csv += CsvCell(id.get<std::string>()) + "\n";
+  res.SetHeader("Content-Disposition", "attachment; filename=\"dropoffs-step" + std::to_string(step) + ".csv\"");
+  res.Text(200, std::move(csv), "text/csv; charset=utf-8");
+}
+
+void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
+  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), true);
+  if (!project.ok()) return res.Error(project.status());
+  Project& p = **project;
+  StoreStats s = p.store->Stats();
+  json out{{"name", p.info.name}, {"timezone", p.info.timezone}, {"write_key", p.info.write_key},
+           {"stats", {{"segments", s.segments}, {"segment_rows", s.segment_rows}, {"segment_bytes", s.segment_bytes},
+                      {"memtable_rows", s.memtable_rows}, {"persons", s.persons}, {"distinct_ids", s.distinct_ids},
+                      {"events", s.segment_rows + s.memtable_rows}}}};
+  json names = json::array();
+  for (const auto& n : p.store->events().Names()) names.push_back(n);
+  out["event_names"] = names;
+  res.Json(200, out);
+}
+
+}  // namespace
+
+std::vector<Route> NativeRoutes(ServerContext& ctx) {
+  auto& m = ctx.metrics;
+  m.Describe("northstar_events_accepted_total", "counter", "Events stored, by protocol.");
+  m.Describe("northstar_events_duplicate_total", "counter", "Events that were retries of stored events, by protocol.");
+  m.Describe("northstar_events_rejected_total", "counter", "Events rejected, by protocol and reason.");
+  m.Describe("northstar_requests_rejected_total", "counter", "Whole requests rejected, by protocol and reason.");
+  m.Describe("northstar_http_requests_total", "counter", "Ingest requests received, by protocol.");
+  m.Describe("northstar_queries_total", "counter", "Queries run.");
+  m.Describe("northstar_query_errors_total", "counter", "Queries that failed.");
+  for (const char* name : {"northstar_events_accepted_total", "northstar_events_duplicate_total"})
+    m.Add(name, {{"protocol", "native"}}, 0);
+  m.Add("northstar_events_rejected_total", {{"protocol", "native"}, {"reason", "invalid_event"}}, 0);
+  m.Add("northstar_queries_total", {}, 0);
+  m.Add("northstar_query_errors_total", {}, 0);
+
+  ServerContext* c = &ctx;
+  return {
+      {"GET", "/healthz", [](const HttpRequest&, HttpResponse& res) { res.Json(200, json{{"status", "ok"}}); }},
+      {"POST", "/api/v1/events", [c](const HttpRequest& q, HttpResponse& r) { HandleEvents(*c, q, r); }},
+      {"POST", "/api/v1/query", [c](const HttpRequest& q, HttpResponse& r) { HandleQuery(*c, q, r); }},
+      {"POST", "/api/v1/query/dropoffs.csv", [c](const HttpRequest& q, HttpResponse& r) { HandleDropoffs(*c, q, r); }},
+      {"GET", "/api/v1/project", [c](const HttpRequest& q, HttpResponse& r) { HandleProject(*c, q, r); }},
+      {"GET", "/metrics",
+       [c](const HttpRequest&, HttpResponse& r) { r.Text(200, c->metrics.Render(), "text/plain; version=0.0.4"); }},
+  };
+}
+
+}  // namespace ns

@@ -1,0 +1,65 @@
+// What route handlers share: the project registry, the server options, the metrics and
+// key authentication. One ServerContext per running server.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "ingest/native_parser.h"
+#include "meta/project_registry.h"
+#include "server/http_types.h"
+
+namespace ns {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 = pick a free port
+  IngestLimits limits;
+  int threads = 32;  // request threads; ingest requests block on group commit
+  // Per-key ingest rate limit (token bucket): sustained events per second and burst;
+  // 0 = unlimited.
+  double rate_limit_events_per_s = 0;
+  double rate_limit_burst = 0;
+};
+
+// Prometheus-style labelled counters ("/metrics"). Thread-safe.
+class Metrics {
+ public:
+  // Adds n to the counter `name` with the labels, e.g.
+  // Add("northstar_events_total", {{"protocol","segment"},{"outcome","accepted"}}, 10).
+  void Add(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels, uint64_t n = 1);
+  // Help text and type for a metric name (shown once in the exposition).
+  void Describe(const std::string& name, const std::string& type, const std::string& help);
+  // The text exposition format (version 0.0.4).
+  std::string Render() const;
+  uint64_t Get(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::pair<std::string, std::string>> meta_;  // name -> (type, help)
+  std::map<std::string, std::map<std::string, uint64_t>> series_;    // name -> label text -> value
+};
+
+struct ServerContext {
+  ProjectRegistry& registry;
+  ServerOptions opt;
+  Metrics metrics;
+
+  ServerContext(ProjectRegistry& r, ServerOptions o) : registry(r), opt(std::move(o)) {}
+
+  // The project of an API key: a write key (nsw_...) when !want_secret, or a secret key
+  // (nss_...). Unauthenticated for a missing or unknown key; PermissionDenied for a write
+  // key where a secret key is needed.
+  StatusOr<Project*> ProjectForKey(const std::string& key, bool want_secret);
+  // The key of "Authorization: Bearer <key>" ("" if none).
+  static std::string BearerKey(const HttpRequest& req);
+};
+
+// Route lists of the subsystems (each in its own file).
+std::vector<Route> NativeRoutes(ServerContext& ctx);   // native_routes.cc
+
+}  // namespace ns
