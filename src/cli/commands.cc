@@ -23,6 +23,7 @@
 #include "ingest/csv_reader.h"
 #include "meta/project_registry.h"
 #include "query/operators.h"
+#include "server/collect_routes.h"
 #include "server/http_server.h"
 #include "storage/binary_io.h"
 #include "storage/identity.h"
@@ -121,7 +122,16 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   so.port = o.port;
   so.limits = g.limits;
   so.threads = o.threads;
+  so.rate_limit_events_per_s = o.rate_limit;
+  so.rate_limit_burst = o.rate_limit_burst > 0 ? o.rate_limit_burst : 2 * o.rate_limit;
+  for (const auto& m : o.sensors_projects) {
+    auto eq = m.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+      return Fail(InvalidArgument("--sensors-project: expected SA_PROJECT=PROJECT, got '" + m + "'"));
+    so.sensors_projects[m.substr(0, eq)] = m.substr(eq + 1);
+  }
   HttpServer server(registry, so);
+  server.AddRoutes(CollectRoutes(server.context()));
   auto port = server.Bind();
   if (!port.ok()) return Fail(port.status());
   std::printf("listening on http://%s:%d\n", o.host.c_str(), *port);

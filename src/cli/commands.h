@@ -22,6 +22,9 @@ struct ServeOptions {
   int demo_users = 20'000;
   int demo_days = 90;
   int threads = 32;
+  double rate_limit = 0;        // ingest events/s per key (0 = unlimited)
+  double rate_limit_burst = 0;  // bucket size in events (0 = 2 s of rate_limit)
+  std::vector<std::string> sensors_projects;  // "SA_PROJECT=northstar_project"
 };
 
 struct ImportOptions {

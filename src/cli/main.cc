@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
       Set(t, "server.host", serve.host);
       Set(t, "server.port", serve.port);
       Set(t, "server.threads", serve.threads);
+      Set(t, "ingest.rate_limit", serve.rate_limit);
+      Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
+      if (auto arr = t.at_path("ingest.sensors_projects").as_array())
+        for (const auto& v : *arr)
+          if (auto str = v.value<std::string>()) serve.sensors_projects.push_back(*str);
       Set(t, "storage.flush_rows", flush_rows);
       Set(t, "storage.flush_interval_ms", g.store.flush_interval_ms);
       Set(t, "ingest.max_event_bytes", max_event);
@@ -92,6 +97,12 @@ int main(int argc, char** argv) {
   s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")->envname("NORTHSTAR_MAX_BODY_BYTES")
       ->check(CLI::Range(int64_t{1024}, int64_t{200} << 20));
   s->add_option("--max-event-bytes", max_event, "largest single event")->envname("NORTHSTAR_MAX_EVENT_BYTES");
+  s->add_option("--rate-limit", serve.rate_limit, "ingest events per second per key (0 = unlimited)")
+      ->envname("NORTHSTAR_RATE_LIMIT")->check(CLI::Range(0.0, 1e9));
+  s->add_option("--rate-limit-burst", serve.rate_limit_burst, "rate limit bucket size in events (default 2 s worth)")
+      ->check(CLI::Range(0.0, 1e10));
+  s->add_option("--sensors-project", serve.sensors_projects,
+                "Sensors Data project name mapped to a Northstar project: SA_NAME=PROJECT (repeatable)");
 
   auto* im = app.add_subcommand("import", "import events from a CSV or NDJSON file");
   add_common(im);

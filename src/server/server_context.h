@@ -24,6 +24,9 @@ struct ServerOptions {
   // 0 = unlimited.
   double rate_limit_events_per_s = 0;
   double rate_limit_burst = 0;
+  // Sensors Data: its project name (?project=NAME) -> Northstar project, for SDKs that send
+  // no token. Empty: the token query parameter (a write key) is required.
+  std::map<std::string, std::string> sensors_projects;
 };
 
 // Prometheus-style labelled counters ("/metrics"). Thread-safe.
