@@ -60,6 +60,13 @@ void HttpResponse::Json(int code, const json& j) {
 void HttpResponse::Error(const Status& st) {
   Json(HttpStatusFor(st), ErrorJson(st));
   if (st.code() == StatusCode::kUnavailable) SetHeader("Retry-After", "5");
+  if (st.code() == StatusCode::kRateLimited) {
+    // The message ends with "retry after N s" (RateLimiter); default 1 s.
+    std::string secs = "1";
+    auto pos = st.message().rfind("retry after ");
+    if (pos != std::string::npos) secs = std::to_string(std::atoi(st.message().c_str() + pos + 12));
+    SetHeader("Retry-After", secs);
+  }
 }
 
 void HttpResponse::Text(int code, std::string text, std::string ctype) {

@@ -29,15 +29,6 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   }
   Project& p = **project;
   std::string mime = req.MimeType();
-  bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
-  // `curl -d` labels bodies application/x-www-form-urlencoded: accept them when they are JSON.
-  const bool form_json = mime == "application/x-www-form-urlencoded" && !req.body.empty() &&
-                         (req.body[0] == '[' || req.body[0] == '{');
-  if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain") {
-    ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "media_type"}});
-    return res.Error(Status(StatusCode::kUnsupportedMediaType,
-                            "unsupported Content-Type '" + mime + "' (expected application/json or application/x-ndjson)"));
-  }
   std::string_view body = req.body;
   std::string inflated;
   std::string enc = req.Header("content-encoding");
@@ -56,6 +47,14 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   if (!parsed.ok()) {
     ctx.metrics.Add("northstar_events_rejected_total", {{"protocol", "native"}, {"reason", "bad_request"}});
     return res.Error(parsed.status());
+  }
+  // Rate limit by events (a refused batch is retried whole by the client).
+  if (ctx.rate_limiter.enabled() && !parsed->events.empty()) {
+    Status rl = ctx.rate_limiter.Take(ServerContext::BearerKey(req), static_cast<double>(parsed->events.size()));
+    if (!rl.ok()) {
+      ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "rate_limited"}});
+      return res.Error(rl);
+    }
   }
   json errors = json::array();
   bool too_large = false;

@@ -12,6 +12,7 @@
 #include "ingest/native_parser.h"
 #include "meta/project_registry.h"
 #include "server/http_types.h"
+#include "server/rate_limiter.h"
 
 namespace ns {
 
@@ -51,8 +52,10 @@ struct ServerContext {
   ProjectRegistry& registry;
   ServerOptions opt;
   Metrics metrics;
+  RateLimiter rate_limiter;
 
-  ServerContext(ProjectRegistry& r, ServerOptions o) : registry(r), opt(std::move(o)) {}
+  ServerContext(ProjectRegistry& r, ServerOptions o)
+      : registry(r), opt(std::move(o)), rate_limiter(opt.rate_limit_events_per_s, opt.rate_limit_burst) {}
 
   // The project of an API key: a write key (nsw_...) when !want_secret, or a secret key
   // (nss_...). Unauthenticated for a missing or unknown key; PermissionDenied for a write
