@@ -29,6 +29,15 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   }
   Project& p = **project;
   std::string mime = req.MimeType();
+  bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
+  // `curl -d` labels bodies application/x-www-form-urlencoded: accept them when they are JSON.
+  const bool form_json = mime == "application/x-www-form-urlencoded" && !req.body.empty() &&
+                         (req.body[0] == '[' || req.body[0] == '{');
+  if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain") {
+    ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "media_type"}});
+    return res.Error(Status(StatusCode::kUnsupportedMediaType,
+                            "unsupported Content-Type '" + mime + "' (expected application/json or application/x-ndjson)"));
+  }
   std::string_view body = req.body;
   std::string inflated;
   std::string enc = req.Header("content-encoding");
