@@ -1,0 +1,61 @@
+// Shared types of the wire-compatible collection protocols (Segment, PostHog, Sensors
+// Data): the parts of an HTTP request a protocol parser needs, and what it returns. The
+// parsers (segment_protocol.h, posthog_protocol.h, sensors_protocol.h) turn a request into
+// native events (storage/event.h) with the same per-event error policy as the native API
+// (a bad event rejects only itself); the HTTP layer (server/collect_routes.cc) resolves the
+// key, stores the events and answers in the protocol's own response format.
+// docs/collection.md has the field-by-field mapping of every protocol.
+//
+// Contract for every parser: any byte string in any field is a valid input; the parser
+// returns a Status (never throws, never crashes, allocates at most a bounded multiple of
+// limits.max_body_bytes).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "ingest/native_parser.h"
+
+namespace ns {
+
+// One collection request as the HTTP layer received it. Views point into memory owned by
+// the caller for the duration of the parse call.
+struct CollectRequest {
+  std::string_view path;          // URL path without the query string: "/v1/track", "/batch/", "/sa"
+  std::string_view method;        // "GET" or "POST"
+  std::string_view body;          // raw body: JSON, form-urlencoded, gzip, base64, ...
+  std::string_view content_type;  // MIME type, lower case, without parameters ("" if none)
+  std::vector<std::pair<std::string, std::string>> query;  // URL-decoded query parameters
+  std::string basic_user;         // user name of "Authorization: Basic ..." ("" if none)
+  std::string bearer;             // token of "Authorization: Bearer ..." ("" if none)
+  std::string remote_ip;          // peer address, used where a protocol records the client IP
+
+  // First query parameter named `name` ("" if absent).
+  std::string Query(std::string_view name) const;
+};
+
+// Where a request's API key was found (for error messages).
+enum class KeySource { kNone, kBasicAuth, kBearer, kBody, kQuery };
+
+// The result of parsing a collection request.
+struct CollectResult {
+  std::string key;                       // the API key found in the request ("" if none)
+  KeySource key_source = KeySource::kNone;
+  std::string project_name;              // Sensors Data: ?project=NAME ("" if absent)
+  ParsedBatch batch;                     // events and per-event errors (index = position in the batch)
+  size_t received = 0;                   // number of event records in the request
+};
+
+// Decodes standard or URL-safe base64 (RFC 4648); padding optional, ASCII whitespace
+// skipped. InvalidArgument on any other character or a truncated final quantum.
+StatusOr<std::string> Base64Decode(std::string_view in);
+
+// If `body` starts with the gzip magic bytes, inflates it (bounded by max_out); otherwise
+// returns it unchanged. `storage` keeps the inflated bytes alive.
+StatusOr<std::string_view> MaybeGunzip(std::string_view body, size_t max_out, std::string* storage);
+
+}  // namespace ns

@@ -1,0 +1,25 @@
+// Segment HTTP Tracking API (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/):
+// POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias, /v1/batch and
+// /v1/import (an alias of batch), as sent by analytics.js, @segment/analytics-node and the
+// other Segment libraries. The mapping to native events is in docs/collection.md.
+#pragma once
+
+#include <cstdint>
+
+#include "core/status.h"
+#include "core/time_zone.h"
+#include "ingest/collect_protocol.h"
+
+namespace ns {
+
+// Parses one Segment request. The call type comes from req.path ("/v1/track" -> track;
+// "/v1/batch", "/v1/import" -> a {"batch":[...]} body whose messages carry "type").
+// The key is the HTTP Basic user name (write key, empty password) or "writeKey" in the body
+// (body wins over nothing, Basic auth wins over the body).
+// Whole-request errors: InvalidArgument (malformed JSON, wrong shape, unknown path, bad
+// gzip), ResourceExhausted (body over limits.max_body_bytes after decompression).
+// Per-message errors are in result.batch.errors.
+StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
+                                     const IngestLimits& limits);
+
+}  // namespace ns
