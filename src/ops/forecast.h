@@ -54,7 +54,8 @@ struct ForecastInput {
 };
 
 struct Forecast {
-  double observed_so_far = 0;  // aggregate of the period's observed days (NaN if none)
+  double observed_so_far = 0;  // aggregate of the period's observed days (kSum: 0 if none;
+                               // kMean: NaN if none)
   double projected = 0;        // expected period value at period end
   double lower = 0, upper = 0;  // central `interval` prediction interval of the period value
   double stddev = 0;            // standard deviation of the period value (0 when complete)
