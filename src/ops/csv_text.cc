@@ -1,0 +1,70 @@
+#include "ops/csv_text.h"
+
+namespace ns {
+
+StatusOr<std::vector<std::vector<std::string>>> ParseCsvText(std::string_view t) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, any = false;
+  size_t line = 1, quote_line = 0;
+  for (size_t i = 0; i < t.size(); i++) {
+    char c = t[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < t.size() && t[i + 1] == '"') {
+          field += '"';
+          i++;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (c == '\n') line++;
+        field += c;
+      }
+      continue;
+    }
+    if (c == '"' && field.empty()) {
+      quoted = true;
+      quote_line = line;
+      any = true;
+    } else if (c == ',') {
+      row.push_back(std::move(field));
+      field.clear();
+      any = true;
+    } else if (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') {
+      continue;
+    } else if (c == '\n') {
+      row.push_back(std::move(field));
+      field.clear();
+      rows.push_back(std::move(row));
+      row.clear();
+      any = false;
+      line++;
+    } else {
+      field += c;
+      any = true;
+    }
+  }
+  if (quoted) return InvalidArgument("CSV: the quoted field opened on line " + std::to_string(quote_line) + " is never closed");
+  if (any || !field.empty()) {
+    row.push_back(std::move(field));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string CsvCell(const std::string& s) {
+  std::string v = s;
+  if (!v.empty() && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@')) {
+    // Leave plain negative numbers alone.
+    bool number = v[0] == '-' && v.size() > 1 && v.find_first_not_of("0123456789.eE-") == std::string::npos;
+    if (!number) v = "'" + v;
+  }
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace ns

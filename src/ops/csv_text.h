@@ -1,0 +1,20 @@
+// CSV text in memory (RFC 4180): parsing an uploaded table and quoting cells for export.
+// Large files go through ingest/csv_reader.h (streaming); these are for tables of actions.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ns {
+
+// Rows of fields; CRLF or LF; quoted fields with doubled quotes; an unterminated quote is
+// an error naming the line.
+StatusOr<std::vector<std::vector<std::string>>> ParseCsvText(std::string_view text);
+// A cell quoted when it holds a comma, quote, CR or LF; cells starting with = + - @ get a
+// leading apostrophe so spreadsheet programs do not run them as formulas.
+std::string CsvCell(const std::string& s);
+
+}  // namespace ns

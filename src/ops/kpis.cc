@@ -1,0 +1,670 @@
+#include "ops/kpis.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include "core/time_zone.h"
+#include "query/operators.h"
+#include "query/query_spec.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+const std::set<std::string> kKpiFields = {"scenario_id", "name", "query", "reduce", "target", "period", "direction",
+                                          "owner", "thresholds", "reason", "description", "unit", "dimensions"};
+
+bool IsFormula(const json& doc) { return doc["reduce"].contains("formula"); }
+
+PeriodAggregate AggregateOf(const json& doc) {
+  const json& r = doc["reduce"];
+  if (r.contains("series") && r.value("op", std::string("sum")) == "sum") return PeriodAggregate::kSum;
+  return PeriodAggregate::kMean;
+}
+
+std::string BreakdownKey(const json& v) {
+  if (v.is_null()) return "(none)";
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+// Days in a retention period (for "is this cohort's period k complete").
+int PeriodDays(const std::string& p) { return p == "week" ? 7 : p == "month" ? 30 : p == "hour" ? 1 : 1; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- formula
+
+namespace {
+
+struct FormulaParser {
+  const std::string& s;
+  size_t i = 0;
+  const std::map<int64_t, double>* values;  // null: collect refs only
+  std::vector<int64_t>* refs;
+
+  void Skip() {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) i++;
+  }
+  Status Err(const std::string& what) {
+    return InvalidArgument("reduce.formula: " + what + " at position " + std::to_string(i + 1) + " of '" + s + "'",
+                           "reduce.formula");
+  }
+  StatusOr<double> Primary() {
+    Skip();
+    if (i >= s.size()) return Err("unexpected end");
+    char c = s[i];
+    if (c == '(') {
+      i++;
+      NS_ASSIGN_OR_RETURN(double v, Expr());
+      Skip();
+      if (i >= s.size() || s[i] != ')') return Err("expected ')'");
+      i++;
+      return v;
+    }
+    if (c == '-') {
+      i++;
+      NS_ASSIGN_OR_RETURN(double v, Primary());
+      return -v;
+    }
+    if (c == 'k' || c == 'K') {
+      size_t j = i + 1;
+      while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) j++;
+      if (j == i + 1) return Err("expected a KPI id after 'k' (e.g. k12)");
+      int64_t id = std::atoll(s.substr(i + 1, j - i - 1).c_str());
+      i = j;
+      if (refs) refs->push_back(id);
+      if (!values) return 1.0;
+      auto it = values->find(id);
+      if (it == values->end()) return Err("unknown KPI k" + std::to_string(id));
+      return it->second;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
+      char* end = nullptr;
+      double v = std::strtod(s.c_str() + i, &end);
+      i = static_cast<size_t>(end - s.c_str());
+      return v;
+    }
+    return Err(std::string("unexpected '") + c + "'");
+  }
+  StatusOr<double> Term() {
+    NS_ASSIGN_OR_RETURN(double v, Primary());
+    for (;;) {
+      Skip();
+      if (i < s.size() && (s[i] == '*' || s[i] == '/')) {
+        char op = s[i++];
+        NS_ASSIGN_OR_RETURN(double r, Primary());
+        v = op == '*' ? v * r : (r == 0 ? 0.0 : v / r);  // x/0 reads as 0 (no data yet), never inf
+      } else {
+        return v;
+      }
+    }
+  }
+  StatusOr<double> Expr() {
+    NS_ASSIGN_OR_RETURN(double v, Term());
+    for (;;) {
+      Skip();
+      if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        char op = s[i++];
+        NS_ASSIGN_OR_RETURN(double r, Term());
+        v = op == '+' ? v + r : v - r;
+      } else {
+        return v;
+      }
+    }
+  }
+  StatusOr<double> Run() {
+    NS_ASSIGN_OR_RETURN(double v, Expr());
+    Skip();
+    if (i != s.size()) return Err("unexpected text");
+    return v;
+  }
+};
+
+}  // namespace
+
+StatusOr<double> EvalFormula(const std::string& f, const std::map<int64_t, double>& values) {
+  FormulaParser p{f, 0, &values, nullptr};
+  return p.Run();
+}
+
+StatusOr<std::vector<int64_t>> FormulaRefs(const std::string& f) {
+  std::vector<int64_t> refs;
+  FormulaParser p{f, 0, nullptr, &refs};
+  NS_RETURN_IF_ERROR(p.Run().status());
+  return refs;
+}
+
+// ---------------------------------------------------------------- validation
+
+double AchievementRate(double actual, double target, bool higher) {
+  if (higher) {
+    if (target == 0) return actual >= 0 ? 1.0 : 0.0;
+    return actual / target;
+  }
+  if (actual <= 0) return target >= 0 ? 1.0 : 0.0;  // lower is better and nothing happened: met
+  return target / actual;
+}
+
+std::string LightFor(double rate, const json& t) {
+  double green = 1.0, yellow = 0.9;
+  if (t.is_object()) {
+    green = t.value("green", 1.0);
+    yellow = t.value("yellow", 0.9);
+  }
+  if (rate >= green) return "green";
+  if (rate >= yellow) return "yellow";
+  return "red";
+}
+
+StatusOr<json> ValidateKpi(const json& body, const json* base) {
+  if (!body.is_object()) return InvalidArgument("expected a JSON object with the KPI's fields");
+  for (auto it = body.begin(); it != body.end(); ++it)
+    if (!kKpiFields.count(it.key()))
+      return InvalidArgument("kpi: unknown field '" + it.key() +
+                                 "' (known: name, scenario_id, query, reduce, target, period, direction, owner, "
+                                 "thresholds, reason, description, unit, dimensions)",
+                             it.key());
+  json d = base ? *base : json::object();
+  for (auto it = body.begin(); it != body.end(); ++it) d[it.key()] = it.value();
+  if (!d.contains("name") || !d["name"].is_string() || d["name"].get<std::string>().empty() ||
+      d["name"].get<std::string>().size() > 200)
+    return InvalidArgument("name: required, 1 to 200 bytes", "name");
+  if (!d.contains("scenario_id")) d["scenario_id"] = nullptr;
+  if (!d["scenario_id"].is_null() && !d["scenario_id"].is_number_integer())
+    return InvalidArgument("scenario_id: expected a scenario id or null", "scenario_id");
+  for (const char* f : {"owner", "reason", "description", "unit"}) {
+    if (!d.contains(f) || d[f].is_null()) d[f] = "";
+    if (!d[f].is_string()) return InvalidArgument(std::string(f) + ": expected a string", f);
+  }
+  if (!d.contains("direction")) d["direction"] = "higher";
+  if (d["direction"] != "higher" && d["direction"] != "lower")
+    return InvalidArgument("direction: expected \"higher\" or \"lower\" (which way is better)", "direction");
+  if (!d.contains("target")) d["target"] = nullptr;
+  if (!d["target"].is_null() && (!d["target"].is_number() || !std::isfinite(d["target"].get<double>())))
+    return InvalidArgument("target: expected a number", "target");
+  if (!d.contains("thresholds") || d["thresholds"].is_null()) d["thresholds"] = json{{"green", 1.0}, {"yellow", 0.9}};
+  {
+    const json& t = d["thresholds"];
+    if (!t.is_object() || !t.value("green", json(1.0)).is_number() || !t.value("yellow", json(0.9)).is_number())
+      return InvalidArgument("thresholds: expected {\"green\":1.0,\"yellow\":0.9} (achievement rates)", "thresholds");
+    if (t.value("yellow", 0.9) > t.value("green", 1.0))
+      return InvalidArgument("thresholds: yellow must not be above green", "thresholds");
+  }
+  if (!d.contains("dimensions") || d["dimensions"].is_null())
+    d["dimensions"] = json::array({"channel", "platform", "city_tier", "user_type"});
+  if (!d["dimensions"].is_array()) return InvalidArgument("dimensions: expected a list of property names", "dimensions");
+  for (auto& x : d["dimensions"])
+    if (!x.is_string() || x.get<std::string>().empty()) return InvalidArgument("dimensions: expected property names", "dimensions");
+  // Period.
+  if (!d.contains("period") || d["period"].is_null()) d["period"] = json{{"type", "month"}};
+  if (d["period"].is_string()) d["period"] = json{{"type", d["period"]}};
+  {
+    json& p = d["period"];
+    if (!p.is_object()) return InvalidArgument("period: expected {\"type\":\"day|week|month|quarter|custom\"}", "period");
+    if (!p.contains("type") && p.contains("from")) p["type"] = "custom";
+    std::string type = p.value("type", "");
+    if (type != "day" && type != "week" && type != "month" && type != "quarter" && type != "custom")
+      return InvalidArgument("period.type: expected day, week, month, quarter or custom", "period.type");
+    if (type == "custom") {
+      if (!p.contains("from") || !p.contains("to") || !p["from"].is_string() || !p["to"].is_string())
+        return InvalidArgument("period: a custom period needs \"from\" and \"to\" (YYYY-MM-DD)", "period");
+      NS_ASSIGN_OR_RETURN(int32_t f, ParseDate(p["from"].get<std::string>(), "period.from"));
+      NS_ASSIGN_OR_RETURN(int32_t t, ParseDate(p["to"].get<std::string>(), "period.to"));
+      if (t < f) return InvalidArgument("period: 'to' is before 'from'", "period.to");
+    }
+  }
+  // Reduce and query.
+  if (!d.contains("reduce") || !d["reduce"].is_object())
+    return InvalidArgument("reduce: required: {\"series\":0,\"op\":\"sum\"}, {\"from_step\":1,\"to_step\":3}, "
+                           "{\"period\":7} or {\"formula\":\"k1 / k2\"}",
+                           "reduce");
+  json& r = d["reduce"];
+  if (r.contains("formula")) {
+    if (!r["formula"].is_string()) return InvalidArgument("reduce.formula: expected a text like \"k12 / k13\"", "reduce.formula");
+    NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(r["formula"].get<std::string>()));
+    if (refs.empty()) return InvalidArgument("reduce.formula: refers to no KPI (write k<id>, e.g. k12 / k13)", "reduce.formula");
+    d["query"] = nullptr;
+    return d;
+  }
+  if (!d.contains("query") || !d["query"].is_object()) return InvalidArgument("query: required (a trends, funnel or retention query)", "query");
+  json q = d["query"];
+  q["date_from"] = "2020-01-01";
+  q["date_to"] = "2020-01-31";
+  auto parsed = ParseQuery(q);
+  if (!parsed.ok()) return Status(parsed.status().code(), "query: " + parsed.status().message(), "query." + parsed.status().field());
+  std::string kind = q.value("kind", "");
+  if (kind == "trends") {
+    auto& tq = std::get<TrendsQuery>(*parsed);
+    if (!r.contains("series")) return InvalidArgument("reduce: a trends KPI needs {\"series\":i,\"op\":\"sum|avg|last|max|min\"}", "reduce");
+    if (!r["series"].is_number_integer() || r["series"].get<int64_t>() < 0 ||
+        r["series"].get<size_t>() >= tq.series.size())
+      return InvalidArgument("reduce.series: expected a series index 0.." + std::to_string(tq.series.size() - 1), "reduce.series");
+    if (!r.contains("op")) r["op"] = "sum";
+    std::string op = r["op"].is_string() ? r["op"].get<std::string>() : "";
+    if (op != "sum" && op != "avg" && op != "last" && op != "max" && op != "min")
+      return InvalidArgument("reduce.op: expected sum, avg, last, max or min", "reduce.op");
+  } else if (kind == "funnel") {
+    auto& fq = std::get<FunnelQuery>(*parsed);
+    int n = static_cast<int>(fq.steps.size());
+    if (!r.contains("from_step")) r["from_step"] = 1;
+    if (!r.contains("to_step")) r["to_step"] = n;
+    if (!r["from_step"].is_number_integer() || !r["to_step"].is_number_integer())
+      return InvalidArgument("reduce: from_step and to_step are step numbers (1-based)", "reduce");
+    int f = r["from_step"].get<int>(), t = r["to_step"].get<int>();
+    if (f < 1 || t > n || f >= t)
+      return InvalidArgument("reduce: need 1 <= from_step < to_step <= " + std::to_string(n) + " (steps are 1-based)", "reduce");
+  } else {
+    if (!r.contains("period") || !r["period"].is_number_integer() || r["period"].get<int>() < 0)
+      return InvalidArgument("reduce.period: a retention KPI needs the period index k (e.g. 7 for day 7)", "reduce.period");
+    auto& rq = std::get<RetentionQuery>(*parsed);
+    if (r["period"].get<int>() >= rq.periods)
+      return InvalidArgument("reduce.period: the query measures periods 0.." + std::to_string(rq.periods - 1) +
+                                 " (set \"periods\" in the query)",
+                             "reduce.period");
+  }
+  return d;
+}
+
+// ---------------------------------------------------------------- periods
+
+StatusOr<PeriodRange> Kpis::CurrentPeriod(const json& p, int32_t today) {
+  std::string type = p.value("type", "month");
+  if (type == "custom")
+    return PeriodRange{ParseDate(p["from"].get<std::string>(), "period.from").value(),
+                       ParseDate(p["to"].get<std::string>(), "period.to").value()};
+  if (type == "day") return PeriodRange{today, today};
+  if (type == "week") {
+    int32_t s = TimeZone::PeriodStartDay(today, Interval::kWeek);
+    return PeriodRange{s, s + 6};
+  }
+  int32_t ms = TimeZone::PeriodStartDay(today, Interval::kMonth);
+  if (type == "month") {
+    int32_t next = TimeZone::PeriodStartDay(ms + 40, Interval::kMonth);
+    return PeriodRange{ms, next - 1};
+  }
+  // quarter: months 1-3, 4-6, 7-9, 10-12
+  std::string ds = FormatDate(ms);
+  int month = std::atoi(ds.substr(5, 2).c_str());
+  int32_t qs = ms;
+  for (int m = month; (m - 1) % 3 != 0; m--) qs = TimeZone::PeriodStartDay(qs - 1, Interval::kMonth);
+  int32_t qe = qs;
+  for (int i = 0; i < 3; i++) qe = TimeZone::PeriodStartDay(qe + 40, Interval::kMonth);
+  return PeriodRange{qs, qe - 1};
+}
+
+// ---------------------------------------------------------------- evaluation
+
+StatusOr<json> Kpis::RunKpiQuery(Project& p, const json& doc, PeriodRange range, const std::string& dimension) {
+  json q = doc["query"];
+  q["date_from"] = FormatDate(range.from);
+  q["date_to"] = FormatDate(range.to);
+  std::string kind = q.value("kind", "");
+  if (kind == "trends") {
+    int s = doc["reduce"]["series"].get<int>();
+    q["series"] = json::array({q["series"][static_cast<size_t>(s)]});
+    q["interval"] = "day";
+    q.erase("breakdown");
+    if (!dimension.empty()) {
+      q["breakdown"] = dimension;
+      q["breakdown_limit"] = 1000;
+    }
+  } else if (kind == "funnel") {
+    q["dropoff_limit"] = 1;
+    q.erase("breakdown");
+    if (!dimension.empty()) {
+      q["breakdown"] = dimension;
+      q["breakdown_limit"] = 1000;
+    }
+  } else {
+    q.erase("breakdown");
+    if (!dimension.empty()) {
+      q["breakdown"] = dimension;
+      q["breakdown_limit"] = 1000;
+    }
+  }
+  return RunQuery(q, *p.store, p.tz);
+}
+
+StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& project, const json& doc, PeriodRange range,
+                                                         const std::string& dimension, int depth) {
+  if (depth > 8) return InvalidArgument("reduce.formula: KPIs refer to each other in a loop (more than 8 levels)");
+  std::map<std::string, KpiParts> out;
+  if (IsFormula(doc)) {
+    if (!dimension.empty()) return out;  // not decomposable by breakdown
+    std::string f = doc["reduce"]["formula"].get<std::string>();
+    NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(f));
+    std::map<int64_t, double> vals;
+    for (int64_t id : refs) {
+      NS_ASSIGN_OR_RETURN(json sub, Doc(project, id));
+      NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, sub, range, "", depth + 1));
+      vals[id] = parts[""].Value();
+    }
+    NS_ASSIGN_OR_RETURN(double v, EvalFormula(f, vals));
+    out[""] = KpiParts{v, 0, false};
+    return out;
+  }
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, dimension));
+  const json& r = doc["reduce"];
+  std::string kind = res.value("kind", "");
+  if (kind == "trends") {
+    std::string op = r.value("op", "sum");
+    for (auto& s : res["series"]) {
+      std::string key = dimension.empty() ? "" : BreakdownKey(s["breakdown_value"]);
+      KpiParts parts;
+      bool first = true;
+      for (auto& v : s["values"]) {
+        if (!v.is_number()) continue;
+        double x = v.get<double>();
+        if (op == "sum") parts.num += x;
+        else if (op == "avg") {
+          parts.num += x;
+          parts.den += 1;
+          parts.ratio = true;
+        } else if (op == "last") parts.num = x;
+        else if (op == "max") parts.num = first ? x : std::max(parts.num, x);
+        else if (op == "min") parts.num = first ? x : std::min(parts.num, x);
+        first = false;
+      }
+      if (op == "avg") parts.ratio = true;
+      out[key] = parts;
+    }
+    if (dimension.empty() && out.empty()) out[""] = KpiParts{};
+  } else if (kind == "funnel") {
+    size_t f = r["from_step"].get<size_t>() - 1, t = r["to_step"].get<size_t>() - 1;
+    auto take = [&](const json& steps) {
+      return KpiParts{steps[t]["count"].get<double>(), steps[f]["count"].get<double>(), true};
+    };
+    if (dimension.empty()) out[""] = take(res["steps"]);
+    else
+      for (auto& b : res["breakdowns"]) out[BreakdownKey(b["breakdown_value"])] = take(b["steps"]);
+  } else {
+    int k = r["period"].get<int>();
+    int len = PeriodDays(res.value("period", "day"));
+    for (auto& c : res["cohorts"]) {
+      NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
+      if (day + k * len > range.to) continue;  // period k not complete yet for this cohort
+      std::string key = dimension.empty() ? "" : BreakdownKey(c.value("breakdown_value", json()));
+      KpiParts& parts = out[key];
+      parts.ratio = true;
+      parts.num += c["values"][static_cast<size_t>(k)].get<double>();
+      parts.den += c["size"].get<double>();
+    }
+    if (dimension.empty() && out.empty()) out[""] = KpiParts{0, 0, true};
+  }
+  return out;
+}
+
+StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range) {
+  DailySeries s;
+  s.first_day = range.from;
+  size_t n = static_cast<size_t>(std::max(0, range.to - range.from + 1));
+  s.values.assign(n, std::nan(""));
+  if (n == 0) return s;
+  if (IsFormula(doc)) {
+    std::string f = doc["reduce"]["formula"].get<std::string>();
+    NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(f));
+    std::map<int64_t, DailySeries> subs;
+    for (int64_t id : refs) {
+      NS_ASSIGN_OR_RETURN(json sub, Doc(project, id));
+      NS_ASSIGN_OR_RETURN(subs[id], Daily(project, sub, range));
+    }
+    for (size_t i = 0; i < n; i++) {
+      std::map<int64_t, double> vals;
+      bool ok = true;
+      for (auto& [id, ds] : subs) {
+        vals[id] = ds.values[i];
+        ok &= !std::isnan(ds.values[i]);
+      }
+      if (ok)
+        if (auto v = EvalFormula(f, vals); v.ok()) s.values[i] = *v;
+    }
+    return s;
+  }
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  std::string kind = doc["query"].value("kind", "");
+  if (kind == "trends") {
+    NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
+    if (!res["series"].empty()) {
+      const json& vals = res["series"][0]["values"];
+      for (size_t i = 0; i < n && i < vals.size(); i++)
+        if (vals[i].is_number()) s.values[i] = vals[i].get<double>();
+    }
+  } else if (kind == "funnel") {
+    s.weights.assign(n, 0);
+    for (size_t i = 0; i < n; i++) {
+      int32_t d = range.from + static_cast<int32_t>(i);
+      NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{d, d}));
+      const KpiParts& kp = parts[""];
+      s.weights[i] = kp.den;
+      if (kp.den > 0) s.values[i] = kp.Value();
+    }
+  } else {
+    NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
+    int k = doc["reduce"]["period"].get<int>();
+    int len = PeriodDays(res.value("period", "day"));
+    s.weights.assign(n, 0);
+    for (auto& c : res["cohorts"]) {
+      NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
+      if (day < range.from || day > range.to || day + k * len > range.to) continue;
+      double size = c["size"].get<double>();
+      size_t i = static_cast<size_t>(day - range.from);
+      s.weights[i] = size;
+      if (size > 0) s.values[i] = c["values"][static_cast<size_t>(k)].get<double>() / size;
+    }
+  }
+  return s;
+}
+
+StatusOr<json> Kpis::FunnelSteps(const std::string& project, const json& doc, PeriodRange range) {
+  if (IsFormula(doc) || doc["query"].value("kind", "") != "funnel") return json::array();
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
+  json out = json::array();
+  const json& steps = res["steps"];
+  for (size_t k = 1; k < steps.size(); k++) {
+    std::string from = steps[k - 1].value("label", "");
+    if (from.empty()) from = steps[k - 1].value("event", "");
+    std::string to = steps[k].value("label", "");
+    if (to.empty()) to = steps[k].value("event", "");
+    out.push_back({{"step", k + 1}, {"from", from}, {"to", to}, {"from_count", steps[k - 1]["count"]},
+                   {"to_count", steps[k]["count"]}, {"conversion", steps[k]["conversion_from_previous"]}});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- storage
+
+StatusOr<json> Kpis::Doc(const std::string& project, int64_t id) {
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc FROM kpis WHERE id = ? AND project = ?", {id, project}));
+  if (rows.empty()) return NotFound("no KPI " + std::to_string(id));
+  json d = json::parse(rows[0].Str(0));
+  d["id"] = id;
+  return d;
+}
+
+StatusOr<int64_t> Kpis::Create(const Principal& who, const json& body) {
+  NS_ASSIGN_OR_RETURN(json d, ValidateKpi(body, nullptr));
+  if (d["scenario_id"].is_number_integer()) {
+    NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT 1 FROM scenarios WHERE id = ? AND project = ?",
+                                             {d["scenario_id"].get<int64_t>(), who.project}));
+    if (rows.empty()) return InvalidArgument("scenario_id: no scenario " + d["scenario_id"].dump(), "scenario_id");
+  }
+  if (IsFormula(d)) {
+    NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
+    for (int64_t id : refs)
+      if (!Doc(who.project, id).ok())
+        return InvalidArgument("reduce.formula: no KPI k" + std::to_string(id) + " in this project", "reduce.formula");
+  }
+  int64_t id = 0;
+  NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+    int64_t now = NowMs();
+    NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO kpis(project, scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?, ?)",
+                                       {who.project, d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
+                                        d.dump(), now, now}));
+    return Audit(db_, who, "create", "kpi", id, nullptr, d);
+  }));
+  return id;
+}
+
+Status Kpis::Patch(const Principal& who, int64_t id, const json& body) {
+  return db_.Tx([&]() -> Status {
+    NS_ASSIGN_OR_RETURN(json before, Doc(who.project, id));
+    before.erase("id");
+    NS_ASSIGN_OR_RETURN(json d, ValidateKpi(body, &before));
+    NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET doc = ?, scenario_id = ?, updated_at = ? WHERE id = ?",
+                                {d.dump(), d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
+                                 NowMs(), id}));
+    return Audit(db_, who, "update", "kpi", id, before, d);
+  });
+}
+
+Status Kpis::Delete(const Principal& who, int64_t id) {
+  return db_.Tx([&]() -> Status {
+    NS_ASSIGN_OR_RETURN(json before, Doc(who.project, id));
+    NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM kpis WHERE id = ?", {id}));
+    return Audit(db_, who, "delete", "kpi", id, before, nullptr);
+  });
+}
+
+StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::optional<int32_t> today_opt) {
+  NS_ASSIGN_OR_RETURN(json doc, Doc(project, id));
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  const int32_t real_today = p->tz.LocalDay(NowMs());
+  const int32_t today = today_opt.value_or(real_today);
+  NS_ASSIGN_OR_RETURN(PeriodRange period, CurrentPeriod(doc["period"], today));
+  // Actual: the period so far (live: today's events count as they arrive).
+  int32_t as_of = std::min(period.to, today);
+  json state;
+  state["period"] = {{"from", FormatDate(period.from)}, {"to", FormatDate(period.to)}};
+  state["as_of"] = FormatDate(as_of);
+  bool higher = doc["direction"] == "higher";
+  if (as_of < period.from) {
+    state["actual"] = nullptr;
+    state["status"] = "not_started";
+  } else {
+    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{period.from, as_of}));
+    const KpiParts& kp = parts[""];
+    state["actual"] = kp.Value();
+    if (kp.ratio) state["numerator"] = kp.num, state["denominator"] = kp.den;
+  }
+  state["target"] = doc["target"];
+  state["direction"] = doc["direction"];
+  if (state["actual"].is_number() && doc["target"].is_number()) {
+    double rate = AchievementRate(state["actual"].get<double>(), doc["target"].get<double>(), higher);
+    state["achievement_rate"] = rate;
+    state["light"] = LightFor(rate, doc["thresholds"]);
+  } else {
+    state["achievement_rate"] = nullptr;
+    state["light"] = nullptr;
+  }
+  // Daily values: the period so far and 5 weeks before it (weekday pattern for the
+  // forecast, trailing window for anomaly alerts). Days after today are unknown.
+  int32_t last_complete = std::min(as_of, real_today - 1);
+  int32_t daily_from = std::min(period.from, last_complete - 34);
+  DailySeries daily;
+  if (last_complete >= daily_from) {
+    NS_ASSIGN_OR_RETURN(daily, Daily(project, doc, PeriodRange{daily_from, last_complete}));
+  }
+  json dj = json::array();
+  for (size_t i = 0; i < daily.values.size(); i++) {
+    double v = daily.values[i];
+    json row{{"date", FormatDate(daily.first_day + static_cast<int32_t>(i))}, {"value", std::isnan(v) ? json() : json(v)}};
+    if (!daily.weights.empty()) row["weight"] = daily.weights[i];
+    dj.push_back(std::move(row));
+  }
+  state["daily"] = dj;
+  // Forecast of the period-end value.
+  if (!daily.values.empty() && period.to >= as_of && doc["target"].is_number()) {
+    ForecastInput fi;
+    fi.observed = daily;
+    fi.period_first_day = period.from;
+    fi.period_last_day = period.to;
+    fi.aggregate = AggregateOf(doc);
+    fi.target = doc["target"].get<double>();
+    fi.higher_is_better = higher;
+    auto f = ForecastPeriodEnd(fi);
+    if (f.ok()) {
+      auto num = [](double x) { return std::isfinite(x) ? json(x) : json(); };
+      state["forecast"] = {{"projected", num(f->projected)},         {"lower", num(f->lower)},
+                           {"upper", num(f->upper)},                 {"interval", fi.interval},
+                           {"prob_reach_target", num(f->prob_reach_target)},
+                           {"days_observed", f->days_observed},      {"days_remaining", f->days_remaining},
+                           {"method", f->method},                    {"summary", f->summary},
+                           {"period_end", FormatDate(period.to)}};
+    } else {
+      state["forecast"] = {{"error", f.status().message()}};
+    }
+  } else {
+    state["forecast"] = nullptr;
+  }
+  state["refreshed_at"] = NowMs();
+  // Keep the alert engine's hint (written separately) across refreshes.
+  NS_ASSIGN_OR_RETURN(auto old, db_.Query("SELECT state FROM kpis WHERE id = ?", {id}));
+  if (!old.empty() && !old[0].IsNull(0)) {
+    json o = json::parse(old[0].Str(0), nullptr, false);
+    if (o.is_object() && o.contains("auto_reason")) state["auto_reason"] = o["auto_reason"];
+  }
+  json detail{{"forecast", state["forecast"]}};
+  if (state.contains("numerator")) detail["numerator"] = state["numerator"], detail["denominator"] = state["denominator"];
+  auto opt_num = [](const json& j) -> SqlValue { return j.is_number() ? SqlValue(j.get<double>()) : SqlValue(nullptr); };
+  NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+    NS_RETURN_IF_ERROR(db_.Exec(
+        "INSERT INTO kpi_snapshots(kpi_id, taken_at, as_of, period_from, period_to, actual, target, achievement_rate, light, detail) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        {id, NowMs(), FormatDate(as_of), FormatDate(period.from), FormatDate(period.to), opt_num(state["actual"]),
+         opt_num(doc["target"]), opt_num(state["achievement_rate"]),
+         state["light"].is_string() ? SqlValue(state["light"].get<std::string>()) : SqlValue(nullptr), detail.dump()}));
+    return db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.dump(), id});
+  }));
+  return Get(project, id);
+}
+
+StatusOr<json> Kpis::Get(const std::string& project, int64_t id) {
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc, state, created_at, updated_at FROM kpis WHERE id = ? AND project = ?",
+                                           {id, project}));
+  if (rows.empty()) return NotFound("no KPI " + std::to_string(id));
+  if (rows[0].IsNull(1)) return Refresh(project, id);
+  json out = json::parse(rows[0].Str(0));
+  json state = json::parse(rows[0].Str(1));
+  out["id"] = id;
+  out["created_at"] = rows[0].Int(2);
+  out["updated_at"] = rows[0].Int(3);
+  for (auto it = state.begin(); it != state.end(); ++it)
+    if (it.key() != "target" && it.key() != "direction") out[it.key()] = it.value();
+  NS_ASSIGN_OR_RETURN(auto hist, db_.Query("SELECT taken_at, as_of, period_from, period_to, actual, target, achievement_rate, light "
+                                           "FROM kpi_snapshots WHERE kpi_id = ? ORDER BY taken_at DESC, id DESC LIMIT 400",
+                                           {id}));
+  json h = json::array();
+  for (auto it = hist.rbegin(); it != hist.rend(); ++it) {
+    const SqlRow& r = *it;
+    auto opt = [&](size_t i) { return r.IsNull(i) ? json() : json(r.Real(i)); };
+    h.push_back({{"taken_at", r.Int(0)}, {"as_of", r.Str(1)}, {"period_from", r.Str(2)}, {"period_to", r.Str(3)},
+                 {"actual", opt(4)}, {"target", opt(5)}, {"achievement_rate", opt(6)},
+                 {"light", r.IsNull(7) ? json() : json(r.Str(7))}});
+  }
+  out["history"] = h;
+  return out;
+}
+
+StatusOr<json> Kpis::List(const std::string& project, std::optional<int64_t> scenario_id) {
+  StatusOr<std::vector<SqlRow>> rows = scenario_id
+      ? db_.Query("SELECT id FROM kpis WHERE project = ? AND scenario_id = ? ORDER BY id", {project, *scenario_id})
+      : db_.Query("SELECT id FROM kpis WHERE project = ? ORDER BY id", {project});
+  if (!rows.ok()) return rows.status();
+  json out = json::array();
+  for (auto& r : *rows) {
+    NS_ASSIGN_OR_RETURN(json k, Get(project, r.Int(0)));
+    k.erase("history");
+    k.erase("daily");
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+}  // namespace ns

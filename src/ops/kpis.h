@@ -1,0 +1,90 @@
+// KPIs (template 3, "execution monitoring"): a saved query reduced to one number per
+// period, a target, a direction and an owner; snapshots kept as history; achievement rate
+// and red/yellow/green light; period-end forecast (ops/forecast.h).
+//
+// reduce (one of):
+//   {"series":0,"op":"sum"|"avg"|"last"|"max"|"min"}  trends: the series' daily values
+//   {"from_step":1,"to_step":3}                        funnel: persons at to_step / at from_step (1-based)
+//   {"period":7}                                       retention: returned in period k / cohort size, all cohorts
+//   {"formula":"k12 / k13"}                            arithmetic over other KPIs' values (+ - * / parentheses)
+// period: {"type":"day"|"week"|"month"|"quarter"|"custom","from","to"} — the current period
+// containing today (project time zone), or the custom range. The query's date range
+// follows the period.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "meta/meta_db.h"
+#include "meta/project_registry.h"
+#include "ops/accounts.h"
+#include "ops/forecast.h"
+
+namespace ns {
+
+// A KPI value with its parts: ratio KPIs (funnel, retention, avg) keep numerator and
+// denominator so that changes can be attributed to breakdown values.
+struct KpiParts {
+  double num = 0;
+  double den = 0;
+  bool ratio = false;
+  double Value() const { return ratio ? (den > 0 ? num / den : 0.0) : num; }
+};
+
+struct PeriodRange {
+  int32_t from = 0, to = 0;  // inclusive local days
+};
+
+class Kpis {
+ public:
+  Kpis(MetaDb& db, ProjectRegistry& registry) : db_(db), registry_(registry) {}
+
+  StatusOr<int64_t> Create(const Principal& who, const nlohmann::json& body);
+  Status Patch(const Principal& who, int64_t id, const nlohmann::json& body);
+  Status Delete(const Principal& who, int64_t id);
+  // The KPI with its latest computed state (actual, target, achievement_rate, light,
+  // forecast, reason, history).
+  StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
+  StatusOr<nlohmann::json> List(const std::string& project, std::optional<int64_t> scenario_id);
+  StatusOr<nlohmann::json> Doc(const std::string& project, int64_t id);  // the stored definition
+
+  // Computes the KPI now (as of `today`, default the project's today), stores a snapshot,
+  // returns the new state.
+  StatusOr<nlohmann::json> Refresh(const std::string& project, int64_t id, std::optional<int32_t> today = {});
+
+  // The KPI's value over [from, to]; with `dimension`, its parts per value of that
+  // property (event property, or "person.x").
+  StatusOr<std::map<std::string, KpiParts>> Evaluate(const std::string& project, const nlohmann::json& doc,
+                                                     PeriodRange range, const std::string& dimension = "",
+                                                     int depth = 0);
+  // Daily values over [from, to] (one query per day for funnels), for forecasts and alerts.
+  StatusOr<DailySeries> Daily(const std::string& project, const nlohmann::json& doc, PeriodRange range);
+  // The period of a KPI containing `today`.
+  static StatusOr<PeriodRange> CurrentPeriod(const nlohmann::json& period, int32_t today);
+  // Funnel step conversions (step k / step k-1) over a range, for root-cause hints.
+  StatusOr<nlohmann::json> FunnelSteps(const std::string& project, const nlohmann::json& doc, PeriodRange range);
+
+  MetaDb& db() { return db_; }
+  ProjectRegistry& registry() { return registry_; }
+
+ private:
+  StatusOr<nlohmann::json> RunKpiQuery(Project& p, const nlohmann::json& doc, PeriodRange range,
+                                       const std::string& dimension);
+  MetaDb& db_;
+  ProjectRegistry& registry_;
+};
+
+// Achievement rate (actual/target, inverted when lower is better) and light.
+double AchievementRate(double actual, double target, bool higher_is_better);
+std::string LightFor(double rate, const nlohmann::json& thresholds);
+// Validates a KPI definition (exposed for tests); base = stored doc for PATCH.
+StatusOr<nlohmann::json> ValidateKpi(const nlohmann::json& body, const nlohmann::json* base);
+// Evaluates "k12 / (k13 + 2)" with values of the referenced KPIs; lists the ids it uses.
+StatusOr<double> EvalFormula(const std::string& f, const std::map<int64_t, double>& values);
+StatusOr<std::vector<int64_t>> FormulaRefs(const std::string& f);
+
+}  // namespace ns

@@ -1,0 +1,57 @@
+// Scenarios (template 1, "scenario requirements") and their actions (template 2,
+// "process design"): validation, the action dependency DAG (cycles refused), automatic
+// `delayed` status for overdue actions, Gantt data with the critical path, CSV import.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "core/status.h"
+#include "meta/meta_db.h"
+#include "ops/accounts.h"
+
+namespace ns {
+
+class Scenarios {
+ public:
+  explicit Scenarios(MetaDb& db) : db_(db) {}
+
+  StatusOr<int64_t> Create(const Principal& who, const nlohmann::json& body);
+  // The scenario with its actions ("actions": [...]). NotFound if not in the project.
+  StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
+  StatusOr<nlohmann::json> List(const std::string& project);
+  Status Patch(const Principal& who, int64_t id, const nlohmann::json& body);
+  Status Delete(const Principal& who, int64_t id);
+
+  StatusOr<int64_t> AddAction(const Principal& who, int64_t scenario_id, const nlohmann::json& body);
+  Status PatchAction(const Principal& who, int64_t action_id, const nlohmann::json& body);
+  Status DeleteAction(const Principal& who, int64_t action_id);
+  StatusOr<nlohmann::json> GetAction(const std::string& project, int64_t action_id);
+  // Gantt rows: start, due, dependencies, earliest/latest start, slack, critical flag.
+  StatusOr<nlohmann::json> Gantt(const std::string& project, int64_t scenario_id);
+  // Imports actions from CSV (header row; columns by English or Chinese template names).
+  // All rows or none: returns the ids, or the first error naming the line.
+  StatusOr<std::vector<int64_t>> ImportActionsCsv(const Principal& who, int64_t scenario_id, std::string_view csv);
+
+  // Marks actions past their due date (before `today`) and not done/cancelled as delayed;
+  // each change goes to the audit log with actor "scheduler". Returns how many changed.
+  StatusOr<int> MarkDelayed(const std::string& project, int32_t today);
+
+  // The scenario's project ("" if there is none).
+  std::string ProjectOf(int64_t scenario_id);
+
+ private:
+  StatusOr<nlohmann::json> Load(const std::string& project, int64_t id);
+  StatusOr<nlohmann::json> ActionsOf(int64_t scenario_id);
+  Status CheckDag(int64_t scenario_id, int64_t action_id, const std::vector<int64_t>& depends_on);
+  MetaDb& db_;
+};
+
+// Validation of the documents (exposed for tests). `partial`: a PATCH (only present fields).
+StatusOr<nlohmann::json> ValidateScenario(const nlohmann::json& body, const nlohmann::json* base);
+StatusOr<nlohmann::json> ValidateAction(const nlohmann::json& body, const nlohmann::json* base);
+
+inline constexpr const char* kActionStatuses[] = {"not_started", "in_progress", "done", "delayed", "cancelled"};
+
+}  // namespace ns
