@@ -14,9 +14,11 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -79,10 +81,18 @@ struct Captured {
 };
 
 struct Reply {
-  int status = 200;
+  Reply(int status = 200, std::string body = "", std::string content_type = "application/json", int delay_ms = 0,
+        std::string retry_after = "")
+      : status(status),
+        body(std::move(body)),
+        content_type(std::move(content_type)),
+        delay_ms(delay_ms),
+        retry_after(std::move(retry_after)) {}
+  int status;
   std::string body;
-  std::string content_type = "application/json";
-  int delay_ms = 0;
+  std::string content_type;
+  int delay_ms;             // sleep before answering
+  std::string retry_after;  // Retry-After header value, if any
 };
 
 // An httplib::Server on 127.0.0.1 and a free port, in its own thread. Replies come from a
@@ -106,6 +116,7 @@ class Receiver {
       }
       if (r.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(r.delay_ms));
       res.status = r.status;
+      if (!r.retry_after.empty()) res.set_header("Retry-After", r.retry_after);
       res.set_content(r.body, r.content_type.c_str());
     };
     server_.Post(".*", handler);
@@ -518,6 +529,16 @@ TEST(NotifyRetry, TooManyRequestsIsRetried) {
   EXPECT_EQ(r.attempts, 2);
 }
 
+TEST(NotifyRetry, RetryAfterIsHonouredWhenLongerThanTheBackoff) {
+  Receiver rx({200, "ok", "text/plain"});
+  rx.Script({{429, "slow down", "text/plain", 0, "1"}});
+  NotificationChannel ch{1, "", "webhook", rx.url("/h"), ""};
+  DeliveryResult r = Deliver(ch, SampleAlert(), FastPolicy());
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_GE(r.duration_ms, 1000);  // not the 10 ms backoff
+}
+
 TEST(NotifyRetry, PersistentServerErrorGivesUpAfterMaxAttempts) {
   Receiver rx({503, "unavailable", "text/plain"});
   NotificationChannel ch{1, "", "webhook", rx.url("/h"), ""};
@@ -653,6 +674,46 @@ TEST(NotifyHttpClient, MalformedUrlIsInvalidArgumentRefusedIsUnavailable) {
   r = HttpPost("http://127.0.0.1:" + std::to_string(FreePort()) + "/", {{"Content-Type", "text/plain"}}, "x", 1000);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+}
+
+// A TLS receiver with a freshly generated self-signed certificate: the handshake happens
+// (https is compiled in) and the client refuses the certificate (verification is on).
+TEST(NotifyHttpClient, HttpsVerifiesTheServerCertificate) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  ASSERT_NE(key, nullptr);
+  X509* cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1,
+                             0);
+  X509_set_issuer_name(cert, name);
+  ASSERT_GT(X509_sign(cert, key, EVP_sha256()), 0);
+
+  std::atomic<int> hits{0};
+  {
+    httplib::SSLServer server(cert, key);
+    ASSERT_TRUE(server.is_valid());
+    server.Post(".*", [&](const httplib::Request&, httplib::Response& res) {
+      ++hits;
+      res.set_content("ok", "text/plain");
+    });
+    int port = server.bind_to_any_port("127.0.0.1");
+    std::thread t([&] { server.listen_after_bind(); });
+    for (int i = 0; i < 500 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    auto r = HttpPost("https://127.0.0.1:" + std::to_string(port) + "/h", {{"Content-Type", "application/json"}},
+                      "{}", 2000);
+    server.stop();
+    t.join();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(r.status().message().find("SSL"), std::string::npos) << r.status().message();
+  }
+  EXPECT_EQ(hits.load(), 0);
+  X509_free(cert);
+  EVP_PKEY_free(key);
 }
 
 }  // namespace
