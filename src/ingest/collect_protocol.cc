@@ -4,6 +4,8 @@
 
 namespace ns {
 
+using nlohmann::json;
+
 std::string CollectRequest::Query(std::string_view name) const {
   for (const auto& [k, v] : query)
     if (k == name) return v;
@@ -32,12 +34,12 @@ StatusOr<std::string> Base64Decode(std::string_view in) {
   bool padding = false;
   for (size_t i = 0; i < in.size(); i++) {
     const unsigned char c = static_cast<unsigned char>(in[i]);
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '\n' || c == '\r' || c == '\t') continue;
     if (c == '=') {
       padding = true;
       continue;
     }
-    const int v = Base64Value(c);
+    const int v = c == ' ' ? 62 : Base64Value(c);
     if (v < 0 || padding) {
       std::string shown = v < 0 ? (c >= 0x20 && c < 0x7f ? "'" + std::string(1, static_cast<char>(c)) + "'"
                                                          : "byte " + std::to_string(c))
@@ -54,6 +56,60 @@ StatusOr<std::string> Base64Decode(std::string_view in) {
   }
   if (digits % 4 == 1) return InvalidArgument("invalid base64: truncated input (" + std::to_string(digits) + " digits)");
   return out;
+}
+
+StatusOr<json> ParseJsonPayload(std::string_view text, const std::string& what) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    return JsonError(e, text, what + ": ");
+  } catch (const json::exception& e) {  // out_of_range: a number beyond a double ("1e999")
+    return JsonError(e, text, what + ": ");
+  }
+}
+
+StatusOr<int64_t> TimestampFromJson(const json& v, const std::string& field, const TimeZone& tz) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(d > -9.2e18 && d < 9.2e18))
+      return InvalidArgument(field + ": epoch milliseconds " + v.dump() + " are out of range", field);
+    return static_cast<int64_t>(d);
+  }
+  if (v.is_string()) {
+    auto t = ParseIsoTimestamp(v.get_ref<const std::string&>(), tz);
+    if (!t.ok()) return InvalidArgument(field + ": " + t.status().message(), field);
+    return *t;
+  }
+  return InvalidArgument(field + ": expected an ISO-8601 string or epoch milliseconds, got " + v.type_name(), field);
+}
+
+StatusOr<int64_t> CorrectClockSkew(int64_t event_ts, int64_t sent_at, int64_t received_at, const std::string& field) {
+  int64_t skew, out;
+  if (__builtin_sub_overflow(received_at, sent_at, &skew) || __builtin_add_overflow(event_ts, skew, &out))
+    return InvalidArgument(field + ": timestamp is out of range after clock-skew correction", field);
+  return out;
+}
+
+StatusOr<std::string> IdFromJson(const json* v, const std::string& field) {
+  if (v == nullptr || v->is_null()) return std::string();
+  if (v->is_string()) return v->get<std::string>();
+  if (v->is_number_integer()) return v->dump();
+  return InvalidArgument(field + ": expected a string, got " + v->type_name(), field);
+}
+
+const json* FindMember(const json& obj, std::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+Status CheckJsonContentType(std::string_view content_type, std::string_view body) {
+  if (content_type.empty() || content_type == "application/json" || content_type == "text/plain") return Status::OK();
+  if (content_type == "application/x-www-form-urlencoded" && !body.empty() && (body[0] == '{' || body[0] == '['))
+    return Status::OK();
+  return Status(StatusCode::kUnsupportedMediaType,
+                "unsupported Content-Type '" + EscapeInvalidUtf8(content_type) + "' (expected application/json)");
 }
 
 StatusOr<std::string_view> MaybeGunzip(std::string_view body, size_t max_out, std::string* storage) {

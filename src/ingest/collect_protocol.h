@@ -11,13 +11,17 @@
 // limits.max_body_bytes).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "core/status.h"
+#include "core/time_zone.h"
 #include "ingest/native_parser.h"
 
 namespace ns {
@@ -50,8 +54,42 @@ struct CollectResult {
   size_t received = 0;                   // number of event records in the request
 };
 
-// Decodes standard or URL-safe base64 (RFC 4648); padding optional, ASCII whitespace
-// skipped. InvalidArgument on any other character or a truncated final quantum.
+// Called by a parser once it has found the request's key (and, for Sensors Data, the
+// project name), before any event is converted: returns the time zone of the key's project
+// (used for timestamps without an offset; nullptr keeps the parser's default), or an error
+// (Unauthenticated, ...) that the parser returns unchanged. Lets the HTTP layer authenticate
+// keys that are inside the body without parsing the body twice.
+using KeyResolver = std::function<StatusOr<const TimeZone*>(const CollectResult& found)>;
+
+// --- Helpers shared by the protocol parsers ---
+
+// Parses a JSON payload; InvalidArgument naming `what` ("body", "data_list") and the byte
+// position, line and column of malformed input.
+StatusOr<nlohmann::json> ParseJsonPayload(std::string_view text, const std::string& what);
+
+// A time value: an ISO-8601 string (without an offset: local time in tz) or epoch
+// milliseconds. InvalidArgument naming `field` otherwise.
+StatusOr<int64_t> TimestampFromJson(const nlohmann::json& v, const std::string& field, const TimeZone& tz);
+
+// event_ts + (received_at - sent_at): a client time corrected by the client's clock skew
+// (Segment: receivedAt - (sentAt - originalTimestamp); PostHog: now + (timestamp - sent_at)).
+// InvalidArgument naming `field` if the result overflows.
+StatusOr<int64_t> CorrectClockSkew(int64_t event_ts, int64_t sent_at, int64_t received_at, const std::string& field);
+
+// An identifier: a string, or an integer (its decimal text). Absent (nullptr), null and ""
+// give "". InvalidArgument naming `field` for any other type.
+StatusOr<std::string> IdFromJson(const nlohmann::json* v, const std::string& field);
+
+// The member `key` of object `obj`, or nullptr (also when obj is not an object).
+const nlohmann::json* FindMember(const nlohmann::json& obj, std::string_view key);
+
+// UnsupportedMediaType unless the content type may carry JSON: application/json, text/plain,
+// none, or application/x-www-form-urlencoded whose body starts with '{' or '[' (curl -d).
+Status CheckJsonContentType(std::string_view content_type, std::string_view body);
+
+// Decodes standard or URL-safe base64 (RFC 4648); padding optional, CR, LF and tab
+// skipped; a space is read as '+' (form decoding turns an unescaped '+' into a space).
+// InvalidArgument on any other character or a truncated final quantum.
 StatusOr<std::string> Base64Decode(std::string_view in);
 
 // If `body` starts with the gzip magic bytes, inflates it (bounded by max_out); otherwise

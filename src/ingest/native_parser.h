@@ -3,7 +3,7 @@
 // problems (malformed JSON, wrong top-level shape, body too large) reject the request.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -45,6 +45,20 @@ StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const
 // On failure returns the error (its field() names the offending field).
 Status EventFromJson(const nlohmann::json& j, const std::string& where, const TimeZone& tz, int64_t now_ms,
                      const IngestLimits& limits, Event* out);
+
+// Validates and converts one event `j` of a batch (its position `index`, field prefix
+// `where`): appends it to out->events, or its error to out->errors (event_too_large when
+// approx_bytes > limits.max_event_bytes; invalid_timestamp or invalid_event otherwise).
+// True if the event was added. Shared by the native and the collection protocol parsers.
+bool AddEvent(const nlohmann::json& j, size_t index, const std::string& where, const TimeZone& tz, int64_t now_ms,
+              const IngestLimits& limits, size_t approx_bytes, ParsedBatch* out);
+
+// The InvalidArgument for a JSON parse error in `body`: byte position, line and column,
+// prefixed by `prefix` ("line 3: ").
+Status JsonError(const nlohmann::json::parse_error& e, std::string_view body, const std::string& prefix);
+// The same for the other exceptions json::parse throws (out_of_range: a number beyond a
+// double, "1e999"): catch json::parse_error first, then json::exception with this one.
+Status JsonError(const nlohmann::json::exception& e, std::string_view body, const std::string& prefix);
 
 // Validates a timestamp against the limits; message says why it was rejected.
 Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field);

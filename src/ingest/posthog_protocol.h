@@ -17,9 +17,10 @@ namespace ns {
 // (InvalidArgument). The payload is one event, {"batch":[...]} (with an optional top-level
 // api_key and sent_at) or a bare array. The key is `api_key`, `token` or `$token` at the
 // top level, in an event, or in an event's properties (first found), or ?api_key= / ?token=.
+// `resolve` (if set) is called with the key before events are converted (collect_protocol.h).
 // Whole-request errors: InvalidArgument, ResourceExhausted (body over the limit after
 // decompression). Per-event errors are in result.batch.errors.
 StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
-                                     const IngestLimits& limits);
+                                     const IngestLimits& limits, const KeyResolver& resolve = {});
 
 }  // namespace ns

@@ -16,10 +16,11 @@ namespace ns {
 // "/v1/batch", "/v1/import" -> a {"batch":[...]} body whose messages carry "type").
 // The key is the HTTP Basic user name (write key, empty password) or "writeKey" in the body
 // (body wins over nothing, Basic auth wins over the body).
+// `resolve` (if set) is called with the key before events are converted (collect_protocol.h).
 // Whole-request errors: InvalidArgument (malformed JSON, wrong shape, unknown path, bad
 // gzip), ResourceExhausted (body over limits.max_body_bytes after decompression).
 // Per-message errors are in result.batch.errors.
 StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
-                                     const IngestLimits& limits);
+                                     const IngestLimits& limits, const KeyResolver& resolve = {});
 
 }  // namespace ns

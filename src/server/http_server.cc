@@ -1,5 +1,10 @@
 #include "server/http_server.h"
 
+// The same feature macros as Debian's libcpp-httplib build: without them httplib's types
+// have a different layout here than in the compiled library (one-definition rule).
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_ZLIB_SUPPORT
+#define CPPHTTPLIB_BROTLI_SUPPORT
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -52,7 +57,21 @@ struct HttpServer::Impl {
     };
     const std::string& m = route.method;
     if (m == "GET") svr.Get(route.pattern, h);
-    else if (m == "POST") svr.Post(route.pattern, h);
+    // POST bodies are read through a content reader: cpp-httplib otherwise parses
+    // application/x-www-form-urlencoded bodies itself and refuses those over 8 KiB with 413
+    // (Sensors Data and PostHog SDKs send forms). The size limit and gzip still apply.
+    else if (m == "POST")
+      svr.Post(route.pattern, [h](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+        httplib::Request full = req;
+        if (!read([&full](const char* data, size_t n) {
+              full.body.append(data, n);
+              return true;
+            })) {
+          if (res.status < 400) res.status = 400;  // read_content set 413/415/400; error handler writes the body
+          return;
+        }
+        h(full, res);
+      });
     else if (m == "PATCH") svr.Patch(route.pattern, h);
     else if (m == "PUT") svr.Put(route.pattern, h);
     else if (m == "DELETE") svr.Delete(route.pattern, h);
