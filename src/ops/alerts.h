@@ -1,0 +1,68 @@
+// Alert rules on KPIs ("data red dot"), their alerts (firing -> acknowledged -> resolved,
+// one open alert per rule, cooldown after resolution), root-cause hints, and the
+// notification channels they are sent to (delivery log kept).
+//
+// Rule types: below_target (achievement below 1 - threshold_pct%, default 10),
+// change (day-over-day "dod" or week-over-week "wow" change in the bad direction of at
+// least threshold_pct%, default 15), anomaly (robust z-score against the trailing 28 days
+// with weekday seasonality, default threshold 3.5).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "core/status.h"
+#include "meta/meta_db.h"
+#include "ops/accounts.h"
+#include "ops/kpis.h"
+#include "ops/notify.h"
+
+namespace ns {
+
+class Channels {
+ public:
+  explicit Channels(MetaDb& db) : db_(db) {}
+  StatusOr<int64_t> Create(const Principal& who, const nlohmann::json& body);
+  StatusOr<nlohmann::json> List(const std::string& project);  // secrets masked
+  Status Delete(const Principal& who, int64_t id);
+  StatusOr<NotificationChannel> Load(const std::string& project, int64_t id);
+  // Delivers to one channel and logs the delivery.
+  DeliveryResult Send(const NotificationChannel& ch, const Notification& n);
+  // Delivers to the given channels (all of the project's when empty); returns the
+  // delivery results as JSON.
+  nlohmann::json SendAll(const std::string& project, const std::vector<int64_t>& ids, const Notification& n);
+  StatusOr<nlohmann::json> Deliveries(const std::string& project, int limit);
+  RetryPolicy retry;
+
+ private:
+  MetaDb& db_;
+};
+
+class Alerts {
+ public:
+  Alerts(MetaDb& db, Kpis& kpis, Channels& channels) : db_(db), kpis_(kpis), channels_(channels) {}
+  StatusOr<int64_t> CreateRule(const Principal& who, const nlohmann::json& body);
+  StatusOr<nlohmann::json> ListRules(const std::string& project);
+  Status DeleteRule(const Principal& who, int64_t id);
+  StatusOr<nlohmann::json> List(const std::string& project, const std::string& state);
+  StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
+  Status Ack(const Principal& who, int64_t id);
+  // Evaluates every rule of the KPI against its current state (after a refresh): fires,
+  // keeps or resolves alerts and sends notifications. Returns the alerts fired.
+  StatusOr<nlohmann::json> EvaluateKpi(const std::string& project, int64_t kpi_id);
+  // Root-cause hint for a KPI between two ranges: funnel step moves and the top 3
+  // breakdown contributions to the change.
+  StatusOr<nlohmann::json> RootCause(const std::string& project, const nlohmann::json& kpi_doc, PeriodRange cur,
+                                     PeriodRange prev);
+
+ private:
+  MetaDb& db_;
+  Kpis& kpis_;
+  Channels& channels_;
+};
+
+// Percent text with sign, e.g. -0.18 -> "−18%".
+std::string SignedPercent(double x);
+
+}  // namespace ns
