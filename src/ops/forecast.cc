@@ -32,6 +32,10 @@ constexpr int kHistoryDays = 56;   // 8 weeks: enough for weekday medians, recen
 constexpr int kAnomalyDays = 28;   // trailing window of ScoreAnomaly
 constexpr double kMadToSigma = 1.4826;
 constexpr std::array<double, 8> kAlphaGrid = {0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8};
+// Damped trend: slope smoothing and damping per day (a trend halves in ~7 or ~14 days, so a
+// month-end projection never extrapolates a short run linearly).
+constexpr std::array<double, 3> kBetaGrid = {0.02, 0.05, 0.1};
+constexpr std::array<double, 3> kPhiGrid = {0.9, 0.95, 0.98};
 constexpr const char* kWeekdayNames[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                           "Thursday", "Friday", "Saturday"};
 
@@ -127,6 +131,9 @@ struct Model {
   double shrink = 0;                // empirical-Bayes weight kept of the raw weekday effect
   bool seasonal = false;            // weekday effects estimated at all
   double alpha = 0.2;
+  double beta = 0;           // trend smoothing; 0 = no trend (simple exponential smoothing)
+  double phi = 0;            // trend damping per day
+  double trend = 0;          // slope after the last day (per day, deseasonalised units)
   double level = 0;          // filtered level after the last finite day
   double sigma = 0;          // one-step error sd of the deseasonalised series
   double df = 1;             // degrees of freedom of sigma
@@ -151,6 +158,15 @@ struct Model {
     if (day < first_day) return level_before.front();
     if (day > last_day) return level;
     return level_before[day - first_day];
+  }
+  // Expected deseasonalised value of `day`: the level then, or after the last day the
+  // level plus the damped trend, sum_{i=1..h} phi^i * trend.
+  double ExpectedY(int32_t day) const {
+    if (day <= last_day || beta == 0) return LevelAt(day);
+    double acc = 0, p = 1;
+    for (int32_t i = 1; i <= day - last_day; ++i) acc += (p *= phi);
+    double y = level + acc * trend;
+    return multiplicative ? std::max(0.0, y) : y;
   }
 };
 
@@ -208,13 +224,16 @@ void FitSeason(const std::vector<double>& v, int32_t first_day, Model* m) {
 struct SesRun {
   double sse = 0;
   double level = 0;
+  double trend = 0;
   std::vector<double> errors;
   std::vector<double> level_before;
 };
 
-// Simple exponential smoothing over the deseasonalised window; errors beyond `clip`
-// update the level only by +-clip (Huber), so a spike neither drags the level nor picks alpha.
-SesRun RunSes(const std::vector<double>& y, double alpha, double clip) {
+// Exponential smoothing over the deseasonalised window (simple when beta = 0, else with
+// damped additive trend, Gardner & McKenzie); errors beyond `clip` update the state only by
+// +-clip (Huber), so a spike neither drags the level nor picks the parameters.
+SesRun RunSes(const std::vector<double>& y, double alpha, double beta, double phi, double clip,
+              double b0) {
   SesRun r;
   r.level_before.resize(y.size());
   // Initial level: median of the first finite values (up to 7).
@@ -224,8 +243,13 @@ SesRun RunSes(const std::vector<double>& y, double alpha, double clip) {
     if (head.size() == 7) break;
   }
   double l = Median(head);
+  double b = beta > 0 ? b0 : 0;
   bool started = false;
   for (size_t i = 0; i < y.size(); ++i) {
+    if (started) {  // advance one day
+      l += phi * b;
+      b *= phi;
+    }
     r.level_before[i] = l;
     if (!std::isfinite(y[i])) continue;
     if (!started) {  // the first value is part of the initial level: no error
@@ -237,8 +261,10 @@ SesRun RunSes(const std::vector<double>& y, double alpha, double clip) {
     r.errors.push_back(e);
     r.sse += ec * ec;
     l += alpha * ec;
+    b += beta * ec;
   }
   r.level = l;
+  r.trend = b;
   return r;
 }
 
@@ -277,17 +303,50 @@ Model Fit(const std::vector<double>& v_all, int32_t first_day_all) {
   }
   double clip = diffs.size() >= 3 ? 3.0 * RobustSigma(diffs, Median(diffs)) / std::sqrt(2.0) : 0;
 
+  // Initial slope: difference of the first two weeks' means, per day.
+  double b0 = 0;
+  {
+    double s1 = 0, s2 = 0;
+    int n1 = 0, n2 = 0;
+    for (size_t i = 0; i < y.size() && i < 14; ++i) {
+      if (!std::isfinite(y[i])) continue;
+      (i < 7 ? s1 : s2) += y[i];
+      ++(i < 7 ? n1 : n2);
+    }
+    if (n1 >= 4 && n2 >= 4) b0 = (s2 / n2 - s1 / n1) / 7;
+  }
+  // Model selection by AICc on the (clipped) one-step errors: the trend's two extra
+  // parameters must pay for themselves, and a trend is tried only with 3+ weeks of data.
+  auto aicc = [](const SesRun& r, int k) {
+    double n = static_cast<double>(r.errors.size());
+    if (n - k - 1 <= 0) return std::numeric_limits<double>::infinity();
+    return n * std::log(std::max(r.sse / n, 1e-300)) + 2.0 * k + 2.0 * k * (k + 1) / (n - k - 1);
+  };
   SesRun best;
+  double best_score = 0;
   bool have = false;
-  for (double a : kAlphaGrid) {
-    SesRun r = RunSes(y, a, clip);
-    if (!have || r.sse < best.sse - 1e-12 * std::max(1.0, best.sse)) {
+  auto consider = [&](double a, double b, double p, int k) {
+    SesRun r = RunSes(y, a, b, p, clip, b0);
+    double score = aicc(r, k);
+    if (!std::isfinite(score)) score = r.sse;  // too few errors for AICc: SES only anyway
+    if (!have || score < best_score - 1e-9 * std::max(1.0, std::fabs(best_score))) {
       best = std::move(r);
+      best_score = score;
       m.alpha = a;
+      m.beta = b;
+      m.phi = p;
       have = true;
     }
+  };
+  for (double a : kAlphaGrid) consider(a, 0, 0, 2);
+  if (m.n_finite >= 21 && best.sse > 0) {
+    for (double a : kAlphaGrid)
+      for (double b : kBetaGrid)
+        if (b <= a)
+          for (double p : kPhiGrid) consider(a, b, p, 4);
   }
   m.level = best.level;
+  m.trend = m.beta > 0 ? best.trend : 0;
   m.level_before = std::move(best.level_before);
   if (m.multiplicative) m.level = std::max(0.0, m.level);
 
@@ -436,7 +495,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
         Model mw = Fit(wh, s.first_day);
         for (size_t i = 0; i < missing.size(); ++i) {
           int wd = Weekday(missing[i]);
-          w_missing[i] = std::max(0.0, mw.LevelAt(missing[i]) * mw.Coef(wd) + mw.Offset(wd));
+          w_missing[i] = std::max(0.0, mw.ExpectedY(missing[i]) * mw.Coef(wd) + mw.Offset(wd));
         }
       }
     }
@@ -460,18 +519,24 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
       double c = mean_agg ? w_missing[i] / total_w : 1.0;
       ceil_value += c;
       double coef = c * m.Coef(wd);
-      mean += coef * m.LevelAt(d) + c * m.Offset(wd);
+      mean += coef * m.ExpectedY(d) + c * m.Offset(wd);
       if (d > last) {
         a[d - last - 1] = coef;
       } else {  // a missing day in the past: filled from the level then, independent error
         var += coef * coef * m.sigma * m.sigma;
       }
     }
-    // Future: S = sum_k e_k (a_k + alpha * sum_{j>k} a_j), e_k iid (0, sigma^2).
+    // Future: y_{L+j} = E[y_{L+j}] + e_j + sum_{k<j} e_k g_{j-k},
+    //   g_h = alpha + beta * sum_{i=1..h} phi^i  (alpha alone without trend),
+    // so S = sum_k e_k (a_k + sum_{j>k} a_j g_{j-k}), e_k iid (0, sigma^2). O(H^2), H <= period.
+    std::vector<double> g(H + 1, m.alpha);
+    for (int h = 1; h <= H && m.beta > 0; ++h)
+      g[h] = m.alpha + m.beta * m.phi * (1 - std::pow(m.phi, h)) / (1 - m.phi);
     double tail = 0, sum_a = 0;
-    for (int k = H - 1; k >= 0; --k) {
-      double g = a[k] + m.alpha * tail;
-      var += g * g * m.sigma * m.sigma;
+    for (int k = 0; k < H; ++k) {
+      double coef_k = a[k];
+      for (int j = k + 1; j < H; ++j) coef_k += a[j] * g[j - k];
+      var += coef_k * coef_k * m.sigma * m.sigma;
       tail += a[k];
     }
     sum_a = tail;
@@ -483,11 +548,15 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
 
     char buf[160];
     int weeks = (m.last_day - m.first_day + 1) / 7;
-    std::snprintf(buf, sizeof buf, "%s level (alpha %.2f), %d days history%s%s",
+    std::snprintf(buf, sizeof buf, "%s %s (alpha %.2f%s), %d days history%s%s",
                   m.seasonal ? (m.multiplicative ? "weekday-seasonal (multiplicative)"
                                                  : "weekday-seasonal (additive)")
                              : "non-seasonal",
-                  m.alpha, m.last_day - m.first_day + 1,
+                  m.beta > 0 ? "level with damped trend" : "level", m.alpha,
+                  m.beta > 0 ? (", beta " + FormatValue(m.beta, false) + ", phi " +
+                                FormatValue(m.phi, false))
+                                   .c_str()
+                             : "", m.last_day - m.first_day + 1,
                   weeks >= 1 ? (" (" + std::to_string(weeks) + " weeks)").c_str() : "",
                   m.seasonal && m.shrink < 0.999
                       ? (", weekday effects shrunk to " +

@@ -114,6 +114,26 @@ TEST(ForecastTest, WeeklyPatternAdditiveWhenValuesCanBeNegative) {
   EXPECT_NE(f->method.find("additive"), std::string::npos) << f->method;
 }
 
+TEST(ForecastTest, GrowthFollowsDampedTrend) {
+  // Steady growth of 1% of the start level a day with small noise: the trend is kept (damped),
+  // so the projection lies above "last level x remaining days" and below linear extrapolation.
+  const int32_t p0 = Day("2026-09-01"), p1 = Day("2026-09-30");
+  Rng rng(9);
+  std::vector<double> v;
+  for (int i = 0; i < 66; ++i) v.push_back((1000 + 10 * i) * (1 + 0.01 * rng.Normal()));
+  auto f = ForecastPeriodEnd(Input(p0 - 56, v, p0, p1));
+  ASSERT_TRUE(f.ok());
+  EXPECT_NE(f->method.find("damped trend"), std::string::npos) << f->method;
+  double observed = std::accumulate(v.begin() + 56, v.end(), 0.0);
+  double flat = observed + 20 * (1000 + 10 * 65);
+  double linear = observed;
+  for (int i = 66; i < 86; ++i) linear += 1000 + 10 * i;
+  EXPECT_GT(f->projected, flat + 0.3 * (linear - flat));
+  EXPECT_LE(f->projected, linear * 1.01);
+  EXPECT_LT(f->lower, linear);
+  EXPECT_GT(f->upper, flat);
+}
+
 TEST(ForecastTest, FullPeriodObservedCollapsesToActual) {
   const int32_t p0 = Day("2026-09-01"), p1 = Day("2026-09-07");
   std::vector<double> v = {1, 2, 3, 4, 5, 6, 7, 8, 9};  // two days past the period: ignored
