@@ -1,18 +1,19 @@
 // Period-end forecaster, anomaly score and back-test. The method and its limits are
 // described in docs/forecasting.md; the choices in docs/decisions.md ("Forecasting").
 //
-// Model (per KPI, refitted on every call; all O(history * grid) with history <= 56 days):
+// Model (per KPI, refitted on every call; O(history * grid + horizon^2), history <= 56 days):
 //   v_d = s_{wd(d)} * y_d  (multiplicative; additive v_d = y_d + s_{wd(d)} when values
 //                           can be negative or the mean is 0)
-//   y_d = l_{d-1} + e_d,  l_d = l_{d-1} + alpha * e_d    (simple exponential smoothing =
-//                                                          local-level model, ARIMA(0,1,1))
+//   y_d = l_{d-1} + phi b_{d-1} + e_d,  l_d = l_{d-1} + phi b_{d-1} + alpha e_d,
+//   b_d = phi b_{d-1} + beta e_d      (exponential smoothing; beta = 0 is the local-level
+//                                      model, ARIMA(0,1,1); else Gardner's damped trend)
 // Weekday factors s come from ratios to a centred 7-day moving average, medians per
-// weekday, shrunk toward neutral by an empirical-Bayes factor. alpha is chosen on a grid by
-// the in-sample one-step squared error (errors clipped at 3 robust sigmas so one spike
-// neither moves the level nor picks alpha). The period value is linear in the future
-// y's, so its variance under the model is exact:  sum_k (a_k + alpha * sum_{j>k} a_j)^2
-// sigma^2, plus (sum a)^2 sigma^2 / n for the estimation error of the level; quantiles and
-// probabilities use Student's t with n_errors - 1 degrees of freedom.
+// weekday, shrunk toward neutral by an empirical-Bayes factor. (alpha, beta, phi) are chosen
+// on a grid by AICc of the in-sample one-step errors (clipped at 3 robust sigmas so one
+// spike neither moves the level nor picks the parameters). The period value is linear in
+// the future y's, so its variance under the model is exact (innovations form), plus the
+// level's estimation error for short histories; quantiles and probabilities use Student's
+// t with n_errors - 1 degrees of freedom.
 #include "ops/forecast.h"
 
 #include <algorithm>
