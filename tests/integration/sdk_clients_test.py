@@ -190,6 +190,67 @@ def verify(sdk, project, dates, summary, protocol_port):
     check(summary["replayed"] > 0, f"{sdk}: nothing replayed")
 
 
+def wire_responses(port, write_key, secret_key):
+    """Each protocol's own response format, status codes and the URL variants, over HTTP."""
+    import base64
+    import urllib.parse
+    basic = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    js = {"Content-Type": "application/json"}
+
+    def post(path, body, headers):
+        return http_request(port, "POST", path, body.encode() if isinstance(body, str) else body, headers)
+
+    msg = json.dumps({"type": "track", "event": "wire", "userId": "w1", "messageId": "wire-1"})
+    for path in ("/v1/track", "/v1/track/"):
+        r = post(path, msg, {**js, "Authorization": basic})
+        check_eq((r.status, r.body), (200, b'{"success":true}'), f"Segment POST {path}")
+    r = post("/v1/track", msg, {**js, "Authorization": "Basic " + base64.b64encode(b"nsw_0000:").decode()})
+    check_eq((r.status, r.json), (401, {"success": False, "code": "unauthenticated", "message": "unknown write key"}),
+             "Segment with an unknown write key")
+    r = post("/v1/track", msg, js)
+    check_eq(r.status, 401, "Segment without a key")
+    check(r.json["message"].startswith("missing write key: send it as the HTTP Basic user name"), f"{r}")
+    r = post("/v1/batch", '{"batch": [', {**js, "Authorization": basic})
+    check_eq((r.status, r.json["success"], r.json["code"]), (400, False, "invalid_argument"), "Segment malformed JSON")
+    r = post("/v1/batch", '{"batch": [{"type": "track", "userId": "w1"}]}', {**js, "Authorization": basic})
+    check_eq(r.status, 400, "Segment batch whose every message is invalid")
+    check_eq(r.json["errors"][0]["field"], "batch[0].event", "Segment error field")
+    r = post("/v1/track", msg, {"Content-Type": "text/csv", "Authorization": basic})
+    check_eq(r.status, 415, "Segment text/csv")
+    r = http_request(port, "GET", "/v1/track")
+    check_eq(r.status, 404, "Segment GET")
+
+    ev = {"event": "wire_ph", "distinct_id": "w2", "api_key": write_key}
+    b64 = base64.b64encode(json.dumps(ev).encode()).decode()
+    r = http_request(port, "GET", "/e/?data=" + urllib.parse.quote(b64))
+    check_eq((r.status, r.body), (200, b'{"status":1}'), "PostHog GET /e/?data=base64")
+    r = post("/i/v0/e/", "data=" + urllib.parse.quote(b64), {"Content-Type": "application/x-www-form-urlencoded"})
+    check_eq((r.status, r.body), (200, b'{"status":1}'), "PostHog form data=base64")
+    r = post("/capture/", json.dumps({**ev, "api_key": "nsw_0000"}), js)
+    check_eq((r.status, r.json["type"], r.json["code"]), (401, "authentication_error", "invalid_api_key"),
+             "PostHog with an unknown key")
+    r = post("/e/?compression=lz64", "data=abc", {"Content-Type": "application/x-www-form-urlencoded"})
+    check_eq((r.status, r.json["type"], r.json["attr"]), (400, "validation_error", "compression"), "PostHog lz64")
+    r = post("/engage/", json.dumps({"$set": {"city": "Hangzhou"}, "$token": write_key, "$distinct_id": "w2"}), js)
+    check_eq(r.status, 200, "PostHog /engage")
+
+    rec = base64.b64encode(json.dumps({"type": "track", "event": "wire_sa", "distinct_id": "w3"}).encode()).decode()
+    r = http_request(port, "GET", f"/sa.gif?token={write_key}&data=" + urllib.parse.quote(rec))
+    check_eq((r.status, r.body), (200, b""), "Sensors GET /sa.gif?data=")
+    r = post("/sa?project=nosuch", "data=" + urllib.parse.quote(rec), {"Content-Type": "application/x-www-form-urlencoded"})
+    check_eq(r.status, 401, "Sensors with an unmapped project and no token")
+    check(r.json["error"]["message"].startswith("Sensors project 'nosuch' is not mapped"), f"{r}")
+
+    r = http_request(port, "OPTIONS", "/batch/", None, {"Origin": "https://app.example",
+                                                        "Access-Control-Request-Headers": "content-type"})
+    check_eq((r.status, r.headers.get("access-control-allow-origin")), (204, "https://app.example"), "CORS preflight")
+    r = post("/v1/track", msg, {**js, "Authorization": basic, "Origin": "https://app.example"})
+    check_eq((r.status, r.headers.get("access-control-allow-origin")), (200, "https://app.example"),
+             "CORS header on a response; the retried messageId is a duplicate")
+    project = Project(port, "wire", write_key, secret_key)
+    check_eq(project.info()["stats"]["events"], 5, "events stored by the wire checks")
+
+
 def create_project(binary, data_dir, name):
     p = subprocess.run([binary, "admin", "--data", data_dir, "create-project", name, "--tz", "UTC", "--format", "json"],
                        capture_output=True, timeout=60)
@@ -210,6 +271,7 @@ def main():
         ensure_node_modules()
         data = os.path.join(tmp, "data")
         keys = {sdk: create_project(binary, data, f"sdk-{sdk}") for sdk in ("segment", "posthog", "sensors")}
+        wire_keys = create_project(binary, data, "wire")
         # Sensors' SDK posts to /sa?project=default&token=...: map the name as well (the token wins).
         server = Server(binary, data, os.path.join(tmp, "server.log"),
                         ["--sensors-project", "default=sdk-sensors"]).start()
@@ -224,6 +286,13 @@ def main():
             except TestFailure as e:
                 print(f"FAIL {sdk}: {e}")
                 failed += 1
+        try:  # after the SDKs: it moves the per-protocol counters they check
+            wire_responses(server.port, *wire_keys)
+            print("PASS wire_responses")
+            passed += 1
+        except TestFailure as e:
+            print(f"FAIL wire_responses: {e}")
+            failed += 1
     except TestFailure as e:
         print(f"FAIL setup: {e}")
         failed += 1
@@ -235,7 +304,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"total time {time.time() - t0:.1f}s")
     print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 and passed == 3 else 1
+    return 0 if failed == 0 and passed == 4 else 1
 
 
 if __name__ == "__main__":
