@@ -23,7 +23,11 @@
 #include "ingest/csv_reader.h"
 #include "meta/project_registry.h"
 #include "query/operators.h"
+#include "meta/meta_db.h"
+#include "ops/ops_service.h"
+#include "ops/schema.h"
 #include "server/collect_routes.h"
+#include "server/ops_routes.h"
 #include "server/http_server.h"
 #include "storage/binary_io.h"
 #include "storage/identity.h"
@@ -130,8 +134,17 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
       return Fail(InvalidArgument("--sensors-project: expected SA_PROJECT=PROJECT, got '" + m + "'"));
     so.sensors_projects[m.substr(0, eq)] = m.substr(eq + 1);
   }
+  // The operations layer: metadata migrations, the first admin account, the scheduler.
+  OpsOptions oo;
+  oo.snapshot_time = o.snapshot_time;
+  auto ops = OpsService::Open(registry, g.data, oo);
+  if (!ops.ok()) return Fail(ops.status());
+  auto admin_password = (*ops)->EnsureAdmin();
+  if (!admin_password.ok()) return Fail(admin_password.status());
+  if (Status st = (*ops)->GrantAdminsNewProjects(); !st.ok()) return Fail(st);
   HttpServer server(registry, so);
   server.AddRoutes(CollectRoutes(server.context()));
+  server.AddRoutes(OpsRoutes(server.context(), **ops));
   auto port = server.Bind();
   if (!port.ok()) return Fail(port.status());
   std::printf("listening on http://%s:%d\n", o.host.c_str(), *port);
@@ -151,6 +164,14 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
       }
     }
   }
+  if (admin_password->has_value()) {
+    std::string cred = "email: admin@northstar.local\npassword: " + **admin_password + "\n";
+    std::string cred_file = g.data + "/admin-credentials.txt";
+    if (WriteFileAtomic(cred_file, cred).ok()) ::chmod(cred_file.c_str(), 0600);
+    std::printf("first start: admin account admin@northstar.local, password %s   (also in %s; change it)\n",
+                admin_password->value().c_str(), cred_file.c_str());
+  }
+  if (o.scheduler) (*ops)->StartScheduler();
   std::fflush(stdout);
   // SIGINT/SIGTERM stop the server; stores flush on close.
   g_server = &server;
@@ -162,6 +183,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   server.Serve();
   g_server = nullptr;
+  (*ops)->StopScheduler();
   spdlog::info("shutting down: flushing event stores");
   registry.CloseAll();
   return 0;
@@ -802,6 +824,49 @@ int RunAdmin(const GlobalOptions& g, const AdminOptions& o) {
     return 0;
   }
   return Fail(InvalidArgument("unknown admin action '" + o.action + "'"));
+}
+
+}  // namespace ns
+
+namespace ns {
+
+// ---------------------------------------------------------------- backup
+
+// Safe while a server runs: SQLite's backup API copies a consistent snapshot of meta.db
+// (WAL mode readers do not block the writer), and segments are immutable files whose
+// manifest (name, size, CHECKPOINT generation) says what the event data was.
+int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
+  if (!FileExists(g.data + "/meta.db")) return Fail(NotFound("no metadata database in " + g.data + " (is --data right?)"));
+  if (FileExists(o.out)) return Fail(AlreadyExists(o.out + " already exists: choose a new directory for the backup"));
+  if (Status st = MakeDirs(o.out); !st.ok()) return Fail(st);
+  auto db = MetaDb::Open(g.data + "/meta.db", OpsMigrations());
+  if (!db.ok()) return Fail(db.status());
+  if (Status st = (*db)->Backup(o.out + "/meta.db"); !st.ok()) return Fail(st);
+  json manifest{{"format", "northstar-backup 1"}, {"created_at", FormatIsoUtc(NowMs())}, {"data_dir", g.data},
+                {"schema_version", (*db)->SchemaVersion()}, {"projects", json::array()}};
+  uint64_t files = 0, bytes = 0;
+  auto names = ListDir(g.data + "/projects");
+  if (names.ok()) {
+    for (const auto& name : *names) {
+      std::string dir = g.data + "/projects/" + name;
+      json pj{{"name", name}, {"segments", json::array()}};
+      if (auto cp = ReadFile(dir + "/CHECKPOINT"); cp.ok()) pj["checkpoint"] = *cp;
+      auto segs = ListDir(dir + "/segments");
+      if (segs.ok())
+        for (const auto& s : *segs) {
+          struct stat st {};
+          if (::stat((dir + "/segments/" + s).c_str(), &st) != 0) continue;
+          pj["segments"].push_back({{"file", "projects/" + name + "/segments/" + s}, {"bytes", static_cast<uint64_t>(st.st_size)}});
+          files++;
+          bytes += static_cast<uint64_t>(st.st_size);
+        }
+      manifest["projects"].push_back(pj);
+    }
+  }
+  if (Status st = WriteFileAtomic(o.out + "/manifest.json", manifest.dump(2) + "\n"); !st.ok()) return Fail(st);
+  std::printf("backup written to %s: meta.db (schema %d) and a manifest of %llu segment files (%s bytes)\n", o.out.c_str(),
+              (*db)->SchemaVersion(), static_cast<unsigned long long>(files), Thousands(bytes).c_str());
+  return 0;
 }
 
 }  // namespace ns

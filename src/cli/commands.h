@@ -25,6 +25,12 @@ struct ServeOptions {
   double rate_limit = 0;        // ingest events/s per key (0 = unlimited)
   double rate_limit_burst = 0;  // bucket size in events (0 = 2 s of rate_limit)
   std::vector<std::string> sensors_projects;  // "SA_PROJECT=northstar_project"
+  std::string snapshot_time = "06:00";  // daily KPI snapshot, alerts and reminders (project local time)
+  bool scheduler = true;
+};
+
+struct BackupOptions {
+  std::string out;  // directory to create
 };
 
 struct ImportOptions {
@@ -67,5 +73,6 @@ int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o);
 int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o);
 int RunCheck(const GlobalOptions& g, bool verbose);
 int RunAdmin(const GlobalOptions& g, const AdminOptions& o);
+int RunBackup(const GlobalOptions& g, const BackupOptions& o);
 
 }  // namespace ns

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
       Set(t, "server.port", serve.port);
       Set(t, "server.threads", serve.threads);
       Set(t, "ingest.rate_limit", serve.rate_limit);
+      Set(t, "ops.snapshot_time", serve.snapshot_time);
       Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
       if (auto arr = t.at_path("ingest.sensors_projects").as_array())
         for (const auto& v : *arr)
@@ -101,6 +102,9 @@ int main(int argc, char** argv) {
       ->envname("NORTHSTAR_RATE_LIMIT")->check(CLI::Range(0.0, 1e9));
   s->add_option("--rate-limit-burst", serve.rate_limit_burst, "rate limit bucket size in events (default 2 s worth)")
       ->check(CLI::Range(0.0, 1e10));
+  s->add_option("--snapshot-time", serve.snapshot_time, "local time of the daily KPI snapshot, alerts and reminders (HH:MM)")
+      ->envname("NORTHSTAR_SNAPSHOT_TIME")->capture_default_str();
+  s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")->capture_default_str();
   s->add_option("--sensors-project", serve.sensors_projects,
                 "Sensors Data project name mapped to a Northstar project: SA_NAME=PROJECT (repeatable)");
 
@@ -151,6 +155,11 @@ int main(int argc, char** argv) {
   rs->add_option("name", admin.name, "project name")->required();
   rs->add_option("--format", admin.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  ns::BackupOptions backup;
+  auto* b = app.add_subcommand("backup", "consistent online copy of the metadata and a manifest of the event segments");
+  add_common(b);
+  b->add_option("--out", backup.out, "directory to create for the backup")->required();
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   g.store.flush_rows = static_cast<size_t>(flush_rows);
@@ -162,6 +171,7 @@ int main(int argc, char** argv) {
   if (q->parsed()) return ns::RunQueryCmd(g, query);
   if (d->parsed()) return ns::RunDemo(g, demo);
   if (c->parsed()) return ns::RunCheck(g, verbose);
+  if (b->parsed()) return ns::RunBackup(g, backup);
   if (a->parsed()) {
     admin.action = cp->parsed() ? "create-project" : lp->parsed() ? "list-projects" : "rotate-secret";
     return ns::RunAdmin(g, admin);

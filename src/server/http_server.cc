@@ -111,7 +111,11 @@ struct HttpServer::Impl {
       else if (res.status == 404)
         SendError(res, NotFound("no route " + req.method + " " + req.path));
       else
-        res.set_content(json{{"error", {{"code", "http_" + std::to_string(res.status)}, {"message", "request failed"}}}}.dump(),
+        res.set_content(json{{"error", {{"code", "http_" + std::to_string(res.status)},
+                                        {"message", res.status == 400 ? "malformed HTTP request (a POST without a body needs "
+                                                                        "'Content-Length: 0')"
+                                                                      : "request failed"}}}}
+                            .dump(),
                         "application/json; charset=utf-8");
     });
     for (auto& r : NativeRoutes(ctx)) Add(std::move(r));
