@@ -2,6 +2,8 @@
 
 #include "ingest/gzip.h"
 
+#include <algorithm>
+
 namespace ns {
 
 using nlohmann::json;
@@ -56,6 +58,40 @@ StatusOr<std::string> Base64Decode(std::string_view in) {
   }
   if (digits % 4 == 1) return InvalidArgument("invalid base64: truncated input (" + std::to_string(digits) + " digits)");
   return out;
+}
+
+std::string Base64Encode(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    const size_t n = std::min<size_t>(3, in.size() - i);
+    uint32_t v = 0;
+    for (size_t k = 0; k < 3; k++) v = (v << 8) | (k < n ? static_cast<uint8_t>(in[i + k]) : 0u);
+    for (size_t k = 0; k < 4; k++) out += k <= n ? kAlphabet[(v >> (18 - 6 * k)) & 63] : '=';
+  }
+  return out;
+}
+
+Status CheckBodySize(size_t size, const IngestLimits& limits, std::string_view what) {
+  if (size <= limits.max_body_bytes) return Status::OK();
+  return ResourceExhausted(std::string(what) + " is " + std::to_string(size) + " bytes, over the limit of " +
+                           std::to_string(limits.max_body_bytes));
+}
+
+void RejectEvent(ParsedBatch* out, size_t index, const Status& st, bool timestamp) {
+  out->errors.push_back({index, timestamp ? "invalid_timestamp" : "invalid_event", st.field(), st.message()});
+}
+
+StatusOr<const TimeZone*> ResolveZone(const KeyResolver& resolve, const CollectResult& found,
+                                      const TimeZone& fallback) {
+  if (!resolve) return &fallback;
+  NS_ASSIGN_OR_RETURN(const TimeZone* z, resolve(found));
+  return z != nullptr ? z : &fallback;
+}
+
+size_t EventBytes(const json& j, bool measure) {
+  return measure ? j.dump(-1, ' ', false, json::error_handler_t::replace).size() : 0;
 }
 
 StatusOr<json> ParseJsonPayload(std::string_view text, const std::string& what) {

@@ -92,6 +92,23 @@ Status CheckJsonContentType(std::string_view content_type, std::string_view body
 // InvalidArgument on any other character or a truncated final quantum.
 StatusOr<std::string> Base64Decode(std::string_view in);
 
+// Standard base64 with padding (what the SDKs send; for tests and load generators).
+std::string Base64Encode(std::string_view in);
+
+// ResourceExhausted "<what> is N bytes, over the limit of M" when size > limits.max_body_bytes.
+Status CheckBodySize(size_t size, const IngestLimits& limits, std::string_view what = "request body");
+
+// Records a per-event error (code invalid_timestamp or invalid_event) for event `index`.
+void RejectEvent(ParsedBatch* out, size_t index, const Status& st, bool timestamp);
+
+// Calls `resolve` (if set) with what the parser found; the zone to convert events with.
+StatusOr<const TimeZone*> ResolveZone(const KeyResolver& resolve, const CollectResult& found,
+                                      const TimeZone& fallback);
+
+// The size of event `j` for the per-event limit, measured (by serialising it) only when
+// `measure` is true (the body is larger than the limit); 0 otherwise.
+size_t EventBytes(const nlohmann::json& j, bool measure);
+
 // If `body` starts with the gzip magic bytes, inflates it (bounded by max_out); otherwise
 // returns it unchanged. `storage` keeps the inflated bytes alive.
 StatusOr<std::string_view> MaybeGunzip(std::string_view body, size_t max_out, std::string* storage);

@@ -50,9 +50,7 @@ StatusOr<std::string_view> DecodePayload(std::string_view data, const std::strin
   }
   if (gzip_expected)
     return InvalidArgument(std::string(what) + ": compression=" + compression + " but the data is not gzip", what);
-  if (data.size() > limits.max_body_bytes)
-    return ResourceExhausted(std::string(what) + " is " + std::to_string(data.size()) +
-                             " bytes after decoding, over the limit of " + std::to_string(limits.max_body_bytes));
+  NS_RETURN_IF_ERROR(CheckBodySize(data.size(), limits, std::string(what) + " after decoding"));
   return data;
 }
 
@@ -67,10 +65,6 @@ std::string KeyOf(const json& obj) {
       if (const json* v = FindMember(*props, k); v != nullptr && v->is_string() && !v->get_ref<const std::string&>().empty())
         return v->get<std::string>();
   return {};
-}
-
-void Reject(ParsedBatch* out, size_t index, const Status& st, bool timestamp) {
-  out->errors.push_back({index, timestamp ? "invalid_timestamp" : "invalid_event", st.field(), st.message()});
 }
 
 // PostHog's event time: timestamp + (now - sent_at) when both are known (sent_at unless
@@ -107,7 +101,7 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
                      std::optional<int64_t> batch_sent_at, const TimeZone& tz, int64_t now_ms,
                      const IngestLimits& limits, size_t approx_bytes, ParsedBatch* out) {
   if (!e.is_object()) {
-    Reject(out, index, InvalidArgument(where + ": expected an event object, got " + e.type_name(), where), false);
+    RejectEvent(out, index, InvalidArgument(where + ": expected an event object, got " + e.type_name(), where), false);
     return;
   }
   if (engage && !e.contains("event")) e["event"] = "$identify";  // /engage: person updates
@@ -117,7 +111,7 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
                         props != nullptr ? FindMember(*props, "distinct_id") : nullptr}) {
     auto id = IdFromJson(v, where + ".distinct_id");
     if (!id.ok()) {
-      Reject(out, index, id.status(), false);
+      RejectEvent(out, index, id.status(), false);
       return;
     }
     if (!id->empty()) {
@@ -126,7 +120,7 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
     }
   }
   if (did.empty()) {
-    Reject(out, index,
+    RejectEvent(out, index,
            InvalidArgument(where + ".distinct_id: required, at the top level of the event or in its properties",
                            where + ".distinct_id"),
            false);
@@ -135,7 +129,7 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
   e["distinct_id"] = std::move(did);
   auto ts = EventTime(e, where, batch_sent_at, tz, now_ms);
   if (!ts.ok()) {
-    Reject(out, index, ts.status(), true);
+    RejectEvent(out, index, ts.status(), true);
     return;
   }
   e["timestamp"] = *ts;
@@ -158,9 +152,7 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
     return NotFound("unknown PostHog endpoint '" + EscapeInvalidUtf8(req.path) +
                     "' (expected /batch, /capture, /e, /i/v0/e, /track or /engage)");
   const bool engage = path == "/engage";
-  if (req.body.size() > limits.max_body_bytes)
-    return ResourceExhausted("request body is " + std::to_string(req.body.size()) + " bytes, over the limit of " +
-                             std::to_string(limits.max_body_bytes));
+  NS_RETURN_IF_ERROR(CheckBodySize(req.body.size(), limits));
   const std::string_view ct = req.content_type;
   if (!ct.empty() && ct != "application/json" && ct != "text/plain" && ct != "application/x-www-form-urlencoded" &&
       ct != "application/octet-stream")
@@ -238,11 +230,7 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
     res.key = req.bearer;
     res.key_source = KeySource::kBearer;
   }
-  const TimeZone* zone = &tz;
-  if (resolve) {
-    NS_ASSIGN_OR_RETURN(const TimeZone* z, resolve(res));
-    if (z != nullptr) zone = z;
-  }
+  NS_ASSIGN_OR_RETURN(const TimeZone* zone, ResolveZone(resolve, res, tz));
   const bool approx = limits.max_event_bytes < text.size();
   if (single) {
     res.received = 1;
@@ -252,7 +240,7 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
   res.received = events->size();
   for (size_t i = 0; i < events->size(); i++) {
     json& e = (*events)[i];
-    const size_t bytes = approx ? e.dump(-1, ' ', false, json::error_handler_t::replace).size() : 0;
+    const size_t bytes = EventBytes(e, approx);
     AddPostHogEvent(e, engage, i, "batch[" + std::to_string(i) + "]", sent_at, *zone, now_ms, limits, bytes,
                     &res.batch);
   }

@@ -63,10 +63,6 @@ struct Envelope {
   std::optional<int64_t> sent_at;  // batch-level sentAt
 };
 
-void Reject(ParsedBatch* out, size_t index, const Status& st, bool timestamp) {
-  out->errors.push_back({index, timestamp ? "invalid_timestamp" : "invalid_event", st.field(), st.message()});
-}
-
 // The event time of message m: receivedAt - (sentAt - originalTimestamp), where
 // originalTimestamp is m.originalTimestamp or else m.timestamp (what server libraries send),
 // and sentAt is m.sentAt or else the batch's. Without sentAt the client time is taken as is;
@@ -94,14 +90,14 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
                 const TimeZone& tz, int64_t now_ms, const IngestLimits& limits, size_t approx_bytes,
                 ParsedBatch* out) {
   if (!m.is_object()) {
-    Reject(out, index, InvalidArgument(where + ": expected a message object, got " + m.type_name(), where), false);
+    RejectEvent(out, index, InvalidArgument(where + ": expected a message object, got " + m.type_name(), where), false);
     return;
   }
   if (!call) {  // inside a batch: the message names its type
     const json* type = FindMember(m, "type");
     if (type == nullptr || !type->is_string() || !(call = CallFromName(type->get_ref<const std::string&>())) ||
         *call == Call::kBatch) {
-      Reject(out, index,
+      RejectEvent(out, index,
              InvalidArgument(where + ".type: expected one of track, identify, page, screen, group, alias, got " +
                                  (type ? EscapeInvalidUtf8(type->dump(-1, ' ', false, json::error_handler_t::replace))
                                        : std::string("nothing")),
@@ -113,18 +109,18 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
   auto user = IdFromJson(FindMember(m, "userId"), where + ".userId");
   auto anon = IdFromJson(FindMember(m, "anonymousId"), where + ".anonymousId");
   if (!user.ok() || !anon.ok()) {
-    Reject(out, index, user.ok() ? anon.status() : user.status(), false);
+    RejectEvent(out, index, user.ok() ? anon.status() : user.status(), false);
     return;
   }
   if (user->empty() && anon->empty()) {
-    Reject(out, index, InvalidArgument(where + ": userId or anonymousId is required", where + ".userId"), false);
+    RejectEvent(out, index, InvalidArgument(where + ": userId or anonymousId is required", where + ".userId"), false);
     return;
   }
   json native = json::object();
   native["distinct_id"] = user->empty() ? *anon : *user;
   auto time = MessageTime(m, where, env, tz, now_ms);
   if (!time.ok()) {
-    Reject(out, index, time.status(), true);
+    RejectEvent(out, index, time.status(), true);
     return;
   }
   native["timestamp"] = *time;
@@ -133,7 +129,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
   json props = json::object();
   if (json* p = m.contains("properties") ? &m["properties"] : nullptr; p != nullptr && !p->is_null()) {
     if (!p->is_object()) {
-      Reject(out, index, InvalidArgument(where + ".properties: expected an object, got " + p->type_name(),
+      RejectEvent(out, index, InvalidArgument(where + ".properties: expected an object, got " + p->type_name(),
                                          where + ".properties"),
              false);
       return;
@@ -153,7 +149,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
 
   const json* traits = FindMember(m, "traits");
   if (traits != nullptr && !traits->is_null() && !traits->is_object()) {
-    Reject(out, index, InvalidArgument(where + ".traits: expected an object, got " + traits->type_name(),
+    RejectEvent(out, index, InvalidArgument(where + ".traits: expected an object, got " + traits->type_name(),
                                        where + ".traits"),
            false);
     return;
@@ -162,7 +158,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
     case Call::kTrack: {
       const json* ev = FindMember(m, "event");
       if (ev == nullptr || !ev->is_string()) {
-        Reject(out, index,
+        RejectEvent(out, index,
                InvalidArgument(where + ".event: a track call needs an event name (string), got " +
                                    (ev ? std::string(ev->type_name()) : std::string("nothing")),
                                where + ".event"),
@@ -187,7 +183,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
     case Call::kGroup: {
       auto group = IdFromJson(FindMember(m, "groupId"), where + ".groupId");
       if (!group.ok() || group->empty()) {
-        Reject(out, index,
+        RejectEvent(out, index,
                group.ok() ? InvalidArgument(where + ".groupId: a group call needs a groupId", where + ".groupId")
                           : group.status(),
                false);
@@ -201,7 +197,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
     case Call::kAlias: {
       auto previous = IdFromJson(FindMember(m, "previousId"), where + ".previousId");
       if (!previous.ok() || previous->empty()) {
-        Reject(out, index,
+        RejectEvent(out, index,
                previous.ok() ? InvalidArgument(where + ".previousId: an alias call needs a previousId",
                                                where + ".previousId")
                              : previous.status(),
@@ -231,9 +227,7 @@ StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& 
     return NotFound("unknown Segment endpoint '" + EscapeInvalidUtf8(req.path) +
                     "' (expected /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias, /v1/batch or "
                     "/v1/import)");
-  if (req.body.size() > limits.max_body_bytes)
-    return ResourceExhausted("request body is " + std::to_string(req.body.size()) + " bytes, over the limit of " +
-                             std::to_string(limits.max_body_bytes));
+  NS_RETURN_IF_ERROR(CheckBodySize(req.body.size(), limits));
   std::string inflated;
   NS_ASSIGN_OR_RETURN(std::string_view body, MaybeGunzip(req.body, limits.max_body_bytes, &inflated));
   NS_RETURN_IF_ERROR(CheckJsonContentType(req.content_type, body));
@@ -254,11 +248,7 @@ StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& 
     res.key = k->get<std::string>();
     res.key_source = KeySource::kBody;
   }
-  const TimeZone* zone = &tz;
-  if (resolve) {
-    NS_ASSIGN_OR_RETURN(const TimeZone* z, resolve(res));
-    if (z != nullptr) zone = z;
-  }
+  NS_ASSIGN_OR_RETURN(const TimeZone* zone, ResolveZone(resolve, res, tz));
 
   const bool approx = limits.max_event_bytes < body.size();
   if (*call != Call::kBatch) {
@@ -277,7 +267,7 @@ StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& 
   res.received = it->size();
   for (size_t i = 0; i < it->size(); i++) {
     json& m = (*it)[i];
-    const size_t bytes = approx ? m.dump(-1, ' ', false, json::error_handler_t::replace).size() : 0;
+    const size_t bytes = EventBytes(m, approx);
     AddMessage(m, std::nullopt, i, "batch[" + std::to_string(i) + "]", env, *zone, now_ms, limits, bytes,
                &res.batch);
   }

@@ -37,10 +37,6 @@ constexpr TypeInfo kTypes[] = {
     {"profile_unset", RecordType::kProfileUnset, "$profile_unset"},
 };
 
-void Reject(ParsedBatch* out, size_t index, const Status& st, bool timestamp) {
-  out->errors.push_back({index, timestamp ? "invalid_timestamp" : "invalid_event", st.field(), st.message()});
-}
-
 void AddMerge(Event& e, const json* v) {
   if (v == nullptr || !v->is_string()) return;
   const std::string& id = v->get_ref<const std::string&>();
@@ -51,7 +47,7 @@ void AddMerge(Event& e, const json* v) {
 void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& tz, int64_t now_ms,
                const IngestLimits& limits, size_t approx_bytes, ParsedBatch* out) {
   if (!r.is_object()) {
-    Reject(out, index, InvalidArgument(where + ": expected a record object, got " + r.type_name(), where), false);
+    RejectEvent(out, index, InvalidArgument(where + ": expected a record object, got " + r.type_name(), where), false);
     return;
   }
   const json* type = FindMember(r, "type");
@@ -60,7 +56,7 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
     for (const TypeInfo& t : kTypes)
       if (type->get_ref<const std::string&>() == t.name) info = &t;
   if (info == nullptr) {
-    Reject(out, index,
+    RejectEvent(out, index,
            InvalidArgument(where + ".type: expected track, track_signup, track_id_bind, profile_set, "
                                    "profile_set_once, profile_increment, profile_append or profile_unset, got " +
                                (type ? type->dump(-1, ' ', false, json::error_handler_t::replace)
@@ -71,7 +67,7 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   }
   auto did = IdFromJson(FindMember(r, "distinct_id"), where + ".distinct_id");
   if (!did.ok() || did->empty()) {
-    Reject(out, index,
+    RejectEvent(out, index,
            did.ok() ? InvalidArgument(where + ".distinct_id: required field is missing", where + ".distinct_id")
                     : did.status(),
            false);
@@ -89,7 +85,7 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   } else {
     const json* ev = FindMember(r, "event");
     if (ev == nullptr || !ev->is_string()) {
-      Reject(out, index,
+      RejectEvent(out, index,
              InvalidArgument(where + ".event: a track record needs an event name (string)", where + ".event"), false);
       return;
     }
@@ -101,7 +97,7 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   if (time != nullptr && !time->is_null()) {
     auto t = TimestampFromJson(*time, where + ".time", tz);
     if (!t.ok()) {
-      Reject(out, index, t.status(), true);
+      RejectEvent(out, index, t.status(), true);
       return;
     }
     ts = *t;
@@ -115,7 +111,7 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   json props = json::object();
   if (auto p = r.find("properties"); p != r.end() && !p->is_null()) {
     if (!p->is_object()) {
-      Reject(out, index,
+      RejectEvent(out, index,
              InvalidArgument(where + ".properties: expected an object, got " + p->type_name(), where + ".properties"),
              false);
       return;
@@ -148,9 +144,7 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   if (path != "/sa" && path != "/sa.gif")
     return NotFound("unknown Sensors Data endpoint '" + EscapeInvalidUtf8(req.path) + "' (expected /sa)");
-  if (req.body.size() > limits.max_body_bytes)
-    return ResourceExhausted("request body is " + std::to_string(req.body.size()) + " bytes, over the limit of " +
-                             std::to_string(limits.max_body_bytes));
+  NS_RETURN_IF_ERROR(CheckBodySize(req.body.size(), limits));
   const std::string_view ct = req.content_type;
   if (!ct.empty() && ct != "application/x-www-form-urlencoded" && ct != "text/plain")
     return Status(StatusCode::kUnsupportedMediaType,
@@ -175,9 +169,7 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
     return InvalidArgument("no data: send the records as the form field or query parameter data_list=<base64> "
                            "(an array) or data=<base64> (one record)",
                            "data_list");
-  if (text.size() > limits.max_body_bytes)
-    return ResourceExhausted(std::string(what) + " is " + std::to_string(text.size()) +
-                             " bytes, over the limit of " + std::to_string(limits.max_body_bytes));
+  NS_RETURN_IF_ERROR(CheckBodySize(text.size(), limits, what));
   const bool gzip_flag = req.Query("gzip") == "1";
   std::string decoded, inflated;
   std::string_view payload = text;
@@ -201,11 +193,7 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
   res.key = req.Query("token");
   if (!res.key.empty()) res.key_source = KeySource::kQuery;
   res.project_name = req.Query("project");
-  const TimeZone* zone = &tz;
-  if (resolve) {
-    NS_ASSIGN_OR_RETURN(const TimeZone* z, resolve(res));
-    if (z != nullptr) zone = z;
-  }
+  NS_ASSIGN_OR_RETURN(const TimeZone* zone, ResolveZone(resolve, res, tz));
   const bool approx = limits.max_event_bytes < payload.size();
   if (doc.is_object()) {
     res.received = 1;
@@ -215,7 +203,7 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
   res.received = doc.size();
   for (size_t i = 0; i < doc.size(); i++) {
     json& r = doc[i];
-    const size_t bytes = approx ? r.dump(-1, ' ', false, json::error_handler_t::replace).size() : 0;
+    const size_t bytes = EventBytes(r, approx);
     AddRecord(r, i, std::string(what) + "[" + std::to_string(i) + "]", *zone, now_ms, limits, bytes, &res.batch);
   }
   return res;

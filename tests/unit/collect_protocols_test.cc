@@ -37,28 +37,7 @@ std::string Gzip(std::string_view in) {
   return out;
 }
 
-std::string Base64(std::string_view in) {
-  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int k = 3; k >= 0; k--) out += kAlphabet[(v >> (6 * k)) & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
+std::string Base64(std::string_view in) { return Base64Encode(in); }
 
 const PropValue* Prop(const Event& e, std::string_view key) { return e.Find(key); }
 std::string Str(const Event& e, std::string_view key) {
@@ -554,6 +533,10 @@ TEST(Base64, StandardUrlSafeAndErrors) {
   EXPECT_EQ(Base64Decode("aGVsbG8=x").status().message(), "invalid base64 at byte 8: 'x' after '=' padding");
   EXPECT_EQ(Base64Decode("a").status().message(), "invalid base64: truncated input (1 digits)");
   EXPECT_EQ(Base64Decode(std::string("\x01", 1)).status().message(), "invalid base64 at byte 0: byte 1");
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)})
+    EXPECT_EQ(*Base64Decode(Base64Encode(s)), s);
+  EXPECT_EQ(Base64Encode("hello"), "aGVsbG8=");
+  EXPECT_EQ(Base64Encode("hell"), "aGVsbA==");
 }
 
 }  // namespace
