@@ -346,7 +346,9 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
     if (type == "below_target") {
       if (kpi["achievement_rate"].is_number()) {
         double rate = kpi["achievement_rate"].get<double>();
-        firing = rate < 1.0 - pct;
+        // "below target by >= X%" (shortfall 1 - rate of at least pct), with the same
+        // tolerance as the light: 18% of a 20% target is exactly 10% below.
+        firing = rate <= 1.0 - pct + 1e-9;
         char buf[256];
         std::snprintf(buf, sizeof buf, "%s %s vs target %s (%.0f%% achieved)", name.c_str(),
                       FormatValue(kpi["actual"].get<double>(), ratio).c_str(),

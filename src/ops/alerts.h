@@ -2,7 +2,7 @@
 // one open alert per rule, cooldown after resolution), root-cause hints, and the
 // notification channels they are sent to (delivery log kept).
 //
-// Rule types: below_target (achievement below 1 - threshold_pct%, default 10),
+// Rule types: below_target (achievement at or below 1 - threshold_pct%, default 10),
 // change (day-over-day "dod" or week-over-week "wow" change in the bad direction of at
 // least threshold_pct%, default 15), anomaly (robust z-score against the trailing 28 days
 // with weekday seasonality, default threshold 3.5).

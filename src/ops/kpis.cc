@@ -156,8 +156,11 @@ std::string LightFor(double rate, const json& t) {
     green = t.value("green", 1.0);
     yellow = t.value("yellow", 0.9);
   }
-  if (rate >= green) return "green";
-  if (rate >= yellow) return "yellow";
+  // Rates are quotients of doubles: 18% / 20% is 0.8999999999999999, which must read as
+  // the 90% it is (yellow), not red. Compare with a tolerance far below any real difference.
+  constexpr double kEps = 1e-9;
+  if (rate >= green - kEps) return "green";
+  if (rate >= yellow - kEps) return "yellow";
   return "red";
 }
 
