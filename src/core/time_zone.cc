@@ -3,6 +3,7 @@
 #include <date/date.h>
 #include <date/tz.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 
@@ -167,7 +168,11 @@ std::string FormatIsoUtc(int64_t ms) {
 
 StatusOr<int64_t> ParseIsoTimestamp(std::string_view s, const TimeZone& tz) {
   auto bad = [&](const char* why) {
-    return InvalidArgument(std::string("invalid ISO-8601 timestamp '") + std::string(s.substr(0, 64)) + "': " + why);
+    // Quote at most 64 bytes, without cutting a UTF-8 character in two (found by fuzzing:
+    // error messages must stay valid UTF-8).
+    size_t n = std::min<size_t>(s.size(), 64);
+    while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) n--;
+    return InvalidArgument(std::string("invalid ISO-8601 timestamp '") + std::string(s.substr(0, n)) + "': " + why);
   };
   auto num = [&](size_t pos, size_t len, int& out) {
     if (pos + len > s.size()) return false;

@@ -146,7 +146,7 @@ std::vector<std::pair<std::string, std::string>> ParseUrlEncoded(std::string_vie
 StatusOr<json> ParseJsonBody(std::string_view body) {
   try {
     return json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double ("1e999")
     return InvalidArgument("malformed JSON: " + EscapeInvalidUtf8(e.what()));
   }
 }

@@ -307,7 +307,9 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
   }
   for (size_t r = 0; r < round.size(); r++) {
     if (st.ok()) round[r]->done.set_value(results[r]);
-    else round[r]->done.set_value(Status(st.code() == StatusCode::kInternal ? StatusCode::kUnavailable : st.code(),
+    // Any failure to write (disk full, read-only, EIO, EACCES, ...) is retryable for the
+    // client: 503, never a 4xx that would make an SDK drop the batch.
+    else round[r]->done.set_value(Status(st.code() == StatusCode::kResourceExhausted ? st.code() : StatusCode::kUnavailable,
                                          "events not stored: " + st.message()));
   }
   if (memtable_rows_ >= opt_.flush_rows) maint_cv_.notify_all();

@@ -167,6 +167,14 @@ uint32_t IdentityMap::Person(uint32_t did) const {
 
 Status IdentityMap::Commit() {
   if (pending_.empty()) return Status::OK();
+  if (!log_) {
+    // The reload after an earlier failed write could not reopen the log (read-only file
+    // system): the dids handed out since may not match the log. Reload (drops pending_)
+    // and fail this round; the client retries.
+    Status reload = Load();
+    return Unavailable("identity log " + dir_ + " could not be reopened after a failed write" +
+                       (reload.ok() ? std::string("; reopened now, retry") : ": " + reload.message()));
+  }
   std::string payload;
   {
     std::lock_guard lk(mu_);

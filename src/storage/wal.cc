@@ -47,6 +47,13 @@ Status WalWriter::Append(std::string_view payload) {
 }
 
 Status WalWriter::Sync() {
+  if (torn_tail_) {
+    // An earlier failed write left bytes that could not be cut off: remove them first.
+    std::string pending = std::move(buf_);
+    Status st = Rollback();
+    if (!st.ok()) return Unavailable("WAL " + path_ + " has a torn tail that cannot be removed yet: " + st.message());
+    buf_ = std::move(pending);
+  }
   size_t off = 0;
   while (off < buf_.size()) {
     ssize_t w = ::write(fd_, buf_.data() + off, buf_.size() - off);
@@ -71,7 +78,12 @@ Status WalWriter::Sync() {
 
 Status WalWriter::Rollback() {
   buf_.clear();
-  if (::ftruncate(fd_, static_cast<off_t>(synced_size_)) != 0) return ErrnoStatus("ftruncate", path_, errno);
+  if (size_ == synced_size_ && !torn_tail_) return Status::OK();  // nothing reached the file
+  if (::ftruncate(fd_, static_cast<off_t>(synced_size_)) != 0) {
+    torn_tail_ = true;
+    return ErrnoStatus("ftruncate", path_, errno);
+  }
+  torn_tail_ = false;
   size_ = synced_size_;
   return Status::OK();
 }

@@ -25,6 +25,9 @@ class WalWriter {
   // Makes every appended record durable (fdatasync).
   Status Sync();
   // Drops everything appended since the last successful Sync (after a failed write).
+  // If the file cannot be cut back (a read-only file system), the writer refuses every
+  // later Sync until it can: appending after a torn record would hide the new records
+  // from recovery, which stops at the first bad record.
   Status Rollback();
   uint64_t seq() const { return seq_; }
   uint64_t size() const { return size_; }
@@ -34,6 +37,7 @@ class WalWriter {
   uint64_t seq_ = 0;
   uint64_t size_ = 0;         // bytes appended
   uint64_t synced_size_ = 0;  // bytes known durable
+  bool torn_tail_ = false;    // bytes past synced_size_ that a failed Rollback left behind
   std::string path_;
   std::string buf_;
 };
