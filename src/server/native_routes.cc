@@ -96,7 +96,7 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
 }
 
 void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), true);
+  auto project = ctx.ReaderProject(req);
   if (!project.ok()) return res.Error(project.status());
   auto q = ParseJsonBody(req.body);
   if (!q.ok()) return res.Error(q.status());
@@ -111,7 +111,7 @@ void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) 
 
 // Funnel drop-off persons of one step as CSV: {"query": {...funnel...}, "step": k}.
 void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), true);
+  auto project = ctx.ReaderProject(req);
   if (!project.ok()) return res.Error(project.status());
   auto parsed = ParseJsonBody(req.body);
   if (!parsed.ok()) return res.Error(parsed.status());
@@ -137,7 +137,7 @@ void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& re
 }
 
 void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), true);
+  auto project = ctx.ReaderProject(req);
   if (!project.ok()) return res.Error(project.status());
   Project& p = **project;
   StoreStats s = p.store->Stats();

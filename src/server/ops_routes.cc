@@ -22,12 +22,15 @@ struct OpsApi {
   StatusOr<Principal> Authenticate(const HttpRequest& req) {
     std::string key = ServerContext::BearerKey(req);
     if (!key.empty()) {
-      if (key.rfind("nsw_", 0) == 0)
+      if (key.rfind("nsw_", 0) == 0) {
+        if (!ctx.registry.ByWriteKey(key).ok()) return Unauthenticated("unknown write key");
         return PermissionDenied("a write key can only send events; use a secret key (nss_...) or log in");
+      }
       if (key.rfind("nss_", 0) != 0) return Unauthenticated("unknown API key (expected a secret key nss_...)");
       if (auto info = ctx.registry.BySecretKey(key); info.ok())
         return Principal{"key:" + info->name + "/secret", 0, info->name, Role::kAdmin, false};
-      if (auto kr = ops.accounts.ApiKeyRole(key)) return Principal{"key:" + kr->first, 0, kr->first, kr->second, false};
+      // The audit log names the key: key:<project>/<key name>.
+      if (auto k = ops.accounts.ApiKeyRole(key)) return Principal{"key:" + k->project + "/" + k->name, 0, k->project, k->role, false};
       return Unauthenticated("unknown or revoked secret key");
     }
     std::string token = req.Cookie(kSessionCookie);
@@ -417,6 +420,11 @@ std::vector<Route> OpsRoutes(ServerContext& ctx, OpsService& ops) {
   // The API object lives as long as the server (routes capture it).
   static std::vector<std::unique_ptr<OpsApi>> apis;
   apis.push_back(std::make_unique<OpsApi>(OpsApi{ctx, ops}));
+  // Queries and project info may also be read with a login session (the console).
+  ctx.session_reader = [api = apis.back().get()](const HttpRequest& req) -> StatusOr<Project*> {
+    NS_ASSIGN_OR_RETURN(Principal who, api->Authenticate(req));
+    return api->ctx.registry.OpenProject(who.project);
+  };
   return apis.back()->Routes();
 }
 

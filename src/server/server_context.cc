@@ -62,6 +62,12 @@ std::string ServerContext::BearerKey(const HttpRequest& req) {
   return {};
 }
 
+StatusOr<Project*> ServerContext::ReaderProject(const HttpRequest& req) {
+  std::string key = BearerKey(req);
+  if (key.empty() && session_reader && !req.Cookie("ns_session").empty()) return session_reader(req);
+  return ProjectForKey(key, true);
+}
+
 StatusOr<Project*> ServerContext::ProjectForKey(const std::string& key, bool want_secret) {
   if (key.empty()) return Unauthenticated("missing API key: send the header 'Authorization: Bearer <key>'");
   if (key.rfind("nss_", 0) == 0) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -61,6 +62,11 @@ struct ServerContext {
   // (nss_...). Unauthenticated for a missing or unknown key; PermissionDenied for a write
   // key where a secret key is needed.
   StatusOr<Project*> ProjectForKey(const std::string& key, bool want_secret);
+  // Reading with a login session instead of a key (set by the operations API): the
+  // project of the session's user, or the error. Unset: keys only.
+  std::function<StatusOr<Project*>(const HttpRequest&)> session_reader;
+  // For reading routes: a secret key, or else a logged-in session.
+  StatusOr<Project*> ReaderProject(const HttpRequest& req);
   // The key of "Authorization: Bearer <key>" ("" if none).
   static std::string BearerKey(const HttpRequest& req);
 };
