@@ -321,7 +321,10 @@ struct OpsApi {
       WithBody(req, res, [&](const json& b) {
         Status st = ops.kpis.Patch(w, Id(req), b);
         if (!st.ok()) return res.Error(st);
-        Reply(res, ops.kpis.Refresh(w.project, Id(req)));
+        // Recompute only when the definition changed (not for the owner's reason text).
+        bool recompute = false;
+        for (const char* f : {"query", "reduce", "period", "target", "direction", "thresholds"}) recompute |= b.contains(f);
+        Reply(res, recompute ? ops.kpis.Refresh(w.project, Id(req)) : ops.kpis.Get(w.project, Id(req)));
       });
     }));
     r.push_back(R("DELETE", R"(/api/v1/kpis/(\d+))", O, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {
