@@ -160,12 +160,12 @@ StatusOr<std::string> Accounts::CreateApiKey(const std::string& project, const s
   return key;
 }
 
-std::optional<std::pair<std::string, Role>> Accounts::ApiKeyRole(const std::string& key) {
-  auto rows = db_.Query("SELECT project, role FROM api_keys WHERE key_hash = ? AND revoked = 0", {Sha256Hex(key)});
+std::optional<Accounts::ApiKeyInfo> Accounts::ApiKeyRole(const std::string& key) {
+  auto rows = db_.Query("SELECT project, role, name FROM api_keys WHERE key_hash = ? AND revoked = 0", {Sha256Hex(key)});
   if (!rows.ok() || rows->empty()) return std::nullopt;
   auto role = ParseRole((*rows)[0].Str(1));
   if (!role.ok()) return std::nullopt;
-  return std::make_pair((*rows)[0].Str(0), *role);
+  return ApiKeyInfo{(*rows)[0].Str(0), (*rows)[0].Str(2), *role};
 }
 
 Status Audit(MetaDb& db, const Principal& who, const std::string& action, const std::string& entity, int64_t id,

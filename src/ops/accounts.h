@@ -65,8 +65,13 @@ class Accounts {
 
   // API keys with a role (nss_ prefix, like the project's own secret key).
   StatusOr<std::string> CreateApiKey(const std::string& project, const std::string& name, Role role);
-  // The key's project and role, if it is one of ours and not revoked.
-  std::optional<std::pair<std::string, Role>> ApiKeyRole(const std::string& key);
+  // The key's project, name and role, if it is one of ours and not revoked.
+  struct ApiKeyInfo {
+    std::string project;
+    std::string name;
+    Role role = Role::kViewer;
+  };
+  std::optional<ApiKeyInfo> ApiKeyRole(const std::string& key);
 
  private:
   MetaDb& db_;
