@@ -30,7 +30,7 @@ std::string FormatValue(double v, bool ratio) {
 
 bool IsRatioKpi(const json& doc) {
   const json& r = doc["reduce"];
-  return r.contains("from_step") || r.contains("period") || (r.contains("op") && r["op"] == "avg");
+  return r.contains("from_step") || r.contains("period");  // conversion rates, shown as percentages
 }
 
 }  // namespace

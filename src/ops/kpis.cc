@@ -551,7 +551,13 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
     state["actual"] = nullptr;
     state["status"] = "not_started";
   } else {
-    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{period.from, as_of}));
+    // An average (or last/min/max) of daily values would be dragged down by today's partial
+    // day: those use complete days only, once the period has one.
+    int32_t value_to = as_of;
+    const json& red = doc["reduce"];
+    if (red.contains("op") && red["op"] != "sum" && as_of == real_today && as_of > period.from) value_to = as_of - 1;
+    if (value_to != as_of) state["value_through"] = FormatDate(value_to);
+    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{period.from, value_to}));
     const KpiParts& kp = parts[""];
     state["actual"] = kp.Value();
     if (kp.ratio) state["numerator"] = kp.num, state["denominator"] = kp.den;
