@@ -95,6 +95,7 @@ size_t EventBytes(const json& j, bool measure) {
 }
 
 StatusOr<json> ParseJsonPayload(std::string_view text, const std::string& what) {
+  NS_RETURN_IF_ERROR(CheckJsonDepth(text, what + ": "));
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {

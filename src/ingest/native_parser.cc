@@ -218,6 +218,29 @@ Status JsonError(const json::exception& e, std::string_view body, const std::str
   return InvalidArgument(prefix + "malformed JSON: " + what);
 }
 
+Status CheckJsonDepth(std::string_view text, const std::string& prefix) {
+  size_t depth = 0;
+  bool in_string = false;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  for (; p < end; p++) {
+    const char c = *p;
+    if (in_string) {
+      if (c == '\\') p++;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return InvalidArgument(prefix + "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " +
+                               std::to_string(p - text.data()));
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return Status::OK();
+}
+
 StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const TimeZone& tz, int64_t now_ms,
                                        const IngestLimits& limits) {
   if (body.size() > limits.max_body_bytes)
@@ -232,7 +255,9 @@ StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const
       std::string_view text = body.substr(start, end - start);
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
       std::string where = "line " + std::to_string(line + 1);
-      if (text.find_first_not_of(" \t") != std::string_view::npos) {
+      if (Status deep = CheckJsonDepth(text, where + ": "); !deep.ok()) {
+        out.errors.push_back({line, "invalid_json", where, deep.message()});
+      } else if (text.find_first_not_of(" \t") != std::string_view::npos) {
         try {
           json j = json::parse(text);
           AddEvent(j, line, where, tz, now_ms, limits, text.size(), &out);
@@ -249,6 +274,7 @@ StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const
     }
     return out;
   }
+  NS_RETURN_IF_ERROR(CheckJsonDepth(body, ""));
   json doc;
   try {
     doc = json::parse(body);

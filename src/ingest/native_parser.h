@@ -60,6 +60,15 @@ Status JsonError(const nlohmann::json::parse_error& e, std::string_view body, co
 // double, "1e999"): catch json::parse_error first, then json::exception with this one.
 Status JsonError(const nlohmann::json::exception& e, std::string_view body, const std::string& prefix);
 
+// Deepest nesting of arrays and objects accepted in a JSON request (events, collection
+// payloads, queries). nlohmann::json parses iteratively, but serialising a value (a nested
+// property is stored as its JSON text) recurses once per level: a 200 KB body of 100,000
+// '[' overflowed a worker thread's stack and killed the server (found while fuzzing).
+constexpr size_t kMaxJsonDepth = 128;
+// InvalidArgument (prefixed by `prefix`) if `text` nests arrays/objects deeper than
+// kMaxJsonDepth; one pass over the bytes, call it before json::parse.
+Status CheckJsonDepth(std::string_view text, const std::string& prefix);
+
 // Validates a timestamp against the limits; message says why it was rejected.
 Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field);
 

@@ -144,6 +144,7 @@ std::vector<std::pair<std::string, std::string>> ParseUrlEncoded(std::string_vie
 }
 
 StatusOr<json> ParseJsonBody(std::string_view body) {
+  NS_RETURN_IF_ERROR(CheckJsonDepth(body, ""));
   try {
     return json::parse(body);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double ("1e999")

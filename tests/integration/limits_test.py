@@ -8,7 +8,8 @@ Usage: limits_test.py /path/to/northstar
     Retry-After seconds the same batch is accepted; another key is not affected; the
     Segment and PostHog routes share the key's bucket;
   * body over --max-body-bytes -> 413 (also a gzip body inflating past it), unsupported
-    media type -> 415, wrong key -> 401: nothing stored, and none of them retryable (4xx);
+    media type -> 415, wrong key -> 401, JSON nested deeper than 128 levels -> 400: nothing
+    stored, and none of them retryable (4xx);
   * a server that cannot write: the data directory is on a small tmpfs (mounted here; a
     loop-mounted ext4 image if tmpfs cannot be mounted; skipped with a message if neither
     is possible, e.g. without CAP_SYS_ADMIN) that is filled up with a file. Ingest answers
@@ -152,6 +153,11 @@ def test_4xx_not_stored():
     bomb = gzip.compress(b"[" + b" " * (MAX_BODY * 3) + b"]")
     r = post(port, p1["write_key"], bomb)
     expect_status(r, 413, "gzip body inflating past --max-body-bytes")
+    # Nesting deeper than 128 levels is refused before parsing (it used to overflow the stack).
+    deep = b'[{"event":"bad_requests","distinct_id":"u","properties":{"x":' + b"[" * 30000 + b"]" * 30000 + b"}}]"
+    r = post(port, p1["write_key"], deep)
+    expect_status(r, 400, "an event nested 30,000 levels deep")
+    check_eq(http_request(port, "GET", "/healthz").status, 200, "/healthz after the deep body")
     check_eq(count(port, p1["secret_key"], "bad_requests"), 0, "events stored by refused requests")
 
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/time_zone.h"
+#include "ingest/collect_protocol.h"
 #include "ingest/native_parser.h"
 #include "server/http_types.h"
 #include "storage/event_store.h"
@@ -149,6 +150,36 @@ TEST(ParserRegression, TimestampErrorQuotesWholeCharacters) {
   auto t = ParseIsoTimestamp(ts, *tz);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(FindInvalidUtf8(t.status().message()), std::string::npos) << t.status().message();
+}
+
+// Found while fuzzing (by hand, past the fuzzers' input sizes): a property nested 100,000
+// levels deep (a 200 KB body) overflowed the stack when serialised and killed the server.
+TEST(ParserRegression, DeepNestingIsRejectedBeforeParsing) {
+  auto tz = TimeZone::Load("UTC");
+  ASSERT_TRUE(tz.ok());
+  const int64_t now = 1'795'320'000'000;
+  auto nested = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  const std::string deep = nested(100000);
+  auto r = ParseNativeBatch(R"([{"event":"a","distinct_id":"b","properties":{"x":)" + deep + "}}]", false, *tz, now, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("nested deeper than"), std::string::npos) << r.status().message();
+  auto nd = ParseNativeBatch("{\"event\":\"a\",\"distinct_id\":\"b\",\"properties\":{\"x\":" + deep +
+                                 "}}\n{\"event\":\"a\",\"distinct_id\":\"b\"}",
+                             true, *tz, now, {});
+  ASSERT_TRUE(nd.ok());
+  EXPECT_EQ(nd->events.size(), 1u);
+  ASSERT_EQ(nd->errors.size(), 1u);
+  EXPECT_EQ(nd->errors[0].code, "invalid_json");
+  EXPECT_FALSE(ParseJsonPayload("{\"batch\":" + deep + "}", "body").ok());
+  EXPECT_FALSE(ParseJsonBody(deep).ok());
+  // Brackets inside strings do not count; the limit itself is accepted.
+  const std::string at_limit = nested(kMaxJsonDepth - 3);
+  auto ok = ParseNativeBatch(R"([{"event":"a","distinct_id":"[[[[","properties":{"x":)" + at_limit + "}}]", false, *tz,
+                             now, {});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->events.size(), 1u);
+  EXPECT_TRUE(CheckJsonDepth(R"(["\"[[[[[[", "\\"])", "").ok());
 }
 
 }  // namespace
