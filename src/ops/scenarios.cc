@@ -530,17 +530,27 @@ StatusOr<std::vector<int64_t>> Scenarios::ImportActionsCsv(const Principal& who,
             return InvalidArgument("CSV line " + std::to_string(li + 1) + ": " + f + " '" + v + "' is not a number");
           res[f] = x;
         } else if (f == "channels") {
+          // Separators ; | and 、 (U+3001, three bytes: match it whole, never its bytes,
+          // which also occur inside other characters such as 推送).
           json ch = json::array();
-          size_t s = 0;
-          while (s <= v.size()) {
-            size_t e = v.find_first_of(";|、", s);
-            std::string part = v.substr(s, e == std::string::npos ? std::string::npos : e - s);
+          std::string part;
+          auto flush = [&] {
             while (!part.empty() && part.front() == ' ') part.erase(0, 1);
             while (!part.empty() && part.back() == ' ') part.pop_back();
             if (!part.empty()) ch.push_back(part);
-            if (e == std::string::npos) break;
-            s = e + 1;
+            part.clear();
+          };
+          for (size_t i = 0; i < v.size(); i++) {
+            if (v[i] == ';' || v[i] == '|') {
+              flush();
+            } else if (v.compare(i, 3, "\xE3\x80\x81") == 0) {
+              flush();
+              i += 2;
+            } else {
+              part += v[i];
+            }
           }
+          flush();
           res["channels"] = ch;
         } else if (f == "resources_note") {
           res["note"] = v;
