@@ -198,12 +198,16 @@ StatusOr<int64_t> Evaluations::StartFromSop(const Principal& who, int64_t sop_id
              {"delivery_standard", t["delivery_standard"]}, {"owner", t["owner"]}};
       if (start && t.contains("start_offset_days")) a["start_date"] = FormatDate(start + t["start_offset_days"].get<int32_t>());
       if (start && t.contains("due_offset_days")) a["due_date"] = FormatDate(start + t["due_offset_days"].get<int32_t>());
-      json deps = json::array();
-      for (auto& di : t["depends_on_index"])
-        if (di.get<size_t>() < ids.size()) deps.push_back(ids[di.get<size_t>()]);
-      a["depends_on"] = deps;
       NS_ASSIGN_OR_RETURN(int64_t aid, scenarios_.AddAction(who, id, a));
       ids.push_back(aid);
+    }
+    // Dependencies once every action exists: an action may depend on a later one (added
+    // by a PATCH in the source scenario). The source graph is a DAG, so is this one.
+    for (size_t i = 0; i < ids.size(); i++) {
+      json deps = json::array();
+      for (auto& di : sop["actions"][i]["depends_on_index"])
+        if (di.get<size_t>() < ids.size()) deps.push_back(ids[di.get<size_t>()]);
+      if (!deps.empty()) NS_RETURN_IF_ERROR(scenarios_.PatchAction(who, ids[i], json{{"depends_on", deps}}));
     }
     return Status::OK();
   }));
