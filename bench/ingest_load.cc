@@ -8,6 +8,12 @@
 // usage: ingest_load --port P --key KEY [--host 127.0.0.1] [--connections 8] [--seconds 10]
 //                    [--warmup 1] [--batch 100] [--users 100000] [--server-pid PID]
 //                    [--max-requests 0 (= unbounded; else stop after this many measured requests)]
+//                    [--protocol native|segment]
+//                    [--query-threads 0 --query-key SECRET --query-file FILE]
+// --protocol segment posts Segment batches ({"batch":[{"type":"track",...}],"sentAt":...}) to
+// /v1/batch with the key as HTTP Basic user, as @segment/analytics-node does.
+// --query-threads N adds N threads that post the query in FILE to /api/v1/query in a loop
+// during the whole run (reads concurrent with ingest); their latencies are reported too.
 // Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
 #include <httplib.h>
 #include <sys/resource.h>
@@ -20,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -78,8 +85,83 @@ int64_t NowMs() {
 struct Body {
   std::string text;
   std::vector<size_t> uuid_at, did_at, ts_at;
-  static constexpr int kUuidSeq = 12, kDid = 8, kTs = 13;
+  size_t sent_at = 0;  // segment: offset of "sentAt"
+  static constexpr int kUuidSeq = 12, kDid = 8, kTs = 13, kIso = 24;
 };
+
+// "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 characters) at p.
+void PutIso(char* p, int64_t ms) {
+  time_t secs = static_cast<time_t>(ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(ms % 1000));
+  std::memcpy(p, buf, Body::kIso);
+}
+
+// A Segment batch as analytics-node sends it: track calls with messageId, userId,
+// timestamp, properties and a context.library, plus sentAt.
+Body MakeSegmentBody(int thread, int batch) {
+  static const char* kEvents[] = {"product_exposure", "product_click", "add_to_cart", "order", "pay", "page_view"};
+  static const char* kChannels[] = {"organic", "ads", "referral", "email"};
+  static const char* kPlatforms[] = {"ios", "android", "web"};
+  Body b;
+  b.text = "{\"batch\":[";
+  char tid[8];
+  std::snprintf(tid, sizeof tid, "%03d", thread % 1000);
+  for (int i = 0; i < batch; i++) {
+    if (i) b.text += ",";
+    b.text += "{\"type\":\"track\",\"event\":\"";
+    b.text += kEvents[i % 6];
+    b.text += "\",\"userId\":\"u";
+    b.did_at.push_back(b.text.size());
+    b.text += std::string(Body::kDid, '0');
+    b.text += "\",\"messageId\":\"lg-";
+    b.text += tid;
+    b.text += "-";
+    b.uuid_at.push_back(b.text.size());
+    b.text += std::string(Body::kUuidSeq, '0');
+    b.text += "\",\"timestamp\":\"";
+    b.ts_at.push_back(b.text.size());
+    b.text += std::string(Body::kIso, '0');
+    b.text += "\",\"properties\":{\"channel\":\"";
+    b.text += kChannels[i % 4];
+    b.text += "\",\"platform\":\"";
+    b.text += kPlatforms[i % 3];
+    b.text += "\",\"amount\":";
+    b.text += std::to_string((i * 37) % 500 + 1);
+    b.text += "},\"context\":{\"library\":{\"name\":\"@segment/analytics-node\",\"version\":\"2.1.0\"}}}";
+  }
+  b.text += "],\"sentAt\":\"";
+  b.sent_at = b.text.size();
+  b.text += std::string(Body::kIso, '0');
+  b.text += "\"}";
+  return b;
+}
+
+std::string Base64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += k[(v >> s) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += k[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
 
 Body MakeBody(int thread, int batch) {
   static const char* kEvents[] = {"product_exposure", "product_click", "add_to_cart", "order", "pay", "page_view"};
@@ -136,6 +218,23 @@ int main(int argc, char** argv) {
   const uint64_t users = std::max<uint64_t>(1, std::strtoull(Arg(argc, argv, "--users", "100000").c_str(), nullptr, 10));
   const long server_pid = std::atol(Arg(argc, argv, "--server-pid", "0").c_str());
   const uint64_t max_requests = std::strtoull(Arg(argc, argv, "--max-requests", "0").c_str(), nullptr, 10);
+  const std::string protocol = Arg(argc, argv, "--protocol", "native");
+  const bool segment = protocol == "segment";
+  const int query_threads = std::max(0, std::atoi(Arg(argc, argv, "--query-threads", "0").c_str()));
+  const std::string query_key = Arg(argc, argv, "--query-key", "");
+  std::string query_body;
+  if (query_threads > 0) {
+    std::ifstream qf(Arg(argc, argv, "--query-file", ""));
+    query_body.assign(std::istreambuf_iterator<char>(qf), std::istreambuf_iterator<char>());
+    if (query_body.empty() || query_key.empty()) {
+      std::fprintf(stderr, "--query-threads needs --query-key SECRET and --query-file FILE (a query JSON)\n");
+      return 2;
+    }
+  }
+  if (protocol != "native" && protocol != "segment") {
+    std::fprintf(stderr, "--protocol: native or segment\n");
+    return 2;
+  }
   if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600) {
     std::fprintf(stderr, "usage: ingest_load --port P --key KEY [--connections N] [--seconds D (<= 3600)] ...\n");
     return 2;
@@ -155,8 +254,9 @@ int main(int argc, char** argv) {
       cli.set_connection_timeout(5, 0);
       cli.set_read_timeout(60, 0);
       cli.set_write_timeout(60, 0);
-      const httplib::Headers headers{{"Authorization", "Bearer " + key}};
-      Body body = MakeBody(t, batch);
+      const httplib::Headers headers{{"Authorization", segment ? "Basic " + Base64(key + ":") : "Bearer " + key}};
+      const char* path = segment ? "/v1/batch" : "/api/v1/events";
+      Body body = segment ? MakeSegmentBody(t, batch) : MakeBody(t, batch);
       uint64_t seq = 0, rng = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(t + 1);
       while (true) {
         int ph = phase.load(std::memory_order_relaxed);
@@ -167,10 +267,12 @@ int main(int argc, char** argv) {
           rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;  // xorshift64
           PutDigits(&body.text[body.did_at[static_cast<size_t>(i)]], Body::kDid, rng % users);
           PutDigits(&body.text[body.uuid_at[static_cast<size_t>(i)]], Body::kUuidSeq, seq++);
-          PutDigits(&body.text[body.ts_at[static_cast<size_t>(i)]], Body::kTs, static_cast<uint64_t>(now - (batch - i)));
+          if (segment) PutIso(&body.text[body.ts_at[static_cast<size_t>(i)]], now - (batch - i));
+          else PutDigits(&body.text[body.ts_at[static_cast<size_t>(i)]], Body::kTs, static_cast<uint64_t>(now - (batch - i)));
         }
+        if (segment) PutIso(&body.text[body.sent_at], now);
         auto t0 = Clock::now();
-        auto res = cli.Post("/api/v1/events", headers, body.text, "application/json");
+        auto res = cli.Post(path, headers, body.text, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         if (ph == 0) {
           r.warm_requests++;
@@ -189,11 +291,37 @@ int main(int argc, char** argv) {
         }
         r.ok_requests++;
         r.lat_ms.push_back(ms);
+        if (segment) {  // Segment answers {"success":true}: every event of the batch was taken
+          r.accepted += static_cast<uint64_t>(batch);
+          continue;
+        }
         const std::string& b = res->body;
         auto a = b.find("\"accepted\":");
         if (a != std::string::npos) r.accepted += std::strtoull(b.c_str() + a + 11, nullptr, 10);
         auto d = b.find("\"duplicates\":");
         if (d != std::string::npos) r.duplicates += std::strtoull(b.c_str() + d + 13, nullptr, 10);
+      }
+    });
+  }
+  // Concurrent readers: post the query in a loop until the end of the run.
+  std::vector<std::vector<double>> qlat(static_cast<size_t>(query_threads));
+  std::vector<uint64_t> qfail(static_cast<size_t>(query_threads), 0);
+  std::vector<std::thread> qthreads;
+  for (int q = 0; q < query_threads; q++) {
+    qthreads.emplace_back([&, q] {
+      httplib::Client cli(host, port);
+      cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
+      cli.set_read_timeout(120, 0);
+      const httplib::Headers h{{"Authorization", "Bearer " + query_key}};
+      while (phase.load() != 2) {
+        const int ph = phase.load();
+        auto t0 = Clock::now();
+        auto res = cli.Post("/api/v1/query", h, query_body, "application/json");
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        if (ph != 1) continue;
+        if (!res || res->status != 200) qfail[static_cast<size_t>(q)]++;
+        else qlat[static_cast<size_t>(q)].push_back(ms);
       }
     });
   }
@@ -209,6 +337,7 @@ int main(int argc, char** argv) {
   phase = 2;
   const double elapsed_at_stop = std::chrono::duration<double>(Clock::now() - t0).count();
   for (auto& th : threads) th.join();
+  for (auto& th : qthreads) th.join();
   // Requests in flight at the stop are counted (their latency is measured), so the window
   // ends when the last of them returns.
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -241,6 +370,18 @@ int main(int argc, char** argv) {
     if (static_cast<unsigned char>(c) >= 0x20) err += c;
   }
   const double srv_cpu = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
+  std::vector<double> ql;
+  uint64_t qfailed = 0;
+  for (int q = 0; q < query_threads; q++) {
+    ql.insert(ql.end(), qlat[static_cast<size_t>(q)].begin(), qlat[static_cast<size_t>(q)].end());
+    qfailed += qfail[static_cast<size_t>(q)];
+  }
+  std::sort(ql.begin(), ql.end());
+  auto qpct = [&](double p) {
+    if (ql.empty()) return 0.0;
+    size_t i = static_cast<size_t>(p * static_cast<double>(ql.size() - 1) + 0.5);
+    return ql[std::min(i, ql.size() - 1)];
+  };
   std::printf(
       "{\"connections\":%d,\"batch\":%d,\"users\":%" PRIu64 ",\"warmup_s\":%.3f,\"seconds\":%.3f,\"elapsed_at_stop_s\":%.3f,"
       "\"warm_requests\":%" PRIu64 ",\"ok_requests\":%" PRIu64 ",\"failed_requests\":%" PRIu64 ",\"transport_errors\":%" PRIu64
@@ -248,12 +389,15 @@ int main(int argc, char** argv) {
       ",\"events_per_s\":%.1f,\"requests_per_s\":%.1f,"
       "\"latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
       "\"server_cpu_s\":%.3f,\"server_cpu_cores\":%.3f,\"server_cpu_us_per_event\":%.3f,"
-      "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"first_error\":\"%s\"}\n",
+      "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"protocol\":\"%s\",\"query_threads\":%d,\"queries\":%zu,"
+      "\"queries_failed\":%" PRIu64 ",\"queries_per_s\":%.2f,\"query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      "\"first_error\":\"%s\"}\n",
       conns, batch, users, warmup, elapsed, elapsed_at_stop, all.warm_requests, all.ok_requests, all.failed_requests,
       all.transport_errors, all.ok_requests * static_cast<uint64_t>(batch), all.accepted, all.duplicates,
       static_cast<double>(all.accepted) / elapsed, static_cast<double>(all.ok_requests) / elapsed, mean, pct(0.50), pct(0.90),
       pct(0.99), lat.empty() ? 0.0 : lat.back(), srv_cpu, srv_cpu >= 0 ? srv_cpu / elapsed : -1,
       srv_cpu >= 0 && all.accepted ? srv_cpu * 1e6 / static_cast<double>(all.accepted) : -1, cli1 - cli0,
-      (cli1 - cli0) / elapsed, err.c_str());
+      (cli1 - cli0) / elapsed, protocol.c_str(), query_threads, ql.size(), qfailed,
+      static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), err.c_str());
   return all.ok_requests > 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 usage: ingest_load.py [--connections 8] [--seconds 10] [--warmup 1] [--batch 100] [--users 100000]
                       [--data /tmp/ns-ingest] [--northstar build/northstar] [--loadgen build/bench/ingest_load]
                       [--server-threads N] [--python] [--json FILE] [--md FILE]
+                      [--protocol native|segment] [--query-threads N] [--demo-users N]
 
 Creates a project in a fresh data directory, starts `northstar serve --port 0 --no-demo` on it,
 then posts batches of --batch events (JSON array, each event with a unique uuid) from
@@ -14,6 +15,12 @@ generator bench/ingest_load.cc (target ingest_load) when it is built; --python (
 binary) uses a thread-per-connection http.client generator instead, which on a small machine
 saturates long before the server does. Client and server share the machine's cores: the
 client's CPU is reported too.
+
+--protocol segment posts Segment batches to /v1/batch (HTTP Basic auth with the write key), as
+@segment/analytics-node does. --query-threads N runs N threads posting a funnel query
+(product_exposure -> add_to_cart -> pay, 1-day window, last 30 days) to /api/v1/query in a loop
+during the run; --demo-users N first fills the project with `northstar demo` data (30 days) so
+those queries have something to scan.
 """
 import argparse
 import http.client
@@ -149,6 +156,9 @@ def main():
     ap.add_argument('--python', action='store_true', help='use the Python generator even if the C++ one is built')
     ap.add_argument('--json', help='write the result as JSON here')
     ap.add_argument('--md', help='append the result as Markdown to this file')
+    ap.add_argument('--protocol', choices=['native', 'segment'], default='native')
+    ap.add_argument('--query-threads', type=int, default=0)
+    ap.add_argument('--demo-users', type=int, default=0)
     a = ap.parse_args()
     if not 0 < a.seconds <= 600 or not 0 <= a.warmup <= 60:
         sys.exit('ingest_load.py: --seconds must be in (0, 600], --warmup in [0, 60]')
@@ -158,6 +168,16 @@ def main():
     created = subprocess.run([a.northstar, 'admin', 'create-project', 'ingest', '--tz', 'UTC', '--data', a.data,
                               '--format', 'json'], check=True, capture_output=True, text=True)
     key = json.loads(created.stdout)['write_key']
+    secret = json.loads(created.stdout)['secret_key']
+    if a.demo_users:
+        subprocess.run([a.northstar, 'demo', '-p', 'ingest', '--users', str(a.demo_users), '--days', '30',
+                        '--data', a.data], check=True, capture_output=True, text=True)
+    query_file = a.data.rstrip('/') + '-query.json'
+    today = time.strftime('%Y-%m-%d', time.gmtime())
+    month_ago = time.strftime('%Y-%m-%d', time.gmtime(time.time() - 29 * 86400))
+    with open(query_file, 'w') as f:
+        json.dump({'kind': 'funnel', 'steps': [{'event': 'product_exposure'}, {'event': 'add_to_cart'}, {'event': 'pay'}],
+                   'window_seconds': 86400, 'date_from': month_ago, 'date_to': today}, f)
 
     log_path = a.data.rstrip('/') + '-server.log'
     log = open(log_path, 'w')
@@ -189,10 +209,14 @@ def main():
             time.sleep(0.05)
 
         use_cpp = not a.python and os.access(a.loadgen, os.X_OK)
+        if (a.protocol != 'native' or a.query_threads) and not use_cpp:
+            sys.exit('ingest_load.py: --protocol segment and --query-threads need the C++ generator (target ingest_load)')
         if use_cpp:
             r = subprocess.run([a.loadgen, '--port', str(port), '--key', key, '--connections', str(a.connections),
                                 '--seconds', str(a.seconds), '--warmup', str(a.warmup), '--batch', str(a.batch),
-                                '--users', str(a.users), '--server-pid', str(srv.pid)],
+                                '--users', str(a.users), '--server-pid', str(srv.pid), '--protocol', a.protocol,
+                                '--query-threads', str(a.query_threads), '--query-key', secret,
+                                '--query-file', query_file],
                                capture_output=True, text=True, timeout=a.seconds + a.warmup + 180)
             if r.returncode != 0 and not r.stdout.strip():
                 sys.exit(f'ingest_load.py: load generator failed ({r.returncode}): {r.stderr}')
@@ -204,8 +228,8 @@ def main():
                       file=sys.stderr)
             result = python_load(port, key, a.connections, a.seconds, a.warmup, a.batch, a.users, srv.pid)
         status, metrics = http_get(port, '/metrics')
-        m = re.search(r'northstar_events_accepted_total\{[^}]*\} (\d+)', metrics)
-        result['server_accepted_total'] = int(m.group(1)) if m else None
+        m = re.findall(r'northstar_events_accepted_total\{[^}]*\} (\d+)', metrics)  # one series per protocol
+        result['server_accepted_total'] = sum(int(x) for x in m) if m else None
         result['server_max_rss_kb'] = proc_status_kb(srv.pid, 'VmHWM')
         result['server_threads'] = a.server_threads or 'default'
     finally:
@@ -225,7 +249,8 @@ def main():
     lat = result['latency_ms']
     total = f"{result['server_accepted_total']:,}" if result.get('server_accepted_total') is not None else '?'
     md = [
-        f"HTTP ingest: {result['connections']} keep-alive connections, {result['batch']}-event JSON batches, "
+        f"HTTP ingest: {result['connections']} keep-alive connections, {result['batch']}-event "
+        f"{'Segment /v1/batch' if result.get('protocol') == 'segment' else 'JSON'} batches, "
         f"{result['seconds']:.1f} s measured after {result['warmup_s']:g} s warm-up; generator {result['generator']}; "
         f"server threads {result['server_threads']}; client and server on the same {os.cpu_count()}-core machine.",
         '',
@@ -241,6 +266,11 @@ def main():
         f"shutdown (flush) {result.get('server_shutdown_s', float('nan')):.2f} s, exit code {result['server_exit_code']}."
         + (f" First error: {result['first_error']}" if result.get('first_error') else ''),
     ]
+    if result.get('query_threads'):
+        ql = result['query_latency_ms']
+        md += ['', f"Concurrent queries: {result['query_threads']} thread(s) posting a 3-step funnel over the last 30 days "
+               f"({a.demo_users:,} demo users): {result['queries']} queries ({result['queries_per_s']:.2f}/s), p50 "
+               f"{ql['p50']:.0f} ms, p99 {ql['p99']:.0f} ms, {result['queries_failed']} failed."]
     ncpu = os.cpu_count() or 1
     if lat['p50'] > 30 and result['server_cpu_cores'] + result['client_cpu_cores'] < 0.5 * ncpu:
         md += ['', f"Note: p50 {lat['p50']:.0f} ms while server and client together use "
