@@ -496,7 +496,11 @@ StatusOr<std::vector<int64_t>> Scenarios::ImportActionsCsv(const Principal& who,
       {"完成时间", "due_date"}, {"budget", "budget"}, {"预算", "budget"}, {"engineer_days", "engineer_days"},
       {"engineer-days", "engineer_days"}, {"研发人天", "engineer_days"}, {"channels", "channels"}, {"渠道", "channels"},
       {"delivery_standard", "delivery_standard"}, {"delivery standard", "delivery_standard"}, {"交付标准", "delivery_standard"},
-      {"status", "status"}, {"状态", "status"}, {"resources", "resources_note"}, {"所需资源", "resources_note"}};
+      {"status", "status"}, {"状态", "status"}, {"resources", "resources_note"}, {"所需资源", "resources_note"},
+      // The other columns of an exported process table: ids and dependencies refer to the
+      // source scenario's actions (ignored); progress lines "YYYY-MM-DD note" are kept.
+      {"id", "-"}, {"编号", "-"}, {"depends on", "-"}, {"depends_on", "-"}, {"依赖", "-"},
+      {"progress", "progress"}, {"进展", "progress"}};
   static const std::map<std::string, std::string> kStatusAlias = {
       {"未开始", "not_started"}, {"进行中", "in_progress"}, {"已完成", "done"}, {"延期", "delayed"}, {"已取消", "cancelled"},
       {"not started", "not_started"}, {"in progress", "in_progress"}};
@@ -555,8 +559,28 @@ StatusOr<std::vector<int64_t>> Scenarios::ImportActionsCsv(const Principal& who,
         } else if (f == "resources_note") {
           res["note"] = v;
         } else if (f == "status") {
-          auto it = kStatusAlias.find(v);
-          body["status"] = it == kStatusAlias.end() ? v : it->second;
+          // API values, Chinese labels, or the English labels of an export in any case.
+          std::string lv = v;
+          std::transform(lv.begin(), lv.end(), lv.begin(), [](unsigned char ch) { return std::tolower(ch); });
+          auto it = kStatusAlias.find(lv);
+          body["status"] = it == kStatusAlias.end() ? lv : it->second;
+        } else if (f == "-") {
+          continue;
+        } else if (f == "progress") {
+          json prog = json::array();
+          size_t s = 0;
+          while (s < v.size()) {
+            size_t e = v.find('\n', s);
+            std::string line = v.substr(s, e == std::string::npos ? std::string::npos : e - s);
+            s = e == std::string::npos ? v.size() : e + 1;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.empty()) continue;
+            if (line.size() > 11 && line[10] == ' ' && ParseDate(line.substr(0, 10), "").ok())
+              prog.push_back({{"date", line.substr(0, 10)}, {"note", line.substr(11)}});
+            else
+              prog.push_back({{"note", line}});
+          }
+          body["progress"] = prog;
         } else {
           body[f] = v;
         }

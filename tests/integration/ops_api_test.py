@@ -716,6 +716,28 @@ def csv_exports():
     check_eq(S().req("GET", "/api/v1/scenarios/999999/export.csv?table=process").status, 404, "no scenario")
 
 
+@test
+def exported_process_table_imports_back():
+    """The process table exported as CSV (zh or en) is a valid import file: ids and
+    dependencies are ignored, statuses and progress notes come back."""
+    s = S()
+    sid, (a, b, c), k = export_scenario()
+    s.ok("PATCH", f"/api/v1/actions/{b}", {"progress_note": {"date": "2025-03-05", "note": "原型评审通过"}})
+    src = {x["id"]: x for x in s.ok("GET", f"/api/v1/scenarios/{sid}")["actions"]}
+    for lang in ("zh", "en"):
+        raw = s.req("GET", f"/api/v1/scenarios/{sid}/export.csv?table=process&lang={lang}").body
+        dst = scenario(f"imported from the {lang} export")
+        r = s.ok("POST", f"/api/v1/scenarios/{dst}/actions/import", raw, 201, ctype="text/csv")
+        check_eq(r["imported"], 3, f"{lang} export imported")
+        got = s.ok("GET", f"/api/v1/scenarios/{dst}")["actions"]
+        for new, old in zip(got, (src[a], src[b], src[c])):
+            fields = ("action", "strategy", "owner", "start_date", "due_date", "delivery_standard", "status", "progress")
+            check_eq({f: new[f] for f in fields}, {f: old[f] for f in fields}, f"{lang} round trip of {old['action']}")
+            check_eq(new["depends_on"], [], "dependencies are not imported")
+        check_eq(got[0]["resources"], {"note": "预算 5000; 渠道 短信" if lang == "zh" else "budget 5000; channels 短信"},
+                 "resources text kept as a note")
+
+
 def xlsx_sheets(raw):
     """{sheet name: [[cell text, ...], ...]} of an .xlsx file (shared and inline strings, numbers)."""
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
