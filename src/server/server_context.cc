@@ -65,7 +65,10 @@ std::string ServerContext::BearerKey(const HttpRequest& req) {
 StatusOr<Project*> ServerContext::ReaderProject(const HttpRequest& req) {
   std::string key = BearerKey(req);
   if (key.empty() && session_reader && !req.Cookie("ns_session").empty()) return session_reader(req);
-  return ProjectForKey(key, true);
+  auto p = ProjectForKey(key, true);
+  // Role-scoped secret keys (POST /api/v1/api-keys) live in the operations layer.
+  if (!p.ok() && session_reader && key.rfind("nss_", 0) == 0) return session_reader(req);
+  return p;
 }
 
 StatusOr<Project*> ServerContext::ProjectForKey(const std::string& key, bool want_secret) {
