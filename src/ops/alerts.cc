@@ -265,6 +265,7 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
   // each dimension. Ratio R = N/D: contribution of v = (N1v - R0*D1v)/D1 - (N0v - R0*D0v)/D0
   // (they sum to R1 - R0); sums: V1v - V0v.
   json contribs = json::array();
+  const bool mean_of_days = doc["reduce"].contains("op") && doc["reduce"]["op"] == "avg";
   for (auto& dim : doc.value("dimensions", json::array())) {
     std::string d = dim.get<std::string>();
     auto b0 = kpis_.Evaluate(project, doc, prev, d);
@@ -279,8 +280,12 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
       KpiParts p1 = b1->count(k) ? b1->at(k) : KpiParts{0, 0, t1.ratio};
       double c;
       if (t1.ratio || t0.ratio) {
-        double a = t1.den > 0 ? (p1.num - r0 * p1.den) / t1.den : 0;
-        double b = t0.den > 0 ? (p0.num - r0 * p0.den) / t0.den : 0;
+        // A mean of daily values ("op":"avg") does not split its denominator (the days)
+        // over the values: each value's series spans the same days, so its part of the
+        // change is N1v/D1 - N0v/D0 (adding up to R1 - R0 when the values partition N).
+        double w = mean_of_days ? 0.0 : r0;
+        double a = t1.den > 0 ? (p1.num - w * p1.den) / t1.den : 0;
+        double b = t0.den > 0 ? (p0.num - w * p0.den) / t0.den : 0;
         c = a - b;
       } else {
         c = p1.num - p0.num;
