@@ -32,8 +32,16 @@ std::string BreakdownKey(const json& v) {
   return v.dump();
 }
 
-// Days in a retention period (for "is this cohort's period k complete").
-int PeriodDays(const std::string& p) { return p == "week" ? 7 : p == "month" ? 30 : p == "hour" ? 1 : 1; }
+// First day of period k of a retention cohort that starts on `cohort` (a period start):
+// a cohort counts for period k once that period has begun. Months by the calendar (a
+// fixed 30 days skipped February's cohorts and counted 31-day months' too early).
+int32_t PeriodKStart(int32_t cohort, int k, const std::string& p) {
+  if (p == "week") return cohort + 7 * k;
+  if (p != "month") return cohort + k;
+  int32_t m = cohort;
+  for (int i = 0; i < k; i++) m = TimeZone::PeriodStartDay(m + 31, Interval::kMonth);  // 1st + 31 is in the next month
+  return m;
+}
 
 }  // namespace
 
@@ -388,10 +396,10 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
       for (auto& b : res["breakdowns"]) out[BreakdownKey(b["breakdown_value"])] = take(b["steps"]);
   } else {
     int k = r["period"].get<int>();
-    int len = PeriodDays(res.value("period", "day"));
+    const std::string period = res.value("period", "day");
     for (auto& c : res["cohorts"]) {
       NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-      if (day + k * len > range.to) continue;  // period k not complete yet for this cohort
+      if (PeriodKStart(day, k, period) > range.to) continue;  // period k not begun yet for this cohort
       std::string key = dimension.empty() ? "" : BreakdownKey(c.value("breakdown_value", json()));
       KpiParts& parts = out[key];
       parts.ratio = true;
@@ -450,11 +458,11 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
   } else {
     NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
     int k = doc["reduce"]["period"].get<int>();
-    int len = PeriodDays(res.value("period", "day"));
+    const std::string period = res.value("period", "day");
     s.weights.assign(n, 0);
     for (auto& c : res["cohorts"]) {
       NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-      if (day < range.from || day > range.to || day + k * len > range.to) continue;
+      if (day < range.from || day > range.to || PeriodKStart(day, k, period) > range.to) continue;
       double size = c["size"].get<double>();
       size_t i = static_cast<size_t>(day - range.from);
       s.weights[i] = size;
