@@ -750,6 +750,70 @@ TEST(OpsRetention, MonthPeriodBeginsOnTheFirst) {
   }
 }
 
+// "Below target by >= X%": 18% against a 20% target is exactly 10% below: the light is
+// yellow and a 10% rule fires; an 11% rule does not. The alert carries the root cause.
+TEST(OpsAlerts, BelowTargetAtExactlyTheThreshold) {
+  Ops ops;
+  ASSERT_NO_FATAL_FAILURE(ops.Open("Asia/Shanghai"));
+  auto proj = ops.registry->OpenProject("p");
+  ASSERT_TRUE(proj.ok());
+  const date::time_zone* z = date::locate_zone("Asia/Shanghai");
+  const int d0 = Civil(2025, 6, 2), d1 = Civil(2025, 6, 3);
+  std::vector<Event> batch;
+  int n = 0;
+  auto add = [&](const std::string& did, const std::string& name, int day, int sec, const std::string& channel) {
+    Event e;
+    e.uuid = Uuid::FromClientId("e" + std::to_string(n++));
+    e.has_uuid = true;
+    e.distinct_id = did;
+    e.event = name;
+    e.ts_ms = LocalMs(z, day, sec);
+    e.props.push_back({"channel", PropValue::Str(channel)});
+    batch.push_back(e);
+  };
+  // The period (d1): 50 sign-ups, 9 pay (18%). The day before (d0): 50 sign-ups, 12 pay;
+  // the 3 lost payments are all channel=feed_ads.
+  for (int i = 0; i < 50; i++) {
+    std::string ch = i < 20 ? "feed_ads" : "organic";
+    add("a" + std::to_string(i), "signup", d0, 36000 + i, ch);
+    if (i < 6 || (i >= 20 && i < 26)) add("a" + std::to_string(i), "pay", d0, 40000 + i, ch);
+    add("b" + std::to_string(i), "signup", d1, 36000 + i, ch);
+    if (i < 3 || (i >= 20 && i < 26)) add("b" + std::to_string(i), "pay", d1, 40000 + i, ch);
+  }
+  ASSERT_TRUE((*proj)->store->Append(std::move(batch), Durability::kUnlogged).ok());
+  json steps = json::array({json{{"event", "signup"}}, json{{"event", "pay"}}});
+  auto kid = ops.kpis->Create(ops.who, {{"name", "pay conversion"}, {"query", {{"kind", "funnel"}, {"steps", steps}, {"window_seconds", 86400}}},
+                                        {"reduce", {{"from_step", 1}, {"to_step", 2}}}, {"target", 0.2},
+                                        {"period", {{"type", "custom"}, {"from", DayStr(d1)}, {"to", DayStr(d1)}}},
+                                        {"dimensions", json::array({"channel"})}});
+  ASSERT_TRUE(kid.ok()) << kid.status().ToString();
+  std::map<int, int64_t> rules;
+  for (int pct : {9, 10, 11}) {
+    auto r = ops.alerts->CreateRule(ops.who, {{"kpi_id", *kid}, {"type", "below_target"}, {"threshold_pct", pct}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    rules[pct] = *r;
+  }
+  auto k = ops.kpis->Refresh("p", *kid);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_NEAR((*k)["actual"].get<double>(), 0.18, kTol);
+  EXPECT_NEAR((*k)["achievement_rate"].get<double>(), 0.9, kTol);
+  EXPECT_EQ((*k)["light"], "yellow");
+  auto fired = ops.alerts->EvaluateKpi("p", *kid);
+  ASSERT_TRUE(fired.ok()) << fired.status().ToString();
+  std::set<int64_t> fired_rules;
+  for (auto& a : *fired) fired_rules.insert(a["rule_id"].get<int64_t>());
+  EXPECT_EQ(fired_rules, (std::set<int64_t>{rules[9], rules[10]}));
+  ASSERT_FALSE(fired->empty());
+  std::string msg = (*fired)[0]["message"];
+  EXPECT_NE(msg.find("18.0% vs target 20.0% (90% achieved)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("100% of the drop from channel=feed_ads"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("step signup\u2192pay \u221225%"), std::string::npos) << msg;
+  // One problem, one message: evaluating again fires nothing new.
+  auto again = ops.alerts->EvaluateKpi("p", *kid);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty()) << again->dump();
+}
+
 // ---------------------------------------------------------------- formulas
 
 struct Node {
