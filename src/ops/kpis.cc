@@ -32,15 +32,15 @@ std::string BreakdownKey(const json& v) {
   return v.dump();
 }
 
-// First day of period k of a retention cohort that starts on `cohort` (a period start):
-// a cohort counts for period k once that period has begun. Months by the calendar (a
-// fixed 30 days skipped February's cohorts and counted 31-day months' too early).
-int32_t PeriodKStart(int32_t cohort, int k, const std::string& p) {
-  if (p == "week") return cohort + 7 * k;
+// Last day of period k of a retention cohort that starts on `cohort` (a period start): a
+// cohort counts for period k once that period has ended by the end of the range (weeks:
+// the Sunday, not the Monday; months by the calendar, not a fixed 30 days).
+int32_t PeriodKEnd(int32_t cohort, int k, const std::string& p) {
+  if (p == "week") return cohort + 7 * k + 6;
   if (p != "month") return cohort + k;
   int32_t m = cohort;
-  for (int i = 0; i < k; i++) m = TimeZone::PeriodStartDay(m + 31, Interval::kMonth);  // 1st + 31 is in the next month
-  return m;
+  for (int i = 0; i <= k; i++) m = TimeZone::PeriodStartDay(m + 31, Interval::kMonth);  // 1st + 31 is in the next month
+  return m - 1;
 }
 
 }  // namespace
@@ -399,7 +399,7 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
     const std::string period = res.value("period", "day");
     for (auto& c : res["cohorts"]) {
       NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-      if (PeriodKStart(day, k, period) > range.to) continue;  // period k not begun yet for this cohort
+      if (PeriodKEnd(day, k, period) > range.to) continue;  // period k not complete yet for this cohort
       std::string key = dimension.empty() ? "" : BreakdownKey(c.value("breakdown_value", json()));
       KpiParts& parts = out[key];
       parts.ratio = true;
@@ -462,7 +462,7 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
     s.weights.assign(n, 0);
     for (auto& c : res["cohorts"]) {
       NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-      if (day < range.from || day > range.to || PeriodKStart(day, k, period) > range.to) continue;
+      if (day < range.from || day > range.to || PeriodKEnd(day, k, period) > range.to) continue;
       double size = c["size"].get<double>();
       size_t i = static_cast<size_t>(day - range.from);
       s.weights[i] = size;
