@@ -487,7 +487,7 @@ TEST_P(OpsKpiReference, MatchesNaive) {
   }
 
   // ---- retention: persons returned in period k / cohort size, over the cohorts whose
-  // period k has begun by the end of the range
+  // period k has ended by the end of the range
   for (int t = 0; t < 4; t++) {
     std::string start = pick(kNames), ret = R(0, 3) == 0 ? "$any" : pick(kNames);
     std::string period = std::vector<std::string>{"day", "day", "week", "month"}[static_cast<size_t>(R(0, 3))];
@@ -499,7 +499,7 @@ TEST_P(OpsKpiReference, MatchesNaive) {
                           {"reduce", {{"period", k}}}});
     Range r = random_range();
     r.to += R(0, 14);
-    auto included = [&](int cohort) { return PeriodKStart(cohort, k, period) <= r.to; };
+    auto included = [&](int cohort) { return PeriodKStart(cohort, k + 1, period) - 1 <= r.to; };
     auto got = kpis.Evaluate("p", doc, PeriodRange{r.from, r.to});
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     KpiParts want{0, 0, true};
@@ -700,9 +700,9 @@ TEST_P(OpsKpiReference, MatchesNaive) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, OpsKpiReference, ::testing::Range(0, 60));
 
-// Monthly retention: a cohort counts for period k once month k has begun by the end of the
-// range (as daily and weekly cohorts do), whatever the lengths of the months.
-TEST(OpsRetention, MonthPeriodBeginsOnTheFirst) {
+// Monthly and weekly retention: a cohort counts for period k once that period has ended by
+// the end of the range (docs/ops-api.md), whatever the lengths of the months.
+TEST(OpsRetention, PeriodKMustHaveEnded) {
   Ops ops;
   ASSERT_NO_FATAL_FAILURE(ops.Open("UTC"));
   auto proj = ops.registry->OpenProject("p");
@@ -730,12 +730,13 @@ TEST(OpsRetention, MonthPeriodBeginsOnTheFirst) {
     int from, to;
     double num, den;
   } cases[] = {
-      {Civil(2025, 2, 1), Civil(2025, 2, 28), 0, 0},  // March has not begun
-      {Civil(2025, 2, 1), Civil(2025, 3, 1), 1, 1},   // it has (28-day February)
-      {Civil(2025, 2, 1), Civil(2025, 3, 2), 1, 1},
-      {Civil(2025, 3, 1), Civil(2025, 3, 31), 0, 0},  // April has not begun (31-day March)
-      {Civil(2025, 3, 1), Civil(2025, 4, 1), 1, 1},
-      {Civil(2025, 2, 1), Civil(2025, 4, 1), 2, 2},
+      {Civil(2025, 2, 1), Civil(2025, 3, 3), 0, 0},   // February cohort: March has not ended
+      {Civil(2025, 2, 1), Civil(2025, 3, 30), 0, 0},
+      {Civil(2025, 2, 1), Civil(2025, 3, 31), 1, 1},  // it has
+      {Civil(2025, 3, 1), Civil(2025, 3, 31), 0, 0},  // March cohort: April has not ended
+      {Civil(2025, 3, 1), Civil(2025, 4, 29), 0, 0},
+      {Civil(2025, 3, 1), Civil(2025, 4, 30), 1, 1},
+      {Civil(2025, 2, 1), Civil(2025, 4, 30), 2, 2},
   };
   for (const Case& c : cases) {
     auto got = ops.kpis->Evaluate("p", doc, PeriodRange{c.from, c.to});
@@ -747,6 +748,16 @@ TEST(OpsRetention, MonthPeriodBeginsOnTheFirst) {
     double w = 0;
     for (double x : ds->weights) w += x;
     EXPECT_EQ(w, c.den) << "daily weights " << DayStr(c.from) << ".." << DayStr(c.to);
+  }
+  // Weekly: u1's cohort is the week of Monday 2025-02-10; week 1 is 02-17..02-23.
+  json wdoc = Validated({{"query", {{"kind", "retention"}, {"start_event", "signup"}, {"return_event", "$any"},
+                                    {"period", "week"}, {"periods", 8}}},
+                         {"reduce", {{"period", 3}}}});  // week 3: 03-03..03-09, u1 is back on 03-05
+  for (auto [to, den] : {std::pair{Civil(2025, 3, 3), 0.0}, {Civil(2025, 3, 8), 0.0}, {Civil(2025, 3, 9), 1.0}}) {
+    auto got = ops.kpis->Evaluate("p", wdoc, PeriodRange{Civil(2025, 2, 10), to});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ((*got)[""].den, den) << "weekly, to " << DayStr(to);
+    EXPECT_EQ((*got)[""].num, den) << "weekly, to " << DayStr(to);
   }
 }
 
