@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/time_zone.h"
+#include "ops/doc_rows.h"
 
 namespace ns {
 
@@ -174,14 +175,7 @@ StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) 
 
 StatusOr<json> Alerts::ListRules(const std::string& project) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at FROM alert_rules WHERE project = ? ORDER BY id", {project}));
-  json out = json::array();
-  for (auto& r : rows) {
-    json d = json::parse(r.Str(1));
-    d["id"] = r.Int(0);
-    d["created_at"] = r.Int(2);
-    out.push_back(d);
-  }
-  return out;
+  return DocList(rows);
 }
 
 Status Alerts::DeleteRule(const Principal& who, int64_t id) {

@@ -1,6 +1,7 @@
 #include "ops/evaluations.h"
 
 #include "core/time_zone.h"
+#include "ops/doc_rows.h"
 
 namespace ns {
 
@@ -160,14 +161,7 @@ StatusOr<int64_t> Evaluations::SaveAsSop(const Principal& who, int64_t scenario_
 
 StatusOr<json> Evaluations::ListSops(const std::string& project) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at FROM sops WHERE project = ? ORDER BY id", {project}));
-  json out = json::array();
-  for (auto& r : rows) {
-    json d = json::parse(r.Str(1));
-    d["id"] = r.Int(0);
-    d["created_at"] = r.Int(2);
-    out.push_back(d);
-  }
-  return out;
+  return DocList(rows);
 }
 
 StatusOr<json> Evaluations::GetSop(const std::string& project, int64_t id) {
