@@ -12,6 +12,9 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   curl python3
 )
+# Node.js and npm run the real SDK clients of the integration tests (tests/clients). Machines
+# of this project's kind come with Node 20; elsewhere Debian's own nodejs/npm are installed.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
