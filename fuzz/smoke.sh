@@ -31,7 +31,11 @@ case $mode in
     dict=()
     [ "$name" = csv ] || dict=(-dict="$src/fuzz/json.dict")
     set +e
-    "$exe" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=16384 -timeout=20 "${dict[@]}" \
+    # A fixed seed and a bounded number of runs make the run in `make test` a prefix of one
+    # deterministic sequence (checked to pass in full before committing), so CI is not flaky;
+    # long exploratory runs (fuzz/longrun.sh) use random seeds. NS_FUZZ_SEED / NS_FUZZ_RUNS
+    # override.
+    "$exe" -seed="${NS_FUZZ_SEED:-1}" -runs="${NS_FUZZ_RUNS:-150000}" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=16384 -timeout=20 "${dict[@]}" \
       -print_final_stats=1 -artifact_prefix="$bin/fuzz-artifacts/$name-" "$work" "$src/fuzz/corpus/$name" >"$work/log" 2>&1
     rc=$?
     set -e

@@ -162,6 +162,10 @@ std::string FormatDate(int32_t day) {
 }
 
 std::string FormatIsoUtc(int64_t ms) {
+  // Beyond years ±290,000 the calendar arithmetic of date::format overflows int64 (found by
+  // fuzzing: a rejected timestamp of 9.1e18 ms); such instants are shown as raw numbers.
+  constexpr int64_t kLimit = 100'000'000'000'000'000LL;  // ~3 million years
+  if (ms > kLimit || ms < -kLimit) return std::to_string(ms) + " ms since 1970-01-01";
   date::sys_time<milliseconds> t{milliseconds{ms}};
   return date::format("%FT%TZ", t);
 }
