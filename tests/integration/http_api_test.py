@@ -37,7 +37,7 @@ TZ_OFFSET = dt.timezone(dt.timedelta(hours=8))  # Asia/Shanghai: UTC+8, no DST
 MAX_BODY = 20 << 20
 
 
-from nsserver import Resp, Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_check  # noqa: E402
+from nsserver import Resp, Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_check, run_one  # noqa: E402
 
 
 class Api:
@@ -644,15 +644,10 @@ def main():
         API.write_key, API.secret_key = keys["write_key"], keys["secret_key"]
         API.server = Server(binary, CTX["data"], CTX["log"]).start()
         for fn in TESTS:
-            t = time.time()
-            try:
-                fn()
+            if run_one(fn):
                 passed += 1
-                print(f"PASS {fn.__name__} ({time.time() - t:.2f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure and continue
+            else:
                 failed += 1
-                detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
-                print(f"FAIL {fn.__name__}: {detail}", flush=True)
             if not API.server.alive():
                 failed += 1
                 print(f"FAIL server died during {fn.__name__} (exit code {API.server.proc.returncode})\n"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 
 class TestFailure(Exception):
@@ -165,6 +166,20 @@ def http_request(port, method, path, body=None, headers=None, timeout=60):
             raise
     finally:
         conn.close()
+
+
+def run_one(fn):
+    """Runs one test function and prints PASS or FAIL (with the failure or the traceback) and
+    its time; True if it passed. The scripts call it for every test and go on after a failure."""
+    t = time.time()
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - report every failure and continue
+        detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
+        print(f"FAIL {fn.__name__}: {detail}", flush=True)
+        return False
+    print(f"PASS {fn.__name__} ({time.time() - t:.2f}s)", flush=True)
+    return True
 
 
 def binary_from_argv():

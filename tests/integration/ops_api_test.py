@@ -37,7 +37,7 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq  # noqa: E402
+from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_one  # noqa: E402
 from opsclient import (Client, Receiver, close_connections, create_project, login,  # noqa: E402
                        webhook_signature)
 
@@ -918,15 +918,10 @@ def main():
         CTX["write"] = Client(server.port, "write key", key=keys["write_key"])
         CTX["rx"] = Receiver()
         for fn in TESTS:
-            t = time.time()
-            try:
-                fn()
+            if run_one(fn):
                 passed += 1
-                print(f"PASS {fn.__name__} ({time.time() - t:.2f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure and continue
+            else:
                 failed += 1
-                detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
-                print(f"FAIL {fn.__name__}: {detail}", flush=True)
             if not server.alive():
                 failed += 1
                 print(f"FAIL server died during {fn.__name__}\n{server.log_tail()}", flush=True)

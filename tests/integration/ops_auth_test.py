@@ -43,7 +43,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq  # noqa: E402
+from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_one  # noqa: E402
 from opsclient import Client, Receiver, call, close_connections, cookies, create_project, login  # noqa: E402
 
 ALPHA, BETA = "alpha", "beta"
@@ -684,15 +684,10 @@ def main():
         setup(binary, tmp)
         print(f"PASS setup ({time.time() - t0:.2f}s)", flush=True)
         for fn in TESTS:
-            t = time.time()
-            try:
-                fn()
+            if run_one(fn):
                 passed += 1
-                print(f"PASS {fn.__name__} ({time.time() - t:.2f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure and continue
+            else:
                 failed += 1
-                detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
-                print(f"FAIL {fn.__name__}: {detail}", flush=True)
             if not CTX["server"].alive():
                 failed += 1
                 print(f"FAIL server died during {fn.__name__}\n{CTX['server'].log_tail()}", flush=True)
