@@ -26,7 +26,7 @@ bool InQuietHours(const std::string& range, int m) {
 
 OpsService::OpsService(ProjectRegistry& registry, std::unique_ptr<MetaDb> db, OpsOptions options)
     : accounts(*db),
-      scenarios(*db),
+      scenarios(*db, registry),
       kpis(*db, registry),
       channels(*db),
       alerts(*db, kpis, channels),

@@ -78,19 +78,11 @@ std::string Resources(const json& r, const std::string& lang) {
   return s;
 }
 
-std::string FormatMs(int64_t ms) {
-  // UTC+8 wall clock by default; the console shows the project's zone.
-  time_t t = static_cast<time_t>((ms + 8 * 3'600'000LL) / 1000);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
 
 }  // namespace
 
-std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const json& ev, const std::string& lang) {
+std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const json& ev, const std::string& lang,
+                                        const TimeZone& tz) {
   std::vector<ReportTable> out;
   {
     ReportTable t;
@@ -137,7 +129,7 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
       if (!autor.empty()) reason += (reason.empty() ? "" : "\n") + std::string(lang == "zh" ? "[自动] " : "[auto] ") + autor;
       t.rows.push_back({Text(sc["name"]), Text(k["name"]), Num(k["target"]), Num(k.value("actual", json())),
                         Num(k.value("achievement_rate", json())), StatusLabel(Text(k.value("light", json(""))), lang), reason,
-                        Text(k["owner"]), k.contains("refreshed_at") ? TableCell(FormatMs(k["refreshed_at"].get<int64_t>())) : TableCell()});
+                        Text(k["owner"]), k.contains("refreshed_at") ? TableCell(tz.FormatLocal(k["refreshed_at"].get<int64_t>()).substr(0, 16)) : TableCell()});
     }
     out.push_back(std::move(t));
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/time_zone.h"
 
 namespace ns {
 
@@ -24,9 +25,9 @@ struct ReportTable {
 };
 
 // lang: "zh" or "en". scenario = GET /scenarios/{id} (with actions); kpis = their states;
-// evaluation = Evaluations::Get.
+// evaluation = Evaluations::Get; times are shown in the project's zone tz.
 std::vector<ReportTable> ScenarioTables(const nlohmann::json& scenario, const nlohmann::json& kpis,
-                                        const nlohmann::json& evaluation, const std::string& lang);
+                                        const nlohmann::json& evaluation, const std::string& lang, const TimeZone& tz);
 // UTF-8 with BOM (so Excel opens Chinese text correctly), CRLF line ends.
 std::string TableToCsv(const ReportTable& t);
 // An .xlsx workbook with one sheet per table; the bytes of the file.

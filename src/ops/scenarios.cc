@@ -136,7 +136,7 @@ StatusOr<json> ValidateScenario(const json& body, const json* base) {
   return d;
 }
 
-StatusOr<json> ValidateAction(const json& body, const json* base) {
+StatusOr<json> ValidateAction(const json& body, const json* base, int32_t today) {
   if (!body.is_object()) return InvalidArgument("expected a JSON object with the action's fields");
   NS_RETURN_IF_ERROR(CheckUnknown(body, kActionFields, "action"));
   json d = base ? *base : json::object();
@@ -196,13 +196,13 @@ StatusOr<json> ValidateAction(const json& body, const json* base) {
     if (p.contains("date")) NS_RETURN_IF_ERROR(CheckDate(p["date"], "progress[].date"));
   }
   if (body.contains("progress_note")) {
-    // A dated progress note appended to the list (today, in UTC+8 by default; the caller
-    // may pass {"date","note"}).
+    // A dated progress note appended to the list (today in the project's time zone unless
+    // the caller passes {"date","note"}).
     json n = body["progress_note"];
     if (n.is_string()) n = json{{"note", n}};
     if (!n.is_object() || !n.contains("note")) return InvalidArgument("progress_note: expected a text or {\"date\",\"note\"}", "progress_note");
     NS_RETURN_IF_ERROR(CheckString(n["note"], "progress_note", 4000, true));
-    if (!n.contains("date")) n["date"] = FormatDate(static_cast<int32_t>((NowMs() + 8 * 3'600'000LL) / 86'400'000LL));
+    if (!n.contains("date")) n["date"] = FormatDate(today);
     NS_RETURN_IF_ERROR(CheckDate(n["date"], "progress_note.date"));
     d["progress"].push_back(n);
   }
@@ -218,6 +218,11 @@ StatusOr<json> Scenarios::Load(const std::string& project, int64_t id) {
   d["created_at"] = rows[0].Int(1);
   d["updated_at"] = rows[0].Int(2);
   return d;
+}
+
+StatusOr<int32_t> Scenarios::Today(const std::string& project) {
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  return p->tz.LocalDay(NowMs());
 }
 
 std::string Scenarios::ProjectOf(int64_t scenario_id) {
@@ -331,7 +336,8 @@ Status Scenarios::CheckDag(int64_t scenario_id, int64_t action_id, const std::ve
 }
 
 StatusOr<int64_t> Scenarios::AddAction(const Principal& who, int64_t scenario_id, const json& body) {
-  NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, nullptr));
+  NS_ASSIGN_OR_RETURN(int32_t today, Today(who.project));
+  NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, nullptr, today));
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     NS_RETURN_IF_ERROR(Load(who.project, scenario_id).status());
@@ -363,7 +369,8 @@ Status Scenarios::PatchAction(const Principal& who, int64_t action_id, const jso
     int64_t sid = before["scenario_id"].get<int64_t>();
     json base = before;
     for (const char* k : {"id", "scenario_id", "created_at", "updated_at"}) base.erase(k);
-    NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, &base));
+    NS_ASSIGN_OR_RETURN(int32_t today, Today(who.project));
+    NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, &base, today));
     NS_RETURN_IF_ERROR(CheckDag(sid, action_id, d["depends_on"].get<std::vector<int64_t>>()));
     NS_RETURN_IF_ERROR(db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {d.dump(), NowMs(), action_id}));
     return Audit(db_, who, "update", "action", action_id, base, d);
@@ -396,7 +403,7 @@ StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id)
   NS_ASSIGN_OR_RETURN(json acts, ActionsOf(scenario_id));
   // Critical path method over days. An action without dates starts at the scenario's
   // period start (or its creation day) and lasts one day.
-  int32_t default_start = static_cast<int32_t>(NowMs() / 86'400'000);
+  NS_ASSIGN_OR_RETURN(int32_t default_start, Today(project));
   if (sc["period"].is_object()) default_start = ParseDate(sc["period"]["from"].get<std::string>(), "").value();
   struct Node { int64_t id; int32_t start, dur; std::vector<int64_t> deps; int32_t es = 0, ef = 0, ls = 0, lf = 0; };
   std::map<int64_t, Node> nodes;

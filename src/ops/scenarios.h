@@ -9,13 +9,14 @@
 
 #include "core/status.h"
 #include "meta/meta_db.h"
+#include "meta/project_registry.h"
 #include "ops/accounts.h"
 
 namespace ns {
 
 class Scenarios {
  public:
-  explicit Scenarios(MetaDb& db) : db_(db) {}
+  Scenarios(MetaDb& db, ProjectRegistry& registry) : db_(db), registry_(registry) {}
 
   StatusOr<int64_t> Create(const Principal& who, const nlohmann::json& body);
   // The scenario with its actions ("actions": [...]). NotFound if not in the project.
@@ -45,12 +46,16 @@ class Scenarios {
   StatusOr<nlohmann::json> Load(const std::string& project, int64_t id);
   StatusOr<nlohmann::json> ActionsOf(int64_t scenario_id);
   Status CheckDag(int64_t scenario_id, int64_t action_id, const std::vector<int64_t>& depends_on);
+  // Today in the project's time zone (dated progress notes, Gantt defaults).
+  StatusOr<int32_t> Today(const std::string& project);
   MetaDb& db_;
+  ProjectRegistry& registry_;
 };
 
 // Validation of the documents (exposed for tests). `partial`: a PATCH (only present fields).
 StatusOr<nlohmann::json> ValidateScenario(const nlohmann::json& body, const nlohmann::json* base);
-StatusOr<nlohmann::json> ValidateAction(const nlohmann::json& body, const nlohmann::json* base);
+// `today`: the project-local day given to a progress note sent without a date.
+StatusOr<nlohmann::json> ValidateAction(const nlohmann::json& body, const nlohmann::json* base, int32_t today);
 
 inline constexpr const char* kActionStatuses[] = {"not_started", "in_progress", "done", "delayed", "cancelled"};
 

@@ -118,7 +118,9 @@ struct OpsApi {
     if (!ks.ok()) return res.Error(ks.status());
     auto ev = ops.evaluations.Get(who.project, id);
     if (!ev.ok()) return res.Error(ev.status());
-    auto tables = ScenarioTables(*sc, *ks, *ev, lang);
+    auto project = ops.registry().OpenProject(who.project);
+    if (!project.ok()) return res.Error(project.status());
+    auto tables = ScenarioTables(*sc, *ks, *ev, lang, (*project)->tz);
     std::string base = "scenario-" + std::to_string(id);
     if (xlsx) {
       auto bytes = TablesToXlsx(tables);
