@@ -132,6 +132,15 @@ try:
     check("unknown log level refused", rc != 0 and "verbose" in err, err)
     rc, out, err = run("serve", "--data", data, "--port", "70000")
     check("port out of range refused", rc != 0 and "70000" in err, err)
+    # The flags of issues 3 and 4: bad values are refused with a message naming them, before serving.
+    rc, out, err = run("serve", "--data", data, "--port", "0", "--sensors-project", "no-equals-sign")
+    check("bad --sensors-project refused", rc == 1 and "--sensors-project: expected SA_PROJECT=PROJECT, got 'no-equals-sign'" in err, err)
+    rc, out, err = run("serve", "--data", data, "--port", "0", "--snapshot-time", "25:00")
+    check("bad --snapshot-time refused", rc == 1 and "snapshot_time: expected a local time HH:MM (00:00-23:59), got '25:00'" in err, err)
+    rc, out, err = run("serve", "--data", data, "--port", "0", "--rate-limit", "-5")
+    check("negative --rate-limit refused", rc != 0 and "--rate-limit" in err, err)
+    rc, out, err = run("backup", "--data", os.path.join(tmp, "nothing-here"), "--out", os.path.join(tmp, "b"))
+    check("backup of a directory without metadata refused", rc == 1 and "no metadata database" in err, err)
 
     # The data directory is locked by a running server.
     srv = subprocess.Popen([BIN, "serve", "--data", data, "--port", "0", "--no-demo"], stdout=subprocess.PIPE,
