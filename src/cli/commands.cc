@@ -126,6 +126,11 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   so.port = o.port;
   so.limits = g.limits;
   so.threads = o.threads;
+  so.max_connections = o.max_connections;
+  so.max_connections_per_address = o.max_connections_per_address;
+  so.header_timeout_s = o.header_timeout_s;
+  so.body_timeout_s = o.body_timeout_s;
+  so.idle_timeout_s = o.idle_timeout_s;
   so.rate_limit_events_per_s = o.rate_limit;
   so.rate_limit_burst = o.rate_limit_burst > 0 ? o.rate_limit_burst : 2 * o.rate_limit;
   for (const auto& m : o.sensors_projects) {

@@ -22,6 +22,11 @@ struct ServeOptions {
   int demo_users = 20'000;
   int demo_days = 90;
   int threads = 32;
+  int max_connections = 4096;             // open connections in all
+  int max_connections_per_address = 256;  // per client IP address
+  int header_timeout_s = 10;              // a request head must arrive within this
+  int body_timeout_s = 60;                // a request body must arrive within this
+  int idle_timeout_s = 30;                // idle keep-alive connections are closed after this
   double rate_limit = 0;        // ingest events/s per key (0 = unlimited)
   double rate_limit_burst = 0;  // bucket size in events (0 = 2 s of rate_limit)
   std::vector<std::string> sensors_projects;  // "SA_PROJECT=northstar_project"

@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
       Set(t, "server.host", serve.host);
       Set(t, "server.port", serve.port);
       Set(t, "server.threads", serve.threads);
+      Set(t, "server.max_connections", serve.max_connections);
+      Set(t, "server.max_connections_per_address", serve.max_connections_per_address);
+      Set(t, "server.header_timeout_s", serve.header_timeout_s);
+      Set(t, "server.body_timeout_s", serve.body_timeout_s);
+      Set(t, "server.idle_timeout_s", serve.idle_timeout_s);
       Set(t, "ingest.rate_limit", serve.rate_limit);
       Set(t, "ops.snapshot_time", serve.snapshot_time);
       Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
@@ -93,6 +98,17 @@ int main(int argc, char** argv) {
   s->add_option("--demo-users", serve.demo_users, "demo dataset users")->check(CLI::Range(1, 10'000'000));
   s->add_option("--demo-days", serve.demo_days, "demo dataset days")->check(CLI::Range(1, 3650));
   s->add_option("--threads", serve.threads, "HTTP worker threads")->envname("NORTHSTAR_THREADS")->check(CLI::Range(1, 1024));
+  s->add_option("--max-connections", serve.max_connections, "open connections in all (more are answered 503)")
+      ->envname("NORTHSTAR_MAX_CONNECTIONS")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  s->add_option("--max-connections-per-address", serve.max_connections_per_address,
+                "open connections per client IP address")->envname("NORTHSTAR_MAX_CONNECTIONS_PER_ADDRESS")
+      ->check(CLI::Range(1, 1'000'000))->capture_default_str();
+  s->add_option("--header-timeout", serve.header_timeout_s, "seconds for a request's head to arrive (then 408)")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
+  s->add_option("--body-timeout", serve.body_timeout_s, "seconds for a request's body to arrive")
+      ->check(CLI::Range(1, 86400))->capture_default_str();
+  s->add_option("--idle-timeout", serve.idle_timeout_s, "seconds before an idle keep-alive connection is closed")
+      ->check(CLI::Range(1, 86400))->capture_default_str();
   s->add_option("--flush-rows", flush_rows, "memtable rows that trigger a flush")->envname("NORTHSTAR_FLUSH_ROWS")
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
   s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")->envname("NORTHSTAR_MAX_BODY_BYTES")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "core/time_zone.h"
@@ -341,20 +342,87 @@ StatusOr<json> Kpis::RunKpiQuery(Project& p, const json& doc, PeriodRange range,
   return RunQuery(q, *p.store, p.tz);
 }
 
+StatusOr<json> Kpis::EnterRef(const std::string& project, int64_t id, KpiEvalScope& sc) {
+  auto in_chain = std::find(sc.chain.begin(), sc.chain.end(), id);
+  if (in_chain != sc.chain.end()) {
+    std::string path;
+    for (auto it = in_chain; it != sc.chain.end(); ++it) path += "k" + std::to_string(*it) + " -> ";
+    return InvalidArgument("reduce.formula: KPIs refer to each other in a loop: " + path + "k" + std::to_string(id),
+                           "reduce.formula");
+  }
+  if (++sc.evaluations > KpiEvalScope::kMaxEvaluations)
+    return ResourceExhausted("reduce.formula: evaluating this KPI needs more than " +
+                                 std::to_string(KpiEvalScope::kMaxEvaluations) +
+                                 " evaluations of the KPIs its formula refers to; simplify the formulas");
+  auto d = Doc(project, id);
+  if (!d.ok() && d.status().code() == StatusCode::kNotFound)
+    return InvalidArgument("reduce.formula: no KPI k" + std::to_string(id) + " in this project", "reduce.formula");
+  return d;
+}
+
+Status Kpis::CheckFormulaRefs(const std::string& project, int64_t id, const std::vector<int64_t>& refs) {
+  // Depth-first over the stored formulas; `path` is the chain from `id`.
+  std::set<int64_t> done;
+  std::vector<int64_t> path{id};
+  std::function<Status(int64_t)> visit = [&](int64_t k) -> Status {
+    if (k == id) {
+      std::string names;
+      for (int64_t p : path) names += "k" + std::to_string(p) + " -> ";
+      return InvalidArgument("reduce.formula: KPIs would refer to each other in a loop: " + names + "k" + std::to_string(id),
+                             "reduce.formula");
+    }
+    if (!done.insert(k).second) return Status();
+    auto d = Doc(project, k);
+    if (!d.ok()) {
+      if (path.size() == 1)
+        return InvalidArgument("reduce.formula: no KPI k" + std::to_string(k) + " in this project", "reduce.formula");
+      return Status();  // a dangling reference further down is reported when that KPI is evaluated
+    }
+    if (!IsFormula(*d)) return Status();
+    auto sub = FormulaRefs((*d)["reduce"]["formula"].get<std::string>());
+    if (!sub.ok()) return Status();
+    path.push_back(k);
+    for (int64_t r : *sub) NS_RETURN_IF_ERROR(visit(r));
+    path.pop_back();
+    return Status();
+  };
+  for (int64_t r : refs) NS_RETURN_IF_ERROR(visit(r));
+  return Status();
+}
+
 StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& project, const json& doc, PeriodRange range,
-                                                         const std::string& dimension, int depth) {
-  if (depth > 8) return InvalidArgument("reduce.formula: KPIs refer to each other in a loop (more than 8 levels)");
+                                                         const std::string& dimension, KpiEvalScope* scope) {
   std::map<std::string, KpiParts> out;
   if (IsFormula(doc)) {
     if (!dimension.empty()) return out;  // not decomposable by breakdown
+    KpiEvalScope local;
+    KpiEvalScope& sc = scope ? *scope : local;
     std::string f = doc["reduce"]["formula"].get<std::string>();
     NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(f));
+    const bool pushed = doc.contains("id") && doc["id"].is_number_integer();
+    if (pushed) sc.chain.push_back(doc["id"].get<int64_t>());
     std::map<int64_t, double> vals;
+    Status st;
     for (int64_t id : refs) {
-      NS_ASSIGN_OR_RETURN(json sub, Doc(project, id));
-      NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, sub, range, "", depth + 1));
-      vals[id] = parts[""].Value();
+      std::string key = std::to_string(id) + "|" + std::to_string(range.from) + "|" + std::to_string(range.to);
+      auto memo = sc.values.find(key);
+      if (memo == sc.values.end()) {
+        auto sub = EnterRef(project, id, sc);
+        if (!sub.ok()) {
+          st = sub.status();
+          break;
+        }
+        auto parts = Evaluate(project, *sub, range, "", &sc);
+        if (!parts.ok()) {
+          st = parts.status();
+          break;
+        }
+        memo = sc.values.emplace(key, std::move(parts).value()).first;
+      }
+      vals[id] = memo->second[""].Value();
     }
+    if (pushed) sc.chain.pop_back();
+    NS_RETURN_IF_ERROR(st);
     NS_ASSIGN_OR_RETURN(double v, EvalFormula(f, vals));
     out[""] = KpiParts{v, 0, false};
     return out;
@@ -411,20 +479,42 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
   return out;
 }
 
-StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range) {
+StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range,
+                                   KpiEvalScope* scope) {
   DailySeries s;
   s.first_day = range.from;
   size_t n = static_cast<size_t>(std::max(0, range.to - range.from + 1));
   s.values.assign(n, std::nan(""));
   if (n == 0) return s;
   if (IsFormula(doc)) {
+    KpiEvalScope local;
+    KpiEvalScope& sc = scope ? *scope : local;
     std::string f = doc["reduce"]["formula"].get<std::string>();
     NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(f));
+    const bool pushed = doc.contains("id") && doc["id"].is_number_integer();
+    if (pushed) sc.chain.push_back(doc["id"].get<int64_t>());
     std::map<int64_t, DailySeries> subs;
+    Status st;
     for (int64_t id : refs) {
-      NS_ASSIGN_OR_RETURN(json sub, Doc(project, id));
-      NS_ASSIGN_OR_RETURN(subs[id], Daily(project, sub, range));
+      std::string key = std::to_string(id) + "|" + std::to_string(range.from) + "|" + std::to_string(range.to);
+      auto memo = sc.daily.find(key);
+      if (memo == sc.daily.end()) {
+        auto sub = EnterRef(project, id, sc);
+        if (!sub.ok()) {
+          st = sub.status();
+          break;
+        }
+        auto ds = Daily(project, *sub, range, &sc);
+        if (!ds.ok()) {
+          st = ds.status();
+          break;
+        }
+        memo = sc.daily.emplace(key, std::move(ds).value()).first;
+      }
+      subs[id] = memo->second;
     }
+    if (pushed) sc.chain.pop_back();
+    NS_RETURN_IF_ERROR(st);
     for (size_t i = 0; i < n; i++) {
       std::map<int64_t, double> vals;
       bool ok = true;
@@ -506,18 +596,18 @@ StatusOr<int64_t> Kpis::Create(const Principal& who, const json& body) {
                                              {d["scenario_id"].get<int64_t>(), who.project}));
     if (rows.empty()) return InvalidArgument("scenario_id: no scenario " + d["scenario_id"].dump(), "scenario_id");
   }
-  if (IsFormula(d)) {
-    NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
-    for (int64_t id : refs)
-      if (!Doc(who.project, id).ok())
-        return InvalidArgument("reduce.formula: no KPI k" + std::to_string(id) + " in this project", "reduce.formula");
-  }
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     int64_t now = NowMs();
     NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO kpis(project, scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?, ?)",
                                        {who.project, d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
                                         d.dump(), now, now}));
+    // After the insert, in the transaction: a reused id could close a loop with a formula that
+    // still names a deleted KPI.
+    if (IsFormula(d)) {
+      NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
+      NS_RETURN_IF_ERROR(CheckFormulaRefs(who.project, id, refs));
+    }
     return Audit(db_, who, "create", "kpi", id, nullptr, d);
   }));
   return id;
@@ -528,6 +618,10 @@ Status Kpis::Patch(const Principal& who, int64_t id, const json& body) {
     NS_ASSIGN_OR_RETURN(json before, Doc(who.project, id));
     before.erase("id");
     NS_ASSIGN_OR_RETURN(json d, ValidateKpi(body, &before));
+    if (IsFormula(d)) {
+      NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
+      NS_RETURN_IF_ERROR(CheckFormulaRefs(who.project, id, refs));
+    }
     NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET doc = ?, scenario_id = ?, updated_at = ? WHERE id = ?",
                                 {d.dump(), d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
                                  NowMs(), id}));
@@ -555,6 +649,7 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
   state["period"] = {{"from", FormatDate(period.from)}, {"to", FormatDate(period.to)}};
   state["as_of"] = FormatDate(as_of);
   bool higher = doc["direction"] == "higher";
+  KpiEvalScope scope;
   if (as_of < period.from) {
     state["actual"] = nullptr;
     state["status"] = "not_started";
@@ -565,7 +660,7 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
     const json& red = doc["reduce"];
     if (red.contains("op") && red["op"] != "sum" && as_of == real_today && as_of > period.from) value_to = as_of - 1;
     if (value_to != as_of) state["value_through"] = FormatDate(value_to);
-    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{period.from, value_to}));
+    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{period.from, value_to}, "", &scope));
     const KpiParts& kp = parts[""];
     state["actual"] = kp.Value();
     if (kp.ratio) state["numerator"] = kp.num, state["denominator"] = kp.den;
@@ -586,7 +681,7 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
   int32_t daily_from = std::min(period.from, last_complete - 34);
   DailySeries daily;
   if (last_complete >= daily_from) {
-    NS_ASSIGN_OR_RETURN(daily, Daily(project, doc, PeriodRange{daily_from, last_complete}));
+    NS_ASSIGN_OR_RETURN(daily, Daily(project, doc, PeriodRange{daily_from, last_complete}, &scope));
   }
   json dj = json::array();
   for (size_t i = 0; i < daily.values.size(); i++) {
@@ -676,10 +771,19 @@ StatusOr<json> Kpis::List(const std::string& project, std::optional<int64_t> sce
   if (!rows.ok()) return rows.status();
   json out = json::array();
   for (auto& r : *rows) {
-    NS_ASSIGN_OR_RETURN(json k, Get(project, r.Int(0)));
-    k.erase("history");
-    k.erase("daily");
-    out.push_back(std::move(k));
+    // One KPI that cannot be computed must not break the list: it is listed with its error.
+    auto k = Get(project, r.Int(0));
+    if (!k.ok()) {
+      auto d = Doc(project, r.Int(0));
+      json item = d.ok() ? *d : json{{"id", r.Int(0)}};
+      item["error"] = {{"code", std::string(k.status().CodeName())}, {"message", k.status().message()}};
+      item["light"] = nullptr;
+      out.push_back(std::move(item));
+      continue;
+    }
+    k->erase("history");
+    k->erase("daily");
+    out.push_back(std::move(k).value());
   }
   return out;
 }

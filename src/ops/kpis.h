@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "meta/meta_db.h"
@@ -37,6 +38,18 @@ struct KpiParts {
 
 struct PeriodRange {
   int32_t from = 0, to = 0;  // inclusive local days
+};
+
+// One refresh's evaluation of KPIs that refer to each other by formula: each referenced KPI
+// is evaluated once per range (memoised; a formula 30 x the previous KPI, 8 levels deep, is
+// 240 evaluations, not 30^8), the chain being evaluated is kept (a cycle is an error that
+// names it, never a recursion without end), and the number of distinct evaluations is capped.
+struct KpiEvalScope {
+  static constexpr int kMaxEvaluations = 500;
+  std::map<std::string, std::map<std::string, KpiParts>> values;  // "id|from|to" -> parts
+  std::map<std::string, DailySeries> daily;                       // "id|from|to" -> daily values
+  std::vector<int64_t> chain;                                     // formula KPIs being evaluated
+  int evaluations = 0;
 };
 
 class Kpis {
@@ -60,9 +73,10 @@ class Kpis {
   // property (event property, or "person.x").
   StatusOr<std::map<std::string, KpiParts>> Evaluate(const std::string& project, const nlohmann::json& doc,
                                                      PeriodRange range, const std::string& dimension = "",
-                                                     int depth = 0);
+                                                     KpiEvalScope* scope = nullptr);
   // Daily values over [from, to] (one query per day for funnels), for forecasts and alerts.
-  StatusOr<DailySeries> Daily(const std::string& project, const nlohmann::json& doc, PeriodRange range);
+  StatusOr<DailySeries> Daily(const std::string& project, const nlohmann::json& doc, PeriodRange range,
+                              KpiEvalScope* scope = nullptr);
   // The period of a KPI containing `today`.
   static StatusOr<PeriodRange> CurrentPeriod(const nlohmann::json& period, int32_t today);
   // Funnel step conversions (step k / step k-1) over a range, for root-cause hints.
@@ -72,6 +86,11 @@ class Kpis {
   ProjectRegistry& registry() { return registry_; }
 
  private:
+  // The formula KPIs reachable from `refs` must not lead back to `id`: InvalidArgument naming
+  // the cycle ("k1 -> k2 -> k1"); also every reference must exist in the project.
+  Status CheckFormulaRefs(const std::string& project, int64_t id, const std::vector<int64_t>& refs);
+  // A referenced KPI for a formula under evaluation: the cycle check and the work cap.
+  StatusOr<nlohmann::json> EnterRef(const std::string& project, int64_t id, KpiEvalScope& scope);
   StatusOr<nlohmann::json> RunKpiQuery(Project& p, const nlohmann::json& doc, PeriodRange range,
                                        const std::string& dimension);
   MetaDb& db_;

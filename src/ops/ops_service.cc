@@ -121,13 +121,28 @@ StatusOr<json> OpsService::RunDaily(const std::string& project) {
   json refreshed = json::array(), errors = json::array(), fired = json::array();
   for (auto& r : rows) {
     int64_t id = r.Int(0);
-    auto st = kpis.Refresh(project, id);
+    // Each KPI on its own: an error (or an exception) is recorded on that KPI and in the
+    // job's result, and the others still run.
+    StatusOr<json> st = Internal("not run");
+    try {
+      st = kpis.Refresh(project, id);
+    } catch (const std::exception& e) {
+      st = Internal(std::string("unexpected error: ") + e.what());
+    }
     if (!st.ok()) {
       errors.push_back({{"kpi_id", id}, {"error", st.status().message()}});
+      json state{{"error", {{"code", std::string(st.status().CodeName())}, {"message", st.status().message()}}},
+                 {"refreshed_at", NowMs()}, {"light", nullptr}, {"actual", nullptr}};
+      (void)db_->Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.dump(), id});
       continue;
     }
     refreshed.push_back(id);
-    auto f = alerts.EvaluateKpi(project, id);
+    StatusOr<json> f = Internal("not run");
+    try {
+      f = alerts.EvaluateKpi(project, id);
+    } catch (const std::exception& e) {
+      f = Internal(std::string("unexpected error: ") + e.what());
+    }
     if (!f.ok()) errors.push_back({{"kpi_id", id}, {"error", f.status().message()}});
     else
       for (auto& a : *f) fired.push_back(a);
@@ -242,15 +257,25 @@ void OpsService::SchedulerLoop() {
       int minute = std::atoi(local.substr(11, 2).c_str()) * 60 + std::atoi(local.substr(14, 2).c_str());
       auto at = ParseClock(s->snapshot_time, "snapshot_time");
       if (!at.ok() || minute < *at) continue;
+      // Exception boundary: a failing job is logged and marked run; it never ends the thread
+      // (nor, through std::terminate, the server).
       if (!RanToday(info.name, "daily", day)) {
-        auto r = RunDaily(info.name);
-        if (r.ok()) spdlog::info("daily job of project {}: {}", info.name, r->dump());
-        else spdlog::warn("daily job of project {} failed: {}", info.name, r.status().ToString());
+        try {
+          auto r = RunDaily(info.name);
+          if (r.ok()) spdlog::info("daily job of project {}: {}", info.name, r->dump());
+          else spdlog::warn("daily job of project {} failed: {}", info.name, r.status().ToString());
+        } catch (const std::exception& e) {
+          spdlog::error("daily job of project {} failed: unexpected error: {}", info.name, e.what());
+        }
         MarkRan(info.name, "daily", day);
       }
       if (!RanToday(info.name, "reminders", day) && !InQuietHours(s->quiet_hours, minute)) {
-        auto r = SendReminders(info.name, false);
-        if (!r.ok()) spdlog::warn("reminders of project {} failed: {}", info.name, r.status().ToString());
+        try {
+          auto r = SendReminders(info.name, false);
+          if (!r.ok()) spdlog::warn("reminders of project {} failed: {}", info.name, r.status().ToString());
+        } catch (const std::exception& e) {
+          spdlog::error("reminders of project {} failed: unexpected error: {}", info.name, e.what());
+        }
         MarkRan(info.name, "reminders", day);
       }
     }

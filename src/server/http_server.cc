@@ -8,8 +8,25 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 namespace ns {
 
@@ -20,6 +37,15 @@ namespace {
 void SendError(httplib::Response& res, const Status& st) {
   res.status = HttpStatusFor(st);
   res.set_content(ErrorJson(st).dump(-1, ' ', false, json::error_handler_t::replace), "application/json; charset=utf-8");
+}
+
+// Connections need descriptors: raise the soft limit to the hard one (often 1024 -> 1M).
+void RaiseOpenFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }
 
 HttpRequest Convert(const httplib::Request& req) {
@@ -38,13 +64,405 @@ HttpRequest Convert(const httplib::Request& req) {
   return r;
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Connections. cpp-httplib gives each connection a pool thread for as long as it stays open,
+// so 32 idle keep-alive connections, or 32 clients sending their headers slowly, took every
+// worker (docs/reliability.md, findings 4 and 5). Here httplib only parses and routes: the
+// accept thread hands each socket to a Poller (epoll) that reads the request head without a
+// thread, enforces the head deadline and the per-address limit, and passes a connection to a
+// worker only once its head is complete. After the response the connection goes back to the
+// poller. Workers are a fixed pool of ServerOptions::threads.
+// ---------------------------------------------------------------------------------------
+
+using Clock = std::chrono::steady_clock;
+
+struct Conn {
+  int fd = -1;
+  std::string ip;
+  int port = 0;
+  std::string buf;  // bytes read from the socket and not yet consumed by a request
+  size_t pos = 0;   // consumed prefix of buf
+  Clock::time_point idle_since;  // waiting for the next request since
+  Clock::time_point head_start;  // first byte of the current head (valid when buf has unread bytes)
+  bool must_close = false;       // the body was not read to its end: close after the response
+  bool lingering = false;        // closing: discard what the client still sends, briefly
+  Clock::time_point linger_until;
+};
+
+// The connection a worker is serving (handlers flag it when they stop reading a body).
+thread_local Conn* tls_conn = nullptr;
+
+bool HeadComplete(const Conn& c) { return c.buf.find("\r\n\r\n", c.pos) != std::string::npos ||
+                                         c.buf.find("\n\n", c.pos) != std::string::npos; }
+
+// A Stream over a non-blocking socket: serves the bytes the poller already read, then reads the
+// socket with the per-read timeout and the body deadline of the request.
+class ConnStream final : public httplib::Stream {
+ public:
+  ConnStream(Conn& c, Clock::time_point deadline, int io_timeout_ms)
+      : c_(c), deadline_(deadline), io_ms_(io_timeout_ms) {}
+  bool is_readable() const override { return c_.pos < c_.buf.size() || Wait(POLLIN); }
+  bool is_writable() const override { return Wait(POLLOUT); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (c_.pos < c_.buf.size()) {
+      size_t n = std::min(size, c_.buf.size() - c_.pos);
+      std::memcpy(ptr, c_.buf.data() + c_.pos, n);
+      c_.pos += n;
+      return static_cast<ssize_t>(n);
+    }
+    // Refill the buffer in 16 KiB reads (httplib reads heads one byte at a time).
+    c_.buf.clear();
+    c_.pos = 0;
+    for (;;) {
+      char tmp[16384];
+      ssize_t n = ::recv(c_.fd, tmp, sizeof tmp, 0);
+      if (n > 0) {
+        size_t m = std::min(size, static_cast<size_t>(n));
+        std::memcpy(ptr, tmp, m);
+        c_.buf.assign(tmp + m, static_cast<size_t>(n) - m);
+        return static_cast<ssize_t>(m);
+      }
+      if (n == 0) return 0;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      if (!Wait(POLLIN)) return -1;
+    }
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    for (;;) {
+      ssize_t n = ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      if (!WaitOut()) return -1;
+    }
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = c_.ip;
+    port = c_.port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    ip.clear();
+    port = 0;
+    if (getsockname(c_.fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+    char host[INET6_ADDRSTRLEN] = {};
+    if (a.ss_family == AF_INET) {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&a);
+      inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+      port = ntohs(v4->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&a);
+      inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+      port = ntohs(v6->sin6_port);
+    }
+    ip = host;
+  }
+  socket_t socket() const override { return c_.fd; }
+
+ private:
+  // Waits for the socket; false at the per-read timeout or the request's deadline.
+  bool Wait(short events) const {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+    int ms = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, io_ms_)));
+    pollfd p{c_.fd, events, 0};
+    for (;;) {
+      int r = ::poll(&p, 1, ms);
+      if (r < 0 && errno == EINTR) continue;
+      return r > 0;
+    }
+  }
+  // Writes wait for the per-write timeout only: a response is not cut by the body deadline.
+  bool WaitOut() const {
+    pollfd p{c_.fd, POLLOUT, 0};
+    for (;;) {
+      int r = ::poll(&p, 1, io_ms_);
+      if (r < 0 && errno == EINTR) continue;
+      return r > 0;
+    }
+  }
+  Conn& c_;
+  Clock::time_point deadline_;
+  int io_ms_;
+};
+
+// The accept loop of httplib hands sockets over through its task queue: run them inline (the
+// handover is a few system calls; the poller does the rest).
+struct InlineQueue final : httplib::TaskQueue {
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override {}
+};
+
+// httplib::Server with its per-connection loop replaced (process_and_close_socket is the one
+// virtual hook; process_request, which parses, routes and answers one request, is protected).
+class NsHttplibServer final : public httplib::Server {
+ public:
+  explicit NsHttplibServer(const ServerOptions& o) : opt_(o) {}
+  ~NsHttplibServer() override { Shutdown(); }
+
+  void Start() {
+    if (running_) return;
+    running_ = true;
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    poller_ = std::thread([this] { PollLoop(); });
+    for (int i = 0; i < std::max(1, opt_.threads); ++i) workers_.emplace_back([this] { WorkLoop(); });
+  }
+
+  void Shutdown() {
+    {
+      std::lock_guard lock(mu_);
+      if (!running_) return;
+      running_ = false;
+    }
+    work_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    if (poller_.joinable()) poller_.join();
+    std::lock_guard lock(mu_);
+    for (auto& [fd, c] : parked_) ::close(fd);
+    parked_.clear();
+    for (Conn* c : queue_) {
+      ::close(c->fd);
+      delete c;
+    }
+    queue_.clear();
+    if (epfd_ >= 0) ::close(epfd_);
+    epfd_ = -1;
+  }
+
+  size_t open_connections() {
+    std::lock_guard lock(mu_);
+    return open_;
+  }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    auto c = std::make_unique<Conn>();
+    c->fd = sock;
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (getpeername(sock, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      char host[INET6_ADDRSTRLEN] = {};
+      if (a.ss_family == AF_INET) {
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&a);
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        c->port = ntohs(v4->sin_port);
+      } else if (a.ss_family == AF_INET6) {
+        auto* v6 = reinterpret_cast<sockaddr_in6*>(&a);
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+        c->port = ntohs(v6->sin6_port);
+      }
+      c->ip = host;
+    }
+    int flags = fcntl(sock, F_GETFL, 0);
+    fcntl(sock, F_SETFL, flags | O_NONBLOCK);
+    int yes = 1;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+    std::unique_lock lock(mu_);
+    const char* refusal = nullptr;
+    if (!running_) refusal = "server is stopping";
+    else if (open_ >= static_cast<size_t>(opt_.max_connections)) refusal = "too many open connections";
+    else if (per_ip_[c->ip] >= opt_.max_connections_per_address) refusal = "too many open connections from this address";
+    if (refusal) {
+      lock.unlock();
+      spdlog::warn("connection from {} refused: {}", c->ip, refusal);
+      std::string body = std::string("{\"error\":{\"code\":\"unavailable\",\"message\":\"") + refusal +
+                         "; retry later\"}}";
+      std::string resp = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+                         "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body;
+      (void)!::send(sock, resp.data(), resp.size(), MSG_NOSIGNAL);
+      ::close(sock);
+      return false;
+    }
+    ++open_;
+    ++per_ip_[c->ip];
+    ParkLocked(c.release());
+    return true;
+  }
+
+  // Puts a connection into the poller (mu_ held).
+  void ParkLocked(Conn* c) {
+    c->idle_since = Clock::now();
+    if (c->pos < c->buf.size()) c->head_start = c->idle_since;
+    parked_[c->fd] = c;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = c->fd;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev);
+  }
+
+  // Closes a connection (mu_ held).
+  void CloseLocked(Conn* c) {
+    if (parked_.erase(c->fd)) epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    ::close(c->fd);
+    --open_;
+    if (--per_ip_[c->ip] <= 0) per_ip_.erase(c->ip);
+    delete c;
+  }
+
+  // Answers a connection whose head did not arrive in time or is too large, and closes it.
+  void RefuseLocked(Conn* c, int status, const char* reason, const char* message) {
+    std::string body = std::string("{\"error\":{\"code\":\"") + (status == 408 ? "deadline_exceeded" : "invalid_argument") +
+                       "\",\"message\":\"" + message + "\"}}";
+    std::string resp = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                       "\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body;
+    (void)!::send(c->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+    CloseLocked(c);
+  }
+
+  void PollLoop() {
+    epoll_event evs[256];
+    auto last_sweep = Clock::now();
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (!running_) return;
+      }
+      int n = epoll_wait(epfd_, evs, 256, 200);
+      std::lock_guard lock(mu_);
+      for (int i = 0; i < n; ++i) {
+        auto it = parked_.find(evs[i].data.fd);
+        if (it == parked_.end()) continue;
+        Conn* c = it->second;
+        bool eof = false;
+        for (;;) {
+          char tmp[16384];
+          ssize_t r = ::recv(c->fd, tmp, sizeof tmp, 0);
+          if (r > 0) {
+            if (c->lingering) continue;  // discarded
+            if (c->pos == c->buf.size()) {
+              c->buf.clear();
+              c->pos = 0;
+              c->head_start = Clock::now();
+            }
+            c->buf.append(tmp, static_cast<size_t>(r));
+            if (c->buf.size() - c->pos > kMaxHead) break;
+            continue;
+          }
+          if (r == 0) eof = true;
+          else if (errno == EINTR) continue;
+          else if (errno != EAGAIN && errno != EWOULDBLOCK) eof = true;
+          break;
+        }
+        if (c->lingering) {
+          if (eof) CloseLocked(c);
+          continue;
+        }
+        if (HeadComplete(*c)) {
+          parked_.erase(it);
+          epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+          queue_.push_back(c);
+          work_cv_.notify_one();
+        } else if (eof) {
+          CloseLocked(c);
+        } else if (c->buf.size() - c->pos > kMaxHead) {
+          RefuseLocked(c, 431, "Request Header Fields Too Large", "request head over 64 KiB");
+        }
+      }
+      auto now = Clock::now();
+      if (now - last_sweep < std::chrono::milliseconds(250)) continue;
+      last_sweep = now;
+      std::vector<Conn*> expired, slow;
+      for (auto& [fd, c] : parked_) {
+        if (c->lingering) {
+          if (now >= c->linger_until) expired.push_back(c);
+        } else if (c->pos < c->buf.size()) {
+          if (now - c->head_start > std::chrono::seconds(opt_.header_timeout_s)) slow.push_back(c);
+        } else if (now - c->idle_since > std::chrono::seconds(opt_.idle_timeout_s)) {
+          expired.push_back(c);
+        }
+      }
+      for (Conn* c : expired) CloseLocked(c);
+      for (Conn* c : slow)
+        RefuseLocked(c, 408, "Request Timeout",
+                     ("the request head did not arrive within " + std::to_string(opt_.header_timeout_s) + " s").c_str());
+    }
+  }
+
+  void WorkLoop() {
+    for (;;) {
+      Conn* c = nullptr;
+      {
+        std::unique_lock lock(mu_);
+        work_cv_.wait(lock, [&] { return !queue_.empty() || !running_; });
+        if (!running_) return;
+        c = queue_.front();
+        queue_.pop_front();
+      }
+      Serve(c);
+    }
+  }
+
+  // Serves the requests whose heads are complete, then parks or closes the connection.
+  void Serve(Conn* c) {
+    bool keep = true;
+    while (keep && HeadComplete(*c)) {
+      c->must_close = false;
+      ConnStream strm(*c, Clock::now() + std::chrono::seconds(opt_.body_timeout_s), 5000);
+      bool closed = false;
+      tls_conn = c;
+      bool ok = false;
+      try {
+        ok = process_request(strm, false, closed, nullptr);
+      } catch (...) {
+        ok = false;  // the exception handler answers handler errors; this is the last boundary
+      }
+      tls_conn = nullptr;
+      keep = ok && !closed && !c->must_close;
+      if (c->must_close) {
+        // The client may still be sending the body: stop sending, then discard what arrives
+        // for a moment so it reads the answer instead of a reset.
+        ::shutdown(c->fd, SHUT_WR);
+        std::lock_guard lock(mu_);
+        c->lingering = true;
+        c->linger_until = Clock::now() + std::chrono::seconds(2);
+        c->buf.clear();
+        c->pos = 0;
+        ParkLocked(c);
+        return;
+      }
+    }
+    std::lock_guard lock(mu_);
+    if (!keep || !running_) return CloseLocked(c);
+    if (c->pos == c->buf.size()) {
+      c->buf.clear();
+      c->pos = 0;
+    }
+    ParkLocked(c);
+  }
+
+  static constexpr size_t kMaxHead = 64 << 10;
+  const ServerOptions& opt_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  bool running_ = false;
+  int epfd_ = -1;
+  std::thread poller_;
+  std::vector<std::thread> workers_;
+  std::unordered_map<int, Conn*> parked_;
+  std::deque<Conn*> queue_;
+  size_t open_ = 0;
+  std::unordered_map<std::string, int> per_ip_;
+};
+
+// Head-only view of a request for preflight checks.
+HttpRequest ConvertHead(const httplib::Request& req) {
+  httplib::Request head = req;
+  head.body.clear();
+  return Convert(head);
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   ServerContext ctx;
-  httplib::Server svr;
+  NsHttplibServer svr;
 
-  Impl(ProjectRegistry& r, ServerOptions o) : ctx(r, std::move(o)) {}
+  Impl(ProjectRegistry& r, ServerOptions o) : ctx(r, std::move(o)), svr(ctx.opt) {}
 
   void Add(Route route) {
     auto h = [handler = std::move(route.handler)](const httplib::Request& req, httplib::Response& res) {
@@ -56,43 +474,85 @@ struct HttpServer::Impl {
       if (!out.body.empty() || out.status != 204) res.set_content(std::move(out.body), out.content_type.c_str());
     };
     const std::string& m = route.method;
-    if (m == "GET") svr.Get(route.pattern, h);
-    // POST bodies are read through a content reader: cpp-httplib otherwise parses
-    // application/x-www-form-urlencoded bodies itself and refuses those over 8 KiB with 413
-    // (Sensors Data and PostHog SDKs send forms). The size limit and gzip still apply.
-    else if (m == "POST")
-      svr.Post(route.pattern, [h](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-        httplib::Request full = req;
-        if (!read([&full](const char* data, size_t n) {
-              full.body.append(data, n);
-              return true;
-            })) {
-          if (res.status < 400) res.status = 400;  // read_content set 413/415/400; error handler writes the body
-          return;
+    HttpPreflight preflight = std::move(route.preflight);
+    if (m == "GET" || m == "OPTIONS") {
+      auto g = [h, preflight](const httplib::Request& req, httplib::Response& res) {
+        if (preflight) {
+          Status st = preflight(ConvertHead(req));
+          if (!st.ok()) return SendError(res, st);
         }
-        h(full, res);
+        h(req, res);
+      };
+      if (m == "GET") svr.Get(route.pattern, g);
+      else svr.Options(route.pattern, g);
+      return;
+    }
+    // Bodies are read through a content reader, after the preflight (authentication) and
+    // bounded as they arrive: what cpp-httplib inflates (Content-Encoding: gzip, deflate, br)
+    // reaches the reader chunk by chunk, and reading stops at max_body_bytes. (The reader also
+    // keeps cpp-httplib from parsing x-www-form-urlencoded bodies itself and refusing those
+    // over 8 KiB: Sensors Data and PostHog SDKs send forms.)
+    const size_t limit = ctx.opt.limits.max_body_bytes;
+    auto r = [h, preflight, limit](const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& read) {
+      if (preflight) {
+        Status st = preflight(ConvertHead(req));
+        if (!st.ok()) {
+          if (tls_conn && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")))
+            tls_conn->must_close = true;  // the body is left unread
+          return SendError(res, st);
+        }
+      }
+      httplib::Request full = req;
+      bool over = false;
+      bool ok = read([&](const char* data, size_t n) {
+        if (full.body.size() + n > limit) {
+          over = true;
+          return false;
+        }
+        full.body.append(data, n);
+        return true;
       });
-    else if (m == "PATCH") svr.Patch(route.pattern, h);
-    else if (m == "PUT") svr.Put(route.pattern, h);
-    else if (m == "DELETE") svr.Delete(route.pattern, h);
-    else if (m == "OPTIONS") svr.Options(route.pattern, h);
+      if (over || !ok) {
+        if (tls_conn) tls_conn->must_close = true;
+        if (over || res.status == 413)
+          return SendError(res, ResourceExhausted("request body is over the limit of " + std::to_string(limit) +
+                                                  " bytes (after decompression)"));
+        if (res.status < 400) res.status = 400;  // read_content set 415/400; the error handler writes the body
+        return;
+      }
+      h(full, res);
+    };
+    if (m == "POST") svr.Post(route.pattern, r);
+    else if (m == "PATCH") svr.Patch(route.pattern, r);
+    else if (m == "PUT") svr.Put(route.pattern, r);
+    else if (m == "DELETE") svr.Delete(route.pattern, r);
     else spdlog::error("route {} {}: unsupported method", m, route.pattern);
   }
 
   void Setup() {
     svr.set_payload_max_length(ctx.opt.limits.max_body_bytes + 1024);
-    // Without TCP_NODELAY every response waits ~40 ms for delayed ACKs (Nagle); SDKs keep
-    // connections alive, so let them reuse one for many requests.
-    svr.set_tcp_nodelay(true);
     // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server silently share
     // a port that is in use; keep SO_REUSEADDR only, so binding a busy port fails loudly.
     svr.set_socket_options([](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
     });
-    svr.set_keep_alive_max_count(10000);
-    svr.set_keep_alive_timeout(30);
-    svr.new_task_queue = [n = ctx.opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+    // The connection loop is ours (NsHttplibServer): these only shape the Keep-Alive header.
+    svr.set_keep_alive_max_count(1000000);
+    svr.set_keep_alive_timeout(ctx.opt.idle_timeout_s);
+    svr.new_task_queue = [] { return new InlineQueue(); };
+    // A request whose head arrived but that names no route: refuse a body before reading it
+    // (routes with bodies all read through the bounded content reader above).
+    svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      if ((req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") &&
+          (req.has_header("Transfer-Encoding") || std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > 0)) {
+        if (tls_conn) tls_conn->must_close = true;
+        SendError(res, InvalidArgument(req.method + " requests take no body"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
     svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unexpected error";
       try {
@@ -147,9 +607,16 @@ StatusOr<int> HttpServer::Bind() {
   return port;
 }
 
-void HttpServer::Serve() { impl_->svr.listen_after_bind(); }
+void HttpServer::Serve() {
+  RaiseOpenFileLimit();
+  impl_->svr.Start();
+  impl_->svr.listen_after_bind();
+  impl_->svr.Shutdown();
+}
 void HttpServer::Stop() {
   if (impl_) impl_->svr.stop();
 }
+
+size_t HttpServer::open_connections() { return impl_->svr.open_connections(); }
 
 }  // namespace ns

@@ -26,6 +26,8 @@ class HttpServer {
   // Serves until Stop() (blocking).
   void Serve();
   void Stop();
+  // Connections open now (for tests and /metrics).
+  size_t open_connections();
 
  private:
   struct Impl;

@@ -50,10 +50,16 @@ struct HttpResponse {
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
+// Checks a request's head (method, path, query, headers; the body is not read yet). An error
+// is answered at once and the body is never read or inflated: authentication runs here, so
+// an unauthenticated client cannot make the server read, inflate or buffer a body.
+using HttpPreflight = std::function<Status(const HttpRequest&)>;
+
 struct Route {
   std::string method;   // GET | POST | PATCH | PUT | DELETE
   std::string pattern;  // ECMAScript regex over the whole path, e.g. R"(/api/v1/scenarios/(\d+))"
   HttpHandler handler;
+  HttpPreflight preflight = nullptr;  // optional; run before the body is read
 };
 
 // HTTP status for a Status code (400, 401, 403, 404, 409, 413, 415, 429, 500, 503).

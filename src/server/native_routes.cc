@@ -169,11 +169,15 @@ std::vector<Route> NativeRoutes(ServerContext& ctx) {
   m.Add("northstar_query_errors_total", {}, 0);
 
   ServerContext* c = &ctx;
+  // Preflights authenticate before the body is read (finding 1 of docs/reliability.md).
+  HttpPreflight writer = [c](const HttpRequest& q) { return c->ProjectForKey(ServerContext::BearerKey(q), false).status(); };
+  HttpPreflight reader = [c](const HttpRequest& q) { return c->ReaderProject(q).status(); };
   return {
       {"GET", "/healthz", [](const HttpRequest&, HttpResponse& res) { res.Json(200, json{{"status", "ok"}}); }},
-      {"POST", "/api/v1/events", [c](const HttpRequest& q, HttpResponse& r) { HandleEvents(*c, q, r); }},
-      {"POST", "/api/v1/query", [c](const HttpRequest& q, HttpResponse& r) { HandleQuery(*c, q, r); }},
-      {"POST", "/api/v1/query/dropoffs.csv", [c](const HttpRequest& q, HttpResponse& r) { HandleDropoffs(*c, q, r); }},
+      {"POST", "/api/v1/events", [c](const HttpRequest& q, HttpResponse& r) { HandleEvents(*c, q, r); }, writer},
+      {"POST", "/api/v1/query", [c](const HttpRequest& q, HttpResponse& r) { HandleQuery(*c, q, r); }, reader},
+      {"POST", "/api/v1/query/dropoffs.csv", [c](const HttpRequest& q, HttpResponse& r) { HandleDropoffs(*c, q, r); },
+       reader},
       {"GET", "/api/v1/project", [c](const HttpRequest& q, HttpResponse& r) { HandleProject(*c, q, r); }},
       {"GET", "/metrics",
        [c](const HttpRequest&, HttpResponse& r) { r.Text(200, c->metrics.Render(), "text/plain; version=0.0.4"); }},

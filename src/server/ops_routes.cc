@@ -59,20 +59,30 @@ struct OpsApi {
 
   using Handler = std::function<void(const HttpRequest&, HttpResponse&, const Principal&)>;
 
+  // The caller, if it may do what needs `need`.
+  StatusOr<Principal> Authorize(const HttpRequest& req, Role need) {
+    auto who = Authenticate(req);
+    if (!who.ok()) return who.status();
+    if (static_cast<int>(who->role) < static_cast<int>(need))
+      return PermissionDenied("role " + std::string(RoleName(who->role)) + " cannot do this; it needs " +
+                              std::string(RoleName(need)) + (need == Role::kOperator ? " or admin" : ""));
+    return who;
+  }
+
   Route R(const char* method, std::string pattern, Role need, Handler h) {
+    // The preflight refuses before the body is read; the handler authorizes again (the
+    // session may have ended in between) and gets the principal.
+    HttpPreflight preflight = [this, need](const HttpRequest& req) { return Authorize(req, need).status(); };
     return Route{method, std::move(pattern), [this, need, h = std::move(h)](const HttpRequest& req, HttpResponse& res) {
-                   auto who = Authenticate(req);
+                   auto who = Authorize(req, need);
                    if (!who.ok()) return res.Error(who.status());
-                   if (static_cast<int>(who->role) < static_cast<int>(need))
-                     return res.Error(PermissionDenied("role " + std::string(RoleName(who->role)) + " cannot do this; it needs " +
-                                                       std::string(RoleName(need)) +
-                                                       (need == Role::kOperator ? " or admin" : "")));
                    try {
                      h(req, res, *who);
                    } catch (const json::exception& e) {
                      res.Error(InvalidArgument(std::string("bad JSON value: ") + e.what()));
                    }
-                 }};
+                 },
+                 preflight};
   }
 
   static int64_t Id(const HttpRequest& req, size_t i = 1) { return std::atoll(req.matches.at(i).c_str()); }

@@ -21,7 +21,14 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 = pick a free port
   IngestLimits limits;
-  int threads = 32;  // request threads; ingest requests block on group commit
+  int threads = 32;  // request workers; ingest requests block on group commit
+  // Connections. An idle keep-alive connection, or one still sending its request head, holds
+  // no worker: it waits in the connection poller (http_server.cc) until its head is complete.
+  int max_connections = 4096;             // open connections in all; more are answered 503 and closed
+  int max_connections_per_address = 256;  // per client IP address
+  int header_timeout_s = 10;              // the whole request head must arrive within this
+  int body_timeout_s = 60;                // the whole body must arrive within this
+  int idle_timeout_s = 30;                // an idle keep-alive connection is closed after this
   // Per-key ingest rate limit (token bucket): sustained events per second and burst;
   // 0 = unlimited.
   double rate_limit_events_per_s = 0;

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Regression tests of the adversarial probe's findings (issue 8, docs/reliability.md), against a
+real `northstar serve`. Each test reproduces its finding first, as the probe did, with bounded
+loops and a measured server RSS:
+
+  1  gzip bombs (Content-Encoding: gzip, with and without a key, three at once, Segment and
+     PostHog routes): refused, RSS stays bounded, good events of other clients still stored;
+  2  a KPI whose formula names itself (directly or through another KPI) is refused with the
+     cycle named; the server stays up and the daily job runs;
+  4  idle keep-alive connections do not take the workers;
+  5  slowloris: heads sent slowly do not take the workers and are closed at --header-timeout;
+     per-address connection limit;
+  7  KPI formulas fanning out (30 references per level) are evaluated once per KPI;
+  13 a refused PATCH changes nothing and one broken KPI does not break the list.
+
+Usage: hardening_test.py /path/to/northstar. Standard library only.
+"""
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_one  # noqa: E402
+from opsclient import Client, close_connections, create_project  # noqa: E402
+
+CTX = {}
+PROJECT = "hard"
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def gzip_of_spaces(mib):
+    """gzip of `mib` MiB of spaces, made in 1 MiB steps (a 512 MiB bomb is ~0.5 MB)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b" " * (1 << 20)
+    out = [c.compress(chunk) for _ in range(mib)]
+    out.append(c.flush())
+    return b"".join(out)
+
+
+def srv():
+    return CTX["server"]
+
+
+def secret():
+    return Client(srv().port, "secret", key=CTX["keys"]["secret_key"])
+
+
+def count_events(event):
+    r = http_request(srv().port, "POST", "/api/v1/query",
+                     body=json.dumps({"kind": "trends", "series": [{"event": event}],
+                                      "date_from": "2020-01-01", "date_to": "2029-12-31", "interval": "month"}),
+                     headers={"Authorization": "Bearer " + CTX["keys"]["secret_key"]})
+    check(r.status == 200, f"count {event}: {r}")
+    return sum(v for v in r.json["series"][0]["values"] if v)
+
+
+# ------------------------------------------------------------------------------ finding 1
+
+
+def test_gzip_bomb_without_key_is_refused_before_inflating():
+    bomb = CTX["bomb"]
+    pid = srv().proc.pid
+    before = rss_mb(pid)
+    t = time.time()
+    r = http_request(srv().port, "POST", "/api/v1/events", body=bomb,
+                     headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    took = time.time() - t
+    check_eq(r.status, 401, "gzip bomb without a key")
+    grown = rss_mb(pid) - before
+    check(grown < 64, f"RSS grew by {grown:.0f} MB for a refused bomb (was 4 GB before the fix)")
+    check(took < 5, f"refusal took {took:.1f}s")
+
+
+def test_gzip_bomb_with_key_stops_at_the_limit():
+    bomb = CTX["bomb"]
+    pid = srv().proc.pid
+    before = rss_mb(pid)
+    results = []
+
+    def one():
+        results.append(http_request(srv().port, "POST", "/api/v1/events", body=bomb,
+                                    headers={"Content-Encoding": "gzip", "Content-Type": "application/json",
+                                             "Authorization": "Bearer " + CTX["keys"]["write_key"]}))
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    check_eq(len(results), 3, "answers to three concurrent bombs")
+    for r in results:
+        check_eq(r.status, 413, "gzip bomb with a write key")
+        check(r.json["error"]["code"] == "resource_exhausted", f"error code: {r}")
+        check("limit" in r.json["error"]["message"], f"message names the limit: {r}")
+    grown = rss_mb(pid) - before
+    # Three bodies capped at the 20 MiB limit each, plus allocator slack.
+    check(grown < 256, f"RSS grew by {grown:.0f} MB for three refused bombs (6.2 GB before the fix)")
+    # The server still stores good events.
+    good = json.dumps([{"event": "after_bomb", "distinct_id": "u1", "timestamp": "2026-01-05T10:00:00Z"}])
+    r = http_request(srv().port, "POST", "/api/v1/events", body=good,
+                     headers={"Authorization": "Bearer " + CTX["keys"]["write_key"], "Content-Type": "application/json"})
+    check_eq(r.status, 200, "a good batch after the bombs")
+    check_eq(count_events("after_bomb"), 1, "events stored after the bombs")
+
+
+def test_gzip_bomb_on_collection_protocols():
+    bomb = CTX["bomb"]
+    pid = srv().proc.pid
+    before = rss_mb(pid)
+    wk = CTX["keys"]["write_key"]
+    import base64
+    basic = "Basic " + base64.b64encode((wk + ":").encode()).decode()
+    for path, headers in (("/v1/batch", {"Authorization": basic}), ("/batch/", {}), ("/sa?token=" + wk, {})):
+        h = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        h.update(headers)
+        r = http_request(srv().port, "POST", path, body=bomb, headers=h)
+        check(r.status in (400, 413), f"gzip bomb on {path}: {r}")
+    grown = rss_mb(pid) - before
+    check(grown < 256, f"RSS grew by {grown:.0f} MB on the collection routes")
+
+
+def test_body_on_a_get_is_refused_unread():
+    r = http_request(srv().port, "GET", "/healthz", body=CTX["bomb"], headers={"Content-Encoding": "gzip"})
+    check_eq(r.status, 400, "GET with a body")
+    r = http_request(srv().port, "GET", "/healthz")
+    check_eq(r.status, 200, "healthz afterwards")
+
+
+# ------------------------------------------------------------------------------ findings 4, 5
+
+
+def open_idle(n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        check(data.startswith(b"HTTP/1.1 200"), f"idle connection's first answer: {data[:80]!r}")
+        socks.append(s)
+    return socks
+
+
+def probe(timeout=3.0):
+    t = time.time()
+    try:
+        r = http_request(srv().port, "GET", "/healthz", timeout=timeout)
+        return r.status == 200, time.time() - t
+    except OSError:
+        return False, time.time() - t
+
+
+def test_idle_keepalive_connections_hold_no_worker():
+    # The server runs with --threads 4: 40 idle connections are ten times the workers.
+    socks = open_idle(40)
+    try:
+        for i in range(10):
+            ok, took = probe()
+            check(ok, f"probe {i} with 40 idle keep-alive connections failed after {took:.1f}s")
+        # And the idle connections still work.
+        socks[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(socks[0].recv(4096).startswith(b"HTTP/1.1 200"), "an idle connection answers again")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_slowloris_heads_hold_no_worker_and_are_closed():
+    socks = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+        s.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\n")
+        socks.append(s)
+    try:
+        ok_count = 0
+        deadline = time.time() + 2.5  # the server's --header-timeout is 3 s
+        line = 0
+        while time.time() < deadline:
+            for s in socks:
+                try:
+                    s.sendall(f"X-Slow-{line}: 1\r\n".encode())
+                except OSError:
+                    pass
+            line += 1
+            ok, took = probe()
+            ok_count += ok
+            time.sleep(0.2)
+        check(ok_count >= 5, f"only {ok_count} probes succeeded while 40 clients sent heads slowly")
+        # After the head deadline every slow connection is answered 408 and closed.
+        closed = 0
+        end = time.time() + 8
+        for s in socks:
+            s.settimeout(max(0.1, end - time.time()))
+            try:
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                closed += 1
+                check(data == b"" or data.startswith(b"HTTP/1.1 408"), f"slow head answered {data[:60]!r}")
+            except OSError:
+                pass
+        check_eq(closed, 40, "slow connections closed by the server")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_connection_limit_per_address():
+    # --max-connections-per-address 60: hold 60 (with the probes' own), the next is refused.
+    socks = open_idle(55)
+    extra = []
+    try:
+        refused = 0
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", srv().port), timeout=5)
+            extra.append(s)
+            s.settimeout(0.5)
+            try:
+                data = s.recv(4096)
+                if data.startswith(b"HTTP/1.1 503"):
+                    refused += 1
+            except socket.timeout:
+                pass
+        check(refused >= 4, f"connections over the per-address limit refused: {refused} of 10")
+    finally:
+        for s in socks + extra:
+            s.close()
+    time.sleep(0.5)
+    ok, _ = probe()
+    check(ok, "a probe after the connections closed")
+
+
+# ------------------------------------------------------------------------------ findings 2, 7, 13
+
+
+def kpi(c, name, reduce, query=None, period=None):
+    body = {"name": name, "query": query or {"kind": "trends", "series": [{"event": "pay"}]}, "reduce": reduce,
+            "period": period or {"type": "custom", "from": "2099-01-01", "to": "2099-01-31"}}
+    return c.ok("POST", "/api/v1/kpis", body, expect=201)["id"]
+
+
+def test_kpi_formula_cycle_is_refused_and_the_server_survives():
+    c = secret()
+    k1 = kpi(c, "f", {"series": 0})
+    e = c.err("PATCH", f"/api/v1/kpis/{k1}", {"reduce": {"formula": f"k{k1}"}})
+    check(f"k{k1} -> k{k1}" in e["message"], f"the cycle is named: {e}")
+    check_eq(e.get("field"), "reduce.formula", "error field")
+    k2 = kpi(c, "g", {"formula": f"k{k1} * 2"})
+    e = c.err("PATCH", f"/api/v1/kpis/{k1}", {"reduce": {"formula": f"k{k2} + 1"}})
+    check(f"k{k1} -> k{k2} -> k{k1}" in e["message"], f"the indirect cycle is named: {e}")
+    # Nothing was saved: k1 is still a series KPI.
+    check_eq(c.ok("GET", f"/api/v1/kpis/{k1}")["reduce"].get("formula"), None, "k1's formula after refused PATCHes")
+    check(srv().alive(), "server alive")
+    # A loop that got into the store anyway (written behind the server's back, as an older
+    # version could): evaluation is cycle-safe, the daily job records the error on the KPI,
+    # the list still answers.
+    import sqlite3
+    db = sqlite3.connect(os.path.join(CTX["data"], "meta.db"), timeout=30)
+    db.execute("UPDATE kpis SET doc = json_set(doc, '$.reduce', json(?)), state = NULL WHERE id = ?",
+               (json.dumps({"formula": f"k{k1}"}), k1))
+    db.commit()
+    db.close()
+    r = c.ok("POST", "/api/v1/jobs/daily")
+    check(any(e.get("kpi_id") == k1 and "loop" in e.get("error", "") for e in r["errors"]), f"daily job: {r}")
+    ks = c.ok("GET", "/api/v1/kpis")
+    item = [k for k in ks if k["id"] == k1]
+    check(item and item[0].get("error"), f"the broken KPI is listed with its error: {item}")
+    check(srv().alive(), "server alive after evaluating a stored loop")
+    c.ok("DELETE", f"/api/v1/kpis/{k2}")
+    c.ok("DELETE", f"/api/v1/kpis/{k1}")
+
+
+def test_refused_patch_changes_nothing_and_lists_survive():
+    c = secret()
+    k = kpi(c, "h", {"series": 0})
+    e = c.err("PATCH", f"/api/v1/kpis/{k}", {"reduce": {"formula": "k999999"}})
+    check("k999999" in e["message"], f"unknown KPI named: {e}")
+    check_eq(c.ok("GET", f"/api/v1/kpis/{k}")["reduce"].get("formula"), None, "KPI after a refused PATCH")
+    for path in ("/api/v1/kpis", "/api/v1/monitoring", "/api/v1/reminders"):
+        r = c.req("GET", path)
+        check_eq(r.status, 200, f"GET {path}")
+
+
+def test_kpi_formula_fan_out_is_evaluated_once_per_kpi():
+    c = secret()
+    month = {"type": "month"}
+    base = kpi(c, "base", {"series": 0}, period=month)
+    prev = base
+    t = time.time()
+    for level in range(4):
+        prev = kpi(c, f"level{level}", {"formula": " + ".join([f"k{prev}"] * 30)}, period=month)
+    r = c.ok("POST", f"/api/v1/kpis/{prev}/refresh")
+    took = time.time() - t
+    check(r.get("actual") == 0 and r.get("status") != "not_started", f"refresh answer: {r}")
+    # Before memoisation, level 3 alone was 30^4 = 810,000 evaluations (minutes); now a few.
+    check(took < 30, f"4 levels of 30 references took {took:.1f}s")
+
+
+def main():
+    binary = binary_from_argv()
+    if not binary:
+        return 2
+    tmp = tempfile.mkdtemp(prefix="ns-hardening-")
+    data = os.path.join(tmp, "data")
+    try:
+        CTX["keys"] = create_project(binary, data, PROJECT)
+        CTX["data"] = data
+        CTX["bomb"] = gzip_of_spaces(512)
+        CTX["server"] = Server(binary, data, os.path.join(tmp, "server.log"),
+                               ["--threads", "4", "--header-timeout", "3", "--max-connections-per-address", "60",
+                                "--no-scheduler"]).start()
+        tests = [test_gzip_bomb_without_key_is_refused_before_inflating, test_gzip_bomb_with_key_stops_at_the_limit,
+                 test_gzip_bomb_on_collection_protocols, test_body_on_a_get_is_refused_unread,
+                 test_idle_keepalive_connections_hold_no_worker, test_slowloris_heads_hold_no_worker_and_are_closed,
+                 test_connection_limit_per_address, test_kpi_formula_cycle_is_refused_and_the_server_survives,
+                 test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi]
+        passed = sum(run_one(t) for t in tests)
+        close_connections()
+        alive = CTX["server"].alive()
+        rc = CTX["server"].stop()
+        print(f"{passed} passed, {len(tests) - passed} failed")
+        if not alive:
+            print("FAIL: the server died during the tests\n" + CTX["server"].log_tail())
+            return 1
+        return 0 if passed == len(tests) and rc == 0 else 1
+    finally:
+        if "server" in CTX:
+            CTX["server"].kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
