@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <atomic>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 
 #include "query/operators.h"
 #include "query/person_scan.h"
@@ -26,6 +28,66 @@ struct Cell {
   std::vector<uint64_t> bits;    // dau (dense mode): bit per person
   uint32_t last_person = UINT32_MAX;
 };
+
+// Distinct persons of a cell: a list while it is smaller than a bitset over all persons, then
+// the bitset. A cell's memory is so bounded by its rows, whatever the number of cells (a
+// breakdown by a unique id over ten years of days is 100k x 3650 cells, nearly all empty).
+struct DauSet {
+  size_t words;  // bitset size in 64-bit words
+  void Add(Cell& c, uint32_t p) const {
+    if (!c.bits.empty()) {
+      c.bits[p >> 6] |= 1ULL << (p & 63);
+    } else if (p != c.last_person) {
+      c.persons.push_back(p);
+      c.last_person = p;
+      if (c.persons.size() > 2 * words) ToBits(c);
+    }
+  }
+  void ToBits(Cell& c) const {
+    c.bits.assign(words, 0);
+    for (uint32_t q : c.persons) c.bits[q >> 6] |= 1ULL << (q & 63);
+    std::vector<uint32_t>().swap(c.persons);
+  }
+  void Merge(Cell& a, Cell& c) const {
+    if (!c.bits.empty() && a.bits.empty()) ToBits(a);
+    if (!a.bits.empty()) {
+      for (uint32_t q : c.persons) a.bits[q >> 6] |= 1ULL << (q & 63);
+      for (size_t w = 0; w < c.bits.size(); w++) a.bits[w] |= c.bits[w];
+    } else {
+      a.persons.insert(a.persons.end(), c.persons.begin(), c.persons.end());
+      if (a.persons.size() > 2 * words) ToBits(a);
+    }
+  }
+  static uint64_t Count(Cell& c) {
+    if (!c.bits.empty()) {
+      uint64_t n = 0;
+      for (uint64_t w : c.bits) n += static_cast<uint64_t>(__builtin_popcountll(w));
+      return n;
+    }
+    std::sort(c.persons.begin(), c.persons.end());
+    c.persons.erase(std::unique(c.persons.begin(), c.persons.end()), c.persons.end());  // may be counted twice
+    return c.persons.size();
+  }
+};
+
+// The cells of one breakdown group: one per time bucket, dense without a breakdown (one group,
+// every bucket used), sparse with one (only the buckets that have rows exist).
+struct GroupCells {
+  std::vector<Cell> dense;
+  std::unordered_map<uint32_t, Cell> sparse;
+  bool is_dense = false;
+  Cell& At(size_t bucket) { return is_dense ? dense[bucket] : sparse[static_cast<uint32_t>(bucket)]; }
+  Cell* Find(size_t bucket) {
+    if (is_dense) return &dense[bucket];
+    auto it = sparse.find(static_cast<uint32_t>(bucket));
+    return it == sparse.end() ? nullptr : &it->second;
+  }
+  size_t cells() const { return is_dense ? dense.size() : sparse.size(); }
+};
+
+// Cells a query may hold (~120 bytes each, plus their rows): beyond this it is refused with
+// resource_exhausted instead of taking the machine's memory.
+constexpr size_t kMaxTrendCells = 8u << 20;
 
 double Percentile(std::vector<double>& v, double p) {
   // Linear interpolation between closest ranks (as numpy's default and ClickHouse quantileExact* variants).
@@ -56,10 +118,14 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
   if (breakdown.active())
     for (size_t b = 0; b < blocks.size(); b++) breakdown.ResolveBlock(*blocks[b], &block_groups[b]);
   const size_t np = pt.size();
-  // Distinct persons per cell: a dense bitset when buckets x persons is small, else a list.
-  const bool dense_dau = nb * ((np + 63) / 64) * 8 <= (64u << 20);
+  const DauSet dau{(np + 63) / 64 + 1};
+  const bool dense_cells = !breakdown.active();
+  if (breakdown.active() && q.breakdown_limit * nb > kMaxTrendCells)
+    return ResourceExhausted("breakdown_limit " + std::to_string(q.breakdown_limit) + " x " + std::to_string(nb) +
+                             " intervals is over the limit of " + std::to_string(kMaxTrendCells) +
+                             " values in one answer: lower breakdown_limit, shorten the range or use a longer interval");
 
-  using Cells = std::vector<std::map<uint32_t, std::vector<Cell>>>;  // [series][group] -> per-bucket cells
+  using Cells = std::vector<std::map<uint32_t, GroupCells>>;  // [series][group] -> per-bucket cells
   const int slots = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(blocks.size())));
   std::vector<Cells> partial(static_cast<size_t>(slots), Cells(q.series.size()));
   std::vector<FilterSet> series_filters;
@@ -70,7 +136,10 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
     series_filters.emplace_back(all, snap);
     matchers.push_back(EventMatcher::Make(s.event, *snap.events));
   }
+  std::atomic<size_t> cell_count{0};
+  std::atomic<bool> over_budget{false};
   auto scan_block = [&](size_t bi, Cells& cells) {
+    if (over_budget.load(std::memory_order_relaxed)) return;
     const Block& b = *blocks[bi];
     const auto& ts = b.ts();
     const auto& ev = b.ev();
@@ -91,9 +160,12 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
       const bool need_value = s.math != Math::kTotal && s.math != Math::kDau;
       const PropColumn* vc = need_value ? b.prop(s.property) : nullptr;
       if (need_value && !vc) continue;
-      std::map<uint32_t, std::vector<Cell>>& by_group = cells[si];
-      std::vector<Cell>* last_cells = nullptr;
+      std::map<uint32_t, GroupCells>& by_group = cells[si];
+      GroupCells* last_cells = nullptr;
       uint32_t last_group = UINT32_MAX;
+      Cell* last_cell = nullptr;
+      size_t last_bucket = SIZE_MAX;
+      size_t new_cells = 0;
       const BlockGroups* groups = breakdown.active() ? &block_groups[bi] : nullptr;
       // Rows of the series' event only (the block's event index), or every row for "$any".
       const uint32_t* rows_begin = nullptr;
@@ -111,24 +183,28 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
         const size_t bi2 = one_bucket ? b_lo : bucket_of(t);
         const uint32_t g = groups ? (*groups)[i] : 0;
         if (g != last_group) {
-          auto& vec = by_group[g];
-          if (vec.empty()) vec.resize(nb);
-          last_cells = &vec;
+          auto& gc = by_group[g];
+          if (dense_cells && !gc.is_dense) {
+            gc.is_dense = true;
+            gc.dense.resize(nb);
+          }
+          last_cells = &gc;
           last_group = g;
+          last_bucket = SIZE_MAX;
         }
-        Cell& c = (*last_cells)[bi2];
+        if (bi2 != last_bucket) {
+          const size_t before = last_cells->cells();
+          last_cell = &last_cells->At(bi2);
+          new_cells += last_cells->cells() - before;
+          last_bucket = bi2;
+        }
+        Cell& c = *last_cell;
         c.count++;
         switch (s.math) {
           case Math::kTotal: break;
           case Math::kDau: {
             const uint32_t p = did[i] < np ? pt.person_of[did[i]] : did[i];
-            if (dense_dau) {
-              if (c.bits.empty()) c.bits.assign((np + 63) / 64 + 1, 0);
-              c.bits[p >> 6] |= 1ULL << (p & 63);
-            } else if (p != c.last_person) {
-              c.persons.push_back(p);
-              c.last_person = p;
-            }
+            dau.Add(c, p);
             break;
           }
           case Math::kP50:
@@ -139,6 +215,8 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
             c.max = std::max(c.max, v);
         }
       }
+      if (new_cells && cell_count.fetch_add(new_cells, std::memory_order_relaxed) + new_cells > kMaxTrendCells)
+        over_budget.store(true, std::memory_order_relaxed);
     }
   };
   {
@@ -150,32 +228,34 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
     for (size_t bi = 0; bi < blocks.size(); bi += static_cast<size_t>(slots)) scan_block(bi, partial[0]);
     for (auto& th : threads) th.join();
   }
+  if (over_budget.load())
+    return ResourceExhausted("the query needs more than " + std::to_string(kMaxTrendCells) +
+                             " (breakdown value, interval) cells: the breakdown property has too many values for this "
+                             "range; shorten the range, use a longer interval or break down by another property");
   // Merge the partial results into partial[0].
   Cells& cells = partial[0];
+  auto merge_cell = [&](Cell& a, Cell& c) {
+    a.count += c.count;
+    a.sum += c.sum;
+    a.min = std::min(a.min, c.min);
+    a.max = std::max(a.max, c.max);
+    a.values.insert(a.values.end(), c.values.begin(), c.values.end());
+    dau.Merge(a, c);
+  };
   for (size_t t = 1; t < partial.size(); t++) {
     for (size_t si = 0; si < q.series.size(); si++) {
-      for (auto& [g, vec] : partial[t][si]) {
+      for (auto& [g, gc] : partial[t][si]) {
         auto& dst = cells[si][g];
-        if (dst.empty()) {
-          dst = std::move(vec);
+        if (dst.cells() == 0) {
+          dst = std::move(gc);
           continue;
         }
-        for (size_t k = 0; k < nb; k++) {
-          Cell& a = dst[k];
-          Cell& c = vec[k];
-          a.count += c.count;
-          a.sum += c.sum;
-          a.min = std::min(a.min, c.min);
-          a.max = std::max(a.max, c.max);
-          a.values.insert(a.values.end(), c.values.begin(), c.values.end());
-          a.persons.insert(a.persons.end(), c.persons.begin(), c.persons.end());
-          if (!c.bits.empty()) {
-            if (a.bits.empty()) a.bits = std::move(c.bits);
-            else
-              for (size_t w = 0; w < a.bits.size(); w++) a.bits[w] |= c.bits[w];
-          }
-        }
+        if (gc.is_dense)
+          for (size_t k = 0; k < nb; k++) merge_cell(dst.At(k), gc.dense[k]);
+        else
+          for (auto& [k, c] : gc.sparse) merge_cell(dst.At(k), c);
       }
+      partial[t][si].clear();
     }
   }
   json out;
@@ -189,43 +269,57 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
   json series = json::array();
   for (size_t si = 0; si < q.series.size(); si++) {
     const TrendsSeries& s = q.series[si];
-    struct Row { uint32_t group; json values; double total; };
-    std::vector<Row> rows;
     auto& by_group = cells[si];
-    if (by_group.empty() && !breakdown.active()) by_group[0].resize(nb);
-    for (auto& [g, vec] : by_group) {
-      json values = json::array();
-      double total = 0;
-      for (Cell& c : vec) {
-        json v;
-        switch (s.math) {
-          case Math::kTotal: v = c.count; break;
-          case Math::kDau: {
-            if (!c.bits.empty()) {
-              uint64_t n = 0;
-              for (uint64_t w : c.bits) n += static_cast<uint64_t>(__builtin_popcountll(w));
-              v = n;
-            } else {
-              std::sort(c.persons.begin(), c.persons.end());
-              v = static_cast<uint64_t>(std::unique(c.persons.begin(), c.persons.end()) - c.persons.begin());
-            }
-            break;
-          }
-          case Math::kSum: v = c.sum; break;
-          case Math::kAvg: v = c.count ? json(c.sum / static_cast<double>(c.count)) : json(); break;
-          case Math::kMin: v = c.count ? json(c.min) : json(); break;
-          case Math::kMax: v = c.count ? json(c.max) : json(); break;
-          case Math::kP50: v = c.values.empty() ? json() : json(Percentile(c.values, 0.5)); break;
-          case Math::kP90: v = c.values.empty() ? json() : json(Percentile(c.values, 0.9)); break;
-        }
-        if (v.is_number()) total += v.get<double>();
-        values.push_back(std::move(v));
+    if (by_group.empty() && !breakdown.active()) {
+      by_group[0].is_dense = true;
+      by_group[0].dense.resize(nb);
+    }
+    // The value of a cell (empty cells: as a cell without rows). Computed once per cell: the
+    // totals rank the groups, then only the kept groups become JSON.
+    Cell empty;
+    auto value_of = [&](Cell& c) -> json {
+      switch (s.math) {
+        case Math::kTotal: return c.count;
+        case Math::kDau: return DauSet::Count(c);
+        case Math::kSum: return c.sum;
+        case Math::kAvg: return c.count ? json(c.sum / static_cast<double>(c.count)) : json();
+        case Math::kMin: return c.count ? json(c.min) : json();
+        case Math::kMax: return c.count ? json(c.max) : json();
+        case Math::kP50: return c.values.empty() ? json() : json(Percentile(c.values, 0.5));
+        case Math::kP90: return c.values.empty() ? json() : json(Percentile(c.values, 0.9));
       }
-      rows.push_back({g, std::move(values), total});
+      return json();
+    };
+    struct Row { uint32_t group; GroupCells* cells; double total; json values; };
+    std::vector<Row> rows;
+    for (auto& [g, gc] : by_group) {
+      double total = 0;
+      auto add = [&](Cell& c) {
+        json v = value_of(c);
+        if (v.is_number()) total += v.get<double>();
+        return v;
+      };
+      json vals = json::array();
+      if (gc.is_dense) {
+        for (Cell& c : gc.dense) vals.push_back(add(c));
+      } else {
+        for (auto& [k, c] : gc.sparse) add(c);
+        vals = nullptr;  // built below for the kept rows only
+      }
+      rows.push_back({g, &gc, total, std::move(vals)});
     }
     // Largest breakdown values first; keep breakdown_limit of them.
     std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.total > b.total; });
     if (rows.size() > q.breakdown_limit) rows.resize(q.breakdown_limit);
+    for (auto& r : rows) {
+      if (r.values.is_null()) {
+        r.values = json::array();
+        for (size_t k = 0; k < nb; k++) {
+          Cell* c = r.cells->Find(k);
+          r.values.push_back(value_of(c ? *c : empty));
+        }
+      }
+    }
     for (auto& r : rows) {
       json sj;
       sj["label"] = s.label;
