@@ -57,12 +57,17 @@ static std::string Lower(std::string s) {
   return s;
 }
 
+static Status ValidatePassword(const std::string& password, const char* field) {
+  if (password.size() < 10) return InvalidArgument(std::string(field) + ": must be at least 10 characters", field);
+  if (password.size() > 1024) return InvalidArgument(std::string(field) + ": must be at most 1024 characters", field);
+  return Status::OK();
+}
+
 StatusOr<int64_t> Accounts::CreateUser(const std::string& email_in, const std::string& password, const std::string& name,
                                        const std::string& project, Role role) {
   std::string email = Lower(email_in);
   NS_RETURN_IF_ERROR(ValidateEmail(email));
-  if (password.size() < 10) return InvalidArgument("password: must be at least 10 characters", "password");
-  if (password.size() > 1024) return InvalidArgument("password: must be at most 1024 characters", "password");
+  NS_RETURN_IF_ERROR(ValidatePassword(password, "password"));
   NS_ASSIGN_OR_RETURN(std::string hash, HashPassword(password));
   int64_t id = 0;
   Status st = db_.Tx([&]() -> Status {
@@ -166,6 +171,123 @@ std::optional<Accounts::ApiKeyInfo> Accounts::ApiKeyRole(const std::string& key)
   auto role = ParseRole((*rows)[0].Str(1));
   if (!role.ok()) return std::nullopt;
   return ApiKeyInfo{(*rows)[0].Str(0), (*rows)[0].Str(2), *role};
+}
+
+json Accounts::ListApiKeys(const std::string& project) {
+  json out = json::array();
+  auto rows = db_.Query("SELECT id, name, role, created_at, revoked FROM api_keys WHERE project = ? ORDER BY id", {project});
+  if (!rows.ok()) return out;
+  for (auto& r : *rows)
+    out.push_back({{"id", r.Int(0)}, {"name", r.Str(1)}, {"role", r.Str(2)}, {"created_at", r.Int(3)},
+                   {"revoked", r.Int(4) != 0}});
+  return out;
+}
+
+StatusOr<std::string> Accounts::RevokeApiKey(const std::string& project, int64_t id) {
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT name FROM api_keys WHERE id = ? AND project = ?", {id, project}));
+  if (rows.empty()) return NotFound("no API key " + std::to_string(id) + " in this project");
+  NS_RETURN_IF_ERROR(db_.Exec("UPDATE api_keys SET revoked = 1 WHERE id = ?", {id}));
+  return rows[0].Str(0);
+}
+
+StatusOr<json> Accounts::UserInProject(const std::string& project, int64_t user_id) {
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT u.id, u.email, u.name, m.role, u.created_at, u.disabled FROM users u "
+                                           "JOIN memberships m ON m.user_id = u.id WHERE u.id = ? AND m.project = ?",
+                                           {user_id, project}));
+  if (rows.empty()) return NotFound("no user " + std::to_string(user_id) + " in this project");
+  const SqlRow& r = rows[0];
+  return json{{"id", r.Int(0)}, {"email", r.Str(1)}, {"name", r.Str(2)}, {"role", r.Str(3)}, {"created_at", r.Int(4)},
+              {"disabled", r.Int(5) != 0}};
+}
+
+Status Accounts::ChangeRole(const std::string& project, int64_t user_id, Role role) {
+  return db_.Tx([&]() -> Status {
+    NS_ASSIGN_OR_RETURN(json u, UserInProject(project, user_id));
+    if (u["role"] == "admin" && role != Role::kAdmin) {
+      NS_ASSIGN_OR_RETURN(auto n, db_.Query("SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id "
+                                            "WHERE m.project = ? AND m.role = 'admin' AND u.disabled = 0",
+                                            {project}));
+      if (n[0].Int(0) <= 1)
+        return FailedPrecondition("user " + u["email"].get<std::string>() +
+                                  " is the project's last admin: make another user admin first");
+    }
+    return SetRole(user_id, project, role);
+  });
+}
+
+// Whether `admin` is an admin of every project the user belongs to (a user-wide change must
+// not let the admin of one project take over an account used in another).
+static Status AdminOfAllProjects(Accounts& a, const Principal& admin, int64_t user_id) {
+  for (auto& [p, role] : a.Memberships(user_id)) {
+    if (p == admin.project) continue;
+    if (admin.user_id == 0) return PermissionDenied("the user also belongs to another project: only an admin of every project of the user (logged in) can change this; remove the user from this project instead");
+    auto r = a.RoleOf(admin.user_id, p);
+    if (!r.ok() || *r != Role::kAdmin)
+      return PermissionDenied("the user also belongs to another project where you are not an admin; remove the user "
+                              "from this project instead (DELETE /api/v1/users/ID)");
+  }
+  return Status::OK();
+}
+
+Status Accounts::SetDisabled(const Principal& admin, int64_t user_id, bool disabled) {
+  return db_.Tx([&]() -> Status {
+    NS_ASSIGN_OR_RETURN(json u, UserInProject(admin.project, user_id));
+    NS_RETURN_IF_ERROR(AdminOfAllProjects(*this, admin, user_id));
+    if (disabled && user_id == admin.user_id) return FailedPrecondition("you cannot disable yourself");
+    if (disabled && u["role"] == "admin") {
+      NS_ASSIGN_OR_RETURN(auto n, db_.Query("SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id "
+                                            "WHERE m.project = ? AND m.role = 'admin' AND u.disabled = 0",
+                                            {admin.project}));
+      if (n[0].Int(0) <= 1) return FailedPrecondition("the project's last admin cannot be disabled");
+    }
+    NS_RETURN_IF_ERROR(db_.Exec("UPDATE users SET disabled = ? WHERE id = ?", {int64_t{disabled ? 1 : 0}, user_id}));
+    if (disabled) NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM sessions WHERE user_id = ?", {user_id}));
+    return Status::OK();
+  });
+}
+
+Status Accounts::ResetPassword(const Principal& admin, int64_t user_id, const std::string& password) {
+  NS_RETURN_IF_ERROR(ValidatePassword(password, "password"));
+  NS_ASSIGN_OR_RETURN(std::string hash, HashPassword(password));
+  return db_.Tx([&]() -> Status {
+    NS_RETURN_IF_ERROR(UserInProject(admin.project, user_id).status());
+    NS_RETURN_IF_ERROR(AdminOfAllProjects(*this, admin, user_id));
+    NS_RETURN_IF_ERROR(db_.Exec("UPDATE users SET password_hash = ? WHERE id = ?", {hash, user_id}));
+    return db_.Exec("DELETE FROM sessions WHERE user_id = ?", {user_id});
+  });
+}
+
+Status Accounts::RemoveFromProject(const std::string& project, int64_t user_id) {
+  return db_.Tx([&]() -> Status {
+    NS_ASSIGN_OR_RETURN(json u, UserInProject(project, user_id));
+    if (u["role"] == "admin") {
+      NS_ASSIGN_OR_RETURN(auto n, db_.Query("SELECT COUNT(*) FROM memberships WHERE project = ? AND role = 'admin'",
+                                            {project}));
+      if (n[0].Int(0) <= 1) return FailedPrecondition("the project's last admin cannot be removed");
+    }
+    NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM memberships WHERE user_id = ? AND project = ?", {user_id, project}));
+    NS_ASSIGN_OR_RETURN(auto left, db_.Query("SELECT COUNT(*) FROM memberships WHERE user_id = ?", {user_id}));
+    if (left[0].Int(0) == 0) {
+      NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM sessions WHERE user_id = ?", {user_id}));
+      NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM users WHERE id = ?", {user_id}));
+    }
+    return Status::OK();
+  });
+}
+
+Status Accounts::ChangeOwnPassword(int64_t user_id, const std::string& current, const std::string& next,
+                                   const std::string& keep_session_token) {
+  NS_RETURN_IF_ERROR(ValidatePassword(next, "new_password"));
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT password_hash FROM users WHERE id = ?", {user_id}));
+  if (rows.empty()) return NotFound("no such user");
+  if (!VerifyPassword(rows[0].Str(0), current))
+    return PermissionDenied("current_password is wrong");
+  if (current == next) return InvalidArgument("new_password: must differ from the current password", "new_password");
+  NS_ASSIGN_OR_RETURN(std::string hash, HashPassword(next));
+  return db_.Tx([&]() -> Status {
+    NS_RETURN_IF_ERROR(db_.Exec("UPDATE users SET password_hash = ? WHERE id = ?", {hash, user_id}));
+    return db_.Exec("DELETE FROM sessions WHERE user_id = ? AND token_hash != ?", {user_id, Sha256Hex(keep_session_token)});
+  });
 }
 
 Status Audit(MetaDb& db, const Principal& who, const std::string& action, const std::string& entity, int64_t id,

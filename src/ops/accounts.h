@@ -72,6 +72,26 @@ class Accounts {
     Role role = Role::kViewer;
   };
   std::optional<ApiKeyInfo> ApiKeyRole(const std::string& key);
+  // The project's role keys (never the key itself: only its hash is stored).
+  nlohmann::json ListApiKeys(const std::string& project);
+  // Revokes a key of the project (NotFound if it is not one; idempotent). Returns its name.
+  StatusOr<std::string> RevokeApiKey(const std::string& project, int64_t id);
+
+  // Credential management (finding 6 of docs/reliability.md). A user of `project`:
+  // NotFound when the user has no role there.
+  StatusOr<nlohmann::json> UserInProject(const std::string& project, int64_t user_id);
+  // A user's role in `project`; refuses to leave the project without an admin.
+  Status ChangeRole(const std::string& project, int64_t user_id, Role role);
+  // Disables (or enables) a user; a disabled user's sessions end at once. Passwords and the
+  // disabled flag belong to the user, not to one project: only an admin of every project
+  // the user is in may change them (PermissionDenied otherwise).
+  Status SetDisabled(const Principal& admin, int64_t user_id, bool disabled);
+  Status ResetPassword(const Principal& admin, int64_t user_id, const std::string& password);
+  // Removes the user from `project`; a user left in no project is deleted. Sessions end.
+  Status RemoveFromProject(const std::string& project, int64_t user_id);
+  // One's own password: checks the current one, sets the new one, ends every other session.
+  Status ChangeOwnPassword(int64_t user_id, const std::string& current, const std::string& next,
+                           const std::string& keep_session_token);
 
  private:
   MetaDb& db_;

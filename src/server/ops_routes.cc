@@ -196,6 +196,20 @@ struct OpsApi {
           if (!b.contains(f) || !b[f].is_string()) return res.Error(InvalidArgument(std::string(f) + ": required string", f));
         auto role = ParseRole(b.value("role", std::string("viewer")));
         if (!role.ok()) return res.Error(role.status());
+        // An existing account (of another project) is added to this one with the role; its
+        // password stays its own. The answer does not say where else the account is used.
+        if (auto existing = ops.accounts.UserIdByEmail(b["email"].get<std::string>()); existing.ok()) {
+          if (ops.accounts.RoleOf(*existing, w.project).ok())
+            return res.Error(AlreadyExists("a user with email " + b["email"].get<std::string>() +
+                                           " is already a member of this project (PATCH /api/v1/users/" +
+                                           std::to_string(*existing) + " changes the role)"));
+          Status st = ops.accounts.SetRole(*existing, w.project, *role);
+          if (!st.ok()) return res.Error(st);
+          (void)Audit(ops.db(), w, "add", "user", *existing, nullptr,
+                      json{{"email", b["email"]}, {"role", RoleName(*role)}, {"project", w.project}});
+          return res.Json(201, json{{"id", *existing}, {"existing_account", true},
+                                    {"note", "an existing account was added to this project; its password is unchanged"}});
+        }
         auto id = ops.accounts.CreateUser(b["email"].get<std::string>(), b["password"].get<std::string>(),
                                           b.value("name", std::string()), w.project, *role);
         if (id.ok())
@@ -207,6 +221,77 @@ struct OpsApi {
     r.push_back(R("GET", "/api/v1/users", A, [this](const HttpRequest&, HttpResponse& res, const Principal& w) {
       res.Json(200, ops.accounts.ListUsers(w.project));
     }));
+    // Role, disabled flag, name or password of a user of the project; each change audited
+    // (the password never), sessions end when the user is disabled or the password is reset.
+    r.push_back(R("PATCH", R"(/api/v1/users/(\d+))", A, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+      WithBody(req, res, [&](const json& b) {
+        const int64_t id = Id(req);
+        auto before = ops.accounts.UserInProject(w.project, id);
+        if (!before.ok()) return res.Error(before.status());
+        for (auto it = b.begin(); it != b.end(); ++it)
+          if (it.key() != "role" && it.key() != "disabled" && it.key() != "password" && it.key() != "name")
+            return res.Error(InvalidArgument("unknown field '" + it.key() + "' (known: role, disabled, password, name)",
+                                             it.key()));
+        if (b.contains("role")) {
+          if (!b["role"].is_string()) return res.Error(InvalidArgument("role: expected admin, operator or viewer", "role"));
+          auto role = ParseRole(b["role"].get<std::string>());
+          if (!role.ok()) return res.Error(role.status());
+          if (Status st = ops.accounts.ChangeRole(w.project, id, *role); !st.ok()) return res.Error(st);
+        }
+        if (b.contains("disabled")) {
+          if (!b["disabled"].is_boolean()) return res.Error(InvalidArgument("disabled: expected true or false", "disabled"));
+          if (Status st = ops.accounts.SetDisabled(w, id, b["disabled"].get<bool>()); !st.ok()) return res.Error(st);
+        }
+        if (b.contains("password")) {
+          if (!b["password"].is_string()) return res.Error(InvalidArgument("password: expected a string", "password"));
+          if (Status st = ops.accounts.ResetPassword(w, id, b["password"].get<std::string>()); !st.ok())
+            return res.Error(st);
+        }
+        if (b.contains("name")) {
+          if (!b["name"].is_string() || b["name"].get<std::string>().size() > 200)
+            return res.Error(InvalidArgument("name: expected text of at most 200 bytes", "name"));
+          if (Status st = ops.db().Exec("UPDATE users SET name = ? WHERE id = ?", {b["name"].get<std::string>(), id}); !st.ok())
+            return res.Error(st);
+        }
+        auto after = ops.accounts.UserInProject(w.project, id);
+        if (!after.ok()) return res.Error(after.status());
+        json audit_after = *after;
+        if (b.contains("password")) audit_after["password"] = "(reset)";
+        (void)Audit(ops.db(), w, "update", "user", id, *before, audit_after);
+        res.Json(200, *after);
+      });
+    }));
+    r.push_back(R("DELETE", R"(/api/v1/users/(\d+))", A, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+      const int64_t id = Id(req);
+      auto before = ops.accounts.UserInProject(w.project, id);
+      if (!before.ok()) return res.Error(before.status());
+      Status st = ops.accounts.RemoveFromProject(w.project, id);
+      if (!st.ok()) return res.Error(st);
+      (void)Audit(ops.db(), w, "delete", "user", id, *before, nullptr);
+      res.Json(200, json{{"ok", true}});
+    }));
+    r.push_back(R("POST", "/api/v1/auth/password", V, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+      WithBody(req, res, [&](const json& b) {
+        if (!w.via_session || w.user_id == 0)
+          return res.Error(InvalidArgument("log in as the user whose password changes (a key has no password)"));
+        for (const char* f : {"current_password", "new_password"})
+          if (!b.contains(f) || !b[f].is_string()) return res.Error(InvalidArgument(std::string(f) + ": required string", f));
+        Status st = ops.accounts.ChangeOwnPassword(w.user_id, b["current_password"].get<std::string>(),
+                                                   b["new_password"].get<std::string>(), req.Cookie(kSessionCookie));
+        if (!st.ok()) return res.Error(st);
+        (void)Audit(ops.db(), w, "change_password", "user", w.user_id, nullptr, json{{"other_sessions", "ended"}});
+        res.Json(200, json{{"ok", true}, {"note", "your other sessions have ended"}});
+      });
+    }));
+    r.push_back(R("GET", "/api/v1/api-keys", A, [this](const HttpRequest&, HttpResponse& res, const Principal& w) {
+      res.Json(200, ops.accounts.ListApiKeys(w.project));
+    }));
+    r.push_back(R("DELETE", R"(/api/v1/api-keys/(\d+))", A, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+      auto name = ops.accounts.RevokeApiKey(w.project, Id(req));
+      if (!name.ok()) return res.Error(name.status());
+      (void)Audit(ops.db(), w, "revoke", "api_key", Id(req), json{{"name", *name}}, json{{"revoked", true}});
+      res.Json(200, json{{"ok", true}, {"revoked", *name}});
+    }));
     r.push_back(R("POST", "/api/v1/api-keys", A, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {
       WithBody(req, res, [&](const json& b) {
         auto role = ParseRole(b.value("role", std::string("viewer")));
@@ -214,7 +299,8 @@ struct OpsApi {
         auto key = ops.accounts.CreateApiKey(w.project, b.value("name", std::string("api key")), *role);
         if (!key.ok()) return res.Error(key.status());
         (void)Audit(ops.db(), w, "create", "api_key", 0, nullptr, json{{"name", b.value("name", "api key")}, {"role", RoleName(*role)}});
-        res.Json(201, json{{"key", *key}, {"role", RoleName(*role)}, {"note", "shown once: store it now"}});
+        res.Json(201, json{{"key", *key}, {"role", RoleName(*role)}, {"name", b.value("name", std::string("api key"))},
+                           {"note", "shown once: store it now; GET /api/v1/api-keys lists it, DELETE revokes it"}});
       });
     }));
     r.push_back(R("GET", "/api/v1/audit-log", A, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {

@@ -348,6 +348,75 @@ def test_kpi_formula_fan_out_is_evaluated_once_per_kpi():
     check(took < 30, f"4 levels of 30 references took {took:.1f}s")
 
 
+# ------------------------------------------------------------------------------ finding 6
+
+
+def test_credentials_can_be_managed():
+    from opsclient import login
+    port = srv().port
+    sec = secret()
+    other = CTX["other_keys"]
+    admin_pw, user_pw = "Admin-pw-0123456789", "User-pw-0123456789"
+    sec.ok("POST", "/api/v1/users", {"email": "boss@hard.test", "password": admin_pw, "role": "admin"}, 201)
+    uid = sec.ok("POST", "/api/v1/users", {"email": "ann@hard.test", "password": user_pw, "role": "viewer"}, 201)["id"]
+    # An existing account is added to a second project (201), without revealing where else it is.
+    r = Client(port, key=other["secret_key"]).ok("POST", "/api/v1/users",
+                                                 {"email": "ann@hard.test", "password": "whatever-0123456789"}, 201)
+    check_eq(r["id"], uid, "the same account in the second project")
+    check("hard" not in json.dumps(r), f"the answer names no other project: {r}")
+    e = sec.err("POST", "/api/v1/users", {"email": "ann@hard.test", "password": user_pw}, 409)
+    check("already a member of this project" in e["message"], f"409 message: {e}")
+    boss, _ = login(port, "boss@hard.test", admin_pw, project=PROJECT)
+    ann, _ = login(port, "ann@hard.test", user_pw, project=PROJECT)
+    ann.ok("GET", "/api/v1/kpis")
+    # Re-role.
+    check_eq(boss.ok("PATCH", f"/api/v1/users/{uid}", {"role": "operator"})["role"], "operator", "re-role")
+    check_eq(ann.ok("GET", "/api/v1/auth/me")["role"], "operator", "the role applies at once")
+    # Own password: other sessions end, the current one stays.
+    ann2, _ = login(port, "ann@hard.test", user_pw, project=PROJECT)
+    ann.err("POST", "/api/v1/auth/password", {"current_password": "wrong-0123456789", "new_password": "New-pw-0123456789"}, 403)
+    ann.ok("POST", "/api/v1/auth/password", {"current_password": user_pw, "new_password": "New-pw-0123456789"})
+    check_eq(ann2.req("GET", "/api/v1/auth/me").status, 401, "the other session after a password change")
+    ann.ok("GET", "/api/v1/auth/me")
+    login(port, "ann@hard.test", "New-pw-0123456789")
+    # A user-wide change by an admin of one project only is refused (ann is also in the other project).
+    e = boss.err("PATCH", f"/api/v1/users/{uid}", {"disabled": True}, 403)
+    check("remove the user from this project" in e["message"], f"disable refused: {e}")
+    # Removed from this project: no access here any more, still in the other project.
+    boss.ok("DELETE", f"/api/v1/users/{uid}")
+    check_eq(ann.req("GET", "/api/v1/kpis").status, 403, "a removed user in this project")
+    # Disable a user who is only here: the session ends at once.
+    vid = sec.ok("POST", "/api/v1/users", {"email": "vic@hard.test", "password": user_pw}, 201)["id"]
+    vic, _ = login(port, "vic@hard.test", user_pw, project=PROJECT)
+    boss.ok("PATCH", f"/api/v1/users/{vid}", {"disabled": True})
+    check_eq(vic.req("GET", "/api/v1/auth/me").status, 401, "a disabled user's session")
+    r = http_request(port, "POST", "/api/v1/auth/login", body=json.dumps({"email": "vic@hard.test", "password": user_pw}),
+                     headers={"Content-Type": "application/json"})
+    check_eq(r.status, 401, "login of a disabled user")
+    # The last admin cannot be demoted (other admins are demoted first, with the secret key).
+    users = sec.ok("GET", "/api/v1/users")
+    bid = [u for u in users if u["email"] == "boss@hard.test"][0]["id"]
+    for u in users:
+        if u["role"] == "admin" and u["id"] != bid:
+            sec.ok("PATCH", f"/api/v1/users/{u['id']}", {"role": "operator"})
+    e = boss.err("PATCH", f"/api/v1/users/{bid}", {"role": "viewer"}, 409)
+    check("last admin" in e["message"], f"last admin: {e}")
+    # API keys: listed without the key, revoked at once.
+    k = boss.ok("POST", "/api/v1/api-keys", {"name": "ci reader", "role": "viewer"}, 201)
+    keys = boss.ok("GET", "/api/v1/api-keys")
+    row = [x for x in keys if x["name"] == "ci reader"][0]
+    check(k["key"] not in json.dumps(keys), "the key itself is not listed")
+    Client(port, key=k["key"]).ok("GET", "/api/v1/kpis")
+    boss.ok("DELETE", f"/api/v1/api-keys/{row['id']}")
+    check_eq(Client(port, key=k["key"]).req("GET", "/api/v1/kpis").status, 401, "a revoked key")
+    # Audited, without passwords.
+    log = json.dumps(sec.ok("GET", "/api/v1/audit-log?limit=100"))
+    for action in ('"update"', '"delete"', '"revoke"', '"change_password"'):
+        check(action in log, f"audit log has {action}")
+    for pw in (user_pw, "New-pw-0123456789", admin_pw):
+        check(pw not in log, "no password in the audit log")
+
+
 def main():
     binary = binary_from_argv()
     if not binary:
@@ -357,6 +426,7 @@ def main():
     try:
         CTX["keys"] = create_project(binary, data, PROJECT)
         CTX["data"] = data
+        CTX["other_keys"] = create_project(binary, data, "other")
         CTX["bomb"] = gzip_of_spaces(512)
         CTX["server"] = Server(binary, data, os.path.join(tmp, "server.log"),
                                ["--threads", "4", "--header-timeout", "3", "--max-connections-per-address", "60",
@@ -365,7 +435,8 @@ def main():
                  test_gzip_bomb_on_collection_protocols, test_body_on_a_get_is_refused_unread,
                  test_idle_keepalive_connections_hold_no_worker, test_slowloris_heads_hold_no_worker_and_are_closed,
                  test_connection_limit_per_address, test_high_cardinality_breakdown_is_memory_bounded, test_kpi_formula_cycle_is_refused_and_the_server_survives,
-                 test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi]
+                 test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
+                 test_credentials_can_be_managed]
         passed = sum(run_one(t) for t in tests)
         close_connections()
         alive = CTX["server"].alive()
