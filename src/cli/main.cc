@@ -2,6 +2,7 @@
 // Settings come from (highest first) flags, NORTHSTAR_* environment variables, a TOML
 // config file (--config / NORTHSTAR_CONFIG), then defaults. See docs/configuration.md.
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,9 @@ void Set(const toml::table& t, const char* path, T& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Everything the server writes (events, meta.db with password hashes and channel secrets,
+  // key files) is readable by its owner only.
+  ::umask(0077);
   auto logger = spdlog::stderr_color_mt("northstar");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");

@@ -1,5 +1,7 @@
 #include "meta/project_registry.h"
 
+#include <sys/stat.h>
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
@@ -97,6 +99,10 @@ StatusOr<std::unique_ptr<ProjectRegistry>> ProjectRegistry::Open(const std::stri
   r->dir_ = data_dir;
   r->store_options_ = store_options;
   std::string path = data_dir + "/meta.db";
+  // Password hashes, channel secrets and events live here: owner only (finding 18). Files
+  // created later inherit the process umask (0077, set in main); older directories are fixed.
+  ::chmod(data_dir.c_str(), 0700);
+  for (const char* suffix : {"", "-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
   if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK)
     return Unavailable("cannot open metadata store " + path + ": " + sqlite3_errmsg(r->db_));

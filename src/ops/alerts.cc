@@ -38,6 +38,19 @@ bool IsRatioKpi(const json& doc) {
 
 // ---------------------------------------------------------------- channels
 
+// A channel URL as shown after creation: scheme and host, then only the last 4 characters of
+// the rest. Slack, WeCom, Feishu and DingTalk URLs carry their token in the path or query, so
+// the URL is a secret (finding 9 of docs/reliability.md); the audit log holds the masked form.
+std::string MaskChannelUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t host_start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t host_end = url.find_first_of("/?#", host_start);
+  if (host_end == std::string::npos) return url;
+  std::string rest = url.substr(host_end);
+  if (rest.size() <= 1) return url;
+  return url.substr(0, host_end) + "/\u2026" + (rest.size() > 12 ? rest.substr(rest.size() - 4) : "");
+}
+
 StatusOr<int64_t> Channels::Create(const Principal& who, const json& body) {
   if (!body.is_object()) return InvalidArgument("expected {\"name\",\"kind\",\"url\",\"secret\"}");
   for (auto it = body.begin(); it != body.end(); ++it)
@@ -58,7 +71,8 @@ StatusOr<int64_t> Channels::Create(const Principal& who, const json& body) {
                                        {who.project, ch.name, ch.kind, ch.url, ch.secret, NowMs()}));
     // The audit log never holds the secret.
     return Audit(db_, who, "create", "notification_channel", id, nullptr,
-                 json{{"name", ch.name}, {"kind", ch.kind}, {"url", ch.url}, {"secret_set", !ch.secret.empty()}});
+                 json{{"name", ch.name}, {"kind", ch.kind}, {"url", MaskChannelUrl(ch.url)},
+                      {"secret_set", !ch.secret.empty()}});
   }));
   return id;
 }
@@ -68,7 +82,7 @@ StatusOr<json> Channels::List(const std::string& project) {
                                            {project}));
   json out = json::array();
   for (auto& r : rows)
-    out.push_back({{"id", r.Int(0)}, {"name", r.Str(1)}, {"kind", r.Str(2)}, {"url", r.Str(3)},
+    out.push_back({{"id", r.Int(0)}, {"name", r.Str(1)}, {"kind", r.Str(2)}, {"url", MaskChannelUrl(r.Str(3))},
                    {"secret_set", !r.Str(4).empty()}, {"created_at", r.Int(5)}});
   return out;
 }

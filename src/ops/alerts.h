@@ -20,6 +20,9 @@
 
 namespace ns {
 
+// "https://hooks.slack.com/…9xYz": what lists and the audit log show of a channel URL.
+std::string MaskChannelUrl(const std::string& url);
+
 class Channels {
  public:
   explicit Channels(MetaDb& db) : db_(db) {}

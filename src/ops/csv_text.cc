@@ -54,13 +54,39 @@ StatusOr<std::vector<std::vector<std::string>>> ParseCsvText(std::string_view t)
   return rows;
 }
 
+namespace {
+
+// A plain decimal number: -?digits[.digits][e[+-]digits]. Only these may start with '-' unquoted.
+bool PlainNumber(const std::string& v) {
+  size_t i = 0, n = v.size();
+  auto digits = [&] {
+    size_t start = i;
+    while (i < n && v[i] >= '0' && v[i] <= '9') i++;
+    return i > start;
+  };
+  if (i < n && v[i] == '-') i++;
+  if (!digits()) return false;
+  if (i < n && v[i] == '.') {
+    i++;
+    if (!digits()) return false;
+  }
+  if (i < n && (v[i] == 'e' || v[i] == 'E')) {
+    i++;
+    if (i < n && (v[i] == '+' || v[i] == '-')) i++;
+    if (!digits()) return false;
+  }
+  return i == n;
+}
+
+}  // namespace
+
 std::string CsvCell(const std::string& s) {
   std::string v = s;
-  if (!v.empty() && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@')) {
-    // Leave plain negative numbers alone.
-    bool number = v[0] == '-' && v.size() > 1 && v.find_first_not_of("0123456789.eE-") == std::string::npos;
-    if (!number) v = "'" + v;
-  }
+  // OWASP's CSV-injection rule: a cell starting with = + - @ tab or CR is prefixed with an
+  // apostrophe, so spreadsheet programs show it as text instead of running it.
+  if (!v.empty() && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r') &&
+      !PlainNumber(v))
+    v = "'" + v;
   if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
   std::string q = "\"";
   for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);

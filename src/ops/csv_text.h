@@ -13,8 +13,9 @@ namespace ns {
 // Rows of fields; CRLF or LF; quoted fields with doubled quotes; an unterminated quote is
 // an error naming the line.
 StatusOr<std::vector<std::vector<std::string>>> ParseCsvText(std::string_view text);
-// A cell quoted when it holds a comma, quote, CR or LF; cells starting with = + - @ get a
-// leading apostrophe so spreadsheet programs do not run them as formulas.
+// A cell quoted when it holds a comma, quote, CR or LF; cells starting with = + - @ tab or
+// CR (other than a plain number such as -12.5) get a leading apostrophe so spreadsheet
+// programs do not run them as formulas. Every CSV export uses it.
 std::string CsvCell(const std::string& s);
 
 }  // namespace ns

@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include "core/log_safe.h"
+
 // The same feature macros as Debian's libcpp-httplib build: without them httplib's types
 // have a different layout here than in the compiled library (one-definition rule).
 #define CPPHTTPLIB_OPENSSL_SUPPORT
@@ -561,7 +563,7 @@ struct HttpServer::Impl {
         what = e.what();
       } catch (...) {
       }
-      spdlog::error("request failed: {}", what);
+      spdlog::error("request failed: {}", LogSafe(what));
       SendError(res, Internal(what));
     });
     svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

@@ -3,6 +3,7 @@
 
 #include "core/time_zone.h"
 #include "ingest/gzip.h"
+#include "ops/csv_text.h"
 #include "query/operators.h"
 #include "server/server_context.h"
 
@@ -11,13 +12,6 @@ namespace ns {
 using nlohmann::json;
 
 namespace {
-
-std::string CsvCell(std::string s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
 
 void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
   const std::vector<std::pair<std::string, std::string>> native{{"protocol", "native"}};

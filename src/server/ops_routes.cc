@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/log_safe.h"
 #include "core/time_zone.h"
 #include "ops/report_tables.h"
 
@@ -157,7 +158,7 @@ struct OpsApi {
                        return res.Error(InvalidArgument("expected {\"email\",\"password\"}"));
                      auto s = ops.accounts.Login(b["email"].get<std::string>(), b["password"].get<std::string>());
                      if (!s.ok()) {
-                       spdlog::info("login failed for {}", b["email"].get<std::string>());  // never the password
+                       spdlog::info("login failed for {}", LogSafe(b["email"].get<std::string>()));  // never the password
                        return res.Error(s.status());
                      }
                      int64_t max_age = Accounts::kSessionTtlMs / 1000;

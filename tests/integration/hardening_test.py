@@ -183,6 +183,7 @@ def test_idle_keepalive_connections_hold_no_worker():
     finally:
         for s in socks:
             s.close()
+        time.sleep(0.5)  # let the server see the closes before the next test counts connections
 
 
 def test_slowloris_heads_hold_no_worker_and_are_closed():
@@ -226,6 +227,7 @@ def test_slowloris_heads_hold_no_worker_and_are_closed():
     finally:
         for s in socks:
             s.close()
+        time.sleep(0.5)  # let the server see the closes before the next test counts connections
 
 
 def test_connection_limit_per_address():
@@ -417,6 +419,43 @@ def test_credentials_can_be_managed():
         check(pw not in log, "no password in the audit log")
 
 
+# ------------------------------------------------------------------------------ findings 8, 9, 16, 18
+
+
+def test_csv_cells_secrets_logs_and_file_modes():
+    port = srv().port
+    wk, sk = CTX["keys"]["write_key"], CTX["keys"]["secret_key"]
+    planted = '=HYPERLINK("http://evil.test","x")'
+    batch = [{"event": "csv_a", "distinct_id": planted, "timestamp": "2026-03-01T10:00:00Z"},
+             {"event": "csv_a", "distinct_id": "-1-1", "timestamp": "2026-03-01T10:00:00Z"}]
+    r = http_request(port, "POST", "/api/v1/events", body=json.dumps(batch),
+                     headers={"Authorization": "Bearer " + wk, "Content-Type": "application/json"})
+    check_eq(r.status, 200, "planted ids")
+    q = {"query": {"steps": [{"event": "csv_a"}, {"event": "csv_b"}], "date_from": "2026-03-01", "date_to": "2026-03-02"},
+         "step": 1}
+    r = http_request(port, "POST", "/api/v1/query/dropoffs.csv", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
+    check_eq(r.status, 200, "dropoffs.csv")
+    text = r.body.decode()
+    check("\"'=HYPERLINK" in text and "'-1-1" in text, f"formula cells neutralised: {text!r}")
+    # Channel URLs (their token) are masked in lists and in the audit log.
+    c = secret()
+    url = "http://127.0.0.1:9/services/T000/B000/secret-token-WXYZ"
+    c.ok("POST", "/api/v1/notification-channels", {"kind": "webhook", "url": url}, 201)
+    listed = json.dumps(c.ok("GET", "/api/v1/notification-channels"))
+    check("secret-token" not in listed and "WXYZ" in listed, f"masked URL: {listed}")
+    check("secret-token" not in json.dumps(c.ok("GET", "/api/v1/audit-log?limit=20")), "URL masked in the audit log")
+    # A login email with a newline cannot forge a log line.
+    http_request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+                 body=json.dumps({"email": "x@y.z\n2026-12-03 12:00:00.000 info FORGED admin logged in", "password": "p"}))
+    time.sleep(0.2)
+    with open(srv().log_path, errors="replace") as f:
+        forged = [line for line in f if line.startswith("2026-12-03 12:00:00.000 info FORGED")]
+    check(not forged, f"a forged log line: {forged}")
+    # The data directory and meta.db are the owner's only.
+    check_eq(oct(os.stat(CTX["data"]).st_mode & 0o777), "0o700", "data directory mode")
+    check_eq(oct(os.stat(os.path.join(CTX["data"], "meta.db")).st_mode & 0o777), "0o600", "meta.db mode")
+
+
 def main():
     binary = binary_from_argv()
     if not binary:
@@ -436,7 +475,7 @@ def main():
                  test_idle_keepalive_connections_hold_no_worker, test_slowloris_heads_hold_no_worker_and_are_closed,
                  test_connection_limit_per_address, test_high_cardinality_breakdown_is_memory_bounded, test_kpi_formula_cycle_is_refused_and_the_server_survives,
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
-                 test_credentials_can_be_managed]
+                 test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes]
         passed = sum(run_one(t) for t in tests)
         close_connections()
         alive = CTX["server"].alive()
