@@ -1,5 +1,7 @@
 #include "query/query_spec.h"
 
+#include <cmath>
+
 #include "ingest/native_parser.h"
 
 namespace ns {
@@ -40,9 +42,16 @@ StatusOr<int64_t> GetInt(const json& j, const char* key, const std::string& pref
   std::string field = prefix.empty() ? key : prefix + "." + key;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
-  if (!it->is_number_integer() && !(it->is_number_float() && it->get<double>() == static_cast<int64_t>(it->get<double>())))
+  const bool whole_float = it->is_number_float() && std::fabs(it->get<double>()) < 9e18 &&
+                           it->get<double>() == std::floor(it->get<double>());
+  if (!it->is_number_integer() && !whole_float)
     return InvalidArgument(field + ": expected an integer, got " + TypeName(*it), field);
-  int64_t v = it->get<int64_t>();
+  // Range before conversion: 2^64-1 must not become -1.
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi))
+    return InvalidArgument(field + ": " + it->dump() + " is out of range [" + std::to_string(lo) + ", " +
+                               std::to_string(hi) + "]",
+                           field);
+  int64_t v = whole_float ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
   if (v < lo || v > hi)
     return InvalidArgument(field + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
                                std::to_string(hi) + "]",
@@ -56,6 +65,28 @@ StatusOr<bool> GetBool(const json& j, const char* key, const std::string& prefix
   if (it == j.end() || it->is_null()) return def;
   NS_RETURN_IF_ERROR(ExpectType(*it, json::value_t::boolean, field, "true or false"));
   return it->get<bool>();
+}
+
+// Unknown fields are refused with the field named (a typo such as "window" for
+// "window_seconds" would otherwise silently fall back to the default): docs/queries.md.
+Status CheckFields(const json& j, const std::string& prefix, std::initializer_list<const char*> known) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    bool ok = false;
+    for (const char* n : known) ok |= k == n;
+    if (ok) continue;
+    std::string list, hint;
+    for (const char* n : known) {
+      list += (list.empty() ? "" : ", ") + std::string(n);
+      std::string_view nv(n);
+      if (hint.empty() && !k.empty() && (nv.rfind(k, 0) == 0 || k.rfind(nv, 0) == 0)) hint = n;
+    }
+    std::string field = prefix.empty() ? k : prefix + "." + k;
+    return InvalidArgument(field + ": unknown field" + (hint.empty() ? "" : " (did you mean " + hint + "?)") +
+                               "; known fields: " + list,
+                           field);
+  }
+  return Status::OK();
 }
 
 Status ParseDateRange(const json& j, int32_t* from, int32_t* to) {
@@ -102,6 +133,8 @@ StatusOr<std::optional<PropertyRef>> ParseBreakdownOne(const json& j, const std:
 }
 
 StatusOr<Query> ParseTrends(const json& j) {
+  NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "interval", "series", "filters", "breakdown",
+                                         "breakdown_limit"}));
   TrendsQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(std::string iv, GetString(j, "interval", "", false, "day"));
@@ -120,6 +153,7 @@ StatusOr<Query> ParseTrends(const json& j) {
     const json& sj = (*s)[i];
     std::string f = "series[" + std::to_string(i) + "]";
     if (!sj.is_object()) return InvalidArgument(f + ": expected an object", f);
+    NS_RETURN_IF_ERROR(CheckFields(sj, f, {"event", "math", "property", "filters", "label"}));
     TrendsSeries ts;
     NS_ASSIGN_OR_RETURN(ts.event, GetString(sj, "event", f, true));
     if (ts.event.empty()) return InvalidArgument(f + ".event: must not be empty", f + ".event");
@@ -136,6 +170,8 @@ StatusOr<Query> ParseTrends(const json& j) {
 }
 
 StatusOr<Query> ParseFunnel(const json& j) {
+  NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "steps", "window_seconds", "order", "filters",
+                                         "breakdown", "breakdown_limit", "dropoff_limit", "exclusions"}));
   FunnelQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(q.window_ms, GetInt(j, "window_seconds", "", 14 * 86400, 0, 366LL * 86400));
@@ -157,6 +193,7 @@ StatusOr<Query> ParseFunnel(const json& j) {
     const json& sj = (*s)[i];
     std::string f = "steps[" + std::to_string(i) + "]";
     if (!sj.is_object()) return InvalidArgument(f + ": expected an object", f);
+    NS_RETURN_IF_ERROR(CheckFields(sj, f, {"event", "filters", "optional", "label"}));
     FunnelStep st;
     NS_ASSIGN_OR_RETURN(st.event, GetString(sj, "event", f, true));
     if (st.event.empty()) return InvalidArgument(f + ".event: must not be empty", f + ".event");
@@ -197,6 +234,7 @@ StatusOr<Query> ParseFunnel(const json& j) {
       const json& ej = (*ex)[i];
       std::string f = "exclusions[" + std::to_string(i) + "]";
       if (!ej.is_object()) return InvalidArgument(f + ": expected an object", f);
+      NS_RETURN_IF_ERROR(CheckFields(ej, f, {"event", "from_step", "to_step", "filters"}));
       FunnelExclusion e;
       NS_ASSIGN_OR_RETURN(e.event, GetString(ej, "event", f, true));
       int64_t n = static_cast<int64_t>(q.steps.size());
@@ -214,6 +252,9 @@ StatusOr<Query> ParseFunnel(const json& j) {
 }
 
 StatusOr<Query> ParseRetention(const json& j) {
+  NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "start_event", "return_event", "period",
+                                         "periods", "first_time", "mode", "filters", "start_filters", "return_filters",
+                                         "breakdown", "breakdown_limit"}));
   RetentionQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(q.start_event, GetString(j, "start_event", "", true));
@@ -249,6 +290,7 @@ StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& fie
     const json& fj = j[i];
     std::string f = field + "[" + std::to_string(i) + "]";
     if (!fj.is_object()) return InvalidArgument(f + ": expected an object", f);
+    NS_RETURN_IF_ERROR(CheckFields(fj, f, {"property", "op", "value"}));
     Filter flt;
     NS_ASSIGN_OR_RETURN(std::string prop, GetString(fj, "property", f, true));
     if (prop.empty() || prop == "person.") return InvalidArgument(f + ".property: must not be empty", f + ".property");

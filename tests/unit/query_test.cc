@@ -133,6 +133,14 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, QueryErrors,
     ::testing::Values(
         BadQuery{R"({})", "kind: required field is missing (trends, funnel or retention)"},
+        // Issue 8: unknown fields are named, integers are range-checked before conversion.
+        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "window: unknown field (did you mean window_seconds?); known fields: kind, date_from, date_to, steps, "
+                 "window_seconds, order, filters, breakdown, breakdown_limit, dropoff_limit, exclusions"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a","evnt":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "series[0].evnt: unknown field; known fields: event, math, property, filters, label"},
+        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"breakdown_limit":18446744073709551615,"date_from":"2025-03-01","date_to":"2025-03-01"})",
+                 "breakdown_limit: 18446744073709551615 is out of range [1, 1000]"},
         BadQuery{R"({"kind":"paths"})", "kind: unknown query kind 'paths' (expected trends, funnel or retention)"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-13-01","date_to":"2025-03-01"})",
                  "date_from: expected a date YYYY-MM-DD, got '2025-13-01'"},
