@@ -137,8 +137,23 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
   // $merge_dangerously merges like $create_alias (the native mapping handles the latter).
   Event& added = out->events.back();
   if (added.event == "$merge_dangerously" && props != nullptr)
-    if (const json* alias = FindMember(*props, "alias"); alias != nullptr && alias->is_string())
-      added.merge_with.push_back(alias->get<std::string>());
+    if (const json* alias = FindMember(*props, "alias"); alias != nullptr && alias->is_string()) {
+      // The same rule as every other id (length, no control characters).
+      const std::string& a = alias->get_ref<const std::string&>();
+      bool bad = a.empty() || Utf8Length(a) > limits.max_distinct_id_chars;
+      for (unsigned char c : a) bad |= c < 0x20 || c == 0x7f;
+      if (bad) {
+        out->events.pop_back();
+        RejectEvent(out, index,
+                    InvalidArgument(where + ".properties.alias: must be 1 to " +
+                                        std::to_string(limits.max_distinct_id_chars) +
+                                        " characters without control characters",
+                                    where + ".properties.alias"),
+                    false);
+        return;
+      }
+      added.merge_with.push_back(a);
+    }
 }
 
 }  // namespace

@@ -89,7 +89,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "events[1].timestamp: invalid ISO-8601 timestamp 'yesterday': expected YYYY-MM-DD at the start"},
         BadCase{R"({"event":"a","distinct_id":"u","timestamp":true})", "invalid_timestamp", "events[1].timestamp",
                 "events[1].timestamp: expected an ISO-8601 string or epoch milliseconds, got boolean"},
-        BadCase{R"(5)", "invalid_event", "events[1]", "events[1]: expected an event object, got number"}));
+        BadCase{R"(5)", "invalid_event", "events[1]", "events[1]: expected an event object, got number"},
+        // Issue 8, finding 12: ids through merges get the same limits; NUL; 2^64-1 as a timestamp.
+        BadCase{R"({"event":"a","distinct_id":"u","properties":{"$anon_distinct_id":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})",
+                "invalid_event", "events[1].properties.$anon_distinct_id",
+                "events[1].properties.$anon_distinct_id: must be 1 to 200 characters, got 209"},
+        BadCase{R"({"event":"$create_alias","distinct_id":"u","properties":{"alias":"a\u0000b"}})", "invalid_event",
+                "events[1].properties.alias",
+                "events[1].properties.alias: must not contain control characters (found byte 0)"},
+        BadCase{R"({"event":"a\u0000","distinct_id":"u"})", "invalid_event", "events[1].event",
+                "events[1].event: must not contain control characters (found byte 0)"},
+        BadCase{R"({"event":"a","distinct_id":"u","timestamp":18446744073709551615})", "invalid_timestamp",
+                "events[1].timestamp", "events[1].timestamp: epoch milliseconds 18446744073709551615 are out of range"}));
 
 TEST(NativeParser, InvalidUtf8IsRejected) {
   auto r = ParseNativeBatch("[{\"event\":\"a\xff\",\"distinct_id\":\"u\"}]", false, Shanghai(), kNow, IngestLimits{});
