@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/log_safe.h"
 #include "core/time_zone.h"
 #include "ops/report_tables.h"
+#include "server/login_throttle.h"
 
 namespace ns {
 
@@ -18,6 +21,7 @@ constexpr const char* kCsrfCookie = "ns_csrf";
 struct OpsApi {
   ServerContext& ctx;
   OpsService& ops;
+  LoginThrottle login_throttle;
 
   // Who is calling, in which project, with which role.
   StatusOr<Principal> Authenticate(const HttpRequest& req) {
@@ -156,11 +160,20 @@ struct OpsApi {
                    WithBody(req, res, [&](const json& b) {
                      if (!b.contains("email") || !b["email"].is_string() || !b.contains("password") || !b["password"].is_string())
                        return res.Error(InvalidArgument("expected {\"email\",\"password\"}"));
-                     auto s = ops.accounts.Login(b["email"].get<std::string>(), b["password"].get<std::string>());
+                     std::string account = b["email"].get<std::string>();
+                     std::transform(account.begin(), account.end(), account.begin(),
+                                    [](unsigned char c) { return std::tolower(c); });
+                     if (int64_t wait = login_throttle.WaitSeconds(account, req.remote_addr); wait > 0) {
+                       res.Error(RateLimited("too many failed logins: retry after " + std::to_string(wait) + " s"));
+                       return;
+                     }
+                     auto s = ops.accounts.Login(account, b["password"].get<std::string>());
                      if (!s.ok()) {
-                       spdlog::info("login failed for {}", LogSafe(b["email"].get<std::string>()));  // never the password
+                       spdlog::info("login failed for {}", LogSafe(account));  // never the password
+                       if (s.status().code() == StatusCode::kUnauthenticated) login_throttle.Failed(account, req.remote_addr);
                        return res.Error(s.status());
                      }
+                     login_throttle.Succeeded(account);
                      int64_t max_age = Accounts::kSessionTtlMs / 1000;
                      res.SetHeader("Set-Cookie", std::string(kSessionCookie) + "=" + s->token +
                                                      "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age));
@@ -521,7 +534,7 @@ struct OpsApi {
 std::vector<Route> OpsRoutes(ServerContext& ctx, OpsService& ops) {
   // The API object lives as long as the server (routes capture it).
   static std::vector<std::unique_ptr<OpsApi>> apis;
-  apis.push_back(std::make_unique<OpsApi>(OpsApi{ctx, ops}));
+  apis.push_back(std::unique_ptr<OpsApi>(new OpsApi{ctx, ops, {}}));
   // Queries and project info may also be read with a login session (the console).
   ctx.session_reader = [api = apis.back().get()](const HttpRequest& req) -> StatusOr<Project*> {
     NS_ASSIGN_OR_RETURN(Principal who, api->Authenticate(req));

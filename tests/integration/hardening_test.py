@@ -456,6 +456,28 @@ def test_csv_cells_secrets_logs_and_file_modes():
     check_eq(oct(os.stat(os.path.join(CTX["data"], "meta.db")).st_mode & 0o777), "0o600", "meta.db mode")
 
 
+# ------------------------------------------------------------------------------ finding 15 (last: it throttles)
+
+
+def test_failed_logins_back_off():
+    port = srv().port
+    secret().ok("POST", "/api/v1/users", {"email": "tom@hard.test", "password": "Tom-pw-0123456789"}, 201)
+    statuses = []
+    t = time.time()
+    for _ in range(8):
+        r = http_request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+                         body=json.dumps({"email": "Tom@hard.test", "password": "wrong-password-1"}))
+        statuses.append(r.status)
+        if r.status == 429:
+            check(int(r.headers.get("retry-after", "0")) >= 1, f"Retry-After on 429: {r.headers}")
+    check(statuses[:5] == [401] * 5 and 429 in statuses[5:], f"statuses of 8 wrong logins: {statuses}")
+    # Even the right password waits while the account is backed off.
+    r = http_request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+                     body=json.dumps({"email": "tom@hard.test", "password": "Tom-pw-0123456789"}))
+    check_eq(r.status, 429, "the right password during the back-off")
+    check(time.time() - t < 10, "the refusals are immediate")
+
+
 def main():
     binary = binary_from_argv()
     if not binary:
@@ -475,7 +497,8 @@ def main():
                  test_idle_keepalive_connections_hold_no_worker, test_slowloris_heads_hold_no_worker_and_are_closed,
                  test_connection_limit_per_address, test_high_cardinality_breakdown_is_memory_bounded, test_kpi_formula_cycle_is_refused_and_the_server_survives,
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
-                 test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes]
+                 test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes,
+                 test_failed_logins_back_off]
         passed = sum(run_one(t) for t in tests)
         close_connections()
         alive = CTX["server"].alive()
