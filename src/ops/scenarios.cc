@@ -242,6 +242,17 @@ StatusOr<int64_t> Scenarios::Create(const Principal& who, const json& body) {
   return id;
 }
 
+// An action past its due date and not done or cancelled is `delayed` at once: on every read,
+// and stored so by a PATCH. A new action is stored as given, so the daily job still finds it,
+// stores `delayed`, writes the `auto_delayed` audit entry and notifies.
+static void ApplyOverdue(json& a, int32_t today) {
+  if (!a.contains("status") || !a["status"].is_string() || !a.contains("due_date") || !a["due_date"].is_string()) return;
+  const std::string st = a["status"].get<std::string>();
+  if (st != "not_started" && st != "in_progress") return;
+  auto due = ParseDate(a["due_date"].get<std::string>(), "due_date");
+  if (due.ok() && *due < today) a["status"] = "delayed";
+}
+
 StatusOr<json> Scenarios::ActionsOf(int64_t scenario_id) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at, updated_at FROM actions WHERE scenario_id = ? ORDER BY id",
                                            {scenario_id}));
@@ -253,6 +264,11 @@ StatusOr<json> Scenarios::ActionsOf(int64_t scenario_id) {
     a["created_at"] = r.Int(2);
     a["updated_at"] = r.Int(3);
     out.push_back(std::move(a));
+  }
+  if (!out.empty()) {
+    std::string project = ProjectOf(scenario_id);
+    if (auto today = Today(project); today.ok())
+      for (auto& a : out) ApplyOverdue(a, *today);
   }
   return out;
 }
@@ -360,6 +376,7 @@ StatusOr<json> Scenarios::GetAction(const std::string& project, int64_t action_i
   a["scenario_id"] = rows[0].Int(1);
   a["created_at"] = rows[0].Int(2);
   a["updated_at"] = rows[0].Int(3);
+  if (auto today = Today(project); today.ok()) ApplyOverdue(a, *today);
   return a;
 }
 
@@ -371,6 +388,7 @@ Status Scenarios::PatchAction(const Principal& who, int64_t action_id, const jso
     for (const char* k : {"id", "scenario_id", "created_at", "updated_at"}) base.erase(k);
     NS_ASSIGN_OR_RETURN(int32_t today, Today(who.project));
     NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, &base, today));
+    ApplyOverdue(d, today);
     NS_RETURN_IF_ERROR(CheckDag(sid, action_id, d["depends_on"].get<std::vector<int64_t>>()));
     NS_RETURN_IF_ERROR(db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {d.dump(), NowMs(), action_id}));
     return Audit(db_, who, "update", "action", action_id, base, d);

@@ -309,9 +309,10 @@ def csv_import_with_chinese_headings():
     acts = s.ok("GET", f"/api/v1/scenarios/{sid}")["actions"]
     a, b = acts
     check_eq((a["strategy"], a["action"], a["owner"], a["start_date"], a["due_date"], a["delivery_standard"], a["status"]),
-             ("拉新", "首单优惠券包", "张三", "2025-06-01", "2025-06-10", "转化率≥20%, 7 天内", "in_progress"), "row 2")
+             # imported as in progress; due in 2025, so it reads as delayed at once (issue 8)
+             ("拉新", "首单优惠券包", "张三", "2025-06-01", "2025-06-10", "转化率≥20%, 7 天内", "delayed"), "row 2")
     check_eq(a["resources"], {"budget": 5000, "engineer_days": 3, "channels": ["短信", "推送"]}, "row 2 resources")
-    check_eq((b["action"], b["status"], b["resources"]), ("24 小时内短信提醒", "not_started",
+    check_eq((b["action"], b["status"], b["resources"]), ("24 小时内短信提醒", "delayed",
                                                           {"engineer_days": 1.5, "channels": ["短信"]}), "row 3")
     check_eq(r["ids"], [a["id"], b["id"]], "ids")
     # English headings (any case) and API field names.
@@ -703,8 +704,9 @@ def csv_exports():
         if table == "process":
             check_eq([x[2] for x in rows[1:]], ["首单优惠券包", "结账字段减到 3 个", "注册后 24 小时内短信提醒"], "actions")
             check_eq(rows[1][0], str(a), "action id")
-            check_eq([x[8] for x in rows[1:]], ["已完成", "进行中", "延期"] if lang == "zh" else ["Done", "In progress",
-                                                                                           "Delayed"], "status labels")
+            # The in-progress action is past its 2025 due date: delayed on read (issue 8).
+            check_eq([x[8] for x in rows[1:]], ["已完成", "延期", "延期"] if lang == "zh" else ["Done", "Delayed",
+                                                                                         "Delayed"], "status labels")
             check_eq(rows[2][9], str(a), "depends on")
             check_eq(rows[1][6], "预算 5000; 渠道 短信" if lang == "zh" else "budget 5000; channels 短信", "resources text")
         if table == "monitoring":
@@ -798,9 +800,10 @@ def evaluation_sop_and_new_scenario():
              "draft evaluation")
     check_eq([(x["name"], x["target"], x["actual"], x["light"]) for x in ev_["kpis"]], [("首单转化率", 0.2, 0.3, "green")],
              "target vs result")
-    check_eq({x: ev_["actions"][x] for x in ("total", "done", "late", "open")}, {"total": 3, "done": 1, "late": 1,
+    # Both open actions are past their 2025 due dates: delayed on read (issue 8), so both late.
+    check_eq({x: ev_["actions"][x] for x in ("total", "done", "late", "open")}, {"total": 3, "done": 1, "late": 2,
                                                                                   "open": 2}, "actions done/late")
-    check_eq([x["id"] for x in ev_["actions"]["late_actions"]], [c], "late actions")
+    check_eq(sorted(x["id"] for x in ev_["actions"]["late_actions"]), sorted([b, c]), "late actions")
     check_eq(s.req("POST", f"/api/v1/scenarios/{sid}/evaluation/sop", {}).status, 409, "SOP from a draft")
     for body, field in [({"status": "done"}, "status"), ({"score": "A"}, "score"), ({"problems": 3}, "problems")]:
         check_eq(s.err("PUT", f"/api/v1/scenarios/{sid}/evaluation", body).get("field"), field, f"evaluation {body}")
@@ -828,9 +831,10 @@ def evaluation_sop_and_new_scenario():
              ("七月首单转化", "赵六", sop, "转化", ["首单转化率 ≥ 20%"]), "scenario from SOP")
     acts = got["actions"]
     check_eq([(x["action"], x["start_date"], x["due_date"], x["status"], x["owner"]) for x in acts],
-             [("首单优惠券包", "2025-07-01", "2025-07-03", "not_started", "张三"),
-              ("结账字段减到 3 个", "2025-07-02", "2025-07-06", "not_started", "李四"),
-              ("注册后 24 小时内短信提醒", "2025-07-04", "2025-07-05", "not_started", "张三")], "actions shifted to July")
+             # not started, and read as delayed: their 2025 due dates have passed (issue 8)
+             [("首单优惠券包", "2025-07-01", "2025-07-03", "delayed", "张三"),
+              ("结账字段减到 3 个", "2025-07-02", "2025-07-06", "delayed", "李四"),
+              ("注册后 24 小时内短信提醒", "2025-07-04", "2025-07-05", "delayed", "张三")], "actions shifted to July")
     ids = [x["id"] for x in acts]
     check_eq([x["depends_on"] for x in acts], [[ids[2]], [ids[0]], []], "dependencies mapped to the new actions")
     check_eq(s.req("POST", "/api/v1/scenarios", {"from_sop": 999999}).status, 404, "unknown SOP")
