@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include "ops/http_client.h"
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -176,6 +178,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
     std::printf("first start: admin account admin@northstar.local, password %s   (also in %s; change it)\n",
                 admin_password->value().c_str(), cred_file.c_str());
   }
+  SetAllowPrivateAddresses(o.allow_private_webhooks);
   if (o.scheduler) (*ops)->StartScheduler();
   std::fflush(stdout);
   // SIGINT/SIGTERM stop the server; stores flush on close.

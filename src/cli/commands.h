@@ -32,6 +32,7 @@ struct ServeOptions {
   std::vector<std::string> sensors_projects;  // "SA_PROJECT=northstar_project"
   std::string snapshot_time = "06:00";  // daily KPI snapshot, alerts and reminders (project local time)
   bool scheduler = true;
+  bool allow_private_webhooks = false;  // notification hooks may reach loopback/private addresses
 };
 
 struct BackupOptions {

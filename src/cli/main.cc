@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
       Set(t, "server.header_timeout_s", serve.header_timeout_s);
       Set(t, "server.body_timeout_s", serve.body_timeout_s);
       Set(t, "server.idle_timeout_s", serve.idle_timeout_s);
+      Set(t, "ops.allow_private_webhooks", serve.allow_private_webhooks);
       Set(t, "ingest.rate_limit", serve.rate_limit);
       Set(t, "ops.snapshot_time", serve.snapshot_time);
       Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
@@ -124,6 +125,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e10));
   s->add_option("--snapshot-time", serve.snapshot_time, "local time of the daily KPI snapshot, alerts and reminders (HH:MM)")
       ->envname("NORTHSTAR_SNAPSHOT_TIME")->capture_default_str();
+  s->add_flag("--allow-private-webhooks", serve.allow_private_webhooks,
+              "let notification hooks reach loopback, private and link-local addresses (on-premise receivers)")
+      ->envname("NORTHSTAR_ALLOW_PRIVATE_WEBHOOKS");
   s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")->capture_default_str();
   s->add_option("--sensors-project", serve.sensors_projects,
                 "Sensors Data project name mapped to a Northstar project: SA_NAME=PROJECT (repeatable)");

@@ -20,7 +20,19 @@ struct HttpClientResponse {
 // POSTs `body` to `url` (http:// or https://, certificates verified against the system
 // store). `headers` must include Content-Type. `timeout_ms` bounds connect, read and write
 // separately. Any HTTP status is a successful call; network failures (DNS, refused,
-// timeout, TLS) are Unavailable, a malformed URL is InvalidArgument.
+// timeout, TLS) are Unavailable, a malformed URL is InvalidArgument, a refused address
+// PermissionDenied. A plain-http host is resolved once and connected to at the checked
+// address (the Host header keeps the name); https connects by name for its certificate check.
+// Outgoing calls refuse hosts that are (or resolve to) loopback, private, link-local, CGNAT,
+// unspecified or multicast addresses, so a webhook URL cannot reach the server's own network
+// (finding 10 of docs/reliability.md). `serve --allow-private-webhooks` turns this off for
+// on-premise receivers. Process-wide; tests of local receivers allow it.
+void SetAllowPrivateAddresses(bool allow);
+bool AllowPrivateAddresses();
+// PermissionDenied when `host` is an IP literal in a refused range (any spelling inet_aton
+// accepts: 0x7f000001, 2130706433, 127.1); OK for names (checked when resolved, on send).
+Status CheckWebhookHostLiteral(const std::string& host);
+
 StatusOr<HttpClientResponse> HttpPost(const std::string& url,
                                       const std::vector<std::pair<std::string, std::string>>& headers,
                                       const std::string& body, int64_t timeout_ms);

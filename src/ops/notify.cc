@@ -75,15 +75,6 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
-// Cuts `s` to at most `max_bytes` bytes without splitting a UTF-8 sequence; appends "…"
-// (counted in the limit) when it cut.
-std::string TruncateUtf8Bytes(const std::string& s, size_t max_bytes) {
-  if (s.size() <= max_bytes) return s;
-  static const std::string kEllipsis = "\xE2\x80\xA6";
-  size_t end = max_bytes >= kEllipsis.size() ? max_bytes - kEllipsis.size() : 0;
-  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
-  return s.substr(0, end) + kEllipsis;
-}
 
 // Same, counting Unicode code points (Slack's limits are in characters).
 std::string TruncateChars(const std::string& s, size_t max_chars) {
@@ -346,6 +337,16 @@ Verdict Judge(const std::string& kind, const HttpClientResponse& resp) {
 
 }  // namespace
 
+// Cuts `s` to at most `max_bytes` bytes without splitting a UTF-8 sequence; appends "…"
+// (counted in the limit) when it cut.
+std::string TruncateUtf8Bytes(const std::string& s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  static const std::string kEllipsis = "\xE2\x80\xA6";
+  size_t end = max_bytes >= kEllipsis.size() ? max_bytes - kEllipsis.size() : 0;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return s.substr(0, end) + kEllipsis;
+}
+
 Status ValidateChannel(const NotificationChannel& ch) {
   static const char* kKinds[] = {"webhook", "feishu", "dingtalk", "wecom", "slack"};
   if (std::find_if(std::begin(kKinds), std::end(kKinds), [&](const char* k) { return ch.kind == k; }) ==
@@ -390,6 +391,12 @@ Status ValidateChannel(const NotificationChannel& ch) {
         std::stoi(port) == 0 || std::stoi(port) > 65535) {
       return InvalidArgument("channel url '" + ch.url + "' has an invalid port '" + port + "'", "url");
     }
+  }
+  {
+    std::string host = authority;
+    if (!host.empty() && host[0] == '[') host = host.substr(0, host.find(']') + 1);
+    else if (size_t c = host.rfind(':'); c != std::string::npos) host.resize(c);
+    if (Status st = CheckWebhookHostLiteral(host); !st.ok()) return InvalidArgument(st.message(), "url");
   }
 
   if (ch.secret.size() > kMaxSecretBytes) {

@@ -80,4 +80,7 @@ struct DeliveryResult {
 DeliveryResult Deliver(const NotificationChannel& ch, const Notification& n,
                        const RetryPolicy& policy = {});
 
+// Cuts `s` to at most `max_bytes` bytes without splitting a UTF-8 sequence ("…" when cut).
+std::string TruncateUtf8Bytes(const std::string& s, size_t max_bytes);
+
 }  // namespace ns

@@ -510,7 +510,10 @@ struct OpsApi {
                     n.data = {{"test", true}, {"project", w.project}};
                     DeliveryResult d = ops.channels.Send(*ch, n);
                     res.Json(d.ok ? 200 : 502, json{{"ok", d.ok}, {"attempts", d.attempts}, {"http_status", d.http_status},
-                                                    {"error", d.error}, {"response_body", d.response_body},
+                                                    {"error", d.error},
+                                                    // Only an excerpt: the full body would turn the test button into
+                                                    // a reader of whatever the URL answers (finding 10).
+                                                    {"response_body", TruncateUtf8Bytes(d.response_body, 200)},
                                                     {"duration_ms", d.duration_ms}});
                   }));
     r.push_back(R("GET", "/api/v1/deliveries", V, [this](const HttpRequest& req, HttpResponse& res, const Principal& w) {

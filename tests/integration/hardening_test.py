@@ -439,7 +439,7 @@ def test_csv_cells_secrets_logs_and_file_modes():
     check("\"'=HYPERLINK" in text and "'-1-1" in text, f"formula cells neutralised: {text!r}")
     # Channel URLs (their token) are masked in lists and in the audit log.
     c = secret()
-    url = "http://127.0.0.1:9/services/T000/B000/secret-token-WXYZ"
+    url = "http://hooks.example.com/services/T000/B000/secret-token-WXYZ"
     c.ok("POST", "/api/v1/notification-channels", {"kind": "webhook", "url": url}, 201)
     listed = json.dumps(c.ok("GET", "/api/v1/notification-channels"))
     check("secret-token" not in listed and "WXYZ" in listed, f"masked URL: {listed}")
@@ -454,6 +454,21 @@ def test_csv_cells_secrets_logs_and_file_modes():
     # The data directory and meta.db are the owner's only.
     check_eq(oct(os.stat(CTX["data"]).st_mode & 0o777), "0o700", "data directory mode")
     check_eq(oct(os.stat(os.path.join(CTX["data"], "meta.db")).st_mode & 0o777), "0o600", "meta.db mode")
+
+
+# ------------------------------------------------------------------------------ finding 10
+
+
+def test_webhooks_to_private_addresses_are_refused():
+    c = secret()
+    for url in ("http://127.0.0.1:8080/api/v1/kpis", "http://0x7f000001/", "http://2130706433/", "http://localhost/x",
+                "http://[::1]/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.8/hook",
+                "http://192.168.1.1/", "http://[::ffff:127.0.0.1]/"):
+        r = c.req("POST", "/api/v1/notification-channels", {"kind": "webhook", "url": url})
+        check_eq(r.status, 400, f"channel at {url}")
+        check("allow-private-webhooks" in r.body.decode(), f"the refusal names the flag: {r.body[:300]!r}")
+    created = c.ok("POST", "/api/v1/notification-channels", {"kind": "webhook", "url": "https://hooks.example.com/x"}, 201)
+    check("id" in created, "a public host is accepted")
 
 
 # ------------------------------------------------------------------------------ finding 15 (last: it throttles)
@@ -498,6 +513,7 @@ def main():
                  test_connection_limit_per_address, test_high_cardinality_breakdown_is_memory_bounded, test_kpi_formula_cycle_is_refused_and_the_server_survives,
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
                  test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes,
+                 test_webhooks_to_private_addresses_are_refused,
                  test_failed_logins_back_off]
         passed = sum(run_one(t) for t in tests)
         close_connections()

@@ -917,7 +917,7 @@ def main():
     server = None
     try:
         keys = create_project(binary, data, PROJECT)
-        server = Server(binary, data, CTX["log"], extra_args=["--no-scheduler", "--flush-rows", "50"]).start()
+        server = Server(binary, data, CTX["log"], extra_args=["--no-scheduler", "--flush-rows", "50", "--allow-private-webhooks"]).start()
         CTX["secret"] = Client(server.port, "secret key", key=keys["secret_key"])
         CTX["write"] = Client(server.port, "write key", key=keys["write_key"])
         CTX["rx"] = Receiver()

@@ -601,7 +601,7 @@ def setup(binary, tmp):
     CTX.update(bin=binary, data=data, log=os.path.join(tmp, "server.log"))
     keys = {ALPHA: create_project(binary, data, ALPHA), BETA: create_project(binary, data, BETA)}
     CTX["keys"] = keys
-    server = Server(binary, data, CTX["log"], extra_args=["--log-level", "debug", "--no-scheduler"]).start()
+    server = Server(binary, data, CTX["log"], extra_args=["--log-level", "debug", "--no-scheduler", "--allow-private-webhooks"]).start()
     CTX["server"] = server
     port = CTX["port"] = server.port
     cred = open(os.path.join(data, "admin-credentials.txt")).read()

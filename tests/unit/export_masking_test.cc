@@ -5,6 +5,8 @@
 #include "core/log_safe.h"
 #include "ops/alerts.h"
 #include "ops/csv_text.h"
+#include "ops/http_client.h"
+#include "ops/notify.h"
 
 namespace ns {
 namespace {
@@ -42,6 +44,26 @@ TEST(LogSafe, EscapesControlCharacters) {
   EXPECT_EQ(LogSafe("a@b.c\n2026-12-03 [info] admin logged in"), "a@b.c\\n2026-12-03 [info] admin logged in");
   EXPECT_EQ(LogSafe(std::string("x\0y\x1b", 4)), "x\\x00y\\x1b");
   EXPECT_EQ(LogSafe(std::string(1000, 'a')).size(), 256u);
+}
+
+// Finding 10: hooks cannot reach the server's own network unless allowed.
+TEST(WebhookAddresses, LoopbackPrivateAndLinkLocalAreRefused) {
+  SetAllowPrivateAddresses(false);
+  for (const char* h : {"127.0.0.1", "0x7f000001", "2130706433", "127.1", "10.1.2.3", "172.16.0.1", "192.168.1.1",
+                        "169.254.169.254", "100.64.0.1", "0.0.0.0", "localhost", "[::1]", "[fe80::1]", "[fd00::1]",
+                        "[::ffff:127.0.0.1]"})
+    EXPECT_EQ(CheckWebhookHostLiteral(h).code(), StatusCode::kPermissionDenied) << h;
+  for (const char* h : {"8.8.8.8", "hooks.slack.com", "[2001:db8::1]", "172.32.0.1"})
+    EXPECT_TRUE(CheckWebhookHostLiteral(h).ok()) << h;
+  NotificationChannel ch{1, "", "webhook", "http://0x7f000001:8080/hook", ""};
+  Status st = ValidateChannel(ch);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("--allow-private-webhooks"), std::string::npos) << st.message();
+  auto r = HttpPost("http://127.0.0.1:9/x", {{"Content-Type", "text/plain"}}, "x", 500);
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  SetAllowPrivateAddresses(true);
+  EXPECT_TRUE(CheckWebhookHostLiteral("127.0.0.1").ok());
+  SetAllowPrivateAddresses(false);
 }
 
 }  // namespace

@@ -29,6 +29,11 @@
 namespace ns {
 namespace {
 
+// These tests post to receivers on 127.0.0.1: allow private addresses for them (the refusal
+// itself is tested in export_masking_test.cc).
+const bool kAllowLoopback = (SetAllowPrivateAddresses(true), true);
+
+
 using nlohmann::json;
 
 // ---- independent crypto ------------------------------------------------------------------
