@@ -16,8 +16,10 @@ loops and a measured server RSS:
 Usage: hardening_test.py /path/to/northstar. Standard library only.
 """
 
+import base64
 import gzip
 import json
+import urllib.parse
 import os
 import shutil
 import socket
@@ -30,7 +32,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_one  # noqa: E402
-from opsclient import Client, close_connections, create_project  # noqa: E402
+from opsclient import Client, close_connections, create_project, login  # noqa: E402
 
 CTX = {}
 PROJECT = "hard"
@@ -354,7 +356,6 @@ def test_kpi_formula_fan_out_is_evaluated_once_per_kpi():
 
 
 def test_credentials_can_be_managed():
-    from opsclient import login
     port = srv().port
     sec = secret()
     other = CTX["other_keys"]
@@ -471,6 +472,33 @@ def test_webhooks_to_private_addresses_are_refused():
     check("id" in created, "a public host is accepted")
 
 
+# ------------------------------------------------------------------------------ finding 17
+
+
+def test_cors_only_on_collection_routes_and_cookies_never_authenticate_there():
+    port = srv().port
+    evil = {"Origin": "https://evil.test"}
+    # Reading routes answer no CORS header: another site's page cannot read them with a user's cookie.
+    for method, path in (("OPTIONS", "/api/v1/kpis"), ("GET", "/api/v1/kpis"), ("OPTIONS", "/api/v1/query"),
+                         ("GET", "/api/v1/project")):
+        r = http_request(port, method, path, headers=dict(evil, **{"Access-Control-Request-Method": "POST"}))
+        check("access-control-allow-origin" not in r.headers, f"{method} {path}: CORS headers {r.headers}")
+    # Collection routes allow browser SDKs (as PostHog's capture does) but a session cookie is never a credential there.
+    boss, _ = login(port, "boss@hard.test", "Admin-pw-0123456789", project=PROJECT)
+    cookie = {"Cookie": "ns_session=" + boss.session}
+    sa = base64.b64encode(json.dumps({"type": "track", "event": "cors_probe", "distinct_id": "x"}).encode()).decode()
+    for path, body, ctype in (
+            ("/batch/", json.dumps({"batch": [{"event": "cors_probe", "distinct_id": "x"}]}), "application/json"),
+            ("/v1/batch", json.dumps({"batch": [{"type": "track", "event": "cors_probe", "userId": "x"}]}), "application/json"),
+            ("/sa", "data=" + urllib.parse.quote(sa), "application/x-www-form-urlencoded")):
+        r = http_request(port, "POST", path, body=body, headers=dict(evil, **cookie, **{"Content-Type": ctype}))
+        check(r.status in (400, 401), f"{path} with only a session cookie: {r.status} {r.body[:200]!r}")
+    r = http_request(port, "POST", "/api/v1/events", body=json.dumps({"event": "cors_probe", "distinct_id": "x"}),
+                     headers=dict(evil, **cookie, **{"Content-Type": "application/json"}))
+    check_eq(r.status, 401, "native ingest with only a session cookie")
+    check("access-control-allow-origin" not in r.headers, f"native ingest answers no CORS header: {r.headers}")
+
+
 # ------------------------------------------------------------------------------ finding 15 (last: it throttles)
 
 
@@ -514,6 +542,7 @@ def main():
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
                  test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes,
                  test_webhooks_to_private_addresses_are_refused,
+                 test_cors_only_on_collection_routes_and_cookies_never_authenticate_there,
                  test_failed_logins_back_off]
         passed = sum(run_one(t) for t in tests)
         close_connections()
