@@ -716,6 +716,8 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
             } else if (t == 2) {
               r.U32();
               r.U32();
+            } else if (t == 5) {
+              r.U32();
             } else if (t == 3 || t == 4) {
               r.U32();
               std::vector<Property> props;

@@ -175,7 +175,7 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   }
   AppendResult stored;
   if (!r.batch.events.empty()) {
-    auto a = project->store->Append(std::move(r.batch.events));
+    auto a = project->store->Append(std::move(r.batch.events), Durability::kWal, KeyTrust(r.key));
     if (!a.ok()) {
       spdlog::warn("{} ingest for project {} failed: {}", proto, project->info.name, a.status().ToString());
       return reject(a.status());
@@ -184,6 +184,7 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   }
   ctx.metrics.Add("northstar_events_accepted_total", {{"protocol", proto}}, stored.accepted);
   ctx.metrics.Add("northstar_events_duplicate_total", {{"protocol", proto}}, stored.duplicates);
+  ctx.metrics.Add("northstar_identity_merges_refused_total", {{"protocol", proto}}, stored.merges_refused);
 
   const bool all_rejected = stored.accepted == 0 && stored.duplicates == 0 && !r.batch.errors.empty();
   if (all_rejected) {

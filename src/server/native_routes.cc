@@ -68,7 +68,7 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   }
   AppendResult r;
   if (!parsed->events.empty()) {
-    auto stored = p.store->Append(std::move(parsed->events));
+    auto stored = p.store->Append(std::move(parsed->events), Durability::kWal, KeyTrust(ServerContext::BearerKey(req)));
     if (!stored.ok()) {
       ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "unavailable"}});
       return res.Error(stored.status());
@@ -77,7 +77,15 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   }
   ctx.metrics.Add("northstar_events_accepted_total", native, r.accepted);
   ctx.metrics.Add("northstar_events_duplicate_total", native, r.duplicates);
+  ctx.metrics.Add("northstar_identity_merges_refused_total", native, r.merges_refused);
   json out{{"accepted", r.accepted}, {"duplicates", r.duplicates}, {"errors", errors}};
+  if (r.merges_refused > 0) {
+    out["merges_refused"] = r.merges_refused;
+    out["warnings"] = json::array({{{"code", "merge_refused"},
+                                    {"message", std::to_string(r.merges_refused) +
+                                                    " merge(s) of two already identified persons were not applied (a "
+                                                    "write key cannot join identified persons; send with the secret key)"}}});
+  }
   int status = 200;
   if (r.accepted == 0 && r.duplicates == 0 && !parsed->errors.empty()) status = too_large ? 413 : 400;
   if (status != 200) {

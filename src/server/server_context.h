@@ -78,6 +78,12 @@ struct ServerContext {
   static std::string BearerKey(const HttpRequest& req);
 };
 
+// The identity trust of a batch whose project was resolved by `key`: the project's secret
+// key (nss_) may join identified persons, the public write key may not.
+inline IdentityTrust KeyTrust(const std::string& key) {
+  return key.rfind("nss_", 0) == 0 ? IdentityTrust::kSecretKey : IdentityTrust::kWriteKey;
+}
+
 // Route lists of the subsystems (each in its own file).
 std::vector<Route> NativeRoutes(ServerContext& ctx);   // native_routes.cc
 

@@ -40,4 +40,9 @@ std::string PropValue::AsString() const {
   return std::string(buf, r.ptr);
 }
 
+bool IdentifiesPerson(const Event& e) {
+  return !e.merge_with.empty() || e.event == "$identify" || e.event == "$create_alias" ||
+         e.event == "$merge_dangerously";
+}
+
 }  // namespace ns

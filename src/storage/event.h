@@ -63,6 +63,16 @@ bool DecodeProperties(BinReader& r, std::vector<Property>* props);
 struct AppendResult {
   size_t accepted = 0;
   size_t duplicates = 0;
+  // Merges not applied because both persons were already identified and the batch came
+  // with a write key (the events themselves are stored).
+  size_t merges_refused = 0;
 };
+
+// Who sent a batch, for the identity rules: a write key is public (it ships in apps and web
+// pages), so it cannot join two identified persons; the secret key and local imports can.
+enum class IdentityTrust { kWriteKey, kSecretKey };
+
+// True if the event identifies its distinct id ($identify, an alias, a merge).
+bool IdentifiesPerson(const Event& e);
 
 }  // namespace ns

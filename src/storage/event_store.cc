@@ -224,8 +224,8 @@ Status EventStore::Recover() {
   return Status::OK();
 }
 
-StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability durability) {
-  Request req{&events, durability, {}};
+StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability durability, IdentityTrust trust) {
+  Request req{&events, durability, trust, {}};
   auto fut = req.done.get_future();
   {
     std::lock_guard lk(queue_mu_);
@@ -276,8 +276,11 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
           new_fps.push_back(f);
         }
         uint32_t did = identity_->Resolve(e.distinct_id);
+        const bool trusted = round[r]->trust == IdentityTrust::kSecretKey;
         for (const auto& other : e.merge_with)
-          if (!other.empty() && other != e.distinct_id) identity_->Merge(did, identity_->Resolve(other));
+          if (!other.empty() && other != e.distinct_id && !identity_->Merge(did, identity_->Resolve(other), trusted))
+            results[r].merges_refused++;
+        if (IdentifiesPerson(e)) identity_->MarkIdentified(did);
         identity_->SetProps(did, e.person_set, false);
         identity_->SetProps(did, e.person_set_once, true);
         if (round[r]->durability == Durability::kWal) EncodeEvent(payload, e);

@@ -73,8 +73,11 @@ class EventStore {
 
   // Stores a batch. Events whose uuid is already stored (or repeated in the batch) are
   // counted as duplicates and skipped. With kWal the call returns after the WAL fsync that
-  // covers the batch; concurrent callers share fsyncs (group commit).
-  StatusOr<AppendResult> Append(std::vector<Event> events, Durability durability = Durability::kWal);
+  // covers the batch; concurrent callers share fsyncs (group commit). `trust` decides
+  // whether merges may join two identified persons (IdentityMap::Merge): the HTTP routes,
+  // the trust boundary, pass the key's; local callers (import, demo, tests) are trusted.
+  StatusOr<AppendResult> Append(std::vector<Event> events, Durability durability = Durability::kWal,
+                                IdentityTrust trust = IdentityTrust::kSecretKey);
 
   // Writes the memtable to segments, then truncates the WAL. Idempotent.
   Status Flush();
@@ -93,6 +96,7 @@ class EventStore {
   struct Request {
     std::vector<Event>* events;
     Durability durability;
+    IdentityTrust trust;
     std::promise<StatusOr<AppendResult>> done;
   };
   struct MemRow {

@@ -9,7 +9,7 @@
 
 namespace ns {
 namespace {
-enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4 };
+enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4, kIdentified = 5 };
 }
 
 StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(const std::string& dir) {
@@ -27,6 +27,7 @@ Status IdentityMap::Load() {
   parent_.clear();
   props_.clear();
   newest_did_.clear();
+  identified_.clear();
   pending_.clear();
   log_.reset();
   version_++;
@@ -61,6 +62,9 @@ Status IdentityMap::ApplyRecord(std::string_view payload) {
     } else if (type == kMerge) {
       uint32_t a = r.U32(), b = r.U32();
       if (r.ok() && a < ids_.size() && b < ids_.size()) DoMerge(a, b);
+    } else if (type == kIdentified) {
+      uint32_t did = r.U32();
+      if (r.ok() && did < ids_.size()) identified_[Find(did)] = 1;
     } else if (type == kSet || type == kSetOnce) {
       uint32_t did = r.U32();
       std::vector<Property> props;
@@ -80,6 +84,7 @@ void IdentityMap::NewDid(std::string_view id) {
   parent_.push_back(did);
   props_.emplace_back();
   newest_did_.push_back(did);
+  identified_.push_back(0);
   version_++;
 }
 
@@ -97,6 +102,9 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
   if (rb < ra) std::swap(ra, rb);
   parent_[rb] = ra;
   newest_did_[ra] = std::max(newest_did_[ra], newest_did_[rb]);
+  // Every merge comes from an identify or an alias, so the merged person is identified
+  // (logs written before the identified records existed replay to the same rule).
+  identified_[ra] = 1;
   merge_version_++;
   // The surviving person keeps its properties and gains the other's missing ones.
   if (props_[rb]) {
@@ -138,15 +146,34 @@ int64_t IdentityMap::Find(std::string_view distinct_id) const {
   return it == index_.end() ? -1 : int64_t{it->second};
 }
 
-void IdentityMap::Merge(uint32_t a, uint32_t b) {
+bool IdentityMap::Merge(uint32_t a, uint32_t b, bool allow_identified) {
   std::lock_guard lk(mu_);
-  if (Find(a) == Find(b)) return;
+  const uint32_t ra = Find(a), rb = Find(b);
+  if (ra == rb) return true;
+  if (!allow_identified && identified_[ra] && identified_[rb]) return false;
   BinWriter w;
   w.U8(kMerge);
   w.U32(a);
   w.U32(b);
   pending_.push_back(std::move(w.str()));
   DoMerge(a, b);
+  return true;
+}
+
+void IdentityMap::MarkIdentified(uint32_t did) {
+  std::lock_guard lk(mu_);
+  const uint32_t root = Find(did);
+  if (identified_[root]) return;
+  BinWriter w;
+  w.U8(kIdentified);
+  w.U32(did);
+  pending_.push_back(std::move(w.str()));
+  identified_[root] = 1;
+}
+
+bool IdentityMap::Identified(uint32_t did) const {
+  std::lock_guard lk(mu_);
+  return did < ids_.size() && identified_[Find(did)] != 0;
 }
 
 void IdentityMap::SetProps(uint32_t did, const std::vector<Property>& props, bool once) {

@@ -51,7 +51,14 @@ class IdentityMap {
   // Existing did of distinct_id, or -1.
   int64_t Find(std::string_view distinct_id) const;
   // Merges the persons of two dids (pending until Commit). No-op if already one person.
-  void Merge(uint32_t a, uint32_t b);
+  // A merge that would join two identified persons is refused (returns false) unless
+  // `allow_identified`: PostHog's rule, so that the public write key cannot glue two
+  // customers' histories together; the secret key may (docs/identity.md).
+  bool Merge(uint32_t a, uint32_t b, bool allow_identified);
+  // Marks the person of did identified ($identify, an alias, a login id): pending until
+  // Commit. A merged person is identified too.
+  void MarkIdentified(uint32_t did);
+  bool Identified(uint32_t did) const;
   // Applies $set (once=false) or $set_once (once=true) to the person of did.
   void SetProps(uint32_t did, const std::vector<Property>& props, bool once);
   uint32_t Person(uint32_t did) const;
@@ -90,6 +97,7 @@ class IdentityMap {
   mutable std::vector<uint32_t> parent_;
   std::vector<std::shared_ptr<const PersonProps>> props_;
   std::vector<uint32_t> newest_did_;  // per root: its largest did
+  std::vector<uint8_t> identified_;   // per root: 1 once identified (an $identify, alias or merge)
   std::vector<std::string> pending_;  // encoded records not yet committed
   uint64_t version_ = 0;
   uint64_t merge_version_ = 1;

@@ -499,6 +499,47 @@ def test_cors_only_on_collection_routes_and_cookies_never_authenticate_there():
     check("access-control-allow-origin" not in r.headers, f"native ingest answers no CORS header: {r.headers}")
 
 
+# ------------------------------------------------------------------------------ finding 11
+
+
+def test_write_key_cannot_merge_two_identified_persons():
+    port = srv().port
+    wk, sk = CTX["keys"]["write_key"], CTX["keys"]["secret_key"]
+
+    def send(key, events):
+        r = http_request(port, "POST", "/api/v1/events", body=json.dumps(events),
+                         headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+        check_eq(r.status, 200, f"batch {r.body[:300]!r}")
+        return json.loads(r.body)
+
+    def persons():
+        q = {"kind": "trends", "series": [{"event": "id_probe", "math": "dau"}], "date_from": "2026-04-01", "date_to": "2026-04-01"}
+        r = http_request(port, "POST", "/api/v1/query", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
+        check_eq(r.status, 200, "query")
+        return sum(json.loads(r.body)["series"][0]["values"])
+
+    ts = "2026-04-01T10:00:00+08:00"
+    ident = lambda user, anon: {"event": "$identify", "distinct_id": user, "timestamp": ts,
+                                "properties": {"$anon_distinct_id": anon}}
+    out = send(wk, [ident("victim@x", "dev-v"), ident("mallory@x", "dev-m"),
+                    {"event": "id_probe", "distinct_id": "victim@x", "timestamp": ts},
+                    {"event": "id_probe", "distinct_id": "mallory@x", "timestamp": ts}])
+    check("merges_refused" not in out, f"ordinary logins merge: {out}")
+    check_eq(persons(), 2, "two customers")
+    # The attack: the victim's login id as the anonymous id of mallory's $identify, and as a PostHog alias.
+    out = send(wk, [ident("mallory@x", "victim@x")])
+    check_eq(out.get("merges_refused"), 1, f"refused merge reported: {out}")
+    check("warnings" in out and out["warnings"][0]["code"] == "merge_refused", f"warning: {out}")
+    r = http_request(port, "POST", "/batch/", body=json.dumps({"api_key": wk, "batch": [
+        {"event": "$create_alias", "distinct_id": "mallory@x", "properties": {"alias": "victim@x"}, "timestamp": ts}]}),
+        headers={"Content-Type": "application/json"})
+    check_eq(r.status, 200, "PostHog alias accepted (stored, merge not applied)")
+    check_eq(persons(), 2, "still two persons after the write-key merges")
+    # The secret key may join them (a support agent merging duplicate accounts).
+    send(sk, [ident("mallory@x", "victim@x")])
+    check_eq(persons(), 1, "one person after the secret-key merge")
+
+
 # ------------------------------------------------------------------------------ finding 15 (last: it throttles)
 
 
@@ -541,7 +582,7 @@ def main():
                  test_connection_limit_per_address, test_high_cardinality_breakdown_is_memory_bounded, test_kpi_formula_cycle_is_refused_and_the_server_survives,
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
                  test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes,
-                 test_webhooks_to_private_addresses_are_refused,
+                 test_webhooks_to_private_addresses_are_refused, test_write_key_cannot_merge_two_identified_persons,
                  test_cors_only_on_collection_routes_and_cookies_never_authenticate_there,
                  test_failed_logins_back_off]
         passed = sum(run_one(t) for t in tests)

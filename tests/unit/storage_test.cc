@@ -241,6 +241,85 @@ TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   EXPECT_EQ(snap2->persons->Prop(snap2->persons->person_of[a], "city")->str, "Hangzhou");
 }
 
+// Finding 11 of docs/reliability.md: a write key cannot join two identified persons.
+TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok());
+  auto identify = [](const std::string& user, const std::string& anon, int64_t ts) {
+    Event e = Ev(user, "$identify", ts);
+    e.merge_with.push_back(anon);
+    return e;
+  };
+  // Two customers log in on their own devices: each merge joins an anonymous person.
+  auto a = (*s)->Append({identify("alice", "dev-a", kT0), identify("bob", "dev-b", kT0 + 1)}, Durability::kWal,
+                        IdentityTrust::kWriteKey);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->merges_refused, 0u);
+  // A login id without a merge is identified too.
+  ASSERT_TRUE((*s)->Append({Ev("carol", "$identify", kT0 + 2)}, Durability::kWal, IdentityTrust::kWriteKey).ok());
+  auto& ids = (*s)->identity();
+  auto did = [&](const char* id) { return static_cast<uint32_t>(ids.Find(std::string_view(id))); };
+  EXPECT_TRUE(ids.Identified(did("alice")) && ids.Identified(did("dev-a")) && ids.Identified(did("carol")));
+  // The attack: bob's id sent as the anonymous id of alice's $identify, and carol aliased to bob.
+  Event alias = Ev("carol", "$create_alias", kT0 + 4);
+  alias.merge_with.push_back("bob");
+  a = (*s)->Append({identify("alice", "bob", kT0 + 3), alias}, Durability::kWal, IdentityTrust::kWriteKey);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->accepted, 2u);  // the events are stored, the merges are not applied
+  EXPECT_EQ(a->merges_refused, 2u);
+  EXPECT_NE(ids.Person(did("alice")), ids.Person(did("bob")));
+  EXPECT_NE(ids.Person(did("carol")), ids.Person(did("bob")));
+  // A new anonymous device still joins an identified person with the write key.
+  a = (*s)->Append({identify("alice", "dev-a2", kT0 + 5)}, Durability::kWal, IdentityTrust::kWriteKey);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->merges_refused, 0u);
+  EXPECT_EQ(ids.Person(did("alice")), ids.Person(did("dev-a2")));
+  // The secret key may join identified persons.
+  a = (*s)->Append({identify("alice", "carol", kT0 + 6)}, Durability::kWal, IdentityTrust::kSecretKey);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->merges_refused, 0u);
+  EXPECT_EQ(ids.Person(did("alice")), ids.Person(did("carol")));
+  // After a restart: the same persons, and the identified bits survive (carol's came from
+  // a record of its own, not from a merge, before the secret-key merge).
+  const uint32_t alice = did("alice"), bob = did("bob"), carol = did("carol");
+  s = Status::OK();
+  auto s2 = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s2.ok());
+  auto& ids2 = (*s2)->identity();
+  EXPECT_EQ(ids2.Person(alice), ids2.Person(carol));
+  EXPECT_NE(ids2.Person(alice), ids2.Person(bob));
+  EXPECT_TRUE(ids2.Identified(bob));
+  a = (*s2)->Append({identify("bob", "alice", kT0 + 7)}, Durability::kWal, IdentityTrust::kWriteKey);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->merges_refused, 1u);
+}
+
+TEST(EventStore, IdentifiedBitOfAPersonWithoutMergesSurvivesRestart) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  uint32_t u = 0, v = 0;
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Append({Ev("u1", "$identify", kT0), Ev("u2", "$identify", kT0)}).ok());
+    u = static_cast<uint32_t>((*s)->identity().Find(std::string_view("u1")));
+    v = static_cast<uint32_t>((*s)->identity().Find(std::string_view("u2")));
+  }
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE((*s)->identity().Identified(u));
+  Event e = Ev("u1", "$identify", kT0 + 1);
+  e.merge_with.push_back("u2");
+  auto a = (*s)->Append({e}, Durability::kWal, IdentityTrust::kWriteKey);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->merges_refused, 1u);
+  EXPECT_NE((*s)->identity().Person(u), (*s)->identity().Person(v));
+}
+
 TEST(EventStore, CompactionMergesPartitionSegments) {
   testing::TempDir dir;
   StoreOptions so;
