@@ -25,6 +25,7 @@
 #include "ingest/csv_reader.h"
 #include "meta/project_registry.h"
 #include "query/operators.h"
+#include "query/query_kind.h"
 #include "meta/meta_db.h"
 #include "ops/ops_service.h"
 #include "ops/schema.h"
@@ -575,40 +576,11 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
 
 void PrintResult(const json& r) {
   std::vector<std::vector<std::string>> rows;
-  std::string kind = r.value("kind", "");
-  if (kind == "trends") {
-    std::vector<std::string> head{"date"};
-    for (const auto& s : r["series"]) {
-      std::string l = s["label"].get<std::string>();
-      if (!s["breakdown_value"].is_null()) l += " [" + Cell(s["breakdown_value"]) + "]";
-      head.push_back(l);
+  if (const QueryKind* kind = FindQueryKind(r.value("kind", "")); kind != nullptr && kind->table)
+    for (const auto& row : kind->table(r)) {
+      rows.emplace_back();
+      for (const json& cell : row) rows.back().push_back(Cell(cell));
     }
-    rows.push_back(head);
-    if (!r["series"].empty()) {
-      const auto& dates = r["series"][0]["dates"];
-      for (size_t i = 0; i < dates.size(); i++) {
-        std::vector<std::string> row{dates[i].get<std::string>()};
-        for (const auto& s : r["series"]) row.push_back(Cell(s["values"][i]));
-        rows.push_back(row);
-      }
-    }
-  } else if (kind == "funnel") {
-    rows.push_back({"step", "event", "count", "from start", "from previous", "median s"});
-    for (const auto& s : r["steps"])
-      rows.push_back({Cell(s["order"]), Cell(s["label"]), Cell(s["count"]), Cell(s["conversion_from_start"]),
-                      Cell(s["conversion_from_previous"]), Cell(s["median_seconds_from_previous"])});
-  } else if (kind == "retention") {
-    std::vector<std::string> head{"cohort", "size"};
-    int periods = r.value("periods", 0);
-    for (int k = 0; k < periods; k++) head.push_back(std::to_string(k));
-    rows.push_back(head);
-    for (const auto& c : r["cohorts"]) {
-      std::vector<std::string> row{Cell(c["date"]) + (c.contains("breakdown_value") ? " " + Cell(c["breakdown_value"]) : ""),
-                                   Cell(c["size"])};
-      for (const auto& v : c["values"]) row.push_back(Cell(v));
-      rows.push_back(row);
-    }
-  }
   PrintTable(rows);
   if (r.contains("took_ms")) std::printf("(%.1f ms)\n", r["took_ms"].get<double>());
 }

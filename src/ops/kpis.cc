@@ -8,6 +8,7 @@
 
 #include "core/time_zone.h"
 #include "query/operators.h"
+#include "query/query_kind.h"
 #include "query/query_spec.h"
 
 namespace ns {
@@ -27,21 +28,12 @@ PeriodAggregate AggregateOf(const json& doc) {
   return PeriodAggregate::kMean;
 }
 
-std::string BreakdownKey(const json& v) {
-  if (v.is_null()) return "(none)";
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
-}
-
-// Last day of period k of a retention cohort that starts on `cohort` (a period start): a
-// cohort counts for period k once that period has ended by the end of the range (weeks:
-// the Sunday, not the Monday; months by the calendar, not a fixed 30 days).
-int32_t PeriodKEnd(int32_t cohort, int k, const std::string& p) {
-  if (p == "week") return cohort + 7 * k + 6;
-  if (p != "month") return cohort + k;
-  int32_t m = cohort;
-  for (int i = 0; i <= k; i++) m = TimeZone::PeriodStartDay(m + 31, Interval::kMonth);  // 1st + 31 is in the next month
-  return m - 1;
+// The reducer of a stored KPI's query kind.
+StatusOr<const KpiReducer*> ReducerOf(const json& doc) {
+  const std::string kind = doc["query"].value("kind", "");
+  const KpiReducer* r = FindKpiReducer(kind);
+  if (r == nullptr) return InvalidArgument("query.kind: a '" + kind + "' query cannot be a KPI", "query.kind");
+  return r;
 }
 
 }  // namespace
@@ -247,38 +239,18 @@ StatusOr<json> ValidateKpi(const json& body, const json* base) {
   json q = d["query"];
   q["date_from"] = "2020-01-01";
   q["date_to"] = "2020-01-31";
-  auto parsed = ParseQuery(q);
-  if (!parsed.ok()) return Status(parsed.status().code(), "query: " + parsed.status().message(), "query." + parsed.status().field());
-  std::string kind = q.value("kind", "");
-  if (kind == "trends") {
-    auto& tq = std::get<TrendsQuery>(*parsed);
-    if (!r.contains("series")) return InvalidArgument("reduce: a trends KPI needs {\"series\":i,\"op\":\"sum|avg|last|max|min\"}", "reduce");
-    if (!r["series"].is_number_integer() || r["series"].get<int64_t>() < 0 ||
-        r["series"].get<size_t>() >= tq.series.size())
-      return InvalidArgument("reduce.series: expected a series index 0.." + std::to_string(tq.series.size() - 1), "reduce.series");
-    if (!r.contains("op")) r["op"] = "sum";
-    std::string op = r["op"].is_string() ? r["op"].get<std::string>() : "";
-    if (op != "sum" && op != "avg" && op != "last" && op != "max" && op != "min")
-      return InvalidArgument("reduce.op: expected sum, avg, last, max or min", "reduce.op");
-  } else if (kind == "funnel") {
-    auto& fq = std::get<FunnelQuery>(*parsed);
-    int n = static_cast<int>(fq.steps.size());
-    if (!r.contains("from_step")) r["from_step"] = 1;
-    if (!r.contains("to_step")) r["to_step"] = n;
-    if (!r["from_step"].is_number_integer() || !r["to_step"].is_number_integer())
-      return InvalidArgument("reduce: from_step and to_step are step numbers (1-based)", "reduce");
-    int f = r["from_step"].get<int>(), t = r["to_step"].get<int>();
-    if (f < 1 || t > n || f >= t)
-      return InvalidArgument("reduce: need 1 <= from_step < to_step <= " + std::to_string(n) + " (steps are 1-based)", "reduce");
-  } else {
-    if (!r.contains("period") || !r["period"].is_number_integer() || r["period"].get<int>() < 0)
-      return InvalidArgument("reduce.period: a retention KPI needs the period index k (e.g. 7 for day 7)", "reduce.period");
-    auto& rq = std::get<RetentionQuery>(*parsed);
-    if (r["period"].get<int>() >= rq.periods)
-      return InvalidArgument("reduce.period: the query measures periods 0.." + std::to_string(rq.periods - 1) +
-                                 " (set \"periods\" in the query)",
-                             "reduce.period");
-  }
+  auto in_query = [](const Status& st) {
+    return Status(st.code(), "query: " + st.message(), "query." + st.field());
+  };
+  auto kind = QueryKindOf(q);
+  if (!kind.ok()) return in_query(kind.status());
+  if (Status st = (*kind)->check(q); !st.ok()) return in_query(st);
+  const KpiReducer* reducer = FindKpiReducer((*kind)->name);
+  if (reducer == nullptr)
+    return InvalidArgument("query.kind: a " + std::string((*kind)->name) + " query cannot be a KPI (expected " +
+                               KpiKindList() + ")",
+                           "query.kind");
+  NS_RETURN_IF_ERROR(reducer->validate(q, r));
   return d;
 }
 
@@ -315,29 +287,12 @@ StatusOr<json> Kpis::RunKpiQuery(Project& p, const json& doc, PeriodRange range,
   json q = doc["query"];
   q["date_from"] = FormatDate(range.from);
   q["date_to"] = FormatDate(range.to);
-  std::string kind = q.value("kind", "");
-  if (kind == "trends") {
-    int s = doc["reduce"]["series"].get<int>();
-    q["series"] = json::array({q["series"][static_cast<size_t>(s)]});
-    q["interval"] = "day";
-    q.erase("breakdown");
-    if (!dimension.empty()) {
-      q["breakdown"] = dimension;
-      q["breakdown_limit"] = 1000;
-    }
-  } else if (kind == "funnel") {
-    q["dropoff_limit"] = 1;
-    q.erase("breakdown");
-    if (!dimension.empty()) {
-      q["breakdown"] = dimension;
-      q["breakdown_limit"] = 1000;
-    }
-  } else {
-    q.erase("breakdown");
-    if (!dimension.empty()) {
-      q["breakdown"] = dimension;
-      q["breakdown_limit"] = 1000;
-    }
+  NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
+  reducer->shape(q, doc["reduce"]);
+  q.erase("breakdown");
+  if (!dimension.empty()) {
+    q["breakdown"] = dimension;
+    q["breakdown_limit"] = 1000;
   }
   return RunQuery(q, *p.store, p.tz);
 }
@@ -429,53 +384,8 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
   }
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, dimension));
-  const json& r = doc["reduce"];
-  std::string kind = res.value("kind", "");
-  if (kind == "trends") {
-    std::string op = r.value("op", "sum");
-    for (auto& s : res["series"]) {
-      std::string key = dimension.empty() ? "" : BreakdownKey(s["breakdown_value"]);
-      KpiParts parts;
-      bool first = true;
-      for (auto& v : s["values"]) {
-        if (!v.is_number()) continue;
-        double x = v.get<double>();
-        if (op == "sum") parts.num += x;
-        else if (op == "avg") {
-          parts.num += x;
-          parts.den += 1;
-          parts.ratio = true;
-        } else if (op == "last") parts.num = x;
-        else if (op == "max") parts.num = first ? x : std::max(parts.num, x);
-        else if (op == "min") parts.num = first ? x : std::min(parts.num, x);
-        first = false;
-      }
-      if (op == "avg") parts.ratio = true;
-      out[key] = parts;
-    }
-    if (dimension.empty() && out.empty()) out[""] = KpiParts{};
-  } else if (kind == "funnel") {
-    size_t f = r["from_step"].get<size_t>() - 1, t = r["to_step"].get<size_t>() - 1;
-    auto take = [&](const json& steps) {
-      return KpiParts{steps[t]["count"].get<double>(), steps[f]["count"].get<double>(), true};
-    };
-    if (dimension.empty()) out[""] = take(res["steps"]);
-    else
-      for (auto& b : res["breakdowns"]) out[BreakdownKey(b["breakdown_value"])] = take(b["steps"]);
-  } else {
-    int k = r["period"].get<int>();
-    const std::string period = res.value("period", "day");
-    for (auto& c : res["cohorts"]) {
-      NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-      if (PeriodKEnd(day, k, period) > range.to) continue;  // period k not complete yet for this cohort
-      std::string key = dimension.empty() ? "" : BreakdownKey(c.value("breakdown_value", json()));
-      KpiParts& parts = out[key];
-      parts.ratio = true;
-      parts.num += c["values"][static_cast<size_t>(k)].get<double>();
-      parts.den += c["size"].get<double>();
-    }
-    if (dimension.empty() && out.empty()) out[""] = KpiParts{0, 0, true};
-  }
+  NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
+  NS_ASSIGN_OR_RETURN(out, reducer->reduce(res, doc["reduce"], range, !dimension.empty()));
   return out;
 }
 
@@ -528,15 +438,11 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
     return s;
   }
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
-  std::string kind = doc["query"].value("kind", "");
-  if (kind == "trends") {
+  NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
+  if (reducer->daily != nullptr) {
     NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
-    if (!res["series"].empty()) {
-      const json& vals = res["series"][0]["values"];
-      for (size_t i = 0; i < n && i < vals.size(); i++)
-        if (vals[i].is_number()) s.values[i] = vals[i].get<double>();
-    }
-  } else if (kind == "funnel") {
+    NS_RETURN_IF_ERROR(reducer->daily(res, doc["reduce"], range, &s));
+  } else {  // each day is its own range
     s.weights.assign(n, 0);
     for (size_t i = 0; i < n; i++) {
       int32_t d = range.from + static_cast<int32_t>(i);
@@ -544,19 +450,6 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
       const KpiParts& kp = parts[""];
       s.weights[i] = kp.den;
       if (kp.den > 0) s.values[i] = kp.Value();
-    }
-  } else {
-    NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
-    int k = doc["reduce"]["period"].get<int>();
-    const std::string period = res.value("period", "day");
-    s.weights.assign(n, 0);
-    for (auto& c : res["cohorts"]) {
-      NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-      if (day < range.from || day > range.to || PeriodKEnd(day, k, period) > range.to) continue;
-      double size = c["size"].get<double>();
-      size_t i = static_cast<size_t>(day - range.from);
-      s.weights[i] = size;
-      if (size > 0) s.values[i] = c["values"][static_cast<size_t>(k)].get<double>() / size;
     }
   }
   return s;

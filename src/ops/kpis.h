@@ -24,21 +24,9 @@
 #include "meta/project_registry.h"
 #include "ops/accounts.h"
 #include "ops/forecast.h"
+#include "ops/kpi_reducers.h"
 
 namespace ns {
-
-// A KPI value with its parts: ratio KPIs (funnel, retention, avg) keep numerator and
-// denominator so that changes can be attributed to breakdown values.
-struct KpiParts {
-  double num = 0;
-  double den = 0;
-  bool ratio = false;
-  double Value() const { return ratio ? (den > 0 ? num / den : 0.0) : num; }
-};
-
-struct PeriodRange {
-  int32_t from = 0, to = 0;  // inclusive local days
-};
 
 // One refresh's evaluation of KPIs that refer to each other by formula: each referenced KPI
 // is evaluated once per range (memoised; a formula 30 x the previous KPI, 8 levels deep, is

@@ -127,7 +127,7 @@ StatusOr<json> ValidateScenario(const json& body, const json* base) {
     f["kind"] = "funnel";
     if (!f.contains("date_from")) f["date_from"] = "2000-01-01";
     if (!f.contains("date_to")) f["date_to"] = "2000-01-01";
-    auto q = ParseQuery(f);
+    auto q = ParseFunnelQuery(f);
     if (!q.ok()) return InvalidArgument("funnel: " + q.status().message(), "funnel");
     d["funnel"]["kind"] = "funnel";
   } else {

@@ -490,4 +490,21 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
   return out;
 }
 
+// ---------------------------------------------------------------- registration
+
+const QueryKind kFunnelKind{
+    "funnel", {"funnels"},
+    [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+      NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(request));
+      return RunFunnel(q, ctx.snap, ctx.tz, ctx.namer);
+    },
+    [](const json& request) { return ParseFunnelQuery(request).status(); },
+    [](const json& r) {
+      ResultTable rows{{"step", "event", "count", "from start", "from previous", "median s"}};
+      for (const auto& s : r["steps"])
+        rows.push_back({s["order"], s["label"], s["count"], s["conversion_from_start"], s["conversion_from_previous"],
+                        s["median_seconds_from_previous"]});
+      return rows;
+    }};
+
 }  // namespace ns

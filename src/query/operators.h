@@ -1,26 +1,26 @@
 // The query operators. Each takes a parsed query and a store snapshot and returns the
 // response JSON (shapes in docs/queries.md). Semantics are documented next to each
 // implementation and in docs/queries.md; tests compare every operator with a naive
-// reference implementation (tests/unit/query_reference_test.cc).
+// reference implementation (tests/unit/query_reference_test.cc). Each operator file also
+// defines its QueryKind, listed in query_kinds.cc.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include "core/time_zone.h"
+#include "query/query_kind.h"
 #include "query/query_spec.h"
 #include "storage/event_store.h"
 
 namespace ns {
-
-// Resolves a person id to a distinct id to show users (drop-off lists).
-using PersonNamer = std::function<std::string(uint32_t person)>;
 
 StatusOr<nlohmann::json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
 StatusOr<nlohmann::json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                    const PersonNamer& namer);
 StatusOr<nlohmann::json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
 
-// Parses and runs any query.
-StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz);
+extern const QueryKind kTrendsKind;     // trends.cc
+extern const QueryKind kFunnelKind;     // funnel.cc
+extern const QueryKind kRetentionKind;  // retention.cc
 
 }  // namespace ns

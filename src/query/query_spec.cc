@@ -132,7 +132,9 @@ StatusOr<std::optional<PropertyRef>> ParseBreakdownOne(const json& j, const std:
   return std::optional<PropertyRef>(MakeRef(*it));
 }
 
-StatusOr<Query> ParseTrends(const json& j) {
+}  // namespace
+
+StatusOr<TrendsQuery> ParseTrendsQuery(const json& j) {
   NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "interval", "series", "filters", "breakdown",
                                          "breakdown_limit"}));
   TrendsQuery q;
@@ -166,10 +168,10 @@ StatusOr<Query> ParseTrends(const json& j) {
     NS_ASSIGN_OR_RETURN(ts.label, GetString(sj, "label", f, false, ts.event));
     q.series.push_back(std::move(ts));
   }
-  return Query(std::move(q));
+  return q;
 }
 
-StatusOr<Query> ParseFunnel(const json& j) {
+StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
   NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "steps", "window_seconds", "order", "filters",
                                          "breakdown", "breakdown_limit", "dropoff_limit", "exclusions"}));
   FunnelQuery q;
@@ -248,10 +250,10 @@ StatusOr<Query> ParseFunnel(const json& j) {
       q.exclusions.push_back(std::move(e));
     }
   }
-  return Query(std::move(q));
+  return q;
 }
 
-StatusOr<Query> ParseRetention(const json& j) {
+StatusOr<RetentionQuery> ParseRetentionQuery(const json& j) {
   NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "start_event", "return_event", "period",
                                          "periods", "first_time", "mode", "filters", "start_filters", "return_filters",
                                          "breakdown", "breakdown_limit"}));
@@ -277,10 +279,8 @@ StatusOr<Query> ParseRetention(const json& j) {
   NS_ASSIGN_OR_RETURN(q.breakdown, ParseBreakdownOne(j, "breakdown"));
   NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "breakdown_limit", "", 25, 1, 1000));
   q.breakdown_limit = static_cast<size_t>(lim);
-  return Query(std::move(q));
+  return q;
 }
-
-}  // namespace
 
 StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& field) {
   std::vector<Filter> out;
@@ -332,16 +332,5 @@ StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& fie
   return out;
 }
 
-StatusOr<Query> ParseQuery(const json& j) {
-  if (!j.is_object()) return InvalidArgument("query: expected a JSON object", "kind");
-  auto k = j.find("kind");
-  if (k == j.end()) return InvalidArgument("kind: required field is missing (trends, funnel or retention)", "kind");
-  if (!k->is_string()) return InvalidArgument("kind: expected a string", "kind");
-  const std::string& kind = k->get_ref<const std::string&>();
-  if (kind == "trends") return ParseTrends(j);
-  if (kind == "funnel" || kind == "funnels") return ParseFunnel(j);
-  if (kind == "retention") return ParseRetention(j);
-  return InvalidArgument("kind: unknown query kind '" + kind + "' (expected trends, funnel or retention)", "kind");
-}
 
 }  // namespace ns

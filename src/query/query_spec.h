@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "core/status.h"
@@ -99,9 +98,11 @@ struct RetentionQuery {
   size_t breakdown_limit = 25;
 };
 
-using Query = std::variant<TrendsQuery, FunnelQuery, RetentionQuery>;
-
-StatusOr<Query> ParseQuery(const nlohmann::json& j);
+// Parsers of each kind's request (the "kind" field itself is matched by the registry,
+// query/query_kind.h). Every field is validated and unknown fields are refused.
+StatusOr<TrendsQuery> ParseTrendsQuery(const nlohmann::json& j);
+StatusOr<FunnelQuery> ParseFunnelQuery(const nlohmann::json& j);
+StatusOr<RetentionQuery> ParseRetentionQuery(const nlohmann::json& j);
 StatusOr<std::vector<Filter>> ParseFilters(const nlohmann::json& j, const std::string& field);
 
 }  // namespace ns

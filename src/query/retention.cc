@@ -264,4 +264,32 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
   return out;
 }
 
+// ---------------------------------------------------------------- registration
+
+const QueryKind kRetentionKind{
+    "retention", {},
+    [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+      NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(request));
+      return RunRetention(q, ctx.snap, ctx.tz);
+    },
+    [](const json& request) { return ParseRetentionQuery(request).status(); },
+    [](const json& r) {
+      ResultTable rows;
+      std::vector<json> head{"cohort", "size"};
+      int periods = r.value("periods", 0);
+      for (int k = 0; k < periods; k++) head.push_back(std::to_string(k));
+      rows.push_back(head);
+      for (const auto& c : r["cohorts"]) {
+        std::string cohort = c["date"].get<std::string>();
+        if (c.contains("breakdown_value"))
+          cohort += " " + (c["breakdown_value"].is_null()     ? std::string("-")
+                           : c["breakdown_value"].is_string() ? c["breakdown_value"].get<std::string>()
+                                                              : c["breakdown_value"].dump());
+        std::vector<json> row{cohort, c["size"]};
+        for (const auto& v : c["values"]) row.push_back(v);
+        rows.push_back(row);
+      }
+      return rows;
+    }};
+
 }  // namespace ns

@@ -337,4 +337,38 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
   return out;
 }
 
+// ---------------------------------------------------------------- registration
+
+namespace {
+ResultTable TrendsTable(const json& r) {
+  ResultTable rows;
+  std::vector<json> head{"date"};
+  for (const auto& s : r["series"]) {
+    std::string l = s["label"].get<std::string>();
+    if (!s["breakdown_value"].is_null())
+      l += " [" + (s["breakdown_value"].is_string() ? s["breakdown_value"].get<std::string>() : s["breakdown_value"].dump()) + "]";
+    head.push_back(l);
+  }
+  rows.push_back(head);
+  if (!r["series"].empty()) {
+    const auto& dates = r["series"][0]["dates"];
+    for (size_t i = 0; i < dates.size(); i++) {
+      std::vector<json> row{dates[i]};
+      for (const auto& s : r["series"]) row.push_back(s["values"][i]);
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+}  // namespace
+
+const QueryKind kTrendsKind{
+    "trends", {},
+    [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+      NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(request));
+      return RunTrends(q, ctx.snap, ctx.tz);
+    },
+    [](const json& request) { return ParseTrendsQuery(request).status(); },
+    TrendsTable};
+
 }  // namespace ns

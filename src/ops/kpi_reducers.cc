@@ -1,0 +1,194 @@
+// The KPI reducers of the query kinds (ops/kpi_reducers.h): adding a kind that can be a KPI
+// is one reducer here and one line in the list at the end.
+#include "ops/kpi_reducers.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/time_zone.h"
+#include "query/query_kind.h"
+#include "query/query_spec.h"
+
+namespace ns {
+namespace {
+
+using nlohmann::json;
+
+std::string BreakdownKey(const json& v) {
+  if (v.is_null()) return "(none)";
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+// Last day of period k of a retention cohort that starts on `cohort` (a period start): a
+// cohort counts for period k once that period has ended by the end of the range (weeks:
+// the Sunday, not the Monday; months by the calendar, not a fixed 30 days).
+int32_t PeriodKEnd(int32_t cohort, int k, const std::string& p) {
+  if (p == "week") return cohort + 7 * k + 6;
+  if (p != "month") return cohort + k;
+  int32_t m = cohort;
+  for (int i = 0; i <= k; i++) m = TimeZone::PeriodStartDay(m + 31, Interval::kMonth);  // 1st + 31 is in the next month
+  return m - 1;
+}
+
+// ---------------------------------------------------------------- trends: {"series":i,"op":…}
+
+Status TrendsValidate(const json& q, json& r) {
+  NS_ASSIGN_OR_RETURN(TrendsQuery tq, ParseTrendsQuery(q));
+  if (!r.contains("series")) return InvalidArgument("reduce: a trends KPI needs {\"series\":i,\"op\":\"sum|avg|last|max|min\"}", "reduce");
+  if (!r["series"].is_number_integer() || r["series"].get<int64_t>() < 0 || r["series"].get<size_t>() >= tq.series.size())
+    return InvalidArgument("reduce.series: expected a series index 0.." + std::to_string(tq.series.size() - 1), "reduce.series");
+  if (!r.contains("op")) r["op"] = "sum";
+  std::string op = r["op"].is_string() ? r["op"].get<std::string>() : "";
+  if (op != "sum" && op != "avg" && op != "last" && op != "max" && op != "min")
+    return InvalidArgument("reduce.op: expected sum, avg, last, max or min", "reduce.op");
+  return Status::OK();
+}
+
+void TrendsShape(json& q, const json& r) {
+  int s = r["series"].get<int>();
+  q["series"] = json::array({q["series"][static_cast<size_t>(s)]});
+  q["interval"] = "day";
+}
+
+StatusOr<std::map<std::string, KpiParts>> TrendsReduce(const json& res, const json& r, PeriodRange, bool broken_down) {
+  std::map<std::string, KpiParts> out;
+  std::string op = r.value("op", "sum");
+  for (auto& s : res["series"]) {
+    std::string key = broken_down ? BreakdownKey(s["breakdown_value"]) : "";
+    KpiParts parts;
+    bool first = true;
+    for (auto& v : s["values"]) {
+      if (!v.is_number()) continue;
+      double x = v.get<double>();
+      if (op == "sum") parts.num += x;
+      else if (op == "avg") {
+        parts.num += x;
+        parts.den += 1;
+        parts.ratio = true;
+      } else if (op == "last") parts.num = x;
+      else if (op == "max") parts.num = first ? x : std::max(parts.num, x);
+      else if (op == "min") parts.num = first ? x : std::min(parts.num, x);
+      first = false;
+    }
+    if (op == "avg") parts.ratio = true;
+    out[key] = parts;
+  }
+  if (!broken_down && out.empty()) out[""] = KpiParts{};
+  return out;
+}
+
+Status TrendsDaily(const json& res, const json&, PeriodRange, DailySeries* s) {
+  if (!res["series"].empty()) {
+    const json& vals = res["series"][0]["values"];
+    for (size_t i = 0; i < s->values.size() && i < vals.size(); i++)
+      if (vals[i].is_number()) s->values[i] = vals[i].get<double>();
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------- funnel: {"from_step","to_step"}
+
+Status FunnelValidate(const json& q, json& r) {
+  NS_ASSIGN_OR_RETURN(FunnelQuery fq, ParseFunnelQuery(q));
+  int n = static_cast<int>(fq.steps.size());
+  if (!r.contains("from_step")) r["from_step"] = 1;
+  if (!r.contains("to_step")) r["to_step"] = n;
+  if (!r["from_step"].is_number_integer() || !r["to_step"].is_number_integer())
+    return InvalidArgument("reduce: from_step and to_step are step numbers (1-based)", "reduce");
+  int f = r["from_step"].get<int>(), t = r["to_step"].get<int>();
+  if (f < 1 || t > n || f >= t)
+    return InvalidArgument("reduce: need 1 <= from_step < to_step <= " + std::to_string(n) + " (steps are 1-based)", "reduce");
+  return Status::OK();
+}
+
+void FunnelShape(json& q, const json&) { q["dropoff_limit"] = 1; }
+
+StatusOr<std::map<std::string, KpiParts>> FunnelReduce(const json& res, const json& r, PeriodRange, bool broken_down) {
+  std::map<std::string, KpiParts> out;
+  size_t f = r["from_step"].get<size_t>() - 1, t = r["to_step"].get<size_t>() - 1;
+  auto take = [&](const json& steps) {
+    return KpiParts{steps[t]["count"].get<double>(), steps[f]["count"].get<double>(), true};
+  };
+  if (!broken_down) out[""] = take(res["steps"]);
+  else
+    for (auto& b : res["breakdowns"]) out[BreakdownKey(b["breakdown_value"])] = take(b["steps"]);
+  return out;
+}
+
+// ---------------------------------------------------------------- retention: {"period":k}
+
+Status RetentionValidate(const json& q, json& r) {
+  if (!r.contains("period") || !r["period"].is_number_integer() || r["period"].get<int>() < 0)
+    return InvalidArgument("reduce.period: a retention KPI needs the period index k (e.g. 7 for day 7)", "reduce.period");
+  NS_ASSIGN_OR_RETURN(RetentionQuery rq, ParseRetentionQuery(q));
+  if (r["period"].get<int>() >= rq.periods)
+    return InvalidArgument("reduce.period: the query measures periods 0.." + std::to_string(rq.periods - 1) +
+                               " (set \"periods\" in the query)",
+                           "reduce.period");
+  return Status::OK();
+}
+
+void RetentionShape(json&, const json&) {}
+
+StatusOr<std::map<std::string, KpiParts>> RetentionReduce(const json& res, const json& r, PeriodRange range,
+                                                          bool broken_down) {
+  std::map<std::string, KpiParts> out;
+  int k = r["period"].get<int>();
+  const std::string period = res.value("period", "day");
+  for (auto& c : res["cohorts"]) {
+    NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
+    if (PeriodKEnd(day, k, period) > range.to) continue;  // period k not complete yet for this cohort
+    std::string key = broken_down ? BreakdownKey(c.value("breakdown_value", json())) : "";
+    KpiParts& parts = out[key];
+    parts.ratio = true;
+    parts.num += c["values"][static_cast<size_t>(k)].get<double>();
+    parts.den += c["size"].get<double>();
+  }
+  if (!broken_down && out.empty()) out[""] = KpiParts{0, 0, true};
+  return out;
+}
+
+Status RetentionDaily(const json& res, const json& r, PeriodRange range, DailySeries* s) {
+  int k = r["period"].get<int>();
+  const std::string period = res.value("period", "day");
+  s->weights.assign(s->values.size(), 0);
+  for (auto& c : res["cohorts"]) {
+    NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
+    if (day < range.from || day > range.to || PeriodKEnd(day, k, period) > range.to) continue;
+    double size = c["size"].get<double>();
+    size_t i = static_cast<size_t>(day - range.from);
+    s->weights[i] = size;
+    if (size > 0) s->values[i] = c["values"][static_cast<size_t>(k)].get<double>() / size;
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------- the list
+
+const KpiReducer kReducers[] = {
+    {"trends", TrendsValidate, TrendsShape, TrendsReduce, TrendsDaily},
+    {"funnel", FunnelValidate, FunnelShape, FunnelReduce, nullptr},
+    {"retention", RetentionValidate, RetentionShape, RetentionReduce, RetentionDaily},
+};
+
+}  // namespace
+
+const KpiReducer* FindKpiReducer(std::string_view kind) {
+  if (const QueryKind* q = FindQueryKind(kind)) kind = q->name;  // aliases ("funnels")
+  for (const KpiReducer& r : kReducers)
+    if (r.kind == kind) return &r;
+  return nullptr;
+}
+
+std::string KpiKindList() {
+  std::string out;
+  const size_t n = std::size(kReducers);
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0) out += i + 1 == n ? " or " : ", ";
+    out += kReducers[i].kind;
+  }
+  return out;
+}
+
+}  // namespace ns

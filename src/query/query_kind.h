@@ -1,0 +1,59 @@
+// The registry of query kinds. A kind is one operator file that defines a QueryKind and one
+// line in query_kinds.cc that lists it (as DuckDB's function list and ClickHouse's
+// registerAggregateFunctions do); RunQuery, the HTTP route, the CLI and the KPI layer find
+// kinds here, so no caller keeps its own chain of kind names.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time_zone.h"
+#include "storage/event_store.h"
+
+namespace ns {
+
+// Resolves a person id to a distinct id to show users (drop-off lists).
+using PersonNamer = std::function<std::string(uint32_t person)>;
+
+// What an operator runs against: one consistent snapshot of the store.
+struct QueryContext {
+  const StoreSnapshot& snap;
+  const TimeZone& tz;
+  PersonNamer namer;
+};
+
+// An answer as a table: the first row is the header. Cells are JSON values (numbers stay
+// numbers) for the CLI's text table and for exports.
+using ResultTable = std::vector<std::vector<nlohmann::json>>;
+
+struct QueryKind {
+  std::string_view name;                // the request's "kind"
+  std::vector<std::string_view> aliases;  // other accepted spellings ("funnels")
+  // Parses and validates the request (its "kind" already matched), runs it and answers the
+  // response JSON of docs/queries.md. Errors name the offending field.
+  std::function<StatusOr<nlohmann::json>(const nlohmann::json& request, const QueryContext& ctx)> run;
+  // Parses and validates the request without running it (saved queries, KPI definitions).
+  std::function<Status(const nlohmann::json& request)> check;
+  // The response as a table (the CLI's `northstar query`).
+  std::function<ResultTable(const nlohmann::json& response)> table;
+};
+
+// The registered kinds, in registration order.
+const std::vector<const QueryKind*>& QueryKinds();
+// The kind named `name` (or one of its aliases), nullptr if none.
+const QueryKind* FindQueryKind(std::string_view name);
+// The kind of a request: InvalidArgument naming the field "kind" if it is missing, not a
+// string or unknown (the message lists the registered kinds).
+StatusOr<const QueryKind*> QueryKindOf(const nlohmann::json& request);
+// "trends, funnel or retention"
+std::string QueryKindList();
+
+// Parses and runs any query on a fresh snapshot of `store`; adds "took_ms".
+StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz);
+
+}  // namespace ns

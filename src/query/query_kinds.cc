@@ -1,0 +1,70 @@
+// The list of query kinds: adding a kind is its operator file plus one line here.
+#include <chrono>
+
+#include "query/operators.h"
+#include "query/query_kind.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+const std::vector<const QueryKind*>& QueryKinds() {
+  static const std::vector<const QueryKind*> kinds = {
+      &kTrendsKind,
+      &kFunnelKind,
+      &kRetentionKind,
+  };
+  return kinds;
+}
+
+const QueryKind* FindQueryKind(std::string_view name) {
+  for (const QueryKind* k : QueryKinds()) {
+    if (k->name == name) return k;
+    for (std::string_view a : k->aliases)
+      if (a == name) return k;
+  }
+  return nullptr;
+}
+
+std::string QueryKindList() {
+  const auto& kinds = QueryKinds();
+  std::string out;
+  for (size_t i = 0; i < kinds.size(); i++) {
+    if (i > 0) out += i + 1 == kinds.size() ? " or " : ", ";
+    out += kinds[i]->name;
+  }
+  return out;
+}
+
+StatusOr<const QueryKind*> QueryKindOf(const json& request) {
+  if (!request.is_object()) return InvalidArgument("query: expected a JSON object", "kind");
+  auto k = request.find("kind");
+  if (k == request.end()) return InvalidArgument("kind: required field is missing (" + QueryKindList() + ")", "kind");
+  if (!k->is_string()) return InvalidArgument("kind: expected a string", "kind");
+  const std::string& name = k->get_ref<const std::string&>();
+  const QueryKind* kind = FindQueryKind(name);
+  if (kind == nullptr)
+    return InvalidArgument("kind: unknown query kind '" + name + "' (expected " + QueryKindList() + ")", "kind");
+  return kind;
+}
+
+StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz) {
+  NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request));
+  auto t0 = std::chrono::steady_clock::now();
+  auto snap = store.Snapshot();
+  IdentityMap& ids = store.identity();
+  QueryContext ctx{*snap, tz, [&ids](uint32_t person) { return ids.DisplayId(person); }};
+  StatusOr<json> out = Status::OK();
+  try {
+    out = kind->run(request, ctx);
+  } catch (const std::exception& e) {
+    return Internal(std::string("query failed: ") + e.what());
+  }
+  if (out.ok()) {
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    (*out)["took_ms"] = ms;
+  }
+  return out;
+}
+
+}  // namespace ns
