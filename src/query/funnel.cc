@@ -399,57 +399,43 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
     for (uint32_t c = 0; c < by_code.size(); c++)
       if (by_code[c]) needed_codes.push_back(c);
     const std::vector<uint32_t>* codes = (strict || any_mask) ? nullptr : &needed_codes;
-    ParallelPersonRanges(np, slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
-      std::vector<uint64_t> bits;
-      std::vector<Conv>& convs = convs_by_slot[static_cast<size_t>(slot)];
-      std::vector<Path> scratch(n);
-      struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
-      std::vector<Tie> ties;
-      uint32_t cur_person = UINT32_MAX;
-      int64_t cur_ts = INT64_MIN;
-      auto flush = [&] {
-        if (ties.empty()) return;
-        if (ties.size() > 1)
-          std::sort(ties.begin(), ties.end(), [&](const Tie& a, const Tie& b) {
-            if (a.order != b.order) return a.order < b.order;
-            if (a.tag != b.tag) return a.tag < b.tag;
-            return a.aux != b.aux && group_keys_snapshot[a.aux] < group_keys_snapshot[b.aux];
-          });
-        const uint32_t p = cur_person;
-        Path* rec = &state[p * stride];
-        uint32_t reached = static_cast<uint32_t>(static_cast<uint64_t>(rec->start));
-        uint32_t grp = static_cast<uint32_t>(static_cast<uint64_t>(rec->start) >> 32);
-        bool ent = rec->last_done != 0;
-        for (const Tie& t : ties)
-          eval.Apply(rec + 1, scratch.data(), &reached, &ent, &grp, cur_ts, t.tag, t.aux,
-                     [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
-        rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
-        rec->last_done = ent ? 1 : 0;
-        ties.clear();
-      };
-      for (const auto& part : scan.parts()) {
-        size_t first = scan.LowerBound(part, p_lo, pt), last = scan.LowerBound(part, p_hi, pt);
-        PersonOrderScan::ForEachRowInWithEvents(blocks, part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
+    struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
+    std::vector<std::vector<Path>> scratch_by_slot(static_cast<size_t>(slots), std::vector<Path>(n));
+    ScanPersonGroups<Tie>(
+        scan, pt, slots, codes,
+        [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts_out, Tie* tie) {
           const BlockState& st = states[b];
-          if (st.skip) return;
+          if (st.skip) return false;
           const int64_t ts = st.ts[i];
-          if (ts < entry_from || ts >= scan_to) return;
+          if (ts < entry_from || ts >= scan_to) return false;
           const uint64_t m = tag_of(st, i);
-          if (!m) return;
+          if (!m) return false;
           const uint32_t d = st.did[i];
-          const uint32_t p = d < np ? pt.person_of[d] : d;
-          if (p != cur_person || ts != cur_ts) {
-            flush();
-            cur_person = p;
-            cur_ts = ts;
-          }
+          *person = d < np ? pt.person_of[d] : d;
+          *ts_out = ts;
           const uint64_t sm = m & step_mask;
-          ties.push_back({sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
-                          (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u});
+          *tie = {sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
+                  (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u};
+          return true;
+        },
+        [&](int slot, uint32_t p, int64_t ts, std::vector<Tie>& ties) {
+          if (ties.size() > 1)
+            std::sort(ties.begin(), ties.end(), [&](const Tie& a, const Tie& b) {
+              if (a.order != b.order) return a.order < b.order;
+              if (a.tag != b.tag) return a.tag < b.tag;
+              return a.aux != b.aux && group_keys_snapshot[a.aux] < group_keys_snapshot[b.aux];
+            });
+          std::vector<Conv>& convs = convs_by_slot[static_cast<size_t>(slot)];
+          Path* rec = &state[p * stride];
+          uint32_t reached = static_cast<uint32_t>(static_cast<uint64_t>(rec->start));
+          uint32_t grp = static_cast<uint32_t>(static_cast<uint64_t>(rec->start) >> 32);
+          bool ent = rec->last_done != 0;
+          for (const Tie& t : ties)
+            eval.Apply(rec + 1, scratch_by_slot[static_cast<size_t>(slot)].data(), &reached, &ent, &grp, ts, t.tag,
+                       t.aux, [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
+          rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
+          rec->last_done = ent ? 1 : 0;
         });
-        flush();
-      }
-    });
     std::vector<Conv> convs;
     for (auto& c : convs_by_slot) convs.insert(convs.end(), c.begin(), c.end());
     for (uint32_t p = 0; p < np; p++) {

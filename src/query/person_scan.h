@@ -110,4 +110,45 @@ void ParallelPersonRanges(size_t persons, int slots, const std::function<void(ui
 // Threads the query operators use: the machine's cores, at most 8.
 int QueryThreads();
 
+// The per-person streaming driver of sequence operators (funnels, retention, and the
+// person-level models to come). Persons are split into `slots` ranges run in parallel; each
+// range walks every part of `scan` in person order (only rows whose event code is in
+// `codes`, when given). `classify(block, row, &person, &ts, &tie)` keeps a row (false skips
+// it) and says whose it is and when; the kept rows of one (person, timestamp) are collected
+// and `group(slot, person, ts, ties)` is called once per such group, in time order for each
+// person (ties is not empty; the callee may reorder it). A person is only ever seen by one
+// slot, so per-person state can live in the caller's dense arrays without locks; per-slot
+// state is indexed by `slot`.
+template <typename Tie, typename Classify, typename Group>
+void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, int slots,
+                      const std::vector<uint32_t>* codes, Classify&& classify, Group&& group) {
+  ParallelPersonRanges(persons.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+    std::vector<uint64_t> bits;
+    std::vector<Tie> ties;
+    uint32_t cur_person = UINT32_MAX;
+    int64_t cur_ts = INT64_MIN;
+    auto flush = [&] {
+      if (ties.empty()) return;
+      group(slot, cur_person, cur_ts, ties);
+      ties.clear();
+    };
+    for (const auto& part : scan.parts()) {
+      const size_t first = scan.LowerBound(part, p_lo, persons), last = scan.LowerBound(part, p_hi, persons);
+      PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
+        uint32_t person;
+        int64_t ts;
+        Tie tie;
+        if (!classify(b, i, &person, &ts, &tie)) return;
+        if (person != cur_person || ts != cur_ts) {
+          flush();
+          cur_person = person;
+          cur_ts = ts;
+        }
+        ties.push_back(tie);
+      });
+      flush();
+    }
+  });
+}
+
 }  // namespace ns

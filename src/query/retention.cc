@@ -133,60 +133,49 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
     if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
     std::sort(needed_codes.begin(), needed_codes.end());
     const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
-    ParallelPersonRanges(np, QueryThreads(), [&](uint32_t p_lo, uint32_t p_hi, int) {
-      std::vector<uint64_t> bits;
-      struct Tie { uint64_t tag; int32_t day; uint32_t aux; int64_t ts; };
-      std::vector<Tie> ties;
-      uint32_t cur_person = UINT32_MAX;
-      int64_t cur_ts = INT64_MIN;
-      auto apply = [&](uint32_t p, const Tie& t) {
-        PersonState& st = ps[p];
-        if ((t.tag & 1) && status[p] == kNone) {
-          if (t.ts >= range_from && t.ts < range_to) {
-            status[p] = kAnchored;
-            st.cohort = TimeZone::PeriodStartDay(t.day, q.period);
-            st.group = t.aux;
-            return;  // the anchoring occurrence is not its own return
-          }
-          status[p] = kOut;  // first start event outside the cohort range
+    struct Tie { uint64_t tag; int32_t day; uint32_t aux; int64_t ts; };
+    auto apply = [&](uint32_t p, const Tie& t) {
+      PersonState& st = ps[p];
+      if ((t.tag & 1) && status[p] == kNone) {
+        if (t.ts >= range_from && t.ts < range_to) {
+          status[p] = kAnchored;
+          st.cohort = TimeZone::PeriodStartDay(t.day, q.period);
+          st.group = t.aux;
+          return;  // the anchoring occurrence is not its own return
         }
-        if ((t.tag & 2) && status[p] == kAnchored) {
-          int k = TimeZone::PeriodsBetween(st.cohort, t.day, q.period);
-          if (k >= 0 && k < P) set_returned(p, k);
-        }
-      };
-      auto flush = [&] {
-        if (ties.size() > 1)
-          std::sort(ties.begin(), ties.end(), [](const Tie& a, const Tie& b) {
-            uint32_t oa = (a.tag & 1) ? 0 : 64, ob = (b.tag & 1) ? 0 : 64;
-            return oa != ob ? oa < ob : a.tag < b.tag;
-          });
-        for (const Tie& t : ties) apply(cur_person, t);
-        ties.clear();
-      };
-      for (const auto& part : scan.parts()) {
-        size_t first = scan.LowerBound(part, p_lo, pt), last = scan.LowerBound(part, p_hi, pt);
-        PersonOrderScan::ForEachRowInWithEvents(blocks, part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
+        status[p] = kOut;  // first start event outside the cohort range
+      }
+      if ((t.tag & 2) && status[p] == kAnchored) {
+        int k = TimeZone::PeriodsBetween(st.cohort, t.day, q.period);
+        if (k >= 0 && k < P) set_returned(p, k);
+      }
+    };
+    ScanPersonGroups<Tie>(
+        scan, pt, QueryThreads(), codes,
+        [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts_out, Tie* tie) {
           const BlockState& st = states[b];
-          if (!st.ev) return;
+          if (!st.ev) return false;
           const int64_t ts = st.ts[i];
-          if (ts >= scan_to) return;
+          if (ts >= scan_to) return false;
           const uint64_t tag = tag_of(st, i);
-          if (!tag) return;
+          if (!tag) return false;
           const uint32_t d = st.did[i];
           const uint32_t p = d < np ? pt.person_of[d] : d;
-          if (status[p] == kOut) return;
-          if (p != cur_person || ts != cur_ts) {
-            flush();
-            cur_person = p;
-            cur_ts = ts;
-          }
-          int32_t day = st.day_const != INT32_MIN ? st.day_const : days.Day(ts);
-          ties.push_back({tag, day, (tag & 1) && breakdown.active() ? st.groups[i] : 0u, ts});
+          if (status[p] == kOut) return false;
+          *person = p;
+          *ts_out = ts;
+          const int32_t day = st.day_const != INT32_MIN ? st.day_const : days.Day(ts);
+          *tie = {tag, day, (tag & 1) && breakdown.active() ? st.groups[i] : 0u, ts};
+          return true;
+        },
+        [&](int, uint32_t p, int64_t, std::vector<Tie>& ties) {
+          if (ties.size() > 1)
+            std::sort(ties.begin(), ties.end(), [](const Tie& a, const Tie& b) {
+              uint32_t oa = (a.tag & 1) ? 0 : 64, ob = (b.tag & 1) ? 0 : 64;
+              return oa != ob ? oa < ob : a.tag < b.tag;
+            });
+          for (const Tie& t : ties) apply(p, t);
         });
-        flush();
-      }
-    });
     for (uint32_t p = 0; p < np; p++) {
       if (status[p] != kAnchored) continue;
       add_member(ps[p].cohort, ps[p].group, [&](int k) { return returned_at(p, k); });
