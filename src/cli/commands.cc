@@ -670,49 +670,21 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
   uint64_t total_rows = 0, total_segments = 0;
   for (const auto& name : *projects) {
     std::string dir = g.data + "/projects/" + name;
-    // Identity log.
-    uint64_t dids = 0;
-    auto idseqs = ListWalFiles(dir + "/identity");
-    if (idseqs.ok()) {
-      for (uint64_t s : *idseqs) {
-        WalReplayStats st;
-        Status rs = ReplayWal(dir + "/identity", s, false, [&](std::string_view p) {
-          // Count new-did records (type 1) to bound did references (format: storage/identity.cc).
-          BinReader r(p);
-          while (r.remaining() > 0 && r.ok()) {
-            uint8_t t = r.U8();
-            if (t == 1) {
-              r.U32();
-              r.Str();
-              dids++;
-            } else if (t == 2) {
-              r.U32();
-              r.U32();
-            } else if (t == 5) {
-              r.U32();
-            } else if (t == 3 || t == 4) {
-              r.U32();
-              std::vector<Property> props;
-              DecodeProperties(r, &props);
-            } else {
-              break;
-            }
-          }
-          return Status::OK();
-        }, &st);
-        if (!rs.ok()) problem(rs.message());
-        if (st.truncated_bytes)
-          warn(dir + "/identity/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) +
-               " bytes (removed at next start)");
-      }
-    }
+    // Identity log (the store's own parser).
+    IdentityLogReport idlog = IdentityMap::Inspect(dir + "/identity");
+    for (const auto& p : idlog.problems) problem(p);
+    for (const auto& t : idlog.torn_tails) warn(t + " (removed at next start)");
+    const uint64_t dids = idlog.distinct_ids;
     // CHECKPOINT.
-    unsigned long long gen = 0, through = 0;
+    uint64_t gen = 0;
     if (FileExists(dir + "/CHECKPOINT")) {
-      auto cp = ReadFile(dir + "/CHECKPOINT");
-      int v = 0;
-      if (!cp.ok() || std::sscanf(cp->c_str(), "northstar-checkpoint %d\ngeneration %llu\nwal_through %llu", &v, &gen, &through) != 3)
-        problem(dir + "/CHECKPOINT: malformed");
+      auto text = ReadFile(dir + "/CHECKPOINT");
+      auto cp = text.ok() ? ParseCheckpoint(*text) : StatusOr<Checkpoint>(text.status());
+      if (!cp.ok()) {
+        problem(dir + "/CHECKPOINT: malformed (" + cp.status().message() + ")");
+      } else {
+        gen = cp->generation;
+      }
     }
     // WAL.
     auto seqs = ListWalFiles(dir + "/wal");

@@ -411,7 +411,7 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
           const uint64_t m = tag_of(st, i);
           if (!m) return false;
           const uint32_t d = st.did[i];
-          *person = d < np ? pt.person_of[d] : d;
+          *person = pt.PersonOf(d);
           *ts_out = ts;
           const uint64_t sm = m & step_mask;
           *tie = {sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,

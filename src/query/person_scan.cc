@@ -67,7 +67,7 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
     keys.reserve(d.rows.size());
     for (auto [bi, i] : d.rows) {
       uint32_t did = blocks_[bi]->did()[i];
-      keys.push_back({did < persons.size() ? persons.person_of[did] : did, blocks_[bi]->ts()[i], bi, i});
+      keys.push_back({persons.PersonOf(did), blocks_[bi]->ts()[i], bi, i});
     }
     std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
       return a.person != b.person ? a.person < b.person : a.ts < b.ts;
@@ -88,7 +88,7 @@ size_t PersonOrderScan::LowerBound(const Part& p, uint32_t person, const PersonT
     uint32_t b = p.whole_block >= 0 ? static_cast<uint32_t>(p.whole_block) : p.rows[pos].first;
     uint32_t r = p.whole_block >= 0 ? static_cast<uint32_t>(pos) : p.rows[pos].second;
     uint32_t d = blocks_[b]->did()[r];
-    return d < persons.size() ? persons.person_of[d] : d;
+    return persons.PersonOf(d);
   };
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;

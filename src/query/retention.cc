@@ -160,7 +160,7 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
           const uint64_t tag = tag_of(st, i);
           if (!tag) return false;
           const uint32_t d = st.did[i];
-          const uint32_t p = d < np ? pt.person_of[d] : d;
+          const uint32_t p = pt.PersonOf(d);
           if (status[p] == kOut) return false;
           *person = p;
           *ts_out = ts;

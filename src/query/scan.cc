@@ -173,7 +173,7 @@ uint32_t BreakdownResolver::ResolveRow(const Block& b, size_t row) {
     PropValue tmp;
     if (props_[k].person) {
       uint32_t d = b.did()[row];
-      uint32_t p = d < snap_->persons->size() ? snap_->persons->person_of[d] : d;
+      uint32_t p = snap_->persons->PersonOf(d);
       v = snap_->persons->Prop(p, props_[k].name);
     } else if (const PropColumn* c = b.prop(props_[k].name); c && c->Present(row)) {
       tmp = c->Get(row);
@@ -265,7 +265,7 @@ Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_
     const auto& did = b.did();
     for (size_t i = 0; i < b.size(); i++) {
       if (!tags[i] || ts[i] < from_ms || ts[i] >= to_ms) continue;
-      uint32_t p = did[i] < pt.size() ? pt.person_of[did[i]] : did[i];
+      uint32_t p = pt.PersonOf(did[i]);
       uint64_t m = tags[i] & order_mask;
       uint32_t order = m ? static_cast<uint32_t>(__builtin_ctzll(m)) : 64;
       tmp.push_back({p, {ts[i], tags[i], aux[i], order}});

@@ -203,7 +203,7 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
         switch (s.math) {
           case Math::kTotal: break;
           case Math::kDau: {
-            const uint32_t p = did[i] < np ? pt.person_of[did[i]] : did[i];
+            const uint32_t p = pt.PersonOf(did[i]);
             dau.Add(c, p);
             break;
           }

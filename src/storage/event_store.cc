@@ -111,6 +111,15 @@ StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir, S
   return s;
 }
 
+StatusOr<Checkpoint> ParseCheckpoint(const std::string& text) {
+  unsigned long long g = 0, w = 0;
+  int version = 0;
+  if (std::sscanf(text.c_str(), "northstar-checkpoint %d\ngeneration %llu\nwal_through %llu", &version, &g, &w) != 3)
+    return Corruption("expected 'northstar-checkpoint 1', 'generation N' and 'wal_through N' lines");
+  if (version != 1) return Corruption("format version " + std::to_string(version) + " (this northstar reads 1)");
+  return Checkpoint{g, w};
+}
+
 Status EventStore::WriteCheckpoint() {
   char buf[128];
   std::snprintf(buf, sizeof buf, "northstar-checkpoint 1\ngeneration %llu\nwal_through %llu\n",
@@ -121,14 +130,11 @@ Status EventStore::WriteCheckpoint() {
 Status EventStore::Recover() {
   std::string cp_path = dir_ + "/CHECKPOINT";
   if (FileExists(cp_path)) {
-    NS_ASSIGN_OR_RETURN(std::string cp, ReadFile(cp_path));
-    unsigned long long g = 0, w = 0;
-    int version = 0;
-    if (std::sscanf(cp.c_str(), "northstar-checkpoint %d\ngeneration %llu\nwal_through %llu", &version, &g, &w) != 3 ||
-        version != 1)
-      return Corruption("CHECKPOINT in " + dir_ + " is malformed");
-    generation_ = g;
-    wal_through_ = w;
+    NS_ASSIGN_OR_RETURN(std::string text, ReadFile(cp_path));
+    auto cp = ParseCheckpoint(text);
+    if (!cp.ok()) return Corruption("CHECKPOINT in " + dir_ + " is malformed (" + cp.status().message() + ")");
+    generation_ = cp->generation;
+    wal_through_ = cp->wal_through;
   }
   std::string seg_dir = dir_ + "/segments";
   NS_ASSIGN_OR_RETURN(auto names, ListDir(seg_dir));
@@ -361,7 +367,7 @@ std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std:
     const auto& ts = blk.ts();
     const auto& did = blk.did();
     for (uint32_t i = 0; i < blk.size(); i++) {
-      uint32_t person = did[i] < persons.size() ? persons.person_of[did[i]] : did[i];
+      uint32_t person = persons.PersonOf(did[i]);
       parts[UtcDay(ts[i])].push_back({person, ts[i], b, i});
     }
   }

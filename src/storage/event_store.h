@@ -61,6 +61,15 @@ struct StoreStats {
   uint64_t generation = 0;
 };
 
+// The CHECKPOINT file of a project directory (docs/storage-format.md): the generation of
+// the newest complete flush and the last WAL file it covers.
+struct Checkpoint {
+  uint64_t generation = 0;
+  uint64_t wal_through = 0;
+};
+// Corruption if the text is malformed or of another format version.
+StatusOr<Checkpoint> ParseCheckpoint(const std::string& text);
+
 enum class Durability {
   kWal,       // acknowledged after the WAL is fsynced (HTTP ingest)
   kUnlogged,  // no WAL: durable only after Flush() (bulk import)

@@ -20,6 +20,27 @@ StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(const std::string& dir)
   return m;
 }
 
+IdentityLogReport IdentityMap::Inspect(const std::string& dir) {
+  IdentityLogReport out;
+  IdentityMap m;
+  m.dir_ = dir;
+  auto seqs = ListWalFiles(dir);
+  if (!seqs.ok()) return out;  // no identity log yet
+  std::lock_guard lk(m.mu_);
+  for (uint64_t s : *seqs) {
+    WalReplayStats st;
+    Status rs = ReplayWal(dir, s, /*truncate=*/false, [&](std::string_view p) { return m.ApplyRecord(p); }, &st);
+    if (!rs.ok()) {
+      out.problems.push_back(dir + "/" + WalFileName(s) + ": " + rs.message());
+      break;  // later files would misnumber the distinct ids
+    }
+    if (st.truncated_bytes) out.torn_tails.push_back(dir + "/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) + " bytes");
+  }
+  out.distinct_ids = m.ids_.size();
+  for (uint32_t d = 0; d < m.ids_.size(); d++) out.persons += m.Find(d) == d;
+  return out;
+}
+
 Status IdentityMap::Load() {
   std::lock_guard lk(mu_);
   ids_.clear();

@@ -34,6 +34,9 @@ struct PersonTable {
   // per-block facts about person order stay valid while events keep arriving.
   uint64_t merge_version = 1;
   size_t size() const { return person_of.size(); }
+  // The person of a did. A did newer than the table (it arrived after the snapshot) is its
+  // own person until the next snapshot.
+  uint32_t PersonOf(uint32_t did) const { return did < person_of.size() ? person_of[did] : did; }
   const PropValue* Prop(uint32_t person, std::string_view key) const {
     if (person >= props.size() || !props[person]) return nullptr;
     auto it = props[person]->find(key);
@@ -41,8 +44,19 @@ struct PersonTable {
   }
 };
 
+// What `northstar check` reports about an identity log, read without changing it.
+struct IdentityLogReport {
+  uint64_t distinct_ids = 0;
+  uint64_t persons = 0;
+  std::vector<std::string> problems;  // a file that does not replay (corrupt, unknown record type)
+  std::vector<std::string> torn_tails;  // "FILE: torn tail of N bytes" (unacknowledged writes)
+};
+
 class IdentityMap {
  public:
+  // Replays the log in `dir` read-only with the same parser as Open (a torn tail is
+  // reported, not truncated).
+  static IdentityLogReport Inspect(const std::string& dir);
   // Opens dir (created if missing) and replays its log; a torn tail is truncated.
   static StatusOr<std::unique_ptr<IdentityMap>> Open(const std::string& dir);
 
