@@ -228,7 +228,28 @@ void OpsService::MarkRan(const std::string& project, const std::string& job, con
                   {project, job, day, NowMs()});
 }
 
+void OpsService::AddJob(ScheduledJob job) { jobs_.push_back(std::move(job)); }
+
 void OpsService::StartScheduler() {
+  // The built-in jobs, after the snapshot time of each project's local day.
+  auto after_snapshot_time = [](const ProjectSettings& s, int minute) {
+    auto at = ParseClock(s.snapshot_time, "snapshot_time");
+    return at.ok() && minute >= *at;
+  };
+  std::vector<ScheduledJob> builtin = {
+      {"daily", after_snapshot_time,
+       [this](const std::string& project) -> Status {
+         NS_ASSIGN_OR_RETURN(json r, RunDaily(project));
+         spdlog::info("daily job of project {}: {}", project, r.dump());
+         return Status::OK();
+       }},
+      {"reminders",
+       [after_snapshot_time](const ProjectSettings& s, int minute) {
+         return after_snapshot_time(s, minute) && !InQuietHours(s.quiet_hours, minute);
+       },
+       [this](const std::string& project) { return SendReminders(project, false).status(); }},
+  };
+  jobs_.insert(jobs_.begin(), builtin.begin(), builtin.end());
   scheduler_ = std::thread([this] { SchedulerLoop(); });
 }
 
@@ -255,28 +276,17 @@ void OpsService::SchedulerLoop() {
       std::string local = (*p)->tz.FormatLocal(NowMs());
       std::string day = local.substr(0, 10);
       int minute = std::atoi(local.substr(11, 2).c_str()) * 60 + std::atoi(local.substr(14, 2).c_str());
-      auto at = ParseClock(s->snapshot_time, "snapshot_time");
-      if (!at.ok() || minute < *at) continue;
-      // Exception boundary: a failing job is logged and marked run; it never ends the thread
-      // (nor, through std::terminate, the server).
-      if (!RanToday(info.name, "daily", day)) {
+      for (const ScheduledJob& job : jobs_) {
+        if (RanToday(info.name, job.name, day) || !job.due(*s, minute)) continue;
+        // Exception boundary: a failing job is logged and marked run; it never ends the thread
+        // (nor, through std::terminate, the server).
         try {
-          auto r = RunDaily(info.name);
-          if (r.ok()) spdlog::info("daily job of project {}: {}", info.name, r->dump());
-          else spdlog::warn("daily job of project {} failed: {}", info.name, r.status().ToString());
+          Status st = job.run(info.name);
+          if (!st.ok()) spdlog::warn("{} job of project {} failed: {}", job.name, info.name, st.ToString());
         } catch (const std::exception& e) {
-          spdlog::error("daily job of project {} failed: unexpected error: {}", info.name, e.what());
+          spdlog::error("{} job of project {} failed: unexpected error: {}", job.name, info.name, e.what());
         }
-        MarkRan(info.name, "daily", day);
-      }
-      if (!RanToday(info.name, "reminders", day) && !InQuietHours(s->quiet_hours, minute)) {
-        try {
-          auto r = SendReminders(info.name, false);
-          if (!r.ok()) spdlog::warn("reminders of project {} failed: {}", info.name, r.status().ToString());
-        } catch (const std::exception& e) {
-          spdlog::error("reminders of project {} failed: unexpected error: {}", info.name, e.what());
-        }
-        MarkRan(info.name, "reminders", day);
+        MarkRan(info.name, job.name, day);
       }
     }
   }

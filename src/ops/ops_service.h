@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <functional>
 #include <thread>
 
 #include "meta/meta_db.h"
@@ -34,6 +35,16 @@ struct ProjectSettings {
   std::string snapshot_time;
   std::string quiet_hours;  // "22:00-08:00" or "" (none): no reminders sent inside
   int reminder_days = 3;
+};
+
+// A job the scheduler runs once per project and local day (job_runs records it): the daily
+// job and the reminders today; later subsystems add theirs with OpsService::AddJob.
+struct ScheduledJob {
+  std::string name;  // the job_runs key, e.g. "daily"
+  // Whether the job is due at this local minute of the day under the project's settings.
+  std::function<bool(const ProjectSettings& settings, int minute)> due;
+  // Runs the job for one project; an error is logged and the day counts as run.
+  std::function<Status(const std::string& project)> run;
 };
 
 class OpsService {
@@ -68,6 +79,8 @@ class OpsService {
   // Sends the digest to the project's channels unless inside quiet hours (force: anyway).
   StatusOr<nlohmann::json> SendReminders(const std::string& project, bool force);
 
+  // Registers a job before StartScheduler (jobs run in registration order).
+  void AddJob(ScheduledJob job);
   void StartScheduler();
   void StopScheduler();
 
@@ -80,6 +93,7 @@ class OpsService {
   ProjectRegistry& registry_;
   std::unique_ptr<MetaDb> db_;
   OpsOptions options_;
+  std::vector<ScheduledJob> jobs_;
   std::thread scheduler_;
   std::mutex mu_;
   std::condition_variable cv_;
