@@ -5,6 +5,7 @@
 #include "ingest/gzip.h"
 #include "ops/csv_text.h"
 #include "query/operators.h"
+#include "query/properties.h"
 #include "server/server_context.h"
 
 namespace ns {
@@ -153,6 +154,28 @@ void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res
   res.Json(200, out);
 }
 
+// Property names, types and common values for pickers: ?event=NAME&top=10.
+void HandleProperties(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
+  auto project = ctx.ReaderProject(req);
+  if (!project.ok()) return res.Error(project.status());
+  PropertyListOptions o;
+  if (req.HasParam("event")) {
+    o.event = req.Param("event");
+    if (o.event->empty()) return res.Error(InvalidArgument("event: expected an event name", "event"));
+  }
+  if (req.HasParam("top")) {
+    const std::string t = req.Param("top");
+    char* end = nullptr;
+    long v = std::strtol(t.c_str(), &end, 10);
+    if (t.empty() || *end != '\0' || v < 0 || v > 50)
+      return res.Error(InvalidArgument("top: expected a number of values from 0 to 50, got '" + t + "'", "top"));
+    o.top_values = static_cast<size_t>(v);
+  }
+  auto out = ListProperties(*(*project)->store->Snapshot(), o);
+  if (!out.ok()) return res.Error(out.status());
+  res.Json(200, *out);
+}
+
 }  // namespace
 
 std::vector<Route> NativeRoutes(ServerContext& ctx) {
@@ -181,6 +204,7 @@ std::vector<Route> NativeRoutes(ServerContext& ctx) {
       {"POST", "/api/v1/query/dropoffs.csv", [c](const HttpRequest& q, HttpResponse& r) { HandleDropoffs(*c, q, r); },
        reader},
       {"GET", "/api/v1/project", [c](const HttpRequest& q, HttpResponse& r) { HandleProject(*c, q, r); }},
+      {"GET", "/api/v1/properties", [c](const HttpRequest& q, HttpResponse& r) { HandleProperties(*c, q, r); }},
       {"GET", "/metrics",
        [c](const HttpRequest&, HttpResponse& r) { r.Text(200, c->metrics.Render(), "text/plain; version=0.0.4"); }},
   };

@@ -418,6 +418,25 @@ def forbidden_403_write_key_on_query():
 
 
 @test
+def properties_for_pickers():
+    evs = [ev("picker_pay", f"pk{i}", iso_local(2025, 9, 17), props={"amount": 10 if i < 3 else 20, "channel": "ads"})
+           for i in range(5)]
+    expect_ok(API.post_events(evs), 5, what="picker events")
+    r = API.req("GET", "/api/v1/properties?event=picker_pay&top=1", key=API.secret_key)
+    check_eq(r.status, 200, f"properties ({r})")
+    props = {p["name"]: p for p in r.json["properties"]}
+    check_eq(props["amount"]["type"], "number", "amount type")
+    check_eq(props["amount"]["rows"], 5, "amount rows")
+    check_eq(props["amount"]["top_values"], [{"value": 10.0, "count": 3}], "amount top value")
+    check_eq(props["channel"]["top_values"], [{"value": "ads", "count": 5}], "channel top value")
+    r = API.req("GET", "/api/v1/properties?event=never_sent", key=API.secret_key)
+    check_eq(r.status, 404, f"unknown event ({r})")
+    r = API.req("GET", "/api/v1/properties?top=99", key=API.secret_key)
+    check_eq(r.status, 400, f"top out of range ({r})")
+    check_eq(API.req("GET", "/api/v1/properties", key=API.write_key).status, 403, "write key")
+
+
+@test
 def body_too_large_413():
     one = json.dumps(ev("huge", "u", iso_local(2025, 4, 11), props={"p": "y" * 1000})).encode()
     n = MAX_BODY // len(one) + 50

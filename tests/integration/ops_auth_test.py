@@ -262,6 +262,7 @@ ROUTES = [
     Route("POST", "/api/v1/query", V, TRENDS_Q),
     Route("POST", "/api/v1/query/dropoffs.csv", V, {"query": FUNNEL_Q, "step": 1}),
     Route("GET", "/api/v1/project", V),
+    Route("GET", "/api/v1/properties", V),
 ]
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "query/operators.h"
+#include "query/properties.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -217,5 +218,72 @@ TEST_F(QueryFixture, DropoffsShowTheIdentifiedId) {
                 {"date_to", "2025-03-01"}});
   EXPECT_EQ(r["steps"][1]["dropoff"]["persons"], json({"user-1"}));
 }
+}  // namespace
+}  // namespace ns
+
+namespace ns {
+namespace {
+
+TEST_F(QueryFixture, PropertiesListTypesCountsAndTopValues) {
+  Add("u1", "pay", "2025-03-01T10:00:00+08:00", {{"amount", PropValue::Num(10)}, {"channel", PropValue::Str("ads")}});
+  Add("u2", "pay", "2025-03-01T11:00:00+08:00", {{"amount", PropValue::Num(10)}, {"channel", PropValue::Str("seo")}});
+  ASSERT_TRUE(store_->Flush().ok());
+  Add("u3", "pay", "2025-03-02T10:00:00+08:00", {{"amount", PropValue::Num(25)}, {"channel", PropValue::Str("ads")},
+                                                 {"vip", PropValue::Json("true")}});
+  Add("u3", "view", "2025-03-02T10:00:00+08:00", {{"page", PropValue::Str("/home")}, {"vip", PropValue::Num(1)}});
+  Event e;
+  e.distinct_id = "u3";
+  e.event = "$identify";
+  e.ts_ms = *ParseIsoTimestamp("2025-03-02T10:00:00+08:00", tz_);
+  e.person_set.push_back({"city", PropValue::Str("Hangzhou")});
+  ASSERT_TRUE(store_->Append({e}).ok());
+
+  PropertyListOptions o;
+  o.event = "pay";
+  auto r = ListProperties(*store_->Snapshot(), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const json& props = (*r)["properties"];
+  ASSERT_EQ(props.size(), 3u);  // amount, channel (3 rows each), vip (1)
+  EXPECT_EQ((*r)["scanned_rows"], 3);
+  EXPECT_EQ((*r)["complete"], true);
+  EXPECT_EQ(props[0]["name"], "amount");
+  EXPECT_EQ(props[0]["type"], "number");
+  EXPECT_EQ(props[0]["rows"], 3);
+  EXPECT_EQ(props[0]["top_values"][0], json({{"value", 10.0}, {"count", 2}}));
+  EXPECT_EQ(props[1]["name"], "channel");
+  EXPECT_EQ(props[1]["top_values"][0], json({{"value", "ads"}, {"count", 2}}));
+  EXPECT_EQ(props[2]["name"], "vip");
+  EXPECT_EQ(props[2]["type"], "boolean");
+  EXPECT_EQ(props[2]["top_values"][0]["value"], true);
+  ASSERT_EQ((*r)["person_properties"].size(), 1u);
+  EXPECT_EQ((*r)["person_properties"][0]["name"], "city");
+  EXPECT_EQ((*r)["person_properties"][0]["persons"], 1);
+
+  // Every event: vip is a number once and a boolean once.
+  auto all = ListProperties(*store_->Snapshot(), PropertyListOptions{});
+  ASSERT_TRUE(all.ok());
+  bool saw_vip = false;
+  for (const auto& p : (*all)["properties"])
+    if (p["name"] == "vip") {
+      saw_vip = true;
+      EXPECT_EQ(p["type"], "mixed");
+    }
+  EXPECT_TRUE(saw_vip);
+  // A row budget makes the answer incomplete.
+  PropertyListOptions small;
+  small.max_rows = 2;
+  auto part = ListProperties(*store_->Snapshot(), small);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ((*part)["scanned_rows"], 2);
+  EXPECT_EQ((*part)["complete"], false);
+  // An unknown event is named.
+  PropertyListOptions bad;
+  bad.event = "nope";
+  auto nf = ListProperties(*store_->Snapshot(), bad);
+  ASSERT_FALSE(nf.ok());
+  EXPECT_EQ(nf.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(nf.status().field(), "event");
+}
+
 }  // namespace
 }  // namespace ns
