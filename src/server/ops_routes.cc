@@ -84,7 +84,10 @@ struct OpsApi {
                    try {
                      h(req, res, *who);
                    } catch (const json::exception& e) {
-                     res.Error(InvalidArgument(std::string("bad JSON value: ") + e.what()));
+                     // Inputs are validated before use, so this is our bug, not the client's:
+                     // a 500 that says so (one error model, issue 9), never a 400 that blames them.
+                     spdlog::error("{} {}: unexpected JSON error: {}", req.method, LogSafe(req.path), LogSafe(e.what()));
+                     res.Error(Internal(std::string("unexpected error reading a value: ") + e.what()));
                    }
                  },
                  preflight};
