@@ -16,6 +16,7 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -587,6 +588,33 @@ void PrintResult(const json& r) {
 
 }  // namespace
 
+// POST /api/v1/query to a running server (the data directory is its own while it runs).
+StatusOr<json> QueryServer(const std::string& server, const std::string& key, const json& q) {
+  if (key.empty()) return InvalidArgument("--key: required with --server (the project's secret key or a role key)");
+  if (server.rfind("http://", 0) != 0 && server.rfind("https://", 0) != 0)
+    return InvalidArgument("--server: expected http://HOST:PORT or https://HOST:PORT, got '" + server + "'");
+  httplib::Client client(server);
+  if (!client.is_valid()) return InvalidArgument("--server: cannot use '" + server + "'");
+  client.set_connection_timeout(10, 0);
+  client.set_read_timeout(600, 0);
+  httplib::Headers h{{"Authorization", "Bearer " + key}};
+  auto r = client.Post("/api/v1/query", h, q.dump(), "application/json");
+  if (!r) return Unavailable("--server " + server + ": " + httplib::to_string(r.error()));
+  json body = json::parse(r->body, nullptr, false);
+  if (r->status == 200 && body.is_object()) return body;
+  std::string msg = body.is_object() && body.contains("error") && body["error"].is_object()
+                        ? body["error"].value("message", std::string())
+                        : r->body.substr(0, 300);
+  const std::string what = "the server answered HTTP " + std::to_string(r->status) + ": " + msg;
+  switch (r->status) {
+    case 400: return InvalidArgument(what);
+    case 401: return Unauthenticated(what);
+    case 403: return PermissionDenied(what);
+    case 404: return NotFound(what);
+    default: return Unavailable(what);
+  }
+}
+
 int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
   std::string text;
   if (o.json_file == "-") {
@@ -604,13 +632,25 @@ int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
   } catch (const json::parse_error& e) {
     return Fail(InvalidArgument(o.json_file + ": malformed JSON: " + e.what()));
   }
-  auto reg = OpenRegistry(g, false);
-  if (!reg.ok()) return Fail(reg.status());
-  auto p = (*reg)->OpenProject(o.project);
-  if (!p.ok()) return Fail(p.status());
   std::string format = o.format.empty() ? (isatty(1) ? "table" : "json") : o.format;
   if (format != "table" && format != "json") return Fail(InvalidArgument("--format: expected table or json"));
-  auto out = RunQuery(q, *(*p)->store, (*p)->tz);
+  StatusOr<json> out = Status::OK();
+  if (!o.server.empty()) {
+    out = QueryServer(o.server, o.key, q);
+  } else {
+    if (o.project.empty()) return Fail(InvalidArgument("--project: required (or ask a running server with --server and --key)"));
+    // A running server holds the data directory: say how to ask it instead.
+    auto with_hint = [](const Status& st) {
+      if (st.code() != StatusCode::kFailedPrecondition) return st;
+      return Status(st.code(), st.message() + "; to query it while it runs: northstar query --server "
+                                              "http://127.0.0.1:8080 --key <secret key> --json ...");
+    };
+    auto reg = OpenRegistry(g, false);
+    if (!reg.ok()) return Fail(with_hint(reg.status()));
+    auto p = (*reg)->OpenProject(o.project);
+    if (!p.ok()) return Fail(with_hint(p.status()));
+    out = RunQuery(q, *(*p)->store, (*p)->tz);
+  }
   if (!out.ok()) return Fail(out.status());
   if (format == "json") std::printf("%s\n", out->dump().c_str());
   else PrintResult(*out);

@@ -56,6 +56,8 @@ struct QueryOptions {
   std::string project;
   std::string json_file;  // "-" = stdin
   std::string format;     // table | json; empty = table on a TTY
+  std::string server;     // http://HOST:PORT: POST /api/v1/query there instead of opening the data
+  std::string key;        // with server: a secret or role key
 };
 
 struct DemoCmdOptions {

@@ -148,8 +148,14 @@ int main(int argc, char** argv) {
 
   auto* q = app.add_subcommand("query", "run a query (JSON as for POST /api/v1/query)");
   add_common(q);
-  q->add_option("--project,-p", query.project, "project name")->required()->envname("NORTHSTAR_PROJECT");
+  q->add_option("--project,-p", query.project, "project name (not with --server: the key names it)")
+      ->envname("NORTHSTAR_PROJECT");
   q->add_option("--json", query.json_file, "file with the query JSON ('-' = stdin)")->required();
+  q->add_option("--server", query.server,
+                "ask a running server instead of opening the data directory (http://HOST:PORT)")
+      ->envname("NORTHSTAR_SERVER");
+  q->add_option("--key", query.key, "with --server: the project's secret key or a role key (nss_...)")
+      ->envname("NORTHSTAR_KEY");
   q->add_option("--format", query.format, "table or json (default: table on a terminal)");
 
   auto* d = app.add_subcommand("demo", "create a project filled with generated demo data");

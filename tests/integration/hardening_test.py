@@ -23,6 +23,7 @@ import urllib.parse
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -540,6 +541,28 @@ def test_write_key_cannot_merge_two_identified_persons():
     check_eq(persons(), 1, "one person after the secret-key merge")
 
 
+# ------------------------------------------------------------------------------ new user: query a running server
+
+
+def test_cli_query_asks_a_running_server():
+    binary, port, sk = CTX["binary"], srv().port, CTX["keys"]["secret_key"]
+    q = json.dumps({"kind": "trends", "series": [{"event": "id_probe", "math": "dau"}],
+                    "date_from": "2026-04-01", "date_to": "2026-04-01"})
+    # The data directory is the server's: the error says how to ask it instead.
+    p = subprocess.run([binary, "query", "-p", PROJECT, "--data", CTX["data"], "--json", "-", "--format", "json"],
+                       input=q.encode(), capture_output=True, timeout=60)
+    check(p.returncode != 0 and b"--server" in p.stderr + p.stdout, f"locked directory hint: {(p.stdout + p.stderr)[:400]!r}")
+    env = dict(os.environ, NORTHSTAR_KEY=sk)
+    p = subprocess.run([binary, "query", "--server", f"http://127.0.0.1:{port}", "--json", "-", "--format", "json"],
+                       input=q.encode(), capture_output=True, timeout=60, env=env)
+    check_eq(p.returncode, 0, f"query --server: {(p.stdout + p.stderr)[:400]!r}")
+    check_eq(json.loads(p.stdout)["kind"], "trends", "answer of the server")
+    check(sk.encode() not in p.stdout + p.stderr, "the key is not printed")
+    p = subprocess.run([binary, "query", "--server", f"http://127.0.0.1:{port}", "--key", CTX["keys"]["write_key"],
+                        "--json", "-"], input=q.encode(), capture_output=True, timeout=60)
+    check(p.returncode != 0 and b"403" in p.stdout + p.stderr, f"a write key is refused: {(p.stdout + p.stderr)[:300]!r}")
+
+
 # ------------------------------------------------------------------------------ finding 15 (last: it throttles)
 
 
@@ -571,6 +594,7 @@ def main():
     try:
         CTX["keys"] = create_project(binary, data, PROJECT)
         CTX["data"] = data
+        CTX["binary"] = binary
         CTX["other_keys"] = create_project(binary, data, "other")
         CTX["bomb"] = gzip_of_spaces(512)
         CTX["server"] = Server(binary, data, os.path.join(tmp, "server.log"),
@@ -583,6 +607,7 @@ def main():
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
                  test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes,
                  test_webhooks_to_private_addresses_are_refused, test_write_key_cannot_merge_two_identified_persons,
+                 test_cli_query_asks_a_running_server,
                  test_cors_only_on_collection_routes_and_cookies_never_authenticate_there,
                  test_failed_logins_back_off]
         passed = sum(run_one(t) for t in tests)
