@@ -261,6 +261,70 @@ class Progress {
 
 }  // namespace
 
+// A running server that `import` and `query` talk to instead of the data directory.
+class ServerClient {
+ public:
+  static StatusOr<std::unique_ptr<ServerClient>> Connect(const std::string& server, const std::string& key) {
+    if (key.empty()) return InvalidArgument("--key: required with --server (the project's secret key)");
+    if (server.rfind("http://", 0) != 0 && server.rfind("https://", 0) != 0)
+      return InvalidArgument("--server: expected http://HOST:PORT or https://HOST:PORT, got '" + server + "'");
+    auto c = std::unique_ptr<ServerClient>(new ServerClient(server, key));
+    if (!c->client_.is_valid()) return InvalidArgument("--server: cannot use '" + server + "'");
+    c->client_.set_connection_timeout(10, 0);
+    c->client_.set_read_timeout(600, 0);
+    c->client_.set_write_timeout(600, 0);
+    return c;
+  }
+  StatusOr<json> Call(const std::string& method, const std::string& path, const std::string& body = "") {
+    httplib::Headers h{{"Authorization", "Bearer " + key_}};
+    auto r = method == "GET" ? client_.Get(path, h) : client_.Post(path, h, body, "application/json");
+    if (!r) return Unavailable("--server " + server_ + ": " + httplib::to_string(r.error()));
+    json answer = json::parse(r->body, nullptr, false);
+    if (r->status == 200 && answer.is_object()) return answer;
+    std::string msg = answer.is_object() && answer.contains("error") && answer["error"].is_object()
+                          ? answer["error"].value("message", std::string())
+                          : r->body.substr(0, 300);
+    const std::string what = "the server answered HTTP " + std::to_string(r->status) + ": " + msg;
+    switch (r->status) {
+      case 400: return InvalidArgument(what);
+      case 401: return Unauthenticated(what);
+      case 403: return PermissionDenied(what);
+      case 404: return NotFound(what);
+      default: return Unavailable(what);
+    }
+  }
+
+ private:
+  ServerClient(std::string server, std::string key) : server_(server), key_(std::move(key)), client_(server) {}
+  std::string server_, key_;
+  httplib::Client client_;
+};
+
+json PropJson(const PropValue& v) {
+  if (v.kind == PropValue::kNum) return v.num;
+  if (v.kind == PropValue::kJson) return json::parse(v.str, nullptr, false);
+  return v.str;
+}
+
+// Events as the native JSON of POST /api/v1/events (what the parsers read them from:
+// $anon_distinct_id and aliases stay in the properties, so merges are sent along).
+json NativeJson(const Event& e) {
+  json j{{"event", e.event}, {"distinct_id", e.distinct_id}, {"timestamp", e.ts_ms}};
+  if (e.has_uuid) j["uuid"] = e.uuid.ToString();
+  json props = json::object();
+  for (const auto& p : e.props) props[p.key] = PropJson(p.value);
+  for (const auto& m : e.merge_with)  // merges that came from elsewhere than the properties
+    if (!props.contains("$anon_distinct_id") && !props.contains("alias")) props["$anon_distinct_id"] = m;
+  if (!props.empty()) j["properties"] = std::move(props);
+  for (const auto& [field, list] : {std::pair{"$set", &e.person_set}, std::pair{"$set_once", &e.person_set_once}}) {
+    if (list->empty()) continue;
+    json o = json::object();
+    for (const auto& p : *list) o[p.key] = PropJson(p.value);
+    j[field] = std::move(o);
+  }
+  return j;
+}
+
 int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   FILE* f = o.file == "-" ? stdin : std::fopen(o.file.c_str(), "rb");
   if (!f) return Fail(ErrnoStatus("open", o.file, errno));
@@ -287,19 +351,44 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   if (o.time_unit != "auto" && o.time_unit != "s" && o.time_unit != "ms")
     return Fail(InvalidArgument("--time-unit: expected auto, s or ms, got '" + o.time_unit + "'"));
 
-  // Background flushes: the store writes segments while the next batches are parsed.
-  auto reg = OpenRegistry(g, true);
-  if (!reg.ok()) return Fail(reg.status());
-  auto info = (*reg)->Get(o.project);
-  if (!info.ok()) return Fail(info.status());
-  auto tz = TimeZone::Load(info->timezone);
-  if (!tz.ok()) return Fail(tz.status());
+  // Either the data directory (background flushes: the store writes segments while the next
+  // batches are parsed) or a running server that holds it.
+  std::unique_ptr<ProjectRegistry> registry;
+  std::unique_ptr<ServerClient> server;
+  std::string project_name = o.project;
+  StatusOr<TimeZone> tz = Status::OK();
   Project* project = nullptr;
-  if (!o.dry_run) {
-    auto p = (*reg)->OpenProject(o.project);
-    if (!p.ok()) return Fail(p.status());
-    project = *p;
+  if (!o.server.empty()) {
+    auto c = ServerClient::Connect(o.server, o.key);
+    if (!c.ok()) return Fail(c.status());
+    server = std::move(c).value();
+    auto info = server->Call("GET", "/api/v1/project");
+    if (!info.ok()) return Fail(info.status());
+    const std::string name = info->value("name", "");
+    if (!project_name.empty() && project_name != name)
+      return Fail(InvalidArgument("--project: the key belongs to project '" + name + "', not '" + project_name + "'"));
+    project_name = name;
+    tz = TimeZone::Load(info->value("timezone", "UTC"));
+  } else {
+    if (project_name.empty()) return Fail(InvalidArgument("--project: required (or send to a running server with --server and --key)"));
+    auto reg = OpenRegistry(g, true);
+    if (!reg.ok()) return Fail(reg.status());
+    registry = std::move(reg).value();
+    auto info = registry->Get(project_name);
+    if (!info.ok()) return Fail(info.status());
+    tz = TimeZone::Load(info->timezone);
+    if (!o.dry_run) {
+      auto p = registry->OpenProject(project_name);
+      if (!p.ok()) {
+        if (p.status().code() != StatusCode::kFailedPrecondition) return Fail(p.status());
+        return Fail(Status(p.status().code(), p.status().message() +
+                                                  "; to import while it runs: northstar import FILE --server "
+                                                  "http://127.0.0.1:8080 --key <secret key>"));
+      }
+      project = *p;
+    }
   }
+  if (!tz.ok()) return Fail(tz.status());
   const int64_t now = NowMs();
   std::vector<EventError> errors;
   uint64_t error_count = 0, lines = 0;
@@ -327,6 +416,22 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     }
     NS_RETURN_IF_ERROR(wait_in_flight());
     in_flight = std::async(std::launch::async, [&, events = std::move(batch)]() mutable -> Status {
+      if (server) {
+        // POSTs of at most 2,000 events (well under the server's body limit); each answer
+        // means durable. A batch the server refuses whole stops the import.
+        for (size_t first = 0; first < events.size(); first += 2000) {
+          json arr = json::array();
+          for (size_t i = first; i < std::min(events.size(), first + 2000); i++) arr.push_back(NativeJson(events[i]));
+          NS_ASSIGN_OR_RETURN(json r, server->Call("POST", "/api/v1/events",
+                                                   arr.dump(-1, ' ', false, json::error_handler_t::replace)));
+          accepted += r.value("accepted", 0ULL);
+          duplicates += r.value("duplicates", 0ULL);
+          if (r.contains("errors") && !r["errors"].empty())
+            return Internal("the server rejected " + std::to_string(r["errors"].size()) +
+                            " events that passed the local checks: " + r["errors"][0].value("message", ""));
+        }
+        return Status::OK();
+      }
       NS_ASSIGN_OR_RETURN(AppendResult r, project->store->Append(std::move(events), Durability::kUnlogged));
       accepted += r.accepted;
       duplicates += r.duplicates;
@@ -526,7 +631,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
   const char* unit = format == "csv" ? "rows" : format == "json" ? "events" : "lines";
   std::printf("%s %s events from %s %s into project %s (%s duplicates skipped, %s %s rejected)\n",
               o.dry_run ? "would import" : "imported", Thousands(accepted).c_str(), Thousands(lines).c_str(), unit,
-              o.project.c_str(), Thousands(duplicates).c_str(), Thousands(error_count).c_str(), unit);
+              project_name.c_str(), Thousands(duplicates).c_str(), Thousands(error_count).c_str(), unit);
   return error_count ? 2 : 0;
 }
 
@@ -588,33 +693,6 @@ void PrintResult(const json& r) {
 
 }  // namespace
 
-// POST /api/v1/query to a running server (the data directory is its own while it runs).
-StatusOr<json> QueryServer(const std::string& server, const std::string& key, const json& q) {
-  if (key.empty()) return InvalidArgument("--key: required with --server (the project's secret key or a role key)");
-  if (server.rfind("http://", 0) != 0 && server.rfind("https://", 0) != 0)
-    return InvalidArgument("--server: expected http://HOST:PORT or https://HOST:PORT, got '" + server + "'");
-  httplib::Client client(server);
-  if (!client.is_valid()) return InvalidArgument("--server: cannot use '" + server + "'");
-  client.set_connection_timeout(10, 0);
-  client.set_read_timeout(600, 0);
-  httplib::Headers h{{"Authorization", "Bearer " + key}};
-  auto r = client.Post("/api/v1/query", h, q.dump(), "application/json");
-  if (!r) return Unavailable("--server " + server + ": " + httplib::to_string(r.error()));
-  json body = json::parse(r->body, nullptr, false);
-  if (r->status == 200 && body.is_object()) return body;
-  std::string msg = body.is_object() && body.contains("error") && body["error"].is_object()
-                        ? body["error"].value("message", std::string())
-                        : r->body.substr(0, 300);
-  const std::string what = "the server answered HTTP " + std::to_string(r->status) + ": " + msg;
-  switch (r->status) {
-    case 400: return InvalidArgument(what);
-    case 401: return Unauthenticated(what);
-    case 403: return PermissionDenied(what);
-    case 404: return NotFound(what);
-    default: return Unavailable(what);
-  }
-}
-
 int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
   std::string text;
   if (o.json_file == "-") {
@@ -636,7 +714,9 @@ int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
   if (format != "table" && format != "json") return Fail(InvalidArgument("--format: expected table or json"));
   StatusOr<json> out = Status::OK();
   if (!o.server.empty()) {
-    out = QueryServer(o.server, o.key, q);
+    auto c = ServerClient::Connect(o.server, o.key);
+    if (!c.ok()) return Fail(c.status());
+    out = (*c)->Call("POST", "/api/v1/query", q.dump());
   } else {
     if (o.project.empty()) return Fail(InvalidArgument("--project: required (or ask a running server with --server and --key)"));
     // A running server holds the data directory: say how to ask it instead.

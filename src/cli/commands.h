@@ -50,6 +50,8 @@ struct ImportOptions {
   bool progress = true;
   std::string errors_file;  // write every bad line here
   std::string event_name;   // CSV: event name for every row when no column maps to event
+  std::string server;       // http://HOST:PORT: send the events to a running server (POST /api/v1/events)
+  std::string key;          // with server: the project's secret key
 };
 
 struct QueryOptions {

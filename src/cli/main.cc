@@ -135,7 +135,12 @@ int main(int argc, char** argv) {
   auto* im = app.add_subcommand("import", "import events from a CSV or NDJSON file");
   add_common(im);
   im->add_option("file", import.file, "file to import ('-' = stdin)")->required();
-  im->add_option("--project,-p", import.project, "project name")->required()->envname("NORTHSTAR_PROJECT");
+  im->add_option("--project,-p", import.project, "project name (with --server: checked against the key's)")
+      ->envname("NORTHSTAR_PROJECT");
+  im->add_option("--server", import.server,
+                 "send the events to a running server instead of opening the data directory (http://HOST:PORT)")
+      ->envname("NORTHSTAR_SERVER");
+  im->add_option("--key", import.key, "with --server: the project's secret key (nss_...)")->envname("NORTHSTAR_KEY");
   im->add_option("--format", import.format, "csv, ndjson or json (a JSON array); default: by file extension");
   im->add_option("--map", import.maps, "COLUMN=FIELD: field is event, distinct_id, timestamp, uuid, "
                                         "properties.NAME, person.NAME or - (skip)");

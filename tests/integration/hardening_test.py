@@ -561,6 +561,26 @@ def test_cli_query_asks_a_running_server():
     p = subprocess.run([binary, "query", "--server", f"http://127.0.0.1:{port}", "--key", CTX["keys"]["write_key"],
                         "--json", "-"], input=q.encode(), capture_output=True, timeout=60)
     check(p.returncode != 0 and b"403" in p.stdout + p.stderr, f"a write key is refused: {(p.stdout + p.stderr)[:300]!r}")
+    # import --server: the same file twice (its uuids make the second a no-op), the merge applied.
+    path = os.path.join(os.path.dirname(CTX["data"]), "import.ndjson")
+    with open(path, "w") as f:
+        for i in range(2500):
+            f.write(json.dumps({"event": "imp_view", "distinct_id": f"imp{i % 50}", "timestamp": "2026-04-02T10:00:00",
+                                "uuid": f"00000000-0000-4000-8000-{i:012d}", "properties": {"n": i}}) + "\n")
+        f.write(json.dumps({"event": "$identify", "distinct_id": "imp0", "timestamp": "2026-04-02T11:00:00", "uuid": "00000000-0000-4000-9000-000000000001",
+                            "properties": {"$anon_distinct_id": "imp1"}, "$set": {"plan": "pro"}}) + "\n")
+        f.write("not json\n")
+    for attempt, want in ((1, "imported 2,501 events"), (2, "imported 0 events")):
+        p = subprocess.run([binary, "import", path, "--server", f"http://127.0.0.1:{port}", "--no-progress"],
+                           capture_output=True, timeout=120, env=env)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        check_eq(p.returncode, 2, f"import #{attempt} (one bad line): {out[:500]}")
+        check(want in out and "into project hard" in out, f"import #{attempt}: {out[:500]}")
+    q = {"kind": "trends", "series": [{"event": "imp_view", "math": "dau"}, {"event": "imp_view"}],
+         "date_from": "2026-04-02", "date_to": "2026-04-02"}
+    r = http_request(port, "POST", "/api/v1/query", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
+    series = json.loads(r.body)["series"]
+    check_eq([series[0]["values"], series[1]["values"]], [[49], [2500]], "persons (imp0 and imp1 merged) and events")
 
 
 # ------------------------------------------------------------------------------ finding 15 (last: it throttles)
