@@ -300,26 +300,20 @@ class ServerClient {
   httplib::Client client_;
 };
 
-json PropJson(const PropValue& v) {
-  if (v.kind == PropValue::kNum) return v.num;
-  if (v.kind == PropValue::kJson) return json::parse(v.str, nullptr, false);
-  return v.str;
-}
-
 // Events as the native JSON of POST /api/v1/events (what the parsers read them from:
 // $anon_distinct_id and aliases stay in the properties, so merges are sent along).
 json NativeJson(const Event& e) {
   json j{{"event", e.event}, {"distinct_id", e.distinct_id}, {"timestamp", e.ts_ms}};
   if (e.has_uuid) j["uuid"] = e.uuid.ToString();
   json props = json::object();
-  for (const auto& p : e.props) props[p.key] = PropJson(p.value);
+  for (const auto& p : e.props) props[p.key] = PropValueToJson(p.value);
   for (const auto& m : e.merge_with)  // merges that came from elsewhere than the properties
     if (!props.contains("$anon_distinct_id") && !props.contains("alias")) props["$anon_distinct_id"] = m;
   if (!props.empty()) j["properties"] = std::move(props);
   for (const auto& [field, list] : {std::pair{"$set", &e.person_set}, std::pair{"$set_once", &e.person_set_once}}) {
     if (list->empty()) continue;
     json o = json::object();
-    for (const auto& p : *list) o[p.key] = PropJson(p.value);
+    for (const auto& p : *list) o[p.key] = PropValueToJson(p.value);
     j[field] = std::move(o);
   }
   return j;

@@ -64,6 +64,12 @@ PropValue PropValueFromJson(const json& v) {
   return PropValue::Json(v.dump());
 }
 
+json PropValueToJson(const PropValue& v) {
+  if (v.kind == PropValue::kNum) return v.num;
+  if (v.kind == PropValue::kJson) return json::parse(v.str, nullptr, false);  // written by dump(): valid
+  return v.str;
+}
+
 Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field) {
   if (ts_ms < limits.min_ts_ms)
     return InvalidArgument(field + ": timestamp " + FormatIsoUtc(ts_ms) + " is before 2000-01-01 (rejected as implausible)",

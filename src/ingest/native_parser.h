@@ -74,6 +74,8 @@ Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits,
 
 // Converts a JSON value to a property value (objects and arrays keep their JSON text).
 PropValue PropValueFromJson(const nlohmann::json& v);
+// The inverse: numbers and strings as themselves, kJson text parsed back.
+nlohmann::json PropValueToJson(const PropValue& v);
 
 // Number of UTF-8 code points in s (s is valid UTF-8).
 size_t Utf8Length(std::string_view s);

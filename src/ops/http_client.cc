@@ -134,10 +134,11 @@ StatusOr<ParsedUrl> SplitUrl(const std::string& url) {
 void SetAllowPrivateAddresses(bool allow) { g_allow_private = allow; }
 bool AllowPrivateAddresses() { return g_allow_private; }
 
-Status CheckWebhookHostLiteral(const std::string& host_in) {
+Status CheckWebhookHostLiteral(const std::string& authority) {
   if (g_allow_private) return Status::OK();
-  std::string host = host_in;
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string host;
+  int port = 0;
+  SplitHostPort(authority, false, &host, &port);
   std::string lower = host;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   if (lower == "localhost" || (lower.size() > 10 && lower.compare(lower.size() - 10, 10, ".localhost") == 0))

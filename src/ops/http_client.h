@@ -29,9 +29,10 @@ struct HttpClientResponse {
 // on-premise receivers. Process-wide; tests of local receivers allow it.
 void SetAllowPrivateAddresses(bool allow);
 bool AllowPrivateAddresses();
-// PermissionDenied when `host` is an IP literal in a refused range (any spelling inet_aton
-// accepts: 0x7f000001, 2130706433, 127.1); OK for names (checked when resolved, on send).
-Status CheckWebhookHostLiteral(const std::string& host);
+// PermissionDenied when the host of `authority` ("host", "host:port", "[v6]:port") is an IP
+// literal in a refused range (any spelling inet_aton accepts: 0x7f000001, 2130706433, 127.1)
+// or localhost; OK for other names (checked when resolved, on send).
+Status CheckWebhookHostLiteral(const std::string& authority);
 
 StatusOr<HttpClientResponse> HttpPost(const std::string& url,
                                       const std::vector<std::pair<std::string, std::string>>& headers,

@@ -392,12 +392,7 @@ Status ValidateChannel(const NotificationChannel& ch) {
       return InvalidArgument("channel url '" + ch.url + "' has an invalid port '" + port + "'", "url");
     }
   }
-  {
-    std::string host = authority;
-    if (!host.empty() && host[0] == '[') host = host.substr(0, host.find(']') + 1);
-    else if (size_t c = host.rfind(':'); c != std::string::npos) host.resize(c);
-    if (Status st = CheckWebhookHostLiteral(host); !st.ok()) return InvalidArgument(st.message(), "url");
-  }
+  if (Status st = CheckWebhookHostLiteral(authority); !st.ok()) return InvalidArgument(st.message(), "url");
 
   if (ch.secret.size() > kMaxSecretBytes) {
     return InvalidArgument("channel secret is " + std::to_string(ch.secret.size()) + " bytes (at most " +

@@ -33,7 +33,26 @@ OpsService::OpsService(ProjectRegistry& registry, std::unique_ptr<MetaDb> db, Op
       evaluations(*db, scenarios, kpis),
       registry_(registry),
       db_(std::move(db)),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  // The built-in jobs, after the snapshot time of each project's local day.
+  auto after_snapshot_time = [](const ProjectSettings& s, int minute) {
+    auto at = ParseClock(s.snapshot_time, "snapshot_time");
+    return at.ok() && minute >= *at;
+  };
+  jobs_ = {
+      {"daily", after_snapshot_time,
+       [this](const std::string& project) -> Status {
+         NS_ASSIGN_OR_RETURN(json r, RunDaily(project));
+         spdlog::info("daily job of project {}: {}", project, r.dump());
+         return Status::OK();
+       }},
+      {"reminders",
+       [after_snapshot_time](const ProjectSettings& s, int minute) {
+         return after_snapshot_time(s, minute) && !InQuietHours(s.quiet_hours, minute);
+       },
+       [this](const std::string& project) { return SendReminders(project, false).status(); }},
+  };
+}
 
 OpsService::~OpsService() { StopScheduler(); }
 
@@ -231,25 +250,6 @@ void OpsService::MarkRan(const std::string& project, const std::string& job, con
 void OpsService::AddJob(ScheduledJob job) { jobs_.push_back(std::move(job)); }
 
 void OpsService::StartScheduler() {
-  // The built-in jobs, after the snapshot time of each project's local day.
-  auto after_snapshot_time = [](const ProjectSettings& s, int minute) {
-    auto at = ParseClock(s.snapshot_time, "snapshot_time");
-    return at.ok() && minute >= *at;
-  };
-  std::vector<ScheduledJob> builtin = {
-      {"daily", after_snapshot_time,
-       [this](const std::string& project) -> Status {
-         NS_ASSIGN_OR_RETURN(json r, RunDaily(project));
-         spdlog::info("daily job of project {}: {}", project, r.dump());
-         return Status::OK();
-       }},
-      {"reminders",
-       [after_snapshot_time](const ProjectSettings& s, int minute) {
-         return after_snapshot_time(s, minute) && !InQuietHours(s.quiet_hours, minute);
-       },
-       [this](const std::string& project) { return SendReminders(project, false).status(); }},
-  };
-  jobs_.insert(jobs_.begin(), builtin.begin(), builtin.end());
   scheduler_ = std::thread([this] { SchedulerLoop(); });
 }
 

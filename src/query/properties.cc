@@ -4,6 +4,8 @@
 #include <map>
 #include <unordered_map>
 
+#include "ingest/native_parser.h"
+
 namespace ns {
 namespace {
 
@@ -34,9 +36,7 @@ struct Tally {
       it->second++;
     } else if (values.size() < kMaxDistinct) {
       values.emplace(key, 1);
-      json shown_value = v.kind == PropValue::kNum ? json(v.num) : json(v.str);
-      if (v.kind == PropValue::kJson) shown_value = json::parse(v.str, nullptr, false);  // stored as valid JSON
-      shown.emplace(key, std::move(shown_value));
+      shown.emplace(key, PropValueToJson(v));
     }
   }
 

@@ -272,6 +272,7 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
       BinWriter payload;
       payload.U32(0);
       uint32_t n = 0;
+      const bool trusted = round[r]->trust == IdentityTrust::kSecretKey;
       for (Event& e : *round[r]->events) {
         if (e.has_uuid) {
           uint64_t f = Fingerprint(e.uuid);
@@ -282,7 +283,6 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
           new_fps.push_back(f);
         }
         uint32_t did = identity_->Resolve(e.distinct_id);
-        const bool trusted = round[r]->trust == IdentityTrust::kSecretKey;
         for (const auto& other : e.merge_with)
           if (!other.empty() && other != e.distinct_id && !identity_->Merge(did, identity_->Resolve(other), trusted))
             results[r].merges_refused++;

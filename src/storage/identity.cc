@@ -37,7 +37,6 @@ IdentityLogReport IdentityMap::Inspect(const std::string& dir) {
     if (st.truncated_bytes) out.torn_tails.push_back(dir + "/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) + " bytes");
   }
   out.distinct_ids = m.ids_.size();
-  for (uint32_t d = 0; d < m.ids_.size(); d++) out.persons += m.Find(d) == d;
   return out;
 }
 

@@ -47,7 +47,6 @@ struct PersonTable {
 // What `northstar check` reports about an identity log, read without changing it.
 struct IdentityLogReport {
   uint64_t distinct_ids = 0;
-  uint64_t persons = 0;
   std::vector<std::string> problems;  // a file that does not replay (corrupt, unknown record type)
   std::vector<std::string> torn_tails;  // "FILE: torn tail of N bytes" (unacknowledged writes)
 };
