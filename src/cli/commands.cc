@@ -151,7 +151,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto admin_password = (*ops)->EnsureAdmin();
   if (!admin_password.ok()) return Fail(admin_password.status());
   if (Status st = (*ops)->GrantAdminsNewProjects(); !st.ok()) return Fail(st);
-  HttpServer server(registry, so);
+  HttpServer server(registry, so, &(*ops)->accounts);
   server.AddRoutes(CollectRoutes(server.context()));
   server.AddRoutes(OpsRoutes(server.context(), **ops));
   auto port = server.Bind();

@@ -14,7 +14,7 @@
 
 #include "core/status.h"
 #include "meta/meta_db.h"
-#include "ops/accounts.h"
+#include "auth/accounts.h"
 #include "ops/kpis.h"
 #include "ops/notify.h"
 

@@ -22,7 +22,7 @@
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
-#include "ops/accounts.h"
+#include "auth/accounts.h"
 #include "ops/forecast.h"
 #include "ops/kpi_reducers.h"
 

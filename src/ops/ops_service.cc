@@ -70,7 +70,7 @@ StatusOr<std::optional<std::string>> OpsService::EnsureAdmin() {
   std::string first = projects.empty() ? "default" : projects[0].name;
   NS_ASSIGN_OR_RETURN(int64_t id, accounts.CreateUser("admin@northstar.local", password, "Administrator", first, Role::kAdmin));
   for (const auto& p : projects) NS_RETURN_IF_ERROR(accounts.SetRole(id, p.name, Role::kAdmin));
-  Principal sys{"system", 0, first, Role::kAdmin, false};
+  Principal sys{"system", 0, first, Role::kAdmin, Credential::kSystem};
   NS_RETURN_IF_ERROR(Audit(*db_, sys, "create", "user", id, nullptr, json{{"email", "admin@northstar.local"}, {"role", "admin"}}));
   return std::optional<std::string>(password);
 }

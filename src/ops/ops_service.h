@@ -16,7 +16,7 @@
 
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
-#include "ops/accounts.h"
+#include "auth/accounts.h"
 #include "ops/alerts.h"
 #include "ops/evaluations.h"
 #include "ops/kpis.h"

@@ -489,7 +489,7 @@ StatusOr<int> Scenarios::MarkDelayed(const std::string& project, int32_t today) 
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT a.id, a.doc FROM actions a JOIN scenarios s ON s.id = a.scenario_id "
                                            "WHERE s.project = ?",
                                            {project}));
-  Principal sched{"scheduler", 0, project, Role::kAdmin, false};
+  Principal sched{"scheduler", 0, project, Role::kAdmin, Credential::kSystem};
   for (auto& r : rows) {
     json d = json::parse(r.Str(1));
     std::string st = d["status"].get<std::string>();

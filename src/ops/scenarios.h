@@ -10,7 +10,7 @@
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
-#include "ops/accounts.h"
+#include "auth/accounts.h"
 
 namespace ns {
 

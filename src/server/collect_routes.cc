@@ -67,7 +67,7 @@ CollectRequest MakeCollectRequest(const HttpRequest& req, const std::string& mim
     auto decoded = Base64Decode(std::string_view(auth).substr(6));
     if (decoded.ok()) c.basic_user = decoded->substr(0, decoded->find(':'));
   } else {
-    c.bearer = ServerContext::BearerKey(req);
+    c.bearer = BearerKey(req);
   }
   c.remote_ip = req.remote_addr;
   return c;
@@ -88,9 +88,15 @@ std::string MissingKeyMessage(Protocol p) {
   return {};
 }
 
-// The project of the key (or, for Sensors Data, of the mapped project name).
-StatusOr<Project*> ResolveProject(ServerContext& ctx, Protocol p, const CollectResult& found) {
-  if (!found.key.empty()) return ctx.ProjectForKey(found.key, false);
+// The project of the key (or, for Sensors Data, of the mapped project name); `trust` is the
+// identity trust of the key (a mapped Sensors project name is as public as a write key).
+StatusOr<Project*> ResolveProject(ServerContext& ctx, Protocol p, const CollectResult& found, IdentityTrust* trust) {
+  *trust = IdentityTrust::kWriteKey;
+  if (!found.key.empty()) {
+    NS_ASSIGN_OR_RETURN(Principal who, ctx.IngestKey(found.key));
+    *trust = TrustOf(who);
+    return ctx.registry.OpenProject(who.project);
+  }
   if (p == Protocol::kSensors && !found.project_name.empty()) {
     auto it = ctx.opt.sensors_projects.find(found.project_name);
     if (it == ctx.opt.sensors_projects.end())
@@ -151,8 +157,9 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   const std::string mime = req.MimeType();
   const CollectRequest creq = MakeCollectRequest(req, mime);
   Project* project = nullptr;
+  IdentityTrust trust = IdentityTrust::kWriteKey;
   KeyResolver resolve = [&](const CollectResult& found) -> StatusOr<const TimeZone*> {
-    NS_ASSIGN_OR_RETURN(project, ResolveProject(ctx, p, found));
+    NS_ASSIGN_OR_RETURN(project, ResolveProject(ctx, p, found, &trust));
     return &project->tz;
   };
   auto parsed = parse(creq, kUtc, NowMs(), ctx.opt.limits, resolve);
@@ -175,7 +182,7 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   }
   AppendResult stored;
   if (!r.batch.events.empty()) {
-    auto a = project->store->Append(std::move(r.batch.events), Durability::kWal, KeyTrust(r.key));
+    auto a = project->store->Append(std::move(r.batch.events), Durability::kWal, trust);
     if (!a.ok()) {
       spdlog::warn("{} ingest for project {} failed: {}", proto, project->info.name, a.status().ToString());
       return reject(a.status());

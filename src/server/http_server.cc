@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include "core/log_safe.h"
+#include "server/auth.h"
 
 // The same feature macros as Debian's libcpp-httplib build: without them httplib's types
 // have a different layout here than in the compiled library (one-definition rule).
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -464,11 +466,28 @@ struct HttpServer::Impl {
   ServerContext ctx;
   NsHttplibServer svr;
 
-  Impl(ProjectRegistry& r, ServerOptions o) : ctx(r, std::move(o)), svr(ctx.opt) {}
+  Impl(ProjectRegistry& r, ServerOptions o, Accounts* accounts) : ctx(r, std::move(o), accounts), svr(ctx.opt) {}
+
+  // The auth middleware of a route: the caller of a request's head, or the error to answer
+  // (before any body is read). Public routes have no principal.
+  StatusOr<std::optional<Principal>> Guard(const httplib::Request& req, Access access) {
+    if (access == Access::kPublic) return std::optional<Principal>();
+    auto who = Authorize(ctx.auth, ConvertHead(req), access);
+    if (!who.ok()) {
+      ctx.metrics.Add("northstar_auth_refused_total", {{"access", std::string(AccessName(access))}});
+      // The native event API's rejections are counted with the other protocols' too.
+      if (access == Access::kIngest)
+        ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "auth"}});
+      return who.status();
+    }
+    return std::optional<Principal>(std::move(who).value());
+  }
 
   void Add(Route route) {
-    auto h = [handler = std::move(route.handler)](const httplib::Request& req, httplib::Response& res) {
+    auto h = [handler = std::move(route.handler)](const httplib::Request& req, httplib::Response& res,
+                                                  const std::optional<Principal>& who) {
       HttpRequest in = Convert(req);
+      in.principal = who ? &*who : nullptr;
       HttpResponse out;
       handler(in, out);
       res.status = out.status;
@@ -476,34 +495,30 @@ struct HttpServer::Impl {
       if (!out.body.empty() || out.status != 204) res.set_content(std::move(out.body), out.content_type.c_str());
     };
     const std::string& m = route.method;
-    HttpPreflight preflight = std::move(route.preflight);
+    const Access access = route.access;
     if (m == "GET" || m == "OPTIONS") {
-      auto g = [h, preflight](const httplib::Request& req, httplib::Response& res) {
-        if (preflight) {
-          Status st = preflight(ConvertHead(req));
-          if (!st.ok()) return SendError(res, st);
-        }
-        h(req, res);
+      auto g = [this, h, access](const httplib::Request& req, httplib::Response& res) {
+        auto who = Guard(req, access);
+        if (!who.ok()) return SendError(res, who.status());
+        h(req, res, *who);
       };
       if (m == "GET") svr.Get(route.pattern, g);
       else svr.Options(route.pattern, g);
       return;
     }
-    // Bodies are read through a content reader, after the preflight (authentication) and
-    // bounded as they arrive: what cpp-httplib inflates (Content-Encoding: gzip, deflate, br)
-    // reaches the reader chunk by chunk, and reading stops at max_body_bytes. (The reader also
-    // keeps cpp-httplib from parsing x-www-form-urlencoded bodies itself and refusing those
-    // over 8 KiB: Sensors Data and PostHog SDKs send forms.)
+    // Bodies are read through a content reader, after the auth middleware and bounded as they
+    // arrive: what cpp-httplib inflates (Content-Encoding: gzip, deflate, br) reaches the
+    // reader chunk by chunk, and reading stops at max_body_bytes. (The reader also keeps
+    // cpp-httplib from parsing x-www-form-urlencoded bodies itself and refusing those over
+    // 8 KiB: Sensors Data and PostHog SDKs send forms.)
     const size_t limit = ctx.opt.limits.max_body_bytes;
-    auto r = [h, preflight, limit](const httplib::Request& req, httplib::Response& res,
-                                   const httplib::ContentReader& read) {
-      if (preflight) {
-        Status st = preflight(ConvertHead(req));
-        if (!st.ok()) {
-          if (tls_conn && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")))
-            tls_conn->must_close = true;  // the body is left unread
-          return SendError(res, st);
-        }
+    auto r = [this, h, access, limit](const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& read) {
+      auto who = Guard(req, access);
+      if (!who.ok()) {
+        if (tls_conn && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")))
+          tls_conn->must_close = true;  // the body is left unread
+        return SendError(res, who.status());
       }
       httplib::Request full = req;
       bool over = false;
@@ -523,7 +538,7 @@ struct HttpServer::Impl {
         if (res.status < 400) res.status = 400;  // read_content set 415/400; the error handler writes the body
         return;
       }
-      h(full, res);
+      h(full, res, *who);
     };
     if (m == "POST") svr.Post(route.pattern, r);
     else if (m == "PATCH") svr.Patch(route.pattern, r);
@@ -580,12 +595,14 @@ struct HttpServer::Impl {
                             .dump(),
                         "application/json; charset=utf-8");
     });
+    ctx.metrics.Describe("northstar_auth_refused_total", "counter",
+                         "Requests refused by the auth middleware, by the access the route needs.");
     for (auto& r : NativeRoutes(ctx)) Add(std::move(r));
   }
 };
 
-HttpServer::HttpServer(ProjectRegistry& registry, ServerOptions options)
-    : impl_(std::make_unique<Impl>(registry, std::move(options))) {
+HttpServer::HttpServer(ProjectRegistry& registry, ServerOptions options, Accounts* accounts)
+    : impl_(std::make_unique<Impl>(registry, std::move(options), accounts)) {
   impl_->Setup();
 }
 

@@ -16,7 +16,8 @@ namespace ns {
 
 class HttpServer {
  public:
-  HttpServer(ProjectRegistry& registry, ServerOptions options);
+  // `accounts`: users, sessions and role keys for the auth middleware (null: project keys only).
+  HttpServer(ProjectRegistry& registry, ServerOptions options, Accounts* accounts = nullptr);
   ~HttpServer();
   ServerContext& context();
   // Adds routes (before Bind). Earlier routes win when two patterns match.

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/principal.h"
 #include "core/status.h"
 
 namespace ns {
@@ -24,6 +25,9 @@ struct HttpRequest {
   std::vector<std::string> matches;  // regex captures of the route pattern; [0] is the whole path
   std::vector<std::pair<std::string, std::string>> params;   // query string, URL-decoded
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  // Who is calling: set by the auth middleware on every route whose access is not kPublic
+  // (server/auth.h), null on public routes.
+  const Principal* principal = nullptr;
 
   // Header value by lower-case name ("" if absent).
   std::string Header(std::string_view lower_name) const;
@@ -50,16 +54,24 @@ struct HttpResponse {
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
-// Checks a request's head (method, path, query, headers; the body is not read yet). An error
-// is answered at once and the body is never read or inflated: authentication runs here, so
-// an unauthenticated client cannot make the server read, inflate or buffer a body.
-using HttpPreflight = std::function<Status(const HttpRequest&)>;
+// What a route needs of its caller. The server's auth middleware (server/auth.h) checks it
+// on the request head, before the body is read or inflated, so an unauthenticated client
+// cannot make the server read, inflate or buffer a body; the handler then finds the caller
+// in HttpRequest::principal.
+enum class Access {
+  kPublic,    // anyone (login, health, metrics, the console's files, collection protocols
+              // that find their key inside the body and check it themselves)
+  kIngest,    // a project's write key or secret key: sending events
+  kViewer,    // reading: a secret key, an API key or a logged-in user with any role
+  kOperator,  // changing scenarios, actions, KPIs, alerts
+  kAdmin,     // users, keys, channels, settings
+};
 
 struct Route {
-  std::string method;   // GET | POST | PATCH | PUT | DELETE
+  std::string method;   // GET | POST | PATCH | PUT | DELETE | OPTIONS
   std::string pattern;  // ECMAScript regex over the whole path, e.g. R"(/api/v1/scenarios/(\d+))"
   HttpHandler handler;
-  HttpPreflight preflight = nullptr;  // optional; run before the body is read
+  Access access = Access::kPublic;
 };
 
 // HTTP status for a Status code (400, 401, 403, 404, 409, 413, 415, 429, 500, 503).

@@ -17,11 +17,8 @@ namespace {
 void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
   const std::vector<std::pair<std::string, std::string>> native{{"protocol", "native"}};
   ctx.metrics.Add("northstar_http_requests_total", {{"protocol", "native"}});
-  auto project = ctx.ProjectForKey(ServerContext::BearerKey(req), false);
-  if (!project.ok()) {
-    ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "auth"}});
-    return res.Error(project.status());
-  }
+  auto project = ctx.ProjectOf(req);
+  if (!project.ok()) return res.Error(project.status());
   Project& p = **project;
   std::string mime = req.MimeType();
   bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
@@ -54,7 +51,7 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   }
   // Rate limit by events (a refused batch is retried whole by the client).
   if (ctx.rate_limiter.enabled() && !parsed->events.empty()) {
-    Status rl = ctx.rate_limiter.Take(ServerContext::BearerKey(req), static_cast<double>(parsed->events.size()));
+    Status rl = ctx.rate_limiter.Take(BearerKey(req), static_cast<double>(parsed->events.size()));
     if (!rl.ok()) {
       ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "rate_limited"}});
       return res.Error(rl);
@@ -69,7 +66,7 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   }
   AppendResult r;
   if (!parsed->events.empty()) {
-    auto stored = p.store->Append(std::move(parsed->events), Durability::kWal, KeyTrust(ServerContext::BearerKey(req)));
+    auto stored = p.store->Append(std::move(parsed->events), Durability::kWal, TrustOf(*req.principal));
     if (!stored.ok()) {
       ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "unavailable"}});
       return res.Error(stored.status());
@@ -99,7 +96,7 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
 }
 
 void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ReaderProject(req);
+  auto project = ctx.ProjectOf(req);
   if (!project.ok()) return res.Error(project.status());
   auto q = ParseJsonBody(req.body);
   if (!q.ok()) return res.Error(q.status());
@@ -114,7 +111,7 @@ void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) 
 
 // Funnel drop-off persons of one step as CSV: {"query": {...funnel...}, "step": k}.
 void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ReaderProject(req);
+  auto project = ctx.ProjectOf(req);
   if (!project.ok()) return res.Error(project.status());
   auto parsed = ParseJsonBody(req.body);
   if (!parsed.ok()) return res.Error(parsed.status());
@@ -140,7 +137,7 @@ void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& re
 }
 
 void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ReaderProject(req);
+  auto project = ctx.ProjectOf(req);
   if (!project.ok()) return res.Error(project.status());
   Project& p = **project;
   StoreStats s = p.store->Stats();
@@ -156,7 +153,7 @@ void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res
 
 // Property names, types and common values for pickers: ?event=NAME&top=10.
 void HandleProperties(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  auto project = ctx.ReaderProject(req);
+  auto project = ctx.ProjectOf(req);
   if (!project.ok()) return res.Error(project.status());
   PropertyListOptions o;
   if (req.HasParam("event")) {
@@ -194,17 +191,16 @@ std::vector<Route> NativeRoutes(ServerContext& ctx) {
   m.Add("northstar_query_errors_total", {}, 0);
 
   ServerContext* c = &ctx;
-  // Preflights authenticate before the body is read (finding 1 of docs/reliability.md).
-  HttpPreflight writer = [c](const HttpRequest& q) { return c->ProjectForKey(ServerContext::BearerKey(q), false).status(); };
-  HttpPreflight reader = [c](const HttpRequest& q) { return c->ReaderProject(q).status(); };
+  auto on = [c](void (*h)(ServerContext&, const HttpRequest&, HttpResponse&)) {
+    return [c, h](const HttpRequest& q, HttpResponse& r) { h(*c, q, r); };
+  };
   return {
       {"GET", "/healthz", [](const HttpRequest&, HttpResponse& res) { res.Json(200, json{{"status", "ok"}}); }},
-      {"POST", "/api/v1/events", [c](const HttpRequest& q, HttpResponse& r) { HandleEvents(*c, q, r); }, writer},
-      {"POST", "/api/v1/query", [c](const HttpRequest& q, HttpResponse& r) { HandleQuery(*c, q, r); }, reader},
-      {"POST", "/api/v1/query/dropoffs.csv", [c](const HttpRequest& q, HttpResponse& r) { HandleDropoffs(*c, q, r); },
-       reader},
-      {"GET", "/api/v1/project", [c](const HttpRequest& q, HttpResponse& r) { HandleProject(*c, q, r); }},
-      {"GET", "/api/v1/properties", [c](const HttpRequest& q, HttpResponse& r) { HandleProperties(*c, q, r); }},
+      {"POST", "/api/v1/events", on(HandleEvents), Access::kIngest},
+      {"POST", "/api/v1/query", on(HandleQuery), Access::kViewer},
+      {"POST", "/api/v1/query/dropoffs.csv", on(HandleDropoffs), Access::kViewer},
+      {"GET", "/api/v1/project", on(HandleProject), Access::kViewer},
+      {"GET", "/api/v1/properties", on(HandleProperties), Access::kViewer},
       {"GET", "/metrics",
        [c](const HttpRequest&, HttpResponse& r) { r.Text(200, c->metrics.Render(), "text/plain; version=0.0.4"); }},
   };

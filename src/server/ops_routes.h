@@ -1,7 +1,7 @@
-// The operations API (docs/ops-api.md): accounts, scenarios, actions, KPIs, alerts,
-// notification channels, evaluations, SOPs, exports. Every route names the least role it
-// needs; callers authenticate with a session cookie (+ X-CSRF-Token on changes) or a
-// secret key (Authorization: Bearer nss_...).
+// The operations API (docs/ops-api.md), one route table per area: accounts, scenarios
+// (actions, exports, evaluations, SOPs), monitoring (KPIs, alerts, channels, reminders, jobs).
+// Every route names the least Access it needs; the auth middleware (server/auth.h) checks
+// it: a session cookie (+ X-CSRF-Token on changes) or a secret key (Bearer nss_...).
 #pragma once
 
 #include <vector>
@@ -12,6 +12,10 @@
 
 namespace ns {
 
+std::vector<Route> AccountRoutes(ServerContext& ctx, OpsService& ops);     // account_routes.cc
+std::vector<Route> ScenarioRoutes(ServerContext& ctx, OpsService& ops);    // scenario_routes.cc
+std::vector<Route> MonitoringRoutes(ServerContext& ctx, OpsService& ops);  // monitoring_routes.cc
+// All of them.
 std::vector<Route> OpsRoutes(ServerContext& ctx, OpsService& ops);
 
 }  // namespace ns

@@ -56,35 +56,17 @@ std::string Metrics::Render() const {
   return out;
 }
 
-std::string ServerContext::BearerKey(const HttpRequest& req) {
-  std::string h = req.Header("authorization");
-  if (h.size() > 7 && (h.rfind("Bearer ", 0) == 0 || h.rfind("bearer ", 0) == 0)) return h.substr(7);
-  return {};
+StatusOr<Project*> ServerContext::ProjectOf(const HttpRequest& req) {
+  if (req.principal == nullptr) return Internal("route has no principal (declare its Access)");
+  return registry.OpenProject(req.principal->project);
 }
 
-StatusOr<Project*> ServerContext::ReaderProject(const HttpRequest& req) {
-  std::string key = BearerKey(req);
-  if (key.empty() && session_reader && !req.Cookie("ns_session").empty()) return session_reader(req);
-  auto p = ProjectForKey(key, true);
-  // Role-scoped secret keys (POST /api/v1/api-keys) live in the operations layer.
-  if (!p.ok() && session_reader && key.rfind("nss_", 0) == 0) return session_reader(req);
-  return p;
-}
-
-StatusOr<Project*> ServerContext::ProjectForKey(const std::string& key, bool want_secret) {
-  if (key.empty()) return Unauthenticated("missing API key: send the header 'Authorization: Bearer <key>'");
-  if (key.rfind("nss_", 0) == 0) {
-    NS_ASSIGN_OR_RETURN(ProjectInfo info, registry.BySecretKey(key));
-    return registry.OpenProject(info.name);
-  }
-  if (key.rfind("nsw_", 0) == 0) {
-    auto info = registry.ByWriteKey(key);
-    if (!info.ok()) return info.status();
-    if (want_secret)
-      return PermissionDenied("a write key can only send events; use the project's secret key (nss_...) to read");
-    return registry.OpenProject(info->name);
-  }
-  return Unauthenticated("unknown API key (expected a write key nsw_... or a secret key nss_...)");
+StatusOr<Principal> ServerContext::IngestKey(const std::string& key) {
+  Credentials c;
+  c.bearer = key;
+  NS_ASSIGN_OR_RETURN(Principal who, auth.Authenticate(c));
+  NS_RETURN_IF_ERROR(CheckAccess(who, Access::kIngest));
+  return who;
 }
 
 }  // namespace ns

@@ -1,5 +1,5 @@
-// What route handlers share: the project registry, the server options, the metrics and
-// key authentication. One ServerContext per running server.
+// What route handlers share: the project registry, the server options, the metrics and the
+// authenticator. One ServerContext per running server.
 #pragma once
 
 #include <atomic>
@@ -11,7 +11,9 @@
 
 #include "core/status.h"
 #include "ingest/native_parser.h"
+#include "auth/authenticator.h"
 #include "meta/project_registry.h"
+#include "server/auth.h"
 #include "server/http_types.h"
 #include "server/rate_limiter.h"
 
@@ -61,28 +63,21 @@ struct ServerContext {
   ServerOptions opt;
   Metrics metrics;
   RateLimiter rate_limiter;
+  Authenticator auth;  // used by the middleware (server/auth.h) and the collection routes
 
-  ServerContext(ProjectRegistry& r, ServerOptions o)
-      : registry(r), opt(std::move(o)), rate_limiter(opt.rate_limit_events_per_s, opt.rate_limit_burst) {}
+  // `accounts` may be null: project keys only (no users, sessions or role keys).
+  ServerContext(ProjectRegistry& r, ServerOptions o, Accounts* accounts)
+      : registry(r),
+        opt(std::move(o)),
+        rate_limiter(opt.rate_limit_events_per_s, opt.rate_limit_burst),
+        auth(r, accounts) {}
 
-  // The project of an API key: a write key (nsw_...) when !want_secret, or a secret key
-  // (nss_...). Unauthenticated for a missing or unknown key; PermissionDenied for a write
-  // key where a secret key is needed.
-  StatusOr<Project*> ProjectForKey(const std::string& key, bool want_secret);
-  // Reading with a login session instead of a key (set by the operations API): the
-  // project of the session's user, or the error. Unset: keys only.
-  std::function<StatusOr<Project*>(const HttpRequest&)> session_reader;
-  // For reading routes: a secret key, or else a logged-in session.
-  StatusOr<Project*> ReaderProject(const HttpRequest& req);
-  // The key of "Authorization: Bearer <key>" ("" if none).
-  static std::string BearerKey(const HttpRequest& req);
+  // The project of the request's principal (on routes whose access is not kPublic).
+  StatusOr<Project*> ProjectOf(const HttpRequest& req);
+  // The principal of a key a collection protocol found (in the body, the query, Basic auth):
+  // the project's write key or secret key, as Access::kIngest.
+  StatusOr<Principal> IngestKey(const std::string& key);
 };
-
-// The identity trust of a batch whose project was resolved by `key`: the project's secret
-// key (nss_) may join identified persons, the public write key may not.
-inline IdentityTrust KeyTrust(const std::string& key) {
-  return key.rfind("nss_", 0) == 0 ? IdentityTrust::kSecretKey : IdentityTrust::kWriteKey;
-}
 
 // Route lists of the subsystems (each in its own file).
 std::vector<Route> NativeRoutes(ServerContext& ctx);   // native_routes.cc

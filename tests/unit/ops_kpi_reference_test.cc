@@ -272,7 +272,7 @@ struct Ops {
   std::unique_ptr<Kpis> kpis;
   std::unique_ptr<Channels> channels;
   std::unique_ptr<Alerts> alerts;
-  Principal who{"test", 0, "p", Role::kAdmin, false};
+  Principal who{"test", 0, "p", Role::kAdmin, Credential::kSystem};
 
   void Open(const std::string& tz, size_t seal_rows = 16'384) {
     StoreOptions so;

@@ -10,22 +10,10 @@
 #include <string>
 
 #include "core/status.h"
+#include "auth/principal.h"
 #include "meta/meta_db.h"
 
 namespace ns {
-
-enum class Role { kViewer = 1, kOperator = 2, kAdmin = 3 };
-std::string_view RoleName(Role r);
-StatusOr<Role> ParseRole(const std::string& s);
-
-// Who is making a request, in which project, with which role.
-struct Principal {
-  std::string actor;  // "alice@example.com" or "key:<name>" (for the audit log)
-  int64_t user_id = 0;
-  std::string project;
-  Role role = Role::kViewer;
-  bool via_session = false;  // cookie auth: state-changing requests need the CSRF token
-};
 
 struct LoginSession {
   std::string token;  // cookie value, returned once
@@ -92,6 +80,10 @@ class Accounts {
   // One's own password: checks the current one, sets the new one, ends every other session.
   Status ChangeOwnPassword(int64_t user_id, const std::string& current, const std::string& next,
                            const std::string& keep_session_token);
+  // A user's display name (at most 200 bytes).
+  Status SetName(int64_t user_id, const std::string& name);
+  // The project's audit log, newest first (limit 1..10000).
+  StatusOr<nlohmann::json> AuditLog(const std::string& project, int64_t limit);
 
  private:
   MetaDb& db_;

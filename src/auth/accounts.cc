@@ -1,4 +1,4 @@
-#include "ops/accounts.h"
+#include "auth/accounts.h"
 
 #include <argon2.h>
 
@@ -11,22 +11,6 @@
 namespace ns {
 
 using nlohmann::json;
-
-std::string_view RoleName(Role r) {
-  switch (r) {
-    case Role::kViewer: return "viewer";
-    case Role::kOperator: return "operator";
-    case Role::kAdmin: return "admin";
-  }
-  return "viewer";
-}
-
-StatusOr<Role> ParseRole(const std::string& s) {
-  if (s == "admin") return Role::kAdmin;
-  if (s == "operator") return Role::kOperator;
-  if (s == "viewer") return Role::kViewer;
-  return InvalidArgument("role: expected admin, operator or viewer, got '" + s + "'", "role");
-}
 
 StatusOr<std::string> HashPassword(const std::string& password) {
   constexpr uint32_t kTime = 2, kMemKiB = 19 * 1024, kLanes = 1, kHashLen = 32, kSaltLen = 16;
@@ -299,6 +283,25 @@ Status Audit(MetaDb& db, const Principal& who, const std::string& action, const 
   return db.Exec("INSERT INTO audit_log(project, at, actor, action, entity, entity_id, before_json, after_json) "
                  "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                  {who.project, NowMs(), who.actor, action, entity, id, text(before), text(after)});
+}
+
+Status Accounts::SetName(int64_t user_id, const std::string& name) {
+  if (name.size() > 200) return InvalidArgument("name: expected text of at most 200 bytes", "name");
+  return db_.Exec("UPDATE users SET name = ? WHERE id = ?", {name, user_id});
+}
+
+StatusOr<json> Accounts::AuditLog(const std::string& project, int64_t limit) {
+  if (limit < 1 || limit > 10000) return InvalidArgument("limit: 1 to 10000", "limit");
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, at, actor, action, entity, entity_id, before_json, after_json "
+                                           "FROM audit_log WHERE project = ? ORDER BY id DESC LIMIT ?",
+                                           {project, limit}));
+  json out = json::array();
+  for (auto& x : rows)
+    out.push_back({{"id", x.Int(0)}, {"at", x.Int(1)}, {"actor", x.Str(2)}, {"action", x.Str(3)}, {"entity", x.Str(4)},
+                   {"entity_id", x.IsNull(5) ? json() : json(x.Int(5))},
+                   {"before", x.IsNull(6) ? json() : json::parse(x.Str(6), nullptr, false)},
+                   {"after", x.IsNull(7) ? json() : json::parse(x.Str(7), nullptr, false)}});
+  return out;
 }
 
 }  // namespace ns
