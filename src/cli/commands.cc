@@ -32,6 +32,7 @@
 #include "ops/schema.h"
 #include "server/collect_routes.h"
 #include "server/ops_routes.h"
+#include "server/static_routes.h"
 #include "server/http_server.h"
 #include "storage/binary_io.h"
 #include "storage/identity.h"
@@ -154,6 +155,18 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   HttpServer server(registry, so, &(*ops)->accounts);
   server.AddRoutes(CollectRoutes(server.context()));
   server.AddRoutes(OpsRoutes(server.context(), **ops));
+  // The console last: its GET catch-all answers only what no API route matched.
+  std::shared_ptr<const ConsoleAssets> console;
+  std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;
+  if (!console_dir.empty()) {
+    auto loaded = LoadConsoleAssets(console_dir);
+    if (!loaded.ok()) return Fail(loaded.status());
+    console = std::move(loaded).value();
+    spdlog::info("web console: {} files from {}", ConsoleFileCount(*console), console_dir);
+  } else if (o.console) {
+    spdlog::warn("web console not installed (build it with `make console`, or pass --console-dir DIR)");
+  }
+  server.AddRoutes(StaticRoutes(console));
   auto port = server.Bind();
   if (!port.ok()) return Fail(port.status());
   std::printf("listening on http://%s:%d\n", o.host.c_str(), *port);

@@ -33,6 +33,8 @@ struct ServeOptions {
   std::string snapshot_time = "06:00";  // daily KPI snapshot, alerts and reminders (project local time)
   bool scheduler = true;
   bool allow_private_webhooks = false;  // notification hooks may reach loopback/private addresses
+  std::string console_dir;  // the built web console (web/dist); empty = DefaultConsoleDir()
+  bool console = true;      // false: serve the API only
 };
 
 struct BackupOptions {

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
       Set(t, "server.body_timeout_s", serve.body_timeout_s);
       Set(t, "server.idle_timeout_s", serve.idle_timeout_s);
       Set(t, "ops.allow_private_webhooks", serve.allow_private_webhooks);
+      Set(t, "server.console_dir", serve.console_dir);
       Set(t, "ingest.rate_limit", serve.rate_limit);
       Set(t, "ops.snapshot_time", serve.snapshot_time);
       Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
@@ -128,6 +129,10 @@ int main(int argc, char** argv) {
   s->add_flag("--allow-private-webhooks", serve.allow_private_webhooks,
               "let notification hooks reach loopback, private and link-local addresses (on-premise receivers)")
       ->envname("NORTHSTAR_ALLOW_PRIVATE_WEBHOOKS");
+  s->add_option("--console-dir", serve.console_dir,
+                 "the built web console to serve at / (default: web/dist beside the binary or here)")
+      ->envname("NORTHSTAR_CONSOLE_DIR");
+  s->add_flag("--console,!--no-console", serve.console, "serve the web console at / (--no-console: the API only)");
   s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")->capture_default_str();
   s->add_option("--sensors-project", serve.sensors_projects,
                 "Sensors Data project name mapped to a Northstar project: SA_NAME=PROJECT (repeatable)");
