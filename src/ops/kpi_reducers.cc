@@ -6,8 +6,10 @@
 #include <cmath>
 
 #include "core/time_zone.h"
+#include "query/operators.h"
 #include "query/query_kind.h"
 #include "query/query_spec.h"
+#include "query/results.h"
 
 namespace ns {
 namespace {
@@ -51,16 +53,23 @@ void TrendsShape(json& q, const json& r) {
   q["interval"] = "day";
 }
 
-StatusOr<std::map<std::string, KpiParts>> TrendsReduce(const json& res, const json& r, PeriodRange, bool broken_down) {
+StatusOr<TrendsResult> RunTrendsOf(const json& query, const QueryContext& ctx) {
+  NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(query));
+  return RunTrends(q, ctx.snap, ctx.tz);
+}
+
+StatusOr<std::map<std::string, KpiParts>> TrendsReduce(const json& query, const json& r, PeriodRange, bool broken_down,
+                                                       const QueryContext& ctx) {
+  NS_ASSIGN_OR_RETURN(TrendsResult res, RunTrendsOf(query, ctx));
   std::map<std::string, KpiParts> out;
   std::string op = r.value("op", "sum");
-  for (auto& s : res["series"]) {
-    std::string key = broken_down ? BreakdownKey(s["breakdown_value"]) : "";
+  for (const TrendsSeriesResult& s : res.series) {
+    std::string key = broken_down ? BreakdownKey(s.breakdown_value) : "";
     KpiParts parts;
     bool first = true;
-    for (auto& v : s["values"]) {
-      if (!v.is_number()) continue;
-      double x = v.get<double>();
+    for (const Measure& v : s.values) {
+      if (!v.has_value()) continue;
+      double x = v.value();
       if (op == "sum") parts.num += x;
       else if (op == "avg") {
         parts.num += x;
@@ -78,11 +87,12 @@ StatusOr<std::map<std::string, KpiParts>> TrendsReduce(const json& res, const js
   return out;
 }
 
-Status TrendsDaily(const json& res, const json&, PeriodRange, DailySeries* s) {
-  if (!res["series"].empty()) {
-    const json& vals = res["series"][0]["values"];
+Status TrendsDaily(const json& query, const json&, PeriodRange, const QueryContext& ctx, DailySeries* s) {
+  NS_ASSIGN_OR_RETURN(TrendsResult res, RunTrendsOf(query, ctx));
+  if (!res.series.empty()) {
+    const std::vector<Measure>& vals = res.series[0].values;
     for (size_t i = 0; i < s->values.size() && i < vals.size(); i++)
-      if (vals[i].is_number()) s->values[i] = vals[i].get<double>();
+      if (vals[i].has_value()) s->values[i] = vals[i].value();
   }
   return Status::OK();
 }
@@ -104,15 +114,18 @@ Status FunnelValidate(const json& q, json& r) {
 
 void FunnelShape(json& q, const json&) { q["dropoff_limit"] = 1; }
 
-StatusOr<std::map<std::string, KpiParts>> FunnelReduce(const json& res, const json& r, PeriodRange, bool broken_down) {
+StatusOr<std::map<std::string, KpiParts>> FunnelReduce(const json& query, const json& r, PeriodRange, bool broken_down,
+                                                       const QueryContext& ctx) {
+  NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(query));
+  NS_ASSIGN_OR_RETURN(FunnelResult res, RunFunnel(q, ctx.snap, ctx.tz, ctx.namer));
   std::map<std::string, KpiParts> out;
   size_t f = r["from_step"].get<size_t>() - 1, t = r["to_step"].get<size_t>() - 1;
-  auto take = [&](const json& steps) {
-    return KpiParts{steps[t]["count"].get<double>(), steps[f]["count"].get<double>(), true};
+  auto take = [&](const std::vector<FunnelStepResult>& steps) {
+    return KpiParts{static_cast<double>(steps[t].count), static_cast<double>(steps[f].count), true};
   };
-  if (!broken_down) out[""] = take(res["steps"]);
+  if (!broken_down) out[""] = take(res.steps);
   else
-    for (auto& b : res["breakdowns"]) out[BreakdownKey(b["breakdown_value"])] = take(b["steps"]);
+    for (const FunnelBreakdownResult& b : res.breakdowns) out[BreakdownKey(b.breakdown_value)] = take(b.steps);
   return out;
 }
 
@@ -131,35 +144,40 @@ Status RetentionValidate(const json& q, json& r) {
 
 void RetentionShape(json&, const json&) {}
 
-StatusOr<std::map<std::string, KpiParts>> RetentionReduce(const json& res, const json& r, PeriodRange range,
-                                                          bool broken_down) {
+StatusOr<RetentionResult> RunRetentionOf(const json& query, const QueryContext& ctx) {
+  NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(query));
+  return RunRetention(q, ctx.snap, ctx.tz);
+}
+
+StatusOr<std::map<std::string, KpiParts>> RetentionReduce(const json& query, const json& r, PeriodRange range,
+                                                          bool broken_down, const QueryContext& ctx) {
+  NS_ASSIGN_OR_RETURN(RetentionResult res, RunRetentionOf(query, ctx));
   std::map<std::string, KpiParts> out;
-  int k = r["period"].get<int>();
-  const std::string period = res.value("period", "day");
-  for (auto& c : res["cohorts"]) {
-    NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-    if (PeriodKEnd(day, k, period) > range.to) continue;  // period k not complete yet for this cohort
-    std::string key = broken_down ? BreakdownKey(c.value("breakdown_value", json())) : "";
+  const size_t k = r["period"].get<size_t>();
+  const std::string period(IntervalName(res.period));
+  for (const RetentionCohortResult& c : res.cohorts) {
+    if (PeriodKEnd(c.day, static_cast<int>(k), period) > range.to) continue;  // period k not complete yet for this cohort
+    std::string key = broken_down ? BreakdownKey(c.breakdown_value.value_or(json())) : "";
     KpiParts& parts = out[key];
     parts.ratio = true;
-    parts.num += c["values"][static_cast<size_t>(k)].get<double>();
-    parts.den += c["size"].get<double>();
+    parts.num += static_cast<double>(c.values[k]);
+    parts.den += static_cast<double>(c.size);
   }
   if (!broken_down && out.empty()) out[""] = KpiParts{0, 0, true};
   return out;
 }
 
-Status RetentionDaily(const json& res, const json& r, PeriodRange range, DailySeries* s) {
-  int k = r["period"].get<int>();
-  const std::string period = res.value("period", "day");
+Status RetentionDaily(const json& query, const json& r, PeriodRange range, const QueryContext& ctx, DailySeries* s) {
+  NS_ASSIGN_OR_RETURN(RetentionResult res, RunRetentionOf(query, ctx));
+  const size_t k = r["period"].get<size_t>();
+  const std::string period(IntervalName(res.period));
   s->weights.assign(s->values.size(), 0);
-  for (auto& c : res["cohorts"]) {
-    NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(c["date"].get<std::string>(), "date"));
-    if (day < range.from || day > range.to || PeriodKEnd(day, k, period) > range.to) continue;
-    double size = c["size"].get<double>();
-    size_t i = static_cast<size_t>(day - range.from);
+  for (const RetentionCohortResult& c : res.cohorts) {
+    if (c.day < range.from || c.day > range.to || PeriodKEnd(c.day, static_cast<int>(k), period) > range.to) continue;
+    double size = static_cast<double>(c.size);
+    size_t i = static_cast<size_t>(c.day - range.from);
     s->weights[i] = size;
-    if (size > 0) s->values[i] = c["values"][static_cast<size_t>(k)].get<double>() / size;
+    if (size > 0) s->values[i] = static_cast<double>(c.values[k]) / size;
   }
   return Status::OK();
 }

@@ -1,4 +1,5 @@
-// How a query kind becomes a KPI: one KpiReducer per kind, listed in kpi_reducers.cc. The
+// How a query kind becomes a KPI: one KpiReducer per kind, listed in kpi_reducers.cc. A
+// reducer runs its kind's typed operator (query/operators.h) and reads the typed result. The
 // KPI layer (kpis.cc) finds the reducer by the query's kind, so it keeps no chain of kind
 // names; a kind without a reducer cannot be a KPI (a 400 that says so), never a silent
 // fallback to another kind.
@@ -12,6 +13,7 @@
 
 #include "core/status.h"
 #include "ops/forecast.h"
+#include "query/query_kind.h"
 
 namespace ns {
 
@@ -35,12 +37,14 @@ struct KpiReducer {
   Status (*validate)(const nlohmann::json& query, nlohmann::json& reduce);
   // Rewrites the query for one evaluation (dates and the breakdown are set by the caller).
   void (*shape)(nlohmann::json& query, const nlohmann::json& reduce);
-  // The answer reduced to parts per breakdown key ("" when not broken down).
-  StatusOr<std::map<std::string, KpiParts>> (*reduce)(const nlohmann::json& answer, const nlohmann::json& reduce,
-                                                       PeriodRange range, bool broken_down);
-  // Daily values of the range from one answer; nullptr: the KPI layer evaluates each day as
-  // its own range (funnels: conversions cannot be split by day from one answer).
-  Status (*daily)(const nlohmann::json& answer, const nlohmann::json& reduce, PeriodRange range, DailySeries* out);
+  // Runs the shaped query (dates and breakdown set by the caller) on `ctx` and reduces its
+  // typed result to parts per breakdown key ("" when not broken down).
+  StatusOr<std::map<std::string, KpiParts>> (*reduce)(const nlohmann::json& query, const nlohmann::json& reduce,
+                                                       PeriodRange range, bool broken_down, const QueryContext& ctx);
+  // Daily values of the range from one run of the query; nullptr: the KPI layer evaluates
+  // each day as its own range (funnels: conversions cannot be split by day from one answer).
+  Status (*daily)(const nlohmann::json& query, const nlohmann::json& reduce, PeriodRange range, const QueryContext& ctx,
+                  DailySeries* out);
 };
 
 // The reducer of a query kind, nullptr if that kind cannot be a KPI.

@@ -283,7 +283,7 @@ StatusOr<PeriodRange> Kpis::CurrentPeriod(const json& p, int32_t today) {
 
 // ---------------------------------------------------------------- evaluation
 
-StatusOr<json> Kpis::RunKpiQuery(Project& p, const json& doc, PeriodRange range, const std::string& dimension) {
+StatusOr<json> Kpis::KpiQuery(const json& doc, PeriodRange range, const std::string& dimension) {
   json q = doc["query"];
   q["date_from"] = FormatDate(range.from);
   q["date_to"] = FormatDate(range.to);
@@ -294,8 +294,21 @@ StatusOr<json> Kpis::RunKpiQuery(Project& p, const json& doc, PeriodRange range,
     q["breakdown"] = dimension;
     q["breakdown_limit"] = 1000;
   }
-  return RunQuery(q, *p.store, p.tz);
+  return q;
 }
+
+namespace {
+// Runs a reducer (its typed operator) inside an exception boundary, as RunQuery does for
+// the API: an operator's exception fails this evaluation, never the caller.
+template <typename F>
+auto Guarded(F&& run) -> decltype(run()) {
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    return Internal(std::string("query failed: ") + e.what());
+  }
+}
+}  // namespace
 
 StatusOr<json> Kpis::EnterRef(const std::string& project, int64_t id, KpiEvalScope& sc) {
   auto in_chain = std::find(sc.chain.begin(), sc.chain.end(), id);
@@ -383,10 +396,10 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
     return out;
   }
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
-  NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, dimension));
+  NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, dimension));
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
-  NS_ASSIGN_OR_RETURN(out, reducer->reduce(res, doc["reduce"], range, !dimension.empty()));
-  return out;
+  QueryScope snapshot(*p->store, p->tz);
+  return Guarded([&] { return reducer->reduce(q, doc["reduce"], range, !dimension.empty(), snapshot.ctx()); });
 }
 
 StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range,
@@ -440,8 +453,9 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
   if (reducer->daily != nullptr) {
-    NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
-    NS_RETURN_IF_ERROR(reducer->daily(res, doc["reduce"], range, &s));
+    NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, ""));
+    QueryScope snapshot(*p->store, p->tz);
+    NS_RETURN_IF_ERROR(Guarded([&] { return reducer->daily(q, doc["reduce"], range, snapshot.ctx(), &s); }));
   } else {  // each day is its own range
     s.weights.assign(n, 0);
     for (size_t i = 0; i < n; i++) {
@@ -458,16 +472,18 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
 StatusOr<json> Kpis::FunnelSteps(const std::string& project, const json& doc, PeriodRange range) {
   if (IsFormula(doc) || doc["query"].value("kind", "") != "funnel") return json::array();
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
-  NS_ASSIGN_OR_RETURN(json res, RunKpiQuery(*p, doc, range, ""));
+  NS_ASSIGN_OR_RETURN(json query, KpiQuery(doc, range, ""));
+  NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(query));
+  QueryScope scope(*p->store, p->tz);
+  NS_ASSIGN_OR_RETURN(FunnelResult res,
+                      Guarded([&] { return RunFunnel(q, scope.ctx().snap, scope.ctx().tz, scope.ctx().namer); }));
   json out = json::array();
-  const json& steps = res["steps"];
+  const std::vector<FunnelStepResult>& steps = res.steps;
   for (size_t k = 1; k < steps.size(); k++) {
-    std::string from = steps[k - 1].value("label", "");
-    if (from.empty()) from = steps[k - 1].value("event", "");
-    std::string to = steps[k].value("label", "");
-    if (to.empty()) to = steps[k].value("event", "");
-    out.push_back({{"step", k + 1}, {"from", from}, {"to", to}, {"from_count", steps[k - 1]["count"]},
-                   {"to_count", steps[k]["count"]}, {"conversion", steps[k]["conversion_from_previous"]}});
+    const std::string& from = steps[k - 1].label.empty() ? steps[k - 1].event : steps[k - 1].label;
+    const std::string& to = steps[k].label.empty() ? steps[k].event : steps[k].label;
+    out.push_back({{"step", k + 1}, {"from", from}, {"to", to}, {"from_count", steps[k - 1].count},
+                   {"to_count", steps[k].count}, {"conversion", steps[k].conversion_from_previous}});
   }
   return out;
 }

@@ -79,8 +79,9 @@ class Kpis {
   Status CheckFormulaRefs(const std::string& project, int64_t id, const std::vector<int64_t>& refs);
   // A referenced KPI for a formula under evaluation: the cycle check and the work cap.
   StatusOr<nlohmann::json> EnterRef(const std::string& project, int64_t id, KpiEvalScope& scope);
-  StatusOr<nlohmann::json> RunKpiQuery(Project& p, const nlohmann::json& doc, PeriodRange range,
-                                       const std::string& dimension);
+  // The KPI's query shaped for one evaluation: the range's dates, its reducer's shape, and
+  // the breakdown by `dimension` ("" for none).
+  StatusOr<nlohmann::json> KpiQuery(const nlohmann::json& doc, PeriodRange range, const std::string& dimension);
   MetaDb& db_;
   ProjectRegistry& registry_;
 };

@@ -184,25 +184,23 @@ struct GroupAgg {
   std::vector<std::vector<uint32_t>> drop_persons;
 };
 
-json StepsJson(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer, bool with_persons) {
-  json steps = json::array();
+std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer,
+                                          bool with_persons) {
+  std::vector<FunnelStepResult> steps;
   const size_t n = q.steps.size();
+  steps.reserve(n);
   for (size_t k = 0; k < n; k++) {
-    json s;
-    s["event"] = q.steps[k].event;
-    s["label"] = q.steps[k].label;
-    s["order"] = k;
-    s["optional"] = q.steps[k].optional;
-    s["count"] = g.count[k];
+    FunnelStepResult s;
+    s.event = q.steps[k].event;
+    s.label = q.steps[k].label;
+    s.optional = q.steps[k].optional;
+    s.count = g.count[k];
     double c0 = static_cast<double>(g.count[0]);
-    s["conversion_from_start"] = g.count[0] ? static_cast<double>(g.count[k]) / c0 : 0.0;
-    if (k == 0) s["conversion_from_previous"] = g.count[0] ? 1.0 : 0.0;
-    else s["conversion_from_previous"] = g.count[k - 1] ? static_cast<double>(g.count[k]) / static_cast<double>(g.count[k - 1]) : 0.0;
+    s.conversion_from_start = g.count[0] ? static_cast<double>(g.count[k]) / c0 : 0.0;
+    if (k == 0) s.conversion_from_previous = g.count[0] ? 1.0 : 0.0;
+    else s.conversion_from_previous = g.count[k - 1] ? static_cast<double>(g.count[k]) / static_cast<double>(g.count[k - 1]) : 0.0;
     auto& v = g.conv[k];
-    if (k == 0 || v.empty()) {
-      s["median_seconds_from_previous"] = nullptr;
-      s["average_seconds_from_previous"] = nullptr;
-    } else {
+    if (k > 0 && !v.empty()) {
       // Median by selection (O(n)), not a full sort.
       const size_t mid = v.size() / 2;
       std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid), v.end());
@@ -210,18 +208,15 @@ json StepsJson(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer, bool
       if (v.size() % 2 == 0) med = (med + static_cast<double>(*std::max_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid)))) / 2;
       double sum = 0;
       for (int64_t x : v) sum += static_cast<double>(x);
-      s["median_seconds_from_previous"] = med / 1000.0;
-      s["average_seconds_from_previous"] = sum / static_cast<double>(v.size()) / 1000.0;
+      s.median_seconds_from_previous = med / 1000.0;
+      s.average_seconds_from_previous = sum / static_cast<double>(v.size()) / 1000.0;
     }
     if (k > 0) {
-      json d;
-      d["count"] = g.drop_count[k];
+      s.dropoff_count = g.drop_count[k];
       if (with_persons) {
-        json ids = json::array();
-        for (uint32_t p : g.drop_persons[k]) ids.push_back(namer ? namer(p) : std::to_string(p));
-        d["persons"] = std::move(ids);
+        s.dropoff_persons.emplace();
+        for (uint32_t p : g.drop_persons[k]) s.dropoff_persons->push_back(namer ? namer(p) : std::to_string(p));
       }
-      s["dropoff"] = std::move(d);
     }
     steps.push_back(std::move(s));
   }
@@ -230,7 +225,7 @@ json StepsJson(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer, bool
 
 }  // namespace
 
-StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const PersonNamer& namer) {
+StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const PersonNamer& namer) {
   const size_t n = q.steps.size();
   const int64_t entry_from = tz.DayStartMs(q.from_day), entry_to = tz.DayStartMs(q.to_day + 1);
   const int64_t scan_to = entry_to + q.window_ms + 1;
@@ -450,29 +445,21 @@ StatusOr<json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const 
       if (breakdown.active()) group_agg(group_of(c.person)).conv[c.step].push_back(c.ms);
     }
   }
-  json out;
-  out["kind"] = "funnel";
-  out["timezone"] = tz.name();
-  out["order"] = q.order == FunnelOrder::kOrdered ? "ordered" : q.order == FunnelOrder::kStrict ? "strict" : "unordered";
-  out["window_seconds"] = q.window_ms / 1000;
-  out["date_from"] = FormatDate(q.from_day);
-  out["date_to"] = FormatDate(q.to_day);
-  out["steps"] = StepsJson(q, total, namer, true);
-  json bds = json::array();
+  FunnelResult out;
+  out.timezone = tz.name();
+  out.order = q.order;
+  out.window_seconds = q.window_ms / 1000;
+  out.date_from = q.from_day;
+  out.date_to = q.to_day;
+  out.steps = StepResults(q, total, namer, true);
   if (breakdown.active()) {
     std::vector<std::pair<uint32_t, GroupAgg*>> order;
     for (auto& [g, a] : agg) order.push_back({g, &a});
     std::stable_sort(order.begin(), order.end(),
                      [](auto& a, auto& b) { return a.second->count[0] > b.second->count[0]; });
     if (order.size() > q.breakdown_limit) order.resize(q.breakdown_limit);
-    for (auto& [g, a] : order) {
-      json bj;
-      bj["breakdown_value"] = breakdown.Value(g);
-      bj["steps"] = StepsJson(q, *a, namer, false);
-      bds.push_back(std::move(bj));
-    }
+    for (auto& [g, a] : order) out.breakdowns.push_back({breakdown.Value(g), StepResults(q, *a, namer, false)});
   }
-  out["breakdowns"] = std::move(bds);
   return out;
 }
 
@@ -482,7 +469,8 @@ const QueryKind kFunnelKind{
     "funnel", {"funnels"},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(request));
-      return RunFunnel(q, ctx.snap, ctx.tz, ctx.namer);
+      NS_ASSIGN_OR_RETURN(FunnelResult r, RunFunnel(q, ctx.snap, ctx.tz, ctx.namer));
+      return ToJson(r);
     },
     [](const json& request) { return ParseFunnelQuery(request).status(); },
     [](const json& r) {

@@ -1,5 +1,5 @@
-// The query operators. Each takes a parsed query and a store snapshot and returns the
-// response JSON (shapes in docs/queries.md). Semantics are documented next to each
+// The query operators. Each takes a parsed query and a store snapshot and returns its typed
+// result (query/results.h; ToJson makes the response of docs/queries.md). Semantics are documented next to each
 // implementation and in docs/queries.md; tests compare every operator with a naive
 // reference implementation (tests/unit/query_reference_test.cc). Each operator file also
 // defines its QueryKind, listed in query_kinds.cc.
@@ -10,14 +10,15 @@
 #include "core/time_zone.h"
 #include "query/query_kind.h"
 #include "query/query_spec.h"
+#include "query/results.h"
 #include "storage/event_store.h"
 
 namespace ns {
 
-StatusOr<nlohmann::json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
-StatusOr<nlohmann::json> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
+StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
+StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                    const PersonNamer& namer);
-StatusOr<nlohmann::json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
+StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
 
 extern const QueryKind kTrendsKind;     // trends.cc
 extern const QueryKind kFunnelKind;     // funnel.cc

@@ -53,6 +53,18 @@ StatusOr<const QueryKind*> QueryKindOf(const nlohmann::json& request);
 // "trends, funnel or retention"
 std::string QueryKindList();
 
+// A fresh snapshot of a store and the context over it, for callers that run the typed
+// operators (query/operators.h) themselves, such as the KPI layer.
+class QueryScope {
+ public:
+  QueryScope(EventStore& store, const TimeZone& tz);
+  const QueryContext& ctx() const { return ctx_; }
+
+ private:
+  std::shared_ptr<const StoreSnapshot> snap_;
+  QueryContext ctx_;
+};
+
 // Parses and runs any query on a fresh snapshot of `store`; adds "took_ms".
 StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz);
 

@@ -48,15 +48,17 @@ StatusOr<const QueryKind*> QueryKindOf(const json& request) {
   return kind;
 }
 
+QueryScope::QueryScope(EventStore& store, const TimeZone& tz)
+    : snap_(store.Snapshot()),
+      ctx_{*snap_, tz, [ids = &store.identity()](uint32_t person) { return ids->DisplayId(person); }} {}
+
 StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz) {
   NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request));
   auto t0 = std::chrono::steady_clock::now();
-  auto snap = store.Snapshot();
-  IdentityMap& ids = store.identity();
-  QueryContext ctx{*snap, tz, [&ids](uint32_t person) { return ids.DisplayId(person); }};
+  QueryScope scope(store, tz);
   StatusOr<json> out = Status::OK();
   try {
-    out = kind->run(request, ctx);
+    out = kind->run(request, scope.ctx());
   } catch (const std::exception& e) {
     return Internal(std::string("query failed: ") + e.what());
   }

@@ -33,7 +33,7 @@ int32_t NextPeriod(int32_t period_start, Interval period) {
 
 }  // namespace
 
-StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
+StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
   const int32_t first_period_day = TimeZone::PeriodStartDay(q.from_day, q.period);
   // Last day any counted return can fall on: end of the last cohort's last period.
   int32_t last_day = TimeZone::PeriodStartDay(q.to_day, q.period);
@@ -216,16 +216,14 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
     }
   }
 
-  json out;
-  out["kind"] = "retention";
-  out["timezone"] = tz.name();
-  out["period"] = std::string(IntervalName(q.period));
-  out["periods"] = P;
-  out["mode"] = q.mode == RetentionMode::kExact ? "exact" : "on_or_after";
-  out["first_time"] = q.first_time;
-  out["date_from"] = FormatDate(q.from_day);
-  out["date_to"] = FormatDate(q.to_day);
-  json list = json::array();
+  RetentionResult out;
+  out.timezone = tz.name();
+  out.period = q.period;
+  out.periods = P;
+  out.mode = q.mode;
+  out.first_time = q.first_time;
+  out.date_from = q.from_day;
+  out.date_to = q.to_day;
   // Every cohort period of the range appears (size 0 if empty) when there is no breakdown.
   if (!breakdown.active()) {
     for (int32_t d = first_period_day; d <= q.to_day; d = NextPeriod(d, q.period)) {
@@ -242,14 +240,13 @@ StatusOr<json> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, 
   for (size_t i = 0; i < top.size() && i < q.breakdown_limit; i++) keep[top[i].second] = true;
   for (auto& [key, c] : cohorts) {
     if (!keep.count(key.second)) continue;
-    json cj;
-    cj["date"] = FormatDate(key.first);
-    if (breakdown.active()) cj["breakdown_value"] = breakdown.Value(key.second);
-    cj["size"] = c.size;
-    cj["values"] = c.values;
-    list.push_back(std::move(cj));
+    RetentionCohortResult cr;
+    cr.day = key.first;
+    if (breakdown.active()) cr.breakdown_value = breakdown.Value(key.second);
+    cr.size = c.size;
+    cr.values = std::move(c.values);
+    out.cohorts.push_back(std::move(cr));
   }
-  out["cohorts"] = std::move(list);
   return out;
 }
 
@@ -259,7 +256,8 @@ const QueryKind kRetentionKind{
     "retention", {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(request));
-      return RunRetention(q, ctx.snap, ctx.tz);
+      NS_ASSIGN_OR_RETURN(RetentionResult r, RunRetention(q, ctx.snap, ctx.tz));
+      return ToJson(r);
     },
     [](const json& request) { return ParseRetentionQuery(request).status(); },
     [](const json& r) {

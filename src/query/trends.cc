@@ -100,7 +100,7 @@ double Percentile(std::vector<double>& v, double p) {
 
 }  // namespace
 
-StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
+StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
   std::vector<Bucket> buckets = tz.MakeBuckets(q.from_day, q.to_day, q.interval);
   std::vector<int64_t> starts;
   for (auto& b : buckets) starts.push_back(b.start_ms);
@@ -258,15 +258,12 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
       partial[t][si].clear();
     }
   }
-  json out;
-  out["kind"] = "trends";
-  out["timezone"] = tz.name();
-  out["interval"] = std::string(IntervalName(q.interval));
-  out["date_from"] = FormatDate(q.from_day);
-  out["date_to"] = FormatDate(q.to_day);
-  json dates = json::array();
-  for (auto& b : buckets) dates.push_back(b.label);
-  json series = json::array();
+  TrendsResult out;
+  out.timezone = tz.name();
+  out.interval = q.interval;
+  out.date_from = q.from_day;
+  out.date_to = q.to_day;
+  for (auto& b : buckets) out.dates.push_back(b.label);
   for (size_t si = 0; si < q.series.size(); si++) {
     const TrendsSeries& s = q.series[si];
     auto& by_group = cells[si];
@@ -275,36 +272,37 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
       by_group[0].dense.resize(nb);
     }
     // The value of a cell (empty cells: as a cell without rows). Computed once per cell: the
-    // totals rank the groups, then only the kept groups become JSON.
+    // totals rank the groups, then the kept groups get their values.
     Cell empty;
-    auto value_of = [&](Cell& c) -> json {
+    auto value_of = [&](Cell& c) -> Measure {
       switch (s.math) {
-        case Math::kTotal: return c.count;
-        case Math::kDau: return DauSet::Count(c);
-        case Math::kSum: return c.sum;
-        case Math::kAvg: return c.count ? json(c.sum / static_cast<double>(c.count)) : json();
-        case Math::kMin: return c.count ? json(c.min) : json();
-        case Math::kMax: return c.count ? json(c.max) : json();
-        case Math::kP50: return c.values.empty() ? json() : json(Percentile(c.values, 0.5));
-        case Math::kP90: return c.values.empty() ? json() : json(Percentile(c.values, 0.9));
+        case Math::kTotal: return Measure::Count(c.count);
+        case Math::kDau: return Measure::Count(DauSet::Count(c));
+        case Math::kSum: return Measure::Real(c.sum);
+        case Math::kAvg: return c.count ? Measure::Real(c.sum / static_cast<double>(c.count)) : Measure::None();
+        case Math::kMin: return c.count ? Measure::Real(c.min) : Measure::None();
+        case Math::kMax: return c.count ? Measure::Real(c.max) : Measure::None();
+        case Math::kP50: return c.values.empty() ? Measure::None() : Measure::Real(Percentile(c.values, 0.5));
+        case Math::kP90: return c.values.empty() ? Measure::None() : Measure::Real(Percentile(c.values, 0.9));
       }
-      return json();
+      return Measure::None();
     };
-    struct Row { uint32_t group; GroupCells* cells; double total; json values; };
+    struct Row { uint32_t group; GroupCells* cells; double total; std::optional<std::vector<Measure>> values; };
     std::vector<Row> rows;
     for (auto& [g, gc] : by_group) {
       double total = 0;
       auto add = [&](Cell& c) {
-        json v = value_of(c);
-        if (v.is_number()) total += v.get<double>();
+        Measure v = value_of(c);
+        total += v.value();
         return v;
       };
-      json vals = json::array();
+      std::optional<std::vector<Measure>> vals;
       if (gc.is_dense) {
-        for (Cell& c : gc.dense) vals.push_back(add(c));
+        vals.emplace();
+        vals->reserve(gc.dense.size());
+        for (Cell& c : gc.dense) vals->push_back(add(c));
       } else {
-        for (auto& [k, c] : gc.sparse) add(c);
-        vals = nullptr;  // built below for the kept rows only
+        for (auto& [k, c] : gc.sparse) add(c);  // values made below for the kept rows only
       }
       rows.push_back({g, &gc, total, std::move(vals)});
     }
@@ -312,28 +310,22 @@ StatusOr<json> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const 
     std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.total > b.total; });
     if (rows.size() > q.breakdown_limit) rows.resize(q.breakdown_limit);
     for (auto& r : rows) {
-      if (r.values.is_null()) {
-        r.values = json::array();
+      if (!r.values) {
+        r.values.emplace();
         for (size_t k = 0; k < nb; k++) {
           Cell* c = r.cells->Find(k);
-          r.values.push_back(value_of(c ? *c : empty));
+          r.values->push_back(value_of(c ? *c : empty));
         }
       }
-    }
-    for (auto& r : rows) {
-      json sj;
-      sj["label"] = s.label;
-      sj["event"] = s.event;
-      sj["math"] = json(s.math == Math::kTotal ? "total" : s.math == Math::kDau ? "dau" : s.math == Math::kSum ? "sum"
-                        : s.math == Math::kAvg ? "avg" : s.math == Math::kMin ? "min" : s.math == Math::kMax ? "max"
-                        : s.math == Math::kP50 ? "p50" : "p90");
-      sj["breakdown_value"] = breakdown.active() ? breakdown.Value(r.group) : json();
-      sj["dates"] = dates;
-      sj["values"] = std::move(r.values);
-      series.push_back(std::move(sj));
+      TrendsSeriesResult sr;
+      sr.label = s.label;
+      sr.event = s.event;
+      sr.math = s.math;
+      sr.breakdown_value = breakdown.active() ? breakdown.Value(r.group) : json();
+      sr.values = std::move(*r.values);
+      out.series.push_back(std::move(sr));
     }
   }
-  out["series"] = std::move(series);
   return out;
 }
 
@@ -366,7 +358,8 @@ const QueryKind kTrendsKind{
     "trends", {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(request));
-      return RunTrends(q, ctx.snap, ctx.tz);
+      NS_ASSIGN_OR_RETURN(TrendsResult r, RunTrends(q, ctx.snap, ctx.tz));
+      return ToJson(r);
     },
     [](const json& request) { return ParseTrendsQuery(request).status(); },
     TrendsTable};

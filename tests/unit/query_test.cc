@@ -287,3 +287,63 @@ TEST_F(QueryFixture, PropertiesListTypesCountsAndTopValues) {
 
 }  // namespace
 }  // namespace ns
+
+namespace ns {
+namespace {
+
+// The typed results (query/results.h) are what the operations layer reads; the JSON answer
+// is ToJson of the same result: counts stay integers, measures reals, empty cells null.
+TEST_F(QueryFixture, TypedResultsAndTheirJson) {
+  Add("u1", "pay", "2025-03-01T10:00:00+08:00", {{"amount", PropValue::Num(30)}});
+  Add("u2", "pay", "2025-03-01T11:00:00+08:00", {{"amount", PropValue::Num(10)}});
+  Add("u1", "pay", "2025-03-03T11:00:00+08:00", {{"amount", PropValue::Num(5)}});
+  ASSERT_TRUE(store_->Flush().ok());
+  json tq = {{"kind", "trends"},
+             {"series", {{{"event", "pay"}}, {{"event", "pay"}, {"math", "avg"}, {"property", "amount"}}}},
+             {"date_from", "2025-03-01"},
+             {"date_to", "2025-03-03"}};
+  QueryScope scope(*store_, tz_);
+  auto t = RunTrends(*ParseTrendsQuery(tq), scope.ctx().snap, tz_);
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->series.size(), 2u);
+  EXPECT_EQ(t->dates, (std::vector<std::string>{"2025-03-01", "2025-03-02", "2025-03-03"}));
+  EXPECT_EQ(t->series[0].values[0].type, Measure::Type::kCount);
+  EXPECT_EQ(t->series[0].values[0].count, 2u);
+  EXPECT_FALSE(t->series[1].values[1].has_value());  // no payment on the 2nd: no average
+  EXPECT_DOUBLE_EQ(t->series[1].values[0].value(), 20.0);
+  json j = ToJson(*t);
+  EXPECT_EQ(j["series"][0]["values"].dump(), "[2,0,1]");
+  EXPECT_EQ(j["series"][1]["values"].dump(), "[20.0,null,5.0]");
+  json via_api = Run(tq);
+  via_api.erase("took_ms");
+  EXPECT_EQ(via_api.dump(), j.dump());
+
+  json fq = {{"kind", "funnel"}, {"steps", {{{"event", "pay"}}, {{"event", "pay"}}}},
+             {"date_from", "2025-03-01"}, {"date_to", "2025-03-03"}};
+  auto f = RunFunnel(*ParseFunnelQuery(fq), scope.ctx().snap, tz_, scope.ctx().namer);
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ(f->steps.size(), 2u);
+  EXPECT_EQ(f->steps[0].count, 2u);
+  EXPECT_EQ(f->steps[1].count, 1u);
+  EXPECT_FALSE(f->steps[0].median_seconds_from_previous.has_value());
+  ASSERT_TRUE(f->steps[1].dropoff_persons.has_value());
+  EXPECT_EQ(*f->steps[1].dropoff_persons, std::vector<std::string>{"u2"});
+  json fj = Run(fq);
+  fj.erase("took_ms");
+  EXPECT_EQ(fj.dump(), ToJson(*f).dump());
+
+  json rq = {{"kind", "retention"}, {"start_event", "pay"}, {"return_event", "pay"}, {"periods", 3},
+             {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}};
+  auto r = RunRetention(*ParseRetentionQuery(rq), scope.ctx().snap, tz_);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->cohorts.size(), 1u);
+  EXPECT_EQ(r->cohorts[0].size, 2u);
+  EXPECT_EQ(r->cohorts[0].values, (std::vector<uint64_t>{0, 0, 1}));  // the start event is not its own return
+  EXPECT_FALSE(r->cohorts[0].breakdown_value.has_value());
+  json rj = Run(rq);
+  rj.erase("took_ms");
+  EXPECT_EQ(rj.dump(), ToJson(*r).dump());
+}
+
+}  // namespace
+}  // namespace ns

@@ -1,0 +1,129 @@
+#include "query/results.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+json MeasureJson(const Measure& m) {
+  switch (m.type) {
+    case Measure::Type::kCount: return m.count;
+    case Measure::Type::kReal: return m.real;
+    case Measure::Type::kNone: break;
+  }
+  return nullptr;
+}
+
+json OptionalJson(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json StepsJson(const std::vector<FunnelStepResult>& steps) {
+  json out = json::array();
+  for (size_t k = 0; k < steps.size(); k++) {
+    const FunnelStepResult& st = steps[k];
+    json s;
+    s["event"] = st.event;
+    s["label"] = st.label;
+    s["order"] = k;
+    s["optional"] = st.optional;
+    s["count"] = st.count;
+    s["conversion_from_start"] = st.conversion_from_start;
+    s["conversion_from_previous"] = st.conversion_from_previous;
+    s["median_seconds_from_previous"] = OptionalJson(st.median_seconds_from_previous);
+    s["average_seconds_from_previous"] = OptionalJson(st.average_seconds_from_previous);
+    if (k > 0) {
+      json d;
+      d["count"] = st.dropoff_count;
+      if (st.dropoff_persons) d["persons"] = *st.dropoff_persons;
+      s["dropoff"] = std::move(d);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view MathName(Math m) {
+  switch (m) {
+    case Math::kTotal: return "total";
+    case Math::kDau: return "dau";
+    case Math::kSum: return "sum";
+    case Math::kAvg: return "avg";
+    case Math::kMin: return "min";
+    case Math::kMax: return "max";
+    case Math::kP50: return "p50";
+    case Math::kP90: return "p90";
+  }
+  return "total";
+}
+
+json ToJson(const TrendsResult& r) {
+  json out;
+  out["kind"] = "trends";
+  out["timezone"] = r.timezone;
+  out["interval"] = std::string(IntervalName(r.interval));
+  out["date_from"] = FormatDate(r.date_from);
+  out["date_to"] = FormatDate(r.date_to);
+  const json dates = r.dates;
+  json series = json::array();
+  for (const TrendsSeriesResult& s : r.series) {
+    json sj;
+    sj["label"] = s.label;
+    sj["event"] = s.event;
+    sj["math"] = std::string(MathName(s.math));
+    sj["breakdown_value"] = s.breakdown_value;
+    sj["dates"] = dates;
+    json values = json::array();
+    for (const Measure& m : s.values) values.push_back(MeasureJson(m));
+    sj["values"] = std::move(values);
+    series.push_back(std::move(sj));
+  }
+  out["series"] = std::move(series);
+  return out;
+}
+
+json ToJson(const FunnelResult& r) {
+  json out;
+  out["kind"] = "funnel";
+  out["timezone"] = r.timezone;
+  out["order"] = r.order == FunnelOrder::kOrdered ? "ordered" : r.order == FunnelOrder::kStrict ? "strict" : "unordered";
+  out["window_seconds"] = r.window_seconds;
+  out["date_from"] = FormatDate(r.date_from);
+  out["date_to"] = FormatDate(r.date_to);
+  out["steps"] = StepsJson(r.steps);
+  json bds = json::array();
+  for (const FunnelBreakdownResult& b : r.breakdowns) {
+    json bj;
+    bj["breakdown_value"] = b.breakdown_value;
+    bj["steps"] = StepsJson(b.steps);
+    bds.push_back(std::move(bj));
+  }
+  out["breakdowns"] = std::move(bds);
+  return out;
+}
+
+json ToJson(const RetentionResult& r) {
+  json out;
+  out["kind"] = "retention";
+  out["timezone"] = r.timezone;
+  out["period"] = std::string(IntervalName(r.period));
+  out["periods"] = r.periods;
+  out["mode"] = r.mode == RetentionMode::kExact ? "exact" : "on_or_after";
+  out["first_time"] = r.first_time;
+  out["date_from"] = FormatDate(r.date_from);
+  out["date_to"] = FormatDate(r.date_to);
+  json list = json::array();
+  for (const RetentionCohortResult& c : r.cohorts) {
+    json cj;
+    cj["date"] = FormatDate(c.day);
+    if (c.breakdown_value) cj["breakdown_value"] = *c.breakdown_value;
+    cj["size"] = c.size;
+    cj["values"] = c.values;
+    list.push_back(std::move(cj));
+  }
+  out["cohorts"] = std::move(list);
+  return out;
+}
+
+}  // namespace ns

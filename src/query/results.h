@@ -1,0 +1,102 @@
+// The typed answers of the query kinds. Operators build these; the JSON of docs/queries.md
+// is made from them only at the edge (ToJson, called by each kind's `run` in the registry).
+// The operations layer (KPI reducers, root cause) and the models to come read these
+// structs, never an answer's JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/time_zone.h"
+#include "query/query_spec.h"
+
+namespace ns {
+
+// One value of a trends series: a count (an integer in JSON), a measure (a real: sums,
+// averages, percentiles), or none (no rows for an average, min, max or percentile: null).
+// Counts and measures are kept apart so the answer keeps 5 and 5.0 as they are.
+struct Measure {
+  enum class Type : uint8_t { kNone, kCount, kReal };
+  Type type = Type::kNone;
+  uint64_t count = 0;
+  double real = 0;
+
+  static Measure None() { return {}; }
+  static Measure Count(uint64_t n) { return {Type::kCount, n, 0}; }
+  static Measure Real(double x) { return {Type::kReal, 0, x}; }
+  bool has_value() const { return type != Type::kNone; }
+  double value() const { return type == Type::kCount ? static_cast<double>(count) : real; }  // 0 if none
+};
+
+struct TrendsSeriesResult {
+  std::string label;
+  std::string event;
+  Math math = Math::kTotal;
+  nlohmann::json breakdown_value;  // null without a breakdown
+  std::vector<Measure> values;     // one per bucket of TrendsResult::dates
+};
+
+struct TrendsResult {
+  std::string timezone;
+  Interval interval = Interval::kDay;
+  int32_t date_from = 0, date_to = 0;  // local days
+  std::vector<std::string> dates;      // bucket labels
+  std::vector<TrendsSeriesResult> series;
+};
+
+struct FunnelStepResult {
+  std::string event;
+  std::string label;
+  bool optional = false;
+  uint64_t count = 0;  // persons who reached the step
+  double conversion_from_start = 0;
+  double conversion_from_previous = 0;
+  std::optional<double> median_seconds_from_previous;   // none on step 0 or without conversions
+  std::optional<double> average_seconds_from_previous;
+  uint64_t dropoff_count = 0;  // persons who reached the previous step but not this one (steps >= 1)
+  std::optional<std::vector<std::string>> dropoff_persons;  // display ids; only in the total
+};
+
+struct FunnelBreakdownResult {
+  nlohmann::json breakdown_value;
+  std::vector<FunnelStepResult> steps;
+};
+
+struct FunnelResult {
+  std::string timezone;
+  FunnelOrder order = FunnelOrder::kOrdered;
+  int64_t window_seconds = 0;
+  int32_t date_from = 0, date_to = 0;
+  std::vector<FunnelStepResult> steps;
+  std::vector<FunnelBreakdownResult> breakdowns;  // largest first, empty without a breakdown
+};
+
+struct RetentionCohortResult {
+  int32_t day = 0;  // first day of the cohort's period
+  std::optional<nlohmann::json> breakdown_value;  // set only when the query has a breakdown
+  uint64_t size = 0;
+  std::vector<uint64_t> values;  // persons returning in period k, k = 0..periods-1
+};
+
+struct RetentionResult {
+  std::string timezone;
+  Interval period = Interval::kDay;
+  int periods = 0;
+  RetentionMode mode = RetentionMode::kExact;
+  bool first_time = true;
+  int32_t date_from = 0, date_to = 0;
+  std::vector<RetentionCohortResult> cohorts;  // by (day, breakdown group)
+};
+
+// The response JSON of each kind (docs/queries.md), without "took_ms".
+nlohmann::json ToJson(const TrendsResult& r);
+nlohmann::json ToJson(const FunnelResult& r);
+nlohmann::json ToJson(const RetentionResult& r);
+
+std::string_view MathName(Math m);  // "total", "dau", ...
+
+}  // namespace ns
