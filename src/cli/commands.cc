@@ -137,6 +137,8 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   so.body_timeout_s = o.body_timeout_s;
   so.idle_timeout_s = o.idle_timeout_s;
   so.rate_limit_events_per_s = o.rate_limit;
+  so.query_timeout_ms = static_cast<int64_t>(o.query_timeout_s * 1000.0 + 0.5);
+  if (o.query_timeout_s > 0 && so.query_timeout_ms == 0) so.query_timeout_ms = 1;
   so.rate_limit_burst = o.rate_limit_burst > 0 ? o.rate_limit_burst : 2 * o.rate_limit;
   for (const auto& m : o.sensors_projects) {
     auto eq = m.find('=');

@@ -35,6 +35,7 @@ struct ServeOptions {
   bool allow_private_webhooks = false;  // notification hooks may reach loopback/private addresses
   std::string console_dir;  // the built web console (web/dist); empty = DefaultConsoleDir()
   bool console = true;      // false: serve the API only
+  double query_timeout_s = 120;  // longest a query may run (0 = no limit)
 };
 
 struct BackupOptions {

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
       Set(t, "server.idle_timeout_s", serve.idle_timeout_s);
       Set(t, "ops.allow_private_webhooks", serve.allow_private_webhooks);
       Set(t, "server.console_dir", serve.console_dir);
+      Set(t, "server.query_timeout", serve.query_timeout_s);
       Set(t, "ingest.rate_limit", serve.rate_limit);
       Set(t, "ops.snapshot_time", serve.snapshot_time);
       Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
@@ -132,6 +133,9 @@ int main(int argc, char** argv) {
   s->add_option("--console-dir", serve.console_dir,
                  "the built web console to serve at / (default: web/dist beside the binary or here)")
       ->envname("NORTHSTAR_CONSOLE_DIR");
+  s->add_option("--query-timeout", serve.query_timeout_s,
+                 "seconds a query may run before it is stopped with 504 deadline_exceeded (0 = no limit)")
+      ->envname("NORTHSTAR_QUERY_TIMEOUT")->check(CLI::Range(0.0, 86400.0))->capture_default_str();
   s->add_flag("--console,!--no-console", serve.console, "serve the web console at / (--no-console: the API only)");
   s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")->capture_default_str();
   s->add_option("--sensors-project", serve.sensors_projects,

@@ -17,6 +17,7 @@ std::string_view Status::CodeName() const {
     case StatusCode::kInternal: return "internal";
     case StatusCode::kUnsupportedMediaType: return "unsupported_media_type";
     case StatusCode::kRateLimited: return "rate_limited";
+    case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
   }
   return "unknown";
 }

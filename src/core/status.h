@@ -24,6 +24,7 @@ enum class StatusCode {
   kInternal,
   kUnsupportedMediaType,
   kRateLimited,  // too many requests for a key: retry after a delay (HTTP 429)
+  kDeadlineExceeded,  // a query ran past its deadline or its client went away (HTTP 504)
 };
 
 class [[nodiscard]] Status {
@@ -60,6 +61,7 @@ inline Status ResourceExhausted(std::string m) { return Status(StatusCode::kReso
 inline Status Unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
 inline Status Corruption(std::string m) { return Status(StatusCode::kCorruption, std::move(m)); }
 inline Status RateLimited(std::string m) { return Status(StatusCode::kRateLimited, std::move(m)); }
+inline Status DeadlineExceeded(std::string m) { return Status(StatusCode::kDeadlineExceeded, std::move(m)); }
 inline Status Internal(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 
 template <typename T>

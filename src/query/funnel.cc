@@ -225,7 +225,8 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, con
 
 }  // namespace
 
-StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const PersonNamer& namer) {
+StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const PersonNamer& namer,
+                                 const Deadline* deadline) {
   const size_t n = q.steps.size();
   const int64_t entry_from = tz.DayStartMs(q.from_day), entry_to = tz.DayStartMs(q.to_day + 1);
   const int64_t scan_to = entry_to + q.window_ms + 1;
@@ -346,7 +347,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       }
     };
     const uint64_t order_mask = (1ULL << n) - 1;
-    Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask);
+    Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask, deadline);
     for (size_t i = 0; i < tl.persons.size(); i++) {
       const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
       const size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
@@ -430,7 +431,8 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
                        t.aux, [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
           rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
           rec->last_done = ent ? 1 : 0;
-        });
+        },
+        deadline);
     std::vector<Conv> convs;
     for (auto& c : convs_by_slot) convs.insert(convs.end(), c.begin(), c.end());
     for (uint32_t p = 0; p < np; p++) {
@@ -445,6 +447,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       if (breakdown.active()) group_agg(group_of(c.person)).conv[c.step].push_back(c.ms);
     }
   }
+  if (deadline && deadline->fired()) return deadline->ToStatus();
   FunnelResult out;
   out.timezone = tz.name();
   out.order = q.order;
@@ -469,7 +472,7 @@ const QueryKind kFunnelKind{
     "funnel", {"funnels"},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(request));
-      NS_ASSIGN_OR_RETURN(FunnelResult r, RunFunnel(q, ctx.snap, ctx.tz, ctx.namer));
+      NS_ASSIGN_OR_RETURN(FunnelResult r, RunFunnel(q, ctx.snap, ctx.tz, ctx.namer, ctx.deadline));
       return ToJson(r);
     },
     [](const json& request) { return ParseFunnelQuery(request).status(); },

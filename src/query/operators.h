@@ -15,10 +15,14 @@
 
 namespace ns {
 
-StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
+// With a deadline, an operator stops between blocks once it has expired and answers its
+// DeadlineExceeded.
+StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
+                                 const Deadline* deadline = nullptr);
 StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
-                                   const PersonNamer& namer);
-StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz);
+                                 const PersonNamer& namer, const Deadline* deadline = nullptr);
+StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
+                                       const Deadline* deadline = nullptr);
 
 extern const QueryKind kTrendsKind;     // trends.cc
 extern const QueryKind kFunnelKind;     // funnel.cc

@@ -18,6 +18,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/deadline.h"
 #include "storage/event_store.h"
 
 namespace ns {
@@ -118,10 +119,12 @@ int QueryThreads();
 // and `group(slot, person, ts, ties)` is called once per such group, in time order for each
 // person (ties is not empty; the callee may reorder it). A person is only ever seen by one
 // slot, so per-person state can live in the caller's dense arrays without locks; per-slot
-// state is indexed by `slot`.
+// state is indexed by `slot`. With a deadline, each range stops between parts once it has
+// expired (the caller answers the deadline's status, not what was scanned).
 template <typename Tie, typename Classify, typename Group>
 void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, int slots,
-                      const std::vector<uint32_t>* codes, Classify&& classify, Group&& group) {
+                      const std::vector<uint32_t>* codes, Classify&& classify, Group&& group,
+                      const Deadline* deadline = nullptr) {
   ParallelPersonRanges(persons.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     std::vector<uint64_t> bits;
     std::vector<Tie> ties;
@@ -133,6 +136,7 @@ void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, i
       ties.clear();
     };
     for (const auto& part : scan.parts()) {
+      if (deadline && deadline->Expired()) return;
       const size_t first = scan.LowerBound(part, p_lo, persons), last = scan.LowerBound(part, p_hi, persons);
       PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
         uint32_t person;

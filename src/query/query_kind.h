@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/deadline.h"
 #include "core/status.h"
 #include "core/time_zone.h"
 #include "storage/event_store.h"
@@ -25,6 +26,7 @@ struct QueryContext {
   const StoreSnapshot& snap;
   const TimeZone& tz;
   PersonNamer namer;
+  const Deadline* deadline = nullptr;  // null: no limit
 };
 
 // An answer as a table: the first row is the header. Cells are JSON values (numbers stay
@@ -57,7 +59,7 @@ std::string QueryKindList();
 // operators (query/operators.h) themselves, such as the KPI layer.
 class QueryScope {
  public:
-  QueryScope(EventStore& store, const TimeZone& tz);
+  QueryScope(EventStore& store, const TimeZone& tz, const Deadline* deadline = nullptr);
   const QueryContext& ctx() const { return ctx_; }
 
  private:
@@ -65,7 +67,9 @@ class QueryScope {
   QueryContext ctx_;
 };
 
-// Parses and runs any query on a fresh snapshot of `store`; adds "took_ms".
-StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz);
+// Parses and runs any query on a fresh snapshot of `store`; adds "took_ms". With a
+// deadline, a query cut short answers its DeadlineExceeded, never a partial answer.
+StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz,
+                                  const Deadline* deadline = nullptr);
 
 }  // namespace ns

@@ -48,20 +48,21 @@ StatusOr<const QueryKind*> QueryKindOf(const json& request) {
   return kind;
 }
 
-QueryScope::QueryScope(EventStore& store, const TimeZone& tz)
+QueryScope::QueryScope(EventStore& store, const TimeZone& tz, const Deadline* deadline)
     : snap_(store.Snapshot()),
-      ctx_{*snap_, tz, [ids = &store.identity()](uint32_t person) { return ids->DisplayId(person); }} {}
+      ctx_{*snap_, tz, [ids = &store.identity()](uint32_t person) { return ids->DisplayId(person); }, deadline} {}
 
-StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz) {
+StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz, const Deadline* deadline) {
   NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request));
   auto t0 = std::chrono::steady_clock::now();
-  QueryScope scope(store, tz);
+  QueryScope scope(store, tz, deadline);
   StatusOr<json> out = Status::OK();
   try {
     out = kind->run(request, scope.ctx());
   } catch (const std::exception& e) {
     return Internal(std::string("query failed: ") + e.what());
   }
+  if (deadline && deadline->fired()) return deadline->ToStatus();  // cut short: no partial answer
   if (out.ok()) {
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     (*out)["took_ms"] = ms;

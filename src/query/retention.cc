@@ -33,7 +33,8 @@ int32_t NextPeriod(int32_t period_start, Interval period) {
 
 }  // namespace
 
-StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
+StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
+                                       const Deadline* deadline) {
   const int32_t first_period_day = TimeZone::PeriodStartDay(q.from_day, q.period);
   // Last day any counted return can fall on: end of the last cohort's last period.
   int32_t last_day = TimeZone::PeriodStartDay(q.to_day, q.period);
@@ -175,7 +176,8 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
               return oa != ob ? oa < ob : a.tag < b.tag;
             });
           for (const Tie& t : ties) apply(p, t);
-        });
+        },
+        deadline);
     for (uint32_t p = 0; p < np; p++) {
       if (status[p] != kAnchored) continue;
       add_member(ps[p].cohort, ps[p].group, [&](int k) { return returned_at(p, k); });
@@ -191,7 +193,7 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       }
     };
     // Start events first at equal timestamps, so "after the start event" includes ties.
-    Timelines tl = BuildTimelines(snap, scan_from, scan_to, classify, /*order_mask=*/1);
+    Timelines tl = BuildTimelines(snap, scan_from, scan_to, classify, /*order_mask=*/1, deadline);
     std::vector<uint8_t> returned(static_cast<size_t>(P));
     for (size_t pi = 0; pi < tl.persons.size(); pi++) {
       const TimelineEntry* e = tl.entries.data() + tl.offsets[pi];
@@ -216,6 +218,7 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     }
   }
 
+  if (deadline && deadline->fired()) return deadline->ToStatus();
   RetentionResult out;
   out.timezone = tz.name();
   out.period = q.period;
@@ -256,7 +259,7 @@ const QueryKind kRetentionKind{
     "retention", {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(request));
-      NS_ASSIGN_OR_RETURN(RetentionResult r, RunRetention(q, ctx.snap, ctx.tz));
+      NS_ASSIGN_OR_RETURN(RetentionResult r, RunRetention(q, ctx.snap, ctx.tz, ctx.deadline));
       return ToJson(r);
     },
     [](const json& request) { return ParseRetentionQuery(request).status(); },

@@ -248,7 +248,7 @@ int32_t DayIndex::Day(int64_t ts) const {
 }
 
 Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms, const RowClassifier& classify,
-                         uint64_t order_mask) {
+                         uint64_t order_mask, const Deadline* deadline) {
   const PersonTable& pt = *snap.persons;
   std::vector<uint32_t> count(pt.size() + 1, 0);
   struct Tmp { uint32_t person; TimelineEntry e; };
@@ -258,6 +258,7 @@ Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_
   for (const auto& bp : snap.blocks) {
     const Block& b = *bp;
     if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms) continue;
+    if (deadline && deadline->Expired()) return {};
     tags.assign(b.size(), 0);
     aux.assign(b.size(), 0);
     classify(b, &tags, &aux);

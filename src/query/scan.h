@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/deadline.h"
 #include "core/time_zone.h"
 #include "query/query_spec.h"
 #include "storage/event_store.h"
@@ -136,7 +137,8 @@ struct Timelines {
 using RowClassifier = std::function<void(const Block&, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux)>;
 
 // order_mask selects the tag bits that define the tie order at equal timestamps.
+// Stops between blocks once `deadline` has expired (the caller answers its status).
 Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms, const RowClassifier& classify,
-                         uint64_t order_mask);
+                         uint64_t order_mask, const Deadline* deadline = nullptr);
 
 }  // namespace ns

@@ -100,7 +100,8 @@ double Percentile(std::vector<double>& v, double p) {
 
 }  // namespace
 
-StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz) {
+StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
+                                 const Deadline* deadline) {
   std::vector<Bucket> buckets = tz.MakeBuckets(q.from_day, q.to_day, q.interval);
   std::vector<int64_t> starts;
   for (auto& b : buckets) starts.push_back(b.start_ms);
@@ -223,11 +224,18 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
     std::vector<std::thread> threads;
     for (int t = 1; t < slots; t++)
       threads.emplace_back([&, t] {
-        for (size_t bi = static_cast<size_t>(t); bi < blocks.size(); bi += static_cast<size_t>(slots)) scan_block(bi, partial[static_cast<size_t>(t)]);
+        for (size_t bi = static_cast<size_t>(t); bi < blocks.size(); bi += static_cast<size_t>(slots)) {
+          if (deadline && deadline->Expired()) break;
+          scan_block(bi, partial[static_cast<size_t>(t)]);
+        }
       });
-    for (size_t bi = 0; bi < blocks.size(); bi += static_cast<size_t>(slots)) scan_block(bi, partial[0]);
+    for (size_t bi = 0; bi < blocks.size(); bi += static_cast<size_t>(slots)) {
+      if (deadline && deadline->Expired()) break;
+      scan_block(bi, partial[0]);
+    }
     for (auto& th : threads) th.join();
   }
+  if (deadline && deadline->fired()) return deadline->ToStatus();
   if (over_budget.load())
     return ResourceExhausted("the query needs more than " + std::to_string(kMaxTrendCells) +
                              " (breakdown value, interval) cells: the breakdown property has too many values for this "
@@ -358,7 +366,7 @@ const QueryKind kTrendsKind{
     "trends", {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(request));
-      NS_ASSIGN_OR_RETURN(TrendsResult r, RunTrends(q, ctx.snap, ctx.tz));
+      NS_ASSIGN_OR_RETURN(TrendsResult r, RunTrends(q, ctx.snap, ctx.tz, ctx.deadline));
       return ToJson(r);
     },
     [](const json& request) { return ParseTrendsQuery(request).status(); },

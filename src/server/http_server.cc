@@ -468,6 +468,14 @@ void OfferEncodings(httplib::Request& req, const HttpResponse& out) {
   if (!encoded && offered.find("gzip") != std::string::npos) req.headers.emplace("Accept-Encoding", "gzip");
 }
 
+// True if the peer of `fd` has closed its side (or the socket failed): a query it asked for
+// can stop. Bytes waiting to be read (a pipelined request) do not count as gone.
+bool ClientGone(int fd) {
+  pollfd p{fd, static_cast<short>(POLLRDHUP), 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 // Head-only view of a request for preflight checks.
 HttpRequest ConvertHead(const httplib::Request& req) {
   httplib::Request head = req;
@@ -503,6 +511,7 @@ struct HttpServer::Impl {
                                                   const std::optional<Principal>& who) {
       HttpRequest in = Convert(req);
       in.principal = who ? &*who : nullptr;
+      if (tls_conn) in.client_gone = [fd = tls_conn->fd] { return ClientGone(fd); };
       HttpResponse out;
       handler(in, out);
       OfferEncodings(const_cast<httplib::Request&>(req), out);

@@ -87,6 +87,7 @@ int HttpStatusFor(const Status& st) {
     case StatusCode::kResourceExhausted: return 413;
     case StatusCode::kUnsupportedMediaType: return 415;
     case StatusCode::kRateLimited: return 429;
+    case StatusCode::kDeadlineExceeded: return 504;
     case StatusCode::kUnavailable: return 503;
     default: return 500;
   }

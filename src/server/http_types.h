@@ -28,6 +28,8 @@ struct HttpRequest {
   // Who is calling: set by the auth middleware on every route whose access is not kPublic
   // (server/auth.h), null on public routes.
   const Principal* principal = nullptr;
+  // True once the client has closed its connection (set by the server; empty in tests).
+  std::function<bool()> client_gone;
 
   // Header value by lower-case name ("" if absent).
   std::string Header(std::string_view lower_name) const;

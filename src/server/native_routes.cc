@@ -101,9 +101,11 @@ void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) 
   auto q = ParseJsonBody(req.body);
   if (!q.ok()) return res.Error(q.status());
   ctx.metrics.Add("northstar_queries_total", {});
-  auto out = RunQuery(*q, *(*project)->store, (*project)->tz);
+  Deadline deadline = ctx.QueryDeadline(req);
+  auto out = RunQuery(*q, *(*project)->store, (*project)->tz, &deadline);
   if (!out.ok()) {
     ctx.metrics.Add("northstar_query_errors_total", {});
+    if (out.status().code() == StatusCode::kDeadlineExceeded) ctx.metrics.Add("northstar_queries_stopped_total", {});
     return res.Error(out.status());
   }
   res.Json(200, *out);
@@ -124,7 +126,8 @@ void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& re
   if (!body.contains("step") || !body["step"].is_number_integer())
     return res.Error(InvalidArgument("step: expected the index of a funnel step (1 or more)", "step"));
   int step = body["step"].get<int>();
-  auto out = RunQuery(q, *(*project)->store, (*project)->tz);
+  Deadline deadline = ctx.QueryDeadline(req);
+  auto out = RunQuery(q, *(*project)->store, (*project)->tz, &deadline);
   if (!out.ok()) return res.Error(out.status());
   auto& steps = (*out)["steps"];
   if (step < 1 || step >= static_cast<int>(steps.size()))

@@ -56,6 +56,10 @@ std::string Metrics::Render() const {
   return out;
 }
 
+Deadline ServerContext::QueryDeadline(const HttpRequest& req) const {
+  return Deadline::After(opt.query_timeout_ms, req.client_gone);
+}
+
 StatusOr<Project*> ServerContext::ProjectOf(const HttpRequest& req) {
   if (req.principal == nullptr) return Internal("route has no principal (declare its Access)");
   return registry.OpenProject(req.principal->project);

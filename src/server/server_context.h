@@ -14,6 +14,7 @@
 #include "auth/authenticator.h"
 #include "meta/project_registry.h"
 #include "server/auth.h"
+#include "core/deadline.h"
 #include "server/http_types.h"
 #include "server/rate_limiter.h"
 
@@ -38,6 +39,8 @@ struct ServerOptions {
   // Sensors Data: its project name (?project=NAME) -> Northstar project, for SDKs that send
   // no token. Empty: the token query parameter (a write key) is required.
   std::map<std::string, std::string> sensors_projects;
+  // Longest a query may run (ms; 0 = no limit); it also stops when its client disconnects.
+  int64_t query_timeout_ms = 120'000;
 };
 
 // Prometheus-style labelled counters ("/metrics"). Thread-safe.
@@ -74,6 +77,9 @@ struct ServerContext {
 
   // The project of the request's principal (on routes whose access is not kPublic).
   StatusOr<Project*> ProjectOf(const HttpRequest& req);
+  // The deadline of a query asked by `req`: the server's query timeout, and the request's
+  // connection closing.
+  Deadline QueryDeadline(const HttpRequest& req) const;
   // The principal of a key a collection protocol found (in the body, the query, Basic auth):
   // the project's write key or secret key, as Access::kIngest.
   StatusOr<Principal> IngestKey(const std::string& key);

@@ -2,6 +2,9 @@
 // 30-step funnels, DST days) and the exact error texts of invalid queries.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "query/operators.h"
 #include "query/properties.h"
 #include "storage/event_store.h"
@@ -343,6 +346,64 @@ TEST_F(QueryFixture, TypedResultsAndTheirJson) {
   json rj = Run(rq);
   rj.erase("took_ms");
   EXPECT_EQ(rj.dump(), ToJson(*r).dump());
+}
+
+}  // namespace
+}  // namespace ns
+
+namespace ns {
+namespace {
+
+// Queries carry a deadline: an expired one (time up, or the client gone) stops every kind
+// between blocks with DeadlineExceeded (HTTP 504 "deadline_exceeded"), never a partial answer.
+TEST_F(QueryFixture, DeadlineStopsEveryKind) {
+  for (int d = 1; d <= 5; d++)
+    for (int u = 0; u < 20; u++)
+      Add("u" + std::to_string(u), u % 2 ? "a" : "b", "2025-03-0" + std::to_string(d) + "T10:00:00+08:00");
+  ASSERT_TRUE(store_->Flush().ok());
+  const std::vector<json> queries = {
+      {{"kind", "trends"}, {"series", {{{"event", "a"}}}}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-05"}},
+      {{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"date_from", "2025-03-01"},
+       {"date_to", "2025-03-05"}},
+      {{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"order", "unordered"},
+       {"date_from", "2025-03-01"}, {"date_to", "2025-03-05"}},
+      {{"kind", "retention"}, {"start_event", "a"}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-05"}},
+  };
+  for (const json& q : queries) {
+    Deadline none;
+    EXPECT_TRUE(RunQuery(q, *store_, tz_, &none).ok()) << q.dump();
+    Deadline generous = Deadline::After(60'000, [] { return false; });
+    EXPECT_TRUE(RunQuery(q, *store_, tz_, &generous).ok()) << q.dump();
+
+    Deadline late = Deadline::After(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    auto r = RunQuery(q, *store_, tz_, &late);
+    ASSERT_FALSE(r.ok()) << q.dump();
+    EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+    EXPECT_EQ(r.status().CodeName(), "deadline_exceeded");
+    EXPECT_NE(r.status().message().find("time limit of 0.001 s"), std::string::npos) << r.status().message();
+
+    Deadline gone = Deadline::After(0, [] { return true; });
+    r = RunQuery(q, *store_, tz_, &gone);
+    ASSERT_FALSE(r.ok()) << q.dump();
+    EXPECT_EQ(r.status().message(), "query cancelled: the client closed the connection");
+  }
+}
+
+TEST(DeadlineTest, ExpiresOnceAndStays) {
+  Deadline never;
+  EXPECT_FALSE(never.Expired());
+  EXPECT_FALSE(never.fired());
+  int probes = 0;
+  Deadline d = Deadline::After(0, [&] { return ++probes >= 2; });
+  EXPECT_FALSE(d.Expired());  // first probe: still there
+  EXPECT_FALSE(d.Expired());  // within 20 ms: not probed again
+  EXPECT_EQ(probes, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_TRUE(d.Expired());
+  EXPECT_TRUE(d.fired());
+  EXPECT_TRUE(d.Expired());  // sticky, no more probes
+  EXPECT_EQ(probes, 2);
 }
 
 }  // namespace
