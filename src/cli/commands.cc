@@ -149,7 +149,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // The operations layer: metadata migrations, the first admin account, the scheduler.
   OpsOptions oo;
   oo.snapshot_time = o.snapshot_time;
-  auto ops = OpsService::Open(registry, g.data, oo);
+  auto ops = OpsService::Open(registry, oo);
   if (!ops.ok()) return Fail(ops.status());
   auto admin_password = (*ops)->EnsureAdmin();
   if (!admin_password.ok()) return Fail(admin_password.status());
@@ -928,11 +928,15 @@ int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
   if (!FileExists(g.data + "/meta.db")) return Fail(NotFound("no metadata database in " + g.data + " (is --data right?)"));
   if (FileExists(o.out)) return Fail(AlreadyExists(o.out + " already exists: choose a new directory for the backup"));
   if (Status st = MakeDirs(o.out); !st.ok()) return Fail(st);
-  auto db = MetaDb::Open(g.data + "/meta.db", OpsMigrations());
+  auto db = MetaDb::Open(g.data + "/meta.db");
   if (!db.ok()) return Fail(db.status());
+  const std::map<std::string, int> schema = (*db)->SchemaVersions();
+  std::string schema_text;
+  for (auto& [subsystem, version] : schema)
+    schema_text += (schema_text.empty() ? "" : ", ") + subsystem + " " + std::to_string(version);
   if (Status st = (*db)->Backup(o.out + "/meta.db"); !st.ok()) return Fail(st);
   json manifest{{"format", "northstar-backup 1"}, {"created_at", FormatIsoUtc(NowMs())}, {"data_dir", g.data},
-                {"schema_version", (*db)->SchemaVersion()}, {"projects", json::array()}};
+                {"schema_versions", schema}, {"projects", json::array()}};
   uint64_t files = 0, bytes = 0;
   auto names = ListDir(g.data + "/projects");
   if (names.ok()) {
@@ -953,8 +957,8 @@ int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
     }
   }
   if (Status st = WriteFileAtomic(o.out + "/manifest.json", manifest.dump(2) + "\n"); !st.ok()) return Fail(st);
-  std::printf("backup written to %s: meta.db (schema %d) and a manifest of %llu segment files (%s bytes)\n", o.out.c_str(),
-              (*db)->SchemaVersion(), static_cast<unsigned long long>(files), Thousands(bytes).c_str());
+  std::printf("backup written to %s: meta.db (schema %s) and a manifest of %llu segment files (%s bytes)\n", o.out.c_str(),
+              schema_text.c_str(), static_cast<unsigned long long>(files), Thousands(bytes).c_str());
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "meta/meta_db.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 
@@ -45,8 +46,11 @@ Status MetaDb::Err(const std::string& what) {
   return Internal(msg);
 }
 
-StatusOr<std::unique_ptr<MetaDb>> MetaDb::Open(const std::string& path, const std::vector<Migration>& migrations) {
+StatusOr<std::unique_ptr<MetaDb>> MetaDb::Open(const std::string& path) {
   auto db = std::unique_ptr<MetaDb>(new MetaDb());
+  // Password hashes and channel secrets live here: owner only (issue 8, finding 18), also
+  // for a file created by an older version.
+  for (const char* suffix : {"", "-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
   if (sqlite3_open_v2(path.c_str(), &db->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK)
     return Unavailable("cannot open metadata database " + path + ": " +
@@ -54,30 +58,81 @@ StatusOr<std::unique_ptr<MetaDb>> MetaDb::Open(const std::string& path, const st
   sqlite3_busy_timeout(db->db_, 5000);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=FULL"})
     if (sqlite3_exec(db->db_, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) return db->Err(pragma);
-  NS_RETURN_IF_ERROR(db->Exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-      "applied_at INTEGER NOT NULL)"));
-  int have = db->SchemaVersion();
-  for (const Migration& m : migrations) {
-    if (m.version <= have) continue;
-    Status st = db->Tx([&]() -> Status {
-      char* err = nullptr;
-      if (sqlite3_exec(db->db_, m.sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string e = err ? err : "unknown error";
-        sqlite3_free(err);
-        return Internal("migration " + std::to_string(m.version) + " (" + m.description + ") failed: " + e);
-      }
-      return db->Exec("INSERT INTO schema_migrations(version, description, applied_at) VALUES(?, ?, strftime('%s','now'))",
-                      {int64_t{m.version}, std::string(m.description)});
-    });
-    NS_RETURN_IF_ERROR(st);
-  }
+  NS_RETURN_IF_ERROR(db->UpgradeBookkeeping());
   return db;
 }
 
-int MetaDb::SchemaVersion() {
-  auto rows = Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+// Until issue 9 the registry kept its own `schema_version` table beside the operations
+// layer's `schema_migrations(version, ...)`. Both become rows of one table keyed by
+// (subsystem, version); the registry's single version becomes "projects" 1.
+Status MetaDb::UpgradeBookkeeping() {
+  return Tx([&]() -> Status {
+    NS_ASSIGN_OR_RETURN(auto cols, Query("SELECT name FROM pragma_table_info('schema_migrations')"));
+    bool has_table = !cols.empty(), has_subsystem = false;
+    for (auto& c : cols) has_subsystem |= c.Str(0) == "subsystem";
+    if (has_table && !has_subsystem) {
+      NS_RETURN_IF_ERROR(Exec("ALTER TABLE schema_migrations RENAME TO schema_migrations_v1"));
+      has_table = false;
+    }
+    if (!has_table)
+      NS_RETURN_IF_ERROR(
+          Exec("CREATE TABLE schema_migrations(subsystem TEXT NOT NULL, version INTEGER NOT NULL, "
+               "description TEXT NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY(subsystem, version))"));
+    NS_ASSIGN_OR_RETURN(auto old, Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
+                                        "('schema_migrations_v1', 'schema_version')"));
+    for (auto& t : old) {
+      if (t.Str(0) == "schema_migrations_v1") {
+        NS_RETURN_IF_ERROR(Exec("INSERT INTO schema_migrations(subsystem, version, description, applied_at) "
+                                "SELECT 'ops', version, description, applied_at FROM schema_migrations_v1"));
+        NS_RETURN_IF_ERROR(Exec("DROP TABLE schema_migrations_v1"));
+      } else {
+        NS_RETURN_IF_ERROR(Exec("INSERT OR IGNORE INTO schema_migrations(subsystem, version, description, applied_at) "
+                                "VALUES('projects', 1, 'projects table (was schema_version 1)', strftime('%s','now'))"));
+        NS_RETURN_IF_ERROR(Exec("DROP TABLE schema_version"));
+      }
+    }
+    return Status::OK();
+  });
+}
+
+Status MetaDb::Migrate(const std::string& subsystem, const std::vector<Migration>& migrations) {
+  std::lock_guard lock(mu_);
+  int have = SchemaVersion(subsystem);
+  int last = 0;
+  for (const Migration& m : migrations) {
+    if (m.version <= last)
+      return Internal(subsystem + " migration " + std::to_string(m.version) + " is out of order (after " +
+                      std::to_string(last) + ")");
+    last = m.version;
+    if (m.version <= have) continue;
+    Status st = Tx([&]() -> Status {
+      char* err = nullptr;
+      if (sqlite3_exec(db_, m.sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string e = err ? err : "unknown error";
+        sqlite3_free(err);
+        return Internal(subsystem + " migration " + std::to_string(m.version) + " (" + m.description +
+                        ") failed: " + e);
+      }
+      return Exec("INSERT INTO schema_migrations(subsystem, version, description, applied_at) "
+                  "VALUES(?, ?, ?, strftime('%s','now'))",
+                  {subsystem, int64_t{m.version}, std::string(m.description)});
+    });
+    NS_RETURN_IF_ERROR(st);
+  }
+  return Status::OK();
+}
+
+int MetaDb::SchemaVersion(const std::string& subsystem) {
+  auto rows = Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE subsystem = ?", {subsystem});
   return rows.ok() && !rows->empty() ? static_cast<int>((*rows)[0].Int(0)) : 0;
+}
+
+std::map<std::string, int> MetaDb::SchemaVersions() {
+  std::map<std::string, int> out;
+  auto rows = Query("SELECT subsystem, MAX(version) FROM schema_migrations GROUP BY subsystem");
+  if (rows.ok())
+    for (auto& r : *rows) out[r.Str(0)] = static_cast<int>(r.Int(1));
+  return out;
 }
 
 StatusOr<sqlite3_stmt*> MetaDb::Prepare(const std::string& sql) {

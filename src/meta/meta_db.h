@@ -1,6 +1,7 @@
-// The metadata store of the operations layer: one SQLite database (data/meta.db) in WAL
-// mode with foreign keys on, versioned migrations applied at open, and every statement
-// prepared once and cached. Callers speak plain parameterised SQL of the subset SQLite and
+// The metadata store of the whole server: one SQLite database (data/meta.db) in WAL mode
+// with foreign keys on, one connection shared by every subsystem (the project registry,
+// accounts, operations), each applying its own versioned migrations (Migrate), and every
+// statement prepared once and cached. Callers speak plain parameterised SQL of the subset SQLite and
 // PostgreSQL share (no SQLite-only functions), so a PostgreSQL MetaDb can replace this one
 // behind the same interface (docs/decisions.md).
 // Threading: thread-safe; one connection, serialised by a recursive mutex (Tx nests).
@@ -41,9 +42,13 @@ struct Migration {
 class MetaDb {
  public:
   ~MetaDb();
-  // Opens (creating) the database and applies the migrations not yet applied, each in a
-  // transaction, recording them in schema_migrations.
-  static StatusOr<std::unique_ptr<MetaDb>> Open(const std::string& path, const std::vector<Migration>& migrations);
+  // Opens (creating, owner-only) the database. A database of an older layout (the registry's
+  // own schema_version table, migrations without a subsystem) is brought to this one.
+  static StatusOr<std::unique_ptr<MetaDb>> Open(const std::string& path);
+  // Applies the subsystem's migrations not yet applied, each in a transaction, recording
+  // them in schema_migrations under (subsystem, version). Each subsystem calls it once
+  // when it opens; versions count per subsystem.
+  Status Migrate(const std::string& subsystem, const std::vector<Migration>& migrations);
 
   Status Exec(const std::string& sql, const std::vector<SqlValue>& args = {});
   StatusOr<std::vector<SqlRow>> Query(const std::string& sql, const std::vector<SqlValue>& args = {});
@@ -55,12 +60,16 @@ class MetaDb {
   Status Tx(const std::function<Status()>& fn);
   // A consistent online copy of the whole database (SQLite backup API).
   Status Backup(const std::string& out_path);
-  int SchemaVersion();
+  // The newest applied migration of a subsystem (0 if none).
+  int SchemaVersion(const std::string& subsystem);
+  // Every subsystem's newest applied migration.
+  std::map<std::string, int> SchemaVersions();
 
  private:
   StatusOr<sqlite3_stmt*> Prepare(const std::string& sql);
   Status Bind(sqlite3_stmt* s, const std::vector<SqlValue>& args, const std::string& sql);
   Status Err(const std::string& what);
+  Status UpgradeBookkeeping();
   sqlite3* db_ = nullptr;
   std::recursive_mutex mu_;
   int tx_depth_ = 0;

@@ -4,7 +4,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include <chrono>
 
@@ -14,34 +13,21 @@ namespace ns {
 
 namespace {
 
-// RAII prepared statement.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~Stmt() { sqlite3_finalize(s_); }
-  bool ok() const { return s_ != nullptr; }
-  Stmt& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  int Step() { return sqlite3_step(s_); }
-  std::string Text(int i) {
-    auto p = sqlite3_column_text(s_, i);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-  int64_t Int(int i) { return sqlite3_column_int64(s_, i); }
+constexpr const char* kInfoColumns = "SELECT name, timezone, write_key, created_at_ms FROM projects";
 
- private:
-  sqlite3_stmt* s_ = nullptr;
-};
-
-ProjectInfo RowInfo(Stmt& s) { return ProjectInfo{s.Text(0), s.Text(1), s.Text(2), s.Int(3)}; }
+ProjectInfo RowInfo(const SqlRow& r) { return ProjectInfo{r.Str(0), r.Str(1), r.Str(2), r.Int(3)}; }
 
 }  // namespace
+
+const std::vector<Migration>& RegistryMigrations() {
+  // IF NOT EXISTS: databases made before the registry used MetaDb already have the table.
+  static const std::vector<Migration> kMigrations = {
+      {1, "projects and their keys",
+       "CREATE TABLE IF NOT EXISTS projects(name TEXT PRIMARY KEY, timezone TEXT NOT NULL, "
+       "write_key TEXT NOT NULL UNIQUE, secret_key_sha256 TEXT NOT NULL UNIQUE, created_at_ms INTEGER NOT NULL);"},
+  };
+  return kMigrations;
+}
 
 std::string Sha256Hex(const std::string& s) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -78,43 +64,20 @@ Status ValidateProjectName(const std::string& name) {
   return Status::OK();
 }
 
-ProjectRegistry::~ProjectRegistry() {
-  CloseAll();
-  if (db_) sqlite3_close(db_);
-}
-
-Status ProjectRegistry::Exec(const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "unknown error";
-    sqlite3_free(err);
-    return Internal("metadata store: " + m);
-  }
-  return Status::OK();
-}
+ProjectRegistry::~ProjectRegistry() { CloseAll(); }
 
 StatusOr<std::unique_ptr<ProjectRegistry>> ProjectRegistry::Open(const std::string& data_dir, StoreOptions store_options) {
   NS_RETURN_IF_ERROR(MakeDirs(data_dir + "/projects"));
   auto r = std::unique_ptr<ProjectRegistry>(new ProjectRegistry());
   r->dir_ = data_dir;
   r->store_options_ = store_options;
-  std::string path = data_dir + "/meta.db";
-  // Password hashes, channel secrets and events live here: owner only (finding 18). Files
-  // created later inherit the process umask (0077, set in main); older directories are fixed.
+  // Events live here: owner only (finding 18); a directory made by an older version is fixed.
   ::chmod(data_dir.c_str(), 0700);
-  for (const char* suffix : {"", "-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
-  if (sqlite3_open_v2(path.c_str(), &r->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK)
-    return Unavailable("cannot open metadata store " + path + ": " + sqlite3_errmsg(r->db_));
-  sqlite3_busy_timeout(r->db_, 5000);
-  NS_RETURN_IF_ERROR(r->Exec("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;"));
-  NS_RETURN_IF_ERROR(r->Exec(
-      "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS projects(name TEXT PRIMARY KEY, timezone TEXT NOT NULL, write_key TEXT NOT NULL UNIQUE,"
-      " secret_key_sha256 TEXT NOT NULL UNIQUE, created_at_ms INTEGER NOT NULL);"));
-  {
-    Stmt s(r->db_, "SELECT COUNT(*) FROM schema_version");
-    if (s.ok() && s.Step() == SQLITE_ROW && s.Int(0) == 0) NS_RETURN_IF_ERROR(r->Exec("INSERT INTO schema_version VALUES(1)"));
+  NS_ASSIGN_OR_RETURN(r->db_, MetaDb::Open(data_dir + "/meta.db"));
+  NS_RETURN_IF_ERROR(r->db_->Migrate("projects", RegistryMigrations()));
+  if (store_options.background && !store_options.runner) {
+    r->runner_ = std::make_unique<MaintenanceRunner>(2);
+    r->store_options_.runner = r->runner_.get();
   }
   return r;
 }
@@ -125,60 +88,55 @@ StatusOr<CreatedProject> ProjectRegistry::Create(const std::string& name, const 
   CreatedProject c;
   c.info = ProjectInfo{name, tz.name(), RandomToken("nsw_", 32), NowMs()};
   c.secret_key = RandomToken("nss_", 40);
-  std::lock_guard lk(mu_);
-  Stmt s(db_, "INSERT INTO projects(name, timezone, write_key, secret_key_sha256, created_at_ms) VALUES(?,?,?,?,?)");
-  s.Bind(1, name).Bind(2, c.info.timezone).Bind(3, c.info.write_key).Bind(4, Sha256Hex(c.secret_key)).Bind(5, c.info.created_at_ms);
-  int rc = s.Step();
-  if (rc == SQLITE_CONSTRAINT) return AlreadyExists("project '" + name + "' already exists");
-  if (rc != SQLITE_DONE) return Internal(std::string("metadata store: ") + sqlite3_errmsg(db_));
+  Status st = db_->Exec(
+      "INSERT INTO projects(name, timezone, write_key, secret_key_sha256, created_at_ms) VALUES(?,?,?,?,?)",
+      {name, c.info.timezone, c.info.write_key, Sha256Hex(c.secret_key), c.info.created_at_ms});
+  if (st.code() == StatusCode::kAlreadyExists) return AlreadyExists("project '" + name + "' already exists");
+  NS_RETURN_IF_ERROR(st);
   return c;
 }
 
 StatusOr<ProjectInfo> ProjectRegistry::Get(const std::string& name) {
-  std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT name, timezone, write_key, created_at_ms FROM projects WHERE name = ?");
-  s.Bind(1, name);
-  if (s.Step() != SQLITE_ROW) return NotFound("no project named '" + name + "'");
-  return RowInfo(s);
+  NS_ASSIGN_OR_RETURN(auto rows, db_->Query(std::string(kInfoColumns) + " WHERE name = ?", {name}));
+  if (rows.empty()) return NotFound("no project named '" + name + "'");
+  return RowInfo(rows[0]);
 }
 
 std::vector<ProjectInfo> ProjectRegistry::List() {
-  std::lock_guard lk(mu_);
   std::vector<ProjectInfo> out;
-  Stmt s(db_, "SELECT name, timezone, write_key, created_at_ms FROM projects ORDER BY name");
-  while (s.Step() == SQLITE_ROW) out.push_back(RowInfo(s));
+  auto rows = db_->Query(std::string(kInfoColumns) + " ORDER BY name");
+  if (rows.ok())
+    for (auto& r : *rows) out.push_back(RowInfo(r));
   return out;
 }
 
 StatusOr<std::string> ProjectRegistry::RotateSecretKey(const std::string& name) {
   std::string key = RandomToken("nss_", 40);
-  std::lock_guard lk(mu_);
-  Stmt s(db_, "UPDATE projects SET secret_key_sha256 = ? WHERE name = ?");
-  s.Bind(1, Sha256Hex(key)).Bind(2, name);
-  if (s.Step() != SQLITE_DONE) return Internal(std::string("metadata store: ") + sqlite3_errmsg(db_));
-  if (sqlite3_changes(db_) == 0) return NotFound("no project named '" + name + "'");
+  int64_t changed = 0;
+  NS_RETURN_IF_ERROR(db_->Tx([&]() -> Status {
+    NS_RETURN_IF_ERROR(db_->Exec("UPDATE projects SET secret_key_sha256 = ? WHERE name = ?", {Sha256Hex(key), name}));
+    changed = db_->Changes();
+    return Status::OK();
+  }));
+  if (changed == 0) return NotFound("no project named '" + name + "'");
   return key;
 }
 
 StatusOr<ProjectInfo> ProjectRegistry::ByWriteKey(const std::string& key) {
-  std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT name, timezone, write_key, created_at_ms FROM projects WHERE write_key = ?");
-  s.Bind(1, key);
-  if (s.Step() != SQLITE_ROW) return Unauthenticated("unknown write key");
-  return RowInfo(s);
+  NS_ASSIGN_OR_RETURN(auto rows, db_->Query(std::string(kInfoColumns) + " WHERE write_key = ?", {key}));
+  if (rows.empty()) return Unauthenticated("unknown write key");
+  return RowInfo(rows[0]);
 }
 
 StatusOr<ProjectInfo> ProjectRegistry::BySecretKey(const std::string& key) {
-  std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT name, timezone, write_key, created_at_ms FROM projects WHERE secret_key_sha256 = ?");
-  s.Bind(1, Sha256Hex(key));
-  if (s.Step() != SQLITE_ROW) return Unauthenticated("unknown secret key");
-  return RowInfo(s);
+  NS_ASSIGN_OR_RETURN(auto rows, db_->Query(std::string(kInfoColumns) + " WHERE secret_key_sha256 = ?", {Sha256Hex(key)}));
+  if (rows.empty()) return Unauthenticated("unknown secret key");
+  return RowInfo(rows[0]);
 }
 
 StatusOr<Project*> ProjectRegistry::OpenProject(const std::string& name) {
   NS_ASSIGN_OR_RETURN(ProjectInfo info, Get(name));
-  std::lock_guard lk(mu_);
+  MutexLock l(&mu_);
   auto it = open_.find(name);
   if (it != open_.end()) return it->second.get();
   auto p = std::make_unique<Project>();
@@ -191,8 +149,12 @@ StatusOr<Project*> ProjectRegistry::OpenProject(const std::string& name) {
 }
 
 void ProjectRegistry::CloseAll() {
-  std::lock_guard lk(mu_);
-  open_.clear();
+  std::map<std::string, std::unique_ptr<Project>> closing;
+  {
+    MutexLock l(&mu_);
+    closing.swap(open_);
+  }
+  closing.clear();  // flushes each store, outside the lock
 }
 
 }  // namespace ns

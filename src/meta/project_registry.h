@@ -11,11 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "core/time_zone.h"
+#include "meta/meta_db.h"
 #include "storage/event_store.h"
-
-struct sqlite3;
+#include "storage/maintenance_runner.h"
 
 namespace ns {
 
@@ -40,7 +41,11 @@ struct Project {
 class ProjectRegistry {
  public:
   ~ProjectRegistry();
+  // Opens data_dir/meta.db (the one metadata database every subsystem shares: meta_db())
+  // and applies the registry's migrations. Stores opened later share one MaintenanceRunner
+  // when store_options.background is on.
   static StatusOr<std::unique_ptr<ProjectRegistry>> Open(const std::string& data_dir, StoreOptions store_options = {});
+  MetaDb& meta_db() { return *db_; }
 
   StatusOr<CreatedProject> Create(const std::string& name, const std::string& timezone);
   StatusOr<ProjectInfo> Get(const std::string& name);
@@ -56,16 +61,22 @@ class ProjectRegistry {
   StatusOr<Project*> OpenProject(const std::string& name);
   const std::string& data_dir() const { return dir_; }
   // Closes every open store (flushing memtables).
-  void CloseAll();
+  void CloseAll() EXCLUDES(mu_);
+  // Threads of the shared background runner (0 without background work).
+  int background_threads() const { return runner_ ? runner_->threads() : 0; }
 
  private:
-  Status Exec(const std::string& sql);
   std::string dir_;
   StoreOptions store_options_;
-  std::mutex mu_;
-  sqlite3* db_ = nullptr;
-  std::map<std::string, std::unique_ptr<Project>> open_;
+  std::unique_ptr<MetaDb> db_;
+  // Declared before open_: the stores remove their tasks from it as they close.
+  std::unique_ptr<MaintenanceRunner> runner_;
+  Mutex mu_;
+  std::map<std::string, std::unique_ptr<Project>> open_ GUARDED_BY(mu_);
 };
+
+// The registry's migrations (subsystem "projects").
+const std::vector<Migration>& RegistryMigrations();
 
 Status ValidateProjectName(const std::string& name);
 std::string Sha256Hex(const std::string& s);

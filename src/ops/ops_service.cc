@@ -24,15 +24,15 @@ bool InQuietHours(const std::string& range, int m) {
   return *a < *b ? (m >= *a && m < *b) : (m >= *a || m < *b);
 }
 
-OpsService::OpsService(ProjectRegistry& registry, std::unique_ptr<MetaDb> db, OpsOptions options)
-    : accounts(*db),
-      scenarios(*db, registry),
-      kpis(*db, registry),
-      channels(*db),
-      alerts(*db, kpis, channels),
-      evaluations(*db, scenarios, kpis),
+OpsService::OpsService(ProjectRegistry& registry, OpsOptions options)
+    : accounts(registry.meta_db()),
+      scenarios(registry.meta_db(), registry),
+      kpis(registry.meta_db(), registry),
+      channels(registry.meta_db()),
+      alerts(registry.meta_db(), kpis, channels),
+      evaluations(registry.meta_db(), scenarios, kpis),
       registry_(registry),
-      db_(std::move(db)),
+      db_(&registry.meta_db()),
       options_(std::move(options)) {
   // The built-in jobs, after the snapshot time of each project's local day.
   auto after_snapshot_time = [](const ProjectSettings& s, int minute) {
@@ -56,11 +56,10 @@ OpsService::OpsService(ProjectRegistry& registry, std::unique_ptr<MetaDb> db, Op
 
 OpsService::~OpsService() { StopScheduler(); }
 
-StatusOr<std::unique_ptr<OpsService>> OpsService::Open(ProjectRegistry& registry, const std::string& data_dir,
-                                                       OpsOptions options) {
+StatusOr<std::unique_ptr<OpsService>> OpsService::Open(ProjectRegistry& registry, OpsOptions options) {
   NS_RETURN_IF_ERROR(ParseClock(options.snapshot_time, "snapshot_time").status());
-  NS_ASSIGN_OR_RETURN(auto db, MetaDb::Open(data_dir + "/meta.db", OpsMigrations()));
-  return std::unique_ptr<OpsService>(new OpsService(registry, std::move(db), std::move(options)));
+  NS_RETURN_IF_ERROR(registry.meta_db().Migrate("ops", OpsMigrations()));
+  return std::unique_ptr<OpsService>(new OpsService(registry, std::move(options)));
 }
 
 StatusOr<std::optional<std::string>> OpsService::EnsureAdmin() {

@@ -50,8 +50,9 @@ struct ScheduledJob {
 class OpsService {
  public:
   ~OpsService();
-  static StatusOr<std::unique_ptr<OpsService>> Open(ProjectRegistry& registry, const std::string& data_dir,
-                                                    OpsOptions options = {});
+  // Uses the registry's metadata database (one for the server) and applies the
+  // operations layer's migrations to it.
+  static StatusOr<std::unique_ptr<OpsService>> Open(ProjectRegistry& registry, OpsOptions options = {});
 
   MetaDb& db() { return *db_; }
   ProjectRegistry& registry() { return registry_; }
@@ -85,13 +86,13 @@ class OpsService {
   void StopScheduler();
 
  private:
-  OpsService(ProjectRegistry& registry, std::unique_ptr<MetaDb> db, OpsOptions options);
+  OpsService(ProjectRegistry& registry, OpsOptions options);
   void SchedulerLoop();
   bool RanToday(const std::string& project, const std::string& job, const std::string& day);
   void MarkRan(const std::string& project, const std::string& job, const std::string& day);
 
   ProjectRegistry& registry_;
-  std::unique_ptr<MetaDb> db_;
+  MetaDb* db_;  // the registry's
   OpsOptions options_;
   std::vector<ScheduledJob> jobs_;
   std::thread scheduler_;

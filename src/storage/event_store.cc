@@ -1,7 +1,6 @@
 #include "storage/event_store.h"
 
 #include <spdlog/spdlog.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,14 +82,18 @@ bool DecodeEvent(BinReader& r, Event* e) {
 
 EventStore::~EventStore() {
   {
-    std::lock_guard lk(queue_mu_);
+    MutexLock l(&queue_mu_);
     stopping_ = true;
+    while (!queue_.empty()) drained_cv_.Wait();  // rounds in progress finish
   }
-  queue_cv_.notify_all();
-  maint_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
-  if (maintenance_.joinable()) maintenance_.join();
-  if (identity_ && wal_) {
+  if (runner_) runner_->Remove(task_id_);  // waits for a pass in progress
+  own_runner_.reset();
+  bool opened;
+  {
+    MutexLock wl(&write_mu_);
+    opened = identity_ && wal_;
+  }
+  if (opened) {
     Status st = Flush();
     if (!st.ok()) spdlog::error("flush at shutdown failed (the WAL keeps the events): {}", st.ToString());
   }
@@ -106,8 +109,14 @@ StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir, S
   NS_ASSIGN_OR_RETURN(s->identity_, IdentityMap::Open(dir + "/identity"));
   s->seen_ = std::make_unique<FingerprintSet>();
   NS_RETURN_IF_ERROR(s->Recover());
-  s->writer_ = std::thread([p = s.get()] { p->WriterLoop(); });
-  if (options.background) s->maintenance_ = std::thread([p = s.get()] { p->MaintenanceLoop(); });
+  if (options.background) {
+    s->runner_ = options.runner;
+    if (!s->runner_) {
+      s->own_runner_ = std::make_unique<MaintenanceRunner>(1);
+      s->runner_ = s->own_runner_.get();
+    }
+    s->task_id_ = s->runner_->Add([p = s.get()] { p->Maintain(); });
+  }
   return s;
 }
 
@@ -127,7 +136,8 @@ Status EventStore::WriteCheckpoint() {
   return WriteFileAtomic(dir_ + "/CHECKPOINT", buf);
 }
 
-Status EventStore::Recover() {
+// Single-threaded: runs inside Open, before the store is shared with any other thread.
+Status EventStore::Recover() NO_THREAD_SAFETY_ANALYSIS {
   std::string cp_path = dir_ + "/CHECKPOINT";
   if (FileExists(cp_path)) {
     NS_ASSIGN_OR_RETURN(std::string text, ReadFile(cp_path));
@@ -135,6 +145,7 @@ Status EventStore::Recover() {
     if (!cp.ok()) return Corruption("CHECKPOINT in " + dir_ + " is malformed (" + cp.status().message() + ")");
     generation_ = cp->generation;
     wal_through_ = cp->wal_through;
+    published_generation_ = generation_;
   }
   std::string seg_dir = dir_ + "/segments";
   NS_ASSIGN_OR_RETURN(auto names, ListDir(seg_dir));
@@ -199,8 +210,9 @@ Status EventStore::Recover() {
       continue;
     }
     WalReplayStats st;
-    std::lock_guard wl(write_mu_);
+    MutexLock wl(&write_mu_);
     Status s = ReplayWal(wal_dir, seq, /*truncate=*/true, [&](std::string_view payload) -> Status {
+      write_mu_.AssertHeld();  // wl, above
       BinReader r(payload);
       uint32_t n = r.U32();
       std::vector<MemRow> rows;
@@ -231,33 +243,32 @@ Status EventStore::Recover() {
 }
 
 StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability durability, IdentityTrust trust) {
-  Request req{&events, durability, trust, {}};
-  auto fut = req.done.get_future();
-  {
-    std::lock_guard lk(queue_mu_);
-    if (stopping_) return Unavailable("the event store is shutting down");
-    queue_.push_back(&req);
+  Request req(&queue_mu_);
+  req.events = &events;
+  req.durability = durability;
+  req.trust = trust;
+  MutexLock l(&queue_mu_);
+  if (stopping_) return Unavailable("the event store is shutting down");
+  queue_.push_back(&req);
+  // Group commit: the request at the front of the queue writes one round for every request
+  // queued behind it (one fsync for all); the others wait for their result.
+  while (!req.done && &req != queue_.front()) req.cv.Wait();
+  if (req.done) return std::move(req.result);
+  std::vector<Request*> round(queue_.begin(), queue_.end());
+  queue_mu_.Unlock();
+  ProcessRound(round);
+  queue_mu_.Lock();
+  for (Request* r : round) {
+    queue_.pop_front();  // the round is the queue's prefix: only its leader pops
+    r->done = true;
+    if (r != &req) r->cv.Signal();
   }
-  queue_cv_.notify_one();
-  return fut.get();
+  if (!queue_.empty()) queue_.front()->cv.Signal();  // the next round's leader
+  else drained_cv_.SignalAll();
+  return std::move(req.result);
 }
 
-void EventStore::WriterLoop() {
-  pthread_setname_np(pthread_self(), "ns-writer");
-  for (;;) {
-    std::vector<Request*> round;
-    {
-      std::unique_lock lk(queue_mu_);
-      queue_cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
-      round.assign(queue_.begin(), queue_.end());
-      queue_.clear();
-    }
-    ProcessRound(round);
-  }
-}
-
-void EventStore::ProcessRound(std::vector<Request*>& round) {
+void EventStore::ProcessRound(const std::vector<Request*>& round) {
   std::vector<AppendResult> results(round.size());
   std::vector<MemRow> rows;
   std::vector<uint64_t> new_fps;
@@ -265,8 +276,9 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
   std::string last_event;
   uint32_t last_code = 0;
   Status st;
+  bool flush_due = false;
   {
-    std::lock_guard wl(write_mu_);
+    MutexLock wl(&write_mu_);
     bool any_wal = false;
     for (size_t r = 0; r < round.size(); r++) {
       BinWriter payload;
@@ -311,38 +323,37 @@ void EventStore::ProcessRound(std::vector<Request*>& round) {
       (void)wal_->Rollback();
     } else {
       for (uint64_t f : new_fps) seen_->Insert(f);
-      AddToMemtable(rows);
+      flush_due = AddToMemtable(rows);
     }
   }
   for (size_t r = 0; r < round.size(); r++) {
-    if (st.ok()) round[r]->done.set_value(results[r]);
+    if (st.ok()) round[r]->result = results[r];
     // Any failure to write (disk full, read-only, EIO, EACCES, ...) is retryable for the
     // client: 503, never a 4xx that would make an SDK drop the batch.
-    else round[r]->done.set_value(Status(st.code() == StatusCode::kResourceExhausted ? st.code() : StatusCode::kUnavailable,
-                                         "events not stored: " + st.message()));
+    else round[r]->result = Status(st.code() == StatusCode::kResourceExhausted ? st.code() : StatusCode::kUnavailable,
+                                   "events not stored: " + st.message());
   }
-  if (memtable_rows_ >= opt_.flush_rows) maint_cv_.notify_all();
+  if (flush_due && runner_) runner_->Wake(task_id_);
 }
 
-void EventStore::AddToMemtable(std::vector<MemRow>& rows) {
-  if (rows.empty()) return;
-  std::lock_guard lk(state_mu_);
+bool EventStore::AddToMemtable(std::vector<MemRow>& rows) {
+  MutexLock l(&state_mu_);
+  if (rows.empty()) return memtable_rows_ >= opt_.flush_rows;
   if (memtable_rows_ == 0) memtable_since_ms_ = NowMs();
   for (auto& r : rows) {
     open_rows_.push_back(std::move(r));
     if (open_rows_.size() >= opt_.seal_rows) SealOpenRows();
   }
   memtable_rows_ += rows.size();
+  return memtable_rows_ >= opt_.flush_rows;
 }
 
-// REQUIRES: state_mu_ held.
 std::shared_ptr<Block> EventStore::OpenRowsBlock() const {
   BlockBuilder b;
   for (const auto& r : open_rows_) b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
   return b.Finish();
 }
 
-// REQUIRES: state_mu_ held.
 void EventStore::SealOpenRows() {
   if (open_rows_.empty()) return;
   sealed_.push_back(OpenRowsBlock());
@@ -352,7 +363,7 @@ void EventStore::SealOpenRows() {
 }
 
 Status EventStore::Flush() {
-  std::lock_guard ml(maint_mu_);
+  MutexLock ml(&maint_mu_);
   return FlushLocked();
 }
 
@@ -386,9 +397,10 @@ std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std:
 
 Status EventStore::FlushLocked() {
   uint64_t old_seq;
+  std::vector<std::shared_ptr<const Block>> to_write;
   {
-    std::lock_guard wl(write_mu_);
-    std::lock_guard sl(state_mu_);
+    MutexLock wl(&write_mu_);
+    MutexLock sl(&state_mu_);
     SealOpenRows();
     if (sealed_.empty()) return Status::OK();
     old_seq = wal_->seq();
@@ -398,15 +410,16 @@ Status EventStore::FlushLocked() {
     flushing_ = std::move(sealed_);
     sealed_.clear();
     memtable_rows_ = 0;
+    to_write = flushing_;
   }
   auto restore = [&] {
-    std::lock_guard sl(state_mu_);
+    MutexLock sl(&state_mu_);
     sealed_.insert(sealed_.begin(), flushing_.begin(), flushing_.end());
     for (auto& b : flushing_) memtable_rows_ += b->size();
     flushing_.clear();
   };
   const uint64_t gen = generation_ + 1;
-  auto parts = BuildPartitions(flushing_, *identity_->Snapshot());
+  auto parts = BuildPartitions(to_write, *identity_->Snapshot());
   std::vector<SegmentInfo> written;
   for (auto& [day, block] : parts) {
     std::string path = dir_ + "/segments/" + SegmentFileName(day, gen);
@@ -430,8 +443,9 @@ Status EventStore::FlushLocked() {
     restore();
     return st;
   }
+  published_generation_ = generation_;
   {
-    std::lock_guard sl(state_mu_);
+    MutexLock sl(&state_mu_);
     for (auto& w : written) partitions_[w.meta.partition_day].push_back(std::move(w));
     flushing_.clear();
   }
@@ -446,7 +460,7 @@ Status EventStore::CompactPartition(int32_t day) {
   std::vector<std::shared_ptr<const Block>> blocks;
   std::vector<SegmentInfo> old;
   {
-    std::lock_guard sl(state_mu_);
+    MutexLock sl(&state_mu_);
     auto it = partitions_.find(day);
     if (it == partitions_.end() || it->second.size() < 2) return Status::OK();
     old = it->second;
@@ -471,8 +485,9 @@ Status EventStore::CompactPartition(int32_t day) {
     ::unlink(path.c_str());
     return st;
   }
+  published_generation_ = generation_;
   {
-    std::lock_guard sl(state_mu_);
+    MutexLock sl(&state_mu_);
     auto& list = partitions_[day];
     std::vector<SegmentInfo> keep;
     for (auto& s : list) {
@@ -487,10 +502,10 @@ Status EventStore::CompactPartition(int32_t day) {
 }
 
 Status EventStore::CompactAll() {
-  std::lock_guard ml(maint_mu_);
+  MutexLock ml(&maint_mu_);
   std::vector<int32_t> days;
   {
-    std::lock_guard sl(state_mu_);
+    MutexLock sl(&state_mu_);
     for (auto& [d, l] : partitions_)
       if (l.size() > 1) days.push_back(d);
   }
@@ -498,46 +513,37 @@ Status EventStore::CompactAll() {
   return Status::OK();
 }
 
-void EventStore::MaintenanceLoop() {
-  pthread_setname_np(pthread_self(), "ns-maintenance");
-  for (;;) {
-    {
-      std::unique_lock lk(maint_wait_mu_);
-      maint_cv_.wait_for(lk, std::chrono::milliseconds(500));
-    }
-    {
-      std::lock_guard lk(queue_mu_);
-      if (stopping_) return;
-    }
-    bool flush;
-    {
-      std::lock_guard sl(state_mu_);
-      flush = memtable_rows_ >= opt_.flush_rows ||
-              (memtable_rows_ > 0 && opt_.flush_interval_ms > 0 && NowMs() - memtable_since_ms_ >= opt_.flush_interval_ms);
-    }
-    std::lock_guard ml(maint_mu_);
-    if (flush) {
-      if (Status st = FlushLocked(); !st.ok()) spdlog::error("flush failed (will retry): {}", st.ToString());
-    }
-    // Compaction: partitions with many segments, or settled partitions (older than
-    // yesterday) with more than one.
-    std::vector<int32_t> days;
-    int32_t settled = UtcDay(NowMs()) - 1;
-    {
-      std::lock_guard sl(state_mu_);
-      for (auto& [d, l] : partitions_)
-        if (l.size() >= opt_.compact_trigger || (l.size() > 1 && d < settled)) days.push_back(d);
-    }
-    for (int32_t d : days)
-      if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
+// One pass of background work, run by the MaintenanceRunner: a flush when the memtable is
+// large or old enough, then compaction.
+void EventStore::Maintain() {
+  bool flush;
+  {
+    MutexLock sl(&state_mu_);
+    flush = memtable_rows_ >= opt_.flush_rows ||
+            (memtable_rows_ > 0 && opt_.flush_interval_ms > 0 && NowMs() - memtable_since_ms_ >= opt_.flush_interval_ms);
   }
+  MutexLock ml(&maint_mu_);
+  if (flush) {
+    if (Status st = FlushLocked(); !st.ok()) spdlog::error("flush failed (will retry): {}", st.ToString());
+  }
+  // Compaction: partitions with many segments, or settled partitions (older than
+  // yesterday) with more than one.
+  std::vector<int32_t> days;
+  int32_t settled = UtcDay(NowMs()) - 1;
+  {
+    MutexLock sl(&state_mu_);
+    for (auto& [d, l] : partitions_)
+      if (l.size() >= opt_.compact_trigger || (l.size() > 1 && d < settled)) days.push_back(d);
+  }
+  for (int32_t d : days)
+    if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
 }
 
 std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
   auto snap = std::make_shared<StoreSnapshot>();
   snap->events = &dict_;
   {
-    std::lock_guard sl(state_mu_);
+    MutexLock sl(&state_mu_);
     for (auto& [d, l] : partitions_)
       for (auto& s : l) snap->blocks.push_back(s.block);
     snap->blocks.insert(snap->blocks.end(), flushing_.begin(), flushing_.end());
@@ -555,7 +561,7 @@ std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
 }
 
 uint64_t EventStore::memtable_rows() {
-  std::lock_guard sl(state_mu_);
+  MutexLock sl(&state_mu_);
   uint64_t n = memtable_rows_;
   for (auto& b : flushing_) n += b->size();
   return n;
@@ -563,7 +569,7 @@ uint64_t EventStore::memtable_rows() {
 
 StoreStats EventStore::Stats() {
   StoreStats s = recovery_stats_;
-  std::lock_guard sl(state_mu_);
+  MutexLock sl(&state_mu_);
   for (auto& [d, l] : partitions_)
     for (auto& seg : l) {
       s.segments++;
@@ -576,7 +582,7 @@ StoreStats EventStore::Stats() {
   auto persons = identity_->Snapshot();
   for (uint32_t d = 0; d < persons->size(); d++)
     if (persons->person_of[d] == d) s.persons++;
-  s.generation = generation_;
+  s.generation = published_generation_;
   return s;
 }
 

@@ -1,31 +1,31 @@
 // EventStore: the durable event store of one project (DESIGN §4).
 //
-//   Append ──► writer thread (group commit): dedup, identity, WAL append + fsync ──► memtable
-//   maintenance thread: memtable ──flush──► segments (one per UTC-day partition, sorted by
-//   person, ts) ──► CHECKPOINT ──► old WAL files deleted; compaction merges a partition's
-//   segments.
+//   Append ──► group commit (the first waiting caller writes for all): dedup, identity,
+//   WAL append + fsync ──► memtable
+//   maintenance (a MaintenanceRunner shared by every store): memtable ──flush──► segments
+//   (one per UTC-day partition, sorted by person, ts) ──► CHECKPOINT ──► old WAL files
+//   deleted; compaction merges a partition's segments.
 //
 // Directory layout (docs/storage-format.md): wal/, identity/, segments/, CHECKPOINT.
-// Threading: every public method is thread-safe.
+// Threading: every public method is thread-safe. A store owns no thread (issue 8, finding
+// 19): writes run on the callers' threads, background work on the runner's.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
-#include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/file_util.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "storage/block.h"
 #include "storage/event.h"
 #include "storage/event_dict.h"
 #include "storage/identity.h"
+#include "storage/maintenance_runner.h"
 #include "storage/segment.h"
 #include "storage/wal.h"
 
@@ -39,8 +39,11 @@ struct StoreOptions {
   int64_t flush_interval_ms = 30'000;
   // Open memtable rows are sealed into an immutable block every this many rows.
   size_t seal_rows = 16'384;
-  // Run the flush/compaction thread. Off in tools that flush explicitly (import, tests).
+  // Flush and compact in the background. Off in tools that flush explicitly (import, tests).
   bool background = true;
+  // Where background work runs: the server passes one runner for all its projects; when
+  // null (and background is on) the store makes a one-thread runner of its own.
+  MaintenanceRunner* runner = nullptr;
   // A partition with this many segments is compacted even if it is still receiving events.
   size_t compact_trigger = 8;
 };
@@ -102,11 +105,15 @@ class EventStore {
   const std::string& dir() const { return dir_; }
 
  private:
+  // One Append call waiting in the group-commit queue (LevelDB's DBImpl::Writer).
   struct Request {
-    std::vector<Event>* events;
-    Durability durability;
-    IdentityTrust trust;
-    std::promise<StatusOr<AppendResult>> done;
+    explicit Request(Mutex* mu) : cv(mu) {}
+    std::vector<Event>* events = nullptr;
+    Durability durability = Durability::kWal;
+    IdentityTrust trust = IdentityTrust::kSecretKey;
+    bool done = false;
+    StatusOr<AppendResult> result = AppendResult{};
+    CondVar cv;
   };
   struct MemRow {
     uint32_t did;
@@ -119,52 +126,53 @@ class EventStore {
   class FingerprintSet;
 
   EventStore() = default;
-  Status Recover();
-  void WriterLoop();
-  void MaintenanceLoop();
-  void ProcessRound(std::vector<Request*>& round);
-  // REQUIRES: write_mu_ held.
-  void AddToMemtable(std::vector<MemRow>& rows);
-  void SealOpenRows();
-  std::shared_ptr<Block> OpenRowsBlock() const;  // REQUIRES: state_mu_ held
-  Status WriteCheckpoint();
-  Status CompactPartition(int32_t day);
-  Status FlushLocked();
+  Status Recover() EXCLUDES(write_mu_, state_mu_);
+  void Maintain() EXCLUDES(maint_mu_, state_mu_);
+  // Writes one round of queued requests (WAL, identity log, memtable) and sets their results.
+  void ProcessRound(const std::vector<Request*>& round) EXCLUDES(write_mu_, state_mu_);
+  // True when the memtable reached flush_rows.
+  bool AddToMemtable(std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(state_mu_);
+  void SealOpenRows() REQUIRES(state_mu_);
+  std::shared_ptr<Block> OpenRowsBlock() const REQUIRES(state_mu_);
+  Status WriteCheckpoint() REQUIRES(maint_mu_);
+  Status CompactPartition(int32_t day) REQUIRES(maint_mu_) EXCLUDES(state_mu_);
+  Status FlushLocked() REQUIRES(maint_mu_) EXCLUDES(write_mu_, state_mu_);
 
   std::string dir_;
   StoreOptions opt_;
   std::unique_ptr<DirLock> lock_;
   EventDict dict_;
-  std::unique_ptr<IdentityMap> identity_;
-  std::unique_ptr<FingerprintSet> seen_;
+  std::unique_ptr<IdentityMap> identity_;  // mutated only under write_mu_
+  std::unique_ptr<FingerprintSet> seen_ PT_GUARDED_BY(write_mu_);
 
-  // Writer side (group commit).
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<Request*> queue_;
-  bool stopping_ = false;
-  std::thread writer_;
+  // Group commit: callers queue; the one at the front writes the round for everyone queued.
+  Mutex queue_mu_;
+  std::deque<Request*> queue_ GUARDED_BY(queue_mu_);
+  bool stopping_ GUARDED_BY(queue_mu_) = false;
+  CondVar drained_cv_{&queue_mu_};  // the queue became empty (the destructor waits for it)
 
-  std::mutex write_mu_;  // held by a write round and by flush's memtable rotation
-  std::unique_ptr<WalWriter> wal_;
+  Mutex write_mu_ ACQUIRED_BEFORE(state_mu_);  // held by a write round and by flush's memtable rotation
+  std::unique_ptr<WalWriter> wal_ PT_GUARDED_BY(write_mu_);
 
-  // Readable state, guarded by state_mu_.
-  std::mutex state_mu_;
-  std::map<int32_t, std::vector<SegmentInfo>> partitions_;
-  std::vector<std::shared_ptr<const Block>> flushing_;  // memtable being written out
-  std::vector<std::shared_ptr<const Block>> sealed_;    // memtable, sealed blocks
-  std::vector<MemRow> open_rows_;                       // memtable, not yet sealed
-  std::shared_ptr<const Block> open_block_cache_;       // open_rows_ as a block (queries)
-  size_t open_block_cache_rows_ = 0;
-  size_t memtable_rows_ = 0;
-  int64_t memtable_since_ms_ = 0;
+  // Readable state.
+  Mutex state_mu_;
+  std::map<int32_t, std::vector<SegmentInfo>> partitions_ GUARDED_BY(state_mu_);
+  std::vector<std::shared_ptr<const Block>> flushing_ GUARDED_BY(state_mu_);  // memtable being written out
+  std::vector<std::shared_ptr<const Block>> sealed_ GUARDED_BY(state_mu_);    // memtable, sealed blocks
+  std::vector<MemRow> open_rows_ GUARDED_BY(state_mu_);                       // memtable, not yet sealed
+  std::shared_ptr<const Block> open_block_cache_ GUARDED_BY(state_mu_);       // open_rows_ as a block (queries)
+  size_t open_block_cache_rows_ GUARDED_BY(state_mu_) = 0;
+  size_t memtable_rows_ GUARDED_BY(state_mu_) = 0;
+  int64_t memtable_since_ms_ GUARDED_BY(state_mu_) = 0;
 
-  std::mutex maint_mu_;  // serialises flush and compaction
-  uint64_t generation_ = 0;
-  uint64_t wal_through_ = 0;
-  std::thread maintenance_;
-  std::condition_variable maint_cv_;
-  std::mutex maint_wait_mu_;
+  Mutex maint_mu_ ACQUIRED_BEFORE(write_mu_);  // serialises flush and compaction
+  uint64_t generation_ GUARDED_BY(maint_mu_) = 0;
+  uint64_t wal_through_ GUARDED_BY(maint_mu_) = 0;
+  // generation_ as last committed, for Stats() without waiting for a flush in progress.
+  std::atomic<uint64_t> published_generation_{0};
+  std::unique_ptr<MaintenanceRunner> own_runner_;  // when the options bring none
+  MaintenanceRunner* runner_ = nullptr;
+  uint64_t task_id_ = 0;
   StoreStats recovery_stats_;
 };
 

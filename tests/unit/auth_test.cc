@@ -23,7 +23,7 @@ class AuthTest : public ::testing::Test {
     ASSERT_TRUE(shop.ok()) << shop.status().ToString();
     shop_ = *shop;
     ASSERT_TRUE(registry_->Create("blog", "UTC").ok());
-    auto ops = OpsService::Open(*registry_, dir_.path());
+    auto ops = OpsService::Open(*registry_);
     ASSERT_TRUE(ops.ok()) << ops.status().ToString();
     ops_ = std::move(*ops);
   }

@@ -282,9 +282,10 @@ struct Ops {
     ASSERT_TRUE(reg.ok()) << reg.status().ToString();
     registry = std::move(*reg);
     ASSERT_TRUE(registry->Create("p", tz).ok());
-    auto m = MetaDb::Open(dir.path() + "/ops.db", OpsMigrations());
+    auto m = MetaDb::Open(dir.path() + "/ops.db");
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     db = std::move(*m);
+    ASSERT_TRUE(db->Migrate("ops", OpsMigrations()).ok());
     kpis = std::make_unique<Kpis>(*db, *registry);
     channels = std::make_unique<Channels>(*db);
     alerts = std::make_unique<Alerts>(*db, *kpis, *channels);
