@@ -58,26 +58,8 @@ RESEND_CHUNK = 4000
 TIME_BUDGET_S = 200  # stop starting new cycles after this (a cycle never runs into the CTest timeout)
 
 
+from nsclient import request  # noqa: E402
 from nsserver import Server, TestFailure, binary_from_argv, check, run_check  # noqa: E402
-
-
-def request(port, method, path, key, body=None, timeout=120):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {"Authorization": "Bearer " + key}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            if not isinstance(body, bytes):
-                body = json.dumps(body).encode()
-        conn.request(method, path, body=body, headers=headers)
-        r = conn.getresponse()
-        data = r.read()
-        try:
-            return r.status, json.loads(data)
-        except ValueError:
-            return r.status, data
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------- workload
@@ -172,6 +154,7 @@ class Workload:
             b += 1
             body = json.dumps(events, separators=(",", ":")).encode()
             del events
+            # A raw connection on purpose: the server is killed mid-request; refused, lost and acked count apart.
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:
                 conn.connect()
@@ -236,9 +219,9 @@ class Verifier:
         if breakdown:
             q["breakdown"] = breakdown
             q["breakdown_limit"] = 1000
-        st, out = request(self.port, "POST", "/api/v1/query", self.secret, q)
-        check(st == 200, f"query {json.dumps(q)} -> HTTP {st} {out}")
-        return out
+        r = request(self.port, "POST", "/api/v1/query", q, key=self.secret, timeout=120)
+        check(r.status == 200, f"query {json.dumps(q)} -> {r}")
+        return r.json()
 
     def count_cycle(self, k):
         out = self.trends(filters=[{"property": "cycle", "op": "eq", "value": k}])
@@ -255,9 +238,9 @@ class Verifier:
         return res
 
     def stats(self):
-        st, out = request(self.port, "GET", "/api/v1/project", self.secret)
-        check(st == 200, f"GET /api/v1/project -> HTTP {st} {out}")
-        return out["stats"]
+        r = request(self.port, "GET", "/api/v1/project", key=self.secret, timeout=120)
+        check(r.status == 200, f"GET /api/v1/project -> {r}")
+        return r.json()["stats"]
 
     def total(self):
         return self.stats()["events"]
@@ -276,8 +259,10 @@ class Verifier:
         acc = dup = 0
         for b in batches:
             for body, n in b.chunks(RESEND_CHUNK):
-                st, out = request(self.port, "POST", "/api/v1/events", self.write, body)
-                check(st == 200, f"re-send of {n} events -> HTTP {st} {str(out)[:500]}")
+                r = request(self.port, "POST", "/api/v1/events", body, key=self.write, ctype="application/json",
+                            timeout=120)
+                check(r.status == 200, f"re-send of {n} events -> {r}")
+                out = r.json()
                 check(not out.get("errors"), f"re-send reported errors: {str(out['errors'])[:500]}")
                 check(out["accepted"] + out["duplicates"] == n, f"re-send of {n}: {out}")
                 acc += out["accepted"]

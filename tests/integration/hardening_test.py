@@ -32,8 +32,9 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_one  # noqa: E402
-from opsclient import Client, close_connections, create_project, login  # noqa: E402
+from nsclient import Client, login, request  # noqa: E402
+from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from opsclient import create_project  # noqa: E402
 
 CTX = {}
 PROJECT = "hard"
@@ -65,12 +66,12 @@ def secret():
 
 
 def count_events(event):
-    r = http_request(srv().port, "POST", "/api/v1/query",
+    r = request(srv().port, "POST", "/api/v1/query",
                      body=json.dumps({"kind": "trends", "series": [{"event": event}],
                                       "date_from": "2020-01-01", "date_to": "2029-12-31", "interval": "month"}),
                      headers={"Authorization": "Bearer " + CTX["keys"]["secret_key"]})
     check(r.status == 200, f"count {event}: {r}")
-    return sum(v for v in r.json["series"][0]["values"] if v)
+    return sum(v for v in r.json()["series"][0]["values"] if v)
 
 
 # ------------------------------------------------------------------------------ finding 1
@@ -81,7 +82,7 @@ def test_gzip_bomb_without_key_is_refused_before_inflating():
     pid = srv().proc.pid
     before = rss_mb(pid)
     t = time.time()
-    r = http_request(srv().port, "POST", "/api/v1/events", body=bomb,
+    r = request(srv().port, "POST", "/api/v1/events", body=bomb,
                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
     took = time.time() - t
     check_eq(r.status, 401, "gzip bomb without a key")
@@ -97,7 +98,7 @@ def test_gzip_bomb_with_key_stops_at_the_limit():
     results = []
 
     def one():
-        results.append(http_request(srv().port, "POST", "/api/v1/events", body=bomb,
+        results.append(request(srv().port, "POST", "/api/v1/events", body=bomb,
                                     headers={"Content-Encoding": "gzip", "Content-Type": "application/json",
                                              "Authorization": "Bearer " + CTX["keys"]["write_key"]}))
 
@@ -109,14 +110,14 @@ def test_gzip_bomb_with_key_stops_at_the_limit():
     check_eq(len(results), 3, "answers to three concurrent bombs")
     for r in results:
         check_eq(r.status, 413, "gzip bomb with a write key")
-        check(r.json["error"]["code"] == "resource_exhausted", f"error code: {r}")
-        check("limit" in r.json["error"]["message"], f"message names the limit: {r}")
+        check(r.json()["error"]["code"] == "resource_exhausted", f"error code: {r}")
+        check("limit" in r.json()["error"]["message"], f"message names the limit: {r}")
     grown = rss_mb(pid) - before
     # Three bodies capped at the 20 MiB limit each, plus allocator slack.
     check(grown < 256, f"RSS grew by {grown:.0f} MB for three refused bombs (6.2 GB before the fix)")
     # The server still stores good events.
     good = json.dumps([{"event": "after_bomb", "distinct_id": "u1", "timestamp": "2026-01-05T10:00:00Z"}])
-    r = http_request(srv().port, "POST", "/api/v1/events", body=good,
+    r = request(srv().port, "POST", "/api/v1/events", body=good,
                      headers={"Authorization": "Bearer " + CTX["keys"]["write_key"], "Content-Type": "application/json"})
     check_eq(r.status, 200, "a good batch after the bombs")
     check_eq(count_events("after_bomb"), 1, "events stored after the bombs")
@@ -132,16 +133,16 @@ def test_gzip_bomb_on_collection_protocols():
     for path, headers in (("/v1/batch", {"Authorization": basic}), ("/batch/", {}), ("/sa?token=" + wk, {})):
         h = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
         h.update(headers)
-        r = http_request(srv().port, "POST", path, body=bomb, headers=h)
+        r = request(srv().port, "POST", path, body=bomb, headers=h)
         check(r.status in (400, 413), f"gzip bomb on {path}: {r}")
     grown = rss_mb(pid) - before
     check(grown < 256, f"RSS grew by {grown:.0f} MB on the collection routes")
 
 
 def test_body_on_a_get_is_refused_unread():
-    r = http_request(srv().port, "GET", "/healthz", body=CTX["bomb"], headers={"Content-Encoding": "gzip"})
+    r = request(srv().port, "GET", "/healthz", body=CTX["bomb"], headers={"Content-Encoding": "gzip"})
     check_eq(r.status, 400, "GET with a body")
-    r = http_request(srv().port, "GET", "/healthz")
+    r = request(srv().port, "GET", "/healthz")
     check_eq(r.status, 200, "healthz afterwards")
 
 
@@ -149,6 +150,7 @@ def test_body_on_a_get_is_refused_unread():
 
 
 def open_idle(n):
+    # Raw sockets on purpose: connections held open idle, beyond any client's pool.
     socks = []
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
@@ -166,8 +168,8 @@ def open_idle(n):
 
 def probe(timeout=3.0):
     t = time.time()
-    try:
-        r = http_request(srv().port, "GET", "/healthz", timeout=timeout)
+    try:  # a new connection: the server must still accept and serve one
+        r = request(srv().port, "GET", "/healthz", timeout=timeout, fresh=True)
         return r.status == 200, time.time() - t
     except OSError:
         return False, time.time() - t
@@ -191,7 +193,7 @@ def test_idle_keepalive_connections_hold_no_worker():
 
 def test_slowloris_heads_hold_no_worker_and_are_closed():
     socks = []
-    for _ in range(40):
+    for _ in range(40):  # raw sockets on purpose: heads sent slowly (slowloris)
         s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
         s.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\n")
         socks.append(s)
@@ -239,7 +241,7 @@ def test_connection_limit_per_address():
     extra = []
     try:
         refused = 0
-        for _ in range(10):
+        for _ in range(10):  # raw sockets on purpose: bare connections over the limit
             s = socket.create_connection(("127.0.0.1", srv().port), timeout=5)
             extra.append(s)
             s.settimeout(0.5)
@@ -268,7 +270,7 @@ def test_high_cardinality_breakdown_is_memory_bounded():
         batch = [{"event": "hc", "distinct_id": f"p{i % 5000}", "uuid": f"hc-{i}",
                   "timestamp": f"2026-{1 + i % 11:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
                   "properties": {"rid": f"r{i}"}} for i in range(start, start + 10_000)]
-        r = http_request(srv().port, "POST", "/api/v1/events", body=json.dumps(batch),
+        r = request(srv().port, "POST", "/api/v1/events", body=json.dumps(batch),
                          headers={"Authorization": "Bearer " + wk, "Content-Type": "application/json"})
         check_eq(r.status, 200, "hc batch")
     pid = srv().proc.pid
@@ -276,12 +278,12 @@ def test_high_cardinality_breakdown_is_memory_bounded():
     q = {"kind": "trends", "series": [{"event": "hc", "math": "dau"}], "date_from": "2016-12-05",
          "date_to": "2026-12-03", "breakdown": "rid", "breakdown_limit": 1000}
     t = time.time()
-    r = http_request(srv().port, "POST", "/api/v1/query", body=json.dumps(q),
+    r = request(srv().port, "POST", "/api/v1/query", body=json.dumps(q),
                      headers={"Authorization": "Bearer " + CTX["keys"]["secret_key"]}, timeout=120)
     took = time.time() - t
     check_eq(r.status, 200, "ten-year DAU broken down by a unique id")
-    check_eq(len(r.json["series"]), 1000, "series kept")
-    check(all(sum(v for v in s["values"] if v) == 1 for s in r.json["series"]), "each rid is one person once")
+    check_eq(len(r.json()["series"]), 1000, "series kept")
+    check(all(sum(v for v in s["values"] if v) == 1 for s in r.json()["series"]), "each rid is one person once")
     peak = rss_mb(pid) - before
     check(peak < 1500, f"RSS grew by {peak:.0f} MB (the kernel killed it at 24 GB before the fix)")
     print(f"  ten-year breakdown by a unique id: {took:.1f}s, RSS +{peak:.0f} MB", flush=True)
@@ -394,7 +396,7 @@ def test_credentials_can_be_managed():
     vic, _ = login(port, "vic@hard.test", user_pw, project=PROJECT)
     boss.ok("PATCH", f"/api/v1/users/{vid}", {"disabled": True})
     check_eq(vic.req("GET", "/api/v1/auth/me").status, 401, "a disabled user's session")
-    r = http_request(port, "POST", "/api/v1/auth/login", body=json.dumps({"email": "vic@hard.test", "password": user_pw}),
+    r = request(port, "POST", "/api/v1/auth/login", body=json.dumps({"email": "vic@hard.test", "password": user_pw}),
                      headers={"Content-Type": "application/json"})
     check_eq(r.status, 401, "login of a disabled user")
     # The last admin cannot be demoted (other admins are demoted first, with the secret key).
@@ -430,12 +432,12 @@ def test_csv_cells_secrets_logs_and_file_modes():
     planted = '=HYPERLINK("http://evil.test","x")'
     batch = [{"event": "csv_a", "distinct_id": planted, "timestamp": "2026-03-01T10:00:00Z"},
              {"event": "csv_a", "distinct_id": "-1-1", "timestamp": "2026-03-01T10:00:00Z"}]
-    r = http_request(port, "POST", "/api/v1/events", body=json.dumps(batch),
+    r = request(port, "POST", "/api/v1/events", body=json.dumps(batch),
                      headers={"Authorization": "Bearer " + wk, "Content-Type": "application/json"})
     check_eq(r.status, 200, "planted ids")
     q = {"query": {"steps": [{"event": "csv_a"}, {"event": "csv_b"}], "date_from": "2026-03-01", "date_to": "2026-03-02"},
          "step": 1}
-    r = http_request(port, "POST", "/api/v1/query/dropoffs.csv", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
+    r = request(port, "POST", "/api/v1/query/dropoffs.csv", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
     check_eq(r.status, 200, "dropoffs.csv")
     text = r.body.decode()
     check("\"'=HYPERLINK" in text and "'-1-1" in text, f"formula cells neutralised: {text!r}")
@@ -447,7 +449,7 @@ def test_csv_cells_secrets_logs_and_file_modes():
     check("secret-token" not in listed and "WXYZ" in listed, f"masked URL: {listed}")
     check("secret-token" not in json.dumps(c.ok("GET", "/api/v1/audit-log?limit=20")), "URL masked in the audit log")
     # A login email with a newline cannot forge a log line.
-    http_request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+    request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
                  body=json.dumps({"email": "x@y.z\n2026-12-03 12:00:00.000 info FORGED admin logged in", "password": "p"}))
     time.sleep(0.2)
     with open(srv().log_path, errors="replace") as f:
@@ -482,7 +484,7 @@ def test_cors_only_on_collection_routes_and_cookies_never_authenticate_there():
     # Reading routes answer no CORS header: another site's page cannot read them with a user's cookie.
     for method, path in (("OPTIONS", "/api/v1/kpis"), ("GET", "/api/v1/kpis"), ("OPTIONS", "/api/v1/query"),
                          ("GET", "/api/v1/project")):
-        r = http_request(port, method, path, headers=dict(evil, **{"Access-Control-Request-Method": "POST"}))
+        r = request(port, method, path, headers=dict(evil, **{"Access-Control-Request-Method": "POST"}))
         check("access-control-allow-origin" not in r.headers, f"{method} {path}: CORS headers {r.headers}")
     # Collection routes allow browser SDKs (as PostHog's capture does) but a session cookie is never a credential there.
     boss, _ = login(port, "boss@hard.test", "Admin-pw-0123456789", project=PROJECT)
@@ -492,9 +494,9 @@ def test_cors_only_on_collection_routes_and_cookies_never_authenticate_there():
             ("/batch/", json.dumps({"batch": [{"event": "cors_probe", "distinct_id": "x"}]}), "application/json"),
             ("/v1/batch", json.dumps({"batch": [{"type": "track", "event": "cors_probe", "userId": "x"}]}), "application/json"),
             ("/sa", "data=" + urllib.parse.quote(sa), "application/x-www-form-urlencoded")):
-        r = http_request(port, "POST", path, body=body, headers=dict(evil, **cookie, **{"Content-Type": ctype}))
+        r = request(port, "POST", path, body=body, headers=dict(evil, **cookie, **{"Content-Type": ctype}))
         check(r.status in (400, 401), f"{path} with only a session cookie: {r.status} {r.body[:200]!r}")
-    r = http_request(port, "POST", "/api/v1/events", body=json.dumps({"event": "cors_probe", "distinct_id": "x"}),
+    r = request(port, "POST", "/api/v1/events", body=json.dumps({"event": "cors_probe", "distinct_id": "x"}),
                      headers=dict(evil, **cookie, **{"Content-Type": "application/json"}))
     check_eq(r.status, 401, "native ingest with only a session cookie")
     check("access-control-allow-origin" not in r.headers, f"native ingest answers no CORS header: {r.headers}")
@@ -508,14 +510,14 @@ def test_write_key_cannot_merge_two_identified_persons():
     wk, sk = CTX["keys"]["write_key"], CTX["keys"]["secret_key"]
 
     def send(key, events):
-        r = http_request(port, "POST", "/api/v1/events", body=json.dumps(events),
+        r = request(port, "POST", "/api/v1/events", body=json.dumps(events),
                          headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
         check_eq(r.status, 200, f"batch {r.body[:300]!r}")
         return json.loads(r.body)
 
     def persons():
         q = {"kind": "trends", "series": [{"event": "id_probe", "math": "dau"}], "date_from": "2026-04-01", "date_to": "2026-04-01"}
-        r = http_request(port, "POST", "/api/v1/query", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
+        r = request(port, "POST", "/api/v1/query", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
         check_eq(r.status, 200, "query")
         return sum(json.loads(r.body)["series"][0]["values"])
 
@@ -531,7 +533,7 @@ def test_write_key_cannot_merge_two_identified_persons():
     out = send(wk, [ident("mallory@x", "victim@x")])
     check_eq(out.get("merges_refused"), 1, f"refused merge reported: {out}")
     check("warnings" in out and out["warnings"][0]["code"] == "merge_refused", f"warning: {out}")
-    r = http_request(port, "POST", "/batch/", body=json.dumps({"api_key": wk, "batch": [
+    r = request(port, "POST", "/batch/", body=json.dumps({"api_key": wk, "batch": [
         {"event": "$create_alias", "distinct_id": "mallory@x", "properties": {"alias": "victim@x"}, "timestamp": ts}]}),
         headers={"Content-Type": "application/json"})
     check_eq(r.status, 200, "PostHog alias accepted (stored, merge not applied)")
@@ -578,7 +580,7 @@ def test_cli_query_asks_a_running_server():
         check(want in out and "into project hard" in out, f"import #{attempt}: {out[:500]}")
     q = {"kind": "trends", "series": [{"event": "imp_view", "math": "dau"}, {"event": "imp_view"}],
          "date_from": "2026-04-02", "date_to": "2026-04-02"}
-    r = http_request(port, "POST", "/api/v1/query", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
+    r = request(port, "POST", "/api/v1/query", body=json.dumps(q), headers={"Authorization": "Bearer " + sk})
     series = json.loads(r.body)["series"]
     check_eq([series[0]["values"], series[1]["values"]], [[49], [2500]], "persons (imp0 and imp1 merged) and events")
 
@@ -592,14 +594,14 @@ def test_failed_logins_back_off():
     statuses = []
     t = time.time()
     for _ in range(8):
-        r = http_request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+        r = request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
                          body=json.dumps({"email": "Tom@hard.test", "password": "wrong-password-1"}))
         statuses.append(r.status)
         if r.status == 429:
             check(int(r.headers.get("retry-after", "0")) >= 1, f"Retry-After on 429: {r.headers}")
     check(statuses[:5] == [401] * 5 and 429 in statuses[5:], f"statuses of 8 wrong logins: {statuses}")
     # Even the right password waits while the account is backed off.
-    r = http_request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+    r = request(port, "POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
                      body=json.dumps({"email": "tom@hard.test", "password": "Tom-pw-0123456789"}))
     check_eq(r.status, 429, "the right password during the back-off")
     check(time.time() - t < 10, "the refusals are immediate")
@@ -631,7 +633,6 @@ def main():
                  test_cors_only_on_collection_routes_and_cookies_never_authenticate_there,
                  test_failed_logins_back_off]
         passed = sum(run_one(t) for t in tests)
-        close_connections()
         alive = CTX["server"].alive()
         rc = CTX["server"].stop()
         print(f"{passed} passed, {len(tests) - passed} failed")

@@ -15,7 +15,6 @@ marked with "PRODUCT BUG" in this file.
 
 import datetime as dt
 import gzip
-import http.client
 import json
 import os
 import queue
@@ -37,7 +36,8 @@ TZ_OFFSET = dt.timezone(dt.timedelta(hours=8))  # Asia/Shanghai: UTC+8, no DST
 MAX_BODY = 20 << 20
 
 
-from nsserver import Resp, Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_check, run_one  # noqa: E402
+from nsclient import request  # noqa: E402
+from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_check, run_one  # noqa: E402
 
 
 class Api:
@@ -48,27 +48,19 @@ class Api:
         self.accepted_total = 0  # sum of "accepted" over every ingest response of this project
 
     def req(self, method, path, body=None, key=None, ctype=None, headers=None, timeout=60):
-        h = dict(headers or {})
-        if key:
-            h["Authorization"] = "Bearer " + key
-        if body is not None and not isinstance(body, (bytes, bytearray)):
-            body = json.dumps(body).encode()
-            ctype = ctype or "application/json"
-        if ctype:
-            h["Content-Type"] = ctype
-        return http_request(self.server.port, method, path, body=body, headers=h, timeout=timeout)
+        return request(self.server.port, method, path, body, headers, key=key, ctype=ctype, timeout=timeout)
 
     def post_events(self, body, key="write", ctype=None, headers=None):
         k = self.write_key if key == "write" else self.secret_key if key == "secret" else key
         r = self.req("POST", "/api/v1/events", body=body, key=k, ctype=ctype, headers=headers)
-        if isinstance(r.json, dict) and isinstance(r.json.get("accepted"), int):
-            self.accepted_total += r.json["accepted"]
+        if isinstance(r.json(), dict) and isinstance(r.json().get("accepted"), int):
+            self.accepted_total += r.json()["accepted"]
         return r
 
     def query(self, q, expect=200):
         r = self.req("POST", "/api/v1/query", body=q, key=self.secret_key)
         check(r.status == expect, f"query {json.dumps(q)} -> {r}")
-        return r.json
+        return r.json()
 
     def trends(self, event, date_from, date_to, math="total", filters=None, interval="day"):
         q = {"kind": "trends", "series": [{"event": event, "math": math}], "date_from": date_from,
@@ -85,7 +77,7 @@ class Api:
     def project(self):
         r = self.req("GET", "/api/v1/project", key=self.secret_key)
         check(r.status == 200, f"GET /api/v1/project -> {r}")
-        return r.json
+        return r.json()
 
     def metrics(self):
         r = self.req("GET", "/metrics")
@@ -107,10 +99,10 @@ CTX = {}  # binary, tmp root, data dir
 
 def expect_ok(r, accepted, duplicates=0, what="ingest"):
     check(r.status == 200, f"{what}: expected HTTP 200, got {r}")
-    check(isinstance(r.json, dict), f"{what}: response is not a JSON object: {r}")
-    check_eq(r.json.get("accepted"), accepted, f"{what}: accepted")
-    check_eq(r.json.get("duplicates"), duplicates, f"{what}: duplicates")
-    return r.json
+    check(isinstance(r.json(), dict), f"{what}: response is not a JSON object: {r}")
+    check_eq(r.json().get("accepted"), accepted, f"{what}: accepted")
+    check_eq(r.json().get("duplicates"), duplicates, f"{what}: duplicates")
+    return r.json()
 
 
 def ev(name, did="u1", ts=None, props=None, uid=None):
@@ -158,7 +150,7 @@ def test(fn):
 def healthz():
     r = API.req("GET", "/healthz")
     check_eq(r.status, 200, "GET /healthz status")
-    check_eq(r.json, {"status": "ok"}, "GET /healthz body")
+    check_eq(r.json(), {"status": "ok"}, "GET /healthz body")
     check("application/json" in r.headers.get("content-type", ""), f"content-type {r.headers.get('content-type')}")
 
 
@@ -244,14 +236,14 @@ def malformed_json():
     body = b'[{"event":"mal_x","distinct_id":"u"},\n{bad}]'
     r = API.post_events(body, ctype="application/json")
     check_eq(r.status, 400, f"malformed JSON status ({r})")
-    err = (r.json or {}).get("error", {})
+    err = (r.json() or {}).get("error", {})
     check_eq(err.get("code"), "invalid_argument", "error.code")
     off = body.index(b"bad")
     want = f"malformed JSON at byte {off} (line 2, column 2)"
     check(err.get("message", "").startswith(want), f"error.message should start with {want!r}: {err.get('message')!r}")
     r = API.post_events(b'[{"event":', ctype="application/json")
     check_eq(r.status, 400, f"truncated JSON status ({r})")
-    check("malformed JSON at byte" in r.json["error"]["message"], f"truncated JSON message: {r.json}")
+    check("malformed JSON at byte" in r.json()["error"]["message"], f"truncated JSON message: {r.json()}")
     check_eq(API.trends("mal_x", "2025-01-01", "2026-12-31", interval="month")["values"], [0] * 24,
              "nothing of a malformed body is stored")
 
@@ -260,14 +252,14 @@ def malformed_json():
 def missing_event_field():
     r = API.post_events([{"distinct_id": "u1", "timestamp": iso_local(2025, 4, 6)}])
     check_eq(r.status, 400, f"status ({r})")
-    check_eq(r.json.get("accepted"), 0, "accepted")
-    check_eq(len(r.json.get("errors", [])), 1, f"errors {r.json}")
-    e = r.json["errors"][0]
+    check_eq(r.json().get("accepted"), 0, "accepted")
+    check_eq(len(r.json().get("errors", [])), 1, f"errors {r.json()}")
+    e = r.json()["errors"][0]
     check_eq(e.get("index"), 0, "index")
     check_eq(e.get("code"), "invalid_event", "code")
     check_eq(e.get("field"), "events[0].event", "field")
     check("required field is missing" in e.get("message", ""), f"message: {e.get('message')!r}")
-    check_eq(r.json.get("error", {}).get("code"), "invalid_argument", "error.code")
+    check_eq(r.json().get("error", {}).get("code"), "invalid_argument", "error.code")
     # missing distinct_id, and an empty event name
     r = API.post_events([ev("md_ok", "u", iso_local(2025, 4, 6)), {"event": "md_x"}, ev("", "u")])
     out = expect_ok(r, 1, what="missing distinct_id")
@@ -283,9 +275,9 @@ def distinct_id_wrong_type():
     bad = [{"a": 1}, True, 1.5, ["x"], None]
     r = API.post_events([{"event": "dt_x", "distinct_id": v} for v in bad])
     check_eq(r.status, 400, f"status ({r})")
-    check_eq(len(r.json.get("errors", [])), len(bad), f"errors: {r.json}")
+    check_eq(len(r.json().get("errors", [])), len(bad), f"errors: {r.json()}")
     for i, v in enumerate(bad):
-        e = error_by_index(r.json, i)
+        e = error_by_index(r.json(), i)
         check_eq(e.get("code"), "invalid_event", f"code for distinct_id={v!r}")
         check_eq(e.get("field"), f"events[{i}].distinct_id", f"field for distinct_id={v!r}")
         if v is not None:
@@ -322,10 +314,10 @@ def timestamp_bounds():
     # A batch with only an implausible timestamp: 400.
     r = API.post_events([ev("ts_x", "u", "1990-06-01T00:00:00+08:00")])
     check_eq(r.status, 400, f"single pre-2000 event ({r})")
-    check_eq(r.json["errors"][0]["code"], "invalid_timestamp", "code")
+    check_eq(r.json()["errors"][0]["code"], "invalid_timestamp", "code")
     r = API.post_events([ev("ts_x", "u", future_iso)])
     check_eq(r.status, 400, f"single event 2 days in the future ({r})")
-    check_eq(r.json["errors"][0]["code"], "invalid_timestamp", "code")
+    check_eq(r.json()["errors"][0]["code"], "invalid_timestamp", "code")
     check_eq(API.trends("ts_ok", "1999-12-31", "2000-01-02")["values"], [0, 1, 0],
              "2000-01-01T00:00:00Z is stored on local day 2000-01-01")
 
@@ -352,11 +344,11 @@ def mixed_batch():
 def all_bad_batch():
     r = API.post_events([{"event": "ab"}, {"distinct_id": "x"}, ev("ab", "u", "1980-01-01T00:00:00Z")])
     check_eq(r.status, 400, f"status ({r})")
-    check_eq(r.json.get("accepted"), 0, "accepted")
-    check_eq(r.json.get("duplicates"), 0, "duplicates")
-    check_eq(sorted(e["index"] for e in r.json["errors"]), [0, 1, 2], "error indices")
-    check_eq(r.json.get("error", {}).get("code"), "invalid_argument", "error.code")
-    check("all 3 events were rejected" in r.json["error"].get("message", ""), f"message: {r.json['error']}")
+    check_eq(r.json().get("accepted"), 0, "accepted")
+    check_eq(r.json().get("duplicates"), 0, "duplicates")
+    check_eq(sorted(e["index"] for e in r.json()["errors"]), [0, 1, 2], "error indices")
+    check_eq(r.json().get("error", {}).get("code"), "invalid_argument", "error.code")
+    check("all 3 events were rejected" in r.json()["error"].get("message", ""), f"message: {r.json()['error']}")
     check_eq(sum(API.trends("ab", "2025-01-01", "2026-12-31", interval="month")["values"]), 0, "nothing stored")
 
 
@@ -365,8 +357,8 @@ def event_too_large():
     big = ev("big", "u", iso_local(2025, 4, 9), props={"blob": "x" * (1 << 20)})
     r = API.post_events([big])
     check_eq(r.status, 413, f"single event over 1 MiB ({r.status} {r.body[:300]!r})")
-    check_eq(r.json["errors"][0].get("code"), "event_too_large", "code")
-    check_eq(r.json["errors"][0].get("index"), 0, "index")
+    check_eq(r.json()["errors"][0].get("code"), "event_too_large", "code")
+    check_eq(r.json()["errors"][0].get("index"), 0, "index")
     out = expect_ok(API.post_events([ev("big", "u", iso_local(2025, 4, 9)), big]), 1, what="small + too large")
     check_eq([(e["index"], e["code"]) for e in out["errors"]], [(1, "event_too_large")], "errors")
     check_eq(API.trends("big", "2025-04-09", "2025-04-09")["values"], [1], "stored events named big")
@@ -376,7 +368,7 @@ def event_too_large():
 def unsupported_content_type_415():
     r = API.post_events(b"event,distinct_id\nct,u\n", ctype="text/csv")
     check_eq(r.status, 415, f"text/csv ({r})")
-    check_eq(r.json.get("error", {}).get("code"), "unsupported_media_type", "error.code")
+    check_eq(r.json().get("error", {}).get("code"), "unsupported_media_type", "error.code")
     r = API.post_events(b"<events/>", ctype="application/xml")
     check_eq(r.status, 415, f"application/xml ({r})")
 
@@ -385,7 +377,7 @@ def unsupported_content_type_415():
 def unauthorized_401_without_key():
     r = API.req("POST", "/api/v1/events", body=[ev("auth_x", "u")])
     check_eq(r.status, 401, f"no Authorization header ({r})")
-    check_eq(r.json.get("error", {}).get("code"), "unauthenticated", "error.code")
+    check_eq(r.json().get("error", {}).get("code"), "unauthenticated", "error.code")
     r = API.req("POST", "/api/v1/events", body=[ev("auth_x", "u")], headers={"Authorization": "Basic " + API.write_key})
     check_eq(r.status, 401, f"Authorization without Bearer ({r})")
     r = API.req("POST", "/api/v1/query", body={"kind": "trends"})
@@ -410,7 +402,7 @@ def forbidden_403_write_key_on_query():
     q = {"kind": "trends", "series": [{"event": "$any"}], "date_from": "2025-01-01", "date_to": "2025-01-02"}
     r = API.req("POST", "/api/v1/query", body=q, key=API.write_key)
     check_eq(r.status, 403, f"write key on /api/v1/query ({r})")
-    check_eq(r.json.get("error", {}).get("code"), "permission_denied", "error.code")
+    check_eq(r.json().get("error", {}).get("code"), "permission_denied", "error.code")
     r = API.req("GET", "/api/v1/project", key=API.write_key)
     check_eq(r.status, 403, f"write key on /api/v1/project ({r})")
     # The secret key may send events.
@@ -424,7 +416,7 @@ def properties_for_pickers():
     expect_ok(API.post_events(evs), 5, what="picker events")
     r = API.req("GET", "/api/v1/properties?event=picker_pay&top=1", key=API.secret_key)
     check_eq(r.status, 200, f"properties ({r})")
-    props = {p["name"]: p for p in r.json["properties"]}
+    props = {p["name"]: p for p in r.json()["properties"]}
     check_eq(props["amount"]["type"], "number", "amount type")
     check_eq(props["amount"]["rows"], 5, "amount rows")
     check_eq(props["amount"]["top_values"], [{"value": 10.0, "count": 3}], "amount top value")
@@ -444,7 +436,7 @@ def body_too_large_413():
     check(len(body) > MAX_BODY, "test body is not over 20 MiB")
     r = API.post_events(body, ctype="application/json")
     check_eq(r.status, 413, f"{len(body)} byte body ({r})")
-    check_eq(r.json.get("error", {}).get("code"), "resource_exhausted", "error.code")
+    check_eq(r.json().get("error", {}).get("code"), "resource_exhausted", "error.code")
     # Just over the limit (within the HTTP layer's slack): the ingest layer's own check.
     r = API.post_events(body[:MAX_BODY + 100], ctype="application/json")
     check_eq(r.status, 413, f"{MAX_BODY + 100} byte body ({r})")
@@ -502,8 +494,8 @@ def concurrent_duplicate_batches():
         t.join(timeout=60)
     check(not errors, f"concurrent requests failed: {errors}")
     check(all(r.status == 200 for r in results), f"statuses: {[r.status for r in results]}")
-    check_eq(sum(r.json["accepted"] for r in results), 50, "accepted over 8 concurrent copies")
-    check_eq(sum(r.json["duplicates"] for r in results), 350, "duplicates over 8 concurrent copies")
+    check_eq(sum(r.json()["accepted"] for r in results), 50, "accepted over 8 concurrent copies")
+    check_eq(sum(r.json()["duplicates"] for r in results), 350, "duplicates over 8 concurrent copies")
     check_eq(API.trends("conc", "2025-04-15", "2025-04-15")["values"], [50], "stored conc events")
 
 

@@ -41,7 +41,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, http_request, run_check  # noqa: E402
+from nsclient import request  # noqa: E402
+from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_check  # noqa: E402
 
 RATE, BURST, MAX_BODY = 100, 200, 100_000
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -72,13 +73,7 @@ def create_project(binary, data_dir, name):
 
 
 def post(port, key, body, ctype="application/json", path="/api/v1/events", headers=None):
-    h = {"Content-Type": ctype}
-    if key:
-        h["Authorization"] = "Bearer " + key
-    h.update(headers or {})
-    if not isinstance(body, (bytes, bytearray)):
-        body = json.dumps(body).encode()
-    return http_request(port, "POST", path, body=body, headers=h)
+    return request(port, "POST", path, body, headers, key=key, ctype=ctype)
 
 
 def segment_batch(port, write_key, evs):
@@ -97,7 +92,7 @@ def posthog_batch(port, write_key, evs):
 
 
 def route_exists(port, path):
-    r = http_request(port, "POST", path, body=b"{}", headers={"Content-Type": "application/json"})
+    r = request(port, "POST", path, body=b"{}", headers={"Content-Type": "application/json"})
     return r.status != 404
 
 
@@ -106,7 +101,7 @@ def count(port, secret, name):
          "date_to": str(TODAY)}
     r = post(port, secret, q, path="/api/v1/query")
     check(r.status == 200, f"count query for {name}: {r}")
-    return int(sum(r.json["series"][0]["values"]))
+    return int(sum(r.json()["series"][0]["values"]))
 
 
 def expect_status(r, status, what, retry_after=None):
@@ -120,7 +115,7 @@ def expect_status(r, status, what, retry_after=None):
 
 def expect_accepted(r, accepted, duplicates=0, what="ingest"):
     check(r.status == 200, f"{what}: expected HTTP 200, got {r}")
-    check_eq((r.json.get("accepted"), r.json.get("duplicates")), (accepted, duplicates), f"{what}: (accepted, duplicates)")
+    check_eq((r.json().get("accepted"), r.json().get("duplicates")), (accepted, duplicates), f"{what}: (accepted, duplicates)")
 
 
 # --------------------------------------------------------------------------- rate limits and 4xx
@@ -157,7 +152,7 @@ def test_4xx_not_stored():
     deep = b'[{"event":"bad_requests","distinct_id":"u","properties":{"x":' + b"[" * 30000 + b"]" * 30000 + b"}}]"
     r = post(port, p1["write_key"], deep)
     expect_status(r, 400, "an event nested 30,000 levels deep")
-    check_eq(http_request(port, "GET", "/healthz").status, 200, "/healthz after the deep body")
+    check_eq(request(port, "GET", "/healthz").status, 200, "/healthz after the deep body")
     check_eq(count(port, p1["secret_key"], "bad_requests"), 0, "events stored by refused requests")
 
 
@@ -168,7 +163,7 @@ def test_rate_limit_429():
     second = events("rl", 150, prefix="rl2")
     r = post(port, p1["write_key"], second)
     wait = expect_status(r, 429, "a batch over the remaining tokens", retry_after=True)
-    check_eq(r.json.get("error", {}).get("code"), "rate_limited", "error.code")
+    check_eq(r.json().get("error", {}).get("code"), "rate_limited", "error.code")
     check(wait <= 3, f"Retry-After {wait} s is more than the refill time of 150 events at {RATE}/s")
     check_eq(count(port, p1["secret_key"], "rl"), BURST, "events stored after the refused batch")
     # Another key has its own bucket.
@@ -287,7 +282,7 @@ def test_disk_full_503():
     for attempt in range(3):
         r = post(srv.port, p["write_key"], b)
         expect_status(r, 503, f"native batch on a full disk (attempt {attempt + 1})", retry_after=True)
-        check_eq(r.json.get("error", {}).get("code"), "unavailable", "error.code")
+        check_eq(r.json().get("error", {}).get("code"), "unavailable", "error.code")
     if have_segment:
         r = segment_batch(srv.port, p["write_key"], events("df_seg", 100, pad=1000))
         expect_status(r, 503, "Segment /v1/batch on a full disk", retry_after=True)
@@ -295,7 +290,7 @@ def test_disk_full_503():
         r = posthog_batch(srv.port, p["write_key"], events("df_ph", 100, pad=1000))
         expect_status(r, 503, "PostHog /batch/ on a full disk", retry_after=True)
     # Reads keep working.
-    check_eq(http_request(srv.port, "GET", "/healthz").status, 200, "/healthz while the disk is full")
+    check_eq(request(srv.port, "GET", "/healthz").status, 200, "/healthz while the disk is full")
     check_eq(stored("df_a"), 200, "acknowledged events readable while the disk is full")
     check_eq(stored("df_b"), 0, "events of the refused batch")
     # Space again: the same batch is accepted in full (nothing of it was stored or remembered).

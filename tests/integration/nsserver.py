@@ -1,8 +1,6 @@
-"""Helpers shared by the integration tests: a `northstar serve` process on a free port and
-plain HTTP requests. Standard library only."""
+"""Helpers shared by the integration tests: a `northstar serve` process on a free port, the
+test runner, and the checks (from nsclient, the HTTP client). Standard library only."""
 
-import http.client
-import json
 import os
 import queue
 import re
@@ -13,19 +11,7 @@ import threading
 import time
 import traceback
 
-
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise TestFailure(f"{what}: expected {expected!r}, got {actual!r}")
+from nsclient import TestFailure, check, check_eq, close_connections, request  # noqa: F401 - re-exported
 
 
 # --------------------------------------------------------------------------- server
@@ -72,7 +58,7 @@ class Server:
         deadline = time.time() + timeout
         while True:
             try:
-                r = http_request(self.port, "GET", "/healthz", timeout=5)
+                r = request(self.port, "GET", "/healthz", timeout=5, fresh=True)
                 if r.status == 200:
                     return self
             except OSError:
@@ -85,9 +71,12 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout=60):
-        """SIGTERM and wait; returns the exit code (SIGKILL after timeout)."""
+        """SIGTERM and wait; returns the exit code (SIGKILL after timeout). This thread's kept-alive
+        connections to it are closed first (the server waits for open connections)."""
         if self.proc is None:
             return None
+        if self.port is not None:
+            close_connections(self.port)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -111,6 +100,8 @@ class Server:
         return self._finish()
 
     def _finish(self):
+        if self.port is not None:
+            close_connections(self.port)  # a killed server's connections are dead
         rc = self.proc.returncode if self.proc else None
         if self.proc is not None and self.proc.stdout:
             try:
@@ -129,43 +120,6 @@ class Server:
             return "--- server log (last lines) ---\n" + "\n".join(lines[-n:])
         except OSError:
             return ""
-
-
-# --------------------------------------------------------------------------- http
-
-
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        try:
-            self.json = json.loads(body) if body else None
-        except ValueError:
-            self.json = None
-
-    def __repr__(self):
-        return f"HTTP {self.status} {self.body[:600]!r}"
-
-
-def http_request(port, method, path, body=None, headers=None, timeout=60):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        send_error = None
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-        except (BrokenPipeError, ConnectionResetError) as e:
-            # The server may answer (e.g. 413) and close before reading a large body.
-            send_error = e
-        try:
-            r = conn.getresponse()
-            return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-        except (OSError, http.client.HTTPException) as e:
-            if send_error:
-                raise TestFailure(f"{method} {path}: connection failed while sending ({send_error!r}) and no response ({e!r})")
-            raise
-    finally:
-        conn.close()
 
 
 def run_one(fn):

@@ -43,8 +43,9 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from nsclient import Client, cookies, login, request  # noqa: E402
 from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_one  # noqa: E402
-from opsclient import Client, Receiver, call, close_connections, cookies, create_project, login  # noqa: E402
+from opsclient import Receiver, create_project  # noqa: E402
 
 ALPHA, BETA = "alpha", "beta"
 V, O, A = 1, 2, 3  # viewer, operator, admin
@@ -351,16 +352,16 @@ def test(fn):
 def login_errors_and_cookies():
     port = CTX["port"]
     email, pw = CTX["users"][O]
-    wrong = call(port, "POST", "/api/v1/auth/login", json.dumps({"email": email, "password": "Wrong-pw-" + pw}).encode(),
+    wrong = request(port, "POST", "/api/v1/auth/login", json.dumps({"email": email, "password": "Wrong-pw-" + pw}).encode(),
                  {"Content-Type": "application/json"})
-    unknown = call(port, "POST", "/api/v1/auth/login",
+    unknown = request(port, "POST", "/api/v1/auth/login",
                    json.dumps({"email": "nobody-" + email, "password": pw}).encode(), {"Content-Type": "application/json"})
     check_eq(wrong.status, 401, f"wrong password status ({wrong})")
     check_eq(unknown.status, 401, f"unknown email status ({unknown})")
-    check_eq(wrong.json, unknown.json, "wrong password and unknown email: the same error body")
-    check_eq(wrong.json["error"]["message"], "wrong email or password", "login error message")
+    check_eq(wrong.json(), unknown.json(), "wrong password and unknown email: the same error body")
+    check_eq(wrong.json()["error"]["message"], "wrong email or password", "login error message")
     check("set-cookie" not in wrong.headers, f"a failed login sets no cookie: {wrong.header_list}")
-    check_eq(call(port, "POST", "/api/v1/auth/login", b'{"email":"x@y.z"}', {"Content-Type": "application/json"}).status,
+    check_eq(request(port, "POST", "/api/v1/auth/login", b'{"email":"x@y.z"}', {"Content-Type": "application/json"}).status,
              400, "login without a password")
     # Email is case-insensitive.
     c, r = login(port, email.upper(), pw)
@@ -372,10 +373,10 @@ def login_errors_and_cookies():
     check("SameSite=Strict" in attrs or "SameSite=Lax" in attrs, f"session cookie has SameSite: {attrs}")
     check("Path=/" in attrs, f"session cookie Path=/: {attrs}")
     check(any(a.startswith("Max-Age=") for a in attrs), f"session cookie has Max-Age: {attrs}")
-    check_eq(ck["ns_csrf"][0], r.json["csrf_token"], "ns_csrf cookie = csrf_token of the body")
+    check_eq(ck["ns_csrf"][0], r.json()["csrf_token"], "ns_csrf cookie = csrf_token of the body")
     check("HttpOnly" not in ck["ns_csrf"][1], "the CSRF cookie is readable by the console's script")
     check(value not in r.body.decode(), "the session token is not in the response body")
-    check_eq(r.json["projects"], [{"project": ALPHA, "role": "operator"}], "login: projects and roles")
+    check_eq(r.json()["projects"], [{"project": ALPHA, "role": "operator"}], "login: projects and roles")
 
 
 @test
@@ -383,7 +384,7 @@ def logout():
     port = CTX["port"]
     email, pw = CTX["users"][V]
     c, _ = login(port, email, pw)
-    check_eq(call(port, "POST", "/api/v1/auth/logout").status, 401, "logout without a session")
+    check_eq(request(port, "POST", "/api/v1/auth/logout").status, 401, "logout without a session")
     no_csrf = Client(port, "logout without csrf", session=c.session, csrf=None)
     check_eq(no_csrf.req("POST", "/api/v1/auth/logout").status, 403, "logout without X-CSRF-Token")
     r = c.req("POST", "/api/v1/auth/logout")
@@ -439,7 +440,7 @@ def matrix():
                 failures.append(f"{where}: expected {want}, got {r.status} {r.body[:200]!r}")
                 continue
             if want in (401, 403):
-                check(isinstance(r.json, dict) and r.json.get("error", {}).get("code") ==
+                check(isinstance(r.json(), dict) and r.json().get("error", {}).get("code") ==
                       ("unauthenticated" if want == 401 else "permission_denied"), f"{where}: error body {r}")
             entries = audit_since(before, 20)
             last_id = max([before] + [e["id"] for e in entries])
@@ -610,7 +611,7 @@ def setup(binary, tmp):
     CTX["passwords"] = [boot_pw]
     CTX["session_tokens"] = []
     boot, r = login(port, "admin@northstar.local", boot_pw, "bootstrap admin", project=ALPHA)
-    check_eq(sorted((p["project"], p["role"]) for p in r.json["projects"]), [(ALPHA, "admin"), (BETA, "admin")],
+    check_eq(sorted((p["project"], p["role"]) for p in r.json()["projects"]), [(ALPHA, "admin"), (BETA, "admin")],
              "the first admin administers every project")
     CTX["boot"] = boot
     CTX["secret"] = Client(port, "alpha secret", key=keys[ALPHA]["secret_key"])
@@ -666,7 +667,7 @@ def setup(binary, tmp):
     for i in range(2):
         pw = f"Wrong-pw-{uuid.uuid4().hex[:12]}"
         CTX["passwords"].append(pw)
-        call(port, "POST", "/api/v1/auth/login", json.dumps({"email": CTX["users"][A][0] if i else "ghost@x.test",
+        request(port, "POST", "/api/v1/auth/login", json.dumps({"email": CTX["users"][A][0] if i else "ghost@x.test",
                                                              "password": pw}).encode(),
              {"Content-Type": "application/json"})
     CTX["rx"] = Receiver()
@@ -701,7 +702,6 @@ def main():
         if "rx" in CTX:
             CTX["rx"].close()
         srv = CTX.get("server")
-        close_connections()
         if srv is not None:
             try:
                 srv.stop(timeout=30)

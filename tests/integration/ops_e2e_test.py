@@ -31,7 +31,6 @@ import csv
 import datetime as dt
 import hashlib
 import hmac
-import http.client
 import http.server
 import io
 import json
@@ -49,6 +48,7 @@ import zipfile
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nsclient import Client, cookies, login  # noqa: E402
 from nsserver import Server, TestFailure, binary_from_argv, check, check_eq  # noqa: E402
 
 PROJECT = "growth"
@@ -76,50 +76,18 @@ def at(day, seconds):
 # --------------------------------------------------------------------------- HTTP
 
 
-class Client:
-    """HTTP/1.1 client with a cookie jar and the CSRF header of a login session."""
+class Api(Client):
+    """nsclient's Client answering (status, JSON), or (status, headers, body) when raw."""
 
-    def __init__(self, port):
-        self.port = port
-        self.cookies = {}
-        self.csrf = None
-        self.bearer = None
-
-    def request(self, method, path, body=None, headers=None, raw=False, expect=None):
-        h = dict(headers or {})
-        data = None
-        if body is not None:
-            if isinstance(body, (bytes, bytearray)):
-                data = body
-            else:
-                data = json.dumps(body).encode()
-                h.setdefault("Content-Type", "application/json")
-        if self.bearer:
-            h["Authorization"] = "Bearer " + self.bearer
-        if self.cookies:
-            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if self.csrf and method not in ("GET", "HEAD"):
-            h["X-CSRF-Token"] = self.csrf
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            conn.request(method, path, body=data, headers=h)
-            r = conn.getresponse()
-            payload = r.read()
-            for k, v in r.getheaders():
-                if k.lower() == "set-cookie":
-                    name, _, rest = v.partition("=")
-                    self.cookies[name.strip()] = rest.split(";", 1)[0]
-            status, rheaders = r.status, {k.lower(): v for k, v in r.getheaders()}
-        finally:
-            conn.close()
-        if expect is not None and status != expect:
-            raise TestFailure(f"{method} {path}: expected HTTP {expect}, got {status}: {payload[:1500]!r}")
+    def request(self, method, path, body=None, raw=False, expect=None):
+        r = self.req(method, path, body, timeout=120)
+        if expect is not None and r.status != expect:
+            raise TestFailure(f"{method} {path}: expected HTTP {expect}, got {r.status}: {r.body[:1500]!r}")
         if raw:
-            return status, rheaders, payload
-        try:
-            return status, json.loads(payload) if payload else None
-        except ValueError:
-            raise TestFailure(f"{method} {path}: HTTP {status}, not JSON: {payload[:500]!r}")
+            return r.status, r.headers, r.body
+        if r.body and r.json() is None:
+            raise TestFailure(f"{method} {path}: HTTP {r.status}, not JSON: {r.body[:500]!r}")
+        return r.status, r.json()
 
     def get(self, path, expect=200):
         return self.request("GET", path, expect=expect)[1]
@@ -432,8 +400,7 @@ def steps(server, receiver, keys, data_dir, t0):
     conv1, reg1 = data.scenario1()
     data.scenario2()
     events = data.events
-    writer = Client(port)
-    writer.bearer = keys["write_key"]
+    writer = Api(port, "write key", key=keys["write_key"])
     for i in range(0, len(events), 1000):
         _, r = writer.request("POST", "/api/v1/events", events[i:i + 1000], expect=200)
         check(r["errors"] == [] and r["accepted"] == len(events[i:i + 1000]), f"ingest batch {i}: {r}")
@@ -451,15 +418,13 @@ def steps(server, receiver, keys, data_dir, t0):
     cred = open(os.path.join(data_dir, "admin-credentials.txt")).read()
     email = re.search(r"email: (\S+)", cred).group(1)
     password = re.search(r"password: (\S+)", cred).group(1)
-    api = Client(port)
-    _, login = api.request("POST", "/api/v1/auth/login", {"email": email, "password": password}, expect=200)
-    api.csrf = login["csrf_token"]
-    check("ns_session" in api.cookies, f"login sets the session cookie: {api.cookies}")
-    check_eq([x["project"] for x in login["projects"]], [PROJECT], "admin's projects")
+    admin, r = login(port, email, password)
+    api = Api(port, "admin", session=admin.session, csrf=admin.csrf)
+    check("ns_session" in cookies(r), f"login sets the session cookie: {r.header_list}")
+    check_eq([x["project"] for x in r.json()["projects"]], [PROJECT], "admin's projects")
     check_eq(api.get("/api/v1/auth/me")["role"], "admin", "role of the first admin")
     # A state-changing request without the CSRF token is refused.
-    no_csrf = Client(port)
-    no_csrf.cookies = dict(api.cookies)
+    no_csrf = Api(port, "no csrf", session=api.session)
     check_eq(no_csrf.request("POST", "/api/v1/scenarios", {"name": "x"})[0], 403, "POST without X-CSRF-Token")
 
     # ---- the webhook channel, and its test message
@@ -556,8 +521,7 @@ def steps(server, receiver, keys, data_dir, t0):
     check(isinstance(r1.get("forecast"), dict), f"KPI 1 forecast: {r1.get('forecast')}")
     check(len(r1["history"]) >= 1 and r1["history"][-1]["light"] == "yellow", f"KPI 1 history: {r1['history'][-1:]}")
     # The same number from a plain funnel query with the secret key.
-    q = Client(port)
-    q.bearer = keys["secret_key"]
+    q = Api(port, "secret key", key=keys["secret_key"])
     _, fq = q.request("POST", "/api/v1/query", {"kind": "funnel", "steps": [{"event": "register"}, {"event": "order"}],
                                                   "window_seconds": WINDOW1, "date_from": iso(P_FROM), "date_to": iso(P_TO)},
                       expect=200)

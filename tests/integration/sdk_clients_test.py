@@ -18,7 +18,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, http_request  # noqa: E402
+from nsclient import request  # noqa: E402
+from nsserver import Server, TestFailure, binary_from_argv, check, check_eq  # noqa: E402
 
 CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients")
 PERSONS = 60
@@ -71,15 +72,14 @@ class Project:
         self.port, self.name, self.write, self.secret = port, name, write_key, secret_key
 
     def query(self, q):
-        r = http_request(self.port, "POST", "/api/v1/query", json.dumps(q).encode(),
-                         {"Authorization": f"Bearer {self.secret}", "Content-Type": "application/json"})
+        r = request(self.port, "POST", "/api/v1/query", q, key=self.secret)
         check(r.status == 200, f"{self.name}: query {json.dumps(q)} -> {r}")
-        return r.json
+        return r.json()
 
     def info(self):
-        r = http_request(self.port, "GET", "/api/v1/project", None, {"Authorization": f"Bearer {self.secret}"})
+        r = request(self.port, "GET", "/api/v1/project", key=self.secret)
         check(r.status == 200, f"{self.name}: GET /api/v1/project -> {r}")
-        return r.json
+        return r.json()
 
     def trends(self, event, date_from, date_to, math="total", prop=None, filters=None, interval="day"):
         s = {"event": event, "math": math}
@@ -92,7 +92,7 @@ class Project:
 
 
 def metric(port, name, protocol):
-    r = http_request(port, "GET", "/metrics")
+    r = request(port, "GET", "/metrics")
     for line in r.body.decode().splitlines():
         if line.startswith(f'{name}{{protocol="{protocol}"}} '):
             return int(line.split()[-1])
@@ -197,54 +197,51 @@ def wire_responses(port, write_key, secret_key):
     basic = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     js = {"Content-Type": "application/json"}
 
-    def post(path, body, headers):
-        return http_request(port, "POST", path, body.encode() if isinstance(body, str) else body, headers)
-
     msg = json.dumps({"type": "track", "event": "wire", "userId": "w1", "messageId": "wire-1"})
     for path in ("/v1/track", "/v1/track/"):
-        r = post(path, msg, {**js, "Authorization": basic})
+        r = request(port, "POST", path, msg, {**js, "Authorization": basic})
         check_eq((r.status, r.body), (200, b'{"success":true}'), f"Segment POST {path}")
-    r = post("/v1/track", msg, {**js, "Authorization": "Basic " + base64.b64encode(b"nsw_0000:").decode()})
-    check_eq((r.status, r.json), (401, {"success": False, "code": "unauthenticated", "message": "unknown write key"}),
+    r = request(port, "POST", "/v1/track", msg, {**js, "Authorization": "Basic " + base64.b64encode(b"nsw_0000:").decode()})
+    check_eq((r.status, r.json()), (401, {"success": False, "code": "unauthenticated", "message": "unknown write key"}),
              "Segment with an unknown write key")
-    r = post("/v1/track", msg, js)
+    r = request(port, "POST", "/v1/track", msg, js)
     check_eq(r.status, 401, "Segment without a key")
-    check(r.json["message"].startswith("missing write key: send it as the HTTP Basic user name"), f"{r}")
-    r = post("/v1/batch", '{"batch": [', {**js, "Authorization": basic})
-    check_eq((r.status, r.json["success"], r.json["code"]), (400, False, "invalid_argument"), "Segment malformed JSON")
-    r = post("/v1/batch", '{"batch": [{"type": "track", "userId": "w1"}]}', {**js, "Authorization": basic})
+    check(r.json()["message"].startswith("missing write key: send it as the HTTP Basic user name"), f"{r}")
+    r = request(port, "POST", "/v1/batch", '{"batch": [', {**js, "Authorization": basic})
+    check_eq((r.status, r.json()["success"], r.json()["code"]), (400, False, "invalid_argument"), "Segment malformed JSON")
+    r = request(port, "POST", "/v1/batch", '{"batch": [{"type": "track", "userId": "w1"}]}', {**js, "Authorization": basic})
     check_eq(r.status, 400, "Segment batch whose every message is invalid")
-    check_eq(r.json["errors"][0]["field"], "batch[0].event", "Segment error field")
-    r = post("/v1/track", msg, {"Content-Type": "text/csv", "Authorization": basic})
+    check_eq(r.json()["errors"][0]["field"], "batch[0].event", "Segment error field")
+    r = request(port, "POST", "/v1/track", msg, {"Content-Type": "text/csv", "Authorization": basic})
     check_eq(r.status, 415, "Segment text/csv")
-    r = http_request(port, "GET", "/v1/track")
+    r = request(port, "GET", "/v1/track")
     check_eq(r.status, 404, "Segment GET")
 
     ev = {"event": "wire_ph", "distinct_id": "w2", "api_key": write_key}
     b64 = base64.b64encode(json.dumps(ev).encode()).decode()
-    r = http_request(port, "GET", "/e/?data=" + urllib.parse.quote(b64))
+    r = request(port, "GET", "/e/?data=" + urllib.parse.quote(b64))
     check_eq((r.status, r.body), (200, b'{"status":1}'), "PostHog GET /e/?data=base64")
-    r = post("/i/v0/e/", "data=" + urllib.parse.quote(b64), {"Content-Type": "application/x-www-form-urlencoded"})
+    r = request(port, "POST", "/i/v0/e/", "data=" + urllib.parse.quote(b64), {"Content-Type": "application/x-www-form-urlencoded"})
     check_eq((r.status, r.body), (200, b'{"status":1}'), "PostHog form data=base64")
-    r = post("/capture/", json.dumps({**ev, "api_key": "nsw_0000"}), js)
-    check_eq((r.status, r.json["type"], r.json["code"]), (401, "authentication_error", "invalid_api_key"),
+    r = request(port, "POST", "/capture/", json.dumps({**ev, "api_key": "nsw_0000"}), js)
+    check_eq((r.status, r.json()["type"], r.json()["code"]), (401, "authentication_error", "invalid_api_key"),
              "PostHog with an unknown key")
-    r = post("/e/?compression=lz64", "data=abc", {"Content-Type": "application/x-www-form-urlencoded"})
-    check_eq((r.status, r.json["type"], r.json["attr"]), (400, "validation_error", "compression"), "PostHog lz64")
-    r = post("/engage/", json.dumps({"$set": {"city": "Hangzhou"}, "$token": write_key, "$distinct_id": "w2"}), js)
+    r = request(port, "POST", "/e/?compression=lz64", "data=abc", {"Content-Type": "application/x-www-form-urlencoded"})
+    check_eq((r.status, r.json()["type"], r.json()["attr"]), (400, "validation_error", "compression"), "PostHog lz64")
+    r = request(port, "POST", "/engage/", json.dumps({"$set": {"city": "Hangzhou"}, "$token": write_key, "$distinct_id": "w2"}), js)
     check_eq(r.status, 200, "PostHog /engage")
 
     rec = base64.b64encode(json.dumps({"type": "track", "event": "wire_sa", "distinct_id": "w3"}).encode()).decode()
-    r = http_request(port, "GET", f"/sa.gif?token={write_key}&data=" + urllib.parse.quote(rec))
+    r = request(port, "GET", f"/sa.gif?token={write_key}&data=" + urllib.parse.quote(rec))
     check_eq((r.status, r.body), (200, b""), "Sensors GET /sa.gif?data=")
-    r = post("/sa?project=nosuch", "data=" + urllib.parse.quote(rec), {"Content-Type": "application/x-www-form-urlencoded"})
+    r = request(port, "POST", "/sa?project=nosuch", "data=" + urllib.parse.quote(rec), {"Content-Type": "application/x-www-form-urlencoded"})
     check_eq(r.status, 401, "Sensors with an unmapped project and no token")
-    check(r.json["error"]["message"].startswith("Sensors project 'nosuch' is not mapped"), f"{r}")
+    check(r.json()["error"]["message"].startswith("Sensors project 'nosuch' is not mapped"), f"{r}")
 
-    r = http_request(port, "OPTIONS", "/batch/", None, {"Origin": "https://app.example",
+    r = request(port, "OPTIONS", "/batch/", None, {"Origin": "https://app.example",
                                                         "Access-Control-Request-Headers": "content-type"})
     check_eq((r.status, r.headers.get("access-control-allow-origin")), (204, "https://app.example"), "CORS preflight")
-    r = post("/v1/track", msg, {**js, "Authorization": basic, "Origin": "https://app.example"})
+    r = request(port, "POST", "/v1/track", msg, {**js, "Authorization": basic, "Origin": "https://app.example"})
     check_eq((r.status, r.headers.get("access-control-allow-origin")), (200, "https://app.example"),
              "CORS header on a response; the retried messageId is a duplicate")
     project = Project(port, "wire", write_key, secret_key)
