@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "core/time_zone.h"
+#include "meta/project_registry.h"
 #include "ops/doc_rows.h"
 
 namespace ns {
@@ -107,24 +110,95 @@ DeliveryResult Channels::Send(const NotificationChannel& ch, const Notification&
   return r;
 }
 
-json Channels::SendAll(const std::string& project, const std::vector<int64_t>& ids_in, const Notification& n) {
+namespace {
+json MessageJson(const Notification& n) {
+  return {{"title", n.title}, {"text", n.text}, {"level", n.level}, {"link", n.link}, {"data", n.data},
+          {"dedup_key", n.dedup_key}};
+}
+Notification MessageFromJson(const json& j) {
+  Notification n;
+  n.title = j.value("title", "");
+  n.text = j.value("text", "");
+  n.level = j.value("level", "info");
+  n.link = j.value("link", "");
+  n.data = j.value("data", json());
+  n.dedup_key = j.value("dedup_key", "");
+  return n;
+}
+}  // namespace
+
+StatusOr<Channels::Enqueued> Channels::Enqueue(const std::string& project, const std::vector<int64_t>& ids_in,
+                                               Notification n) {
+  Enqueued out;
+  if (n.dedup_key.empty()) n.dedup_key = RandomToken("msg-", 24);  // no natural key: never a duplicate
+  out.dedup_key = n.dedup_key;
   std::vector<int64_t> ids = ids_in;
   if (ids.empty()) {
-    auto rows = db_.Query("SELECT id FROM notification_channels WHERE project = ? ORDER BY id", {project});
-    if (rows.ok())
-      for (auto& r : *rows) ids.push_back(r.Int(0));
+    NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM notification_channels WHERE project = ? ORDER BY id", {project}));
+    for (auto& r : rows) ids.push_back(r.Int(0));
   }
+  const std::string message = MessageJson(n).dump();
+  NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+    for (int64_t id : ids) {
+      if (auto ch = Load(project, id); !ch.ok()) {
+        out.unknown_channels.push_back({{"channel_id", id}, {"ok", false}, {"error", ch.status().message()}});
+        continue;
+      }
+      NS_RETURN_IF_ERROR(db_.Exec("INSERT INTO outbox(project, channel_id, dedup_key, message, state, created_at) "
+                                  "VALUES(?, ?, ?, ?, 'pending', ?) ON CONFLICT(channel_id, dedup_key) DO NOTHING",
+                                  {project, id, n.dedup_key, message, NowMs()}));
+    }
+    return Status::OK();
+  }));
+  return out;
+}
+
+json Channels::DeliverPending(const std::string& dedup_key) {
   json out = json::array();
-  for (int64_t id : ids) {
-    auto ch = Load(project, id);
-    if (!ch.ok()) {
-      out.push_back({{"channel_id", id}, {"ok", false}, {"error", ch.status().message()}});
+  auto rows = dedup_key.empty()
+                  ? db_.Query("SELECT o.id, o.project, o.channel_id, o.message FROM outbox o WHERE o.state = 'pending' ORDER BY o.id")
+                  : db_.Query("SELECT o.id, o.project, o.channel_id, o.message FROM outbox o "
+                              "WHERE o.state = 'pending' AND o.dedup_key = ? ORDER BY o.id",
+                              {dedup_key});
+  if (!rows.ok()) {
+    spdlog::error("outbox: {}", rows.status().ToString());
+    return out;
+  }
+  for (auto& r : *rows) {
+    const int64_t row_id = r.Int(0), channel_id = r.Int(2);
+    auto ch = Load(r.Str(1), channel_id);
+    json msg = json::parse(r.Str(3), nullptr, false);
+    if (!ch.ok() || !msg.is_object()) {
+      (void)db_.Exec("UPDATE outbox SET state = 'failed', done_at = ? WHERE id = ?", {NowMs(), row_id});
+      out.push_back({{"channel_id", channel_id}, {"ok", false},
+                     {"error", ch.ok() ? "unreadable outbox message" : ch.status().message()}});
       continue;
     }
-    DeliveryResult r = Send(*ch, n);
-    out.push_back({{"channel_id", id}, {"ok", r.ok}, {"attempts", r.attempts}, {"http_status", r.http_status},
-                   {"error", r.error}});
+    DeliveryResult d = Send(*ch, MessageFromJson(msg));
+    // Done either way: a failure was already retried by Deliver and is in the delivery log.
+    (void)db_.Exec("UPDATE outbox SET state = ?, done_at = ? WHERE id = ?",
+                   {std::string(d.ok ? "sent" : "failed"), NowMs(), row_id});
+    out.push_back({{"channel_id", channel_id}, {"ok", d.ok}, {"attempts", d.attempts}, {"http_status", d.http_status},
+                   {"error", d.error}});
   }
+  return out;
+}
+
+json Channels::SendAll(const std::string& project, const std::vector<int64_t>& ids, const Notification& n) {
+  auto q = Enqueue(project, ids, n);
+  if (!q.ok()) return json::array({{{"ok", false}, {"error", q.status().message()}}});
+  json out = q->unknown_channels;
+  std::set<int64_t> delivered;
+  for (auto& d : DeliverPending(q->dedup_key)) {
+    delivered.insert(d.value("channel_id", int64_t{0}));
+    out.push_back(d);
+  }
+  // Channels that had this key already: sent before (a re-run), not again.
+  auto done = db_.Query("SELECT channel_id, state FROM outbox WHERE dedup_key = ? AND project = ?", {q->dedup_key, project});
+  if (done.ok())
+    for (auto& r : *done)
+      if (!delivered.count(r.Int(0)))
+        out.push_back({{"channel_id", r.Int(0)}, {"ok", r.Str(1) == "sent"}, {"duplicate", true}});
   return out;
 }
 
@@ -409,13 +483,18 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
     int64_t now = NowMs();
     if (!firing) {
       for (auto& o : open) {
-        NS_RETURN_IF_ERROR(db_.Exec("UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", {now, o.Int(0)}));
         Notification n;
         n.title = "[Northstar] resolved: " + name;
         n.text = what.empty() ? name + " is back within its rule" : what;
         n.level = "info";
         n.data = {{"alert_id", o.Int(0)}, {"rule_id", rule_id}, {"kpi_id", kpi_id}, {"state", "resolved"}};
-        channels_.SendAll(project, rule["channels"].get<std::vector<int64_t>>(), n);
+        n.dedup_key = "alert-" + std::to_string(o.Int(0)) + "-resolved";
+        // The state change and its message commit together (the outbox), then it is sent.
+        NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+          NS_RETURN_IF_ERROR(db_.Exec("UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", {now, o.Int(0)}));
+          return channels_.Enqueue(project, rule["channels"].get<std::vector<int64_t>>(), n).status();
+        }));
+        channels_.DeliverPending(n.dedup_key);
       }
       continue;
     }
@@ -435,25 +514,31 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
     std::string hint = cause.value("hint", "");
     std::string message = what + (hint.empty() ? "" : "; " + hint);
     json detail{{"type", type}, {"facts", facts}, {"root_cause", cause}, {"kpi_name", name}};
-    NS_ASSIGN_OR_RETURN(int64_t aid, db_.Insert("INSERT INTO alerts(project, rule_id, kpi_id, state, fired_at, last_seen_at, message, detail) "
-                                                "VALUES(?, ?, ?, 'firing', ?, ?, ?, ?)",
-                                                {project, rule_id, kpi_id, now, now, message, detail.dump()}));
-    // The hint becomes the KPI's automatic "reason for the change".
-    NS_ASSIGN_OR_RETURN(auto st, db_.Query("SELECT state FROM kpis WHERE id = ?", {kpi_id}));
-    if (!st.empty() && !st[0].IsNull(0)) {
-      json s = json::parse(st[0].Str(0));
-      s["auto_reason"] = message;
-      NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {s.dump(), kpi_id}));
-    }
+    int64_t aid = 0;
     Notification n;
-    std::string light = kpi["light"].is_string() ? kpi["light"].get<std::string>() : "";
-    n.level = light == "red" || type != "below_target" ? "critical" : "warning";
-    n.title = "[Northstar] " + name + (light.empty() ? "" : " (" + light + ")") + ": " + type;
-    n.text = message;
-    if (!doc["owner"].get<std::string>().empty()) n.text += "\nOwner: " + doc["owner"].get<std::string>();
-    n.data = {{"alert_id", aid}, {"rule_id", rule_id}, {"kpi_id", kpi_id}, {"state", "firing"}, {"detail", detail}};
-    n.dedup_key = "alert-" + std::to_string(aid);
-    json deliveries = channels_.SendAll(project, rule["channels"].get<std::vector<int64_t>>(), n);
+    // The alert, the KPI's hint and the message commit in one transaction (the outbox), so a
+    // crash can neither leave a fired alert without its message nor send it twice.
+    NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+      NS_ASSIGN_OR_RETURN(aid, db_.Insert("INSERT INTO alerts(project, rule_id, kpi_id, state, fired_at, last_seen_at, message, detail) "
+                                          "VALUES(?, ?, ?, 'firing', ?, ?, ?, ?)",
+                                          {project, rule_id, kpi_id, now, now, message, detail.dump()}));
+      // The hint becomes the KPI's automatic "reason for the change".
+      NS_ASSIGN_OR_RETURN(auto st, db_.Query("SELECT state FROM kpis WHERE id = ?", {kpi_id}));
+      if (!st.empty() && !st[0].IsNull(0)) {
+        json s = json::parse(st[0].Str(0));
+        s["auto_reason"] = message;
+        NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {s.dump(), kpi_id}));
+      }
+      std::string light = kpi["light"].is_string() ? kpi["light"].get<std::string>() : "";
+      n.level = light == "red" || type != "below_target" ? "critical" : "warning";
+      n.title = "[Northstar] " + name + (light.empty() ? "" : " (" + light + ")") + ": " + type;
+      n.text = message;
+      if (!doc["owner"].get<std::string>().empty()) n.text += "\nOwner: " + doc["owner"].get<std::string>();
+      n.data = {{"alert_id", aid}, {"rule_id", rule_id}, {"kpi_id", kpi_id}, {"state", "firing"}, {"detail", detail}};
+      n.dedup_key = "alert-" + std::to_string(aid);
+      return channels_.Enqueue(project, rule["channels"].get<std::vector<int64_t>>(), n).status();
+    }));
+    json deliveries = channels_.DeliverPending(n.dedup_key);
     fired.push_back({{"id", aid}, {"rule_id", rule_id}, {"message", message}, {"deliveries", deliveries}});
   }
   return fired;

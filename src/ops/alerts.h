@@ -30,10 +30,21 @@ class Channels {
   StatusOr<nlohmann::json> List(const std::string& project);  // secrets masked
   Status Delete(const Principal& who, int64_t id);
   StatusOr<NotificationChannel> Load(const std::string& project, int64_t id);
-  // Delivers to one channel and logs the delivery.
+  // Delivers to one channel and logs the delivery (no outbox: the test route).
   DeliveryResult Send(const NotificationChannel& ch, const Notification& n);
-  // Delivers to the given channels (all of the project's when empty); returns the
-  // delivery results as JSON.
+  // Writes the message to the outbox for the given channels (all of the project's when
+  // empty), once per (channel, n.dedup_key): a key already there is skipped, so a job re-run
+  // after a crash cannot send it twice. Call it inside the transaction of the change that
+  // causes the message; an empty dedup_key gets a unique one. Returns the key used.
+  struct Enqueued {
+    std::string dedup_key;
+    nlohmann::json unknown_channels = nlohmann::json::array();  // [{"channel_id","ok":false,"error"}]
+  };
+  StatusOr<Enqueued> Enqueue(const std::string& project, const std::vector<int64_t>& ids, Notification n);
+  // Sends the outbox's pending messages of one key (all pending ones when empty) and records
+  // each outcome; returns the delivery results as JSON (a key already sent: "duplicate").
+  nlohmann::json DeliverPending(const std::string& dedup_key = {});
+  // Enqueue, then DeliverPending of its key.
   nlohmann::json SendAll(const std::string& project, const std::vector<int64_t>& ids, const Notification& n);
   StatusOr<nlohmann::json> Deliveries(const std::string& project, int limit);
   RetryPolicy retry;

@@ -207,6 +207,9 @@ StatusOr<json> OpsService::Digest(const std::string& project) {
 }
 
 StatusOr<json> OpsService::SendReminders(const std::string& project, bool force) {
+  // The scheduled digest is one message per owner and local day: a re-run of the job after
+  // a crash finds its key in the outbox and does not send it again. A forced send (the
+  // console's "send now") is a new message each time.
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   NS_ASSIGN_OR_RETURN(ProjectSettings s, Settings(project));
   std::string local = p->tz.FormatLocal(NowMs());
@@ -231,19 +234,36 @@ StatusOr<json> OpsService::SendReminders(const std::string& project, bool force)
     n.text = text;
     n.level = e["overdue"].empty() ? "info" : "warning";
     n.data = e;
+    if (!force) n.dedup_key = "reminder-" + project + "-" + local.substr(0, 10) + "-" + e["owner"].get<std::string>();
     sent.push_back({{"owner", e["owner"]}, {"deliveries", channels.SendAll(project, {}, n)}});
   }
   return json{{"sent", true}, {"digests", sent}};
 }
 
 bool OpsService::RanToday(const std::string& project, const std::string& job, const std::string& day) {
-  auto rows = db_->Query("SELECT 1 FROM job_runs WHERE project = ? AND job = ? AND run_key = ?", {project, job, day});
+  auto rows = db_->Query("SELECT 1 FROM job_runs WHERE project = ? AND job = ? AND run_key = ? AND state = 'done'",
+                         {project, job, day});
   return rows.ok() && !rows->empty();
 }
 
+bool OpsService::ClaimRun(const std::string& project, const std::string& job, const std::string& day) {
+  // A 'running' claim left by a process that crashed mid-job is taken over: the job runs
+  // again, and what it already did is not repeated (KPI snapshots are measurements, an open
+  // alert is not fired twice, messages are de-duplicated by the outbox).
+  auto rows = db_->Query("SELECT state FROM job_runs WHERE project = ? AND job = ? AND run_key = ?", {project, job, day});
+  if (!rows.ok()) return false;
+  if (!rows->empty()) {
+    if ((*rows)[0].Str(0) == "done") return false;
+    spdlog::warn("{} job of project {} for {} was interrupted (a crash or kill); running it again", job, project, day);
+    return true;
+  }
+  return db_->Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES(?, ?, ?, ?, 'running')",
+                   {project, job, day, NowMs()}).ok();
+}
+
 void OpsService::MarkRan(const std::string& project, const std::string& job, const std::string& day) {
-  (void)db_->Exec("INSERT INTO job_runs(project, job, run_key, at) VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                  {project, job, day, NowMs()});
+  (void)db_->Exec("UPDATE job_runs SET state = 'done', at = ? WHERE project = ? AND job = ? AND run_key = ?",
+                  {NowMs(), project, job, day});
 }
 
 void OpsService::AddJob(ScheduledJob job) { jobs_.push_back(std::move(job)); }
@@ -263,6 +283,13 @@ void OpsService::StopScheduler() {
 
 void OpsService::SchedulerLoop() {
   pthread_setname_np(pthread_self(), "ns-scheduler");
+  // Messages written to the outbox by a process that ended before sending them.
+  try {
+    json resent = channels.DeliverPending();
+    if (!resent.empty()) spdlog::info("outbox: sent {} messages left pending by the previous run", resent.size());
+  } catch (const std::exception& e) {
+    spdlog::error("outbox: unexpected error: {}", e.what());
+  }
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -277,6 +304,7 @@ void OpsService::SchedulerLoop() {
       int minute = std::atoi(local.substr(11, 2).c_str()) * 60 + std::atoi(local.substr(14, 2).c_str());
       for (const ScheduledJob& job : jobs_) {
         if (RanToday(info.name, job.name, day) || !job.due(*s, minute)) continue;
+        if (!ClaimRun(info.name, job.name, day)) continue;
         // Exception boundary: a failing job is logged and marked run; it never ends the thread
         // (nor, through std::terminate, the server).
         try {

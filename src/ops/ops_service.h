@@ -89,6 +89,8 @@ class OpsService {
   OpsService(ProjectRegistry& registry, OpsOptions options);
   void SchedulerLoop();
   bool RanToday(const std::string& project, const std::string& job, const std::string& day);
+  // Records the run as started before the job runs (exactly once across crashes).
+  bool ClaimRun(const std::string& project, const std::string& job, const std::string& day);
   void MarkRan(const std::string& project, const std::string& job, const std::string& day);
 
   ProjectRegistry& registry_;

@@ -71,6 +71,18 @@ CREATE TABLE job_runs(
   project TEXT NOT NULL, job TEXT NOT NULL, run_key TEXT NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY(project, job, run_key));
 )SQL"},
+      // Exactly-once sends and jobs across crashes (docs/notifications.md, "Delivery
+      // guarantees"): a message is written to the outbox (in the transaction of the change
+      // that causes it) before it is sent; a job claims its run before it starts.
+      {2, "notification outbox; job runs claimed before they start", R"SQL(
+CREATE TABLE outbox(
+  id INTEGER PRIMARY KEY, project TEXT NOT NULL,
+  channel_id INTEGER NOT NULL REFERENCES notification_channels(id) ON DELETE CASCADE,
+  dedup_key TEXT NOT NULL, message TEXT NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL,
+  done_at INTEGER, UNIQUE(channel_id, dedup_key));
+CREATE INDEX outbox_pending ON outbox(state) WHERE state = 'pending';
+ALTER TABLE job_runs ADD COLUMN state TEXT NOT NULL DEFAULT 'done';
+)SQL"},
   };
   return kMigrations;
 }
