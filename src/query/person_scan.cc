@@ -14,7 +14,7 @@ bool BlockSortedByPerson(const Block& b, const PersonTable& persons) {
   if (cached >> 1 == persons.merge_version && cached != 0) return cached & 1;
   const auto& did = b.did();
   const auto& ts = b.ts();
-  const auto& po = persons.person_of;
+  const auto& po = persons.person_of();
   bool ok = true;
   uint32_t prev_p = 0;
   int64_t prev_t = INT64_MIN;

@@ -115,10 +115,10 @@ StatusOr<json> ListProperties(const StoreSnapshot& snap, const PropertyListOptio
   std::map<std::string, Tally> person;
   if (snap.persons) {
     const PersonTable& pt = *snap.persons;
-    for (uint32_t p = 0; p < pt.props.size(); p++) {
-      if (!pt.props[p] || pt.person_of[p] != p) continue;
-      for (const auto& [k, v] : *pt.props[p]) person[k].Add(v);
-    }
+    for (const auto& [key, col] : pt.columns)
+      col->ForEach([&](uint32_t p, const PropValue& v) {
+        if (pt.IsPerson(p)) person[key].Add(v);
+      });
   }
   return json{{"event", o.event ? json(*o.event) : json()},
               {"scanned_rows", scanned},

@@ -78,10 +78,12 @@ FilterSet::FilterSet(const std::vector<Filter>& filters, const StoreSnapshot& sn
     if (!f.person) continue;
     auto& ok = person_ok_[i];
     ok.assign(pt.size(), 0);
+    const PersonColumn* col = pt.Column(f.property);
+    const bool absent_ok = AbsentMatches(f);
     for (uint32_t p = 0; p < pt.size(); p++) {
-      if (pt.person_of[p] != p) continue;  // only roots are persons
-      const PropValue* v = pt.Prop(p, f.property);
-      ok[p] = v ? FilterMatchesValue(f, *v) : AbsentMatches(f);
+      if (!pt.IsPerson(p)) continue;  // only roots are persons
+      const PropValue* v = col ? col->Get(p) : nullptr;
+      ok[p] = v ? FilterMatchesValue(f, *v) : absent_ok;
     }
   }
 }
@@ -95,7 +97,7 @@ FilterSet::BlockEval FilterSet::ForBlock(const Block& b) const {
     if (f.person) {
       t.person_ok = &person_ok_[i];
       e.did = &b.did();
-      e.person_of = &snap_->persons->person_of;
+      e.person_of = &snap_->persons->person_of();
       e.always_true = false;
       e.terms.push_back(std::move(t));
       continue;

@@ -323,6 +323,7 @@ void EventStore::ProcessRound(const std::vector<Request*>& round) {
       (void)wal_->Rollback();
     } else {
       for (uint64_t f : new_fps) seen_->Insert(f);
+      if (has_listeners_) NotifyListeners(rows);
       flush_due = AddToMemtable(rows);
     }
   }
@@ -334,6 +335,35 @@ void EventStore::ProcessRound(const std::vector<Request*>& round) {
                                    "events not stored: " + st.message());
   }
   if (flush_due && runner_) runner_->Wake(task_id_);
+}
+
+uint64_t EventStore::AddAppendListener(AppendListener listener) {
+  MutexLock l(&listeners_mu_);
+  uint64_t id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  has_listeners_ = true;
+  return id;
+}
+
+void EventStore::RemoveAppendListener(uint64_t id) {
+  MutexLock wl(&write_mu_);  // no round is calling it once this returns
+  MutexLock l(&listeners_mu_);
+  listeners_.erase(id);
+  has_listeners_ = !listeners_.empty();
+}
+
+void EventStore::NotifyListeners(const std::vector<MemRow>& rows) {
+  std::vector<AppendedEvent> events;
+  events.reserve(rows.size());
+  for (const MemRow& r : rows) events.push_back({r.did, identity_->Person(r.did), r.ev, r.ts, &r.props});
+  MutexLock l(&listeners_mu_);
+  for (auto& [id, fn] : listeners_) {
+    try {
+      fn(events);
+    } catch (const std::exception& e) {
+      spdlog::error("append listener {} failed: {}", id, e.what());
+    }
+  }
 }
 
 bool EventStore::AddToMemtable(std::vector<MemRow>& rows) {
@@ -581,7 +611,7 @@ StoreStats EventStore::Stats() {
   s.distinct_ids = identity_->did_count();
   auto persons = identity_->Snapshot();
   for (uint32_t d = 0; d < persons->size(); d++)
-    if (persons->person_of[d] == d) s.persons++;
+    if (persons->IsPerson(d)) s.persons++;
   s.generation = published_generation_;
   return s;
 }

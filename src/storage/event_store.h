@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -73,6 +74,19 @@ struct Checkpoint {
 // Corruption if the text is malformed or of another format version.
 StatusOr<Checkpoint> ParseCheckpoint(const std::string& text);
 
+// What an append listener sees of one stored event, once it is durable.
+struct AppendedEvent {
+  uint32_t did;
+  uint32_t person;      // as of the commit (merges in the same batch applied)
+  uint32_t event_code;  // EventDict code
+  int64_t ts_ms;
+  const std::vector<Property>* props;  // valid during the call only
+};
+// Called after each committed write round with its events, in commit order, on the
+// writing thread and under the store's write lock: keep it short (queue the work), and
+// never call Append from it.
+using AppendListener = std::function<void(const std::vector<AppendedEvent>& events)>;
+
 enum class Durability {
   kWal,       // acknowledged after the WAL is fsynced (HTTP ingest)
   kUnlogged,  // no WAL: durable only after Flush() (bulk import)
@@ -95,6 +109,11 @@ class EventStore {
   Status Flush();
   // Merges the segments of every partition that has more than one.
   Status CompactAll();
+
+  // The append hook (automation's triggers, incremental cohorts subscribe to it). An
+  // exception from a listener is logged and ignored: the events are already durable.
+  uint64_t AddAppendListener(AppendListener listener) EXCLUDES(listeners_mu_);
+  void RemoveAppendListener(uint64_t id) EXCLUDES(write_mu_, listeners_mu_);
 
   std::shared_ptr<const StoreSnapshot> Snapshot();
   StoreStats Stats();
@@ -132,6 +151,7 @@ class EventStore {
   void ProcessRound(const std::vector<Request*>& round) EXCLUDES(write_mu_, state_mu_);
   // True when the memtable reached flush_rows.
   bool AddToMemtable(std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(state_mu_);
+  void NotifyListeners(const std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(listeners_mu_);
   void SealOpenRows() REQUIRES(state_mu_);
   std::shared_ptr<Block> OpenRowsBlock() const REQUIRES(state_mu_);
   Status WriteCheckpoint() REQUIRES(maint_mu_);
@@ -174,6 +194,11 @@ class EventStore {
   MaintenanceRunner* runner_ = nullptr;
   uint64_t task_id_ = 0;
   StoreStats recovery_stats_;
+
+  Mutex listeners_mu_;
+  std::map<uint64_t, AppendListener> listeners_ GUARDED_BY(listeners_mu_);
+  uint64_t next_listener_ GUARDED_BY(listeners_mu_) = 1;
+  std::atomic<bool> has_listeners_{false};
 };
 
 }  // namespace ns

@@ -45,7 +45,9 @@ Status IdentityMap::Load() {
   ids_.clear();
   index_.clear();
   parent_.clear();
-  props_.clear();
+  members_.clear();
+  moved_.clear();
+  columns_.clear();
   newest_did_.clear();
   identified_.clear();
   pending_.clear();
@@ -102,7 +104,6 @@ void IdentityMap::NewDid(std::string_view id) {
   ids_.emplace_back(id);
   index_.emplace(ids_.back(), did);
   parent_.push_back(did);
-  props_.emplace_back();
   newest_did_.push_back(did);
   identified_.push_back(0);
   version_++;
@@ -126,24 +127,45 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
   // (logs written before the identified records existed replay to the same rule).
   identified_[ra] = 1;
   merge_version_++;
+  // rb's ids now belong to ra.
+  std::vector<uint32_t> moved;
+  if (auto it = members_.find(rb); it != members_.end()) {
+    moved = std::move(it->second);
+    members_.erase(it);
+  } else {
+    moved = {rb};
+  }
+  auto& into = members_[ra];
+  if (into.empty()) into.push_back(ra);
+  into.insert(into.end(), moved.begin(), moved.end());
+  moved_.insert(moved_.end(), moved.begin(), moved.end());
   // The surviving person keeps its properties and gains the other's missing ones.
-  if (props_[rb]) {
-    auto merged = std::make_shared<PersonProps>(props_[ra] ? *props_[ra] : PersonProps{});
-    for (const auto& [k, v] : *props_[rb]) merged->try_emplace(k, v);
-    props_[ra] = std::move(merged);
-    props_[rb].reset();
+  for (auto& [key, col] : columns_) {
+    const PropValue* v = col->Get(rb);
+    if (!v) continue;
+    PersonColumn& c = MutableColumn(key);
+    if (!c.Get(ra)) c.Set(ra, *c.Get(rb));
+    c.Erase(rb);
   }
   version_++;
 }
 
+// The column to change; a snapshot holding it keeps its copy (chunks are shared and copied
+// one at a time by PersonColumn).
+PersonColumn& IdentityMap::MutableColumn(const std::string& key) {
+  auto& col = columns_[key];
+  if (!col) col = std::make_shared<PersonColumn>();
+  else if (col.use_count() > 1) col = std::make_shared<PersonColumn>(*col);
+  return *col;
+}
+
 void IdentityMap::DoSet(uint32_t did, const std::vector<Property>& props, bool once) {
   uint32_t root = Find(did);
-  auto next = std::make_shared<PersonProps>(props_[root] ? *props_[root] : PersonProps{});
   for (const auto& p : props) {
-    if (once) next->try_emplace(p.key, p.value);
-    else (*next)[p.key] = p.value;
+    auto it = columns_.find(p.key);
+    if (once && it != columns_.end() && it->second->Get(root)) continue;
+    MutableColumn(p.key).Set(root, p.value);
   }
-  props_[root] = std::move(next);
   version_++;
 }
 
@@ -245,9 +267,23 @@ std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
   auto t = std::make_shared<PersonTable>();
   t->version = version_;
   t->merge_version = merge_version_;
-  t->person_of.resize(ids_.size());
-  for (uint32_t d = 0; d < ids_.size(); d++) t->person_of[d] = Find(d);
-  t->props = props_;
+  t->did_count = ids_.size();
+  if (snapshot_ && snapshot_->merge_version == merge_version_) {
+    t->person_of_ids = snapshot_->person_of_ids;  // no merge: new ids are their own persons
+  } else {
+    // After merges: the previous mapping, extended to every id, with the moved ids patched.
+    auto po = std::make_shared<std::vector<uint32_t>>();
+    if (snapshot_) *po = *snapshot_->person_of_ids;
+    const uint32_t from = static_cast<uint32_t>(po->size());
+    po->resize(ids_.size());
+    for (uint32_t d = from; d < ids_.size(); d++) (*po)[d] = d;
+    for (uint32_t d : moved_) (*po)[d] = Find(d);
+    if (!snapshot_)
+      for (uint32_t d = 0; d < ids_.size(); d++) (*po)[d] = Find(d);
+    t->person_of_ids = std::move(po);
+  }
+  moved_.clear();
+  for (const auto& [key, col] : columns_) t->columns.emplace(key, col);
   snapshot_ = t;
   return t;
 }

@@ -19,30 +19,10 @@
 
 #include "core/status.h"
 #include "storage/event.h"
+#include "storage/person_table.h"
 #include "storage/wal.h"
 
 namespace ns {
-
-using PersonProps = std::map<std::string, PropValue, std::less<>>;
-
-// Immutable view for queries.
-struct PersonTable {
-  std::vector<uint32_t> person_of;  // did -> person (root did)
-  std::vector<std::shared_ptr<const PersonProps>> props;  // indexed by person; may be null
-  uint64_t version = 0;
-  // Changes only when persons merge (new distinct ids and properties leave it alone), so
-  // per-block facts about person order stay valid while events keep arriving.
-  uint64_t merge_version = 1;
-  size_t size() const { return person_of.size(); }
-  // The person of a did. A did newer than the table (it arrived after the snapshot) is its
-  // own person until the next snapshot.
-  uint32_t PersonOf(uint32_t did) const { return did < person_of.size() ? person_of[did] : did; }
-  const PropValue* Prop(uint32_t person, std::string_view key) const {
-    if (person >= props.size() || !props[person]) return nullptr;
-    auto it = props[person]->find(key);
-    return it == props[person]->end() ? nullptr : &it->second;
-  }
-};
 
 // What `northstar check` reports about an identity log, read without changing it.
 struct IdentityLogReport {
@@ -96,6 +76,7 @@ class IdentityMap {
   void DoMerge(uint32_t a, uint32_t b);
   void DoSet(uint32_t did, const std::vector<Property>& props, bool once);
   uint32_t Find(uint32_t did) const;
+  PersonColumn& MutableColumn(const std::string& key);
 
   std::string dir_;
   std::unique_ptr<WalWriter> log_;
@@ -108,7 +89,11 @@ class IdentityMap {
   };
   std::unordered_map<std::string, uint32_t, IdHash, std::equal_to<>> index_;
   mutable std::vector<uint32_t> parent_;
-  std::vector<std::shared_ptr<const PersonProps>> props_;
+  // Members of every person with more than one distinct id (root -> dids), so a merge
+  // knows whose person changed without walking all ids.
+  std::unordered_map<uint32_t, std::vector<uint32_t>> members_;
+  std::vector<uint32_t> moved_;  // dids whose person changed since the last snapshot
+  std::map<std::string, std::shared_ptr<PersonColumn>, std::less<>> columns_;
   std::vector<uint32_t> newest_did_;  // per root: its largest did
   std::vector<uint8_t> identified_;   // per root: 1 once identified (an $identify, alias or merge)
   std::vector<std::string> pending_;  // encoded records not yet committed

@@ -230,15 +230,15 @@ TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   auto& ids = (*s)->identity();
   uint32_t a = static_cast<uint32_t>(ids.Find(std::string_view("anon-1")));
   uint32_t u = static_cast<uint32_t>(ids.Find(std::string_view("user-1")));
-  EXPECT_EQ(snap->persons->person_of[a], snap->persons->person_of[u]);
-  EXPECT_EQ(snap->persons->Prop(snap->persons->person_of[u], "city")->str, "Hangzhou");
+  EXPECT_EQ(snap->persons->PersonOf(a), snap->persons->PersonOf(u));
+  EXPECT_EQ(snap->persons->Prop(snap->persons->PersonOf(u), "city")->str, "Hangzhou");
   // Persisted: reopen and check again.
   s = Status::OK();
   auto s2 = EventStore::Open(dir.path(), so);
   ASSERT_TRUE(s2.ok());
   auto snap2 = (*s2)->Snapshot();
-  EXPECT_EQ(snap2->persons->person_of[a], snap2->persons->person_of[u]);
-  EXPECT_EQ(snap2->persons->Prop(snap2->persons->person_of[a], "city")->str, "Hangzhou");
+  EXPECT_EQ(snap2->persons->PersonOf(a), snap2->persons->PersonOf(u));
+  EXPECT_EQ(snap2->persons->Prop(snap2->persons->PersonOf(a), "city")->str, "Hangzhou");
 }
 
 // Finding 11 of docs/reliability.md: a write key cannot join two identified persons.

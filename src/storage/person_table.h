@@ -1,0 +1,90 @@
+// PersonTable: what a query sees of persons — the person of every distinct id and the
+// person properties — as of one snapshot. Built incrementally by IdentityMap:
+//
+//  - `person_of` is shared between snapshots while no merge happens: a distinct id newer
+//    than it is its own person (PersonOf), so new ids cost nothing; after merges the next
+//    snapshot copies it once (a memcpy) and patches only the ids whose person changed.
+//  - Properties are columns (one per key) of chunks shared between snapshots: a $set writes
+//    one value and copies at most one chunk of kChunk values per snapshot (copy-on-write),
+//    never a person's whole property map.
+//
+// Person ids are distinct ids (the smallest of the person's ids), so they are stable: when
+// two persons merge, the larger id starts to map to the smaller one and nothing is renamed.
+// A stored set of person ids (a cohort's bitmap) stays valid across merges by reading it
+// through CanonicalPersons, which is a no-op while merge_version is unchanged.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/event.h"
+
+namespace ns {
+
+// One person property over all persons (indexed by person id).
+class PersonColumn {
+ public:
+  static constexpr uint32_t kChunk = 256;
+  const PropValue* Get(uint32_t person) const {
+    uint32_t c = person / kChunk;
+    if (c >= chunks_.size() || !chunks_[c]) return nullptr;
+    const Chunk& ch = *chunks_[c];
+    return ch.present[person % kChunk] ? &ch.values[person % kChunk] : nullptr;
+  }
+  // Calls fn(person, value) for every person with a value, in person order.
+  void ForEach(const std::function<void(uint32_t, const PropValue&)>& fn) const;
+
+  // Mutators (IdentityMap, under its lock, on a column no snapshot holds). A chunk that a
+  // snapshot's copy of the column still holds is copied first.
+  void Set(uint32_t person, const PropValue& v);
+  void Erase(uint32_t person);
+
+ private:
+  struct Chunk {
+    PropValue values[kChunk];
+    bool present[kChunk] = {};
+  };
+  Chunk& Writable(uint32_t c);
+  std::vector<std::shared_ptr<Chunk>> chunks_;
+};
+
+struct PersonTable {
+  // did -> person; may be shorter than size(): later dids are their own persons.
+  std::shared_ptr<const std::vector<uint32_t>> person_of_ids;
+  // Property key -> column.
+  std::map<std::string, std::shared_ptr<const PersonColumn>, std::less<>> columns;
+  uint64_t version = 0;
+  // Changes only when persons merge (new distinct ids and properties leave it alone), so
+  // per-block facts about person order stay valid while events keep arriving.
+  uint64_t merge_version = 1;
+  // Distinct ids known to this snapshot (every did of its blocks is below it).
+  size_t did_count = 0;
+
+  size_t size() const { return did_count; }
+  const std::vector<uint32_t>& person_of() const { return *person_of_ids; }
+  // The person of a did. A did newer than the table (it arrived after the snapshot) is its
+  // own person until the next snapshot.
+  uint32_t PersonOf(uint32_t did) const {
+    const auto& po = *person_of_ids;
+    return did < po.size() ? po[did] : did;
+  }
+  bool IsPerson(uint32_t did) const { return PersonOf(did) == did; }
+  const PersonColumn* Column(std::string_view key) const {
+    auto it = columns.find(key);
+    return it == columns.end() ? nullptr : it->second.get();
+  }
+  const PropValue* Prop(uint32_t person, std::string_view key) const {
+    const PersonColumn* c = Column(key);
+    return c ? c->Get(person) : nullptr;
+  }
+  // Maps stored person ids to the persons they are now (merges since they were stored),
+  // sorted and without duplicates.
+  void CanonicalPersons(std::vector<uint32_t>* persons) const;
+};
+
+}  // namespace ns
