@@ -34,10 +34,6 @@
 #include "server/ops_routes.h"
 #include "server/static_routes.h"
 #include "server/http_server.h"
-#include "storage/binary_io.h"
-#include "storage/identity.h"
-#include "storage/segment.h"
-#include "storage/wal.h"
 
 namespace ns {
 
@@ -799,77 +795,13 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
   uint64_t total_rows = 0, total_segments = 0;
   for (const auto& name : *projects) {
     std::string dir = g.data + "/projects/" + name;
-    // Identity log (the store's own parser).
-    IdentityLogReport idlog = IdentityMap::Inspect(dir + "/identity");
-    for (const auto& p : idlog.problems) problem(p);
-    for (const auto& t : idlog.torn_tails) warn(t + " (removed at next start)");
-    const uint64_t dids = idlog.distinct_ids;
-    // CHECKPOINT.
-    uint64_t gen = 0;
-    if (FileExists(dir + "/CHECKPOINT")) {
-      auto text = ReadFile(dir + "/CHECKPOINT");
-      auto cp = text.ok() ? ParseCheckpoint(*text) : StatusOr<Checkpoint>(text.status());
-      if (!cp.ok()) {
-        problem(dir + "/CHECKPOINT: malformed (" + cp.status().message() + ")");
-      } else {
-        gen = cp->generation;
-      }
-    }
-    // WAL.
-    auto seqs = ListWalFiles(dir + "/wal");
-    if (seqs.ok()) {
-      for (uint64_t s : *seqs) {
-        WalReplayStats st;
-        Status rs = ReplayWal(dir + "/wal", s, false, [](std::string_view) { return Status::OK(); }, &st);
-        if (!rs.ok()) problem(rs.message());
-        if (st.truncated_bytes)
-          warn(dir + "/wal/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) +
-               " bytes (an unacknowledged write; removed at next start)");
-      }
-    }
-    // Segments: checksums, full decode, invariants.
-    auto names = ListDir(dir + "/segments");
-    if (!names.ok()) {
-      problem(names.status().message());
-      continue;
-    }
-    EventDict dict;
-    for (const auto& n : *names) {
-      if (n.size() < 5 || n.substr(n.size() - 5) != ".nseg") continue;
-      std::string path = dir + "/segments/" + n;
-      auto info = OpenSegment(path, dict);
-      if (!info.ok()) {
-        problem(info.status().message());
-        continue;
-      }
-      if (info->meta.generation > gen) warn(path + ": generation " + std::to_string(info->meta.generation) +
-                                            " is newer than the checkpoint (an unfinished flush; removed at next start)");
-      try {
-        const Block& b = *info->block;
-        const auto& ts = b.ts();
-        const auto& did = b.did();
-        std::vector<uint8_t> has;
-        std::vector<Uuid> ids;
-        b.ReadUuids(&has, &ids);
-        for (const auto& k : b.prop_keys()) (void)b.prop(k);
-        int64_t mn = INT64_MAX, mx = INT64_MIN;
-        bool bad_day = false, bad_did = false;
-        for (size_t i = 0; i < b.size(); i++) {
-          mn = std::min(mn, ts[i]);
-          mx = std::max(mx, ts[i]);
-          if (UtcDay(ts[i]) != info->meta.partition_day) bad_day = true;
-          if (did[i] >= dids) bad_did = true;
-        }
-        if (b.size() && (mn != b.min_ts() || mx != b.max_ts())) problem(path + ": footer min/max timestamps do not match the rows");
-        if (bad_day) problem(path + ": rows outside partition day " + std::to_string(info->meta.partition_day));
-        if (bad_did) problem(path + ": rows reference distinct ids missing from the identity log");
-        total_rows += b.size();
-        total_segments++;
-        if (verbose) std::printf("ok       %s  %zu rows\n", path.c_str(), b.size());
-      } catch (const std::exception& e) {
-        problem(e.what());
-      }
-    }
+    StoreCheckReport r = CheckStoreDirectory(dir);  // the store's own parsers
+    for (const auto& p : r.problems) problem(p);
+    for (const auto& w : r.warnings) warn(w);
+    if (verbose)
+      for (const auto& o : r.ok) std::printf("ok       %s\n", o.c_str());
+    total_rows += r.rows;
+    total_segments += r.segments;
   }
   std::printf("checked %llu segments, %llu events: %d problems, %d warnings\n",
               static_cast<unsigned long long>(total_segments), static_cast<unsigned long long>(total_rows), problems, warnings);

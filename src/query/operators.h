@@ -11,7 +11,10 @@
 #include "query/query_kind.h"
 #include "query/query_spec.h"
 #include "query/results.h"
+#include "storage/block.h"
+#include "storage/event_dict.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 
 namespace ns {
 

@@ -19,7 +19,10 @@
 #include <vector>
 
 #include "core/deadline.h"
+#include "storage/block.h"
+#include "storage/event_dict.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 
 namespace ns {
 

@@ -8,7 +8,10 @@
 #include <string>
 
 #include "core/status.h"
+#include "storage/block.h"
+#include "storage/event_dict.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 
 namespace ns {
 

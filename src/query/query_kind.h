@@ -14,7 +14,10 @@
 #include "core/deadline.h"
 #include "core/status.h"
 #include "core/time_zone.h"
+#include "storage/block.h"
+#include "storage/event_dict.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 
 namespace ns {
 

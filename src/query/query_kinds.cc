@@ -50,7 +50,7 @@ StatusOr<const QueryKind*> QueryKindOf(const json& request) {
 
 QueryScope::QueryScope(EventStore& store, const TimeZone& tz, const Deadline* deadline)
     : snap_(store.Snapshot()),
-      ctx_{*snap_, tz, [ids = &store.identity()](uint32_t person) { return ids->DisplayId(person); }, deadline} {}
+      ctx_{*snap_, tz, [st = &store](uint32_t person) { return st->DisplayId(person); }, deadline} {}
 
 StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz, const Deadline* deadline) {
   NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request));

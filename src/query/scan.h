@@ -10,7 +10,10 @@
 #include "core/deadline.h"
 #include "core/time_zone.h"
 #include "query/query_spec.h"
+#include "storage/block.h"
+#include "storage/event_dict.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 
 namespace ns {
 

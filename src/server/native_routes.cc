@@ -149,7 +149,7 @@ void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res
                       {"memtable_rows", s.memtable_rows}, {"persons", s.persons}, {"distinct_ids", s.distinct_ids},
                       {"events", s.segment_rows + s.memtable_rows}}}};
   json names = json::array();
-  for (const auto& n : p.store->events().Names()) names.push_back(n);
+  for (const auto& n : p.store->EventNames()) names.push_back(n);
   out["event_names"] = names;
   res.Json(200, out);
 }

@@ -1,4 +1,4 @@
-#include "storage/event_store.h"
+#include "storage/event_store_impl.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -26,7 +26,7 @@ uint64_t Fingerprint(const Uuid& u) {
 // Open-addressing set of 64-bit uuid fingerprints (0 = empty slot). 8 bytes per slot,
 // load factor <= 1/2. A false duplicate needs a 64-bit fingerprint collision between two
 // different uuids: probability ~ n^2 / 2^65 (3e-6 at 10M stored events).
-class EventStore::FingerprintSet {
+class EventStoreImpl::FingerprintSet {
  public:
   FingerprintSet() : slots_(1024, 0) {}
   bool Contains(uint64_t f) const {
@@ -80,7 +80,7 @@ bool DecodeEvent(BinReader& r, Event* e) {
 
 }  // namespace
 
-EventStore::~EventStore() {
+EventStoreImpl::~EventStoreImpl() {
   {
     MutexLock l(&queue_mu_);
     stopping_ = true;
@@ -100,7 +100,12 @@ EventStore::~EventStore() {
 }
 
 StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir, StoreOptions options) {
-  auto s = std::unique_ptr<EventStore>(new EventStore());
+  NS_ASSIGN_OR_RETURN(auto impl, EventStoreImpl::Open(dir, options));
+  return std::unique_ptr<EventStore>(std::move(impl));
+}
+
+StatusOr<std::unique_ptr<EventStoreImpl>> EventStoreImpl::Open(const std::string& dir, StoreOptions options) {
+  auto s = std::unique_ptr<EventStoreImpl>(new EventStoreImpl());
   s->dir_ = dir;
   s->opt_ = options;
   NS_RETURN_IF_ERROR(MakeDirs(dir + "/wal"));
@@ -129,7 +134,7 @@ StatusOr<Checkpoint> ParseCheckpoint(const std::string& text) {
   return Checkpoint{g, w};
 }
 
-Status EventStore::WriteCheckpoint() {
+Status EventStoreImpl::WriteCheckpoint() {
   char buf[128];
   std::snprintf(buf, sizeof buf, "northstar-checkpoint 1\ngeneration %llu\nwal_through %llu\n",
                 static_cast<unsigned long long>(generation_), static_cast<unsigned long long>(wal_through_));
@@ -137,7 +142,7 @@ Status EventStore::WriteCheckpoint() {
 }
 
 // Single-threaded: runs inside Open, before the store is shared with any other thread.
-Status EventStore::Recover() NO_THREAD_SAFETY_ANALYSIS {
+Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
   std::string cp_path = dir_ + "/CHECKPOINT";
   if (FileExists(cp_path)) {
     NS_ASSIGN_OR_RETURN(std::string text, ReadFile(cp_path));
@@ -242,7 +247,7 @@ Status EventStore::Recover() NO_THREAD_SAFETY_ANALYSIS {
   return Status::OK();
 }
 
-StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability durability, IdentityTrust trust) {
+StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durability durability, IdentityTrust trust) {
   Request req(&queue_mu_);
   req.events = &events;
   req.durability = durability;
@@ -268,7 +273,7 @@ StatusOr<AppendResult> EventStore::Append(std::vector<Event> events, Durability 
   return std::move(req.result);
 }
 
-void EventStore::ProcessRound(const std::vector<Request*>& round) {
+void EventStoreImpl::ProcessRound(const std::vector<Request*>& round) {
   std::vector<AppendResult> results(round.size());
   std::vector<MemRow> rows;
   std::vector<uint64_t> new_fps;
@@ -337,7 +342,7 @@ void EventStore::ProcessRound(const std::vector<Request*>& round) {
   if (flush_due && runner_) runner_->Wake(task_id_);
 }
 
-uint64_t EventStore::AddAppendListener(AppendListener listener) {
+uint64_t EventStoreImpl::AddAppendListener(AppendListener listener) {
   MutexLock l(&listeners_mu_);
   uint64_t id = next_listener_++;
   listeners_[id] = std::move(listener);
@@ -345,14 +350,14 @@ uint64_t EventStore::AddAppendListener(AppendListener listener) {
   return id;
 }
 
-void EventStore::RemoveAppendListener(uint64_t id) {
+void EventStoreImpl::RemoveAppendListener(uint64_t id) {
   MutexLock wl(&write_mu_);  // no round is calling it once this returns
   MutexLock l(&listeners_mu_);
   listeners_.erase(id);
   has_listeners_ = !listeners_.empty();
 }
 
-void EventStore::NotifyListeners(const std::vector<MemRow>& rows) {
+void EventStoreImpl::NotifyListeners(const std::vector<MemRow>& rows) {
   std::vector<AppendedEvent> events;
   events.reserve(rows.size());
   for (const MemRow& r : rows) events.push_back({r.did, identity_->Person(r.did), r.ev, r.ts, &r.props});
@@ -366,7 +371,7 @@ void EventStore::NotifyListeners(const std::vector<MemRow>& rows) {
   }
 }
 
-bool EventStore::AddToMemtable(std::vector<MemRow>& rows) {
+bool EventStoreImpl::AddToMemtable(std::vector<MemRow>& rows) {
   MutexLock l(&state_mu_);
   if (rows.empty()) return memtable_rows_ >= opt_.flush_rows;
   if (memtable_rows_ == 0) memtable_since_ms_ = NowMs();
@@ -378,13 +383,13 @@ bool EventStore::AddToMemtable(std::vector<MemRow>& rows) {
   return memtable_rows_ >= opt_.flush_rows;
 }
 
-std::shared_ptr<Block> EventStore::OpenRowsBlock() const {
+std::shared_ptr<Block> EventStoreImpl::OpenRowsBlock() const {
   BlockBuilder b;
   for (const auto& r : open_rows_) b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
   return b.Finish();
 }
 
-void EventStore::SealOpenRows() {
+void EventStoreImpl::SealOpenRows() {
   if (open_rows_.empty()) return;
   sealed_.push_back(OpenRowsBlock());
   open_rows_.clear();
@@ -392,7 +397,7 @@ void EventStore::SealOpenRows() {
   open_block_cache_rows_ = 0;
 }
 
-Status EventStore::Flush() {
+Status EventStoreImpl::Flush() {
   MutexLock ml(&maint_mu_);
   return FlushLocked();
 }
@@ -425,7 +430,7 @@ std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std:
 }
 }  // namespace
 
-Status EventStore::FlushLocked() {
+Status EventStoreImpl::FlushLocked() {
   uint64_t old_seq;
   std::vector<std::shared_ptr<const Block>> to_write;
   {
@@ -486,7 +491,7 @@ Status EventStore::FlushLocked() {
   return Status::OK();
 }
 
-Status EventStore::CompactPartition(int32_t day) {
+Status EventStoreImpl::CompactPartition(int32_t day) {
   std::vector<std::shared_ptr<const Block>> blocks;
   std::vector<SegmentInfo> old;
   {
@@ -531,7 +536,7 @@ Status EventStore::CompactPartition(int32_t day) {
   return Status::OK();
 }
 
-Status EventStore::CompactAll() {
+Status EventStoreImpl::CompactAll() {
   MutexLock ml(&maint_mu_);
   std::vector<int32_t> days;
   {
@@ -545,7 +550,7 @@ Status EventStore::CompactAll() {
 
 // One pass of background work, run by the MaintenanceRunner: a flush when the memtable is
 // large or old enough, then compaction.
-void EventStore::Maintain() {
+void EventStoreImpl::Maintain() {
   bool flush;
   {
     MutexLock sl(&state_mu_);
@@ -569,7 +574,7 @@ void EventStore::Maintain() {
     if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
 }
 
-std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
+std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
   auto snap = std::make_shared<StoreSnapshot>();
   snap->events = &dict_;
   {
@@ -590,14 +595,14 @@ std::shared_ptr<const StoreSnapshot> EventStore::Snapshot() {
   return snap;
 }
 
-uint64_t EventStore::memtable_rows() {
+uint64_t EventStoreImpl::memtable_rows() {
   MutexLock sl(&state_mu_);
   uint64_t n = memtable_rows_;
   for (auto& b : flushing_) n += b->size();
   return n;
 }
 
-StoreStats EventStore::Stats() {
+StoreStats EventStoreImpl::Stats() {
   StoreStats s = recovery_stats_;
   MutexLock sl(&state_mu_);
   for (auto& [d, l] : partitions_)

@@ -12,6 +12,7 @@
 #include "ingest/collect_protocol.h"
 #include "ingest/native_parser.h"
 #include "server/http_types.h"
+#include "storage/block.h"
 #include "storage/event_store.h"
 #include "storage/wal.h"
 #include "test_util.h"

@@ -10,6 +10,7 @@
 #include "core/file_util.h"
 #include "core/time_zone.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 #include "storage/segment.h"
 #include "storage/wal.h"
 #include "test_util.h"
@@ -214,6 +215,14 @@ TEST(EventStore, UnfinishedFlushSegmentsAreRemoved) {
   EXPECT_FALSE(FileExists(dir.path() + "/segments/" + SegmentFileName(day, 99)));
 }
 
+// Identity lookups through the store's interface (the facade hands out no IdentityMap).
+struct Ids {
+  EventStore* s;
+  int64_t Find(std::string_view id) const { return s->FindDistinctId(id); }
+  bool Identified(uint32_t d) const { return s->Identified(d); }
+  uint32_t Person(uint32_t d) const { return s->Snapshot()->persons->PersonOf(d); }
+};
+
 TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   testing::TempDir dir;
   StoreOptions so;
@@ -227,7 +236,7 @@ TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   login.person_set.push_back({"city", PropValue::Str("Hangzhou")});
   ASSERT_TRUE((*s)->Append({login}).ok());
   auto snap = (*s)->Snapshot();
-  auto& ids = (*s)->identity();
+  Ids ids{s->get()};
   uint32_t a = static_cast<uint32_t>(ids.Find(std::string_view("anon-1")));
   uint32_t u = static_cast<uint32_t>(ids.Find(std::string_view("user-1")));
   EXPECT_EQ(snap->persons->PersonOf(a), snap->persons->PersonOf(u));
@@ -260,7 +269,7 @@ TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
   EXPECT_EQ(a->merges_refused, 0u);
   // A login id without a merge is identified too.
   ASSERT_TRUE((*s)->Append({Ev("carol", "$identify", kT0 + 2)}, Durability::kWal, IdentityTrust::kWriteKey).ok());
-  auto& ids = (*s)->identity();
+  Ids ids{s->get()};
   auto did = [&](const char* id) { return static_cast<uint32_t>(ids.Find(std::string_view(id))); };
   EXPECT_TRUE(ids.Identified(did("alice")) && ids.Identified(did("dev-a")) && ids.Identified(did("carol")));
   // The attack: bob's id sent as the anonymous id of alice's $identify, and carol aliased to bob.
@@ -288,7 +297,7 @@ TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
   s = Status::OK();
   auto s2 = EventStore::Open(dir.path(), so);
   ASSERT_TRUE(s2.ok());
-  auto& ids2 = (*s2)->identity();
+  Ids ids2{s2->get()};
   EXPECT_EQ(ids2.Person(alice), ids2.Person(carol));
   EXPECT_NE(ids2.Person(alice), ids2.Person(bob));
   EXPECT_TRUE(ids2.Identified(bob));
@@ -306,18 +315,18 @@ TEST(EventStore, IdentifiedBitOfAPersonWithoutMergesSurvivesRestart) {
     auto s = EventStore::Open(dir.path(), so);
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE((*s)->Append({Ev("u1", "$identify", kT0), Ev("u2", "$identify", kT0)}).ok());
-    u = static_cast<uint32_t>((*s)->identity().Find(std::string_view("u1")));
-    v = static_cast<uint32_t>((*s)->identity().Find(std::string_view("u2")));
+    u = static_cast<uint32_t>((*s)->FindDistinctId(std::string_view("u1")));
+    v = static_cast<uint32_t>((*s)->FindDistinctId(std::string_view("u2")));
   }
   auto s = EventStore::Open(dir.path(), so);
   ASSERT_TRUE(s.ok());
-  EXPECT_TRUE((*s)->identity().Identified(u));
+  EXPECT_TRUE((*s)->Identified(u));
   Event e = Ev("u1", "$identify", kT0 + 1);
   e.merge_with.push_back("u2");
   auto a = (*s)->Append({e}, Durability::kWal, IdentityTrust::kWriteKey);
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->merges_refused, 1u);
-  EXPECT_NE((*s)->identity().Person(u), (*s)->identity().Person(v));
+  EXPECT_NE((*s)->Snapshot()->persons->PersonOf(u), (*s)->Snapshot()->persons->PersonOf(v));
 }
 
 TEST(EventStore, CompactionMergesPartitionSegments) {

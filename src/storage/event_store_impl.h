@@ -1,0 +1,131 @@
+// EventStoreImpl: the event store of one project behind the EventStore interface
+// (storage/event_store.h). Internal to storage/: only storage's own files include this.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/file_util.h"
+#include "core/mutex.h"
+#include "storage/block.h"
+#include "storage/event_dict.h"
+#include "storage/event_store.h"
+#include "storage/identity.h"
+#include "storage/maintenance_runner.h"
+#include "storage/segment.h"
+#include "storage/wal.h"
+
+namespace ns {
+
+// The CHECKPOINT file of a project directory (docs/storage-format.md): the generation of
+// the newest complete flush and the last WAL file it covers.
+struct Checkpoint {
+  uint64_t generation = 0;
+  uint64_t wal_through = 0;
+};
+// Corruption if the text is malformed or of another format version.
+StatusOr<Checkpoint> ParseCheckpoint(const std::string& text);
+
+
+class EventStoreImpl final : public EventStore {
+ public:
+  ~EventStoreImpl() override;
+  static StatusOr<std::unique_ptr<EventStoreImpl>> Open(const std::string& dir, StoreOptions options);
+
+  StatusOr<AppendResult> Append(std::vector<Event> events, Durability durability, IdentityTrust trust) override;
+  Status Flush() override;
+  Status CompactAll() override;
+  uint64_t AddAppendListener(AppendListener listener) override EXCLUDES(listeners_mu_);
+  void RemoveAppendListener(uint64_t id) override EXCLUDES(write_mu_, listeners_mu_);
+  std::shared_ptr<const StoreSnapshot> Snapshot() override;
+  StoreStats Stats() override;
+  uint64_t memtable_rows() override;
+  int64_t FindDistinctId(std::string_view distinct_id) const override { return identity_->Find(distinct_id); }
+  bool Identified(uint32_t did) const override { return identity_->Identified(did); }
+  std::string DisplayId(uint32_t person) const override { return identity_->DisplayId(person); }
+  std::vector<std::string> EventNames() const override { return dict_.Names(); }
+  const std::string& dir() const override { return dir_; }
+
+ private:
+  // One Append call waiting in the group-commit queue (LevelDB's DBImpl::Writer).
+  struct Request {
+    explicit Request(Mutex* mu) : cv(mu) {}
+    std::vector<Event>* events = nullptr;
+    Durability durability = Durability::kWal;
+    IdentityTrust trust = IdentityTrust::kSecretKey;
+    bool done = false;
+    StatusOr<AppendResult> result = AppendResult{};
+    CondVar cv;
+  };
+  struct MemRow {
+    uint32_t did;
+    uint32_t ev;
+    int64_t ts;
+    Uuid uuid;
+    bool has_uuid;
+    std::vector<Property> props;
+  };
+  class FingerprintSet;
+
+  EventStoreImpl() = default;
+  Status Recover() EXCLUDES(write_mu_, state_mu_);
+  void Maintain() EXCLUDES(maint_mu_, state_mu_);
+  // Writes one round of queued requests (WAL, identity log, memtable) and sets their results.
+  void ProcessRound(const std::vector<Request*>& round) EXCLUDES(write_mu_, state_mu_);
+  // True when the memtable reached flush_rows.
+  bool AddToMemtable(std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(state_mu_);
+  void NotifyListeners(const std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(listeners_mu_);
+  void SealOpenRows() REQUIRES(state_mu_);
+  std::shared_ptr<Block> OpenRowsBlock() const REQUIRES(state_mu_);
+  Status WriteCheckpoint() REQUIRES(maint_mu_);
+  Status CompactPartition(int32_t day) REQUIRES(maint_mu_) EXCLUDES(state_mu_);
+  Status FlushLocked() REQUIRES(maint_mu_) EXCLUDES(write_mu_, state_mu_);
+
+  std::string dir_;
+  StoreOptions opt_;
+  std::unique_ptr<DirLock> lock_;
+  EventDict dict_;
+  std::unique_ptr<IdentityMap> identity_;  // mutated only under write_mu_
+  std::unique_ptr<FingerprintSet> seen_ PT_GUARDED_BY(write_mu_);
+
+  // Group commit: callers queue; the one at the front writes the round for everyone queued.
+  Mutex queue_mu_;
+  std::deque<Request*> queue_ GUARDED_BY(queue_mu_);
+  bool stopping_ GUARDED_BY(queue_mu_) = false;
+  CondVar drained_cv_{&queue_mu_};  // the queue became empty (the destructor waits for it)
+
+  Mutex write_mu_ ACQUIRED_BEFORE(state_mu_);  // held by a write round and by flush's memtable rotation
+  std::unique_ptr<WalWriter> wal_ PT_GUARDED_BY(write_mu_);
+
+  // Readable state.
+  Mutex state_mu_;
+  std::map<int32_t, std::vector<SegmentInfo>> partitions_ GUARDED_BY(state_mu_);
+  std::vector<std::shared_ptr<const Block>> flushing_ GUARDED_BY(state_mu_);  // memtable being written out
+  std::vector<std::shared_ptr<const Block>> sealed_ GUARDED_BY(state_mu_);    // memtable, sealed blocks
+  std::vector<MemRow> open_rows_ GUARDED_BY(state_mu_);                       // memtable, not yet sealed
+  std::shared_ptr<const Block> open_block_cache_ GUARDED_BY(state_mu_);       // open_rows_ as a block (queries)
+  size_t open_block_cache_rows_ GUARDED_BY(state_mu_) = 0;
+  size_t memtable_rows_ GUARDED_BY(state_mu_) = 0;
+  int64_t memtable_since_ms_ GUARDED_BY(state_mu_) = 0;
+
+  Mutex maint_mu_ ACQUIRED_BEFORE(write_mu_);  // serialises flush and compaction
+  uint64_t generation_ GUARDED_BY(maint_mu_) = 0;
+  uint64_t wal_through_ GUARDED_BY(maint_mu_) = 0;
+  // generation_ as last committed, for Stats() without waiting for a flush in progress.
+  std::atomic<uint64_t> published_generation_{0};
+  std::unique_ptr<MaintenanceRunner> own_runner_;  // when the options bring none
+  MaintenanceRunner* runner_ = nullptr;
+  uint64_t task_id_ = 0;
+  StoreStats recovery_stats_;
+
+  Mutex listeners_mu_;
+  std::map<uint64_t, AppendListener> listeners_ GUARDED_BY(listeners_mu_);
+  uint64_t next_listener_ GUARDED_BY(listeners_mu_) = 1;
+  std::atomic<bool> has_listeners_{false};
+};
+
+}  // namespace ns
