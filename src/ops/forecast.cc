@@ -24,14 +24,18 @@
 #include <numeric>
 
 #include "core/time_zone.h"
+#include "stats/distributions.h"
+#include "stats/robust.h"
 
 namespace ns {
 namespace {
 
+using stats::Median;
+using stats::RobustSigma;
+
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int kHistoryDays = 56;   // 8 weeks: enough for weekday medians, recent enough
 constexpr int kAnomalyDays = 28;   // trailing window of ScoreAnomaly
-constexpr double kMadToSigma = 1.4826;
 constexpr std::array<double, 8> kAlphaGrid = {0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8};
 // Damped trend: slope smoothing and damping per day (a trend halves in ~7 or ~14 days, so a
 // month-end projection never extrapolates a short run linearly).
@@ -41,88 +45,6 @@ constexpr const char* kWeekdayNames[7] = {"Sunday",   "Monday", "Tuesday", "Wedn
                                           "Thursday", "Friday", "Saturday"};
 
 int Weekday(int32_t d) { return ((d + 4) % 7 + 7) % 7; }
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return kNaN;
-  size_t m = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + m, v.end());
-  double hi = v[m];
-  if (v.size() % 2 == 1) return hi;
-  double lo = *std::max_element(v.begin(), v.begin() + m);
-  return (lo + hi) / 2;
-}
-
-// Robust sigma of values around `center`: 1.4826 * MAD, falling back to 1.2533 * mean
-// absolute deviation when more than half of the values equal the centre (MAD = 0).
-double RobustSigma(const std::vector<double>& v, double center) {
-  if (v.empty()) return 0;
-  std::vector<double> dev;
-  dev.reserve(v.size());
-  for (double x : v) dev.push_back(std::fabs(x - center));
-  double mad = Median(dev);
-  if (mad > 0) return kMadToSigma * mad;
-  double mean_abs = std::accumulate(dev.begin(), dev.end(), 0.0) / dev.size();
-  return 1.2533 * mean_abs;
-}
-
-// ---- Student's t distribution (regularised incomplete beta, Numerical Recipes' betacf).
-
-double BetaContinuedFraction(double a, double b, double x) {
-  constexpr double kTiny = 1e-300;
-  double qab = a + b, qap = a + 1, qam = a - 1;
-  double c = 1, d = 1 - qab * x / qap;
-  if (std::fabs(d) < kTiny) d = kTiny;
-  d = 1 / d;
-  double h = d;
-  for (int m = 1; m <= 300; ++m) {
-    int m2 = 2 * m;
-    double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-    d = 1 + aa * d;
-    if (std::fabs(d) < kTiny) d = kTiny;
-    c = 1 + aa / c;
-    if (std::fabs(c) < kTiny) c = kTiny;
-    d = 1 / d;
-    h *= d * c;
-    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-    d = 1 + aa * d;
-    if (std::fabs(d) < kTiny) d = kTiny;
-    c = 1 + aa / c;
-    if (std::fabs(c) < kTiny) c = kTiny;
-    d = 1 / d;
-    double del = d * c;
-    h *= del;
-    if (std::fabs(del - 1) < 1e-14) break;
-  }
-  return h;
-}
-
-double RegularizedBeta(double a, double b, double x) {
-  if (x <= 0) return 0;
-  if (x >= 1) return 1;
-  double bt = std::exp(std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) +
-                       b * std::log1p(-x));
-  if (x < (a + 1) / (a + b + 2)) return bt * BetaContinuedFraction(a, b, x) / a;
-  return 1 - bt * BetaContinuedFraction(b, a, 1 - x) / b;
-}
-
-double StudentCdf(double t, double df) {
-  if (std::isinf(t)) return t > 0 ? 1 : 0;
-  double tail = 0.5 * RegularizedBeta(df / 2, 0.5, df / (df + t * t));
-  return t > 0 ? 1 - tail : tail;
-}
-
-// Quantile by bisection on the CDF, so intervals and probabilities agree exactly.
-double StudentQuantile(double p, double df) {
-  if (p == 0.5) return 0;
-  if (p < 0.5) return -StudentQuantile(1 - p, df);
-  double lo = 0, hi = 1;
-  while (StudentCdf(hi, df) < p && hi < 1e12) hi *= 2;
-  for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; ++i) {
-    double mid = (lo + hi) / 2;
-    (StudentCdf(mid, df) < p ? lo : hi) = mid;
-  }
-  return (lo + hi) / 2;
-}
 
 // ---- The model.
 
@@ -567,7 +489,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
     f.method = buf;
     f.stddev = std::sqrt(var);
     // Student t with the model's degrees of freedom.
-    double q = StudentQuantile((1 + in.interval) / 2, m.df);
+    double q = stats::StudentTQuantile((1 + in.interval) / 2, m.df);
     f.projected = mean;
     f.lower = mean - q * f.stddev;
     f.upper = mean + q * f.stddev;
@@ -577,7 +499,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
       double t = *in.target;
       double p_above;  // P(value >= t)
       if (f.stddev > 0) {
-        p_above = 1 - StudentCdf((t - mean) / f.stddev, m.df);
+        p_above = 1 - stats::StudentTCdf((t - mean) / f.stddev, m.df);
       } else {
         p_above = mean >= t - 1e-9 * std::max(1.0, std::fabs(t)) ? 1 : 0;
       }

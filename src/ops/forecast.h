@@ -1,8 +1,8 @@
 // Period-end forecasts, anomaly scores and a back-test for daily KPI series.
 //
-// Self-contained numerics (no I/O, no dependency beyond core/): the operations layer turns
-// a KPI's snapshots into a DailySeries and calls these functions. Method, choices and
-// back-test figures: docs/forecasting.md and docs/decisions.md ("Forecasting").
+// Self-contained numerics (no I/O, no dependency beyond core/ and stats/): the operations
+// layer turns a KPI's snapshots into a DailySeries and calls these functions. Method,
+// choices and back-test figures: docs/forecasting.md and docs/decisions.md ("Forecasting").
 //
 // Conventions
 // - A day is a civil day number in the project's time zone, counted from 1970-01-01
