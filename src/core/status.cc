@@ -15,16 +15,23 @@ std::string_view Status::CodeName() const {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kCorruption: return "corruption";
     case StatusCode::kInternal: return "internal";
-    case StatusCode::kUnsupportedMediaType: return "unsupported_media_type";
-    case StatusCode::kRateLimited: return "rate_limited";
     case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
   }
   return "unknown";
 }
 
+std::string_view Status::ErrorName() const {
+  switch (reason_) {
+    case ErrorReason::kNone: break;
+    case ErrorReason::kUnsupportedMediaType: return "unsupported_media_type";
+    case ErrorReason::kRateLimited: return "rate_limited";
+  }
+  return CodeName();
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
-  std::string s(CodeName());
+  std::string s(ErrorName());
   s += ": ";
   s += message_;
   if (!field_.empty()) s += " (field " + field_ + ")";

@@ -1,10 +1,15 @@
 // Status and StatusOr: the error type of every fallible path in Northstar.
-// Codes follow the canonical set (absl/gRPC) and map one-to-one to HTTP statuses
-// (see HttpStatusFor in server/). Success is cheap: an OK Status holds no string.
+// Codes are the canonical set (absl/gRPC). What a client needs beyond the code travels as a
+// typed detail (ErrorReason, retry_after_ms), set by the producer and read at the edge:
+// server/http_types.cc alone turns a Status into an HTTP status and headers, so nothing is
+// parsed out of message text. Success is cheap: an OK Status holds no string and allocates
+// nothing.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -18,13 +23,20 @@ enum class StatusCode {
   kPermissionDenied,
   kUnauthenticated,
   kFailedPrecondition,
-  kResourceExhausted,  // limits: body too large, rate limited
+  kResourceExhausted,  // a limit: body or result too large, rate limited (see ErrorReason)
   kUnavailable,        // disk full, read-only, shutting down: retryable
   kCorruption,         // checksum or invariant failure on disk
   kInternal,
-  kUnsupportedMediaType,
-  kRateLimited,  // too many requests for a key: retry after a delay (HTTP 429)
-  kDeadlineExceeded,  // a query ran past its deadline or its client went away (HTTP 504)
+  kDeadlineExceeded,  // a query ran past its deadline or its client went away
+};
+
+// Why an error happened, when a client acts on it differently from the bare code. Each
+// refines one code; clients see its name as the error code ("rate_limited").
+enum class ErrorReason : uint8_t {
+  kNone = 0,
+  kUnsupportedMediaType,  // kInvalidArgument: a body's content type or encoding is refused
+  kRateLimited,           // kResourceExhausted: too many requests for a key or an account;
+                          // retryable, usually with retry_after_ms
 };
 
 class [[nodiscard]] Status {
@@ -39,12 +51,32 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   // The input field the error is about ("events[3].timestamp"), empty if none.
   const std::string& field() const { return field_; }
+  ErrorReason reason() const { return reason_; }
+  // How long the caller should wait before retrying; unset when the producer cannot tell.
+  std::optional<int64_t> retry_after_ms() const { return retry_after_ms_; }
+
+  // Typed detail, chained on a temporary: ResourceExhausted(m).WithReason(...).
+  Status WithReason(ErrorReason r) && {
+    reason_ = r;
+    return std::move(*this);
+  }
+  Status WithRetryAfterMs(int64_t ms) && {
+    retry_after_ms_ = ms;
+    return std::move(*this);
+  }
+
+  // "code: message (field name)" for logs.
   std::string ToString() const;
-  // Canonical snake_case name of the code, used in JSON error bodies.
+  // Canonical snake_case name of the code ("resource_exhausted").
   std::string_view CodeName() const;
+  // The error code clients see in JSON bodies: the reason's name when there is one
+  // ("rate_limited", "unsupported_media_type"), else CodeName().
+  std::string_view ErrorName() const;
 
  private:
   StatusCode code_ = StatusCode::kOk;
+  ErrorReason reason_ = ErrorReason::kNone;
+  std::optional<int64_t> retry_after_ms_;
   std::string message_;
   std::string field_;
 };
@@ -60,7 +92,16 @@ inline Status FailedPrecondition(std::string m) { return Status(StatusCode::kFai
 inline Status ResourceExhausted(std::string m) { return Status(StatusCode::kResourceExhausted, std::move(m)); }
 inline Status Unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
 inline Status Corruption(std::string m) { return Status(StatusCode::kCorruption, std::move(m)); }
-inline Status RateLimited(std::string m) { return Status(StatusCode::kRateLimited, std::move(m)); }
+// kResourceExhausted for a caller over its rate; retry after `retry_after_ms`.
+inline Status RateLimited(std::string m, int64_t retry_after_ms) {
+  return Status(StatusCode::kResourceExhausted, std::move(m))
+      .WithReason(ErrorReason::kRateLimited)
+      .WithRetryAfterMs(retry_after_ms);
+}
+// kInvalidArgument for a body whose content type or encoding is not accepted.
+inline Status UnsupportedMediaType(std::string m) {
+  return Status(StatusCode::kInvalidArgument, std::move(m)).WithReason(ErrorReason::kUnsupportedMediaType);
+}
 inline Status DeadlineExceeded(std::string m) { return Status(StatusCode::kDeadlineExceeded, std::move(m)); }
 inline Status Internal(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 

@@ -145,8 +145,8 @@ Status CheckJsonContentType(std::string_view content_type, std::string_view body
   if (content_type.empty() || content_type == "application/json" || content_type == "text/plain") return Status::OK();
   if (content_type == "application/x-www-form-urlencoded" && !body.empty() && (body[0] == '{' || body[0] == '['))
     return Status::OK();
-  return Status(StatusCode::kUnsupportedMediaType,
-                "unsupported Content-Type '" + EscapeInvalidUtf8(content_type) + "' (expected application/json)");
+  return UnsupportedMediaType("unsupported Content-Type '" + EscapeInvalidUtf8(content_type) +
+                              "' (expected application/json)");
 }
 
 StatusOr<std::string_view> MaybeGunzip(std::string_view body, size_t max_out, std::string* storage) {

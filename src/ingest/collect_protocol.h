@@ -83,8 +83,9 @@ StatusOr<std::string> IdFromJson(const nlohmann::json* v, const std::string& fie
 // The member `key` of object `obj`, or nullptr (also when obj is not an object).
 const nlohmann::json* FindMember(const nlohmann::json& obj, std::string_view key);
 
-// UnsupportedMediaType unless the content type may carry JSON: application/json, text/plain,
-// none, or application/x-www-form-urlencoded whose body starts with '{' or '[' (curl -d).
+// UnsupportedMediaType (InvalidArgument with that reason) unless the content type may carry
+// JSON: application/json, text/plain, none, or application/x-www-form-urlencoded whose body
+// starts with '{' or '[' (curl -d).
 Status CheckJsonContentType(std::string_view content_type, std::string_view body);
 
 // Decodes standard or URL-safe base64 (RFC 4648); padding optional, CR, LF and tab

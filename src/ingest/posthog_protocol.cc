@@ -171,9 +171,8 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
   const std::string_view ct = req.content_type;
   if (!ct.empty() && ct != "application/json" && ct != "text/plain" && ct != "application/x-www-form-urlencoded" &&
       ct != "application/octet-stream")
-    return Status(StatusCode::kUnsupportedMediaType,
-                  "unsupported Content-Type '" + EscapeInvalidUtf8(ct) +
-                      "' (expected application/json, text/plain or application/x-www-form-urlencoded)");
+    return UnsupportedMediaType("unsupported Content-Type '" + EscapeInvalidUtf8(ct) +
+                                "' (expected application/json, text/plain or application/x-www-form-urlencoded)");
   // The payload: the `data` field (query string of a GET, or form body), else the body.
   std::string data_field;
   bool from_field = false;

@@ -147,9 +147,8 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
   NS_RETURN_IF_ERROR(CheckBodySize(req.body.size(), limits));
   const std::string_view ct = req.content_type;
   if (!ct.empty() && ct != "application/x-www-form-urlencoded" && ct != "text/plain")
-    return Status(StatusCode::kUnsupportedMediaType,
-                  "unsupported Content-Type '" + EscapeInvalidUtf8(ct) +
-                      "' (expected application/x-www-form-urlencoded with data_list= or data=)");
+    return UnsupportedMediaType("unsupported Content-Type '" + EscapeInvalidUtf8(ct) +
+                                "' (expected application/x-www-form-urlencoded with data_list= or data=)");
   const char* what = "data_list";
   bool have = false;
   std::string text;

@@ -685,7 +685,7 @@ StatusOr<json> Kpis::List(const std::string& project, std::optional<int64_t> sce
     if (!k.ok()) {
       auto d = Doc(project, r.Int(0));
       json item = d.ok() ? *d : json{{"id", r.Int(0)}};
-      item["error"] = {{"code", std::string(k.status().CodeName())}, {"message", k.status().message()}};
+      item["error"] = {{"code", std::string(k.status().ErrorName())}, {"message", k.status().message()}};
       item["light"] = nullptr;
       out.push_back(std::move(item));
       continue;

@@ -149,7 +149,7 @@ StatusOr<json> OpsService::RunDaily(const std::string& project) {
     }
     if (!st.ok()) {
       errors.push_back({{"kpi_id", id}, {"error", st.status().message()}});
-      json state{{"error", {{"code", std::string(st.status().CodeName())}, {"message", st.status().message()}}},
+      json state{{"error", {{"code", std::string(st.status().ErrorName())}, {"message", st.status().message()}}},
                  {"refreshed_at", NowMs()}, {"light", nullptr}, {"actual", nullptr}};
       (void)db_->Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.dump(), id});
       continue;

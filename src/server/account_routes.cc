@@ -27,7 +27,7 @@ std::vector<Route> AccountRoutes(ServerContext&, OpsService& ops) {
                    std::transform(account.begin(), account.end(), account.begin(),
                                   [](unsigned char c) { return std::tolower(c); });
                    if (int64_t wait = throttle->WaitSeconds(account, req.remote_addr); wait > 0) {
-                     res.Error(RateLimited("too many failed logins: retry after " + std::to_string(wait) + " s"));
+                     res.Error(RateLimited("too many failed logins: retry after " + std::to_string(wait) + " s", wait * 1000));
                      return;
                    }
                    auto s = ops.accounts.Login(account, b["password"].get<std::string>());

@@ -35,12 +35,15 @@ using Parser = StatusOr<CollectResult> (*)(const CollectRequest&, const TimeZone
 
 // The metrics reason of a whole-request rejection.
 const char* Reason(const Status& st) {
+  switch (st.reason()) {
+    case ErrorReason::kNone: break;
+    case ErrorReason::kUnsupportedMediaType: return "media_type";
+    case ErrorReason::kRateLimited: return "rate_limited";
+  }
   switch (st.code()) {
     case StatusCode::kUnauthenticated:
     case StatusCode::kPermissionDenied: return "auth";
     case StatusCode::kResourceExhausted: return "too_large";
-    case StatusCode::kUnsupportedMediaType: return "media_type";
-    case StatusCode::kRateLimited: return "rate_limited";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kNotFound: return "not_found";
     case StatusCode::kInvalidArgument: return "bad_request";
@@ -120,7 +123,7 @@ json ErrorsJson(const std::vector<EventError>& errors) {
 void SendError(Protocol p, const Status& st, HttpResponse& res) {
   res.Error(st);  // status, Retry-After and the native body
   if (p == Protocol::kSegment) {
-    res.body = json{{"success", false}, {"code", std::string(st.CodeName())}, {"message", st.message()}}.dump(
+    res.body = json{{"success", false}, {"code", std::string(st.ErrorName())}, {"message", st.message()}}.dump(
         -1, ' ', false, json::error_handler_t::replace);
   } else if (p == Protocol::kPostHog) {
     // PostHog's API error shape: {"type","code","detail","attr"}.

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <optional>
+#include <string>
 
 #include "ingest/native_parser.h"
 
@@ -59,13 +62,13 @@ void HttpResponse::Json(int code, const json& j) {
 
 void HttpResponse::Error(const Status& st) {
   Json(HttpStatusFor(st), ErrorJson(st));
-  if (st.code() == StatusCode::kUnavailable) SetHeader("Retry-After", "5");
-  if (st.code() == StatusCode::kRateLimited) {
-    // The message ends with "retry after N s" (RateLimiter); default 1 s.
-    std::string secs = "1";
-    auto pos = st.message().rfind("retry after ");
-    if (pos != std::string::npos) secs = std::to_string(std::atoi(st.message().c_str() + pos + 12));
-    SetHeader("Retry-After", secs);
+  if (std::optional<int64_t> ms = st.retry_after_ms()) {
+    // Whole seconds, rounded up and at least 1: an earlier retry would be refused again.
+    SetHeader("Retry-After", std::to_string(std::max<int64_t>(1, (*ms + 999) / 1000)));
+  } else if (st.code() == StatusCode::kUnavailable) {
+    SetHeader("Retry-After", "5");
+  } else if (st.reason() == ErrorReason::kRateLimited) {
+    SetHeader("Retry-After", "1");
   }
 }
 
@@ -76,6 +79,11 @@ void HttpResponse::Text(int code, std::string text, std::string ctype) {
 }
 
 int HttpStatusFor(const Status& st) {
+  switch (st.reason()) {
+    case ErrorReason::kNone: break;
+    case ErrorReason::kUnsupportedMediaType: return 415;
+    case ErrorReason::kRateLimited: return 429;
+  }
   switch (st.code()) {
     case StatusCode::kOk: return 200;
     case StatusCode::kInvalidArgument: return 400;
@@ -84,9 +92,7 @@ int HttpStatusFor(const Status& st) {
     case StatusCode::kNotFound: return 404;
     case StatusCode::kAlreadyExists:
     case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return 413;
-    case StatusCode::kUnsupportedMediaType: return 415;
-    case StatusCode::kRateLimited: return 429;
+    case StatusCode::kResourceExhausted: return 413;  // every other limit: body, query result
     case StatusCode::kDeadlineExceeded: return 504;
     case StatusCode::kUnavailable: return 503;
     default: return 500;
@@ -95,7 +101,7 @@ int HttpStatusFor(const Status& st) {
 
 json ErrorJson(const Status& st) {
   json e;
-  e["code"] = std::string(st.CodeName());
+  e["code"] = std::string(st.ErrorName());
   e["message"] = st.message();
   if (!st.field().empty()) e["field"] = st.field();
   return json{{"error", e}};

@@ -49,7 +49,8 @@ struct HttpResponse {
 
   void SetHeader(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
   void Json(int code, const nlohmann::json& j);
-  // {"error":{"code","message","field"}} with the HTTP status of the code; Retry-After on 503/429.
+  // {"error":{"code","message","field"}} with HttpStatusFor(st). Retry-After: the status's
+  // retry_after_ms in whole seconds, else 5 on 503 and 1 on 429.
   void Error(const Status& st);
   void Text(int code, std::string text, std::string ctype);
 };
@@ -76,9 +77,10 @@ struct Route {
   Access access = Access::kPublic;
 };
 
-// HTTP status for a Status code (400, 401, 403, 404, 409, 413, 415, 429, 500, 503).
+// HTTP status of a Status: its reason first (415 unsupported media type, 429 rate limited),
+// else its code (400, 401, 403, 404, 409, 413, 500, 503, 504).
 int HttpStatusFor(const Status& st);
-// The error body of a Status.
+// The error body of a Status; "code" is Status::ErrorName() ("rate_limited").
 nlohmann::json ErrorJson(const Status& st);
 
 // URL decoding (%XX; '+' as space when plus_is_space) and form/query parsing.

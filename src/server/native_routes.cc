@@ -27,8 +27,8 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
                          (req.body[0] == '[' || req.body[0] == '{');
   if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain") {
     ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "media_type"}});
-    return res.Error(Status(StatusCode::kUnsupportedMediaType,
-                            "unsupported Content-Type '" + mime + "' (expected application/json or application/x-ndjson)"));
+    return res.Error(
+        UnsupportedMediaType("unsupported Content-Type '" + mime + "' (expected application/json or application/x-ndjson)"));
   }
   std::string_view body = req.body;
   std::string inflated;
@@ -41,8 +41,7 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
     inflated = std::move(r).value();
     body = inflated;
   } else if (!enc.empty() && enc != "identity" && enc != "gzip" && enc != "deflate") {
-    return res.Error(Status(StatusCode::kUnsupportedMediaType,
-                            "unsupported Content-Encoding '" + enc + "' (expected gzip or identity)"));
+    return res.Error(UnsupportedMediaType("unsupported Content-Encoding '" + enc + "' (expected gzip or identity)"));
   }
   auto parsed = ParseNativeBatch(body, ndjson, p.tz, NowMs(), ctx.opt.limits);
   if (!parsed.ok()) {

@@ -5,7 +5,7 @@
 
 namespace ns {
 
-Status RateLimiter::Take(const std::string& key, double n, int* retry_after_s) {
+Status RateLimiter::Take(const std::string& key, double n) {
   if (!enabled()) return Status::OK();
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
@@ -23,10 +23,11 @@ Status RateLimiter::Take(const std::string& key, double n, int* retry_after_s) {
     return Status::OK();
   }
   double wait = (std::min(n, burst_) - b.tokens) / rate_;
-  int secs = std::max(1, static_cast<int>(std::ceil(wait)));
-  if (retry_after_s) *retry_after_s = secs;
+  // Whole seconds, as Retry-After carries them; never 0, which would invite a tight loop.
+  int64_t secs = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(wait)));
   return RateLimited("rate limit of " + std::to_string(static_cast<long long>(rate_)) +
-                     " events/s for this key exceeded; retry after " + std::to_string(secs) + " s");
+                         " events/s for this key exceeded; retry after " + std::to_string(secs) + " s",
+                     secs * 1000);
 }
 
 }  // namespace ns

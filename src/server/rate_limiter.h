@@ -16,9 +16,9 @@ class RateLimiter {
  public:
   RateLimiter(double rate_per_s, double burst) : rate_(rate_per_s), burst_(burst < 1 ? 1 : burst) {}
   bool enabled() const { return rate_ > 0; }
-  // Takes n tokens from the key's bucket. OK, or RateLimited whose message says when to
-  // retry; *retry_after_s (if given) receives that delay in whole seconds (>= 1).
-  Status Take(const std::string& key, double n, int* retry_after_s = nullptr);
+  // Takes n tokens from the key's bucket. OK, or RateLimited (ResourceExhausted with that
+  // reason) whose retry_after_ms is the wait until the batch fits, in whole seconds (>= 1 s).
+  Status Take(const std::string& key, double n);
 
  private:
   struct Bucket {

@@ -42,7 +42,7 @@ inline StatusOr<nlohmann::json> Body(const HttpRequest& req) {
   // `curl -d` labels JSON application/x-www-form-urlencoded: accept it when it is JSON.
   bool form_json = mime == "application/x-www-form-urlencoded" && (req.body[0] == '{' || req.body[0] == '[');
   if (!mime.empty() && mime != "application/json" && mime != "text/plain" && !form_json)
-    return Status(StatusCode::kUnsupportedMediaType, "expected Content-Type application/json, got '" + mime + "'");
+    return UnsupportedMediaType("expected Content-Type application/json, got '" + mime + "'");
   return ParseJsonBody(req.body);
 }
 

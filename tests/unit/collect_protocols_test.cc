@@ -238,7 +238,8 @@ TEST(Segment, WholeRequestErrors) {
   r = ParseSegment(Req("/v1/launch", "{}"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
   r = ParseSegment(Req("/v1/track", "{}", "text/csv"), Utc(), kNow, IngestLimits{});
-  EXPECT_EQ(r.status().code(), StatusCode::kUnsupportedMediaType);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().reason(), ErrorReason::kUnsupportedMediaType);
   EXPECT_EQ(r.status().message(), "unsupported Content-Type 'text/csv' (expected application/json)");
   IngestLimits small;
   small.max_body_bytes = 10;
@@ -410,7 +411,8 @@ TEST(PostHog, Encodings) {
   r = ParsePostHog(Req("/batch", "%%%", "text/plain"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().message(), "body is neither JSON, gzip nor base64: invalid base64 at byte 0: '%'");
   r = ParsePostHog(Req("/batch", "{}", "image/png"), Utc(), kNow, IngestLimits{});
-  EXPECT_EQ(r.status().code(), StatusCode::kUnsupportedMediaType);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().reason(), ErrorReason::kUnsupportedMediaType);
   r = ParsePostHog(Req("/decide", "{}"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
 }
@@ -519,7 +521,8 @@ TEST(Sensors, SingleRecordAndErrors) {
   EXPECT_EQ(errs.batch.errors[2].message, "data_list[2].distinct_id: required field is missing");
   EXPECT_EQ(errs.batch.errors[3].code, "invalid_timestamp");
   r = ParseSensors(Req("/sa", "{}", "application/json"), Utc(), kNow, IngestLimits{});
-  EXPECT_EQ(r.status().code(), StatusCode::kUnsupportedMediaType);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().reason(), ErrorReason::kUnsupportedMediaType);
 }
 
 // ------------------------------------------------------------------------- shared
