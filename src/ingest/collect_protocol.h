@@ -1,6 +1,6 @@
 // Shared types of the wire-compatible collection protocols (Segment, PostHog, Sensors
 // Data): the parts of an HTTP request a protocol parser needs, and what it returns. The
-// parsers (segment_protocol.h, posthog_protocol.h, sensors_protocol.h) turn a request into
+// parsers (segmentio_protocol.h, posthog_protocol.h, sensors_protocol.h) turn a request into
 // native events (storage/event.h) with the same per-event error policy as the native API
 // (a bad event rejects only itself); the HTTP layer (server/collect_routes.cc) resolves the
 // key, stores the events and answers in the protocol's own response format.

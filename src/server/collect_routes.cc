@@ -10,7 +10,7 @@
 
 #include "core/time_zone.h"
 #include "ingest/posthog_protocol.h"
-#include "ingest/segment_protocol.h"
+#include "ingest/segmentio_protocol.h"
 #include "ingest/sensors_protocol.h"
 
 namespace ns {
@@ -19,11 +19,11 @@ using nlohmann::json;
 
 namespace {
 
-enum class Protocol { kSegment, kPostHog, kSensors };
+enum class Protocol { kSegmentIo, kPostHog, kSensors };
 
 const char* ProtocolName(Protocol p) {
   switch (p) {
-    case Protocol::kSegment: return "segment";
+    case Protocol::kSegmentIo: return "segment";
     case Protocol::kPostHog: return "posthog";
     case Protocol::kSensors: return "sensors";
   }
@@ -78,7 +78,7 @@ CollectRequest MakeCollectRequest(const HttpRequest& req, const std::string& mim
 
 std::string MissingKeyMessage(Protocol p) {
   switch (p) {
-    case Protocol::kSegment:
+    case Protocol::kSegmentIo:
       return "missing write key: send it as the HTTP Basic user name with an empty password, or as \"writeKey\" "
              "in the body";
     case Protocol::kPostHog:
@@ -122,7 +122,7 @@ json ErrorsJson(const std::vector<EventError>& errors) {
 // A whole-request error in the protocol's format (status and Retry-After as HttpResponse::Error).
 void SendError(Protocol p, const Status& st, HttpResponse& res) {
   res.Error(st);  // status, Retry-After and the native body
-  if (p == Protocol::kSegment) {
+  if (p == Protocol::kSegmentIo) {
     res.body = json{{"success", false}, {"code", std::string(st.ErrorName())}, {"message", st.message()}}.dump(
         -1, ' ', false, json::error_handler_t::replace);
   } else if (p == Protocol::kPostHog) {
@@ -211,7 +211,7 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   }
   json body;
   switch (p) {
-    case Protocol::kSegment: body = {{"success", true}}; break;
+    case Protocol::kSegmentIo: body = {{"success", true}}; break;
     case Protocol::kPostHog: body = {{"status", 1}}; break;
     case Protocol::kSensors:
       if (r.batch.errors.empty()) return res.Text(200, "", "text/plain; charset=utf-8");
@@ -237,7 +237,7 @@ void HandlePreflight(const HttpRequest& req, HttpResponse& res) {
 
 std::vector<Route> CollectRoutes(ServerContext& ctx) {
   auto& m = ctx.metrics;
-  for (Protocol p : {Protocol::kSegment, Protocol::kPostHog, Protocol::kSensors}) {
+  for (Protocol p : {Protocol::kSegmentIo, Protocol::kPostHog, Protocol::kSensors}) {
     const std::string proto = ProtocolName(p);
     m.Add("northstar_http_requests_total", {{"protocol", proto}}, 0);
     m.Add("northstar_events_accepted_total", {{"protocol", proto}}, 0);
@@ -253,7 +253,7 @@ std::vector<Route> CollectRoutes(ServerContext& ctx) {
   const std::string posthog = R"(/(batch|capture|e|i/v0/e|track|engage)/?)";
   const std::string sensors = R"(/sa(\.gif)?/?)";
   std::vector<Route> routes;
-  routes.push_back({"POST", segment, handler(Protocol::kSegment, &ParseSegment)});
+  routes.push_back({"POST", segment, handler(Protocol::kSegmentIo, &ParseSegmentIo)});
   for (const char* method : {"GET", "POST"}) {
     routes.push_back({method, posthog, handler(Protocol::kPostHog, &ParsePostHog)});
     routes.push_back({method, sensors, handler(Protocol::kSensors, &ParseSensors)});

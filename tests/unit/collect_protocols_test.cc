@@ -8,7 +8,7 @@
 
 #include "ingest/collect_protocol.h"
 #include "ingest/posthog_protocol.h"
-#include "ingest/segment_protocol.h"
+#include "ingest/segmentio_protocol.h"
 #include "ingest/sensors_protocol.h"
 
 namespace ns {
@@ -62,7 +62,7 @@ CollectRequest Req(std::string_view path, std::string_view body, std::string_vie
 // ------------------------------------------------------------------------- Segment
 
 CollectResult Segment(const CollectRequest& r) {
-  auto res = ParseSegment(r, Utc(), kNow, IngestLimits{});
+  auto res = ParseSegmentIo(r, Utc(), kNow, IngestLimits{});
   EXPECT_TRUE(res.ok()) << res.status().ToString();
   return res.ok() ? std::move(res).value() : CollectResult{};
 }
@@ -225,25 +225,25 @@ TEST(Segment, PerMessageErrors) {
 }
 
 TEST(Segment, WholeRequestErrors) {
-  auto r = ParseSegment(Req("/v1/batch", R"({"batch": [)"), Utc(), kNow, IngestLimits{});
+  auto r = ParseSegmentIo(Req("/v1/batch", R"({"batch": [)"), Utc(), kNow, IngestLimits{});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message().rfind("body: malformed JSON at byte 11 (line 1, column 12)", 0), 0u)
       << r.status().message();
-  r = ParseSegment(Req("/v1/batch", R"({"batch": {}})"), Utc(), kNow, IngestLimits{});
+  r = ParseSegmentIo(Req("/v1/batch", R"({"batch": {}})"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().message(), "batch: expected an array of messages");
-  r = ParseSegment(Req("/v1/track", R"([1])"), Utc(), kNow, IngestLimits{});
+  r = ParseSegmentIo(Req("/v1/track", R"([1])"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().message(),
             "body: expected a JSON object (a Segment message, or {\"batch\":[...]}), got array");
-  r = ParseSegment(Req("/v1/launch", "{}"), Utc(), kNow, IngestLimits{});
+  r = ParseSegmentIo(Req("/v1/launch", "{}"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
-  r = ParseSegment(Req("/v1/track", "{}", "text/csv"), Utc(), kNow, IngestLimits{});
+  r = ParseSegmentIo(Req("/v1/track", "{}", "text/csv"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().reason(), ErrorReason::kUnsupportedMediaType);
   EXPECT_EQ(r.status().message(), "unsupported Content-Type 'text/csv' (expected application/json)");
   IngestLimits small;
   small.max_body_bytes = 10;
-  r = ParseSegment(Req("/v1/track", R"({"type":"track","event":"x","userId":"u"})"), Utc(), kNow, small);
+  r = ParseSegmentIo(Req("/v1/track", R"({"type":"track","event":"x","userId":"u"})"), Utc(), kNow, small);
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(r.status().message(), "request body is 41 bytes, over the limit of 10");
 }
@@ -257,14 +257,14 @@ TEST(Segment, GzipBodyTrailingSlashAndResolver) {
     seen = found.key;
     return &shanghai;
   };
-  auto r = ParseSegment(Req("/v1/track/", gz), Utc(), kNow, IngestLimits{}, resolve);
+  auto r = ParseSegmentIo(Req("/v1/track/", gz), Utc(), kNow, IngestLimits{}, resolve);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(seen, "nsw_k");
   ASSERT_EQ(r->batch.events.size(), 1u);
   // No offset: local time of the resolved project's zone (UTC+8).
   EXPECT_EQ(r->batch.events[0].ts_ms, *ParseIsoTimestamp("2025-11-21T00:00:00Z", Utc()));
   KeyResolver deny = [](const CollectResult&) -> StatusOr<const TimeZone*> { return Unauthenticated("no"); };
-  r = ParseSegment(Req("/v1/track", R"({"type":"track","event":"a","userId":"u"})"), Utc(), kNow, IngestLimits{}, deny);
+  r = ParseSegmentIo(Req("/v1/track", R"({"type":"track","event":"a","userId":"u"})"), Utc(), kNow, IngestLimits{}, deny);
   EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
 }
 
@@ -282,7 +282,7 @@ TEST(Segment, AcceptsSegmentSizedEventsAndBatches) {
   EXPECT_TRUE(res.batch.errors.empty());
   IngestLimits tight;
   tight.max_event_bytes = 16 * 1024;
-  auto r = ParseSegment(Req("/v1/batch", body), Utc(), kNow, tight);
+  auto r = ParseSegmentIo(Req("/v1/batch", body), Utc(), kNow, tight);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->batch.errors.size(), 16u);
   EXPECT_EQ(r->batch.errors[0].code, "event_too_large");

@@ -1,4 +1,4 @@
-#include "ingest/segment_protocol.h"
+#include "ingest/segmentio_protocol.h"
 
 #include <optional>
 
@@ -217,7 +217,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
 
 }  // namespace
 
-StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
+StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
                                      const IngestLimits& limits, const KeyResolver& resolve) {
   std::string_view path = req.path;
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);

@@ -2,6 +2,8 @@
 // POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias, /v1/batch and
 // /v1/import (an alias of batch), as sent by analytics.js, @segment/analytics-node and the
 // other Segment libraries. The mapping to native events is in docs/collection.md.
+// Files and names say "segmentio" because in this code base "segment" alone means a columnar
+// event segment (storage/segment.h); wire names (routes, the "segment" metric label) are Segment's.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,7 @@ namespace ns {
 // Whole-request errors: InvalidArgument (malformed JSON, wrong shape, unknown path, bad
 // gzip), ResourceExhausted (body over limits.max_body_bytes after decompression).
 // Per-message errors are in result.batch.errors.
-StatusOr<CollectResult> ParseSegment(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
+StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
                                      const IngestLimits& limits, const KeyResolver& resolve = {});
 
 }  // namespace ns
