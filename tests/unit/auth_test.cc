@@ -1,5 +1,6 @@
 // The authentication layer (auth/authenticator.h) and the server's access check
 // (server/auth.h): who each credential is, and what each role may reach.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "auth/authenticator.h"
@@ -13,25 +14,29 @@
 namespace ns {
 namespace {
 
+using ::testing::HasSubstr;
+using testing::IsOk;
+using testing::StatusIs;
+
 class AuthTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto reg = ProjectRegistry::Open(dir_.path());
-    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    ASSERT_THAT(reg, IsOk());
     registry_ = std::move(*reg);
     auto shop = registry_->Create("shop", "Asia/Shanghai");
-    ASSERT_TRUE(shop.ok()) << shop.status().ToString();
+    ASSERT_THAT(shop, IsOk());
     shop_ = *shop;
-    ASSERT_TRUE(registry_->Create("blog", "UTC").ok());
+    ASSERT_THAT(registry_->Create("blog", "UTC"), IsOk());
     auto ops = OpsService::Open(*registry_);
-    ASSERT_TRUE(ops.ok()) << ops.status().ToString();
+    ASSERT_THAT(ops, IsOk());
     ops_ = std::move(*ops);
   }
 
   Principal Must(const Credentials& c) {
     Authenticator auth(*registry_, &ops_->accounts);
     auto p = auth.Authenticate(c);
-    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_THAT(p, IsOk());
     return p.ok() ? *p : Principal{};
   }
   Status Fails(const Credentials& c) {
@@ -59,64 +64,63 @@ TEST_F(AuthTest, ProjectKeys) {
   EXPECT_EQ(TrustOf(s), IdentityTrust::kSecretKey);
   EXPECT_EQ(TrustOf(w), IdentityTrust::kWriteKey);
 
-  EXPECT_EQ(Fails({}).code(), StatusCode::kUnauthenticated);
-  EXPECT_EQ(Fails({.bearer = "nsw_nope"}).code(), StatusCode::kUnauthenticated);
-  EXPECT_EQ(Fails({.bearer = "nss_nope"}).code(), StatusCode::kUnauthenticated);
-  EXPECT_EQ(Fails({.bearer = "hello"}).code(), StatusCode::kUnauthenticated);
+  EXPECT_THAT(Fails({}), StatusIs(StatusCode::kUnauthenticated));
+  EXPECT_THAT(Fails({.bearer = "nsw_nope"}), StatusIs(StatusCode::kUnauthenticated));
+  EXPECT_THAT(Fails({.bearer = "nss_nope"}), StatusIs(StatusCode::kUnauthenticated));
+  EXPECT_THAT(Fails({.bearer = "hello"}), StatusIs(StatusCode::kUnauthenticated));
 }
 
 TEST_F(AuthTest, ApiKeysCarryTheirRoleAndDieWhenRevoked) {
   auto key = ops_->accounts.CreateApiKey("shop", "dashboard", Role::kViewer);
-  ASSERT_TRUE(key.ok());
+  ASSERT_THAT(key, IsOk());
   Principal p = Must({.bearer = *key});
   EXPECT_EQ(p.role, Role::kViewer);
   EXPECT_EQ(p.credential, Credential::kApiKey);
   EXPECT_EQ(p.actor, "key:shop/dashboard");
-  EXPECT_TRUE(CheckAccess(p, Access::kViewer).ok());
-  EXPECT_EQ(CheckAccess(p, Access::kOperator).code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(CheckAccess(p, Access::kViewer), IsOk());
+  EXPECT_THAT(CheckAccess(p, Access::kOperator), StatusIs(StatusCode::kPermissionDenied));
   // An API key reads; it does not send events.
-  EXPECT_EQ(CheckAccess(p, Access::kIngest).code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(CheckAccess(p, Access::kIngest), StatusIs(StatusCode::kPermissionDenied));
 
   auto keys = ops_->accounts.ListApiKeys("shop");
   ASSERT_EQ(keys.size(), 1u);
-  ASSERT_TRUE(ops_->accounts.RevokeApiKey("shop", keys[0]["id"].get<int64_t>()).ok());
-  EXPECT_EQ(Fails({.bearer = *key}).code(), StatusCode::kUnauthenticated);
+  ASSERT_THAT(ops_->accounts.RevokeApiKey("shop", keys[0]["id"].get<int64_t>()), IsOk());
+  EXPECT_THAT(Fails({.bearer = *key}), StatusIs(StatusCode::kUnauthenticated));
 }
 
 TEST_F(AuthTest, SessionsNeedTheCsrfTokenToChangeAndAProjectWhenInSeveral) {
   auto uid = ops_->accounts.CreateUser("ana@example.com", "correct horse battery", "Ana", "shop", Role::kOperator);
-  ASSERT_TRUE(uid.ok()) << uid.status().ToString();
+  ASSERT_THAT(uid, IsOk());
   auto s = ops_->accounts.Login("ana@example.com", "correct horse battery");
-  ASSERT_TRUE(s.ok());
+  ASSERT_THAT(s, IsOk());
 
   Principal p = Must({.session = s->token});
   EXPECT_EQ(p.project, "shop");
   EXPECT_EQ(p.role, Role::kOperator);
   EXPECT_TRUE(p.via_session());
-  EXPECT_EQ(Fails({.session = s->token, .changes = true}).code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(Fails({.session = s->token, .csrf = "wrong", .changes = true}).code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(Fails({.session = s->token, .changes = true}), StatusIs(StatusCode::kPermissionDenied));
+  EXPECT_THAT(Fails({.session = s->token, .csrf = "wrong", .changes = true}), StatusIs(StatusCode::kPermissionDenied));
   EXPECT_TRUE(Authenticator(*registry_, &ops_->accounts)
                   .Authenticate({.session = s->token, .csrf = s->csrf_token, .changes = true})
                   .ok());
-  EXPECT_EQ(Fails({.session = s->token, .project = "blog"}).code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(Fails({.session = s->token, .project = "blog"}), StatusIs(StatusCode::kPermissionDenied));
 
-  ASSERT_TRUE(ops_->accounts.SetRole(*uid, "blog", Role::kViewer).ok());
+  ASSERT_THAT(ops_->accounts.SetRole(*uid, "blog", Role::kViewer), IsOk());
   Status which = Fails({.session = s->token});
-  EXPECT_EQ(which.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(which.message().find("blog, shop"), std::string::npos) << which.message();
+  EXPECT_THAT(which, StatusIs(StatusCode::kInvalidArgument, HasSubstr("blog, shop")));
   EXPECT_EQ(Must({.session = s->token, .project = "blog"}).role, Role::kViewer);
 
   // A bearer key wins over the cookie.
   EXPECT_EQ(Must({.bearer = shop_.info.write_key, .session = s->token}).credential, Credential::kWriteKey);
 
-  ASSERT_TRUE(ops_->accounts.Logout(s->token).ok());
-  EXPECT_EQ(Fails({.session = s->token}).code(), StatusCode::kUnauthenticated);
+  ASSERT_THAT(ops_->accounts.Logout(s->token), IsOk());
+  EXPECT_THAT(Fails({.session = s->token}), StatusIs(StatusCode::kUnauthenticated));
 }
 
 TEST_F(AuthTest, WithoutAccountsOnlyProjectKeysCount) {
   Authenticator keys_only(*registry_, nullptr);
-  EXPECT_TRUE(keys_only.Authenticate({.bearer = shop_.secret_key}).ok());
-  EXPECT_EQ(keys_only.Authenticate({.session = "anything"}).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_THAT(keys_only.Authenticate({.bearer = shop_.secret_key}), IsOk());
+  EXPECT_THAT(keys_only.Authenticate({.session = "anything"}), StatusIs(StatusCode::kUnauthenticated));
 }
 
 // The access table: rows are who calls, columns the access a route declares.
@@ -137,14 +141,14 @@ TEST(CheckAccess, Matrix) {
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(std::string(RoleName(r.p.role)) + " credential " + std::to_string(static_cast<int>(r.p.credential)));
-    EXPECT_TRUE(CheckAccess(r.p, Access::kPublic).ok());
+    EXPECT_THAT(CheckAccess(r.p, Access::kPublic), IsOk());
     EXPECT_EQ(CheckAccess(r.p, Access::kIngest).ok(), r.ingest);
     EXPECT_EQ(CheckAccess(r.p, Access::kViewer).ok(), r.viewer);
     EXPECT_EQ(CheckAccess(r.p, Access::kOperator).ok(), r.op);
     EXPECT_EQ(CheckAccess(r.p, Access::kAdmin).ok(), r.admin);
   }
-  Status s = CheckAccess(who(Credential::kSession, Role::kViewer), Access::kOperator);
-  EXPECT_EQ(s.message(), "role viewer cannot do this; it needs operator or admin");
+  EXPECT_THAT(CheckAccess(who(Credential::kSession, Role::kViewer), Access::kOperator),
+              StatusIs(StatusCode::kPermissionDenied, "role viewer cannot do this; it needs operator or admin"));
 }
 
 TEST(Credentials, ReadFromTheRequest) {

@@ -1,5 +1,6 @@
 // CSV export cells (ops/csv_text.h): OWASP's CSV-injection rule on every export, including
 // the cases the probe found (issue 8, finding 8: "-1-1", "\t=1+2", a planted =HYPERLINK).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/log_safe.h"
@@ -7,9 +8,14 @@
 #include "ops/csv_text.h"
 #include "ops/http_client.h"
 #include "ops/notify.h"
+#include "test_util.h"
 
 namespace ns {
 namespace {
+
+using ::testing::HasSubstr;
+using testing::IsOk;
+using testing::StatusIs;
 
 TEST(CsvCell, NeutralisesFormulaStarts) {
   EXPECT_EQ(CsvCell("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
@@ -52,17 +58,15 @@ TEST(WebhookAddresses, LoopbackPrivateAndLinkLocalAreRefused) {
   for (const char* h : {"127.0.0.1", "0x7f000001", "2130706433", "127.1", "10.1.2.3", "172.16.0.1", "192.168.1.1",
                         "169.254.169.254", "100.64.0.1", "0.0.0.0", "localhost", "[::1]", "[fe80::1]", "[fd00::1]",
                         "[::ffff:127.0.0.1]"})
-    EXPECT_EQ(CheckWebhookHostLiteral(h).code(), StatusCode::kPermissionDenied) << h;
+    EXPECT_THAT(CheckWebhookHostLiteral(h), StatusIs(StatusCode::kPermissionDenied)) << h;
   for (const char* h : {"8.8.8.8", "hooks.slack.com", "[2001:db8::1]", "172.32.0.1"})
-    EXPECT_TRUE(CheckWebhookHostLiteral(h).ok()) << h;
+    EXPECT_THAT(CheckWebhookHostLiteral(h), IsOk()) << h;
   NotificationChannel ch{1, "", "webhook", "http://0x7f000001:8080/hook", ""};
-  Status st = ValidateChannel(ch);
-  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(st.message().find("--allow-private-webhooks"), std::string::npos) << st.message();
+  EXPECT_THAT(ValidateChannel(ch), StatusIs(StatusCode::kInvalidArgument, HasSubstr("--allow-private-webhooks")));
   auto r = HttpPost("http://127.0.0.1:9/x", {{"Content-Type", "text/plain"}}, "x", 500);
-  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(r, StatusIs(StatusCode::kPermissionDenied));
   SetAllowPrivateAddresses(true);
-  EXPECT_TRUE(CheckWebhookHostLiteral("127.0.0.1").ok());
+  EXPECT_THAT(CheckWebhookHostLiteral("127.0.0.1"), IsOk());
   SetAllowPrivateAddresses(false);
 }
 

@@ -1,6 +1,7 @@
 // Regression tests for what fuzzing and fault injection found (docs/reliability.md):
 // storage under write failures (a file that cannot grow: RLIMIT_FSIZE makes write() fail
 // part-way with EFBIG, like a full disk) and parser inputs that used to escape as exceptions.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
@@ -19,6 +20,10 @@
 
 namespace ns {
 namespace {
+
+using ::testing::HasSubstr;
+using testing::IsOk;
+using testing::StatusIs;
 
 // Limits the size of files this process writes (soft RLIMIT_FSIZE) while in scope.
 class FileSizeLimit {
@@ -61,19 +66,19 @@ size_t Rows(EventStore& s) {
 TEST(WalFailure, PartialWriteIsRolledBackAndLaterRecordsReplay) {
   testing::TempDir dir;
   auto w = WalWriter::Open(dir.path(), 1);
-  ASSERT_TRUE(w.ok()) << w.status().ToString();
-  ASSERT_TRUE((*w)->Append("first").ok());
-  ASSERT_TRUE((*w)->Sync().ok());
+  ASSERT_THAT(w, IsOk());
+  ASSERT_THAT((*w)->Append("first"), IsOk());
+  ASSERT_THAT((*w)->Sync(), IsOk());
   const uint64_t synced = (*w)->size();
   {
     FileSizeLimit limit(synced + 100);
-    ASSERT_TRUE((*w)->Append(std::string(1000, 'b')).ok());
+    ASSERT_THAT((*w)->Append(std::string(1000, 'b')), IsOk());
     Status st = (*w)->Sync();  // writes ~100 bytes, then EFBIG
     EXPECT_FALSE(st.ok());
   }
   EXPECT_EQ((*w)->size(), synced);
-  ASSERT_TRUE((*w)->Append("third").ok());
-  ASSERT_TRUE((*w)->Sync().ok());
+  ASSERT_THAT((*w)->Append("third"), IsOk());
+  ASSERT_THAT((*w)->Sync(), IsOk());
   std::vector<std::string> got;
   WalReplayStats stats;
   ASSERT_TRUE(ReplayWal(dir.path(), 1, false, [&](std::string_view p) { got.emplace_back(p); return Status::OK(); },
@@ -91,33 +96,32 @@ TEST(StoreFailure, FailedWriteIsUnavailableAndLeavesNothing) {
   so.background = false;
   {
     auto s = EventStore::Open(dir.path(), so);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_THAT(s, IsOk());
     auto a = (*s)->Append(Batch("a", 50));
-    ASSERT_TRUE(a.ok());
+    ASSERT_THAT(a, IsOk());
     EXPECT_EQ(a->accepted, 50u);
     {
       FileSizeLimit limit(64 << 10);  // the WAL record of batch b (~200 KB) cannot be written
       auto b = (*s)->Append(Batch("b", 100, 2000));
-      ASSERT_FALSE(b.ok());
-      EXPECT_EQ(b.status().code(), StatusCode::kUnavailable) << b.status().ToString();
+      ASSERT_THAT(b, StatusIs(StatusCode::kUnavailable));
       EXPECT_EQ(HttpStatusFor(b.status()), 503);
     }
     EXPECT_EQ(Rows(**s), 50u);  // nothing of b in memory either
     auto c = (*s)->Append(Batch("c", 30));
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_THAT(c, IsOk());
     EXPECT_EQ(c->accepted, 30u);
     // b was never stored: a retry is accepted in full, not reported as duplicates.
     auto b2 = (*s)->Append(Batch("b", 100, 2000));
-    ASSERT_TRUE(b2.ok());
+    ASSERT_THAT(b2, IsOk());
     EXPECT_EQ(b2->accepted, 100u);
     EXPECT_EQ(b2->duplicates, 0u);
   }
   auto s = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_THAT(s, IsOk());
   EXPECT_EQ(Rows(**s), 180u);
   EXPECT_EQ((*s)->Stats().wal_truncated_bytes, 0u);
   auto again = (*s)->Append(Batch("a", 50));
-  ASSERT_TRUE(again.ok());
+  ASSERT_THAT(again, IsOk());
   EXPECT_EQ(again->duplicates, 50u);
 }
 
@@ -125,28 +129,25 @@ TEST(StoreFailure, FailedWriteIsUnavailableAndLeavesNothing) {
 // out_of_range (not parse_error); it escaped ParseNativeBatch and became a 500.
 TEST(ParserRegression, NumberOverflowIsInvalidArgument) {
   auto tz = TimeZone::Load("UTC");
-  ASSERT_TRUE(tz.ok());
+  ASSERT_THAT(tz, IsOk());
   const int64_t now = 1'795'320'000'000;
   auto r = ParseNativeBatch(R"([{"event":"a","distinct_id":"b","properties":{"x":1e999}}])", false, *tz, now, {});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("number overflow"), std::string::npos) << r.status().message();
+  ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument, HasSubstr("number overflow")));
   auto nd = ParseNativeBatch("{\"event\":\"a\",\"distinct_id\":\"b\",\"timestamp\":-1e999}\n{\"event\":\"a\",\"distinct_id\":\"b\"}",
                              true, *tz, now, {});
-  ASSERT_TRUE(nd.ok());
+  ASSERT_THAT(nd, IsOk());
   EXPECT_EQ(nd->events.size(), 1u);
   ASSERT_EQ(nd->errors.size(), 1u);
   EXPECT_EQ(nd->errors[0].code, "invalid_json");
   auto q = ParseJsonBody(R"({"kind":"trends","x":1e400})");
-  ASSERT_FALSE(q.ok());
-  EXPECT_EQ(q.status().code(), StatusCode::kInvalidArgument);
+  ASSERT_THAT(q, StatusIs(StatusCode::kInvalidArgument));
 }
 
 // Found by fuzz/native_json_fuzz: the error message quoted the first 64 bytes of a bad
 // timestamp and could cut a UTF-8 character in two (invalid UTF-8 in a JSON response).
 TEST(ParserRegression, TimestampErrorQuotesWholeCharacters) {
   auto tz = TimeZone::Load("UTC");
-  ASSERT_TRUE(tz.ok());
+  ASSERT_THAT(tz, IsOk());
   std::string ts = std::string(63, '2') + "\u00e9\u00e9";  // the 64th byte starts a 2-byte character
   auto t = ParseIsoTimestamp(ts, *tz);
   ASSERT_FALSE(t.ok());
@@ -157,18 +158,16 @@ TEST(ParserRegression, TimestampErrorQuotesWholeCharacters) {
 // levels deep (a 200 KB body) overflowed the stack when serialised and killed the server.
 TEST(ParserRegression, DeepNestingIsRejectedBeforeParsing) {
   auto tz = TimeZone::Load("UTC");
-  ASSERT_TRUE(tz.ok());
+  ASSERT_THAT(tz, IsOk());
   const int64_t now = 1'795'320'000'000;
   auto nested = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
   const std::string deep = nested(100000);
   auto r = ParseNativeBatch(R"([{"event":"a","distinct_id":"b","properties":{"x":)" + deep + "}}]", false, *tz, now, {});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("nested deeper than"), std::string::npos) << r.status().message();
+  ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument, HasSubstr("nested deeper than")));
   auto nd = ParseNativeBatch("{\"event\":\"a\",\"distinct_id\":\"b\",\"properties\":{\"x\":" + deep +
                                  "}}\n{\"event\":\"a\",\"distinct_id\":\"b\"}",
                              true, *tz, now, {});
-  ASSERT_TRUE(nd.ok());
+  ASSERT_THAT(nd, IsOk());
   EXPECT_EQ(nd->events.size(), 1u);
   ASSERT_EQ(nd->errors.size(), 1u);
   EXPECT_EQ(nd->errors[0].code, "invalid_json");
@@ -178,9 +177,9 @@ TEST(ParserRegression, DeepNestingIsRejectedBeforeParsing) {
   const std::string at_limit = nested(kMaxJsonDepth - 3);
   auto ok = ParseNativeBatch(R"([{"event":"a","distinct_id":"[[[[","properties":{"x":)" + at_limit + "}}]", false, *tz,
                              now, {});
-  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  ASSERT_THAT(ok, IsOk());
   EXPECT_EQ(ok->events.size(), 1u);
-  EXPECT_TRUE(CheckJsonDepth(R"(["\"[[[[[[", "\\"])", "").ok());
+  EXPECT_THAT(CheckJsonDepth(R"(["\"[[[[[[", "\\"])", ""), IsOk());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Storage: WAL framing and torn tails, segment round trip and corruption detection,
 // dedup across restarts, identity merges, flush/compaction crash recovery.
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -17,6 +18,11 @@
 
 namespace ns {
 namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using testing::IsOk;
+using testing::StatusIs;
 
 Event Ev(const std::string& did, const std::string& name, int64_t ts, const std::string& uuid = "") {
   Event e;
@@ -43,10 +49,10 @@ TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
   testing::TempDir dir;
   {
     auto w = WalWriter::Open(dir.path(), 1);
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append("first").ok());
-    ASSERT_TRUE((*w)->Append("second").ok());
-    ASSERT_TRUE((*w)->Sync().ok());
+    ASSERT_THAT(w, IsOk());
+    ASSERT_THAT((*w)->Append("first"), IsOk());
+    ASSERT_THAT((*w)->Append("second"), IsOk());
+    ASSERT_THAT((*w)->Sync(), IsOk());
   }
   std::string path = dir.path() + "/" + WalFileName(1);
   auto size = std::filesystem::file_size(path);
@@ -69,9 +75,9 @@ TEST(Wal, CorruptRecordEndsReplay) {
   testing::TempDir dir;
   {
     auto w = WalWriter::Open(dir.path(), 7);
-    ASSERT_TRUE(w.ok());
+    ASSERT_THAT(w, IsOk());
     for (auto s : {"a", "bb", "ccc"}) ASSERT_TRUE((*w)->Append(s).ok());
-    ASSERT_TRUE((*w)->Sync().ok());
+    ASSERT_THAT((*w)->Sync(), IsOk());
   }
   std::string path = dir.path() + "/" + WalFileName(7);
   {
@@ -81,7 +87,7 @@ TEST(Wal, CorruptRecordEndsReplay) {
   }
   int n = 0;
   WalReplayStats st;
-  ASSERT_TRUE(ReplayWal(dir.path(), 7, false, [&](std::string_view) { n++; return Status::OK(); }, &st).ok());
+  ASSERT_THAT(ReplayWal(dir.path(), 7, false, [&](std::string_view) { n++; return Status::OK(); }, &st), IsOk());
   EXPECT_EQ(n, 1);
   EXPECT_GT(st.truncated_bytes, 0u);
 }
@@ -98,10 +104,10 @@ TEST(Segment, RoundTripAndChecksum) {
   b.Append(9, kT0 + 1, dict.Intern("pay"), nullptr, {{"channel", PropValue::Str("seo")}});
   auto block = b.Finish();
   std::string path = dir.path() + "/" + SegmentFileName(20138, 1);
-  ASSERT_TRUE(WriteSegment(path, *block, SegmentMeta{20138, 1, {}}, dict).ok());
+  ASSERT_THAT(WriteSegment(path, *block, SegmentMeta{20138, 1, {}}, dict), IsOk());
   EventDict dict2;
   auto info = OpenSegment(path, dict2);
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_THAT(info, IsOk());
   const Block& r = *info->block;
   ASSERT_EQ(r.size(), 3u);
   EXPECT_EQ(r.did(), (std::vector<uint32_t>{3, 3, 9}));
@@ -128,10 +134,7 @@ TEST(Segment, RoundTripAndChecksum) {
     f.put(static_cast<char>(c ^ 0x5a));
   }
   auto bad = OpenSegment(path, dict2);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(bad.status().message().find(path), std::string::npos);
-  EXPECT_NE(bad.status().message().find("checksum mismatch"), std::string::npos);
+  ASSERT_THAT(bad, StatusIs(StatusCode::kCorruption, AllOf(HasSubstr(path), HasSubstr("checksum mismatch"))));
 }
 
 TEST(Segment, TruncatedFileIsCorruption) {
@@ -140,11 +143,10 @@ TEST(Segment, TruncatedFileIsCorruption) {
   BlockBuilder b;
   b.Append(1, kT0, dict.Intern("a"), nullptr, {});
   std::string path = dir.path() + "/x.nseg";
-  ASSERT_TRUE(WriteSegment(path, *b.Finish(), SegmentMeta{1, 1, {}}, dict).ok());
+  ASSERT_THAT(WriteSegment(path, *b.Finish(), SegmentMeta{1, 1, {}}, dict), IsOk());
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);
   auto r = OpenSegment(path, dict);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  ASSERT_THAT(r, StatusIs(StatusCode::kCorruption));
 }
 
 TEST(EventStore, DedupAcrossRestartsAndFlushes) {
@@ -153,17 +155,17 @@ TEST(EventStore, DedupAcrossRestartsAndFlushes) {
   so.background = false;
   {
     auto s = EventStore::Open(dir.path(), so);
-    ASSERT_TRUE(s.ok());
+    ASSERT_THAT(s, IsOk());
     auto r = (*s)->Append({Ev("u1", "a", kT0, "id-1"), Ev("u1", "a", kT0 + 1, "id-2"), Ev("u1", "a", kT0 + 1, "id-2")});
-    ASSERT_TRUE(r.ok());
+    ASSERT_THAT(r, IsOk());
     EXPECT_EQ(r->accepted, 2u);
     EXPECT_EQ(r->duplicates, 1u);
   }  // closed: flushed to segments
   {
     auto s = EventStore::Open(dir.path(), so);
-    ASSERT_TRUE(s.ok());
+    ASSERT_THAT(s, IsOk());
     auto r = (*s)->Append({Ev("u1", "a", kT0, "id-1"), Ev("u2", "b", kT0, "id-3"), Ev("u2", "b", kT0)});
-    ASSERT_TRUE(r.ok());
+    ASSERT_THAT(r, IsOk());
     EXPECT_EQ(r->accepted, 2u);
     EXPECT_EQ(r->duplicates, 1u);
     EXPECT_EQ(TotalRows(**s), 4u);
@@ -178,18 +180,18 @@ TEST(EventStore, WalReplayAfterCrashWithoutFlush) {
   testing::TempDir copy;
   {
     auto s = EventStore::Open(dir.path(), so);
-    ASSERT_TRUE(s.ok());
-    ASSERT_TRUE((*s)->Append({Ev("u1", "a", kT0, "w-1"), Ev("u2", "a", kT0 + 86'400'000, "w-2")}).ok());
+    ASSERT_THAT(s, IsOk());
+    ASSERT_THAT((*s)->Append({Ev("u1", "a", kT0, "w-1"), Ev("u2", "a", kT0 + 86'400'000, "w-2")}), IsOk());
     std::filesystem::copy(dir.path(), copy.path(), std::filesystem::copy_options::recursive |
                                                        std::filesystem::copy_options::overwrite_existing);
   }
   std::filesystem::remove(copy.path() + "/LOCK");
   auto s = EventStore::Open(copy.path(), so);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_THAT(s, IsOk());
   EXPECT_EQ(TotalRows(**s), 2u);
   EXPECT_EQ((*s)->Stats().wal_replayed_records, 1u);
   auto r = (*s)->Append({Ev("u1", "a", kT0, "w-1")});
-  ASSERT_TRUE(r.ok());
+  ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->duplicates, 1u);
 }
 
@@ -199,18 +201,18 @@ TEST(EventStore, UnfinishedFlushSegmentsAreRemoved) {
   so.background = false;
   {
     auto s = EventStore::Open(dir.path(), so);
-    ASSERT_TRUE(s.ok());
-    ASSERT_TRUE((*s)->Append({Ev("u1", "a", kT0, "f-1")}).ok());
-    ASSERT_TRUE((*s)->Flush().ok());
+    ASSERT_THAT(s, IsOk());
+    ASSERT_THAT((*s)->Append({Ev("u1", "a", kT0, "f-1")}), IsOk());
+    ASSERT_THAT((*s)->Flush(), IsOk());
   }
   // A segment of a generation newer than the checkpoint: a flush that crashed before commit.
   EventDict dict;
   BlockBuilder b;
   b.Append(0, kT0, dict.Intern("a"), nullptr, {});
   int32_t day = static_cast<int32_t>(kT0 / kMsPerDay);
-  ASSERT_TRUE(WriteSegment(dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(), SegmentMeta{day, 99, {}}, dict).ok());
+  ASSERT_THAT(WriteSegment(dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(), SegmentMeta{day, 99, {}}, dict), IsOk());
   auto s = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s.ok());
+  ASSERT_THAT(s, IsOk());
   EXPECT_EQ(TotalRows(**s), 1u);
   EXPECT_FALSE(FileExists(dir.path() + "/segments/" + SegmentFileName(day, 99)));
 }
@@ -228,13 +230,13 @@ TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   StoreOptions so;
   so.background = false;
   auto s = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE((*s)->Append({Ev("anon-1", "page_view", kT0), Ev("anon-1", "page_view", kT0 + 1)}).ok());
-  ASSERT_TRUE((*s)->Flush().ok());
+  ASSERT_THAT(s, IsOk());
+  ASSERT_THAT((*s)->Append({Ev("anon-1", "page_view", kT0), Ev("anon-1", "page_view", kT0 + 1)}), IsOk());
+  ASSERT_THAT((*s)->Flush(), IsOk());
   Event login = Ev("user-1", "login", kT0 + 2);
   login.merge_with.push_back("anon-1");
   login.person_set.push_back({"city", PropValue::Str("Hangzhou")});
-  ASSERT_TRUE((*s)->Append({login}).ok());
+  ASSERT_THAT((*s)->Append({login}), IsOk());
   auto snap = (*s)->Snapshot();
   Ids ids{s->get()};
   uint32_t a = static_cast<uint32_t>(ids.Find(std::string_view("anon-1")));
@@ -244,7 +246,7 @@ TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   // Persisted: reopen and check again.
   s = Status::OK();
   auto s2 = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s2.ok());
+  ASSERT_THAT(s2, IsOk());
   auto snap2 = (*s2)->Snapshot();
   EXPECT_EQ(snap2->persons->PersonOf(a), snap2->persons->PersonOf(u));
   EXPECT_EQ(snap2->persons->Prop(snap2->persons->PersonOf(a), "city")->str, "Hangzhou");
@@ -256,7 +258,7 @@ TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
   StoreOptions so;
   so.background = false;
   auto s = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s.ok());
+  ASSERT_THAT(s, IsOk());
   auto identify = [](const std::string& user, const std::string& anon, int64_t ts) {
     Event e = Ev(user, "$identify", ts);
     e.merge_with.push_back(anon);
@@ -265,10 +267,10 @@ TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
   // Two customers log in on their own devices: each merge joins an anonymous person.
   auto a = (*s)->Append({identify("alice", "dev-a", kT0), identify("bob", "dev-b", kT0 + 1)}, Durability::kWal,
                         IdentityTrust::kWriteKey);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->merges_refused, 0u);
   // A login id without a merge is identified too.
-  ASSERT_TRUE((*s)->Append({Ev("carol", "$identify", kT0 + 2)}, Durability::kWal, IdentityTrust::kWriteKey).ok());
+  ASSERT_THAT((*s)->Append({Ev("carol", "$identify", kT0 + 2)}, Durability::kWal, IdentityTrust::kWriteKey), IsOk());
   Ids ids{s->get()};
   auto did = [&](const char* id) { return static_cast<uint32_t>(ids.Find(std::string_view(id))); };
   EXPECT_TRUE(ids.Identified(did("alice")) && ids.Identified(did("dev-a")) && ids.Identified(did("carol")));
@@ -276,19 +278,19 @@ TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
   Event alias = Ev("carol", "$create_alias", kT0 + 4);
   alias.merge_with.push_back("bob");
   a = (*s)->Append({identify("alice", "bob", kT0 + 3), alias}, Durability::kWal, IdentityTrust::kWriteKey);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->accepted, 2u);  // the events are stored, the merges are not applied
   EXPECT_EQ(a->merges_refused, 2u);
   EXPECT_NE(ids.Person(did("alice")), ids.Person(did("bob")));
   EXPECT_NE(ids.Person(did("carol")), ids.Person(did("bob")));
   // A new anonymous device still joins an identified person with the write key.
   a = (*s)->Append({identify("alice", "dev-a2", kT0 + 5)}, Durability::kWal, IdentityTrust::kWriteKey);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->merges_refused, 0u);
   EXPECT_EQ(ids.Person(did("alice")), ids.Person(did("dev-a2")));
   // The secret key may join identified persons.
   a = (*s)->Append({identify("alice", "carol", kT0 + 6)}, Durability::kWal, IdentityTrust::kSecretKey);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->merges_refused, 0u);
   EXPECT_EQ(ids.Person(did("alice")), ids.Person(did("carol")));
   // After a restart: the same persons, and the identified bits survive (carol's came from
@@ -296,13 +298,13 @@ TEST(EventStore, WriteKeyCannotMergeTwoIdentifiedPersons) {
   const uint32_t alice = did("alice"), bob = did("bob"), carol = did("carol");
   s = Status::OK();
   auto s2 = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s2.ok());
+  ASSERT_THAT(s2, IsOk());
   Ids ids2{s2->get()};
   EXPECT_EQ(ids2.Person(alice), ids2.Person(carol));
   EXPECT_NE(ids2.Person(alice), ids2.Person(bob));
   EXPECT_TRUE(ids2.Identified(bob));
   a = (*s2)->Append({identify("bob", "alice", kT0 + 7)}, Durability::kWal, IdentityTrust::kWriteKey);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->merges_refused, 1u);
 }
 
@@ -313,18 +315,18 @@ TEST(EventStore, IdentifiedBitOfAPersonWithoutMergesSurvivesRestart) {
   uint32_t u = 0, v = 0;
   {
     auto s = EventStore::Open(dir.path(), so);
-    ASSERT_TRUE(s.ok());
-    ASSERT_TRUE((*s)->Append({Ev("u1", "$identify", kT0), Ev("u2", "$identify", kT0)}).ok());
+    ASSERT_THAT(s, IsOk());
+    ASSERT_THAT((*s)->Append({Ev("u1", "$identify", kT0), Ev("u2", "$identify", kT0)}), IsOk());
     u = static_cast<uint32_t>((*s)->FindDistinctId(std::string_view("u1")));
     v = static_cast<uint32_t>((*s)->FindDistinctId(std::string_view("u2")));
   }
   auto s = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s.ok());
+  ASSERT_THAT(s, IsOk());
   EXPECT_TRUE((*s)->Identified(u));
   Event e = Ev("u1", "$identify", kT0 + 1);
   e.merge_with.push_back("u2");
   auto a = (*s)->Append({e}, Durability::kWal, IdentityTrust::kWriteKey);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->merges_refused, 1u);
   EXPECT_NE((*s)->Snapshot()->persons->PersonOf(u), (*s)->Snapshot()->persons->PersonOf(v));
 }
@@ -334,17 +336,17 @@ TEST(EventStore, CompactionMergesPartitionSegments) {
   StoreOptions so;
   so.background = false;
   auto s = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(s.ok());
+  ASSERT_THAT(s, IsOk());
   for (int i = 0; i < 3; i++) {
-    ASSERT_TRUE((*s)->Append({Ev("u" + std::to_string(i), "a", kT0 + i)}).ok());
-    ASSERT_TRUE((*s)->Flush().ok());
+    ASSERT_THAT((*s)->Append({Ev("u" + std::to_string(i), "a", kT0 + i)}), IsOk());
+    ASSERT_THAT((*s)->Flush(), IsOk());
   }
   EXPECT_EQ((*s)->Stats().segments, 3u);
-  ASSERT_TRUE((*s)->CompactAll().ok());
+  ASSERT_THAT((*s)->CompactAll(), IsOk());
   EXPECT_EQ((*s)->Stats().segments, 1u);
   EXPECT_EQ(TotalRows(**s), 3u);
   auto names = ListDir(dir.path() + "/segments");
-  ASSERT_TRUE(names.ok());
+  ASSERT_THAT(names, IsOk());
   EXPECT_EQ(names->size(), 1u);
 }
 
@@ -353,11 +355,9 @@ TEST(EventStore, SecondOpenOfADirectoryIsRefused) {
   StoreOptions so;
   so.background = false;
   auto a = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(a.ok());
+  ASSERT_THAT(a, IsOk());
   auto b = EventStore::Open(dir.path(), so);
-  ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(b.status().message().find("in use by another northstar process"), std::string::npos);
+  ASSERT_THAT(b, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("in use by another northstar process")));
 }
 
 }  // namespace
