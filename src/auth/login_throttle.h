@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -22,15 +23,20 @@ class LoginThrottle {
   static constexpr int64_t kMaxWaitS = 15 * 60;
   static constexpr int64_t kWindowS = 15 * 60;
 
+  using Clock = std::chrono::steady_clock;
+  // `now` reads the clock: steady_clock by default; a test seam, so unit tests can move
+  // time without sleeping (tests/unit/auth_test.cc).
+  explicit LoginThrottle(std::function<Clock::time_point()> now = Clock::now) : now_(std::move(now)) {}
+
   // Seconds the caller must still wait before an attempt for (account, address); 0 = go.
   int64_t WaitSeconds(const std::string& account, const std::string& address) {
     std::lock_guard lock(mu_);
-    const auto now = Clock::now();
+    const auto now = now_();
     return std::max(Wait(by_account_, account, now, kFreeAccount), Wait(by_address_, address, now, kFreeAddress));
   }
   void Failed(const std::string& account, const std::string& address) {
     std::lock_guard lock(mu_);
-    const auto now = Clock::now();
+    const auto now = now_();
     Bump(by_account_, account, now);
     Bump(by_address_, address, now);
     if (by_account_.size() + by_address_.size() > 100000) Sweep(now);
@@ -41,7 +47,6 @@ class LoginThrottle {
   }
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Entry {
     int failures = 0;
     Clock::time_point last;
@@ -72,6 +77,7 @@ class LoginThrottle {
         it = now - it->second.last > std::chrono::seconds(kWindowS) ? m->erase(it) : std::next(it);
   }
 
+  std::function<Clock::time_point()> now_;
   std::mutex mu_;
   Map by_account_, by_address_;
 };

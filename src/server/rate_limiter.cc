@@ -7,7 +7,7 @@ namespace ns {
 
 Status RateLimiter::Take(const std::string& key, double n) {
   if (!enabled()) return Status::OK();
-  auto now = std::chrono::steady_clock::now();
+  auto now = now_();
   std::lock_guard lock(mu_);
   auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
   Bucket& b = it->second;

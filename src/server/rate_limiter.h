@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -14,7 +15,11 @@ namespace ns {
 
 class RateLimiter {
  public:
-  RateLimiter(double rate_per_s, double burst) : rate_(rate_per_s), burst_(burst < 1 ? 1 : burst) {}
+  using Clock = std::chrono::steady_clock;
+  // `now` reads the clock the buckets refill by: steady_clock by default; a test seam, so
+  // unit tests can move time without sleeping (tests/unit/server_test.cc).
+  RateLimiter(double rate_per_s, double burst, std::function<Clock::time_point()> now = Clock::now)
+      : rate_(rate_per_s), burst_(burst < 1 ? 1 : burst), now_(std::move(now)) {}
   bool enabled() const { return rate_ > 0; }
   // Takes n tokens from the key's bucket. OK, or RateLimited (ResourceExhausted with that
   // reason) whose retry_after_ms is the wait until the batch fits, in whole seconds (>= 1 s).
@@ -23,9 +28,10 @@ class RateLimiter {
  private:
   struct Bucket {
     double tokens;
-    std::chrono::steady_clock::time_point last;
+    Clock::time_point last;
   };
   double rate_, burst_;
+  std::function<Clock::time_point()> now_;
   std::mutex mu_;
   std::unordered_map<std::string, Bucket> buckets_;
 };

@@ -1,9 +1,12 @@
 // The authentication layer (auth/authenticator.h) and the server's access check
-// (server/auth.h): who each credential is, and what each role may reach.
+// (server/auth.h): who each credential is, and what each role may reach; the middleware's
+// Authorize and the HTTP answers of its refusals; the login throttle (auth/login_throttle.h)
+// on a fake clock.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "auth/authenticator.h"
+#include "auth/login_throttle.h"
 #include "ops/ops_service.h"
 #include "server/auth.h"
 #include "test_util.h"
@@ -168,6 +171,133 @@ TEST(Credentials, ReadFromTheRequest) {
   EXPECT_FALSE(CredentialsOf(req).changes);
   req.headers = {{"authorization", "Basic xyz"}};
   EXPECT_EQ(BearerKey(req), "");
+}
+
+// The middleware's decision (Authorize = Authenticate + CheckAccess) and what the client
+// then sees: 401 without or with a wrong credential, 403 with one that may not do this.
+TEST_F(AuthTest, AuthorizeAnswers401And403) {
+  auto key = ops_->accounts.CreateApiKey("shop", "dashboard", Role::kViewer);
+  ASSERT_THAT(key, IsOk());
+  auto uid = ops_->accounts.CreateUser("ana@example.com", "correct horse battery", "Ana", "shop", Role::kOperator);
+  ASSERT_THAT(uid, IsOk());
+  auto session = ops_->accounts.Login("ana@example.com", "correct horse battery");
+  ASSERT_THAT(session, IsOk());
+  Authenticator auth(*registry_, &ops_->accounts);
+  auto request = [](const std::string& method, const std::string& bearer, const std::string& cookie = "") {
+    HttpRequest req;
+    req.method = method;
+    if (!bearer.empty()) req.headers.emplace_back("authorization", "Bearer " + bearer);
+    if (!cookie.empty()) req.headers.emplace_back("cookie", std::string(kSessionCookie) + "=" + cookie);
+    return req;
+  };
+  struct Case {
+    std::string name;
+    HttpRequest req;
+    Access access;
+    int http;  // 200: authorized
+  } cases[] = {
+      {"nothing, viewer route", request("GET", ""), Access::kViewer, 401},
+      {"unknown key", request("GET", "nss_nope"), Access::kViewer, 401},
+      {"write key sends events", request("POST", shop_.info.write_key), Access::kIngest, 200},
+      {"write key reads", request("GET", shop_.info.write_key), Access::kViewer, 403},
+      {"secret key administers", request("DELETE", shop_.secret_key), Access::kAdmin, 200},
+      {"viewer API key reads", request("GET", *key), Access::kViewer, 200},
+      {"viewer API key changes", request("POST", *key), Access::kOperator, 403},
+      {"viewer API key sends events", request("POST", *key), Access::kIngest, 403},
+      {"session reads", request("GET", "", session->token), Access::kViewer, 200},
+      // A session cookie alone never sends events (any page could make the browser send it).
+      {"session sends events", request("POST", "", session->token), Access::kIngest, 401},
+      // A change by a session needs its CSRF token.
+      {"session changes without CSRF", request("POST", "", session->token), Access::kOperator, 403},
+      {"operator session administers", request("GET", "", session->token), Access::kAdmin, 403},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto who = Authorize(auth, c.req, c.access);
+    if (c.http == 200) {
+      EXPECT_THAT(who, IsOk());
+      continue;
+    }
+    ASSERT_FALSE(who.ok());
+    HttpResponse res;
+    res.Error(who.status());
+    EXPECT_EQ(res.status, c.http) << who.status().ToString();
+  }
+  HttpRequest with_csrf = request("POST", "", session->token);
+  with_csrf.headers.emplace_back("x-csrf-token", session->csrf_token);
+  auto who = Authorize(auth, with_csrf, Access::kOperator);
+  ASSERT_THAT(who, IsOk());
+  EXPECT_EQ(who->actor, "ana@example.com");
+  EXPECT_EQ(AccessName(Access::kOperator), "operator");
+}
+
+// ---------------------------------------------------------------- LoginThrottle
+
+struct FakeClock {
+  LoginThrottle::Clock::time_point t{std::chrono::hours(1)};
+  std::function<LoginThrottle::Clock::time_point()> Fn() {
+    return [this] { return t; };
+  }
+};
+
+TEST(LoginThrottle, FreeFailuresThenADoublingWaitCappedAt15Minutes) {
+  FakeClock clock;
+  LoginThrottle th(clock.Fn());
+  for (int i = 0; i < LoginThrottle::kFreeAccount; i++) {
+    EXPECT_EQ(th.WaitSeconds("ana", "1.2.3.4"), 0) << "before failure " << i + 1;
+    th.Failed("ana", "1.2.3.4");
+  }
+  // After the 5th failure: 1 s, then 2, 4, 8, ... each counted from the last failure.
+  int64_t want = 1;
+  for (int extra = 0; extra < 14; extra++) {
+    SCOPED_TRACE("failures " + std::to_string(LoginThrottle::kFreeAccount + extra));
+    EXPECT_EQ(th.WaitSeconds("ana", "1.2.3.4"), std::min<int64_t>(want, LoginThrottle::kMaxWaitS));
+    // Another account from another address is not slowed down.
+    EXPECT_EQ(th.WaitSeconds("bob", "5.6.7.8"), 0);
+    th.Failed("ana", "1.2.3.4");
+    want *= 2;
+  }
+  EXPECT_EQ(th.WaitSeconds("ana", "9.9.9.9"), LoginThrottle::kMaxWaitS);  // per account, whatever the address
+  clock.t += std::chrono::seconds(600);
+  EXPECT_EQ(th.WaitSeconds("ana", "9.9.9.9"), LoginThrottle::kMaxWaitS - 600);
+}
+
+TEST(LoginThrottle, TheWaitRunsDownAndTheWindowForgets) {
+  FakeClock clock;
+  LoginThrottle th(clock.Fn());
+  for (int i = 0; i < LoginThrottle::kFreeAccount + 3; i++) th.Failed("ana", "a");
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 8);
+  clock.t += std::chrono::seconds(5);
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 3);
+  clock.t += std::chrono::seconds(3);
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 0);
+  // Failures within the window still count: one more doubles again.
+  th.Failed("ana", "a");
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 16);
+  // Past the window (15 min after the last failure) the count starts again.
+  clock.t += std::chrono::seconds(LoginThrottle::kWindowS + 1);
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 0);
+  th.Failed("ana", "a");
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 0);
+}
+
+TEST(LoginThrottle, SuccessClearsTheAccountButNotTheAddress) {
+  FakeClock clock;
+  LoginThrottle th(clock.Fn());
+  for (int i = 0; i < LoginThrottle::kFreeAccount; i++) th.Failed("ana", "a");
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 1);
+  th.Succeeded("ana");
+  EXPECT_EQ(th.WaitSeconds("ana", "a"), 0);
+  // An address guessing across many accounts: 20 failures are free (an office shares one
+  // address), then it waits whatever account it tries.
+  for (int i = 0; i < LoginThrottle::kFreeAddress; i++) {
+    EXPECT_EQ(th.WaitSeconds("user" + std::to_string(i), "b"), 0) << i;
+    th.Failed("user" + std::to_string(i), "b");
+  }
+  EXPECT_EQ(th.WaitSeconds("someone-new", "b"), 1);
+  th.Succeeded("user1");
+  EXPECT_EQ(th.WaitSeconds("someone-new", "b"), 1);
+  EXPECT_EQ(th.WaitSeconds("someone-new", "c"), 0);
 }
 
 }  // namespace
