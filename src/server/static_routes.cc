@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -94,13 +95,15 @@ void SecurityHeaders(HttpResponse& res) {
 }
 
 bool AcceptsGzip(const HttpRequest& req) {
-  // "gzip" listed without q=0 (browsers send "gzip, deflate, br, zstd").
+  // "gzip" listed with no q or a q above 0 (browsers send "gzip, deflate, br, zstd");
+  // "gzip;q=0", "gzip;q=0.0" and "gzip;q=0.000" refuse it (RFC 9110, 12.4.2).
   std::string ae = req.Header("accept-encoding");
   size_t at = ae.find("gzip");
   if (at == std::string::npos) return false;
   size_t end = ae.find(',', at);
   std::string item = ae.substr(at, end == std::string::npos ? std::string::npos : end - at);
-  return item.find("q=0") == std::string::npos || item.find("q=0.") != std::string::npos;
+  size_t q = item.find("q=");
+  return q == std::string::npos || std::strtod(item.c_str() + q + 2, nullptr) > 0;
 }
 
 void Serve(const HttpRequest& req, HttpResponse& res, const ConsoleFile& f) {

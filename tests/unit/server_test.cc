@@ -349,6 +349,16 @@ TEST_F(StaticRoutesTest, HashedAssetsAreImmutableAndGzippedWhenAccepted) {
   HttpResponse refused = Get("/assets/index-3f9a1b.js", {{"accept-encoding", "gzip;q=0, br"}});
   EXPECT_FALSE(HasHeader(refused, "Content-Encoding"));
   EXPECT_EQ(refused.body, js_);
+  // q=0 in any spelling refuses gzip (regression: "q=0.0" used to be read as accepting it);
+  // any q above 0 accepts it.
+  for (const char* ae : {"gzip;q=0.0", "gzip; q=0.000, br", "br, gzip;q=0"}) {
+    SCOPED_TRACE(ae);
+    HttpResponse r = Get("/assets/index-3f9a1b.js", {{"accept-encoding", ae}});
+    EXPECT_FALSE(HasHeader(r, "Content-Encoding"));
+    EXPECT_EQ(r.body, js_);
+  }
+  for (const char* ae : {"gzip;q=0.5", "gzip;q=1", "deflate, gzip;q=0.001"})
+    EXPECT_EQ(HeaderOf(Get("/assets/index-3f9a1b.js", {{"accept-encoding", ae}}), "Content-Encoding"), "gzip") << ae;
 
   // Small and binary files are served as they are.
   HttpResponse ico = Get("/favicon.ico", {{"accept-encoding", "gzip"}});
