@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "core/checksum.h"
-#include "core/file_util.h"
+#include "core/env.h"
 #include "storage/binary_io.h"
 
 namespace ns {
@@ -57,7 +57,8 @@ std::string SegmentFileName(int32_t day, uint64_t generation) {
   return buf;
 }
 
-Status WriteSegment(const std::string& path, const Block& block, const SegmentMeta& meta, const EventDict& dict) {
+Status WriteSegment(Env* env, const std::string& path, const Block& block, const SegmentMeta& meta,
+                    const EventDict& dict) {
   const size_t n = block.size();
   std::string file(kMagic, 8);
   BinWriter hdr;
@@ -146,20 +147,20 @@ Status WriteSegment(const std::string& path, const Block& block, const SegmentMe
   file += f.str();
   file += tail.str();
   file.append(kEndMagic, 8);
-  return WriteFileAtomic(path, file);
+  return WriteFileAtomic(env, path, file);
 }
 
 class SegmentReader {
  public:
-  static StatusOr<SegmentInfo> Open(const std::string& path, EventDict& dict);
+  static StatusOr<SegmentInfo> Open(Env* env, const std::string& path, EventDict& dict);
 };
 
-StatusOr<SegmentInfo> OpenSegment(const std::string& path, EventDict& dict) {
-  return SegmentReader::Open(path, dict);
+StatusOr<SegmentInfo> OpenSegment(Env* env, const std::string& path, EventDict& dict) {
+  return SegmentReader::Open(env, path, dict);
 }
 
-StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& dict) {
-  NS_ASSIGN_OR_RETURN(MappedFile mf, MappedFile::Open(path));
+StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, EventDict& dict) {
+  NS_ASSIGN_OR_RETURN(MappedFile mf, env->MapFile(path));
   auto file = std::make_shared<MappedFile>(std::move(mf));
   const uint8_t* p = file->data();
   const size_t size = file->size();

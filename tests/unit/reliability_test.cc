@@ -1,14 +1,15 @@
 // Regression tests for what fuzzing and fault injection found (docs/reliability.md):
-// storage under write failures (a file that cannot grow: RLIMIT_FSIZE makes write() fail
-// part-way with EFBIG, like a full disk) and parser inputs that used to escape as exceptions.
+// storage under write failures (a FaultInjectionEnv makes a write stop part-way with
+// ENOSPC, like a full disk) and parser inputs that used to escape as exceptions. The walk
+// over every write path is tests/unit/fault_injection_test.cc.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
-#include <csignal>
+#include <cerrno>
 #include <string>
 #include <vector>
 
 #include "core/time_zone.h"
+#include "fault_injection_env.h"
 #include "ingest/collect_protocol.h"
 #include "ingest/native_parser.h"
 #include "server/http_types.h"
@@ -19,22 +20,6 @@
 
 namespace ns {
 namespace {
-
-// Limits the size of files this process writes (soft RLIMIT_FSIZE) while in scope.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    std::signal(SIGXFSZ, SIG_IGN);  // write() fails with EFBIG instead of killing the process
-    getrlimit(RLIMIT_FSIZE, &old_);
-    rlimit l = old_;
-    l.rlim_cur = bytes;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &l), 0);
-  }
-  ~FileSizeLimit() { setrlimit(RLIMIT_FSIZE, &old_); }
-
- private:
-  rlimit old_{};
-};
 
 std::vector<Event> Batch(const std::string& tag, int n, size_t prop_bytes = 10) {
   std::vector<Event> out;
@@ -60,23 +45,24 @@ size_t Rows(EventStore& s) {
 
 TEST(WalFailure, PartialWriteIsRolledBackAndLaterRecordsReplay) {
   testing::TempDir dir;
-  auto w = WalWriter::Open(dir.path(), 1);
+  testing::FaultInjectionEnv env;
+  auto w = WalWriter::Open(&env, dir.path(), 1);
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   ASSERT_TRUE((*w)->Append("first").ok());
   ASSERT_TRUE((*w)->Sync().ok());
   const uint64_t synced = (*w)->size();
-  {
-    FileSizeLimit limit(synced + 100);
-    ASSERT_TRUE((*w)->Append(std::string(1000, 'b')).ok());
-    Status st = (*w)->Sync();  // writes ~100 bytes, then EFBIG
-    EXPECT_FALSE(st.ok());
-  }
+  env.FailNth(1, ENOSPC, testing::kFaultAppend);
+  ASSERT_TRUE((*w)->Append(std::string(1000, 'b')).ok());
+  Status st = (*w)->Sync();  // writes half of the record, then ENOSPC
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_TRUE(env.fired());
+  env.Disarm();
   EXPECT_EQ((*w)->size(), synced);
   ASSERT_TRUE((*w)->Append("third").ok());
   ASSERT_TRUE((*w)->Sync().ok());
   std::vector<std::string> got;
   WalReplayStats stats;
-  ASSERT_TRUE(ReplayWal(dir.path(), 1, false, [&](std::string_view p) { got.emplace_back(p); return Status::OK(); },
+  ASSERT_TRUE(ReplayWal(Env::Default(), dir.path(), 1, false, [&](std::string_view p) { got.emplace_back(p); return Status::OK(); },
                         &stats).ok());
   EXPECT_EQ(got, (std::vector<std::string>{"first", "third"}));
   EXPECT_EQ(stats.truncated_bytes, 0u);
@@ -87,8 +73,10 @@ TEST(WalFailure, PartialWriteIsRolledBackAndLaterRecordsReplay) {
 // reopen exactly the acknowledged batches are there.
 TEST(StoreFailure, FailedWriteIsUnavailableAndLeavesNothing) {
   testing::TempDir dir;
+  testing::FaultInjectionEnv env;
   StoreOptions so;
   so.background = false;
+  so.env = &env;
   {
     auto s = EventStore::Open(dir.path(), so);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -96,11 +84,15 @@ TEST(StoreFailure, FailedWriteIsUnavailableAndLeavesNothing) {
     ASSERT_TRUE(a.ok());
     EXPECT_EQ(a->accepted, 50u);
     {
-      FileSizeLimit limit(64 << 10);  // the WAL record of batch b (~200 KB) cannot be written
+      // Batch b's first write is its new distinct ids (identity log), the second its WAL
+      // record: that one stops half-way, as on a full disk.
+      env.FailNth(2, ENOSPC, testing::kFaultAppend);
       auto b = (*s)->Append(Batch("b", 100, 2000));
       ASSERT_FALSE(b.ok());
       EXPECT_EQ(b.status().code(), StatusCode::kUnavailable) << b.status().ToString();
       EXPECT_EQ(HttpStatusFor(b.status()), 503);
+      EXPECT_NE(env.fired_what().find("/wal/"), std::string::npos) << env.fired_what();
+      env.Disarm();
     }
     EXPECT_EQ(Rows(**s), 50u);  // nothing of b in memory either
     auto c = (*s)->Append(Batch("c", 30));
@@ -112,6 +104,7 @@ TEST(StoreFailure, FailedWriteIsUnavailableAndLeavesNothing) {
     EXPECT_EQ(b2->accepted, 100u);
     EXPECT_EQ(b2->duplicates, 0u);
   }
+  so.env = nullptr;  // reopened with the real file system
   auto s = EventStore::Open(dir.path(), so);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(Rows(**s), 180u);
@@ -119,6 +112,64 @@ TEST(StoreFailure, FailedWriteIsUnavailableAndLeavesNothing) {
   auto again = (*s)->Append(Batch("a", 50));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->duplicates, 50u);
+}
+
+// Found by the fault-injection walk (fault_injection_test.cc, sticky faults): the first
+// flush's segment was renamed into place, then nothing more could be written (no
+// CHECKPOINT, no cleanup). With no CHECKPOINT at all, the next open refused the directory
+// with Corruption ("CHECKPOINT is missing but segments/ holds segments"); a crash between
+// the two renames did the same. A new store now commits generation 0 when it is created.
+TEST(StoreFailure, FirstFlushThatCannotCommitLeavesAnOpenableStore) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env;
+  StoreOptions so;
+  so.background = false;
+  so.env = &env;
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Append(Batch("a", 20)).ok());
+    // The segment's rename succeeds; the CHECKPOINT's rename and every unlink after it fail.
+    env.FailNth(2, EIO, testing::kFaultRename | testing::kFaultRemove, /*sticky=*/true);
+    EXPECT_EQ((*s)->Flush().code(), StatusCode::kUnavailable);
+    EXPECT_NE(env.fired_what().find("CHECKPOINT"), std::string::npos) << env.fired_what();
+  }  // the flush at close fails too
+  env.Disarm();
+  so.env = nullptr;
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(Rows(**s), 20u);
+}
+
+// Found while writing the Env: a CHECKPOINT renamed into place whose directory fsync then
+// failed was treated as not written: the flush deleted its segments and kept the rows in
+// memory, but the next open read the new CHECKPOINT and deleted the WAL files it covers,
+// losing acknowledged events when no later flush succeeded first. A renamed CHECKPOINT now
+// counts as committed (its segments stay; the WAL files stay until a later checkpoint is
+// durable).
+TEST(StoreFailure, CheckpointWhoseDirectorySyncFailsKeepsItsSegments) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env;
+  StoreOptions so;
+  so.background = false;
+  so.env = &env;
+  {
+    auto s = EventStore::Open(dir.path(), so);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Append(Batch("a", 20)).ok());
+    // Directory syncs of a flush: the new WAL file, the segment, then the CHECKPOINT; that
+    // one and everything after it fail (the flush at close cannot rescue the rows).
+    env.FailNth(3, EIO, testing::kFaultSyncDir, /*sticky=*/true);
+    EXPECT_EQ((*s)->Flush().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(env.fired_what(), "fsync dir " + dir.path()) << env.fired_what();
+    EXPECT_EQ(Rows(**s), 20u);
+  }
+  env.Disarm();
+  so.env = nullptr;
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(Rows(**s), 20u);
+  EXPECT_EQ((*s)->Stats().segment_rows, 20u);
 }
 
 // Found by fuzz/native_json_fuzz: a number beyond a double makes nlohmann::json throw

@@ -42,7 +42,7 @@ constexpr int64_t kT0 = 1'740'000'000'000;  // 2025-02-19
 TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
   testing::TempDir dir;
   {
-    auto w = WalWriter::Open(dir.path(), 1);
+    auto w = WalWriter::Open(Env::Default(), dir.path(), 1);
     ASSERT_TRUE(w.ok());
     ASSERT_TRUE((*w)->Append("first").ok());
     ASSERT_TRUE((*w)->Append("second").ok());
@@ -56,7 +56,7 @@ TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
   }
   std::vector<std::string> got;
   WalReplayStats st;
-  ASSERT_TRUE(ReplayWal(dir.path(), 1, true, [&](std::string_view p) {
+  ASSERT_TRUE(ReplayWal(Env::Default(), dir.path(), 1, true, [&](std::string_view p) {
     got.emplace_back(p);
     return Status::OK();
   }, &st).ok());
@@ -68,7 +68,7 @@ TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
 TEST(Wal, CorruptRecordEndsReplay) {
   testing::TempDir dir;
   {
-    auto w = WalWriter::Open(dir.path(), 7);
+    auto w = WalWriter::Open(Env::Default(), dir.path(), 7);
     ASSERT_TRUE(w.ok());
     for (auto s : {"a", "bb", "ccc"}) ASSERT_TRUE((*w)->Append(s).ok());
     ASSERT_TRUE((*w)->Sync().ok());
@@ -81,7 +81,7 @@ TEST(Wal, CorruptRecordEndsReplay) {
   }
   int n = 0;
   WalReplayStats st;
-  ASSERT_TRUE(ReplayWal(dir.path(), 7, false, [&](std::string_view) { n++; return Status::OK(); }, &st).ok());
+  ASSERT_TRUE(ReplayWal(Env::Default(), dir.path(), 7, false, [&](std::string_view) { n++; return Status::OK(); }, &st).ok());
   EXPECT_EQ(n, 1);
   EXPECT_GT(st.truncated_bytes, 0u);
 }
@@ -98,9 +98,9 @@ TEST(Segment, RoundTripAndChecksum) {
   b.Append(9, kT0 + 1, dict.Intern("pay"), nullptr, {{"channel", PropValue::Str("seo")}});
   auto block = b.Finish();
   std::string path = dir.path() + "/" + SegmentFileName(20138, 1);
-  ASSERT_TRUE(WriteSegment(path, *block, SegmentMeta{20138, 1, {}}, dict).ok());
+  ASSERT_TRUE(WriteSegment(Env::Default(), path, *block, SegmentMeta{20138, 1, {}}, dict).ok());
   EventDict dict2;
-  auto info = OpenSegment(path, dict2);
+  auto info = OpenSegment(Env::Default(), path, dict2);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   const Block& r = *info->block;
   ASSERT_EQ(r.size(), 3u);
@@ -127,7 +127,7 @@ TEST(Segment, RoundTripAndChecksum) {
     f.seekp(14);
     f.put(static_cast<char>(c ^ 0x5a));
   }
-  auto bad = OpenSegment(path, dict2);
+  auto bad = OpenSegment(Env::Default(), path, dict2);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
   EXPECT_NE(bad.status().message().find(path), std::string::npos);
@@ -140,9 +140,9 @@ TEST(Segment, TruncatedFileIsCorruption) {
   BlockBuilder b;
   b.Append(1, kT0, dict.Intern("a"), nullptr, {});
   std::string path = dir.path() + "/x.nseg";
-  ASSERT_TRUE(WriteSegment(path, *b.Finish(), SegmentMeta{1, 1, {}}, dict).ok());
+  ASSERT_TRUE(WriteSegment(Env::Default(), path, *b.Finish(), SegmentMeta{1, 1, {}}, dict).ok());
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);
-  auto r = OpenSegment(path, dict);
+  auto r = OpenSegment(Env::Default(), path, dict);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
 }
@@ -208,7 +208,7 @@ TEST(EventStore, UnfinishedFlushSegmentsAreRemoved) {
   BlockBuilder b;
   b.Append(0, kT0, dict.Intern("a"), nullptr, {});
   int32_t day = static_cast<int32_t>(kT0 / kMsPerDay);
-  ASSERT_TRUE(WriteSegment(dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(), SegmentMeta{day, 99, {}}, dict).ok());
+  ASSERT_TRUE(WriteSegment(Env::Default(), dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(), SegmentMeta{day, 99, {}}, dict).ok());
   auto s = EventStore::Open(dir.path(), so);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(TotalRows(**s), 1u);
