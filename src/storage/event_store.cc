@@ -207,7 +207,7 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
     }
     std::vector<uint8_t> has;
     std::vector<Uuid> ids;
-    s.block->ReadUuids(&has, &ids);
+    NS_RETURN_IF_ERROR(s.block->ReadUuids(&has, &ids));
     for (size_t i = 0; i < has.size(); i++)
       if (has[i]) seen_->Insert(Fingerprint(ids[i]));
     partitions_[s.meta.partition_day].push_back(std::move(s));
@@ -517,6 +517,9 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
   }
   SegmentMeta meta{day, generation_ + 1, {}};
   for (auto& s : old) {
+    // A column that does not decode would be merged as its empty stand-in and the file
+    // then deleted: never rewrite a segment that does not load in full.
+    NS_RETURN_IF_ERROR(s.block->LoadAll());
     blocks.push_back(s.block);
     meta.replaces.push_back(s.meta.generation);
   }
@@ -593,6 +596,12 @@ void EventStoreImpl::Maintain() {
   }
   for (int32_t d : days)
     if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
+}
+
+Status CheckBlocks(const StoreSnapshot& snap) {
+  for (const auto& b : snap.blocks)
+    if (Status st = b->status(); !st.ok()) return st;
+  return Status::OK();
 }
 
 std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {

@@ -58,6 +58,11 @@ struct StoreSnapshot {
   const EventDict* events = nullptr;
 };
 
+// OK, or the Corruption (naming the segment file and column) of a block of snap whose
+// column failed to decode while it was read (Block::status()). A reader of a snapshot
+// calls it once when done and answers that error instead of what it computed.
+Status CheckBlocks(const StoreSnapshot& snap);
+
 struct StoreStats {
   uint64_t segments = 0, segment_rows = 0, segment_bytes = 0;
   uint64_t memtable_rows = 0;
