@@ -58,28 +58,6 @@ class EventStoreImpl::FingerprintSet {
   size_t count_ = 0;
 };
 
-namespace {
-
-void EncodeEvent(BinWriter& w, const Event& e) {
-  w.U8(e.has_uuid ? 1 : 0);
-  if (e.has_uuid) { w.U64(e.uuid.hi); w.U64(e.uuid.lo); }
-  w.I64(e.ts_ms);
-  w.Str(e.distinct_id);
-  w.Str(e.event);
-  EncodeProperties(w, e.props);
-}
-
-bool DecodeEvent(BinReader& r, Event* e) {
-  e->has_uuid = r.U8() != 0;
-  if (e->has_uuid) { e->uuid.hi = r.U64(); e->uuid.lo = r.U64(); }
-  e->ts_ms = r.I64();
-  e->distinct_id = std::string(r.Str());
-  e->event = std::string(r.Str());
-  return DecodeProperties(r, &e->props);
-}
-
-}  // namespace
-
 EventStoreImpl::~EventStoreImpl() {
   {
     MutexLock l(&queue_mu_);
@@ -226,12 +204,11 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
     MutexLock wl(&write_mu_);
     Status s = ReplayWal(env_, wal_dir, seq, /*truncate=*/true, [&](std::string_view payload) -> Status {
       write_mu_.AssertHeld();  // wl, above
-      BinReader r(payload);
-      uint32_t n = r.U32();
+      std::vector<Event> events;
+      if (Status ds = DecodeWalBatch(payload, &events); !ds.ok())
+        return Corruption(wal_dir + "/" + WalFileName(seq) + ": " + ds.message());
       std::vector<MemRow> rows;
-      for (uint32_t i = 0; i < n; i++) {
-        Event e;
-        if (!DecodeEvent(r, &e)) return Corruption("WAL record in " + wal_dir + "/" + WalFileName(seq) + " is malformed");
+      for (Event& e : events) {
         if (e.has_uuid) {
           uint64_t f = Fingerprint(e.uuid);
           if (seen_->Contains(f)) continue;
@@ -314,7 +291,7 @@ void EventStoreImpl::ProcessRound(const std::vector<Request*>& round) {
         if (IdentifiesPerson(e)) identity_->MarkIdentified(did);
         identity_->SetProps(did, e.person_set, false);
         identity_->SetProps(did, e.person_set_once, true);
-        if (round[r]->durability == Durability::kWal) EncodeEvent(payload, e);
+        if (round[r]->durability == Durability::kWal) EncodeWalEvent(payload, e);
         n++;
         if (e.event != last_event) {  // batches often repeat names: skip the dictionary lock
           last_event = e.event;

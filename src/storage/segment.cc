@@ -41,8 +41,22 @@ bool GetCodes(BinReader& r, size_t n, std::vector<uint32_t>* out) {
   return r.ok();
 }
 
+// A column name as errors quote it. It comes from the file, and error messages end up in
+// JSON answers and logs: bytes outside printable ASCII become \xNN (found by
+// segment_file_fuzz: a name of invalid UTF-8 made an invalid JSON message), at most 64.
+std::string QuotedName(std::string_view name) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char ch : name.substr(0, 64)) {
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '\'') out += static_cast<char>(ch);
+    else out += std::string("\\x") + kHex[ch >> 4] + kHex[ch & 15];
+  }
+  if (name.size() > 64) out += "...";
+  return out + "'";
+}
+
 Status ColumnError(const std::string& path, const ColumnDesc& c, const char* what) {
-  return Corruption("segment " + path + ": column '" + c.name + "' " + what);
+  return Corruption("segment " + path + ": column " + QuotedName(c.name) + " " + what);
 }
 
 // Decodes a column's zstd frame. The frame must declare the footer's raw length (the
@@ -230,9 +244,9 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     c.crc = r.U32();
     if (!r.ok()) return corrupt("bad column table");
     if (c.offset < 12 || c.offset > data_end || c.comp_len > data_end - c.offset || c.raw_len > (uint64_t{1} << 36))
-      return corrupt("column '" + c.name + "' lies outside the file");
-    if (Crc32c(p + c.offset, c.comp_len) != c.crc) return corrupt("column '" + c.name + "' checksum mismatch");
-    if (!RawLenPlausible(c, n)) return corrupt("column '" + c.name + "' has an impossible decoded length");
+      return corrupt("column " + QuotedName(c.name) + " lies outside the file");
+    if (Crc32c(p + c.offset, c.comp_len) != c.crc) return corrupt("column " + QuotedName(c.name) + " checksum mismatch");
+    if (!RawLenPlausible(c, n)) return corrupt("column " + QuotedName(c.name) + " has an impossible decoded length");
   }
   if (!r.ok()) return corrupt("bad footer");
 
