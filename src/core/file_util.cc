@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/env.h"
+
 namespace ns {
 
 Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
@@ -32,35 +34,7 @@ Status FsyncDir(const std::string& dir) {
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("create", tmp, errno);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus("write", tmp, err);
-    }
-    off += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("fsync", tmp, err);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("rename", tmp, err);
-  }
-  auto slash = path.find_last_of('/');
-  return FsyncDir(slash == std::string::npos ? "." : path.substr(0, slash));
+  return WriteFileAtomic(Env::Default(), path, data);
 }
 
 StatusOr<std::string> ReadFile(const std::string& path) {

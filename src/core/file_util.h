@@ -1,5 +1,7 @@
 // File-system helpers with the durability rules of DESIGN §4: atomic creation
-// (temp file, fsync, rename, fsync directory) and read-only memory maps.
+// (temp file, fsync, rename, fsync directory) and read-only memory maps. They are the
+// POSIX implementation behind Env::Default() (core/env.h); the event store does all its
+// file work through an Env so that tests can inject faults.
 #pragma once
 
 #include <cstddef>

@@ -399,7 +399,9 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
   NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, dimension));
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
   QueryScope snapshot(*p->store, p->tz);
-  return Guarded([&] { return reducer->reduce(q, doc["reduce"], range, !dimension.empty(), snapshot.ctx()); });
+  auto parts = Guarded([&] { return reducer->reduce(q, doc["reduce"], range, !dimension.empty(), snapshot.ctx()); });
+  NS_RETURN_IF_ERROR(snapshot.status());
+  return parts;
 }
 
 StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range,
@@ -456,6 +458,7 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
     NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, ""));
     QueryScope snapshot(*p->store, p->tz);
     NS_RETURN_IF_ERROR(Guarded([&] { return reducer->daily(q, doc["reduce"], range, snapshot.ctx(), &s); }));
+    NS_RETURN_IF_ERROR(snapshot.status());
   } else {  // each day is its own range
     s.weights.assign(n, 0);
     for (size_t i = 0; i < n; i++) {
@@ -477,6 +480,7 @@ StatusOr<json> Kpis::FunnelSteps(const std::string& project, const json& doc, Pe
   QueryScope scope(*p->store, p->tz);
   NS_ASSIGN_OR_RETURN(FunnelResult res,
                       Guarded([&] { return RunFunnel(q, scope.ctx().snap, scope.ctx().tz, scope.ctx().namer); }));
+  NS_RETURN_IF_ERROR(scope.status());
   json out = json::array();
   const std::vector<FunnelStepResult>& steps = res.steps;
   for (size_t k = 1; k < steps.size(); k++) {

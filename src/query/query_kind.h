@@ -64,6 +64,9 @@ class QueryScope {
  public:
   QueryScope(EventStore& store, const TimeZone& tz, const Deadline* deadline = nullptr);
   const QueryContext& ctx() const { return ctx_; }
+  // Check once after running operators: a segment column that failed to decode meanwhile
+  // (Corruption naming the file and column) voids whatever they computed.
+  Status status() const { return CheckBlocks(*snap_); }
 
  private:
   std::shared_ptr<const StoreSnapshot> snap_;

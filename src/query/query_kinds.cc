@@ -62,6 +62,7 @@ StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& 
   } catch (const std::exception& e) {
     return Internal(std::string("query failed: ") + e.what());
   }
+  NS_RETURN_IF_ERROR(scope.status());  // a corrupt segment column: an error, never a wrong answer
   if (deadline && deadline->fired()) return deadline->ToStatus();  // cut short: no partial answer
   if (out.ok()) {
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -170,7 +170,11 @@ void HandleProperties(ServerContext& ctx, const HttpRequest& req, HttpResponse& 
       return res.Error(InvalidArgument("top: expected a number of values from 0 to 50, got '" + t + "'", "top"));
     o.top_values = static_cast<size_t>(v);
   }
-  auto out = ListProperties(*(*project)->store->Snapshot(), o);
+  auto snap = (*project)->store->Snapshot();
+  auto out = ListProperties(*snap, o);
+  if (out.ok()) {
+    if (Status st = CheckBlocks(*snap); !st.ok()) out = st;
+  }
   if (!out.ok()) return res.Error(out.status());
   res.Json(200, *out);
 }

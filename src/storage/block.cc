@@ -34,10 +34,41 @@ bool Block::HasEvent(uint32_t code) const {
   return false;
 }
 
+void Block::SetError(const Status& st) const {
+  std::lock_guard lk(error_mu_);
+  if (error_.ok()) error_ = st;
+  failed_.store(true, std::memory_order_release);
+}
+
+Status Block::status() const {
+  if (!failed_.load(std::memory_order_acquire)) return Status::OK();
+  std::lock_guard lk(error_mu_);
+  return error_;
+}
+
 void Block::Ensure(int column) const {
   std::call_once(once_[column], [&] {
-    if (loader_) loader_(const_cast<Block&>(*this), column);
+    if (!loader_) return;
+    Block& b = const_cast<Block&>(*this);
+    Status st = loader_(b, column);
+    if (st.ok()) return;
+    SetError(st);
+    // Whatever the loader left half-filled becomes an empty column of the right length,
+    // so that a reader indexing rows stays in bounds until it checks status().
+    if (column == kDid) b.did_.assign(size_, 0);
+    if (column == kTs) b.ts_.assign(size_, 0);
+    if (column == kEv) b.ev_.assign(size_, 0);
+    if (column == kUuid) {
+      b.uuid_.assign(size_, Uuid{});
+      b.has_uuid_.assign(size_, 0);
+    }
   });
+}
+
+Status Block::LoadAll() const {
+  for (int c = 0; c < kNumFixedColumns; c++) Ensure(c);
+  for (const auto& key : prop_keys_) (void)prop(key);
+  return status();
 }
 
 std::pair<const uint32_t*, const uint32_t*> Block::EventRows(uint32_t code) const {
@@ -56,13 +87,18 @@ std::pair<const uint32_t*, const uint32_t*> Block::EventRows(uint32_t code) cons
   return {it->second.data(), it->second.data() + it->second.size()};
 }
 
-void Block::ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const {
+Status Block::ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const {
   if (uuid_reader_) {
-    uuid_reader_(has, ids);
-    return;
+    Status st = uuid_reader_(has, ids);
+    if (!st.ok()) {
+      has->assign(size_, 0);
+      ids->assign(size_, Uuid{});
+    }
+    return st;
   }
   *has = has_uuid();
   *ids = uuid();
+  return status();
 }
 
 const PropColumn* Block::prop(std::string_view key) const {
@@ -70,7 +106,14 @@ const PropColumn* Block::prop(std::string_view key) const {
   if (it == props_.end()) return nullptr;
   LazyProp& lp = *it->second;
   std::call_once(lp.once, [&] {
-    if (lp.load) lp.load(lp.col);
+    if (!lp.load) return;
+    Status st = lp.load(lp.col);
+    if (st.ok()) return;
+    SetError(st);
+    lp.col = PropColumn{};  // the key reads as absent from every row
+    lp.col.code.assign(size_, 0);
+    lp.col.dict.assign(1, std::string());
+    lp.col.dict_kind.assign(1, PropValue::kStr);
   });
   return &lp.col;
 }

@@ -1,6 +1,11 @@
 // Block: an immutable columnar batch of events, the unit the query engine scans.
 // A block comes from a segment file (columns decoded lazily on first use, so a query
 // touching three columns decodes three) or from the memtable (built in memory).
+// A column of a file that fails to decode (a malformed file whose checksums still match)
+// never throws: the block records the Corruption (status(), naming the file and column)
+// and the column reads as empty (zeros, property absent), so whoever reads a block that
+// came from a file checks status() once after reading it and discards what it computed
+// (RunQuery, compaction, `northstar check`). The accessors stay as cheap as before.
 // Threading: all const methods are safe to call concurrently.
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/status.h"
 #include "core/uuid.h"
 #include "storage/event.h"
 
@@ -39,7 +45,8 @@ struct PropColumn {
 
 class Block {
  public:
-  using Loader = std::function<void(Block&, int column)>;  // fills one lazily-loaded column
+  // Fills one lazily-loaded column; a Corruption naming the file and column if it cannot.
+  using Loader = std::function<Status(Block&, int column)>;
   enum Column { kDid = 0, kTs, kEv, kUuid, kNumFixedColumns };
 
   size_t size() const { return size_; }
@@ -62,7 +69,11 @@ class Block {
   std::pair<const uint32_t*, const uint32_t*> EventRows(uint32_t code) const;
 
   // Reads the uuid column without caching it in the block (startup dedup rebuild).
-  void ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const;
+  Status ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const;
+  // OK, or the Corruption of the first column that failed to decode so far.
+  Status status() const;
+  // Decodes every column now (if not yet) and returns status().
+  Status LoadAll() const;
   // nullptr if no row of the block has the key.
   const PropColumn* prop(std::string_view key) const;
 
@@ -81,6 +92,7 @@ class Block {
   friend class BlockBuilder;
   friend class SegmentReader;
   void Ensure(int column) const;
+  void SetError(const Status& st) const;
 
   size_t size_ = 0;
   mutable std::atomic<uint64_t> sort_check_{0};
@@ -94,17 +106,20 @@ class Block {
   mutable std::vector<uint32_t> ev_;
   mutable std::vector<Uuid> uuid_;
   mutable std::vector<uint8_t> has_uuid_;
+  mutable std::atomic<bool> failed_{false};
+  mutable std::mutex error_mu_;
+  mutable Status error_;  // guarded by error_mu_; the first load failure
   mutable std::mutex index_mu_;
   mutable std::unordered_map<uint32_t, std::vector<uint32_t>> rows_by_code_;
 
   struct LazyProp {
     std::once_flag once;
     PropColumn col;
-    std::function<void(PropColumn&)> load;
+    std::function<Status(PropColumn&)> load;
   };
   std::map<std::string, std::unique_ptr<LazyProp>, std::less<>> props_;
   Loader loader_;  // empty for in-memory blocks
-  std::function<void(std::vector<uint8_t>*, std::vector<Uuid>*)> uuid_reader_;
+  std::function<Status(std::vector<uint8_t>*, std::vector<Uuid>*)> uuid_reader_;
 };
 
 // Builds a Block row by row. Not thread-safe.

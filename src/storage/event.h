@@ -3,8 +3,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/status.h"
 #include "core/uuid.h"
 
 namespace ns {
@@ -57,6 +59,14 @@ class BinReader;
 void EncodeProperties(BinWriter& w, const std::vector<Property>& props);
 // False if the input is short or malformed (the reader's ok() is false too).
 bool DecodeProperties(BinReader& r, std::vector<Property>* props);
+// One event of an event WAL record (docs/storage-format.md §3): has-uuid u8 [uuid], ts,
+// distinct id, name, properties.
+void EncodeWalEvent(BinWriter& w, const Event& e);
+bool DecodeWalEvent(BinReader& r, Event* e);
+// A whole event WAL record payload: u32 count, then the events. Decode: Corruption if it
+// is short or malformed (bytes after the last event are ignored, as recovery always did).
+void EncodeWalBatch(const std::vector<Event>& events, BinWriter* w);
+Status DecodeWalBatch(std::string_view payload, std::vector<Event>* events);
 
 // Result of appending a batch: how many were stored and how many were retries of
 // events already stored (same uuid).

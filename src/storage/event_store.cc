@@ -58,28 +58,6 @@ class EventStoreImpl::FingerprintSet {
   size_t count_ = 0;
 };
 
-namespace {
-
-void EncodeEvent(BinWriter& w, const Event& e) {
-  w.U8(e.has_uuid ? 1 : 0);
-  if (e.has_uuid) { w.U64(e.uuid.hi); w.U64(e.uuid.lo); }
-  w.I64(e.ts_ms);
-  w.Str(e.distinct_id);
-  w.Str(e.event);
-  EncodeProperties(w, e.props);
-}
-
-bool DecodeEvent(BinReader& r, Event* e) {
-  e->has_uuid = r.U8() != 0;
-  if (e->has_uuid) { e->uuid.hi = r.U64(); e->uuid.lo = r.U64(); }
-  e->ts_ms = r.I64();
-  e->distinct_id = std::string(r.Str());
-  e->event = std::string(r.Str());
-  return DecodeProperties(r, &e->props);
-}
-
-}  // namespace
-
 EventStoreImpl::~EventStoreImpl() {
   {
     MutexLock l(&queue_mu_);
@@ -108,10 +86,12 @@ StatusOr<std::unique_ptr<EventStoreImpl>> EventStoreImpl::Open(const std::string
   auto s = std::unique_ptr<EventStoreImpl>(new EventStoreImpl());
   s->dir_ = dir;
   s->opt_ = options;
-  NS_RETURN_IF_ERROR(MakeDirs(dir + "/wal"));
-  NS_RETURN_IF_ERROR(MakeDirs(dir + "/segments"));
+  s->env_ = options.env ? options.env : Env::Default();
+  NS_RETURN_IF_ERROR(s->env_->CreateDirs(dir + "/wal"));
+  NS_RETURN_IF_ERROR(s->env_->CreateDirs(dir + "/segments"));
+  // The LOCK file is POSIX whatever the Env: an flock between processes, not store data.
   NS_ASSIGN_OR_RETURN(s->lock_, DirLock::Acquire(dir));
-  NS_ASSIGN_OR_RETURN(s->identity_, IdentityMap::Open(dir + "/identity"));
+  NS_ASSIGN_OR_RETURN(s->identity_, IdentityMap::Open(s->env_, dir + "/identity"));
   s->seen_ = std::make_unique<FingerprintSet>();
   NS_RETURN_IF_ERROR(s->Recover());
   if (options.background) {
@@ -134,18 +114,19 @@ StatusOr<Checkpoint> ParseCheckpoint(const std::string& text) {
   return Checkpoint{g, w};
 }
 
-Status EventStoreImpl::WriteCheckpoint() {
+Status EventStoreImpl::WriteCheckpoint(bool* renamed) {
   char buf[128];
   std::snprintf(buf, sizeof buf, "northstar-checkpoint 1\ngeneration %llu\nwal_through %llu\n",
                 static_cast<unsigned long long>(generation_), static_cast<unsigned long long>(wal_through_));
-  return WriteFileAtomic(dir_ + "/CHECKPOINT", buf);
+  return WriteFileAtomic(env_, dir_ + "/CHECKPOINT", buf, renamed);
 }
 
 // Single-threaded: runs inside Open, before the store is shared with any other thread.
 Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
   std::string cp_path = dir_ + "/CHECKPOINT";
-  if (FileExists(cp_path)) {
-    NS_ASSIGN_OR_RETURN(std::string text, ReadFile(cp_path));
+  const bool has_checkpoint = env_->FileExists(cp_path);
+  if (has_checkpoint) {
+    NS_ASSIGN_OR_RETURN(std::string text, env_->ReadFile(cp_path));
     auto cp = ParseCheckpoint(text);
     if (!cp.ok()) return Corruption("CHECKPOINT in " + dir_ + " is malformed (" + cp.status().message() + ")");
     generation_ = cp->generation;
@@ -153,19 +134,24 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
     published_generation_ = generation_;
   }
   std::string seg_dir = dir_ + "/segments";
-  NS_ASSIGN_OR_RETURN(auto names, ListDir(seg_dir));
-  if (!FileExists(cp_path)) {
+  NS_ASSIGN_OR_RETURN(auto names, env_->ListDir(seg_dir));
+  if (!has_checkpoint) {
     for (const auto& n : names)
       if (n.size() > 5 && n.substr(n.size() - 5) == ".nseg")
         return Corruption(dir_ + "/CHECKPOINT is missing but " + seg_dir +
                           " holds segments; refusing to open (restore CHECKPOINT from a backup, or move the "
                           "segments away to start empty)");
+    // A new store commits generation 0 at once. Without it, the first flush's segments
+    // would be on disk before any CHECKPOINT, and a crash (or a disk gone read-only)
+    // between the two left a store that refused to open with the error above; now they
+    // are "newer than the checkpoint" and removed, as for every later flush.
+    NS_RETURN_IF_ERROR(WriteCheckpoint(nullptr));
   }
   std::vector<SegmentInfo> segs;
   for (const auto& n : names) {
     std::string path = seg_dir + "/" + n;
     if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp") {
-      ::unlink(path.c_str());
+      (void)env_->RemoveFile(path);
       continue;
     }
     if (n.size() < 5 || n.substr(n.size() - 5) != ".nseg") continue;
@@ -176,14 +162,14 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
       unsigned long long file_gen = std::strtoull(n.c_str() + dash + 1, nullptr, 10);
       if (file_gen > generation_) {
         spdlog::warn("removing segment {} of an unfinished flush/compaction", path);
-        ::unlink(path.c_str());
+        (void)env_->RemoveFile(path);
         continue;
       }
     }
-    NS_ASSIGN_OR_RETURN(SegmentInfo info, OpenSegment(path, dict_));
+    NS_ASSIGN_OR_RETURN(SegmentInfo info, OpenSegment(env_, path, dict_));
     if (info.meta.generation > generation_) {
       spdlog::warn("removing segment {} of an unfinished flush/compaction", path);
-      ::unlink(path.c_str());
+      (void)env_->RemoveFile(path);
       continue;
     }
     segs.push_back(std::move(info));
@@ -194,36 +180,35 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
   for (auto& s : segs) {
     if (replaced.count({s.meta.partition_day, s.meta.generation})) {
       spdlog::info("removing compacted segment {}", s.path);
-      ::unlink(s.path.c_str());
+      (void)env_->RemoveFile(s.path);
       continue;
     }
     std::vector<uint8_t> has;
     std::vector<Uuid> ids;
-    s.block->ReadUuids(&has, &ids);
+    NS_RETURN_IF_ERROR(s.block->ReadUuids(&has, &ids));
     for (size_t i = 0; i < has.size(); i++)
       if (has[i]) seen_->Insert(Fingerprint(ids[i]));
     partitions_[s.meta.partition_day].push_back(std::move(s));
   }
   // Replay the WAL files written after the last flush.
   std::string wal_dir = dir_ + "/wal";
-  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(wal_dir));
+  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(env_, wal_dir));
   uint64_t last = wal_through_;
   for (uint64_t seq : seqs) {
     last = std::max(last, seq);
     if (seq <= wal_through_) {
-      ::unlink((wal_dir + "/" + WalFileName(seq)).c_str());
+      (void)env_->RemoveFile(wal_dir + "/" + WalFileName(seq));
       continue;
     }
     WalReplayStats st;
     MutexLock wl(&write_mu_);
-    Status s = ReplayWal(wal_dir, seq, /*truncate=*/true, [&](std::string_view payload) -> Status {
+    Status s = ReplayWal(env_, wal_dir, seq, /*truncate=*/true, [&](std::string_view payload) -> Status {
       write_mu_.AssertHeld();  // wl, above
-      BinReader r(payload);
-      uint32_t n = r.U32();
+      std::vector<Event> events;
+      if (Status ds = DecodeWalBatch(payload, &events); !ds.ok())
+        return Corruption(wal_dir + "/" + WalFileName(seq) + ": " + ds.message());
       std::vector<MemRow> rows;
-      for (uint32_t i = 0; i < n; i++) {
-        Event e;
-        if (!DecodeEvent(r, &e)) return Corruption("WAL record in " + wal_dir + "/" + WalFileName(seq) + " is malformed");
+      for (Event& e : events) {
         if (e.has_uuid) {
           uint64_t f = Fingerprint(e.uuid);
           if (seen_->Contains(f)) continue;
@@ -243,7 +228,7 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
                    WalFileName(seq), st.truncated_bytes);
   }
   NS_RETURN_IF_ERROR(identity_->Commit());
-  NS_ASSIGN_OR_RETURN(wal_, WalWriter::Open(wal_dir, last + 1));
+  NS_ASSIGN_OR_RETURN(wal_, WalWriter::Open(env_, wal_dir, last + 1));
   return Status::OK();
 }
 
@@ -306,7 +291,7 @@ void EventStoreImpl::ProcessRound(const std::vector<Request*>& round) {
         if (IdentifiesPerson(e)) identity_->MarkIdentified(did);
         identity_->SetProps(did, e.person_set, false);
         identity_->SetProps(did, e.person_set_once, true);
-        if (round[r]->durability == Durability::kWal) EncodeEvent(payload, e);
+        if (round[r]->durability == Durability::kWal) EncodeWalEvent(payload, e);
         n++;
         if (e.event != last_event) {  // batches often repeat names: skip the dictionary lock
           last_event = e.event;
@@ -439,7 +424,7 @@ Status EventStoreImpl::FlushLocked() {
     SealOpenRows();
     if (sealed_.empty()) return Status::OK();
     old_seq = wal_->seq();
-    auto next = WalWriter::Open(dir_ + "/wal", old_seq + 1);
+    auto next = WalWriter::Open(env_, dir_ + "/wal", old_seq + 1);
     if (!next.ok()) return next.status();
     wal_ = std::move(next).value();
     flushing_ = std::move(sealed_);
@@ -458,11 +443,11 @@ Status EventStoreImpl::FlushLocked() {
   std::vector<SegmentInfo> written;
   for (auto& [day, block] : parts) {
     std::string path = dir_ + "/segments/" + SegmentFileName(day, gen);
-    Status st = WriteSegment(path, *block, SegmentMeta{day, gen, {}}, dict_);
-    StatusOr<SegmentInfo> info = st.ok() ? OpenSegment(path, dict_) : StatusOr<SegmentInfo>(st);
+    Status st = WriteSegment(env_, path, *block, SegmentMeta{day, gen, {}}, dict_);
+    StatusOr<SegmentInfo> info = st.ok() ? OpenSegment(env_, path, dict_) : StatusOr<SegmentInfo>(st);
     if (!info.ok()) {
-      for (auto& w : written) ::unlink(w.path.c_str());
-      ::unlink(path.c_str());
+      for (auto& w : written) (void)env_->RemoveFile(w.path);
+      (void)env_->RemoveFile(path);
       restore();
       return info.status();
     }
@@ -471,23 +456,30 @@ Status EventStoreImpl::FlushLocked() {
   uint64_t prev_gen = generation_, prev_through = wal_through_;
   generation_ = gen;
   wal_through_ = old_seq;
-  if (Status st = WriteCheckpoint(); !st.ok()) {
+  bool renamed = false;
+  Status commit = WriteCheckpoint(&renamed);
+  if (!commit.ok() && !renamed) {
     generation_ = prev_gen;
     wal_through_ = prev_through;
-    for (auto& w : written) ::unlink(w.path.c_str());
+    for (auto& w : written) (void)env_->RemoveFile(w.path);
     restore();
-    return st;
+    return commit;
   }
+  // Committed. If only the directory sync failed (renamed), the new CHECKPOINT is what the
+  // next open reads, so the segments it names must stay; but an older CHECKPOINT may still
+  // come back after a power loss, and it needs the WAL files: those are kept until a later
+  // checkpoint is durable (it deletes every file up to its wal_through).
   published_generation_ = generation_;
   {
     MutexLock sl(&state_mu_);
     for (auto& w : written) partitions_[w.meta.partition_day].push_back(std::move(w));
     flushing_.clear();
   }
-  auto seqs = ListWalFiles(dir_ + "/wal");
+  if (!commit.ok()) return commit;
+  auto seqs = ListWalFiles(env_, dir_ + "/wal");
   if (seqs.ok())
     for (uint64_t s : *seqs)
-      if (s <= wal_through_) ::unlink((dir_ + "/wal/" + WalFileName(s)).c_str());
+      if (s <= wal_through_) (void)env_->RemoveFile(dir_ + "/wal/" + WalFileName(s));
   return Status::OK();
 }
 
@@ -502,24 +494,32 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
   }
   SegmentMeta meta{day, generation_ + 1, {}};
   for (auto& s : old) {
+    // A column that does not decode would be merged as its empty stand-in and the file
+    // then deleted: never rewrite a segment that does not load in full.
+    NS_RETURN_IF_ERROR(s.block->LoadAll());
     blocks.push_back(s.block);
     meta.replaces.push_back(s.meta.generation);
   }
   auto parts = BuildPartitions(blocks, *identity_->Snapshot());
   if (parts.size() != 1) return Internal("compaction of partition " + std::to_string(day) + " found rows of other days");
   std::string path = dir_ + "/segments/" + SegmentFileName(day, meta.generation);
-  NS_RETURN_IF_ERROR(WriteSegment(path, *parts.begin()->second, meta, dict_));
-  auto info = OpenSegment(path, dict_);
+  NS_RETURN_IF_ERROR(WriteSegment(env_, path, *parts.begin()->second, meta, dict_));
+  auto info = OpenSegment(env_, path, dict_);
   if (!info.ok()) {
-    ::unlink(path.c_str());
+    (void)env_->RemoveFile(path);
     return info.status();
   }
   generation_ = meta.generation;
-  if (Status st = WriteCheckpoint(); !st.ok()) {
+  bool renamed = false;
+  Status commit = WriteCheckpoint(&renamed);
+  if (!commit.ok() && !renamed) {
     generation_--;
-    ::unlink(path.c_str());
-    return st;
+    (void)env_->RemoveFile(path);
+    return commit;
   }
+  // As in FlushLocked: a CHECKPOINT renamed into place is committed; if it is not durable
+  // yet, the replaced segments stay on disk (an older CHECKPOINT still names them; the next
+  // open removes them as replaced).
   published_generation_ = generation_;
   {
     MutexLock sl(&state_mu_);
@@ -532,7 +532,8 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
     keep.insert(keep.begin(), std::move(info).value());
     list = std::move(keep);
   }
-  for (auto& s : old) ::unlink(s.path.c_str());
+  if (!commit.ok()) return commit;
+  for (auto& s : old) (void)env_->RemoveFile(s.path);
   return Status::OK();
 }
 
@@ -572,6 +573,12 @@ void EventStoreImpl::Maintain() {
   }
   for (int32_t d : days)
     if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
+}
+
+Status CheckBlocks(const StoreSnapshot& snap) {
+  for (const auto& b : snap.blocks)
+    if (Status st = b->status(); !st.ok()) return st;
+  return Status::OK();
 }
 
 std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {

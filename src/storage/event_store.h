@@ -23,6 +23,7 @@
 namespace ns {
 
 class Block;
+class Env;
 class EventDict;
 class MaintenanceRunner;
 struct PersonTable;
@@ -42,6 +43,11 @@ struct StoreOptions {
   MaintenanceRunner* runner = nullptr;
   // A partition with this many segments is compacted even if it is still receiving events.
   size_t compact_trigger = 8;
+  // The file system every file of the store is written and read through (WAL, identity
+  // log, segments, CHECKPOINT, directory syncs); not owned, it must outlive the store.
+  // Null means Env::Default(), POSIX. Tests pass a FaultInjectionEnv to fail the Nth
+  // write, sync or rename (tests/unit/fault_injection_test.cc).
+  Env* env = nullptr;
 };
 
 // What a query reads: immutable blocks and the person table, consistent with each other
@@ -51,6 +57,11 @@ struct StoreSnapshot {
   std::shared_ptr<const PersonTable> persons;
   const EventDict* events = nullptr;
 };
+
+// OK, or the Corruption (naming the segment file and column) of a block of snap whose
+// column failed to decode while it was read (Block::status()). A reader of a snapshot
+// calls it once when done and answers that error instead of what it computed.
+Status CheckBlocks(const StoreSnapshot& snap);
 
 struct StoreStats {
   uint64_t segments = 0, segment_rows = 0, segment_bytes = 0;

@@ -81,12 +81,14 @@ class EventStoreImpl final : public EventStore {
   void NotifyListeners(const std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(listeners_mu_);
   void SealOpenRows() REQUIRES(state_mu_);
   std::shared_ptr<Block> OpenRowsBlock() const REQUIRES(state_mu_);
-  Status WriteCheckpoint() REQUIRES(maint_mu_);
+  // *renamed: see WriteFileAtomic (the new CHECKPOINT is in place, maybe not yet durable).
+  Status WriteCheckpoint(bool* renamed) REQUIRES(maint_mu_);
   Status CompactPartition(int32_t day) REQUIRES(maint_mu_) EXCLUDES(state_mu_);
   Status FlushLocked() REQUIRES(maint_mu_) EXCLUDES(write_mu_, state_mu_);
 
   std::string dir_;
   StoreOptions opt_;
+  Env* env_ = nullptr;  // opt_.env or Env::Default()
   std::unique_ptr<DirLock> lock_;
   EventDict dict_;
   std::unique_ptr<IdentityMap> identity_;  // mutated only under write_mu_

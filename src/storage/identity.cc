@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core/file_util.h"
+#include "core/env.h"
 #include "storage/binary_io.h"
 
 namespace ns {
@@ -12,24 +12,26 @@ namespace {
 enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4, kIdentified = 5 };
 }
 
-StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(const std::string& dir) {
-  NS_RETURN_IF_ERROR(MakeDirs(dir));
+StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(Env* env, const std::string& dir) {
+  NS_RETURN_IF_ERROR(env->CreateDirs(dir));
   auto m = std::unique_ptr<IdentityMap>(new IdentityMap());
   m->dir_ = dir;
+  m->env_ = env;
   NS_RETURN_IF_ERROR(m->Load());
   return m;
 }
 
-IdentityLogReport IdentityMap::Inspect(const std::string& dir) {
+IdentityLogReport IdentityMap::Inspect(Env* env, const std::string& dir) {
   IdentityLogReport out;
   IdentityMap m;
   m.dir_ = dir;
-  auto seqs = ListWalFiles(dir);
+  m.env_ = env;
+  auto seqs = ListWalFiles(env, dir);
   if (!seqs.ok()) return out;  // no identity log yet
   std::lock_guard lk(m.mu_);
   for (uint64_t s : *seqs) {
     WalReplayStats st;
-    Status rs = ReplayWal(dir, s, /*truncate=*/false, [&](std::string_view p) { return m.ApplyRecord(p); }, &st);
+    Status rs = ReplayWal(env, dir, s, /*truncate=*/false, [&](std::string_view p) { return m.ApplyRecord(p); }, &st);
     if (!rs.ok()) {
       out.problems.push_back(dir + "/" + WalFileName(s) + ": " + rs.message());
       break;  // later files would misnumber the distinct ids
@@ -55,17 +57,17 @@ Status IdentityMap::Load() {
   version_++;
   merge_version_++;
   snapshot_.reset();
-  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(dir_));
+  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(env_, dir_));
   uint64_t seq = seqs.empty() ? 1 : seqs.back();
   for (uint64_t s : seqs) {
     WalReplayStats st;
-    Status rs = ReplayWal(dir_, s, /*truncate=*/true, [&](std::string_view p) { return ApplyRecord(p); }, &st);
+    Status rs = ReplayWal(env_, dir_, s, /*truncate=*/true, [&](std::string_view p) { return ApplyRecord(p); }, &st);
     if (!rs.ok()) return Status(rs.code(), dir_ + "/" + WalFileName(s) + ": " + rs.message());
     if (st.truncated_bytes)
       spdlog::warn("identity log {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", dir_,
                    WalFileName(s), st.truncated_bytes);
   }
-  NS_ASSIGN_OR_RETURN(log_, WalWriter::Open(dir_, seq));
+  NS_ASSIGN_OR_RETURN(log_, WalWriter::Open(env_, dir_, seq));
   return Status::OK();
 }
 

@@ -35,9 +35,10 @@ class IdentityMap {
  public:
   // Replays the log in `dir` read-only with the same parser as Open (a torn tail is
   // reported, not truncated).
-  static IdentityLogReport Inspect(const std::string& dir);
-  // Opens dir (created if missing) and replays its log; a torn tail is truncated.
-  static StatusOr<std::unique_ptr<IdentityMap>> Open(const std::string& dir);
+  static IdentityLogReport Inspect(Env* env, const std::string& dir);
+  // Opens dir (created if missing) and replays its log; a torn tail is truncated. Every
+  // file operation goes through env (not owned; it must outlive the map).
+  static StatusOr<std::unique_ptr<IdentityMap>> Open(Env* env, const std::string& dir);
 
   // The did of distinct_id, creating it (pending until Commit) when new.
   uint32_t Resolve(std::string_view distinct_id);
@@ -79,6 +80,7 @@ class IdentityMap {
   PersonColumn& MutableColumn(const std::string& key);
 
   std::string dir_;
+  Env* env_ = nullptr;
   std::unique_ptr<WalWriter> log_;
   mutable std::mutex mu_;  // guards everything below against Snapshot()/DistinctId()
   std::vector<std::string> ids_;

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "core/checksum.h"
-#include "core/file_util.h"
+#include "core/env.h"
 #include "storage/binary_io.h"
 
 namespace ns {
@@ -41,12 +41,50 @@ bool GetCodes(BinReader& r, size_t n, std::vector<uint32_t>* out) {
   return r.ok();
 }
 
-std::string Decompress(const uint8_t* p, const ColumnDesc& c, const std::string& path) {
-  std::string raw(c.raw_len, '\0');
-  size_t got = ZSTD_decompress(raw.data(), raw.size(), p + c.offset, c.comp_len);
-  if (ZSTD_isError(got) || got != c.raw_len)
-    throw std::runtime_error("segment " + path + ": column '" + c.name + "' failed to decompress");
-  return raw;
+// A column name as errors quote it. It comes from the file, and error messages end up in
+// JSON answers and logs: bytes outside printable ASCII become \xNN (found by
+// segment_file_fuzz: a name of invalid UTF-8 made an invalid JSON message), at most 64.
+std::string QuotedName(std::string_view name) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char ch : name.substr(0, 64)) {
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '\'') out += static_cast<char>(ch);
+    else out += std::string("\\x") + kHex[ch >> 4] + kHex[ch & 15];
+  }
+  if (name.size() > 64) out += "...";
+  return out + "'";
+}
+
+Status ColumnError(const std::string& path, const ColumnDesc& c, const char* what) {
+  return Corruption("segment " + path + ": column " + QuotedName(c.name) + " " + what);
+}
+
+// Decodes a column's zstd frame. The frame must declare the footer's raw length (the
+// writer's ZSTD_compress always stores it), checked before anything is allocated.
+Status Decompress(const uint8_t* p, const ColumnDesc& c, const std::string& path, std::string* raw) {
+  unsigned long long declared = ZSTD_getFrameContentSize(p + c.offset, c.comp_len);
+  if (declared != c.raw_len) return ColumnError(path, c, "failed to decompress (frame size does not match the footer)");
+  raw->assign(c.raw_len, '\0');
+  size_t got = ZSTD_decompress(raw->data(), raw->size(), p + c.offset, c.comp_len);
+  if (ZSTD_isError(got) || got != c.raw_len) return ColumnError(path, c, "failed to decompress");
+  return Status::OK();
+}
+
+// Whether a footer's raw length fits the encoding of a column of n rows (WriteSegment),
+// checked at open so that a lazy load never allocates more than the rows need. A zstd
+// block holds at most 128 KiB and costs at least 4 bytes, so no frame inflates more than
+// 32768 times.
+bool RawLenPlausible(const ColumnDesc& c, uint64_t n) {
+  if (c.raw_len > c.comp_len * 32768 + 1024) return false;
+  switch (c.kind) {
+    case kColDid:
+    case kColTs: return c.raw_len >= n && c.raw_len <= 10 * n;  // one varint per row
+    case kColEv: return c.raw_len == 1 + n || c.raw_len == 1 + 2 * n || c.raw_len == 1 + 4 * n;
+    case kColUuid: return c.raw_len >= n && c.raw_len <= 17 * n && (c.raw_len - n) % 16 == 0;
+    case kColPropNum: return c.raw_len >= n && c.raw_len <= 9 * n && (c.raw_len - n) % 8 == 0;
+    case kColPropStr: return c.raw_len >= 5 + n;  // entry count, code width, one code per row
+    default: return true;  // a kind this version does not read is skipped
+  }
 }
 
 }  // namespace
@@ -57,7 +95,8 @@ std::string SegmentFileName(int32_t day, uint64_t generation) {
   return buf;
 }
 
-Status WriteSegment(const std::string& path, const Block& block, const SegmentMeta& meta, const EventDict& dict) {
+Status WriteSegment(Env* env, const std::string& path, const Block& block, const SegmentMeta& meta,
+                    const EventDict& dict) {
   const size_t n = block.size();
   std::string file(kMagic, 8);
   BinWriter hdr;
@@ -146,20 +185,20 @@ Status WriteSegment(const std::string& path, const Block& block, const SegmentMe
   file += f.str();
   file += tail.str();
   file.append(kEndMagic, 8);
-  return WriteFileAtomic(path, file);
+  return WriteFileAtomic(env, path, file);
 }
 
 class SegmentReader {
  public:
-  static StatusOr<SegmentInfo> Open(const std::string& path, EventDict& dict);
+  static StatusOr<SegmentInfo> Open(Env* env, const std::string& path, EventDict& dict);
 };
 
-StatusOr<SegmentInfo> OpenSegment(const std::string& path, EventDict& dict) {
-  return SegmentReader::Open(path, dict);
+StatusOr<SegmentInfo> OpenSegment(Env* env, const std::string& path, EventDict& dict) {
+  return SegmentReader::Open(env, path, dict);
 }
 
-StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& dict) {
-  NS_ASSIGN_OR_RETURN(MappedFile mf, MappedFile::Open(path));
+StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, EventDict& dict) {
+  NS_ASSIGN_OR_RETURN(MappedFile mf, env->MapFile(path));
   auto file = std::make_shared<MappedFile>(std::move(mf));
   const uint8_t* p = file->data();
   const size_t size = file->size();
@@ -205,8 +244,9 @@ StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& di
     c.crc = r.U32();
     if (!r.ok()) return corrupt("bad column table");
     if (c.offset < 12 || c.offset > data_end || c.comp_len > data_end - c.offset || c.raw_len > (uint64_t{1} << 36))
-      return corrupt("column '" + c.name + "' lies outside the file");
-    if (Crc32c(p + c.offset, c.comp_len) != c.crc) return corrupt("column '" + c.name + "' checksum mismatch");
+      return corrupt("column " + QuotedName(c.name) + " lies outside the file");
+    if (Crc32c(p + c.offset, c.comp_len) != c.crc) return corrupt("column " + QuotedName(c.name) + " checksum mismatch");
+    if (!RawLenPlausible(c, n)) return corrupt("column " + QuotedName(c.name) + " has an impossible decoded length");
   }
   if (!r.ok()) return corrupt("bad footer");
 
@@ -223,8 +263,9 @@ StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& di
   }
   if (!did_c || !ts_c || !ev_c) return corrupt("missing did, ts or ev column");
   // Event counts need the ev column now (for block skipping); decode it eagerly.
-  try {
-    std::string raw = Decompress(p, *ev_c, path);
+  {
+    std::string raw;
+    NS_RETURN_IF_ERROR(Decompress(p, *ev_c, path, &raw));
     BinReader er(raw);
     std::vector<uint32_t> local;
     if (!GetCodes(er, n, &local)) return corrupt("ev column malformed");
@@ -238,57 +279,53 @@ StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& di
     for (uint32_t i = 0; i < nnames; i++)
       if (counts[i]) block->event_counts_.push_back({global[i], counts[i]});
     std::sort(block->event_counts_.begin(), block->event_counts_.end());
-  } catch (const std::exception& e) {
-    return Corruption(e.what());
   }
   const ColumnDesc did_d = *did_c, ts_d = *ts_c;
   const std::optional<ColumnDesc> uuid_d = uuid_c ? std::optional<ColumnDesc>(*uuid_c) : std::nullopt;
-  block->loader_ = [file, path, n, did_d, ts_d, uuid_d](Block& b, int column) {
-    const uint8_t* base = file->data();
-    auto deltas = [&](const ColumnDesc& c, auto& out) {
-      std::string raw = Decompress(base, c, path);
-      BinReader rr(raw);
-      out.resize(n);
-      int64_t prev = 0;
-      for (size_t i = 0; i < n; i++) {
-        prev += UnZigZag(rr.Varint());
-        out[i] = static_cast<std::remove_reference_t<decltype(out[0])>>(prev);
-      }
-      if (!rr.ok()) throw std::runtime_error("segment " + path + ": column '" + c.name + "' malformed");
-    };
-    if (column == Block::kDid) deltas(did_d, b.did_);
-    if (column == Block::kTs) deltas(ts_d, b.ts_);
-    if (column == Block::kUuid) {
-      b.has_uuid_.assign(n, 0);
-      b.uuid_.assign(n, Uuid{});
-      if (uuid_d) {
-        std::string raw = Decompress(base, *uuid_d, path);
-        BinReader rr(raw);
-        rr.Raw(b.has_uuid_.data(), n);
-        for (size_t i = 0; i < n; i++)
-          if (b.has_uuid_[i]) { b.uuid_[i].hi = rr.U64(); b.uuid_[i].lo = rr.U64(); }
-        if (!rr.ok()) throw std::runtime_error("segment " + path + ": uuid column malformed");
-      }
-    }
-  };
-  block->uuid_reader_ = [file, path, n, uuid_d](std::vector<uint8_t>* has, std::vector<Uuid>* ids) {
+  // The lazy loaders validate once per column load (never per row access): a malformed
+  // column is a Corruption naming the file and the column (Block::status()).
+  auto read_uuids = [file, path, n, uuid_d](std::vector<uint8_t>* has, std::vector<Uuid>* ids) -> Status {
     has->assign(n, 0);
     ids->assign(n, Uuid{});
-    if (!uuid_d) return;
-    std::string raw = Decompress(file->data(), *uuid_d, path);
+    if (!uuid_d) return Status::OK();
+    std::string raw;
+    NS_RETURN_IF_ERROR(Decompress(file->data(), *uuid_d, path, &raw));
     BinReader rr(raw);
     rr.Raw(has->data(), n);
     for (size_t i = 0; i < n; i++)
       if ((*has)[i]) { (*ids)[i].hi = rr.U64(); (*ids)[i].lo = rr.U64(); }
-    if (!rr.ok()) throw std::runtime_error("segment " + path + ": uuid column malformed");
+    if (!rr.ok() || rr.remaining() != 0) return ColumnError(path, *uuid_d, "malformed");
+    return Status::OK();
   };
+  block->loader_ = [file, path, n, did_d, ts_d, read_uuids](Block& b, int column) -> Status {
+    const uint8_t* base = file->data();
+    auto deltas = [&](const ColumnDesc& c, auto& out) -> Status {
+      std::string raw;
+      NS_RETURN_IF_ERROR(Decompress(base, c, path, &raw));
+      BinReader rr(raw);
+      out.resize(n);
+      uint64_t prev = 0;  // unsigned: a malformed delta wraps instead of overflowing
+      for (size_t i = 0; i < n; i++) {
+        prev += static_cast<uint64_t>(UnZigZag(rr.Varint()));
+        out[i] = static_cast<std::remove_reference_t<decltype(out[0])>>(prev);
+      }
+      if (!rr.ok() || rr.remaining() != 0) return ColumnError(path, c, "malformed");
+      return Status::OK();
+    };
+    if (column == Block::kDid) return deltas(did_d, b.did_);
+    if (column == Block::kTs) return deltas(ts_d, b.ts_);
+    if (column == Block::kUuid) return read_uuids(&b.has_uuid_, &b.uuid_);
+    return Status::OK();
+  };
+  block->uuid_reader_ = read_uuids;
   std::call_once(block->once_[Block::kEv], [] {});
   for (const auto& c : cols) {
     if (c.kind != kColPropNum && c.kind != kColPropStr) continue;
     auto lp = std::make_unique<Block::LazyProp>();
     ColumnDesc cd = c;
-    lp->load = [file, path, n, cd](PropColumn& col) {
-      std::string raw = Decompress(file->data(), cd, path);
+    lp->load = [file, path, n, cd](PropColumn& col) -> Status {
+      std::string raw;
+      NS_RETURN_IF_ERROR(Decompress(file->data(), cd, path, &raw));
       BinReader rr(raw);
       bool ok = true;
       if (cd.kind == kColPropNum) {
@@ -309,7 +346,8 @@ StatusOr<SegmentInfo> SegmentReader::Open(const std::string& path, EventDict& di
         for (uint32_t c2 : col.code)
           if (c2 >= nd) ok = false;
       }
-      if (!ok || !rr.ok()) throw std::runtime_error("segment " + path + ": column '" + cd.name + "' malformed");
+      if (!ok || !rr.ok()) return ColumnError(path, cd, "malformed");
+      return Status::OK();
     };
     block->prop_keys_.push_back(c.name);
     block->props_.emplace(c.name, std::move(lp));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "core/status.h"
 #include "storage/block.h"
 #include "storage/event_dict.h"
@@ -29,12 +30,14 @@ struct SegmentInfo {
   std::shared_ptr<Block> block;
 };
 
-// Writes `block` (rows already sorted) to `path` atomically (temp, fsync, rename, fsync dir).
-Status WriteSegment(const std::string& path, const Block& block, const SegmentMeta& meta, const EventDict& dict);
+// Writes `block` (rows already sorted) to `path` atomically through env (temp, fsync,
+// rename, fsync dir).
+Status WriteSegment(Env* env, const std::string& path, const Block& block, const SegmentMeta& meta,
+                    const EventDict& dict);
 
 // Opens a segment: verifies magic, version, footer and every column checksum, then returns a
 // block whose columns decode lazily from the memory map. Errors name the file.
-StatusOr<SegmentInfo> OpenSegment(const std::string& path, EventDict& dict);
+StatusOr<SegmentInfo> OpenSegment(Env* env, const std::string& path, EventDict& dict);
 
 // File name of a segment: "<day>-<generation>.nseg" with zero padding so names sort.
 std::string SegmentFileName(int32_t day, uint64_t generation);

@@ -1,14 +1,10 @@
 #include "storage/wal.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <memory>
 
 #include "core/checksum.h"
-#include "core/file_util.h"
 
 namespace ns {
 
@@ -20,19 +16,15 @@ std::string WalFileName(uint64_t seq) {
   return buf;
 }
 
-WalWriter::~WalWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+WalWriter::~WalWriter() = default;
 
-StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(const std::string& dir, uint64_t seq) {
+StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::string& dir, uint64_t seq) {
   auto w = std::unique_ptr<WalWriter>(new WalWriter());
   w->path_ = dir + "/" + WalFileName(seq);
   w->seq_ = seq;
-  w->fd_ = ::open(w->path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (w->fd_ < 0) return ErrnoStatus("open", w->path_, errno);
-  off_t end = ::lseek(w->fd_, 0, SEEK_END);
-  w->size_ = w->synced_size_ = end > 0 ? static_cast<uint64_t>(end) : 0;
-  NS_RETURN_IF_ERROR(FsyncDir(dir));
+  NS_ASSIGN_OR_RETURN(w->file_, env->NewAppendableFile(w->path_));
+  w->size_ = w->synced_size_ = w->file_->size();
+  NS_RETURN_IF_ERROR(env->SyncDir(dir));
   return w;
 }
 
@@ -54,23 +46,21 @@ Status WalWriter::Sync() {
     if (!st.ok()) return Unavailable("WAL " + path_ + " has a torn tail that cannot be removed yet: " + st.message());
     buf_ = std::move(pending);
   }
-  size_t off = 0;
-  while (off < buf_.size()) {
-    ssize_t w = ::write(fd_, buf_.data() + off, buf_.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
+  if (!buf_.empty()) {
+    // Counted before the write: a failed write may have left any prefix of buf_ behind,
+    // and Rollback must cut it.
+    size_ += buf_.size();
+    Status st = file_->Append(buf_);
+    if (!st.ok()) {
       (void)Rollback();
-      return ErrnoStatus("write", path_, err);
+      return st;
     }
-    off += static_cast<size_t>(w);
-    size_ += static_cast<uint64_t>(w);
+    buf_.clear();
   }
-  buf_.clear();
-  if (::fdatasync(fd_) != 0) {
-    int err = errno;
+  if (size_ == synced_size_) return Status::OK();
+  if (Status st = file_->Sync(); !st.ok()) {
     (void)Rollback();
-    return ErrnoStatus("fdatasync", path_, err);
+    return st;
   }
   synced_size_ = size_;
   return Status::OK();
@@ -79,17 +69,17 @@ Status WalWriter::Sync() {
 Status WalWriter::Rollback() {
   buf_.clear();
   if (size_ == synced_size_ && !torn_tail_) return Status::OK();  // nothing reached the file
-  if (::ftruncate(fd_, static_cast<off_t>(synced_size_)) != 0) {
+  if (Status st = file_->Truncate(synced_size_); !st.ok()) {
     torn_tail_ = true;
-    return ErrnoStatus("ftruncate", path_, errno);
+    return st;
   }
   torn_tail_ = false;
   size_ = synced_size_;
   return Status::OK();
 }
 
-StatusOr<std::vector<uint64_t>> ListWalFiles(const std::string& dir) {
-  NS_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+StatusOr<std::vector<uint64_t>> ListWalFiles(Env* env, const std::string& dir) {
+  NS_ASSIGN_OR_RETURN(auto names, env->ListDir(dir));
   std::vector<uint64_t> seqs;
   for (const auto& n : names) {
     if (n.size() != 16 || n.substr(12) != ".wal") continue;
@@ -99,32 +89,37 @@ StatusOr<std::vector<uint64_t>> ListWalFiles(const std::string& dir) {
   return seqs;
 }
 
-Status ReplayWal(const std::string& dir, uint64_t seq, bool truncate,
-                 const std::function<Status(std::string_view)>& fn, WalReplayStats* stats) {
-  std::string path = dir + "/" + WalFileName(seq);
-  NS_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+StatusOr<size_t> ParseWalRecords(std::string_view data, const std::function<Status(std::string_view)>& fn,
+                                 uint64_t* records) {
   size_t off = 0;
   while (off + 8 <= data.size()) {
     uint32_t len, crc;
     std::memcpy(&len, data.data() + off, 4);
     std::memcpy(&crc, data.data() + off + 4, 4);
-    if (len > kMaxWalRecord || off + 8 + len > data.size()) break;
+    if (len > kMaxWalRecord || len > data.size() - off - 8) break;
     std::string_view payload(data.data() + off + 8, len);
     if (Crc32c(payload) != crc) break;
     NS_RETURN_IF_ERROR(fn(payload));
-    stats->records++;
+    (*records)++;
     off += 8 + len;
   }
+  return off;
+}
+
+Status ReplayWal(Env* env, const std::string& dir, uint64_t seq, bool truncate,
+                 const std::function<Status(std::string_view)>& fn, WalReplayStats* stats) {
+  std::string path = dir + "/" + WalFileName(seq);
+  NS_ASSIGN_OR_RETURN(std::string data, env->ReadFile(path));
+  NS_ASSIGN_OR_RETURN(size_t off, ParseWalRecords(data, fn, &stats->records));
   if (off < data.size()) {
     stats->truncated_bytes += data.size() - off;
     if (truncate) {
-      int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0) return ErrnoStatus("open", path, errno);
-      int rc = ::ftruncate(fd, static_cast<off_t>(off));
-      if (rc == 0) rc = ::fsync(fd);
-      int err = errno;
-      ::close(fd);
-      if (rc != 0) return ErrnoStatus("truncate", path, err);
+      Status st;
+      auto f = env->NewAppendableFile(path);
+      if (!f.ok()) st = f.status();
+      if (st.ok()) st = (*f)->Truncate(off);
+      if (st.ok()) st = (*f)->Sync();
+      if (!st.ok()) return Status(st.code(), "truncate " + path + ": " + st.message());
     }
   }
   return Status::OK();

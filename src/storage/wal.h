@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/env.h"
 #include "core/status.h"
 
 namespace ns {
@@ -18,8 +19,8 @@ namespace ns {
 class WalWriter {
  public:
   ~WalWriter();
-  // Opens (creating) file seq in dir for appending.
-  static StatusOr<std::unique_ptr<WalWriter>> Open(const std::string& dir, uint64_t seq);
+  // Opens (creating) file seq in dir for appending, through env (not owned).
+  static StatusOr<std::unique_ptr<WalWriter>> Open(Env* env, const std::string& dir, uint64_t seq);
   // Appends one record (not yet durable).
   Status Append(std::string_view payload);
   // Makes every appended record durable (fdatasync).
@@ -33,9 +34,9 @@ class WalWriter {
   uint64_t size() const { return size_; }
 
  private:
-  int fd_ = -1;
+  std::unique_ptr<WritableFile> file_;
   uint64_t seq_ = 0;
-  uint64_t size_ = 0;         // bytes appended
+  uint64_t size_ = 0;         // bytes that may have reached the file
   uint64_t synced_size_ = 0;  // bytes known durable
   bool torn_tail_ = false;    // bytes past synced_size_ that a failed Rollback left behind
   std::string path_;
@@ -44,7 +45,7 @@ class WalWriter {
 
 std::string WalFileName(uint64_t seq);
 // Sequence numbers of the WAL files in dir, ascending.
-StatusOr<std::vector<uint64_t>> ListWalFiles(const std::string& dir);
+StatusOr<std::vector<uint64_t>> ListWalFiles(Env* env, const std::string& dir);
 
 struct WalReplayStats {
   uint64_t records = 0;
@@ -53,7 +54,13 @@ struct WalReplayStats {
 
 // Calls fn for every intact record of file seq. A torn or corrupt tail is truncated
 // (when truncate is true) and reported in stats; it is not an error.
-Status ReplayWal(const std::string& dir, uint64_t seq, bool truncate,
+Status ReplayWal(Env* env, const std::string& dir, uint64_t seq, bool truncate,
                  const std::function<Status(std::string_view)>& fn, WalReplayStats* stats);
+
+// The framing parser under ReplayWal, on bytes: calls fn for every intact record of data
+// and returns the length of the intact prefix (data.size() when nothing is torn). Errors
+// are fn's.
+StatusOr<size_t> ParseWalRecords(std::string_view data, const std::function<Status(std::string_view)>& fn,
+                                 uint64_t* records);
 
 }  // namespace ns

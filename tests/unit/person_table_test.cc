@@ -58,7 +58,7 @@ TEST(PersonTable, MatchesANaiveModelAndSnapshotsNeverChange) {
   const std::vector<std::string> keys = {"city", "plan", "channel"};
   for (int seed = 1; seed <= 60; seed++) {
     testing::TempDir dir;
-    auto m = IdentityMap::Open(dir.path());
+    auto m = IdentityMap::Open(Env::Default(), dir.path());
     ASSERT_TRUE(m.ok());
     IdentityMap& ids = **m;
     NaiveIdentity naive;
@@ -88,7 +88,7 @@ TEST(PersonTable, MatchesANaiveModelAndSnapshotsNeverChange) {
     ExpectSame(*ids.Snapshot(), naive, keys, seed);
     for (auto& [snap, then] : kept) ExpectSame(*snap, then, keys, seed);  // unchanged by later writes
     ASSERT_TRUE(ids.Commit().ok());
-    auto reopened = IdentityMap::Open(dir.path());
+    auto reopened = IdentityMap::Open(Env::Default(), dir.path());
     ASSERT_TRUE(reopened.ok());
     ExpectSame(*(*reopened)->Snapshot(), naive, keys, seed);  // the log replays to the same table
   }
@@ -96,7 +96,7 @@ TEST(PersonTable, MatchesANaiveModelAndSnapshotsNeverChange) {
 
 TEST(PersonTable, NewIdsShareTheMappingAndStoredPersonSetsSurviveMerges) {
   testing::TempDir dir;
-  auto m = IdentityMap::Open(dir.path());
+  auto m = IdentityMap::Open(Env::Default(), dir.path());
   ASSERT_TRUE(m.ok());
   IdentityMap& ids = **m;
   for (int i = 0; i < 10; i++) ids.Resolve("u" + std::to_string(i));

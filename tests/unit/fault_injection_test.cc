@@ -1,0 +1,229 @@
+// Fault injection over every write path of the event store (docs/reliability.md, "Fault
+// injection"): a fixed workload (appends with kWal durability that create distinct ids,
+// merge persons and set person properties; a flush; more appends on a second day; a flush;
+// CompactAll; more appends; the flush at close) runs once per N = 1, 2, 3, ... with the Nth
+// file operation (create, write, sync, truncate, rename, unlink, mkdir, directory sync)
+// failing, until a run ends without reaching N. After each run the store is reopened with
+// the default Env and checked:
+//   - it opens (no Corruption) and accepts a write;
+//   - every event of an Append that returned OK is there exactly once (counted by uuid),
+//     and so is every merge of such an Append;
+//   - no event of an Append that returned an error is there (with a single fault), or at
+//     most once (when every later operation fails too, so that the WAL cannot be cut
+//     back: documented, the client's retry is then a duplicate and is skipped);
+//   - every failed Append failed with Unavailable (503, retryable), and with a single
+//     fault the store recovers: the workload's last Append, retried once, succeeds.
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fault_injection_env.h"
+#include "storage/block.h"
+#include "storage/event_store.h"
+#include "storage/person_table.h"
+
+namespace ns {
+namespace {
+
+constexpr int64_t kDay1 = 1'790'000'000'000;  // 2026-09-21
+constexpr int64_t kDay2 = kDay1 + 86'400'000;
+
+struct Batch {
+  std::string tag;
+  std::vector<Event> events;
+  std::vector<std::pair<std::string, std::string>> merges;  // (distinct id, merged id)
+};
+
+// Batch i: 6 events of 3 persons; every second batch logs an anonymous device in
+// ($identify with $anon_distinct_id) and sets a person property.
+Batch MakeBatch(int i, int64_t day) {
+  Batch b;
+  b.tag = "b" + std::to_string(i);
+  for (int k = 0; k < 6; k++) {
+    Event e;
+    e.event = k % 2 ? "view" : "click";
+    e.distinct_id = "user-" + std::to_string((i + k) % 5);
+    e.ts_ms = day + i * 1000 + k;
+    e.uuid = Uuid::FromClientId(b.tag + "-" + std::to_string(k));
+    e.has_uuid = true;
+    e.props.push_back({"k", PropValue::Str("v" + std::to_string(k))});
+    e.props.push_back({"n", PropValue::Num(i * 10 + k)});
+    if (k == 0 && i % 2 == 0) {
+      e.event = "$identify";
+      std::string anon = "anon-" + std::to_string(i);
+      e.merge_with.push_back(anon);
+      e.person_set.push_back({"plan", PropValue::Str("p" + std::to_string(i))});
+      b.merges.emplace_back(e.distinct_id, anon);
+    }
+    b.events.push_back(std::move(e));
+  }
+  return b;
+}
+
+struct Outcome {
+  std::set<std::pair<uint64_t, uint64_t>> acked, refused;  // uuids (hi, lo)
+  std::vector<std::pair<std::string, std::string>> acked_merges;
+  std::vector<std::string> bad_codes;  // failures that were not Unavailable
+  bool last_append_ok = false;
+};
+
+void Record(Outcome& out, const Batch& b, const StatusOr<AppendResult>& r) {
+  for (const auto& e : b.events) (r.ok() ? out.acked : out.refused).insert({e.uuid.hi, e.uuid.lo});
+  if (r.ok()) {
+    out.acked_merges.insert(out.acked_merges.end(), b.merges.begin(), b.merges.end());
+  } else if (r.status().code() != StatusCode::kUnavailable) {
+    out.bad_codes.push_back(b.tag + ": " + r.status().ToString());
+  }
+}
+
+// The fixed workload. Batches that fail are retried once, as an SDK would.
+Outcome RunWorkload(const std::string& dir, Env* env) {
+  Outcome out;
+  StoreOptions so;
+  so.background = false;
+  so.env = env;
+  so.seal_rows = 8;
+  auto s = EventStore::Open(dir, so);
+  if (!s.ok()) {  // the fault hit the open: it fails cleanly, and a second open (a restart) works
+    if (s.status().code() != StatusCode::kUnavailable) out.bad_codes.push_back("open: " + s.status().ToString());
+    s = EventStore::Open(dir, so);
+    if (!s.ok()) {
+      if (s.status().code() != StatusCode::kUnavailable)
+        out.bad_codes.push_back("second open: " + s.status().ToString());
+      return out;
+    }
+  }
+  EventStore& store = **s;
+  auto append = [&](int i, int64_t day) {
+    Batch b = MakeBatch(i, day);
+    auto r = store.Append(b.events, Durability::kWal);
+    if (!r.ok()) {
+      Record(out, b, r);
+      r = store.Append(b.events, Durability::kWal);
+    }
+    Record(out, b, r);
+    return r.ok();
+  };
+  for (int i = 0; i < 4; i++) append(i, kDay1);
+  (void)store.Flush();
+  for (int i = 4; i < 7; i++) append(i, i % 2 ? kDay1 : kDay2);
+  (void)store.Flush();
+  (void)store.CompactAll();
+  for (int i = 7; i < 9; i++) append(i, kDay2);
+  out.last_append_ok = append(9, kDay2);
+  return out;  // ~EventStore flushes once more
+}
+
+std::string FreshDir(const std::string& root, const std::string& name) {
+  std::string d = root + "/" + name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+std::string Describe(const std::pair<uint64_t, uint64_t>& u) {
+  return std::to_string(u.first) + ":" + std::to_string(u.second);
+}
+
+// Reopens dir with the default Env and checks the invariants of the file comment.
+void Verify(const std::string& dir, const Outcome& out, bool sticky, const std::string& ctx) {
+  SCOPED_TRACE(ctx);
+  for (const auto& c : out.bad_codes) ADD_FAILURE() << "failed with a code other than Unavailable: " << c;
+  StoreOptions so;
+  so.background = false;
+  auto s = EventStore::Open(dir, so);
+  ASSERT_TRUE(s.ok()) << "reopen: " << s.status().ToString();
+  EventStore& store = **s;
+  std::map<std::pair<uint64_t, uint64_t>, int> count;
+  {
+    auto snap = store.Snapshot();
+    for (const auto& b : snap->blocks) {
+      const auto& has = b->has_uuid();
+      const auto& ids = b->uuid();
+      for (size_t i = 0; i < b->size(); i++)
+        if (has[i]) count[{ids[i].hi, ids[i].lo}]++;
+    }
+  }
+  for (const auto& u : out.acked)
+    EXPECT_EQ(count[u], 1) << "acknowledged event " << Describe(u);
+  for (const auto& u : out.refused) {
+    if (out.acked.count(u)) continue;  // its retry succeeded
+    EXPECT_LE(count[u], sticky ? 1 : 0) << "refused event " << Describe(u);
+  }
+  for (const auto& [k, n] : count) EXPECT_LE(n, 1) << "duplicated event " << Describe(k);
+  auto persons = store.Snapshot()->persons;
+  for (const auto& [a, b] : out.acked_merges) {
+    int64_t da = store.FindDistinctId(a), db = store.FindDistinctId(b);
+    ASSERT_GE(da, 0) << a;
+    ASSERT_GE(db, 0) << b;
+    EXPECT_EQ(persons->PersonOf(static_cast<uint32_t>(da)), persons->PersonOf(static_cast<uint32_t>(db)))
+        << a << " + " << b;
+  }
+  if (!sticky) {
+    EXPECT_TRUE(out.last_append_ok) << "the store did not recover from a single fault";
+  }
+  auto more = store.Append(MakeBatch(100, kDay2).events, Durability::kWal);
+  EXPECT_TRUE(more.ok()) << more.status().ToString();
+}
+
+std::string Root() {
+  // tmpfs when there is one: a walk syncs thousands of times.
+  std::error_code ec;
+  if (std::filesystem::is_directory("/dev/shm", ec)) return "/dev/shm";
+  return std::filesystem::temp_directory_path().string();
+}
+
+void Walk(int err, bool sticky) {
+  spdlog::set_level(spdlog::level::off);
+  const std::string root = Root() + "/ns-fault-" + std::to_string(::getpid());
+  testing::FaultInjectionEnv env;
+  // A run without faults counts the operations and is itself checked.
+  {
+    std::string dir = FreshDir(root, "ref");
+    env.FailNth(UINT64_MAX, err);
+    Outcome out = RunWorkload(dir, &env);
+    ASSERT_FALSE(env.fired());
+    EXPECT_EQ(out.refused.size(), 0u);
+    Verify(dir, out, sticky, "no fault");
+  }
+  const uint64_t total = [&] {
+    std::string dir = FreshDir(root, "count");
+    env.FailNth(UINT64_MAX, err);
+    (void)RunWorkload(dir, &env);
+    return env.count();
+  }();
+  ASSERT_GT(total, 50u);  // the workload reaches every kind of write
+  uint64_t n = 1;
+  for (;; n++) {
+    std::string dir = FreshDir(root, "n" + std::to_string(n));
+    env.FailNth(n, err, testing::kFaultAll, sticky);
+    Outcome out = RunWorkload(dir, &env);
+    const bool fired = env.fired();
+    const std::string what = env.fired_what();
+    env.Disarm();
+    if (!fired) break;
+    Verify(dir, out, sticky, "operation " + std::to_string(n) + " (" + what + ") failed with " + std::strerror(err) +
+                                 (sticky ? ", and every later one" : ""));
+    std::filesystem::remove_all(dir);
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  EXPECT_EQ(n, total + 1) << "the walk ended before the last operation";
+  std::printf("walked %llu file operations\n", static_cast<unsigned long long>(total));
+  std::filesystem::remove_all(root);
+}
+
+TEST(FaultInjection, EveryWriteFailsOnceWithEio) { Walk(EIO, false); }
+TEST(FaultInjection, EveryWriteFailsOnceWithEnospc) { Walk(ENOSPC, false); }
+// A disk that stops accepting anything: the fault stays for every later operation.
+TEST(FaultInjection, EveryWriteFailsFromThereOnWithEio) { Walk(EIO, true); }
+
+}  // namespace
+}  // namespace ns
