@@ -52,8 +52,7 @@ DailySeries Dense(const std::map<int32_t, double>& m, int32_t first, int32_t las
 }
 
 void AddCustomerSeries(const std::string& dataset, const std::string& orders_name,
-                       const std::vector<std::tuple<int32_t, std::string, double>>& rows,
-                       std::vector<Named>* out) {
+                       const std::vector<std::tuple<int32_t, std::string, double>>& rows, std::vector<Named>* out) {
   if (rows.empty()) return;
   std::map<int32_t, double> orders, revenue, new_customers;
   std::unordered_map<std::string, int32_t> first_seen;
@@ -103,8 +102,7 @@ bool LoadCdnow(const std::string& path, std::vector<Named>* out) {
   std::vector<std::tuple<int32_t, std::string, double>> rows;
   while (f >> cust >> date >> cds >> dollars) {
     if (date.size() != 8) continue;
-    auto day = ns::ParseDate(date.substr(0, 4) + "-" + date.substr(4, 2) + "-" + date.substr(6, 2),
-                             "date");
+    auto day = ns::ParseDate(date.substr(0, 4) + "-" + date.substr(4, 2) + "-" + date.substr(6, 2), "date");
     if (!day.ok()) continue;
     rows.emplace_back(*day, cust, dollars);
   }
@@ -160,8 +158,8 @@ void WriteCsv(const std::string& dir, const Named& n) {
   std::ofstream f(file);
   f << "day,value,weight\n";
   for (size_t i = 0; i < n.series.values.size(); ++i)
-    f << ns::FormatDate(n.series.first_day + static_cast<int32_t>(i)) << ',' << n.series.values[i]
-      << ',' << (n.series.weights.empty() ? 1.0 : n.series.weights[i]) << '\n';
+    f << ns::FormatDate(n.series.first_day + static_cast<int32_t>(i)) << ',' << n.series.values[i] << ','
+      << (n.series.weights.empty() ? 1.0 : n.series.weights[i]) << '\n';
 }
 
 }  // namespace
@@ -170,14 +168,15 @@ int main(int argc, char** argv) {
   std::string dir = "../shared/datasets", csv_out;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--datasets") dir = argv[i + 1];
-    else if (a == "--csv-out") csv_out = argv[i + 1];
+    if (a == "--datasets")
+      dir = argv[i + 1];
+    else if (a == "--csv-out")
+      csv_out = argv[i + 1];
   }
   std::vector<Named> all;
   if (!LoadOnlineRetail(dir + "/online_retail_invoices/online_retail_invoices.csv", &all))
     std::cerr << "online retail not found under " << dir << "\n";
-  if (!LoadCdnow(dir + "/cdnow/CDNOW_master.txt", &all))
-    std::cerr << "CDNOW not found under " << dir << "\n";
+  if (!LoadCdnow(dir + "/cdnow/CDNOW_master.txt", &all)) std::cerr << "CDNOW not found under " << dir << "\n";
   if (!LoadDemo(&all)) std::cerr << "demo generation failed\n";
 
   std::printf("| dataset | series | days | period | cut | forecasts | MAPE | 80%% coverage | bias | width |\n");
@@ -192,10 +191,9 @@ int main(int argc, char** argv) {
       for (Cut c : {Cut{"start", 0.0}, Cut{"1/3", 1.0 / 3}, Cut{"2/3", 2.0 / 3}}) {
         ns::BacktestResult r = ns::Backtest(n.series, period, n.agg, 0.8, {c.frac});
         if (r.forecasts == 0) continue;
-        std::printf("| %s | %s | %zu | %d | %s | %d | %.1f%% | %.0f%% | %+.1f%% | %.1f%% |\n",
-                    n.dataset.c_str(), n.name.c_str(), n.series.values.size(), period, c.label,
-                    r.forecasts, r.mape * 100, r.coverage * 100, r.bias * 100,
-                    r.mean_width * 100);
+        std::printf("| %s | %s | %zu | %d | %s | %d | %.1f%% | %.0f%% | %+.1f%% | %.1f%% |\n", n.dataset.c_str(),
+                    n.name.c_str(), n.series.values.size(), period, c.label, r.forecasts, r.mape * 100,
+                    r.coverage * 100, r.bias * 100, r.mean_width * 100);
       }
     }
   }

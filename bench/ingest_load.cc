@@ -78,7 +78,8 @@ void PutDigits(char* p, int width, uint64_t v) {
 }
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // A batch body with the offsets of its variable fields.
@@ -215,7 +216,8 @@ int main(int argc, char** argv) {
   const double seconds = std::atof(Arg(argc, argv, "--seconds", "10").c_str());
   const double warmup = std::atof(Arg(argc, argv, "--warmup", "1").c_str());
   const int batch = std::max(1, std::atoi(Arg(argc, argv, "--batch", "100").c_str()));
-  const uint64_t users = std::max<uint64_t>(1, std::strtoull(Arg(argc, argv, "--users", "100000").c_str(), nullptr, 10));
+  const uint64_t users =
+      std::max<uint64_t>(1, std::strtoull(Arg(argc, argv, "--users", "100000").c_str(), nullptr, 10));
   const long server_pid = std::atol(Arg(argc, argv, "--server-pid", "0").c_str());
   const uint64_t max_requests = std::strtoull(Arg(argc, argv, "--max-requests", "0").c_str(), nullptr, 10);
   const std::string protocol = Arg(argc, argv, "--protocol", "native");
@@ -267,8 +269,11 @@ int main(int argc, char** argv) {
           rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;  // xorshift64
           PutDigits(&body.text[body.did_at[static_cast<size_t>(i)]], Body::kDid, rng % users);
           PutDigits(&body.text[body.uuid_at[static_cast<size_t>(i)]], Body::kUuidSeq, seq++);
-          if (segment) PutIso(&body.text[body.ts_at[static_cast<size_t>(i)]], now - (batch - i));
-          else PutDigits(&body.text[body.ts_at[static_cast<size_t>(i)]], Body::kTs, static_cast<uint64_t>(now - (batch - i)));
+          if (segment)
+            PutIso(&body.text[body.ts_at[static_cast<size_t>(i)]], now - (batch - i));
+          else
+            PutDigits(&body.text[body.ts_at[static_cast<size_t>(i)]], Body::kTs,
+                      static_cast<uint64_t>(now - (batch - i)));
         }
         if (segment) PutIso(&body.text[body.sent_at], now);
         auto t0 = Clock::now();
@@ -286,7 +291,8 @@ int main(int argc, char** argv) {
         }
         if (res->status != 200) {
           r.failed_requests++;
-          if (r.first_error.empty()) r.first_error = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300);
+          if (r.first_error.empty())
+            r.first_error = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300);
           continue;
         }
         r.ok_requests++;
@@ -320,8 +326,10 @@ int main(int argc, char** argv) {
         auto res = cli.Post("/api/v1/query", h, query_body, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         if (ph != 1) continue;
-        if (!res || res->status != 200) qfail[static_cast<size_t>(q)]++;
-        else qlat[static_cast<size_t>(q)].push_back(ms);
+        if (!res || res->status != 200)
+          qfail[static_cast<size_t>(q)]++;
+        else
+          qlat[static_cast<size_t>(q)].push_back(ms);
       }
     });
   }
@@ -383,19 +391,21 @@ int main(int argc, char** argv) {
     return ql[std::min(i, ql.size() - 1)];
   };
   std::printf(
-      "{\"connections\":%d,\"batch\":%d,\"users\":%" PRIu64 ",\"warmup_s\":%.3f,\"seconds\":%.3f,\"elapsed_at_stop_s\":%.3f,"
-      "\"warm_requests\":%" PRIu64 ",\"ok_requests\":%" PRIu64 ",\"failed_requests\":%" PRIu64 ",\"transport_errors\":%" PRIu64
-      ",\"events_sent\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"duplicates\":%" PRIu64
+      "{\"connections\":%d,\"batch\":%d,\"users\":%" PRIu64
+      ",\"warmup_s\":%.3f,\"seconds\":%.3f,\"elapsed_at_stop_s\":%.3f,"
+      "\"warm_requests\":%" PRIu64 ",\"ok_requests\":%" PRIu64 ",\"failed_requests\":%" PRIu64
+      ",\"transport_errors\":%" PRIu64 ",\"events_sent\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"duplicates\":%" PRIu64
       ",\"events_per_s\":%.1f,\"requests_per_s\":%.1f,"
       "\"latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
       "\"server_cpu_s\":%.3f,\"server_cpu_cores\":%.3f,\"server_cpu_us_per_event\":%.3f,"
       "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"protocol\":\"%s\",\"query_threads\":%d,\"queries\":%zu,"
-      "\"queries_failed\":%" PRIu64 ",\"queries_per_s\":%.2f,\"query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      "\"queries_failed\":%" PRIu64
+      ",\"queries_per_s\":%.2f,\"query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
       "\"first_error\":\"%s\"}\n",
       conns, batch, users, warmup, elapsed, elapsed_at_stop, all.warm_requests, all.ok_requests, all.failed_requests,
       all.transport_errors, all.ok_requests * static_cast<uint64_t>(batch), all.accepted, all.duplicates,
-      static_cast<double>(all.accepted) / elapsed, static_cast<double>(all.ok_requests) / elapsed, mean, pct(0.50), pct(0.90),
-      pct(0.99), lat.empty() ? 0.0 : lat.back(), srv_cpu, srv_cpu >= 0 ? srv_cpu / elapsed : -1,
+      static_cast<double>(all.accepted) / elapsed, static_cast<double>(all.ok_requests) / elapsed, mean, pct(0.50),
+      pct(0.90), pct(0.99), lat.empty() ? 0.0 : lat.back(), srv_cpu, srv_cpu >= 0 ? srv_cpu / elapsed : -1,
       srv_cpu >= 0 && all.accepted ? srv_cpu * 1e6 / static_cast<double>(all.accepted) : -1, cli1 - cli0,
       (cli1 - cli0) / elapsed, protocol.c_str(), query_threads, ql.size(), qfailed,
       static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), err.c_str());

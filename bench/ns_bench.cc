@@ -50,18 +50,34 @@ int main(int argc, char** argv) {
   const ns::TimeZone& tz = (*p)->tz;
   auto run = [&](const json& q) { return Must(ns::RunQuery(q, store, tz)); };
 
-  const json q1{{"kind", "trends"}, {"series", {{{"event", "$any"}, {"math", "dau"}}}}, {"date_from", from}, {"date_to", to}};
+  const json q1{
+      {"kind", "trends"}, {"series", {{{"event", "$any"}, {"math", "dau"}}}}, {"date_from", from}, {"date_to", to}};
   const json q2{{"kind", "funnel"},
-                {"steps", {{{"event", "product_exposure"}}, {{"event", "product_click"}}, {{"event", "add_to_cart"}},
-                           {{"event", "order"}}, {{"event", "pay"}}}},
-                {"window_seconds", 604800}, {"date_from", from}, {"date_to", to}};
+                {"steps",
+                 {{{"event", "product_exposure"}},
+                  {{"event", "product_click"}},
+                  {{"event", "add_to_cart"}},
+                  {{"event", "order"}},
+                  {{"event", "pay"}}}},
+                {"window_seconds", 604800},
+                {"date_from", from},
+                {"date_to", to}};
   const json q3{{"kind", "retention"}, {"start_event", "register"}, {"return_event", "$any"}, {"period", "day"},
-                {"periods", 31}, {"date_from", from}, {"date_to", to}};
-  const json q5_new{{"kind", "trends"}, {"series", {{{"event", "register"}, {"math", "total"}},
-                                                      {{"event", "pay"}, {"math", "sum"}, {"property", "amount"}}}},
-                    {"date_from", from}, {"date_to", to}, {"interval", "month"}, {"breakdown", "channel"}};
-  const json q5_conv{{"kind", "funnel"}, {"steps", {{{"event", "register"}}, {{"event", "pay"}}}}, {"window_seconds", 604800},
-                     {"date_from", from}, {"date_to", to}, {"breakdown", "channel"}};
+                {"periods", 31},       {"date_from", from},         {"date_to", to}};
+  const json q5_new{
+      {"kind", "trends"},
+      {"series",
+       {{{"event", "register"}, {"math", "total"}}, {{"event", "pay"}, {"math", "sum"}, {"property", "amount"}}}},
+      {"date_from", from},
+      {"date_to", to},
+      {"interval", "month"},
+      {"breakdown", "channel"}};
+  const json q5_conv{{"kind", "funnel"},
+                     {"steps", {{{"event", "register"}}, {{"event", "pay"}}}},
+                     {"window_seconds", 604800},
+                     {"date_from", from},
+                     {"date_to", to},
+                     {"breakdown", "channel"}};
   json q5_payers = q5_conv;
   q5_payers["window_seconds"] = 366 * 86400;
 
@@ -72,7 +88,8 @@ int main(int argc, char** argv) {
     auto& s = r["series"][0];
     for (size_t i = 0; i < s["dates"].size(); i++) {
       int32_t d = *ns::ParseDate(s["dates"][i].get<std::string>(), "d");
-      if (s["values"][i].get<uint64_t>() > 0) csv += std::to_string(d) + "," + std::to_string(s["values"][i].get<uint64_t>()) + "\n";
+      if (s["values"][i].get<uint64_t>() > 0)
+        csv += std::to_string(d) + "," + std::to_string(s["values"][i].get<uint64_t>()) + "\n";
     }
     return csv;
   };
@@ -90,8 +107,8 @@ int main(int argc, char** argv) {
       if (c["size"].get<uint64_t>() == 0) continue;
       int32_t d = *ns::ParseDate(c["date"].get<std::string>(), "d");
       auto& v = c["values"];
-      csv += std::to_string(d) + "," + std::to_string(c["size"].get<uint64_t>()) + "," + v[1].dump() + "," + v[7].dump() + "," +
-             v[30].dump() + "\n";
+      csv += std::to_string(d) + "," + std::to_string(c["size"].get<uint64_t>()) + "," + v[1].dump() + "," +
+             v[7].dump() + "," + v[30].dump() + "\n";
     }
     return csv;
   };
@@ -108,12 +125,16 @@ int main(int argc, char** argv) {
       int col = s["event"] == "register" ? 0 : 2;
       rows[ch][static_cast<size_t>(col)] = total(s);
     }
-    for (auto& bd : b["breakdowns"]) rows[bd["breakdown_value"].get<std::string>()][3] = bd["steps"][1]["count"].get<double>();
-    for (auto& bd : c["breakdowns"]) rows[bd["breakdown_value"].get<std::string>()][1] = bd["steps"][1]["count"].get<double>();
+    for (auto& bd : b["breakdowns"])
+      rows[bd["breakdown_value"].get<std::string>()][3] = bd["steps"][1]["count"].get<double>();
+    for (auto& bd : c["breakdowns"])
+      rows[bd["breakdown_value"].get<std::string>()][1] = bd["steps"][1]["count"].get<double>();
     std::string csv = "channel,new_users,paying_users,revenue_cents,conv7_users\n";
     for (auto& [ch, v] : rows)
-      csv += ch + "," + std::to_string(static_cast<uint64_t>(v[0])) + "," + std::to_string(static_cast<uint64_t>(v[1])) + "," +
-             std::to_string(static_cast<uint64_t>(std::llround(v[2] * 100))) + "," + std::to_string(static_cast<uint64_t>(v[3])) + "\n";
+      csv += ch + "," + std::to_string(static_cast<uint64_t>(v[0])) + "," +
+             std::to_string(static_cast<uint64_t>(v[1])) + "," +
+             std::to_string(static_cast<uint64_t>(std::llround(v[2] * 100))) + "," +
+             std::to_string(static_cast<uint64_t>(v[3])) + "\n";
     return csv;
   };
   // Q5 as an operator would ask it in Northstar: new users and revenue from trends (additive

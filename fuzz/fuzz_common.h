@@ -23,8 +23,8 @@ namespace nsfuzz {
 constexpr int64_t kNowMs = 1'795'320'000'000;
 
 inline void Fail(const char* what, std::string_view detail = {}) {
-  std::fprintf(stderr, "INVARIANT VIOLATED: %s: %.*s\n", what, static_cast<int>(detail.size() > 400 ? 400 : detail.size()),
-               detail.data());
+  std::fprintf(stderr, "INVARIANT VIOLATED: %s: %.*s\n", what,
+               static_cast<int>(detail.size() > 400 ? 400 : detail.size()), detail.data());
   std::abort();
 }
 inline void Require(bool cond, const char* what, std::string_view detail = {}) {
@@ -117,11 +117,13 @@ inline std::string PercentDecode(std::string_view s) {
   };
   std::string out;
   for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '+') out += ' ';
+    if (s[i] == '+')
+      out += ' ';
     else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
       i += 2;
-    } else out += s[i];
+    } else
+      out += s[i];
   }
   return out;
 }
@@ -158,9 +160,12 @@ inline void ParseRequestInput(std::string_view data, RequestInput* in) {
     }
   }
   for (size_t i = 2; i < words.size(); i++) {
-    if (words[i].rfind("basic=", 0) == 0) in->req.basic_user = std::string(words[i].substr(6));
-    else if (words[i].rfind("bearer=", 0) == 0) in->req.bearer = std::string(words[i].substr(7));
-    else in->content_type = std::string(words[i]);
+    if (words[i].rfind("basic=", 0) == 0)
+      in->req.basic_user = std::string(words[i].substr(6));
+    else if (words[i].rfind("bearer=", 0) == 0)
+      in->req.bearer = std::string(words[i].substr(7));
+    else
+      in->content_type = std::string(words[i]);
   }
   in->req.path = in->path;
   in->req.method = in->method;

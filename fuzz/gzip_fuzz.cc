@@ -40,7 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     nsfuzz::Require(*out == rest, "Gunzip changed the data");
   const bool ndjson = data[size - 1] & 1;
   auto r = ns::ParseNativeBatch(*out, ndjson, nsfuzz::Zone(data[size - 1] >> 1), nsfuzz::kNowMs, limits);
-  if (!r.ok()) nsfuzz::CheckStatus(r.status());
-  else nsfuzz::CheckBatch(*r, limits, static_cast<size_t>(-1));
+  if (!r.ok())
+    nsfuzz::CheckStatus(r.status());
+  else
+    nsfuzz::CheckBatch(*r, limits, static_cast<size_t>(-1));
   return 0;
 }

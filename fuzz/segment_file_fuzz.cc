@@ -51,7 +51,8 @@ bool Resign(std::string& s) {
     r.U8();
     r.Str(1 << 16);
     uint64_t offset = r.U64(), comp_len = r.U64(), raw_len = r.U64();
-    const size_t crc_at = fstart + static_cast<size_t>(r.cursor() - reinterpret_cast<const uint8_t*>(s.data() + fstart));
+    const size_t crc_at =
+        fstart + static_cast<size_t>(r.cursor() - reinterpret_cast<const uint8_t*>(s.data() + fstart));
     r.U32();
     if (!r.ok()) break;
     if (raw_len > kMaxRaw) return false;
@@ -135,7 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ns::Block& b2 = *again->block;
   ns::Status st2 = b2.LoadAll();
   Require(st2.ok(), "rewritten segment does not load", st2.ToString());
-  Require(b2.size() == b.size() && b2.min_ts() == b.min_ts() && b2.max_ts() == b.max_ts(), "rewrite changed the footer");
+  Require(b2.size() == b.size() && b2.min_ts() == b.min_ts() && b2.max_ts() == b.max_ts(),
+          "rewrite changed the footer");
   for (size_t i = 0; i < b.size(); i++) {
     std::string r1 = RowText(b, dict, i), r2 = RowText(b2, dict, i);
     Require(r1 == r2, "rewrite changed a row", r1 + " / " + r2);

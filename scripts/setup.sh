@@ -9,7 +9,7 @@ PACKAGES=(
   libsqlite3-dev libzstd-dev liblz4-dev libroaring-dev libhowardhinnant-date-dev libtomlplusplus-dev
   libxlsxwriter-dev libargon2-dev libssl-dev zlib1g-dev tzdata libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format-14
   curl python3
 )
 # Node.js and npm run the real SDK clients of the integration tests (tests/clients). Machines

@@ -47,8 +47,8 @@ static Status ValidatePassword(const std::string& password, const char* field) {
   return Status::OK();
 }
 
-StatusOr<int64_t> Accounts::CreateUser(const std::string& email_in, const std::string& password, const std::string& name,
-                                       const std::string& project, Role role) {
+StatusOr<int64_t> Accounts::CreateUser(const std::string& email_in, const std::string& password,
+                                       const std::string& name, const std::string& project, Role role) {
   std::string email = Lower(email_in);
   NS_RETURN_IF_ERROR(ValidateEmail(email));
   NS_RETURN_IF_ERROR(ValidatePassword(password, "password"));
@@ -80,7 +80,8 @@ StatusOr<int64_t> Accounts::UserIdByEmail(const std::string& email) {
 }
 
 StatusOr<LoginSession> Accounts::Login(const std::string& email, const std::string& password) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, password_hash, disabled FROM users WHERE email = ?", {Lower(email)}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT id, password_hash, disabled FROM users WHERE email = ?", {Lower(email)}));
   static const std::string kDummy = HashPassword("not-a-real-password").value();
   // Verify against a dummy hash for unknown emails, so both cases take the same time.
   bool ok = VerifyPassword(rows.empty() ? kDummy : rows[0].Str(1), password);
@@ -91,8 +92,9 @@ StatusOr<LoginSession> Accounts::Login(const std::string& email, const std::stri
   s.csrf_token = RandomToken("", 32);
   s.expires_at_ms = NowMs() + kSessionTtlMs;
   NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM sessions WHERE expires_at < ?", {NowMs()}));
-  NS_RETURN_IF_ERROR(db_.Exec("INSERT INTO sessions(token_hash, user_id, csrf_token, created_at, expires_at) VALUES(?, ?, ?, ?, ?)",
-                              {Sha256Hex(s.token), s.user_id, s.csrf_token, NowMs(), s.expires_at_ms}));
+  NS_RETURN_IF_ERROR(
+      db_.Exec("INSERT INTO sessions(token_hash, user_id, csrf_token, created_at, expires_at) VALUES(?, ?, ?, ?, ?)",
+               {Sha256Hex(s.token), s.user_id, s.csrf_token, NowMs(), s.expires_at_ms}));
   return s;
 }
 
@@ -102,16 +104,18 @@ Status Accounts::Logout(const std::string& token) {
 
 StatusOr<SessionUser> Accounts::BySession(const std::string& token) {
   if (token.empty()) return Unauthenticated("not logged in");
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT s.user_id, u.email, s.csrf_token, s.expires_at, u.disabled FROM sessions s "
-                                           "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
-                                           {Sha256Hex(token)}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT s.user_id, u.email, s.csrf_token, s.expires_at, u.disabled FROM sessions s "
+                                "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+                                {Sha256Hex(token)}));
   if (rows.empty() || rows[0].Int(3) < NowMs() || rows[0].Int(4) != 0)
     return Unauthenticated("session expired or unknown: log in again");
   return SessionUser{rows[0].Int(0), rows[0].Str(1), rows[0].Str(2)};
 }
 
 StatusOr<Role> Accounts::RoleOf(int64_t user_id, const std::string& project) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT role FROM memberships WHERE user_id = ? AND project = ?", {user_id, project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT role FROM memberships WHERE user_id = ? AND project = ?", {user_id, project}));
   if (rows.empty()) return NotFound("no role in project " + project);
   return ParseRole(rows[0].Str(0));
 }
@@ -132,12 +136,14 @@ int64_t Accounts::UserCount() {
 
 json Accounts::ListUsers(const std::string& project) {
   json out = json::array();
-  auto rows = db_.Query("SELECT u.id, u.email, u.name, m.role, u.created_at FROM users u JOIN memberships m "
-                        "ON m.user_id = u.id WHERE m.project = ? ORDER BY u.id",
-                        {project});
+  auto rows = db_.Query(
+      "SELECT u.id, u.email, u.name, m.role, u.created_at FROM users u JOIN memberships m "
+      "ON m.user_id = u.id WHERE m.project = ? ORDER BY u.id",
+      {project});
   if (!rows.ok()) return out;
   for (auto& r : *rows)
-    out.push_back({{"id", r.Int(0)}, {"email", r.Str(1)}, {"name", r.Str(2)}, {"role", r.Str(3)}, {"created_at", r.Int(4)}});
+    out.push_back(
+        {{"id", r.Int(0)}, {"email", r.Str(1)}, {"name", r.Str(2)}, {"role", r.Str(3)}, {"created_at", r.Int(4)}});
   return out;
 }
 
@@ -150,7 +156,8 @@ StatusOr<std::string> Accounts::CreateApiKey(const std::string& project, const s
 }
 
 std::optional<Accounts::ApiKeyInfo> Accounts::ApiKeyRole(const std::string& key) {
-  auto rows = db_.Query("SELECT project, role, name FROM api_keys WHERE key_hash = ? AND revoked = 0", {Sha256Hex(key)});
+  auto rows =
+      db_.Query("SELECT project, role, name FROM api_keys WHERE key_hash = ? AND revoked = 0", {Sha256Hex(key)});
   if (!rows.ok() || rows->empty()) return std::nullopt;
   auto role = ParseRole((*rows)[0].Str(1));
   if (!role.ok()) return std::nullopt;
@@ -159,10 +166,14 @@ std::optional<Accounts::ApiKeyInfo> Accounts::ApiKeyRole(const std::string& key)
 
 json Accounts::ListApiKeys(const std::string& project) {
   json out = json::array();
-  auto rows = db_.Query("SELECT id, name, role, created_at, revoked FROM api_keys WHERE project = ? ORDER BY id", {project});
+  auto rows =
+      db_.Query("SELECT id, name, role, created_at, revoked FROM api_keys WHERE project = ? ORDER BY id", {project});
   if (!rows.ok()) return out;
   for (auto& r : *rows)
-    out.push_back({{"id", r.Int(0)}, {"name", r.Str(1)}, {"role", r.Str(2)}, {"created_at", r.Int(3)},
+    out.push_back({{"id", r.Int(0)},
+                   {"name", r.Str(1)},
+                   {"role", r.Str(2)},
+                   {"created_at", r.Int(3)},
                    {"revoked", r.Int(4) != 0}});
   return out;
 }
@@ -175,13 +186,14 @@ StatusOr<std::string> Accounts::RevokeApiKey(const std::string& project, int64_t
 }
 
 StatusOr<json> Accounts::UserInProject(const std::string& project, int64_t user_id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT u.id, u.email, u.name, m.role, u.created_at, u.disabled FROM users u "
-                                           "JOIN memberships m ON m.user_id = u.id WHERE u.id = ? AND m.project = ?",
-                                           {user_id, project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT u.id, u.email, u.name, m.role, u.created_at, u.disabled FROM users u "
+                                "JOIN memberships m ON m.user_id = u.id WHERE u.id = ? AND m.project = ?",
+                                {user_id, project}));
   if (rows.empty()) return NotFound("no user " + std::to_string(user_id) + " in this project");
   const SqlRow& r = rows[0];
-  return json{{"id", r.Int(0)}, {"email", r.Str(1)}, {"name", r.Str(2)}, {"role", r.Str(3)}, {"created_at", r.Int(4)},
-              {"disabled", r.Int(5) != 0}};
+  return json{{"id", r.Int(0)},   {"email", r.Str(1)},      {"name", r.Str(2)},
+              {"role", r.Str(3)}, {"created_at", r.Int(4)}, {"disabled", r.Int(5) != 0}};
 }
 
 Status Accounts::ChangeRole(const std::string& project, int64_t user_id, Role role) {
@@ -204,11 +216,15 @@ Status Accounts::ChangeRole(const std::string& project, int64_t user_id, Role ro
 static Status AdminOfAllProjects(Accounts& a, const Principal& admin, int64_t user_id) {
   for (auto& [p, role] : a.Memberships(user_id)) {
     if (p == admin.project) continue;
-    if (admin.user_id == 0) return PermissionDenied("the user also belongs to another project: only an admin of every project of the user (logged in) can change this; remove the user from this project instead");
+    if (admin.user_id == 0)
+      return PermissionDenied(
+          "the user also belongs to another project: only an admin of every project of the user (logged in) can change "
+          "this; remove the user from this project instead");
     auto r = a.RoleOf(admin.user_id, p);
     if (!r.ok() || *r != Role::kAdmin)
-      return PermissionDenied("the user also belongs to another project where you are not an admin; remove the user "
-                              "from this project instead (DELETE /api/v1/users/ID)");
+      return PermissionDenied(
+          "the user also belongs to another project where you are not an admin; remove the user "
+          "from this project instead (DELETE /api/v1/users/ID)");
   }
   return Status::OK();
 }
@@ -245,8 +261,8 @@ Status Accounts::RemoveFromProject(const std::string& project, int64_t user_id) 
   return db_.Tx([&]() -> Status {
     NS_ASSIGN_OR_RETURN(json u, UserInProject(project, user_id));
     if (u["role"] == "admin") {
-      NS_ASSIGN_OR_RETURN(auto n, db_.Query("SELECT COUNT(*) FROM memberships WHERE project = ? AND role = 'admin'",
-                                            {project}));
+      NS_ASSIGN_OR_RETURN(
+          auto n, db_.Query("SELECT COUNT(*) FROM memberships WHERE project = ? AND role = 'admin'", {project}));
       if (n[0].Int(0) <= 1) return FailedPrecondition("the project's last admin cannot be removed");
     }
     NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM memberships WHERE user_id = ? AND project = ?", {user_id, project}));
@@ -264,13 +280,13 @@ Status Accounts::ChangeOwnPassword(int64_t user_id, const std::string& current, 
   NS_RETURN_IF_ERROR(ValidatePassword(next, "new_password"));
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT password_hash FROM users WHERE id = ?", {user_id}));
   if (rows.empty()) return NotFound("no such user");
-  if (!VerifyPassword(rows[0].Str(0), current))
-    return PermissionDenied("current_password is wrong");
+  if (!VerifyPassword(rows[0].Str(0), current)) return PermissionDenied("current_password is wrong");
   if (current == next) return InvalidArgument("new_password: must differ from the current password", "new_password");
   NS_ASSIGN_OR_RETURN(std::string hash, HashPassword(next));
   return db_.Tx([&]() -> Status {
     NS_RETURN_IF_ERROR(db_.Exec("UPDATE users SET password_hash = ? WHERE id = ?", {hash, user_id}));
-    return db_.Exec("DELETE FROM sessions WHERE user_id = ? AND token_hash != ?", {user_id, Sha256Hex(keep_session_token)});
+    return db_.Exec("DELETE FROM sessions WHERE user_id = ? AND token_hash != ?",
+                    {user_id, Sha256Hex(keep_session_token)});
   });
 }
 
@@ -280,9 +296,10 @@ Status Audit(MetaDb& db, const Principal& who, const std::string& action, const 
     if (j.is_null()) return nullptr;
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
   };
-  return db.Exec("INSERT INTO audit_log(project, at, actor, action, entity, entity_id, before_json, after_json) "
-                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                 {who.project, NowMs(), who.actor, action, entity, id, text(before), text(after)});
+  return db.Exec(
+      "INSERT INTO audit_log(project, at, actor, action, entity, entity_id, before_json, after_json) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+      {who.project, NowMs(), who.actor, action, entity, id, text(before), text(after)});
 }
 
 Status Accounts::SetName(int64_t user_id, const std::string& name) {
@@ -297,7 +314,11 @@ StatusOr<json> Accounts::AuditLog(const std::string& project, int64_t limit) {
                                            {project, limit}));
   json out = json::array();
   for (auto& x : rows)
-    out.push_back({{"id", x.Int(0)}, {"at", x.Int(1)}, {"actor", x.Str(2)}, {"action", x.Str(3)}, {"entity", x.Str(4)},
+    out.push_back({{"id", x.Int(0)},
+                   {"at", x.Int(1)},
+                   {"actor", x.Str(2)},
+                   {"action", x.Str(3)},
+                   {"entity", x.Str(4)},
                    {"entity_id", x.IsNull(5) ? json() : json(x.Int(5))},
                    {"before", x.IsNull(6) ? json() : json::parse(x.Str(6), nullptr, false)},
                    {"after", x.IsNull(7) ? json() : json::parse(x.Str(7), nullptr, false)}});

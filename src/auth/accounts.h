@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "core/status.h"
 #include "auth/principal.h"
+#include "core/status.h"
 #include "meta/meta_db.h"
 
 namespace ns {

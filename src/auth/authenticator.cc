@@ -5,9 +5,8 @@ namespace ns {
 StatusOr<Principal> Authenticator::Authenticate(const Credentials& c) const {
   if (!c.bearer.empty()) return ByKey(c.bearer);
   if (!c.session.empty() && accounts_ != nullptr) return BySession(c);
-  return Unauthenticated(accounts_ != nullptr
-                             ? "log in (POST /api/v1/auth/login) or send 'Authorization: Bearer <key>'"
-                             : "missing API key: send the header 'Authorization: Bearer <key>'");
+  return Unauthenticated(accounts_ != nullptr ? "log in (POST /api/v1/auth/login) or send 'Authorization: Bearer <key>'"
+                                              : "missing API key: send the header 'Authorization: Bearer <key>'");
 }
 
 StatusOr<Principal> Authenticator::ByKey(const std::string& key) const {

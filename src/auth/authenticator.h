@@ -14,11 +14,11 @@
 namespace ns {
 
 struct Credentials {
-  std::string bearer;   // "Authorization: Bearer <key>" ("" if none)
-  std::string session;  // the session cookie ("" if none)
-  std::string csrf;     // the X-CSRF-Token header
+  std::string bearer;    // "Authorization: Bearer <key>" ("" if none)
+  std::string session;   // the session cookie ("" if none)
+  std::string csrf;      // the X-CSRF-Token header
   bool changes = false;  // not GET/HEAD: a session needs the CSRF token
-  std::string project;  // the project a session user chose (?project= or X-Northstar-Project)
+  std::string project;   // the project a session user chose (?project= or X-Northstar-Project)
 };
 
 class Authenticator {

@@ -7,16 +7,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <httplib.h>
 #include <cctype>
-#include <cmath>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <future>
 #include <iostream>
 #include <map>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -24,16 +24,16 @@
 #include "cli/demo_data.h"
 #include "core/file_util.h"
 #include "ingest/csv_reader.h"
-#include "meta/project_registry.h"
-#include "query/operators.h"
-#include "query/query_kind.h"
 #include "meta/meta_db.h"
+#include "meta/project_registry.h"
 #include "ops/ops_service.h"
 #include "ops/schema.h"
+#include "query/operators.h"
+#include "query/query_kind.h"
 #include "server/collect_routes.h"
+#include "server/http_server.h"
 #include "server/ops_routes.h"
 #include "server/static_routes.h"
-#include "server/http_server.h"
 
 namespace ns {
 
@@ -175,13 +175,16 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
       try {
         json k = json::parse(*txt);
         std::printf("demo project: write key %s\n", k.value("write_key", "").c_str());
-        std::printf("              secret key %s   (also in %s)\n", k.value("secret_key", "").c_str(), key_file.c_str());
-        std::printf("try: curl -s -H 'Authorization: Bearer %s' -d '{\"kind\":\"trends\",\"series\":[{\"event\":\"$any\",\"math\":\"dau\"}],"
-                    "\"date_from\":\"%s\",\"date_to\":\"%s\"}' http://%s:%d/api/v1/query\n",
-                    k.value("secret_key", "").c_str(), FormatDate(TimeZone::Load("Asia/Shanghai")->LocalDay(NowMs()) - 6).c_str(),
-                    FormatDate(TimeZone::Load("Asia/Shanghai")->LocalDay(NowMs())).c_str(), o.host.c_str(), *port);
-      } catch (...) {
-      }
+        std::printf("              secret key %s   (also in %s)\n", k.value("secret_key", "").c_str(),
+                    key_file.c_str());
+        std::printf(
+            "try: curl -s -H 'Authorization: Bearer %s' -d "
+            "'{\"kind\":\"trends\",\"series\":[{\"event\":\"$any\",\"math\":\"dau\"}],"
+            "\"date_from\":\"%s\",\"date_to\":\"%s\"}' http://%s:%d/api/v1/query\n",
+            k.value("secret_key", "").c_str(),
+            FormatDate(TimeZone::Load("Asia/Shanghai")->LocalDay(NowMs()) - 6).c_str(),
+            FormatDate(TimeZone::Load("Asia/Shanghai")->LocalDay(NowMs())).c_str(), o.host.c_str(), *port);
+      } catch (...) {}
     }
   }
   if (admin_password->has_value()) {
@@ -375,7 +378,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     project_name = name;
     tz = TimeZone::Load(info->value("timezone", "UTC"));
   } else {
-    if (project_name.empty()) return Fail(InvalidArgument("--project: required (or send to a running server with --server and --key)"));
+    if (project_name.empty())
+      return Fail(InvalidArgument("--project: required (or send to a running server with --server and --key)"));
     auto reg = OpenRegistry(g, true);
     if (!reg.ok()) return Fail(reg.status());
     registry = std::move(reg).value();
@@ -427,8 +431,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
         for (size_t first = 0; first < events.size(); first += 2000) {
           json arr = json::array();
           for (size_t i = first; i < std::min(events.size(), first + 2000); i++) arr.push_back(NativeJson(events[i]));
-          NS_ASSIGN_OR_RETURN(json r, server->Call("POST", "/api/v1/events",
-                                                   arr.dump(-1, ' ', false, json::error_handler_t::replace)));
+          NS_ASSIGN_OR_RETURN(
+              json r, server->Call("POST", "/api/v1/events", arr.dump(-1, ' ', false, json::error_handler_t::replace)));
           accepted += r.value("accepted", 0ULL);
           duplicates += r.value("duplicates", 0ULL);
           if (r.contains("errors") && !r["errors"].empty())
@@ -487,10 +491,15 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     alias(ColumnMap::kTimestamp, {"ts", "time", "event_time", "created_at"});
     alias(ColumnMap::kEvent, {"event_name", "action"});
     if (!has[0] && o.event_name.empty())
-      return Fail(InvalidArgument("no column maps to 'event' (name one 'event', use --map COLUMN=event, or give every "
-                                  "row one name with --event NAME)"));
-    if (!has[1]) return Fail(InvalidArgument("no column maps to 'distinct_id' (name one 'distinct_id' or use --map COLUMN=distinct_id)"));
-    if (!has[2]) return Fail(InvalidArgument("no column maps to 'timestamp' (name one 'timestamp' or use --map COLUMN=timestamp)"));
+      return Fail(
+          InvalidArgument("no column maps to 'event' (name one 'event', use --map COLUMN=event, or give every "
+                          "row one name with --event NAME)"));
+    if (!has[1])
+      return Fail(
+          InvalidArgument("no column maps to 'distinct_id' (name one 'distinct_id' or use --map COLUMN=distinct_id)"));
+    if (!has[2])
+      return Fail(
+          InvalidArgument("no column maps to 'timestamp' (name one 'timestamp' or use --map COLUMN=timestamp)"));
     for (;;) {
       auto more = csv.Next(&row);
       if (!more.ok()) {
@@ -519,12 +528,16 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
           case ColumnMap::kEvent: e.event = v; break;
           case ColumnMap::kDistinctId: e.distinct_id = v; break;
           case ColumnMap::kUuid:
-            if (!v.empty()) { e.uuid = Uuid::FromClientId(v); e.has_uuid = true; }
+            if (!v.empty()) {
+              e.uuid = Uuid::FromClientId(v);
+              e.has_uuid = true;
+            }
             break;
           case ColumnMap::kTimestamp: {
             int64_t n;
             auto r = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (v.empty()) err = "column '" + header[i] + "' (timestamp) is empty";
+            if (v.empty())
+              err = "column '" + header[i] + "' (timestamp) is empty";
             else if (r.ec == std::errc() && r.ptr == v.data() + v.size()) {
               bool secs = o.time_unit == "s" || (o.time_unit != "ms" && n < 100'000'000'000LL);
               // Seconds beyond ±9.2e15 would overflow when scaled to ms (found by reading the
@@ -535,8 +548,10 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
                 e.ts_ms = secs ? n * 1000 : n;
             } else {
               auto t = ParseIsoTimestamp(v, *tz);
-              if (!t.ok()) err = "column '" + header[i] + "': " + t.status().message();
-              else e.ts_ms = *t;
+              if (!t.ok())
+                err = "column '" + header[i] + "': " + t.status().message();
+              else
+                e.ts_ms = *t;
             }
             break;
           }
@@ -551,7 +566,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       if (e.event.empty() && !has[0]) e.event = o.event_name;
       if (err.empty() && e.event.empty()) err = "the event name is empty";
       if (err.empty() && e.distinct_id.empty()) err = "the distinct id is empty";
-      if (err.empty() && Utf8Length(e.event) > g.limits.max_name_chars) err = "the event name is longer than 200 characters";
+      if (err.empty() && Utf8Length(e.event) > g.limits.max_name_chars)
+        err = "the event name is longer than 200 characters";
       if (err.empty()) {
         Status ts_ok = CheckTimestamp(e.ts_ms, now, g.limits, "timestamp");
         if (!ts_ok.ok()) err = ts_ok.message();
@@ -649,8 +665,10 @@ std::string Cell(const json& v) {
   if (v.is_number_float()) {
     char buf[64];
     double d = v.get<double>();
-    if (std::fabs(d) < 1 && d != 0) std::snprintf(buf, sizeof buf, "%.4f", d);  // rates
-    else std::snprintf(buf, sizeof buf, "%.2f", d);
+    if (std::fabs(d) < 1 && d != 0)
+      std::snprintf(buf, sizeof buf, "%.4f", d);  // rates
+    else
+      std::snprintf(buf, sizeof buf, "%.2f", d);
     std::string t = buf;
     while (t.find('.') != std::string::npos && (t.back() == '0' || t.back() == '.')) {
       bool dot = t.back() == '.';
@@ -723,12 +741,14 @@ int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
     if (!c.ok()) return Fail(c.status());
     out = (*c)->Call("POST", "/api/v1/query", q.dump());
   } else {
-    if (o.project.empty()) return Fail(InvalidArgument("--project: required (or ask a running server with --server and --key)"));
+    if (o.project.empty())
+      return Fail(InvalidArgument("--project: required (or ask a running server with --server and --key)"));
     // A running server holds the data directory: say how to ask it instead.
     auto with_hint = [](const Status& st) {
       if (st.code() != StatusCode::kFailedPrecondition) return st;
-      return Status(st.code(), st.message() + "; to query it while it runs: northstar query --server "
-                                              "http://127.0.0.1:8080 --key <secret key> --json ...");
+      return Status(st.code(), st.message() +
+                                   "; to query it while it runs: northstar query --server "
+                                   "http://127.0.0.1:8080 --key <secret key> --json ...");
     };
     auto reg = OpenRegistry(g, false);
     if (!reg.ok()) return Fail(with_hint(reg.status()));
@@ -737,8 +757,10 @@ int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
     out = RunQuery(q, *(*p)->store, (*p)->tz);
   }
   if (!out.ok()) return Fail(out.status());
-  if (format == "json") std::printf("%s\n", out->dump().c_str());
-  else PrintResult(*out);
+  if (format == "json")
+    std::printf("%s\n", out->dump().c_str());
+  else
+    PrintResult(*out);
   return 0;
 }
 
@@ -766,8 +788,8 @@ int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o) {
   d.last_day = (*p)->tz.LocalDay(NowMs());
   if (Status st = FillDemo(**p, d); !st.ok()) return Fail(st);
   StoreStats s = (*p)->store->Stats();
-  std::printf("project %s: %s events, %s persons, %s bytes on disk\n", o.project.c_str(), Thousands(s.segment_rows).c_str(),
-              Thousands(s.persons).c_str(), Thousands(s.segment_bytes).c_str());
+  std::printf("project %s: %s events, %s persons, %s bytes on disk\n", o.project.c_str(),
+              Thousands(s.segment_rows).c_str(), Thousands(s.persons).c_str(), Thousands(s.segment_bytes).c_str());
   return 0;
 }
 
@@ -804,7 +826,8 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
     total_segments += r.segments;
   }
   std::printf("checked %llu segments, %llu events: %d problems, %d warnings\n",
-              static_cast<unsigned long long>(total_segments), static_cast<unsigned long long>(total_rows), problems, warnings);
+              static_cast<unsigned long long>(total_segments), static_cast<unsigned long long>(total_rows), problems,
+              warnings);
   return problems ? 1 : 0;
 }
 
@@ -817,12 +840,14 @@ int RunAdmin(const GlobalOptions& g, const AdminOptions& o) {
     auto c = (*reg)->Create(o.name, o.timezone);
     if (!c.ok()) return Fail(c.status());
     if (o.format == "json") {
-      nlohmann::ordered_json j{{"project", c->info.name}, {"write_key", c->info.write_key}, {"secret_key", c->secret_key}};
+      nlohmann::ordered_json j{
+          {"project", c->info.name}, {"write_key", c->info.write_key}, {"secret_key", c->secret_key}};
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("created project %s (time zone %s)\nwrite key  %s   (ingest only; safe to ship in apps)\n"
-                  "secret key %s   (read and admin; shown once, keep it safe)\n",
-                  c->info.name.c_str(), c->info.timezone.c_str(), c->info.write_key.c_str(), c->secret_key.c_str());
+      std::printf(
+          "created project %s (time zone %s)\nwrite key  %s   (ingest only; safe to ship in apps)\n"
+          "secret key %s   (read and admin; shown once, keep it safe)\n",
+          c->info.name.c_str(), c->info.timezone.c_str(), c->info.write_key.c_str(), c->secret_key.c_str());
     }
     return 0;
   }
@@ -830,18 +855,22 @@ int RunAdmin(const GlobalOptions& g, const AdminOptions& o) {
     auto list = (*reg)->List();
     if (o.format == "json") {
       json arr = json::array();
-      for (const auto& p : list) arr.push_back({{"project", p.name}, {"timezone", p.timezone}, {"write_key", p.write_key}});
+      for (const auto& p : list)
+        arr.push_back({{"project", p.name}, {"timezone", p.timezone}, {"write_key", p.write_key}});
       std::printf("%s\n", arr.dump().c_str());
     } else {
-      for (const auto& p : list) std::printf("%-24s %-20s %s\n", p.name.c_str(), p.timezone.c_str(), p.write_key.c_str());
+      for (const auto& p : list)
+        std::printf("%-24s %-20s %s\n", p.name.c_str(), p.timezone.c_str(), p.write_key.c_str());
     }
     return 0;
   }
   if (o.action == "rotate-secret") {
     auto k = (*reg)->RotateSecretKey(o.name);
     if (!k.ok()) return Fail(k.status());
-    if (o.format == "json") std::printf("%s\n", json{{"project", o.name}, {"secret_key", *k}}.dump().c_str());
-    else std::printf("new secret key for %s: %s (the old one no longer works)\n", o.name.c_str(), k->c_str());
+    if (o.format == "json")
+      std::printf("%s\n", json{{"project", o.name}, {"secret_key", *k}}.dump().c_str());
+    else
+      std::printf("new secret key for %s: %s (the old one no longer works)\n", o.name.c_str(), k->c_str());
     return 0;
   }
   return Fail(InvalidArgument("unknown admin action '" + o.action + "'"));
@@ -857,7 +886,8 @@ namespace ns {
 // (WAL mode readers do not block the writer), and segments are immutable files whose
 // manifest (name, size, CHECKPOINT generation) says what the event data was.
 int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
-  if (!FileExists(g.data + "/meta.db")) return Fail(NotFound("no metadata database in " + g.data + " (is --data right?)"));
+  if (!FileExists(g.data + "/meta.db"))
+    return Fail(NotFound("no metadata database in " + g.data + " (is --data right?)"));
   if (FileExists(o.out)) return Fail(AlreadyExists(o.out + " already exists: choose a new directory for the backup"));
   if (Status st = MakeDirs(o.out); !st.ok()) return Fail(st);
   auto db = MetaDb::Open(g.data + "/meta.db");
@@ -867,8 +897,11 @@ int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
   for (auto& [subsystem, version] : schema)
     schema_text += (schema_text.empty() ? "" : ", ") + subsystem + " " + std::to_string(version);
   if (Status st = (*db)->Backup(o.out + "/meta.db"); !st.ok()) return Fail(st);
-  json manifest{{"format", "northstar-backup 1"}, {"created_at", FormatIsoUtc(NowMs())}, {"data_dir", g.data},
-                {"schema_versions", schema}, {"projects", json::array()}};
+  json manifest{{"format", "northstar-backup 1"},
+                {"created_at", FormatIsoUtc(NowMs())},
+                {"data_dir", g.data},
+                {"schema_versions", schema},
+                {"projects", json::array()}};
   uint64_t files = 0, bytes = 0;
   auto names = ListDir(g.data + "/projects");
   if (names.ok()) {
@@ -881,7 +914,8 @@ int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
         for (const auto& s : *segs) {
           struct stat st {};
           if (::stat((dir + "/segments/" + s).c_str(), &st) != 0) continue;
-          pj["segments"].push_back({{"file", "projects/" + name + "/segments/" + s}, {"bytes", static_cast<uint64_t>(st.st_size)}});
+          pj["segments"].push_back(
+              {{"file", "projects/" + name + "/segments/" + s}, {"bytes", static_cast<uint64_t>(st.st_size)}});
           files++;
           bytes += static_cast<uint64_t>(st.st_size);
         }
@@ -889,8 +923,8 @@ int RunBackup(const GlobalOptions& g, const BackupOptions& o) {
     }
   }
   if (Status st = WriteFileAtomic(o.out + "/manifest.json", manifest.dump(2) + "\n"); !st.ok()) return Fail(st);
-  std::printf("backup written to %s: meta.db (schema %s) and a manifest of %llu segment files (%s bytes)\n", o.out.c_str(),
-              schema_text.c_str(), static_cast<unsigned long long>(files), Thousands(bytes).c_str());
+  std::printf("backup written to %s: meta.db (schema %s) and a manifest of %llu segment files (%s bytes)\n",
+              o.out.c_str(), schema_text.c_str(), static_cast<unsigned long long>(files), Thousands(bytes).c_str());
   return 0;
 }
 

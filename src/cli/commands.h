@@ -22,20 +22,20 @@ struct ServeOptions {
   int demo_users = 20'000;
   int demo_days = 90;
   int threads = 32;
-  int max_connections = 4096;             // open connections in all
-  int max_connections_per_address = 256;  // per client IP address
-  int header_timeout_s = 10;              // a request head must arrive within this
-  int body_timeout_s = 60;                // a request body must arrive within this
-  int idle_timeout_s = 30;                // idle keep-alive connections are closed after this
-  double rate_limit = 0;        // ingest events/s per key (0 = unlimited)
-  double rate_limit_burst = 0;  // bucket size in events (0 = 2 s of rate_limit)
+  int max_connections = 4096;                 // open connections in all
+  int max_connections_per_address = 256;      // per client IP address
+  int header_timeout_s = 10;                  // a request head must arrive within this
+  int body_timeout_s = 60;                    // a request body must arrive within this
+  int idle_timeout_s = 30;                    // idle keep-alive connections are closed after this
+  double rate_limit = 0;                      // ingest events/s per key (0 = unlimited)
+  double rate_limit_burst = 0;                // bucket size in events (0 = 2 s of rate_limit)
   std::vector<std::string> sensors_projects;  // "SA_PROJECT=northstar_project"
-  std::string snapshot_time = "06:00";  // daily KPI snapshot, alerts and reminders (project local time)
+  std::string snapshot_time = "06:00";        // daily KPI snapshot, alerts and reminders (project local time)
   bool scheduler = true;
   bool allow_private_webhooks = false;  // notification hooks may reach loopback/private addresses
-  std::string console_dir;  // the built web console (web/dist); empty = DefaultConsoleDir()
-  bool console = true;      // false: serve the API only
-  double query_timeout_s = 120;  // longest a query may run (0 = no limit)
+  std::string console_dir;              // the built web console (web/dist); empty = DefaultConsoleDir()
+  bool console = true;                  // false: serve the API only
+  double query_timeout_s = 120;         // longest a query may run (0 = no limit)
 };
 
 struct BackupOptions {
@@ -45,7 +45,7 @@ struct BackupOptions {
 struct ImportOptions {
   std::string file;
   std::string project;
-  std::string format;  // csv | ndjson; empty = by extension
+  std::string format;             // csv | ndjson; empty = by extension
   std::vector<std::string> maps;  // "col=field"
   bool dry_run = false;
   std::string time_unit = "auto";  // auto | s | ms for numeric timestamps

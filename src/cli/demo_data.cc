@@ -13,10 +13,10 @@ const char* kChannels[] = {"organic", "feed_ads", "search_ads", "kol", "referral
 const double kChannelW[] = {0.30, 0.22, 0.15, 0.10, 0.13, 0.10};
 const char* kPlatforms[] = {"ios", "android", "web", "miniprogram"};
 const double kPlatformW[] = {0.35, 0.40, 0.10, 0.15};
-const char* kCities[] = {"Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Hangzhou", "Chengdu", "Wuhan", "Xi'an",
-                         "Suzhou", "Changsha", "Kunming", "Hefei"};
-const char* kCityTier[] = {"tier1", "tier1", "tier1", "tier1", "tier2", "tier2", "tier2", "tier2",
-                           "tier2", "tier3", "tier3", "tier3"};
+const char* kCities[] = {"Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Hangzhou", "Chengdu",
+                         "Wuhan",    "Xi'an",   "Suzhou",   "Changsha",  "Kunming",  "Hefei"};
+const char* kCityTier[] = {"tier1", "tier1", "tier1", "tier1", "tier2", "tier2",
+                           "tier2", "tier2", "tier2", "tier3", "tier3", "tier3"};
 
 template <size_t N>
 int Pick(std::mt19937_64& rng, const double (&w)[N]) {
@@ -55,9 +55,12 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
     const int32_t reg_day = first_day + reg_off;
     const int ch = Pick(rng, kChannelW), pl = Pick(rng, kPlatformW);
     const int city = static_cast<int>(rng() % 12);
-    const double engagement = std::array<double, 3>{0.10, 0.28, 0.60}[rng() % 3] * (ch == 1 ? 0.7 : ch == 4 ? 1.3 : 1.0);
+    const double engagement = std::array<double, 3>{0.10, 0.28, 0.60}[rng() % 3] * (ch == 1   ? 0.7
+                                                                                    : ch == 4 ? 1.3
+                                                                                              : 1.0);
     auto base = [&] {
-      return std::vector<Property>{{"channel", PropValue::Str(kChannels[ch])}, {"platform", PropValue::Str(kPlatforms[pl])}};
+      return std::vector<Property>{{"channel", PropValue::Str(kChannels[ch])},
+                                   {"platform", PropValue::Str(kPlatforms[pl])}};
     };
     for (int32_t day = reg_day; day <= opt.last_day; day++) {
       int t = day - reg_day;
@@ -105,7 +108,8 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
         double amount = std::round((20 + U(rng) * 380) * 100) / 100;
         auto op = pp;
         op.push_back({"amount", PropValue::Num(amount)});
-        op.push_back({"order_id", PropValue::Str("o" + std::to_string(u + 1) + "-" + std::to_string(day) + "-" + std::to_string(x))});
+        op.push_back({"order_id", PropValue::Str("o" + std::to_string(u + 1) + "-" + std::to_string(day) + "-" +
+                                                 std::to_string(x))});
         emit(who, day, sec += 20 + static_cast<int64_t>(rng() % 300), "order", op);
         if (!coupon && U(rng) < 0.25) {
           emit(who, day, sec += 2, "coupon_use", base());

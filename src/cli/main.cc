@@ -2,13 +2,13 @@
 // Settings come from (highest first) flags, NORTHSTAR_* environment variables, a TOML
 // config file (--config / NORTHSTAR_CONFIG), then defaults. See docs/configuration.md.
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
+#include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <cstring>
-#include <toml++/toml.h>
 
 #include "cli/commands.h"
 
@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
   ns::AdminOptions admin;
   std::string log_level = "info";
   int64_t flush_rows = static_cast<int64_t>(g.store.flush_rows);
-  int64_t max_event = static_cast<int64_t>(g.limits.max_event_bytes), max_body = static_cast<int64_t>(g.limits.max_body_bytes);
+  int64_t max_event = static_cast<int64_t>(g.limits.max_event_bytes),
+          max_body = static_cast<int64_t>(g.limits.max_body_bytes);
 
   std::string config = FindConfig(argc, argv);
   if (!config.empty()) {
@@ -90,7 +91,9 @@ int main(int argc, char** argv) {
   app.add_option("--config", config, "TOML config file")->envname("NORTHSTAR_CONFIG");
   auto add_common = [&](CLI::App* c) {
     c->add_option("--data", g.data, "data directory")->envname("NORTHSTAR_DATA")->capture_default_str();
-    c->add_option("--log-level", log_level, "log level")->envname("NORTHSTAR_LOG_LEVEL")->capture_default_str()
+    c->add_option("--log-level", log_level, "log level")
+        ->envname("NORTHSTAR_LOG_LEVEL")
+        ->capture_default_str()
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     // Accepted after the sub-command too (FindConfig has already read it).
     c->add_option("--config", config, "TOML config file")->envname("NORTHSTAR_CONFIG");
@@ -99,45 +102,64 @@ int main(int argc, char** argv) {
   auto* s = app.add_subcommand("serve", "run the HTTP server");
   add_common(s);
   s->add_option("--host", serve.host, "address to listen on")->envname("NORTHSTAR_HOST")->capture_default_str();
-  s->add_option("--port", serve.port, "port (0 = any free port)")->envname("NORTHSTAR_PORT")->capture_default_str()
+  s->add_option("--port", serve.port, "port (0 = any free port)")
+      ->envname("NORTHSTAR_PORT")
+      ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   s->add_flag("--demo,!--no-demo", serve.demo, "on first start, create project 'demo' with generated data");
   s->add_option("--demo-users", serve.demo_users, "demo dataset users")->check(CLI::Range(1, 10'000'000));
   s->add_option("--demo-days", serve.demo_days, "demo dataset days")->check(CLI::Range(1, 3650));
-  s->add_option("--threads", serve.threads, "HTTP worker threads")->envname("NORTHSTAR_THREADS")->check(CLI::Range(1, 1024));
+  s->add_option("--threads", serve.threads, "HTTP worker threads")
+      ->envname("NORTHSTAR_THREADS")
+      ->check(CLI::Range(1, 1024));
   s->add_option("--max-connections", serve.max_connections, "open connections in all (more are answered 503)")
-      ->envname("NORTHSTAR_MAX_CONNECTIONS")->check(CLI::Range(1, 1'000'000))->capture_default_str();
+      ->envname("NORTHSTAR_MAX_CONNECTIONS")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
   s->add_option("--max-connections-per-address", serve.max_connections_per_address,
-                "open connections per client IP address")->envname("NORTHSTAR_MAX_CONNECTIONS_PER_ADDRESS")
-      ->check(CLI::Range(1, 1'000'000))->capture_default_str();
+                "open connections per client IP address")
+      ->envname("NORTHSTAR_MAX_CONNECTIONS_PER_ADDRESS")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
   s->add_option("--header-timeout", serve.header_timeout_s, "seconds for a request's head to arrive (then 408)")
-      ->check(CLI::Range(1, 3600))->capture_default_str();
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   s->add_option("--body-timeout", serve.body_timeout_s, "seconds for a request's body to arrive")
-      ->check(CLI::Range(1, 86400))->capture_default_str();
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   s->add_option("--idle-timeout", serve.idle_timeout_s, "seconds before an idle keep-alive connection is closed")
-      ->check(CLI::Range(1, 86400))->capture_default_str();
-  s->add_option("--flush-rows", flush_rows, "memtable rows that trigger a flush")->envname("NORTHSTAR_FLUSH_ROWS")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  s->add_option("--flush-rows", flush_rows, "memtable rows that trigger a flush")
+      ->envname("NORTHSTAR_FLUSH_ROWS")
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
-  s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")->envname("NORTHSTAR_MAX_BODY_BYTES")
+  s->add_option("--max-body-bytes", max_body, "largest request body (after decompression)")
+      ->envname("NORTHSTAR_MAX_BODY_BYTES")
       ->check(CLI::Range(int64_t{1024}, int64_t{200} << 20));
   s->add_option("--max-event-bytes", max_event, "largest single event")->envname("NORTHSTAR_MAX_EVENT_BYTES");
   s->add_option("--rate-limit", serve.rate_limit, "ingest events per second per key (0 = unlimited)")
-      ->envname("NORTHSTAR_RATE_LIMIT")->check(CLI::Range(0.0, 1e9));
+      ->envname("NORTHSTAR_RATE_LIMIT")
+      ->check(CLI::Range(0.0, 1e9));
   s->add_option("--rate-limit-burst", serve.rate_limit_burst, "rate limit bucket size in events (default 2 s worth)")
       ->check(CLI::Range(0.0, 1e10));
-  s->add_option("--snapshot-time", serve.snapshot_time, "local time of the daily KPI snapshot, alerts and reminders (HH:MM)")
-      ->envname("NORTHSTAR_SNAPSHOT_TIME")->capture_default_str();
+  s->add_option("--snapshot-time", serve.snapshot_time,
+                "local time of the daily KPI snapshot, alerts and reminders (HH:MM)")
+      ->envname("NORTHSTAR_SNAPSHOT_TIME")
+      ->capture_default_str();
   s->add_flag("--allow-private-webhooks", serve.allow_private_webhooks,
               "let notification hooks reach loopback, private and link-local addresses (on-premise receivers)")
       ->envname("NORTHSTAR_ALLOW_PRIVATE_WEBHOOKS");
   s->add_option("--console-dir", serve.console_dir,
-                 "the built web console to serve at / (default: web/dist beside the binary or here)")
+                "the built web console to serve at / (default: web/dist beside the binary or here)")
       ->envname("NORTHSTAR_CONSOLE_DIR");
   s->add_option("--query-timeout", serve.query_timeout_s,
-                 "seconds a query may run before it is stopped with 504 deadline_exceeded (0 = no limit)")
-      ->envname("NORTHSTAR_QUERY_TIMEOUT")->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+                "seconds a query may run before it is stopped with 504 deadline_exceeded (0 = no limit)")
+      ->envname("NORTHSTAR_QUERY_TIMEOUT")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   s->add_flag("--console,!--no-console", serve.console, "serve the web console at / (--no-console: the API only)");
-  s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")->capture_default_str();
+  s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")
+      ->capture_default_str();
   s->add_option("--sensors-project", serve.sensors_projects,
                 "Sensors Data project name mapped to a Northstar project: SA_NAME=PROJECT (repeatable)");
 
@@ -151,10 +173,12 @@ int main(int argc, char** argv) {
       ->envname("NORTHSTAR_SERVER");
   im->add_option("--key", import.key, "with --server: the project's secret key (nss_...)")->envname("NORTHSTAR_KEY");
   im->add_option("--format", import.format, "csv, ndjson or json (a JSON array); default: by file extension");
-  im->add_option("--map", import.maps, "COLUMN=FIELD: field is event, distinct_id, timestamp, uuid, "
-                                        "properties.NAME, person.NAME or - (skip)");
+  im->add_option("--map", import.maps,
+                 "COLUMN=FIELD: field is event, distinct_id, timestamp, uuid, "
+                 "properties.NAME, person.NAME or - (skip)");
   im->add_flag("--dry-run", import.dry_run, "validate only, store nothing");
-  im->add_option("--time-unit", import.time_unit, "numeric timestamps: auto (seconds if < 1e11), s or ms")->capture_default_str();
+  im->add_option("--time-unit", import.time_unit, "numeric timestamps: auto (seconds if < 1e11), s or ms")
+      ->capture_default_str();
   im->add_option("--batch", import.batch, "events per batch")->check(CLI::Range(1, 10'000'000));
   im->add_flag("--progress,!--no-progress", import.progress, "progress bar on a terminal");
   im->add_option("--errors-file", import.errors_file, "write every rejected line's error here");

@@ -1,8 +1,8 @@
 #include "core/checksum.h"
 
+#include <nmmintrin.h>
 #include <array>
 #include <cstring>
-#include <nmmintrin.h>
 
 namespace ns {
 namespace {

@@ -21,8 +21,12 @@ Deadline Deadline::After(int64_t timeout_ms, std::function<bool()> client_gone) 
 }
 
 Deadline::Deadline(const Deadline& o)
-    : limited_(o.limited_), at_(o.at_), timeout_ms_(o.timeout_ms_), client_gone_(o.client_gone_),
-      next_probe_ns_(o.next_probe_ns_.load()), state_(o.state_.load()) {}
+    : limited_(o.limited_),
+      at_(o.at_),
+      timeout_ms_(o.timeout_ms_),
+      client_gone_(o.client_gone_),
+      next_probe_ns_(o.next_probe_ns_.load()),
+      state_(o.state_.load()) {}
 
 Deadline& Deadline::operator=(const Deadline& o) {
   limited_ = o.limited_;

@@ -64,8 +64,7 @@ Status MakeDirs(const std::string& dir) {
     size_t j = dir.find('/', i);
     if (j == std::string::npos) j = dir.size();
     cur = dir.substr(0, j);
-    if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      return ErrnoStatus("mkdir", cur, errno);
+    if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", cur, errno);
     i = j + 1;
   }
   return Status::OK();

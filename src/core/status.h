@@ -108,7 +108,7 @@ inline Status Internal(std::string m) { return Status(StatusCode::kInternal, std
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(Status s) : v_(std::move(s)) {}  // NOLINT: implicit by design
+  StatusOr(Status s) : v_(std::move(s)) {}     // NOLINT: implicit by design
   StatusOr(T value) : v_(std::move(value)) {}  // NOLINT
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
@@ -132,10 +132,10 @@ class [[nodiscard]] StatusOr {
 #define NS_CONCAT_INNER(a, b) a##b
 #define NS_CONCAT(a, b) NS_CONCAT_INNER(a, b)
 
-#define NS_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::ns::Status _ns_st = (expr);           \
-    if (!_ns_st.ok()) return _ns_st;        \
+#define NS_RETURN_IF_ERROR(expr)     \
+  do {                               \
+    ::ns::Status _ns_st = (expr);    \
+    if (!_ns_st.ok()) return _ns_st; \
   } while (0)
 
 #define NS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

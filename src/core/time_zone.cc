@@ -17,8 +17,7 @@ StatusOr<Interval> ParseInterval(std::string_view s) {
   if (s == "day") return Interval::kDay;
   if (s == "week") return Interval::kWeek;
   if (s == "month") return Interval::kMonth;
-  return InvalidArgument("unknown interval '" + std::string(s) + "' (expected hour, day, week or month)",
-                         "interval");
+  return InvalidArgument("unknown interval '" + std::string(s) + "' (expected hour, day, week or month)", "interval");
 }
 
 std::string_view IntervalName(Interval i) {
@@ -36,9 +35,9 @@ StatusOr<TimeZone> TimeZone::Load(std::string_view name) {
   try {
     tz.zone_ = date::locate_zone(std::string(name));
   } catch (const std::exception&) {
-    return InvalidArgument("unknown time zone '" + std::string(name) +
-                               "' (expected an IANA name such as Asia/Shanghai or UTC)",
-                           "timezone");
+    return InvalidArgument(
+        "unknown time zone '" + std::string(name) + "' (expected an IANA name such as Asia/Shanghai or UTC)",
+        "timezone");
   }
   tz.name_ = std::string(name);
   return tz;
@@ -156,8 +155,8 @@ StatusOr<int32_t> ParseDate(std::string_view s, std::string_view field) {
 std::string FormatDate(int32_t day) {
   date::year_month_day ymd{date::sys_days{date::days{day}}};
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()));
   return buf;
 }
 
@@ -194,7 +193,8 @@ StatusOr<int64_t> ParseIsoTimestamp(std::string_view s, const TimeZone& tz) {
   int64_t frac_ms = 0;
   if (p < s.size() && (s[p] == 'T' || s[p] == 't' || s[p] == ' ')) {
     p++;
-    if (!num(p, 2, h) || p + 2 >= s.size() || s[p + 2] != ':' || !num(p + 3, 2, mi)) return bad("expected HH:MM after the date");
+    if (!num(p, 2, h) || p + 2 >= s.size() || s[p + 2] != ':' || !num(p + 3, 2, mi))
+      return bad("expected HH:MM after the date");
     p += 5;
     if (p < s.size() && s[p] == ':') {
       if (!num(p + 1, 2, sec)) return bad("expected seconds after HH:MM:");

@@ -10,7 +10,9 @@
 
 #include "core/status.h"
 
-namespace date { class time_zone; }
+namespace date {
+class time_zone;
+}
 
 namespace ns {
 

@@ -35,7 +35,10 @@ Uuid Uuid::FromClientId(std::string_view id) {
     for (char c : id) {
       if (c == '-') continue;
       int v = HexVal(c);
-      if (v < 0) { ok = false; break; }
+      if (v < 0) {
+        ok = false;
+        break;
+      }
       uint64_t& w = nibbles < 16 ? u.hi : u.lo;
       w = (w << 4) | static_cast<uint64_t>(v);
       nibbles++;
@@ -48,7 +51,7 @@ Uuid Uuid::FromClientId(std::string_view id) {
 Uuid Uuid::Random() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   Uuid u{rng(), rng()};
-  u.hi = (u.hi & ~0xf000ULL) | 0x4000ULL;  // version 4
+  u.hi = (u.hi & ~0xf000ULL) | 0x4000ULL;                         // version 4
   u.lo = (u.lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
   return u;
 }

@@ -56,7 +56,8 @@ StatusOr<std::string> Base64Decode(std::string_view in) {
       out.push_back(static_cast<char>((acc >> bits) & 0xFF));
     }
   }
-  if (digits % 4 == 1) return InvalidArgument("invalid base64: truncated input (" + std::to_string(digits) + " digits)");
+  if (digits % 4 == 1)
+    return InvalidArgument("invalid base64: truncated input (" + std::to_string(digits) + " digits)");
   return out;
 }
 

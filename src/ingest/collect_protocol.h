@@ -34,9 +34,9 @@ struct CollectRequest {
   std::string_view body;          // raw body: JSON, form-urlencoded, gzip, base64, ...
   std::string_view content_type;  // MIME type, lower case, without parameters ("" if none)
   std::vector<std::pair<std::string, std::string>> query;  // URL-decoded query parameters
-  std::string basic_user;         // user name of "Authorization: Basic ..." ("" if none)
-  std::string bearer;             // token of "Authorization: Bearer ..." ("" if none)
-  std::string remote_ip;          // peer address, used where a protocol records the client IP
+  std::string basic_user;                                  // user name of "Authorization: Basic ..." ("" if none)
+  std::string bearer;                                      // token of "Authorization: Bearer ..." ("" if none)
+  std::string remote_ip;                                   // peer address, used where a protocol records the client IP
 
   // First query parameter named `name` ("" if absent).
   std::string Query(std::string_view name) const;
@@ -47,11 +47,11 @@ enum class KeySource { kNone, kBasicAuth, kBearer, kBody, kQuery };
 
 // The result of parsing a collection request.
 struct CollectResult {
-  std::string key;                       // the API key found in the request ("" if none)
+  std::string key;  // the API key found in the request ("" if none)
   KeySource key_source = KeySource::kNone;
-  std::string project_name;              // Sensors Data: ?project=NAME ("" if absent)
-  ParsedBatch batch;                     // events and per-event errors (index = position in the batch)
-  size_t received = 0;                   // number of event records in the request
+  std::string project_name;  // Sensors Data: ?project=NAME ("" if absent)
+  ParsedBatch batch;         // events and per-event errors (index = position in the batch)
+  size_t received = 0;       // number of event records in the request
 };
 
 // Called by a parser once it has found the request's key (and, for Sensors Data, the
@@ -103,8 +103,7 @@ Status CheckBodySize(size_t size, const IngestLimits& limits, std::string_view w
 void RejectEvent(ParsedBatch* out, size_t index, const Status& st, bool timestamp);
 
 // Calls `resolve` (if set) with what the parser found; the zone to convert events with.
-StatusOr<const TimeZone*> ResolveZone(const KeyResolver& resolve, const CollectResult& found,
-                                      const TimeZone& fallback);
+StatusOr<const TimeZone*> ResolveZone(const KeyResolver& resolve, const CollectResult& found, const TimeZone& fallback);
 
 // The size of event `j` for the per-event limit, measured (by serialising it) only when
 // `measure` is true (the body is larger than the limit); 0 otherwise.

@@ -26,7 +26,10 @@ StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
       if (c == EOF) return InvalidArgument("line " + std::to_string(record_line_) + ": unterminated quoted field");
       if (c == '"') {
         int n = Get();
-        if (n == '"') { field += '"'; continue; }
+        if (n == '"') {
+          field += '"';
+          continue;
+        }
         quoted = false;
         c = n;
       } else {
@@ -47,7 +50,10 @@ StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
     }
     if (c == '\r') {
       int n = Get();
-      if (n != '\n' && n != EOF) { pos_--; bytes_--; }
+      if (n != '\n' && n != EOF) {
+        pos_--;
+        bytes_--;
+      }
       c = '\n';
     }
     if (c == '\n' || c == EOF) {

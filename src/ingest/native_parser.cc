@@ -19,13 +19,23 @@ size_t FindInvalidUtf8(std::string_view s) {
   const size_t n = s.size();
   while (i < n) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) { i++; continue; }
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
     size_t len;
     uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return i;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else
+      return i;
     if (i + len > n) return i;
     for (size_t k = 1; k < len; k++) {
       const unsigned char cc = static_cast<unsigned char>(s[i + k]);
@@ -72,8 +82,8 @@ json PropValueToJson(const PropValue& v) {
 
 Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field) {
   if (ts_ms < limits.min_ts_ms)
-    return InvalidArgument(field + ": timestamp " + FormatIsoUtc(ts_ms) + " is before 2000-01-01 (rejected as implausible)",
-                           field);
+    return InvalidArgument(
+        field + ": timestamp " + FormatIsoUtc(ts_ms) + " is before 2000-01-01 (rejected as implausible)", field);
   if (ts_ms > now_ms + limits.max_future_ms)
     return InvalidArgument(field + ": timestamp " + FormatIsoUtc(ts_ms) +
                                " is more than 1 day in the future (server time " + FormatIsoUtc(now_ms) + ")",
@@ -110,8 +120,8 @@ Status PropsFromObject(const json& obj, const std::string& field, std::vector<Pr
 Status CheckId(const std::string& id, const std::string& field, size_t max_chars) {
   size_t len = Utf8Length(id);
   if (len == 0 || len > max_chars)
-    return InvalidArgument(field + ": must be 1 to " + std::to_string(max_chars) + " characters, got " + std::to_string(len),
-                           field);
+    return InvalidArgument(
+        field + ": must be 1 to " + std::to_string(max_chars) + " characters, got " + std::to_string(len), field);
   for (unsigned char c : id)
     if (c < 0x20 || c == 0x7f)
       return InvalidArgument(field + ": must not contain control characters (found byte " + std::to_string(c) + ")",
@@ -127,20 +137,25 @@ Status EventFromJson(const json& j, const std::string& where, const TimeZone& tz
   // event
   auto ev = j.find("event");
   if (ev == j.end()) return InvalidArgument(where + ".event: required field is missing", where + ".event");
-  if (!ev->is_string()) return InvalidArgument(where + ".event: expected a string, got " + TypeName(*ev), where + ".event");
+  if (!ev->is_string())
+    return InvalidArgument(where + ".event: expected a string, got " + TypeName(*ev), where + ".event");
   out->event = ev->get<std::string>();
   NS_RETURN_IF_ERROR(CheckId(out->event, where + ".event", limits.max_name_chars));
   // distinct_id
   auto did = j.find("distinct_id");
   if (did == j.end()) return InvalidArgument(where + ".distinct_id: required field is missing", where + ".distinct_id");
-  if (did->is_string()) out->distinct_id = did->get<std::string>();
-  else if (did->is_number_integer()) out->distinct_id = did->dump();
-  else return InvalidArgument(where + ".distinct_id: expected a string, got " + TypeName(*did), where + ".distinct_id");
+  if (did->is_string())
+    out->distinct_id = did->get<std::string>();
+  else if (did->is_number_integer())
+    out->distinct_id = did->dump();
+  else
+    return InvalidArgument(where + ".distinct_id: expected a string, got " + TypeName(*did), where + ".distinct_id");
   NS_RETURN_IF_ERROR(CheckId(out->distinct_id, where + ".distinct_id", limits.max_distinct_id_chars));
   // uuid
   auto uid = j.find("uuid");
   if (uid != j.end() && !uid->is_null()) {
-    if (!uid->is_string() || uid->get_ref<const std::string&>().empty() || uid->get_ref<const std::string&>().size() > 200)
+    if (!uid->is_string() || uid->get_ref<const std::string&>().empty() ||
+        uid->get_ref<const std::string&>().size() > 200)
       return InvalidArgument(where + ".uuid: expected a non-empty string of at most 200 bytes", where + ".uuid");
     out->uuid = Uuid::FromClientId(uid->get_ref<const std::string&>());
     out->has_uuid = true;
@@ -164,7 +179,8 @@ Status EventFromJson(const json& j, const std::string& where, const TimeZone& tz
     if (!t.ok()) return InvalidArgument(ts_field + ": " + t.status().message(), ts_field);
     out->ts_ms = *t;
   } else {
-    return InvalidArgument(ts_field + ": expected an ISO-8601 string or epoch milliseconds, got " + TypeName(*ts), ts_field);
+    return InvalidArgument(ts_field + ": expected an ISO-8601 string or epoch milliseconds, got " + TypeName(*ts),
+                           ts_field);
   }
   NS_RETURN_IF_ERROR(CheckTimestamp(out->ts_ms, now_ms, limits, ts_field));
   // properties
@@ -173,14 +189,15 @@ Status EventFromJson(const json& j, const std::string& where, const TimeZone& tz
     NS_RETURN_IF_ERROR(PropsFromObject(*props, where + ".properties", &out->props));
     auto anon = props->find("$anon_distinct_id");
     if (anon != props->end() && anon->is_string() && !anon->get_ref<const std::string&>().empty()) {
-      NS_RETURN_IF_ERROR(CheckId(anon->get<std::string>(), where + ".properties.$anon_distinct_id",
-                                 limits.max_distinct_id_chars));
+      NS_RETURN_IF_ERROR(
+          CheckId(anon->get<std::string>(), where + ".properties.$anon_distinct_id", limits.max_distinct_id_chars));
       out->merge_with.push_back(anon->get<std::string>());
     }
     if (out->event == "$create_alias") {
       auto alias = props->find("alias");
       if (alias != props->end() && alias->is_string()) {
-        NS_RETURN_IF_ERROR(CheckId(alias->get<std::string>(), where + ".properties.alias", limits.max_distinct_id_chars));
+        NS_RETURN_IF_ERROR(
+            CheckId(alias->get<std::string>(), where + ".properties.alias", limits.max_distinct_id_chars));
         out->merge_with.push_back(alias->get<std::string>());
       }
     }
@@ -195,7 +212,8 @@ Status EventFromJson(const json& j, const std::string& where, const TimeZone& tz
   for (const char* key : {"$set", "$set_once"}) {
     auto s = j.find(key);
     if (s != j.end() && s->is_object())
-      NS_RETURN_IF_ERROR(PropsFromObject(*s, where + "." + key, key[4] == '\0' ? &out->person_set : &out->person_set_once));
+      NS_RETURN_IF_ERROR(
+          PropsFromObject(*s, where + "." + key, key[4] == '\0' ? &out->person_set : &out->person_set_once));
   }
   return Status::OK();
 }
@@ -224,7 +242,11 @@ Status JsonError(const json::parse_error& e, std::string_view body, const std::s
   size_t pos = e.byte > 0 ? e.byte - 1 : 0;
   size_t line = 1, col = 1;
   for (size_t i = 0; i < pos && i < body.size(); i++) {
-    if (body[i] == '\n') { line++; col = 1; } else col++;
+    if (body[i] == '\n') {
+      line++;
+      col = 1;
+    } else
+      col++;
   }
   std::string what = EscapeInvalidUtf8(e.what());
   auto p = what.find("parse error");
@@ -250,14 +272,16 @@ Status CheckJsonDepth(std::string_view text, const std::string& prefix) {
   for (; p < end; p++) {
     const char c = *p;
     if (in_string) {
-      if (c == '\\') p++;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        p++;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxJsonDepth)
-        return InvalidArgument(prefix + "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " +
-                               std::to_string(p - text.data()));
+        return InvalidArgument(prefix + "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                               " levels at byte " + std::to_string(p - text.data()));
     } else if ((c == ']' || c == '}') && depth > 0) {
       depth--;
     }

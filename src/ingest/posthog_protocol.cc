@@ -29,9 +29,9 @@ StatusOr<std::string_view> DecodePayload(std::string_view data, const std::strin
         "none",
         "compression");
   if (!compression.empty() && compression != "gzip" && compression != "gzip-js" && compression != "base64")
-    return InvalidArgument("unknown compression '" + EscapeInvalidUtf8(compression) +
-                               "' (expected gzip, gzip-js or base64)",
-                           "compression");
+    return InvalidArgument(
+        "unknown compression '" + EscapeInvalidUtf8(compression) + "' (expected gzip, gzip-js or base64)",
+        "compression");
   const bool gzip_expected = compression == "gzip" || compression == "gzip-js";
   if (!LooksGzipped(data) && !LooksLikeJson(data) && !data.empty()) {
     auto decoded = Base64Decode(data);
@@ -62,7 +62,8 @@ std::string KeyOf(const json& obj) {
       return v->get<std::string>();
   if (const json* props = FindMember(obj, "properties"))
     for (const char* k : {"token", "$token"})
-      if (const json* v = FindMember(*props, k); v != nullptr && v->is_string() && !v->get_ref<const std::string&>().empty())
+      if (const json* v = FindMember(*props, k);
+          v != nullptr && v->is_string() && !v->get_ref<const std::string&>().empty())
         return v->get<std::string>();
   return {};
 }
@@ -97,9 +98,9 @@ StatusOr<int64_t> EventTime(const json& e, const std::string& where, std::option
   return ts;
 }
 
-void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& where,
-                     std::optional<int64_t> batch_sent_at, const TimeZone& tz, int64_t now_ms,
-                     const IngestLimits& limits, size_t approx_bytes, ParsedBatch* out) {
+void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& where, std::optional<int64_t> batch_sent_at,
+                     const TimeZone& tz, int64_t now_ms, const IngestLimits& limits, size_t approx_bytes,
+                     ParsedBatch* out) {
   if (!e.is_object()) {
     RejectEvent(out, index, InvalidArgument(where + ": expected an event object, got " + e.type_name(), where), false);
     return;
@@ -121,9 +122,9 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
   }
   if (did.empty()) {
     RejectEvent(out, index,
-           InvalidArgument(where + ".distinct_id: required, at the top level of the event or in its properties",
-                           where + ".distinct_id"),
-           false);
+                InvalidArgument(where + ".distinct_id: required, at the top level of the event or in its properties",
+                                where + ".distinct_id"),
+                false);
     return;
   }
   e["distinct_id"] = std::move(did);
@@ -144,12 +145,12 @@ void AddPostHogEvent(json& e, bool engage, size_t index, const std::string& wher
       for (unsigned char c : a) bad |= c < 0x20 || c == 0x7f;
       if (bad) {
         out->events.pop_back();
-        RejectEvent(out, index,
-                    InvalidArgument(where + ".properties.alias: must be 1 to " +
-                                        std::to_string(limits.max_distinct_id_chars) +
-                                        " characters without control characters",
-                                    where + ".properties.alias"),
-                    false);
+        RejectEvent(
+            out, index,
+            InvalidArgument(where + ".properties.alias: must be 1 to " + std::to_string(limits.max_distinct_id_chars) +
+                                " characters without control characters",
+                            where + ".properties.alias"),
+            false);
         return;
       }
       added.merge_with.push_back(a);
@@ -186,12 +187,11 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
       !LooksGzipped(req.body))
     return InvalidArgument("form body without a data= field (expected data=<base64 or JSON payload>)", "data");
   if (!from_field && req.body.empty())
-    return InvalidArgument("no payload: send events in the body, or in a data= query parameter or form field",
-                           "data");
+    return InvalidArgument("no payload: send events in the body, or in a data= query parameter or form field", "data");
   std::string storage;
-  NS_ASSIGN_OR_RETURN(std::string_view text, DecodePayload(from_field ? std::string_view(data_field) : req.body,
-                                                           req.Query("compression"), from_field ? "data" : "body",
-                                                           limits, &storage));
+  NS_ASSIGN_OR_RETURN(std::string_view text,
+                      DecodePayload(from_field ? std::string_view(data_field) : req.body, req.Query("compression"),
+                                    from_field ? "data" : "body", limits, &storage));
   NS_ASSIGN_OR_RETURN(json doc, ParseJsonPayload(text, from_field ? "data" : "body"));
 
   CollectResult res;
@@ -211,9 +211,9 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
     }
     res.key = KeyOf(doc);
   } else if (!doc.is_array()) {
-    return InvalidArgument(std::string("body: expected an event object, {\"batch\":[...]} or an array of events, got ") +
-                               doc.type_name(),
-                           "body");
+    return InvalidArgument(
+        std::string("body: expected an event object, {\"batch\":[...]} or an array of events, got ") + doc.type_name(),
+        "body");
   }
   if (!sent_at) {  // posthog-js sends the send time as ?_=<epoch ms>
     const std::string u = req.Query("_");
@@ -224,10 +224,12 @@ StatusOr<CollectResult> ParsePostHog(const CollectRequest& req, const TimeZone& 
     for (const json& e : *events) {
       std::string k = KeyOf(e);
       if (k.empty()) continue;
-      if (res.key.empty()) res.key = k;
+      if (res.key.empty())
+        res.key = k;
       else if (k != res.key)
-        return Unauthenticated("the batch carries more than one project API key; send each project's events "
-                               "separately");
+        return Unauthenticated(
+            "the batch carries more than one project API key; send each project's events "
+            "separately");
     }
   }
   if (!res.key.empty()) {

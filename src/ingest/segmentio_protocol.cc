@@ -31,19 +31,32 @@ struct ContextField {
   const char* property;
 };
 constexpr ContextField kContextFields[] = {
-    {"library", "name", "$lib"},          {"library", "version", "$lib_version"},
-    {"os", "name", "$os"},                {"os", "version", "$os_version"},
-    {"device", "id", "$device_id"},       {"device", "manufacturer", "$device_manufacturer"},
-    {"device", "model", "$device_model"}, {"device", "type", "$device_type"},
-    {"device", "name", "$device_name"},   {"app", "name", "$app_name"},
-    {"app", "version", "$app_version"},   {"app", "build", "$app_build"},
-    {"page", "url", "$current_url"},      {"page", "path", "$pathname"},
-    {"page", "referrer", "$referrer"},    {"page", "title", "$title"},
-    {"screen", "width", "$screen_width"}, {"screen", "height", "$screen_height"},
-    {"campaign", "name", "utm_campaign"}, {"campaign", "source", "utm_source"},
-    {"campaign", "medium", "utm_medium"}, {"campaign", "term", "utm_term"},
-    {"campaign", "content", "utm_content"}, {nullptr, "ip", "$ip"},
-    {nullptr, "locale", "$locale"},       {nullptr, "timezone", "$timezone"},
+    {"library", "name", "$lib"},
+    {"library", "version", "$lib_version"},
+    {"os", "name", "$os"},
+    {"os", "version", "$os_version"},
+    {"device", "id", "$device_id"},
+    {"device", "manufacturer", "$device_manufacturer"},
+    {"device", "model", "$device_model"},
+    {"device", "type", "$device_type"},
+    {"device", "name", "$device_name"},
+    {"app", "name", "$app_name"},
+    {"app", "version", "$app_version"},
+    {"app", "build", "$app_build"},
+    {"page", "url", "$current_url"},
+    {"page", "path", "$pathname"},
+    {"page", "referrer", "$referrer"},
+    {"page", "title", "$title"},
+    {"screen", "width", "$screen_width"},
+    {"screen", "height", "$screen_height"},
+    {"campaign", "name", "utm_campaign"},
+    {"campaign", "source", "utm_source"},
+    {"campaign", "medium", "utm_medium"},
+    {"campaign", "term", "utm_term"},
+    {"campaign", "content", "utm_content"},
+    {nullptr, "ip", "$ip"},
+    {nullptr, "locale", "$locale"},
+    {nullptr, "timezone", "$timezone"},
     {nullptr, "userAgent", "$user_agent"},
 };
 
@@ -59,7 +72,7 @@ void CopyContext(const json& context, json& props) {
 }
 
 struct Envelope {
-  const json* context = nullptr;  // batch-level context, merged under each message's
+  const json* context = nullptr;   // batch-level context, merged under each message's
   std::optional<int64_t> sent_at;  // batch-level sentAt
 };
 
@@ -87,8 +100,7 @@ StatusOr<int64_t> MessageTime(const json& m, const std::string& where, const Env
 
 // Maps one Segment message (moved from) to a native event and adds it (or its error) to out.
 void AddMessage(json& m, std::optional<Call> call, size_t index, const std::string& where, const Envelope& env,
-                const TimeZone& tz, int64_t now_ms, const IngestLimits& limits, size_t approx_bytes,
-                ParsedBatch* out) {
+                const TimeZone& tz, int64_t now_ms, const IngestLimits& limits, size_t approx_bytes, ParsedBatch* out) {
   if (!m.is_object()) {
     RejectEvent(out, index, InvalidArgument(where + ": expected a message object, got " + m.type_name(), where), false);
     return;
@@ -97,12 +109,13 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
     const json* type = FindMember(m, "type");
     if (type == nullptr || !type->is_string() || !(call = CallFromName(type->get_ref<const std::string&>())) ||
         *call == Call::kBatch) {
-      RejectEvent(out, index,
-             InvalidArgument(where + ".type: expected one of track, identify, page, screen, group, alias, got " +
-                                 (type ? EscapeInvalidUtf8(type->dump(-1, ' ', false, json::error_handler_t::replace))
-                                       : std::string("nothing")),
-                             where + ".type"),
-             false);
+      RejectEvent(
+          out, index,
+          InvalidArgument(where + ".type: expected one of track, identify, page, screen, group, alias, got " +
+                              (type ? EscapeInvalidUtf8(type->dump(-1, ' ', false, json::error_handler_t::replace))
+                                    : std::string("nothing")),
+                          where + ".type"),
+          false);
       return;
     }
   }
@@ -129,9 +142,10 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
   json props = json::object();
   if (json* p = m.contains("properties") ? &m["properties"] : nullptr; p != nullptr && !p->is_null()) {
     if (!p->is_object()) {
-      RejectEvent(out, index, InvalidArgument(where + ".properties: expected an object, got " + p->type_name(),
-                                         where + ".properties"),
-             false);
+      RejectEvent(
+          out, index,
+          InvalidArgument(where + ".properties: expected an object, got " + p->type_name(), where + ".properties"),
+          false);
       return;
     }
     props = std::move(*p);
@@ -149,9 +163,9 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
 
   const json* traits = FindMember(m, "traits");
   if (traits != nullptr && !traits->is_null() && !traits->is_object()) {
-    RejectEvent(out, index, InvalidArgument(where + ".traits: expected an object, got " + traits->type_name(),
-                                       where + ".traits"),
-           false);
+    RejectEvent(out, index,
+                InvalidArgument(where + ".traits: expected an object, got " + traits->type_name(), where + ".traits"),
+                false);
     return;
   }
   switch (*call) {
@@ -159,10 +173,10 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
       const json* ev = FindMember(m, "event");
       if (ev == nullptr || !ev->is_string()) {
         RejectEvent(out, index,
-               InvalidArgument(where + ".event: a track call needs an event name (string), got " +
-                                   (ev ? std::string(ev->type_name()) : std::string("nothing")),
-                               where + ".event"),
-               false);
+                    InvalidArgument(where + ".event: a track call needs an event name (string), got " +
+                                        (ev ? std::string(ev->type_name()) : std::string("nothing")),
+                                    where + ".event"),
+                    false);
         return;
       }
       native["event"] = *ev;
@@ -184,9 +198,9 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
       auto group = IdFromJson(FindMember(m, "groupId"), where + ".groupId");
       if (!group.ok() || group->empty()) {
         RejectEvent(out, index,
-               group.ok() ? InvalidArgument(where + ".groupId: a group call needs a groupId", where + ".groupId")
-                          : group.status(),
-               false);
+                    group.ok() ? InvalidArgument(where + ".groupId: a group call needs a groupId", where + ".groupId")
+                               : group.status(),
+                    false);
         return;
       }
       native["event"] = "$groupidentify";
@@ -198,10 +212,10 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
       auto previous = IdFromJson(FindMember(m, "previousId"), where + ".previousId");
       if (!previous.ok() || previous->empty()) {
         RejectEvent(out, index,
-               previous.ok() ? InvalidArgument(where + ".previousId: an alias call needs a previousId",
-                                               where + ".previousId")
-                             : previous.status(),
-               false);
+                    previous.ok() ? InvalidArgument(where + ".previousId: an alias call needs a previousId",
+                                                    where + ".previousId")
+                                  : previous.status(),
+                    false);
         return;
       }
       native["event"] = "$create_alias";  // the native mapping merges `alias` into distinct_id
@@ -218,7 +232,7 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
 }  // namespace
 
 StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
-                                     const IngestLimits& limits, const KeyResolver& resolve) {
+                                       const IngestLimits& limits, const KeyResolver& resolve) {
   std::string_view path = req.path;
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   std::optional<Call> call;
@@ -233,9 +247,9 @@ StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone
   NS_RETURN_IF_ERROR(CheckJsonContentType(req.content_type, body));
   NS_ASSIGN_OR_RETURN(json doc, ParseJsonPayload(body, "body"));
   if (!doc.is_object())
-    return InvalidArgument(std::string("body: expected a JSON object (a Segment message, or {\"batch\":[...]}), got ") +
-                               doc.type_name(),
-                           "body");
+    return InvalidArgument(
+        std::string("body: expected a JSON object (a Segment message, or {\"batch\":[...]}), got ") + doc.type_name(),
+        "body");
 
   CollectResult res;
   if (!req.basic_user.empty()) {
@@ -262,14 +276,12 @@ StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone
   }
   if (const json* c = FindMember(doc, "context"); c != nullptr && c->is_object()) env.context = c;
   auto it = doc.find("batch");
-  if (it == doc.end() || !it->is_array())
-    return InvalidArgument("batch: expected an array of messages", "batch");
+  if (it == doc.end() || !it->is_array()) return InvalidArgument("batch: expected an array of messages", "batch");
   res.received = it->size();
   for (size_t i = 0; i < it->size(); i++) {
     json& m = (*it)[i];
     const size_t bytes = EventBytes(m, approx);
-    AddMessage(m, std::nullopt, i, "batch[" + std::to_string(i) + "]", env, *zone, now_ms, limits, bytes,
-               &res.batch);
+    AddMessage(m, std::nullopt, i, "batch[" + std::to_string(i) + "]", env, *zone, now_ms, limits, bytes, &res.batch);
   }
   return res;
 }

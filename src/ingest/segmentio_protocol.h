@@ -23,6 +23,6 @@ namespace ns {
 // gzip), ResourceExhausted (body over limits.max_body_bytes after decompression).
 // Per-message errors are in result.batch.errors.
 StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
-                                     const IngestLimits& limits, const KeyResolver& resolve = {});
+                                       const IngestLimits& limits, const KeyResolver& resolve = {});
 
 }  // namespace ns

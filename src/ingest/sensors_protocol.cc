@@ -57,20 +57,21 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
       if (type->get_ref<const std::string&>() == t.name) info = &t;
   if (info == nullptr) {
     RejectEvent(out, index,
-           InvalidArgument(where + ".type: expected track, track_signup, track_id_bind, profile_set, "
-                                   "profile_set_once, profile_increment, profile_append or profile_unset, got " +
-                               (type ? type->dump(-1, ' ', false, json::error_handler_t::replace)
-                                     : std::string("nothing")),
-                           where + ".type"),
-           false);
+                InvalidArgument(
+                    where +
+                        ".type: expected track, track_signup, track_id_bind, profile_set, "
+                        "profile_set_once, profile_increment, profile_append or profile_unset, got " +
+                        (type ? type->dump(-1, ' ', false, json::error_handler_t::replace) : std::string("nothing")),
+                    where + ".type"),
+                false);
     return;
   }
   auto did = IdFromJson(FindMember(r, "distinct_id"), where + ".distinct_id");
   if (!did.ok() || did->empty()) {
     RejectEvent(out, index,
-           did.ok() ? InvalidArgument(where + ".distinct_id: required field is missing", where + ".distinct_id")
-                    : did.status(),
-           false);
+                did.ok() ? InvalidArgument(where + ".distinct_id: required field is missing", where + ".distinct_id")
+                         : did.status(),
+                false);
     return;
   }
   json native = json::object();
@@ -79,14 +80,15 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   if (info->event != nullptr) {
     name = info->event;
     if (info->type == RecordType::kTrackSignup || info->type == RecordType::kTrackIdBind)
-      if (const json* ev = FindMember(r, "event"); ev != nullptr && ev->is_string() &&
-                                                   !ev->get_ref<const std::string&>().empty())
+      if (const json* ev = FindMember(r, "event");
+          ev != nullptr && ev->is_string() && !ev->get_ref<const std::string&>().empty())
         name = ev->get<std::string>();
   } else {
     const json* ev = FindMember(r, "event");
     if (ev == nullptr || !ev->is_string()) {
       RejectEvent(out, index,
-             InvalidArgument(where + ".event: a track record needs an event name (string)", where + ".event"), false);
+                  InvalidArgument(where + ".event: a track record needs an event name (string)", where + ".event"),
+                  false);
       return;
     }
     name = ev->get<std::string>();
@@ -111,9 +113,10 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   json props = json::object();
   if (auto p = r.find("properties"); p != r.end() && !p->is_null()) {
     if (!p->is_object()) {
-      RejectEvent(out, index,
-             InvalidArgument(where + ".properties: expected an object, got " + p->type_name(), where + ".properties"),
-             false);
+      RejectEvent(
+          out, index,
+          InvalidArgument(where + ".properties: expected an object, got " + p->type_name(), where + ".properties"),
+          false);
       return;
     }
     props = std::move(*p);
@@ -124,8 +127,8 @@ void AddRecord(json& r, size_t index, const std::string& where, const TimeZone& 
   if (info->type == RecordType::kProfileSet) native["$set"] = props;
   if (info->type == RecordType::kProfileSetOnce) native["$set_once"] = props;
   const json* is_login = FindMember(props, "$is_login_id");
-  const bool login = (is_login != nullptr && is_login->is_boolean() && is_login->get<bool>()) ||
-                     FindMember(r, "login_id") != nullptr;
+  const bool login =
+      (is_login != nullptr && is_login->is_boolean() && is_login->get<bool>()) || FindMember(r, "login_id") != nullptr;
   native["properties"] = std::move(props);
   if (!AddEvent(native, index, where, tz, now_ms, limits, approx_bytes, out)) return;
   Event& e = out->events.back();
@@ -165,9 +168,10 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
     }
   }
   if (!have)
-    return InvalidArgument("no data: send the records as the form field or query parameter data_list=<base64> "
-                           "(an array) or data=<base64> (one record)",
-                           "data_list");
+    return InvalidArgument(
+        "no data: send the records as the form field or query parameter data_list=<base64> "
+        "(an array) or data=<base64> (one record)",
+        "data_list");
   NS_RETURN_IF_ERROR(CheckBodySize(text.size(), limits, what));
   const bool gzip_flag = req.Query("gzip") == "1";
   std::string decoded, inflated;
@@ -184,9 +188,8 @@ StatusOr<CollectResult> ParseSensors(const CollectRequest& req, const TimeZone& 
   NS_ASSIGN_OR_RETURN(payload, MaybeGunzip(payload, limits.max_body_bytes, &inflated));
   NS_ASSIGN_OR_RETURN(json doc, ParseJsonPayload(payload, what));
   if (!doc.is_array() && !doc.is_object())
-    return InvalidArgument(std::string(what) + ": expected a JSON array of records or one record object, got " +
-                               doc.type_name(),
-                           what);
+    return InvalidArgument(
+        std::string(what) + ": expected a JSON array of records or one record object, got " + doc.type_name(), what);
 
   CollectResult res;
   res.key = req.Query("token");

@@ -82,12 +82,14 @@ Status MetaDb::UpgradeBookkeeping() {
                                         "('schema_migrations_v1', 'schema_version')"));
     for (auto& t : old) {
       if (t.Str(0) == "schema_migrations_v1") {
-        NS_RETURN_IF_ERROR(Exec("INSERT INTO schema_migrations(subsystem, version, description, applied_at) "
-                                "SELECT 'ops', version, description, applied_at FROM schema_migrations_v1"));
+        NS_RETURN_IF_ERROR(
+            Exec("INSERT INTO schema_migrations(subsystem, version, description, applied_at) "
+                 "SELECT 'ops', version, description, applied_at FROM schema_migrations_v1"));
         NS_RETURN_IF_ERROR(Exec("DROP TABLE schema_migrations_v1"));
       } else {
-        NS_RETURN_IF_ERROR(Exec("INSERT OR IGNORE INTO schema_migrations(subsystem, version, description, applied_at) "
-                                "VALUES('projects', 1, 'projects table (was schema_version 1)', strftime('%s','now'))"));
+        NS_RETURN_IF_ERROR(
+            Exec("INSERT OR IGNORE INTO schema_migrations(subsystem, version, description, applied_at) "
+                 "VALUES('projects', 1, 'projects table (was schema_version 1)', strftime('%s','now'))"));
         NS_RETURN_IF_ERROR(Exec("DROP TABLE schema_version"));
       }
     }
@@ -113,9 +115,10 @@ Status MetaDb::Migrate(const std::string& subsystem, const std::vector<Migration
         return Internal(subsystem + " migration " + std::to_string(m.version) + " (" + m.description +
                         ") failed: " + e);
       }
-      return Exec("INSERT INTO schema_migrations(subsystem, version, description, applied_at) "
-                  "VALUES(?, ?, ?, strftime('%s','now'))",
-                  {subsystem, int64_t{m.version}, std::string(m.description)});
+      return Exec(
+          "INSERT INTO schema_migrations(subsystem, version, description, applied_at) "
+          "VALUES(?, ?, ?, strftime('%s','now'))",
+          {subsystem, int64_t{m.version}, std::string(m.description)});
     });
     NS_RETURN_IF_ERROR(st);
   }
@@ -157,9 +160,12 @@ Status MetaDb::Bind(sqlite3_stmt* s, const std::vector<SqlValue>& args, const st
     int k = static_cast<int>(i + 1);
     const SqlValue& v = args[i];
     int rc;
-    if (std::holds_alternative<std::nullptr_t>(v)) rc = sqlite3_bind_null(s, k);
-    else if (auto p = std::get_if<int64_t>(&v)) rc = sqlite3_bind_int64(s, k, *p);
-    else if (auto p = std::get_if<double>(&v)) rc = sqlite3_bind_double(s, k, *p);
+    if (std::holds_alternative<std::nullptr_t>(v))
+      rc = sqlite3_bind_null(s, k);
+    else if (auto p = std::get_if<int64_t>(&v))
+      rc = sqlite3_bind_int64(s, k, *p);
+    else if (auto p = std::get_if<double>(&v))
+      rc = sqlite3_bind_double(s, k, *p);
     else {
       const auto& str = std::get<std::string>(v);
       rc = sqlite3_bind_text(s, k, str.data(), static_cast<int>(str.size()), SQLITE_TRANSIENT);
@@ -207,8 +213,7 @@ Status MetaDb::Exec(const std::string& sql, const std::vector<SqlValue>& args) {
   NS_ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
   NS_RETURN_IF_ERROR(Bind(s, args, sql));
   int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-  }
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {}
   Status st = rc == SQLITE_DONE ? Status::OK() : Err("exec");
   sqlite3_reset(s);
   return st;

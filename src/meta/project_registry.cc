@@ -66,7 +66,8 @@ Status ValidateProjectName(const std::string& name) {
 
 ProjectRegistry::~ProjectRegistry() { CloseAll(); }
 
-StatusOr<std::unique_ptr<ProjectRegistry>> ProjectRegistry::Open(const std::string& data_dir, StoreOptions store_options) {
+StatusOr<std::unique_ptr<ProjectRegistry>> ProjectRegistry::Open(const std::string& data_dir,
+                                                                 StoreOptions store_options) {
   NS_RETURN_IF_ERROR(MakeDirs(data_dir + "/projects"));
   auto r = std::unique_ptr<ProjectRegistry>(new ProjectRegistry());
   r->dir_ = data_dir;
@@ -88,9 +89,9 @@ StatusOr<CreatedProject> ProjectRegistry::Create(const std::string& name, const 
   CreatedProject c;
   c.info = ProjectInfo{name, tz.name(), RandomToken("nsw_", 32), NowMs()};
   c.secret_key = RandomToken("nss_", 40);
-  Status st = db_->Exec(
-      "INSERT INTO projects(name, timezone, write_key, secret_key_sha256, created_at_ms) VALUES(?,?,?,?,?)",
-      {name, c.info.timezone, c.info.write_key, Sha256Hex(c.secret_key), c.info.created_at_ms});
+  Status st =
+      db_->Exec("INSERT INTO projects(name, timezone, write_key, secret_key_sha256, created_at_ms) VALUES(?,?,?,?,?)",
+                {name, c.info.timezone, c.info.write_key, Sha256Hex(c.secret_key), c.info.created_at_ms});
   if (st.code() == StatusCode::kAlreadyExists) return AlreadyExists("project '" + name + "' already exists");
   NS_RETURN_IF_ERROR(st);
   return c;
@@ -129,7 +130,8 @@ StatusOr<ProjectInfo> ProjectRegistry::ByWriteKey(const std::string& key) {
 }
 
 StatusOr<ProjectInfo> ProjectRegistry::BySecretKey(const std::string& key) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_->Query(std::string(kInfoColumns) + " WHERE secret_key_sha256 = ?", {Sha256Hex(key)}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_->Query(std::string(kInfoColumns) + " WHERE secret_key_sha256 = ?", {Sha256Hex(key)}));
   if (rows.empty()) return Unauthenticated("unknown secret key");
   return RowInfo(rows[0]);
 }

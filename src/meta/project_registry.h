@@ -17,7 +17,6 @@
 #include "meta/meta_db.h"
 #include "storage/event_store.h"
 #include "storage/maintenance_runner.h"
-#include "storage/maintenance_runner.h"
 
 namespace ns {
 

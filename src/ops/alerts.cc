@@ -25,10 +25,14 @@ namespace {
 
 std::string FormatValue(double v, bool ratio) {
   char buf[64];
-  if (ratio) std::snprintf(buf, sizeof buf, "%.1f%%", v * 100);
-  else if (std::fabs(v) >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (std::fabs(v) >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.4g", v);
+  if (ratio)
+    std::snprintf(buf, sizeof buf, "%.1f%%", v * 100);
+  else if (std::fabs(v) >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (std::fabs(v) >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.4g", v);
   return buf;
 }
 
@@ -65,28 +69,40 @@ StatusOr<int64_t> Channels::Create(const Principal& who, const json& body) {
   ch.kind = body["kind"].get<std::string>();
   ch.url = body["url"].get<std::string>();
   ch.name = body.value("name", ch.kind);
-  if (body.contains("secret") && !body["secret"].is_string()) return InvalidArgument("secret: expected a string", "secret");
+  if (body.contains("secret") && !body["secret"].is_string())
+    return InvalidArgument("secret: expected a string", "secret");
   ch.secret = body.value("secret", "");
   NS_RETURN_IF_ERROR(ValidateChannel(ch));
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO notification_channels(project, name, kind, url, secret, created_at) VALUES(?, ?, ?, ?, ?, ?)",
-                                       {who.project, ch.name, ch.kind, ch.url, ch.secret, NowMs()}));
+    NS_ASSIGN_OR_RETURN(
+        id,
+        db_.Insert(
+            "INSERT INTO notification_channels(project, name, kind, url, secret, created_at) VALUES(?, ?, ?, ?, ?, ?)",
+            {who.project, ch.name, ch.kind, ch.url, ch.secret, NowMs()}));
     // The audit log never holds the secret.
-    return Audit(db_, who, "create", "notification_channel", id, nullptr,
-                 json{{"name", ch.name}, {"kind", ch.kind}, {"url", MaskChannelUrl(ch.url)},
-                      {"secret_set", !ch.secret.empty()}});
+    return Audit(
+        db_, who, "create", "notification_channel", id, nullptr,
+        json{
+            {"name", ch.name}, {"kind", ch.kind}, {"url", MaskChannelUrl(ch.url)}, {"secret_set", !ch.secret.empty()}});
   }));
   return id;
 }
 
 StatusOr<json> Channels::List(const std::string& project) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, name, kind, url, secret, created_at FROM notification_channels WHERE project = ? ORDER BY id",
-                                           {project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query(
+          "SELECT id, name, kind, url, secret, created_at FROM notification_channels WHERE project = ? ORDER BY id",
+          {project}));
   json out = json::array();
   for (auto& r : rows)
-    out.push_back({{"id", r.Int(0)}, {"name", r.Str(1)}, {"kind", r.Str(2)}, {"url", MaskChannelUrl(r.Str(3))},
-                   {"secret_set", !r.Str(4).empty()}, {"created_at", r.Int(5)}});
+    out.push_back({{"id", r.Int(0)},
+                   {"name", r.Str(1)},
+                   {"kind", r.Str(2)},
+                   {"url", MaskChannelUrl(r.Str(3))},
+                   {"secret_set", !r.Str(4).empty()},
+                   {"created_at", r.Int(5)}});
   return out;
 }
 
@@ -97,23 +113,25 @@ Status Channels::Delete(const Principal& who, int64_t id) {
 }
 
 StatusOr<NotificationChannel> Channels::Load(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, name, kind, url, secret FROM notification_channels WHERE id = ? AND project = ?",
-                                           {id, project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows, db_.Query("SELECT id, name, kind, url, secret FROM notification_channels WHERE id = ? AND project = ?",
+                           {id, project}));
   if (rows.empty()) return NotFound("no notification channel " + std::to_string(id));
   return NotificationChannel{rows[0].Int(0), rows[0].Str(1), rows[0].Str(2), rows[0].Str(3), rows[0].Str(4)};
 }
 
 DeliveryResult Channels::Send(const NotificationChannel& ch, const Notification& n) {
   DeliveryResult r = Deliver(ch, n, retry);
-  (void)db_.Exec("INSERT INTO deliveries(channel_id, at, subject, ok, attempts, http_status, error) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                 {ch.id, NowMs(), n.title, int64_t{r.ok ? 1 : 0}, int64_t{r.attempts}, int64_t{r.http_status}, r.error});
+  (void)db_.Exec(
+      "INSERT INTO deliveries(channel_id, at, subject, ok, attempts, http_status, error) VALUES(?, ?, ?, ?, ?, ?, ?)",
+      {ch.id, NowMs(), n.title, int64_t{r.ok ? 1 : 0}, int64_t{r.attempts}, int64_t{r.http_status}, r.error});
   return r;
 }
 
 namespace {
 json MessageJson(const Notification& n) {
-  return {{"title", n.title}, {"text", n.text}, {"level", n.level}, {"link", n.link}, {"data", n.data},
-          {"dedup_key", n.dedup_key}};
+  return {{"title", n.title}, {"text", n.text}, {"level", n.level},
+          {"link", n.link},   {"data", n.data}, {"dedup_key", n.dedup_key}};
 }
 Notification MessageFromJson(const json& j) {
   Notification n;
@@ -134,7 +152,8 @@ StatusOr<Channels::Enqueued> Channels::Enqueue(const std::string& project, const
   out.dedup_key = n.dedup_key;
   std::vector<int64_t> ids = ids_in;
   if (ids.empty()) {
-    NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM notification_channels WHERE project = ? ORDER BY id", {project}));
+    NS_ASSIGN_OR_RETURN(auto rows,
+                        db_.Query("SELECT id FROM notification_channels WHERE project = ? ORDER BY id", {project}));
     for (auto& r : rows) ids.push_back(r.Int(0));
   }
   const std::string message = MessageJson(n).dump();
@@ -144,9 +163,10 @@ StatusOr<Channels::Enqueued> Channels::Enqueue(const std::string& project, const
         out.unknown_channels.push_back({{"channel_id", id}, {"ok", false}, {"error", ch.status().message()}});
         continue;
       }
-      NS_RETURN_IF_ERROR(db_.Exec("INSERT INTO outbox(project, channel_id, dedup_key, message, state, created_at) "
-                                  "VALUES(?, ?, ?, ?, 'pending', ?) ON CONFLICT(channel_id, dedup_key) DO NOTHING",
-                                  {project, id, n.dedup_key, message, NowMs()}));
+      NS_RETURN_IF_ERROR(
+          db_.Exec("INSERT INTO outbox(project, channel_id, dedup_key, message, state, created_at) "
+                   "VALUES(?, ?, ?, ?, 'pending', ?) ON CONFLICT(channel_id, dedup_key) DO NOTHING",
+                   {project, id, n.dedup_key, message, NowMs()}));
     }
     return Status::OK();
   }));
@@ -155,11 +175,14 @@ StatusOr<Channels::Enqueued> Channels::Enqueue(const std::string& project, const
 
 json Channels::DeliverPending(const std::string& dedup_key) {
   json out = json::array();
-  auto rows = dedup_key.empty()
-                  ? db_.Query("SELECT o.id, o.project, o.channel_id, o.message FROM outbox o WHERE o.state = 'pending' ORDER BY o.id")
-                  : db_.Query("SELECT o.id, o.project, o.channel_id, o.message FROM outbox o "
-                              "WHERE o.state = 'pending' AND o.dedup_key = ? ORDER BY o.id",
-                              {dedup_key});
+  auto rows =
+      dedup_key.empty()
+          ? db_.Query(
+                "SELECT o.id, o.project, o.channel_id, o.message FROM outbox o WHERE o.state = 'pending' ORDER BY o.id")
+          : db_.Query(
+                "SELECT o.id, o.project, o.channel_id, o.message FROM outbox o "
+                "WHERE o.state = 'pending' AND o.dedup_key = ? ORDER BY o.id",
+                {dedup_key});
   if (!rows.ok()) {
     spdlog::error("outbox: {}", rows.status().ToString());
     return out;
@@ -170,7 +193,8 @@ json Channels::DeliverPending(const std::string& dedup_key) {
     json msg = json::parse(r.Str(3), nullptr, false);
     if (!ch.ok() || !msg.is_object()) {
       (void)db_.Exec("UPDATE outbox SET state = 'failed', done_at = ? WHERE id = ?", {NowMs(), row_id});
-      out.push_back({{"channel_id", channel_id}, {"ok", false},
+      out.push_back({{"channel_id", channel_id},
+                     {"ok", false},
                      {"error", ch.ok() ? "unreadable outbox message" : ch.status().message()}});
       continue;
     }
@@ -178,7 +202,10 @@ json Channels::DeliverPending(const std::string& dedup_key) {
     // Done either way: a failure was already retried by Deliver and is in the delivery log.
     (void)db_.Exec("UPDATE outbox SET state = ?, done_at = ? WHERE id = ?",
                    {std::string(d.ok ? "sent" : "failed"), NowMs(), row_id});
-    out.push_back({{"channel_id", channel_id}, {"ok", d.ok}, {"attempts", d.attempts}, {"http_status", d.http_status},
+    out.push_back({{"channel_id", channel_id},
+                   {"ok", d.ok},
+                   {"attempts", d.attempts},
+                   {"http_status", d.http_status},
                    {"error", d.error}});
   }
   return out;
@@ -194,7 +221,8 @@ json Channels::SendAll(const std::string& project, const std::vector<int64_t>& i
     out.push_back(d);
   }
   // Channels that had this key already: sent before (a re-run), not again.
-  auto done = db_.Query("SELECT channel_id, state FROM outbox WHERE dedup_key = ? AND project = ?", {q->dedup_key, project});
+  auto done =
+      db_.Query("SELECT channel_id, state FROM outbox WHERE dedup_key = ? AND project = ?", {q->dedup_key, project});
   if (done.ok())
     for (auto& r : *done)
       if (!delivered.count(r.Int(0)))
@@ -203,14 +231,23 @@ json Channels::SendAll(const std::string& project, const std::vector<int64_t>& i
 }
 
 StatusOr<json> Channels::Deliveries(const std::string& project, int limit) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT d.id, d.channel_id, c.name, d.at, d.subject, d.ok, d.attempts, d.http_status, d.error "
-                                           "FROM deliveries d JOIN notification_channels c ON c.id = d.channel_id "
-                                           "WHERE c.project = ? ORDER BY d.id DESC LIMIT ?",
-                                           {project, int64_t{limit}}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT d.id, d.channel_id, c.name, d.at, d.subject, d.ok, d.attempts, d.http_status, d.error "
+                "FROM deliveries d JOIN notification_channels c ON c.id = d.channel_id "
+                "WHERE c.project = ? ORDER BY d.id DESC LIMIT ?",
+                {project, int64_t{limit}}));
   json out = json::array();
   for (auto& r : rows)
-    out.push_back({{"id", r.Int(0)}, {"channel_id", r.Int(1)}, {"channel", r.Str(2)}, {"at", r.Int(3)}, {"subject", r.Str(4)},
-                   {"ok", r.Int(5) != 0}, {"attempts", r.Int(6)}, {"http_status", r.Int(7)}, {"error", r.Str(8)}});
+    out.push_back({{"id", r.Int(0)},
+                   {"channel_id", r.Int(1)},
+                   {"channel", r.Str(2)},
+                   {"at", r.Int(3)},
+                   {"subject", r.Str(4)},
+                   {"ok", r.Int(5) != 0},
+                   {"attempts", r.Int(6)},
+                   {"http_status", r.Int(7)},
+                   {"error", r.Str(8)}});
   return out;
 }
 
@@ -219,13 +256,14 @@ StatusOr<json> Channels::Deliveries(const std::string& project, int limit) {
 StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) {
   if (!body_in.is_object()) return InvalidArgument("expected {\"kpi_id\",\"type\",...}");
   json b = body_in;
-  static const std::set<std::string> known = {"kpi_id", "type", "threshold_pct", "threshold", "compare", "channels",
-                                              "cooldown_minutes", "name"};
+  static const std::set<std::string> known = {"kpi_id",  "type",     "threshold_pct",    "threshold",
+                                              "compare", "channels", "cooldown_minutes", "name"};
   for (auto it = b.begin(); it != b.end(); ++it)
     if (!known.count(it.key()))
-      return InvalidArgument("unknown field '" + it.key() +
-                                 "' (known: kpi_id, type, threshold_pct, threshold, compare, channels, cooldown_minutes, name)",
-                             it.key());
+      return InvalidArgument(
+          "unknown field '" + it.key() +
+              "' (known: kpi_id, type, threshold_pct, threshold, compare, channels, cooldown_minutes, name)",
+          it.key());
   if (!b.contains("kpi_id") || !b["kpi_id"].is_number_integer()) return InvalidArgument("kpi_id: required", "kpi_id");
   NS_ASSIGN_OR_RETURN(json kdoc, kpis_.Doc(who.project, b["kpi_id"].get<int64_t>()));
   if (!b.contains("type")) b["type"] = "below_target";
@@ -233,9 +271,11 @@ StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) 
   if (type != "below_target" && type != "change" && type != "anomaly")
     return InvalidArgument("type: expected below_target, change or anomaly", "type");
   if (type == "below_target" && !kdoc["target"].is_number())
-    return InvalidArgument("type: below_target needs a KPI with a target (KPI " + kdoc["id"].dump() + " has none)", "type");
+    return InvalidArgument("type: below_target needs a KPI with a target (KPI " + kdoc["id"].dump() + " has none)",
+                           "type");
   if (!b.contains("threshold_pct")) b["threshold_pct"] = type == "below_target" ? 10.0 : 15.0;
-  if (!b["threshold_pct"].is_number() || b["threshold_pct"].get<double>() <= 0 || b["threshold_pct"].get<double>() > 1000)
+  if (!b["threshold_pct"].is_number() || b["threshold_pct"].get<double>() <= 0 ||
+      b["threshold_pct"].get<double>() > 1000)
     return InvalidArgument("threshold_pct: expected a percentage > 0 (e.g. 10)", "threshold_pct");
   if (!b.contains("threshold")) b["threshold"] = 3.5;
   if (!b["threshold"].is_number() || b["threshold"].get<double>() <= 0)
@@ -262,27 +302,36 @@ StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) 
 }
 
 StatusOr<json> Alerts::ListRules(const std::string& project) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at FROM alert_rules WHERE project = ? ORDER BY id", {project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows, db_.Query("SELECT id, doc, created_at FROM alert_rules WHERE project = ? ORDER BY id", {project}));
   return DocList(rows);
 }
 
 Status Alerts::DeleteRule(const Principal& who, int64_t id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc FROM alert_rules WHERE id = ? AND project = ?", {id, who.project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT doc FROM alert_rules WHERE id = ? AND project = ?", {id, who.project}));
   if (rows.empty()) return NotFound("no alert rule " + std::to_string(id));
   NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM alert_rules WHERE id = ?", {id}));
   return Audit(db_, who, "delete", "alert_rule", id, json::parse(rows[0].Str(0)), nullptr);
 }
 
 static json AlertRow(const SqlRow& r) {
-  return json{{"id", r.Int(0)}, {"rule_id", r.Int(1)}, {"kpi_id", r.Int(2)}, {"state", r.Str(3)},
-              {"fired_at", r.Int(4)}, {"last_seen_at", r.Int(5)}, {"acked_at", r.IsNull(6) ? json() : json(r.Int(6))},
+  return json{{"id", r.Int(0)},
+              {"rule_id", r.Int(1)},
+              {"kpi_id", r.Int(2)},
+              {"state", r.Str(3)},
+              {"fired_at", r.Int(4)},
+              {"last_seen_at", r.Int(5)},
+              {"acked_at", r.IsNull(6) ? json() : json(r.Int(6))},
               {"acked_by", r.IsNull(7) ? json() : json(r.Str(7))},
-              {"resolved_at", r.IsNull(8) ? json() : json(r.Int(8))}, {"message", r.Str(9)},
+              {"resolved_at", r.IsNull(8) ? json() : json(r.Int(8))},
+              {"message", r.Str(9)},
               {"detail", json::parse(r.Str(10), nullptr, false)}};
 }
 
 static const char* kAlertCols =
-    "SELECT id, rule_id, kpi_id, state, fired_at, last_seen_at, acked_at, acked_by, resolved_at, message, detail FROM alerts ";
+    "SELECT id, rule_id, kpi_id, state, fired_at, last_seen_at, acked_at, acked_by, resolved_at, message, detail FROM "
+    "alerts ";
 
 StatusOr<json> Alerts::List(const std::string& project, const std::string& state) {
   if (!state.empty() && state != "firing" && state != "acknowledged" && state != "resolved" && state != "open")
@@ -290,7 +339,9 @@ StatusOr<json> Alerts::List(const std::string& project, const std::string& state
   StatusOr<std::vector<SqlRow>> rows =
       state.empty() ? db_.Query(std::string(kAlertCols) + "WHERE project = ? ORDER BY id DESC", {project})
       : state == "open"
-          ? db_.Query(std::string(kAlertCols) + "WHERE project = ? AND state IN ('firing','acknowledged') ORDER BY id DESC", {project})
+          ? db_.Query(
+                std::string(kAlertCols) + "WHERE project = ? AND state IN ('firing','acknowledged') ORDER BY id DESC",
+                {project})
           : db_.Query(std::string(kAlertCols) + "WHERE project = ? AND state = ? ORDER BY id DESC", {project, state});
   if (!rows.ok()) return rows.status();
   json out = json::array();
@@ -372,8 +423,12 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
       } else {
         c = p1.num - p0.num;
       }
-      contribs.push_back({{"dimension", d}, {"value", k}, {"contribution", c},
-                          {"share", delta != 0 ? c / delta : 0.0}, {"previous", p0.Value()}, {"current", p1.Value()}});
+      contribs.push_back({{"dimension", d},
+                          {"value", k},
+                          {"contribution", c},
+                          {"share", delta != 0 ? c / delta : 0.0},
+                          {"previous", p0.Value()},
+                          {"current", p1.Value()}});
     }
   }
   // Top 3 in the direction of the change.
@@ -394,11 +449,12 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
   if (!top.empty()) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.0f%%", std::fabs(top[0]["share"].get<double>()) * 100);
-    hint = std::string(buf) + " of the " + (delta < 0 ? "drop" : "rise") + " from " + top[0]["dimension"].get<std::string>() +
-           "=" + top[0]["value"].get<std::string>();
+    hint = std::string(buf) + " of the " + (delta < 0 ? "drop" : "rise") + " from " +
+           top[0]["dimension"].get<std::string>() + "=" + top[0]["value"].get<std::string>();
     for (size_t i = 1; i < top.size(); i++) {
       std::snprintf(buf, sizeof buf, "%.0f%%", std::fabs(top[i]["share"].get<double>()) * 100);
-      hint += ", " + std::string(buf) + " " + top[i]["dimension"].get<std::string>() + "=" + top[i]["value"].get<std::string>();
+      hint += ", " + std::string(buf) + " " + top[i]["dimension"].get<std::string>() + "=" +
+              top[i]["value"].get<std::string>();
     }
   }
   if (worst.is_object()) {
@@ -414,7 +470,8 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
 StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
   NS_ASSIGN_OR_RETURN(json kpi, kpis_.Get(project, kpi_id));
   NS_ASSIGN_OR_RETURN(json doc, kpis_.Doc(project, kpi_id));
-  NS_ASSIGN_OR_RETURN(auto rules, db_.Query("SELECT id, doc FROM alert_rules WHERE kpi_id = ? AND project = ?", {kpi_id, project}));
+  NS_ASSIGN_OR_RETURN(auto rules,
+                      db_.Query("SELECT id, doc FROM alert_rules WHERE kpi_id = ? AND project = ?", {kpi_id, project}));
   json fired = json::array();
   bool higher = doc["direction"] == "higher";
   bool ratio = IsRatioKpi(doc);
@@ -452,12 +509,14 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
     } else if (daily.size() >= 2) {
       size_t last = daily.size() - 1;
       size_t base = rule["compare"] == "wow" ? (last >= 7 ? last - 7 : SIZE_MAX) : last - 1;
-      if (type == "change" && base != SIZE_MAX && daily[last]["value"].is_number() && daily[base]["value"].is_number()) {
+      if (type == "change" && base != SIZE_MAX && daily[last]["value"].is_number() &&
+          daily[base]["value"].is_number()) {
         double v1 = daily[last]["value"].get<double>(), v0 = daily[base]["value"].get<double>();
         double rel = v0 != 0 ? (v1 - v0) / std::fabs(v0) : 0;
         firing = higher ? rel <= -pct : rel >= pct;
         what = name + " " + SignedPercent(rel) + (rule["compare"] == "wow" ? " w/w" : " d/d") + " (" +
-               FormatValue(v0, ratio) + " \u2192 " + FormatValue(v1, ratio) + " on " + daily[last]["date"].get<std::string>() + ")";
+               FormatValue(v0, ratio) + " \u2192 " + FormatValue(v1, ratio) + " on " +
+               daily[last]["date"].get<std::string>() + ")";
         facts = {{"previous", v0}, {"current", v1}, {"relative_change", rel}, {"date", daily[last]["date"]}};
         int32_t d1 = ParseDate(daily[last]["date"].get<std::string>(), "").value();
         int32_t d0 = ParseDate(daily[base]["date"].get<std::string>(), "").value();
@@ -479,7 +538,9 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
         have_windows = true;
       }
     }
-    NS_ASSIGN_OR_RETURN(auto open, db_.Query("SELECT id FROM alerts WHERE rule_id = ? AND state IN ('firing','acknowledged')", {rule_id}));
+    NS_ASSIGN_OR_RETURN(
+        auto open,
+        db_.Query("SELECT id FROM alerts WHERE rule_id = ? AND state IN ('firing','acknowledged')", {rule_id}));
     int64_t now = NowMs();
     if (!firing) {
       for (auto& o : open) {
@@ -491,7 +552,8 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
         n.dedup_key = "alert-" + std::to_string(o.Int(0)) + "-resolved";
         // The state change and its message commit together (the outbox), then it is sent.
         NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
-          NS_RETURN_IF_ERROR(db_.Exec("UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", {now, o.Int(0)}));
+          NS_RETURN_IF_ERROR(
+              db_.Exec("UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", {now, o.Int(0)}));
           return channels_.Enqueue(project, rule["channels"].get<std::vector<int64_t>>(), n).status();
         }));
         channels_.DeliverPending(n.dedup_key);
@@ -502,7 +564,9 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
       NS_RETURN_IF_ERROR(db_.Exec("UPDATE alerts SET last_seen_at = ? WHERE id = ?", {now, open[0].Int(0)}));
       continue;
     }
-    NS_ASSIGN_OR_RETURN(auto recent, db_.Query("SELECT MAX(resolved_at) FROM alerts WHERE rule_id = ? AND state = 'resolved'", {rule_id}));
+    NS_ASSIGN_OR_RETURN(
+        auto recent,
+        db_.Query("SELECT MAX(resolved_at) FROM alerts WHERE rule_id = ? AND state = 'resolved'", {rule_id}));
     if (!recent.empty() && !recent[0].IsNull(0) &&
         now - recent[0].Int(0) < rule["cooldown_minutes"].get<int64_t>() * 60'000)
       continue;  // cooldown after a resolution: a flapping KPI sends one message
@@ -519,9 +583,11 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
     // The alert, the KPI's hint and the message commit in one transaction (the outbox), so a
     // crash can neither leave a fired alert without its message nor send it twice.
     NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
-      NS_ASSIGN_OR_RETURN(aid, db_.Insert("INSERT INTO alerts(project, rule_id, kpi_id, state, fired_at, last_seen_at, message, detail) "
-                                          "VALUES(?, ?, ?, 'firing', ?, ?, ?, ?)",
-                                          {project, rule_id, kpi_id, now, now, message, detail.dump()}));
+      NS_ASSIGN_OR_RETURN(
+          aid,
+          db_.Insert("INSERT INTO alerts(project, rule_id, kpi_id, state, fired_at, last_seen_at, message, detail) "
+                     "VALUES(?, ?, ?, 'firing', ?, ?, ?, ?)",
+                     {project, rule_id, kpi_id, now, now, message, detail.dump()}));
       // The hint becomes the KPI's automatic "reason for the change".
       NS_ASSIGN_OR_RETURN(auto st, db_.Query("SELECT state FROM kpis WHERE id = ?", {kpi_id}));
       if (!st.empty() && !st[0].IsNull(0)) {

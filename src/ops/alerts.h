@@ -12,9 +12,9 @@
 
 #include <string>
 
+#include "auth/accounts.h"
 #include "core/status.h"
 #include "meta/meta_db.h"
-#include "auth/accounts.h"
 #include "ops/kpis.h"
 #include "ops/notify.h"
 

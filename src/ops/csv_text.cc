@@ -46,7 +46,8 @@ StatusOr<std::vector<std::vector<std::string>>> ParseCsvText(std::string_view t)
       any = true;
     }
   }
-  if (quoted) return InvalidArgument("CSV: the quoted field opened on line " + std::to_string(quote_line) + " is never closed");
+  if (quoted)
+    return InvalidArgument("CSV: the quoted field opened on line " + std::to_string(quote_line) + " is never closed");
   if (any || !field.empty()) {
     row.push_back(std::move(field));
     rows.push_back(std::move(row));

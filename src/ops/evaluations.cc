@@ -17,25 +17,34 @@ StatusOr<json> Evaluations::Draft(const std::string& project, int64_t scenario_i
   NS_ASSIGN_OR_RETURN(json kpis, kpis_.List(project, scenario_id));
   json results = json::array();
   for (auto& k : kpis)
-    results.push_back({{"kpi_id", k["id"]}, {"name", k["name"]}, {"target", k["target"]}, {"actual", k.value("actual", json())},
-                       {"achievement_rate", k.value("achievement_rate", json())}, {"light", k.value("light", json())},
-                       {"direction", k["direction"]}, {"period", k.value("period", json())}});
+    results.push_back({{"kpi_id", k["id"]},
+                       {"name", k["name"]},
+                       {"target", k["target"]},
+                       {"actual", k.value("actual", json())},
+                       {"achievement_rate", k.value("achievement_rate", json())},
+                       {"light", k.value("light", json())},
+                       {"direction", k["direction"]},
+                       {"period", k.value("period", json())}});
   ev["kpis"] = results;
   int done = 0, late = 0, cancelled = 0, open = 0;
   json late_list = json::array();
   for (auto& a : sc["actions"]) {
     std::string st = a["status"].get<std::string>();
     bool is_late = st == "delayed";
-    if (st == "done") done++;
-    else if (st == "cancelled") cancelled++;
-    else open++;
+    if (st == "done")
+      done++;
+    else if (st == "cancelled")
+      cancelled++;
+    else
+      open++;
     if (is_late) {
       late++;
-      late_list.push_back({{"id", a["id"]}, {"action", a["action"]}, {"owner", a["owner"]}, {"due_date", a["due_date"]}});
+      late_list.push_back(
+          {{"id", a["id"]}, {"action", a["action"]}, {"owner", a["owner"]}, {"due_date", a["due_date"]}});
     }
   }
-  ev["actions"] = {{"total", sc["actions"].size()}, {"done", done}, {"late", late}, {"cancelled", cancelled},
-                   {"open", open}, {"late_actions", late_list}};
+  ev["actions"] = {{"total", sc["actions"].size()}, {"done", done}, {"late", late},
+                   {"cancelled", cancelled},        {"open", open}, {"late_actions", late_list}};
   // Biggest movers: the root-cause contributors of the scenario's alerts, strongest first.
   json movers = json::array();
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT a.detail, a.message FROM alerts a JOIN kpis k ON k.id = a.kpi_id "
@@ -46,12 +55,16 @@ StatusOr<json> Evaluations::Draft(const std::string& project, int64_t scenario_i
     if (!d.is_object()) continue;
     const json& rc = d.value("root_cause", json::object());
     for (auto& c : rc.value("top_contributors", json::array()))
-      movers.push_back({{"kpi", d.value("kpi_name", "")}, {"dimension", c["dimension"]}, {"value", c["value"]},
-                        {"contribution", c["contribution"]}, {"share", c["share"]}});
+      movers.push_back({{"kpi", d.value("kpi_name", "")},
+                        {"dimension", c["dimension"]},
+                        {"value", c["value"]},
+                        {"contribution", c["contribution"]},
+                        {"share", c["share"]}});
     if (rc.contains("step") && rc["step"].is_object())
-      movers.push_back({{"kpi", d.value("kpi_name", "")}, {"step", rc["step"]["from"].get<std::string>() + "\u2192" +
-                                                                       rc["step"]["to"].get<std::string>()},
-                        {"relative_change", rc["step"]["relative_change"]}});
+      movers.push_back(
+          {{"kpi", d.value("kpi_name", "")},
+           {"step", rc["step"]["from"].get<std::string>() + "\u2192" + rc["step"]["to"].get<std::string>()},
+           {"relative_change", rc["step"]["relative_change"]}});
     if (movers.size() >= 10) break;
   }
   ev["biggest_movers"] = movers;
@@ -62,13 +75,16 @@ StatusOr<json> Evaluations::Draft(const std::string& project, int64_t scenario_i
 
 StatusOr<json> Evaluations::Get(const std::string& project, int64_t scenario_id) {
   NS_ASSIGN_OR_RETURN(json ev, Draft(project, scenario_id));
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at, updated_at FROM evaluations WHERE scenario_id = ?", {scenario_id}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT id, doc, created_at, updated_at FROM evaluations WHERE scenario_id = ?", {scenario_id}));
   if (!rows.empty()) {
     json saved = json::parse(rows[0].Str(1));
     for (const char* f : {"what_worked", "problems", "next_measures", "owner", "status"})
       if (saved.contains(f)) ev[f] = saved[f];
     // A final evaluation keeps the numbers it was finished with.
-    if (saved.value("status", "") == "final" && saved.contains("kpis")) ev["kpis"] = saved["kpis"], ev["actions"] = saved["actions"];
+    if (saved.value("status", "") == "final" && saved.contains("kpis"))
+      ev["kpis"] = saved["kpis"], ev["actions"] = saved["actions"];
     ev["id"] = rows[0].Int(0);
     ev["created_at"] = rows[0].Int(2);
     ev["updated_at"] = rows[0].Int(3);
@@ -77,11 +93,13 @@ StatusOr<json> Evaluations::Get(const std::string& project, int64_t scenario_id)
 }
 
 Status Evaluations::Save(const Principal& who, int64_t scenario_id, const json& body) {
-  if (!body.is_object()) return InvalidArgument("expected {\"what_worked\",\"problems\",\"next_measures\",\"owner\",\"status\"}");
+  if (!body.is_object())
+    return InvalidArgument("expected {\"what_worked\",\"problems\",\"next_measures\",\"owner\",\"status\"}");
   for (auto it = body.begin(); it != body.end(); ++it) {
     const std::string& k = it.key();
     if (k != "what_worked" && k != "problems" && k != "next_measures" && k != "owner" && k != "status")
-      return InvalidArgument("unknown field '" + k + "' (known: what_worked, problems, next_measures, owner, status)", k);
+      return InvalidArgument("unknown field '" + k + "' (known: what_worked, problems, next_measures, owner, status)",
+                             k);
     if (!it.value().is_string()) return InvalidArgument(k + ": expected a string", k);
     if (it.value().get<std::string>().size() > 20000) return InvalidArgument(k + ": at most 20000 bytes", k);
   }
@@ -94,17 +112,19 @@ Status Evaluations::Save(const Principal& who, int64_t scenario_id, const json& 
     json doc = ev;
     for (const char* k : {"id", "created_at", "updated_at"}) doc.erase(k);
     int64_t now = NowMs();
-    NS_RETURN_IF_ERROR(db_.Exec("INSERT INTO evaluations(scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?) "
-                                "ON CONFLICT(scenario_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
-                                {scenario_id, doc.dump(), now, now}));
+    NS_RETURN_IF_ERROR(
+        db_.Exec("INSERT INTO evaluations(scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?) "
+                 "ON CONFLICT(scenario_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+                 {scenario_id, doc.dump(), now, now}));
     return Audit(db_, who, "update", "evaluation", scenario_id, before, doc);
   });
 }
 
 StatusOr<int> Evaluations::DraftEnded(const std::string& project, int32_t today) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT s.id, s.doc FROM scenarios s LEFT JOIN evaluations e ON e.scenario_id = s.id "
-                                           "WHERE s.project = ? AND e.id IS NULL",
-                                           {project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT s.id, s.doc FROM scenarios s LEFT JOIN evaluations e ON e.scenario_id = s.id "
+                                "WHERE s.project = ? AND e.id IS NULL",
+                                {project}));
   int n = 0;
   for (auto& r : rows) {
     json d = json::parse(r.Str(1));
@@ -126,29 +146,40 @@ StatusOr<int64_t> Evaluations::SaveAsSop(const Principal& who, int64_t scenario_
     return FailedPrecondition("the evaluation of scenario " + std::to_string(scenario_id) +
                               " is not finished: save it with \"status\":\"final\" first");
   NS_ASSIGN_OR_RETURN(json sc, scenarios_.Get(who.project, scenario_id));
-  std::string name = body.is_object() && body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>()
-                                                                                          : sc["name"].get<std::string>();
+  std::string name = body.is_object() && body.contains("name") && body["name"].is_string()
+                         ? body["name"].get<std::string>()
+                         : sc["name"].get<std::string>();
   if (name.empty() || name.size() > 200) return InvalidArgument("name: 1 to 200 bytes", "name");
   json tmpl;
-  for (const char* f : {"business_module", "goal", "key_user_group", "pain_points", "success_criteria", "funnel"}) tmpl[f] = sc[f];
+  for (const char* f : {"business_module", "goal", "key_user_group", "pain_points", "success_criteria", "funnel"})
+    tmpl[f] = sc[f];
   // Actions keep their content and their timing relative to the scenario start.
   int32_t start = sc["period"].is_object() ? ParseDate(sc["period"]["from"].get<std::string>(), "").value() : 0;
   json acts = json::array();
   std::map<int64_t, size_t> index;
   for (auto& a : sc["actions"]) index[a["id"].get<int64_t>()] = index.size();
   for (auto& a : sc["actions"]) {
-    json t{{"strategy", a["strategy"]}, {"action", a["action"]}, {"resources", a["resources"]},
-           {"delivery_standard", a["delivery_standard"]}, {"owner", a["owner"]}};
-    if (start && a["start_date"].is_string()) t["start_offset_days"] = ParseDate(a["start_date"].get<std::string>(), "").value() - start;
-    if (start && a["due_date"].is_string()) t["due_offset_days"] = ParseDate(a["due_date"].get<std::string>(), "").value() - start;
+    json t{{"strategy", a["strategy"]},
+           {"action", a["action"]},
+           {"resources", a["resources"]},
+           {"delivery_standard", a["delivery_standard"]},
+           {"owner", a["owner"]}};
+    if (start && a["start_date"].is_string())
+      t["start_offset_days"] = ParseDate(a["start_date"].get<std::string>(), "").value() - start;
+    if (start && a["due_date"].is_string())
+      t["due_offset_days"] = ParseDate(a["due_date"].get<std::string>(), "").value() - start;
     json deps = json::array();
     for (auto& d : a["depends_on"])
       if (index.count(d.get<int64_t>())) deps.push_back(index[d.get<int64_t>()]);
     t["depends_on_index"] = deps;
     acts.push_back(t);
   }
-  json doc{{"name", name}, {"scenario", tmpl}, {"actions", acts}, {"source_scenario_id", scenario_id},
-           {"lessons", {{"what_worked", ev["what_worked"]}, {"problems", ev["problems"]}, {"next_measures", ev["next_measures"]}}},
+  json doc{{"name", name},
+           {"scenario", tmpl},
+           {"actions", acts},
+           {"source_scenario_id", scenario_id},
+           {"lessons",
+            {{"what_worked", ev["what_worked"]}, {"problems", ev["problems"]}, {"next_measures", ev["next_measures"]}}},
            {"results", ev["kpis"]}};
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
@@ -160,12 +191,14 @@ StatusOr<int64_t> Evaluations::SaveAsSop(const Principal& who, int64_t scenario_
 }
 
 StatusOr<json> Evaluations::ListSops(const std::string& project) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at FROM sops WHERE project = ? ORDER BY id", {project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT id, doc, created_at FROM sops WHERE project = ? ORDER BY id", {project}));
   return DocList(rows);
 }
 
 StatusOr<json> Evaluations::GetSop(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc, created_at FROM sops WHERE id = ? AND project = ?", {id, project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT doc, created_at FROM sops WHERE id = ? AND project = ?", {id, project}));
   if (rows.empty()) return NotFound("no SOP " + std::to_string(id));
   json d = json::parse(rows[0].Str(0));
   d["id"] = id;
@@ -188,10 +221,15 @@ StatusOr<int64_t> Evaluations::StartFromSop(const Principal& who, int64_t sop_id
       start = ParseDate(sc["period"]["from"].get<std::string>(), "period.from").value();
     std::vector<int64_t> ids;
     for (auto& t : sop["actions"]) {
-      json a{{"strategy", t["strategy"]}, {"action", t["action"]}, {"resources", t["resources"]},
-             {"delivery_standard", t["delivery_standard"]}, {"owner", t["owner"]}};
-      if (start && t.contains("start_offset_days")) a["start_date"] = FormatDate(start + t["start_offset_days"].get<int32_t>());
-      if (start && t.contains("due_offset_days")) a["due_date"] = FormatDate(start + t["due_offset_days"].get<int32_t>());
+      json a{{"strategy", t["strategy"]},
+             {"action", t["action"]},
+             {"resources", t["resources"]},
+             {"delivery_standard", t["delivery_standard"]},
+             {"owner", t["owner"]}};
+      if (start && t.contains("start_offset_days"))
+        a["start_date"] = FormatDate(start + t["start_offset_days"].get<int32_t>());
+      if (start && t.contains("due_offset_days"))
+        a["due_date"] = FormatDate(start + t["due_offset_days"].get<int32_t>());
       NS_ASSIGN_OR_RETURN(int64_t aid, scenarios_.AddAction(who, id, a));
       ids.push_back(aid);
     }

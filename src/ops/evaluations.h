@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "auth/accounts.h"
 #include "core/status.h"
 #include "meta/meta_db.h"
-#include "auth/accounts.h"
 #include "ops/kpis.h"
 #include "ops/scenarios.h"
 

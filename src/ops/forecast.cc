@@ -34,15 +34,14 @@ using stats::Median;
 using stats::RobustSigma;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr int kHistoryDays = 56;   // 8 weeks: enough for weekday medians, recent enough
-constexpr int kAnomalyDays = 28;   // trailing window of ScoreAnomaly
+constexpr int kHistoryDays = 56;  // 8 weeks: enough for weekday medians, recent enough
+constexpr int kAnomalyDays = 28;  // trailing window of ScoreAnomaly
 constexpr std::array<double, 8> kAlphaGrid = {0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8};
 // Damped trend: slope smoothing and damping per day (a trend halves in ~7 or ~14 days, so a
 // month-end projection never extrapolates a short run linearly).
 constexpr std::array<double, 3> kBetaGrid = {0.02, 0.05, 0.1};
 constexpr std::array<double, 3> kPhiGrid = {0.9, 0.95, 0.98};
-constexpr const char* kWeekdayNames[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
-                                          "Thursday", "Friday", "Saturday"};
+constexpr const char* kWeekdayNames[7] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
 
 int Weekday(int32_t d) { return ((d + 4) % 7 + 7) % 7; }
 
@@ -51,22 +50,22 @@ int Weekday(int32_t d) { return ((d + 4) % 7 + 7) % 7; }
 struct Model {
   bool multiplicative = true;
   std::array<double, 7> season{};  // factor (multiplicative) or offset (additive)
-  double shrink = 0;                // empirical-Bayes weight kept of the raw weekday effect
-  bool seasonal = false;            // weekday effects estimated at all
+  double shrink = 0;               // empirical-Bayes weight kept of the raw weekday effect
+  bool seasonal = false;           // weekday effects estimated at all
   double alpha = 0.2;
-  double beta = 0;           // trend smoothing; 0 = no trend (simple exponential smoothing)
-  double phi = 0;            // trend damping per day
-  double trend = 0;          // slope after the last day (per day, deseasonalised units)
-  double level = 0;          // filtered level after the last finite day
-  double sigma = 0;          // one-step error sd of the deseasonalised series
-  double df = 1;             // degrees of freedom of sigma
-  int n_finite = 0;          // finite days used
-  int32_t first_day = 0;     // first day of the fitted window
-  int32_t last_day = 0;      // last day of the fitted window (last complete day)
+  double beta = 0;                   // trend smoothing; 0 = no trend (simple exponential smoothing)
+  double phi = 0;                    // trend damping per day
+  double trend = 0;                  // slope after the last day (per day, deseasonalised units)
+  double level = 0;                  // filtered level after the last finite day
+  double sigma = 0;                  // one-step error sd of the deseasonalised series
+  double df = 1;                     // degrees of freedom of sigma
+  int n_finite = 0;                  // finite days used
+  int32_t first_day = 0;             // first day of the fitted window
+  int32_t last_day = 0;              // last day of the fitted window (last complete day)
   std::vector<double> level_before;  // level entering each window day (missing-day fill)
-  bool nonnegative = true;   // every finite value >= 0
-  bool unit_interval = true; // every finite value in [0, 1]
-  bool integers = true;      // every finite value an integer
+  bool nonnegative = true;           // every finite value >= 0
+  bool unit_interval = true;         // every finite value in [0, 1]
+  bool integers = true;              // every finite value an integer
 
   double Deseasonalise(double v, int wd) const {
     if (!multiplicative) return v - season[wd];
@@ -130,8 +129,8 @@ void FitSeason(const std::vector<double>& v, int32_t first_day, Model* m) {
   // Noise of each weekday median: (pi/2) sigma^2 / n_w, sigma pooled robustly.
   std::vector<double> resid;
   for (int w = 0; w < 7; ++w)
-    for (double r : ratios[w]) resid.push_back(r / (m->multiplicative ? mean : 1.0) -
-                                               (m->multiplicative ? 0.0 : mean) - raw[w]);
+    for (double r : ratios[w])
+      resid.push_back(r / (m->multiplicative ? mean : 1.0) - (m->multiplicative ? 0.0 : mean) - raw[w]);
   double s = RobustSigma(resid, 0);
   double noise = 0, signal = 0;
   for (int w = 0; w < 7; ++w) {
@@ -155,8 +154,7 @@ struct SesRun {
 // Exponential smoothing over the deseasonalised window (simple when beta = 0, else with
 // damped additive trend, Gardner & McKenzie); errors beyond `clip` update the state only by
 // +-clip (Huber), so a spike neither drags the level nor picks the parameters.
-SesRun RunSes(const std::vector<double>& y, double alpha, double beta, double phi, double clip,
-              double b0) {
+SesRun RunSes(const std::vector<double>& y, double alpha, double beta, double phi, double clip, double b0) {
   SesRun r;
   r.level_before.resize(y.size());
   // Initial level: median of the first finite values (up to 7).
@@ -341,11 +339,10 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
                                " is before period_first_day " + FormatDate(in.period_first_day),
                            "period_last_day");
   if (!(in.interval > 0 && in.interval < 1))
-    return InvalidArgument("forecast: interval must be in (0, 1), got " + std::to_string(in.interval),
-                           "interval");
+    return InvalidArgument("forecast: interval must be in (0, 1), got " + std::to_string(in.interval), "interval");
   if (!s.weights.empty() && s.weights.size() != s.values.size())
-    return InvalidArgument("forecast: weights has " + std::to_string(s.weights.size()) +
-                               " entries for " + std::to_string(s.values.size()) + " values",
+    return InvalidArgument("forecast: weights has " + std::to_string(s.weights.size()) + " entries for " +
+                               std::to_string(s.values.size()) + " values",
                            "observed.weights");
   if (in.target && !std::isfinite(*in.target))
     return InvalidArgument("forecast: target is not a finite number", "target");
@@ -355,9 +352,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
   // Ignore anything after the period: the forecast is "as of" min(last day, period end).
   const int32_t last = std::min(s.last_day(), in.period_last_day);
   const int32_t P0 = in.period_first_day, P1 = in.period_last_day;
-  auto value_at = [&](int32_t d) {
-    return d >= s.first_day && d <= last ? s.values[d - s.first_day] : kNaN;
-  };
+  auto value_at = [&](int32_t d) { return d >= s.first_day && d <= last ? s.values[d - s.first_day] : kNaN; };
   auto weight_at = [&](int32_t d) {
     if (!weighted) return 1.0;
     double w = d >= s.first_day && d <= last ? s.weights[d - s.first_day] : kNaN;
@@ -400,8 +395,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
     mean = f.observed_so_far;
     f.method = "period complete: actual value";
   } else if (n_finite == 0) {
-    return InvalidArgument("forecast: the observed series has no finite value up to " +
-                               FormatDate(last),
+    return InvalidArgument("forecast: the observed series has no finite value up to " + FormatDate(last),
                            "observed.values");
   } else {
     Model m = Fit(hist, s.first_day);
@@ -422,8 +416,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
         }
       }
     }
-    double total_w = mean_agg ? obs_w + std::accumulate(w_missing.begin(), w_missing.end(), 0.0)
-                              : 1.0;
+    double total_w = mean_agg ? obs_w + std::accumulate(w_missing.begin(), w_missing.end(), 0.0) : 1.0;
     if (mean_agg && !(total_w > 0)) {  // no weight anywhere: fall back to equal weights
       std::fill(w_missing.begin(), w_missing.end(), 1.0);
       total_w = obs_w + missing.size();
@@ -453,8 +446,7 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
     //   g_h = alpha + beta * sum_{i=1..h} phi^i  (alpha alone without trend),
     // so S = sum_k e_k (a_k + sum_{j>k} a_j g_{j-k}), e_k iid (0, sigma^2). O(H^2), H <= period.
     std::vector<double> g(H + 1, m.alpha);
-    for (int h = 1; h <= H && m.beta > 0; ++h)
-      g[h] = m.alpha + m.beta * m.phi * (1 - std::pow(m.phi, h)) / (1 - m.phi);
+    for (int h = 1; h <= H && m.beta > 0; ++h) g[h] = m.alpha + m.beta * m.phi * (1 - std::pow(m.phi, h)) / (1 - m.phi);
     double tail = 0, sum_a = 0;
     for (int k = 0; k < H; ++k) {
       double coef_k = a[k];
@@ -471,21 +463,17 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
 
     char buf[160];
     int weeks = (m.last_day - m.first_day + 1) / 7;
-    std::snprintf(buf, sizeof buf, "%s %s (alpha %.2f%s), %d days history%s%s",
-                  m.seasonal ? (m.multiplicative ? "weekday-seasonal (multiplicative)"
-                                                 : "weekday-seasonal (additive)")
-                             : "non-seasonal",
-                  m.beta > 0 ? "level with damped trend" : "level", m.alpha,
-                  m.beta > 0 ? (", beta " + FormatValue(m.beta, false) + ", phi " +
-                                FormatValue(m.phi, false))
-                                   .c_str()
-                             : "", m.last_day - m.first_day + 1,
-                  weeks >= 1 ? (" (" + std::to_string(weeks) + " weeks)").c_str() : "",
-                  m.seasonal && m.shrink < 0.999
-                      ? (", weekday effects shrunk to " +
-                         std::to_string(static_cast<int>(std::lround(m.shrink * 100))) + "%")
-                            .c_str()
-                      : "");
+    std::snprintf(
+        buf, sizeof buf, "%s %s (alpha %.2f%s), %d days history%s%s",
+        m.seasonal ? (m.multiplicative ? "weekday-seasonal (multiplicative)" : "weekday-seasonal (additive)")
+                   : "non-seasonal",
+        m.beta > 0 ? "level with damped trend" : "level", m.alpha,
+        m.beta > 0 ? (", beta " + FormatValue(m.beta, false) + ", phi " + FormatValue(m.phi, false)).c_str() : "",
+        m.last_day - m.first_day + 1, weeks >= 1 ? (" (" + std::to_string(weeks) + " weeks)").c_str() : "",
+        m.seasonal && m.shrink < 0.999
+            ? (", weekday effects shrunk to " + std::to_string(static_cast<int>(std::lround(m.shrink * 100))) + "%")
+                  .c_str()
+            : "");
     f.method = buf;
     f.stddev = std::sqrt(var);
     // Student t with the model's degrees of freedom.
@@ -530,8 +518,8 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
     line = "final " + FormatValue(mean, percent) + " for the period ending " + by;
   } else {
     double half = (f.upper - f.lower) / 2;
-    line = "at this pace " + FormatValue(f.projected, percent) + " ± " +
-           FormatValue(half, percent, f.projected) + " by " + by;
+    line = "at this pace " + FormatValue(f.projected, percent) + " ± " + FormatValue(half, percent, f.projected) +
+           " by " + by;
   }
   if (in.target) {
     int pct = static_cast<int>(std::lround(f.prob_reach_target * 100));
@@ -539,19 +527,18 @@ StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in) {
       line += f.prob_reach_target >= 0.5 ? "; target " : "; missed target ";
       line += FormatValue(*in.target, percent);
     } else {
-      std::string p = (pct == 0 && f.prob_reach_target > 0) ? "<1"
+      std::string p = (pct == 0 && f.prob_reach_target > 0)     ? "<1"
                       : (pct == 100 && f.prob_reach_target < 1) ? ">99"
-                                                                 : std::to_string(pct);
-      line += "; " + p + "% chance of " + (in.higher_is_better ? "" : "staying within ") +
-              FormatValue(*in.target, percent);
+                                                                : std::to_string(pct);
+      line +=
+          "; " + p + "% chance of " + (in.higher_is_better ? "" : "staying within ") + FormatValue(*in.target, percent);
     }
   }
   f.summary = line;
   return f;
 }
 
-AnomalyScore ScoreAnomaly(const DailySeries& trailing, int32_t day, double value,
-                          double threshold) {
+AnomalyScore ScoreAnomaly(const DailySeries& trailing, int32_t day, double value, double threshold) {
   AnomalyScore r;
   std::vector<double> vals;
   std::vector<int> wds;
@@ -568,8 +555,8 @@ AnomalyScore ScoreAnomaly(const DailySeries& trailing, int32_t day, double value
   const int n = static_cast<int>(vals.size());
   if (n < 7) {
     r.expected = n > 0 ? Median(vals) : kNaN;
-    r.explanation = "not enough history: " + std::to_string(n) + " of the " +
-                    std::to_string(kAnomalyDays) + " previous days have a value (7 needed)";
+    r.explanation = "not enough history: " + std::to_string(n) + " of the " + std::to_string(kAnomalyDays) +
+                    " previous days have a value (7 needed)";
     return r;
   }
   const double med = Median(vals);
@@ -625,23 +612,23 @@ AnomalyScore ScoreAnomaly(const DailySeries& trailing, int32_t day, double value
   r.score = (value - expected) / scale;
   r.anomalous = std::isfinite(r.score) && std::fabs(r.score) >= threshold;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s vs %s expected %s (robust z %+.1f, threshold %.1f)",
-                FormatValue(value, false).c_str(), FormatValue(expected, false).c_str(),
-                seasonal ? (std::string("for a ") + kWeekdayNames[Weekday(day)] +
-                            " from the last 28 days' weekday medians")
-                               .c_str()
-                         : "from the median of the last 28 days",
-                r.score, threshold);
+  std::snprintf(
+      buf, sizeof buf, "%s vs %s expected %s (robust z %+.1f, threshold %.1f)", FormatValue(value, false).c_str(),
+      FormatValue(expected, false).c_str(),
+      seasonal
+          ? (std::string("for a ") + kWeekdayNames[Weekday(day)] + " from the last 28 days' weekday medians").c_str()
+          : "from the median of the last 28 days",
+      r.score, threshold);
   r.explanation = buf;
   return r;
 }
 
-BacktestResult Backtest(const DailySeries& series, int period_days, PeriodAggregate agg,
-                        double interval, const std::vector<double>& cut_fractions) {
+BacktestResult Backtest(const DailySeries& series, int period_days, PeriodAggregate agg, double interval,
+                        const std::vector<double>& cut_fractions) {
   BacktestResult r;
   if (period_days <= 0 || series.values.empty()) return r;
-  const bool weighted = agg == PeriodAggregate::kMean && !series.weights.empty() &&
-                        series.weights.size() == series.values.size();
+  const bool weighted =
+      agg == PeriodAggregate::kMean && !series.weights.empty() && series.weights.size() == series.values.size();
   const int n = static_cast<int>(series.values.size());
   double sum_ape = 0, sum_bias = 0, sum_width = 0;
   int n_ape = 0, inside = 0;

@@ -54,9 +54,9 @@ struct ForecastInput {
 };
 
 struct Forecast {
-  double observed_so_far = 0;  // aggregate of the period's observed days (kSum: 0 if none;
-                               // kMean: NaN if none)
-  double projected = 0;        // expected period value at period end
+  double observed_so_far = 0;   // aggregate of the period's observed days (kSum: 0 if none;
+                                // kMean: NaN if none)
+  double projected = 0;         // expected period value at period end
   double lower = 0, upper = 0;  // central `interval` prediction interval of the period value
   double stddev = 0;            // standard deviation of the period value (0 when complete)
   // P(period value >= target) when higher_is_better, P(<= target) otherwise; NaN when no
@@ -64,7 +64,7 @@ struct Forecast {
   double prob_reach_target = 0;
   int days_observed = 0;   // period days with a value
   int days_remaining = 0;  // period days still to come or missing (NaN), all forecast
-  std::string method;   // "weekday-seasonal level (multiplicative), 8 weeks history"
+  std::string method;      // "weekday-seasonal level (multiplicative), 8 weeks history"
   // "at this pace 138k ± 9k by 2026-09-30; 12% chance of 150k". Rates whose history lies
   // in [0, 1] are shown as percentages.
   std::string summary;
@@ -75,9 +75,9 @@ struct Forecast {
 StatusOr<Forecast> ForecastPeriodEnd(const ForecastInput& in);
 
 struct AnomalyScore {
-  double expected = 0;  // value expected for `day` from the trailing 28 days
-  double score = 0;     // robust z: (value - expected) / robust sigma; signed
-  bool anomalous = false;  // |score| >= threshold
+  double expected = 0;      // value expected for `day` from the trailing 28 days
+  double score = 0;         // robust z: (value - expected) / robust sigma; signed
+  bool anomalous = false;   // |score| >= threshold
   std::string explanation;  // one line, e.g. "412 vs 980 expected for a Tuesday (z −5.1)"
 };
 
@@ -86,8 +86,7 @@ struct AnomalyScore {
 // explain the history), level = median, sigma = 1.4826 * MAD of the deseasonalised
 // residuals, floored (sqrt(expected) for integer counts) so a constant history does not
 // give infinite scores. Fewer than 7 usable days: score 0, not anomalous.
-AnomalyScore ScoreAnomaly(const DailySeries& trailing, int32_t day, double value,
-                          double threshold = 3.5);
+AnomalyScore ScoreAnomaly(const DailySeries& trailing, int32_t day, double value, double threshold = 3.5);
 
 struct BacktestResult {
   int forecasts = 0;      // number of (period, cut point) forecasts compared
@@ -101,8 +100,7 @@ struct BacktestResult {
 // from its first day (a trailing partial period is dropped); for each period and each cut
 // fraction f the forecast sees the data up to day start + round(f * period_days) - 1 and is
 // compared with the actual period value. NaN-valued periods are skipped.
-BacktestResult Backtest(const DailySeries& series, int period_days, PeriodAggregate agg,
-                        double interval = 0.8,
+BacktestResult Backtest(const DailySeries& series, int period_days, PeriodAggregate agg, double interval = 0.8,
                         const std::vector<double>& cut_fractions = {1.0 / 3, 2.0 / 3});
 
 }  // namespace ns

@@ -48,7 +48,7 @@ bool RefusedV6(const in6_addr& a) {
     uint32_t v4 = (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
     return RefusedV4(v4);
   }
-  if ((b[0] & 0xfe) == 0xfc) return true;                 // fc00::/7 unique local
+  if ((b[0] & 0xfe) == 0xfc) return true;                  // fc00::/7 unique local
   if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;  // fe80::/10 link-local
   if (b[0] == 0xff) return true;                           // multicast
   return false;
@@ -56,8 +56,10 @@ bool RefusedV6(const in6_addr& a) {
 
 std::string AddrText(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = {};
-  if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
-  else inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  else
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
   return buf;
 }
 
@@ -171,7 +173,8 @@ StatusOr<HttpClientResponse> HttpPost(const std::string& url,
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* res = nullptr;
     int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-    if (rc != 0) return Unavailable("POST " + parsed.scheme_host_port + ": cannot resolve '" + host + "': " + gai_strerror(rc));
+    if (rc != 0)
+      return Unavailable("POST " + parsed.scheme_host_port + ": cannot resolve '" + host + "': " + gai_strerror(rc));
     Status refused;
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
       if (RefusedAddr(ai->ai_addr)) {

@@ -37,9 +37,12 @@ int32_t PeriodKEnd(int32_t cohort, int k, const std::string& p) {
 
 Status TrendsValidate(const json& q, json& r) {
   NS_ASSIGN_OR_RETURN(TrendsQuery tq, ParseTrendsQuery(q));
-  if (!r.contains("series")) return InvalidArgument("reduce: a trends KPI needs {\"series\":i,\"op\":\"sum|avg|last|max|min\"}", "reduce");
-  if (!r["series"].is_number_integer() || r["series"].get<int64_t>() < 0 || r["series"].get<size_t>() >= tq.series.size())
-    return InvalidArgument("reduce.series: expected a series index 0.." + std::to_string(tq.series.size() - 1), "reduce.series");
+  if (!r.contains("series"))
+    return InvalidArgument("reduce: a trends KPI needs {\"series\":i,\"op\":\"sum|avg|last|max|min\"}", "reduce");
+  if (!r["series"].is_number_integer() || r["series"].get<int64_t>() < 0 ||
+      r["series"].get<size_t>() >= tq.series.size())
+    return InvalidArgument("reduce.series: expected a series index 0.." + std::to_string(tq.series.size() - 1),
+                           "reduce.series");
   if (!r.contains("op")) r["op"] = "sum";
   std::string op = r["op"].is_string() ? r["op"].get<std::string>() : "";
   if (op != "sum" && op != "avg" && op != "last" && op != "max" && op != "min")
@@ -70,14 +73,18 @@ StatusOr<std::map<std::string, KpiParts>> TrendsReduce(const json& query, const 
     for (const Measure& v : s.values) {
       if (!v.has_value()) continue;
       double x = v.value();
-      if (op == "sum") parts.num += x;
+      if (op == "sum")
+        parts.num += x;
       else if (op == "avg") {
         parts.num += x;
         parts.den += 1;
         parts.ratio = true;
-      } else if (op == "last") parts.num = x;
-      else if (op == "max") parts.num = first ? x : std::max(parts.num, x);
-      else if (op == "min") parts.num = first ? x : std::min(parts.num, x);
+      } else if (op == "last")
+        parts.num = x;
+      else if (op == "max")
+        parts.num = first ? x : std::max(parts.num, x);
+      else if (op == "min")
+        parts.num = first ? x : std::min(parts.num, x);
       first = false;
     }
     if (op == "avg") parts.ratio = true;
@@ -108,7 +115,8 @@ Status FunnelValidate(const json& q, json& r) {
     return InvalidArgument("reduce: from_step and to_step are step numbers (1-based)", "reduce");
   int f = r["from_step"].get<int>(), t = r["to_step"].get<int>();
   if (f < 1 || t > n || f >= t)
-    return InvalidArgument("reduce: need 1 <= from_step < to_step <= " + std::to_string(n) + " (steps are 1-based)", "reduce");
+    return InvalidArgument("reduce: need 1 <= from_step < to_step <= " + std::to_string(n) + " (steps are 1-based)",
+                           "reduce");
   return Status::OK();
 }
 
@@ -123,7 +131,8 @@ StatusOr<std::map<std::string, KpiParts>> FunnelReduce(const json& query, const 
   auto take = [&](const std::vector<FunnelStepResult>& steps) {
     return KpiParts{static_cast<double>(steps[t].count), static_cast<double>(steps[f].count), true};
   };
-  if (!broken_down) out[""] = take(res.steps);
+  if (!broken_down)
+    out[""] = take(res.steps);
   else
     for (const FunnelBreakdownResult& b : res.breakdowns) out[BreakdownKey(b.breakdown_value)] = take(b.steps);
   return out;
@@ -133,7 +142,8 @@ StatusOr<std::map<std::string, KpiParts>> FunnelReduce(const json& query, const 
 
 Status RetentionValidate(const json& q, json& r) {
   if (!r.contains("period") || !r["period"].is_number_integer() || r["period"].get<int>() < 0)
-    return InvalidArgument("reduce.period: a retention KPI needs the period index k (e.g. 7 for day 7)", "reduce.period");
+    return InvalidArgument("reduce.period: a retention KPI needs the period index k (e.g. 7 for day 7)",
+                           "reduce.period");
   NS_ASSIGN_OR_RETURN(RetentionQuery rq, ParseRetentionQuery(q));
   if (r["period"].get<int>() >= rq.periods)
     return InvalidArgument("reduce.period: the query measures periods 0.." + std::to_string(rq.periods - 1) +
@@ -156,7 +166,8 @@ StatusOr<std::map<std::string, KpiParts>> RetentionReduce(const json& query, con
   const size_t k = r["period"].get<size_t>();
   const std::string period(IntervalName(res.period));
   for (const RetentionCohortResult& c : res.cohorts) {
-    if (PeriodKEnd(c.day, static_cast<int>(k), period) > range.to) continue;  // period k not complete yet for this cohort
+    if (PeriodKEnd(c.day, static_cast<int>(k), period) > range.to)
+      continue;  // period k not complete yet for this cohort
     std::string key = broken_down ? BreakdownKey(c.breakdown_value.value_or(json())) : "";
     KpiParts& parts = out[key];
     parts.ratio = true;

@@ -17,8 +17,9 @@ using nlohmann::json;
 
 namespace {
 
-const std::set<std::string> kKpiFields = {"scenario_id", "name", "query", "reduce", "target", "period", "direction",
-                                          "owner", "thresholds", "reason", "description", "unit", "dimensions"};
+const std::set<std::string> kKpiFields = {"scenario_id", "name",      "query",     "reduce",     "target",
+                                          "period",      "direction", "owner",     "thresholds", "reason",
+                                          "description", "unit",      "dimensions"};
 
 bool IsFormula(const json& doc) { return doc["reduce"].contains("formula"); }
 
@@ -201,15 +202,18 @@ StatusOr<json> ValidateKpi(const json& body, const json* base) {
   }
   if (!d.contains("dimensions") || d["dimensions"].is_null())
     d["dimensions"] = json::array({"channel", "platform", "city_tier", "user_type"});
-  if (!d["dimensions"].is_array()) return InvalidArgument("dimensions: expected a list of property names", "dimensions");
+  if (!d["dimensions"].is_array())
+    return InvalidArgument("dimensions: expected a list of property names", "dimensions");
   for (auto& x : d["dimensions"])
-    if (!x.is_string() || x.get<std::string>().empty()) return InvalidArgument("dimensions: expected property names", "dimensions");
+    if (!x.is_string() || x.get<std::string>().empty())
+      return InvalidArgument("dimensions: expected property names", "dimensions");
   // Period.
   if (!d.contains("period") || d["period"].is_null()) d["period"] = json{{"type", "month"}};
   if (d["period"].is_string()) d["period"] = json{{"type", d["period"]}};
   {
     json& p = d["period"];
-    if (!p.is_object()) return InvalidArgument("period: expected {\"type\":\"day|week|month|quarter|custom\"}", "period");
+    if (!p.is_object())
+      return InvalidArgument("period: expected {\"type\":\"day|week|month|quarter|custom\"}", "period");
     if (!p.contains("type") && p.contains("from")) p["type"] = "custom";
     std::string type = p.value("type", "");
     if (type != "day" && type != "week" && type != "month" && type != "quarter" && type != "custom")
@@ -224,32 +228,34 @@ StatusOr<json> ValidateKpi(const json& body, const json* base) {
   }
   // Reduce and query.
   if (!d.contains("reduce") || !d["reduce"].is_object())
-    return InvalidArgument("reduce: required: {\"series\":0,\"op\":\"sum\"}, {\"from_step\":1,\"to_step\":3}, "
-                           "{\"period\":7} or {\"formula\":\"k1 / k2\"}",
-                           "reduce");
+    return InvalidArgument(
+        "reduce: required: {\"series\":0,\"op\":\"sum\"}, {\"from_step\":1,\"to_step\":3}, "
+        "{\"period\":7} or {\"formula\":\"k1 / k2\"}",
+        "reduce");
   json& r = d["reduce"];
   if (r.contains("formula")) {
-    if (!r["formula"].is_string()) return InvalidArgument("reduce.formula: expected a text like \"k12 / k13\"", "reduce.formula");
+    if (!r["formula"].is_string())
+      return InvalidArgument("reduce.formula: expected a text like \"k12 / k13\"", "reduce.formula");
     NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(r["formula"].get<std::string>()));
-    if (refs.empty()) return InvalidArgument("reduce.formula: refers to no KPI (write k<id>, e.g. k12 / k13)", "reduce.formula");
+    if (refs.empty())
+      return InvalidArgument("reduce.formula: refers to no KPI (write k<id>, e.g. k12 / k13)", "reduce.formula");
     d["query"] = nullptr;
     return d;
   }
-  if (!d.contains("query") || !d["query"].is_object()) return InvalidArgument("query: required (a trends, funnel or retention query)", "query");
+  if (!d.contains("query") || !d["query"].is_object())
+    return InvalidArgument("query: required (a trends, funnel or retention query)", "query");
   json q = d["query"];
   q["date_from"] = "2020-01-01";
   q["date_to"] = "2020-01-31";
-  auto in_query = [](const Status& st) {
-    return Status(st.code(), "query: " + st.message(), "query." + st.field());
-  };
+  auto in_query = [](const Status& st) { return Status(st.code(), "query: " + st.message(), "query." + st.field()); };
   auto kind = QueryKindOf(q);
   if (!kind.ok()) return in_query(kind.status());
   if (Status st = (*kind)->check(q); !st.ok()) return in_query(st);
   const KpiReducer* reducer = FindKpiReducer((*kind)->name);
   if (reducer == nullptr)
-    return InvalidArgument("query.kind: a " + std::string((*kind)->name) + " query cannot be a KPI (expected " +
-                               KpiKindList() + ")",
-                           "query.kind");
+    return InvalidArgument(
+        "query.kind: a " + std::string((*kind)->name) + " query cannot be a KPI (expected " + KpiKindList() + ")",
+        "query.kind");
   NS_RETURN_IF_ERROR(reducer->validate(q, r));
   return d;
 }
@@ -320,8 +326,8 @@ StatusOr<json> Kpis::EnterRef(const std::string& project, int64_t id, KpiEvalSco
   }
   if (++sc.evaluations > KpiEvalScope::kMaxEvaluations)
     return ResourceExhausted("reduce.formula: evaluating this KPI needs more than " +
-                                 std::to_string(KpiEvalScope::kMaxEvaluations) +
-                                 " evaluations of the KPIs its formula refers to; simplify the formulas");
+                             std::to_string(KpiEvalScope::kMaxEvaluations) +
+                             " evaluations of the KPIs its formula refers to; simplify the formulas");
   auto d = Doc(project, id);
   if (!d.ok() && d.status().code() == StatusCode::kNotFound)
     return InvalidArgument("reduce.formula: no KPI k" + std::to_string(id) + " in this project", "reduce.formula");
@@ -336,8 +342,9 @@ Status Kpis::CheckFormulaRefs(const std::string& project, int64_t id, const std:
     if (k == id) {
       std::string names;
       for (int64_t p : path) names += "k" + std::to_string(p) + " -> ";
-      return InvalidArgument("reduce.formula: KPIs would refer to each other in a loop: " + names + "k" + std::to_string(id),
-                             "reduce.formula");
+      return InvalidArgument(
+          "reduce.formula: KPIs would refer to each other in a loop: " + names + "k" + std::to_string(id),
+          "reduce.formula");
     }
     if (!done.insert(k).second) return Status();
     auto d = Doc(project, k);
@@ -404,8 +411,7 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
   return parts;
 }
 
-StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range,
-                                   KpiEvalScope* scope) {
+StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range, KpiEvalScope* scope) {
   DailySeries s;
   s.first_day = range.from;
   size_t n = static_cast<size_t>(std::max(0, range.to - range.from + 1));
@@ -486,8 +492,12 @@ StatusOr<json> Kpis::FunnelSteps(const std::string& project, const json& doc, Pe
   for (size_t k = 1; k < steps.size(); k++) {
     const std::string& from = steps[k - 1].label.empty() ? steps[k - 1].event : steps[k - 1].label;
     const std::string& to = steps[k].label.empty() ? steps[k].event : steps[k].label;
-    out.push_back({{"step", k + 1}, {"from", from}, {"to", to}, {"from_count", steps[k - 1].count},
-                   {"to_count", steps[k].count}, {"conversion", steps[k].conversion_from_previous}});
+    out.push_back({{"step", k + 1},
+                   {"from", from},
+                   {"to", to},
+                   {"from_count", steps[k - 1].count},
+                   {"to_count", steps[k].count},
+                   {"conversion", steps[k].conversion_from_previous}});
   }
   return out;
 }
@@ -512,9 +522,11 @@ StatusOr<int64_t> Kpis::Create(const Principal& who, const json& body) {
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     int64_t now = NowMs();
-    NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO kpis(project, scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?, ?)",
-                                       {who.project, d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
-                                        d.dump(), now, now}));
+    NS_ASSIGN_OR_RETURN(
+        id, db_.Insert("INSERT INTO kpis(project, scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?, ?)",
+                       {who.project,
+                        d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
+                        d.dump(), now, now}));
     // After the insert, in the transaction: a reused id could close a loop with a formula that
     // still names a deleted KPI.
     if (IsFormula(d)) {
@@ -535,9 +547,10 @@ Status Kpis::Patch(const Principal& who, int64_t id, const json& body) {
       NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
       NS_RETURN_IF_ERROR(CheckFormulaRefs(who.project, id, refs));
     }
-    NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET doc = ?, scenario_id = ?, updated_at = ? WHERE id = ?",
-                                {d.dump(), d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
-                                 NowMs(), id}));
+    NS_RETURN_IF_ERROR(
+        db_.Exec("UPDATE kpis SET doc = ?, scenario_id = ?, updated_at = ? WHERE id = ?",
+                 {d.dump(), d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
+                  NowMs(), id}));
     return Audit(db_, who, "update", "kpi", id, before, d);
   });
 }
@@ -599,7 +612,8 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
   json dj = json::array();
   for (size_t i = 0; i < daily.values.size(); i++) {
     double v = daily.values[i];
-    json row{{"date", FormatDate(daily.first_day + static_cast<int32_t>(i))}, {"value", std::isnan(v) ? json() : json(v)}};
+    json row{{"date", FormatDate(daily.first_day + static_cast<int32_t>(i))},
+             {"value", std::isnan(v) ? json() : json(v)}};
     if (!daily.weights.empty()) row["weight"] = daily.weights[i];
     dj.push_back(std::move(row));
   }
@@ -616,11 +630,15 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
     auto f = ForecastPeriodEnd(fi);
     if (f.ok()) {
       auto num = [](double x) { return std::isfinite(x) ? json(x) : json(); };
-      state["forecast"] = {{"projected", num(f->projected)},         {"lower", num(f->lower)},
-                           {"upper", num(f->upper)},                 {"interval", fi.interval},
+      state["forecast"] = {{"projected", num(f->projected)},
+                           {"lower", num(f->lower)},
+                           {"upper", num(f->upper)},
+                           {"interval", fi.interval},
                            {"prob_reach_target", num(f->prob_reach_target)},
-                           {"days_observed", f->days_observed},      {"days_remaining", f->days_remaining},
-                           {"method", f->method},                    {"summary", f->summary},
+                           {"days_observed", f->days_observed},
+                           {"days_remaining", f->days_remaining},
+                           {"method", f->method},
+                           {"summary", f->summary},
                            {"period_end", FormatDate(period.to)}};
     } else {
       state["forecast"] = {{"error", f.status().message()}};
@@ -636,11 +654,15 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
     if (o.is_object() && o.contains("auto_reason")) state["auto_reason"] = o["auto_reason"];
   }
   json detail{{"forecast", state["forecast"]}};
-  if (state.contains("numerator")) detail["numerator"] = state["numerator"], detail["denominator"] = state["denominator"];
-  auto opt_num = [](const json& j) -> SqlValue { return j.is_number() ? SqlValue(j.get<double>()) : SqlValue(nullptr); };
+  if (state.contains("numerator"))
+    detail["numerator"] = state["numerator"], detail["denominator"] = state["denominator"];
+  auto opt_num = [](const json& j) -> SqlValue {
+    return j.is_number() ? SqlValue(j.get<double>()) : SqlValue(nullptr);
+  };
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     NS_RETURN_IF_ERROR(db_.Exec(
-        "INSERT INTO kpi_snapshots(kpi_id, taken_at, as_of, period_from, period_to, actual, target, achievement_rate, light, detail) "
+        "INSERT INTO kpi_snapshots(kpi_id, taken_at, as_of, period_from, period_to, actual, target, achievement_rate, "
+        "light, detail) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         {id, NowMs(), FormatDate(as_of), FormatDate(period.from), FormatDate(period.to), opt_num(state["actual"]),
          opt_num(doc["target"]), opt_num(state["achievement_rate"]),
@@ -651,8 +673,9 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
 }
 
 StatusOr<json> Kpis::Get(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc, state, created_at, updated_at FROM kpis WHERE id = ? AND project = ?",
-                                           {id, project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT doc, state, created_at, updated_at FROM kpis WHERE id = ? AND project = ?", {id, project}));
   if (rows.empty()) return NotFound("no KPI " + std::to_string(id));
   if (rows[0].IsNull(1)) return Refresh(project, id);
   json out = json::parse(rows[0].Str(0));
@@ -662,15 +685,21 @@ StatusOr<json> Kpis::Get(const std::string& project, int64_t id) {
   out["updated_at"] = rows[0].Int(3);
   for (auto it = state.begin(); it != state.end(); ++it)
     if (it.key() != "target" && it.key() != "direction") out[it.key()] = it.value();
-  NS_ASSIGN_OR_RETURN(auto hist, db_.Query("SELECT taken_at, as_of, period_from, period_to, actual, target, achievement_rate, light "
-                                           "FROM kpi_snapshots WHERE kpi_id = ? ORDER BY taken_at DESC, id DESC LIMIT 400",
-                                           {id}));
+  NS_ASSIGN_OR_RETURN(
+      auto hist, db_.Query("SELECT taken_at, as_of, period_from, period_to, actual, target, achievement_rate, light "
+                           "FROM kpi_snapshots WHERE kpi_id = ? ORDER BY taken_at DESC, id DESC LIMIT 400",
+                           {id}));
   json h = json::array();
   for (auto it = hist.rbegin(); it != hist.rend(); ++it) {
     const SqlRow& r = *it;
     auto opt = [&](size_t i) { return r.IsNull(i) ? json() : json(r.Real(i)); };
-    h.push_back({{"taken_at", r.Int(0)}, {"as_of", r.Str(1)}, {"period_from", r.Str(2)}, {"period_to", r.Str(3)},
-                 {"actual", opt(4)}, {"target", opt(5)}, {"achievement_rate", opt(6)},
+    h.push_back({{"taken_at", r.Int(0)},
+                 {"as_of", r.Str(1)},
+                 {"period_from", r.Str(2)},
+                 {"period_to", r.Str(3)},
+                 {"actual", opt(4)},
+                 {"target", opt(5)},
+                 {"achievement_rate", opt(6)},
                  {"light", r.IsNull(7) ? json() : json(r.Str(7))}});
   }
   out["history"] = h;
@@ -678,9 +707,10 @@ StatusOr<json> Kpis::Get(const std::string& project, int64_t id) {
 }
 
 StatusOr<json> Kpis::List(const std::string& project, std::optional<int64_t> scenario_id) {
-  StatusOr<std::vector<SqlRow>> rows = scenario_id
-      ? db_.Query("SELECT id FROM kpis WHERE project = ? AND scenario_id = ? ORDER BY id", {project, *scenario_id})
-      : db_.Query("SELECT id FROM kpis WHERE project = ? ORDER BY id", {project});
+  StatusOr<std::vector<SqlRow>> rows =
+      scenario_id
+          ? db_.Query("SELECT id FROM kpis WHERE project = ? AND scenario_id = ? ORDER BY id", {project, *scenario_id})
+          : db_.Query("SELECT id FROM kpis WHERE project = ? ORDER BY id", {project});
   if (!rows.ok()) return rows.status();
   json out = json::array();
   for (auto& r : *rows) {

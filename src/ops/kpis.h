@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "auth/accounts.h"
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
-#include "auth/accounts.h"
 #include "ops/forecast.h"
 #include "ops/kpi_reducers.h"
 

@@ -34,16 +34,15 @@ const char kOpenLinkLabel[] = "Open in Northstar";
 std::string HmacSha256(const std::string& key, const std::string& message) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), out, &len);
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+       message.size(), out, &len);
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
 std::string Base64(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
+                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -75,7 +74,6 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
-
 // Same, counting Unicode code points (Slack's limits are in characters).
 std::string TruncateChars(const std::string& s, size_t max_chars) {
   size_t chars = 0;
@@ -94,20 +92,17 @@ std::string Iso8601Utc(int64_t ms) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
 // nlohmann::json throws on invalid UTF-8 when dumping; replace bad bytes instead, so one
 // bad byte in a KPI name never loses an alert.
-std::string Dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -175,8 +170,7 @@ OutgoingRequest BuildWebhook(const NotificationChannel& ch, const Notification& 
 OutgoingRequest BuildFeishu(const NotificationChannel& ch, const Notification& n, int64_t now_ms) {
   const char* color = n.level == "critical" ? "red" : n.level == "warning" ? "orange" : "blue";
   nlohmann::json elements = nlohmann::json::array();
-  elements.push_back({{"tag", "div"},
-                      {"text", {{"tag", "lark_md"}, {"content", TruncateUtf8Bytes(n.text, 20000)}}}});
+  elements.push_back({{"tag", "div"}, {"text", {{"tag", "lark_md"}, {"content", TruncateUtf8Bytes(n.text, 20000)}}}});
   if (!n.link.empty()) {
     elements.push_back(
         {{"tag", "action"},
@@ -239,10 +233,14 @@ OutgoingRequest BuildWeCom(const NotificationChannel& ch, const Notification& n,
 std::string SlackEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else out.push_back(c);
+    if (c == '&')
+      out += "&amp;";
+    else if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -251,16 +249,16 @@ std::string SlackEscape(const std::string& s) {
 // context with level and link) and "text" as the notification fallback.
 OutgoingRequest BuildSlack(const NotificationChannel& ch, const Notification& n, int64_t) {
   nlohmann::json blocks = nlohmann::json::array();
-  blocks.push_back({{"type", "header"},
-                    {"text", {{"type", "plain_text"}, {"text", TruncateChars(n.title, 150)}, {"emoji", true}}}});
+  blocks.push_back(
+      {{"type", "header"}, {"text", {{"type", "plain_text"}, {"text", TruncateChars(n.title, 150)}, {"emoji", true}}}});
   if (!n.text.empty()) {
-    blocks.push_back({{"type", "section"},
-                      {"text", {{"type", "mrkdwn"}, {"text", TruncateChars(SlackEscape(n.text), 3000)}}}});
+    blocks.push_back(
+        {{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", TruncateChars(SlackEscape(n.text), 3000)}}}});
   }
   std::string context = "Level: *" + n.level + "*";
   if (!n.link.empty()) context += "  |  <" + n.link + "|" + kOpenLinkLabel + ">";
-  blocks.push_back({{"type", "context"},
-                    {"elements", nlohmann::json::array({{{"type", "mrkdwn"}, {"text", context}}})}});
+  blocks.push_back(
+      {{"type", "context"}, {"elements", nlohmann::json::array({{{"type", "mrkdwn"}, {"text", context}}})}});
   nlohmann::json body = {{"text", TruncateChars(n.title, 3000)}, {"blocks", blocks}};
   return JsonRequest(ch.url, body);
 }
@@ -268,8 +266,7 @@ OutgoingRequest BuildSlack(const NotificationChannel& ch, const Notification& n,
 Status ValidateNotification(const Notification& n) {
   if (n.title.empty()) return InvalidArgument("notification title is empty", "title");
   if (n.level != "info" && n.level != "warning" && n.level != "critical") {
-    return InvalidArgument("notification level '" + n.level + "' is not one of info, warning, critical",
-                           "level");
+    return InvalidArgument("notification level '" + n.level + "' is not one of info, warning, critical", "level");
   }
   if (!n.link.empty() && n.link.rfind("http://", 0) != 0 && n.link.rfind("https://", 0) != 0) {
     return InvalidArgument("notification link '" + n.link + "' is not an http(s) URL", "link");
@@ -351,15 +348,14 @@ Status ValidateChannel(const NotificationChannel& ch) {
   static const char* kKinds[] = {"webhook", "feishu", "dingtalk", "wecom", "slack"};
   if (std::find_if(std::begin(kKinds), std::end(kKinds), [&](const char* k) { return ch.kind == k; }) ==
       std::end(kKinds)) {
-    return InvalidArgument("unknown channel kind '" + ch.kind +
-                               "' (expected webhook, feishu, dingtalk, wecom or slack)",
-                           "kind");
+    return InvalidArgument(
+        "unknown channel kind '" + ch.kind + "' (expected webhook, feishu, dingtalk, wecom or slack)", "kind");
   }
   if (ch.url.empty()) return InvalidArgument("channel url is empty", "url");
   if (ch.url.size() > kMaxUrlBytes) {
-    return InvalidArgument("channel url is " + std::to_string(ch.url.size()) + " bytes (at most " +
-                               std::to_string(kMaxUrlBytes) + ")",
-                           "url");
+    return InvalidArgument(
+        "channel url is " + std::to_string(ch.url.size()) + " bytes (at most " + std::to_string(kMaxUrlBytes) + ")",
+        "url");
   }
   size_t host_start;
   if (ch.url.rfind("https://", 0) == 0) {
@@ -376,8 +372,8 @@ Status ValidateChannel(const NotificationChannel& ch) {
     return InvalidArgument("channel url '" + ch.url + "' contains spaces, control or non-ASCII characters", "url");
   }
   size_t host_end = ch.url.find_first_of("/?#", host_start);
-  std::string authority = ch.url.substr(host_start, host_end == std::string::npos ? std::string::npos
-                                                                                   : host_end - host_start);
+  std::string authority =
+      ch.url.substr(host_start, host_end == std::string::npos ? std::string::npos : host_end - host_start);
   if (authority.empty() || authority[0] == ':') {
     return InvalidArgument("channel url '" + ch.url + "' has no host", "url");
   }
@@ -387,8 +383,8 @@ Status ValidateChannel(const NotificationChannel& ch) {
   size_t colon = authority.rfind(':');
   if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
     std::string port = authority.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
-        std::stoi(port) == 0 || std::stoi(port) > 65535) {
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) == 0 ||
+        std::stoi(port) > 65535) {
       return InvalidArgument("channel url '" + ch.url + "' has an invalid port '" + port + "'", "url");
     }
   }
@@ -409,15 +405,15 @@ Status ValidateChannel(const NotificationChannel& ch) {
                            "secret");
   }
   if (ch.kind == "dingtalk" && !ch.secret.empty() && ch.secret.rfind("SEC", 0) != 0) {
-    return InvalidArgument("DingTalk signing secrets start with 'SEC' (copy it from the bot's security settings, "
-                           "'加签')",
-                           "secret");
+    return InvalidArgument(
+        "DingTalk signing secrets start with 'SEC' (copy it from the bot's security settings, "
+        "'加签')",
+        "secret");
   }
   return Status::OK();
 }
 
-StatusOr<OutgoingRequest> BuildChannelRequest(const NotificationChannel& ch, const Notification& n,
-                                              int64_t now_ms) {
+StatusOr<OutgoingRequest> BuildChannelRequest(const NotificationChannel& ch, const Notification& n, int64_t now_ms) {
   NS_RETURN_IF_ERROR(ValidateChannel(ch));
   NS_RETURN_IF_ERROR(ValidateNotification(n));
   if (ch.kind == "webhook") return BuildWebhook(ch, n, now_ms);
@@ -462,8 +458,8 @@ DeliveryResult Deliver(const NotificationChannel& ch, const Notification& n, con
     }
     result.error = v.error;
     if (!v.retry || attempt == max_attempts) break;
-    int64_t wait = std::max<int64_t>(static_cast<int64_t>(std::min<double>(backoff_ms, kMaxBackoffMs)),
-                                     v.retry_after_ms);
+    int64_t wait =
+        std::max<int64_t>(static_cast<int64_t>(std::min<double>(backoff_ms, kMaxBackoffMs)), v.retry_after_ms);
     std::this_thread::sleep_for(std::chrono::milliseconds(wait));
     backoff_ms *= policy.multiplier;
   }

@@ -51,12 +51,11 @@ Status ValidateChannel(const NotificationChannel& ch);
 // The exact HTTP request that channel's service expects (documented message format,
 // cards/markdown where it has them), signed as the service documents at time `now_ms`
 // (Unix epoch milliseconds). Returns ValidateChannel's error for a bad channel.
-StatusOr<OutgoingRequest> BuildChannelRequest(const NotificationChannel& ch, const Notification& n,
-                                              int64_t now_ms);
+StatusOr<OutgoingRequest> BuildChannelRequest(const NotificationChannel& ch, const Notification& n, int64_t now_ms);
 
 // How Deliver retries. Attempt k (k >= 2) waits initial_backoff_ms * multiplier^(k-2).
 struct RetryPolicy {
-  int max_attempts = 4;             // total attempts including the first; >= 1
+  int max_attempts = 4;              // total attempts including the first; >= 1
   int64_t initial_backoff_ms = 500;  // wait before the second attempt
   double multiplier = 2.0;           // backoff growth per attempt
   int64_t timeout_ms = 5000;         // per attempt: connect + read + write
@@ -77,8 +76,7 @@ struct DeliveryResult {
 // service reports errors that way (Feishu "code"!=0, DingTalk "errcode"!=0, WeCom
 // "errcode"!=0). Such service-level failures are not retried except for the services'
 // rate-limit codes. The signature is recomputed on every attempt. Blocks the caller.
-DeliveryResult Deliver(const NotificationChannel& ch, const Notification& n,
-                       const RetryPolicy& policy = {});
+DeliveryResult Deliver(const NotificationChannel& ch, const Notification& n, const RetryPolicy& policy = {});
 
 // Cuts `s` to at most `max_bytes` bytes without splitting a UTF-8 sequence ("…" when cut).
 std::string TruncateUtf8Bytes(const std::string& s, size_t max_bytes);

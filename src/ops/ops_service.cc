@@ -67,10 +67,12 @@ StatusOr<std::optional<std::string>> OpsService::EnsureAdmin() {
   std::string password = RandomToken("", 20);
   auto projects = registry_.List();
   std::string first = projects.empty() ? "default" : projects[0].name;
-  NS_ASSIGN_OR_RETURN(int64_t id, accounts.CreateUser("admin@northstar.local", password, "Administrator", first, Role::kAdmin));
+  NS_ASSIGN_OR_RETURN(int64_t id,
+                      accounts.CreateUser("admin@northstar.local", password, "Administrator", first, Role::kAdmin));
   for (const auto& p : projects) NS_RETURN_IF_ERROR(accounts.SetRole(id, p.name, Role::kAdmin));
   Principal sys{"system", 0, first, Role::kAdmin, Credential::kSystem};
-  NS_RETURN_IF_ERROR(Audit(*db_, sys, "create", "user", id, nullptr, json{{"email", "admin@northstar.local"}, {"role", "admin"}}));
+  NS_RETURN_IF_ERROR(
+      Audit(*db_, sys, "create", "user", id, nullptr, json{{"email", "admin@northstar.local"}, {"role", "admin"}}));
   return std::optional<std::string>(password);
 }
 
@@ -88,9 +90,12 @@ StatusOr<ProjectSettings> OpsService::Settings(const std::string& project) {
   NS_ASSIGN_OR_RETURN(auto rows, db_->Query("SELECT key, value FROM project_settings WHERE project = ?", {project}));
   for (auto& r : rows) {
     std::string k = r.Str(0), v = r.Str(1);
-    if (k == "snapshot_time") s.snapshot_time = v;
-    else if (k == "quiet_hours") s.quiet_hours = v;
-    else if (k == "reminder_days") s.reminder_days = std::atoi(v.c_str());
+    if (k == "snapshot_time")
+      s.snapshot_time = v;
+    else if (k == "quiet_hours")
+      s.quiet_hours = v;
+    else if (k == "reminder_days")
+      s.reminder_days = std::atoi(v.c_str());
   }
   return s;
 }
@@ -109,7 +114,8 @@ Status OpsService::SetSettings(const Principal& who, const json& body) {
       if (!it.value().is_string()) return InvalidArgument("quiet_hours: expected \"HH:MM-HH:MM\" or \"\"", k);
       v = it.value().get<std::string>();
       if (!v.empty()) {
-        if (v.size() != 11 || v[5] != '-') return InvalidArgument("quiet_hours: expected \"HH:MM-HH:MM\" (e.g. 22:00-08:00) or \"\"", k);
+        if (v.size() != 11 || v[5] != '-')
+          return InvalidArgument("quiet_hours: expected \"HH:MM-HH:MM\" (e.g. 22:00-08:00) or \"\"", k);
         NS_RETURN_IF_ERROR(ParseClock(v.substr(0, 5), k).status());
         NS_RETURN_IF_ERROR(ParseClock(v.substr(6), k).status());
       }
@@ -120,11 +126,14 @@ Status OpsService::SetSettings(const Principal& who, const json& body) {
     } else {
       return InvalidArgument("unknown setting '" + k + "' (known: snapshot_time, quiet_hours, reminder_days)", k);
     }
-    NS_RETURN_IF_ERROR(db_->Exec("INSERT INTO project_settings(project, key, value) VALUES(?, ?, ?) "
-                                 "ON CONFLICT(project, key) DO UPDATE SET value = excluded.value",
-                                 {who.project, k, v}));
+    NS_RETURN_IF_ERROR(
+        db_->Exec("INSERT INTO project_settings(project, key, value) VALUES(?, ?, ?) "
+                  "ON CONFLICT(project, key) DO UPDATE SET value = excluded.value",
+                  {who.project, k, v}));
   }
-  json b{{"snapshot_time", before.snapshot_time}, {"quiet_hours", before.quiet_hours}, {"reminder_days", before.reminder_days}};
+  json b{{"snapshot_time", before.snapshot_time},
+         {"quiet_hours", before.quiet_hours},
+         {"reminder_days", before.reminder_days}};
   return Audit(*db_, who, "update", "settings", 0, b, body);
 }
 
@@ -150,7 +159,9 @@ StatusOr<json> OpsService::RunDaily(const std::string& project) {
     if (!st.ok()) {
       errors.push_back({{"kpi_id", id}, {"error", st.status().message()}});
       json state{{"error", {{"code", std::string(st.status().ErrorName())}, {"message", st.status().message()}}},
-                 {"refreshed_at", NowMs()}, {"light", nullptr}, {"actual", nullptr}};
+                 {"refreshed_at", NowMs()},
+                 {"light", nullptr},
+                 {"actual", nullptr}};
       (void)db_->Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.dump(), id});
       continue;
     }
@@ -161,7 +172,8 @@ StatusOr<json> OpsService::RunDaily(const std::string& project) {
     } catch (const std::exception& e) {
       f = Internal(std::string("unexpected error: ") + e.what());
     }
-    if (!f.ok()) errors.push_back({{"kpi_id", id}, {"error", f.status().message()}});
+    if (!f.ok())
+      errors.push_back({{"kpi_id", id}, {"error", f.status().message()}});
     else
       for (auto& a : *f) fired.push_back(a);
   }
@@ -180,27 +192,40 @@ StatusOr<json> OpsService::Digest(const std::string& project) {
   std::map<std::string, json> owners;
   auto owner_entry = [&](const std::string& o) -> json& {
     json& e = owners[o.empty() ? "(no owner)" : o];
-    if (e.is_null()) e = {{"owner", o.empty() ? "(no owner)" : o}, {"overdue", json::array()}, {"due_soon", json::array()}, {"kpis", json::array()}};
+    if (e.is_null())
+      e = {{"owner", o.empty() ? "(no owner)" : o},
+           {"overdue", json::array()},
+           {"due_soon", json::array()},
+           {"kpis", json::array()}};
     return e;
   };
-  NS_ASSIGN_OR_RETURN(auto acts, db_->Query("SELECT a.id, a.doc, s.id, s.doc FROM actions a JOIN scenarios s ON s.id = a.scenario_id "
-                                            "WHERE s.project = ? ORDER BY a.id",
-                                            {project}));
+  NS_ASSIGN_OR_RETURN(
+      auto acts, db_->Query("SELECT a.id, a.doc, s.id, s.doc FROM actions a JOIN scenarios s ON s.id = a.scenario_id "
+                            "WHERE s.project = ? ORDER BY a.id",
+                            {project}));
   for (auto& r : acts) {
     json a = json::parse(r.Str(1));
     std::string st = a["status"].get<std::string>();
     if (st == "done" || st == "cancelled" || !a["due_date"].is_string()) continue;
     int32_t due = ParseDate(a["due_date"].get<std::string>(), "").value();
-    json item{{"id", r.Int(0)}, {"action", a["action"]}, {"due_date", a["due_date"]}, {"status", st},
-              {"scenario", json::parse(r.Str(3))["name"]}, {"days_left", due - today}};
-    if (due < today) owner_entry(a["owner"].get<std::string>())["overdue"].push_back(item);
-    else if (due - today <= s.reminder_days) owner_entry(a["owner"].get<std::string>())["due_soon"].push_back(item);
+    json item{{"id", r.Int(0)},
+              {"action", a["action"]},
+              {"due_date", a["due_date"]},
+              {"status", st},
+              {"scenario", json::parse(r.Str(3))["name"]},
+              {"days_left", due - today}};
+    if (due < today)
+      owner_entry(a["owner"].get<std::string>())["overdue"].push_back(item);
+    else if (due - today <= s.reminder_days)
+      owner_entry(a["owner"].get<std::string>())["due_soon"].push_back(item);
   }
   NS_ASSIGN_OR_RETURN(json ks, kpis.List(project, std::nullopt));
   for (auto& k : ks)
-    owner_entry(k["owner"].get<std::string>())["kpis"].push_back(
-        {{"id", k["id"]}, {"name", k["name"]}, {"light", k.value("light", json())}, {"actual", k.value("actual", json())},
-         {"target", k["target"]}});
+    owner_entry(k["owner"].get<std::string>())["kpis"].push_back({{"id", k["id"]},
+                                                                  {"name", k["name"]},
+                                                                  {"light", k.value("light", json())},
+                                                                  {"actual", k.value("actual", json())},
+                                                                  {"target", k["target"]}});
   json out = json::array();
   for (auto& [o, e] : owners) out.push_back(e);
   return out;
@@ -230,7 +255,8 @@ StatusOr<json> OpsService::SendReminders(const std::string& project, bool force)
       text += "Due in " + std::to_string(a["days_left"].get<int>()) + " d: " + a["action"].get<std::string>() + " (" +
               a["due_date"].get<std::string>() + ")\n";
     for (auto& k : e["kpis"])
-      text += "KPI " + k["name"].get<std::string>() + ": " + (k["light"].is_string() ? k["light"].get<std::string>() : "no target") + "\n";
+      text += "KPI " + k["name"].get<std::string>() + ": " +
+              (k["light"].is_string() ? k["light"].get<std::string>() : "no target") + "\n";
     n.text = text;
     n.level = e["overdue"].empty() ? "info" : "warning";
     n.data = e;
@@ -250,15 +276,18 @@ bool OpsService::ClaimRun(const std::string& project, const std::string& job, co
   // A 'running' claim left by a process that crashed mid-job is taken over: the job runs
   // again, and what it already did is not repeated (KPI snapshots are measurements, an open
   // alert is not fired twice, messages are de-duplicated by the outbox).
-  auto rows = db_->Query("SELECT state FROM job_runs WHERE project = ? AND job = ? AND run_key = ?", {project, job, day});
+  auto rows =
+      db_->Query("SELECT state FROM job_runs WHERE project = ? AND job = ? AND run_key = ?", {project, job, day});
   if (!rows.ok()) return false;
   if (!rows->empty()) {
     if ((*rows)[0].Str(0) == "done") return false;
     spdlog::warn("{} job of project {} for {} was interrupted (a crash or kill); running it again", job, project, day);
     return true;
   }
-  return db_->Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES(?, ?, ?, ?, 'running')",
-                   {project, job, day, NowMs()}).ok();
+  return db_
+      ->Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES(?, ?, ?, ?, 'running')",
+             {project, job, day, NowMs()})
+      .ok();
 }
 
 void OpsService::MarkRan(const std::string& project, const std::string& job, const std::string& day) {

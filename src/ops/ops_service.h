@@ -7,16 +7,16 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <functional>
 #include <thread>
 
+#include "auth/accounts.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
-#include "auth/accounts.h"
 #include "ops/alerts.h"
 #include "ops/evaluations.h"
 #include "ops/kpis.h"

@@ -2,8 +2,8 @@
 
 #include <xlsxwriter.h>
 
-#include <cstdio>
 #include <unistd.h>
+#include <cstdio>
 
 #include "core/file_util.h"
 #include "core/uuid.h"
@@ -58,10 +58,18 @@ TableCell Num(const json& v) {
 
 std::string StatusLabel(const std::string& s, const std::string& lang) {
   static const std::map<std::string, std::pair<const char*, const char*>> k = {
-      {"not_started", {"未开始", "Not started"}}, {"in_progress", {"进行中", "In progress"}}, {"done", {"已完成", "Done"}},
-      {"delayed", {"延期", "Delayed"}},         {"cancelled", {"已取消", "Cancelled"}},    {"draft", {"草稿", "Draft"}},
-      {"active", {"进行中", "Active"}},          {"paused", {"暂停", "Paused"}},             {"final", {"已定稿", "Final"}},
-      {"green", {"绿", "Green"}},                {"yellow", {"黄", "Yellow"}},               {"red", {"红", "Red"}}};
+      {"not_started", {"未开始", "Not started"}},
+      {"in_progress", {"进行中", "In progress"}},
+      {"done", {"已完成", "Done"}},
+      {"delayed", {"延期", "Delayed"}},
+      {"cancelled", {"已取消", "Cancelled"}},
+      {"draft", {"草稿", "Draft"}},
+      {"active", {"进行中", "Active"}},
+      {"paused", {"暂停", "Paused"}},
+      {"final", {"已定稿", "Final"}},
+      {"green", {"绿", "Green"}},
+      {"yellow", {"黄", "Yellow"}},
+      {"red", {"红", "Red"}}};
   auto it = k.find(s);
   if (it == k.end()) return s;
   return lang == "zh" ? it->second.first : it->second.second;
@@ -71,13 +79,16 @@ std::string Resources(const json& r, const std::string& lang) {
   if (!r.is_object()) return Text(r);
   std::string s;
   auto add = [&](const std::string& x) { s += (s.empty() ? "" : "; ") + x; };
-  if (r.contains("budget")) add(std::string(lang == "zh" ? "预算 " : "budget ") + Text(r["budget"]) + (r.contains("currency") ? " " + Text(r["currency"]) : ""));
-  if (r.contains("engineer_days")) add(std::string(lang == "zh" ? "研发 " : "engineering ") + Text(r["engineer_days"]) + (lang == "zh" ? " 人天" : " engineer-days"));
+  if (r.contains("budget"))
+    add(std::string(lang == "zh" ? "预算 " : "budget ") + Text(r["budget"]) +
+        (r.contains("currency") ? " " + Text(r["currency"]) : ""));
+  if (r.contains("engineer_days"))
+    add(std::string(lang == "zh" ? "研发 " : "engineering ") + Text(r["engineer_days"]) +
+        (lang == "zh" ? " 人天" : " engineer-days"));
   if (r.contains("channels")) add(std::string(lang == "zh" ? "渠道 " : "channels ") + Text(r["channels"]));
   if (r.contains("note")) add(Text(r["note"]));
   return s;
 }
-
 
 }  // namespace
 
@@ -88,9 +99,15 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
     ReportTable t;
     t.key = "requirements";
     t.title = lang == "zh" ? "场景需求表" : "Scenario requirements";
-    for (const Heading& h : {Heading{"场景名称", "Scenario"}, {"业务模块", "Business module"}, {"核心目标", "Core goal"},
-                             {"关键用户群", "Key user group"}, {"用户痛点", "User pain points"},
-                             {"成功标准", "Success criteria"}, {"负责人", "Owner"}, {"周期", "Period"}, {"状态", "Status"}})
+    for (const Heading& h : {Heading{"场景名称", "Scenario"},
+                             {"业务模块", "Business module"},
+                             {"核心目标", "Core goal"},
+                             {"关键用户群", "Key user group"},
+                             {"用户痛点", "User pain points"},
+                             {"成功标准", "Success criteria"},
+                             {"负责人", "Owner"},
+                             {"周期", "Period"},
+                             {"状态", "Status"}})
       t.headers.push_back(H(h, lang));
     t.rows.push_back({Text(sc["name"]), Text(sc["business_module"]), Text(sc["goal"]), Text(sc["key_user_group"]),
                       Text(sc["pain_points"]), Text(sc["success_criteria"]), Text(sc["owner"]), Text(sc["period"]),
@@ -101,16 +118,26 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
     ReportTable t;
     t.key = "process";
     t.title = lang == "zh" ? "流程设计表" : "Process design";
-    for (const Heading& h : {Heading{"编号", "ID"}, {"策略方向", "Strategy"}, {"具体动作", "Action"}, {"负责人", "Owner"},
-                             {"开始日期", "Start date"}, {"截止日期", "Due date"}, {"所需资源", "Resources"},
-                             {"交付标准", "Delivery standard"}, {"状态", "Status"}, {"依赖", "Depends on"}, {"进展", "Progress"}})
+    for (const Heading& h : {Heading{"编号", "ID"},
+                             {"策略方向", "Strategy"},
+                             {"具体动作", "Action"},
+                             {"负责人", "Owner"},
+                             {"开始日期", "Start date"},
+                             {"截止日期", "Due date"},
+                             {"所需资源", "Resources"},
+                             {"交付标准", "Delivery standard"},
+                             {"状态", "Status"},
+                             {"依赖", "Depends on"},
+                             {"进展", "Progress"}})
       t.headers.push_back(H(h, lang));
     for (auto& a : sc["actions"]) {
       std::string prog;
-      for (auto& p : a["progress"]) prog += (prog.empty() ? "" : "\n") + Text(p.value("date", json(""))) + " " + Text(p["note"]);
-      t.rows.push_back({static_cast<double>(a["id"].get<int64_t>()), Text(a["strategy"]), Text(a["action"]), Text(a["owner"]),
-                        Text(a["start_date"]), Text(a["due_date"]), Resources(a["resources"], lang),
-                        Text(a["delivery_standard"]), StatusLabel(Text(a["status"]), lang), Text(a["depends_on"]), prog});
+      for (auto& p : a["progress"])
+        prog += (prog.empty() ? "" : "\n") + Text(p.value("date", json(""))) + " " + Text(p["note"]);
+      t.rows.push_back({static_cast<double>(a["id"].get<int64_t>()), Text(a["strategy"]), Text(a["action"]),
+                        Text(a["owner"]), Text(a["start_date"]), Text(a["due_date"]), Resources(a["resources"], lang),
+                        Text(a["delivery_standard"]), StatusLabel(Text(a["status"]), lang), Text(a["depends_on"]),
+                        prog});
     }
     out.push_back(std::move(t));
   }
@@ -118,18 +145,28 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
     ReportTable t;
     t.key = "monitoring";
     t.title = lang == "zh" ? "执行监控表" : "Execution monitoring";
-    for (const Heading& h : {Heading{"场景", "Scenario"}, {"指标", "KPI"}, {"目标值", "Target"}, {"实际值", "Actual"},
-                             {"达成率", "Achievement rate"}, {"状态灯", "Light"}, {"变化原因", "Reason for change"},
-                             {"负责人", "Owner"}, {"更新时间", "Updated at"}})
+    for (const Heading& h : {Heading{"场景", "Scenario"},
+                             {"指标", "KPI"},
+                             {"目标值", "Target"},
+                             {"实际值", "Actual"},
+                             {"达成率", "Achievement rate"},
+                             {"状态灯", "Light"},
+                             {"变化原因", "Reason for change"},
+                             {"负责人", "Owner"},
+                             {"更新时间", "Updated at"}})
       t.headers.push_back(H(h, lang));
     t.percent_columns.push_back(H({"达成率", "Achievement rate"}, lang));
     for (auto& k : kpis) {
       std::string reason = Text(k.value("reason", json("")));
       std::string autor = Text(k.value("auto_reason", json("")));
-      if (!autor.empty()) reason += (reason.empty() ? "" : "\n") + std::string(lang == "zh" ? "[自动] " : "[auto] ") + autor;
+      if (!autor.empty())
+        reason += (reason.empty() ? "" : "\n") + std::string(lang == "zh" ? "[自动] " : "[auto] ") + autor;
       t.rows.push_back({Text(sc["name"]), Text(k["name"]), Num(k["target"]), Num(k.value("actual", json())),
-                        Num(k.value("achievement_rate", json())), StatusLabel(Text(k.value("light", json(""))), lang), reason,
-                        Text(k["owner"]), k.contains("refreshed_at") ? TableCell(tz.FormatLocal(k["refreshed_at"].get<int64_t>()).substr(0, 16)) : TableCell()});
+                        Num(k.value("achievement_rate", json())), StatusLabel(Text(k.value("light", json(""))), lang),
+                        reason, Text(k["owner"]),
+                        k.contains("refreshed_at")
+                            ? TableCell(tz.FormatLocal(k["refreshed_at"].get<int64_t>()).substr(0, 16))
+                            : TableCell()});
     }
     out.push_back(std::move(t));
   }
@@ -137,18 +174,25 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
     ReportTable t;
     t.key = "evaluation";
     t.title = lang == "zh" ? "效果评估表" : "Effect evaluation";
-    for (const Heading& h : {Heading{"周期", "Period"}, {"指标", "KPI"}, {"目标", "Target"}, {"结果", "Result"},
-                             {"达成率", "Achievement"}, {"做得好的", "What worked"}, {"问题", "Problems"},
-                             {"下一步措施", "Next measures"}, {"负责人", "Owner"}})
+    for (const Heading& h : {Heading{"周期", "Period"},
+                             {"指标", "KPI"},
+                             {"目标", "Target"},
+                             {"结果", "Result"},
+                             {"达成率", "Achievement"},
+                             {"做得好的", "What worked"},
+                             {"问题", "Problems"},
+                             {"下一步措施", "Next measures"},
+                             {"负责人", "Owner"}})
       t.headers.push_back(H(h, lang));
     t.percent_columns.push_back(H({"达成率", "Achievement"}, lang));
     json ks = ev.value("kpis", json::array());
     if (ks.empty()) ks.push_back(json::object());
     for (auto& k : ks)
-      t.rows.push_back({Text(ev.value("period", json())), Text(k.value("name", json(""))), Num(k.value("target", json())),
-                        Num(k.value("actual", json())), Num(k.value("achievement_rate", json())),
-                        Text(ev.value("what_worked", json(""))), Text(ev.value("problems", json(""))),
-                        Text(ev.value("next_measures", json(""))), Text(ev.value("owner", json("")))});
+      t.rows.push_back({Text(ev.value("period", json())), Text(k.value("name", json(""))),
+                        Num(k.value("target", json())), Num(k.value("actual", json())),
+                        Num(k.value("achievement_rate", json())), Text(ev.value("what_worked", json(""))),
+                        Text(ev.value("problems", json(""))), Text(ev.value("next_measures", json(""))),
+                        Text(ev.value("owner", json("")))});
     out.push_back(std::move(t));
   }
   return out;
@@ -220,10 +264,12 @@ StatusOr<std::string> TablesToXlsx(const std::vector<ReportTable>& tables) {
         const TableCell& cell = t.rows[r][c];
         auto row = static_cast<lxw_row_t>(r + 1);
         auto col = static_cast<lxw_col_t>(c);
-        bool is_pct = c < t.headers.size() &&
-                      std::find(t.percent_columns.begin(), t.percent_columns.end(), t.headers[c]) != t.percent_columns.end();
-        if (auto d = std::get_if<double>(&cell)) worksheet_write_number(ws, row, col, *d, is_pct ? pct : wrap);
-        else if (auto s = std::get_if<std::string>(&cell)) worksheet_write_string(ws, row, col, s->c_str(), wrap);
+        bool is_pct = c < t.headers.size() && std::find(t.percent_columns.begin(), t.percent_columns.end(),
+                                                        t.headers[c]) != t.percent_columns.end();
+        if (auto d = std::get_if<double>(&cell))
+          worksheet_write_number(ws, row, col, *d, is_pct ? pct : wrap);
+        else if (auto s = std::get_if<std::string>(&cell))
+          worksheet_write_string(ws, row, col, s->c_str(), wrap);
       }
     }
   }

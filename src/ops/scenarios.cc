@@ -16,10 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-const std::set<std::string> kScenarioFields = {"name", "business_module", "goal", "key_user_group", "pain_points",
-                                               "success_criteria", "owner", "period", "status", "funnel", "from_sop"};
-const std::set<std::string> kActionFields = {"strategy", "action", "owner", "start_date", "due_date", "resources",
-                                             "delivery_standard", "status", "depends_on", "progress", "progress_note"};
+const std::set<std::string> kScenarioFields = {"name",        "business_module",  "goal",    "key_user_group",
+                                               "pain_points", "success_criteria", "owner",   "period",
+                                               "status",      "funnel",           "from_sop"};
+const std::set<std::string> kActionFields = {
+    "strategy",          "action", "owner",      "start_date", "due_date",     "resources",
+    "delivery_standard", "status", "depends_on", "progress",   "progress_note"};
 const char* kScenarioStatuses[] = {"draft", "active", "paused", "done", "cancelled"};
 
 Status CheckString(const json& v, const std::string& field, size_t max_len, bool required) {
@@ -89,7 +91,8 @@ StatusOr<json> ValidateScenario(const json& body, const json* base) {
   if (!d.contains("goal") || d["goal"].is_null()) d["goal"] = json::object();
   if (d["goal"].is_object()) {
     const json& g = d["goal"];
-    if (g.contains("target") && !g["target"].is_number()) return InvalidArgument("goal.target: expected a number", "goal.target");
+    if (g.contains("target") && !g["target"].is_number())
+      return InvalidArgument("goal.target: expected a number", "goal.target");
     if (g.contains("metric")) NS_RETURN_IF_ERROR(CheckString(g["metric"], "goal.metric", 200, false));
     if (g.contains("kpi_id") && !g["kpi_id"].is_number_integer())
       return InvalidArgument("goal.kpi_id: expected a KPI id", "goal.kpi_id");
@@ -168,13 +171,15 @@ StatusOr<json> ValidateAction(const json& body, const json* base, int32_t today)
       if (!it.value().is_number() || it.value().get<double>() < 0)
         return InvalidArgument("resources." + k + ": expected a number >= 0", "resources." + k);
     } else if (k == "channels") {
-      if (!it.value().is_array()) return InvalidArgument("resources.channels: expected a list of names", "resources.channels");
+      if (!it.value().is_array())
+        return InvalidArgument("resources.channels: expected a list of names", "resources.channels");
       for (auto& c : it.value()) NS_RETURN_IF_ERROR(CheckString(c, "resources.channels[]", 200, true));
     } else if (k == "currency" || k == "note") {
       NS_RETURN_IF_ERROR(CheckString(it.value(), "resources." + k, 1000, false));
     } else {
-      return InvalidArgument("resources: unknown field '" + k + "' (known: budget, currency, engineer_days, channels, note)",
-                             "resources." + k);
+      return InvalidArgument(
+          "resources: unknown field '" + k + "' (known: budget, currency, engineer_days, channels, note)",
+          "resources." + k);
     }
   }
   if (!d.contains("status") || d["status"].is_null()) d["status"] = "not_started";
@@ -186,12 +191,14 @@ StatusOr<json> ValidateAction(const json& body, const json* base, int32_t today)
   for (auto& x : d["depends_on"]) {
     if (!x.is_number_integer() || x.get<int64_t>() <= 0)
       return InvalidArgument("depends_on: expected a list of action ids", "depends_on");
-    if (!seen.insert(x.get<int64_t>()).second) return InvalidArgument("depends_on: action " + x.dump() + " listed twice", "depends_on");
+    if (!seen.insert(x.get<int64_t>()).second)
+      return InvalidArgument("depends_on: action " + x.dump() + " listed twice", "depends_on");
   }
   if (!d.contains("progress") || d["progress"].is_null()) d["progress"] = json::array();
   if (!d["progress"].is_array()) return InvalidArgument("progress: expected a list of {\"date\",\"note\"}", "progress");
   for (auto& p : d["progress"]) {
-    if (!p.is_object() || !p.contains("note")) return InvalidArgument("progress[]: expected {\"date\",\"note\"}", "progress");
+    if (!p.is_object() || !p.contains("note"))
+      return InvalidArgument("progress[]: expected {\"date\",\"note\"}", "progress");
     NS_RETURN_IF_ERROR(CheckString(p["note"], "progress[].note", 4000, true));
     if (p.contains("date")) NS_RETURN_IF_ERROR(CheckDate(p["date"], "progress[].date"));
   }
@@ -200,7 +207,8 @@ StatusOr<json> ValidateAction(const json& body, const json* base, int32_t today)
     // the caller passes {"date","note"}).
     json n = body["progress_note"];
     if (n.is_string()) n = json{{"note", n}};
-    if (!n.is_object() || !n.contains("note")) return InvalidArgument("progress_note: expected a text or {\"date\",\"note\"}", "progress_note");
+    if (!n.is_object() || !n.contains("note"))
+      return InvalidArgument("progress_note: expected a text or {\"date\",\"note\"}", "progress_note");
     NS_RETURN_IF_ERROR(CheckString(n["note"], "progress_note", 4000, true));
     if (!n.contains("date")) n["date"] = FormatDate(today);
     NS_RETURN_IF_ERROR(CheckDate(n["date"], "progress_note.date"));
@@ -210,8 +218,9 @@ StatusOr<json> ValidateAction(const json& body, const json* base, int32_t today)
 }
 
 StatusOr<json> Scenarios::Load(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc, created_at, updated_at FROM scenarios WHERE id = ? AND project = ?",
-                                           {id, project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT doc, created_at, updated_at FROM scenarios WHERE id = ? AND project = ?", {id, project}));
   if (rows.empty()) return NotFound("no scenario " + std::to_string(id));
   json d = json::parse(rows[0].Str(0));
   d["id"] = id;
@@ -246,7 +255,8 @@ StatusOr<int64_t> Scenarios::Create(const Principal& who, const json& body) {
 // and stored so by a PATCH. A new action is stored as given, so the daily job still finds it,
 // stores `delayed`, writes the `auto_delayed` audit entry and notifies.
 static void ApplyOverdue(json& a, int32_t today) {
-  if (!a.contains("status") || !a["status"].is_string() || !a.contains("due_date") || !a["due_date"].is_string()) return;
+  if (!a.contains("status") || !a["status"].is_string() || !a.contains("due_date") || !a["due_date"].is_string())
+    return;
   const std::string st = a["status"].get<std::string>();
   if (st != "not_started" && st != "in_progress") return;
   auto due = ParseDate(a["due_date"].get<std::string>(), "due_date");
@@ -254,8 +264,9 @@ static void ApplyOverdue(json& a, int32_t today) {
 }
 
 StatusOr<json> Scenarios::ActionsOf(int64_t scenario_id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc, created_at, updated_at FROM actions WHERE scenario_id = ? ORDER BY id",
-                                           {scenario_id}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT id, doc, created_at, updated_at FROM actions WHERE scenario_id = ? ORDER BY id",
+                                {scenario_id}));
   json out = json::array();
   for (auto& r : rows) {
     json a = json::parse(r.Str(1));
@@ -320,9 +331,9 @@ Status Scenarios::CheckDag(int64_t scenario_id, int64_t action_id, const std::ve
   for (int64_t dep : depends_on) {
     if (dep == action_id) return InvalidArgument("depends_on: an action cannot depend on itself", "depends_on");
     if (!edges.count(dep))
-      return InvalidArgument("depends_on: action " + std::to_string(dep) + " is not an action of scenario " +
-                                 std::to_string(scenario_id),
-                             "depends_on");
+      return InvalidArgument(
+          "depends_on: action " + std::to_string(dep) + " is not an action of scenario " + std::to_string(scenario_id),
+          "depends_on");
   }
   edges[action_id] = depends_on;
   // A cycle through action_id: some dependency reaches action_id again.
@@ -345,7 +356,8 @@ Status Scenarios::CheckDag(int64_t scenario_id, int64_t action_id, const std::ve
     if (reaches(dep)) {
       std::string cyc = std::to_string(action_id);
       for (int64_t n : path) cyc += " -> " + std::to_string(n);
-      return InvalidArgument("depends_on: would create a cycle (" + cyc + "); dependencies must form a DAG", "depends_on");
+      return InvalidArgument("depends_on: would create a cycle (" + cyc + "); dependencies must form a DAG",
+                             "depends_on");
     }
   }
   return Status::OK();
@@ -358,8 +370,9 @@ StatusOr<int64_t> Scenarios::AddAction(const Principal& who, int64_t scenario_id
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     NS_RETURN_IF_ERROR(Load(who.project, scenario_id).status());
     int64_t now = NowMs();
-    NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO actions(scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?)",
-                                       {scenario_id, d.dump(), now, now}));
+    NS_ASSIGN_OR_RETURN(id,
+                        db_.Insert("INSERT INTO actions(scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?)",
+                                   {scenario_id, d.dump(), now, now}));
     NS_RETURN_IF_ERROR(CheckDag(scenario_id, id, d["depends_on"].get<std::vector<int64_t>>()));
     return Audit(db_, who, "create", "action", id, nullptr, d);
   }));
@@ -367,9 +380,10 @@ StatusOr<int64_t> Scenarios::AddAction(const Principal& who, int64_t scenario_id
 }
 
 StatusOr<json> Scenarios::GetAction(const std::string& project, int64_t action_id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT a.doc, a.scenario_id, a.created_at, a.updated_at FROM actions a JOIN scenarios s "
-                                           "ON s.id = a.scenario_id WHERE a.id = ? AND s.project = ?",
-                                           {action_id, project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows, db_.Query("SELECT a.doc, a.scenario_id, a.created_at, a.updated_at FROM actions a JOIN scenarios s "
+                           "ON s.id = a.scenario_id WHERE a.id = ? AND s.project = ?",
+                           {action_id, project}));
   if (rows.empty()) return NotFound("no action " + std::to_string(action_id));
   json a = json::parse(rows[0].Str(0));
   a["id"] = action_id;
@@ -390,7 +404,8 @@ Status Scenarios::PatchAction(const Principal& who, int64_t action_id, const jso
     NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, &base, today));
     ApplyOverdue(d, today);
     NS_RETURN_IF_ERROR(CheckDag(sid, action_id, d["depends_on"].get<std::vector<int64_t>>()));
-    NS_RETURN_IF_ERROR(db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {d.dump(), NowMs(), action_id}));
+    NS_RETURN_IF_ERROR(
+        db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {d.dump(), NowMs(), action_id}));
     return Audit(db_, who, "update", "action", action_id, base, d);
   });
 }
@@ -423,7 +438,12 @@ StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id)
   // period start (or its creation day) and lasts one day.
   NS_ASSIGN_OR_RETURN(int32_t default_start, Today(project));
   if (sc["period"].is_object()) default_start = ParseDate(sc["period"]["from"].get<std::string>(), "").value();
-  struct Node { int64_t id; int32_t start, dur; std::vector<int64_t> deps; int32_t es = 0, ef = 0, ls = 0, lf = 0; };
+  struct Node {
+    int64_t id;
+    int32_t start, dur;
+    std::vector<int64_t> deps;
+    int32_t es = 0, ef = 0, ls = 0, lf = 0;
+  };
   std::map<int64_t, Node> nodes;
   std::vector<int64_t> order;
   for (auto& a : acts) {
@@ -472,11 +492,20 @@ StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id)
   }
   for (auto& a : acts) {
     const Node& n = nodes[a["id"].get<int64_t>()];
-    rows.push_back({{"id", n.id}, {"action", a["action"]}, {"strategy", a["strategy"]}, {"owner", a["owner"]},
-                    {"status", a["status"]}, {"start", FormatDate(n.start)}, {"due", FormatDate(n.start + n.dur - 1)},
-                    {"depends_on", n.deps}, {"earliest_start", FormatDate(n.es)}, {"earliest_finish", FormatDate(n.ef - 1)},
-                    {"latest_start", FormatDate(n.ls)}, {"latest_finish", FormatDate(n.lf - 1)},
-                    {"slack_days", n.ls - n.es}, {"critical", n.ls == n.es},
+    rows.push_back({{"id", n.id},
+                    {"action", a["action"]},
+                    {"strategy", a["strategy"]},
+                    {"owner", a["owner"]},
+                    {"status", a["status"]},
+                    {"start", FormatDate(n.start)},
+                    {"due", FormatDate(n.start + n.dur - 1)},
+                    {"depends_on", n.deps},
+                    {"earliest_start", FormatDate(n.es)},
+                    {"earliest_finish", FormatDate(n.ef - 1)},
+                    {"latest_start", FormatDate(n.ls)},
+                    {"latest_finish", FormatDate(n.lf - 1)},
+                    {"slack_days", n.ls - n.es},
+                    {"critical", n.ls == n.es},
                     {"schedule_slip_days", std::max(0, n.es - n.start)}});
   }
   json out{{"scenario_id", scenario_id}, {"name", sc["name"]}, {"tasks", rows}, {"critical_path", critical}};
@@ -500,7 +529,8 @@ StatusOr<int> Scenarios::MarkDelayed(const std::string& project, int32_t today) 
     json after = d;
     after["status"] = "delayed";
     NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
-      NS_RETURN_IF_ERROR(db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {after.dump(), NowMs(), r.Int(0)}));
+      NS_RETURN_IF_ERROR(
+          db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {after.dump(), NowMs(), r.Int(0)}));
       return Audit(db_, sched, "auto_delayed", "action", r.Int(0), json{{"status", st}},
                    json{{"status", "delayed"}, {"due_date", d["due_date"]}, {"reason", "past due date and not done"}});
     }));
@@ -509,26 +539,54 @@ StatusOr<int> Scenarios::MarkDelayed(const std::string& project, int32_t today) 
   return changed;
 }
 
-StatusOr<std::vector<int64_t>> Scenarios::ImportActionsCsv(const Principal& who, int64_t scenario_id, std::string_view csv) {
+StatusOr<std::vector<int64_t>> Scenarios::ImportActionsCsv(const Principal& who, int64_t scenario_id,
+                                                           std::string_view csv) {
   NS_ASSIGN_OR_RETURN(auto table, ParseCsvText(csv));
   if (table.empty()) return InvalidArgument("CSV is empty: expected a header row and one row per action");
   // Column names: API field names, the English template headings or the Chinese ones.
   static const std::map<std::string, std::string> kAlias = {
-      {"strategy", "strategy"}, {"strategy direction", "strategy"}, {"策略方向", "strategy"},
-      {"action", "action"}, {"concrete action", "action"}, {"具体动作", "action"},
-      {"owner", "owner"}, {"负责人", "owner"}, {"start_date", "start_date"}, {"start date", "start_date"},
-      {"开始日期", "start_date"}, {"due_date", "due_date"}, {"due date", "due_date"}, {"截止日期", "due_date"},
-      {"完成时间", "due_date"}, {"budget", "budget"}, {"预算", "budget"}, {"engineer_days", "engineer_days"},
-      {"engineer-days", "engineer_days"}, {"研发人天", "engineer_days"}, {"channels", "channels"}, {"渠道", "channels"},
-      {"delivery_standard", "delivery_standard"}, {"delivery standard", "delivery_standard"}, {"交付标准", "delivery_standard"},
-      {"status", "status"}, {"状态", "status"}, {"resources", "resources_note"}, {"所需资源", "resources_note"},
+      {"strategy", "strategy"},
+      {"strategy direction", "strategy"},
+      {"策略方向", "strategy"},
+      {"action", "action"},
+      {"concrete action", "action"},
+      {"具体动作", "action"},
+      {"owner", "owner"},
+      {"负责人", "owner"},
+      {"start_date", "start_date"},
+      {"start date", "start_date"},
+      {"开始日期", "start_date"},
+      {"due_date", "due_date"},
+      {"due date", "due_date"},
+      {"截止日期", "due_date"},
+      {"完成时间", "due_date"},
+      {"budget", "budget"},
+      {"预算", "budget"},
+      {"engineer_days", "engineer_days"},
+      {"engineer-days", "engineer_days"},
+      {"研发人天", "engineer_days"},
+      {"channels", "channels"},
+      {"渠道", "channels"},
+      {"delivery_standard", "delivery_standard"},
+      {"delivery standard", "delivery_standard"},
+      {"交付标准", "delivery_standard"},
+      {"status", "status"},
+      {"状态", "status"},
+      {"resources", "resources_note"},
+      {"所需资源", "resources_note"},
       // The other columns of an exported process table: ids and dependencies refer to the
       // source scenario's actions (ignored); progress lines "YYYY-MM-DD note" are kept.
-      {"id", "-"}, {"编号", "-"}, {"depends on", "-"}, {"depends_on", "-"}, {"依赖", "-"},
-      {"progress", "progress"}, {"进展", "progress"}};
+      {"id", "-"},
+      {"编号", "-"},
+      {"depends on", "-"},
+      {"depends_on", "-"},
+      {"依赖", "-"},
+      {"progress", "progress"},
+      {"进展", "progress"}};
   static const std::map<std::string, std::string> kStatusAlias = {
-      {"未开始", "not_started"}, {"进行中", "in_progress"}, {"已完成", "done"}, {"延期", "delayed"}, {"已取消", "cancelled"},
-      {"not started", "not_started"}, {"in progress", "in_progress"}};
+      {"未开始", "not_started"},     {"进行中", "in_progress"}, {"已完成", "done"},
+      {"延期", "delayed"},           {"已取消", "cancelled"},   {"not started", "not_started"},
+      {"in progress", "in_progress"}};
   std::vector<std::string> cols;
   for (auto h : table[0]) {
     std::string k = h;
@@ -537,7 +595,8 @@ StatusOr<std::vector<int64_t>> Scenarios::ImportActionsCsv(const Principal& who,
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
     auto it = kAlias.find(lower);
     if (it == kAlias.end())
-      return InvalidArgument("CSV header: unknown column '" + k + "' (use strategy, action, owner, start_date, due_date, "
+      return InvalidArgument("CSV header: unknown column '" + k +
+                             "' (use strategy, action, owner, start_date, due_date, "
                              "budget, engineer_days, channels, delivery_standard, status, or the template headings)");
     cols.push_back(it->second);
   }

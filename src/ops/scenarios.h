@@ -7,10 +7,10 @@
 
 #include <string>
 
+#include "auth/accounts.h"
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
-#include "auth/accounts.h"
 
 namespace ns {
 

@@ -43,7 +43,7 @@ struct Path {
 };
 
 struct PersonResult {
-  uint32_t reached = 0;        // bit k: step k reached
+  uint32_t reached = 0;              // bit k: step k reached
   int64_t conv_ms[kMaxFunnelSteps];  // time from the previous done step when first reached
   uint32_t group = 0;
 };
@@ -51,8 +51,11 @@ struct PersonResult {
 class FunnelEvaluator {
  public:
   FunnelEvaluator(const FunnelQuery& q, int64_t entry_from, int64_t entry_to)
-      : q_(q), n_(static_cast<int>(q.steps.size())), step_bits_((1ULL << q.steps.size()) - 1),
-        entry_from_(entry_from), entry_to_(entry_to) {}
+      : q_(q),
+        n_(static_cast<int>(q.steps.size())),
+        step_bits_((1ULL << q.steps.size()) - 1),
+        entry_from_(entry_from),
+        entry_to_(entry_to) {}
 
   PersonResult EvaluateUnordered(const TimelineEntry* e, size_t count) const {
     PersonResult r;
@@ -73,7 +76,7 @@ class FunnelEvaluator {
     return best;
   }
 
-public:
+ public:
   // Applies one event of a person (events in timeline order) to the person's paths lv
   // (n_ entries; `scratch` n_ entries for strict mode). on_reach(k, ms) is called when the
   // person first reaches step k (ms: time from the previous done step).
@@ -122,7 +125,7 @@ public:
     }
   }
 
-private:
+ private:
   // Maximum matching of steps to distinct events (Kuhn's algorithm; steps <= 30).
   static bool Augment(int step, const std::vector<uint64_t>& masks, std::vector<int>& match_of_event,
                       uint64_t& visited_events) {
@@ -197,15 +200,19 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, con
     s.count = g.count[k];
     double c0 = static_cast<double>(g.count[0]);
     s.conversion_from_start = g.count[0] ? static_cast<double>(g.count[k]) / c0 : 0.0;
-    if (k == 0) s.conversion_from_previous = g.count[0] ? 1.0 : 0.0;
-    else s.conversion_from_previous = g.count[k - 1] ? static_cast<double>(g.count[k]) / static_cast<double>(g.count[k - 1]) : 0.0;
+    if (k == 0)
+      s.conversion_from_previous = g.count[0] ? 1.0 : 0.0;
+    else
+      s.conversion_from_previous =
+          g.count[k - 1] ? static_cast<double>(g.count[k]) / static_cast<double>(g.count[k - 1]) : 0.0;
     auto& v = g.conv[k];
     if (k > 0 && !v.empty()) {
       // Median by selection (O(n)), not a full sort.
       const size_t mid = v.size() / 2;
       std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid), v.end());
       double med = static_cast<double>(v[mid]);
-      if (v.size() % 2 == 0) med = (med + static_cast<double>(*std::max_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid)))) / 2;
+      if (v.size() % 2 == 0)
+        med = (med + static_cast<double>(*std::max_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid)))) / 2;
       double sum = 0;
       for (int64_t x : v) sum += static_cast<double>(x);
       s.median_seconds_from_previous = med / 1000.0;
@@ -225,8 +232,8 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, con
 
 }  // namespace
 
-StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const PersonNamer& namer,
-                                 const Deadline* deadline) {
+StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
+                                 const PersonNamer& namer, const Deadline* deadline) {
   const size_t n = q.steps.size();
   const int64_t entry_from = tz.DayStartMs(q.from_day), entry_to = tz.DayStartMs(q.to_day + 1);
   const int64_t scan_to = entry_to + q.window_ms + 1;
@@ -241,8 +248,10 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     const std::string& name = is_step ? q.steps[k].event : q.exclusions[k - n].event;
     uint64_t bit = is_step ? (1ULL << k) : (1ULL << (kExclShift + (k - n)));
     EventMatcher m = EventMatcher::Make(name, dict);
-    if (m.any) any_mask |= bit;
-    else if (!m.none && m.code < by_code.size()) by_code[m.code] |= bit;
+    if (m.any)
+      any_mask |= bit;
+    else if (!m.none && m.code < by_code.size())
+      by_code[m.code] |= bit;
     std::vector<Filter> f = is_step ? q.filters : std::vector<Filter>{};
     const auto& own = is_step ? q.steps[k].filters : q.exclusions[k - n].filters;
     f.insert(f.end(), own.begin(), own.end());
@@ -304,7 +313,8 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
   // (By value: a reference into the growing cache would dangle when the next call grows it.)
   std::vector<std::string> group_keys;
   auto group_key = [&](uint32_t g) -> std::string {
-    while (group_keys.size() <= g) group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
+    while (group_keys.size() <= g)
+      group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
     return group_keys[g];
   };
   FunnelEvaluator eval(q, entry_from, entry_to);
@@ -382,8 +392,14 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     std::vector<Path> state(np * stride);
     for (size_t p = 0; p < np; p++) state[p * stride] = Path{0, 0};
     auto reached_of = [&](uint32_t p) { return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start)); };
-    auto group_of = [&](uint32_t p) { return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start) >> 32); };
-    struct Conv { uint32_t person; uint32_t step; int64_t ms; };
+    auto group_of = [&](uint32_t p) {
+      return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start) >> 32);
+    };
+    struct Conv {
+      uint32_t person;
+      uint32_t step;
+      int64_t ms;
+    };
     const int slots = QueryThreads();
     std::vector<std::vector<Conv>> convs_by_slot(static_cast<size_t>(slots));
     std::vector<std::string> group_keys_snapshot;
@@ -395,7 +411,11 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     for (uint32_t c = 0; c < by_code.size(); c++)
       if (by_code[c]) needed_codes.push_back(c);
     const std::vector<uint32_t>* codes = (strict || any_mask) ? nullptr : &needed_codes;
-    struct Tie { uint32_t order; uint64_t tag; uint32_t aux; };
+    struct Tie {
+      uint32_t order;
+      uint64_t tag;
+      uint32_t aux;
+    };
     std::vector<std::vector<Path>> scratch_by_slot(static_cast<size_t>(slots), std::vector<Path>(n));
     ScanPersonGroups<Tie>(
         scan, pt, slots, codes,
@@ -428,7 +448,9 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
           bool ent = rec->last_done != 0;
           for (const Tie& t : ties)
             eval.Apply(rec + 1, scratch_by_slot[static_cast<size_t>(slot)].data(), &reached, &ent, &grp, ts, t.tag,
-                       t.aux, [&](int k, int64_t ms) { convs.push_back({p, static_cast<uint32_t>(k), ms}); });
+                       t.aux, [&](int k, int64_t ms) {
+                         convs.push_back({p, static_cast<uint32_t>(k), ms});
+                       });
           rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
           rec->last_done = ent ? 1 : 0;
         },
@@ -468,20 +490,21 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
 
 // ---------------------------------------------------------------- registration
 
-const QueryKind kFunnelKind{
-    "funnel", {"funnels"},
-    [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
-      NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(request));
-      NS_ASSIGN_OR_RETURN(FunnelResult r, RunFunnel(q, ctx.snap, ctx.tz, ctx.namer, ctx.deadline));
-      return ToJson(r);
-    },
-    [](const json& request) { return ParseFunnelQuery(request).status(); },
-    [](const json& r) {
-      ResultTable rows{{"step", "event", "count", "from start", "from previous", "median s"}};
-      for (const auto& s : r["steps"])
-        rows.push_back({s["order"], s["label"], s["count"], s["conversion_from_start"], s["conversion_from_previous"],
-                        s["median_seconds_from_previous"]});
-      return rows;
-    }};
+const QueryKind kFunnelKind{"funnel",
+                            {"funnels"},
+                            [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+                              NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(request));
+                              NS_ASSIGN_OR_RETURN(FunnelResult r,
+                                                  RunFunnel(q, ctx.snap, ctx.tz, ctx.namer, ctx.deadline));
+                              return ToJson(r);
+                            },
+                            [](const json& request) { return ParseFunnelQuery(request).status(); },
+                            [](const json& r) {
+                              ResultTable rows{{"step", "event", "count", "from start", "from previous", "median s"}};
+                              for (const auto& s : r["steps"])
+                                rows.push_back({s["order"], s["label"], s["count"], s["conversion_from_start"],
+                                                s["conversion_from_previous"], s["median_seconds_from_previous"]});
+                              return rows;
+                            }};
 
 }  // namespace ns

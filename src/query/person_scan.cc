@@ -62,16 +62,19 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
     for (uint32_t bi : d.whole)
       for (uint32_t i = 0; i < blocks_[bi]->size(); i++) d.rows.push_back({bi, i});
     // Sort by (person, ts); compute keys once.
-    struct Key { uint32_t person; int64_t ts; uint32_t b, r; };
+    struct Key {
+      uint32_t person;
+      int64_t ts;
+      uint32_t b, r;
+    };
     std::vector<Key> keys;
     keys.reserve(d.rows.size());
     for (auto [bi, i] : d.rows) {
       uint32_t did = blocks_[bi]->did()[i];
       keys.push_back({persons.PersonOf(did), blocks_[bi]->ts()[i], bi, i});
     }
-    std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
-      return a.person != b.person ? a.person < b.person : a.ts < b.ts;
-    });
+    std::sort(keys.begin(), keys.end(),
+              [](const Key& a, const Key& b) { return a.person != b.person ? a.person < b.person : a.ts < b.ts; });
     part.rows.reserve(keys.size());
     for (const auto& k : keys) part.rows.push_back({k.b, k.r});
     parts_.push_back(std::move(part));
@@ -92,8 +95,10 @@ size_t PersonOrderScan::LowerBound(const Part& p, uint32_t person, const PersonT
   };
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (person_at(mid) < person) lo = mid + 1;
-    else hi = mid;
+    if (person_at(mid) < person)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -104,7 +109,9 @@ void ParallelPersonRanges(size_t persons, int slots, const std::function<void(ui
     return;
   }
   std::vector<std::thread> threads;
-  auto bound = [&](int s) { return static_cast<uint32_t>(persons * static_cast<size_t>(s) / static_cast<size_t>(slots)); };
+  auto bound = [&](int s) {
+    return static_cast<uint32_t>(persons * static_cast<size_t>(s) / static_cast<size_t>(slots));
+  };
   for (int s = 1; s < slots; s++) threads.emplace_back([&, s] { fn(bound(s), bound(s + 1), s); });
   fn(bound(0), bound(1), 0);
   for (auto& t : threads) t.join();

@@ -13,8 +13,8 @@
 // later) are merged into an explicit row order for their day.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <vector>
 
@@ -29,7 +29,7 @@ namespace ns {
 class PersonOrderScan {
  public:
   struct Part {
-    int whole_block = -1;  // >= 0: all rows of blocks()[whole_block] in stored order
+    int whole_block = -1;                             // >= 0: all rows of blocks()[whole_block] in stored order
     std::vector<std::pair<uint32_t, uint32_t>> rows;  // otherwise: (block index, row) in order
   };
 
@@ -141,18 +141,19 @@ void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, i
     for (const auto& part : scan.parts()) {
       if (deadline && deadline->Expired()) return;
       const size_t first = scan.LowerBound(part, p_lo, persons), last = scan.LowerBound(part, p_hi, persons);
-      PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits, [&](uint32_t b, uint32_t i) {
-        uint32_t person;
-        int64_t ts;
-        Tie tie;
-        if (!classify(b, i, &person, &ts, &tie)) return;
-        if (person != cur_person || ts != cur_ts) {
-          flush();
-          cur_person = person;
-          cur_ts = ts;
-        }
-        ties.push_back(tie);
-      });
+      PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits,
+                                              [&](uint32_t b, uint32_t i) {
+                                                uint32_t person;
+                                                int64_t ts;
+                                                Tie tie;
+                                                if (!classify(b, i, &person, &ts, &tie)) return;
+                                                if (person != cur_person || ts != cur_ts) {
+                                                  flush();
+                                                  cur_person = person;
+                                                  cur_ts = ts;
+                                                }
+                                                ties.push_back(tie);
+                                              });
       flush();
     }
   });

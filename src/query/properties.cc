@@ -23,7 +23,7 @@ struct Tally {
   uint64_t rows = 0;
   std::map<std::string, const char*> seen_kinds;  // kind name -> itself (a small set)
   std::unordered_map<std::string, uint64_t> values;
-  std::unordered_map<std::string, json> shown;  // the value as JSON, by its text
+  std::unordered_map<std::string, json> shown;    // the value as JSON, by its text
   static constexpr size_t kMaxDistinct = 10'000;  // beyond it, new values are not counted
 
   void Add(const PropValue& v) {
@@ -60,7 +60,8 @@ struct Tally {
 json Sorted(std::map<std::string, Tally>& tallies, const char* count_field, size_t top) {
   std::vector<std::pair<const std::string*, const Tally*>> order;
   for (const auto& [k, t] : tallies) order.emplace_back(&k, &t);
-  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.second->rows > b.second->rows; });
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.second->rows > b.second->rows; });
   json out = json::array();
   for (const auto& [k, t] : order) out.push_back(t->ToJson(*k, count_field, top));
   return out;
@@ -72,12 +73,14 @@ StatusOr<json> ListProperties(const StoreSnapshot& snap, const PropertyListOptio
   std::optional<uint32_t> code;
   if (o.event) {
     code = snap.events ? snap.events->Find(*o.event) : std::nullopt;
-    if (!code) return Status(StatusCode::kNotFound, "event: no event named '" + *o.event + "' has been stored", "event");
+    if (!code)
+      return Status(StatusCode::kNotFound, "event: no event named '" + *o.event + "' has been stored", "event");
   }
   std::vector<const Block*> blocks;
   for (const auto& b : snap.blocks)
     if (!code || b->HasEvent(*code)) blocks.push_back(b.get());
-  std::stable_sort(blocks.begin(), blocks.end(), [](const Block* a, const Block* b) { return a->max_ts() > b->max_ts(); });
+  std::stable_sort(blocks.begin(), blocks.end(),
+                   [](const Block* a, const Block* b) { return a->max_ts() > b->max_ts(); });
   std::map<std::string, Tally> props;
   uint64_t scanned = 0;
   bool complete = true;

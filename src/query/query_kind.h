@@ -37,7 +37,7 @@ struct QueryContext {
 using ResultTable = std::vector<std::vector<nlohmann::json>>;
 
 struct QueryKind {
-  std::string_view name;                // the request's "kind"
+  std::string_view name;                  // the request's "kind"
   std::vector<std::string_view> aliases;  // other accepted spellings ("funnels")
   // Parses and validates the request (its "kind" already matched), runs it and answers the
   // response JSON of docs/queries.md. Errors name the offending field.

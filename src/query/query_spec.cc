@@ -38,7 +38,8 @@ StatusOr<std::string> GetString(const json& j, const char* key, const std::strin
   return it->get<std::string>();
 }
 
-StatusOr<int64_t> GetInt(const json& j, const char* key, const std::string& prefix, int64_t def, int64_t lo, int64_t hi) {
+StatusOr<int64_t> GetInt(const json& j, const char* key, const std::string& prefix, int64_t def, int64_t lo,
+                         int64_t hi) {
   std::string field = prefix.empty() ? key : prefix + "." + key;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
@@ -48,14 +49,13 @@ StatusOr<int64_t> GetInt(const json& j, const char* key, const std::string& pref
     return InvalidArgument(field + ": expected an integer, got " + TypeName(*it), field);
   // Range before conversion: 2^64-1 must not become -1.
   if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi))
-    return InvalidArgument(field + ": " + it->dump() + " is out of range [" + std::to_string(lo) + ", " +
-                               std::to_string(hi) + "]",
-                           field);
+    return InvalidArgument(
+        field + ": " + it->dump() + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", field);
   int64_t v = whole_float ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
   if (v < lo || v > hi)
-    return InvalidArgument(field + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
-                               std::to_string(hi) + "]",
-                           field);
+    return InvalidArgument(
+        field + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+        field);
   return v;
 }
 
@@ -82,9 +82,9 @@ Status CheckFields(const json& j, const std::string& prefix, std::initializer_li
       if (hint.empty() && !k.empty() && (nv.rfind(k, 0) == 0 || k.rfind(nv, 0) == 0)) hint = n;
     }
     std::string field = prefix.empty() ? k : prefix + "." + k;
-    return InvalidArgument(field + ": unknown field" + (hint.empty() ? "" : " (did you mean " + hint + "?)") +
-                               "; known fields: " + list,
-                           field);
+    return InvalidArgument(
+        field + ": unknown field" + (hint.empty() ? "" : " (did you mean " + hint + "?)") + "; known fields: " + list,
+        field);
   }
   return Status::OK();
 }
@@ -120,7 +120,8 @@ StatusOr<Math> ParseMath(const std::string& s, const std::string& field) {
   if (s == "max") return Math::kMax;
   if (s == "p50") return Math::kP50;
   if (s == "p90") return Math::kP90;
-  return InvalidArgument(field + ": unknown math '" + s + "' (expected total, dau, sum, avg, min, max, p50 or p90)", field);
+  return InvalidArgument(field + ": unknown math '" + s + "' (expected total, dau, sum, avg, min, max, p50 or p90)",
+                         field);
 }
 
 StatusOr<std::optional<PropertyRef>> ParseBreakdownOne(const json& j, const std::string& field) {
@@ -135,8 +136,8 @@ StatusOr<std::optional<PropertyRef>> ParseBreakdownOne(const json& j, const std:
 }  // namespace
 
 StatusOr<TrendsQuery> ParseTrendsQuery(const json& j) {
-  NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "interval", "series", "filters", "breakdown",
-                                         "breakdown_limit"}));
+  NS_RETURN_IF_ERROR(CheckFields(
+      j, "", {"kind", "date_from", "date_to", "interval", "series", "filters", "breakdown", "breakdown_limit"}));
   TrendsQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(std::string iv, GetString(j, "interval", "", false, "day"));
@@ -172,25 +173,31 @@ StatusOr<TrendsQuery> ParseTrendsQuery(const json& j) {
 }
 
 StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
-  NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "steps", "window_seconds", "order", "filters",
-                                         "breakdown", "breakdown_limit", "dropoff_limit", "exclusions"}));
+  NS_RETURN_IF_ERROR(CheckFields(j, "",
+                                 {"kind", "date_from", "date_to", "steps", "window_seconds", "order", "filters",
+                                  "breakdown", "breakdown_limit", "dropoff_limit", "exclusions"}));
   FunnelQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(q.window_ms, GetInt(j, "window_seconds", "", 14 * 86400, 0, 366LL * 86400));
   q.window_ms *= 1000;
   NS_ASSIGN_OR_RETURN(std::string order, GetString(j, "order", "", false, "ordered"));
-  if (order == "ordered") q.order = FunnelOrder::kOrdered;
-  else if (order == "strict") q.order = FunnelOrder::kStrict;
-  else if (order == "unordered") q.order = FunnelOrder::kUnordered;
-  else return InvalidArgument("order: unknown order mode '" + order + "' (expected ordered, strict or unordered)", "order");
+  if (order == "ordered")
+    q.order = FunnelOrder::kOrdered;
+  else if (order == "strict")
+    q.order = FunnelOrder::kStrict;
+  else if (order == "unordered")
+    q.order = FunnelOrder::kUnordered;
+  else
+    return InvalidArgument("order: unknown order mode '" + order + "' (expected ordered, strict or unordered)",
+                           "order");
   NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
   auto s = j.find("steps");
   if (s == j.end()) return InvalidArgument("steps: required field is missing", "steps");
   if (!s->is_array() || s->size() < 1) return InvalidArgument("steps: expected a non-empty array", "steps");
   if (s->size() > kMaxFunnelSteps)
-    return InvalidArgument("steps: " + std::to_string(s->size()) + " steps; at most " + std::to_string(kMaxFunnelSteps) +
-                               " are supported",
-                           "steps");
+    return InvalidArgument(
+        "steps: " + std::to_string(s->size()) + " steps; at most " + std::to_string(kMaxFunnelSteps) + " are supported",
+        "steps");
   for (size_t i = 0; i < s->size(); i++) {
     const json& sj = (*s)[i];
     std::string f = "steps[" + std::to_string(i) + "]";
@@ -201,17 +208,20 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
     if (st.event.empty()) return InvalidArgument(f + ".event: must not be empty", f + ".event");
     NS_ASSIGN_OR_RETURN(st.filters, ParseFilters(sj.value("filters", json::array()), f + ".filters"));
     NS_ASSIGN_OR_RETURN(st.optional, GetBool(sj, "optional", f, false));
-    if (st.optional && i == 0) return InvalidArgument(f + ".optional: the first step cannot be optional", f + ".optional");
+    if (st.optional && i == 0)
+      return InvalidArgument(f + ".optional: the first step cannot be optional", f + ".optional");
     NS_ASSIGN_OR_RETURN(st.label, GetString(sj, "label", f, false, st.event));
     q.steps.push_back(std::move(st));
   }
   if (q.steps.back().optional)
-    return InvalidArgument("steps[" + std::to_string(q.steps.size() - 1) + "].optional: the last step cannot be optional",
-                           "steps[" + std::to_string(q.steps.size() - 1) + "].optional");
+    return InvalidArgument(
+        "steps[" + std::to_string(q.steps.size() - 1) + "].optional: the last step cannot be optional",
+        "steps[" + std::to_string(q.steps.size() - 1) + "].optional");
   auto b = j.find("breakdown");
   if (b != j.end() && !b->is_null()) {
     std::vector<std::string> names;
-    if (b->is_string()) names.push_back(*b);
+    if (b->is_string())
+      names.push_back(*b);
     else if (b->is_array()) {
       for (const auto& x : *b) {
         if (!x.is_string() || x.get_ref<const std::string&>().empty())
@@ -243,7 +253,8 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
       NS_ASSIGN_OR_RETURN(int64_t from, GetInt(ej, "from_step", f, 0, 0, n - 1));
       NS_ASSIGN_OR_RETURN(int64_t to, GetInt(ej, "to_step", f, n - 1, 0, n - 1));
       if (to <= from)
-        return InvalidArgument(f + ".to_step: must be greater than from_step (" + std::to_string(from) + ")", f + ".to_step");
+        return InvalidArgument(f + ".to_step: must be greater than from_step (" + std::to_string(from) + ")",
+                               f + ".to_step");
       e.from_step = static_cast<int>(from);
       e.to_step = static_cast<int>(to);
       NS_ASSIGN_OR_RETURN(e.filters, ParseFilters(ej.value("filters", json::array()), f + ".filters"));
@@ -254,9 +265,10 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
 }
 
 StatusOr<RetentionQuery> ParseRetentionQuery(const json& j) {
-  NS_RETURN_IF_ERROR(CheckFields(j, "", {"kind", "date_from", "date_to", "start_event", "return_event", "period",
-                                         "periods", "first_time", "mode", "filters", "start_filters", "return_filters",
-                                         "breakdown", "breakdown_limit"}));
+  NS_RETURN_IF_ERROR(
+      CheckFields(j, "",
+                  {"kind", "date_from", "date_to", "start_event", "return_event", "period", "periods", "first_time",
+                   "mode", "filters", "start_filters", "return_filters", "breakdown", "breakdown_limit"}));
   RetentionQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(q.start_event, GetString(j, "start_event", "", true));
@@ -270,9 +282,12 @@ StatusOr<RetentionQuery> ParseRetentionQuery(const json& j) {
   q.periods = static_cast<int>(periods);
   NS_ASSIGN_OR_RETURN(q.first_time, GetBool(j, "first_time", "", true));
   NS_ASSIGN_OR_RETURN(std::string mode, GetString(j, "mode", "", false, "exact"));
-  if (mode == "exact") q.mode = RetentionMode::kExact;
-  else if (mode == "on_or_after") q.mode = RetentionMode::kOnOrAfter;
-  else return InvalidArgument("mode: unknown mode '" + mode + "' (expected exact or on_or_after)", "mode");
+  if (mode == "exact")
+    q.mode = RetentionMode::kExact;
+  else if (mode == "on_or_after")
+    q.mode = RetentionMode::kOnOrAfter;
+  else
+    return InvalidArgument("mode: unknown mode '" + mode + "' (expected exact or on_or_after)", "mode");
   NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
   NS_ASSIGN_OR_RETURN(q.start_filters, ParseFilters(j.value("start_filters", json::array()), "start_filters"));
   NS_ASSIGN_OR_RETURN(q.return_filters, ParseFilters(j.value("return_filters", json::array()), "return_filters"));
@@ -298,22 +313,34 @@ StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& fie
     flt.property = ref.name;
     flt.person = ref.person;
     NS_ASSIGN_OR_RETURN(std::string op, GetString(fj, "op", f, false, "eq"));
-    static const std::pair<const char*, FilterOp> kOps[] = {
-        {"eq", FilterOp::kEq}, {"neq", FilterOp::kNeq}, {"in", FilterOp::kIn}, {"not_in", FilterOp::kNotIn},
-        {"gt", FilterOp::kGt}, {"gte", FilterOp::kGte}, {"lt", FilterOp::kLt}, {"lte", FilterOp::kLte},
-        {"contains", FilterOp::kContains}, {"not_contains", FilterOp::kNotContains},
-        {"is_set", FilterOp::kIsSet}, {"is_not_set", FilterOp::kIsNotSet}};
+    static const std::pair<const char*, FilterOp> kOps[] = {{"eq", FilterOp::kEq},
+                                                            {"neq", FilterOp::kNeq},
+                                                            {"in", FilterOp::kIn},
+                                                            {"not_in", FilterOp::kNotIn},
+                                                            {"gt", FilterOp::kGt},
+                                                            {"gte", FilterOp::kGte},
+                                                            {"lt", FilterOp::kLt},
+                                                            {"lte", FilterOp::kLte},
+                                                            {"contains", FilterOp::kContains},
+                                                            {"not_contains", FilterOp::kNotContains},
+                                                            {"is_set", FilterOp::kIsSet},
+                                                            {"is_not_set", FilterOp::kIsNotSet}};
     bool found = false;
     for (auto& [name, o] : kOps)
-      if (op == name) { flt.op = o; found = true; }
+      if (op == name) {
+        flt.op = o;
+        found = true;
+      }
     if (!found)
-      return InvalidArgument(f + ".op: unknown operator '" + op +
-                                 "' (expected eq, neq, in, not_in, gt, gte, lt, lte, contains, not_contains, is_set or is_not_set)",
-                             f + ".op");
+      return InvalidArgument(
+          f + ".op: unknown operator '" + op +
+              "' (expected eq, neq, in, not_in, gt, gte, lt, lte, contains, not_contains, is_set or is_not_set)",
+          f + ".op");
     auto v = fj.find("value");
     bool needs_value = flt.op != FilterOp::kIsSet && flt.op != FilterOp::kIsNotSet;
     if (needs_value) {
-      if (v == fj.end() || v->is_null()) return InvalidArgument(f + ".value: required for operator '" + op + "'", f + ".value");
+      if (v == fj.end() || v->is_null())
+        return InvalidArgument(f + ".value: required for operator '" + op + "'", f + ".value");
       if (flt.op == FilterOp::kIn || flt.op == FilterOp::kNotIn) {
         if (!v->is_array() || v->empty())
           return InvalidArgument(f + ".value: operator '" + op + "' needs a non-empty array", f + ".value");
@@ -321,7 +348,8 @@ StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& fie
       } else {
         if (v->is_array() || v->is_object())
           return InvalidArgument(f + ".value: expected a single value for operator '" + op + "'", f + ".value");
-        if ((flt.op == FilterOp::kGt || flt.op == FilterOp::kGte || flt.op == FilterOp::kLt || flt.op == FilterOp::kLte) &&
+        if ((flt.op == FilterOp::kGt || flt.op == FilterOp::kGte || flt.op == FilterOp::kLt ||
+             flt.op == FilterOp::kLte) &&
             !v->is_number())
           return InvalidArgument(f + ".value: operator '" + op + "' needs a number, got " + TypeName(*v), f + ".value");
         flt.values.push_back(PropValueFromJson(*v));
@@ -331,6 +359,5 @@ StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& fie
   }
   return out;
 }
-
 
 }  // namespace ns

@@ -74,7 +74,7 @@ struct FunnelQuery {
   int64_t window_ms = 14LL * 86'400'000;
   FunnelOrder order = FunnelOrder::kOrdered;
   int32_t from_day = 0, to_day = 0;
-  std::vector<Filter> filters;  // apply to every step
+  std::vector<Filter> filters;         // apply to every step
   std::vector<PropertyRef> breakdown;  // up to 3
   size_t breakdown_limit = 25;
   std::vector<FunnelExclusion> exclusions;

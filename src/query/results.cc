@@ -87,7 +87,9 @@ json ToJson(const FunnelResult& r) {
   json out;
   out["kind"] = "funnel";
   out["timezone"] = r.timezone;
-  out["order"] = r.order == FunnelOrder::kOrdered ? "ordered" : r.order == FunnelOrder::kStrict ? "strict" : "unordered";
+  out["order"] = r.order == FunnelOrder::kOrdered  ? "ordered"
+                 : r.order == FunnelOrder::kStrict ? "strict"
+                                                   : "unordered";
   out["window_seconds"] = r.window_seconds;
   out["date_from"] = FormatDate(r.date_from);
   out["date_to"] = FormatDate(r.date_to);

@@ -55,7 +55,7 @@ struct FunnelStepResult {
   uint64_t count = 0;  // persons who reached the step
   double conversion_from_start = 0;
   double conversion_from_previous = 0;
-  std::optional<double> median_seconds_from_previous;   // none on step 0 or without conversions
+  std::optional<double> median_seconds_from_previous;  // none on step 0 or without conversions
   std::optional<double> average_seconds_from_previous;
   uint64_t dropoff_count = 0;  // persons who reached the previous step but not this one (steps >= 1)
   std::optional<std::vector<std::string>> dropoff_persons;  // display ids; only in the total
@@ -76,7 +76,7 @@ struct FunnelResult {
 };
 
 struct RetentionCohortResult {
-  int32_t day = 0;  // first day of the cohort's period
+  int32_t day = 0;                                // first day of the cohort's period
   std::optional<nlohmann::json> breakdown_value;  // set only when the query has a breakdown
   uint64_t size = 0;
   std::vector<uint64_t> values;  // persons returning in period k, k = 0..periods-1

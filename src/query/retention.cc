@@ -78,14 +78,19 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   auto tag_of = [&](const BlockState& st, size_t i) -> uint64_t {
     uint64_t t = 0;
     const uint32_t e = st.ev[i];
-    if (st.may_start && (start_m.any || e == start_m.code) && !st.se.always_false && (st.se.always_true || st.se.Match(i)))
+    if (st.may_start && (start_m.any || e == start_m.code) && !st.se.always_false &&
+        (st.se.always_true || st.se.Match(i)))
       t |= 1;
-    if (st.may_ret && (ret_m.any || e == ret_m.code) && !st.re.always_false && (st.re.always_true || st.re.Match(i))) t |= 2;
+    if (st.may_ret && (ret_m.any || e == ret_m.code) && !st.re.always_false && (st.re.always_true || st.re.Match(i)))
+      t |= 2;
     return t;
   };
 
   const int P = q.periods;
-  struct Cohort { uint64_t size = 0; std::vector<uint64_t> values; };
+  struct Cohort {
+    uint64_t size = 0;
+    std::vector<uint64_t> values;
+  };
   std::map<std::pair<int32_t, uint32_t>, Cohort> cohorts;  // (period start day, group)
   auto add_member = [&](int32_t cohort_day, uint32_t group, auto&& returned_at) {
     Cohort& c = cohorts[{cohort_day, group}];
@@ -122,8 +127,10 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     std::vector<uint8_t> status(np, kNone);
     std::vector<uint64_t> more(words > 1 ? np * (words - 1) : 0, 0);
     auto set_returned = [&](uint32_t p, int k) {
-      if (k < 64) ps[p].bits0 |= 1ULL << k;
-      else more[p * (words - 1) + static_cast<size_t>(k / 64 - 1)] |= 1ULL << (k % 64);
+      if (k < 64)
+        ps[p].bits0 |= 1ULL << k;
+      else
+        more[p * (words - 1) + static_cast<size_t>(k / 64 - 1)] |= 1ULL << (k % 64);
     };
     auto returned_at = [&](uint32_t p, int k) -> bool {
       if (k < 64) return (ps[p].bits0 >> k) & 1;
@@ -134,7 +141,12 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
     std::sort(needed_codes.begin(), needed_codes.end());
     const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
-    struct Tie { uint64_t tag; int32_t day; uint32_t aux; int64_t ts; };
+    struct Tie {
+      uint64_t tag;
+      int32_t day;
+      uint32_t aux;
+      int64_t ts;
+    };
     auto apply = [&](uint32_t p, const Tie& t) {
       PersonState& st = ps[p];
       if ((t.tag & 1) && status[p] == kNone) {
@@ -203,7 +215,8 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       for (size_t i = 0; i < cnt; i++) {
         if (!(e[i].tag & 1) || e[i].ts < range_from || e[i].ts >= range_to) continue;
         int32_t p = TimeZone::PeriodStartDay(days.Day(e[i].ts), q.period);
-        if (anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[anchors.back()].ts), q.period) != p) anchors.push_back(i);
+        if (anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[anchors.back()].ts), q.period) != p)
+          anchors.push_back(i);
       }
       for (size_t a : anchors) {
         const int32_t cohort_day = TimeZone::PeriodStartDay(days.Day(e[a].ts), q.period);
@@ -256,7 +269,8 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
 // ---------------------------------------------------------------- registration
 
 const QueryKind kRetentionKind{
-    "retention", {},
+    "retention",
+    {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(request));
       NS_ASSIGN_OR_RETURN(RetentionResult r, RunRetention(q, ctx.snap, ctx.tz, ctx.deadline));

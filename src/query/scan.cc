@@ -13,8 +13,10 @@ EventMatcher EventMatcher::Make(std::string_view name, const EventDict& dict) {
     return m;
   }
   auto c = dict.Find(name);
-  if (!c) m.none = true;
-  else m.code = *c;
+  if (!c)
+    m.none = true;
+  else
+    m.code = *c;
   return m;
 }
 
@@ -253,7 +255,10 @@ Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_
                          uint64_t order_mask, const Deadline* deadline) {
   const PersonTable& pt = *snap.persons;
   std::vector<uint32_t> count(pt.size() + 1, 0);
-  struct Tmp { uint32_t person; TimelineEntry e; };
+  struct Tmp {
+    uint32_t person;
+    TimelineEntry e;
+  };
   std::vector<Tmp> tmp;
   std::vector<uint64_t> tags;
   std::vector<uint32_t> aux;

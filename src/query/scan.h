@@ -86,7 +86,8 @@ class BlockGroups {
 // absent, shown as null). Group ids are shared across blocks through `names`.
 class BreakdownResolver {
  public:
-  BreakdownResolver(std::vector<PropertyRef> props, const StoreSnapshot& snap) : props_(std::move(props)), snap_(&snap) {}
+  BreakdownResolver(std::vector<PropertyRef> props, const StoreSnapshot& snap)
+      : props_(std::move(props)), snap_(&snap) {}
   bool active() const { return !props_.empty(); }
   // Group id of each row of b (all 0 if inactive). Only rows where want[i] is true are
   // computed when want is given.
@@ -131,8 +132,8 @@ struct TimelineEntry {
 };
 
 struct Timelines {
-  std::vector<uint32_t> persons;   // persons having entries, ascending
-  std::vector<uint64_t> offsets;   // entries of persons[i]: [offsets[i], offsets[i+1])
+  std::vector<uint32_t> persons;  // persons having entries, ascending
+  std::vector<uint64_t> offsets;  // entries of persons[i]: [offsets[i], offsets[i+1])
   std::vector<TimelineEntry> entries;
 };
 

@@ -3,9 +3,9 @@
 // over a numeric property (rows where it is absent or not numeric are ignored).
 // Buckets are calendar periods in the project's time zone; date_to is inclusive.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
-#include <atomic>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -23,9 +23,9 @@ namespace {
 struct Cell {
   double sum = 0, min = INFINITY, max = -INFINITY;
   uint64_t count = 0;
-  std::vector<double> values;    // percentiles
-  std::vector<uint32_t> persons; // dau (list mode)
-  std::vector<uint64_t> bits;    // dau (dense mode): bit per person
+  std::vector<double> values;     // percentiles
+  std::vector<uint32_t> persons;  // dau (list mode)
+  std::vector<uint64_t> bits;     // dau (dense mode): bit per person
   uint32_t last_person = UINT32_MAX;
 };
 
@@ -122,9 +122,10 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
   const DauSet dau{(np + 63) / 64 + 1};
   const bool dense_cells = !breakdown.active();
   if (breakdown.active() && q.breakdown_limit * nb > kMaxTrendCells)
-    return ResourceExhausted("breakdown_limit " + std::to_string(q.breakdown_limit) + " x " + std::to_string(nb) +
-                             " intervals is over the limit of " + std::to_string(kMaxTrendCells) +
-                             " values in one answer: lower breakdown_limit, shorten the range or use a longer interval");
+    return ResourceExhausted(
+        "breakdown_limit " + std::to_string(q.breakdown_limit) + " x " + std::to_string(nb) +
+        " intervals is over the limit of " + std::to_string(kMaxTrendCells) +
+        " values in one answer: lower breakdown_limit, shorten the range or use a longer interval");
 
   using Cells = std::vector<std::map<uint32_t, GroupCells>>;  // [series][group] -> per-bucket cells
   const int slots = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(blocks.size())));
@@ -295,7 +296,12 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
       }
       return Measure::None();
     };
-    struct Row { uint32_t group; GroupCells* cells; double total; std::optional<std::vector<Measure>> values; };
+    struct Row {
+      uint32_t group;
+      GroupCells* cells;
+      double total;
+      std::optional<std::vector<Measure>> values;
+    };
     std::vector<Row> rows;
     for (auto& [g, gc] : by_group) {
       double total = 0;
@@ -346,7 +352,9 @@ ResultTable TrendsTable(const json& r) {
   for (const auto& s : r["series"]) {
     std::string l = s["label"].get<std::string>();
     if (!s["breakdown_value"].is_null())
-      l += " [" + (s["breakdown_value"].is_string() ? s["breakdown_value"].get<std::string>() : s["breakdown_value"].dump()) + "]";
+      l += " [" +
+           (s["breakdown_value"].is_string() ? s["breakdown_value"].get<std::string>() : s["breakdown_value"].dump()) +
+           "]";
     head.push_back(l);
   }
   rows.push_back(head);
@@ -362,14 +370,14 @@ ResultTable TrendsTable(const json& r) {
 }
 }  // namespace
 
-const QueryKind kTrendsKind{
-    "trends", {},
-    [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
-      NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(request));
-      NS_ASSIGN_OR_RETURN(TrendsResult r, RunTrends(q, ctx.snap, ctx.tz, ctx.deadline));
-      return ToJson(r);
-    },
-    [](const json& request) { return ParseTrendsQuery(request).status(); },
-    TrendsTable};
+const QueryKind kTrendsKind{"trends",
+                            {},
+                            [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+                              NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(request));
+                              NS_ASSIGN_OR_RETURN(TrendsResult r, RunTrends(q, ctx.snap, ctx.tz, ctx.deadline));
+                              return ToJson(r);
+                            },
+                            [](const json& request) { return ParseTrendsQuery(request).status(); },
+                            TrendsTable};
 
 }  // namespace ns

@@ -36,12 +36,15 @@ Status CheckAccess(const Principal& who, Access access) {
     if (who.credential == Credential::kWriteKey || who.credential == Credential::kSecretKey) return Status::OK();
     if (who.credential == Credential::kSession)
       return Unauthenticated("missing API key: send the header 'Authorization: Bearer <key>'");
-    return PermissionDenied("events are sent with the project's write key (nsw_...) or secret key; an API key is for "
-                            "reading and the operations API");
+    return PermissionDenied(
+        "events are sent with the project's write key (nsw_...) or secret key; an API key is for "
+        "reading and the operations API");
   }
   if (who.credential == Credential::kWriteKey)
     return PermissionDenied("a write key can only send events; use a secret key (nss_...) or log in");
-  const Role need = access == Access::kAdmin ? Role::kAdmin : access == Access::kOperator ? Role::kOperator : Role::kViewer;
+  const Role need = access == Access::kAdmin      ? Role::kAdmin
+                    : access == Access::kOperator ? Role::kOperator
+                                                  : Role::kViewer;
   if (static_cast<int>(who.role) < static_cast<int>(need))
     return PermissionDenied("role " + std::string(RoleName(who.role)) + " cannot do this; it needs " +
                             std::string(RoleName(need)) + (need == Role::kOperator ? " or admin" : ""));

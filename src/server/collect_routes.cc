@@ -105,8 +105,8 @@ StatusOr<Project*> ResolveProject(ServerContext& ctx, Protocol p, const CollectR
     if (it == ctx.opt.sensors_projects.end())
       return Unauthenticated("Sensors project '" + EscapeInvalidUtf8(found.project_name) +
                              "' is not mapped to a Northstar project and there is no ?token=: start the server with "
-                             "--sensors-project " + EscapeInvalidUtf8(found.project_name) +
-                             "=PROJECT, or send ?token=<write key>");
+                             "--sensors-project " +
+                             EscapeInvalidUtf8(found.project_name) + "=PROJECT, or send ?token=<write key>");
     return ctx.registry.OpenProject(it->second);
   }
   return Unauthenticated(MissingKeyMessage(p));
@@ -128,8 +128,9 @@ void SendError(Protocol p, const Status& st, HttpResponse& res) {
   } else if (p == Protocol::kPostHog) {
     // PostHog's API error shape: {"type","code","detail","attr"}.
     const int status = res.status;
-    std::string type = status == 401 ? "authentication_error" : status >= 500 || status == 429 ? "server_error"
-                                                                                                : "validation_error";
+    std::string type = status == 401                    ? "authentication_error"
+                       : status >= 500 || status == 429 ? "server_error"
+                                                        : "validation_error";
     std::string code = status == 401   ? "invalid_api_key"
                        : status == 413 ? "payload_too_large"
                        : status == 415 ? "unsupported_media_type"
@@ -198,9 +199,9 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
 
   const bool all_rejected = stored.accepted == 0 && stored.duplicates == 0 && !r.batch.errors.empty();
   if (all_rejected) {
-    const std::string msg = r.batch.errors.size() == 1 ? r.batch.errors[0].message
-                                                         : "all " + std::to_string(r.batch.errors.size()) +
-                                                               " events were rejected; see errors";
+    const std::string msg = r.batch.errors.size() == 1
+                                ? r.batch.errors[0].message
+                                : "all " + std::to_string(r.batch.errors.size()) + " events were rejected; see errors";
     ctx.metrics.Add("northstar_requests_rejected_total",
                     {{"protocol", proto}, {"reason", too_large ? "too_large" : "all_events_invalid"}});
     SendError(p, too_large ? ResourceExhausted(msg) : InvalidArgument(msg), res);
@@ -258,7 +259,8 @@ std::vector<Route> CollectRoutes(ServerContext& ctx) {
     routes.push_back({method, posthog, handler(Protocol::kPostHog, &ParsePostHog)});
     routes.push_back({method, sensors, handler(Protocol::kSensors, &ParseSensors)});
   }
-  for (const std::string& pattern : {segment, posthog, sensors}) routes.push_back({"OPTIONS", pattern, HandlePreflight});
+  for (const std::string& pattern : {segment, posthog, sensors})
+    routes.push_back({"OPTIONS", pattern, HandlePreflight});
   return routes;
 }
 

@@ -40,7 +40,8 @@ namespace {
 
 void SendError(httplib::Response& res, const Status& st) {
   res.status = HttpStatusFor(st);
-  res.set_content(ErrorJson(st).dump(-1, ' ', false, json::error_handler_t::replace), "application/json; charset=utf-8");
+  res.set_content(ErrorJson(st).dump(-1, ' ', false, json::error_handler_t::replace),
+                  "application/json; charset=utf-8");
 }
 
 // Connections need descriptors: raise the soft limit to the hard one (often 1024 -> 1M).
@@ -68,7 +69,6 @@ HttpRequest Convert(const httplib::Request& req) {
   return r;
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Connections. cpp-httplib gives each connection a pool thread for as long as it stays open,
 // so 32 idle keep-alive connections, or 32 clients sending their headers slowly, took every
@@ -85,8 +85,8 @@ struct Conn {
   int fd = -1;
   std::string ip;
   int port = 0;
-  std::string buf;  // bytes read from the socket and not yet consumed by a request
-  size_t pos = 0;   // consumed prefix of buf
+  std::string buf;               // bytes read from the socket and not yet consumed by a request
+  size_t pos = 0;                // consumed prefix of buf
   Clock::time_point idle_since;  // waiting for the next request since
   Clock::time_point head_start;  // first byte of the current head (valid when buf has unread bytes)
   bool must_close = false;       // the body was not read to its end: close after the response
@@ -97,8 +97,9 @@ struct Conn {
 // The connection a worker is serving (handlers flag it when they stop reading a body).
 thread_local Conn* tls_conn = nullptr;
 
-bool HeadComplete(const Conn& c) { return c.buf.find("\r\n\r\n", c.pos) != std::string::npos ||
-                                         c.buf.find("\n\n", c.pos) != std::string::npos; }
+bool HeadComplete(const Conn& c) {
+  return c.buf.find("\r\n\r\n", c.pos) != std::string::npos || c.buf.find("\n\n", c.pos) != std::string::npos;
+}
 
 // A Stream over a non-blocking socket: serves the bytes the poller already read, then reads the
 // socket with the per-read timeout and the body deadline of the request.
@@ -266,17 +267,21 @@ class NsHttplibServer final : public httplib::Server {
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
     std::unique_lock lock(mu_);
     const char* refusal = nullptr;
-    if (!running_) refusal = "server is stopping";
-    else if (open_ >= static_cast<size_t>(opt_.max_connections)) refusal = "too many open connections";
-    else if (per_ip_[c->ip] >= opt_.max_connections_per_address) refusal = "too many open connections from this address";
+    if (!running_)
+      refusal = "server is stopping";
+    else if (open_ >= static_cast<size_t>(opt_.max_connections))
+      refusal = "too many open connections";
+    else if (per_ip_[c->ip] >= opt_.max_connections_per_address)
+      refusal = "too many open connections from this address";
     if (refusal) {
       lock.unlock();
       spdlog::warn("connection from {} refused: {}", c->ip, refusal);
-      std::string body = std::string("{\"error\":{\"code\":\"unavailable\",\"message\":\"") + refusal +
-                         "; retry later\"}}";
-      std::string resp = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-                         "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\n\r\n" + body;
+      std::string body =
+          std::string("{\"error\":{\"code\":\"unavailable\",\"message\":\"") + refusal + "; retry later\"}}";
+      std::string resp =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+          "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body;
       (void)!::send(sock, resp.data(), resp.size(), MSG_NOSIGNAL);
       ::close(sock);
       return false;
@@ -309,8 +314,9 @@ class NsHttplibServer final : public httplib::Server {
 
   // Answers a connection whose head did not arrive in time or is too large, and closes it.
   void RefuseLocked(Conn* c, int status, const char* reason, const char* message) {
-    std::string body = std::string("{\"error\":{\"code\":\"") + (status == 408 ? "deadline_exceeded" : "invalid_argument") +
-                       "\",\"message\":\"" + message + "\"}}";
+    std::string body = std::string("{\"error\":{\"code\":\"") +
+                       (status == 408 ? "deadline_exceeded" : "invalid_argument") + "\",\"message\":\"" + message +
+                       "\"}}";
     std::string resp = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                        "\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
                        std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -347,9 +353,12 @@ class NsHttplibServer final : public httplib::Server {
             if (c->buf.size() - c->pos > kMaxHead) break;
             continue;
           }
-          if (r == 0) eof = true;
-          else if (errno == EINTR) continue;
-          else if (errno != EAGAIN && errno != EWOULDBLOCK) eof = true;
+          if (r == 0)
+            eof = true;
+          else if (errno == EINTR)
+            continue;
+          else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            eof = true;
           break;
         }
         if (c->lingering) {
@@ -382,8 +391,9 @@ class NsHttplibServer final : public httplib::Server {
       }
       for (Conn* c : expired) CloseLocked(c);
       for (Conn* c : slow)
-        RefuseLocked(c, 408, "Request Timeout",
-                     ("the request head did not arrive within " + std::to_string(opt_.header_timeout_s) + " s").c_str());
+        RefuseLocked(
+            c, 408, "Request Timeout",
+            ("the request head did not arrive within " + std::to_string(opt_.header_timeout_s) + " s").c_str());
     }
   }
 
@@ -527,8 +537,10 @@ struct HttpServer::Impl {
         if (!who.ok()) return SendError(res, who.status());
         h(req, res, *who);
       };
-      if (m == "GET") svr.Get(route.pattern, g);
-      else svr.Options(route.pattern, g);
+      if (m == "GET")
+        svr.Get(route.pattern, g);
+      else
+        svr.Options(route.pattern, g);
       return;
     }
     // Bodies are read through a content reader, after the auth middleware and bounded as they
@@ -565,11 +577,16 @@ struct HttpServer::Impl {
       }
       h(full, res, *who);
     };
-    if (m == "POST") svr.Post(route.pattern, r);
-    else if (m == "PATCH") svr.Patch(route.pattern, r);
-    else if (m == "PUT") svr.Put(route.pattern, r);
-    else if (m == "DELETE") svr.Delete(route.pattern, r);
-    else spdlog::error("route {} {}: unsupported method", m, route.pattern);
+    if (m == "POST")
+      svr.Post(route.pattern, r);
+    else if (m == "PATCH")
+      svr.Patch(route.pattern, r);
+    else if (m == "PUT")
+      svr.Put(route.pattern, r);
+    else if (m == "DELETE")
+      svr.Delete(route.pattern, r);
+    else
+      spdlog::error("route {} {}: unsupported method", m, route.pattern);
   }
 
   void Setup() {
@@ -588,7 +605,8 @@ struct HttpServer::Impl {
     // (routes with bodies all read through the bounded content reader above).
     svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
       if ((req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") &&
-          (req.has_header("Transfer-Encoding") || std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > 0)) {
+          (req.has_header("Transfer-Encoding") ||
+           std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > 0)) {
         if (tls_conn) tls_conn->must_close = true;
         SendError(res, InvalidArgument(req.method + " requests take no body"));
         return httplib::Server::HandlerResponse::Handled;
@@ -601,8 +619,7 @@ struct HttpServer::Impl {
         if (ep) std::rethrow_exception(ep);
       } catch (const std::exception& e) {
         what = e.what();
-      } catch (...) {
-      }
+      } catch (...) {}
       spdlog::error("request failed: {}", LogSafe(what));
       SendError(res, Internal(what));
     });
@@ -613,10 +630,11 @@ struct HttpServer::Impl {
       else if (res.status == 404)
         SendError(res, NotFound("no route " + req.method + " " + req.path));
       else
-        res.set_content(json{{"error", {{"code", "http_" + std::to_string(res.status)},
-                                        {"message", res.status == 400 ? "malformed HTTP request (a POST without a body needs "
-                                                                        "'Content-Length: 0')"
-                                                                      : "request failed"}}}}
+        res.set_content(json{{"error",
+                              {{"code", "http_" + std::to_string(res.status)},
+                               {"message", res.status == 400 ? "malformed HTTP request (a POST without a body needs "
+                                                               "'Content-Length: 0')"
+                                                             : "request failed"}}}}
                             .dump(),
                         "application/json; charset=utf-8");
     });
@@ -646,7 +664,8 @@ StatusOr<int> HttpServer::Bind() {
     port = impl_->svr.bind_to_any_port(host);
     if (port < 0) return Unavailable("cannot bind " + host + " to a free port");
   } else if (!impl_->svr.bind_to_port(host, port)) {
-    return Unavailable("cannot listen on " + host + ":" + std::to_string(port) + " (in use? try --port 0 for a free port)");
+    return Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
+                       " (in use? try --port 0 for a free port)");
   }
   return port;
 }

@@ -18,8 +18,8 @@
 namespace ns {
 
 struct HttpRequest {
-  std::string method;  // GET, POST, ...
-  std::string path;    // without the query string
+  std::string method;     // GET, POST, ...
+  std::string path;       // without the query string
   std::string_view body;  // as received (cpp-httplib already inflated Content-Encoding: gzip)
   std::string remote_addr;
   std::vector<std::string> matches;  // regex captures of the route pattern; [0] is the whole path

@@ -23,12 +23,12 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   std::string mime = req.MimeType();
   bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
   // `curl -d` labels bodies application/x-www-form-urlencoded: accept them when they are JSON.
-  const bool form_json = mime == "application/x-www-form-urlencoded" && !req.body.empty() &&
-                         (req.body[0] == '[' || req.body[0] == '{');
+  const bool form_json =
+      mime == "application/x-www-form-urlencoded" && !req.body.empty() && (req.body[0] == '[' || req.body[0] == '{');
   if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain") {
     ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "media_type"}});
-    return res.Error(
-        UnsupportedMediaType("unsupported Content-Type '" + mime + "' (expected application/json or application/x-ndjson)"));
+    return res.Error(UnsupportedMediaType("unsupported Content-Type '" + mime +
+                                          "' (expected application/json or application/x-ndjson)"));
   }
   std::string_view body = req.body;
   std::string inflated;
@@ -78,18 +78,19 @@ void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res)
   json out{{"accepted", r.accepted}, {"duplicates", r.duplicates}, {"errors", errors}};
   if (r.merges_refused > 0) {
     out["merges_refused"] = r.merges_refused;
-    out["warnings"] = json::array({{{"code", "merge_refused"},
-                                    {"message", std::to_string(r.merges_refused) +
-                                                    " merge(s) of two already identified persons were not applied (a "
-                                                    "write key cannot join identified persons; send with the secret key)"}}});
+    out["warnings"] =
+        json::array({{{"code", "merge_refused"},
+                      {"message", std::to_string(r.merges_refused) +
+                                      " merge(s) of two already identified persons were not applied (a "
+                                      "write key cannot join identified persons; send with the secret key)"}}});
   }
   int status = 200;
   if (r.accepted == 0 && r.duplicates == 0 && !parsed->errors.empty()) status = too_large ? 413 : 400;
   if (status != 200) {
     out["error"] = {{"code", too_large ? "resource_exhausted" : "invalid_argument"},
                     {"message", parsed->errors.size() == 1 ? parsed->errors[0].message
-                                                            : "all " + std::to_string(parsed->errors.size()) +
-                                                                  " events were rejected; see errors"}};
+                                                           : "all " + std::to_string(parsed->errors.size()) +
+                                                                 " events were rejected; see errors"}};
   }
   res.Json(status, out);
 }
@@ -143,10 +144,17 @@ void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res
   if (!project.ok()) return res.Error(project.status());
   Project& p = **project;
   StoreStats s = p.store->Stats();
-  json out{{"name", p.info.name}, {"timezone", p.info.timezone}, {"write_key", p.info.write_key},
-           {"stats", {{"segments", s.segments}, {"segment_rows", s.segment_rows}, {"segment_bytes", s.segment_bytes},
-                      {"memtable_rows", s.memtable_rows}, {"persons", s.persons}, {"distinct_ids", s.distinct_ids},
-                      {"events", s.segment_rows + s.memtable_rows}}}};
+  json out{{"name", p.info.name},
+           {"timezone", p.info.timezone},
+           {"write_key", p.info.write_key},
+           {"stats",
+            {{"segments", s.segments},
+             {"segment_rows", s.segment_rows},
+             {"segment_bytes", s.segment_bytes},
+             {"memtable_rows", s.memtable_rows},
+             {"persons", s.persons},
+             {"distinct_ids", s.distinct_ids},
+             {"events", s.segment_rows + s.memtable_rows}}}};
   json names = json::array();
   for (const auto& n : p.store->EventNames()) names.push_back(n);
   out["event_names"] = names;
@@ -201,7 +209,10 @@ std::vector<Route> NativeRoutes(ServerContext& ctx) {
     return [c, h](const HttpRequest& q, HttpResponse& r) { h(*c, q, r); };
   };
   return {
-      {"GET", "/healthz", [](const HttpRequest&, HttpResponse& res) { res.Json(200, json{{"status", "ok"}}); }},
+      {"GET", "/healthz",
+       [](const HttpRequest&, HttpResponse& res) {
+         res.Json(200, json{{"status", "ok"}});
+       }},
       {"POST", "/api/v1/events", on(HandleEvents), Access::kIngest},
       {"POST", "/api/v1/query", on(HandleQuery), Access::kViewer},
       {"POST", "/api/v1/query/dropoffs.csv", on(HandleDropoffs), Access::kViewer},

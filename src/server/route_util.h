@@ -3,8 +3,8 @@
 // helpers that read a JSON body and answer a result.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <functional>

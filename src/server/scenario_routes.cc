@@ -4,9 +4,9 @@
 #include <algorithm>
 
 #include "core/log_safe.h"
+#include "ops/report_tables.h"
 #include "server/ops_routes.h"
 #include "server/route_util.h"
-#include "ops/report_tables.h"
 
 namespace ns {
 
@@ -52,7 +52,8 @@ std::vector<Route> ScenarioRoutes(ServerContext&, OpsService& ops) {
   r.push_back(R("POST", "/api/v1/scenarios", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
     WithBody(req, res, [&](const json& b) {
       if (b.is_object() && b.contains("from_sop")) {
-        if (!b["from_sop"].is_number_integer()) return res.Error(InvalidArgument("from_sop: expected an SOP id", "from_sop"));
+        if (!b["from_sop"].is_number_integer())
+          return res.Error(InvalidArgument("from_sop: expected an SOP id", "from_sop"));
         return ReplyId(res, ops.evaluations.StartFromSop(w, b["from_sop"].get<int64_t>(), b));
       }
       ReplyId(res, ops.scenarios.Create(w, b));
@@ -61,60 +62,72 @@ std::vector<Route> ScenarioRoutes(ServerContext&, OpsService& ops) {
   r.push_back(R("GET", "/api/v1/scenarios", V, [&ops](const HttpRequest&, HttpResponse& res, const Principal& w) {
     Reply(res, ops.scenarios.List(w.project));
   }));
-  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+))", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    Reply(res, ops.scenarios.Get(w.project, Id(req)));
-  }));
-  r.push_back(R("PATCH", R"(/api/v1/scenarios/(\d+))", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    WithBody(req, res, [&](const json& b) {
-      Status st = ops.scenarios.Patch(w, Id(req), b);
-      if (!st.ok()) return res.Error(st);
-      Reply(res, ops.scenarios.Get(w.project, Id(req)));
-    });
-  }));
-  r.push_back(R("DELETE", R"(/api/v1/scenarios/(\d+))", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    ReplyOk(res, ops.scenarios.Delete(w, Id(req)));
-  }));
-  r.push_back(R("POST", R"(/api/v1/scenarios/(\d+)/actions)", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    WithBody(req, res, [&](const json& b) { ReplyId(res, ops.scenarios.AddAction(w, Id(req), b)); });
-  }));
+  r.push_back(
+      R("GET", R"(/api/v1/scenarios/(\d+))", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+        Reply(res, ops.scenarios.Get(w.project, Id(req)));
+      }));
+  r.push_back(R("PATCH", R"(/api/v1/scenarios/(\d+))", O,
+                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+                  WithBody(req, res, [&](const json& b) {
+                    Status st = ops.scenarios.Patch(w, Id(req), b);
+                    if (!st.ok()) return res.Error(st);
+                    Reply(res, ops.scenarios.Get(w.project, Id(req)));
+                  });
+                }));
+  r.push_back(R("DELETE", R"(/api/v1/scenarios/(\d+))", O,
+                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+                  ReplyOk(res, ops.scenarios.Delete(w, Id(req)));
+                }));
+  r.push_back(R("POST", R"(/api/v1/scenarios/(\d+)/actions)", O,
+                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+                  WithBody(req, res, [&](const json& b) { ReplyId(res, ops.scenarios.AddAction(w, Id(req), b)); });
+                }));
   r.push_back(R("POST", R"(/api/v1/scenarios/(\d+)/actions/import)", O,
                 [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
                   auto ids = ops.scenarios.ImportActionsCsv(w, Id(req), req.body);
                   if (!ids.ok()) return res.Error(ids.status());
                   res.Json(201, json{{"ids", *ids}, {"imported", ids->size()}});
                 }));
-  r.push_back(R("GET", R"(/api/v1/actions/(\d+))", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    Reply(res, ops.scenarios.GetAction(w.project, Id(req)));
-  }));
-  r.push_back(R("PATCH", R"(/api/v1/actions/(\d+))", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    WithBody(req, res, [&](const json& b) {
-      Status st = ops.scenarios.PatchAction(w, Id(req), b);
-      if (!st.ok()) return res.Error(st);
-      Reply(res, ops.scenarios.GetAction(w.project, Id(req)));
-    });
-  }));
-  r.push_back(R("DELETE", R"(/api/v1/actions/(\d+))", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    ReplyOk(res, ops.scenarios.DeleteAction(w, Id(req)));
-  }));
-  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+)/gantt)", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    Reply(res, ops.scenarios.Gantt(w.project, Id(req)));
-  }));
-  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+)/export\.xlsx)", V,
-                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) { Export(ops, req, res, w, true); }));
-  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+)/export\.csv)", V,
-                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) { Export(ops, req, res, w, false); }));
+  r.push_back(
+      R("GET", R"(/api/v1/actions/(\d+))", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+        Reply(res, ops.scenarios.GetAction(w.project, Id(req)));
+      }));
+  r.push_back(
+      R("PATCH", R"(/api/v1/actions/(\d+))", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+        WithBody(req, res, [&](const json& b) {
+          Status st = ops.scenarios.PatchAction(w, Id(req), b);
+          if (!st.ok()) return res.Error(st);
+          Reply(res, ops.scenarios.GetAction(w.project, Id(req)));
+        });
+      }));
+  r.push_back(
+      R("DELETE", R"(/api/v1/actions/(\d+))", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+        ReplyOk(res, ops.scenarios.DeleteAction(w, Id(req)));
+      }));
+  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+)/gantt)", V,
+                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+                  Reply(res, ops.scenarios.Gantt(w.project, Id(req)));
+                }));
+  r.push_back(
+      R("GET", R"(/api/v1/scenarios/(\d+)/export\.xlsx)", V,
+        [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) { Export(ops, req, res, w, true); }));
+  r.push_back(
+      R("GET", R"(/api/v1/scenarios/(\d+)/export\.csv)", V,
+        [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) { Export(ops, req, res, w, false); }));
   // ---- evaluation and SOPs
-  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+)/evaluation)", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    Reply(res, ops.evaluations.Get(w.project, Id(req)));
-  }));
+  r.push_back(R("GET", R"(/api/v1/scenarios/(\d+)/evaluation)", V,
+                [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+                  Reply(res, ops.evaluations.Get(w.project, Id(req)));
+                }));
   for (const char* m : {"PUT", "PATCH"})
-    r.push_back(R(m, R"(/api/v1/scenarios/(\d+)/evaluation)", O, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-      WithBody(req, res, [&](const json& b) {
-        Status st = ops.evaluations.Save(w, Id(req), b);
-        if (!st.ok()) return res.Error(st);
-        Reply(res, ops.evaluations.Get(w.project, Id(req)));
-      });
-    }));
+    r.push_back(R(m, R"(/api/v1/scenarios/(\d+)/evaluation)", O,
+                  [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+                    WithBody(req, res, [&](const json& b) {
+                      Status st = ops.evaluations.Save(w, Id(req), b);
+                      if (!st.ok()) return res.Error(st);
+                      Reply(res, ops.evaluations.Get(w.project, Id(req)));
+                    });
+                  }));
   r.push_back(R("POST", R"(/api/v1/scenarios/(\d+)/evaluation/sop)", O,
                 [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
                   WithBody(req, res, [&](const json& b) { ReplyId(res, ops.evaluations.SaveAsSop(w, Id(req), b)); });
@@ -122,9 +135,10 @@ std::vector<Route> ScenarioRoutes(ServerContext&, OpsService& ops) {
   r.push_back(R("GET", "/api/v1/sops", V, [&ops](const HttpRequest&, HttpResponse& res, const Principal& w) {
     Reply(res, ops.evaluations.ListSops(w.project));
   }));
-  r.push_back(R("GET", R"(/api/v1/sops/(\d+))", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    Reply(res, ops.evaluations.GetSop(w.project, Id(req)));
-  }));
+  r.push_back(
+      R("GET", R"(/api/v1/sops/(\d+))", V, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
+        Reply(res, ops.evaluations.GetSop(w.project, Id(req)));
+      }));
   return r;
 }
 

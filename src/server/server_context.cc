@@ -20,8 +20,7 @@ static std::string LabelText(const std::vector<std::pair<std::string, std::strin
   return s;
 }
 
-void Metrics::Add(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels,
-                  uint64_t n) {
+void Metrics::Add(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels, uint64_t n) {
   std::string l = LabelText(labels);
   std::lock_guard lock(mu_);
   series_[name][l] += n;

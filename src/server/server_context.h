@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "auth/authenticator.h"
+#include "core/deadline.h"
 #include "core/status.h"
 #include "ingest/native_parser.h"
-#include "auth/authenticator.h"
 #include "meta/project_registry.h"
 #include "server/auth.h"
-#include "core/deadline.h"
 #include "server/http_types.h"
 #include "server/rate_limiter.h"
 
@@ -86,6 +86,6 @@ struct ServerContext {
 };
 
 // Route lists of the subsystems (each in its own file).
-std::vector<Route> NativeRoutes(ServerContext& ctx);   // native_routes.cc
+std::vector<Route> NativeRoutes(ServerContext& ctx);  // native_routes.cc
 
 }  // namespace ns

@@ -42,15 +42,24 @@ constexpr const char* kCsp =
 
 std::string ContentTypeOf(const std::string& path) {
   static const std::unordered_map<std::string, std::string> kTypes = {
-      {".html", "text/html; charset=utf-8"},   {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json; charset=utf-8"}, {".map", "application/json; charset=utf-8"},
-      {".svg", "image/svg+xml"},              {".png", "image/png"},
-      {".jpg", "image/jpeg"},                 {".jpeg", "image/jpeg"},
-      {".gif", "image/gif"},                  {".webp", "image/webp"},
-      {".ico", "image/x-icon"},               {".woff2", "font/woff2"},
-      {".woff", "font/woff"},                 {".ttf", "font/ttf"},
-      {".txt", "text/plain; charset=utf-8"},  {".wasm", "application/wasm"},
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json; charset=utf-8"},
+      {".map", "application/json; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},
+      {".webp", "image/webp"},
+      {".ico", "image/x-icon"},
+      {".woff2", "font/woff2"},
+      {".woff", "font/woff"},
+      {".ttf", "font/ttf"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".wasm", "application/wasm"},
       {".webmanifest", "application/manifest+json"},
   };
   std::string ext = fs::path(path).extension().string();
@@ -182,11 +191,12 @@ std::vector<Route> StaticRoutes(std::shared_ptr<const ConsoleAssets> assets) {
     if (path == "/api" || path.starts_with("/api/")) return res.Error(NotFound("no route GET " + path));
     if (!assets) {
       SecurityHeaders(res);
-      res.Text(404,
-               "<!doctype html><meta charset=utf-8><title>Northstar</title><p>The Northstar API is running, but the web "
-               "console is not installed. Build it with <code>make console</code> (or start the server with "
-               "<code>--console-dir DIR</code>). The API is described in docs/api.md.</p>\n",
-               "text/html; charset=utf-8");
+      res.Text(
+          404,
+          "<!doctype html><meta charset=utf-8><title>Northstar</title><p>The Northstar API is running, but the web "
+          "console is not installed. Build it with <code>make console</code> (or start the server with "
+          "<code>--console-dir DIR</code>). The API is described in docs/api.md.</p>\n",
+          "text/html; charset=utf-8");
       return;
     }
     auto it = assets->files.find(path);

@@ -7,7 +7,7 @@
 namespace ns::stats {
 
 struct SampleSummary {
-  double n = 0;         // observations
+  double n = 0;  // observations
   double mean = 0;
   double variance = 0;  // unbiased (n - 1 denominator)
 };

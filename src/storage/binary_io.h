@@ -42,14 +42,37 @@ class BinReader {
   explicit BinReader(std::string_view s) : BinReader(s.data(), s.size()) {}
   bool ok() const { return ok_; }
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
-  uint8_t U8() { uint8_t v = 0; Raw(&v, 1); return v; }
-  uint32_t U32() { uint32_t v = 0; Raw(&v, 4); return v; }
-  uint64_t U64() { uint64_t v = 0; Raw(&v, 8); return v; }
-  int64_t I64() { int64_t v = 0; Raw(&v, 8); return v; }
-  double F64() { double v = 0; Raw(&v, 8); return v; }
+  uint8_t U8() {
+    uint8_t v = 0;
+    Raw(&v, 1);
+    return v;
+  }
+  uint32_t U32() {
+    uint32_t v = 0;
+    Raw(&v, 4);
+    return v;
+  }
+  uint64_t U64() {
+    uint64_t v = 0;
+    Raw(&v, 8);
+    return v;
+  }
+  int64_t I64() {
+    int64_t v = 0;
+    Raw(&v, 8);
+    return v;
+  }
+  double F64() {
+    double v = 0;
+    Raw(&v, 8);
+    return v;
+  }
   std::string_view Str(size_t max_len = 64u << 20) {
     uint32_t n = U32();
-    if (!ok_ || n > max_len || n > remaining()) { ok_ = false; return {}; }
+    if (!ok_ || n > max_len || n > remaining()) {
+      ok_ = false;
+      return {};
+    }
     std::string_view s(reinterpret_cast<const char*>(p_), n);
     p_ += n;
     return s;
@@ -57,7 +80,10 @@ class BinReader {
   uint64_t Varint() {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ >= end_) { ok_ = false; return 0; }
+      if (p_ >= end_) {
+        ok_ = false;
+        return 0;
+      }
       uint8_t b = *p_++;
       v |= uint64_t{b & 0x7fu} << shift;
       if (!(b & 0x80)) return v;
@@ -66,12 +92,21 @@ class BinReader {
     return 0;
   }
   void Raw(void* out, size_t n) {
-    if (!ok_ || n > remaining()) { ok_ = false; std::memset(out, 0, n); return; }
+    if (!ok_ || n > remaining()) {
+      ok_ = false;
+      std::memset(out, 0, n);
+      return;
+    }
     std::memcpy(out, p_, n);
     p_ += n;
   }
   const uint8_t* cursor() const { return p_; }
-  void Skip(size_t n) { if (n > remaining()) ok_ = false; else p_ += n; }
+  void Skip(size_t n) {
+    if (n > remaining())
+      ok_ = false;
+    else
+      p_ += n;
+  }
 
  private:
   const uint8_t* p_;

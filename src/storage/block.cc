@@ -127,8 +127,8 @@ void Block::RowProps(size_t row, std::vector<Property>* out) const {
 }
 
 size_t Block::MemoryBytes() const {
-  size_t b = did_.capacity() * 4 + ts_.capacity() * 8 + ev_.capacity() * 4 + uuid_.capacity() * 16 +
-             has_uuid_.capacity();
+  size_t b =
+      did_.capacity() * 4 + ts_.capacity() * 8 + ev_.capacity() * 4 + uuid_.capacity() * 16 + has_uuid_.capacity();
   for (const auto& [k, lp] : props_) {
     b += lp->col.num.capacity() * 8 + lp->col.present.capacity() + lp->col.code.capacity() * 4;
     for (const auto& s : lp->col.dict) b += s.size() + 32;
@@ -178,8 +178,7 @@ void BlockBuilder::AddText(PropBuilder& p, PropValue::Kind kind, std::string_vie
   p.last_code = it->second;
 }
 
-void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uuid,
-                          const std::vector<Property>& props) {
+void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uuid, const std::vector<Property>& props) {
   did_.push_back(did);
   ts_.push_back(ts);
   ev_.push_back(ev);
@@ -192,11 +191,15 @@ void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uui
       b = last_keys_[k].second;
     } else {
       b = &Prop(p.key);
-      if (k < last_keys_.size()) last_keys_[k] = {p.key, b};
-      else last_keys_.emplace_back(p.key, b);
+      if (k < last_keys_.size())
+        last_keys_[k] = {p.key, b};
+      else
+        last_keys_.emplace_back(p.key, b);
     }
-    if (p.value.kind == PropValue::kNum) AddNum(*b, p.value.num);
-    else AddText(*b, p.value.kind, p.value.str);
+    if (p.value.kind == PropValue::kNum)
+      AddNum(*b, p.value.num);
+    else
+      AddText(*b, p.value.kind, p.value.str);
   }
 }
 

@@ -31,11 +31,11 @@ namespace ns {
 // of distinct values (code 0 = absent) where numbers appear as text with kind kNum.
 struct PropColumn {
   bool numeric = false;
-  std::vector<double> num;       // numeric: value per row
-  std::vector<uint8_t> present;  // numeric: 1 if the row has the key
-  std::vector<uint32_t> code;    // dictionary: code per row, 0 = absent
-  std::vector<std::string> dict;             // dictionary: dict[0] unused
-  std::vector<PropValue::Kind> dict_kind;    // dictionary: kind of each entry
+  std::vector<double> num;                 // numeric: value per row
+  std::vector<uint8_t> present;            // numeric: 1 if the row has the key
+  std::vector<uint32_t> code;              // dictionary: code per row, 0 = absent
+  std::vector<std::string> dict;           // dictionary: dict[0] unused
+  std::vector<PropValue::Kind> dict_kind;  // dictionary: kind of each entry
 
   bool Present(size_t row) const { return numeric ? present[row] != 0 : code[row] != 0; }
   PropValue Get(size_t row) const;
@@ -57,12 +57,27 @@ class Block {
   bool HasEvent(uint32_t code) const;
   const std::vector<std::string>& prop_keys() const { return prop_keys_; }
 
-  const std::vector<uint32_t>& did() const { Ensure(kDid); return did_; }
-  const std::vector<int64_t>& ts() const { Ensure(kTs); return ts_; }
-  const std::vector<uint32_t>& ev() const { Ensure(kEv); return ev_; }
+  const std::vector<uint32_t>& did() const {
+    Ensure(kDid);
+    return did_;
+  }
+  const std::vector<int64_t>& ts() const {
+    Ensure(kTs);
+    return ts_;
+  }
+  const std::vector<uint32_t>& ev() const {
+    Ensure(kEv);
+    return ev_;
+  }
   // Client uuids; has_uuid[i] == 0 means the row has none.
-  const std::vector<Uuid>& uuid() const { Ensure(kUuid); return uuid_; }
-  const std::vector<uint8_t>& has_uuid() const { Ensure(kUuid); return has_uuid_; }
+  const std::vector<Uuid>& uuid() const {
+    Ensure(kUuid);
+    return uuid_;
+  }
+  const std::vector<uint8_t>& has_uuid() const {
+    Ensure(kUuid);
+    return has_uuid_;
+  }
   // Row positions (ascending) of the rows with event `code`, as [begin, end) (empty if none).
   // Built on first use per code and cached, so operators that need a few event names visit
   // only their rows and the index costs memory only for the events queried.

@@ -12,8 +12,10 @@ void EncodeProperties(BinWriter& w, const std::vector<Property>& props) {
   for (const auto& p : props) {
     w.Str(p.key);
     w.U8(p.value.kind);
-    if (p.value.kind == PropValue::kNum) w.F64(p.value.num);
-    else w.Str(p.value.str);
+    if (p.value.kind == PropValue::kNum)
+      w.F64(p.value.num);
+    else
+      w.Str(p.value.str);
   }
 }
 
@@ -24,15 +26,20 @@ bool DecodeProperties(BinReader& r, std::vector<Property>* props) {
   for (auto& p : *props) {
     p.key = std::string(r.Str());
     p.value.kind = static_cast<PropValue::Kind>(r.U8());
-    if (p.value.kind == PropValue::kNum) p.value.num = r.F64();
-    else p.value.str = std::string(r.Str());
+    if (p.value.kind == PropValue::kNum)
+      p.value.num = r.F64();
+    else
+      p.value.str = std::string(r.Str());
   }
   return r.ok();
 }
 
 void EncodeWalEvent(BinWriter& w, const Event& e) {
   w.U8(e.has_uuid ? 1 : 0);
-  if (e.has_uuid) { w.U64(e.uuid.hi); w.U64(e.uuid.lo); }
+  if (e.has_uuid) {
+    w.U64(e.uuid.hi);
+    w.U64(e.uuid.lo);
+  }
   w.I64(e.ts_ms);
   w.Str(e.distinct_id);
   w.Str(e.event);
@@ -41,7 +48,10 @@ void EncodeWalEvent(BinWriter& w, const Event& e) {
 
 bool DecodeWalEvent(BinReader& r, Event* e) {
   e->has_uuid = r.U8() != 0;
-  if (e->has_uuid) { e->uuid.hi = r.U64(); e->uuid.lo = r.U64(); }
+  if (e->has_uuid) {
+    e->uuid.hi = r.U64();
+    e->uuid.lo = r.U64();
+  }
   e->ts_ms = r.I64();
   e->distinct_id = std::string(r.Str());
   e->event = std::string(r.Str());

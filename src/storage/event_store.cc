@@ -41,7 +41,11 @@ class EventStoreImpl::FingerprintSet {
     size_t mask = slots_.size() - 1;
     for (size_t i = f & mask;; i = (i + 1) & mask) {
       if (slots_[i] == f) return;
-      if (slots_[i] == 0) { slots_[i] = f; count_++; return; }
+      if (slots_[i] == 0) {
+        slots_[i] = f;
+        count_++;
+        return;
+      }
     }
   }
   size_t size() const { return count_; }
@@ -202,30 +206,33 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
     }
     WalReplayStats st;
     MutexLock wl(&write_mu_);
-    Status s = ReplayWal(env_, wal_dir, seq, /*truncate=*/true, [&](std::string_view payload) -> Status {
-      write_mu_.AssertHeld();  // wl, above
-      std::vector<Event> events;
-      if (Status ds = DecodeWalBatch(payload, &events); !ds.ok())
-        return Corruption(wal_dir + "/" + WalFileName(seq) + ": " + ds.message());
-      std::vector<MemRow> rows;
-      for (Event& e : events) {
-        if (e.has_uuid) {
-          uint64_t f = Fingerprint(e.uuid);
-          if (seen_->Contains(f)) continue;
-          seen_->Insert(f);
-        }
-        rows.push_back(MemRow{identity_->Resolve(e.distinct_id), dict_.Intern(e.event), e.ts_ms, e.uuid, e.has_uuid,
-                              std::move(e.props)});
-      }
-      AddToMemtable(rows);
-      return Status::OK();
-    }, &st);
+    Status s = ReplayWal(
+        env_, wal_dir, seq, /*truncate=*/true,
+        [&](std::string_view payload) -> Status {
+          write_mu_.AssertHeld();  // wl, above
+          std::vector<Event> events;
+          if (Status ds = DecodeWalBatch(payload, &events); !ds.ok())
+            return Corruption(wal_dir + "/" + WalFileName(seq) + ": " + ds.message());
+          std::vector<MemRow> rows;
+          for (Event& e : events) {
+            if (e.has_uuid) {
+              uint64_t f = Fingerprint(e.uuid);
+              if (seen_->Contains(f)) continue;
+              seen_->Insert(f);
+            }
+            rows.push_back(MemRow{identity_->Resolve(e.distinct_id), dict_.Intern(e.event), e.ts_ms, e.uuid, e.has_uuid,
+                                  std::move(e.props)});
+          }
+          AddToMemtable(rows);
+          return Status::OK();
+        },
+        &st);
     NS_RETURN_IF_ERROR(s);
     recovery_stats_.wal_replayed_records += st.records;
     recovery_stats_.wal_truncated_bytes += st.truncated_bytes;
     if (st.truncated_bytes)
-      spdlog::warn("WAL {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", wal_dir,
-                   WalFileName(seq), st.truncated_bytes);
+      spdlog::warn("WAL {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", wal_dir, WalFileName(seq),
+                   st.truncated_bytes);
   }
   NS_RETURN_IF_ERROR(identity_->Commit());
   NS_ASSIGN_OR_RETURN(wal_, WalWriter::Open(env_, wal_dir, last + 1));
@@ -253,8 +260,10 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
     r->done = true;
     if (r != &req) r->cv.Signal();
   }
-  if (!queue_.empty()) queue_.front()->cv.Signal();  // the next round's leader
-  else drained_cv_.SignalAll();
+  if (!queue_.empty())
+    queue_.front()->cv.Signal();  // the next round's leader
+  else
+    drained_cv_.SignalAll();
   return std::move(req.result);
 }
 
@@ -321,8 +330,9 @@ void EventStoreImpl::ProcessRound(const std::vector<Request*>& round) {
     if (st.ok()) round[r]->result = results[r];
     // Any failure to write (disk full, read-only, EIO, EACCES, ...) is retryable for the
     // client: 503, never a 4xx that would make an SDK drop the batch.
-    else round[r]->result = Status(st.code() == StatusCode::kResourceExhausted ? st.code() : StatusCode::kUnavailable,
-                                   "events not stored: " + st.message());
+    else
+      round[r]->result = Status(st.code() == StatusCode::kResourceExhausted ? st.code() : StatusCode::kUnavailable,
+                                "events not stored: " + st.message());
   }
   if (flush_due && runner_) runner_->Wake(task_id_);
 }
@@ -391,7 +401,12 @@ namespace {
 // Sorts rows of blocks by (person, ts) per UTC-day partition and builds one block per partition.
 std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std::shared_ptr<const Block>>& blocks,
                                                           const PersonTable& persons) {
-  struct Ref { uint32_t person; int64_t ts; uint32_t block; uint32_t row; };
+  struct Ref {
+    uint32_t person;
+    int64_t ts;
+    uint32_t block;
+    uint32_t row;
+  };
   std::map<int32_t, std::vector<Ref>> parts;
   for (uint32_t b = 0; b < blocks.size(); b++) {
     const Block& blk = *blocks[b];
@@ -501,7 +516,8 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
     meta.replaces.push_back(s.meta.generation);
   }
   auto parts = BuildPartitions(blocks, *identity_->Snapshot());
-  if (parts.size() != 1) return Internal("compaction of partition " + std::to_string(day) + " found rows of other days");
+  if (parts.size() != 1)
+    return Internal("compaction of partition " + std::to_string(day) + " found rows of other days");
   std::string path = dir_ + "/segments/" + SegmentFileName(day, meta.generation);
   NS_RETURN_IF_ERROR(WriteSegment(env_, path, *parts.begin()->second, meta, dict_));
   auto info = OpenSegment(env_, path, dict_);
@@ -555,8 +571,8 @@ void EventStoreImpl::Maintain() {
   bool flush;
   {
     MutexLock sl(&state_mu_);
-    flush = memtable_rows_ >= opt_.flush_rows ||
-            (memtable_rows_ > 0 && opt_.flush_interval_ms > 0 && NowMs() - memtable_since_ms_ >= opt_.flush_interval_ms);
+    flush = memtable_rows_ >= opt_.flush_rows || (memtable_rows_ > 0 && opt_.flush_interval_ms > 0 &&
+                                                  NowMs() - memtable_since_ms_ >= opt_.flush_interval_ms);
   }
   MutexLock ml(&maint_mu_);
   if (flush) {

@@ -30,7 +30,6 @@ struct Checkpoint {
 // Corruption if the text is malformed or of another format version.
 StatusOr<Checkpoint> ParseCheckpoint(const std::string& text);
 
-
 class EventStoreImpl final : public EventStore {
  public:
   ~EventStoreImpl() override;

@@ -31,12 +31,15 @@ IdentityLogReport IdentityMap::Inspect(Env* env, const std::string& dir) {
   std::lock_guard lk(m.mu_);
   for (uint64_t s : *seqs) {
     WalReplayStats st;
-    Status rs = ReplayWal(env, dir, s, /*truncate=*/false, [&](std::string_view p) { return m.ApplyRecord(p); }, &st);
+    Status rs = ReplayWal(
+        env, dir, s, /*truncate=*/false, [&](std::string_view p) { return m.ApplyRecord(p); }, &st);
     if (!rs.ok()) {
       out.problems.push_back(dir + "/" + WalFileName(s) + ": " + rs.message());
       break;  // later files would misnumber the distinct ids
     }
-    if (st.truncated_bytes) out.torn_tails.push_back(dir + "/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) + " bytes");
+    if (st.truncated_bytes)
+      out.torn_tails.push_back(dir + "/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) +
+                               " bytes");
   }
   out.distinct_ids = m.ids_.size();
   return out;
@@ -61,7 +64,8 @@ Status IdentityMap::Load() {
   uint64_t seq = seqs.empty() ? 1 : seqs.back();
   for (uint64_t s : seqs) {
     WalReplayStats st;
-    Status rs = ReplayWal(env_, dir_, s, /*truncate=*/true, [&](std::string_view p) { return ApplyRecord(p); }, &st);
+    Status rs = ReplayWal(
+        env_, dir_, s, /*truncate=*/true, [&](std::string_view p) { return ApplyRecord(p); }, &st);
     if (!rs.ok()) return Status(rs.code(), dir_ + "/" + WalFileName(s) + ": " + rs.message());
     if (st.truncated_bytes)
       spdlog::warn("identity log {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", dir_,
@@ -156,8 +160,10 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
 // one at a time by PersonColumn).
 PersonColumn& IdentityMap::MutableColumn(const std::string& key) {
   auto& col = columns_[key];
-  if (!col) col = std::make_shared<PersonColumn>();
-  else if (col.use_count() > 1) col = std::make_shared<PersonColumn>(*col);
+  if (!col)
+    col = std::make_shared<PersonColumn>();
+  else if (col.use_count() > 1)
+    col = std::make_shared<PersonColumn>(*col);
   return *col;
 }
 

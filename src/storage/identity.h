@@ -27,7 +27,7 @@ namespace ns {
 // What `northstar check` reports about an identity log, read without changing it.
 struct IdentityLogReport {
   uint64_t distinct_ids = 0;
-  std::vector<std::string> problems;  // a file that does not replay (corrupt, unknown record type)
+  std::vector<std::string> problems;    // a file that does not replay (corrupt, unknown record type)
   std::vector<std::string> torn_tails;  // "FILE: torn tail of N bytes" (unacknowledged writes)
 };
 

@@ -16,8 +16,10 @@ void PersonColumn::ForEach(const std::function<void(uint32_t, const PropValue&)>
 PersonColumn::Chunk& PersonColumn::Writable(uint32_t c) {
   if (c >= chunks_.size()) chunks_.resize(c + 1);
   auto& p = chunks_[c];
-  if (!p) p = std::make_shared<Chunk>();
-  else if (p.use_count() > 1) p = std::make_shared<Chunk>(*p);  // a snapshot reads the old one
+  if (!p)
+    p = std::make_shared<Chunk>();
+  else if (p.use_count() > 1)
+    p = std::make_shared<Chunk>(*p);  // a snapshot reads the old one
   return *p;
 }
 

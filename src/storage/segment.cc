@@ -23,7 +23,7 @@ struct ColumnDesc {
   uint8_t kind;
   std::string name;  // property key for property columns
   uint64_t offset, comp_len, raw_len;
-  uint32_t crc;      // CRC32C of the compressed bytes
+  uint32_t crc;  // CRC32C of the compressed bytes
 };
 
 void PutCodes(BinWriter& w, const std::vector<uint32_t>& codes, uint32_t max_code) {
@@ -48,8 +48,10 @@ std::string QuotedName(std::string_view name) {
   static const char* kHex = "0123456789abcdef";
   std::string out = "'";
   for (unsigned char ch : name.substr(0, 64)) {
-    if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '\'') out += static_cast<char>(ch);
-    else out += std::string("\\x") + kHex[ch >> 4] + kHex[ch & 15];
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '\'')
+      out += static_cast<char>(ch);
+    else
+      out += std::string("\\x") + kHex[ch >> 4] + kHex[ch & 15];
   }
   if (name.size() > 64) out += "...";
   return out + "'";
@@ -83,7 +85,7 @@ bool RawLenPlausible(const ColumnDesc& c, uint64_t n) {
     case kColUuid: return c.raw_len >= n && c.raw_len <= 17 * n && (c.raw_len - n) % 16 == 0;
     case kColPropNum: return c.raw_len >= n && c.raw_len <= 9 * n && (c.raw_len - n) % 8 == 0;
     case kColPropStr: return c.raw_len >= 5 + n;  // entry count, code width, one code per row
-    default: return true;  // a kind this version does not read is skipped
+    default: return true;                         // a kind this version does not read is skipped
   }
 }
 
@@ -115,13 +117,19 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
   {
     BinWriter w;
     int64_t prev = 0;
-    for (uint32_t d : block.did()) { w.Varint(ZigZag(int64_t{d} - prev)); prev = d; }
+    for (uint32_t d : block.did()) {
+      w.Varint(ZigZag(int64_t{d} - prev));
+      prev = d;
+    }
     NS_RETURN_IF_ERROR(add(kColDid, "did", w.str()));
   }
   {
     BinWriter w;
     int64_t prev = 0;
-    for (int64_t t : block.ts()) { w.Varint(ZigZag(t - prev)); prev = t; }
+    for (int64_t t : block.ts()) {
+      w.Varint(ZigZag(t - prev));
+      prev = t;
+    }
     NS_RETURN_IF_ERROR(add(kColTs, "ts", w.str()));
   }
   // Event names: local codes in order of first appearance.
@@ -142,7 +150,10 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
     BinWriter w;
     w.Raw(block.has_uuid().data(), n);
     for (size_t i = 0; i < n; i++)
-      if (block.has_uuid()[i]) { w.U64(block.uuid()[i].hi); w.U64(block.uuid()[i].lo); }
+      if (block.has_uuid()[i]) {
+        w.U64(block.uuid()[i].hi);
+        w.U64(block.uuid()[i].lo);
+      }
     NS_RETURN_IF_ERROR(add(kColUuid, "uuid", w.str()));
   }
   for (const auto& key : block.prop_keys()) {
@@ -155,7 +166,10 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
       NS_RETURN_IF_ERROR(add(kColPropNum, key, w.str()));
     } else {
       w.U32(static_cast<uint32_t>(c->dict.size()));
-      for (size_t i = 0; i < c->dict.size(); i++) { w.U8(c->dict_kind[i]); w.Str(c->dict[i]); }
+      for (size_t i = 0; i < c->dict.size(); i++) {
+        w.U8(c->dict_kind[i]);
+        w.Str(c->dict[i]);
+      }
       PutCodes(w, c->code, static_cast<uint32_t>(c->dict.size()));
       NS_RETURN_IF_ERROR(add(kColPropStr, key, w.str()));
     }
@@ -203,7 +217,8 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
   const uint8_t* p = file->data();
   const size_t size = file->size();
   auto corrupt = [&](const std::string& why) { return Corruption("segment " + path + ": " + why); };
-  if (size < 12 + 16 || std::memcmp(p, kMagic, 8) != 0) return corrupt("bad magic (not a Northstar segment, or truncated)");
+  if (size < 12 + 16 || std::memcmp(p, kMagic, 8) != 0)
+    return corrupt("bad magic (not a Northstar segment, or truncated)");
   uint32_t version;
   std::memcpy(&version, p + 8, 4);
   if (version != kSegmentFormatVersion)
@@ -245,7 +260,8 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     if (!r.ok()) return corrupt("bad column table");
     if (c.offset < 12 || c.offset > data_end || c.comp_len > data_end - c.offset || c.raw_len > (uint64_t{1} << 36))
       return corrupt("column " + QuotedName(c.name) + " lies outside the file");
-    if (Crc32c(p + c.offset, c.comp_len) != c.crc) return corrupt("column " + QuotedName(c.name) + " checksum mismatch");
+    if (Crc32c(p + c.offset, c.comp_len) != c.crc)
+      return corrupt("column " + QuotedName(c.name) + " checksum mismatch");
     if (!RawLenPlausible(c, n)) return corrupt("column " + QuotedName(c.name) + " has an impossible decoded length");
   }
   if (!r.ok()) return corrupt("bad footer");
@@ -256,10 +272,14 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
   block->max_ts_ = max_ts;
   const ColumnDesc *did_c = nullptr, *ts_c = nullptr, *ev_c = nullptr, *uuid_c = nullptr;
   for (const auto& c : cols) {
-    if (c.kind == kColDid) did_c = &c;
-    else if (c.kind == kColTs) ts_c = &c;
-    else if (c.kind == kColEv) ev_c = &c;
-    else if (c.kind == kColUuid) uuid_c = &c;
+    if (c.kind == kColDid)
+      did_c = &c;
+    else if (c.kind == kColTs)
+      ts_c = &c;
+    else if (c.kind == kColEv)
+      ev_c = &c;
+    else if (c.kind == kColUuid)
+      uuid_c = &c;
   }
   if (!did_c || !ts_c || !ev_c) return corrupt("missing did, ts or ev column");
   // Event counts need the ev column now (for block skipping); decode it eagerly.
@@ -293,7 +313,10 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     BinReader rr(raw);
     rr.Raw(has->data(), n);
     for (size_t i = 0; i < n; i++)
-      if ((*has)[i]) { (*ids)[i].hi = rr.U64(); (*ids)[i].lo = rr.U64(); }
+      if ((*has)[i]) {
+        (*ids)[i].hi = rr.U64();
+        (*ids)[i].lo = rr.U64();
+      }
     if (!rr.ok() || rr.remaining() != 0) return ColumnError(path, *uuid_d, "malformed");
     return Status::OK();
   };

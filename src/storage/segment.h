@@ -18,9 +18,9 @@ namespace ns {
 constexpr uint32_t kSegmentFormatVersion = 1;
 
 struct SegmentMeta {
-  int32_t partition_day = 0;          // UTC day (ts_ms / 86400000) of every row
-  uint64_t generation = 0;            // store generation that created the file
-  std::vector<uint64_t> replaces;     // generations of same-partition segments this one replaces
+  int32_t partition_day = 0;       // UTC day (ts_ms / 86400000) of every row
+  uint64_t generation = 0;         // store generation that created the file
+  std::vector<uint64_t> replaces;  // generations of same-partition segments this one replaces
 };
 
 struct SegmentInfo {

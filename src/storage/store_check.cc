@@ -19,14 +19,17 @@ StoreCheckReport CheckStoreDirectory(const std::string& dir) {
   if (FileExists(dir + "/CHECKPOINT")) {
     auto text = ReadFile(dir + "/CHECKPOINT");
     auto cp = text.ok() ? ParseCheckpoint(*text) : StatusOr<Checkpoint>(text.status());
-    if (!cp.ok()) r.problems.push_back(dir + "/CHECKPOINT: malformed (" + cp.status().message() + ")");
-    else gen = cp->generation;
+    if (!cp.ok())
+      r.problems.push_back(dir + "/CHECKPOINT: malformed (" + cp.status().message() + ")");
+    else
+      gen = cp->generation;
   }
   auto seqs = ListWalFiles(Env::Default(), dir + "/wal");
   if (seqs.ok()) {
     for (uint64_t s : *seqs) {
       WalReplayStats st;
-      Status rs = ReplayWal(Env::Default(), dir + "/wal", s, false, [](std::string_view) { return Status::OK(); }, &st);
+      Status rs = ReplayWal(
+          Env::Default(), dir + "/wal", s, false, [](std::string_view) { return Status::OK(); }, &st);
       if (!rs.ok()) r.problems.push_back(rs.message());
       if (st.truncated_bytes)
         r.warnings.push_back(dir + "/wal/" + WalFileName(s) + ": torn tail of " + std::to_string(st.truncated_bytes) +
@@ -69,7 +72,8 @@ StoreCheckReport CheckStoreDirectory(const std::string& dir) {
       }
       if (b.size() && (mn != b.min_ts() || mx != b.max_ts()))
         r.problems.push_back(path + ": footer min/max timestamps do not match the rows");
-      if (bad_day) r.problems.push_back(path + ": rows outside partition day " + std::to_string(info->meta.partition_day));
+      if (bad_day)
+        r.problems.push_back(path + ": rows outside partition day " + std::to_string(info->meta.partition_day));
       if (bad_did) r.problems.push_back(path + ": rows reference distinct ids missing from the identity log");
       r.rows += b.size();
       r.segments++;

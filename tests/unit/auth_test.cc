@@ -157,7 +157,9 @@ TEST(CheckAccess, Matrix) {
 TEST(Credentials, ReadFromTheRequest) {
   HttpRequest req;
   req.method = "POST";
-  req.headers = {{"authorization", "Bearer nss_abc"}, {"x-csrf-token", "t"}, {"x-northstar-project", "shop"},
+  req.headers = {{"authorization", "Bearer nss_abc"},
+                 {"x-csrf-token", "t"},
+                 {"x-northstar-project", "shop"},
                  {"cookie", "a=1; ns_session=sess; b=2"}};
   Credentials c = CredentialsOf(req);
   EXPECT_EQ(c.bearer, "nss_abc");

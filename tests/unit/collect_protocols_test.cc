@@ -233,8 +233,7 @@ TEST(Segment, WholeRequestErrors) {
   r = ParseSegmentIo(Req("/v1/batch", R"({"batch": {}})"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().message(), "batch: expected an array of messages");
   r = ParseSegmentIo(Req("/v1/track", R"([1])"), Utc(), kNow, IngestLimits{});
-  EXPECT_EQ(r.status().message(),
-            "body: expected a JSON object (a Segment message, or {\"batch\":[...]}), got array");
+  EXPECT_EQ(r.status().message(), "body: expected a JSON object (a Segment message, or {\"batch\":[...]}), got array");
   r = ParseSegmentIo(Req("/v1/launch", "{}"), Utc(), kNow, IngestLimits{});
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
   r = ParseSegmentIo(Req("/v1/track", "{}", "text/csv"), Utc(), kNow, IngestLimits{});
@@ -264,7 +263,8 @@ TEST(Segment, GzipBodyTrailingSlashAndResolver) {
   // No offset: local time of the resolved project's zone (UTC+8).
   EXPECT_EQ(r->batch.events[0].ts_ms, *ParseIsoTimestamp("2025-11-21T00:00:00Z", Utc()));
   KeyResolver deny = [](const CollectResult&) -> StatusOr<const TimeZone*> { return Unauthenticated("no"); };
-  r = ParseSegmentIo(Req("/v1/track", R"({"type":"track","event":"a","userId":"u"})"), Utc(), kNow, IngestLimits{}, deny);
+  r = ParseSegmentIo(Req("/v1/track", R"({"type":"track","event":"a","userId":"u"})"), Utc(), kNow, IngestLimits{},
+                     deny);
   EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
 }
 
@@ -273,8 +273,11 @@ TEST(Segment, AcceptsSegmentSizedEventsAndBatches) {
   const std::string blob(32 * 1024, 'x');
   json batch = json::array();
   for (int i = 0; i < 16; i++)  // 16 x 32 KB = 512 KB
-    batch.push_back({{"type", "track"}, {"event", "big"}, {"userId", "u" + std::to_string(i)},
-                     {"messageId", "m" + std::to_string(i)}, {"properties", {{"blob", blob}}}});
+    batch.push_back({{"type", "track"},
+                     {"event", "big"},
+                     {"userId", "u" + std::to_string(i)},
+                     {"messageId", "m" + std::to_string(i)},
+                     {"properties", {{"blob", blob}}}});
   const std::string body = json{{"batch", batch}}.dump();
   ASSERT_GT(body.size(), 500u * 1024);
   CollectResult res = Segment(Req("/v1/import", body));
@@ -336,8 +339,8 @@ TEST(PostHog, TimestampSentAtOffsetAndFutureClamp) {
   CollectResult res = PostHog(Req("/e", body, "text/plain"));
   ASSERT_EQ(res.batch.events.size(), 6u);
   const auto& ev = res.batch.events;
-  EXPECT_EQ(ev[0].ts_ms, kNow - h / 2);                  // now + (timestamp - sent_at)
-  EXPECT_EQ(ev[1].ts_ms, kNow - 5000);                   // now - offset
+  EXPECT_EQ(ev[0].ts_ms, kNow - h / 2);  // now + (timestamp - sent_at)
+  EXPECT_EQ(ev[1].ts_ms, kNow - 5000);   // now - offset
   EXPECT_EQ(ev[2].ts_ms, kNow) << "24 h ahead: clamped";
   EXPECT_EQ(ev[3].ts_ms, kNow + 22 * h) << "22 h ahead: kept";
   EXPECT_EQ(ev[4].ts_ms, 1'763'769'000'000);
@@ -348,7 +351,8 @@ TEST(PostHog, TimestampSentAtOffsetAndFutureClamp) {
 }
 
 TEST(PostHog, SingleEventKeysAndEngage) {
-  CollectResult one = PostHog(Req("/capture", R"({"event": "x", "distinct_id": 42, "properties": {"token": "nsw_t"}})"));
+  CollectResult one =
+      PostHog(Req("/capture", R"({"event": "x", "distinct_id": 42, "properties": {"token": "nsw_t"}})"));
   EXPECT_EQ(one.key, "nsw_t");
   ASSERT_EQ(one.batch.events.size(), 1u);
   EXPECT_EQ(one.batch.events[0].distinct_id, "42");
@@ -357,7 +361,8 @@ TEST(PostHog, SingleEventKeysAndEngage) {
   CollectRequest q = Req("/track", R"({"event": "x", "distinct_id": "d"})");
   q.query = {{"api_key", "nsw_q"}};
   EXPECT_EQ(PostHog(q).key_source, KeySource::kQuery);
-  CollectResult engage = PostHog(Req("/engage/", R"({"$set": {"city": "Hangzhou"}, "$token": "nsw_e", "$distinct_id": "u9"})"));
+  CollectResult engage =
+      PostHog(Req("/engage/", R"({"$set": {"city": "Hangzhou"}, "$token": "nsw_e", "$distinct_id": "u9"})"));
   ASSERT_EQ(engage.batch.events.size(), 1u);
   EXPECT_EQ(engage.batch.events[0].event, "$identify");
   EXPECT_EQ(engage.batch.events[0].distinct_id, "u9");
@@ -392,7 +397,8 @@ TEST(PostHog, Encodings) {
   const std::string plus = Base64(R"({"event":"a>>>","distinct_id":"d","api_key":"nsw_p"})");
   ASSERT_NE(plus.find('+'), std::string::npos);
   std::string spaced = plus;
-  for (char& c : spaced) if (c == '+') c = ' ';
+  for (char& c : spaced)
+    if (c == '+') c = ' ';
   CollectRequest get = Req("/e", "", "");
   get.method = "GET";
   get.query = {{"data", spaced}};
@@ -421,9 +427,7 @@ TEST(PostHog, Encodings) {
 
 CollectRequest SensorsForm(const std::string& records, bool gzip, const char* field = "data_list") {
   CollectRequest r = Req("/sa", "", "application/x-www-form-urlencoded");
-  r.query = {{"project", "default"},
-             {field, Base64(gzip ? Gzip(records) : records)},
-             {"gzip", gzip ? "1" : "0"}};
+  r.query = {{"project", "default"}, {field, Base64(gzip ? Gzip(records) : records)}, {"gzip", gzip ? "1" : "0"}};
   return r;
 }
 
@@ -484,7 +488,8 @@ TEST(Sensors, RecordTypes) {
 }
 
 TEST(Sensors, TrackIdMakesRetriesDuplicates) {
-  const std::string rec = R"([{"_track_id": 42, "type": "track", "event": "a", "time": 1763769000000, "distinct_id": "d"},
+  const std::string rec =
+      R"([{"_track_id": 42, "type": "track", "event": "a", "time": 1763769000000, "distinct_id": "d"},
                               {"_track_id": 42, "type": "track", "event": "a", "time": 1763769000001, "distinct_id": "d"}])";
   CollectResult a = Sensors(SensorsForm(rec, true));
   CollectResult b = Sensors(SensorsForm(rec, false));

@@ -38,7 +38,8 @@ TEST(CsvCell, LeavesPlainNumbersAndTextAlone) {
 
 // Finding 9: channel URLs carry their token; lists and the audit log show them masked.
 TEST(MaskChannelUrl, KeepsHostAndTheLastFourCharacters) {
-  EXPECT_EQ(MaskChannelUrl("https://hooks.slack.com/services/T000/B000/abcdefghWXYZ"), "https://hooks.slack.com/\u2026WXYZ");
+  EXPECT_EQ(MaskChannelUrl("https://hooks.slack.com/services/T000/B000/abcdefghWXYZ"),
+            "https://hooks.slack.com/\u2026WXYZ");
   EXPECT_EQ(MaskChannelUrl("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0123-4567-89ab"),
             "https://qyapi.weixin.qq.com/\u202689ab");
   EXPECT_EQ(MaskChannelUrl("http://10.0.0.5:9000/hook"), "http://10.0.0.5:9000/\u2026");
@@ -55,9 +56,9 @@ TEST(LogSafe, EscapesControlCharacters) {
 // Finding 10: hooks cannot reach the server's own network unless allowed.
 TEST(WebhookAddresses, LoopbackPrivateAndLinkLocalAreRefused) {
   SetAllowPrivateAddresses(false);
-  for (const char* h : {"127.0.0.1", "0x7f000001", "2130706433", "127.1", "10.1.2.3", "172.16.0.1", "192.168.1.1",
-                        "169.254.169.254", "100.64.0.1", "0.0.0.0", "localhost", "[::1]", "[fe80::1]", "[fd00::1]",
-                        "[::ffff:127.0.0.1]"})
+  for (const char* h :
+       {"127.0.0.1", "0x7f000001", "2130706433", "127.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+        "100.64.0.1", "0.0.0.0", "localhost", "[::1]", "[fe80::1]", "[fd00::1]", "[::ffff:127.0.0.1]"})
     EXPECT_THAT(CheckWebhookHostLiteral(h), StatusIs(StatusCode::kPermissionDenied)) << h;
   for (const char* h : {"8.8.8.8", "hooks.slack.com", "[2001:db8::1]", "172.32.0.1"})
     EXPECT_THAT(CheckWebhookHostLiteral(h), IsOk()) << h;

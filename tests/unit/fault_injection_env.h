@@ -51,9 +51,18 @@ class FaultInjectionEnv : public Env {
     fail_at_ = 0;
   }
   // Counted operations since FailNth, whether the fault fired, and what it hit.
-  uint64_t count() const { std::lock_guard lk(mu_); return count_; }
-  bool fired() const { std::lock_guard lk(mu_); return fired_; }
-  std::string fired_what() const { std::lock_guard lk(mu_); return fired_what_; }
+  uint64_t count() const {
+    std::lock_guard lk(mu_);
+    return count_;
+  }
+  bool fired() const {
+    std::lock_guard lk(mu_);
+    return fired_;
+  }
+  std::string fired_what() const {
+    std::lock_guard lk(mu_);
+    return fired_what_;
+  }
 
   // Counts one operation of kind op on path; returns the injected error, or OK.
   Status Check(FaultOp op, const char* what, const std::string& path) {

@@ -17,9 +17,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -152,8 +152,7 @@ void Verify(const std::string& dir, const Outcome& out, bool sticky, const std::
         if (has[i]) count[{ids[i].hi, ids[i].lo}]++;
     }
   }
-  for (const auto& u : out.acked)
-    EXPECT_EQ(count[u], 1) << "acknowledged event " << Describe(u);
+  for (const auto& u : out.acked) EXPECT_EQ(count[u], 1) << "acknowledged event " << Describe(u);
   for (const auto& u : out.refused) {
     if (out.acked.count(u)) continue;  // its retry succeeded
     EXPECT_LE(count[u], sticky ? 1 : 0) << "refused event " << Describe(u);
@@ -210,8 +209,9 @@ void Walk(int err, bool sticky) {
     const std::string what = env.fired_what();
     env.Disarm();
     if (!fired) break;
-    Verify(dir, out, sticky, "operation " + std::to_string(n) + " (" + what + ") failed with " + std::strerror(err) +
-                                 (sticky ? ", and every later one" : ""));
+    Verify(dir, out, sticky,
+           "operation " + std::to_string(n) + " (" + what + ") failed with " + std::strerror(err) +
+               (sticky ? ", and every later one" : ""));
     std::filesystem::remove_all(dir);
     if (::testing::Test::HasFatalFailure()) break;
   }

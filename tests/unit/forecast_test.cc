@@ -55,8 +55,8 @@ ForecastInput Input(int32_t first_day, std::vector<double> values, int32_t p0, i
 const double kWeekly[7] = {0.6, 1.1, 1.15, 1.1, 1.05, 1.0, 1.0};  // by weekday, Sunday first
 
 TEST(ForecastTest, WeekdayConvention) {
-  EXPECT_EQ(Weekday(0), 4);                    // 1970-01-01, a Thursday
-  EXPECT_EQ(Weekday(Day("2026-09-27")), 0);    // a Sunday
+  EXPECT_EQ(Weekday(0), 4);                  // 1970-01-01, a Thursday
+  EXPECT_EQ(Weekday(Day("2026-09-27")), 0);  // a Sunday
 }
 
 TEST(ForecastTest, ConstantSeriesProjectsConstantTimesDays) {
@@ -158,12 +158,10 @@ TEST(ForecastTest, FullPeriodObservedCollapsesToActual) {
 }
 
 // A noisy series with weekly pattern, used by several tests.
-std::vector<double> Noisy(int n, int32_t first, uint64_t seed, double level = 1000,
-                          double noise = 0.05) {
+std::vector<double> Noisy(int n, int32_t first, uint64_t seed, double level = 1000, double noise = 0.05) {
   Rng rng(seed);
   std::vector<double> v;
-  for (int i = 0; i < n; ++i)
-    v.push_back(level * kWeekly[Weekday(first + i)] * (1 + noise * rng.Normal()));
+  for (int i = 0; i < n; ++i) v.push_back(level * kWeekly[Weekday(first + i)] * (1 + noise * rng.Normal()));
   return v;
 }
 
@@ -313,15 +311,13 @@ TEST(ForecastTest, InvalidArguments) {
   EXPECT_EQ(ForecastPeriodEnd(Input(p0, {}, p0, p0)).status().field(), "observed");
   auto bad_range = ForecastPeriodEnd(Input(p0, {1}, p0, p0 - 1));
   EXPECT_EQ(bad_range.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(bad_range.status().message(),
-            "forecast: period_last_day 2026-08-31 is before period_first_day 2026-09-01");
+  EXPECT_EQ(bad_range.status().message(), "forecast: period_last_day 2026-08-31 is before period_first_day 2026-09-01");
   auto in = Input(p0, {1}, p0, p0 + 3);
   in.interval = 1;
   EXPECT_EQ(ForecastPeriodEnd(in).status().field(), "interval");
   in.interval = 0.8;
   in.observed.weights = {1, 2};
-  EXPECT_EQ(ForecastPeriodEnd(in).status().message(),
-            "forecast: weights has 2 entries for 1 values");
+  EXPECT_EQ(ForecastPeriodEnd(in).status().message(), "forecast: weights has 2 entries for 1 values");
   in.observed.weights.clear();
   in.target = std::numeric_limits<double>::infinity();
   EXPECT_EQ(ForecastPeriodEnd(in).status().field(), "target");
@@ -435,8 +431,7 @@ TEST(AnomalyTest, DegenerateHistories) {
   auto short_h = ScoreAnomaly(Trailing(day - 5, {1, 2, 3, 4, 5}), day, 100);
   EXPECT_FALSE(short_h.anomalous);
   EXPECT_EQ(short_h.score, 0);
-  EXPECT_EQ(short_h.explanation,
-            "not enough history: 5 of the 28 previous days have a value (7 needed)");
+  EXPECT_EQ(short_h.explanation, "not enough history: 5 of the 28 previous days have a value (7 needed)");
   // Constant integer counts: Poisson floor, so 100 -> 105 is normal, 100 -> 200 is not.
   auto flat = Trailing(day - 28, std::vector<double>(28, 100));
   EXPECT_FALSE(ScoreAnomaly(flat, day, 105).anomalous);

@@ -22,7 +22,8 @@ ParsedBatch Parse(const std::string& body, bool ndjson = false) {
 }
 
 TEST(NativeParser, AcceptsArrayObjectAndNdjson) {
-  auto a = Parse(R"([{"event":"pay","distinct_id":"u1","timestamp":"2025-11-21T10:00:00+08:00","properties":{"amount":9.5}}])");
+  auto a = Parse(
+      R"([{"event":"pay","distinct_id":"u1","timestamp":"2025-11-21T10:00:00+08:00","properties":{"amount":9.5}}])");
   ASSERT_EQ(a.events.size(), 1u);
   EXPECT_EQ(a.events[0].ts_ms, 1'763'690'400'000);
   EXPECT_EQ(a.events[0].Find("amount")->num, 9.5);
@@ -67,7 +68,8 @@ TEST_P(NativeParserErrors, RejectsOnlyTheBadEventWithAPreciseMessage) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, NativeParserErrors,
     ::testing::Values(
-        BadCase{R"({"distinct_id":"u"})", "invalid_event", "events[1].event", "events[1].event: required field is missing"},
+        BadCase{R"({"distinct_id":"u"})", "invalid_event", "events[1].event",
+                "events[1].event: required field is missing"},
         BadCase{R"({"event":"","distinct_id":"u"})", "invalid_event", "events[1].event",
                 "events[1].event: must be 1 to 200 characters, got 0"},
         BadCase{R"({"event":7,"distinct_id":"u"})", "invalid_event", "events[1].event",
@@ -78,29 +80,33 @@ INSTANTIATE_TEST_SUITE_P(
                 "events[1].distinct_id: expected a string, got object"},
         BadCase{R"({"event":"a","distinct_id":"u","properties":[1]})", "invalid_event", "events[1].properties",
                 "events[1].properties: expected an object, got array"},
-        BadCase{R"({"event":"a","distinct_id":"u","timestamp":"1999-12-31T23:59:59Z"})", "invalid_timestamp",
-                "events[1].timestamp",
-                "events[1].timestamp: timestamp 1999-12-31T23:59:59.000Z is before 2000-01-01 (rejected as implausible)"},
+        BadCase{
+            R"({"event":"a","distinct_id":"u","timestamp":"1999-12-31T23:59:59Z"})", "invalid_timestamp",
+            "events[1].timestamp",
+            "events[1].timestamp: timestamp 1999-12-31T23:59:59.000Z is before 2000-01-01 (rejected as implausible)"},
         BadCase{R"({"event":"a","distinct_id":"u","timestamp":"2025-11-24T00:00:00Z"})", "invalid_timestamp",
                 "events[1].timestamp",
                 "events[1].timestamp: timestamp 2025-11-24T00:00:00.000Z is more than 1 day in the future (server time "
                 "2025-11-22T00:00:00.000Z)"},
-        BadCase{R"({"event":"a","distinct_id":"u","timestamp":"yesterday"})", "invalid_timestamp", "events[1].timestamp",
+        BadCase{R"({"event":"a","distinct_id":"u","timestamp":"yesterday"})", "invalid_timestamp",
+                "events[1].timestamp",
                 "events[1].timestamp: invalid ISO-8601 timestamp 'yesterday': expected YYYY-MM-DD at the start"},
         BadCase{R"({"event":"a","distinct_id":"u","timestamp":true})", "invalid_timestamp", "events[1].timestamp",
                 "events[1].timestamp: expected an ISO-8601 string or epoch milliseconds, got boolean"},
         BadCase{R"(5)", "invalid_event", "events[1]", "events[1]: expected an event object, got number"},
         // Issue 8, finding 12: ids through merges get the same limits; NUL; 2^64-1 as a timestamp.
-        BadCase{R"({"event":"a","distinct_id":"u","properties":{"$anon_distinct_id":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})",
-                "invalid_event", "events[1].properties.$anon_distinct_id",
-                "events[1].properties.$anon_distinct_id: must be 1 to 200 characters, got 209"},
+        BadCase{
+            R"({"event":"a","distinct_id":"u","properties":{"$anon_distinct_id":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})",
+            "invalid_event", "events[1].properties.$anon_distinct_id",
+            "events[1].properties.$anon_distinct_id: must be 1 to 200 characters, got 209"},
         BadCase{R"({"event":"$create_alias","distinct_id":"u","properties":{"alias":"a\u0000b"}})", "invalid_event",
                 "events[1].properties.alias",
                 "events[1].properties.alias: must not contain control characters (found byte 0)"},
         BadCase{R"({"event":"a\u0000","distinct_id":"u"})", "invalid_event", "events[1].event",
                 "events[1].event: must not contain control characters (found byte 0)"},
         BadCase{R"({"event":"a","distinct_id":"u","timestamp":18446744073709551615})", "invalid_timestamp",
-                "events[1].timestamp", "events[1].timestamp: epoch milliseconds 18446744073709551615 are out of range"}));
+                "events[1].timestamp",
+                "events[1].timestamp: epoch milliseconds 18446744073709551615 are out of range"}));
 
 TEST(NativeParser, InvalidUtf8IsRejected) {
   auto r = ParseNativeBatch("[{\"event\":\"a\xff\",\"distinct_id\":\"u\"}]", false, Shanghai(), kNow, IngestLimits{});
@@ -171,7 +177,8 @@ TEST(TimeZone, DayBoundariesAndDst) {
   EXPECT_EQ(FormatDate(sh.LocalDay(*ParseIsoTimestamp("2025-03-01T23:30:00+08:00", sh))), "2025-03-01");
   auto bad = TimeZone::Load("Mars/Olympus");
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(), "unknown time zone 'Mars/Olympus' (expected an IANA name such as Asia/Shanghai or UTC)");
+  EXPECT_EQ(bad.status().message(),
+            "unknown time zone 'Mars/Olympus' (expected an IANA name such as Asia/Shanghai or UTC)");
   auto weeks = sh.MakeBuckets(*ParseDate("2025-03-05", "d"), *ParseDate("2025-03-20", "d"), Interval::kWeek);
   ASSERT_EQ(weeks.size(), 3u);
   EXPECT_EQ(weeks[0].label, "2025-03-03");  // Monday of the first week
@@ -186,9 +193,9 @@ TEST(Utf8, FindsInvalidSequences) {
   EXPECT_EQ(FindInvalidUtf8("plain"), std::string_view::npos);
   EXPECT_EQ(FindInvalidUtf8("上海 ok"), std::string_view::npos);
   EXPECT_EQ(FindInvalidUtf8("ab\xff"), 2u);
-  EXPECT_EQ(FindInvalidUtf8("\xc0\xaf"), 0u);        // overlong '/'
-  EXPECT_EQ(FindInvalidUtf8("x\xed\xa0\x80"), 1u);   // surrogate
-  EXPECT_EQ(FindInvalidUtf8("\xe4\xb8"), 0u);        // truncated
+  EXPECT_EQ(FindInvalidUtf8("\xc0\xaf"), 0u);       // overlong '/'
+  EXPECT_EQ(FindInvalidUtf8("x\xed\xa0\x80"), 1u);  // surrogate
+  EXPECT_EQ(FindInvalidUtf8("\xe4\xb8"), 0u);       // truncated
 }
 }  // namespace
 }  // namespace ns

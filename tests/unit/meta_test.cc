@@ -136,7 +136,8 @@ TEST(ProjectRegistry, OpenProjectsShareTheBackgroundThreads) {
   bool flushed = false;
   while (!flushed && std::chrono::steady_clock::now() < deadline) {
     flushed = true;
-    for (int i = 0; i < kProjects && flushed; i++) flushed = (*(*reg)->OpenProject("p" + std::to_string(i)))->store->memtable_rows() == 0;
+    for (int i = 0; i < kProjects && flushed; i++)
+      flushed = (*(*reg)->OpenProject("p" + std::to_string(i)))->store->memtable_rows() == 0;
     if (!flushed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(flushed);
@@ -155,7 +156,8 @@ TEST(MaintenanceRunner, RunsOnWakeNeverTwiceAtOnceAndSurvivesAThrow) {
   uint64_t thrower = runner.Add([] { throw std::runtime_error("boom"); });
   for (int i = 0; i < 50; i++) runner.Wake(id);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (runs < 5 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (runs < 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_GE(runs.load(), 5) << "ticks keep running the task after another task threw";
   runner.Remove(id);
   int after = runs.load();

@@ -9,8 +9,8 @@
 #define CPPHTTPLIB_OPENSSL_SUPPORT
 #define CPPHTTPLIB_ZLIB_SUPPORT
 #define CPPHTTPLIB_BROTLI_SUPPORT
-#include <httplib.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -36,7 +36,6 @@ namespace {
 // itself is tested in export_masking_test.cc).
 const bool kAllowLoopback = (SetAllowPrivateAddresses(true), true);
 
-
 using nlohmann::json;
 
 // ---- independent crypto ------------------------------------------------------------------
@@ -44,8 +43,8 @@ using nlohmann::json;
 std::string TestHmac(const std::string& key, const std::string& msg) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), out, &len);
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
@@ -68,8 +67,7 @@ std::string TestHex(const std::string& bytes) {
 }
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -204,8 +202,8 @@ bool IsJsonContentType(const std::string& ct) { return ct.rfind("application/jso
 // time just before sending).
 struct KindCase {
   std::string kind;
-  Reply success;                // what the service answers when it takes the message
-  std::string path_and_query;   // of the channel URL on the receiver
+  Reply success;               // what the service answers when it takes the message
+  std::string path_and_query;  // of the channel URL on the receiver
   std::string secret;
   std::string want_path;
   std::vector<std::pair<std::string, std::string>> want_params;  // query parameters of the request
@@ -216,8 +214,13 @@ struct KindCase {
 std::string KindName(const ::testing::TestParamInfo<KindCase>& info) { return info.param.kind; }
 
 const KindCase kKindCases[] = {
-    {"webhook", Reply{200, "ok", "text/plain"}, "/hooks/northstar?team=growth", "whsec_9f8e7d", "/hooks/northstar",
-     {{"team", "growth"}}, nullptr,
+    {"webhook",
+     Reply{200, "ok", "text/plain"},
+     "/hooks/northstar?team=growth",
+     "whsec_9f8e7d",
+     "/hooks/northstar",
+     {{"team", "growth"}},
+     nullptr,
      [](const Captured& c, const Notification& n, const std::string& secret, int64_t before) {
        // Signature: hex HMAC-SHA256(secret, raw body bytes).
        EXPECT_EQ(c.header("X-Northstar-Signature"), "sha256=" + TestHex(TestHmac(secret, c.body)));
@@ -239,8 +242,13 @@ const KindCase kKindCases[] = {
        // The raw body carries UTF-8, not \u escapes.
        EXPECT_NE(c.body.find("支付转化率"), std::string::npos);
      }},
-    {"feishu", Reply{200, R"({"code":0,"msg":"success","data":{}})"}, "/open-apis/bot/v2/hook/3f1c-uuid",
-     "fs_sign_secret_42", "/open-apis/bot/v2/hook/3f1c-uuid", {}, nullptr,
+    {"feishu",
+     Reply{200, R"({"code":0,"msg":"success","data":{}})"},
+     "/open-apis/bot/v2/hook/3f1c-uuid",
+     "fs_sign_secret_42",
+     "/open-apis/bot/v2/hook/3f1c-uuid",
+     {},
+     nullptr,
      [](const Captured& c, const Notification& n, const std::string& secret, int64_t before) {
        json j = json::parse(c.body);
        // timestamp: seconds, as a string; sign = base64(HMAC-SHA256(key = ts + "\n" + secret, "")).
@@ -263,8 +271,13 @@ const KindCase kKindCases[] = {
        EXPECT_EQ(card["elements"][1]["actions"][0]["tag"], "button");
        EXPECT_EQ(card["elements"][1]["actions"][0]["url"], n.link);
      }},
-    {"dingtalk", Reply{200, R"({"errcode":0,"errmsg":"ok"})"}, "/robot/send?access_token=tok123",
-     "SECb7c1e0f2a9d84c3e5f60718293a4b5c6d7e8f9012345678", "/robot/send", {{"access_token", "tok123"}}, nullptr,
+    {"dingtalk",
+     Reply{200, R"({"errcode":0,"errmsg":"ok"})"},
+     "/robot/send?access_token=tok123",
+     "SECb7c1e0f2a9d84c3e5f60718293a4b5c6d7e8f9012345678",
+     "/robot/send",
+     {{"access_token", "tok123"}},
+     nullptr,
      [](const Captured& c, const Notification& n, const std::string& secret, int64_t before) {
        ASSERT_EQ(c.params.count("access_token"), 1u);
        ASSERT_EQ(c.params.count("timestamp"), 1u);
@@ -290,8 +303,13 @@ const KindCase kKindCases[] = {
        EXPECT_NE(text.find("负责人: 王芳"), std::string::npos);
        EXPECT_NE(text.find("](" + n.link + ")"), std::string::npos);
      }},
-    {"wecom", Reply{200, R"({"errcode":0,"errmsg":"ok"})"}, "/cgi-bin/webhook/send?key=693a91f6-7xxx", "",
-     "/cgi-bin/webhook/send", {{"key", "693a91f6-7xxx"}}, nullptr,
+    {"wecom",
+     Reply{200, R"({"errcode":0,"errmsg":"ok"})"},
+     "/cgi-bin/webhook/send?key=693a91f6-7xxx",
+     "",
+     "/cgi-bin/webhook/send",
+     {{"key", "693a91f6-7xxx"}},
+     nullptr,
      [](const Captured& c, const Notification& n, const std::string&, int64_t) {
        json j = json::parse(c.body);
        EXPECT_EQ(j["msgtype"], "markdown");
@@ -301,7 +319,12 @@ const KindCase kKindCases[] = {
        EXPECT_NE(content.find("<font color=\"warning\">"), std::string::npos);
        EXPECT_NE(content.find("](" + n.link + ")"), std::string::npos);
      }},
-    {"slack", Reply{200, "ok", "text/plain"}, "/services/T000/B000/XXXX", "", "/services/T000/B000/XXXX", {},
+    {"slack",
+     Reply{200, "ok", "text/plain"},
+     "/services/T000/B000/XXXX",
+     "",
+     "/services/T000/B000/XXXX",
+     {},
      [](Notification& n) { n.text = "drop <50% & rising > 3 days\n第二行"; },
      [](const Captured& c, const Notification& n, const std::string&, int64_t) {
        json j = json::parse(c.body);
@@ -360,19 +383,27 @@ struct ServiceErrorCase {
   std::string kind;
   std::string path_and_query;
   std::string secret;
-  std::string answer;                      // the 200 body
-  std::vector<std::string> error_has;      // in DeliveryResult::error
+  std::string answer;                  // the 200 body
+  std::vector<std::string> error_has;  // in DeliveryResult::error
 };
 
 std::string ServiceErrorName(const ::testing::TestParamInfo<ServiceErrorCase>& info) { return info.param.kind; }
 
 const ServiceErrorCase kServiceErrorCases[] = {
-    {"feishu", "/open-apis/bot/v2/hook/x", "wrong",
+    {"feishu",
+     "/open-apis/bot/v2/hook/x",
+     "wrong",
      R"({"code":19021,"data":{},"msg":"sign match fail or timestamp is not within one hour from current time"})",
      {"19021", "sign match fail"}},
-    {"dingtalk", "/robot/send?access_token=t", "SECx", R"({"errcode":310000,"errmsg":"sign not match"})",
+    {"dingtalk",
+     "/robot/send?access_token=t",
+     "SECx",
+     R"({"errcode":310000,"errmsg":"sign not match"})",
      {"310000", "sign not match"}},
-    {"wecom", "/cgi-bin/webhook/send?key=k", "", R"({"errcode":93000,"errmsg":"invalid webhook url"})",
+    {"wecom",
+     "/cgi-bin/webhook/send?key=k",
+     "",
+     R"({"errcode":93000,"errmsg":"invalid webhook url"})",
      {"93000", "invalid webhook url"}},
 };
 
@@ -611,12 +642,13 @@ TEST(NotifyValidate, RejectsBadChannelsWithFieldAndMessage) {
       {{0, "", "webhook", "https://x.example:8a/h", ""}, "url", "invalid port '8a'"},
       {{0, "", "webhook", "https://user:pw@x.example/h", ""}, "url", "user info"},
       {{0, "", "webhook", "https://x.example/" + std::string(3000, 'a'), ""}, "url", "at most 2048"},
-      {{0, "", "wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "s"}, "secret",
+      {{0, "", "wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "s"},
+       "secret",
        "WeCom group bots have no signing secret"},
-      {{0, "", "slack", "https://hooks.slack.com/services/T/B/X", "s"}, "secret",
+      {{0, "", "slack", "https://hooks.slack.com/services/T/B/X", "s"},
+       "secret",
        "Slack incoming webhooks have no signing secret"},
-      {{0, "", "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=t", "abc"}, "secret",
-       "start with 'SEC'"},
+      {{0, "", "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=t", "abc"}, "secret", "start with 'SEC'"},
       {{0, "", "feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/x", "abc\n"}, "secret", "control characters"},
       {{0, "", "webhook", "https://x.example/h", " abc"}, "secret", "leading/trailing spaces"},
       {{0, "", "webhook", "https://x.example/h", std::string(600, 'k')}, "secret", "at most 512"},
@@ -691,8 +723,7 @@ TEST(NotifyHttpClient, HttpsVerifiesTheServerCertificate) {
   X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
   X509_set_pubkey(cert, key);
   X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1,
-                             0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
   X509_set_issuer_name(cert, name);
   ASSERT_GT(X509_sign(cert, key, EVP_sha256()), 0);
 
@@ -707,8 +738,8 @@ TEST(NotifyHttpClient, HttpsVerifiesTheServerCertificate) {
     int port = server.bind_to_any_port("127.0.0.1");
     std::thread t([&] { server.listen_after_bind(); });
     for (int i = 0; i < 500 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    auto r = HttpPost("https://127.0.0.1:" + std::to_string(port) + "/h", {{"Content-Type", "application/json"}},
-                      "{}", 2000);
+    auto r = HttpPost("https://127.0.0.1:" + std::to_string(port) + "/h", {{"Content-Type", "application/json"}}, "{}",
+                      2000);
     server.stop();
     t.join();
     ASSERT_FALSE(r.ok());

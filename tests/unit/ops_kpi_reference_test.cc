@@ -15,11 +15,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
 #include <random>
-#include <filesystem>
 #include <set>
 
 #include <unistd.h>
@@ -57,7 +57,8 @@ int LocalDayOf(const date::time_zone* z, int64_t ms) {
 int64_t LocalMs(const date::time_zone* z, int day, int sec) {
   date::local_seconds ls{date::local_days{date::days{day}} + std::chrono::seconds{sec}};
   auto info = z->get_info(ls);
-  if (info.result == date::local_info::nonexistent) return date::sys_seconds{info.first.end}.time_since_epoch().count() * 1000;
+  if (info.result == date::local_info::nonexistent)
+    return date::sys_seconds{info.first.end}.time_since_epoch().count() * 1000;
   return (date::sys_seconds{ls.time_since_epoch()} - info.first.offset).time_since_epoch().count() * 1000;
 }
 
@@ -74,7 +75,9 @@ int MonthEnd(int day) {
   date::year_month_day_last l{ymd.year(), date::month_day_last{ymd.month()}};
   return static_cast<int>(date::sys_days{l}.time_since_epoch().count());
 }
-int PeriodStart(int day, const std::string& p) { return p == "week" ? WeekStart(day) : p == "month" ? MonthStart(day) : day; }
+int PeriodStart(int day, const std::string& p) {
+  return p == "week" ? WeekStart(day) : p == "month" ? MonthStart(day) : day;
+}
 // First day of the period k periods after the one starting at `start`.
 int PeriodKStart(int start, int k, const std::string& p) {
   if (p == "day") return start + k;
@@ -87,8 +90,8 @@ int PeriodsBetween(int cohort, int day, const std::string& p) {
   if (p == "day") return day - cohort;
   if (p == "week") return (WeekStart(day) - cohort) / 7;
   auto a = Ymd(cohort), b = Ymd(day);
-  return (static_cast<int>(b.year()) - static_cast<int>(a.year())) * 12 + static_cast<int>(static_cast<unsigned>(b.month())) -
-         static_cast<int>(static_cast<unsigned>(a.month()));
+  return (static_cast<int>(b.year()) - static_cast<int>(a.year())) * 12 +
+         static_cast<int>(static_cast<unsigned>(b.month())) - static_cast<int>(static_cast<unsigned>(a.month()));
 }
 
 // ---------------------------------------------------------------- the naive world
@@ -113,7 +116,7 @@ bool Matches(const std::string& want, const Ev& e) { return want == "$any" || wa
 
 // Trends: the daily values of one series over [from, to], per breakdown key ("" without).
 std::map<std::string, std::vector<double>> NaiveTrendDaily(const std::vector<Ev>& evs, const std::string& name,
-                                                            const std::string& math, Range r, const std::string& dim) {
+                                                           const std::string& math, Range r, const std::string& dim) {
   std::map<std::string, std::vector<double>> out;
   std::map<std::string, std::vector<std::set<std::string>>> persons;
   std::set<std::string> matched;
@@ -126,9 +129,12 @@ std::map<std::string, std::vector<double>> NaiveTrendDaily(const std::vector<Ev>
     auto& ps = persons[key];
     if (v.empty()) v.assign(n, 0.0), ps.resize(n);
     size_t i = static_cast<size_t>(e.day - r.from);
-    if (math == "total") v[i] += 1;
-    else if (math == "sum") v[i] += *e.amount;
-    else ps[i].insert(e.did);
+    if (math == "total")
+      v[i] += 1;
+    else if (math == "sum")
+      v[i] += *e.amount;
+    else
+      ps[i].insert(e.did);
   }
   if (math == "dau")
     for (auto& [k, v] : out)
@@ -164,8 +170,8 @@ std::map<std::string, std::vector<const Ev*>> ByPerson(const std::vector<Ev>& ev
 // with unique timestamps); the breakdown key is that of the first entry in the range.
 // Returns per key the number of persons reaching each step.
 std::map<std::string, std::vector<double>> NaiveFunnel(const std::map<std::string, std::vector<const Ev*>>& by,
-                                                       const std::vector<std::string>& steps, int64_t window_ms, Range r,
-                                                       const std::string& dim) {
+                                                       const std::vector<std::string>& steps, int64_t window_ms,
+                                                       Range r, const std::string& dim) {
   std::map<std::string, std::vector<double>> out;
   const size_t n = steps.size();
   for (const auto& [did, tl] : by) {
@@ -208,8 +214,8 @@ struct Cohort {
 // Retention (mode exact): cohorts per (period start, key).
 std::map<std::pair<int, std::string>, Cohort> NaiveRetention(const std::map<std::string, std::vector<const Ev*>>& by,
                                                              const std::string& start, const std::string& ret,
-                                                             const std::string& period, int periods, bool first_time, Range r,
-                                                             const std::string& dim) {
+                                                             const std::string& period, int periods, bool first_time,
+                                                             Range r, const std::string& dim) {
   std::map<std::pair<int, std::string>, Cohort> out;
   for (const auto& [did, tl] : by) {
     std::vector<size_t> anchors;
@@ -337,8 +343,12 @@ class OpsKpiReference : public ::testing::TestWithParam<int> {};
 TEST_P(OpsKpiReference, MatchesNaive) {
   const int seed = GetParam();
   std::mt19937_64 rng(static_cast<uint64_t>(seed) * 104729 + 7);
-  auto R = [&](int lo, int hi) { return static_cast<int>(lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1))); };
-  auto pick = [&](auto& arr) { return std::string(arr[static_cast<size_t>(R(0, static_cast<int>(std::size(arr)) - 1))]); };
+  auto R = [&](int lo, int hi) {
+    return static_cast<int>(lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)));
+  };
+  auto pick = [&](auto& arr) {
+    return std::string(arr[static_cast<size_t>(R(0, static_cast<int>(std::size(arr)) - 1))]);
+  };
   const std::string tzname = kZones[seed % 3];
   const date::time_zone* zone = date::locate_zone(tzname);
   Ops ops;
@@ -360,7 +370,8 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     // Persons are active around their own days (funnels and returns happen).
     int day = std::min(first + span - 1, first + (p * 5) % span + R(0, 8));
     int64_t ts;
-    do ts = LocalMs(zone, day, R(0, 86399)); while (!used_ts.insert(ts).second);
+    do ts = LocalMs(zone, day, R(0, 86399));
+    while (!used_ts.insert(ts).second);
     e.ts = ts;
     e.day = LocalDayOf(zone, ts);
     e.name = pick(kNames);
@@ -414,8 +425,8 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     std::string op = std::vector<std::string>{"sum", "avg", "last", "max", "min"}[static_cast<size_t>(R(0, 4))];
     json series{{"event", name}, {"math", math}};
     if (math == "sum") series["property"] = "amount";
-    json doc = Validated({{"query", {{"kind", "trends"}, {"series", json::array({series})}}},
-                          {"reduce", {{"series", 0}, {"op", op}}}});
+    json doc = Validated(
+        {{"query", {{"kind", "trends"}, {"series", json::array({series})}}}, {"reduce", {{"series", 0}, {"op", op}}}});
     Range r = random_range();
     auto got = kpis.Evaluate("p", doc, PeriodRange{r.from, r.to});
     ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -427,7 +438,8 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     ASSERT_TRUE(ds.ok());
     ASSERT_EQ(ds->values.size(), daily[""].size());
     EXPECT_EQ(ds->first_day, r.from);
-    for (size_t i = 0; i < daily[""].size(); i++) EXPECT_NEAR(ds->values[i], daily[""][i], kTol) << "daily " << i << " " << Where(doc, r);
+    for (size_t i = 0; i < daily[""].size(); i++)
+      EXPECT_NEAR(ds->values[i], daily[""][i], kTol) << "daily " << i << " " << Where(doc, r);
     // By a dimension: each value's parts; for additive measures the parts add up.
     std::string dim = pick(kDims);
     auto gb = kpis.Evaluate("p", doc, PeriodRange{r.from, r.to}, dim);
@@ -459,7 +471,8 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     auto got = kpis.Evaluate("p", doc, PeriodRange{r.from, r.to});
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     auto want = NaiveFunnel(by, steps, window * 1000, r, "")[""];
-    ExpectParts((*got)[""], KpiParts{want[static_cast<size_t>(to - 1)], want[static_cast<size_t>(f - 1)], true}, Where(doc, r));
+    ExpectParts((*got)[""], KpiParts{want[static_cast<size_t>(to - 1)], want[static_cast<size_t>(f - 1)], true},
+                Where(doc, r));
     std::string dim = pick(kDims);
     auto gb = kpis.Evaluate("p", doc, PeriodRange{r.from, r.to}, dim);
     ASSERT_TRUE(gb.ok());
@@ -481,8 +494,11 @@ TEST_P(OpsKpiReference, MatchesNaive) {
         size_t i = static_cast<size_t>(d - r.from);
         double den = c[static_cast<size_t>(f - 1)];
         EXPECT_EQ(ds->weights[i], den) << "daily weight " << DayStr(d) << " " << Where(doc, r);
-        if (den == 0) EXPECT_TRUE(std::isnan(ds->values[i])) << DayStr(d);
-        else EXPECT_NEAR(ds->values[i], c[static_cast<size_t>(to - 1)] / den, kTol) << "daily " << DayStr(d) << " " << Where(doc, r);
+        if (den == 0)
+          EXPECT_TRUE(std::isnan(ds->values[i])) << DayStr(d);
+        else
+          EXPECT_NEAR(ds->values[i], c[static_cast<size_t>(to - 1)] / den, kTol)
+              << "daily " << DayStr(d) << " " << Where(doc, r);
       }
     }
   }
@@ -495,8 +511,13 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     int k = period == "day" ? R(0, 5) : R(0, 1);
     int periods = k + R(1, 3);
     bool first_time = R(0, 2) != 0;
-    json doc = Validated({{"query", {{"kind", "retention"}, {"start_event", start}, {"return_event", ret}, {"period", period},
-                                     {"periods", periods}, {"first_time", first_time}}},
+    json doc = Validated({{"query",
+                           {{"kind", "retention"},
+                            {"start_event", start},
+                            {"return_event", ret},
+                            {"period", period},
+                            {"periods", periods},
+                            {"first_time", first_time}}},
                           {"reduce", {{"period", k}}}});
     Range r = random_range();
     r.to += R(0, 14);
@@ -535,8 +556,10 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     }
     ASSERT_EQ(ds->values.size(), wv.size());
     for (size_t i = 0; i < wv.size(); i++) {
-      if (std::isnan(wv[i])) EXPECT_TRUE(std::isnan(ds->values[i])) << "daily " << i << " " << Where(doc, r) << " got " << ds->values[i];
-      else EXPECT_NEAR(ds->values[i], wv[i], kTol) << "daily " << i << " " << Where(doc, r);
+      if (std::isnan(wv[i]))
+        EXPECT_TRUE(std::isnan(ds->values[i])) << "daily " << i << " " << Where(doc, r) << " got " << ds->values[i];
+      else
+        EXPECT_NEAR(ds->values[i], wv[i], kTol) << "daily " << i << " " << Where(doc, r);
       EXPECT_EQ(ds->weights[i], ww[i]) << "daily weight " << i << " " << Where(doc, r);
     }
   }
@@ -546,15 +569,19 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     std::string a = pick(kNames), b = pick(kNames);
     json sa = json::array({json{{"event", a}, {"math", "sum"}, {"property", "amount"}}});
     json sb = json::array({json{{"event", b}}});
-    auto ka = kpis.Create(ops.who, {{"name", "a"}, {"query", {{"kind", "trends"}, {"series", sa}}},
-                                    {"reduce", {{"series", 0}, {"op", "sum"}}}});
-    auto kb = kpis.Create(ops.who, {{"name", "b"}, {"query", {{"kind", "trends"}, {"series", sb}}},
-                                    {"reduce", {{"series", 0}, {"op", "sum"}}}});
+    auto ka = kpis.Create(
+        ops.who,
+        {{"name", "a"}, {"query", {{"kind", "trends"}, {"series", sa}}}, {"reduce", {{"series", 0}, {"op", "sum"}}}});
+    auto kb = kpis.Create(
+        ops.who,
+        {{"name", "b"}, {"query", {{"kind", "trends"}, {"series", sb}}}, {"reduce", {{"series", 0}, {"op", "sum"}}}});
     std::vector<std::string> fsteps = {pick(kNames), pick(kNames)};
     json fs = json::array({json{{"event", fsteps[0]}}, json{{"event", fsteps[1]}}});
-    auto kc = kpis.Create(ops.who, {{"name", "c"}, {"query", {{"kind", "funnel"}, {"steps", fs}, {"window_seconds", 86400}}},
+    auto kc = kpis.Create(ops.who, {{"name", "c"},
+                                    {"query", {{"kind", "funnel"}, {"steps", fs}, {"window_seconds", 86400}}},
                                     {"reduce", {{"from_step", 1}, {"to_step", 2}}}});
-    ASSERT_TRUE(ka.ok() && kb.ok() && kc.ok()) << ka.status().ToString() << kb.status().ToString() << kc.status().ToString();
+    ASSERT_TRUE(ka.ok() && kb.ok() && kc.ok())
+        << ka.status().ToString() << kb.status().ToString() << kc.status().ToString();
     std::string f = "k" + std::to_string(*ka) + " / k" + std::to_string(*kb) + " + 2 * k" + std::to_string(*kc);
     auto kf = kpis.Create(ops.who, {{"name", "f"}, {"reduce", {{"formula", f}}}});
     ASSERT_TRUE(kf.ok()) << kf.status().ToString();
@@ -578,8 +605,10 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     for (int d = r.from; d <= r.to; d++) {
       value(Range{d, d}, &va, &vb, &vc);
       double v = ds->values[static_cast<size_t>(d - r.from)];
-      if (std::isnan(vc)) EXPECT_TRUE(std::isnan(v)) << "formula daily " << DayStr(d);  // a part without a value
-      else EXPECT_NEAR(v, (vb == 0 ? 0.0 : va / vb) + 2 * vc, kTol) << "formula daily " << DayStr(d);
+      if (std::isnan(vc))
+        EXPECT_TRUE(std::isnan(v)) << "formula daily " << DayStr(d);  // a part without a value
+      else
+        EXPECT_NEAR(v, (vb == 0 ? 0.0 : va / vb) + 2 * vc, kTol) << "formula daily " << DayStr(d);
     }
   }
 
@@ -596,19 +625,27 @@ TEST_P(OpsKpiReference, MatchesNaive) {
       window = std::vector<int64_t>{3600, 86400, 3 * 86400}[static_cast<size_t>(R(0, 2))];
       json sj = json::array({json{{"event", steps[0]}}, json{{"event", steps[1]}}, json{{"event", steps[2]}}});
       doc = Validated({{"query", {{"kind", "funnel"}, {"window_seconds", window}, {"steps", sj}}},
-                       {"reduce", {{"from_step", 1}, {"to_step", R(2, 3)}}}, {"dimensions", json::array({"channel", "platform"})}});
+                       {"reduce", {{"from_step", 1}, {"to_step", R(2, 3)}}},
+                       {"dimensions", json::array({"channel", "platform"})}});
     } else if (kind == 1) {
       name = pick(kNames);
-      doc = Validated({{"query", {{"kind", "retention"}, {"start_event", name}, {"return_event", "$any"}, {"period", "day"},
-                                  {"periods", 4}, {"first_time", false}}},
-                       {"reduce", {{"period", R(0, 2)}}}, {"dimensions", json::array({"channel", "platform"})}});
+      doc = Validated({{"query",
+                        {{"kind", "retention"},
+                         {"start_event", name},
+                         {"return_event", "$any"},
+                         {"period", "day"},
+                         {"periods", 4},
+                         {"first_time", false}}},
+                       {"reduce", {{"period", R(0, 2)}}},
+                       {"dimensions", json::array({"channel", "platform"})}});
     } else {
       name = R(0, 3) == 0 ? "$any" : pick(kNames);
       math = R(0, 1) ? "total" : "sum";
       op = kind == 2 ? "sum" : "avg";
       json series{{"event", name}, {"math", math}};
       if (math == "sum") series["property"] = "amount";
-      doc = Validated({{"query", {{"kind", "trends"}, {"series", json::array({series})}}}, {"reduce", {{"series", 0}, {"op", op}}},
+      doc = Validated({{"query", {{"kind", "trends"}, {"series", json::array({series})}}},
+                       {"reduce", {{"series", 0}, {"op", op}}},
                        {"dimensions", json::array({"channel", "platform"})}});
     }
     Range cur = random_range(), prev = random_range();
@@ -721,22 +758,24 @@ TEST(OpsRetention, PeriodKMustHaveEnded) {
   };
   add("u1", "signup", Civil(2025, 2, 10));  // February cohort, back in March
   add("u1", "visit", Civil(2025, 3, 5));
-  add("u2", "signup", Civil(2025, 3, 3));   // March cohort, back in April
+  add("u2", "signup", Civil(2025, 3, 3));  // March cohort, back in April
   add("u2", "visit", Civil(2025, 4, 2));
   ASSERT_TRUE((*proj)->store->Append(std::move(batch), Durability::kUnlogged).ok());
-  json doc = Validated({{"query", {{"kind", "retention"}, {"start_event", "signup"}, {"return_event", "visit"},
-                                   {"period", "month"}, {"periods", 3}}},
+  json doc = Validated({{"query",
+                         {{"kind", "retention"},
+                          {"start_event", "signup"},
+                          {"return_event", "visit"},
+                          {"period", "month"},
+                          {"periods", 3}}},
                         {"reduce", {{"period", 1}}}});
   struct Case {
     int from, to;
     double num, den;
   } cases[] = {
-      {Civil(2025, 2, 1), Civil(2025, 3, 3), 0, 0},   // February cohort: March has not ended
-      {Civil(2025, 2, 1), Civil(2025, 3, 30), 0, 0},
-      {Civil(2025, 2, 1), Civil(2025, 3, 31), 1, 1},  // it has
+      {Civil(2025, 2, 1), Civil(2025, 3, 3), 0, 0},  // February cohort: March has not ended
+      {Civil(2025, 2, 1), Civil(2025, 3, 30), 0, 0}, {Civil(2025, 2, 1), Civil(2025, 3, 31), 1, 1},  // it has
       {Civil(2025, 3, 1), Civil(2025, 3, 31), 0, 0},  // March cohort: April has not ended
-      {Civil(2025, 3, 1), Civil(2025, 4, 29), 0, 0},
-      {Civil(2025, 3, 1), Civil(2025, 4, 30), 1, 1},
+      {Civil(2025, 3, 1), Civil(2025, 4, 29), 0, 0}, {Civil(2025, 3, 1), Civil(2025, 4, 30), 1, 1},
       {Civil(2025, 2, 1), Civil(2025, 4, 30), 2, 2},
   };
   for (const Case& c : cases) {
@@ -751,8 +790,12 @@ TEST(OpsRetention, PeriodKMustHaveEnded) {
     EXPECT_EQ(w, c.den) << "daily weights " << DayStr(c.from) << ".." << DayStr(c.to);
   }
   // Weekly: u1's cohort is the week of Monday 2025-02-10; week 1 is 02-17..02-23.
-  json wdoc = Validated({{"query", {{"kind", "retention"}, {"start_event", "signup"}, {"return_event", "$any"},
-                                    {"period", "week"}, {"periods", 8}}},
+  json wdoc = Validated({{"query",
+                          {{"kind", "retention"},
+                           {"start_event", "signup"},
+                           {"return_event", "$any"},
+                           {"period", "week"},
+                           {"periods", 8}}},
                          {"reduce", {{"period", 3}}}});  // week 3: 03-03..03-09, u1 is back on 03-05
   for (auto [to, den] : {std::pair{Civil(2025, 3, 3), 0.0}, {Civil(2025, 3, 8), 0.0}, {Civil(2025, 3, 9), 1.0}}) {
     auto got = ops.kpis->Evaluate("p", wdoc, PeriodRange{Civil(2025, 2, 10), to});
@@ -794,8 +837,10 @@ TEST(OpsAlerts, BelowTargetAtExactlyTheThreshold) {
   }
   ASSERT_TRUE((*proj)->store->Append(std::move(batch), Durability::kUnlogged).ok());
   json steps = json::array({json{{"event", "signup"}}, json{{"event", "pay"}}});
-  auto kid = ops.kpis->Create(ops.who, {{"name", "pay conversion"}, {"query", {{"kind", "funnel"}, {"steps", steps}, {"window_seconds", 86400}}},
-                                        {"reduce", {{"from_step", 1}, {"to_step", 2}}}, {"target", 0.2},
+  auto kid = ops.kpis->Create(ops.who, {{"name", "pay conversion"},
+                                        {"query", {{"kind", "funnel"}, {"steps", steps}, {"window_seconds", 86400}}},
+                                        {"reduce", {{"from_step", 1}, {"to_step", 2}}},
+                                        {"target", 0.2},
                                         {"period", {{"type", "custom"}, {"from", DayStr(d1)}, {"to", DayStr(d1)}}},
                                         {"dimensions", json::array({"channel"})}});
   ASSERT_TRUE(kid.ok()) << kid.status().ToString();
@@ -910,8 +955,10 @@ TEST(OpsFormula, RandomExpressionsMatchDirectEvaluation) {
     double want = Eval(*e, vals);
     auto got = EvalFormula(text, vals);
     ASSERT_TRUE(got.ok()) << text << ": " << got.status().ToString();
-    if (std::isnan(want)) EXPECT_TRUE(std::isnan(*got)) << text;
-    else EXPECT_NEAR(*got, want, 1e-9 * std::max(1.0, std::fabs(want))) << text;
+    if (std::isnan(want))
+      EXPECT_TRUE(std::isnan(*got)) << text;
+    else
+      EXPECT_NEAR(*got, want, 1e-9 * std::max(1.0, std::fabs(want))) << text;
     std::vector<int64_t> want_refs;
     CollectRefs(*e, &want_refs);
     auto refs = FormulaRefs(text);
@@ -924,7 +971,7 @@ TEST(OpsFormula, Errors) {
   std::map<int64_t, double> v{{1, 2.0}, {2, 4.0}};
   EXPECT_DOUBLE_EQ(*EvalFormula("k1 / k2", v), 0.5);
   EXPECT_DOUBLE_EQ(*EvalFormula("(k1 + k2) * -k1", v), -12.0);
-  EXPECT_DOUBLE_EQ(*EvalFormula("k1 - k2 - k1", v), -4.0);   // left-associative
+  EXPECT_DOUBLE_EQ(*EvalFormula("k1 - k2 - k1", v), -4.0);  // left-associative
   EXPECT_DOUBLE_EQ(*EvalFormula("k2 / k1 / k1", v), 1.0);
   EXPECT_DOUBLE_EQ(*EvalFormula("k1 / (k2 - 4)", v), 0.0);  // x/0 reads as 0
   for (const char* bad : {"", "k", "k1 +", "(k1", "k1)", "k3", "k1 $ k2", "k1 k2", "1 2", "abc"}) {

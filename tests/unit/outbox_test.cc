@@ -33,7 +33,8 @@ class OutboxTest : public ::testing::Test {
     registry_ = std::move(*reg);
     ASSERT_TRUE(registry_->Create("p", "Asia/Shanghai").ok());
     OpenOps();
-    auto id = ops_->channels.Create(who_, json{{"kind", "webhook"}, {"url", "http://127.0.0.1:" + std::to_string(port_) + "/hook"}});
+    auto id = ops_->channels.Create(
+        who_, json{{"kind", "webhook"}, {"url", "http://127.0.0.1:" + std::to_string(port_) + "/hook"}});
     ASSERT_TRUE(id.ok()) << id.status().ToString();
   }
   void TearDown() override {
@@ -108,15 +109,30 @@ TEST_F(OutboxTest, InterruptedJobRunsAgainFinishedJobDoesNot) {
   Project* p = *registry_->OpenProject("p");
   std::string day = p->tz.FormatLocal(NowMs()).substr(0, 10);
   auto& db = registry_->meta_db();
-  ASSERT_TRUE(db.Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES('p', 'interrupted', ?, 0, 'running')", {day}).ok());
-  ASSERT_TRUE(db.Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES('p', 'finished', ?, 0, 'done')", {day}).ok());
+  ASSERT_TRUE(
+      db.Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES('p', 'interrupted', ?, 0, 'running')",
+              {day})
+          .ok());
+  ASSERT_TRUE(
+      db.Exec("INSERT INTO job_runs(project, job, run_key, at, state) VALUES('p', 'finished', ?, 0, 'done')", {day})
+          .ok());
   std::atomic<int> interrupted{0}, finished{0}, fresh{0};
   auto always = [](const ProjectSettings&, int) { return true; };
-  ops_->AddJob({"interrupted", always, [&](const std::string&) { interrupted++; return Status::OK(); }});
-  ops_->AddJob({"finished", always, [&](const std::string&) { finished++; return Status::OK(); }});
-  ops_->AddJob({"fresh", always, [&](const std::string&) { fresh++; return Status::OK(); }});
+  ops_->AddJob({"interrupted", always, [&](const std::string&) {
+                  interrupted++;
+                  return Status::OK();
+                }});
+  ops_->AddJob({"finished", always, [&](const std::string&) {
+                  finished++;
+                  return Status::OK();
+                }});
+  ops_->AddJob({"fresh", always, [&](const std::string&) {
+                  fresh++;
+                  return Status::OK();
+                }});
   ops_->StartScheduler();
-  for (int i = 0; i < 300 && (interrupted == 0 || fresh == 0); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 300 && (interrupted == 0 || fresh == 0); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a few more ticks
   ops_->StopScheduler();
   EXPECT_EQ(interrupted.load(), 1);

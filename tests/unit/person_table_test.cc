@@ -14,7 +14,7 @@ namespace ns {
 namespace {
 
 struct NaiveIdentity {
-  std::vector<uint32_t> person;                             // did -> person (smallest did)
+  std::vector<uint32_t> person;                                  // did -> person (smallest did)
   std::map<uint32_t, std::map<std::string, std::string>> props;  // person -> key -> value
 
   uint32_t Root(uint32_t d) const { return person[d]; }
@@ -31,8 +31,10 @@ struct NaiveIdentity {
   }
   void Set(uint32_t d, const std::string& k, const std::string& v, bool once) {
     auto& m = props[Root(d)];
-    if (once) m.try_emplace(k, v);
-    else m[k] = v;
+    if (once)
+      m.try_emplace(k, v);
+    else
+      m[k] = v;
   }
 };
 

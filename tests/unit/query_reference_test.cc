@@ -29,7 +29,7 @@ struct RefEvent {
   int64_t ts;
   std::optional<std::string> channel;
   std::optional<double> amount;
-  std::string merge_with;  // $anon_distinct_id
+  std::string merge_with;           // $anon_distinct_id
   std::optional<std::string> plan;  // person property set by this event
 };
 
@@ -83,7 +83,8 @@ int64_t LocalMidnight(const std::string& tz, const std::string& day) {
   auto z = date::locate_zone(tz);
   date::local_days ld{date::days{DaysFromCivil(day)}};
   auto info = z->get_info(ld);
-  if (info.result == date::local_info::nonexistent) return date::sys_seconds(info.first.end).time_since_epoch().count() * 1000;
+  if (info.result == date::local_info::nonexistent)
+    return date::sys_seconds(info.first.end).time_since_epoch().count() * 1000;
   return (date::sys_seconds{std::chrono::seconds{ld.time_since_epoch() / std::chrono::seconds(1)}} - info.first.offset)
              .time_since_epoch()
              .count() *
@@ -112,7 +113,8 @@ bool PassFilter(const json& f, World& w, const RefEvent& e) {
   }
   if (op == "gt") return v->is_number() && v->get<double>() > f["value"].get<double>();
   if (op == "lte") return v->is_number() && v->get<double>() <= f["value"].get<double>();
-  if (op == "contains") return v->is_string() && v->get<std::string>().find(f["value"].get<std::string>()) != std::string::npos;
+  if (op == "contains")
+    return v->is_string() && v->get<std::string>().find(f["value"].get<std::string>()) != std::string::npos;
   ADD_FAILURE() << "op " << op;
   return false;
 }
@@ -145,7 +147,8 @@ json NaiveTrends(World& w, const json& q) {
       if (!NameMatches(s["event"], e)) continue;
       std::string ld = LocalDate(w.tz, e.ts);
       if (ld < from || ld > to) continue;
-      if (!PassAll(q.value("filters", json::array()), w, e) || !PassAll(s.value("filters", json::array()), w, e)) continue;
+      if (!PassAll(q.value("filters", json::array()), w, e) || !PassAll(s.value("filters", json::array()), w, e))
+        continue;
       json g = nullptr;
       if (q.contains("breakdown")) {
         std::string b = q["breakdown"];
@@ -167,15 +170,20 @@ json NaiveTrends(World& w, const json& q) {
       json values = json::array();
       for (auto& l : labels) {
         auto& vv = vals[g][l];
-        if (math == "total") values.push_back(vv.size());
-        else if (math == "dau") values.push_back(persons[g][l].size());
+        if (math == "total")
+          values.push_back(vv.size());
+        else if (math == "dau")
+          values.push_back(persons[g][l].size());
         else if (math == "sum") {
           double sum = 0;
           for (double x : vv) sum += x;
           values.push_back(sum);
-        } else if (vv.empty()) values.push_back(nullptr);
-        else if (math == "min") values.push_back(*std::min_element(vv.begin(), vv.end()));
-        else if (math == "max") values.push_back(*std::max_element(vv.begin(), vv.end()));
+        } else if (vv.empty())
+          values.push_back(nullptr);
+        else if (math == "min")
+          values.push_back(*std::min_element(vv.begin(), vv.end()));
+        else if (math == "max")
+          values.push_back(*std::max_element(vv.begin(), vv.end()));
         else if (math == "avg") {
           double sum = 0;
           for (double x : vv) sum += x;
@@ -251,7 +259,8 @@ json NaiveFunnel(World& w, const json& q) {
         // brute force: best assignment of distinct events in the window to steps
         std::vector<size_t> cand;
         for (size_t j = 0; j < tl.size(); j++)
-          if (tl[j].ts >= tl[i].ts && tl[j].ts - tl[i].ts <= window && (tl[j].tag & ((1ULL << n) - 1))) cand.push_back(j);
+          if (tl[j].ts >= tl[i].ts && tl[j].ts - tl[i].ts <= window && (tl[j].tag & ((1ULL << n) - 1)))
+            cand.push_back(j);
         int best = 0;
         std::vector<bool> used(tl.size(), false);
         std::function<void(int, int)> go = [&](int step, int matched) {
@@ -283,7 +292,10 @@ json NaiveFunnel(World& w, const json& q) {
           size_t fpos = 0;
           bool hasf = false;
           for (size_t s = 0; s < pstep.size(); s++) {
-            if (pstep[s] == f) { fpos = path[s]; hasf = true; }
+            if (pstep[s] == f) {
+              fpos = path[s];
+              hasf = true;
+            }
           }
           if (!hasf) {
             // f skipped (optional): use the last done step before f
@@ -295,7 +307,10 @@ json NaiveFunnel(World& w, const json& q) {
           (void)upto;
           size_t endpos = path.back();
           for (size_t s = 0; s < pstep.size(); s++)
-            if (pstep[s] >= t) { endpos = path[s]; break; }
+            if (pstep[s] >= t) {
+              endpos = path[s];
+              break;
+            }
           for (size_t p = fpos + 1; p < endpos; p++)
             if (tl[p].tag & (1ULL << (32 + x))) return;  // path died
         }
@@ -373,7 +388,10 @@ json NaiveRetention(World& w, const json& q) {
       std::string ld = LocalDate(w.tz, tl[i].ts);
       bool in_range = ld >= from && ld <= to;
       if (first_time) {
-        if (!done.empty() || !in_range) { done.insert("x"); break; }
+        if (!done.empty() || !in_range) {
+          done.insert("x");
+          break;
+        }
       } else if (!in_range) {
         continue;
       }
@@ -481,8 +499,12 @@ TEST_P(QueryReference, MatchesNaive) {
     pos += n;
     ASSERT_TRUE((*store)->Append(std::move(batch), use_wal ? Durability::kWal : Durability::kUnlogged).ok());
     int action = R(0, 9);
-    if (action == 0) { ASSERT_TRUE((*store)->Flush().ok()); }
-    if (action == 1) { ASSERT_TRUE((*store)->CompactAll().ok()); }
+    if (action == 0) {
+      ASSERT_TRUE((*store)->Flush().ok());
+    }
+    if (action == 1) {
+      ASSERT_TRUE((*store)->CompactAll().ok());
+    }
     if (action == 2 && use_wal) {  // restart: WAL replay
       store = Status::OK();
       store = EventStore::Open(dir.path(), so);
@@ -534,21 +556,26 @@ TEST_P(QueryReference, MatchesNaive) {
     // Compare as sets of (breakdown_value -> values) per series, in order of series.
     std::map<std::string, json> got_by, want_by;
     size_t si = 0;
-    for (auto& s : (*got)["series"]) got_by[std::to_string(si++) + s["label"].dump() + s["breakdown_value"].dump()] = s["values"];
+    for (auto& s : (*got)["series"])
+      got_by[std::to_string(si++) + s["label"].dump() + s["breakdown_value"].dump()] = s["values"];
     (void)si;
     // Naive output lists all series' groups in order; rebuild keys by walking series.
     got_by.clear();
-    for (auto& s : (*got)["series"]) got_by[s["label"].get<std::string>() + "|" + s["math"].get<std::string>() + "|" + s["breakdown_value"].dump()] = s["values"];
+    for (auto& s : (*got)["series"])
+      got_by[s["label"].get<std::string>() + "|" + s["math"].get<std::string>() + "|" + s["breakdown_value"].dump()] =
+          s["values"];
     size_t idx = 0;
     for (auto& s : q["series"]) {
       json one = q;
       one["series"] = json::array({s});
       for (auto& g : NaiveTrends(w, one))
-        want_by[s["event"].get<std::string>() + "|" + s["math"].get<std::string>() + "|" + g["breakdown_value"].dump()] = g["values"];
+        want_by[s["event"].get<std::string>() + "|" + s["math"].get<std::string>() + "|" +
+                g["breakdown_value"].dump()] = g["values"];
       idx++;
     }
     (void)want;
-    ASSERT_EQ(got_by.size(), want_by.size()) << q.dump() << "\n got " << got->dump() << "\n want " << json(want_by).dump();
+    ASSERT_EQ(got_by.size(), want_by.size())
+        << q.dump() << "\n got " << got->dump() << "\n want " << json(want_by).dump();
     for (auto& [k, v] : want_by) {
       ASSERT_TRUE(got_by.count(k)) << k << " " << q.dump();
       ASSERT_EQ(got_by[k].size(), v.size());
@@ -557,7 +584,8 @@ TEST_P(QueryReference, MatchesNaive) {
           EXPECT_TRUE(got_by[k][i].is_null()) << k << " " << q.dump();
         } else {
           ASSERT_TRUE(got_by[k][i].is_number()) << k << " " << q.dump() << " got " << got->dump();
-          EXPECT_NEAR(got_by[k][i].get<double>(), v[i].get<double>(), 1e-6) << "series " << k << " bucket " << i << " " << q.dump();
+          EXPECT_NEAR(got_by[k][i].get<double>(), v[i].get<double>(), 1e-6)
+              << "series " << k << " bucket " << i << " " << q.dump();
         }
       }
     }
@@ -592,7 +620,8 @@ TEST_P(QueryReference, MatchesNaive) {
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     json want = NaiveFunnel(w, q);
     for (int k = 0; k < n; k++) {
-      EXPECT_EQ((*got)["steps"][k]["count"], want["count"][k]) << "step " << k << " " << q.dump() << "\n" << got->dump();
+      EXPECT_EQ((*got)["steps"][k]["count"], want["count"][k]) << "step " << k << " " << q.dump() << "\n"
+                                                               << got->dump();
       if (k > 0) {
         EXPECT_EQ((*got)["steps"][k]["dropoff"]["count"], want["drop"][k]) << "step " << k << " " << q.dump();
       }

@@ -25,8 +25,7 @@ class QueryFixture : public ::testing::Test {
     store_ = std::move(s).value();
     tz_ = *TimeZone::Load("Asia/Shanghai");
   }
-  void Add(const std::string& did, const std::string& name, const std::string& iso,
-           std::vector<Property> props = {}) {
+  void Add(const std::string& did, const std::string& name, const std::string& iso, std::vector<Property> props = {}) {
     Event e;
     e.distinct_id = did;
     e.event = name;
@@ -57,8 +56,11 @@ TEST_F(QueryFixture, FunnelMediansDropoffsAndConversion) {
   Add("u2", "b", "2025-03-01T11:03:00+08:00");
   Add("u3", "a", "2025-03-01T12:00:00+08:00");
   ASSERT_TRUE(store_->Flush().ok());
-  json r = Run({{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}, {{"event", "c"}}}},
-                {"window_seconds", 3600}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}});
+  json r = Run({{"kind", "funnel"},
+                {"steps", {{{"event", "a"}}, {{"event", "b"}}, {{"event", "c"}}}},
+                {"window_seconds", 3600},
+                {"date_from", "2025-03-01"},
+                {"date_to", "2025-03-01"}});
   auto& s = r["steps"];
   EXPECT_EQ(s[0]["count"], 3);
   EXPECT_EQ(s[1]["count"], 2);
@@ -71,8 +73,11 @@ TEST_F(QueryFixture, FunnelMediansDropoffsAndConversion) {
   EXPECT_EQ(s[1]["dropoff"]["persons"], json({"u3"}));
   EXPECT_EQ(s[2]["dropoff"]["persons"], json({"u2"}));
   // A window of 100 s: u2's b (180 s later) no longer counts.
-  json r2 = Run({{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"window_seconds", 100},
-                 {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}});
+  json r2 = Run({{"kind", "funnel"},
+                 {"steps", {{{"event", "a"}}, {{"event", "b"}}}},
+                 {"window_seconds", 100},
+                 {"date_from", "2025-03-01"},
+                 {"date_to", "2025-03-01"}});
   EXPECT_EQ(r2["steps"][1]["count"], 1);
 }
 
@@ -85,7 +90,10 @@ TEST_F(QueryFixture, ThirtyStepFunnel) {
     Add("p", "s" + std::to_string(k), iso);
     if (k < 17) Add("q", "s" + std::to_string(k), iso);
   }
-  json r = Run({{"kind", "funnel"}, {"steps", steps}, {"window_seconds", 86400}, {"date_from", "2025-03-01"},
+  json r = Run({{"kind", "funnel"},
+                {"steps", steps},
+                {"window_seconds", 86400},
+                {"date_from", "2025-03-01"},
                 {"date_to", "2025-03-01"}});
   EXPECT_EQ(r["steps"][16]["count"], 2);
   EXPECT_EQ(r["steps"][17]["count"], 1);
@@ -101,8 +109,11 @@ TEST_F(QueryFixture, StrictOrderBreaksOnOtherEvents) {
   Add("u1", "b", "2025-03-01T10:01:00+08:00");
   Add("u2", "a", "2025-03-01T10:00:00+08:00");
   Add("u2", "b", "2025-03-01T10:01:00+08:00");
-  json q{{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"window_seconds", 3600},
-         {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}};
+  json q{{"kind", "funnel"},
+         {"steps", {{{"event", "a"}}, {{"event", "b"}}}},
+         {"window_seconds", 3600},
+         {"date_from", "2025-03-01"},
+         {"date_to", "2025-03-01"}};
   EXPECT_EQ(Run(q)["steps"][1]["count"], 2);
   q["order"] = "strict";
   EXPECT_EQ(Run(q)["steps"][1]["count"], 1);
@@ -112,10 +123,14 @@ TEST_F(QueryFixture, LocalDaysAndDst) {
   // 23:30 in Shanghai on the 1st and 00:30 on the 2nd (16:30 UTC the 1st).
   Add("u1", "x", "2025-03-01T23:30:00+08:00");
   Add("u1", "x", "2025-03-01T16:30:00Z");
-  json r = Run({{"kind", "trends"}, {"series", {{{"event", "x"}}}}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-02"}});
+  json r =
+      Run({{"kind", "trends"}, {"series", {{{"event", "x"}}}}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-02"}});
   EXPECT_EQ(r["series"][0]["dates"], json({"2025-03-01", "2025-03-02"}));
   EXPECT_EQ(r["series"][0]["values"], json({1, 1}));
-  json h = Run({{"kind", "trends"}, {"series", {{{"event", "x"}}}}, {"date_from", "2025-03-02"}, {"date_to", "2025-03-02"},
+  json h = Run({{"kind", "trends"},
+                {"series", {{{"event", "x"}}}},
+                {"date_from", "2025-03-02"},
+                {"date_to", "2025-03-02"},
                 {"interval", "hour"}});
   EXPECT_EQ(h["series"][0]["dates"].size(), 24u);
   EXPECT_EQ(h["series"][0]["values"][0], 1);
@@ -138,42 +153,58 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadQuery{R"({})", "kind: required field is missing (trends, funnel or retention)"},
         // Issue 8: unknown fields are named, integers are range-checked before conversion.
-        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "window: unknown field (did you mean window_seconds?); known fields: kind, date_from, date_to, steps, "
-                 "window_seconds, order, filters, breakdown, breakdown_limit, dropoff_limit, exclusions"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a","evnt":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "series[0].evnt: unknown field; known fields: event, math, property, filters, label"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"breakdown_limit":18446744073709551615,"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "breakdown_limit: 18446744073709551615 is out of range [1, 1000]"},
+        BadQuery{
+            R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "window: unknown field (did you mean window_seconds?); known fields: kind, date_from, date_to, steps, "
+            "window_seconds, order, filters, breakdown, breakdown_limit, dropoff_limit, exclusions"},
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a","evnt":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "series[0].evnt: unknown field; known fields: event, math, property, filters, label"},
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a"}],"breakdown_limit":18446744073709551615,"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "breakdown_limit: 18446744073709551615 is out of range [1, 1000]"},
         BadQuery{R"({"kind":"paths"})", "kind: unknown query kind 'paths' (expected trends, funnel or retention)"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-13-01","date_to":"2025-03-01"})",
                  "date_from: expected a date YYYY-MM-DD, got '2025-13-01'"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-02","date_to":"2025-03-01"})",
                  "date_to (2025-03-01) is before date_from (2025-03-02)"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a","math":"median"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "series[0].math: unknown math 'median' (expected total, dau, sum, avg, min, max, p50 or p90)"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a","math":"sum"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "series[0].property: math 'sum' needs a numeric property"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"interval":"minute","date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "unknown interval 'minute' (expected hour, day, week or month)"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-01","date_to":"2025-03-01","filters":[{"property":"x","op":"like","value":1}]})",
-                 "filters[0].op: unknown operator 'like' (expected eq, neq, in, not_in, gt, gte, lt, lte, contains, not_contains, is_set or is_not_set)"},
-        BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-01","date_to":"2025-03-01","filters":[{"property":"x","op":"gt","value":"5"}]})",
-                 "filters[0].value: operator 'gt' needs a number, got string"},
-        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"},{"event":"b"}],"order":"strct","date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "order: unknown order mode 'strct' (expected ordered, strict or unordered)"},
-        BadQuery{R"({"kind":"funnel","steps":[{"event":"a","optional":true},{"event":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "steps[0].optional: the first step cannot be optional"},
-        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"},{"event":"b"}],"exclusions":[{"event":"x","from_step":1,"to_step":1}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "exclusions[0].to_step: must be greater than from_step (1)"},
-        BadQuery{R"({"kind":"funnel","steps":[{"event":"a"}],"breakdown":["a","b","c","d"],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "breakdown: at most 3 properties"},
-        BadQuery{R"({"kind":"retention","start_event":"a","period":"hour","date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "period: expected day, week or month"},
-        BadQuery{R"({"kind":"retention","start_event":"a","periods":0,"date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "periods: 0 is out of range [1, 400]"},
-        BadQuery{R"({"kind":"retention","start_event":"a","mode":"later","date_from":"2025-03-01","date_to":"2025-03-01"})",
-                 "mode: unknown mode 'later' (expected exact or on_or_after)"}));
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a","math":"median"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "series[0].math: unknown math 'median' (expected total, dau, sum, avg, min, max, p50 or p90)"},
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a","math":"sum"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "series[0].property: math 'sum' needs a numeric property"},
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a"}],"interval":"minute","date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "unknown interval 'minute' (expected hour, day, week or month)"},
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-01","date_to":"2025-03-01","filters":[{"property":"x","op":"like","value":1}]})",
+            "filters[0].op: unknown operator 'like' (expected eq, neq, in, not_in, gt, gte, lt, lte, contains, "
+            "not_contains, is_set or is_not_set)"},
+        BadQuery{
+            R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-01","date_to":"2025-03-01","filters":[{"property":"x","op":"gt","value":"5"}]})",
+            "filters[0].value: operator 'gt' needs a number, got string"},
+        BadQuery{
+            R"({"kind":"funnel","steps":[{"event":"a"},{"event":"b"}],"order":"strct","date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "order: unknown order mode 'strct' (expected ordered, strict or unordered)"},
+        BadQuery{
+            R"({"kind":"funnel","steps":[{"event":"a","optional":true},{"event":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "steps[0].optional: the first step cannot be optional"},
+        BadQuery{
+            R"({"kind":"funnel","steps":[{"event":"a"},{"event":"b"}],"exclusions":[{"event":"x","from_step":1,"to_step":1}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "exclusions[0].to_step: must be greater than from_step (1)"},
+        BadQuery{
+            R"({"kind":"funnel","steps":[{"event":"a"}],"breakdown":["a","b","c","d"],"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "breakdown: at most 3 properties"},
+        BadQuery{
+            R"({"kind":"retention","start_event":"a","period":"hour","date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "period: expected day, week or month"},
+        BadQuery{
+            R"({"kind":"retention","start_event":"a","periods":0,"date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "periods: 0 is out of range [1, 400]"},
+        BadQuery{
+            R"({"kind":"retention","start_event":"a","mode":"later","date_from":"2025-03-01","date_to":"2025-03-01"})",
+            "mode: unknown mode 'later' (expected exact or on_or_after)"}));
 
 }  // namespace
 }  // namespace ns
@@ -182,12 +213,16 @@ namespace ns {
 namespace {
 TEST_F(QueryFixture, RetentionBeyondSixtyFourPeriods) {
   Add("u1", "register", "2025-01-01T10:00:00+08:00");
-  Add("u1", "open", "2025-01-01T11:00:00+08:00");   // day 0, after the start event
-  Add("u1", "open", "2025-03-07T10:00:00+08:00");   // day 65
+  Add("u1", "open", "2025-01-01T11:00:00+08:00");  // day 0, after the start event
+  Add("u1", "open", "2025-03-07T10:00:00+08:00");  // day 65
   Add("u2", "open", "2024-12-31T10:00:00+08:00");
   Add("u2", "register", "2025-01-02T10:00:00+08:00");
-  json r = Run({{"kind", "retention"}, {"start_event", "register"}, {"return_event", "open"}, {"periods", 70},
-                {"date_from", "2025-01-01"}, {"date_to", "2025-01-02"}});
+  json r = Run({{"kind", "retention"},
+                {"start_event", "register"},
+                {"return_event", "open"},
+                {"periods", 70},
+                {"date_from", "2025-01-01"},
+                {"date_to", "2025-01-02"}});
   ASSERT_EQ(r["cohorts"].size(), 2u);
   auto& c = r["cohorts"][0];
   EXPECT_EQ(c["date"], "2025-01-01");
@@ -198,8 +233,8 @@ TEST_F(QueryFixture, RetentionBeyondSixtyFourPeriods) {
   EXPECT_EQ(r["cohorts"][1]["size"], 1);  // u2: returns before the start do not count
   EXPECT_EQ(r["cohorts"][1]["values"][0], 0);
   json r2 = r;
-  json q{{"kind", "retention"}, {"start_event", "register"}, {"return_event", "open"}, {"periods", 70},
-         {"date_from", "2025-01-01"}, {"date_to", "2025-01-02"}, {"mode", "on_or_after"}};
+  json q{{"kind", "retention"},       {"start_event", "register"}, {"return_event", "open"}, {"periods", 70},
+         {"date_from", "2025-01-01"}, {"date_to", "2025-01-02"},   {"mode", "on_or_after"}};
   r2 = Run(q);
   EXPECT_EQ(r2["cohorts"][0]["values"][40], 1);
   EXPECT_EQ(r2["cohorts"][0]["values"][66], 0);
@@ -217,7 +252,9 @@ TEST_F(QueryFixture, DropoffsShowTheIdentifiedId) {
   login.ts_ms = *ParseIsoTimestamp("2025-03-01T10:05:00+08:00", tz_);
   login.merge_with.push_back("device-1");
   ASSERT_TRUE(store_->Append({login}).ok());
-  json r = Run({{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"date_from", "2025-03-01"},
+  json r = Run({{"kind", "funnel"},
+                {"steps", {{{"event", "a"}}, {{"event", "b"}}}},
+                {"date_from", "2025-03-01"},
                 {"date_to", "2025-03-01"}});
   EXPECT_EQ(r["steps"][1]["dropoff"]["persons"], json({"user-1"}));
 }
@@ -231,8 +268,8 @@ TEST_F(QueryFixture, PropertiesListTypesCountsAndTopValues) {
   Add("u1", "pay", "2025-03-01T10:00:00+08:00", {{"amount", PropValue::Num(10)}, {"channel", PropValue::Str("ads")}});
   Add("u2", "pay", "2025-03-01T11:00:00+08:00", {{"amount", PropValue::Num(10)}, {"channel", PropValue::Str("seo")}});
   ASSERT_TRUE(store_->Flush().ok());
-  Add("u3", "pay", "2025-03-02T10:00:00+08:00", {{"amount", PropValue::Num(25)}, {"channel", PropValue::Str("ads")},
-                                                 {"vip", PropValue::Json("true")}});
+  Add("u3", "pay", "2025-03-02T10:00:00+08:00",
+      {{"amount", PropValue::Num(25)}, {"channel", PropValue::Str("ads")}, {"vip", PropValue::Json("true")}});
   Add("u3", "view", "2025-03-02T10:00:00+08:00", {{"page", PropValue::Str("/home")}, {"vip", PropValue::Num(1)}});
   Event e;
   e.distinct_id = "u3";
@@ -321,8 +358,10 @@ TEST_F(QueryFixture, TypedResultsAndTheirJson) {
   via_api.erase("took_ms");
   EXPECT_EQ(via_api.dump(), j.dump());
 
-  json fq = {{"kind", "funnel"}, {"steps", {{{"event", "pay"}}, {{"event", "pay"}}}},
-             {"date_from", "2025-03-01"}, {"date_to", "2025-03-03"}};
+  json fq = {{"kind", "funnel"},
+             {"steps", {{{"event", "pay"}}, {{"event", "pay"}}}},
+             {"date_from", "2025-03-01"},
+             {"date_to", "2025-03-03"}};
   auto f = RunFunnel(*ParseFunnelQuery(fq), scope.ctx().snap, tz_, scope.ctx().namer);
   ASSERT_TRUE(f.ok());
   ASSERT_EQ(f->steps.size(), 2u);
@@ -335,8 +374,8 @@ TEST_F(QueryFixture, TypedResultsAndTheirJson) {
   fj.erase("took_ms");
   EXPECT_EQ(fj.dump(), ToJson(*f).dump());
 
-  json rq = {{"kind", "retention"}, {"start_event", "pay"}, {"return_event", "pay"}, {"periods", 3},
-             {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}};
+  json rq = {{"kind", "retention"}, {"start_event", "pay"},      {"return_event", "pay"},
+             {"periods", 3},        {"date_from", "2025-03-01"}, {"date_to", "2025-03-01"}};
   auto r = RunRetention(*ParseRetentionQuery(rq), scope.ctx().snap, tz_);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->cohorts.size(), 1u);
@@ -363,10 +402,15 @@ TEST_F(QueryFixture, DeadlineStopsEveryKind) {
   ASSERT_TRUE(store_->Flush().ok());
   const std::vector<json> queries = {
       {{"kind", "trends"}, {"series", {{{"event", "a"}}}}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-05"}},
-      {{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"date_from", "2025-03-01"},
+      {{"kind", "funnel"},
+       {"steps", {{{"event", "a"}}, {{"event", "b"}}}},
+       {"date_from", "2025-03-01"},
        {"date_to", "2025-03-05"}},
-      {{"kind", "funnel"}, {"steps", {{{"event", "a"}}, {{"event", "b"}}}}, {"order", "unordered"},
-       {"date_from", "2025-03-01"}, {"date_to", "2025-03-05"}},
+      {{"kind", "funnel"},
+       {"steps", {{{"event", "a"}}, {{"event", "b"}}}},
+       {"order", "unordered"},
+       {"date_from", "2025-03-01"},
+       {"date_to", "2025-03-05"}},
       {{"kind", "retention"}, {"start_event", "a"}, {"date_from", "2025-03-01"}, {"date_to", "2025-03-05"}},
   };
   for (const json& q : queries) {

@@ -62,8 +62,14 @@ TEST(WalFailure, PartialWriteIsRolledBackAndLaterRecordsReplay) {
   ASSERT_TRUE((*w)->Sync().ok());
   std::vector<std::string> got;
   WalReplayStats stats;
-  ASSERT_TRUE(ReplayWal(Env::Default(), dir.path(), 1, false, [&](std::string_view p) { got.emplace_back(p); return Status::OK(); },
-                        &stats).ok());
+  ASSERT_TRUE(ReplayWal(
+                  Env::Default(), dir.path(), 1, false,
+                  [&](std::string_view p) {
+                    got.emplace_back(p);
+                    return Status::OK();
+                  },
+                  &stats)
+                  .ok());
   EXPECT_EQ(got, (std::vector<std::string>{"first", "third"}));
   EXPECT_EQ(stats.truncated_bytes, 0u);
 }
@@ -182,8 +188,9 @@ TEST(ParserRegression, NumberOverflowIsInvalidArgument) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("number overflow"), std::string::npos) << r.status().message();
-  auto nd = ParseNativeBatch("{\"event\":\"a\",\"distinct_id\":\"b\",\"timestamp\":-1e999}\n{\"event\":\"a\",\"distinct_id\":\"b\"}",
-                             true, *tz, now, {});
+  auto nd = ParseNativeBatch(
+      "{\"event\":\"a\",\"distinct_id\":\"b\",\"timestamp\":-1e999}\n{\"event\":\"a\",\"distinct_id\":\"b\"}", true,
+      *tz, now, {});
   ASSERT_TRUE(nd.ok());
   EXPECT_EQ(nd->events.size(), 1u);
   ASSERT_EQ(nd->errors.size(), 1u);
@@ -212,7 +219,8 @@ TEST(ParserRegression, DeepNestingIsRejectedBeforeParsing) {
   const int64_t now = 1'795'320'000'000;
   auto nested = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
   const std::string deep = nested(100000);
-  auto r = ParseNativeBatch(R"([{"event":"a","distinct_id":"b","properties":{"x":)" + deep + "}}]", false, *tz, now, {});
+  auto r =
+      ParseNativeBatch(R"([{"event":"a","distinct_id":"b","properties":{"x":)" + deep + "}}]", false, *tz, now, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("nested deeper than"), std::string::npos) << r.status().message();

@@ -21,8 +21,8 @@ namespace {
 using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::IsOk;
+using ::testing::StartsWith;
 using testing::StatusIs;
 
 using Rows = std::vector<std::vector<std::string>>;
@@ -69,27 +69,29 @@ class ReportTablesTest : public ::testing::Test {
     auto tz = TimeZone::Load("Asia/Shanghai");
     ASSERT_THAT(tz, IsOk());
     tz_ = std::make_unique<TimeZone>(*tz);
-    scenario_ = {{"id", 3},
-                 {"name", "=HYPERLINK(\"http://evil\",\"click\")"},
-                 {"business_module", "checkout"},
-                 {"goal", {{"metric", "pay conversion"}, {"target", 0.2}}},
-                 {"key_user_group", {{"cohort_id", 7}}},
-                 {"pain_points", json::array({"slow page", "coupon, unclear"})},
-                 {"success_criteria", json::array({"conversion >= 20%"})},
-                 {"owner", "ana"},
-                 {"period", {{"from", "2026-03-01"}, {"to", "2026-03-31"}}},
-                 {"status", "active"},
-                 {"actions", json::array({json{{"id", 11},
-                                               {"strategy", "recall"},
-                                               {"action", "+1 push"},
-                                               {"owner", "bo"},
-                                               {"start_date", "2026-03-02"},
-                                               {"due_date", "2026-03-05"},
-                                               {"resources", {{"budget", 1200}, {"currency", "CNY"}, {"channels", json::array({"sms"})}}},
-                                               {"delivery_standard", ""},
-                                               {"status", "delayed"},
-                                               {"depends_on", json::array({10})},
-                                               {"progress", json::array({json{{"date", "2026-03-03"}, {"note", "drafted"}}})}}})}};
+    scenario_ = {
+        {"id", 3},
+        {"name", "=HYPERLINK(\"http://evil\",\"click\")"},
+        {"business_module", "checkout"},
+        {"goal", {{"metric", "pay conversion"}, {"target", 0.2}}},
+        {"key_user_group", {{"cohort_id", 7}}},
+        {"pain_points", json::array({"slow page", "coupon, unclear"})},
+        {"success_criteria", json::array({"conversion >= 20%"})},
+        {"owner", "ana"},
+        {"period", {{"from", "2026-03-01"}, {"to", "2026-03-31"}}},
+        {"status", "active"},
+        {"actions",
+         json::array({json{{"id", 11},
+                           {"strategy", "recall"},
+                           {"action", "+1 push"},
+                           {"owner", "bo"},
+                           {"start_date", "2026-03-02"},
+                           {"due_date", "2026-03-05"},
+                           {"resources", {{"budget", 1200}, {"currency", "CNY"}, {"channels", json::array({"sms"})}}},
+                           {"delivery_standard", ""},
+                           {"status", "delayed"},
+                           {"depends_on", json::array({10})},
+                           {"progress", json::array({json{{"date", "2026-03-03"}, {"note", "drafted"}}})}}})}};
     kpis_ = json::array({json{{"name", "pay conversion"},
                               {"target", 0.2},
                               {"actual", 0.18},
@@ -99,13 +101,14 @@ class ReportTablesTest : public ::testing::Test {
                               {"auto_reason", "feed ads 100% of the drop"},
                               {"owner", "ana"},
                               {"refreshed_at", int64_t{1772409600000}}}});  // 2026-03-02 08:00 +08:00
-    evaluation_ = {{"period", {{"from", "2026-03-01"}, {"to", "2026-03-31"}}},
-                   {"kpis", json::array({json{{"name", "pay conversion"}, {"target", 0.2}, {"actual", 0.18},
-                                              {"achievement_rate", 0.9}}})},
-                   {"what_worked", "segmenting"},
-                   {"problems", "@late copy"},
-                   {"next_measures", ""},
-                   {"owner", "ana"}};
+    evaluation_ = {
+        {"period", {{"from", "2026-03-01"}, {"to", "2026-03-31"}}},
+        {"kpis",
+         json::array({json{{"name", "pay conversion"}, {"target", 0.2}, {"actual", 0.18}, {"achievement_rate", 0.9}}})},
+        {"what_worked", "segmenting"},
+        {"problems", "@late copy"},
+        {"next_measures", ""},
+        {"owner", "ana"}};
   }
 
   std::unique_ptr<TimeZone> tz_;
@@ -172,13 +175,15 @@ TEST_F(ReportTablesTest, FourTablesWithTheTemplateHeadingsInBothLanguages) {
 TEST_F(ReportTablesTest, CsvHasABomCrlfAndNoLiveFormulas) {
   auto tables = ScenarioTables(scenario_, kpis_, evaluation_, "en", *tz_);
   const std::string req = TableToCsv(tables[0]);
-  EXPECT_THAT(req, StartsWith("\xEF\xBB\xBF" "Scenario,Business module,Core goal,"));
+  EXPECT_THAT(req, StartsWith("\xEF\xBB\xBF"
+                              "Scenario,Business module,Core goal,"));
   EXPECT_THAT(req, HasSubstr("\r\n\"'=HYPERLINK(\"\"http://evil\"\",\"\"click\"\")\",checkout,"));
   EXPECT_EQ(req.substr(req.size() - 2), "\r\n");
   EXPECT_THAT(TableToCsv(tables[1]), HasSubstr("\r\n11,recall,'+1 push,bo,2026-03-02,2026-03-05,"));
   const std::string mon = TableToCsv(tables[2]);
-  EXPECT_THAT(mon, HasSubstr(",pay conversion,0.2,0.18,0.9,Yellow,\"'-3 pts: feed ads\n[auto] feed ads 100% of the drop\","
-                             "ana,2026-03-02 08:00\r\n"));
+  EXPECT_THAT(mon,
+              HasSubstr(",pay conversion,0.2,0.18,0.9,Yellow,\"'-3 pts: feed ads\n[auto] feed ads 100% of the drop\","
+                        "ana,2026-03-02 08:00\r\n"));
   EXPECT_THAT(TableToCsv(tables[3]), HasSubstr(",segmenting,'@late copy,,ana\r\n"));
   // Read back, the cells are the table's (neutralised) text.
   auto parsed = ParseCsvText(std::string_view(req).substr(3));

@@ -53,7 +53,8 @@ TEST(ValidateScenario, ErrorsNameTheField) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.body.dump());
-    EXPECT_THAT(ValidateScenario(c.body, nullptr), StatusIs(StatusCode::kInvalidArgument, HasSubstr(c.message), c.field));
+    EXPECT_THAT(ValidateScenario(c.body, nullptr),
+                StatusIs(StatusCode::kInvalidArgument, HasSubstr(c.message), c.field));
   }
 }
 
@@ -256,8 +257,9 @@ TEST_F(ScenariosTest, GanttFindsTheCriticalPath) {
   const int64_t sid = NewScenario({{"name", "launch"}, {"period", {{"from", "2026-04-01"}, {"to", "2026-04-30"}}}});
   const int64_t a = NewAction(sid, {{"action", "a"}, {"start_date", "2026-04-01"}, {"due_date", "2026-04-03"}});
   const int64_t b = NewAction(sid, {{"action", "b"}, {"start_date", "2026-04-01"}, {"due_date", "2026-04-01"}});
-  const int64_t c = NewAction(sid, {{"action", "c"}, {"start_date", "2026-04-02"}, {"due_date", "2026-04-03"},
-                                    {"depends_on", json::array({a, b})}});
+  const int64_t c = NewAction(
+      sid,
+      {{"action", "c"}, {"start_date", "2026-04-02"}, {"due_date", "2026-04-03"}, {"depends_on", json::array({a, b})}});
   auto g = ops_->scenarios.Gantt("p", sid);
   ASSERT_THAT(g, IsOk());
   EXPECT_EQ((*g)["name"], "launch");
@@ -311,7 +313,8 @@ TEST_F(ScenariosTest, ImportActionsCsvIsAllOrNothing) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("CSV line 3: "), "due_date"));
   EXPECT_THAT(ops_->scenarios.ImportActionsCsv(who_, sid, "action,colour\nx,red\n"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown column 'colour'")));
-  EXPECT_THAT(ops_->scenarios.ImportActionsCsv(who_, sid, ""), StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_THAT(ops_->scenarios.ImportActionsCsv(who_, sid, ""),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty")));
   EXPECT_THAT(ops_->scenarios.ImportActionsCsv(who_, sid, "action\n\"open\n"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("line 2 is never closed")));
   // None of the refused files added an action.
@@ -323,11 +326,13 @@ TEST_F(ScenariosTest, ImportActionsCsvIsAllOrNothing) {
 // An evaluation drafts its numbers from the scenario; a final one becomes an SOP; a new
 // scenario from the SOP gets the actions at the same offsets and the same dependencies.
 TEST_F(ScenariosTest, EvaluationToSopToNewScenario) {
-  const int64_t sid = NewScenario({{"name", "spring push"}, {"owner", "ana"},
-                                   {"period", {{"from", Day(-40)}, {"to", Day(-10)}}}});
-  const int64_t a = NewAction(sid, {{"action", "segment users"}, {"start_date", Day(-40)}, {"due_date", Day(-39)},
-                                    {"status", "done"}});
-  NewAction(sid, {{"action", "send push"}, {"start_date", Day(-38)}, {"due_date", Day(-36)}, {"depends_on", json::array({a})}});
+  const int64_t sid =
+      NewScenario({{"name", "spring push"}, {"owner", "ana"}, {"period", {{"from", Day(-40)}, {"to", Day(-10)}}}});
+  const int64_t a = NewAction(
+      sid, {{"action", "segment users"}, {"start_date", Day(-40)}, {"due_date", Day(-39)}, {"status", "done"}});
+  NewAction(
+      sid,
+      {{"action", "send push"}, {"start_date", Day(-38)}, {"due_date", Day(-36)}, {"depends_on", json::array({a})}});
 
   auto draft = ops_->evaluations.Get("p", sid);
   ASSERT_THAT(draft, IsOk());
@@ -345,7 +350,8 @@ TEST_F(ScenariosTest, EvaluationToSopToNewScenario) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown field 'lessons'"), "lessons"));
   EXPECT_THAT(ops_->evaluations.Save(who_, sid, {{"status", "done"}}),
               StatusIs(StatusCode::kInvalidArgument, _, "status"));
-  EXPECT_THAT(ops_->evaluations.Save(who_, sid, {{"problems", 3}}), StatusIs(StatusCode::kInvalidArgument, _, "problems"));
+  EXPECT_THAT(ops_->evaluations.Save(who_, sid, {{"problems", 3}}),
+              StatusIs(StatusCode::kInvalidArgument, _, "problems"));
   ASSERT_THAT(ops_->evaluations.Save(who_, sid, {{"what_worked", "segmenting first"}, {"status", "final"}}), IsOk());
   auto final_ev = ops_->evaluations.Get("p", sid);
   ASSERT_THAT(final_ev, IsOk());
@@ -354,13 +360,15 @@ TEST_F(ScenariosTest, EvaluationToSopToNewScenario) {
 
   auto sop = ops_->evaluations.SaveAsSop(who_, sid, {{"name", "push playbook"}});
   ASSERT_THAT(sop, IsOk());
-  EXPECT_THAT(ops_->evaluations.SaveAsSop(who_, sid, {{"name", ""}}), StatusIs(StatusCode::kInvalidArgument, _, "name"));
+  EXPECT_THAT(ops_->evaluations.SaveAsSop(who_, sid, {{"name", ""}}),
+              StatusIs(StatusCode::kInvalidArgument, _, "name"));
   auto sops = ops_->evaluations.ListSops("p");
   ASSERT_THAT(sops, IsOk());
   EXPECT_EQ(sops->size(), 1u);
   EXPECT_THAT(ops_->evaluations.GetSop("other", *sop), StatusIs(StatusCode::kNotFound));
 
-  auto started = ops_->evaluations.StartFromSop(who_, *sop, {{"period", {{"from", "2099-06-01"}, {"to", "2099-06-30"}}}});
+  auto started =
+      ops_->evaluations.StartFromSop(who_, *sop, {{"period", {{"from", "2099-06-01"}, {"to", "2099-06-30"}}}});
   ASSERT_THAT(started, IsOk());
   auto sc = ops_->scenarios.Get("p", *started);
   ASSERT_THAT(sc, IsOk());

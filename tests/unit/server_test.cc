@@ -34,8 +34,8 @@ namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::IsOk;
+using ::testing::StartsWith;
 using testing::StatusIs;
 
 // A clock that moves only when told to.
@@ -112,7 +112,7 @@ TEST(RateLimiter, KeysHaveTheirOwnBuckets) {
 TEST(RateLimiter, ABatchOverTheBurstPassesOnAFullBucketAndLeavesDebt) {
   FakeClock clock;
   RateLimiter rl(10, 20, clock.Fn());
-  EXPECT_THAT(rl.Take("k", 50), IsOk());  // tokens: 20 - 50 = -30
+  EXPECT_THAT(rl.Take("k", 50), IsOk());         // tokens: 20 - 50 = -30
   EXPECT_EQ(RetrySeconds(rl.Take("k", 50)), 5);  // refused: (min(50, 20) + 30) / 10 s
   clock.Advance(std::chrono::seconds(2));
   EXPECT_EQ(RetrySeconds(rl.Take("k", 1)), 2);  // -10 tokens
@@ -285,9 +285,7 @@ class StaticRoutesTest : public ::testing::Test {
     handler_ = routes[0].handler;
   }
 
-  static void Write(const std::string& path, const std::string& body) {
-    std::ofstream(path, std::ios::binary) << body;
-  }
+  static void Write(const std::string& path, const std::string& body) { std::ofstream(path, std::ios::binary) << body; }
 
   HttpResponse Get(const std::string& path, std::vector<std::pair<std::string, std::string>> headers = {}) {
     HttpRequest req;
@@ -486,7 +484,8 @@ class NativeEventsRoute : public ::testing::Test {
   static std::string Events(int n, int from = 0) {
     json batch = json::array();
     for (int i = from; i < from + n; i++)
-      batch.push_back({{"event", "view"}, {"distinct_id", "u" + std::to_string(i)}, {"uuid", "e-" + std::to_string(i)}});
+      batch.push_back(
+          {{"event", "view"}, {"distinct_id", "u" + std::to_string(i)}, {"uuid", "e-" + std::to_string(i)}});
     return batch.dump();
   }
 
@@ -512,8 +511,8 @@ TEST_F(NativeEventsRoute, OverTheBurstIs429WithRetryAfterAndNothingStored) {
   ASSERT_FALSE(retry.empty());
   EXPECT_GE(std::stoi(retry), 1);
   EXPECT_LE(std::stoi(retry), 2);
-  EXPECT_EQ(ctx_->metrics.Get("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "rate_limited"}}),
-            1u);
+  EXPECT_EQ(
+      ctx_->metrics.Get("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "rate_limited"}}), 1u);
 }
 
 TEST_F(NativeEventsRoute, UnsupportedContentTypeIs415) {

@@ -43,15 +43,14 @@ class Rng {
 ::testing::AssertionResult NearRel(double actual, double expected, double rel) {
   double tol = rel * (expected == 0 ? 1 : std::fabs(expected));
   if (std::fabs(actual - expected) <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << std::setprecision(17) << actual << " vs expected "
-                                       << expected << " (relative tolerance " << rel << ")";
+  return ::testing::AssertionFailure() << std::setprecision(17) << actual << " vs expected " << expected
+                                       << " (relative tolerance " << rel << ")";
 }
 
 double NormalPdf(double x) { return std::exp(-x * x / 2) / std::sqrt(2 * M_PI); }
 
 double StudentTPdf(double t, double df) {
-  return std::exp(std::lgamma((df + 1) / 2) - std::lgamma(df / 2) -
-                  (df + 1) / 2 * std::log1p(t * t / df)) /
+  return std::exp(std::lgamma((df + 1) / 2) - std::lgamma(df / 2) - (df + 1) / 2 * std::log1p(t * t / df)) /
          std::sqrt(df * M_PI);
 }
 
@@ -118,8 +117,7 @@ TEST(StudentTTest, CdfMatchesR) {
       {0, 7, 0.5},
   };
   for (const TRef& r : kRefs) {
-    EXPECT_NEAR(StudentTCdf(r.t, r.df), r.expected, StudentTCdfError(r.t, r.df))
-        << r.t << " df " << r.df;
+    EXPECT_NEAR(StudentTCdf(r.t, r.df), r.expected, StudentTCdfError(r.t, r.df)) << r.t << " df " << r.df;
     if (r.df <= 30) {
       EXPECT_TRUE(NearRel(StudentTCdf(r.t, r.df), r.expected, 1e-14)) << r.t;
     }
@@ -133,15 +131,9 @@ TEST(StudentTTest, QuantileMatchesR) {
     double p, df, expected;
   };
   const QRef kRefs[] = {
-      {0.975, 10, 2.2281388519862747},
-      {0.975, 1, 12.706204736174705},
-      {0.975, 2, 4.3026527297494639},
-      {0.025, 2, -4.3026527297494639},
-      {0.95, 30, 1.6972608865939578},
-      {0.9, 5, 1.4758840488244811},
-      {0.995, 3, 5.8409093097333573},
-      {0.999, 1000, 3.0984021639129229},
-      {0.8, 2.5, 1.0101638747222387},
+      {0.975, 10, 2.2281388519862747}, {0.975, 1, 12.706204736174705},    {0.975, 2, 4.3026527297494639},
+      {0.025, 2, -4.3026527297494639}, {0.95, 30, 1.6972608865939578},    {0.9, 5, 1.4758840488244811},
+      {0.995, 3, 5.8409093097333573},  {0.999, 1000, 3.0984021639129229}, {0.8, 2.5, 1.0101638747222387},
   };
   for (const QRef& r : kRefs)
     EXPECT_TRUE(NearRel(StudentTQuantile(r.p, r.df), r.expected, 1e-11)) << r.p << " df " << r.df;

@@ -63,7 +63,7 @@ TEST(StatusTest, DetailIsTypedAndSurvivesPropagation) {
 struct HttpCase {
   Status status;
   int http;
-  std::string code;                       // error.code in the JSON body
+  std::string code;                        // error.code in the JSON body
   std::optional<std::string> retry_after;  // Retry-After header
 };
 
@@ -79,7 +79,7 @@ TEST(StatusTest, HttpMapping) {
       {UnsupportedMediaType("text/csv"), 415, "unsupported_media_type", std::nullopt},
       {RateLimited("retry after 2 s", 2000), 429, "rate_limited", "2"},
       {RateLimited("retry after 1.5 s", 1500), 429, "rate_limited", "2"},  // rounded up
-      {RateLimited("now", 0), 429, "rate_limited", "1"},                    // never 0
+      {RateLimited("now", 0), 429, "rate_limited", "1"},                   // never 0
       {ResourceExhausted("no wait known").WithReason(ErrorReason::kRateLimited), 429, "rate_limited", "1"},
       {Internal("bug"), 500, "internal", std::nullopt},
       {Corruption("crc"), 500, "corruption", std::nullopt},

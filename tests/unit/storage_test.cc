@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/file_util.h"
 #include "core/checksum.h"
+#include "core/file_util.h"
 #include "core/time_zone.h"
 #include "query/query_kind.h"
 #include "storage/event_store.h"
@@ -58,10 +58,14 @@ TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
   }
   std::vector<std::string> got;
   WalReplayStats st;
-  ASSERT_TRUE(ReplayWal(Env::Default(), dir.path(), 1, true, [&](std::string_view p) {
-    got.emplace_back(p);
-    return Status::OK();
-  }, &st).ok());
+  ASSERT_TRUE(ReplayWal(
+                  Env::Default(), dir.path(), 1, true,
+                  [&](std::string_view p) {
+                    got.emplace_back(p);
+                    return Status::OK();
+                  },
+                  &st)
+                  .ok());
   EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
   EXPECT_EQ(st.truncated_bytes, 11u);
   EXPECT_EQ(std::filesystem::file_size(path), size);
@@ -83,7 +87,14 @@ TEST(Wal, CorruptRecordEndsReplay) {
   }
   int n = 0;
   WalReplayStats st;
-  ASSERT_TRUE(ReplayWal(Env::Default(), dir.path(), 7, false, [&](std::string_view) { n++; return Status::OK(); }, &st).ok());
+  ASSERT_TRUE(ReplayWal(
+                  Env::Default(), dir.path(), 7, false,
+                  [&](std::string_view) {
+                    n++;
+                    return Status::OK();
+                  },
+                  &st)
+                  .ok());
   EXPECT_EQ(n, 1);
   EXPECT_GT(st.truncated_bytes, 0u);
 }
@@ -92,8 +103,8 @@ TEST(Segment, RoundTripAndChecksum) {
   testing::TempDir dir;
   EventDict dict;
   BlockBuilder b;
-  std::vector<Property> props{{"channel", PropValue::Str("ads")}, {"amount", PropValue::Num(12.5)},
-                              {"flag", PropValue::Json("true")}};
+  std::vector<Property> props{
+      {"channel", PropValue::Str("ads")}, {"amount", PropValue::Num(12.5)}, {"flag", PropValue::Json("true")}};
   Uuid u = Uuid::FromClientId("0190a6b2-7c3d-7e1f-8a9b-0c1d2e3f4a5b");
   b.Append(3, kT0, dict.Intern("pay"), &u, props);
   b.Append(3, kT0 + 5, dict.Intern("order"), nullptr, {{"amount", PropValue::Num(7)}});
@@ -182,8 +193,8 @@ TEST(EventStore, WalReplayAfterCrashWithoutFlush) {
     auto s = EventStore::Open(dir.path(), so);
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE((*s)->Append({Ev("u1", "a", kT0, "w-1"), Ev("u2", "a", kT0 + 86'400'000, "w-2")}).ok());
-    std::filesystem::copy(dir.path(), copy.path(), std::filesystem::copy_options::recursive |
-                                                       std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy(dir.path(), copy.path(),
+                          std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
   }
   std::filesystem::remove(copy.path() + "/LOCK");
   auto s = EventStore::Open(copy.path(), so);
@@ -210,7 +221,9 @@ TEST(EventStore, UnfinishedFlushSegmentsAreRemoved) {
   BlockBuilder b;
   b.Append(0, kT0, dict.Intern("a"), nullptr, {});
   int32_t day = static_cast<int32_t>(kT0 / kMsPerDay);
-  ASSERT_TRUE(WriteSegment(Env::Default(), dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(), SegmentMeta{day, 99, {}}, dict).ok());
+  ASSERT_TRUE(WriteSegment(Env::Default(), dir.path() + "/segments/" + SegmentFileName(day, 99), *b.Finish(),
+                           SegmentMeta{day, 99, {}}, dict)
+                  .ok());
   auto s = EventStore::Open(dir.path(), so);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(TotalRows(**s), 1u);

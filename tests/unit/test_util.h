@@ -82,7 +82,8 @@ class StatusIsMatcher {
       return false;
     }
     if (!field_.MatchAndExplain(st.field(), &why)) {
-      *listener << "whose field \"" << st.field() << "\" does not match" << (why.str().empty() ? "" : ", ") << why.str();
+      *listener << "whose field \"" << st.field() << "\" does not match" << (why.str().empty() ? "" : ", ")
+                << why.str();
       return false;
     }
     return true;
@@ -125,8 +126,8 @@ class IsOkMatcher {
 // `field` (anything by default).
 template <typename MessageMatcher = decltype(::testing::_), typename FieldMatcher = decltype(::testing::_)>
 ::testing::PolymorphicMatcher<internal::StatusIsMatcher> StatusIs(StatusCode code,
-                                                                 MessageMatcher message = ::testing::_,
-                                                                 FieldMatcher field = ::testing::_) {
+                                                                  MessageMatcher message = ::testing::_,
+                                                                  FieldMatcher field = ::testing::_) {
   return ::testing::MakePolymorphicMatcher(internal::StatusIsMatcher(
       code, ::testing::MatcherCast<const std::string&>(message), ::testing::MatcherCast<const std::string&>(field)));
 }

@@ -15,8 +15,8 @@ namespace {
 using ::testing::_;
 using ::testing::DescribeMatcher;
 using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::IsOk;
+using ::testing::Not;
 using testing::StatusIs;
 
 template <typename M, typename T>
@@ -47,7 +47,8 @@ TEST(StatusIs, MatchesCodeMessageAndFieldOfStatusAndStatusOr) {
 
 TEST(StatusIs, FailuresDescribeTheStatus) {
   const Status st = InvalidArgument("name: required", "name");
-  EXPECT_EQ(Explain(StatusIs(StatusCode::kNotFound), st), "whose status is invalid_argument: name: required (field name)");
+  EXPECT_EQ(Explain(StatusIs(StatusCode::kNotFound), st),
+            "whose status is invalid_argument: name: required (field name)");
   EXPECT_THAT(Explain(StatusIs(StatusCode::kInvalidArgument, "name: missing"), st),
               HasSubstr("whose message \"name: required\" does not match"));
   EXPECT_THAT(Explain(StatusIs(StatusCode::kInvalidArgument, _, "owner"), st),
@@ -63,7 +64,8 @@ TEST(StatusIs, FailuresDescribeTheStatus) {
 
 TEST(StatusIs, AFailedExpectationPrintsTheStatus) {
   EXPECT_NONFATAL_FAILURE(EXPECT_THAT(Unavailable("disk full"), IsOk()), "unavailable: disk full");
-  EXPECT_NONFATAL_FAILURE(EXPECT_THAT(StatusOr<int>(Internal("bug")), StatusIs(StatusCode::kNotFound)), "internal: bug");
+  EXPECT_NONFATAL_FAILURE(EXPECT_THAT(StatusOr<int>(Internal("bug")), StatusIs(StatusCode::kNotFound)),
+                          "internal: bug");
 }
 
 }  // namespace
