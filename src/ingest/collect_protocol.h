@@ -33,6 +33,7 @@ struct CollectRequest {
   std::string_view method;        // "GET" or "POST"
   std::string_view body;          // raw body: JSON, form-urlencoded, gzip, base64, ...
   std::string_view content_type;  // MIME type, lower case, without parameters ("" if none)
+  std::string content_encoding;   // Content-Encoding header as sent ("" if none)
   std::vector<std::pair<std::string, std::string>> query;  // URL-decoded query parameters
   std::string basic_user;                                  // user name of "Authorization: Basic ..." ("" if none)
   std::string bearer;                                      // token of "Authorization: Bearer ..." ("" if none)

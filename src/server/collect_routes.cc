@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/time_zone.h"
+#include "ingest/native_protocol.h"
 #include "ingest/posthog_protocol.h"
 #include "ingest/segmentio_protocol.h"
 #include "ingest/sensors_protocol.h"
@@ -19,10 +20,11 @@ using nlohmann::json;
 
 namespace {
 
-enum class Protocol { kSegmentIo, kPostHog, kSensors };
+enum class Protocol { kNative, kSegmentIo, kPostHog, kSensors };
 
 const char* ProtocolName(Protocol p) {
   switch (p) {
+    case Protocol::kNative: return "native";
     case Protocol::kSegmentIo: return "segment";
     case Protocol::kPostHog: return "posthog";
     case Protocol::kSensors: return "sensors";
@@ -59,6 +61,7 @@ CollectRequest MakeCollectRequest(const HttpRequest& req, const std::string& mim
   c.method = req.method;
   c.body = req.body;
   c.content_type = mime;
+  c.content_encoding = req.Header("content-encoding");
   c.query = req.params;
   if (mime == "application/x-www-form-urlencoded") {
     // cpp-httplib may already have merged the form fields into the parameters.
@@ -78,6 +81,7 @@ CollectRequest MakeCollectRequest(const HttpRequest& req, const std::string& mim
 
 std::string MissingKeyMessage(Protocol p) {
   switch (p) {
+    case Protocol::kNative: return "missing key: send the project's write key as \"Authorization: Bearer nsw_...\"";
     case Protocol::kSegmentIo:
       return "missing write key: send it as the HTTP Basic user name with an empty password, or as \"writeKey\" "
              "in the body";
@@ -93,8 +97,14 @@ std::string MissingKeyMessage(Protocol p) {
 
 // The project of the key (or, for Sensors Data, of the mapped project name); `trust` is the
 // identity trust of the key (a mapped Sensors project name is as public as a write key).
-StatusOr<Project*> ResolveProject(ServerContext& ctx, Protocol p, const CollectResult& found, IdentityTrust* trust) {
+StatusOr<Project*> ResolveProject(ServerContext& ctx, Protocol p, const HttpRequest& req, const CollectResult& found,
+                                  IdentityTrust* trust) {
   *trust = IdentityTrust::kWriteKey;
+  if (p == Protocol::kNative) {  // authenticated by the route's middleware (Access::kIngest)
+    if (req.principal == nullptr) return Internal("the native ingest route has no principal");
+    *trust = TrustOf(*req.principal);
+    return ctx.ProjectOf(req);
+  }
   if (!found.key.empty()) {
     NS_ASSIGN_OR_RETURN(Principal who, ctx.IngestKey(found.key));
     *trust = TrustOf(who);
@@ -157,13 +167,14 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   static const TimeZone kUtc = *TimeZone::Load("UTC");
   const std::string proto = ProtocolName(p);
   ctx.metrics.Add("northstar_http_requests_total", {{"protocol", proto}});
-  AllowCors(req, res);
+  // Browser SDKs of the wire-compatible protocols need CORS; the native API is for servers.
+  if (p != Protocol::kNative) AllowCors(req, res);
   const std::string mime = req.MimeType();
   const CollectRequest creq = MakeCollectRequest(req, mime);
   Project* project = nullptr;
   IdentityTrust trust = IdentityTrust::kWriteKey;
   KeyResolver resolve = [&](const CollectResult& found) -> StatusOr<const TimeZone*> {
-    NS_ASSIGN_OR_RETURN(project, ResolveProject(ctx, p, found, &trust));
+    NS_ASSIGN_OR_RETURN(project, ResolveProject(ctx, p, req, found, &trust));
     return &project->tz;
   };
   auto parsed = parse(creq, kUtc, NowMs(), ctx.opt.limits, resolve);
@@ -207,11 +218,23 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
     SendError(p, too_large ? ResourceExhausted(msg) : InvalidArgument(msg), res);
     json body = json::parse(res.body);
     body["errors"] = ErrorsJson(r.batch.errors);
+    if (p == Protocol::kNative) body["accepted"] = 0, body["duplicates"] = 0;
     res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
     return;
   }
   json body;
   switch (p) {
+    case Protocol::kNative:
+      body = {{"accepted", stored.accepted}, {"duplicates", stored.duplicates}, {"errors", ErrorsJson(r.batch.errors)}};
+      if (stored.merges_refused > 0) {
+        body["merges_refused"] = stored.merges_refused;
+        body["warnings"] = json::array(
+            {{{"code", "merge_refused"},
+              {"message", std::to_string(stored.merges_refused) +
+                              " merge(s) of two already identified persons were not applied (a write key cannot join "
+                              "identified persons; send with the secret key)"}}});
+      }
+      return res.Json(200, body);
     case Protocol::kSegmentIo: body = {{"success", true}}; break;
     case Protocol::kPostHog: body = {{"status", 1}}; break;
     case Protocol::kSensors:
@@ -238,7 +261,7 @@ void HandlePreflight(const HttpRequest& req, HttpResponse& res) {
 
 std::vector<Route> CollectRoutes(ServerContext& ctx) {
   auto& m = ctx.metrics;
-  for (Protocol p : {Protocol::kSegmentIo, Protocol::kPostHog, Protocol::kSensors}) {
+  for (Protocol p : {Protocol::kNative, Protocol::kSegmentIo, Protocol::kPostHog, Protocol::kSensors}) {
     const std::string proto = ProtocolName(p);
     m.Add("northstar_http_requests_total", {{"protocol", proto}}, 0);
     m.Add("northstar_events_accepted_total", {{"protocol", proto}}, 0);
@@ -254,6 +277,9 @@ std::vector<Route> CollectRoutes(ServerContext& ctx) {
   const std::string posthog = R"(/(batch|capture|e|i/v0/e|track|engage)/?)";
   const std::string sensors = R"(/sa(\.gif)?/?)";
   std::vector<Route> routes;
+  // The protocols, one row each. The native API authenticates on the head (Access::kIngest);
+  // the others may carry their key in the body, so their parsers resolve it.
+  routes.push_back({"POST", "/api/v1/events", handler(Protocol::kNative, &ParseNative), Access::kIngest});
   routes.push_back({"POST", segment, handler(Protocol::kSegmentIo, &ParseSegmentIo)});
   for (const char* method : {"GET", "POST"}) {
     routes.push_back({method, posthog, handler(Protocol::kPostHog, &ParsePostHog)});

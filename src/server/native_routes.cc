@@ -1,8 +1,8 @@
-// Native API routes: events, queries, drop-off lists, project info, health and metrics.
+// Native API routes (events are a row of the collection protocols, collect_routes.cc): queries, drop-off lists, project
+// info, health and metrics.
 #include <spdlog/spdlog.h>
 
 #include "core/time_zone.h"
-#include "ingest/gzip.h"
 #include "ops/csv_text.h"
 #include "query/operators.h"
 #include "query/properties.h"
@@ -13,87 +13,6 @@ namespace ns {
 using nlohmann::json;
 
 namespace {
-
-void HandleEvents(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  const std::vector<std::pair<std::string, std::string>> native{{"protocol", "native"}};
-  ctx.metrics.Add("northstar_http_requests_total", {{"protocol", "native"}});
-  auto project = ctx.ProjectOf(req);
-  if (!project.ok()) return res.Error(project.status());
-  Project& p = **project;
-  std::string mime = req.MimeType();
-  bool ndjson = mime == "application/x-ndjson" || mime == "application/ndjson" || mime == "application/jsonl";
-  // `curl -d` labels bodies application/x-www-form-urlencoded: accept them when they are JSON.
-  const bool form_json =
-      mime == "application/x-www-form-urlencoded" && !req.body.empty() && (req.body[0] == '[' || req.body[0] == '{');
-  if (!ndjson && !form_json && !mime.empty() && mime != "application/json" && mime != "text/plain") {
-    ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "media_type"}});
-    return res.Error(UnsupportedMediaType("unsupported Content-Type '" + mime +
-                                          "' (expected application/json or application/x-ndjson)"));
-  }
-  std::string_view body = req.body;
-  std::string inflated;
-  std::string enc = req.Header("content-encoding");
-  // cpp-httplib (built with zlib) already inflates bodies sent with Content-Encoding: gzip;
-  // inflate here only what is still gzip (by its magic bytes), whatever the header says.
-  if (LooksGzipped(body) && (enc.empty() || enc == "gzip")) {
-    auto r = Gunzip(body, ctx.opt.limits.max_body_bytes);
-    if (!r.ok()) return res.Error(r.status());
-    inflated = std::move(r).value();
-    body = inflated;
-  } else if (!enc.empty() && enc != "identity" && enc != "gzip" && enc != "deflate") {
-    return res.Error(UnsupportedMediaType("unsupported Content-Encoding '" + enc + "' (expected gzip or identity)"));
-  }
-  auto parsed = ParseNativeBatch(body, ndjson, p.tz, NowMs(), ctx.opt.limits);
-  if (!parsed.ok()) {
-    ctx.metrics.Add("northstar_events_rejected_total", {{"protocol", "native"}, {"reason", "bad_request"}});
-    return res.Error(parsed.status());
-  }
-  // Rate limit by events (a refused batch is retried whole by the client).
-  if (ctx.rate_limiter.enabled() && !parsed->events.empty()) {
-    Status rl = ctx.rate_limiter.Take(BearerKey(req), static_cast<double>(parsed->events.size()));
-    if (!rl.ok()) {
-      ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "rate_limited"}});
-      return res.Error(rl);
-    }
-  }
-  json errors = json::array();
-  bool too_large = false;
-  for (const auto& e : parsed->errors) {
-    errors.push_back({{"index", e.index}, {"code", e.code}, {"field", e.field}, {"message", e.message}});
-    too_large |= e.code == "event_too_large";
-    ctx.metrics.Add("northstar_events_rejected_total", {{"protocol", "native"}, {"reason", e.code}});
-  }
-  AppendResult r;
-  if (!parsed->events.empty()) {
-    auto stored = p.store->Append(std::move(parsed->events), Durability::kWal, TrustOf(*req.principal));
-    if (!stored.ok()) {
-      ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", "native"}, {"reason", "unavailable"}});
-      return res.Error(stored.status());
-    }
-    r = *stored;
-  }
-  ctx.metrics.Add("northstar_events_accepted_total", native, r.accepted);
-  ctx.metrics.Add("northstar_events_duplicate_total", native, r.duplicates);
-  ctx.metrics.Add("northstar_identity_merges_refused_total", native, r.merges_refused);
-  json out{{"accepted", r.accepted}, {"duplicates", r.duplicates}, {"errors", errors}};
-  if (r.merges_refused > 0) {
-    out["merges_refused"] = r.merges_refused;
-    out["warnings"] =
-        json::array({{{"code", "merge_refused"},
-                      {"message", std::to_string(r.merges_refused) +
-                                      " merge(s) of two already identified persons were not applied (a "
-                                      "write key cannot join identified persons; send with the secret key)"}}});
-  }
-  int status = 200;
-  if (r.accepted == 0 && r.duplicates == 0 && !parsed->errors.empty()) status = too_large ? 413 : 400;
-  if (status != 200) {
-    out["error"] = {{"code", too_large ? "resource_exhausted" : "invalid_argument"},
-                    {"message", parsed->errors.size() == 1 ? parsed->errors[0].message
-                                                           : "all " + std::to_string(parsed->errors.size()) +
-                                                                 " events were rejected; see errors"}};
-  }
-  res.Json(status, out);
-}
 
 void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
   auto project = ctx.ProjectOf(req);
@@ -213,7 +132,6 @@ std::vector<Route> NativeRoutes(ServerContext& ctx) {
        [](const HttpRequest&, HttpResponse& res) {
          res.Json(200, json{{"status", "ok"}});
        }},
-      {"POST", "/api/v1/events", on(HandleEvents), Access::kIngest},
       {"POST", "/api/v1/query", on(HandleQuery), Access::kViewer},
       {"POST", "/api/v1/query/dropoffs.csv", on(HandleDropoffs), Access::kViewer},
       {"GET", "/api/v1/project", on(HandleProject), Access::kViewer},

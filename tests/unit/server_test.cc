@@ -22,6 +22,7 @@
 
 #include "core/log_safe.h"
 #include "meta/project_registry.h"
+#include "server/collect_routes.h"
 #include "server/http_types.h"
 #include "server/rate_limiter.h"
 #include "server/route_util.h"
@@ -440,7 +441,7 @@ TEST(StaticRoutes, ADirectoryWithoutIndexHtmlIsRefused) {
 // ---------------------------------------------------------------- the native events route
 
 // POST /api/v1/events called directly (no socket): the handler as the server runs it after
-// the auth middleware set the principal.
+// the auth middleware set the principal (a row of the collection protocols, collect_routes.cc).
 class NativeEventsRoute : public ::testing::Test {
  protected:
   void Open(double rate, double burst) {
@@ -461,7 +462,7 @@ class NativeEventsRoute : public ::testing::Test {
     auto who = ctx_->auth.Authenticate(c);
     ASSERT_THAT(who, IsOk());
     who_ = *who;
-    for (auto& r : NativeRoutes(*ctx_))
+    for (auto& r : CollectRoutes(*ctx_))
       if (r.method == "POST" && r.pattern == "/api/v1/events") {
         EXPECT_EQ(r.access, Access::kIngest);
         events_ = r.handler;
