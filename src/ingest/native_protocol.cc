@@ -1,7 +1,5 @@
 #include "ingest/native_protocol.h"
 
-#include "ingest/gzip.h"
-
 namespace ns {
 
 StatusOr<CollectResult> ParseNative(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
@@ -23,10 +21,9 @@ StatusOr<CollectResult> ParseNative(const CollectRequest& req, const TimeZone& t
   const std::string_view enc = req.content_encoding;
   // cpp-httplib (built with zlib) already inflates bodies sent with Content-Encoding: gzip;
   // inflate here only what is still gzip (by its magic bytes), whatever the header says.
-  if (LooksGzipped(body) && (enc.empty() || enc == "gzip")) {
-    NS_ASSIGN_OR_RETURN(inflated, Gunzip(body, limits.max_body_bytes));
-    body = inflated;
-  } else if (!enc.empty() && enc != "identity" && enc != "gzip" && enc != "deflate") {
+  if (enc.empty() || enc == "gzip") {
+    NS_ASSIGN_OR_RETURN(body, MaybeGunzip(body, limits.max_body_bytes, &inflated));
+  } else if (enc != "identity" && enc != "deflate") {
     return UnsupportedMediaType("unsupported Content-Encoding '" + std::string(enc) + "' (expected gzip or identity)");
   }
   NS_ASSIGN_OR_RETURN(out.batch, ParseNativeBatch(body, ndjson, project_tz ? *project_tz : tz, now_ms, limits));

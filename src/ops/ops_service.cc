@@ -266,12 +266,6 @@ StatusOr<json> OpsService::SendReminders(const std::string& project, bool force)
   return json{{"sent", true}, {"digests", sent}};
 }
 
-bool OpsService::RanToday(const std::string& project, const std::string& job, const std::string& day) {
-  auto rows = db_->Query("SELECT 1 FROM job_runs WHERE project = ? AND job = ? AND run_key = ? AND state = 'done'",
-                         {project, job, day});
-  return rows.ok() && !rows->empty();
-}
-
 bool OpsService::ClaimRun(const std::string& project, const std::string& job, const std::string& day) {
   // A 'running' claim left by a process that crashed mid-job is taken over: the job runs
   // again, and what it already did is not repeated (KPI snapshots are measurements, an open
@@ -332,8 +326,7 @@ void OpsService::SchedulerLoop() {
       std::string day = local.substr(0, 10);
       int minute = std::atoi(local.substr(11, 2).c_str()) * 60 + std::atoi(local.substr(14, 2).c_str());
       for (const ScheduledJob& job : jobs_) {
-        if (RanToday(info.name, job.name, day) || !job.due(*s, minute)) continue;
-        if (!ClaimRun(info.name, job.name, day)) continue;
+        if (!job.due(*s, minute) || !ClaimRun(info.name, job.name, day)) continue;  // not due, or done today
         // Exception boundary: a failing job is logged and marked run; it never ends the thread
         // (nor, through std::terminate, the server).
         try {

@@ -88,8 +88,8 @@ class OpsService {
  private:
   OpsService(ProjectRegistry& registry, OpsOptions options);
   void SchedulerLoop();
-  bool RanToday(const std::string& project, const std::string& job, const std::string& day);
-  // Records the run as started before the job runs (exactly once across crashes).
+  // Records the run as started before the job runs (exactly once across crashes); false
+  // when the day's run is done.
   bool ClaimRun(const std::string& project, const std::string& job, const std::string& day);
   void MarkRan(const std::string& project, const std::string& job, const std::string& day);
 

@@ -149,8 +149,9 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
   for (auto& [key, col] : columns_) {
     const PropValue* v = col->Get(rb);
     if (!v) continue;
+    const PropValue value = *v;  // a copy: MutableColumn may copy the chunk v points into
     PersonColumn& c = MutableColumn(key);
-    if (!c.Get(ra)) c.Set(ra, *c.Get(rb));
+    if (!c.Get(ra)) c.Set(ra, value);
     c.Erase(rb);
   }
   version_++;
@@ -276,18 +277,19 @@ std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
   t->version = version_;
   t->merge_version = merge_version_;
   t->did_count = ids_.size();
-  if (snapshot_ && snapshot_->merge_version == merge_version_) {
+  if (!snapshot_) {  // the first snapshot since the log was loaded: every id once
+    auto po = std::make_shared<std::vector<uint32_t>>(ids_.size());
+    for (uint32_t d = 0; d < ids_.size(); d++) (*po)[d] = Find(d);
+    t->person_of_ids = std::move(po);
+  } else if (snapshot_->merge_version == merge_version_) {
     t->person_of_ids = snapshot_->person_of_ids;  // no merge: new ids are their own persons
   } else {
     // After merges: the previous mapping, extended to every id, with the moved ids patched.
-    auto po = std::make_shared<std::vector<uint32_t>>();
-    if (snapshot_) *po = *snapshot_->person_of_ids;
+    auto po = std::make_shared<std::vector<uint32_t>>(*snapshot_->person_of_ids);
     const uint32_t from = static_cast<uint32_t>(po->size());
     po->resize(ids_.size());
     for (uint32_t d = from; d < ids_.size(); d++) (*po)[d] = d;
     for (uint32_t d : moved_) (*po)[d] = Find(d);
-    if (!snapshot_)
-      for (uint32_t d = 0; d < ids_.size(); d++) (*po)[d] = Find(d);
     t->person_of_ids = std::move(po);
   }
   moved_.clear();
