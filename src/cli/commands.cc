@@ -716,7 +716,7 @@ void PrintResult(const json& r) {
 
 }  // namespace
 
-int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o) {
+int RunQueryCmd(const GlobalOptions& g, const QueryCmdOptions& o) {
   std::string text;
   if (o.json_file == "-") {
     std::stringstream ss;

@@ -57,7 +57,7 @@ struct ImportOptions {
   std::string key;          // with server: the project's secret key
 };
 
-struct QueryOptions {
+struct QueryCmdOptions {
   std::string project;
   std::string json_file;  // "-" = stdin
   std::string format;     // table | json; empty = table on a TTY
@@ -82,7 +82,7 @@ struct AdminOptions {
 
 int RunServe(const GlobalOptions& g, const ServeOptions& o);
 int RunImport(const GlobalOptions& g, const ImportOptions& o);
-int RunQueryCmd(const GlobalOptions& g, const QueryOptions& o);
+int RunQueryCmd(const GlobalOptions& g, const QueryCmdOptions& o);
 int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o);
 int RunCheck(const GlobalOptions& g, bool verbose);
 int RunAdmin(const GlobalOptions& g, const AdminOptions& o);

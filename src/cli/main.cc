@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   ns::GlobalOptions g;
   ns::ServeOptions serve;
   ns::ImportOptions import;
-  ns::QueryOptions query;
+  ns::QueryCmdOptions query;
   ns::DemoCmdOptions demo;
   ns::AdminOptions admin;
   std::string log_level = "info";

@@ -494,6 +494,9 @@ const QueryKind kFunnelKind{"funnel",
                             {"funnels"},
                             [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
                               NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(request));
+                              NS_RETURN_IF_ERROR(ctx.BindCohorts(q.filters));
+                              for (auto& s : q.steps) NS_RETURN_IF_ERROR(ctx.BindCohorts(s.filters));
+                              for (auto& e : q.exclusions) NS_RETURN_IF_ERROR(ctx.BindCohorts(e.filters));
                               NS_ASSIGN_OR_RETURN(FunnelResult r,
                                                   RunFunnel(q, ctx.snap, ctx.tz, ctx.namer, ctx.deadline));
                               return ToJson(r);

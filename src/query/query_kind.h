@@ -14,6 +14,7 @@
 #include "core/deadline.h"
 #include "core/status.h"
 #include "core/time_zone.h"
+#include "query/query_spec.h"
 #include "storage/block.h"
 #include "storage/event_dict.h"
 #include "storage/event_store.h"
@@ -24,12 +25,28 @@ namespace ns {
 // Resolves a person id to a distinct id to show users (drop-off lists).
 using PersonNamer = std::function<std::string(uint32_t person)>;
 
+class CohortSource;     // query/cohort_source.h
+struct PeopleSettings;  // query/person_facts.h
+
 // What an operator runs against: one consistent snapshot of the store.
 struct QueryContext {
   const StoreSnapshot& snap;
   const TimeZone& tz;
   PersonNamer namer;
-  const Deadline* deadline = nullptr;  // null: no limit
+  const Deadline* deadline = nullptr;      // null: no limit
+  const CohortSource* cohorts = nullptr;   // null: cohort filters are refused
+  const PeopleSettings* people = nullptr;  // the project's person-model settings; null: defaults
+
+  // Binds the cohort filters among `filters` to their members under snap.
+  Status BindCohorts(std::vector<Filter>& filters) const;
+  const PeopleSettings& people_settings() const;
+};
+
+// What a caller may give a query besides the request.
+struct QueryOptions {
+  const Deadline* deadline = nullptr;
+  const CohortSource* cohorts = nullptr;
+  const PeopleSettings* people = nullptr;
 };
 
 // An answer as a table: the first row is the header. Cells are JSON values (numbers stay
@@ -63,6 +80,7 @@ std::string QueryKindList();
 class QueryScope {
  public:
   QueryScope(EventStore& store, const TimeZone& tz, const Deadline* deadline = nullptr);
+  QueryScope(EventStore& store, const TimeZone& tz, const QueryOptions& options);
   const QueryContext& ctx() const { return ctx_; }
   // Check once after running operators: a segment column that failed to decode meanwhile
   // (Corruption naming the file and column) voids whatever they computed.
@@ -77,5 +95,7 @@ class QueryScope {
 // deadline, a query cut short answers its DeadlineExceeded, never a partial answer.
 StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz,
                                   const Deadline* deadline = nullptr);
+StatusOr<nlohmann::json> RunQuery(const nlohmann::json& request, EventStore& store, const TimeZone& tz,
+                                  const QueryOptions& options);
 
 }  // namespace ns

@@ -1,7 +1,10 @@
 // The list of query kinds: adding a kind is its operator file plus one line here.
 #include <chrono>
 
+#include "query/cohort_source.h"
 #include "query/operators.h"
+#include "query/person_facts.h"
+#include "query/person_models.h"
 #include "query/query_kind.h"
 
 namespace ns {
@@ -10,9 +13,7 @@ using nlohmann::json;
 
 const std::vector<const QueryKind*>& QueryKinds() {
   static const std::vector<const QueryKind*> kinds = {
-      &kTrendsKind,
-      &kFunnelKind,
-      &kRetentionKind,
+      &kTrendsKind, &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind,
   };
   return kinds;
 }
@@ -49,13 +50,51 @@ StatusOr<const QueryKind*> QueryKindOf(const json& request) {
 }
 
 QueryScope::QueryScope(EventStore& store, const TimeZone& tz, const Deadline* deadline)
-    : snap_(store.Snapshot()),
-      ctx_{*snap_, tz, [st = &store](uint32_t person) { return st->DisplayId(person); }, deadline} {}
+    : QueryScope(store, tz, QueryOptions{deadline}) {}
+
+QueryScope::QueryScope(EventStore& store, const TimeZone& tz, const QueryOptions& o)
+    : snap_(store.Snapshot()), ctx_{*snap_,
+                                    tz,
+                                    [st = &store](uint32_t person) { return st->DisplayId(person); },
+                                    o.deadline,
+                                    o.cohorts,
+                                    o.people} {}
+
+Status QueryContext::BindCohorts(std::vector<Filter>& filters) const {
+  return ns::BindCohorts(filters, cohorts, snap, tz);
+}
+
+const PeopleSettings& QueryContext::people_settings() const {
+  static const PeopleSettings kDefaults;
+  return people ? *people : kDefaults;
+}
+
+Status BindCohorts(std::vector<Filter>& filters, const CohortSource* source, const StoreSnapshot& snap,
+                   const TimeZone& tz) {
+  for (Filter& f : filters) {
+    if (f.cohort <= 0 || f.members) continue;
+    if (!source) return FailedPrecondition(f.field + ": cohort filters are only available through the server's API");
+    auto m = source->Members(f.cohort, snap, tz);
+    if (!m.ok()) {
+      if (m.status().code() == StatusCode::kNotFound)
+        return InvalidArgument(f.field + ".cohort: no cohort " + std::to_string(f.cohort) + " in this project",
+                               f.field + ".cohort");
+      return m.status();
+    }
+    f.members = *m;
+  }
+  return Status::OK();
+}
 
 StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz, const Deadline* deadline) {
+  return RunQuery(request, store, tz, QueryOptions{deadline});
+}
+
+StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz, const QueryOptions& options) {
+  const Deadline* deadline = options.deadline;
   NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request));
   auto t0 = std::chrono::steady_clock::now();
-  QueryScope scope(store, tz, deadline);
+  QueryScope scope(store, tz, options);
   StatusOr<json> out = Status::OK();
   try {
     out = kind->run(request, scope.ctx());

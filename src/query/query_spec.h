@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "core/status.h"
 #include "core/time_zone.h"
 #include "storage/event.h"
+
+class Roaring;  // CRoaring's C++ bitmap (roaring/roaring.hh)
 
 namespace ns {
 
@@ -23,9 +26,15 @@ enum class FilterOp { kEq, kNeq, kIn, kNotIn, kGt, kGte, kLt, kLte, kContains, k
 
 struct Filter {
   std::string property;  // without the "person." prefix
-  bool person = false;   // a person property ("person.city")
+  bool person = false;   // a person property ("person.city"), or a cohort
   FilterOp op = FilterOp::kEq;
   std::vector<PropValue> values;  // one for most ops, several for in / not_in
+  // A cohort filter ({"cohort": ID, "op": "in"|"not_in"}): the person is (not) in cohort ID.
+  // `members` is bound after parsing, against the query's snapshot (BindCohorts,
+  // query/cohort_source.h); `field` names the filter in errors.
+  int64_t cohort = 0;
+  std::shared_ptr<const Roaring> members;
+  std::string field;
 };
 
 // A property to group by: event property or person property ("person.city").
@@ -104,5 +113,7 @@ StatusOr<TrendsQuery> ParseTrendsQuery(const nlohmann::json& j);
 StatusOr<FunnelQuery> ParseFunnelQuery(const nlohmann::json& j);
 StatusOr<RetentionQuery> ParseRetentionQuery(const nlohmann::json& j);
 StatusOr<std::vector<Filter>> ParseFilters(const nlohmann::json& j, const std::string& field);
+// One cohort filter {"cohort": ID, "op": "in"|"not_in"}; `field` names it in errors.
+StatusOr<Filter> ParseCohortFilter(const nlohmann::json& j, const std::string& field);
 
 }  // namespace ns

@@ -273,6 +273,7 @@ const QueryKind kRetentionKind{
     {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(request));
+      for (auto* fs : {&q.filters, &q.start_filters, &q.return_filters}) NS_RETURN_IF_ERROR(ctx.BindCohorts(*fs));
       NS_ASSIGN_OR_RETURN(RetentionResult r, RunRetention(q, ctx.snap, ctx.tz, ctx.deadline));
       return ToJson(r);
     },

@@ -1,5 +1,7 @@
 #include "query/scan.h"
 
+#include <roaring/roaring.hh>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -80,6 +82,14 @@ FilterSet::FilterSet(const std::vector<Filter>& filters, const StoreSnapshot& sn
     if (!f.person) continue;
     auto& ok = person_ok_[i];
     ok.assign(pt.size(), 0);
+    if (f.cohort > 0) {  // members were computed on this snapshot: canonical persons
+      const bool in = f.op == FilterOp::kIn;
+      if (!in) std::fill(ok.begin(), ok.end(), 1);
+      if (f.members)
+        for (uint32_t p : *f.members)
+          if (p < ok.size()) ok[p] = in;
+      continue;
+    }
     const PersonColumn* col = pt.Column(f.property);
     const bool absent_ok = AbsentMatches(f);
     for (uint32_t p = 0; p < pt.size(); p++) {
@@ -88,6 +98,18 @@ FilterSet::FilterSet(const std::vector<Filter>& filters, const StoreSnapshot& sn
       ok[p] = v ? FilterMatchesValue(f, *v) : absent_ok;
     }
   }
+}
+
+std::vector<uint8_t> FilterSet::PersonVerdicts() const {
+  const PersonTable& pt = *snap_->persons;
+  std::vector<uint8_t> ok(pt.size(), 0);
+  for (uint32_t p = 0; p < pt.size(); p++) ok[p] = pt.IsPerson(p);
+  for (size_t i = 0; i < filters_.size(); i++) {
+    if (!filters_[i].person) continue;
+    const auto& v = person_ok_[i];
+    for (size_t p = 0; p < ok.size(); p++) ok[p] &= v[p];
+  }
+  return ok;
 }
 
 FilterSet::BlockEval FilterSet::ForBlock(const Block& b) const {

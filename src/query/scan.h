@@ -55,6 +55,9 @@ class FilterSet {
     const std::vector<uint32_t>* person_of = nullptr;
   };
   BlockEval ForBlock(const Block& b) const;
+  // Per person id: 1 if the person passes every person filter (property and cohort) of the
+  // set; event-property filters are ignored. Only canonical persons can pass.
+  std::vector<uint8_t> PersonVerdicts() const;
 
  private:
   std::vector<Filter> filters_;

@@ -374,6 +374,8 @@ const QueryKind kTrendsKind{"trends",
                             {},
                             [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
                               NS_ASSIGN_OR_RETURN(TrendsQuery q, ParseTrendsQuery(request));
+                              NS_RETURN_IF_ERROR(ctx.BindCohorts(q.filters));
+                              for (auto& s : q.series) NS_RETURN_IF_ERROR(ctx.BindCohorts(s.filters));
                               NS_ASSIGN_OR_RETURN(TrendsResult r, RunTrends(q, ctx.snap, ctx.tz, ctx.deadline));
                               return ToJson(r);
                             },

@@ -1,0 +1,242 @@
+#include "query/person_facts.h"
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "query/json_fields.h"
+#include "query/person_scan.h"
+#include "query/scan.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSettings& base) {
+  if (!j.is_object()) return InvalidArgument("settings: expected a JSON object", "settings");
+  NS_RETURN_IF_ERROR(CheckFields(j, "",
+                                 {"pay_event", "amount_property", "order_property", "new_days", "active_days",
+                                  "churn_days", "masked_properties"}));
+  PeopleSettings s = base;
+  NS_ASSIGN_OR_RETURN(s.pay_event, GetString(j, "pay_event", "", false, base.pay_event));
+  NS_ASSIGN_OR_RETURN(s.amount_property, GetString(j, "amount_property", "", false, base.amount_property));
+  NS_ASSIGN_OR_RETURN(s.order_property, GetString(j, "order_property", "", false, base.order_property));
+  if (s.pay_event.empty()) return InvalidArgument("pay_event: must not be empty", "pay_event");
+  if (s.amount_property.empty()) return InvalidArgument("amount_property: must not be empty", "amount_property");
+  NS_ASSIGN_OR_RETURN(int64_t nd, GetInt(j, "new_days", "", base.new_days, 1, 3650));
+  NS_ASSIGN_OR_RETURN(int64_t ad, GetInt(j, "active_days", "", base.active_days, 1, 3650));
+  NS_ASSIGN_OR_RETURN(int64_t cd, GetInt(j, "churn_days", "", base.churn_days, 1, 3650));
+  if (cd <= ad)
+    return InvalidArgument(
+        "churn_days: must be more than active_days (" + std::to_string(ad) + "), got " + std::to_string(cd),
+        "churn_days");
+  s.new_days = static_cast<int>(nd);
+  s.active_days = static_cast<int>(ad);
+  s.churn_days = static_cast<int>(cd);
+  if (auto it = j.find("masked_properties"); it != j.end()) {
+    if (!it->is_array())
+      return InvalidArgument("masked_properties: expected an array of property names", "masked_properties");
+    s.masked_properties.clear();
+    for (size_t i = 0; i < it->size(); i++) {
+      const json& v = (*it)[i];
+      std::string f = "masked_properties[" + std::to_string(i) + "]";
+      if (!v.is_string() || v.get_ref<const std::string&>().empty())
+        return InvalidArgument(f + ": expected a property name", f);
+      s.masked_properties.push_back(v.get<std::string>());
+    }
+  }
+  return s;
+}
+
+json PeopleSettings::ToJson() const {
+  return json{{"pay_event", pay_event},
+              {"amount_property", amount_property},
+              {"order_property", order_property},
+              {"new_days", new_days},
+              {"active_days", active_days},
+              {"churn_days", churn_days},
+              {"masked_properties", masked_properties}};
+}
+
+std::string PeopleSettings::FactsKey() const { return pay_event + '\x1f' + amount_property + '\x1f' + order_property; }
+
+int64_t AsOfEndMs(const TimeZone& tz, int32_t as_of_day) { return tz.DayStartMs(as_of_day + 1); }
+
+namespace {
+
+// A payment row, kept for the serial order de-duplication after the parallel pass.
+struct PayRow {
+  uint32_t person;
+  int64_t ts;
+  double amount;
+  std::string order;  // "" when the event has no order id: it is an order by itself
+};
+
+struct Partial {
+  std::vector<int64_t> first, last;
+  std::vector<uint32_t> events;
+  std::vector<PayRow> pays;
+};
+
+}  // namespace
+
+std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
+                                                      const PeopleSettings& settings, int32_t as_of_day,
+                                                      std::optional<int32_t> pay_from_day) {
+  auto facts = std::make_shared<PersonFacts>();
+  const PersonTable& pt = *snap.persons;
+  const size_t n = pt.size();
+  facts->as_of_day = as_of_day;
+  facts->end_ms = AsOfEndMs(tz, as_of_day);
+  const int64_t end_ms = facts->end_ms;
+  const int64_t pay_from_ms = pay_from_day ? tz.DayStartMs(*pay_from_day) : std::numeric_limits<int64_t>::min();
+  const EventMatcher pay = EventMatcher::Make(settings.pay_event, *snap.events);
+
+  // Blocks are shared out to threads; each keeps its own arrays (merged below), so no row
+  // takes a lock. Few threads for few persons: the arrays are the cost then.
+  const int threads = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(snap.blocks.size())));
+  std::vector<Partial> parts(static_cast<size_t>(threads));
+  std::atomic<size_t> next{0};
+  auto work = [&](int t) {
+    Partial& P = parts[static_cast<size_t>(t)];
+    P.first.assign(n, std::numeric_limits<int64_t>::max());
+    P.last.assign(n, std::numeric_limits<int64_t>::min());
+    P.events.assign(n, 0);
+    const auto& po = pt.person_of();
+    for (size_t b; (b = next.fetch_add(1)) < snap.blocks.size();) {
+      const Block& blk = *snap.blocks[b];
+      if (blk.size() == 0 || blk.min_ts() >= end_ms) continue;
+      const auto& did = blk.did();
+      const auto& ts = blk.ts();
+      for (size_t i = 0; i < blk.size(); i++) {
+        if (ts[i] >= end_ms) continue;
+        const uint32_t d = did[i];
+        const uint32_t p = d < po.size() ? po[d] : d;
+        if (p >= n) continue;  // newer than the snapshot's person table
+        P.first[p] = std::min(P.first[p], ts[i]);
+        P.last[p] = std::max(P.last[p], ts[i]);
+        P.events[p]++;
+      }
+      if (!pay.MayMatch(blk) || pay.any) continue;
+      auto [rb, re] = blk.EventRows(pay.code);
+      const PropColumn* amount = blk.prop(settings.amount_property);
+      const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+      for (const uint32_t* r = rb; r < re; r++) {
+        if (ts[*r] >= end_ms || ts[*r] < pay_from_ms) continue;
+        const uint32_t d = did[*r];
+        const uint32_t p = d < po.size() ? po[d] : d;
+        if (p >= n) continue;
+        double a = 0;
+        if (amount && !amount->GetNum(*r, &a)) a = 0;
+        std::string o;
+        if (order && order->Present(*r)) o = order->Get(*r).AsString();
+        P.pays.push_back(PayRow{p, ts[*r], a, std::move(o)});
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; t++) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+
+  Partial& A = parts[0];
+  for (size_t t = 1; t < parts.size(); t++) {
+    Partial& B = parts[t];
+    for (size_t p = 0; p < n; p++) {
+      if (!B.events[p]) continue;
+      A.first[p] = std::min(A.first[p], B.first[p]);
+      A.last[p] = std::max(A.last[p], B.last[p]);
+      A.events[p] += B.events[p];
+    }
+    A.pays.insert(A.pays.end(), std::make_move_iterator(B.pays.begin()), std::make_move_iterator(B.pays.end()));
+    B = Partial{};
+  }
+  facts->first_ts = std::move(A.first);
+  facts->last_ts = std::move(A.last);
+  facts->events = std::move(A.events);
+  for (size_t p = 0; p < n; p++) facts->active_persons += facts->events[p] > 0;
+
+  // Orders: one per (person, order id); an event without an order id is its own order.
+  facts->orders.assign(n, 0);
+  facts->monetary.assign(n, 0);
+  facts->last_pay_ts.assign(n, std::numeric_limits<int64_t>::min());
+  std::unordered_map<std::string, double> order_amount;  // "person\x1forder" -> largest amount
+  for (const PayRow& r : A.pays) {
+    facts->last_pay_ts[r.person] = std::max(facts->last_pay_ts[r.person], r.ts);
+    if (r.order.empty()) {
+      facts->orders[r.person]++;
+      facts->monetary[r.person] += r.amount;
+      continue;
+    }
+    auto [it, fresh] = order_amount.try_emplace(std::to_string(r.person) + '\x1f' + r.order, r.amount);
+    if (fresh) {
+      facts->orders[r.person]++;
+    } else {
+      it->second = std::max(it->second, r.amount);
+    }
+  }
+  for (const auto& [key, amount] : order_amount) {
+    uint32_t p = static_cast<uint32_t>(std::stoul(key.substr(0, key.find('\x1f'))));
+    facts->monetary[p] += amount;
+  }
+  return facts;
+}
+
+namespace {
+
+// A snapshot's state: its blocks (held, so an address is never reused while cached) and
+// the person table's version.
+struct FactsKey {
+  std::vector<std::shared_ptr<const Block>> blocks;
+  uint64_t persons_version = 0;
+  size_t persons = 0;
+  std::string settings, tz;
+  int32_t as_of_day = 0;
+  std::optional<int32_t> pay_from_day;
+  bool operator==(const FactsKey& o) const {
+    return persons_version == o.persons_version && persons == o.persons && settings == o.settings && tz == o.tz &&
+           as_of_day == o.as_of_day && pay_from_day == o.pay_from_day && blocks == o.blocks;
+  }
+};
+
+struct FactsCache {
+  std::mutex mu;
+  std::vector<std::pair<FactsKey, std::shared_ptr<const PersonFacts>>> entries;  // newest last
+};
+
+}  // namespace
+
+std::shared_ptr<const PersonFacts> GetPersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
+                                                  const PeopleSettings& settings, int32_t as_of_day,
+                                                  std::optional<int32_t> pay_from_day) {
+  static FactsCache cache;
+  constexpr size_t kEntries = 4;
+  FactsKey key{snap.blocks, snap.persons->version, snap.persons->size(), settings.FactsKey(), tz.name(),
+               as_of_day,   pay_from_day};
+  {
+    std::lock_guard<std::mutex> l(cache.mu);
+    for (auto& [k, v] : cache.entries)
+      if (k == key) return v;
+  }
+  auto facts = ComputePersonFacts(snap, tz, settings, as_of_day, pay_from_day);
+  std::lock_guard<std::mutex> l(cache.mu);
+  cache.entries.emplace_back(std::move(key), facts);
+  if (cache.entries.size() > kEntries) cache.entries.erase(cache.entries.begin());
+  return facts;
+}
+
+std::string_view LifecycleStage(const PersonFacts& f, const PeopleSettings& s, const TimeZone& tz, uint32_t person) {
+  if (!f.Has(person)) return "";
+  const int32_t first_day = tz.LocalDay(f.first_ts[person]);
+  if (f.as_of_day - first_day < s.new_days) return "new";
+  const int32_t idle = f.as_of_day - tz.LocalDay(f.last_ts[person]);
+  if (idle < s.active_days) return "active";
+  if (idle < s.churn_days) return "silent";
+  return "churned";
+}
+
+}  // namespace ns

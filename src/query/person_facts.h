@@ -1,0 +1,78 @@
+// Per-person facts as of a date: what the person-level models (RFM, lifecycle, cohorts'
+// model conditions, the person page) are computed from. One pass over the snapshot's rows
+// (in parallel over blocks) builds dense arrays indexed by person id; the result is cached
+// per (snapshot, settings, as-of) so the person page, the cohort evaluator and the rfm
+// query asked of one state of the store share one pass.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time_zone.h"
+#include "storage/event_store.h"
+
+namespace ns {
+
+// A project's settings of the person-level models (docs/people.md "Settings").
+struct PeopleSettings {
+  std::string pay_event = "pay";            // which event is a payment
+  std::string amount_property = "amount";   // its amount (a number, or numeric text)
+  std::string order_property = "order_id";  // when present, events of one order count once
+  int new_days = 7;                         // lifecycle: first seen within the last N days
+  int active_days = 30;                     // active: last seen within the last N days
+  int churn_days = 90;                      // silent up to N days without events, churned beyond
+  // Person and event properties shown masked to every role but admin.
+  std::vector<std::string> masked_properties = {"phone", "mobile", "email", "id_card", "$ip"};
+
+  // Validates every field (errors name it); fields left out keep `base`'s value.
+  static StatusOr<PeopleSettings> FromJson(const nlohmann::json& j, const PeopleSettings& base);
+  nlohmann::json ToJson() const;
+  // A key of the settings the facts depend on (cache key).
+  std::string FactsKey() const;
+};
+
+// The end of local day `as_of_day` in UTC ms (exclusive): facts "as of" a date count every
+// event before it.
+int64_t AsOfEndMs(const TimeZone& tz, int32_t as_of_day);
+
+struct PersonFacts {
+  int32_t as_of_day = 0;
+  int64_t end_ms = 0;  // rows with ts < end_ms counted
+  // Indexed by person id; a person with events == 0 has no rows before end_ms (or is not a
+  // person: merged into another).
+  std::vector<int64_t> first_ts, last_ts;
+  std::vector<uint32_t> events;
+  // Payments: orders (events of one order_id counted once), their amounts summed (an
+  // order's amount is the largest among its events), the last payment's time.
+  std::vector<uint32_t> orders;
+  std::vector<double> monetary;
+  std::vector<int64_t> last_pay_ts;
+  size_t active_persons = 0;  // persons with events > 0
+
+  size_t size() const { return events.size(); }
+  bool Has(uint32_t p) const { return p < events.size() && events[p] > 0; }
+  bool Paid(uint32_t p) const { return p < orders.size() && orders[p] > 0; }
+};
+
+// The facts of every person of `snap` as of the end of local day `as_of_day`. Cached: the
+// same snapshot state, settings and day answer the same object.
+// With `pay_from_day`, only payments on or after that local day count (rfm's date_from).
+std::shared_ptr<const PersonFacts> GetPersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
+                                                  const PeopleSettings& settings, int32_t as_of_day,
+                                                  std::optional<int32_t> pay_from_day = std::nullopt);
+// Uncached (tests, and the cache's miss path).
+std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
+                                                      const PeopleSettings& settings, int32_t as_of_day,
+                                                      std::optional<int32_t> pay_from_day = std::nullopt);
+
+// Lifecycle stage of a person as of facts.as_of_day (docs/people.md): "new", "active",
+// "silent" or "churned"; "" if the person has no events before then.
+std::string_view LifecycleStage(const PersonFacts& facts, const PeopleSettings& s, const TimeZone& tz, uint32_t person);
+
+}  // namespace ns
