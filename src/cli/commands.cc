@@ -33,6 +33,7 @@
 #include "server/collect_routes.h"
 #include "server/http_server.h"
 #include "server/ops_routes.h"
+#include "server/people_routes.h"
 #include "server/static_routes.h"
 
 namespace ns {
@@ -150,9 +151,14 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto admin_password = (*ops)->EnsureAdmin();
   if (!admin_password.ok()) return Fail(admin_password.status());
   if (Status st = (*ops)->GrantAdminsNewProjects(); !st.ok()) return Fail(st);
+  // The people layer: cohorts, persons, people settings (docs/people.md).
+  auto people = PeopleService::Open(registry);
+  if (!people.ok()) return Fail(people.status());
   HttpServer server(registry, so, &(*ops)->accounts);
+  server.context().people = people->get();
   server.AddRoutes(CollectRoutes(server.context()));
   server.AddRoutes(OpsRoutes(server.context(), **ops));
+  server.AddRoutes(PeopleRoutes(server.context(), **people));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;

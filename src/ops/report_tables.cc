@@ -5,9 +5,9 @@
 #include <unistd.h>
 #include <cstdio>
 
+#include "core/csv_text.h"
 #include "core/file_util.h"
 #include "core/uuid.h"
-#include "ops/csv_text.h"
 
 namespace ns {
 

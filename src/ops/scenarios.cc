@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
+#include "core/csv_text.h"
 #include "core/time_zone.h"
-#include "ops/csv_text.h"
 #include "query/query_spec.h"
 
 namespace ns {

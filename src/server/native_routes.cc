@@ -2,9 +2,11 @@
 // info, health and metrics.
 #include <spdlog/spdlog.h>
 
+#include "core/csv_text.h"
 #include "core/time_zone.h"
-#include "ops/csv_text.h"
+#include "query/cohort_source.h"
 #include "query/operators.h"
+#include "query/person_facts.h"
 #include "query/properties.h"
 #include "server/server_context.h"
 
@@ -21,7 +23,18 @@ void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) 
   if (!q.ok()) return res.Error(q.status());
   ctx.metrics.Add("northstar_queries_total", {});
   Deadline deadline = ctx.QueryDeadline(req);
-  auto out = RunQuery(*q, *(*project)->store, (*project)->tz, &deadline);
+  QueryOptions options{&deadline};
+  std::unique_ptr<CohortSource> cohorts;
+  PeopleSettings settings;
+  if (ctx.people) {
+    cohorts = ctx.people->Source((*project)->info.name);
+    auto s = ctx.people->Settings((*project)->info.name);
+    if (!s.ok()) return res.Error(s.status());
+    settings = *s;
+    options.cohorts = cohorts.get();
+    options.people = &settings;
+  }
+  auto out = RunQuery(*q, *(*project)->store, (*project)->tz, options);
   if (!out.ok()) {
     ctx.metrics.Add("northstar_query_errors_total", {});
     if (out.status().code() == StatusCode::kDeadlineExceeded) ctx.metrics.Add("northstar_queries_stopped_total", {});

@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "ingest/native_parser.h"
 #include "meta/project_registry.h"
+#include "people/people_service.h"
 #include "server/auth.h"
 #include "server/http_types.h"
 #include "server/rate_limiter.h"
@@ -66,7 +67,8 @@ struct ServerContext {
   ServerOptions opt;
   Metrics metrics;
   RateLimiter rate_limiter;
-  Authenticator auth;  // used by the middleware (server/auth.h) and the collection routes
+  Authenticator auth;               // used by the middleware (server/auth.h) and the collection routes
+  PeopleService* people = nullptr;  // cohorts for queries' cohort filters; null: refused
 
   // `accounts` may be null: project keys only (no users, sessions or role keys).
   ServerContext(ProjectRegistry& r, ServerOptions o, Accounts* accounts)

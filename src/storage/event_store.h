@@ -125,6 +125,8 @@ class EventStore {
   // The distinct id to show for a person: the newest of its ids (the login id after an
   // $identify, not the first anonymous one).
   virtual std::string DisplayId(uint32_t person) const = 0;
+  // The distinct id string of a did ("" if unknown).
+  virtual std::string DistinctId(uint32_t did) const = 0;
   virtual std::vector<std::string> EventNames() const = 0;
   virtual const std::string& dir() const = 0;
 };

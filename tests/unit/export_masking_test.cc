@@ -1,11 +1,11 @@
-// CSV export cells (ops/csv_text.h): OWASP's CSV-injection rule on every export, including
+// CSV export cells (core/csv_text.h): OWASP's CSV-injection rule on every export, including
 // the cases the probe found (issue 8, finding 8: "-1-1", "\t=1+2", a planted =HYPERLINK).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/csv_text.h"
 #include "core/log_safe.h"
 #include "ops/alerts.h"
-#include "ops/csv_text.h"
 #include "ops/http_client.h"
 #include "ops/notify.h"
 #include "test_util.h"

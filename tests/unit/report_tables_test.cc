@@ -1,4 +1,4 @@
-// The four report tables (ops/report_tables.h) and CSV text (ops/csv_text.h), until now
+// The four report tables (ops/report_tables.h) and CSV text (core/csv_text.h), until now
 // tested only through the Python exports: headings in both languages, the rows taken from a
 // scenario, its KPIs and its evaluation, the CSV form (BOM, CRLF, every cell neutralised
 // against formula injection) and the XLSX container; parsing an uploaded CSV.
@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/csv_text.h"
 #include "core/time_zone.h"
-#include "ops/csv_text.h"
 #include "ops/report_tables.h"
 #include "test_util.h"
 

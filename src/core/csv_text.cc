@@ -1,4 +1,4 @@
-#include "ops/csv_text.h"
+#include "core/csv_text.h"
 
 namespace ns {
 

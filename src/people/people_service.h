@@ -1,0 +1,104 @@
+// The people layer's service: cohorts (stored in the metadata store, evaluated to bitmaps of
+// persons and cached per state of the store, so a size is never stale), the person page,
+// timelines, lists and exports, and the project's people settings. The HTTP routes
+// (server/people_routes.cc) call it; the query layer sees cohorts through Source() (a
+// CohortSource), so `{"cohort": ID}` works as a filter in every query kind.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <roaring/roaring.hh>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/mutex.h"
+#include "core/status.h"
+#include "meta/project_registry.h"
+#include "people/cohort_definition.h"
+#include "query/cohort_source.h"
+#include "query/person_facts.h"
+
+namespace ns {
+
+// The people layer's migrations (subsystem "people").
+const std::vector<Migration>& PeopleMigrations();
+
+// How a person list is asked for (GET /api/v1/persons).
+struct PersonListRequest {
+  int64_t cohort = 0;                  // 0: everyone
+  std::vector<Filter> filters;         // person properties
+  std::string q;                       // a distinct id or a property value contains this (case-insensitive)
+  std::string order_by = "last_seen";  // last_seen, first_seen or event_count (descending)
+  size_t limit = 50;
+  size_t offset = 0;  // the cursor
+};
+
+class PeopleService {
+ public:
+  static StatusOr<std::unique_ptr<PeopleService>> Open(ProjectRegistry& registry);
+
+  // ---- settings
+  StatusOr<PeopleSettings> Settings(const std::string& project);
+  StatusOr<PeopleSettings> UpdateSettings(const std::string& project, const nlohmann::json& patch);
+
+  // ---- cohorts (docs/people.md). Answers are the JSON of the API.
+  StatusOr<nlohmann::json> CreateCohort(const std::string& project, const nlohmann::json& body,
+                                        const std::string& actor);
+  StatusOr<nlohmann::json> GetCohort(const std::string& project, int64_t id);
+  StatusOr<nlohmann::json> ListCohorts(const std::string& project);
+  StatusOr<nlohmann::json> UpdateCohort(const std::string& project, int64_t id, const nlohmann::json& patch);
+  Status DeleteCohort(const std::string& project, int64_t id);
+  // Static cohorts: adds distinct ids (a JSON array / {"distinct_ids":[...]} or CSV text
+  // whose first column holds them); unknown ids are reported, not added.
+  StatusOr<nlohmann::json> AddMembers(const std::string& project, int64_t id, const std::string& body, bool csv);
+  // The cohort's persons under `snap` (cached per cohort version and store state).
+  StatusOr<std::shared_ptr<const Roaring>> Members(const std::string& project, int64_t id, const StoreSnapshot& snap,
+                                                   const TimeZone& tz);
+  // A CohortSource of one project for the query layer (valid while this service lives).
+  std::unique_ptr<CohortSource> Source(const std::string& project);
+
+  // ---- persons. `unmasked`: the caller is an admin (personal data in clear).
+  StatusOr<nlohmann::json> Person(const std::string& project, const std::string& distinct_id,
+                                  std::optional<int32_t> as_of_day, bool unmasked);
+  // Newest first; `before` is a cursor from "next" (or empty: from the newest).
+  StatusOr<nlohmann::json> Timeline(const std::string& project, const std::string& distinct_id,
+                                    const std::string& before, size_t limit, bool unmasked);
+  StatusOr<nlohmann::json> ListPersons(const std::string& project, const PersonListRequest& req, bool unmasked);
+  // Every match as CSV (UTF-8 BOM, formula-safe cells).
+  StatusOr<std::string> PersonsCsv(const std::string& project, PersonListRequest req, bool unmasked);
+
+ private:
+  explicit PeopleService(ProjectRegistry& registry) : registry_(registry), db_(registry.meta_db()) {}
+  struct CohortRow {
+    int64_t id = 0;
+    std::string name, description, kind, created_by;
+    nlohmann::json definition;
+    int64_t created_at = 0, updated_at = 0, version = 0;
+  };
+  StatusOr<CohortRow> LoadCohort(const std::string& project, int64_t id);
+  StatusOr<std::shared_ptr<const Roaring>> MembersOf(const std::string& project, int64_t id, const StoreSnapshot& snap,
+                                                     const TimeZone& tz, std::vector<int64_t>& path);
+  Status CheckNoCycle(const std::string& project, int64_t id, const CohortCondition& def);
+  StatusOr<nlohmann::json> CohortJson(const std::string& project, const CohortRow& row, bool with_size);
+  StatusOr<std::vector<uint32_t>> MatchPersons(Project& p, const StoreSnapshot& snap, const PersonFacts& facts,
+                                               const PersonListRequest& req, const PeopleSettings& s);
+
+  ProjectRegistry& registry_;
+  MetaDb& db_;
+  struct CacheEntry {
+    int64_t version = 0;
+    std::vector<std::shared_ptr<const Block>> blocks;  // the store state it was computed on
+    uint64_t persons_version = 0;
+    size_t persons = 0;
+    int32_t today = 0;
+    std::shared_ptr<const Roaring> members;
+  };
+  Mutex mu_;
+  std::map<int64_t, CacheEntry> cache_ GUARDED_BY(mu_);  // cohort id -> latest evaluation
+};
+
+}  // namespace ns

@@ -1,0 +1,156 @@
+// The people API (docs/people.md): persons (page, timeline, list, CSV), cohorts (CRUD,
+// static members, export) and the project's people settings. Personal data is masked for
+// every role but admin (people/masking.h).
+#include "server/people_routes.h"
+
+#include "server/route_util.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+bool Unmasked(const Principal& who) { return who.role == Role::kAdmin; }
+
+std::string PathId(const HttpRequest& req) { return UrlDecode(req.matches.at(1), false); }
+
+StatusOr<size_t> SizeParam(const HttpRequest& req, const char* name, size_t def, size_t lo, size_t hi) {
+  if (!req.HasParam(name)) return def;
+  const std::string v = req.Param(name);
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || x < static_cast<long long>(lo) || x > static_cast<long long>(hi))
+    return InvalidArgument(std::string(name) + ": expected a number from " + std::to_string(lo) + " to " +
+                               std::to_string(hi) + ", got '" + v + "'",
+                           name);
+  return static_cast<size_t>(x);
+}
+
+StatusOr<PersonListRequest> ListRequest(const HttpRequest& req, bool csv) {
+  PersonListRequest r;
+  if (req.HasParam("cohort")) {
+    NS_ASSIGN_OR_RETURN(size_t c, SizeParam(req, "cohort", 0, 1, SIZE_MAX >> 1));
+    r.cohort = static_cast<int64_t>(c);
+  }
+  if (req.HasParam("filters")) {
+    json j = json::parse(req.Param("filters"), nullptr, false);
+    if (j.is_discarded() || !j.is_array())
+      return InvalidArgument("filters: expected a JSON array of filters", "filters");
+    for (auto& f : j)  // person properties: the "person." prefix is optional here
+      if (f.is_object() && f.contains("property") && f["property"].is_string() &&
+          f["property"].get<std::string>().rfind("person.", 0) != 0)
+        f["property"] = "person." + f["property"].get<std::string>();
+    NS_ASSIGN_OR_RETURN(r.filters, ParseFilters(j, "filters"));
+  }
+  r.q = req.Param("q");
+  if (req.HasParam("order_by")) {
+    r.order_by = req.Param("order_by");
+    if (r.order_by != "last_seen" && r.order_by != "first_seen" && r.order_by != "event_count")
+      return InvalidArgument("order_by: expected last_seen, first_seen or event_count", "order_by");
+  }
+  if (!csv) {
+    NS_ASSIGN_OR_RETURN(r.limit, SizeParam(req, "limit", 50, 1, 1000));
+    NS_ASSIGN_OR_RETURN(r.offset, SizeParam(req, "cursor", 0, 0, SIZE_MAX >> 1));
+  } else {
+    r.limit = SIZE_MAX;
+  }
+  return r;
+}
+
+void SendCsv(HttpResponse& res, const StatusOr<std::string>& csv, const std::string& filename) {
+  if (!csv.ok()) return res.Error(csv.status());
+  res.SetHeader("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+  res.Text(200, *csv, "text/csv; charset=utf-8");
+}
+
+}  // namespace
+
+std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
+  PeopleService* ps = &people;
+  return {
+      // ---- persons
+      R("GET", R"(/api/v1/persons)", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          auto r = ListRequest(req, false);
+          if (!r.ok()) return res.Error(r.status());
+          Reply(res, ps->ListPersons(who.project, *r, Unmasked(who)));
+        }),
+      R("GET", R"(/api/v1/persons\.csv)", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          auto r = ListRequest(req, true);
+          if (!r.ok()) return res.Error(r.status());
+          SendCsv(res, ps->PersonsCsv(who.project, *r, Unmasked(who)), "persons.csv");
+        }),
+      R("GET", R"(/api/v1/persons/([^/]+)/events)", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          auto limit = SizeParam(req, "limit", 50, 1, 1000);
+          if (!limit.ok()) return res.Error(limit.status());
+          Reply(res, ps->Timeline(who.project, PathId(req), req.Param("before"), *limit, Unmasked(who)));
+        }),
+      R("GET", R"(/api/v1/persons/([^/]+))", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          std::optional<int32_t> as_of;
+          if (req.HasParam("as_of")) {
+            auto d = ParseDate(req.Param("as_of"), "as_of");
+            if (!d.ok()) return res.Error(d.status());
+            as_of = *d;
+          }
+          Reply(res, ps->Person(who.project, PathId(req), as_of, Unmasked(who)));
+        }),
+      // ---- cohorts
+      R("GET", R"(/api/v1/cohorts)", Access::kViewer,
+        [ps](const HttpRequest&, HttpResponse& res, const Principal& who) {
+          Reply(res, ps->ListCohorts(who.project));
+        }),
+      R("POST", R"(/api/v1/cohorts)", Access::kOperator,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) { Reply(res, ps->CreateCohort(who.project, b, who.actor), 201); });
+        }),
+      R("GET", R"(/api/v1/cohorts/(\d+))", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          Reply(res, ps->GetCohort(who.project, Id(req)));
+        }),
+      R("PATCH", R"(/api/v1/cohorts/(\d+))", Access::kOperator,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) { Reply(res, ps->UpdateCohort(who.project, Id(req), b)); });
+        }),
+      R("DELETE", R"(/api/v1/cohorts/(\d+))", Access::kOperator,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          ReplyOk(res, ps->DeleteCohort(who.project, Id(req)));
+        }),
+      R("POST", R"(/api/v1/cohorts/(\d+)/members)", Access::kOperator,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          const std::string mime = req.MimeType();
+          const bool csv = mime == "text/csv" || mime == "application/csv";
+          if (!csv && !mime.empty() && mime != "application/json" && mime != "text/plain")
+            return res.Error(
+                UnsupportedMediaType("expected Content-Type text/csv or application/json, got '" + mime + "'"));
+          Reply(res, ps->AddMembers(who.project, Id(req), std::string(req.body), csv));
+        }),
+      R("GET", R"(/api/v1/cohorts/(\d+)/export\.csv)", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          PersonListRequest r;
+          r.cohort = Id(req);
+          r.limit = SIZE_MAX;
+          SendCsv(res, ps->PersonsCsv(who.project, r, Unmasked(who)), "cohort-" + std::to_string(Id(req)) + ".csv");
+        }),
+      // ---- settings
+      R("GET", R"(/api/v1/people/settings)", Access::kViewer,
+        [ps](const HttpRequest&, HttpResponse& res, const Principal& who) {
+          auto s = ps->Settings(who.project);
+          if (!s.ok()) return res.Error(s.status());
+          res.Json(200, s->ToJson());
+        }),
+      R("PATCH", R"(/api/v1/people/settings)", Access::kAdmin,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) {
+            auto s = ps->UpdateSettings(who.project, b);
+            if (!s.ok()) return res.Error(s.status());
+            res.Json(200, s->ToJson());
+          });
+        }),
+  };
+}
+
+}  // namespace ns
