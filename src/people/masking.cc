@@ -36,6 +36,10 @@ bool IsMaskedProperty(std::string_view key, const std::vector<std::string>& mask
 void MaskProperties(nlohmann::json& props, const std::vector<std::string>& masked) {
   if (!props.is_object()) return;
   for (auto it = props.begin(); it != props.end(); ++it) {
+    if (it->is_object() && !IsMaskedProperty(it.key(), masked)) {  // "$set": {"phone": ...}
+      MaskProperties(*it, masked);
+      continue;
+    }
     if (!IsMaskedProperty(it.key(), masked) || it->is_null()) continue;
     *it = MaskValue(it->is_string() ? it->get<std::string>() : it->dump());
   }

@@ -41,12 +41,7 @@ StatusOr<LifecycleQuery> ParseLifecycleQuery(const json& j) {
   NS_ASSIGN_OR_RETURN(q.event, GetString(j, "event", "", false, "$any"));
   if (q.event.empty()) return InvalidArgument("event: must not be empty", "event");
   NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
-  if (auto it = j.find("cohort"); it != j.end() && !it->is_null()) {
-    json cf = it->is_object() ? *it : json{{"cohort", *it}};
-    NS_ASSIGN_OR_RETURN(Filter f, ParseCohortFilter(cf, "cohort"));
-    f.field = "cohort";
-    q.filters.push_back(std::move(f));
-  }
+  NS_RETURN_IF_ERROR(AppendCohortField(j, &q.filters));
   return q;
 }
 

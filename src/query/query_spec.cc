@@ -226,6 +226,16 @@ StatusOr<Filter> ParseCohortFilter(const json& fj, const std::string& f) {
   return flt;
 }
 
+Status AppendCohortField(const json& j, std::vector<Filter>* filters) {
+  auto it = j.find("cohort");
+  if (it == j.end() || it->is_null()) return Status::OK();
+  json cf = it->is_object() ? *it : json{{"cohort", *it}};
+  NS_ASSIGN_OR_RETURN(Filter f, ParseCohortFilter(cf, "cohort"));
+  f.field = "cohort";
+  filters->push_back(std::move(f));
+  return Status::OK();
+}
+
 StatusOr<std::vector<Filter>> ParseFilters(const json& j, const std::string& field) {
   std::vector<Filter> out;
   if (j.is_null()) return out;

@@ -115,5 +115,7 @@ StatusOr<RetentionQuery> ParseRetentionQuery(const nlohmann::json& j);
 StatusOr<std::vector<Filter>> ParseFilters(const nlohmann::json& j, const std::string& field);
 // One cohort filter {"cohort": ID, "op": "in"|"not_in"}; `field` names it in errors.
 StatusOr<Filter> ParseCohortFilter(const nlohmann::json& j, const std::string& field);
+// A request's top-level "cohort" (an id, or {"cohort": ID, "op": ...}) appended to filters.
+Status AppendCohortField(const nlohmann::json& j, std::vector<Filter>* filters);
 
 }  // namespace ns

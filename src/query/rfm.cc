@@ -101,12 +101,7 @@ StatusOr<RfmQuery> ParseRfmQuery(const json& j, int32_t today) {
           "filters: rfm filters persons: use person.<property> or a cohort, not the event property '" + f.property +
               "'",
           "filters");
-  if (auto it = j.find("cohort"); it != j.end() && !it->is_null()) {
-    json cf = it->is_object() ? *it : json{{"cohort", *it}};
-    NS_ASSIGN_OR_RETURN(Filter f, ParseCohortFilter(cf, "cohort"));
-    f.field = "cohort";
-    q.filters.push_back(std::move(f));
-  }
+  NS_RETURN_IF_ERROR(AppendCohortField(j, &q.filters));
   NS_ASSIGN_OR_RETURN(q.segment, GetString(j, "segment", "", false));
   if (!q.segment.empty() && RfmSegmentIndex(q.segment) < 0)
     return InvalidArgument("segment: unknown segment '" + q.segment + "' (expected " + RfmSegmentList() + ")",

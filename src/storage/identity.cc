@@ -55,6 +55,8 @@ Status IdentityMap::Load() {
   columns_.clear();
   newest_did_.clear();
   identified_.clear();
+  did_identified_.clear();
+  newest_identified_did_.clear();
   pending_.clear();
   log_.reset();
   version_++;
@@ -92,7 +94,12 @@ Status IdentityMap::ApplyRecord(std::string_view payload) {
       if (r.ok() && a < ids_.size() && b < ids_.size()) DoMerge(a, b);
     } else if (type == kIdentified) {
       uint32_t did = r.U32();
-      if (r.ok() && did < ids_.size()) identified_[Find(did)] = 1;
+      if (r.ok() && did < ids_.size()) {
+        const uint32_t root = Find(did);
+        identified_[root] = 1;
+        did_identified_[did] = 1;
+        newest_identified_did_[root] = std::max<int64_t>(newest_identified_did_[root], did);
+      }
     } else if (type == kSet || type == kSetOnce) {
       uint32_t did = r.U32();
       std::vector<Property> props;
@@ -112,6 +119,8 @@ void IdentityMap::NewDid(std::string_view id) {
   parent_.push_back(did);
   newest_did_.push_back(did);
   identified_.push_back(0);
+  did_identified_.push_back(0);
+  newest_identified_did_.push_back(-1);
   version_++;
 }
 
@@ -129,6 +138,7 @@ void IdentityMap::DoMerge(uint32_t a, uint32_t b) {
   if (rb < ra) std::swap(ra, rb);
   parent_[rb] = ra;
   newest_did_[ra] = std::max(newest_did_[ra], newest_did_[rb]);
+  newest_identified_did_[ra] = std::max(newest_identified_did_[ra], newest_identified_did_[rb]);
   // Every merge comes from an identify or an alias, so the merged person is identified
   // (logs written before the identified records existed replay to the same rule).
   identified_[ra] = 1;
@@ -214,12 +224,16 @@ bool IdentityMap::Merge(uint32_t a, uint32_t b, bool allow_identified) {
 void IdentityMap::MarkIdentified(uint32_t did) {
   std::lock_guard lk(mu_);
   const uint32_t root = Find(did);
-  if (identified_[root]) return;
+  // Recorded once per did (not once per person) so the display id can be the newest login
+  // id of a person that was identified before.
+  if (did_identified_[did]) return;
   BinWriter w;
   w.U8(kIdentified);
   w.U32(did);
   pending_.push_back(std::move(w.str()));
   identified_[root] = 1;
+  did_identified_[did] = 1;
+  newest_identified_did_[root] = std::max<int64_t>(newest_identified_did_[root], did);
 }
 
 bool IdentityMap::Identified(uint32_t did) const {
@@ -306,7 +320,9 @@ std::string IdentityMap::DistinctId(uint32_t did) const {
 std::string IdentityMap::DisplayId(uint32_t person) const {
   std::lock_guard lk(mu_);
   if (person >= ids_.size()) return std::string();
-  return ids_[newest_did_[Find(person)]];
+  const uint32_t root = Find(person);
+  const int64_t login = newest_identified_did_[root];
+  return ids_[login >= 0 ? static_cast<uint32_t>(login) : newest_did_[root]];
 }
 
 size_t IdentityMap::did_count() const {

@@ -98,6 +98,11 @@ class IdentityMap {
   std::map<std::string, std::shared_ptr<PersonColumn>, std::less<>> columns_;
   std::vector<uint32_t> newest_did_;  // per root: its largest did
   std::vector<uint8_t> identified_;   // per root: 1 once identified (an $identify, alias or merge)
+  // The display id (DisplayId): per did, 1 if it was the subject of an identifying event
+  // (the login id, not the anonymous id an $identify joins); per root, the newest such did
+  // of the person (-1: none; then the newest did is shown).
+  std::vector<uint8_t> did_identified_;
+  std::vector<int64_t> newest_identified_did_;
   std::vector<std::string> pending_;  // encoded records not yet committed
   uint64_t version_ = 0;
   uint64_t merge_version_ = 1;

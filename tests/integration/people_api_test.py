@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""The people API against a real server (docs/people.md): persons looked up by any distinct
+id (merged persons), RFM and lifecycle as of a day, timelines paginated by cursor, lists,
+search and CSV, static and behavioural cohorts (sizes that follow new events at once,
+cycles refused with the path, unknown ids reported, members that follow a merge), cohorts
+as filters of queries and of the rfm and lifecycle kinds, masking of personal data for
+non-admins, and the errors that name the field.
+
+Usage: people_api_test.py /path/to/northstar. Standard library only.
+"""
+
+import csv
+import io
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from nsclient import Client  # noqa: E402
+from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from opsclient import create_project  # noqa: E402
+
+S = {}  # fixtures: server, secret client, viewer client, write key
+
+
+def ev(name, did, ts, props=None):
+    e = {"event": name, "distinct_id": did, "timestamp": ts}
+    if props:
+        e["properties"] = props
+    return e
+
+
+def send(events):
+    r = S["writer"].req("POST", "/api/v1/events", events)
+    check(r.status == 200, f"ingest: {r}")
+    return r.json()
+
+
+def setup(binary, tmp):
+    data = os.path.join(tmp, "data")
+    os.makedirs(data)
+    keys = create_project(binary, data, "shop", tz="Asia/Shanghai")
+    S["server"] = srv = Server(binary, data, os.path.join(tmp, "server.log"))
+    srv.start()
+    S["sec"] = Client(srv.port, "secret", key=keys["secret_key"])
+    S["writer"] = Client(srv.port, "writer", key=keys["write_key"])
+    k = S["sec"].ok("POST", "/api/v1/api-keys", {"name": "reader", "role": "viewer"}, 201)
+    S["viewer"] = Client(srv.port, "viewer", key=k["key"])
+    # alice: anonymous device, then logs in (identify), pays twice (one order sent twice);
+    # bob pays once long ago; carol only browses. Local days in Asia/Shanghai (+08:00).
+    send([
+        ev("page_view", "dev-a", "2026-11-01T09:00:00+08:00"),
+        ev("$identify", "alice", "2026-11-01T09:05:00+08:00",
+           {"$anon_distinct_id": "dev-a", "$set": {"phone": "13812345678", "email": "alice@example.com",
+                                                    "city": "杭州"}}),
+        ev("add_to_cart", "alice", "2026-11-01T09:10:00+08:00"),
+        ev("pay", "alice", "2026-11-01T09:20:00+08:00", {"amount": 100, "order_id": "o1"}),
+        ev("pay", "alice", "2026-11-01T09:20:01+08:00", {"amount": 100, "order_id": "o1"}),
+        ev("pay", "alice", "2026-11-20T23:59:00+08:00", {"amount": 50.5, "order_id": "o2"}),
+        ev("pay", "bob", "2026-06-01T10:00:00+08:00", {"amount": 30, "order_id": "o3"}),
+        ev("$identify", "bob", "2026-06-01T10:00:00+08:00", {"$set": {"city": "上海", "phone": "13900001111"}}),
+        ev("page_view", "carol", "2026-11-30T10:00:00+08:00"),
+        ev("add_to_cart", "carol", "2026-11-30T10:01:00+08:00"),
+    ])
+
+
+def test_person_by_any_id():
+    for did in ("alice", "dev-a"):
+        p = S["sec"].ok("GET", f"/api/v1/persons/{did}?as_of=2026-11-30")
+        check_eq(sorted(p["distinct_ids"]), ["alice", "dev-a"], "distinct ids")
+        check_eq(p["display_id"], "alice", "display id: the identified id")
+        check_eq(p["event_count"], 6, "events (the $identify included)")
+        check_eq(p["first_seen"], "2026-11-01T01:00:00.000Z", "first seen")
+        rfm = p["rfm"]
+        check_eq((rfm["frequency"], rfm["monetary"]), (2, 150.5), "orders de-duplicated by order_id")
+        check_eq(rfm["recency_days"], 10, "recency: local days from 2026-11-20 to 2026-11-30")
+        check_eq(p["lifecycle"], "active", "lifecycle as of 2026-11-30")
+        check_eq(p["properties"]["phone"], "13812345678", "admin sees personal data")
+    p = S["sec"].ok("GET", "/api/v1/persons/alice?as_of=2026-11-05")
+    check_eq(p["rfm"]["frequency"], 1, "as of 2026-11-05 one order")
+    check_eq(p["lifecycle"], "new", "first seen within 7 days of 2026-11-05")
+    p = S["sec"].ok("GET", "/api/v1/persons/bob?as_of=2026-11-30")
+    check_eq(p["lifecycle"], "churned", "bob, last seen in June")
+    e = S["sec"].err("GET", "/api/v1/persons/nobody", expect=404)
+    check("nobody" in e["message"], f"404 names the id: {e}")
+    e = S["sec"].err("GET", "/api/v1/persons/alice?as_of=2026-13-01")
+    check_eq(e.get("field"), "as_of", "bad as_of")
+
+
+def test_masking_for_viewers():
+    p = S["viewer"].ok("GET", "/api/v1/persons/alice")
+    check_eq(p["properties"]["phone"], "138****5678", "masked phone")
+    check_eq(p["properties"]["email"], "a***@example.com", "masked email")
+    check_eq(p["properties"]["city"], "杭州", "other properties in clear")
+    lst = S["viewer"].ok("GET", "/api/v1/persons?q=alice")
+    check_eq(lst["persons"][0]["properties"]["phone"], "138****5678", "masked in lists")
+    r = S["viewer"].req("GET", "/api/v1/persons.csv")
+    check("13812345678" not in r.body.decode(), "no raw phone in the viewer's CSV")
+    check("138****5678" in r.body.decode(), "masked phone in the viewer's CSV")
+    # Searching by a hidden value finds nothing (it would reveal it).
+    check_eq(S["viewer"].ok("GET", "/api/v1/persons?q=13812345678")["total"], 0, "no search by masked data")
+    # The secret key's timeline shows raw values; the viewer's does not.
+    t = S["viewer"].ok("GET", "/api/v1/persons/alice/events?limit=100")
+    for e in t["events"]:
+        if "$set" in e["properties"]:
+            check("13812345678" not in str(e["properties"]), f"timeline masks nested data? {e}")
+
+
+def test_timeline_pages():
+    seen, cursor = [], None
+    while True:
+        path = "/api/v1/persons/dev-a/events?limit=2" + (f"&before={cursor}" if cursor else "")
+        page = S["sec"].ok("GET", path)
+        check(len(page["events"]) <= 2, "page size")
+        seen += page["events"]
+        cursor = page["next"]
+        if not cursor:
+            break
+    check_eq(len(seen), 6, "every event of the merged person once")
+    ts = [e["timestamp"] for e in seen]
+    check_eq(ts, sorted(ts, reverse=True), "newest first")
+    check_eq(seen[-1]["event"], "page_view", "the anonymous first event is the oldest")
+    e = S["sec"].err("GET", "/api/v1/persons/alice/events?limit=0")
+    check_eq(e.get("field"), "limit", "limit validated")
+
+
+def test_list_search_csv():
+    lst = S["sec"].ok("GET", "/api/v1/persons?order_by=last_seen&limit=2")
+    check_eq(lst["total"], 3, "three persons")
+    check_eq([p["distinct_id"] for p in lst["persons"]], ["carol", "alice"], "newest activity first")
+    nxt = S["sec"].ok("GET", f"/api/v1/persons?order_by=last_seen&limit=2&cursor={lst['next']}")
+    check_eq([p["distinct_id"] for p in nxt["persons"]], ["bob"], "second page")
+    check_eq(S["sec"].ok("GET", "/api/v1/persons?q=%E4%B8%8A%E6%B5%B7")["persons"][0]["distinct_id"], "bob",
+             "search by a property value (上海)")
+    f = '[{"property":"city","op":"eq","value":"杭州"}]'
+    import urllib.parse
+    got = S["sec"].ok("GET", "/api/v1/persons?filters=" + urllib.parse.quote(f))
+    check_eq([p["distinct_id"] for p in got["persons"]], ["alice"], "property filter")
+    r = S["sec"].req("GET", "/api/v1/persons.csv")
+    check_eq(r.status, 200, "csv status")
+    body = r.body.decode("utf-8")
+    check(body.startswith("\ufeff"), "UTF-8 BOM")
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    check_eq(rows[0][:5], ["distinct_id", "first_seen", "last_seen", "event_count", "lifecycle"], "csv header")
+    check_eq(len(rows), 4, "csv rows")
+    e = S["sec"].err("GET", "/api/v1/persons?order_by=name")
+    check_eq(e.get("field"), "order_by", "order_by validated")
+
+
+def test_cohorts():
+    sec = S["sec"]
+    payers = sec.ok("POST", "/api/v1/cohorts", {"name": "payers", "definition": {"op": "and", "conditions": [
+        {"type": "performed", "event": "pay", "count": {"op": "gte", "value": 1}}]}}, 201)
+    check_eq(payers["size"], 2, "alice and bob paid")
+    check("as_of" in payers, "as_of in the answer")
+    carted = sec.ok("POST", "/api/v1/cohorts", {"name": "carted, not paid", "definition": {"op": "and", "conditions": [
+        {"type": "performed", "event": "add_to_cart"},
+        {"type": "cohort", "id": payers["id"], "negate": True}]}}, 201)
+    check_eq(carted["size"], 1, "carol carted and never paid")
+    # Never stale: carol pays, both sizes move at once.
+    send([ev("pay", "carol", "2026-12-01T10:00:00+08:00", {"amount": 9})])
+    check_eq(sec.ok("GET", f"/api/v1/cohorts/{payers['id']}")["size"], 3, "payers after carol paid")
+    check_eq(sec.ok("GET", f"/api/v1/cohorts/{carted['id']}")["size"], 0, "carted-not-paid after carol paid")
+    # A cycle is refused with its path.
+    e = sec.err("PATCH", f"/api/v1/cohorts/{payers['id']}", {"definition": {"op": "and", "conditions": [
+        {"type": "cohort", "id": carted["id"]}]}})
+    check("cycle" in e["message"] and f"cohort {carted['id']}" in e["message"], f"cycle: {e}")
+    # Errors name the field.
+    e = sec.err("POST", "/api/v1/cohorts", {"name": "x", "definition": {"op": "and", "conditions": [
+        {"type": "performed", "event": "pay", "count": {"op": "more", "value": 1}}]}})
+    check_eq(e.get("field"), "definition.conditions[0].count.op", "bad count op")
+    e = sec.err("POST", "/api/v1/cohorts", {"name": "payers", "definition": {"op": "and", "conditions": [
+        {"type": "performed", "event": "pay"}]}}, expect=409)
+    # A cohort in use cannot be deleted.
+    r = sec.req("DELETE", f"/api/v1/cohorts/{payers['id']}")
+    check(r.status in (400, 409, 412), f"deleting a cohort in use: {r}")
+    # Viewers read but do not change.
+    S["viewer"].ok("GET", "/api/v1/cohorts")
+    S["viewer"].err("POST", "/api/v1/cohorts", {"name": "v", "kind": "static"}, expect=403)
+    S["ids"] = (payers["id"], carted["id"])
+
+
+def test_static_cohort_and_merge():
+    sec = S["sec"]
+    c = sec.ok("POST", "/api/v1/cohorts", {"name": "vip", "kind": "static"}, 201)
+    r = sec.ok("POST", f"/api/v1/cohorts/{c['id']}/members", "distinct_id\ndev-b\nghost\n", ctype="text/csv")
+    check_eq(r["unknown"], ["dev-b", "ghost"], "unknown ids reported, not added")
+    send([ev("page_view", "dev-b", "2026-12-01T11:00:00+08:00")])
+    r = sec.ok("POST", f"/api/v1/cohorts/{c['id']}/members", {"distinct_ids": ["dev-b"]})
+    check_eq(r["size"], 1, "dev-b added")
+    # dev-b logs in as bob: the membership moves with the merged person.
+    send([ev("$identify", "bob", "2026-12-01T11:01:00+08:00", {"$anon_distinct_id": "dev-b"})])
+    lst = sec.ok("GET", f"/api/v1/persons?cohort={c['id']}")
+    check_eq([p["distinct_id"] for p in lst["persons"]], ["bob"], "static member follows the merge")
+    csv_body = sec.req("GET", f"/api/v1/cohorts/{c['id']}/export.csv").body.decode("utf-8")
+    check("bob" in csv_body, f"export: {csv_body[:200]}")
+
+
+def test_cohort_filters_in_queries():
+    sec = S["sec"]
+    payers, _ = S["ids"]
+    q = {"kind": "trends", "date_from": "2026-11-01", "date_to": "2026-12-01",
+         "series": [{"event": "page_view", "math": "total"}], "interval": "month"}
+    total = sum(sec.ok("POST", "/api/v1/query", q)["series"][0]["values"])
+    q["filters"] = [{"cohort": payers}]
+    inside = sum(sec.ok("POST", "/api/v1/query", q)["series"][0]["values"])
+    q["filters"] = [{"cohort": payers, "op": "not_in"}]
+    outside = sum(sec.ok("POST", "/api/v1/query", q)["series"][0]["values"])
+    check_eq(inside + outside, total, "in + not_in = all")
+    q["filters"] = [{"cohort": 999}]
+    e = sec.err("POST", "/api/v1/query", q)
+    check_eq(e.get("field"), "filters[0].cohort", "unknown cohort named")
+    rfm = sec.ok("POST", "/api/v1/query", {"kind": "rfm", "as_of": "2026-12-01", "cohort": payers})
+    check_eq(rfm["persons_scored"], 3, "rfm over the payers")
+    check_eq(len(rfm["segments"]), 8, "eight segments")
+    lc = sec.ok("POST", "/api/v1/query", {"kind": "lifecycle", "date_from": "2026-11-01", "date_to": "2026-11-30",
+                                          "interval": "month"})
+    check_eq(lc["series"][0]["stage"], "new", "stages")
+    f = {"kind": "funnel", "date_from": "2026-11-01", "date_to": "2026-12-01",
+         "steps": [{"event": "add_to_cart"}, {"event": "pay"}], "filters": [{"cohort": payers}]}
+    check_eq(sec.ok("POST", "/api/v1/query", f)["steps"][0]["count"], 2, "funnel over a cohort")
+
+
+def test_settings():
+    s = S["sec"].ok("PATCH", "/api/v1/people/settings", {"masked_properties": ["phone", "email", "city"]})
+    check_eq(s["masked_properties"], ["phone", "email", "city"], "settings saved")
+    p = S["viewer"].ok("GET", "/api/v1/persons/alice")
+    check(p["properties"]["city"] != "杭州", f"city now masked: {p['properties']}")
+    S["viewer"].err("PATCH", "/api/v1/people/settings", {"new_days": 3}, expect=403)
+    e = S["sec"].err("PATCH", "/api/v1/people/settings", {"churn_days": 10})
+    check_eq(e.get("field"), "churn_days", "churn_days must exceed active_days")
+
+
+def main():
+    binary = binary_from_argv()
+    if not binary:
+        return 2
+    tmp = tempfile.mkdtemp(prefix="ns-people-")
+    ok = True
+    try:
+        setup(binary, tmp)
+        for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
+                  test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_settings):
+            ok &= run_one(t)
+    finally:
+        if "server" in S:
+            S["server"].stop()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
