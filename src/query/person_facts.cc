@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -131,7 +132,10 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
         const uint32_t p = d < po.size() ? po[d] : d;
         if (p >= n) continue;
         double a = 0;
-        if (amount && !amount->GetNum(*r, &a)) a = 0;
+        // GetNum reads numeric text with from_chars, which also takes "nan", "inf" and
+        // "infinity": those are not amounts (one would make the person's monetary, and every
+        // sum and ranking over it, NaN or infinite), so they count 0 like other text.
+        if (amount && (!amount->GetNum(*r, &a) || !std::isfinite(a))) a = 0;
         std::string o;
         if (order && order->Present(*r)) o = order->Get(*r).AsString();
         P.pays.push_back(PayRow{p, ts[*r], a, std::move(o)});
