@@ -131,8 +131,16 @@ StatusOr<CohortCondition> ParseCondition(const json& j, const std::string& f, in
     fj.erase("type");
     std::string prop = fj.value("property", "");
     if (prop.rfind("person.", 0) != 0 && !prop.empty()) fj["property"] = "person." + prop;
-    NS_ASSIGN_OR_RETURN(auto fs, ParseFilters(json::array({fj}), f));
-    c.property = fs[0];
+    auto fs = ParseFilters(json::array({fj}), f);
+    if (!fs.ok()) {
+      // ParseFilters names the list's element ("f[0].op"); here the condition is the filter
+      // ("f.op"). Found by tests/unit/cohort_reference_test.cc.
+      const std::string elem = f + "[0]";
+      auto rename = [&](std::string s) { return s.rfind(elem, 0) == 0 ? f + s.substr(elem.size()) : s; };
+      return InvalidArgument(rename(fs.status().message()), rename(fs.status().field()));
+    }
+    c.property = (*fs)[0];
+    c.property.field = f;
     return c;
   }
   if (type == "cohort") {

@@ -20,7 +20,12 @@ struct Range {
 
 Range RangeOf(const CohortCondition& c, const CohortEvalContext& ctx) {
   Range r;
-  if (c.last_days > 0) r.from = ctx.tz.DayStartMs(ctx.today - static_cast<int32_t>(c.last_days) + 1);
+  if (c.last_days > 0) {
+    r.from = ctx.tz.DayStartMs(ctx.today - static_cast<int32_t>(c.last_days) + 1);
+    // The last N days end with today: rows dated after it (a client clock ahead, or a
+    // `today` in the past) are not in them. Found by tests/unit/cohort_reference_test.cc.
+    r.to = ctx.tz.DayStartMs(ctx.today + 1);
+  }
   if (c.from_day) r.from = ctx.tz.DayStartMs(*c.from_day);
   if (c.to_day) r.to = ctx.tz.DayStartMs(*c.to_day + 1);
   return r;
@@ -135,9 +140,15 @@ Roaring Sequence(const CohortCondition& c, const CohortEvalContext& ctx) {
         return true;
       },
       [&](int, uint32_t p, int64_t ts, std::vector<uint64_t>& ties) {
+        // Rows matching the same earliest step are then ordered by their step sets (as the
+        // funnel does): with the earliest step alone the order was arbitrary, and a row
+        // matching steps {0} and one matching {0,1} at one instant did or did not make the
+        // sequence depending on it. Found by tests/unit/cohort_reference_test.cc.
         if (ties.size() > 1)
-          std::sort(ties.begin(), ties.end(),
-                    [](uint64_t a, uint64_t b) { return __builtin_ctzll(a) < __builtin_ctzll(b); });
+          std::sort(ties.begin(), ties.end(), [](uint64_t a, uint64_t b) {
+            const int x = __builtin_ctzll(a), y = __builtin_ctzll(b);
+            return x != y ? x < y : a < b;
+          });
         int64_t* bp = &best[static_cast<size_t>(p) * k];
         for (uint64_t mask : ties) {
           for (size_t s = k; s-- > 0;) {
