@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "people/tags.h"
+#include "people/tiers.h"
 #include "query/json_fields.h"
 #include "query/person_models.h"
 
@@ -169,11 +171,47 @@ StatusOr<CohortCondition> ParseCondition(const json& j, const std::string& f, in
                              f + ".stage");
     return c;
   }
-  if (type == "tier" || type == "tag")
-    return InvalidArgument(f + ".type: " + type + " conditions are not available yet (docs/people.md)", f + ".type");
+  if (type == "tier") {
+    NS_RETURN_IF_ERROR(CheckFields(j, f, {"type", "dimension", "level"}));
+    c.type = T::kTier;
+    NS_ASSIGN_OR_RETURN(c.key, GetString(j, "dimension", f, true));
+    TierDimension dim;
+    if (!ParseTierDimension(c.key, &dim))
+      return InvalidArgument(f + ".dimension: expected value, activity, need or social, got '" + c.key + "'",
+                             f + ".dimension");
+    NS_ASSIGN_OR_RETURN(c.value, GetString(j, "level", f, true));
+    const auto& levels = TierLevels(dim);
+    if (std::find(levels.begin(), levels.end(), c.value) == levels.end())
+      return InvalidArgument(f + ".level: expected " + std::string(levels[0]) + ", " + std::string(levels[1]) + " or " +
+                                 std::string(levels[2]) + ", got '" + c.value + "'",
+                             f + ".level");
+    return c;
+  }
+  if (type == "tag") {
+    NS_RETURN_IF_ERROR(CheckFields(j, f, {"type", "tag", "value", "values"}));
+    c.type = T::kTag;
+    NS_ASSIGN_OR_RETURN(c.key, GetString(j, "tag", f, true));
+    if (c.key.empty()) return InvalidArgument(f + ".tag: must not be empty", f + ".tag");
+    NS_ASSIGN_OR_RETURN(std::string v, GetString(j, "value", f, false));
+    if (!v.empty()) c.values.push_back(v);
+    if (auto it = j.find("values"); it != j.end() && !it->is_null()) {
+      if (!it->is_array() || it->empty())
+        return InvalidArgument(f + ".values: expected a non-empty array", f + ".values");
+      for (const auto& x : *it) {
+        if (!x.is_string()) return InvalidArgument(f + ".values: expected strings", f + ".values");
+        c.values.push_back(x.get<std::string>());
+      }
+    }
+    const bool base = FindBaseTag(c.key) != nullptr;
+    if (base && c.values.empty())
+      return InvalidArgument(f + ".value: base tag '" + c.key + "' needs a value (or values)", f + ".value");
+    if (!base && !c.values.empty())
+      return InvalidArgument(f + ".value: rule tag '" + c.key + "' takes no value", f + ".value");
+    return c;
+  }
   return InvalidArgument(f + ".type: unknown condition type '" + type +
                              "' (expected performed, not_performed, sequence, first_performed, property, cohort, "
-                             "rfm_segment or lifecycle)",
+                             "rfm_segment, lifecycle, tier or tag)",
                          f + ".type");
 }
 

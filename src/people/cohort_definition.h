@@ -27,8 +27,8 @@ struct CohortCondition {
     kCohort,          // in (or, negate, not in) another cohort
     kRfmSegment,      // in an RFM segment (quintile scoring, as of today)
     kLifecycle,       // in a lifecycle stage (as of today)
-    kTier,            // not available yet (docs/people.md)
-    kTag,
+    kTier,            // at a level of a tier dimension (people/tiers.h), as of today
+    kTag,             // has a rule tag, or a base tag with one of the values (people/tags.h)
   };
   Type type = Type::kGroup;
   std::string field;  // where it is in the definition ("conditions[1].conditions[0]")
@@ -54,8 +54,11 @@ struct CohortCondition {
   // kCohort
   int64_t cohort_id = 0;
   bool negate = false;
-  // kRfmSegment: segment key; kLifecycle: stage; kTier/kTag: value
+  // kRfmSegment: segment key; kLifecycle: stage; kTier: level
   std::string value;
+  // kTier: the dimension; kTag: the tag's key and (base tags) the accepted values
+  std::string key;
+  std::vector<std::string> values;
 };
 
 // Parses a definition (the top level is a group). Every field is validated.

@@ -222,8 +222,23 @@ StatusOr<Roaring> Eval(const CohortCondition& c, const CohortEvalContext& ctx, c
         if (ctx.snap.persons->IsPerson(p) && LifecycleStage(*facts, ctx.settings, ctx.tz, p) == c.value) out.add(p);
       return out;
     }
-    case T::kTier:
-    case T::kTag: break;
+    case T::kTier: {
+      TierDimension dim;
+      ParseTierDimension(c.key, &dim);
+      auto tiers = GetPersonTiers(ctx.snap, ctx.tz, ctx.settings, ctx.today, ctx.find);
+      const auto& levels = TierLevels(dim);
+      const int want = static_cast<int>(std::find(levels.begin(), levels.end(), c.value) - levels.begin());
+      Roaring out;
+      const auto& v = tiers->level[static_cast<size_t>(dim)];
+      for (uint32_t p = 0; p < v.size(); p++)
+        if (v[p] == want && ctx.snap.persons->IsPerson(p)) out.add(p);
+      return out;
+    }
+    case T::kTag: {
+      if (!ctx.tag) return FailedPrecondition(c.field + ": tag conditions need the people service");
+      NS_ASSIGN_OR_RETURN(std::shared_ptr<const Roaring> m, ctx.tag(c.key, c.values));
+      return *m;
+    }
   }
   return InvalidArgument(c.field + ": this condition type is not available yet", c.field);
 }

@@ -7,6 +7,8 @@
 #include "core/csv_text.h"
 #include "people/cohort_eval.h"
 #include "people/masking.h"
+#include "people/tags.h"
+#include "people/tiers.h"
 #include "query/json_fields.h"
 #include "query/person_models.h"
 #include "query/person_scan.h"
@@ -39,6 +41,8 @@ const std::vector<Migration>& PeopleMigrations() {
             project TEXT PRIMARY KEY,
             settings TEXT NOT NULL,
             updated_at INTEGER NOT NULL);)"},
+      {2, "user-defined rule tags are cohorts marked tag",
+       "ALTER TABLE cohorts ADD COLUMN is_tag INTEGER NOT NULL DEFAULT 0;"},
   };
   return m;
 }
@@ -117,7 +121,7 @@ StatusOr<PeopleSettings> PeopleService::UpdateSettings(const std::string& projec
 
 StatusOr<PeopleService::CohortRow> PeopleService::LoadCohort(const std::string& project, int64_t id) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, name, description, kind, definition, version, created_by, "
-                                           "created_at, updated_at FROM cohorts WHERE project = ? AND id = ?",
+                                           "created_at, updated_at, is_tag FROM cohorts WHERE project = ? AND id = ?",
                                            {project, id}));
   if (rows.empty()) return NotFound("no cohort " + std::to_string(id) + " in project '" + project + "'");
   const SqlRow& r = rows[0];
@@ -135,6 +139,7 @@ StatusOr<PeopleService::CohortRow> PeopleService::LoadCohort(const std::string& 
   c.created_by = r.Str(6);
   c.created_at = r.Int(7);
   c.updated_at = r.Int(8);
+  c.is_tag = r.Int(9) != 0;
   return c;
 }
 
@@ -169,7 +174,8 @@ Status PeopleService::CheckNoCycle(const std::string& project, int64_t id, const
 
 StatusOr<json> PeopleService::CreateCohort(const std::string& project, const json& body, const std::string& actor) {
   if (!body.is_object()) return InvalidArgument("expected a JSON object", "body");
-  NS_RETURN_IF_ERROR(CheckFields(body, "", {"name", "description", "kind", "definition"}));
+  NS_RETURN_IF_ERROR(CheckFields(body, "", {"name", "description", "kind", "definition", "tag"}));
+  NS_ASSIGN_OR_RETURN(bool is_tag, GetBool(body, "tag", "", false));
   NS_ASSIGN_OR_RETURN(std::string name, GetString(body, "name", "", true));
   if (name.empty() || name.size() > 200) return InvalidArgument("name: expected 1 to 200 characters", "name");
   NS_ASSIGN_OR_RETURN(std::string description, GetString(body, "description", "", false));
@@ -193,11 +199,11 @@ StatusOr<json> PeopleService::CreateCohort(const std::string& project, const jso
                          ")");
   const int64_t now = NowMs();
   NS_ASSIGN_OR_RETURN(
-      int64_t id,
-      db_.Insert("INSERT INTO cohorts(project, name, description, kind, definition, created_by, "
-                 "created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                 {project, name, description, kind,
-                  definition.is_null() ? SqlValue(nullptr) : SqlValue(definition.dump()), actor, now, now}));
+      int64_t id, db_.Insert("INSERT INTO cohorts(project, name, description, kind, definition, created_by, "
+                             "created_at, updated_at, is_tag) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             {project, name, description, kind,
+                              definition.is_null() ? SqlValue(nullptr) : SqlValue(definition.dump()), actor, now, now,
+                              int64_t{is_tag}}));
   return GetCohort(project, id);
 }
 
@@ -208,6 +214,7 @@ StatusOr<json> PeopleService::CohortJson(const std::string& project, const Cohor
          {"kind", row.kind},
          {"definition", row.definition},
          {"version", row.version},
+         {"tag", row.is_tag},
          {"created_by", row.created_by},
          {"created_at", FormatIsoUtc(row.created_at)},
          {"updated_at", FormatIsoUtc(row.updated_at)}};
@@ -381,8 +388,7 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
     NS_ASSIGN_OR_RETURN(CohortCondition def, ParseCohortDefinition(row.definition));
     NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
     path.push_back(id);
-    CohortEvalContext ctx{snap, tz, settings, today,
-                          [&](int64_t ref, const std::string&) { return MembersOf(project, ref, snap, tz, path); }};
+    CohortEvalContext ctx = EvalContext(project, snap, tz, settings, today, path);
     auto r = EvaluateCohort(def, ctx);
     path.pop_back();
     if (!r.ok()) return r.status();
@@ -392,6 +398,90 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
   MutexLock l(&mu_);
   cache_[id] = CacheEntry{row.version, snap.blocks, pt.version, pt.size(), today, shared};
   return shared;
+}
+
+PeopleService::StateKey PeopleService::StateOf(const StoreSnapshot& snap, int32_t today) {
+  return StateKey{snap.blocks, snap.persons->version, snap.persons->size(), today};
+}
+
+CohortEvalContext PeopleService::EvalContext(const std::string& project, const StoreSnapshot& snap, const TimeZone& tz,
+                                             const PeopleSettings& settings, int32_t today,
+                                             std::vector<int64_t>& path) {
+  Project* p = nullptr;
+  if (auto r = registry_.OpenProject(project); r.ok()) p = *r;
+  return CohortEvalContext{
+      snap,
+      tz,
+      settings,
+      today,
+      [this, &project, &snap, &tz, &path](int64_t ref, const std::string&) {
+        return MembersOf(project, ref, snap, tz, path);
+      },
+      [this, &project, &snap, &tz, &path](const std::string& key, const std::vector<std::string>& values) {
+        return TagMembers(project, key, values, snap, tz, path);
+      },
+      [p](std::string_view id) { return p ? p->store->FindDistinctId(id) : -1; }};
+}
+
+StatusOr<std::shared_ptr<const Roaring>> PeopleService::TagMembers(const std::string& project, const std::string& key,
+                                                                   const std::vector<std::string>& values,
+                                                                   const StoreSnapshot& snap, const TimeZone& tz,
+                                                                   std::vector<int64_t>& path) {
+  const int32_t today = tz.LocalDay(NowMs());
+  std::string cache_key = project + '\x1f' + key;
+  for (const auto& v : values) cache_key += '\x1f' + v;
+  const StateKey state = StateOf(snap, today);
+  {
+    MutexLock l(&mu_);
+    auto it = tag_cache_.find(cache_key);
+    if (it != tag_cache_.end() && it->second.first == state) return it->second.second;
+  }
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
+  Roaring members;
+  if (const RuleTag* rule = FindRuleTag(key)) {
+    // Rule tags may refer to rule tags: cycles among built-ins are a bug, caught by the path.
+    const int64_t marker = -1 - static_cast<int64_t>(rule - RuleTags().data());
+    if (std::find(path.begin(), path.end(), marker) != path.end())
+      return Internal("rule tag " + key + " refers to itself");
+    NS_ASSIGN_OR_RETURN(CohortCondition def, ParseCohortDefinition(json::parse(rule->definition)));
+    path.push_back(marker);
+    auto r = EvaluateCohort(def, EvalContext(project, snap, tz, settings, today, path));
+    path.pop_back();
+    if (!r.ok()) return r.status();
+    members = std::move(*r);
+  } else if (const BaseTag* base = FindBaseTag(key)) {
+    NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+    auto facts = GetPersonFacts(snap, tz, settings, today);
+    auto tiers =
+        GetPersonTiers(snap, tz, settings, today, [p](std::string_view id) { return p->store->FindDistinctId(id); });
+    BaseTagContext ctx{snap, tz, settings, *facts, *tiers, std::nullopt};
+    base->compute(ctx, [&](uint32_t person, const std::string& value) {
+      if (values.empty() || std::find(values.begin(), values.end(), value) != values.end()) members.add(person);
+    });
+  } else {
+    // A project's own rule tag: a cohort marked tag, by name.
+    NS_ASSIGN_OR_RETURN(
+        auto rows, db_.Query("SELECT id FROM cohorts WHERE project = ? AND is_tag = 1 AND name = ?", {project, key}));
+    if (rows.empty()) return InvalidArgument("tag: unknown tag '" + key + "' (GET /api/v1/tags lists them)", "tag");
+    NS_ASSIGN_OR_RETURN(auto m, MembersOf(project, rows[0].Int(0), snap, tz, path));
+    members = *m;
+  }
+  auto shared = std::make_shared<const Roaring>(std::move(members));
+  MutexLock l(&mu_);
+  if (tag_cache_.size() > 256) tag_cache_.clear();
+  tag_cache_[cache_key] = {state, shared};
+  return shared;
+}
+
+StatusOr<json> PeopleService::Tags(const std::string& project) {
+  json out = TagCatalogue();
+  json own = json::array();
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, name, description FROM cohorts WHERE project = ? AND is_tag = 1 "
+                                           "ORDER BY id",
+                                           {project}));
+  for (const auto& r : rows) own.push_back({{"cohort", r.Int(0)}, {"key", r.Str(1)}, {"description", r.Str(2)}});
+  out["project_tags"] = own;
+  return out;
 }
 
 // ---------------------------------------------------------------- persons
@@ -430,14 +520,40 @@ StatusOr<json> PeopleService::Person(const std::string& project, const std::stri
   RfmModel rfm = RfmModel::Build(*facts, p->tz, RfmScoring{});
   const RfmPerson* r = rfm.Find(person);
   out["rfm"] = r ? RfmPersonJson(*r) : json(nullptr);
-  out["tiers"] = json::object();  // docs/people.md: not available yet
-  out["tags"] = json::array();
+  auto tiers = GetPersonTiers(*snap, p->tz, s, day, [p](std::string_view id) { return p->store->FindDistinctId(id); });
+  json tj = json::object();
+  for (int d = 0; d < kTierDimensions; d++) {
+    const auto dim = static_cast<TierDimension>(d);
+    const int l = tiers->Level(dim, person);
+    tj[std::string(TierDimensionName(dim))] = l < 0 ? json(nullptr) : json(std::string(TierLevels(dim)[l]));
+  }
+  out["tiers"] = tj;
+  // Base tags from this person's rows only; rule tags are cohorts, evaluated (cached) today.
+  json base = json::object();
+  BaseTagContext tctx{*snap, p->tz, s, *facts, *tiers, person};
+  for (const BaseTag& t : BaseTags())
+    t.compute(tctx, [&](uint32_t who, const std::string& v) {
+      if (who == person) base[t.key] = v;
+    });
+  out["base_tags"] = base;
+  json tags = json::array();
+  std::vector<int64_t> path;
+  if (day == p->tz.LocalDay(NowMs())) {
+    for (const RuleTag& t : RuleTags()) {
+      auto m = TagMembers(project, t.key, {}, *snap, p->tz, path);
+      if (m.ok() && (*m)->contains(person)) tags.push_back(t.key);
+    }
+  }
   json cohorts = json::array();
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM cohorts WHERE project = ? ORDER BY id", {project}));
+  NS_ASSIGN_OR_RETURN(auto rows,
+                      db_.Query("SELECT id, name, is_tag FROM cohorts WHERE project = ? ORDER BY id", {project}));
   for (const auto& row : rows) {
     auto m = Members(project, row.Int(0), *snap, p->tz);
-    if (m.ok() && (*m)->contains(person)) cohorts.push_back(row.Int(0));
+    if (!m.ok() || !(*m)->contains(person)) continue;
+    cohorts.push_back(row.Int(0));
+    if (row.Int(2)) tags.push_back(row.Str(1));
   }
+  out["tags"] = tags;
   out["cohorts"] = cohorts;
   NS_RETURN_IF_ERROR(CheckBlocks(*snap));
   return out;

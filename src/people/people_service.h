@@ -19,6 +19,7 @@
 #include "core/status.h"
 #include "meta/project_registry.h"
 #include "people/cohort_definition.h"
+#include "people/cohort_eval.h"
 #include "query/cohort_source.h"
 #include "query/person_facts.h"
 
@@ -61,6 +62,10 @@ class PeopleService {
   // A CohortSource of one project for the query layer (valid while this service lives).
   std::unique_ptr<CohortSource> Source(const std::string& project);
 
+  // ---- tags (people/tags.h): the catalogue of built-in base and rule tags and the
+  // project's own rule tags (cohorts created with "tag": true).
+  StatusOr<nlohmann::json> Tags(const std::string& project);
+
   // ---- persons. `unmasked`: the caller is an admin (personal data in clear).
   StatusOr<nlohmann::json> Person(const std::string& project, const std::string& distinct_id,
                                   std::optional<int32_t> as_of_day, bool unmasked);
@@ -78,17 +83,36 @@ class PeopleService {
     std::string name, description, kind, created_by;
     nlohmann::json definition;
     int64_t created_at = 0, updated_at = 0, version = 0;
+    bool is_tag = false;
   };
   StatusOr<CohortRow> LoadCohort(const std::string& project, int64_t id);
   StatusOr<std::shared_ptr<const Roaring>> MembersOf(const std::string& project, int64_t id, const StoreSnapshot& snap,
                                                      const TimeZone& tz, std::vector<int64_t>& path);
   Status CheckNoCycle(const std::string& project, int64_t id, const CohortCondition& def);
+  // The evaluation context of a cohort definition of `project` on `snap` (other cohorts,
+  // tags and tiers resolved through this service; `path` detects cycles).
+  CohortEvalContext EvalContext(const std::string& project, const StoreSnapshot& snap, const TimeZone& tz,
+                                const PeopleSettings& settings, int32_t today, std::vector<int64_t>& path);
+  // Persons whose base tag `key` has one of `values`, or who have rule tag `key`.
+  StatusOr<std::shared_ptr<const Roaring>> TagMembers(const std::string& project, const std::string& key,
+                                                      const std::vector<std::string>& values, const StoreSnapshot& snap,
+                                                      const TimeZone& tz, std::vector<int64_t>& path);
   StatusOr<nlohmann::json> CohortJson(const std::string& project, const CohortRow& row, bool with_size);
   StatusOr<std::vector<uint32_t>> MatchPersons(Project& p, const StoreSnapshot& snap, const PersonFacts& facts,
                                                const PersonListRequest& req, const PeopleSettings& s);
 
   ProjectRegistry& registry_;
   MetaDb& db_;
+  // The state of the store a cached answer was computed on.
+  struct StateKey {
+    std::vector<std::shared_ptr<const Block>> blocks;
+    uint64_t persons_version = 0;
+    size_t persons = 0;
+    int32_t today = 0;
+    bool operator==(const StateKey&) const = default;
+  };
+  static StateKey StateOf(const StoreSnapshot& snap, int32_t today);
+  std::map<std::string, std::pair<StateKey, std::shared_ptr<const Roaring>>> tag_cache_ GUARDED_BY(mu_);
   struct CacheEntry {
     int64_t version = 0;
     std::vector<std::shared_ptr<const Block>> blocks;  // the store state it was computed on

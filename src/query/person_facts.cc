@@ -19,9 +19,11 @@ using nlohmann::json;
 
 StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSettings& base) {
   if (!j.is_object()) return InvalidArgument("settings: expected a JSON object", "settings");
-  NS_RETURN_IF_ERROR(CheckFields(j, "",
-                                 {"pay_event", "amount_property", "order_property", "new_days", "active_days",
-                                  "churn_days", "masked_properties"}));
+  NS_RETURN_IF_ERROR(CheckFields(
+      j, "",
+      {"pay_event", "amount_property", "order_property", "new_days", "active_days", "churn_days", "masked_properties",
+       "value_high_percentile", "value_high_min_orders", "core_active_days", "product_property", "category_property",
+       "loyal_min_orders", "loyal_share", "impulse_minutes", "share_event", "inviter_property", "spreader_invitees"}));
   PeopleSettings s = base;
   NS_ASSIGN_OR_RETURN(s.pay_event, GetString(j, "pay_event", "", false, base.pay_event));
   NS_ASSIGN_OR_RETURN(s.amount_property, GetString(j, "amount_property", "", false, base.amount_property));
@@ -35,6 +37,31 @@ StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSet
     return InvalidArgument(
         "churn_days: must be more than active_days (" + std::to_string(ad) + "), got " + std::to_string(cd),
         "churn_days");
+  struct IntField {
+    const char* key;
+    int* out;
+    int64_t lo, hi;
+  };
+  for (const IntField& f :
+       {IntField{"value_high_percentile", &s.value_high_percentile, 1, 99},
+        IntField{"value_high_min_orders", &s.value_high_min_orders, 1, 1000},
+        IntField{"core_active_days", &s.core_active_days, 1, 30},
+        IntField{"loyal_min_orders", &s.loyal_min_orders, 1, 1000}, IntField{"loyal_share", &s.loyal_share, 1, 100},
+        IntField{"impulse_minutes", &s.impulse_minutes, 0, 100000},
+        IntField{"spreader_invitees", &s.spreader_invitees, 1, 100000}}) {
+    NS_ASSIGN_OR_RETURN(int64_t v, GetInt(j, f.key, "", *f.out, f.lo, f.hi));
+    *f.out = static_cast<int>(v);
+  }
+  struct StrField {
+    const char* key;
+    std::string* out;
+  };
+  for (const StrField& f :
+       {StrField{"product_property", &s.product_property}, StrField{"category_property", &s.category_property},
+        StrField{"share_event", &s.share_event}, StrField{"inviter_property", &s.inviter_property}}) {
+    NS_ASSIGN_OR_RETURN(*f.out, GetString(j, f.key, "", false, *f.out));
+    if (f.out->empty()) return InvalidArgument(std::string(f.key) + ": must not be empty", f.key);
+  }
   s.new_days = static_cast<int>(nd);
   s.active_days = static_cast<int>(ad);
   s.churn_days = static_cast<int>(cd);
@@ -60,7 +87,18 @@ json PeopleSettings::ToJson() const {
               {"new_days", new_days},
               {"active_days", active_days},
               {"churn_days", churn_days},
-              {"masked_properties", masked_properties}};
+              {"masked_properties", masked_properties},
+              {"value_high_percentile", value_high_percentile},
+              {"value_high_min_orders", value_high_min_orders},
+              {"core_active_days", core_active_days},
+              {"product_property", product_property},
+              {"category_property", category_property},
+              {"loyal_min_orders", loyal_min_orders},
+              {"loyal_share", loyal_share},
+              {"impulse_minutes", impulse_minutes},
+              {"share_event", share_event},
+              {"inviter_property", inviter_property},
+              {"spreader_invitees", spreader_invitees}};
 }
 
 std::string PeopleSettings::FactsKey() const { return pay_event + '\x1f' + amount_property + '\x1f' + order_property; }

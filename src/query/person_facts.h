@@ -27,6 +27,18 @@ struct PeopleSettings {
   int new_days = 7;                         // lifecycle: first seen within the last N days
   int active_days = 30;                     // active: last seen within the last N days
   int churn_days = 90;                      // silent up to N days without events, churned beyond
+  // The four tiers (people/tiers.h; docs/people.md "Tiers").
+  int value_high_percentile = 80;  // value: high = spend at or above this percentile of payers...
+  int value_high_min_orders = 2;   // ...and at least this many orders
+  int core_active_days = 10;       // activity: core = active on at least N of the last 30 days
+  std::string product_property = "product_id";
+  std::string category_property = "category";
+  int loyal_min_orders = 3;  // need: loyal = at least N orders...
+  int loyal_share = 60;      // ...with the favourite category (or product) at least this % of them
+  int impulse_minutes = 30;  // need: impulse = median minutes from first view to purchase at most N
+  std::string share_event = "share";
+  std::string inviter_property = "inviter_id";  // on an invitee's events: the inviter's distinct id
+  int spreader_invitees = 3;                    // social: spreader = brought at least N invitees
   // Person and event properties shown masked to every role but admin.
   std::vector<std::string> masked_properties = {"phone", "mobile", "email", "id_card", "$ip"};
 

@@ -135,6 +135,9 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
           r.limit = SIZE_MAX;
           SendCsv(res, ps->PersonsCsv(who.project, r, Unmasked(who)), "cohort-" + std::to_string(Id(req)) + ".csv");
         }),
+      // ---- tags
+      R("GET", R"(/api/v1/tags)", Access::kViewer,
+        [ps](const HttpRequest&, HttpResponse& res, const Principal& who) { Reply(res, ps->Tags(who.project)); }),
       // ---- settings
       R("GET", R"(/api/v1/people/settings)", Access::kViewer,
         [ps](const HttpRequest&, HttpResponse& res, const Principal& who) {

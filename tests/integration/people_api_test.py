@@ -223,6 +223,29 @@ def test_cohort_filters_in_queries():
     check_eq(sec.ok("POST", "/api/v1/query", f)["steps"][0]["count"], 2, "funnel over a cohort")
 
 
+def test_tiers_and_tags():
+    sec = S["sec"]
+    cat = sec.ok("GET", "/api/v1/tags")
+    check(len(cat["base_tags"]) >= 50, f"at least 50 base tags, got {len(cat['base_tags'])}")
+    check(len(cat["rule_tags"]) >= 20, f"at least 20 rule tags, got {len(cat['rule_tags'])}")
+    p = sec.ok("GET", "/api/v1/persons/alice")
+    check_eq(sorted(p["tiers"]), ["activity", "need", "social", "value"], "four tier dimensions")
+    check_eq(p["tiers"]["value"], "high", "alice spends most (top 20% of payers, 2 orders)")
+    check_eq(p["base_tags"]["city"], "杭州", "base tag from a person property")
+    check_eq(p["base_tags"]["order_count_band"], "2-3", "orders band")
+    check("repeat_buyer" in p["tags"], f"rule tag repeat_buyer: {p['tags']}")
+    check_eq(sec.ok("GET", "/api/v1/persons/carol")["tiers"]["value"], "medium", "carol paid once (9)")
+    c = sec.ok("POST", "/api/v1/cohorts", {"name": "hangzhou repeaters", "tag": True, "definition": {
+        "op": "and", "conditions": [{"type": "tag", "tag": "city", "value": "杭州"},
+                                    {"type": "tag", "tag": "repeat_buyer"},
+                                    {"type": "tier", "dimension": "value", "level": "high"}]}}, 201)
+    check_eq(c["size"], 1, "alice only")
+    check("hangzhou repeaters" in sec.ok("GET", "/api/v1/persons/alice")["tags"], "a project tag on the person page")
+    e = sec.err("POST", "/api/v1/cohorts", {"name": "bad", "definition": {"op": "and", "conditions": [
+        {"type": "tier", "dimension": "value", "level": "gold"}]}})
+    check_eq(e.get("field"), "definition.conditions[0].level", "bad tier level")
+
+
 def test_settings():
     s = S["sec"].ok("PATCH", "/api/v1/people/settings", {"masked_properties": ["phone", "email", "city"]})
     check_eq(s["masked_properties"], ["phone", "email", "city"], "settings saved")
@@ -242,7 +265,8 @@ def main():
     try:
         setup(binary, tmp)
         for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
-                  test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_settings):
+                  test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_tiers_and_tags,
+                  test_settings):
             ok &= run_one(t)
     finally:
         if "server" in S:

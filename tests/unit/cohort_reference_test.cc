@@ -676,12 +676,17 @@ TEST_P(CohortReference, MatchesNaive) {
   };
 
   std::map<int64_t, std::shared_ptr<const Roaring>> members;
-  CohortEvalContext ctx{*snap, *tz, settings, today,
+  CohortEvalContext ctx{*snap,
+                        *tz,
+                        settings,
+                        today,
                         [&](int64_t id, const std::string& field) -> StatusOr<std::shared_ptr<const Roaring>> {
                           auto it = members.find(id);
                           if (it == members.end()) return NotFound(field + ": no cohort " + std::to_string(id));
                           return it->second;
-                        }};
+                        },
+                        nullptr,
+                        nullptr};
   const int kDefs = 30;
   for (int i = 0; i < kDefs; i++) {
     // A few single-condition definitions per kind, so each kind is checked on its own too.
@@ -729,8 +734,11 @@ TEST(CohortDefinition, ErrorsNameTheField) {
   EXPECT_THAT(ParseError(R"({"op":"or","conditions":[{"type":"did_something","event":"x"}]})"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown condition type 'did_something'"),
                        "definition.conditions[0].type"));
-  EXPECT_THAT(ParseError(R"({"conditions":[{"type":"tier","value":"gold"}]})"),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("not available yet"), "definition.conditions[0].type"));
+  EXPECT_THAT(ParseError(R"({"conditions":[{"type":"tier","dimension":"value","level":"gold"}]})"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("expected high, medium or potential"),
+                       "definition.conditions[0].level"));
+  EXPECT_THAT(ParseError(R"({"conditions":[{"type":"tag","tag":"platform"}]})"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("needs a value"), "definition.conditions[0].value"));
   EXPECT_THAT(ParseError(R"({"conditions":[{"op":"and","conditions":[{"type":"performed","event":"x"},
                           {"type":"performed","event":"x","last_days":7,"date_from":"2025-01-01"}]}]})"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("either last_days or date_from"),
