@@ -86,6 +86,69 @@ Status BindCohorts(std::vector<Filter>& filters, const CohortSource* source, con
   return Status::OK();
 }
 
+static bool IsCohortBreakdown(const json& request) {
+  auto it = request.find("breakdown");
+  return it != request.end() && it->is_string() && *it == "cohort";
+}
+
+// "breakdown":"cohort" with "breakdown_cohorts":[ids]: the query once per cohort (its
+// filters plus {"cohort": id}), answered in the kind's breakdown shape with the cohort id
+// as breakdown_value. A person in two cohorts counts in both, as in PostHog.
+static StatusOr<json> RunCohortBreakdown(const QueryKind& kind, const json& request, const QueryContext& ctx) {
+  if (kind.name != "trends" && kind.name != "funnel" && kind.name != "retention")
+    return InvalidArgument("breakdown: a cohort breakdown is available for trends, funnel and retention", "breakdown");
+  auto ids = request.find("breakdown_cohorts");
+  if (ids == request.end() || !ids->is_array() || ids->empty() || ids->size() > 25)
+    return InvalidArgument("breakdown_cohorts: expected 1 to 25 cohort ids with \"breakdown\":\"cohort\"",
+                           "breakdown_cohorts");
+  json base = request;
+  base.erase("breakdown");
+  base.erase("breakdown_cohorts");
+  if (!base.contains("filters") || base["filters"].is_null()) base["filters"] = json::array();
+  if (!base["filters"].is_array()) return InvalidArgument("filters: expected an array of filters", "filters");
+  NS_ASSIGN_OR_RETURN(json out, kind.run(base, ctx));
+  json parts = json::array();
+  for (size_t i = 0; i < ids->size(); i++) {
+    const json& id = (*ids)[i];
+    if (!id.is_number_integer() || id.get<int64_t>() <= 0)
+      return InvalidArgument("breakdown_cohorts[" + std::to_string(i) + "]: expected a cohort id", "breakdown_cohorts");
+    json sub = base;
+    sub["filters"].push_back(json{{"cohort", id}});
+    auto r = kind.run(sub, ctx);
+    if (!r.ok()) {
+      if (r.status().field() == "filters[" + std::to_string(sub["filters"].size() - 1) + "].cohort")
+        return InvalidArgument(
+            "breakdown_cohorts[" + std::to_string(i) + "]: no cohort " + id.dump() + " in this project",
+            "breakdown_cohorts");
+      return r.status();
+    }
+    if (kind.name == "trends") {
+      for (auto& sr : (*r)["series"]) {
+        sr["breakdown_value"] = id;
+        parts.push_back(std::move(sr));
+      }
+    } else if (kind.name == "funnel") {
+      parts.push_back(json{{"breakdown_value", id}, {"steps", (*r)["steps"]}});
+    } else {
+      for (auto& c : (*r)["cohorts"]) {
+        c["breakdown_value"] = id;
+        parts.push_back(std::move(c));
+      }
+    }
+  }
+  // trends: the series per cohort replace the total; funnel: the total stays and the
+  // cohorts are its breakdowns; retention: the cohort rows per cohort replace the total.
+  if (kind.name == "trends") {
+    out["series"] = parts;
+  } else if (kind.name == "funnel") {
+    out["breakdowns"] = parts;
+  } else {
+    out["cohorts"] = parts;
+  }
+  out["breakdown"] = "cohort";
+  return out;
+}
+
 StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz, const Deadline* deadline) {
   return RunQuery(request, store, tz, QueryOptions{deadline});
 }
@@ -97,7 +160,8 @@ StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& 
   QueryScope scope(store, tz, options);
   StatusOr<json> out = Status::OK();
   try {
-    out = kind->run(request, scope.ctx());
+    out =
+        IsCohortBreakdown(request) ? RunCohortBreakdown(*kind, request, scope.ctx()) : kind->run(request, scope.ctx());
   } catch (const std::exception& e) {
     return Internal(std::string("query failed: ") + e.what());
   }

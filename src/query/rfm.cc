@@ -272,19 +272,24 @@ json ToJson(const RfmResult& r) {
   json segs = json::array();
   for (const auto& s : r.segments) {
     const RfmSegmentInfo& info = RfmSegment(s.segment);
-    segs.push_back({{"segment", info.key},
-                    {"label", info.label_en},
-                    {"label_zh", info.label_zh},
-                    {"r", s.segment & 4 ? "high" : "low"},
-                    {"f", s.segment & 2 ? "high" : "low"},
-                    {"m", s.segment & 1 ? "high" : "low"},
-                    {"persons", s.persons},
-                    {"share", s.share},
-                    {"avg_recency_days", s.avg_recency_days},
-                    {"avg_frequency", s.avg_frequency},
-                    {"avg_monetary", s.avg_monetary},
-                    {"revenue", s.revenue},
-                    {"revenue_share", s.revenue_share}});
+    segs.push_back(
+        {{"segment", info.key},
+         {"label", info.label_en},
+         {"label_zh", info.label_zh},
+         {"r", s.segment & 4 ? "high" : "low"},
+         {"f", s.segment & 2 ? "high" : "low"},
+         {"m", s.segment & 1 ? "high" : "low"},
+         {"persons", s.persons},
+         {"share", s.share},
+         {"avg_recency_days", s.avg_recency_days},
+         {"avg_frequency", s.avg_frequency},
+         {"avg_monetary", s.avg_monetary},
+         {"revenue", s.revenue},
+         {"revenue_share", s.revenue_share},
+         // Saving the segment as a cohort is one POST /api/v1/cohorts with this
+         // definition (evaluated with quintile scoring, as of each day it is read).
+         {"cohort_definition",
+          {{"op", "and"}, {"conditions", json::array({{{"type", "rfm_segment"}, {"segment", info.key}}})}}}});
   }
   json persons = json::array();
   for (size_t i = 0; i < r.persons.size(); i++) {

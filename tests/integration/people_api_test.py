@@ -218,6 +218,12 @@ def test_cohort_filters_in_queries():
     lc = sec.ok("POST", "/api/v1/query", {"kind": "lifecycle", "date_from": "2026-11-01", "date_to": "2026-11-30",
                                           "interval": "month"})
     check_eq(lc["series"][0]["stage"], "new", "stages")
+    q = {"kind": "trends", "date_from": "2026-11-01", "date_to": "2026-12-01", "interval": "month",
+         "series": [{"event": "page_view"}], "breakdown": "cohort", "breakdown_cohorts": [payers]}
+    got = sec.ok("POST", "/api/v1/query", q)
+    check_eq([(s["breakdown_value"], sum(s["values"])) for s in got["series"]], [(payers, inside)], "cohort breakdown")
+    q["breakdown_cohorts"] = [payers, 999]
+    check_eq(sec.err("POST", "/api/v1/query", q).get("field"), "breakdown_cohorts", "unknown cohort in a breakdown")
     f = {"kind": "funnel", "date_from": "2026-11-01", "date_to": "2026-12-01",
          "steps": [{"event": "add_to_cart"}, {"event": "pay"}], "filters": [{"cohort": payers}]}
     check_eq(sec.ok("POST", "/api/v1/query", f)["steps"][0]["count"], 2, "funnel over a cohort")
