@@ -3,6 +3,7 @@
 // every role but admin (people/masking.h).
 #include "server/people_routes.h"
 
+#include "auth/accounts.h"
 #include "server/route_util.h"
 
 namespace ns {
@@ -12,6 +13,13 @@ using nlohmann::json;
 namespace {
 
 bool Unmasked(const Principal& who) { return who.role == Role::kAdmin; }
+
+// The audit log (auth/accounts.h) records every change of cohorts and people settings:
+// who, when, before and after. A failed audit write does not undo the change (as in ops).
+void AuditChange(ServerContext& ctx, const Principal& who, const char* action, const char* entity, int64_t id,
+                 const json& before, const json& after) {
+  (void)Audit(ctx.registry.meta_db(), who, action, entity, id, before, after);
+}
 
 std::string PathId(const HttpRequest& req) { return UrlDecode(req.matches.at(1), false); }
 
@@ -68,6 +76,7 @@ void SendCsv(HttpResponse& res, const StatusOr<std::string>& csv, const std::str
 
 std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
   PeopleService* ps = &people;
+  ServerContext* cx = &ctx;
   return {
       // ---- persons
       R("GET", R"(/api/v1/persons)", Access::kViewer,
@@ -104,29 +113,46 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
           Reply(res, ps->ListCohorts(who.project));
         }),
       R("POST", R"(/api/v1/cohorts)", Access::kOperator,
-        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
-          WithBody(req, res, [&](const json& b) { Reply(res, ps->CreateCohort(who.project, b, who.actor), 201); });
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) {
+            auto r = ps->CreateCohort(who.project, b, who.actor);
+            if (r.ok()) AuditChange(*cx, who, "create", "cohort", (*r)["id"].get<int64_t>(), nullptr, b);
+            Reply(res, r, 201);
+          });
         }),
       R("GET", R"(/api/v1/cohorts/(\d+))", Access::kViewer,
         [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           Reply(res, ps->GetCohort(who.project, Id(req)));
         }),
       R("PATCH", R"(/api/v1/cohorts/(\d+))", Access::kOperator,
-        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
-          WithBody(req, res, [&](const json& b) { Reply(res, ps->UpdateCohort(who.project, Id(req), b)); });
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) {
+            auto before = ps->GetCohort(who.project, Id(req));
+            auto r = ps->UpdateCohort(who.project, Id(req), b);
+            if (r.ok()) AuditChange(*cx, who, "update", "cohort", Id(req), before.ok() ? *before : json(), b);
+            Reply(res, r);
+          });
         }),
       R("DELETE", R"(/api/v1/cohorts/(\d+))", Access::kOperator,
-        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
-          ReplyOk(res, ps->DeleteCohort(who.project, Id(req)));
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          auto before = ps->GetCohort(who.project, Id(req));
+          Status st = ps->DeleteCohort(who.project, Id(req));
+          if (st.ok()) AuditChange(*cx, who, "delete", "cohort", Id(req), before.ok() ? *before : json(), nullptr);
+          ReplyOk(res, st);
         }),
       R("POST", R"(/api/v1/cohorts/(\d+)/members)", Access::kOperator,
-        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           const std::string mime = req.MimeType();
           const bool csv = mime == "text/csv" || mime == "application/csv";
           if (!csv && !mime.empty() && mime != "application/json" && mime != "text/plain")
             return res.Error(
                 UnsupportedMediaType("expected Content-Type text/csv or application/json, got '" + mime + "'"));
-          Reply(res, ps->AddMembers(who.project, Id(req), std::string(req.body), csv));
+          auto r = ps->AddMembers(who.project, Id(req), std::string(req.body), csv);
+          // The counts only: the ids themselves are personal data.
+          if (r.ok())
+            AuditChange(*cx, who, "add_members", "cohort", Id(req), nullptr,
+                        json{{"added", (*r)["added"]}, {"unknown", (*r)["unknown"].size()}});
+          Reply(res, r);
         }),
       R("GET", R"(/api/v1/cohorts/(\d+)/export\.csv)", Access::kViewer,
         [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
@@ -146,10 +172,12 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
           res.Json(200, s->ToJson());
         }),
       R("PATCH", R"(/api/v1/people/settings)", Access::kAdmin,
-        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           WithBody(req, res, [&](const json& b) {
+            auto before = ps->Settings(who.project);
             auto s = ps->UpdateSettings(who.project, b);
             if (!s.ok()) return res.Error(s.status());
+            AuditChange(*cx, who, "update", "people_settings", 0, before.ok() ? before->ToJson() : json(), s->ToJson());
             res.Json(200, s->ToJson());
           });
         }),

@@ -252,6 +252,14 @@ def test_tiers_and_tags():
     check_eq(e.get("field"), "definition.conditions[0].level", "bad tier level")
 
 
+def test_audit():
+    log = S["sec"].ok("GET", "/api/v1/audit-log?limit=200")
+    rows = log["entries"] if isinstance(log, dict) and "entries" in log else log
+    text = str(rows)
+    check("cohort" in text and "create" in text, f"cohort changes audited: {text[:300]}")
+    check("13812345678" not in text and "dev-b" not in text, "no personal data in the audit log")
+
+
 def test_settings():
     s = S["sec"].ok("PATCH", "/api/v1/people/settings", {"masked_properties": ["phone", "email", "city"]})
     check_eq(s["masked_properties"], ["phone", "email", "city"], "settings saved")
@@ -272,7 +280,7 @@ def main():
         setup(binary, tmp)
         for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
                   test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_tiers_and_tags,
-                  test_settings):
+                  test_settings, test_audit):
             ok &= run_one(t)
     finally:
         if "server" in S:
