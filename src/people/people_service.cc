@@ -530,7 +530,8 @@ StatusOr<json> PeopleService::Person(const std::string& project, const std::stri
   out["tiers"] = tj;
   // Base tags from this person's rows only; rule tags are cohorts, evaluated (cached) today.
   json base = json::object();
-  BaseTagContext tctx{*snap, p->tz, s, *facts, *tiers, person};
+  const auto person_rows = PersonRows(*snap, person, facts->end_ms);
+  BaseTagContext tctx{*snap, p->tz, s, *facts, *tiers, person, &person_rows};
   for (const BaseTag& t : BaseTags())
     t.compute(tctx, [&](uint32_t who, const std::string& v) {
       if (who == person) base[t.key] = v;

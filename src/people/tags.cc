@@ -22,14 +22,11 @@ void ForEachRow(const BaseTagContext& c, Fn&& fn) {
   const int64_t end = c.facts.end_ms;
   if (c.only_person) {
     const uint32_t person = *c.only_person;
-    PersonOrderScan scan(c.snap, INT64_MIN, end);
-    for (const auto& part : scan.parts()) {
-      const size_t lo = scan.LowerBound(part, person, pt), hi = scan.LowerBound(part, person + 1, pt);
-      PersonOrderScan::ForEachRowIn(scan.blocks(), part, lo, hi, [&](uint32_t b, uint32_t i) {
-        const Block& blk = *scan.blocks()[b];
-        if (blk.ts()[i] < end) fn(blk, i, person);
-      });
+    if (c.person_rows) {
+      for (const auto& [b, i] : *c.person_rows) fn(*b, i, person);
+      return;
     }
+    for (const auto& [b, i] : PersonRows(c.snap, person, end)) fn(*b, i, person);
     return;
   }
   for (const auto& bp : c.snap.blocks) {
@@ -41,6 +38,24 @@ void ForEachRow(const BaseTagContext& c, Fn&& fn) {
       if (ts[i] < end) fn(b, i, pt.PersonOf(did[i]));
   }
 }
+
+}  // namespace
+
+std::vector<std::pair<const Block*, uint32_t>> PersonRows(const StoreSnapshot& snap, uint32_t person, int64_t end_ms) {
+  const PersonTable& pt = *snap.persons;
+  std::vector<std::pair<const Block*, uint32_t>> rows;
+  PersonOrderScan scan(snap, INT64_MIN, end_ms);
+  for (const auto& part : scan.parts()) {
+    const size_t lo = scan.LowerBound(part, person, pt), hi = scan.LowerBound(part, person + 1, pt);
+    PersonOrderScan::ForEachRowIn(scan.blocks(), part, lo, hi, [&](uint32_t b, uint32_t i) {
+      const Block* blk = scan.blocks()[b];
+      if (blk->ts()[i] < end_ms) rows.emplace_back(blk, i);
+    });
+  }
+  return rows;
+}
+
+namespace {
 
 bool Wanted(const BaseTagContext& c, uint32_t p) { return !c.only_person || *c.only_person == p; }
 

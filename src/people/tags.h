@@ -32,7 +32,13 @@ struct BaseTagContext {
   const PersonTiers& tiers;
   // Rows before facts.end_ms: every row, or one person's (the person page).
   std::optional<uint32_t> only_person;
+  // With only_person: that person's rows, found once for all tags (PersonRows); null: the
+  // tag finds them itself.
+  const std::vector<std::pair<const Block*, uint32_t>>* person_rows = nullptr;
 };
+
+// The rows of one person before end_ms (every distinct id of the person).
+std::vector<std::pair<const Block*, uint32_t>> PersonRows(const StoreSnapshot& snap, uint32_t person, int64_t end_ms);
 // Sink of a tag's values: (person, value); persons without a value are not reported.
 using TagSink = std::function<void(uint32_t person, const std::string& value)>;
 
