@@ -2,6 +2,15 @@
 // dataset, and writes results in the peers' format (results/<TAG>/northstar/) so that
 // ../shared/bench-peers/compare.py cross-checks the answers and prints one table.
 // usage: ns_bench --data DIR --project P --out DIR [--runs 5] [--from 2024-01-01 --to 2024-03-30]
+//                 [--only q1,q4] [--people]
+// Q4 (RFM) is Northstar's `rfm` query as of --to (the day of the data's largest ts) with the
+// people settings of the generator (payment event `pay`, amount property `amount`); its
+// scores are rank quintiles, not the peers' NTILE, so it writes rfm_totals.csv (payers and
+// revenue in cents, which do agree with the peers' q4.csv) rather than a q4.csv for compare.py.
+// --people (after the peer queries; the project must hold person properties `platform` and
+// `channel`, see bench/run_bench.sh) times the people layer alone: a fresh three-condition
+// behavioural cohort, rfm with and without its facts cached, lifecycle stages by week, and
+// Q2 with and without a cohort filter; writes people.json.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -13,7 +22,11 @@
 #include <string>
 
 #include "meta/project_registry.h"
+#include "people/cohort_eval.h"
+#include "query/cohort_source.h"
 #include "query/operators.h"
+#include "query/person_facts.h"
+#include "query/query_kind.h"
 
 using nlohmann::json;
 
@@ -25,12 +38,59 @@ std::string Arg(int argc, char** argv, const char* name, const char* def) {
   return def;
 }
 
+bool HasFlag(int argc, char** argv, const char* name) {
+  for (int i = 1; i < argc; i++)
+    if (std::string(argv[i]) == name) return true;
+  return false;
+}
+
 json Must(ns::StatusOr<json> r) {
   if (!r.ok()) {
     std::fprintf(stderr, "query failed: %s\n", r.status().ToString().c_str());
     std::exit(1);
   }
   return *r;
+}
+
+// The bench's one cohort (id 1), evaluated once per store state with "today" the data's
+// last day (the server's PeopleService would end "last N days" at the real today).
+class BenchCohorts : public ns::CohortSource {
+ public:
+  BenchCohorts(const ns::CohortCondition& def, const ns::PeopleSettings& s, int32_t today)
+      : def_(def), settings_(s), today_(today) {}
+  ns::StatusOr<std::shared_ptr<const Roaring>> Members(int64_t id, const ns::StoreSnapshot& snap,
+                                                       const ns::TimeZone& tz) const override {
+    if (id != 1) return ns::NotFound("cohort " + std::to_string(id));
+    if (!cached_) {
+      ns::CohortEvalContext ctx{snap, tz, settings_, today_, nullptr, nullptr, nullptr};
+      auto r = ns::EvaluateCohort(def_, ctx);
+      if (!r.ok()) return r.status();
+      cached_ = std::make_shared<const Roaring>(std::move(*r));
+    }
+    return cached_;
+  }
+
+ private:
+  const ns::CohortCondition& def_;
+  const ns::PeopleSettings& settings_;
+  int32_t today_;
+  mutable std::shared_ptr<const Roaring> cached_;
+};
+
+// Median and min of `runs` timed calls of fn after one untimed warm-up.
+std::pair<std::vector<double>, std::string> Time(int runs, const std::function<void(int)>& fn) {
+  fn(-1);
+  std::vector<double> ts;
+  for (int i = 0; i < runs; i++) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn(i);
+    ts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::vector<double> s = ts;
+  std::sort(s.begin(), s.end());
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "min %.1f ms, median %.1f ms", s.front(), s[s.size() / 2]);
+  return {ts, buf};
 }
 
 }  // namespace
@@ -48,7 +108,14 @@ int main(int argc, char** argv) {
   if (!p.ok()) return std::fprintf(stderr, "%s\n", p.status().ToString().c_str()), 1;
   ns::EventStore& store = *(*p)->store;
   const ns::TimeZone& tz = (*p)->tz;
-  auto run = [&](const json& q) { return Must(ns::RunQuery(q, store, tz)); };
+  // The generator's payment event and amount property (gen_events.cpp: `pay`, `amount` in
+  // currency units with two decimals); the data has no order id, so every pay is an order.
+  ns::PeopleSettings people;
+  people.pay_event = "pay";
+  people.amount_property = "amount";
+  ns::QueryOptions qopt;
+  qopt.people = &people;
+  auto run = [&](const json& q) { return Must(ns::RunQuery(q, store, tz, qopt)); };
 
   const json q1{
       {"kind", "trends"}, {"series", {{{"event", "$any"}, {"math", "dau"}}}}, {"date_from", from}, {"date_to", to}};
@@ -81,7 +148,30 @@ int main(int argc, char** argv) {
   json q5_payers = q5_conv;
   q5_payers["window_seconds"] = 366 * 86400;
 
+  // Q4: every payer scored as of the last day of the data (recency counted to that day).
+  const json q4{{"kind", "rfm"}, {"as_of", to}, {"limit", 0}};
+
   std::map<std::string, std::function<std::string()>> queries;
+  // The per-person facts (one pass over the rows) are cached per store state and settings;
+  // like the peers' Q4 every run must redo that pass, so each run names another, absent,
+  // order property: the facts are recomputed and the answer is the same.
+  int q4_runs = 0;
+  auto q4_fresh = [&] {
+    ns::PeopleSettings s = people;
+    s.order_property = "order_id_bench_" + std::to_string(++q4_runs);
+    ns::QueryOptions o = qopt;
+    o.people = &s;
+    return Must(ns::RunQuery(q4, store, tz, o));
+  };
+  queries["q4"] = [&] {
+    json r = q4_fresh();
+    double revenue = 0;
+    for (auto& g : r["segments"]) revenue += g["revenue"].get<double>();
+    std::ofstream(out + "/rfm_totals.csv") << "payers,monetary_cents\n"
+                                           << r["persons_scored"].get<uint64_t>() << ","
+                                           << static_cast<uint64_t>(std::llround(revenue * 100)) << "\n";
+    return r.dump();
+  };
   queries["q1"] = [&] {
     json r = run(q1);
     std::string csv = "day,dau\n";
@@ -146,7 +236,10 @@ int main(int argc, char** argv) {
   for (auto& [name, fn] : queries) {
     if (!only.empty() && only.find(name) == std::string::npos) continue;
     std::string res = fn();  // warm-up; result kept
-    std::ofstream(out + "/" + name + ".csv") << res;
+    if (name == "q4")
+      std::ofstream(out + "/rfm_q4.json") << res;  // not q4.csv: other scoring than the peers'
+    else
+      std::ofstream(out + "/" + name + ".csv") << res;
     std::vector<double> ts;
     for (int i = 0; i < runs; i++) {
       auto t0 = std::chrono::steady_clock::now();
@@ -160,6 +253,68 @@ int main(int argc, char** argv) {
     for (double x : ts) arr.push_back(std::round(x * 10) / 10);
     timings[name] = arr;
   }
-  std::ofstream(out + "/timings.json") << timings.dump(1);
+  if (!timings.empty()) std::ofstream(out + "/timings.json") << timings.dump(1);
+  if (!HasFlag(argc, argv, "--people")) return 0;
+
+  // ---- the people layer alone (Northstar only): warm, one untimed run first.
+  int32_t today = *ns::ParseDate(to, "--to");
+  const json def_json{{"op", "and"},
+                      {"conditions",
+                       {{{"type", "performed"}, {"event", "pay"}, {"count", {{"op", "gte"}, {"value", 2}}},
+                         {"last_days", 30}},
+                        {{"type", "performed"}, {"event", "add_to_cart"}, {"last_days", 7}},
+                        {{"type", "property"}, {"property", "platform"}, {"op", "in"},
+                         {"value", {"ios", "android"}}}}}};
+  auto def = ns::ParseCohortDefinition(def_json);
+  if (!def.ok()) return std::fprintf(stderr, "cohort: %s\n", def.status().ToString().c_str()), 1;
+  json pt = json::object(), pinfo = json::object();
+  auto record = [&](const std::string& name, std::pair<std::vector<double>, std::string> r) {
+    std::printf("northstar people %s: %s\n", name.c_str(), r.second.c_str());
+    std::fflush(stdout);
+    json arr = json::array();
+    for (double x : r.first) arr.push_back(std::round(x * 10) / 10);
+    pt[name] = arr;
+  };
+  // A fresh evaluation each run: EvaluateCohort on a fresh snapshot (no cache in between).
+  uint64_t cohort_size = 0;
+  record("cohort_3_conditions", Time(runs, [&](int) {
+           ns::QueryScope scope(store, tz, qopt);
+           ns::CohortEvalContext ctx{scope.ctx().snap, tz, people, today, nullptr, nullptr, nullptr};
+           auto r = ns::EvaluateCohort(*def, ctx);
+           if (!r.ok()) std::fprintf(stderr, "cohort: %s\n", r.status().ToString().c_str()), std::exit(1);
+           cohort_size = r->cardinality();
+         }));
+  pinfo["cohort_definition"] = def_json;
+  pinfo["cohort_size"] = cohort_size;
+  // rfm with the per-person facts computed in the run (as Q4) and with them cached (as the
+  // server answers a second rfm of one store state: scoring and segments only).
+  json rfm_answer;
+  record("rfm_facts_computed", Time(runs, [&](int) { rfm_answer = q4_fresh(); }));
+  record("rfm_facts_cached", Time(runs, [&](int) { run(q4); }));
+  pinfo["rfm_persons_scored"] = rfm_answer["persons_scored"];
+  const json lifecycle{{"kind", "lifecycle"}, {"mode", "stages"}, {"interval", "week"},
+                       {"date_from", from},   {"date_to", to}};
+  json lc_answer;
+  record("lifecycle_stages_weekly", Time(runs, [&](int) { lc_answer = run(lifecycle); }));
+  pinfo["lifecycle_buckets"] = lc_answer["dates"].size();
+  // Q2 with the cohort as a filter: the member set is evaluated once (as the server caches
+  // it per store state), so this is the funnel's cost with the filter applied.
+  BenchCohorts cohorts(*def, people, today);
+  ns::QueryOptions with_cohorts = qopt;
+  with_cohorts.cohorts = &cohorts;
+  json q2c = q2;
+  q2c["filters"] = json::array({{{"cohort", 1}}});
+  json f_plain, f_cohort;
+  record("q2_funnel", Time(runs, [&](int) { f_plain = run(q2); }));
+  record("q2_funnel_cohort_filter",
+         Time(runs, [&](int) { f_cohort = Must(ns::RunQuery(q2c, store, tz, with_cohorts)); }));
+  pinfo["q2_step1"] = f_plain["steps"][0]["count"];
+  pinfo["q2_cohort_step1"] = f_cohort["steps"][0]["count"];
+  pinfo["q2_cohort_step5"] = f_cohort["steps"][4]["count"];
+  std::printf("people: cohort %llu persons, rfm %s payers, q2 step 1 %s -> with cohort %s (step 5 %s)\n",
+              static_cast<unsigned long long>(cohort_size), pinfo["rfm_persons_scored"].dump().c_str(),
+              pinfo["q2_step1"].dump().c_str(), pinfo["q2_cohort_step1"].dump().c_str(),
+              pinfo["q2_cohort_step5"].dump().c_str());
+  std::ofstream(out + "/people.json") << json{{"timings", pt}, {"info", pinfo}}.dump(1);
   return 0;
 }

@@ -5,9 +5,12 @@ usage: ratios.py TAG [--results DIR] [--json FILE]
 
 Reads DIR/TAG/<engine>/timings.json (query -> list of warm run times in ms) and load.json
 (load_s, rows, storage_bytes) for every engine directory (default DIR: /tmp/bench-peers/results)
-and prints a Markdown table: for q1, q2, q3, q5, load and storage bytes per event, Northstar's
+and prints a Markdown table: for q1 to q5, load and storage bytes per event, Northstar's
 median next to each peer's median and ratio = peer / northstar (> 1 means Northstar is faster,
 or smaller on disk). Medians are of the timed warm runs (the untimed warm-up run is excluded).
+Q4 is Northstar's rfm query (rank quintiles as of the last day) against the peers' NTILE RFM:
+the same work, other scores. With northstar/people.json (ns_bench --people), also prints
+the Northstar-only people-layer timings.
 """
 import argparse
 import json
@@ -15,7 +18,7 @@ import os
 import statistics
 import sys
 
-QUERIES = ['q1', 'q2', 'q3', 'q5']
+QUERIES = ['q1', 'q2', 'q3', 'q4', 'q5']
 NAMES = {'northstar': 'Northstar', 'duckdb': 'DuckDB', 'chdb': 'chDB (ClickHouse)', 'postgres': 'PostgreSQL',
          'sqlite': 'SQLite'}
 
@@ -101,6 +104,27 @@ def main():
     if mismatch:
         print(f'WARNING: row counts differ from Northstar ({rows}): ' +
               ', '.join(f'{e} {figs[e]["rows"]}' for e in mismatch))
+    people = read_json(os.path.join(base, 'northstar', 'people.json'))
+    if people.get('timings'):
+        labels = {
+            'cohort_3_conditions': 'Behavioural cohort, 3 conditions, evaluated fresh',
+            'rfm_facts_computed': 'rfm (segments only), per-person facts computed',
+            'rfm_facts_cached': 'rfm (segments only), facts cached',
+            'lifecycle_stages_weekly': 'lifecycle stages, weekly over the data',
+            'q2_funnel': 'Q2 funnel',
+            'q2_funnel_cohort_filter': 'Q2 funnel with the cohort as a filter',
+        }
+        print()
+        print('| People layer (Northstar only) | min | median |')
+        print('|---|---:|---:|')
+        for k in sorted(people['timings'], key=lambda k: list(labels).index(k) if k in labels else 99):
+            v = people['timings'][k]
+            print(f'| {labels.get(k, k)} | {fmt(min(v), k)} | {fmt(statistics.median(v), k)} |')
+        info = people.get('info', {})
+        if info:
+            print()
+            print('People answers: ' + ', '.join(f'{k} {json.dumps(v)}' for k, v in info.items()
+                                                 if k != 'cohort_definition'))
     if a.json:
         with open(a.json, 'w') as f:
             json.dump({'tag': a.tag, 'figures': figs, 'ratios_peer_over_northstar': ratios}, f, indent=1)

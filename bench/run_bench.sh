@@ -8,7 +8,7 @@
 # Writes bench/out/TAG-YYYY-MM-DD.md (machine, every step's output, ratio table, ingest) and prints the
 # ratio table (bench/ratios.py) ready to paste into docs/benchmarks.md.
 # Environment: BUILD (default ./build), RUNS (timed runs per query, 5), INGEST_CONNECTIONS (8),
-# INGEST_SECONDS (10; 3 for tiny), INGEST=0 skips the ingest step.
+# INGEST_SECONDS (10; 3 for tiny), INGEST=0 skips the ingest step, PEOPLE=0 skips the people-layer step.
 set -euo pipefail
 
 TAG=${1:-S}
@@ -21,7 +21,8 @@ esac
 DAYS=90 SEED=42
 START=1704067200  # gen_events' default --start: 2024-01-01T00:00:00Z (checked below against its source)
 RUNS=${RUNS:-5}
-QUERIES=q1,q2,q3,q5
+QUERIES=q1,q2,q3,q4,q5
+# PEOPLE=0 skips the Northstar-only people-layer timings (step 3b).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -159,6 +160,42 @@ NSB_RSS=$(max_rss_kb "$TMP/ns_bench.time")
 say ""
 say "ns_bench peak RSS: $NSB_RSS kB."
 
+# Q4 (RFM): Northstar scores by rank quintiles as of the last day, the peers by NTILE from the
+# table's max ts, so the cells differ by design; payers and revenue must agree.
+capture "Q4 payers and revenue (Northstar rfm_totals.csv vs the peers' q4.csv)" python3 - "$R" <<'PY'
+import csv, os, sys
+base = sys.argv[1]
+def peer(e):
+    p = os.path.join(base, e, 'q4.csv')
+    if not os.path.exists(p): return None
+    rows = list(csv.DictReader(open(p)))
+    return (sum(int(r['users']) for r in rows), sum(int(r['monetary_cents']) for r in rows))
+ns = list(csv.DictReader(open(os.path.join(base, 'northstar', 'rfm_totals.csv'))))[0]
+ns = (int(ns['payers']), int(ns['monetary_cents']))
+print(f'northstar: {ns[0]} payers, {ns[1]} cents')
+for e in ('duckdb', 'chdb'):
+    v = peer(e)
+    if v: print(f'{e}: {v[0]} payers, {v[1]} cents: {"same" if v == ns else "DIFFERENT"}')
+PY
+
+# ---------------------------------------------------------------- 3b. people layer (Northstar only)
+if [ "${PEOPLE:-1}" != 0 ]; then
+  # The peers' CSV has no person properties: one $identify per user at its register time
+  # sets person.platform and person.channel (its register row's), after the peer queries
+  # above, so the cohort's property condition has something to read. Same day as the
+  # register, so first/last seen and every timed query but the cohort are unaffected.
+  awk -F, 'NR == 1 { print "user_id,ts,event,person.platform,person.channel"; next }
+           $3 == "register" { print $1 "," $2 ",$identify," $5 "," $4 }' "$CSV" >"$TMP/persons.csv"
+  capture "import person properties ($(($(wc -l <"$TMP/persons.csv") - 1)) \$identify rows)" \
+    "$NS" import "$TMP/persons.csv" -p bench --data "$NSDIR" --no-progress
+  capture "ns_bench --people (Northstar only: cohort, rfm, lifecycle, Q2 with a cohort filter)" \
+    /usr/bin/time -v -o "$TMP/ns_people.time" \
+    "$NSB" --data "$NSDIR" --project bench --out "$R/northstar" --runs "$RUNS" --from "$FROM" --to "$TO" \
+    --only none --people
+  say ""
+  say "ns_bench --people peak RSS: $(max_rss_kb "$TMP/ns_people.time") kB."
+fi
+
 # ---------------------------------------------------------------- 4. cross-check, bandwidth
 say ""
 say "## Cross-check and physical bound"
@@ -170,7 +207,7 @@ if [ "$CMP_RC" -ne 0 ] || grep -q MISMATCH "$MD"; then
   CMP_RC=1
 else
   say ""
-  say "All engines' answers agree (q1, q2, q3, q5)."
+  say "All engines' answers agree (q1, q2, q3, q5; q4 between the peers, Northstar's payers and revenue above)."
 fi
 g++ -O2 -o "$W/membw" "$P/membw.cpp"
 capture "membw 1 5 (single core)" bash -c '"$0" 1 5 2>/dev/null' "$W/membw"
