@@ -58,7 +58,7 @@ def total(event):
     q = {"kind": "trends", "date_from": "2026-11-01", "date_to": "2026-12-31", "interval": "month",
          "series": [{"event": event}]}
     r = S["sec"].ok("POST", "/api/v1/query", q)
-    return sum(sum(s["data"]) for s in r["series"])
+    return sum(sum(s["values"]) for s in r["series"])
 
 
 def setup(binary, tmp):
@@ -110,7 +110,7 @@ def test_erase_then_kill_9():
         sec.err("GET", f"/api/v1/persons/{did}/events", expect=404)
     sec.err("DELETE", "/api/v1/persons/alice", expect=404)
     listed = sec.ok("GET", "/api/v1/persons")
-    check_eq([p["display_id"] for p in listed["persons"]], ["bob"], "list")
+    check_eq([p["distinct_id"] for p in listed["persons"]], ["bob"], "list")
     csv_text = sec.req("GET", "/api/v1/persons.csv").body.decode()
     check("alice" not in csv_text and "13812345678" not in csv_text, f"CSV: {csv_text}")
     check_eq(total("pay"), 1, "queries: bob's payment only")
