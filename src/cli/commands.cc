@@ -837,6 +837,30 @@ int RunCheck(const GlobalOptions& g, bool verbose) {
   return problems ? 1 : 0;
 }
 
+// ---------------------------------------------------------------- compact
+
+int RunCompact(const GlobalOptions& g, const std::string& project) {
+  auto reg = OpenRegistry(g, false);
+  if (!reg.ok()) return Fail(reg.status());
+  std::vector<std::string> names;
+  if (!project.empty())
+    names.push_back(project);
+  else
+    for (const auto& info : (*reg)->List()) names.push_back(info.name);
+  for (const auto& name : names) {
+    auto p = (*reg)->OpenProject(name);
+    if (!p.ok()) return Fail(p.status());
+    // Flush (memtable and WAL), then compaction: what erasure needs to be physical.
+    Status st = (*p)->store->Flush();
+    if (st.ok()) st = (*p)->store->CompactAll();
+    if (!st.ok()) return Fail(st);
+    StoreStats s = (*p)->store->Stats();
+    std::printf("project %s: %s segments, %s events\n", name.c_str(), Thousands(s.segments).c_str(),
+                Thousands(s.segment_rows).c_str());
+  }
+  return 0;
+}
+
 // ---------------------------------------------------------------- admin
 
 int RunAdmin(const GlobalOptions& g, const AdminOptions& o) {

@@ -85,6 +85,8 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o);
 int RunQueryCmd(const GlobalOptions& g, const QueryCmdOptions& o);
 int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o);
 int RunCheck(const GlobalOptions& g, bool verbose);
+// Flushes and compacts the stores of a stopped server (every project, or one).
+int RunCompact(const GlobalOptions& g, const std::string& project);
 int RunAdmin(const GlobalOptions& g, const AdminOptions& o);
 int RunBackup(const GlobalOptions& g, const BackupOptions& o);
 

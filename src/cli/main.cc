@@ -209,6 +209,12 @@ int main(int argc, char** argv) {
   add_common(c);
   c->add_flag("--verbose,-v", verbose, "list every file checked");
 
+  std::string compact_project;
+  auto* cm = app.add_subcommand(
+      "compact", "flush and compact the event stores (server stopped): erased persons' rows leave the files");
+  add_common(cm);
+  cm->add_option("--project,-p", compact_project, "only this project");
+
   auto* a = app.add_subcommand("admin", "projects and keys");
   add_common(a);
   a->require_subcommand(1);
@@ -239,6 +245,7 @@ int main(int argc, char** argv) {
   if (q->parsed()) return ns::RunQueryCmd(g, query);
   if (d->parsed()) return ns::RunDemo(g, demo);
   if (c->parsed()) return ns::RunCheck(g, verbose);
+  if (cm->parsed()) return ns::RunCompact(g, compact_project);
   if (b->parsed()) return ns::RunBackup(g, backup);
   if (a->parsed()) {
     admin.action = cp->parsed() ? "create-project" : lp->parsed() ? "list-projects" : "rotate-secret";

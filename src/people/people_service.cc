@@ -382,7 +382,8 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
     NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT did FROM cohort_members WHERE cohort_id = ?", {id}));
     for (const auto& r : rows) {
       const int64_t d = r.Int(0);
-      if (d >= 0 && static_cast<size_t>(d) < pt.size()) members.add(pt.PersonOf(static_cast<uint32_t>(d)));
+      if (d >= 0 && static_cast<size_t>(d) < pt.size() && !pt.Erased(static_cast<uint32_t>(d)))
+        members.add(pt.PersonOf(static_cast<uint32_t>(d)));
     }
   } else {
     NS_ASSIGN_OR_RETURN(CohortCondition def, ParseCohortDefinition(row.definition));
@@ -752,6 +753,29 @@ StatusOr<std::string> PeopleService::PersonsCsv(const std::string& project, Pers
   }
   NS_RETURN_IF_ERROR(CheckBlocks(*snap));
   return out;
+}
+
+// ---------------------------------------------------------------- erasure
+
+StatusOr<json> PeopleService::ErasePerson(const std::string& project, const std::string& distinct_id) {
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  const int64_t did = p->store->FindDistinctId(distinct_id);
+  if (did < 0) return NotFound("no person with distinct id '" + distinct_id + "'");
+  NS_ASSIGN_OR_RETURN(ErasureResult r, p->store->ErasePerson(static_cast<uint32_t>(did)));
+  // The erasure is durable now. Static cohorts already skip erased dids (MembersOf); their
+  // rows go too. A failure here leaves rows that point at no one, so it does not fail the call.
+  (void)db_.Tx([&]() -> Status {
+    for (uint32_t d : r.dids)
+      NS_RETURN_IF_ERROR(db_.Exec(
+          "DELETE FROM cohort_members WHERE did = ? AND cohort_id IN (SELECT id FROM cohorts WHERE project = ?)",
+          {int64_t{d}, project}));
+    return Status::OK();
+  });
+  return json{{"erased", true},
+              {"tombstone", r.tombstone},
+              {"distinct_ids", r.dids.size()},
+              {"events", r.events},
+              {"at", FormatIsoUtc(NowMs())}};
 }
 
 }  // namespace ns

@@ -76,6 +76,11 @@ class PeopleService {
   // Every match as CSV (UTF-8 BOM, formula-safe cells).
   StatusOr<std::string> PersonsCsv(const std::string& project, PersonListRequest req, bool unmasked);
 
+  // ---- erasure (docs/people.md, "Erasure"): the person of any of its distinct ids, durable
+  // when it returns (EventStore::ErasePerson); static cohort memberships of its ids are
+  // deleted. The answer holds no personal data (tombstone id, counts): the route audits it.
+  StatusOr<nlohmann::json> ErasePerson(const std::string& project, const std::string& distinct_id);
+
  private:
   explicit PeopleService(ProjectRegistry& registry) : registry_(registry), db_(registry.meta_db()) {}
   struct CohortRow {

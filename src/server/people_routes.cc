@@ -107,6 +107,20 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
           }
           Reply(res, ps->Person(who.project, PathId(req), as_of, Unmasked(who)));
         }),
+      // Erasure (admin). The audit row is written here, not in people/ (which must not
+      // depend on the accounts/ops layers): who and when, the tombstone id and counts,
+      // never a distinct id or a property.
+      R("DELETE", R"(/api/v1/persons/([^/]+))", Access::kAdmin,
+        [ps, &ctx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          auto r = ps->ErasePerson(who.project, PathId(req));
+          if (r.ok()) {
+            json audit = *r;
+            audit.erase("at");
+            if (Status st = Audit(ctx.registry.meta_db(), who, "erase", "person", 0, nullptr, audit); !st.ok())
+              spdlog::error("audit of erasure {} failed: {}", (*r)["tombstone"].get<std::string>(), st.ToString());
+          }
+          Reply(res, r);
+        }),
       // ---- cohorts
       R("GET", R"(/api/v1/cohorts)", Access::kViewer,
         [ps](const HttpRequest&, HttpResponse& res, const Principal& who) {

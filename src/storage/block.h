@@ -103,6 +103,21 @@ class Block {
   // Approximate bytes held in memory by decoded columns.
   size_t MemoryBytes() const;
 
+  // What hides the rows of erased persons from snapshots (storage/event_store.cc), cached on
+  // the block for the person table's erase_version it was computed at: a block is checked
+  // once per erasure, and only rescanned if a newly erased did falls in its did range.
+  struct ErasureView {
+    uint64_t version = 0;                   // erase_version this answer is for
+    std::shared_ptr<const Block> filtered;  // the block without erased rows; null: it has none
+    bool range_known = false;
+    uint32_t did_min = 0, did_max = 0;
+  };
+  // Runs fn on the block's erasure view under the block's own lock.
+  void WithErasureView(const std::function<void(ErasureView&)>& fn) const {
+    std::lock_guard lk(erasure_mu_);
+    fn(erasure_view_);
+  }
+
  private:
   friend class BlockBuilder;
   friend class SegmentReader;
@@ -125,6 +140,8 @@ class Block {
   mutable std::mutex error_mu_;
   mutable Status error_;  // guarded by error_mu_; the first load failure
   mutable std::mutex index_mu_;
+  mutable std::mutex erasure_mu_;
+  mutable ErasureView erasure_view_;  // guarded by erasure_mu_
   mutable std::unordered_map<uint32_t, std::vector<uint32_t>> rows_by_code_;
 
   struct LazyProp {

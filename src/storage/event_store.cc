@@ -21,6 +21,43 @@ uint64_t Fingerprint(const Uuid& u) {
   uint64_t f = Mix64(u.hi ^ Mix64(u.lo));
   return f == 0 ? 1 : f;
 }
+
+// b without the rows of erased persons (b itself if it has none), cached on the block per
+// erase_version: once per erasure per block, and a block whose did range holds none of the
+// dids erased since its last check is not scanned again.
+std::shared_ptr<const Block> WithoutErased(const std::shared_ptr<const Block>& b, const PersonTable& pt) {
+  const uint64_t n = pt.erase_version;
+  if (n == 0 || b->size() == 0) return b;
+  std::shared_ptr<const Block> out = b;
+  b->WithErasureView([&](Block::ErasureView& v) {
+    if (v.version != n) {
+      const auto& did = b->did();
+      if (!v.range_known) {
+        v.did_min = *std::min_element(did.begin(), did.end());
+        v.did_max = *std::max_element(did.begin(), did.end());
+        v.range_known = true;
+      }
+      const auto& list = *pt.erased_list;
+      bool touched = false;
+      for (uint64_t i = v.version; i < n && !touched; i++) touched = list[i] >= v.did_min && list[i] <= v.did_max;
+      if (touched) {
+        size_t hits = 0;
+        for (uint32_t d : did) hits += pt.Erased(d);
+        if (hits) {
+          BlockBuilder bb;
+          for (size_t i = 0; i < did.size(); i++)
+            if (!pt.Erased(did[i])) bb.AppendFrom(*b, i);
+          v.filtered = bb.Finish();
+        }
+      }
+      // A block that does not decode stays as it is: its reader answers the Corruption.
+      if (!b->status().ok()) v.filtered.reset();
+      v.version = n;
+    }
+    if (v.filtered) out = v.filtered;
+  });
+  return out;
+}
 }  // namespace
 
 // Open-addressing set of 64-bit uuid fingerprints (0 = empty slot). 8 bytes per slot,
@@ -215,6 +252,12 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
             return Corruption(wal_dir + "/" + WalFileName(seq) + ": " + ds.message());
           std::vector<MemRow> rows;
           for (Event& e : events) {
+            // An event of a person erased after it was written: dropped (the file goes at
+            // the next flush, which runs even if the memtable stays empty).
+            if (identity_->ErasedInWal(e.distinct_id, seq)) {
+              wal_holds_erased_ = true;
+              continue;
+            }
             if (e.has_uuid) {
               uint64_t f = Fingerprint(e.uuid);
               if (seen_->Contains(f)) continue;
@@ -234,6 +277,7 @@ Status EventStoreImpl::Recover() NO_THREAD_SAFETY_ANALYSIS {
       spdlog::warn("WAL {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", wal_dir, WalFileName(seq),
                    st.truncated_bytes);
   }
+  identity_->EndRecovery();
   NS_RETURN_IF_ERROR(identity_->Commit());
   NS_ASSIGN_OR_RETURN(wal_, WalWriter::Open(env_, wal_dir, last + 1));
   return Status::OK();
@@ -413,6 +457,7 @@ std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std:
     const auto& ts = blk.ts();
     const auto& did = blk.did();
     for (uint32_t i = 0; i < blk.size(); i++) {
+      if (persons.Erased(did[i])) continue;  // erasure: the rows leave the files here
       uint32_t person = persons.PersonOf(did[i]);
       parts[UtcDay(ts[i])].push_back({person, ts[i], b, i});
     }
@@ -433,11 +478,14 @@ std::map<int32_t, std::shared_ptr<Block>> BuildPartitions(const std::vector<std:
 Status EventStoreImpl::FlushLocked() {
   uint64_t old_seq;
   std::vector<std::shared_ptr<const Block>> to_write;
+  bool erased_wal = false;
   {
     MutexLock wl(&write_mu_);
     MutexLock sl(&state_mu_);
     SealOpenRows();
-    if (sealed_.empty()) return Status::OK();
+    // After an erasure the WAL files may hold its events: they go even with an empty memtable.
+    if (sealed_.empty() && !wal_holds_erased_) return Status::OK();
+    erased_wal = wal_holds_erased_.exchange(false);
     old_seq = wal_->seq();
     auto next = WalWriter::Open(env_, dir_ + "/wal", old_seq + 1);
     if (!next.ok()) return next.status();
@@ -448,6 +496,7 @@ Status EventStoreImpl::FlushLocked() {
     to_write = flushing_;
   }
   auto restore = [&] {
+    if (erased_wal) wal_holds_erased_ = true;
     MutexLock sl(&state_mu_);
     sealed_.insert(sealed_.begin(), flushing_.begin(), flushing_.end());
     for (auto& b : flushing_) memtable_rows_ += b->size();
@@ -490,7 +539,10 @@ Status EventStoreImpl::FlushLocked() {
     for (auto& w : written) partitions_[w.meta.partition_day].push_back(std::move(w));
     flushing_.clear();
   }
-  if (!commit.ok()) return commit;
+  if (!commit.ok()) {
+    if (erased_wal) wal_holds_erased_ = true;  // the WAL files stay until a durable checkpoint
+    return commit;
+  }
   auto seqs = ListWalFiles(env_, dir_ + "/wal");
   if (seqs.ok())
     for (uint64_t s : *seqs)
@@ -504,9 +556,11 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
   {
     MutexLock sl(&state_mu_);
     auto it = partitions_.find(day);
-    if (it == partitions_.end() || it->second.size() < 2) return Status::OK();
+    if (it == partitions_.end() || it->second.empty()) return Status::OK();
     old = it->second;
   }
+  // One segment is rewritten only to drop the rows of erased persons.
+  if (old.size() < 2 && !HoldsErased(old[0].block)) return Status::OK();
   SegmentMeta meta{day, generation_ + 1, {}};
   for (auto& s : old) {
     // A column that does not decode would be merged as its empty stand-in and the file
@@ -516,10 +570,12 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
     meta.replaces.push_back(s.meta.generation);
   }
   auto parts = BuildPartitions(blocks, *identity_->Snapshot());
-  if (parts.size() != 1)
+  if (parts.size() > 1 || (parts.size() == 1 && parts.begin()->first != day))
     return Internal("compaction of partition " + std::to_string(day) + " found rows of other days");
+  // Every row erased: an empty segment still records what it replaces (crash safety as usual).
+  const std::shared_ptr<Block> merged = parts.empty() ? BlockBuilder().Finish() : parts.begin()->second;
   std::string path = dir_ + "/segments/" + SegmentFileName(day, meta.generation);
-  NS_RETURN_IF_ERROR(WriteSegment(env_, path, *parts.begin()->second, meta, dict_));
+  NS_RETURN_IF_ERROR(WriteSegment(env_, path, *merged, meta, dict_));
   auto info = OpenSegment(env_, path, dict_);
   if (!info.ok()) {
     (void)env_->RemoveFile(path);
@@ -556,10 +612,10 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
 Status EventStoreImpl::CompactAll() {
   MutexLock ml(&maint_mu_);
   std::vector<int32_t> days;
-  {
-    MutexLock sl(&state_mu_);
-    for (auto& [d, l] : partitions_)
-      if (l.size() > 1) days.push_back(d);
+  for (auto& [d, blocks] : PartitionBlocks()) {
+    bool erased = false;
+    for (size_t i = 0; i < blocks.size() && !erased; i++) erased = HoldsErased(blocks[i]);
+    if (blocks.size() > 1 || erased) days.push_back(d);
   }
   for (int32_t d : days) NS_RETURN_IF_ERROR(CompactPartition(d));
   return Status::OK();
@@ -574,21 +630,35 @@ void EventStoreImpl::Maintain() {
     flush = memtable_rows_ >= opt_.flush_rows || (memtable_rows_ > 0 && opt_.flush_interval_ms > 0 &&
                                                   NowMs() - memtable_since_ms_ >= opt_.flush_interval_ms);
   }
+  flush = flush || wal_holds_erased_;  // an erasure: its rows leave the memtable and WAL now
   MutexLock ml(&maint_mu_);
   if (flush) {
     if (Status st = FlushLocked(); !st.ok()) spdlog::error("flush failed (will retry): {}", st.ToString());
   }
-  // Compaction: partitions with many segments, or settled partitions (older than
-  // yesterday) with more than one.
+  // Compaction: partitions with many segments, settled partitions (older than yesterday)
+  // with more than one, and segments holding rows of erased persons (cached per block).
   std::vector<int32_t> days;
   int32_t settled = UtcDay(NowMs()) - 1;
-  {
-    MutexLock sl(&state_mu_);
-    for (auto& [d, l] : partitions_)
-      if (l.size() >= opt_.compact_trigger || (l.size() > 1 && d < settled)) days.push_back(d);
+  for (auto& [d, blocks] : PartitionBlocks()) {
+    bool erased = false;
+    for (size_t i = 0; i < blocks.size() && !erased; i++) erased = HoldsErased(blocks[i]);
+    if (erased || blocks.size() >= opt_.compact_trigger || (blocks.size() > 1 && d < settled)) days.push_back(d);
   }
   for (int32_t d : days)
     if (Status st = CompactPartition(d); !st.ok()) spdlog::error("compaction of day {} failed: {}", d, st.ToString());
+}
+
+std::map<int32_t, std::vector<std::shared_ptr<const Block>>> EventStoreImpl::PartitionBlocks() {
+  std::map<int32_t, std::vector<std::shared_ptr<const Block>>> out;
+  MutexLock sl(&state_mu_);
+  for (auto& [d, l] : partitions_)
+    for (auto& seg : l) out[d].push_back(seg.block);
+  return out;
+}
+
+bool EventStoreImpl::HoldsErased(const std::shared_ptr<const Block>& b) {
+  auto persons = identity_->Snapshot();
+  return persons->erase_version && WithoutErased(b, *persons) != b;
 }
 
 Status CheckBlocks(const StoreSnapshot& snap) {
@@ -615,7 +685,56 @@ std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
     }
   }
   snap->persons = identity_->Snapshot();
+  // Erased persons are hidden here, so no operator needs to know about erasure: a block
+  // with their rows is replaced by its filtered copy (cached on the block).
+  if (snap->persons->erase_version) {
+    std::vector<std::shared_ptr<const Block>> kept;
+    kept.reserve(snap->blocks.size());
+    for (const auto& b : snap->blocks)
+      if (auto v = WithoutErased(b, *snap->persons); v->size() || !b->size()) kept.push_back(std::move(v));
+    snap->blocks = std::move(kept);
+  }
   return snap;
+}
+
+StatusOr<ErasureResult> EventStoreImpl::ErasePerson(uint32_t did) {
+  ErasureResult out;
+  // No flush or compaction meanwhile, so the count of its events below is exact.
+  MutexLock ml(&maint_mu_);
+  {
+    MutexLock wl(&write_mu_);
+    if (did >= identity_->did_count()) return NotFound("no such distinct id");
+    // The person's events so far are in WAL files <= s; later ones (a distinct id seen again
+    // starts a new person) go to a new file, so a replay can tell the two apart.
+    const uint64_t s = wal_->seq();
+    NS_ASSIGN_OR_RETURN(auto next, WalWriter::Open(env_, dir_ + "/wal", s + 1));
+    wal_ = std::move(next);
+    uint64_t tombstone = Uuid::Random().hi;
+    if (tombstone == 0) tombstone = 1;
+    out.dids = identity_->Erase(did, tombstone, s);
+    if (out.dids.empty()) return NotFound("the person was erased already");
+    // Acknowledged only once durable: on failure the identity map reloads without it.
+    if (Status st = identity_->Commit(); !st.ok())
+      return Status(StatusCode::kUnavailable, "person not erased: " + st.message());
+    wal_holds_erased_ = true;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(tombstone));
+    out.tombstone = hex;
+  }
+  // How many events it had (for the audit): the stored rows, before they are hidden.
+  std::vector<std::shared_ptr<const Block>> blocks;
+  {
+    MutexLock sl(&state_mu_);
+    for (auto& [d, l] : partitions_)
+      for (auto& seg : l) blocks.push_back(seg.block);
+    blocks.insert(blocks.end(), flushing_.begin(), flushing_.end());
+    blocks.insert(blocks.end(), sealed_.begin(), sealed_.end());
+    for (const auto& r : open_rows_) out.events += std::binary_search(out.dids.begin(), out.dids.end(), r.did);
+  }
+  for (const auto& b : blocks)
+    for (uint32_t d : b->did()) out.events += std::binary_search(out.dids.begin(), out.dids.end(), d);
+  if (runner_) runner_->Wake(task_id_);  // flush the memtable and WAL, compact the segments
+  return out;
 }
 
 uint64_t EventStoreImpl::memtable_rows() {

@@ -84,6 +84,13 @@ struct AppendedEvent {
 // never call Append from it.
 using AppendListener = std::function<void(const std::vector<AppendedEvent>& events)>;
 
+// What ErasePerson removed. No distinct id strings: this is what an audit may keep.
+struct ErasureResult {
+  std::vector<uint32_t> dids;  // the person's distinct ids (numbers; their strings are gone)
+  uint64_t events = 0;         // its stored events, hidden now and removed at flush/compaction
+  std::string tombstone;       // opaque id of the erasure (16 hex digits), also in the identity log
+};
+
 enum class Durability {
   kWal,       // acknowledged after the WAL is fsynced (HTTP ingest)
   kUnlogged,  // no WAL: durable only after Flush() (bulk import)
@@ -107,8 +114,15 @@ class EventStore {
                                         IdentityTrust trust = IdentityTrust::kSecretKey) = 0;
   // Writes the memtable to segments, then truncates the WAL. Idempotent.
   virtual Status Flush() = 0;
-  // Merges the segments of every partition that has more than one.
+  // Merges the segments of every partition that has more than one, and rewrites every
+  // segment that holds rows of erased persons.
   virtual Status CompactAll() = 0;
+  // Erases the person of `did` (docs/people.md, "Erasure"): when it returns, a durable
+  // tombstone (identity log, fsynced) hides the person from every later snapshot and
+  // lookup; its rows leave the memtable and WAL at the next flush and the segment files at
+  // the next compaction. A later event of one of its distinct ids starts a new person.
+  // NotFound if did is unknown or already erased.
+  virtual StatusOr<ErasureResult> ErasePerson(uint32_t did) = 0;
 
   // The append hook (automation's triggers, incremental cohorts subscribe to it). An
   // exception from a listener is logged and ignored: the events are already durable.

@@ -38,6 +38,7 @@ class EventStoreImpl final : public EventStore {
   StatusOr<AppendResult> Append(std::vector<Event> events, Durability durability, IdentityTrust trust) override;
   Status Flush() override;
   Status CompactAll() override;
+  StatusOr<ErasureResult> ErasePerson(uint32_t did) override EXCLUDES(maint_mu_, write_mu_, state_mu_);
   uint64_t AddAppendListener(AppendListener listener) override EXCLUDES(listeners_mu_);
   void RemoveAppendListener(uint64_t id) override EXCLUDES(write_mu_, listeners_mu_);
   std::shared_ptr<const StoreSnapshot> Snapshot() override;
@@ -85,6 +86,10 @@ class EventStoreImpl final : public EventStore {
   Status WriteCheckpoint(bool* renamed) REQUIRES(maint_mu_);
   Status CompactPartition(int32_t day) REQUIRES(maint_mu_) EXCLUDES(state_mu_);
   Status FlushLocked() REQUIRES(maint_mu_) EXCLUDES(write_mu_, state_mu_);
+  // The segment blocks of every partition (a copy: checked without holding state_mu_).
+  std::map<int32_t, std::vector<std::shared_ptr<const Block>>> PartitionBlocks() EXCLUDES(state_mu_);
+  // True if b holds rows of erased persons (decodes its did column once; cached per erasure).
+  bool HoldsErased(const std::shared_ptr<const Block>& b);
 
   std::string dir_;
   StoreOptions opt_;
@@ -128,6 +133,9 @@ class EventStoreImpl final : public EventStore {
   std::map<uint64_t, AppendListener> listeners_ GUARDED_BY(listeners_mu_);
   uint64_t next_listener_ GUARDED_BY(listeners_mu_) = 1;
   std::atomic<bool> has_listeners_{false};
+  // WAL files may hold events of erased persons: the next flush runs (and deletes them)
+  // even with an empty memtable.
+  std::atomic<bool> wal_holds_erased_{false};
 };
 
 }  // namespace ns

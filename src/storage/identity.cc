@@ -9,7 +9,7 @@
 
 namespace ns {
 namespace {
-enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4, kIdentified = 5 };
+enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4, kIdentified = 5, kErased = 6 };
 }
 
 StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(Env* env, const std::string& dir) {
@@ -17,6 +17,7 @@ StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(Env* env, const std::st
   auto m = std::unique_ptr<IdentityMap>(new IdentityMap());
   m->dir_ = dir;
   m->env_ = env;
+  m->recovering_ = true;  // until EndRecovery: the store's WAL replay asks ErasedInWal
   NS_RETURN_IF_ERROR(m->Load());
   return m;
 }
@@ -42,6 +43,7 @@ IdentityLogReport IdentityMap::Inspect(Env* env, const std::string& dir) {
                                " bytes");
   }
   out.distinct_ids = m.ids_.size();
+  out.erased = std::move(m.erased_);
   return out;
 }
 
@@ -57,6 +59,11 @@ Status IdentityMap::Load() {
   identified_.clear();
   did_identified_.clear();
   newest_identified_did_.clear();
+  erased_.clear();
+  erased_list_.clear();
+  erased_shared_.reset();
+  erased_list_shared_.reset();
+  replay_erased_.clear();
   pending_.clear();
   log_.reset();
   version_++;
@@ -100,6 +107,14 @@ Status IdentityMap::ApplyRecord(std::string_view payload) {
         did_identified_[did] = 1;
         newest_identified_did_[root] = std::max<int64_t>(newest_identified_did_[root], did);
       }
+    } else if (type == kErased) {
+      (void)r.U64();  // the tombstone id: for the audit trail, not needed to replay
+      const uint64_t wal_seq = r.U64();
+      const uint32_t n = r.U32();
+      if (!r.ok() || n > r.remaining() / 4) return Corruption("identity log: truncated erasure record");
+      std::vector<uint32_t> dids(n);
+      for (auto& d : dids) d = r.U32();
+      if (r.ok()) DoErase(dids, wal_seq);
     } else if (type == kSet || type == kSetOnce) {
       uint32_t did = r.U32();
       std::vector<Property> props;
@@ -121,6 +136,7 @@ void IdentityMap::NewDid(std::string_view id) {
   identified_.push_back(0);
   did_identified_.push_back(0);
   newest_identified_did_.push_back(-1);
+  erased_.push_back(0);
   version_++;
 }
 
@@ -186,6 +202,59 @@ void IdentityMap::DoSet(uint32_t did, const std::vector<Property>& props, bool o
     MutableColumn(p.key).Set(root, p.value);
   }
   version_++;
+}
+
+void IdentityMap::DoErase(const std::vector<uint32_t>& dids, uint64_t wal_seq) {
+  for (uint32_t d : dids) {
+    if (d >= ids_.size() || erased_[d]) continue;
+    const uint32_t root = Find(d);
+    for (auto& [key, col] : columns_)
+      if (col->Get(root)) MutableColumn(key).Erase(root);
+    members_.erase(root);
+    if (recovering_) {  // the WAL replay still has to recognise this id's older events
+      uint64_t& seq = replay_erased_[ids_[d]];
+      seq = std::max(seq, wal_seq);
+    }
+    // The string may name a newer did by now (erased, then seen again): leave that one.
+    if (auto it = index_.find(ids_[d]); it != index_.end() && it->second == d) index_.erase(it);
+    std::string().swap(ids_[d]);  // the distinct id leaves memory too
+    erased_[d] = 1;
+    erased_list_.push_back(d);
+  }
+  version_++;
+}
+
+std::vector<uint32_t> IdentityMap::Erase(uint32_t did, uint64_t tombstone, uint64_t wal_seq) {
+  std::lock_guard lk(mu_);
+  if (did >= ids_.size() || erased_[did]) return {};
+  const uint32_t root = Find(did);
+  std::vector<uint32_t> dids;
+  if (auto it = members_.find(root); it != members_.end())
+    dids = it->second;
+  else
+    dids = {root};
+  std::sort(dids.begin(), dids.end());
+  BinWriter w;
+  w.U8(kErased);
+  w.U64(tombstone);
+  w.U64(wal_seq);
+  w.U32(static_cast<uint32_t>(dids.size()));
+  for (uint32_t d : dids) w.U32(d);
+  pending_.push_back(std::move(w.str()));
+  DoErase(dids, wal_seq);
+  return dids;
+}
+
+bool IdentityMap::ErasedInWal(std::string_view distinct_id, uint64_t wal_seq) const {
+  std::lock_guard lk(mu_);
+  auto it = replay_erased_.find(distinct_id);
+  return it != replay_erased_.end() && wal_seq <= it->second;
+}
+
+void IdentityMap::EndRecovery() {
+  std::lock_guard lk(mu_);
+  recovering_ = false;
+  decltype(replay_erased_)().swap(replay_erased_);
 }
 
 uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
@@ -308,6 +377,14 @@ std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
   }
   moved_.clear();
   for (const auto& [key, col] : columns_) t->columns.emplace(key, col);
+  // Erasures are rare: the erased set is copied only when one happened since the last snapshot.
+  if (!erased_list_shared_ || erased_list_shared_->size() != erased_list_.size()) {
+    erased_shared_ = erased_list_.empty() ? nullptr : std::make_shared<const std::vector<uint8_t>>(erased_);
+    erased_list_shared_ = std::make_shared<const std::vector<uint32_t>>(erased_list_);
+  }
+  t->erased_ids = erased_shared_;
+  t->erased_list = erased_list_shared_;
+  t->erase_version = erased_list_.size();
   snapshot_ = t;
   return t;
 }

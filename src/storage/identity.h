@@ -27,6 +27,7 @@ namespace ns {
 // What `northstar check` reports about an identity log, read without changing it.
 struct IdentityLogReport {
   uint64_t distinct_ids = 0;
+  std::vector<uint8_t> erased;          // per did: 1 if its person was erased
   std::vector<std::string> problems;    // a file that does not replay (corrupt, unknown record type)
   std::vector<std::string> torn_tails;  // "FILE: torn tail of N bytes" (unacknowledged writes)
 };
@@ -56,6 +57,17 @@ class IdentityMap {
   // Applies $set (once=false) or $set_once (once=true) to the person of did.
   void SetProps(uint32_t did, const std::vector<Property>& props, bool once);
   uint32_t Person(uint32_t did) const;
+  // Erases the person of did (docs/people.md, "Erasure"): every did of the person is
+  // marked erased, their distinct id strings leave the index and memory (the next event of
+  // one of them starts a new person) and the person's properties are cleared. Pending until
+  // Commit, like every change. `tombstone` is the erasure's opaque id; `wal_seq` the last
+  // event-WAL file whose events of these ids belong to the erased person. Returns the dids.
+  std::vector<uint32_t> Erase(uint32_t did, uint64_t tombstone, uint64_t wal_seq);
+  // While the store replays its event WAL after Open: true if an event of distinct_id
+  // read from WAL file `wal_seq` belongs to an erased person (the store drops it).
+  bool ErasedInWal(std::string_view distinct_id, uint64_t wal_seq) const;
+  // Frees what ErasedInWal needs (the erased strings) once the WAL is replayed.
+  void EndRecovery();
 
   // Writes and fsyncs pending records. On failure the in-memory state is reloaded from
   // disk, so it never holds what the log does not.
@@ -76,6 +88,7 @@ class IdentityMap {
   void NewDid(std::string_view id);
   void DoMerge(uint32_t a, uint32_t b);
   void DoSet(uint32_t did, const std::vector<Property>& props, bool once);
+  void DoErase(const std::vector<uint32_t>& dids, uint64_t wal_seq);
   uint32_t Find(uint32_t did) const;
   PersonColumn& MutableColumn(const std::string& key);
 
@@ -103,6 +116,13 @@ class IdentityMap {
   // of the person (-1: none; then the newest did is shown).
   std::vector<uint8_t> did_identified_;
   std::vector<int64_t> newest_identified_did_;
+  std::vector<uint8_t> erased_;                                // per did: 1 once erased
+  std::vector<uint32_t> erased_list_;                          // erased dids in order of erasure
+  std::shared_ptr<const std::vector<uint8_t>> erased_shared_;  // erased_ as of the last snapshot
+  std::shared_ptr<const std::vector<uint32_t>> erased_list_shared_;
+  // Only between Open and EndRecovery: erased distinct id -> the last WAL seq of an erasure.
+  std::unordered_map<std::string, uint64_t, IdHash, std::equal_to<>> replay_erased_;
+  bool recovering_ = false;
   std::vector<std::string> pending_;  // encoded records not yet committed
   uint64_t version_ = 0;
   uint64_t merge_version_ = 1;

@@ -64,6 +64,13 @@ struct PersonTable {
   uint64_t merge_version = 1;
   // Distinct ids known to this snapshot (every did of its blocks is below it).
   size_t did_count = 0;
+  // Erased persons (DELETE /api/v1/persons/{id}): per did 1 when erased (may be shorter
+  // than size(): later dids are not erased), and the erased dids in order of erasure.
+  // erase_version is their number, so a per-block answer cached under it stays valid
+  // until the next erasure, and the dids erased since are the list's tail.
+  std::shared_ptr<const std::vector<uint8_t>> erased_ids;
+  std::shared_ptr<const std::vector<uint32_t>> erased_list;
+  uint64_t erase_version = 0;
 
   size_t size() const { return did_count; }
   const std::vector<uint32_t>& person_of() const { return *person_of_ids; }
@@ -73,7 +80,10 @@ struct PersonTable {
     const auto& po = *person_of_ids;
     return did < po.size() ? po[did] : did;
   }
-  bool IsPerson(uint32_t did) const { return PersonOf(did) == did; }
+  bool Erased(uint32_t did) const { return erased_ids && did < erased_ids->size() && (*erased_ids)[did] != 0; }
+  // A person is a root that was not erased (an erased person has no events and no
+  // properties, and is in no list or cohort).
+  bool IsPerson(uint32_t did) const { return PersonOf(did) == did && !Erased(did); }
   const PersonColumn* Column(std::string_view key) const {
     auto it = columns.find(key);
     return it == columns.end() ? nullptr : it->second.get();

@@ -64,7 +64,9 @@ StoreCheckReport CheckStoreDirectory(const std::string& dir) {
       const auto& did = b.did();
       int64_t mn = INT64_MAX, mx = INT64_MIN;
       bool bad_day = false, bad_did = false;
+      uint64_t erased_rows = 0;
       for (size_t i = 0; i < b.size(); i++) {
+        if (did[i] < idlog.erased.size() && idlog.erased[did[i]]) erased_rows++;
         mn = std::min(mn, ts[i]);
         mx = std::max(mx, ts[i]);
         if (UtcDay(ts[i]) != info->meta.partition_day) bad_day = true;
@@ -75,6 +77,10 @@ StoreCheckReport CheckStoreDirectory(const std::string& dir) {
       if (bad_day)
         r.problems.push_back(path + ": rows outside partition day " + std::to_string(info->meta.partition_day));
       if (bad_did) r.problems.push_back(path + ": rows reference distinct ids missing from the identity log");
+      // An erasure is complete only once compaction rewrote the files (docs/people.md).
+      if (erased_rows)
+        r.problems.push_back(path + ": " + std::to_string(erased_rows) +
+                             " rows of erased persons remain (removed by the next compaction: `northstar compact`)");
       r.rows += b.size();
       r.segments++;
       r.ok.push_back(path + "  " + std::to_string(b.size()) + " rows");
