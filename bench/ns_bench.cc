@@ -167,9 +167,9 @@ int main(int argc, char** argv) {
     json r = q4_fresh();
     double revenue = 0;
     for (auto& g : r["segments"]) revenue += g["revenue"].get<double>();
-    std::ofstream(out + "/rfm_totals.csv") << "payers,monetary_cents\n"
-                                           << r["persons_scored"].get<uint64_t>() << ","
-                                           << static_cast<uint64_t>(std::llround(revenue * 100)) << "\n";
+    std::ofstream(out + "/rfm_totals.csv")
+        << "payers,monetary_cents\n"
+        << r["persons_scored"].get<uint64_t>() << "," << static_cast<uint64_t>(std::llround(revenue * 100)) << "\n";
     return r.dump();
   };
   queries["q1"] = [&] {
@@ -258,13 +258,12 @@ int main(int argc, char** argv) {
 
   // ---- the people layer alone (Northstar only): warm, one untimed run first.
   int32_t today = *ns::ParseDate(to, "--to");
-  const json def_json{{"op", "and"},
-                      {"conditions",
-                       {{{"type", "performed"}, {"event", "pay"}, {"count", {{"op", "gte"}, {"value", 2}}},
-                         {"last_days", 30}},
-                        {{"type", "performed"}, {"event", "add_to_cart"}, {"last_days", 7}},
-                        {{"type", "property"}, {"property", "platform"}, {"op", "in"},
-                         {"value", {"ios", "android"}}}}}};
+  const json def_json{
+      {"op", "and"},
+      {"conditions",
+       {{{"type", "performed"}, {"event", "pay"}, {"count", {{"op", "gte"}, {"value", 2}}}, {"last_days", 30}},
+        {{"type", "performed"}, {"event", "add_to_cart"}, {"last_days", 7}},
+        {{"type", "property"}, {"property", "platform"}, {"op", "in"}, {"value", {"ios", "android"}}}}}};
   auto def = ns::ParseCohortDefinition(def_json);
   if (!def.ok()) return std::fprintf(stderr, "cohort: %s\n", def.status().ToString().c_str()), 1;
   json pt = json::object(), pinfo = json::object();
@@ -292,8 +291,8 @@ int main(int argc, char** argv) {
   record("rfm_facts_computed", Time(runs, [&](int) { rfm_answer = q4_fresh(); }));
   record("rfm_facts_cached", Time(runs, [&](int) { run(q4); }));
   pinfo["rfm_persons_scored"] = rfm_answer["persons_scored"];
-  const json lifecycle{{"kind", "lifecycle"}, {"mode", "stages"}, {"interval", "week"},
-                       {"date_from", from},   {"date_to", to}};
+  const json lifecycle{
+      {"kind", "lifecycle"}, {"mode", "stages"}, {"interval", "week"}, {"date_from", from}, {"date_to", to}};
   json lc_answer;
   record("lifecycle_stages_weekly", Time(runs, [&](int) { lc_answer = run(lifecycle); }));
   pinfo["lifecycle_buckets"] = lc_answer["dates"].size();

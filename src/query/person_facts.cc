@@ -125,7 +125,7 @@ struct Partial {
 
 std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
                                                       const PeopleSettings& settings, int32_t as_of_day,
-                                                      std::optional<int32_t> pay_from_day) {
+                                                      std::optional<int32_t> pay_from_day, bool payments_only) {
   auto facts = std::make_shared<PersonFacts>();
   const PersonTable& pt = *snap.persons;
   const size_t n = pt.size();
@@ -149,9 +149,10 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
     for (size_t b; (b = next.fetch_add(1)) < snap.blocks.size();) {
       const Block& blk = *snap.blocks[b];
       if (blk.size() == 0 || blk.min_ts() >= end_ms) continue;
+      if (payments_only && (!pay.MayMatch(blk) || pay.any)) continue;  // no column of it is read
       const auto& did = blk.did();
       const auto& ts = blk.ts();
-      for (size_t i = 0; i < blk.size(); i++) {
+      for (size_t i = 0; !payments_only && i < blk.size(); i++) {
         if (ts[i] >= end_ms) continue;
         const uint32_t d = did[i];
         const uint32_t p = d < po.size() ? po[d] : d;
@@ -239,9 +240,11 @@ struct FactsKey {
   std::string settings, tz;
   int32_t as_of_day = 0;
   std::optional<int32_t> pay_from_day;
+  bool payments_only = false;
   bool operator==(const FactsKey& o) const {
     return persons_version == o.persons_version && persons == o.persons && settings == o.settings && tz == o.tz &&
-           as_of_day == o.as_of_day && pay_from_day == o.pay_from_day && blocks == o.blocks;
+           as_of_day == o.as_of_day && pay_from_day == o.pay_from_day && payments_only == o.payments_only &&
+           blocks == o.blocks;
   }
 };
 
@@ -254,17 +257,22 @@ struct FactsCache {
 
 std::shared_ptr<const PersonFacts> GetPersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
                                                   const PeopleSettings& settings, int32_t as_of_day,
-                                                  std::optional<int32_t> pay_from_day) {
+                                                  std::optional<int32_t> pay_from_day, bool payments_only) {
   static FactsCache cache;
   constexpr size_t kEntries = 4;
   FactsKey key{snap.blocks, snap.persons->version, snap.persons->size(), settings.FactsKey(), tz.name(),
-               as_of_day,   pay_from_day};
+               as_of_day,   pay_from_day,          payments_only};
   {
     std::lock_guard<std::mutex> l(cache.mu);
-    for (auto& [k, v] : cache.entries)
+    for (auto& [k, v] : cache.entries) {
       if (k == key) return v;
+      // Full facts answer a payments-only ask too.
+      FactsKey full = key;
+      full.payments_only = false;
+      if (payments_only && k == full) return v;
+    }
   }
-  auto facts = ComputePersonFacts(snap, tz, settings, as_of_day, pay_from_day);
+  auto facts = ComputePersonFacts(snap, tz, settings, as_of_day, pay_from_day, payments_only);
   std::lock_guard<std::mutex> l(cache.mu);
   cache.entries.emplace_back(std::move(key), facts);
   if (cache.entries.size() > kEntries) cache.entries.erase(cache.entries.begin());

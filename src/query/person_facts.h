@@ -75,13 +75,17 @@ struct PersonFacts {
 // The facts of every person of `snap` as of the end of local day `as_of_day`. Cached: the
 // same snapshot state, settings and day answer the same object.
 // With `pay_from_day`, only payments on or after that local day count (rfm's date_from).
+// `payments_only` (rfm) skips every row but the payments: first/last seen and event counts
+// stay zero, so Has() is false; the payment facts are the same.
 std::shared_ptr<const PersonFacts> GetPersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
                                                   const PeopleSettings& settings, int32_t as_of_day,
-                                                  std::optional<int32_t> pay_from_day = std::nullopt);
+                                                  std::optional<int32_t> pay_from_day = std::nullopt,
+                                                  bool payments_only = false);
 // Uncached (tests, and the cache's miss path).
 std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
                                                       const PeopleSettings& settings, int32_t as_of_day,
-                                                      std::optional<int32_t> pay_from_day = std::nullopt);
+                                                      std::optional<int32_t> pay_from_day = std::nullopt,
+                                                      bool payments_only = false);
 
 // Lifecycle stage of a person as of facts.as_of_day (docs/people.md): "new", "active",
 // "silent" or "churned"; "" if the person has no events before then.

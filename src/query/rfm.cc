@@ -195,7 +195,7 @@ const RfmPerson* RfmModel::Find(uint32_t person) const {
 
 StatusOr<RfmResult> RunRfm(const RfmQuery& q, const QueryContext& ctx) {
   const PeopleSettings& settings = ctx.people_settings();
-  auto facts = GetPersonFacts(ctx.snap, ctx.tz, settings, q.as_of_day, q.from_day);
+  auto facts = GetPersonFacts(ctx.snap, ctx.tz, settings, q.as_of_day, q.from_day, /*payments_only=*/true);
   std::vector<uint8_t> include;
   if (!q.filters.empty()) {
     include = FilterSet(q.filters, ctx.snap).PersonVerdicts();
