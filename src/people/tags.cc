@@ -80,9 +80,13 @@ BaseTag PropTag(const char* key, const char* zh, const char* en, std::vector<std
                 const PropColumn* col = b.prop(k);
                 if (!col || !col->Present(i)) continue;
                 const int64_t ts = b.ts()[i];
-                auto [it, fresh] = ev.try_emplace(p, ts, col->Get(i).AsString());
-                if (!fresh && (first ? ts < it->second.first : ts > it->second.first))
-                  it->second = {ts, col->Get(i).AsString()};
+                std::string v = col->Get(i).AsString();
+                auto [it, fresh] = ev.try_emplace(p, ts, v);
+                // Events of one instant: the smallest value, so the whole-store pass and the
+                // person page (rows in another order) agree.
+                if (!fresh && ((first ? ts < it->second.first : ts > it->second.first) ||
+                               (ts == it->second.first && v < it->second.second)))
+                  it->second = {ts, std::move(v)};
                 break;
               }
             });
@@ -98,10 +102,12 @@ std::string Band(double x, const std::vector<std::pair<double, const char*>>& up
 }
 
 // A band of the number of events named `event` per person (0 included for persons seen).
+// With `setting`, the event is that people setting (pay_event, share_event), not `event`.
 BaseTag CountTag(const char* key, const char* zh, const char* en, std::string event, int last_days,
-                 std::vector<std::pair<double, const char*>> upper, const char* top, const char* rule) {
+                 std::vector<std::pair<double, const char*>> upper, const char* top, const char* rule,
+                 std::string PeopleSettings::*setting = nullptr) {
   return {key, zh, en, rule, [=](const BaseTagContext& c, const TagSink& out) {
-            const EventMatcher m = EventMatcher::Make(event, *c.snap.events);
+            const EventMatcher m = EventMatcher::Make(setting ? c.settings.*setting : event, *c.snap.events);
             const int64_t from = last_days > 0 ? c.tz.DayStartMs(c.facts.as_of_day - last_days + 1) : INT64_MIN;
             std::unordered_map<uint32_t, double> n;
             if (!m.none)
@@ -195,11 +201,16 @@ std::vector<BaseTag> MakeBaseTags() {
   t.push_back({"first_event", "首个事件", "First event", "the name of the person's earliest event",
                [](const BaseTagContext& c, const TagSink& out) {
                  std::unordered_map<uint32_t, std::pair<int64_t, uint32_t>> first;
+                 const auto names = c.snap.events->Names();
+                 auto name = [&](uint32_t code) { return code < names.size() ? names[code] : std::string(); };
                  ForEachRow(c, [&](const Block& b, uint32_t i, uint32_t p) {
                    auto [it, fresh] = first.try_emplace(p, b.ts()[i], b.ev()[i]);
-                   if (!fresh && b.ts()[i] < it->second.first) it->second = {b.ts()[i], b.ev()[i]};
+                   // Events of one instant: the smallest name (the row order differs between
+                   // the whole store and the person page).
+                   if (!fresh && (b.ts()[i] < it->second.first ||
+                                  (b.ts()[i] == it->second.first && name(b.ev()[i]) < name(it->second.second))))
+                     it->second = {b.ts()[i], b.ev()[i]};
                  });
-                 const auto names = c.snap.events->Names();
                  for (auto& [p, v] : first)
                    if (v.second < names.size()) out(p, names[v.second]);
                }});
@@ -218,7 +229,8 @@ std::vector<BaseTag> MakeBaseTags() {
                  if (!col) return;
                  col->ForEach([&](uint32_t p, const PropValue& v) {
                    double a = v.kind == PropValue::kNum ? v.num : std::atof(v.str.c_str());
-                   if (Wanted(c, p) && a > 0)
+                   // Persons seen by the as-of day only, like every other tag.
+                   if (Wanted(c, p) && c.facts.Has(p) && a > 0)
                      out(p, Band(a, {{18, "<18"}, {25, "18-24"}, {35, "25-34"}, {45, "35-44"}, {55, "45-54"}}, "55+"));
                  });
                }});
@@ -327,10 +339,19 @@ std::vector<BaseTag> MakeBaseTags() {
                "the local time band with most events: night (0-5), morning (6-11), afternoon (12-17), evening (18-23)",
                [](const BaseTagContext& c, const TagSink& out) {
                  std::unordered_map<uint32_t, std::array<int, 4>> n;
+                 // Local wall-clock hours: per local day, the instants of 06:00, 12:00 and 18:00
+                 // (the time since midnight is an hour off on a DST change day).
+                 std::unordered_map<int32_t, std::array<int64_t, 3>> bounds;
                  ForEachRow(c, [&](const Block& b, uint32_t i, uint32_t p) {
                    const int64_t ts = b.ts()[i];
-                   const int64_t local = ts - c.tz.DayStartMs(c.tz.LocalDay(ts));
-                   n[p][static_cast<size_t>(std::clamp<int64_t>(local / 21'600'000, 0, 3))]++;
+                   const int32_t day = c.tz.LocalDay(ts);
+                   auto [it, fresh] = bounds.try_emplace(day);
+                   if (fresh)
+                     for (int k = 0; k < 3; k++)
+                       it->second[static_cast<size_t>(k)] = c.tz.LocalToUtcMs(day, (k + 1) * 21'600'000);
+                   size_t band = 0;
+                   while (band < 3 && ts >= it->second[band]) band++;
+                   n[p][band]++;
                  });
                  static const char* kBands[] = {"night", "morning", "afternoon", "evening"};
                  for (auto& [p, a] : n) out(p, kBands[std::max_element(a.begin(), a.end()) - a.begin()]);
@@ -360,7 +381,7 @@ std::vector<BaseTag> MakeBaseTags() {
   t.push_back(CountTag("cart_count_band", "加购次数", "Add-to-carts", "add_to_cart", 0, {{1, "0"}, {5, "1-4"}}, "5+",
                        "add_to_cart events: 0, 1-4, 5+"));
   t.push_back(CountTag("share_count_band", "分享次数", "Shares", "share", 0, {{1, "0"}, {3, "1-2"}}, "3+",
-                       "share events: 0, 1-2, 3+"));
+                       "share events (share_event): 0, 1-2, 3+", &PeopleSettings::share_event));
   t.push_back(CountTag("check_in_band", "签到次数", "Check-ins (30 days)", "check_in", 30, {{1, "0"}, {5, "1-4"}}, "5+",
                        "check_in events in the last 30 days: 0, 1-4, 5+"));
   t.push_back(CountTag("review_count_band", "评价次数", "Reviews", "review", 0, {{1, "0"}, {3, "1-2"}}, "3+",
@@ -372,7 +393,7 @@ std::vector<BaseTag> MakeBaseTags() {
   t.push_back(CountTag("search_count_band", "搜索次数", "Searches (30 days)", "search", 30, {{1, "0"}, {5, "1-4"}},
                        "5+", "search events in the last 30 days: 0, 1-4, 5+"));
   t.push_back(CountTag("pay_30d_band", "近30天订单", "Payments in 30 days", "pay", 30, {{1, "0"}, {2, "1"}, {4, "2-3"}},
-                       "4+", "pay events in the last 30 days: 0, 1, 2-3, 4+"));
+                       "4+", "pay events (pay_event) in the last 30 days: 0, 1, 2-3, 4+", &PeopleSettings::pay_event));
   return t;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include "query/scan.h"
@@ -72,7 +73,7 @@ void NeedTier(const StoreSnapshot& snap, const PersonFacts& f, const PeopleSetti
   struct Purchase {
     uint32_t person;
     int64_t ts;
-    std::string product, category;
+    std::string order, product, category;  // order: "" when the payment has no order id
   };
   std::vector<Purchase> buys;
   for (const auto& bp : snap.blocks) {
@@ -81,13 +82,30 @@ void NeedTier(const StoreSnapshot& snap, const PersonFacts& f, const PeopleSetti
     const PropColumn* prod = b.prop(s.product_property);
     if (!prod) continue;
     const PropColumn* cat = b.prop(s.category_property);
+    const PropColumn* ord = s.order_property.empty() ? nullptr : b.prop(s.order_property);
     auto [rb, re] = b.EventRows(pay.code);
     for (const uint32_t* r = rb; r < re; r++) {
       if (b.ts()[*r] >= f.end_ms || !prod->Present(*r)) continue;
-      buys.push_back({pt.PersonOf(b.did()[*r]), b.ts()[*r], prod->Get(*r).AsString(),
-                      cat && cat->Present(*r) ? cat->Get(*r).AsString() : std::string()});
+      buys.push_back({pt.PersonOf(b.did()[*r]), b.ts()[*r], ord && ord->Present(*r) ? ord->Get(*r).AsString() : "",
+                      prod->Get(*r).AsString(), cat && cat->Present(*r) ? cat->Get(*r).AsString() : std::string()});
     }
   }
+  // Orders, not payment events (docs/people.md: "at least loyal_min_orders orders"): the
+  // events of one order id count once, as its earliest payment naming a product (ties: the
+  // smallest product, then category), as the facts count orders.
+  std::sort(buys.begin(), buys.end(), [](const Purchase& a, const Purchase& b) {
+    return std::tie(a.person, a.order, a.ts, a.product, a.category) <
+           std::tie(b.person, b.order, b.ts, b.product, b.category);
+  });
+  size_t kept = 0;
+  for (size_t i = 0; i < buys.size(); i++) {
+    const bool same_order = kept > 0 && !buys[i].order.empty() && buys[kept - 1].person == buys[i].person &&
+                            buys[kept - 1].order == buys[i].order;
+    if (same_order) continue;
+    if (kept != i) buys[kept] = std::move(buys[i]);
+    kept++;
+  }
+  buys.resize(kept);
   // First time each (person, bought product) was seen on any event.
   std::unordered_map<std::string, int64_t> first_seen;
   auto key = [](uint32_t person, const std::string& product) { return std::to_string(person) + '\x1f' + product; };
@@ -102,7 +120,6 @@ void NeedTier(const StoreSnapshot& snap, const PersonFacts& f, const PeopleSetti
       if (it != first_seen.end()) it->second = std::min(it->second, b.ts()[i]);
     }
   }
-  std::sort(buys.begin(), buys.end(), [](const Purchase& a, const Purchase& b) { return a.person < b.person; });
   for (size_t i = 0; i < buys.size();) {
     size_t j = i;
     std::unordered_map<std::string, int> per_kind;
@@ -115,8 +132,11 @@ void NeedTier(const StoreSnapshot& snap, const PersonFacts& f, const PeopleSetti
     const int n = static_cast<int>(j - i);
     int fav = 0;
     for (const auto& [k, c] : per_kind) fav = std::max(fav, c);
-    std::nth_element(minutes.begin(), minutes.begin() + static_cast<std::ptrdiff_t>(minutes.size() / 2), minutes.end());
-    const double median = minutes[minutes.size() / 2];
+    // The median: the mean of the two middle values for an even count (stats::Median; it
+    // was the upper middle value).
+    std::sort(minutes.begin(), minutes.end());
+    const size_t m = minutes.size();
+    const double median = m % 2 ? minutes[m / 2] : (minutes[m / 2 - 1] + minutes[m / 2]) / 2;
     if (n >= s.loyal_min_orders && fav * 100 >= s.loyal_share * n) {
       out[p] = 0;
     } else if (median <= s.impulse_minutes) {
