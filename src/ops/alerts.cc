@@ -9,7 +9,7 @@
 
 #include "core/time_zone.h"
 #include "meta/project_registry.h"
-#include "ops/doc_rows.h"
+#include "ops/documents.h"
 
 namespace ns {
 
@@ -36,8 +36,8 @@ std::string FormatValue(double v, bool ratio) {
   return buf;
 }
 
-bool IsRatioKpi(const json& doc) {
-  const json& r = doc["reduce"];
+bool IsRatioKpi(const KpiDoc& doc) {
+  const json& r = doc.reduce;
   return r.contains("from_step") || r.contains("period");  // conversion rates, shown as percentages
 }
 
@@ -128,23 +128,6 @@ DeliveryResult Channels::Send(const NotificationChannel& ch, const Notification&
   return r;
 }
 
-namespace {
-json MessageJson(const Notification& n) {
-  return {{"title", n.title}, {"text", n.text}, {"level", n.level},
-          {"link", n.link},   {"data", n.data}, {"dedup_key", n.dedup_key}};
-}
-Notification MessageFromJson(const json& j) {
-  Notification n;
-  n.title = j.value("title", "");
-  n.text = j.value("text", "");
-  n.level = j.value("level", "info");
-  n.link = j.value("link", "");
-  n.data = j.value("data", json());
-  n.dedup_key = j.value("dedup_key", "");
-  return n;
-}
-}  // namespace
-
 StatusOr<Channels::Enqueued> Channels::Enqueue(const std::string& project, const std::vector<int64_t>& ids_in,
                                                Notification n) {
   Enqueued out;
@@ -156,7 +139,7 @@ StatusOr<Channels::Enqueued> Channels::Enqueue(const std::string& project, const
                         db_.Query("SELECT id FROM notification_channels WHERE project = ? ORDER BY id", {project}));
     for (auto& r : rows) ids.push_back(r.Int(0));
   }
-  const std::string message = MessageJson(n).dump();
+  const std::string message = OutboxMessage{n}.ToJson().dump();
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     for (int64_t id : ids) {
       if (auto ch = Load(project, id); !ch.ok()) {
@@ -190,15 +173,16 @@ json Channels::DeliverPending(const std::string& dedup_key) {
   for (auto& r : *rows) {
     const int64_t row_id = r.Int(0), channel_id = r.Int(2);
     auto ch = Load(r.Str(1), channel_id);
-    json msg = json::parse(r.Str(3), nullptr, false);
-    if (!ch.ok() || !msg.is_object()) {
+    auto msg = ParseStored<OutboxMessage>(row_id, r.Str(3));
+    if (!ch.ok() || !msg.ok()) {
+      // Never sendable: failed, with the reason (a malformed message names its row).
+      const Status& why = ch.ok() ? msg.status() : ch.status();
+      if (!msg.ok()) spdlog::error("outbox: {}", why.ToString());
       (void)db_.Exec("UPDATE outbox SET state = 'failed', done_at = ? WHERE id = ?", {NowMs(), row_id});
-      out.push_back({{"channel_id", channel_id},
-                     {"ok", false},
-                     {"error", ch.ok() ? "unreadable outbox message" : ch.status().message()}});
+      out.push_back({{"channel_id", channel_id}, {"ok", false}, {"error", why.message()}});
       continue;
     }
-    DeliveryResult d = Send(*ch, MessageFromJson(msg));
+    DeliveryResult d = Send(*ch, msg->notification);
     // Done either way: a failure was already retried by Deliver and is in the delivery log.
     (void)db_.Exec("UPDATE outbox SET state = ?, done_at = ? WHERE id = ?",
                    {std::string(d.ok ? "sent" : "failed"), NowMs(), row_id});
@@ -265,13 +249,14 @@ StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) 
               "' (known: kpi_id, type, threshold_pct, threshold, compare, channels, cooldown_minutes, name)",
           it.key());
   if (!b.contains("kpi_id") || !b["kpi_id"].is_number_integer()) return InvalidArgument("kpi_id: required", "kpi_id");
-  NS_ASSIGN_OR_RETURN(json kdoc, kpis_.Doc(who.project, b["kpi_id"].get<int64_t>()));
+  const int64_t kpi_id = b["kpi_id"].get<int64_t>();
+  NS_ASSIGN_OR_RETURN(KpiDoc kdoc, kpis_.LoadDoc(who.project, kpi_id));
   if (!b.contains("type")) b["type"] = "below_target";
   std::string type = b["type"].is_string() ? b["type"].get<std::string>() : "";
   if (type != "below_target" && type != "change" && type != "anomaly")
     return InvalidArgument("type: expected below_target, change or anomaly", "type");
-  if (type == "below_target" && !kdoc["target"].is_number())
-    return InvalidArgument("type: below_target needs a KPI with a target (KPI " + kdoc["id"].dump() + " has none)",
+  if (type == "below_target" && !kdoc.target.is_number())
+    return InvalidArgument("type: below_target needs a KPI with a target (KPI " + std::to_string(kpi_id) + " has none)",
                            "type");
   if (!b.contains("threshold_pct")) b["threshold_pct"] = type == "below_target" ? 10.0 : 15.0;
   if (!b["threshold_pct"].is_number() || b["threshold_pct"].get<double>() <= 0 ||
@@ -291,11 +276,12 @@ StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) 
   if (!b.contains("cooldown_minutes")) b["cooldown_minutes"] = 360;
   if (!b["cooldown_minutes"].is_number_integer() || b["cooldown_minutes"].get<int64_t>() < 0)
     return InvalidArgument("cooldown_minutes: expected minutes >= 0", "cooldown_minutes");
-  if (!b.contains("name")) b["name"] = kdoc["name"].get<std::string>() + " " + type;
+  if (!b.contains("name")) b["name"] = kdoc.name + " " + type;
+  NS_ASSIGN_OR_RETURN(std::string text, StoredText<AlertRuleDoc>(b));
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO alert_rules(project, kpi_id, doc, created_at) VALUES(?, ?, ?, ?)",
-                                       {who.project, b["kpi_id"].get<int64_t>(), b.dump(), NowMs()}));
+                                       {who.project, kpi_id, text, NowMs()}));
     return Audit(db_, who, "create", "alert_rule", id, nullptr, b);
   }));
   return id;
@@ -304,18 +290,20 @@ StatusOr<int64_t> Alerts::CreateRule(const Principal& who, const json& body_in) 
 StatusOr<json> Alerts::ListRules(const std::string& project) {
   NS_ASSIGN_OR_RETURN(
       auto rows, db_.Query("SELECT id, doc, created_at FROM alert_rules WHERE project = ? ORDER BY id", {project}));
-  return DocList(rows);
+  return DocList<AlertRuleDoc>(rows);
 }
 
 Status Alerts::DeleteRule(const Principal& who, int64_t id) {
   NS_ASSIGN_OR_RETURN(auto rows,
                       db_.Query("SELECT doc FROM alert_rules WHERE id = ? AND project = ?", {id, who.project}));
   if (rows.empty()) return NotFound("no alert rule " + std::to_string(id));
+  NS_ASSIGN_OR_RETURN(AlertRuleDoc rule, ParseStored<AlertRuleDoc>(id, rows[0].Str(0)));
   NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM alert_rules WHERE id = ?", {id}));
-  return Audit(db_, who, "delete", "alert_rule", id, json::parse(rows[0].Str(0)), nullptr);
+  return Audit(db_, who, "delete", "alert_rule", id, rule.ToJson(), nullptr);
 }
 
-static json AlertRow(const SqlRow& r) {
+static StatusOr<json> AlertRow(const SqlRow& r) {
+  NS_ASSIGN_OR_RETURN(AlertDetail detail, ParseStored<AlertDetail>(r.Int(0), r.Str(10)));
   return json{{"id", r.Int(0)},
               {"rule_id", r.Int(1)},
               {"kpi_id", r.Int(2)},
@@ -326,7 +314,7 @@ static json AlertRow(const SqlRow& r) {
               {"acked_by", r.IsNull(7) ? json() : json(r.Str(7))},
               {"resolved_at", r.IsNull(8) ? json() : json(r.Int(8))},
               {"message", r.Str(9)},
-              {"detail", json::parse(r.Str(10), nullptr, false)}};
+              {"detail", detail.ToJson()}};
 }
 
 static const char* kAlertCols =
@@ -345,7 +333,10 @@ StatusOr<json> Alerts::List(const std::string& project, const std::string& state
           : db_.Query(std::string(kAlertCols) + "WHERE project = ? AND state = ? ORDER BY id DESC", {project, state});
   if (!rows.ok()) return rows.status();
   json out = json::array();
-  for (auto& r : *rows) out.push_back(AlertRow(r));
+  for (auto& r : *rows) {
+    NS_ASSIGN_OR_RETURN(json a, AlertRow(r));
+    out.push_back(std::move(a));
+  }
   return out;
 }
 
@@ -367,9 +358,16 @@ Status Alerts::Ack(const Principal& who, int64_t id) {
 // ---------------------------------------------------------------- root cause
 
 StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, PeriodRange cur, PeriodRange prev) {
+  NS_ASSIGN_OR_RETURN(KpiDoc kpi, KpiDoc::Parse(doc));
+  const int64_t id = doc.contains("id") && doc["id"].is_number_integer() ? doc["id"].get<int64_t>() : 0;
+  return RootCause(project, id, kpi, cur, prev);
+}
+
+StatusOr<json> Alerts::RootCause(const std::string& project, int64_t kpi_id, const KpiDoc& doc, PeriodRange cur,
+                                 PeriodRange prev) {
   json out;
-  NS_ASSIGN_OR_RETURN(auto c0, kpis_.Evaluate(project, doc, prev));
-  NS_ASSIGN_OR_RETURN(auto c1, kpis_.Evaluate(project, doc, cur));
+  NS_ASSIGN_OR_RETURN(auto c0, kpis_.Evaluate(project, kpi_id, doc, prev));
+  NS_ASSIGN_OR_RETURN(auto c1, kpis_.Evaluate(project, kpi_id, doc, cur));
   const KpiParts t0 = c0[""], t1 = c1[""];
   double r0 = t0.Value(), r1 = t1.Value(), delta = r1 - r0;
   out["previous"] = r0;
@@ -398,11 +396,10 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
   // each dimension. Ratio R = N/D: contribution of v = (N1v - R0*D1v)/D1 - (N0v - R0*D0v)/D0
   // (they sum to R1 - R0); sums: V1v - V0v.
   json contribs = json::array();
-  const bool mean_of_days = doc["reduce"].contains("op") && doc["reduce"]["op"] == "avg";
-  for (auto& dim : doc.value("dimensions", json::array())) {
-    std::string d = dim.get<std::string>();
-    auto b0 = kpis_.Evaluate(project, doc, prev, d);
-    auto b1 = kpis_.Evaluate(project, doc, cur, d);
+  const bool mean_of_days = doc.reduce.contains("op") && doc.reduce["op"] == "avg";
+  for (const std::string& d : doc.dimensions) {
+    auto b0 = kpis_.Evaluate(project, kpi_id, doc, prev, d);
+    auto b1 = kpis_.Evaluate(project, kpi_id, doc, cur, d);
     if (!b0.ok() || !b1.ok()) continue;
     std::set<std::string> keys;
     for (auto& [k, v] : *b0) keys.insert(k);
@@ -468,71 +465,75 @@ StatusOr<json> Alerts::RootCause(const std::string& project, const json& doc, Pe
 // ---------------------------------------------------------------- evaluation
 
 StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
-  NS_ASSIGN_OR_RETURN(json kpi, kpis_.Get(project, kpi_id));
-  NS_ASSIGN_OR_RETURN(json doc, kpis_.Doc(project, kpi_id));
+  NS_ASSIGN_OR_RETURN(KpiRow k, kpis_.LoadRow(project, kpi_id));
+  if (!k.state) {  // never computed: now
+    NS_RETURN_IF_ERROR(kpis_.Refresh(project, kpi_id).status());
+    NS_ASSIGN_OR_RETURN(k, kpis_.LoadRow(project, kpi_id));
+    if (!k.state) return Internal("KPI " + std::to_string(kpi_id) + " has no state after a refresh");
+  }
+  const KpiDoc& doc = k.doc;
+  const KpiState& kpi = *k.state;
   NS_ASSIGN_OR_RETURN(auto rules,
                       db_.Query("SELECT id, doc FROM alert_rules WHERE kpi_id = ? AND project = ?", {kpi_id, project}));
   json fired = json::array();
-  bool higher = doc["direction"] == "higher";
+  bool higher = doc.higher_is_better;
   bool ratio = IsRatioKpi(doc);
-  std::string name = doc["name"].get<std::string>();
+  const std::string& name = doc.name;
   for (auto& rr : rules) {
     int64_t rule_id = rr.Int(0);
-    json rule = json::parse(rr.Str(1));
-    std::string type = rule["type"].get<std::string>();
-    double pct = rule["threshold_pct"].get<double>() / 100.0;
+    NS_ASSIGN_OR_RETURN(AlertRuleDoc rule, ParseStored<AlertRuleDoc>(rule_id, rr.Str(1)));
+    const std::string& type = rule.type;
+    double pct = rule.threshold_pct.get<double>() / 100.0;
     bool firing = false;
     std::string what;
     PeriodRange cur{}, prev{};
     bool have_windows = false;
     json facts;
-    const json& daily = kpi.value("daily", json::array());
+    const std::vector<KpiDailyValue>& daily = kpi.daily;
     if (type == "below_target") {
-      if (kpi["achievement_rate"].is_number()) {
-        double rate = kpi["achievement_rate"].get<double>();
+      if (kpi.achievement_rate && kpi.actual && doc.target.is_number()) {
+        double rate = *kpi.achievement_rate;
         // "below target by >= X%" (shortfall 1 - rate of at least pct), with the same
         // tolerance as the light: 18% of a 20% target is exactly 10% below.
         firing = rate <= 1.0 - pct + 1e-9;
         char buf[256];
         std::snprintf(buf, sizeof buf, "%s %s vs target %s (%.0f%% achieved)", name.c_str(),
-                      FormatValue(kpi["actual"].get<double>(), ratio).c_str(),
-                      FormatValue(doc["target"].get<double>(), ratio).c_str(), rate * 100);
+                      FormatValue(*kpi.actual, ratio).c_str(), FormatValue(doc.target.get<double>(), ratio).c_str(),
+                      rate * 100);
         what = buf;
-        facts = {{"actual", kpi["actual"]}, {"target", doc["target"]}, {"achievement_rate", rate}};
+        facts = {{"actual", *kpi.actual}, {"target", doc.target}, {"achievement_rate", rate}};
         // Compare the period so far with the same number of days just before it.
-        int32_t from = ParseDate(kpi["period"]["from"].get<std::string>(), "").value();
-        int32_t to = ParseDate(kpi["as_of"].get<std::string>(), "").value();
+        int32_t from = ParseDate(kpi.period_from, "").value();
+        int32_t to = ParseDate(kpi.as_of, "").value();
         cur = {from, to};
         prev = {from - (to - from + 1), from - 1};
         have_windows = true;
       }
     } else if (daily.size() >= 2) {
       size_t last = daily.size() - 1;
-      size_t base = rule["compare"] == "wow" ? (last >= 7 ? last - 7 : SIZE_MAX) : last - 1;
-      if (type == "change" && base != SIZE_MAX && daily[last]["value"].is_number() &&
-          daily[base]["value"].is_number()) {
-        double v1 = daily[last]["value"].get<double>(), v0 = daily[base]["value"].get<double>();
+      size_t base = rule.compare == "wow" ? (last >= 7 ? last - 7 : SIZE_MAX) : last - 1;
+      if (type == "change" && base != SIZE_MAX && daily[last].value && daily[base].value) {
+        double v1 = *daily[last].value, v0 = *daily[base].value;
         double rel = v0 != 0 ? (v1 - v0) / std::fabs(v0) : 0;
         firing = higher ? rel <= -pct : rel >= pct;
-        what = name + " " + SignedPercent(rel) + (rule["compare"] == "wow" ? " w/w" : " d/d") + " (" +
-               FormatValue(v0, ratio) + " \u2192 " + FormatValue(v1, ratio) + " on " +
-               daily[last]["date"].get<std::string>() + ")";
-        facts = {{"previous", v0}, {"current", v1}, {"relative_change", rel}, {"date", daily[last]["date"]}};
-        int32_t d1 = ParseDate(daily[last]["date"].get<std::string>(), "").value();
-        int32_t d0 = ParseDate(daily[base]["date"].get<std::string>(), "").value();
+        what = name + " " + SignedPercent(rel) + (rule.compare == "wow" ? " w/w" : " d/d") + " (" +
+               FormatValue(v0, ratio) + " \u2192 " + FormatValue(v1, ratio) + " on " + daily[last].date + ")";
+        facts = {{"previous", v0}, {"current", v1}, {"relative_change", rel}, {"date", daily[last].date}};
+        int32_t d1 = ParseDate(daily[last].date, "").value();
+        int32_t d0 = ParseDate(daily[base].date, "").value();
         cur = {d1, d1};
         prev = {d0, d0};
         have_windows = true;
-      } else if (type == "anomaly" && daily[last]["value"].is_number()) {
+      } else if (type == "anomaly" && daily[last].value) {
         DailySeries s;
-        s.first_day = ParseDate(daily[0]["date"].get<std::string>(), "").value();
-        for (auto& d : daily) s.values.push_back(d["value"].is_number() ? d["value"].get<double>() : std::nan(""));
+        s.first_day = ParseDate(daily[0].date, "").value();
+        for (const KpiDailyValue& d : daily) s.values.push_back(d.value.value_or(std::nan("")));
         int32_t day = s.first_day + static_cast<int32_t>(last);
         double v = s.values[last];
-        AnomalyScore a = ScoreAnomaly(s, day, v, rule["threshold"].get<double>());
+        AnomalyScore a = ScoreAnomaly(s, day, v, rule.threshold.get<double>());
         firing = a.anomalous && (higher ? a.score < 0 : a.score > 0);
         what = name + " anomaly: " + a.explanation;
-        facts = {{"value", v}, {"expected", a.expected}, {"score", a.score}, {"date", daily[last]["date"]}};
+        facts = {{"value", v}, {"expected", a.expected}, {"score", a.score}, {"date", daily[last].date}};
         cur = {day, day};
         prev = {day - 7, day - 7};  // same weekday last week
         have_windows = true;
@@ -554,7 +555,7 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
         NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
           NS_RETURN_IF_ERROR(
               db_.Exec("UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", {now, o.Int(0)}));
-          return channels_.Enqueue(project, rule["channels"].get<std::vector<int64_t>>(), n).status();
+          return channels_.Enqueue(project, rule.channels, n).status();
         }));
         channels_.DeliverPending(n.dedup_key);
       }
@@ -567,17 +568,16 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
     NS_ASSIGN_OR_RETURN(
         auto recent,
         db_.Query("SELECT MAX(resolved_at) FROM alerts WHERE rule_id = ? AND state = 'resolved'", {rule_id}));
-    if (!recent.empty() && !recent[0].IsNull(0) &&
-        now - recent[0].Int(0) < rule["cooldown_minutes"].get<int64_t>() * 60'000)
+    if (!recent.empty() && !recent[0].IsNull(0) && now - recent[0].Int(0) < rule.cooldown_minutes * 60'000)
       continue;  // cooldown after a resolution: a flapping KPI sends one message
     json cause = json::object();
     if (have_windows) {
-      auto rc = RootCause(project, doc, cur, prev);
+      auto rc = RootCause(project, kpi_id, doc, cur, prev);
       if (rc.ok()) cause = *rc;
     }
     std::string hint = cause.value("hint", "");
     std::string message = what + (hint.empty() ? "" : "; " + hint);
-    json detail{{"type", type}, {"facts", facts}, {"root_cause", cause}, {"kpi_name", name}};
+    const json detail = AlertDetail{type, name, facts, cause}.ToJson();
     int64_t aid = 0;
     Notification n;
     // The alert, the KPI's hint and the message commit in one transaction (the outbox), so a
@@ -591,18 +591,18 @@ StatusOr<json> Alerts::EvaluateKpi(const std::string& project, int64_t kpi_id) {
       // The hint becomes the KPI's automatic "reason for the change".
       NS_ASSIGN_OR_RETURN(auto st, db_.Query("SELECT state FROM kpis WHERE id = ?", {kpi_id}));
       if (!st.empty() && !st[0].IsNull(0)) {
-        json s = json::parse(st[0].Str(0));
-        s["auto_reason"] = message;
-        NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {s.dump(), kpi_id}));
+        NS_ASSIGN_OR_RETURN(KpiState s, ParseStored<KpiState>(kpi_id, st[0].Str(0)));
+        s.auto_reason = message;
+        NS_RETURN_IF_ERROR(db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {s.ToJson().dump(), kpi_id}));
       }
-      std::string light = kpi["light"].is_string() ? kpi["light"].get<std::string>() : "";
+      const std::string light = kpi.light.value_or("");
       n.level = light == "red" || type != "below_target" ? "critical" : "warning";
       n.title = "[Northstar] " + name + (light.empty() ? "" : " (" + light + ")") + ": " + type;
       n.text = message;
-      if (!doc["owner"].get<std::string>().empty()) n.text += "\nOwner: " + doc["owner"].get<std::string>();
+      if (!doc.owner.empty()) n.text += "\nOwner: " + doc.owner;
       n.data = {{"alert_id", aid}, {"rule_id", rule_id}, {"kpi_id", kpi_id}, {"state", "firing"}, {"detail", detail}};
       n.dedup_key = "alert-" + std::to_string(aid);
-      return channels_.Enqueue(project, rule["channels"].get<std::vector<int64_t>>(), n).status();
+      return channels_.Enqueue(project, rule.channels, n).status();
     }));
     json deliveries = channels_.DeliverPending(n.dedup_key);
     fired.push_back({{"id", aid}, {"rule_id", rule_id}, {"message", message}, {"deliveries", deliveries}});

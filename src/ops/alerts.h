@@ -67,6 +67,9 @@ class Alerts {
   StatusOr<nlohmann::json> EvaluateKpi(const std::string& project, int64_t kpi_id);
   // Root-cause hint for a KPI between two ranges: funnel step moves and the top 3
   // breakdown contributions to the change.
+  StatusOr<nlohmann::json> RootCause(const std::string& project, int64_t kpi_id, const KpiDoc& kpi, PeriodRange cur,
+                                     PeriodRange prev);
+  // The same for a definition as JSON (ValidateKpi's answer, or Kpis::Doc's with its "id").
   StatusOr<nlohmann::json> RootCause(const std::string& project, const nlohmann::json& kpi_doc, PeriodRange cur,
                                      PeriodRange prev);
 

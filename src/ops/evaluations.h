@@ -33,6 +33,7 @@ class Evaluations {
 
  private:
   StatusOr<nlohmann::json> Draft(const std::string& project, int64_t scenario_id);
+  StatusOr<SopDoc> LoadSop(const std::string& project, int64_t id);
   MetaDb& db_;
   Scenarios& scenarios_;
   Kpis& kpis_;

@@ -21,17 +21,15 @@ const std::set<std::string> kKpiFields = {"scenario_id", "name",      "query",  
                                           "period",      "direction", "owner",     "thresholds", "reason",
                                           "description", "unit",      "dimensions"};
 
-bool IsFormula(const json& doc) { return doc["reduce"].contains("formula"); }
-
-PeriodAggregate AggregateOf(const json& doc) {
-  const json& r = doc["reduce"];
+PeriodAggregate AggregateOf(const KpiDoc& doc) {
+  const json& r = doc.reduce;
   if (r.contains("series") && r.value("op", std::string("sum")) == "sum") return PeriodAggregate::kSum;
   return PeriodAggregate::kMean;
 }
 
 // The reducer of a stored KPI's query kind.
-StatusOr<const KpiReducer*> ReducerOf(const json& doc) {
-  const std::string kind = doc["query"].value("kind", "");
+StatusOr<const KpiReducer*> ReducerOf(const KpiDoc& doc) {
+  const std::string kind = doc.QueryKind();
   const KpiReducer* r = FindKpiReducer(kind);
   if (r == nullptr) return InvalidArgument("query.kind: a '" + kind + "' query cannot be a KPI", "query.kind");
   return r;
@@ -289,12 +287,12 @@ StatusOr<PeriodRange> Kpis::CurrentPeriod(const json& p, int32_t today) {
 
 // ---------------------------------------------------------------- evaluation
 
-StatusOr<json> Kpis::KpiQuery(const json& doc, PeriodRange range, const std::string& dimension) {
-  json q = doc["query"];
+StatusOr<json> Kpis::KpiQuery(const KpiDoc& doc, PeriodRange range, const std::string& dimension) {
+  json q = doc.query;
   q["date_from"] = FormatDate(range.from);
   q["date_to"] = FormatDate(range.to);
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
-  reducer->shape(q, doc["reduce"]);
+  reducer->shape(q, doc.reduce);
   q.erase("breakdown");
   if (!dimension.empty()) {
     q["breakdown"] = dimension;
@@ -316,7 +314,7 @@ auto Guarded(F&& run) -> decltype(run()) {
 }
 }  // namespace
 
-StatusOr<json> Kpis::EnterRef(const std::string& project, int64_t id, KpiEvalScope& sc) {
+StatusOr<KpiDoc> Kpis::EnterRef(const std::string& project, int64_t id, KpiEvalScope& sc) {
   auto in_chain = std::find(sc.chain.begin(), sc.chain.end(), id);
   if (in_chain != sc.chain.end()) {
     std::string path;
@@ -328,7 +326,7 @@ StatusOr<json> Kpis::EnterRef(const std::string& project, int64_t id, KpiEvalSco
     return ResourceExhausted("reduce.formula: evaluating this KPI needs more than " +
                              std::to_string(KpiEvalScope::kMaxEvaluations) +
                              " evaluations of the KPIs its formula refers to; simplify the formulas");
-  auto d = Doc(project, id);
+  auto d = LoadDoc(project, id);
   if (!d.ok() && d.status().code() == StatusCode::kNotFound)
     return InvalidArgument("reduce.formula: no KPI k" + std::to_string(id) + " in this project", "reduce.formula");
   return d;
@@ -347,14 +345,14 @@ Status Kpis::CheckFormulaRefs(const std::string& project, int64_t id, const std:
           "reduce.formula");
     }
     if (!done.insert(k).second) return Status();
-    auto d = Doc(project, k);
+    auto d = LoadDoc(project, k);
     if (!d.ok()) {
-      if (path.size() == 1)
-        return InvalidArgument("reduce.formula: no KPI k" + std::to_string(k) + " in this project", "reduce.formula");
-      return Status();  // a dangling reference further down is reported when that KPI is evaluated
+      if (path.size() > 1) return Status();  // a bad reference further down is reported when that KPI is evaluated
+      if (d.status().code() != StatusCode::kNotFound) return d.status();
+      return InvalidArgument("reduce.formula: no KPI k" + std::to_string(k) + " in this project", "reduce.formula");
     }
-    if (!IsFormula(*d)) return Status();
-    auto sub = FormulaRefs((*d)["reduce"]["formula"].get<std::string>());
+    if (!d->IsFormula()) return Status();
+    auto sub = FormulaRefs(d->Formula());
     if (!sub.ok()) return Status();
     path.push_back(k);
     for (int64_t r : *sub) NS_RETURN_IF_ERROR(visit(r));
@@ -365,17 +363,36 @@ Status Kpis::CheckFormulaRefs(const std::string& project, int64_t id, const std:
   return Status();
 }
 
+namespace {
+// The row id a definition given as JSON carries (Doc's answer), 0 without one.
+int64_t IdOf(const json& doc) {
+  return doc.contains("id") && doc["id"].is_number_integer() ? doc["id"].get<int64_t>() : 0;
+}
+}  // namespace
+
 StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& project, const json& doc, PeriodRange range,
                                                          const std::string& dimension, KpiEvalScope* scope) {
+  NS_ASSIGN_OR_RETURN(KpiDoc d, KpiDoc::Parse(doc));
+  return Evaluate(project, IdOf(doc), d, range, dimension, scope);
+}
+
+StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range, KpiEvalScope* scope) {
+  NS_ASSIGN_OR_RETURN(KpiDoc d, KpiDoc::Parse(doc));
+  return Daily(project, IdOf(doc), d, range, scope);
+}
+
+StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& project, int64_t kpi_id, const KpiDoc& doc,
+                                                         PeriodRange range, const std::string& dimension,
+                                                         KpiEvalScope* scope) {
   std::map<std::string, KpiParts> out;
-  if (IsFormula(doc)) {
+  if (doc.IsFormula()) {
     if (!dimension.empty()) return out;  // not decomposable by breakdown
     KpiEvalScope local;
     KpiEvalScope& sc = scope ? *scope : local;
-    std::string f = doc["reduce"]["formula"].get<std::string>();
+    const std::string& f = doc.Formula();
     NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(f));
-    const bool pushed = doc.contains("id") && doc["id"].is_number_integer();
-    if (pushed) sc.chain.push_back(doc["id"].get<int64_t>());
+    const bool pushed = kpi_id != 0;
+    if (pushed) sc.chain.push_back(kpi_id);
     std::map<int64_t, double> vals;
     Status st;
     for (int64_t id : refs) {
@@ -387,7 +404,7 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
           st = sub.status();
           break;
         }
-        auto parts = Evaluate(project, *sub, range, "", &sc);
+        auto parts = Evaluate(project, id, *sub, range, "", &sc);
         if (!parts.ok()) {
           st = parts.status();
           break;
@@ -406,24 +423,25 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
   NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, dimension));
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
   QueryScope snapshot(*p->store, p->tz);
-  auto parts = Guarded([&] { return reducer->reduce(q, doc["reduce"], range, !dimension.empty(), snapshot.ctx()); });
+  auto parts = Guarded([&] { return reducer->reduce(q, doc.reduce, range, !dimension.empty(), snapshot.ctx()); });
   NS_RETURN_IF_ERROR(snapshot.status());
   return parts;
 }
 
-StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, PeriodRange range, KpiEvalScope* scope) {
+StatusOr<DailySeries> Kpis::Daily(const std::string& project, int64_t kpi_id, const KpiDoc& doc, PeriodRange range,
+                                  KpiEvalScope* scope) {
   DailySeries s;
   s.first_day = range.from;
   size_t n = static_cast<size_t>(std::max(0, range.to - range.from + 1));
   s.values.assign(n, std::nan(""));
   if (n == 0) return s;
-  if (IsFormula(doc)) {
+  if (doc.IsFormula()) {
     KpiEvalScope local;
     KpiEvalScope& sc = scope ? *scope : local;
-    std::string f = doc["reduce"]["formula"].get<std::string>();
+    const std::string& f = doc.Formula();
     NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(f));
-    const bool pushed = doc.contains("id") && doc["id"].is_number_integer();
-    if (pushed) sc.chain.push_back(doc["id"].get<int64_t>());
+    const bool pushed = kpi_id != 0;
+    if (pushed) sc.chain.push_back(kpi_id);
     std::map<int64_t, DailySeries> subs;
     Status st;
     for (int64_t id : refs) {
@@ -435,7 +453,7 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
           st = sub.status();
           break;
         }
-        auto ds = Daily(project, *sub, range, &sc);
+        auto ds = Daily(project, id, *sub, range, &sc);
         if (!ds.ok()) {
           st = ds.status();
           break;
@@ -463,13 +481,13 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
   if (reducer->daily != nullptr) {
     NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, ""));
     QueryScope snapshot(*p->store, p->tz);
-    NS_RETURN_IF_ERROR(Guarded([&] { return reducer->daily(q, doc["reduce"], range, snapshot.ctx(), &s); }));
+    NS_RETURN_IF_ERROR(Guarded([&] { return reducer->daily(q, doc.reduce, range, snapshot.ctx(), &s); }));
     NS_RETURN_IF_ERROR(snapshot.status());
   } else {  // each day is its own range
     s.weights.assign(n, 0);
     for (size_t i = 0; i < n; i++) {
       int32_t d = range.from + static_cast<int32_t>(i);
-      NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{d, d}));
+      NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, kpi_id, doc, PeriodRange{d, d}));
       const KpiParts& kp = parts[""];
       s.weights[i] = kp.den;
       if (kp.den > 0) s.values[i] = kp.Value();
@@ -478,8 +496,8 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, const json& doc, P
   return s;
 }
 
-StatusOr<json> Kpis::FunnelSteps(const std::string& project, const json& doc, PeriodRange range) {
-  if (IsFormula(doc) || doc["query"].value("kind", "") != "funnel") return json::array();
+StatusOr<json> Kpis::FunnelSteps(const std::string& project, const KpiDoc& doc, PeriodRange range) {
+  if (doc.IsFormula() || doc.QueryKind() != "funnel") return json::array();
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   NS_ASSIGN_OR_RETURN(json query, KpiQuery(doc, range, ""));
   NS_ASSIGN_OR_RETURN(FunnelQuery q, ParseFunnelQuery(query));
@@ -504,16 +522,38 @@ StatusOr<json> Kpis::FunnelSteps(const std::string& project, const json& doc, Pe
 
 // ---------------------------------------------------------------- storage
 
-StatusOr<json> Kpis::Doc(const std::string& project, int64_t id) {
+StatusOr<KpiDoc> Kpis::LoadDoc(const std::string& project, int64_t id) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc FROM kpis WHERE id = ? AND project = ?", {id, project}));
   if (rows.empty()) return NotFound("no KPI " + std::to_string(id));
-  json d = json::parse(rows[0].Str(0));
+  return ParseStored<KpiDoc>(id, rows[0].Str(0));
+}
+
+StatusOr<KpiRow> Kpis::LoadRow(const std::string& project, int64_t id) {
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT doc, state, created_at, updated_at FROM kpis WHERE id = ? AND project = ?", {id, project}));
+  if (rows.empty()) return NotFound("no KPI " + std::to_string(id));
+  KpiRow k;
+  k.id = id;
+  k.created_at = rows[0].Int(2);
+  k.updated_at = rows[0].Int(3);
+  NS_ASSIGN_OR_RETURN(k.doc, ParseStored<KpiDoc>(id, rows[0].Str(0)));
+  if (!rows[0].IsNull(1)) {
+    NS_ASSIGN_OR_RETURN(k.state, ParseStored<KpiState>(id, rows[0].Str(1)));
+  }
+  return k;
+}
+
+StatusOr<json> Kpis::Doc(const std::string& project, int64_t id) {
+  NS_ASSIGN_OR_RETURN(KpiDoc doc, LoadDoc(project, id));
+  json d = doc.ToJson();
   d["id"] = id;
   return d;
 }
 
 StatusOr<int64_t> Kpis::Create(const Principal& who, const json& body) {
   NS_ASSIGN_OR_RETURN(json d, ValidateKpi(body, nullptr));
+  NS_ASSIGN_OR_RETURN(std::string text, StoredText<KpiDoc>(d));
   if (d["scenario_id"].is_number_integer()) {
     NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT 1 FROM scenarios WHERE id = ? AND project = ?",
                                              {d["scenario_id"].get<int64_t>(), who.project}));
@@ -526,10 +566,10 @@ StatusOr<int64_t> Kpis::Create(const Principal& who, const json& body) {
         id, db_.Insert("INSERT INTO kpis(project, scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?, ?)",
                        {who.project,
                         d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
-                        d.dump(), now, now}));
+                        text, now, now}));
     // After the insert, in the transaction: a reused id could close a loop with a formula that
     // still names a deleted KPI.
-    if (IsFormula(d)) {
+    if (d["reduce"].contains("formula")) {
       NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
       NS_RETURN_IF_ERROR(CheckFormulaRefs(who.project, id, refs));
     }
@@ -540,16 +580,17 @@ StatusOr<int64_t> Kpis::Create(const Principal& who, const json& body) {
 
 Status Kpis::Patch(const Principal& who, int64_t id, const json& body) {
   return db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(json before, Doc(who.project, id));
-    before.erase("id");
+    NS_ASSIGN_OR_RETURN(KpiDoc stored, LoadDoc(who.project, id));
+    json before = stored.ToJson();
     NS_ASSIGN_OR_RETURN(json d, ValidateKpi(body, &before));
-    if (IsFormula(d)) {
+    NS_ASSIGN_OR_RETURN(std::string text, StoredText<KpiDoc>(d));
+    if (d["reduce"].contains("formula")) {
       NS_ASSIGN_OR_RETURN(auto refs, FormulaRefs(d["reduce"]["formula"].get<std::string>()));
       NS_RETURN_IF_ERROR(CheckFormulaRefs(who.project, id, refs));
     }
     NS_RETURN_IF_ERROR(
         db_.Exec("UPDATE kpis SET doc = ?, scenario_id = ?, updated_at = ? WHERE id = ?",
-                 {d.dump(), d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
+                 {text, d["scenario_id"].is_null() ? SqlValue(nullptr) : SqlValue(d["scenario_id"].get<int64_t>()),
                   NowMs(), id}));
     return Audit(db_, who, "update", "kpi", id, before, d);
   });
@@ -564,42 +605,39 @@ Status Kpis::Delete(const Principal& who, int64_t id) {
 }
 
 StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::optional<int32_t> today_opt) {
-  NS_ASSIGN_OR_RETURN(json doc, Doc(project, id));
+  NS_ASSIGN_OR_RETURN(KpiDoc doc, LoadDoc(project, id));
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   const int32_t real_today = p->tz.LocalDay(NowMs());
   const int32_t today = today_opt.value_or(real_today);
-  NS_ASSIGN_OR_RETURN(PeriodRange period, CurrentPeriod(doc["period"], today));
+  NS_ASSIGN_OR_RETURN(PeriodRange period, CurrentPeriod(doc.period, today));
   // Actual: the period so far (live: today's events count as they arrive).
   int32_t as_of = std::min(period.to, today);
-  json state;
-  state["period"] = {{"from", FormatDate(period.from)}, {"to", FormatDate(period.to)}};
-  state["as_of"] = FormatDate(as_of);
-  bool higher = doc["direction"] == "higher";
+  KpiState state;
+  state.period_from = FormatDate(period.from);
+  state.period_to = FormatDate(period.to);
+  state.as_of = FormatDate(as_of);
+  const bool higher = doc.higher_is_better;
   KpiEvalScope scope;
   if (as_of < period.from) {
-    state["actual"] = nullptr;
-    state["status"] = "not_started";
+    state.status = "not_started";
   } else {
     // An average (or last/min/max) of daily values would be dragged down by today's partial
     // day: those use complete days only, once the period has one.
     int32_t value_to = as_of;
-    const json& red = doc["reduce"];
+    const json& red = doc.reduce;
     if (red.contains("op") && red["op"] != "sum" && as_of == real_today && as_of > period.from) value_to = as_of - 1;
-    if (value_to != as_of) state["value_through"] = FormatDate(value_to);
-    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, doc, PeriodRange{period.from, value_to}, "", &scope));
+    if (value_to != as_of) state.value_through = FormatDate(value_to);
+    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, id, doc, PeriodRange{period.from, value_to}, "", &scope));
     const KpiParts& kp = parts[""];
-    state["actual"] = kp.Value();
-    if (kp.ratio) state["numerator"] = kp.num, state["denominator"] = kp.den;
+    state.actual = kp.Value();
+    if (kp.ratio) state.numerator = kp.num, state.denominator = kp.den;
   }
-  state["target"] = doc["target"];
-  state["direction"] = doc["direction"];
-  if (state["actual"].is_number() && doc["target"].is_number()) {
-    double rate = AchievementRate(state["actual"].get<double>(), doc["target"].get<double>(), higher);
-    state["achievement_rate"] = rate;
-    state["light"] = LightFor(rate, doc["thresholds"]);
-  } else {
-    state["achievement_rate"] = nullptr;
-    state["light"] = nullptr;
+  state.target = doc.target;
+  state.higher_is_better = higher;
+  if (state.actual && doc.target.is_number()) {
+    double rate = AchievementRate(*state.actual, doc.target.get<double>(), higher);
+    state.achievement_rate = rate;
+    state.light = LightFor(rate, doc.thresholds);
   }
   // Daily values: the period so far and 5 weeks before it (weekday pattern for the
   // forecast, trailing window for anomaly alerts). Days after today are unknown.
@@ -607,82 +645,74 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
   int32_t daily_from = std::min(period.from, last_complete - 34);
   DailySeries daily;
   if (last_complete >= daily_from) {
-    NS_ASSIGN_OR_RETURN(daily, Daily(project, doc, PeriodRange{daily_from, last_complete}, &scope));
+    NS_ASSIGN_OR_RETURN(daily, Daily(project, id, doc, PeriodRange{daily_from, last_complete}, &scope));
   }
-  json dj = json::array();
   for (size_t i = 0; i < daily.values.size(); i++) {
-    double v = daily.values[i];
-    json row{{"date", FormatDate(daily.first_day + static_cast<int32_t>(i))},
-             {"value", std::isnan(v) ? json() : json(v)}};
-    if (!daily.weights.empty()) row["weight"] = daily.weights[i];
-    dj.push_back(std::move(row));
+    KpiDailyValue row;
+    row.date = FormatDate(daily.first_day + static_cast<int32_t>(i));
+    if (!std::isnan(daily.values[i])) row.value = daily.values[i];
+    if (!daily.weights.empty()) row.weight = daily.weights[i];
+    state.daily.push_back(std::move(row));
   }
-  state["daily"] = dj;
   // Forecast of the period-end value.
-  if (!daily.values.empty() && period.to >= as_of && doc["target"].is_number()) {
+  if (!daily.values.empty() && period.to >= as_of && doc.target.is_number()) {
     ForecastInput fi;
     fi.observed = daily;
     fi.period_first_day = period.from;
     fi.period_last_day = period.to;
     fi.aggregate = AggregateOf(doc);
-    fi.target = doc["target"].get<double>();
+    fi.target = doc.target.get<double>();
     fi.higher_is_better = higher;
     auto f = ForecastPeriodEnd(fi);
     if (f.ok()) {
       auto num = [](double x) { return std::isfinite(x) ? json(x) : json(); };
-      state["forecast"] = {{"projected", num(f->projected)},
-                           {"lower", num(f->lower)},
-                           {"upper", num(f->upper)},
-                           {"interval", fi.interval},
-                           {"prob_reach_target", num(f->prob_reach_target)},
-                           {"days_observed", f->days_observed},
-                           {"days_remaining", f->days_remaining},
-                           {"method", f->method},
-                           {"summary", f->summary},
-                           {"period_end", FormatDate(period.to)}};
+      state.forecast = {{"projected", num(f->projected)},
+                        {"lower", num(f->lower)},
+                        {"upper", num(f->upper)},
+                        {"interval", fi.interval},
+                        {"prob_reach_target", num(f->prob_reach_target)},
+                        {"days_observed", f->days_observed},
+                        {"days_remaining", f->days_remaining},
+                        {"method", f->method},
+                        {"summary", f->summary},
+                        {"period_end", FormatDate(period.to)}};
     } else {
-      state["forecast"] = {{"error", f.status().message()}};
+      state.forecast = {{"error", f.status().message()}};
     }
-  } else {
-    state["forecast"] = nullptr;
   }
-  state["refreshed_at"] = NowMs();
+  state.refreshed_at = NowMs();
   // Keep the alert engine's hint (written separately) across refreshes.
   NS_ASSIGN_OR_RETURN(auto old, db_.Query("SELECT state FROM kpis WHERE id = ?", {id}));
   if (!old.empty() && !old[0].IsNull(0)) {
-    json o = json::parse(old[0].Str(0), nullptr, false);
-    if (o.is_object() && o.contains("auto_reason")) state["auto_reason"] = o["auto_reason"];
+    NS_ASSIGN_OR_RETURN(KpiState o, ParseStored<KpiState>(id, old[0].Str(0)));
+    state.auto_reason = o.auto_reason;
   }
-  json detail{{"forecast", state["forecast"]}};
-  if (state.contains("numerator"))
-    detail["numerator"] = state["numerator"], detail["denominator"] = state["denominator"];
-  auto opt_num = [](const json& j) -> SqlValue {
-    return j.is_number() ? SqlValue(j.get<double>()) : SqlValue(nullptr);
+  const std::string detail = KpiSnapshotDetail{state.forecast, state.numerator, state.denominator}.ToJson().dump();
+  auto opt_num = [](const std::optional<double>& x) -> SqlValue {
+    // NaN reads as no value, as it is answered (null).
+    return x && !std::isnan(*x) ? SqlValue(*x) : SqlValue(nullptr);
   };
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     NS_RETURN_IF_ERROR(db_.Exec(
         "INSERT INTO kpi_snapshots(kpi_id, taken_at, as_of, period_from, period_to, actual, target, achievement_rate, "
         "light, detail) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        {id, NowMs(), FormatDate(as_of), FormatDate(period.from), FormatDate(period.to), opt_num(state["actual"]),
-         opt_num(doc["target"]), opt_num(state["achievement_rate"]),
-         state["light"].is_string() ? SqlValue(state["light"].get<std::string>()) : SqlValue(nullptr), detail.dump()}));
-    return db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.dump(), id});
+        {id, NowMs(), FormatDate(as_of), FormatDate(period.from), FormatDate(period.to), opt_num(state.actual),
+         doc.target.is_number() ? SqlValue(doc.target.get<double>()) : SqlValue(nullptr),
+         opt_num(state.achievement_rate), state.light ? SqlValue(*state.light) : SqlValue(nullptr), detail}));
+    return db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.ToJson().dump(), id});
   }));
   return Get(project, id);
 }
 
 StatusOr<json> Kpis::Get(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(
-      auto rows,
-      db_.Query("SELECT doc, state, created_at, updated_at FROM kpis WHERE id = ? AND project = ?", {id, project}));
-  if (rows.empty()) return NotFound("no KPI " + std::to_string(id));
-  if (rows[0].IsNull(1)) return Refresh(project, id);
-  json out = json::parse(rows[0].Str(0));
-  json state = json::parse(rows[0].Str(1));
+  NS_ASSIGN_OR_RETURN(KpiRow k, LoadRow(project, id));
+  if (!k.state) return Refresh(project, id);
+  json out = k.doc.ToJson();
+  json state = k.state->ToJson();
   out["id"] = id;
-  out["created_at"] = rows[0].Int(2);
-  out["updated_at"] = rows[0].Int(3);
+  out["created_at"] = k.created_at;
+  out["updated_at"] = k.updated_at;
   for (auto it = state.begin(); it != state.end(); ++it)
     if (it.key() != "target" && it.key() != "direction") out[it.key()] = it.value();
   NS_ASSIGN_OR_RETURN(

@@ -23,6 +23,7 @@
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
+#include "ops/documents.h"
 #include "ops/forecast.h"
 #include "ops/kpi_reducers.h"
 
@@ -40,6 +41,14 @@ struct KpiEvalScope {
   int evaluations = 0;
 };
 
+// A stored KPI: its definition, its latest state (none before the first refresh) and times.
+struct KpiRow {
+  int64_t id = 0;
+  KpiDoc doc;
+  std::optional<KpiState> state;
+  int64_t created_at = 0, updated_at = 0;
+};
+
 class Kpis {
  public:
   Kpis(MetaDb& db, ProjectRegistry& registry) : db_(db), registry_(registry) {}
@@ -51,24 +60,34 @@ class Kpis {
   // forecast, reason, history).
   StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
   StatusOr<nlohmann::json> List(const std::string& project, std::optional<int64_t> scenario_id);
-  StatusOr<nlohmann::json> Doc(const std::string& project, int64_t id);  // the stored definition
+  StatusOr<nlohmann::json> Doc(const std::string& project, int64_t id);  // the stored definition, with "id"
+  // The stored definition (LoadDoc), or it with the state and times (LoadRow). NotFound if not in
+  // the project; Corruption naming the row if malformed.
+  StatusOr<KpiDoc> LoadDoc(const std::string& project, int64_t id);
+  StatusOr<KpiRow> LoadRow(const std::string& project, int64_t id);
 
   // Computes the KPI now (as of `today`, default the project's today), stores a snapshot,
   // returns the new state.
   StatusOr<nlohmann::json> Refresh(const std::string& project, int64_t id, std::optional<int32_t> today = {});
 
-  // The KPI's value over [from, to]; with `dimension`, its parts per value of that
-  // property (event property, or "person.x").
-  StatusOr<std::map<std::string, KpiParts>> Evaluate(const std::string& project, const nlohmann::json& doc,
+  // The value of KPI `id` (0: a definition not stored) over [from, to]; with `dimension`, its
+  // parts per value of that property (event property, or "person.x").
+  StatusOr<std::map<std::string, KpiParts>> Evaluate(const std::string& project, int64_t id, const KpiDoc& doc,
                                                      PeriodRange range, const std::string& dimension = "",
                                                      KpiEvalScope* scope = nullptr);
   // Daily values over [from, to] (one query per day for funnels), for forecasts and alerts.
+  StatusOr<DailySeries> Daily(const std::string& project, int64_t id, const KpiDoc& doc, PeriodRange range,
+                              KpiEvalScope* scope = nullptr);
+  // The same for a definition as JSON (ValidateKpi's answer, or Doc's with its "id").
+  StatusOr<std::map<std::string, KpiParts>> Evaluate(const std::string& project, const nlohmann::json& doc,
+                                                     PeriodRange range, const std::string& dimension = "",
+                                                     KpiEvalScope* scope = nullptr);
   StatusOr<DailySeries> Daily(const std::string& project, const nlohmann::json& doc, PeriodRange range,
                               KpiEvalScope* scope = nullptr);
   // The period of a KPI containing `today`.
   static StatusOr<PeriodRange> CurrentPeriod(const nlohmann::json& period, int32_t today);
   // Funnel step conversions (step k / step k-1) over a range, for root-cause hints.
-  StatusOr<nlohmann::json> FunnelSteps(const std::string& project, const nlohmann::json& doc, PeriodRange range);
+  StatusOr<nlohmann::json> FunnelSteps(const std::string& project, const KpiDoc& doc, PeriodRange range);
 
   MetaDb& db() { return db_; }
   ProjectRegistry& registry() { return registry_; }
@@ -78,10 +97,10 @@ class Kpis {
   // the cycle ("k1 -> k2 -> k1"); also every reference must exist in the project.
   Status CheckFormulaRefs(const std::string& project, int64_t id, const std::vector<int64_t>& refs);
   // A referenced KPI for a formula under evaluation: the cycle check and the work cap.
-  StatusOr<nlohmann::json> EnterRef(const std::string& project, int64_t id, KpiEvalScope& scope);
+  StatusOr<KpiDoc> EnterRef(const std::string& project, int64_t id, KpiEvalScope& scope);
   // The KPI's query shaped for one evaluation: the range's dates, its reducer's shape, and
   // the breakdown by `dimension` ("" for none).
-  StatusOr<nlohmann::json> KpiQuery(const nlohmann::json& doc, PeriodRange range, const std::string& dimension);
+  StatusOr<nlohmann::json> KpiQuery(const KpiDoc& doc, PeriodRange range, const std::string& dimension);
   MetaDb& db_;
   ProjectRegistry& registry_;
 };

@@ -158,11 +158,10 @@ StatusOr<json> OpsService::RunDaily(const std::string& project) {
     }
     if (!st.ok()) {
       errors.push_back({{"kpi_id", id}, {"error", st.status().message()}});
-      json state{{"error", {{"code", std::string(st.status().ErrorName())}, {"message", st.status().message()}}},
-                 {"refreshed_at", NowMs()},
-                 {"light", nullptr},
-                 {"actual", nullptr}};
-      (void)db_->Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.dump(), id});
+      KpiState state;
+      state.error = KpiState::Error{std::string(st.status().ErrorName()), st.status().message()};
+      state.refreshed_at = NowMs();
+      (void)db_->Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.ToJson().dump(), id});
       continue;
     }
     refreshed.push_back(id);
@@ -204,28 +203,28 @@ StatusOr<json> OpsService::Digest(const std::string& project) {
                             "WHERE s.project = ? ORDER BY a.id",
                             {project}));
   for (auto& r : acts) {
-    json a = json::parse(r.Str(1));
-    std::string st = a["status"].get<std::string>();
-    if (st == "done" || st == "cancelled" || !a["due_date"].is_string()) continue;
-    int32_t due = ParseDate(a["due_date"].get<std::string>(), "").value();
-    json item{{"id", r.Int(0)},
-              {"action", a["action"]},
-              {"due_date", a["due_date"]},
-              {"status", st},
-              {"scenario", json::parse(r.Str(3))["name"]},
-              {"days_left", due - today}};
+    NS_ASSIGN_OR_RETURN(ActionDoc a, ParseStored<ActionDoc>(r.Int(0), r.Str(1)));
+    const std::string& st = a.status;
+    if (st == "done" || st == "cancelled" || !a.due_date) continue;
+    NS_ASSIGN_OR_RETURN(ScenarioDoc sc, ParseStored<ScenarioDoc>(r.Int(2), r.Str(3)));
+    int32_t due = ParseDate(*a.due_date, "").value();
+    json item{{"id", r.Int(0)}, {"action", a.action},  {"due_date", *a.due_date},
+              {"status", st},   {"scenario", sc.name}, {"days_left", due - today}};
     if (due < today)
-      owner_entry(a["owner"].get<std::string>())["overdue"].push_back(item);
+      owner_entry(a.owner)["overdue"].push_back(item);
     else if (due - today <= s.reminder_days)
-      owner_entry(a["owner"].get<std::string>())["due_soon"].push_back(item);
+      owner_entry(a.owner)["due_soon"].push_back(item);
   }
   NS_ASSIGN_OR_RETURN(json ks, kpis.List(project, std::nullopt));
-  for (auto& k : ks)
-    owner_entry(k["owner"].get<std::string>())["kpis"].push_back({{"id", k["id"]},
-                                                                  {"name", k["name"]},
-                                                                  {"light", k.value("light", json())},
-                                                                  {"actual", k.value("actual", json())},
-                                                                  {"target", k["target"]}});
+  for (auto& k : ks) {
+    // A KPI whose definition cannot be read is listed with its error and no owner.
+    const std::string owner = k["owner"].is_string() ? k["owner"].get<std::string>() : "";
+    owner_entry(owner)["kpis"].push_back({{"id", k["id"]},
+                                          {"name", k["name"]},
+                                          {"light", k.value("light", json())},
+                                          {"actual", k.value("actual", json())},
+                                          {"target", k["target"]}});
+  }
   json out = json::array();
   for (auto& [o, e] : owners) out.push_back(e);
   return out;

@@ -22,7 +22,6 @@ const std::set<std::string> kScenarioFields = {"name",        "business_module",
 const std::set<std::string> kActionFields = {
     "strategy",          "action", "owner",      "start_date", "due_date",     "resources",
     "delivery_standard", "status", "depends_on", "progress",   "progress_note"};
-const char* kScenarioStatuses[] = {"draft", "active", "paused", "done", "cancelled"};
 
 Status CheckString(const json& v, const std::string& field, size_t max_len, bool required) {
   if (!v.is_string()) return InvalidArgument(field + ": expected a string", field);
@@ -217,16 +216,31 @@ StatusOr<json> ValidateAction(const json& body, const json* base, int32_t today)
   return d;
 }
 
-StatusOr<json> Scenarios::Load(const std::string& project, int64_t id) {
+json ScenarioRow::ToJson() const {
+  json d = doc.ToJson();
+  d["id"] = id;
+  d["created_at"] = created_at;
+  d["updated_at"] = updated_at;
+  return d;
+}
+
+json ActionRow::ToJson() const {
+  json a = doc.ToJson();
+  a["id"] = id;
+  a["scenario_id"] = scenario_id;
+  a["created_at"] = created_at;
+  a["updated_at"] = updated_at;
+  return a;
+}
+
+StatusOr<ScenarioRow> Scenarios::Load(const std::string& project, int64_t id) {
   NS_ASSIGN_OR_RETURN(
       auto rows,
       db_.Query("SELECT doc, created_at, updated_at FROM scenarios WHERE id = ? AND project = ?", {id, project}));
   if (rows.empty()) return NotFound("no scenario " + std::to_string(id));
-  json d = json::parse(rows[0].Str(0));
-  d["id"] = id;
-  d["created_at"] = rows[0].Int(1);
-  d["updated_at"] = rows[0].Int(2);
-  return d;
+  ScenarioRow sc{id, {}, rows[0].Int(1), rows[0].Int(2)};
+  NS_ASSIGN_OR_RETURN(sc.doc, ParseStored<ScenarioDoc>(id, rows[0].Str(0)));
+  return sc;
 }
 
 StatusOr<int32_t> Scenarios::Today(const std::string& project) {
@@ -241,11 +255,12 @@ std::string Scenarios::ProjectOf(int64_t scenario_id) {
 
 StatusOr<int64_t> Scenarios::Create(const Principal& who, const json& body) {
   NS_ASSIGN_OR_RETURN(json d, ValidateScenario(body, nullptr));
+  NS_ASSIGN_OR_RETURN(std::string text, StoredText<ScenarioDoc>(d));
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     int64_t now = NowMs();
     NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO scenarios(project, doc, created_at, updated_at) VALUES(?, ?, ?, ?)",
-                                       {who.project, d.dump(), now, now}));
+                                       {who.project, text, now, now}));
     return Audit(db_, who, "create", "scenario", id, nullptr, d);
   }));
   return id;
@@ -254,39 +269,36 @@ StatusOr<int64_t> Scenarios::Create(const Principal& who, const json& body) {
 // An action past its due date and not done or cancelled is `delayed` at once: on every read,
 // and stored so by a PATCH. A new action is stored as given, so the daily job still finds it,
 // stores `delayed`, writes the `auto_delayed` audit entry and notifies.
-static void ApplyOverdue(json& a, int32_t today) {
-  if (!a.contains("status") || !a["status"].is_string() || !a.contains("due_date") || !a["due_date"].is_string())
-    return;
-  const std::string st = a["status"].get<std::string>();
-  if (st != "not_started" && st != "in_progress") return;
-  auto due = ParseDate(a["due_date"].get<std::string>(), "due_date");
-  if (due.ok() && *due < today) a["status"] = "delayed";
+static void ApplyOverdue(ActionDoc& a, int32_t today) {
+  if ((a.status != "not_started" && a.status != "in_progress") || !a.due_date) return;
+  auto due = ParseDate(*a.due_date, "due_date");
+  if (due.ok() && *due < today) a.status = "delayed";
 }
 
-StatusOr<json> Scenarios::ActionsOf(int64_t scenario_id) {
+StatusOr<std::vector<ActionRow>> Scenarios::Actions(int64_t scenario_id) {
   NS_ASSIGN_OR_RETURN(auto rows,
                       db_.Query("SELECT id, doc, created_at, updated_at FROM actions WHERE scenario_id = ? ORDER BY id",
                                 {scenario_id}));
-  json out = json::array();
+  std::vector<ActionRow> out;
   for (auto& r : rows) {
-    json a = json::parse(r.Str(1));
-    a["id"] = r.Int(0);
-    a["scenario_id"] = scenario_id;
-    a["created_at"] = r.Int(2);
-    a["updated_at"] = r.Int(3);
+    ActionRow a{r.Int(0), scenario_id, {}, r.Int(2), r.Int(3)};
+    NS_ASSIGN_OR_RETURN(a.doc, ParseStored<ActionDoc>(a.id, r.Str(1)));
     out.push_back(std::move(a));
   }
   if (!out.empty()) {
     std::string project = ProjectOf(scenario_id);
     if (auto today = Today(project); today.ok())
-      for (auto& a : out) ApplyOverdue(a, *today);
+      for (auto& a : out) ApplyOverdue(a.doc, *today);
   }
   return out;
 }
 
 StatusOr<json> Scenarios::Get(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(json d, Load(project, id));
-  NS_ASSIGN_OR_RETURN(d["actions"], ActionsOf(id));
+  NS_ASSIGN_OR_RETURN(ScenarioRow sc, Load(project, id));
+  NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(id));
+  json d = sc.ToJson();
+  d["actions"] = json::array();
+  for (const ActionRow& a : acts) d["actions"].push_back(a.ToJson());
   return d;
 }
 
@@ -294,11 +306,13 @@ StatusOr<json> Scenarios::List(const std::string& project) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM scenarios WHERE project = ? ORDER BY id", {project}));
   json out = json::array();
   for (auto& r : rows) {
-    NS_ASSIGN_OR_RETURN(json d, Load(project, r.Int(0)));
-    NS_ASSIGN_OR_RETURN(json acts, ActionsOf(r.Int(0)));
+    NS_ASSIGN_OR_RETURN(ScenarioRow sc, Load(project, r.Int(0)));
+    NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(r.Int(0)));
+    json d = sc.ToJson();
+    std::map<std::string, int> by_status;
+    for (const ActionRow& a : acts) by_status[a.doc.status]++;
     json counts = json::object();
-    for (const char* s : kActionStatuses) counts[s] = 0;
-    for (auto& a : acts) counts[a["status"].get<std::string>()] = counts[a["status"].get<std::string>()].get<int>() + 1;
+    for (const char* s : kActionStatuses) counts[s] = by_status[s];
     d["action_counts"] = counts;
     out.push_back(std::move(d));
   }
@@ -307,11 +321,11 @@ StatusOr<json> Scenarios::List(const std::string& project) {
 
 Status Scenarios::Patch(const Principal& who, int64_t id, const json& body) {
   return db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(json before, Load(who.project, id));
-    json base = before;
-    for (const char* k : {"id", "created_at", "updated_at"}) base.erase(k);
+    NS_ASSIGN_OR_RETURN(ScenarioRow before, Load(who.project, id));
+    json base = before.doc.ToJson();
     NS_ASSIGN_OR_RETURN(json d, ValidateScenario(body, &base));
-    NS_RETURN_IF_ERROR(db_.Exec("UPDATE scenarios SET doc = ?, updated_at = ? WHERE id = ?", {d.dump(), NowMs(), id}));
+    NS_ASSIGN_OR_RETURN(std::string text, StoredText<ScenarioDoc>(d));
+    NS_RETURN_IF_ERROR(db_.Exec("UPDATE scenarios SET doc = ?, updated_at = ? WHERE id = ?", {text, NowMs(), id}));
     return Audit(db_, who, "update", "scenario", id, base, d);
   });
 }
@@ -325,9 +339,9 @@ Status Scenarios::Delete(const Principal& who, int64_t id) {
 }
 
 Status Scenarios::CheckDag(int64_t scenario_id, int64_t action_id, const std::vector<int64_t>& depends_on) {
-  NS_ASSIGN_OR_RETURN(json acts, ActionsOf(scenario_id));
+  NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(scenario_id));
   std::map<int64_t, std::vector<int64_t>> edges;
-  for (auto& a : acts) edges[a["id"].get<int64_t>()] = a["depends_on"].get<std::vector<int64_t>>();
+  for (const ActionRow& a : acts) edges[a.id] = a.doc.depends_on;
   for (int64_t dep : depends_on) {
     if (dep == action_id) return InvalidArgument("depends_on: an action cannot depend on itself", "depends_on");
     if (!edges.count(dep))
@@ -366,78 +380,77 @@ Status Scenarios::CheckDag(int64_t scenario_id, int64_t action_id, const std::ve
 StatusOr<int64_t> Scenarios::AddAction(const Principal& who, int64_t scenario_id, const json& body) {
   NS_ASSIGN_OR_RETURN(int32_t today, Today(who.project));
   NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, nullptr, today));
+  NS_ASSIGN_OR_RETURN(std::string text, StoredText<ActionDoc>(d));
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
     NS_RETURN_IF_ERROR(Load(who.project, scenario_id).status());
     int64_t now = NowMs();
     NS_ASSIGN_OR_RETURN(id,
                         db_.Insert("INSERT INTO actions(scenario_id, doc, created_at, updated_at) VALUES(?, ?, ?, ?)",
-                                   {scenario_id, d.dump(), now, now}));
+                                   {scenario_id, text, now, now}));
     NS_RETURN_IF_ERROR(CheckDag(scenario_id, id, d["depends_on"].get<std::vector<int64_t>>()));
     return Audit(db_, who, "create", "action", id, nullptr, d);
   }));
   return id;
 }
 
-StatusOr<json> Scenarios::GetAction(const std::string& project, int64_t action_id) {
+StatusOr<ActionRow> Scenarios::LoadAction(const std::string& project, int64_t action_id) {
   NS_ASSIGN_OR_RETURN(
       auto rows, db_.Query("SELECT a.doc, a.scenario_id, a.created_at, a.updated_at FROM actions a JOIN scenarios s "
                            "ON s.id = a.scenario_id WHERE a.id = ? AND s.project = ?",
                            {action_id, project}));
   if (rows.empty()) return NotFound("no action " + std::to_string(action_id));
-  json a = json::parse(rows[0].Str(0));
-  a["id"] = action_id;
-  a["scenario_id"] = rows[0].Int(1);
-  a["created_at"] = rows[0].Int(2);
-  a["updated_at"] = rows[0].Int(3);
-  if (auto today = Today(project); today.ok()) ApplyOverdue(a, *today);
+  ActionRow a{action_id, rows[0].Int(1), {}, rows[0].Int(2), rows[0].Int(3)};
+  NS_ASSIGN_OR_RETURN(a.doc, ParseStored<ActionDoc>(action_id, rows[0].Str(0)));
+  if (auto today = Today(project); today.ok()) ApplyOverdue(a.doc, *today);
   return a;
+}
+
+StatusOr<json> Scenarios::GetAction(const std::string& project, int64_t action_id) {
+  NS_ASSIGN_OR_RETURN(ActionRow a, LoadAction(project, action_id));
+  return a.ToJson();
 }
 
 Status Scenarios::PatchAction(const Principal& who, int64_t action_id, const json& body) {
   return db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(json before, GetAction(who.project, action_id));
-    int64_t sid = before["scenario_id"].get<int64_t>();
-    json base = before;
-    for (const char* k : {"id", "scenario_id", "created_at", "updated_at"}) base.erase(k);
+    NS_ASSIGN_OR_RETURN(ActionRow before, LoadAction(who.project, action_id));
+    json base = before.doc.ToJson();
     NS_ASSIGN_OR_RETURN(int32_t today, Today(who.project));
-    NS_ASSIGN_OR_RETURN(json d, ValidateAction(body, &base, today));
+    NS_ASSIGN_OR_RETURN(json validated, ValidateAction(body, &base, today));
+    NS_ASSIGN_OR_RETURN(ActionDoc d, FromValidated<ActionDoc>(validated));
     ApplyOverdue(d, today);
-    NS_RETURN_IF_ERROR(CheckDag(sid, action_id, d["depends_on"].get<std::vector<int64_t>>()));
+    NS_RETURN_IF_ERROR(CheckDag(before.scenario_id, action_id, d.depends_on));
+    json after = d.ToJson();
     NS_RETURN_IF_ERROR(
-        db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {d.dump(), NowMs(), action_id}));
-    return Audit(db_, who, "update", "action", action_id, base, d);
+        db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {after.dump(), NowMs(), action_id}));
+    return Audit(db_, who, "update", "action", action_id, base, after);
   });
 }
 
 Status Scenarios::DeleteAction(const Principal& who, int64_t action_id) {
   return db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(json before, GetAction(who.project, action_id));
+    NS_ASSIGN_OR_RETURN(ActionRow before, LoadAction(who.project, action_id));
     // Others that depend on it lose that dependency.
-    NS_ASSIGN_OR_RETURN(json acts, ActionsOf(before["scenario_id"].get<int64_t>()));
-    for (auto& a : acts) {
-      auto deps = a["depends_on"].get<std::vector<int64_t>>();
-      auto it = std::find(deps.begin(), deps.end(), action_id);
-      if (it == deps.end()) continue;
-      deps.erase(it);
-      json doc = a;
-      for (const char* k : {"id", "scenario_id", "created_at", "updated_at"}) doc.erase(k);
-      doc["depends_on"] = deps;
-      NS_RETURN_IF_ERROR(db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?",
-                                  {doc.dump(), NowMs(), a["id"].get<int64_t>()}));
+    NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(before.scenario_id));
+    for (ActionRow& a : acts) {
+      auto it = std::find(a.doc.depends_on.begin(), a.doc.depends_on.end(), action_id);
+      if (it == a.doc.depends_on.end()) continue;
+      a.doc.depends_on.erase(it);
+      NS_RETURN_IF_ERROR(
+          db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {a.doc.ToJson().dump(), NowMs(), a.id}));
     }
     NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM actions WHERE id = ?", {action_id}));
-    return Audit(db_, who, "delete", "action", action_id, before, nullptr);
+    return Audit(db_, who, "delete", "action", action_id, before.ToJson(), nullptr);
   });
 }
 
 StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id) {
-  NS_ASSIGN_OR_RETURN(json sc, Load(project, scenario_id));
-  NS_ASSIGN_OR_RETURN(json acts, ActionsOf(scenario_id));
+  NS_ASSIGN_OR_RETURN(ScenarioRow sc, Load(project, scenario_id));
+  NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(scenario_id));
   // Critical path method over days. An action without dates starts at the scenario's
   // period start (or its creation day) and lasts one day.
   NS_ASSIGN_OR_RETURN(int32_t default_start, Today(project));
-  if (sc["period"].is_object()) default_start = ParseDate(sc["period"]["from"].get<std::string>(), "").value();
+  if (std::optional<int32_t> first = sc.doc.FirstDay()) default_start = *first;
   struct Node {
     int64_t id;
     int32_t start, dur;
@@ -446,16 +459,17 @@ StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id)
   };
   std::map<int64_t, Node> nodes;
   std::vector<int64_t> order;
-  for (auto& a : acts) {
+  for (const ActionRow& a : acts) {
     Node n;
-    n.id = a["id"].get<int64_t>();
-    bool hs = a["start_date"].is_string(), hd = a["due_date"].is_string();
-    int32_t s = hs ? ParseDate(a["start_date"].get<std::string>(), "").value() : default_start;
-    int32_t e = hd ? ParseDate(a["due_date"].get<std::string>(), "").value() : s;
-    if (!hs && hd) s = e;
+    n.id = a.id;
+    const std::optional<std::string>& start = a.doc.start_date;  // dates checked by ActionDoc::Parse
+    const std::optional<std::string>& due = a.doc.due_date;
+    int32_t s = start ? ParseDate(*start, "").value() : default_start;
+    int32_t e = due ? ParseDate(*due, "").value() : s;
+    if (!start && due) s = e;
     n.start = s;
     n.dur = std::max(1, e - s + 1);
-    n.deps = a["depends_on"].get<std::vector<int64_t>>();
+    n.deps = a.doc.depends_on;
     nodes[n.id] = n;
   }
   // Topological order (the DAG is guaranteed acyclic on write).
@@ -490,13 +504,13 @@ StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id)
     bool crit = n.ls == n.es;
     if (crit) critical.push_back(id);
   }
-  for (auto& a : acts) {
-    const Node& n = nodes[a["id"].get<int64_t>()];
+  for (const ActionRow& a : acts) {
+    const Node& n = nodes[a.id];
     rows.push_back({{"id", n.id},
-                    {"action", a["action"]},
-                    {"strategy", a["strategy"]},
-                    {"owner", a["owner"]},
-                    {"status", a["status"]},
+                    {"action", a.doc.action},
+                    {"strategy", a.doc.strategy},
+                    {"owner", a.doc.owner},
+                    {"status", a.doc.status},
                     {"start", FormatDate(n.start)},
                     {"due", FormatDate(n.start + n.dur - 1)},
                     {"depends_on", n.deps},
@@ -508,7 +522,7 @@ StatusOr<json> Scenarios::Gantt(const std::string& project, int64_t scenario_id)
                     {"critical", n.ls == n.es},
                     {"schedule_slip_days", std::max(0, n.es - n.start)}});
   }
-  json out{{"scenario_id", scenario_id}, {"name", sc["name"]}, {"tasks", rows}, {"critical_path", critical}};
+  json out{{"scenario_id", scenario_id}, {"name", sc.doc.name}, {"tasks", rows}, {"critical_path", critical}};
   if (!nodes.empty()) out["finish"] = FormatDate(end - 1);
   return out;
 }
@@ -520,19 +534,18 @@ StatusOr<int> Scenarios::MarkDelayed(const std::string& project, int32_t today) 
                                            {project}));
   Principal sched{"scheduler", 0, project, Role::kAdmin, Credential::kSystem};
   for (auto& r : rows) {
-    json d = json::parse(r.Str(1));
-    std::string st = d["status"].get<std::string>();
+    NS_ASSIGN_OR_RETURN(ActionDoc d, ParseStored<ActionDoc>(r.Int(0), r.Str(1)));
+    const std::string st = d.status;
     if (st != "not_started" && st != "in_progress") continue;
-    if (!d["due_date"].is_string()) continue;
-    int32_t due = ParseDate(d["due_date"].get<std::string>(), "").value();
+    if (!d.due_date) continue;
+    int32_t due = ParseDate(*d.due_date, "").value();
     if (due >= today) continue;
-    json after = d;
-    after["status"] = "delayed";
+    d.status = "delayed";
     NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
       NS_RETURN_IF_ERROR(
-          db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {after.dump(), NowMs(), r.Int(0)}));
+          db_.Exec("UPDATE actions SET doc = ?, updated_at = ? WHERE id = ?", {d.ToJson().dump(), NowMs(), r.Int(0)}));
       return Audit(db_, sched, "auto_delayed", "action", r.Int(0), json{{"status", st}},
-                   json{{"status", "delayed"}, {"due_date", d["due_date"]}, {"reason", "past due date and not done"}});
+                   json{{"status", "delayed"}, {"due_date", *d.due_date}, {"reason", "past due date and not done"}});
     }));
     changed++;
   }

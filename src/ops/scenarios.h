@@ -11,8 +11,23 @@
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
+#include "ops/documents.h"
 
 namespace ns {
+
+// A scenario or an action as stored: the document and the columns its answers add.
+struct ScenarioRow {
+  int64_t id = 0;
+  ScenarioDoc doc;
+  int64_t created_at = 0, updated_at = 0;
+  nlohmann::json ToJson() const;  // the document with "id", "created_at", "updated_at"
+};
+struct ActionRow {
+  int64_t id = 0, scenario_id = 0;
+  ActionDoc doc;
+  int64_t created_at = 0, updated_at = 0;
+  nlohmann::json ToJson() const;  // the document with "id", "scenario_id", "created_at", "updated_at"
+};
 
 class Scenarios {
  public:
@@ -42,9 +57,13 @@ class Scenarios {
   // The scenario's project ("" if there is none).
   std::string ProjectOf(int64_t scenario_id);
 
+  // The stored scenario (NotFound if not in the project); its actions in id order and one
+  // action, overdue ones already `delayed` (as every read shows them).
+  StatusOr<ScenarioRow> Load(const std::string& project, int64_t id);
+  StatusOr<std::vector<ActionRow>> Actions(int64_t scenario_id);
+  StatusOr<ActionRow> LoadAction(const std::string& project, int64_t action_id);
+
  private:
-  StatusOr<nlohmann::json> Load(const std::string& project, int64_t id);
-  StatusOr<nlohmann::json> ActionsOf(int64_t scenario_id);
   Status CheckDag(int64_t scenario_id, int64_t action_id, const std::vector<int64_t>& depends_on);
   // Today in the project's time zone (dated progress notes, Gantt defaults).
   StatusOr<int32_t> Today(const std::string& project);
@@ -56,7 +75,5 @@ class Scenarios {
 StatusOr<nlohmann::json> ValidateScenario(const nlohmann::json& body, const nlohmann::json* base);
 // `today`: the project-local day given to a progress note sent without a date.
 StatusOr<nlohmann::json> ValidateAction(const nlohmann::json& body, const nlohmann::json* base, int32_t today);
-
-inline constexpr const char* kActionStatuses[] = {"not_started", "in_progress", "done", "delayed", "cancelled"};
 
 }  // namespace ns
