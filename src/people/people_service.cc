@@ -370,12 +370,12 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
   NS_ASSIGN_OR_RETURN(CohortRow row, LoadCohort(project, id));
   const int32_t today = tz.LocalDay(NowMs());
   const PersonTable& pt = *snap.persons;
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
+  StateKey state = StateOf(snap, today, settings);
   {
     MutexLock l(&mu_);
     auto it = cache_.find(id);
-    if (it != cache_.end() && it->second.version == row.version && it->second.persons_version == pt.version &&
-        it->second.persons == pt.size() && it->second.today == today && it->second.blocks == snap.blocks)
-      return it->second.members;
+    if (it != cache_.end() && it->second.version == row.version && it->second.state == state) return it->second.members;
   }
   Roaring members;
   if (row.kind == "static") {
@@ -387,7 +387,6 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
     }
   } else {
     NS_ASSIGN_OR_RETURN(CohortCondition def, ParseCohortDefinition(row.definition));
-    NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
     path.push_back(id);
     CohortEvalContext ctx = EvalContext(project, snap, tz, settings, today, path);
     auto r = EvaluateCohort(def, ctx);
@@ -397,12 +396,32 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
   }
   auto shared = std::make_shared<const Roaring>(std::move(members));
   MutexLock l(&mu_);
-  cache_[id] = CacheEntry{row.version, snap.blocks, pt.version, pt.size(), today, shared};
+  cache_[id] = CacheEntry{row.version, std::move(state), shared};
   return shared;
 }
 
-PeopleService::StateKey PeopleService::StateOf(const StoreSnapshot& snap, int32_t today) {
-  return StateKey{snap.blocks, snap.persons->version, snap.persons->size(), today};
+namespace {
+
+// The built-in rule tags name the default events ("pay", "share"); a project that calls
+// them otherwise (people settings) gets its own names in their place.
+json WithProjectEvents(json def, const PeopleSettings& s) {
+  if (def.is_object()) {
+    if (auto it = def.find("event"); it != def.end() && it->is_string()) {
+      if (*it == "pay") *it = s.pay_event;
+      if (*it == "share") *it = s.share_event;
+    }
+    for (auto& [k, v] : def.items()) v = WithProjectEvents(v, s);
+  } else if (def.is_array()) {
+    for (auto& v : def) v = WithProjectEvents(v, s);
+  }
+  return def;
+}
+
+}  // namespace
+
+PeopleService::StateKey PeopleService::StateOf(const StoreSnapshot& snap, int32_t today,
+                                               const PeopleSettings& settings) {
+  return StateKey{snap.blocks, snap.persons->version, snap.persons->size(), today, settings.ToJson().dump()};
 }
 
 CohortEvalContext PeopleService::EvalContext(const std::string& project, const StoreSnapshot& snap, const TimeZone& tz,
@@ -431,20 +450,21 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::TagMembers(const std::st
   const int32_t today = tz.LocalDay(NowMs());
   std::string cache_key = project + '\x1f' + key;
   for (const auto& v : values) cache_key += '\x1f' + v;
-  const StateKey state = StateOf(snap, today);
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
+  const StateKey state = StateOf(snap, today, settings);
   {
     MutexLock l(&mu_);
     auto it = tag_cache_.find(cache_key);
     if (it != tag_cache_.end() && it->second.first == state) return it->second.second;
   }
-  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
   Roaring members;
   if (const RuleTag* rule = FindRuleTag(key)) {
     // Rule tags may refer to rule tags: cycles among built-ins are a bug, caught by the path.
     const int64_t marker = -1 - static_cast<int64_t>(rule - RuleTags().data());
     if (std::find(path.begin(), path.end(), marker) != path.end())
       return Internal("rule tag " + key + " refers to itself");
-    NS_ASSIGN_OR_RETURN(CohortCondition def, ParseCohortDefinition(json::parse(rule->definition)));
+    NS_ASSIGN_OR_RETURN(CohortCondition def,
+                        ParseCohortDefinition(WithProjectEvents(json::parse(rule->definition), settings)));
     path.push_back(marker);
     auto r = EvaluateCohort(def, EvalContext(project, snap, tz, settings, today, path));
     path.pop_back();

@@ -108,22 +108,20 @@ class PeopleService {
 
   ProjectRegistry& registry_;
   MetaDb& db_;
-  // The state of the store a cached answer was computed on.
+  // The state a cached answer was computed on: the store's, the day, the people settings.
   struct StateKey {
     std::vector<std::shared_ptr<const Block>> blocks;
     uint64_t persons_version = 0;
     size_t persons = 0;
     int32_t today = 0;
+    std::string settings;  // PeopleSettings::ToJson().dump()
     bool operator==(const StateKey&) const = default;
   };
-  static StateKey StateOf(const StoreSnapshot& snap, int32_t today);
+  static StateKey StateOf(const StoreSnapshot& snap, int32_t today, const PeopleSettings& settings);
   std::map<std::string, std::pair<StateKey, std::shared_ptr<const Roaring>>> tag_cache_ GUARDED_BY(mu_);
   struct CacheEntry {
-    int64_t version = 0;
-    std::vector<std::shared_ptr<const Block>> blocks;  // the store state it was computed on
-    uint64_t persons_version = 0;
-    size_t persons = 0;
-    int32_t today = 0;
+    int64_t version = 0;  // the cohort's
+    StateKey state;
     std::shared_ptr<const Roaring> members;
   };
   Mutex mu_;

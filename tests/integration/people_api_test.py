@@ -266,6 +266,11 @@ def test_settings():
     p = S["viewer"].ok("GET", "/api/v1/persons/alice")
     check(p["properties"]["city"] != "杭州", f"city now masked: {p['properties']}")
     S["viewer"].err("PATCH", "/api/v1/people/settings", {"new_days": 3}, expect=403)
+    # Rule tags follow the project's payment event.
+    check("repeat_buyer" in S["sec"].ok("GET", "/api/v1/persons/alice")["tags"], "repeat buyer with pay")
+    S["sec"].ok("PATCH", "/api/v1/people/settings", {"pay_event": "checkout"})
+    check("repeat_buyer" not in S["sec"].ok("GET", "/api/v1/persons/alice")["tags"], "no checkout events")
+    S["sec"].ok("PATCH", "/api/v1/people/settings", {"pay_event": "pay"})
     e = S["sec"].err("PATCH", "/api/v1/people/settings", {"churn_days": 10})
     check_eq(e.get("field"), "churn_days", "churn_days must exceed active_days")
 
