@@ -421,7 +421,7 @@ json WithProjectEvents(json def, const PeopleSettings& s) {
 
 PeopleService::StateKey PeopleService::StateOf(const StoreSnapshot& snap, int32_t today,
                                                const PeopleSettings& settings) {
-  return StateKey{snap.blocks, snap.persons->version, snap.persons->size(), today, settings.ToJson().dump()};
+  return StateKey{SnapshotState::Of(snap), today, settings.ToJson().dump()};
 }
 
 CohortEvalContext PeopleService::EvalContext(const std::string& project, const StoreSnapshot& snap, const TimeZone& tz,

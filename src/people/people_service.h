@@ -110,9 +110,7 @@ class PeopleService {
   MetaDb& db_;
   // The state a cached answer was computed on: the store's, the day, the people settings.
   struct StateKey {
-    std::vector<std::shared_ptr<const Block>> blocks;
-    uint64_t persons_version = 0;
-    size_t persons = 0;
+    SnapshotState store;
     int32_t today = 0;
     std::string settings;  // PeopleSettings::ToJson().dump()
     bool operator==(const StateKey&) const = default;

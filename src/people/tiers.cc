@@ -217,28 +217,17 @@ const std::array<std::string_view, 3>& TierLevels(TierDimension d) { return kLev
 std::shared_ptr<const PersonTiers> GetPersonTiers(const StoreSnapshot& snap, const TimeZone& tz,
                                                   const PeopleSettings& settings, int32_t as_of_day,
                                                   const DistinctIdFinder& find) {
-  struct Entry {
-    std::vector<std::shared_ptr<const Block>> blocks;
-    uint64_t version = 0;
-    size_t persons = 0;
+  struct Key {
+    SnapshotState state;
     std::string settings, tz;
     int32_t day = 0;
-    std::shared_ptr<const PersonTiers> tiers;
+    bool operator==(const Key&) const = default;
   };
-  static std::mutex mu;
-  static std::vector<Entry> cache;  // newest last, a few entries
-  const std::string skey = settings.ToJson().dump();
-  {
-    std::lock_guard<std::mutex> l(mu);
-    for (const Entry& e : cache)
-      if (e.version == snap.persons->version && e.persons == snap.persons->size() && e.day == as_of_day &&
-          e.tz == tz.name() && e.settings == skey && e.blocks == snap.blocks)
-        return e.tiers;
-  }
+  static SnapshotCache<Key, PersonTiers> cache(4);
+  Key key{SnapshotState::Of(snap), settings.ToJson().dump(), tz.name(), as_of_day};
+  if (auto hit = cache.Find([&](const Key& k) { return k == key; })) return hit;
   auto tiers = ComputeTiers(snap, tz, settings, as_of_day, find);
-  std::lock_guard<std::mutex> l(mu);
-  cache.push_back(Entry{snap.blocks, snap.persons->version, snap.persons->size(), skey, tz.name(), as_of_day, tiers});
-  if (cache.size() > 4) cache.erase(cache.begin());
+  cache.Put(std::move(key), tiers);
   return tiers;
 }
 

@@ -231,26 +231,13 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
 
 namespace {
 
-// A snapshot's state: its blocks (held, so an address is never reused while cached) and
-// the person table's version.
 struct FactsKey {
-  std::vector<std::shared_ptr<const Block>> blocks;
-  uint64_t persons_version = 0;
-  size_t persons = 0;
+  SnapshotState state;
   std::string settings, tz;
   int32_t as_of_day = 0;
   std::optional<int32_t> pay_from_day;
   bool payments_only = false;
-  bool operator==(const FactsKey& o) const {
-    return persons_version == o.persons_version && persons == o.persons && settings == o.settings && tz == o.tz &&
-           as_of_day == o.as_of_day && pay_from_day == o.pay_from_day && payments_only == o.payments_only &&
-           blocks == o.blocks;
-  }
-};
-
-struct FactsCache {
-  std::mutex mu;
-  std::vector<std::pair<FactsKey, std::shared_ptr<const PersonFacts>>> entries;  // newest last
+  bool operator==(const FactsKey&) const = default;
 };
 
 }  // namespace
@@ -258,24 +245,13 @@ struct FactsCache {
 std::shared_ptr<const PersonFacts> GetPersonFacts(const StoreSnapshot& snap, const TimeZone& tz,
                                                   const PeopleSettings& settings, int32_t as_of_day,
                                                   std::optional<int32_t> pay_from_day, bool payments_only) {
-  static FactsCache cache;
-  constexpr size_t kEntries = 4;
-  FactsKey key{snap.blocks, snap.persons->version, snap.persons->size(), settings.FactsKey(), tz.name(),
-               as_of_day,   pay_from_day,          payments_only};
-  {
-    std::lock_guard<std::mutex> l(cache.mu);
-    for (auto& [k, v] : cache.entries) {
-      if (k == key) return v;
-      // Full facts answer a payments-only ask too.
-      FactsKey full = key;
-      full.payments_only = false;
-      if (payments_only && k == full) return v;
-    }
-  }
+  static SnapshotCache<FactsKey, PersonFacts> cache(4);
+  FactsKey key{SnapshotState::Of(snap), settings.FactsKey(), tz.name(), as_of_day, pay_from_day, payments_only};
+  FactsKey full = key;  // full facts answer a payments-only ask too
+  full.payments_only = false;
+  if (auto hit = cache.Find([&](const FactsKey& k) { return k == key || (payments_only && k == full); })) return hit;
   auto facts = ComputePersonFacts(snap, tz, settings, as_of_day, pay_from_day, payments_only);
-  std::lock_guard<std::mutex> l(cache.mu);
-  cache.entries.emplace_back(std::move(key), facts);
-  if (cache.entries.size() > kEntries) cache.entries.erase(cache.entries.begin());
+  cache.Put(std::move(key), facts);
   return facts;
 }
 

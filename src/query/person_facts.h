@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "core/status.h"
 #include "core/time_zone.h"
 #include "storage/event_store.h"
+#include "storage/person_table.h"
 
 namespace ns {
 
@@ -47,6 +49,44 @@ struct PeopleSettings {
   nlohmann::json ToJson() const;
   // A key of the settings the facts depend on (cache key).
   std::string FactsKey() const;
+};
+
+// The state of a store a cached answer was computed on: its blocks (held, so an address is
+// never reused while cached) and the person table's version and size. Any acknowledged event
+// changes it, so an answer cached under it is never stale.
+struct SnapshotState {
+  std::vector<std::shared_ptr<const Block>> blocks;
+  uint64_t persons_version = 0;
+  size_t persons = 0;
+  static SnapshotState Of(const StoreSnapshot& snap) {
+    return {snap.blocks, snap.persons->version, snap.persons->size()};
+  }
+  bool operator==(const SnapshotState&) const = default;
+};
+
+// The few newest answers computed from snapshots (the facts, the tiers), thread-safe.
+template <typename Key, typename Value>
+class SnapshotCache {
+ public:
+  explicit SnapshotCache(size_t capacity) : capacity_(capacity) {}
+  // The newest entry whose key satisfies `match`, or null.
+  template <typename Match>
+  std::shared_ptr<const Value> Find(Match&& match) {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
+      if (match(it->first)) return it->second;
+    return nullptr;
+  }
+  void Put(Key key, std::shared_ptr<const Value> value) {
+    std::lock_guard<std::mutex> l(mu_);
+    entries_.emplace_back(std::move(key), std::move(value));
+    if (entries_.size() > capacity_) entries_.erase(entries_.begin());
+  }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::vector<std::pair<Key, std::shared_ptr<const Value>>> entries_;  // newest last
 };
 
 // The end of local day `as_of_day` in UTC ms (exclusive): facts "as of" a date count every
