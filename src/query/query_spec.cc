@@ -177,10 +177,10 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
 }
 
 StatusOr<RetentionQuery> ParseRetentionQuery(const json& j) {
-  NS_RETURN_IF_ERROR(
-      CheckFields(j, "",
-                  {"kind", "date_from", "date_to", "start_event", "return_event", "period", "periods", "first_time",
-                   "mode", "filters", "start_filters", "return_filters", "breakdown", "breakdown_limit"}));
+  NS_RETURN_IF_ERROR(CheckFields(j, "",
+                                 {"kind", "date_from", "date_to", "start_event", "return_event", "period", "periods",
+                                  "first_time", "mode", "filters", "start_filters", "return_filters", "breakdown",
+                                  "breakdown_limit", "reference", "min_occurrences", "time_window"}));
   RetentionQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(q.start_event, GetString(j, "start_event", "", true));
@@ -206,6 +206,26 @@ StatusOr<RetentionQuery> ParseRetentionQuery(const json& j) {
   NS_ASSIGN_OR_RETURN(q.breakdown, ParseBreakdownOne(j, "breakdown"));
   NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "breakdown_limit", "", 25, 1, 1000));
   q.breakdown_limit = static_cast<size_t>(lim);
+  NS_ASSIGN_OR_RETURN(std::string ref, GetString(j, "reference", "", false, "total"));
+  if (ref == "total")
+    q.reference = RetentionReference::kTotal;
+  else if (ref == "previous")
+    q.reference = RetentionReference::kPrevious;
+  else
+    return InvalidArgument("reference: unknown reference '" + ref + "' (expected total or previous)", "reference");
+  NS_ASSIGN_OR_RETURN(int64_t min_occ, GetInt(j, "min_occurrences", "", 1, 1, 1000));
+  q.min_occurrences = static_cast<int>(min_occ);
+  NS_ASSIGN_OR_RETURN(std::string window, GetString(j, "time_window", "", false, "calendar"));
+  if (window == "calendar")
+    q.time_window = RetentionWindow::kCalendar;
+  else if (window == "24h")
+    q.time_window = RetentionWindow::k24h;
+  else
+    return InvalidArgument("time_window: unknown time window '" + window + "' (expected calendar or 24h)",
+                           "time_window");
+  if (q.time_window == RetentionWindow::k24h && q.period == Interval::kMonth)
+    return InvalidArgument("time_window: 24h windows need period day or week (a month has no fixed length)",
+                           "time_window");
   return q;
 }
 

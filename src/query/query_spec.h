@@ -91,6 +91,11 @@ struct FunnelQuery {
 };
 
 enum class RetentionMode { kExact, kOnOrAfter };
+// What a cohort's percentages are relative to: its size, or the previous period's value.
+enum class RetentionReference { kTotal, kPrevious };
+// Calendar periods of the project's zone, or windows of 24 h (7 x 24 h for weeks) counted
+// from each person's anchoring start event.
+enum class RetentionWindow { kCalendar, k24h };
 
 struct RetentionQuery {
   std::string start_event;
@@ -105,6 +110,12 @@ struct RetentionQuery {
   std::vector<Filter> filters;
   std::optional<PropertyRef> breakdown;
   size_t breakdown_limit = 25;
+  RetentionReference reference = RetentionReference::kTotal;
+  int min_occurrences = 1;  // return events needed in a period for it to count
+  RetentionWindow time_window = RetentionWindow::kCalendar;
+  // The project's current local day: `mean` counts a cohort's period k once it has begun
+  // by then. Not a request field; the kind sets it (INT32_MAX: every period counts).
+  int32_t today = INT32_MAX;
 };
 
 // Parsers of each kind's request (the "kind" field itself is matched by the registry,

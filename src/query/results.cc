@@ -115,6 +115,14 @@ json ToJson(const RetentionResult& r) {
   out["first_time"] = r.first_time;
   out["date_from"] = FormatDate(r.date_from);
   out["date_to"] = FormatDate(r.date_to);
+  out["reference"] = r.reference == RetentionReference::kTotal ? "total" : "previous";
+  out["min_occurrences"] = r.min_occurrences;
+  out["time_window"] = r.time_window == RetentionWindow::kCalendar ? "calendar" : "24h";
+  auto fractions = [](const std::vector<std::optional<double>>& v) {
+    json a = json::array();
+    for (const auto& x : v) a.push_back(OptionalJson(x));
+    return a;
+  };
   json list = json::array();
   for (const RetentionCohortResult& c : r.cohorts) {
     json cj;
@@ -122,9 +130,12 @@ json ToJson(const RetentionResult& r) {
     if (c.breakdown_value) cj["breakdown_value"] = *c.breakdown_value;
     cj["size"] = c.size;
     cj["values"] = c.values;
+    cj["percentages"] = fractions(c.percentages);
     list.push_back(std::move(cj));
   }
   out["cohorts"] = std::move(list);
+  out["mean"] = fractions(r.mean);
+  out["mean_weights"] = r.mean_weights;
   return out;
 }
 

@@ -80,6 +80,9 @@ struct RetentionCohortResult {
   std::optional<nlohmann::json> breakdown_value;  // set only when the query has a breakdown
   uint64_t size = 0;
   std::vector<uint64_t> values;  // persons returning in period k, k = 0..periods-1
+  // values[k] / size (reference total), or values[k] / values[k-1] (reference previous;
+  // k = 0: / size); none when the denominator is 0.
+  std::vector<std::optional<double>> percentages;
 };
 
 struct RetentionResult {
@@ -89,7 +92,15 @@ struct RetentionResult {
   RetentionMode mode = RetentionMode::kExact;
   bool first_time = true;
   int32_t date_from = 0, date_to = 0;
+  RetentionReference reference = RetentionReference::kTotal;
+  int min_occurrences = 1;
+  RetentionWindow time_window = RetentionWindow::kCalendar;
   std::vector<RetentionCohortResult> cohorts;  // by (day, breakdown group)
+  // Per period k: the cohorts' percentages averaged with their sizes as weights, over the
+  // cohorts (size > 0, percentage defined) whose period k has begun by the query's today;
+  // none when there is no such cohort. mean_weights[k]: the sum of those sizes.
+  std::vector<std::optional<double>> mean;
+  std::vector<uint64_t> mean_weights;
 };
 
 // The response JSON of each kind (docs/queries.md), without "took_ms".

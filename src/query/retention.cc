@@ -8,10 +8,16 @@
 //   (within the requested periods).
 // - Events of a person are ordered by (ts, start events first, tag) at equal timestamps.
 // - Breakdown: the property value on the anchoring start event (or the person property).
+// - min_occurrences = N: period k counts only with at least N return events in it (after the
+//   anchor). time_window = 24h: period k is [anchor + k W, anchor + (k+1) W), W = 24 h
+//   (7 x 24 h for weeks); the cohort stays the anchor's calendar period.
+// - percentages against the cohort size (reference total) or the previous period's value
+//   (previous); mean[k]: percentages weighted by cohort size over the cohorts whose period
+//   k has begun by q.today.
 //
-// first_time (the common case) is one streaming pass in per-person time order with per-person
-// state in dense arrays, parallel over person ranges; recurring cohorts use per-person
-// timelines.
+// first_time with calendar periods and min_occurrences 1 (the common case) is one streaming
+// pass in per-person time order with per-person state in dense arrays, parallel over person
+// ranges; recurring cohorts, 24h windows and min_occurrences > 1 use per-person timelines.
 #include <algorithm>
 #include <map>
 
@@ -31,6 +37,9 @@ int32_t NextPeriod(int32_t period_start, Interval period) {
                                      : TimeZone::PeriodStartDay(period_start + 31, Interval::kMonth);
 }
 
+// Fills the cohorts' percentages and the weighted mean (RunRetention's last step).
+void AddRetentionPercentages(const RetentionQuery& q, RetentionResult& out);
+
 }  // namespace
 
 StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
@@ -39,8 +48,12 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   // Last day any counted return can fall on: end of the last cohort's last period.
   int32_t last_day = TimeZone::PeriodStartDay(q.to_day, q.period);
   for (int k = 0; k < q.periods; k++) last_day = NextPeriod(last_day, q.period);
-  const int64_t scan_to = tz.DayStartMs(last_day);
   const int64_t range_from = tz.DayStartMs(q.from_day), range_to = tz.DayStartMs(q.to_day + 1);
+  const bool windows = q.time_window == RetentionWindow::k24h;
+  const int64_t window_ms = q.period == Interval::kWeek ? 7 * kMsPerDay : kMsPerDay;
+  // 24h windows: the last anchor is just before range_to; its last window ends P windows later.
+  const int64_t scan_to =
+      windows ? std::max(tz.DayStartMs(last_day), range_to + q.periods * window_ms) : tz.DayStartMs(last_day);
   // first_time needs history before date_from to know whether a start event is the first.
   const int64_t scan_from = q.first_time ? INT64_MIN : range_from;
   DayIndex days(tz, first_period_day, last_day);
@@ -106,7 +119,8 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     }
   };
 
-  if (q.first_time) {
+  const bool streaming = q.first_time && !windows && q.min_occurrences == 1;
+  if (streaming) {
     const PersonTable& pt = *snap.persons;
     const size_t np = pt.size();
     PersonOrderScan scan(snap, scan_from, scan_to);
@@ -206,27 +220,38 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     };
     // Start events first at equal timestamps, so "after the start event" includes ties.
     Timelines tl = BuildTimelines(snap, scan_from, scan_to, classify, /*order_mask=*/1, deadline);
-    std::vector<uint8_t> returned(static_cast<size_t>(P));
+    std::vector<uint32_t> hits(static_cast<size_t>(P));  // return events per period
+    std::vector<size_t> anchors;
     for (size_t pi = 0; pi < tl.persons.size(); pi++) {
       const TimelineEntry* e = tl.entries.data() + tl.offsets[pi];
       const size_t cnt = tl.offsets[pi + 1] - tl.offsets[pi];
-      // Anchors: index of the first start event of each cohort period in range.
-      std::vector<size_t> anchors;
+      auto in_range = [&](size_t i) { return e[i].ts >= range_from && e[i].ts < range_to; };
+      // Anchors: first_time: the first-ever start event, if in range; recurring: the first
+      // start event of each cohort period in range.
+      anchors.clear();
       for (size_t i = 0; i < cnt; i++) {
-        if (!(e[i].tag & 1) || e[i].ts < range_from || e[i].ts >= range_to) continue;
+        if (!(e[i].tag & 1)) continue;
+        if (q.first_time) {
+          if (in_range(i)) anchors.push_back(i);
+          break;
+        }
+        if (!in_range(i)) continue;
         int32_t p = TimeZone::PeriodStartDay(days.Day(e[i].ts), q.period);
         if (anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[anchors.back()].ts), q.period) != p)
           anchors.push_back(i);
       }
       for (size_t a : anchors) {
         const int32_t cohort_day = TimeZone::PeriodStartDay(days.Day(e[a].ts), q.period);
-        std::fill(returned.begin(), returned.end(), 0);
+        std::fill(hits.begin(), hits.end(), 0);
         for (size_t j = a + 1; j < cnt; j++) {  // timeline order: at or after the anchor, other occurrences
           if (!(e[j].tag & 2)) continue;
-          int k = TimeZone::PeriodsBetween(cohort_day, days.Day(e[j].ts), q.period);
-          if (k >= 0 && k < P) returned[static_cast<size_t>(k)] = 1;
+          int64_t k = windows ? (e[j].ts - e[a].ts) / window_ms
+                              : TimeZone::PeriodsBetween(cohort_day, days.Day(e[j].ts), q.period);
+          if (k >= P) break;  // timelines are in time order: every later return is later still
+          if (k >= 0) hits[static_cast<size_t>(k)]++;
         }
-        add_member(cohort_day, e[a].aux, [&](int k) { return returned[static_cast<size_t>(k)] != 0; });
+        add_member(cohort_day, e[a].aux,
+                   [&](int k) { return hits[static_cast<size_t>(k)] >= static_cast<uint32_t>(q.min_occurrences); });
       }
     }
   }
@@ -240,6 +265,9 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   out.first_time = q.first_time;
   out.date_from = q.from_day;
   out.date_to = q.to_day;
+  out.reference = q.reference;
+  out.min_occurrences = q.min_occurrences;
+  out.time_window = q.time_window;
   // Every cohort period of the range appears (size 0 if empty) when there is no breakdown.
   if (!breakdown.active()) {
     for (int32_t d = first_period_day; d <= q.to_day; d = NextPeriod(d, q.period)) {
@@ -263,8 +291,35 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     cr.values = std::move(c.values);
     out.cohorts.push_back(std::move(cr));
   }
+  AddRetentionPercentages(q, out);
   return out;
 }
+
+namespace {
+
+void AddRetentionPercentages(const RetentionQuery& q, RetentionResult& out) {
+  const size_t P = static_cast<size_t>(q.periods);
+  std::vector<double> weighted(P, 0.0);
+  out.mean_weights.assign(P, 0);
+  for (RetentionCohortResult& c : out.cohorts) {
+    c.percentages.assign(P, std::nullopt);
+    int32_t period_start = c.day;  // of period k
+    for (size_t k = 0; k < P; k++, period_start = NextPeriod(period_start, q.period)) {
+      const uint64_t den = k == 0 || q.reference == RetentionReference::kTotal ? c.size : c.values[k - 1];
+      if (den == 0) continue;
+      const double pct = static_cast<double>(c.values[k]) / static_cast<double>(den);
+      c.percentages[k] = pct;
+      if (period_start > q.today) continue;  // not begun yet: its 0 is not a measurement
+      weighted[k] += pct * static_cast<double>(c.size);
+      out.mean_weights[k] += c.size;
+    }
+  }
+  out.mean.assign(P, std::nullopt);
+  for (size_t k = 0; k < P; k++)
+    if (out.mean_weights[k] > 0) out.mean[k] = weighted[k] / static_cast<double>(out.mean_weights[k]);
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------- registration
 
@@ -273,6 +328,7 @@ const QueryKind kRetentionKind{
     {},
     [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
       NS_ASSIGN_OR_RETURN(RetentionQuery q, ParseRetentionQuery(request));
+      q.today = ctx.tz.LocalDay(NowMs());
       for (auto* fs : {&q.filters, &q.start_filters, &q.return_filters}) NS_RETURN_IF_ERROR(ctx.BindCohorts(*fs));
       NS_ASSIGN_OR_RETURN(RetentionResult r, RunRetention(q, ctx.snap, ctx.tz, ctx.deadline));
       return ToJson(r);
