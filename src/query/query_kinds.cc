@@ -6,6 +6,7 @@
 #include "query/person_facts.h"
 #include "query/person_models.h"
 #include "query/query_kind.h"
+#include "query/relative_dates.h"
 
 namespace ns {
 
@@ -153,9 +154,22 @@ StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& 
   return RunQuery(request, store, tz, QueryOptions{deadline});
 }
 
-StatusOr<json> RunQuery(const json& request, EventStore& store, const TimeZone& tz, const QueryOptions& options) {
+StatusOr<json> RunQuery(const json& request_in, EventStore& store, const TimeZone& tz, const QueryOptions& options) {
   const Deadline* deadline = options.deadline;
-  NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request));
+  NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request_in));
+  // Relative dates ("-30d", "last_month") become the project's local days here, once, so
+  // every kind (and the answer's date_from/date_to) sees plain dates.
+  json resolved;
+  bool relative = false;
+  for (const char* key : {"date_from", "date_to"}) {
+    auto it = request_in.find(key);
+    relative |= it != request_in.end() && it->is_string() && IsRelativeDate(it->get_ref<const std::string&>());
+  }
+  if (relative) {
+    resolved = request_in;
+    NS_RETURN_IF_ERROR(ResolveRelativeDates(resolved, tz.LocalDay(NowMs())));
+  }
+  const json& request = relative ? resolved : request_in;
   auto t0 = std::chrono::steady_clock::now();
   QueryScope scope(store, tz, options);
   StatusOr<json> out = Status::OK();
