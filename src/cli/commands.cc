@@ -32,6 +32,7 @@
 #include "query/query_kind.h"
 #include "server/collect_routes.h"
 #include "server/http_server.h"
+#include "server/insight_routes.h"
 #include "server/ops_routes.h"
 #include "server/people_routes.h"
 #include "server/static_routes.h"
@@ -154,11 +155,15 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // The people layer: cohorts, persons, people settings (docs/people.md).
   auto people = PeopleService::Open(registry);
   if (!people.ok()) return Fail(people.status());
+  // Saved insights and dashboards (docs/api.md): KPIs from insights go through the ops layer.
+  auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
+  if (!insights.ok()) return Fail(insights.status());
   HttpServer server(registry, so, &(*ops)->accounts);
   server.context().people = people->get();
   server.AddRoutes(CollectRoutes(server.context()));
   server.AddRoutes(OpsRoutes(server.context(), **ops));
   server.AddRoutes(PeopleRoutes(server.context(), **people));
+  server.AddRoutes(InsightRoutes(server.context(), **insights));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;

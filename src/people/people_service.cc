@@ -107,6 +107,15 @@ StatusOr<PeopleSettings> PeopleService::Settings(const std::string& project) {
   return s;
 }
 
+StatusOr<std::string> PeopleService::DefinitionsVersion(const std::string& project) {
+  NS_ASSIGN_OR_RETURN(auto settings, db_.Query("SELECT settings FROM people_settings WHERE project = ?", {project}));
+  std::string out = settings.empty() ? "-" : settings[0].Str(0);
+  NS_ASSIGN_OR_RETURN(auto cohorts,
+                      db_.Query("SELECT id, version FROM cohorts WHERE project = ? ORDER BY id", {project}));
+  for (const SqlRow& r : cohorts) out += " " + std::to_string(r.Int(0)) + ":" + std::to_string(r.Int(1));
+  return out;
+}
+
 StatusOr<PeopleSettings> PeopleService::UpdateSettings(const std::string& project, const json& patch) {
   NS_ASSIGN_OR_RETURN(PeopleSettings cur, Settings(project));
   NS_ASSIGN_OR_RETURN(PeopleSettings next, PeopleSettings::FromJson(patch, cur));

@@ -45,6 +45,10 @@ class PeopleService {
   // ---- settings
   StatusOr<PeopleSettings> Settings(const std::string& project);
   StatusOr<PeopleSettings> UpdateSettings(const std::string& project, const nlohmann::json& patch);
+  // A text that changes whenever the project's people settings or any of its cohorts (a
+  // definition, static members, a cohort added or deleted) change: with the store's state, it
+  // keys answers cached by the layers above (saved insights).
+  StatusOr<std::string> DefinitionsVersion(const std::string& project);
 
   // ---- cohorts (docs/people.md). Answers are the JSON of the API.
   StatusOr<nlohmann::json> CreateCohort(const std::string& project, const nlohmann::json& body,

@@ -120,6 +120,26 @@ class Fixtures:
     def _new_sop(self):
         return self.c.ok("POST", f"/api/v1/scenarios/{self._new_final_scenario()}/evaluation/sop", {}, 201)["id"]
 
+    def _new_insight(self):
+        return self.c.ok("POST", "/api/v1/insights", {"name": f"fixture insight {self.uniq()}", "query": TRENDS_Q},
+                         201)["id"]
+
+    def _new_dashboard(self):
+        return self.c.ok("POST", "/api/v1/dashboards", {"name": f"fixture dashboard {self.uniq()}",
+                                                        "tiles": [{"insight_id": self.shared_insight()}]}, 201)["id"]
+
+    def insight(self):
+        return self._get("insight", self._new_insight)
+
+    def dashboard(self):
+        return self._get("dashboard", self._new_dashboard)
+
+    def shared_insight(self):
+        # Tiles of fixture dashboards show this one, never the insight a route deletes.
+        if "tile_insight" not in self.shared:
+            self.shared["tile_insight"] = self._new_insight()
+        return self.shared["tile_insight"]
+
     def scenario(self):
         return self._get("scenario", self._new_scenario)
 
@@ -259,6 +279,28 @@ ROUTES = [
     Route("GET", "/api/v1/reminders", V),
     Route("POST", "/api/v1/reminders/send", O),
     Route("POST", "/api/v1/jobs/daily", O),
+    # saved insights and dashboards (insight_routes.cc)
+    Route("POST", "/api/v1/insights", O, {"name": "matrix insight", "query": TRENDS_Q}, 201, ("create", "insight")),
+    Route("POST", "/api/v1/insights", O, {"query": TRENDS_Q}, 400),
+    Route("GET", "/api/v1/insights", V),
+    Route("GET", P("/api/v1/insights/{insight}", "insight"), V),
+    Route("GET", "/api/v1/insights/999999", V, None, 404),
+    Route("PATCH", P("/api/v1/insights/{insight}", "insight"), O, {"name": "renamed"}, 200, ("update", "insight")),
+    Route("DELETE", P("/api/v1/insights/{insight}", "insight"), O, None, 200, ("delete", "insight")),
+    Route("POST", P("/api/v1/insights/{insight}/run", "insight"), V, {"date_range": "last_7_days"}),
+    Route("GET", P("/api/v1/insights/{insight}/export.csv?lang=en", "insight"), V),
+    Route("GET", P("/api/v1/insights/{insight}/export.xlsx", "insight"), V),
+    Route("POST", P("/api/v1/insights/{insight}/kpi", "insight"), O, {"target": 5, "period": KPI_PERIOD}, 201,
+          ("create", "kpi")),
+    Route("POST", "/api/v1/dashboards", O, lambda fx: {"name": "matrix dashboard",
+                                                       "tiles": [{"insight_id": fx.shared_insight()}]}, 201,
+          ("create", "dashboard")),
+    Route("GET", "/api/v1/dashboards", V),
+    Route("GET", P("/api/v1/dashboards/{dashboard}", "dashboard"), V),
+    Route("PATCH", P("/api/v1/dashboards/{dashboard}", "dashboard"), O, {"name": "renamed"}, 200,
+          ("update", "dashboard")),
+    Route("DELETE", P("/api/v1/dashboards/{dashboard}", "dashboard"), O, None, 200, ("delete", "dashboard")),
+    Route("GET", P("/api/v1/dashboards/{dashboard}/run", "dashboard"), V),
     # native read routes (login sessions and secret keys)
     Route("POST", "/api/v1/query", V, TRENDS_Q),
     Route("POST", "/api/v1/query/dropoffs.csv", V, {"query": FUNNEL_Q, "step": 1}),
@@ -510,6 +552,12 @@ def other_project_objects_are_not_found():
              ("POST", f"/api/v1/alerts/{alert}/ack", None), ("POST", f"/api/v1/notification-channels/{ch}/test", None),
              ("DELETE", f"/api/v1/notification-channels/{ch}", None), ("GET", f"/api/v1/sops/{sop}", None),
              ("POST", "/api/v1/scenarios", {"from_sop": sop})]
+    ins, dash = fx.insight(), fx.dashboard()
+    calls += [("GET", f"/api/v1/insights/{ins}", None), ("PATCH", f"/api/v1/insights/{ins}", {"name": "x"}),
+              ("DELETE", f"/api/v1/insights/{ins}", None), ("POST", f"/api/v1/insights/{ins}/run", {}),
+              ("GET", f"/api/v1/insights/{ins}/export.csv", None), ("POST", f"/api/v1/insights/{ins}/kpi", {}),
+              ("GET", f"/api/v1/dashboards/{dash}", None), ("PATCH", f"/api/v1/dashboards/{dash}", {"name": "x"}),
+              ("DELETE", f"/api/v1/dashboards/{dash}", None), ("GET", f"/api/v1/dashboards/{dash}/run", None)]
     for c in (beta_key, beta_session):
         for method, path, body in calls:
             before = audit_max_id()
@@ -519,6 +567,10 @@ def other_project_objects_are_not_found():
         # Lists of beta hold none of alpha's objects.
         check_eq(c.ok("GET", "/api/v1/scenarios"), [], "beta's scenario list")
         check_eq(c.ok("GET", "/api/v1/kpis"), [], "beta's KPI list")
+        check_eq(c.ok("GET", "/api/v1/insights"), {"insights": []}, "beta's insight list")
+        check_eq(c.ok("GET", "/api/v1/dashboards"), {"dashboards": []}, "beta's dashboard list")
+    e = beta_key.err("POST", "/api/v1/dashboards", {"name": "x", "tiles": [{"insight_id": ins}]}, 400)
+    check_eq(e.get("field"), "tiles[0].insight_id", f"beta dashboard showing alpha's insight: {e}")
     # A KPI or alert rule of beta may not refer to alpha's objects.
     e = beta_key.err("POST", "/api/v1/kpis", {"name": "x", "scenario_id": sid, "query": TRENDS_Q,
                                               "reduce": {"series": 0}}, 400)

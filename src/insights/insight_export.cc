@@ -1,0 +1,141 @@
+#include "insights/insight_export.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+struct Heading {
+  const char* en;
+  const char* zh;
+  bool percent = false;  // a rate (XLSX shows 0.0%)
+};
+
+// The headings of the kinds' tables (QueryKind::table).
+const std::map<std::string, Heading>& Headings() {
+  static const std::map<std::string, Heading> k = {
+      {"date", {"Date", "日期"}},
+      {"step", {"Step", "步骤"}},
+      {"event", {"Event", "事件"}},
+      {"count", {"Persons", "人数"}},
+      {"from start", {"Conversion from start", "总体转化率", true}},
+      {"from previous", {"Conversion from previous step", "步骤转化率", true}},
+      {"median s", {"Median seconds from previous step", "中位转化时长(秒)"}},
+      {"cohort", {"Cohort", "同期群"}},
+      {"size", {"Cohort size", "同期群人数"}},
+      {"segment", {"Segment", "分层"}},
+      {"label", {"Label", "名称"}},
+      {"persons", {"Persons", "人数"}},
+      {"share", {"Share", "占比", true}},
+      {"avg_recency_days", {"Avg. recency (days)", "平均最近消费间隔(天)"}},
+      {"avg_frequency", {"Avg. frequency", "平均消费频次"}},
+      {"avg_monetary", {"Avg. monetary", "平均消费金额"}},
+      {"revenue", {"Revenue", "收入"}},
+      {"revenue_share", {"Revenue share", "收入占比", true}},
+      // lifecycle stages and activities
+      {"new", {"New", "新用户"}},
+      {"active", {"Active", "活跃"}},
+      {"silent", {"Silent", "沉默"}},
+      {"churned", {"Churned", "流失"}},
+      {"returning", {"Returning", "回访"}},
+      {"resurrecting", {"Resurrecting", "回流"}},
+      {"dormant", {"Dormant", "沉睡"}},
+  };
+  return k;
+}
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string Text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump();
+}
+
+TableCell Cell(const json& v) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_null()) return std::monostate{};
+  return Text(v);
+}
+
+// At most 31 bytes, cut at a UTF-8 character boundary, without []:*?/\ and apostrophes.
+std::string SheetName(const std::string& s) {
+  std::string out;
+  for (char c : s)
+    if (!std::strchr("[]:*?/\\'", c)) out += c;
+  if (out.size() > 31) {
+    size_t n = 31;
+    while (n > 0 && (static_cast<unsigned char>(out[n]) & 0xC0) == 0x80) n--;  // not inside a character
+    out.resize(n);
+  }
+  return out.empty() ? "Sheet" : out;
+}
+
+}  // namespace
+
+ReportTable InsightResultTable(const QueryKind& kind, const json& result, const std::string& title,
+                               const std::string& lang) {
+  const bool zh = lang == "zh";
+  ReportTable t;
+  t.key = "result";
+  t.title = SheetName(title);
+  ResultTable rows = kind.table ? kind.table(result) : ResultTable{};
+  if (rows.empty()) return t;
+  // Retention's period columns are numbered: "Day 3" / "第3天".
+  const std::string period = result.value("period", "day");
+  const char* unit_en = period == "week" ? "Week " : period == "month" ? "Month " : "Day ";
+  const char* unit_zh = period == "week" ? "周" : period == "month" ? "月" : "天";
+  for (const json& h : rows[0]) {
+    std::string s = Text(h);
+    if (kind.name == "retention" && AllDigits(s)) {
+      t.headers.push_back(zh ? "第" + s + unit_zh : unit_en + s);
+      continue;
+    }
+    auto it = Headings().find(s);
+    if (it == Headings().end()) {
+      t.headers.push_back(s);
+      continue;
+    }
+    t.headers.push_back(zh ? it->second.zh : it->second.en);
+    if (it->second.percent) t.percent_columns.push_back(t.headers.back());
+  }
+  for (size_t r = 1; r < rows.size(); r++) {
+    std::vector<TableCell> cells;
+    for (const json& v : rows[r]) cells.push_back(Cell(v));
+    t.rows.push_back(std::move(cells));
+  }
+  return t;
+}
+
+ReportTable InsightAboutTable(int64_t id, const InsightDoc& doc, const json& query_as_run, int64_t computed_at,
+                              const TimeZone& tz, const std::string& lang) {
+  const bool zh = lang == "zh";
+  ReportTable t;
+  t.key = "about";
+  t.title = zh ? "查询说明" : "About";
+  t.headers = {zh ? "项目" : "Field", zh ? "内容" : "Value"};
+  std::string tags;
+  for (const auto& x : doc.tags) tags += (tags.empty() ? "" : ", ") + x;
+  auto row = [&](const char* en, const char* zh_label, std::string v) {
+    t.rows.push_back({std::string(zh ? zh_label : en), std::move(v)});
+  };
+  row("Insight", "洞察", "#" + std::to_string(id) + " " + doc.name);
+  row("Description", "描述", doc.description);
+  row("Kind", "类型", doc.kind);
+  row("Tags", "标签", tags);
+  if (query_as_run.contains("date_from")) row("From", "开始日期", Text(query_as_run["date_from"]));
+  if (query_as_run.contains("date_to")) row("To", "结束日期", Text(query_as_run["date_to"]));
+  row("Time zone", "时区", tz.name());
+  row("Computed at", "计算时间", tz.FormatLocal(computed_at));
+  row("Query", "查询", query_as_run.dump());
+  return t;
+}
+
+}  // namespace ns
