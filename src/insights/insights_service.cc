@@ -214,11 +214,13 @@ StatusOr<json> InsightsService::ListInsights(const std::string& project, const I
   std::map<int64_t, std::vector<int64_t>> dashboards;
   for (const SqlRow& r : shown) dashboards[r.Int(0)].push_back(r.Int(1));
   const std::string needle = Lower(f.q);
+  const QueryKind* kind = f.kind.empty() ? nullptr : FindQueryKind(f.kind);
+  const std::string kind_name = kind ? std::string(kind->name) : f.kind;  // "funnels" lists funnels
   json list = json::array();
   for (const SqlRow& r : ids) {
     NS_ASSIGN_OR_RETURN(InsightRow row, LoadInsight(project, r.Int(0)));
     if (!f.tag.empty() && std::find(row.doc.tags.begin(), row.doc.tags.end(), f.tag) == row.doc.tags.end()) continue;
-    if (!f.kind.empty() && row.doc.kind != f.kind) continue;
+    if (!f.kind.empty() && row.doc.kind != kind_name) continue;
     if (!needle.empty() && Lower(row.doc.name).find(needle) == std::string::npos &&
         Lower(row.doc.description).find(needle) == std::string::npos)
       continue;
@@ -364,9 +366,9 @@ StatusOr<int64_t> InsightsService::CreateKpi(const Principal& who, int64_t insig
     } else if (row.doc.kind == "retention") {
       const int periods = q.value("periods", 11);
       kpi["reduce"] = {{"period", std::min(1, periods - 1)}};
-    } else {
-      kpi["reduce"] = json::object();  // funnel: first step to last (its reducer's defaults)
-    }
+    } else if (row.doc.kind == "funnel") {
+      kpi["reduce"] = json::object();  // first step to last (the reducer's defaults)
+    }                                  // other kinds: the KPI validation asks for it
   }
   return kpis_.Create(who, kpi);
 }
