@@ -687,22 +687,52 @@ StatusOr<json> Kpis::Refresh(const std::string& project, int64_t id, std::option
     NS_ASSIGN_OR_RETURN(KpiState o, ParseStored<KpiState>(id, old[0].Str(0)));
     state.auto_reason = o.auto_reason;
   }
+  NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+    NS_RETURN_IF_ERROR(InsertSnapshot(id, NowMs(), doc, state));
+    return db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.ToJson().dump(), id});
+  }));
+  return Get(project, id);
+}
+
+Status Kpis::BackfillSnapshot(const std::string& project, int64_t id, int32_t day, int64_t taken_at_ms) {
+  NS_ASSIGN_OR_RETURN(KpiDoc doc, LoadDoc(project, id));
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  if (day >= p->tz.LocalDay(NowMs()))
+    return InvalidArgument("day: " + FormatDate(day) + " is not before today; today's snapshot is a refresh", "day");
+  NS_ASSIGN_OR_RETURN(PeriodRange period, CurrentPeriod(doc.period, day));
+  // As the daily job would have recorded it that day: the period as of `day`, complete days.
+  const int32_t as_of = std::min(period.to, day);
+  KpiState state;
+  state.period_from = FormatDate(period.from);
+  state.period_to = FormatDate(period.to);
+  state.as_of = FormatDate(as_of);
+  if (as_of >= period.from) {
+    KpiEvalScope scope;
+    NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, id, doc, PeriodRange{period.from, as_of}, "", &scope));
+    const KpiParts& kp = parts[""];
+    state.actual = kp.Value();
+    if (kp.ratio) state.numerator = kp.num, state.denominator = kp.den;
+    if (doc.target.is_number()) {
+      state.achievement_rate = AchievementRate(*state.actual, doc.target.get<double>(), doc.higher_is_better);
+      state.light = LightFor(*state.achievement_rate, doc.thresholds);
+    }
+  }
+  return InsertSnapshot(id, taken_at_ms, doc, state);
+}
+
+Status Kpis::InsertSnapshot(int64_t id, int64_t taken_at_ms, const KpiDoc& doc, const KpiState& state) {
   const std::string detail = KpiSnapshotDetail{state.forecast, state.numerator, state.denominator}.ToJson().dump();
   auto opt_num = [](const std::optional<double>& x) -> SqlValue {
     // NaN reads as no value, as it is answered (null).
     return x && !std::isnan(*x) ? SqlValue(*x) : SqlValue(nullptr);
   };
-  NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
-    NS_RETURN_IF_ERROR(db_.Exec(
-        "INSERT INTO kpi_snapshots(kpi_id, taken_at, as_of, period_from, period_to, actual, target, achievement_rate, "
-        "light, detail) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        {id, NowMs(), FormatDate(as_of), FormatDate(period.from), FormatDate(period.to), opt_num(state.actual),
-         doc.target.is_number() ? SqlValue(doc.target.get<double>()) : SqlValue(nullptr),
-         opt_num(state.achievement_rate), state.light ? SqlValue(*state.light) : SqlValue(nullptr), detail}));
-    return db_.Exec("UPDATE kpis SET state = ? WHERE id = ?", {state.ToJson().dump(), id});
-  }));
-  return Get(project, id);
+  return db_.Exec(
+      "INSERT INTO kpi_snapshots(kpi_id, taken_at, as_of, period_from, period_to, actual, target, achievement_rate, "
+      "light, detail) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {id, taken_at_ms, state.as_of, state.period_from, state.period_to, opt_num(state.actual),
+       doc.target.is_number() ? SqlValue(doc.target.get<double>()) : SqlValue(nullptr), opt_num(state.achievement_rate),
+       state.light ? SqlValue(*state.light) : SqlValue(nullptr), detail});
 }
 
 StatusOr<json> Kpis::Get(const std::string& project, int64_t id) {

@@ -69,6 +69,11 @@ class Kpis {
   // Computes the KPI now (as of `today`, default the project's today), stores a snapshot,
   // returns the new state.
   StatusOr<nlohmann::json> Refresh(const std::string& project, int64_t id, std::optional<int32_t> today = {});
+  // Stores a history snapshot as of a past local `day`, as the daily job would have recorded
+  // it then (the period containing `day`, its value through `day`; no forecast), stamped
+  // `taken_at_ms`; the current state is left alone. For backfilling history (the first-start
+  // demo): the value counts the events known now, late ones included.
+  Status BackfillSnapshot(const std::string& project, int64_t id, int32_t day, int64_t taken_at_ms);
 
   // The value of KPI `id` (0: a definition not stored) over [from, to]; with `dimension`, its
   // parts per value of that property (event property, or "person.x").
@@ -101,6 +106,8 @@ class Kpis {
   // The KPI's query shaped for one evaluation: the range's dates, its reducer's shape, and
   // the breakdown by `dimension` ("" for none).
   StatusOr<nlohmann::json> KpiQuery(const KpiDoc& doc, PeriodRange range, const std::string& dimension);
+  // One history row (kpi_snapshots) for `state`.
+  Status InsertSnapshot(int64_t id, int64_t taken_at_ms, const KpiDoc& doc, const KpiState& state);
   MetaDb& db_;
   ProjectRegistry& registry_;
 };

@@ -288,6 +288,15 @@ void OpsService::MarkRan(const std::string& project, const std::string& job, con
                   {NowMs(), project, job, day});
 }
 
+Status OpsService::MarkJobDoneToday(const std::string& project, const std::string& job) {
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  const std::string day = p->tz.FormatLocal(NowMs()).substr(0, 10);  // the scheduler's run key
+  return db_->Exec(
+      "INSERT INTO job_runs(project, job, run_key, at, state) VALUES(?, ?, ?, ?, 'done') "
+      "ON CONFLICT(project, job, run_key) DO UPDATE SET state = 'done', at = excluded.at",
+      {project, job, day, NowMs()});
+}
+
 void OpsService::AddJob(ScheduledJob job) { jobs_.push_back(std::move(job)); }
 
 void OpsService::StartScheduler() {

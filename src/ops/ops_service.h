@@ -80,6 +80,11 @@ class OpsService {
   // Sends the digest to the project's channels unless inside quiet hours (force: anyway).
   StatusOr<nlohmann::json> SendReminders(const std::string& project, bool force);
 
+  // Records `job` as done for the project's current local day without running it, so the
+  // scheduler skips it today: for a caller that has just run it itself (the first-start demo
+  // runs the daily job while it seeds the project).
+  Status MarkJobDoneToday(const std::string& project, const std::string& job);
+
   // Registers a job before StartScheduler (jobs run in registration order).
   void AddJob(ScheduledJob job);
   void StartScheduler();

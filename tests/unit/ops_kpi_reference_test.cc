@@ -871,6 +871,90 @@ TEST(OpsAlerts, BelowTargetAtExactlyTheThreshold) {
   EXPECT_TRUE(again->empty()) << again->dump();
 }
 
+// ---------------------------------------------------------------- backfilled history
+
+// Kpis::BackfillSnapshot (the first-start demo's history): a snapshot of each past day holds
+// the value of the period containing that day, counted through that day, with its target,
+// achievement and light, stamped as asked; the KPI's state is untouched; a day that is not
+// in the past is refused naming "day".
+TEST(OpsHistory, BackfillSnapshotIsTheValueAsOfThatDay) {
+  Ops ops;
+  ASSERT_NO_FATAL_FAILURE(ops.Open("UTC"));
+  auto proj = ops.registry->OpenProject("p");
+  ASSERT_TRUE(proj.ok());
+  const date::time_zone* utc = date::locate_zone("UTC");
+  const int today = LocalDayOf(utc, NowMs());
+  std::map<int, int> pays;  // day -> pay events
+  std::vector<Event> batch;
+  for (int day = today - 20; day <= today; day++) {
+    pays[day] = 1 + (day % 7 + 7) % 7;
+    for (int i = 0; i < pays[day]; i++) {
+      Event e;
+      e.uuid = Uuid::FromClientId("b" + std::to_string(day) + "-" + std::to_string(i));
+      e.has_uuid = true;
+      e.distinct_id = "u" + std::to_string(i);
+      e.event = "pay";
+      e.ts_ms = LocalMs(utc, day, 600 + i);
+      batch.push_back(e);
+    }
+  }
+  ASSERT_TRUE((*proj)->store->Append(std::move(batch), Durability::kUnlogged).ok());
+  auto kid = ops.kpis->Create(ops.who, {{"name", "payments this week"},
+                                        {"query", {{"kind", "trends"}, {"series", json::array({{{"event", "pay"}}})}}},
+                                        {"reduce", {{"series", 0}, {"op", "sum"}}},
+                                        {"target", 20},
+                                        {"period", {{"type", "week"}}}});
+  ASSERT_TRUE(kid.ok()) << kid.status().ToString();
+  for (int back = 14; back >= 1; back--)
+    ASSERT_TRUE(ops.kpis->BackfillSnapshot("p", *kid, today - back, 1000 * back).ok());
+  auto row = ops.kpis->LoadRow("p", *kid);
+  ASSERT_TRUE(row.ok());
+  EXPECT_FALSE(row->state.has_value()) << "a backfill must not set the current state";
+  auto rows = ops.db->Query(
+      "SELECT taken_at, as_of, period_from, period_to, actual, target, achievement_rate, light FROM kpi_snapshots "
+      "WHERE kpi_id = ? ORDER BY id",
+      {*kid});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 14u);
+  for (int back = 14; back >= 1; back--) {
+    const SqlRow& r = (*rows)[static_cast<size_t>(14 - back)];
+    const int day = today - back;
+    double want = 0;
+    for (int d = WeekStart(day); d <= day; d++) want += pays[d];
+    EXPECT_EQ(r.Int(0), 1000 * back);
+    EXPECT_EQ(r.Str(1), DayStr(day));
+    EXPECT_EQ(r.Str(2), DayStr(WeekStart(day)));
+    EXPECT_EQ(r.Str(3), DayStr(WeekStart(day) + 6));
+    EXPECT_DOUBLE_EQ(r.Real(4), want) << DayStr(day);
+    EXPECT_DOUBLE_EQ(r.Real(5), 20);
+    EXPECT_NEAR(r.Real(6), want / 20, kTol);
+    EXPECT_EQ(r.Str(7), LightFor(want / 20, json{{"green", 1.0}, {"yellow", 0.9}}));
+  }
+  for (int day : {today + 1, today + 30}) {
+    Status st = ops.kpis->BackfillSnapshot("p", *kid, day, 0);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(st.field(), "day");
+  }
+  // A day before a custom period: a snapshot without a value (the period had not begun).
+  auto later =
+      ops.kpis->Create(ops.who, {{"name", "later"},
+                                 {"query", {{"kind", "trends"}, {"series", json::array({{{"event", "pay"}}})}}},
+                                 {"reduce", {{"series", 0}, {"op", "sum"}}},
+                                 {"target", 5},
+                                 {"period", {{"from", DayStr(today - 3)}, {"to", DayStr(today + 3)}}}});
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  ASSERT_TRUE(ops.kpis->BackfillSnapshot("p", *later, today - 5, 1).ok());
+  ASSERT_TRUE(ops.kpis->BackfillSnapshot("p", *later, today - 2, 2).ok());
+  auto got = ops.kpis->Get("p", *later);  // computes today's state and lists the history
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const json& h = (*got)["history"];
+  ASSERT_EQ(h.size(), 3u) << h.dump();
+  EXPECT_TRUE(h[0]["actual"].is_null()) << h.dump();
+  EXPECT_TRUE(h[0]["light"].is_null()) << h.dump();
+  EXPECT_DOUBLE_EQ(h[1]["actual"].get<double>(), pays[today - 3] + pays[today - 2]) << h.dump();
+  EXPECT_EQ(h[2]["as_of"], DayStr(today));
+}
+
 // ---------------------------------------------------------------- formulas
 
 struct Node {
