@@ -28,6 +28,7 @@
 #include "meta/project_registry.h"
 #include "ops/ops_service.h"
 #include "ops/schema.h"
+#include "people/people_service.h"
 #include "query/operators.h"
 #include "query/query_kind.h"
 #include "server/collect_routes.h"
@@ -98,8 +99,8 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto reg = OpenRegistry(g, true);
   if (!reg.ok()) return Fail(reg.status());
   ProjectRegistry& registry = **reg;
-  std::string demo_note;
-  if (o.demo && registry.List().empty()) {
+  const bool fresh_demo = o.demo && registry.List().empty();  // a new data directory: the demo is made
+  if (fresh_demo) {
     spdlog::info("first start: creating project 'demo' with a generated dataset ({} users, {} days)", o.demo_users,
                  o.demo_days);
     auto created = registry.Create("demo", "Asia/Shanghai");
@@ -158,6 +159,25 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Saved insights and dashboards (docs/api.md): KPIs from insights go through the ops layer.
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
+  bool demo_seeded = false;
+  if (fresh_demo) {
+    // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.
+    // All or nothing; a failure leaves the events without them and the server still starts.
+    auto t0 = std::chrono::steady_clock::now();
+    auto seeded = SeedDemoOperations(**ops, **people, "demo");
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (seeded.ok()) {
+      demo_seeded = true;
+      const json& s = *seeded;
+      spdlog::info(
+          "demo operations: {} scenarios with {} actions, {} KPIs with {} days of history, {} alert rules, "
+          "{} alerts fired, in {:.1f} s",
+          s["scenarios"].size(), s["actions"].get<int>(), s["kpis"].size(), s["history_days"].get<int>(),
+          s["alert_rules"].size(), s["daily_job"]["alerts_fired"].size(), secs);
+    } else {
+      spdlog::error("demo operations not created (the events are there): {}", seeded.status().ToString());
+    }
+  }
   HttpServer server(registry, so, &(*ops)->accounts);
   server.context().people = people->get();
   server.AddRoutes(CollectRoutes(server.context()));
@@ -204,6 +224,12 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
     if (WriteFileAtomic(cred_file, cred).ok()) ::chmod(cred_file.c_str(), 0600);
     std::printf("first start: admin account admin@northstar.local, password %s   (also in %s; change it)\n",
                 admin_password->value().c_str(), cred_file.c_str());
+  }
+  if (demo_seeded) {
+    std::printf("demo accounts: %s password %s (operator), %s password %s (viewer)   (change them)\n",
+                kDemoOperatorEmail, kDemoOperatorPassword, kDemoViewerEmail, kDemoViewerPassword);
+    if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
+      spdlog::warn("the demo accounts have published passwords and the server listens on {}: change them now", o.host);
   }
   SetAllowPrivateAddresses(o.allow_private_webhooks);
   if (o.scheduler) (*ops)->StartScheduler();
