@@ -1,11 +1,12 @@
 # Northstar: the two commands of the README.
 #   make run   install what is missing, build Release, start the server on ./data (demo data on first start)
 #   make test  install what is missing, build, run every test through ctest
+# Both build the web console (web/, npm + Vite) into web/dist, which the server serves at /.
 BUILD ?= build
 DATA ?= ./data
 JOBS ?= $(shell nproc)
 
-.PHONY: run test build build-server setup configure clean bench
+.PHONY: run test build build-server console setup configure clean bench
 
 setup:
 	@bash scripts/setup.sh
@@ -20,10 +21,14 @@ build: configure
 build-server: configure
 	@cmake --build $(BUILD) -j $(JOBS) --target northstar
 
-run: build-server
+# The web console: npm ci (when the lockfile changed) and vite build (when a source did).
+console: setup
+	@bash scripts/build_console.sh
+
+run: build-server console
 	$(BUILD)/northstar serve --data $(DATA) --host 127.0.0.1 --port 8080 --demo
 
-test: build
+test: build console
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900
 
 bench: build

@@ -14,7 +14,11 @@ PACKAGES=(
 )
 # Node.js and npm run the real SDK clients of the integration tests (tests/clients). Machines
 # of this project's kind come with Node 20; elsewhere Debian's own nodejs/npm are installed.
+# They also build the web console (web/, Vite needs Node >= 20.19).
 if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+# The console's browser tests (web/tests) drive Debian's Chromium headless through
+# playwright-core; a CJK font lets its screenshots show the Chinese pages.
+PACKAGES+=(chromium fonts-wqy-microhei)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
