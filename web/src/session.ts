@@ -20,14 +20,10 @@ export const session = reactive({
 export const canEdit = computed(() => session.role === 'operator' || session.role === 'admin')
 export const isAdmin = computed(() => session.role === 'admin')
 
-async function loadProjectInfo() {
-  try {
-    const p = await get<ProjectInfo>('/api/v1/project')
-    session.timezone = p.timezone || 'Asia/Shanghai'
-    session.eventNames = p.event_names ?? []
-  } catch {
-    // The project's details are a nicety (time zone for dates); the console works without them.
-  }
+function applyProject(p: ProjectInfo | null) {
+  if (!p) return // the project's details are a nicety (time zone for dates); the console works without them
+  session.timezone = p.timezone || 'Asia/Shanghai'
+  session.eventNames = p.event_names ?? []
 }
 
 function apply(me: Me) {
@@ -41,6 +37,16 @@ function apply(me: Me) {
   localStorage.setItem(PROJECT_KEY, me.project)
 }
 
+/** Who am I and the project's details, asked together: one step of the page's request chain. */
+async function fetchMeAndProject(): Promise<void> {
+  const [me, project] = await Promise.all([
+    get<Me>('/api/v1/auth/me'),
+    get<ProjectInfo>('/api/v1/project').catch(() => null),
+  ])
+  apply(me)
+  applyProject(project)
+}
+
 /** Loads the session from the cookie; false when there is none (or it expired). */
 export async function loadSession(): Promise<boolean> {
   // The login sets ns_csrf beside the HttpOnly session cookie and the logout clears both:
@@ -49,15 +55,14 @@ export async function loadSession(): Promise<boolean> {
   const remembered = localStorage.getItem(PROJECT_KEY) ?? ''
   setProject(remembered)
   try {
-    const me = await get<Me>('/api/v1/auth/me')
-    apply(me)
+    await fetchMeAndProject()
   } catch (e) {
     // A remembered project the user lost access to: ask again without it.
     if (remembered && e instanceof ApiError && (e.status === 403 || e.status === 400)) {
       localStorage.removeItem(PROJECT_KEY)
       setProject('')
       try {
-        apply(await get<Me>('/api/v1/auth/me'))
+        await fetchMeAndProject()
       } catch {
         return false
       }
@@ -65,7 +70,6 @@ export async function loadSession(): Promise<boolean> {
       return false
     }
   }
-  await loadProjectInfo()
   return true
 }
 
@@ -74,15 +78,12 @@ export async function login(email: string, password: string): Promise<void> {
   const remembered = localStorage.getItem(PROJECT_KEY) ?? ''
   const pick = ans.projects.find((p) => p.project === remembered) ?? ans.projects[0]
   setProject(pick ? pick.project : '')
-  const me = await get<Me>('/api/v1/auth/me')
-  apply(me)
-  await loadProjectInfo()
+  await fetchMeAndProject()
 }
 
 export async function switchProject(name: string): Promise<void> {
   setProject(name)
-  apply(await get<Me>('/api/v1/auth/me'))
-  await loadProjectInfo()
+  await fetchMeAndProject()
 }
 
 export async function logout(): Promise<void> {

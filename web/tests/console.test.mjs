@@ -1,0 +1,261 @@
+// The web console in a real browser (issue 12): Debian's Chromium, headless, driven by
+// playwright-core against a real `northstar serve --demo`. Every test fails on a console
+// error, a failed request or a dialog in its pages. Screenshots of every page in both
+// languages go to <build dir>/console-screenshots (or $SCREENSHOT_DIR).
+//
+// Usage: node web/tests/console.test.mjs /path/to/northstar      (exit 77: no Chromium)
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+import { XSS, api, findChromium, makeFixtures, startServer, watch } from './harness.mjs'
+
+const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = process.argv[2] ?? process.env.NORTHSTAR
+if (!BIN) {
+  console.error('usage: node web/tests/console.test.mjs /path/to/northstar')
+  process.exit(2)
+}
+const CHROMIUM = findChromium()
+if (!CHROMIUM) {
+  console.log('SKIP: no Chromium at /usr/bin/chromium (scripts/setup.sh installs the Debian package)')
+  process.exit(77)
+}
+const DIST = join(WEB, 'dist')
+if (!existsSync(join(DIST, 'index.html'))) {
+  console.error('web/dist/index.html is missing: build the console first (make console)')
+  process.exit(1)
+}
+const SHOTS = process.env.SCREENSHOT_DIR ?? join(dirname(resolve(BIN)), 'console-screenshots')
+
+let server
+let fx
+let browser
+
+before(async () => {
+  server = await startServer(resolve(BIN), DIST)
+  fx = await makeFixtures(server)
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  })
+  mkdirSync(SHOTS, { recursive: true })
+})
+
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+})
+
+/** A fresh browser context (own cookies and storage) with its page watched. */
+async function open({ lang = 'en-US', width = 1400, height = 900 } = {}) {
+  const context = await browser.newContext({ locale: lang, viewport: { width, height }, baseURL: server.base })
+  const page = await context.newPage()
+  const w = watch(page)
+  page.setDefaultTimeout(15000)
+  return { context, page, w }
+}
+
+function clean(w) {
+  assert.deepEqual(w.dialogs, [], 'no dialog may open')
+  assert.deepEqual(w.problems, [], 'no console error or failed request')
+}
+
+async function logIn(page, { email, password }) {
+  await page.goto('/')
+  await page.waitForURL(/\/login/)
+  await page.locator('[data-test=login-form] input[type=email]').fill(email)
+  await page.locator('[data-test=login-form] input[type=password]').fill(password)
+  await page.locator('[data-test=login-submit]').click()
+  await page.locator('[data-test=cockpit]').waitFor()
+  await settle(page) // leaving while the cockpit still loads would abort its requests
+}
+
+async function settle(page) {
+  await page.waitForLoadState('networkidle')
+}
+
+test('log in: the login page, then the cockpit with KPI cards, trends and scenarios', async () => {
+  const { context, page, w } = await open()
+  await logIn(page, server.admin)
+  const cards = page.locator('[data-test=kpi-card]')
+  await cards.first().waitFor()
+  assert.ok((await cards.count()) >= 1, 'at least one KPI card')
+  const ours = page.locator(`[data-test=kpi-card][data-kpi-id="${fx.kpiId}"]`)
+  await ours.waitFor()
+  assert.match(await ours.innerText(), /Achievement/)
+  assert.equal(await ours.locator('[data-light]').first().getAttribute('data-light'), 'red', 'a KPI far below target is red')
+  await page.locator('[data-metric=dau] canvas').first().waitFor()
+  await page.locator(`[data-test=cockpit-scenarios] a[href="/scenarios/${fx.scenarioId}"]`).waitFor()
+  assert.equal(await page.locator('[data-test=role]').innerText(), 'Admin')
+  await settle(page)
+  // Logging out ends the session: the next page is the login again.
+  await page.locator('[data-test=logout]').click()
+  await page.waitForURL(/\/login/)
+  await page.goto('/scenarios')
+  await page.waitForURL(/\/login/)
+  clean(w)
+  await context.close()
+})
+
+test('switch the language: the console in Chinese, remembered after a reload', async () => {
+  const { context, page, w } = await open()
+  await logIn(page, server.admin)
+  assert.match(await page.locator('[data-test=nav-cockpit]').innerText(), /Cockpit/)
+  await page.locator('[data-test=lang-switch] [data-lang=zh-CN]').click()
+  await page.locator('[data-test=nav-cockpit]', { hasText: '运营驾驶舱' }).waitFor()
+  assert.match(await page.locator('h1').first().innerText(), /运营驾驶舱/)
+  await page.reload()
+  await page.locator('[data-test=cockpit]').waitFor()
+  assert.match(await page.locator('[data-test=nav-scenarios]').innerText(), /运营场景/)
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'zh-CN')
+  await settle(page)
+  clean(w)
+  await context.close()
+})
+
+test('a Chinese browser opens the console in Chinese', async () => {
+  const { context, page, w } = await open({ lang: 'zh-CN' })
+  await page.goto('/login')
+  await page.locator('[data-test=login-submit]', { hasText: '登录' }).waitFor()
+  clean(w)
+  await context.close()
+})
+
+test('viewer: no edit button anywhere, and the API refuses a forced change (403)', async () => {
+  const { context, page, w } = await open()
+  await logIn(page, fx.viewer)
+  assert.equal(await page.locator('[data-test=role]').innerText(), 'Viewer')
+  await page.locator(`[data-alert-id="${fx.alertId}"]`).waitFor()
+  assert.equal(await page.locator('[data-test=ack]').count(), 0, 'no acknowledge button')
+  await page.goto(`/scenarios/${fx.scenarioId}`)
+  await page.locator('#tab-kanban').click()
+  await page.locator(`[data-test=kanban] [data-action-id="${fx.actions[0]}"]`).waitFor()
+  assert.equal(await page.locator('[data-test=status-select]').count(), 0, 'no status menu')
+  assert.equal(await page.locator('[data-test=kanban] [draggable=true]').count(), 0, 'no draggable card')
+  await page.locator('[data-test=view-only]').waitFor()
+  // Forcing the change from the page, with the session's own CSRF token: the server refuses.
+  w.allowed.push((url, status) => status === 403 && /\/api\/v1\/(actions|alerts)\//.test(url))
+  const statuses = await page.evaluate(async ({ actionId, alertId }) => {
+    const csrf = document.cookie.split('; ').find((c) => c.startsWith('ns_csrf='))?.slice(8) ?? ''
+    const h = { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }
+    const a = await fetch(`/api/v1/actions/${actionId}`, { method: 'PATCH', headers: h, body: '{"status":"done"}' })
+    const b = await fetch(`/api/v1/alerts/${alertId}/ack`, { method: 'POST', headers: h, body: '{}' })
+    return [a.status, b.status]
+  }, { actionId: fx.actions[0], alertId: fx.alertId })
+  assert.deepEqual(statuses, [403, 403])
+  const action = await api(server, 'GET', `/api/v1/actions/${fx.actions[0]}`)
+  assert.equal(action.status, 'in_progress', 'unchanged')
+  await settle(page)
+  clean(w)
+  await context.close()
+})
+
+test('acknowledge a firing alert from the cockpit', async () => {
+  const { context, page, w } = await open()
+  await logIn(page, server.admin)
+  const item = page.locator(`[data-alert-id="${fx.alertId}"]`)
+  await item.waitFor()
+  assert.equal(await item.getAttribute('data-state'), 'firing')
+  assert.match(await item.innerText(), /Root cause|Payments/)
+  await item.locator('[data-test=ack]').click()
+  await page.locator(`[data-alert-id="${fx.alertId}"][data-state=acknowledged]`).waitFor()
+  const alert = await api(server, 'GET', `/api/v1/alerts/${fx.alertId}`)
+  assert.equal(alert.state, 'acknowledged')
+  assert.equal(alert.acked_by, server.admin.email)
+  await settle(page)
+  clean(w)
+  await context.close()
+})
+
+test('drag an action on the kanban: its status changes through the API', async () => {
+  const { context, page, w } = await open()
+  await logIn(page, server.admin)
+  await page.goto(`/scenarios/${fx.scenarioId}`)
+  await page.locator('#tab-kanban').click()
+  const id = fx.actions[1]
+  const card = page.locator(`[data-test=kanban] [data-action-id="${id}"]`)
+  await card.waitFor()
+  assert.equal(await card.evaluate((el) => el.closest('[data-status]').dataset.status), 'not_started')
+  await card.dragTo(page.locator('[data-test=kanban] [data-status=done]'))
+  await page.locator(`[data-test=kanban] [data-status=done] [data-action-id="${id}"]`).waitFor()
+  assert.equal((await api(server, 'GET', `/api/v1/actions/${id}`)).status, 'done')
+  // The same through the keyboard-friendly status menu.
+  await page.locator(`[data-test=kanban] [data-action-id="${id}"] [data-test=status-select]`).selectOption('in_progress')
+  await page.locator(`[data-test=kanban] [data-status=in_progress] [data-action-id="${id}"]`).waitFor()
+  assert.equal((await api(server, 'GET', `/api/v1/actions/${id}`)).status, 'in_progress')
+  // The Gantt draws both actions, the dependency and the critical path.
+  await page.locator('#tab-gantt').click()
+  await page.locator(`[data-test=gantt] [data-task-id="${id}"]`).waitFor()
+  assert.equal(await page.locator('[data-test=gantt] path.dep').count(), 1, 'one dependency arrow')
+  await settle(page)
+  clean(w)
+  await context.close()
+})
+
+const PAGES = [
+  { name: 'cockpit', path: '/', ready: '[data-test=cockpit] [data-metric=dau] canvas' },
+  { name: 'scenarios', path: '/scenarios', ready: '[data-test=scenario-link]' },
+  { name: 'scenario-requirements', path: () => `/scenarios/${fx.scenarioId}`, tab: 'requirements', ready: '.kv' },
+  { name: 'scenario-process', path: () => `/scenarios/${fx.scenarioId}`, tab: 'process', ready: '#pane-process .el-table__row' },
+  { name: 'scenario-monitoring', path: () => `/scenarios/${fx.scenarioId}`, tab: 'monitoring', ready: '#pane-monitoring .el-table__row' },
+  { name: 'scenario-evaluation', path: () => `/scenarios/${fx.scenarioId}`, tab: 'evaluation', ready: '#pane-evaluation .texts' },
+  { name: 'scenario-kanban', path: () => `/scenarios/${fx.scenarioId}`, tab: 'kanban', ready: '[data-test=kanban] [data-action-id]' },
+  { name: 'scenario-gantt', path: () => `/scenarios/${fx.scenarioId}`, tab: 'gantt', ready: '[data-test=gantt] [data-task-id]' },
+  { name: 'alerts', path: '/alerts', ready: 'h1' },
+  { name: 'insights', path: '/insights', ready: 'h1' },
+  { name: 'people', path: '/people', ready: 'h1' },
+  { name: 'settings', path: '/settings', ready: 'h1' },
+  { name: 'not-found', path: '/no/such/page', ready: 'h1' },
+]
+
+async function visit(page, p) {
+  await page.goto(typeof p.path === 'function' ? p.path() : p.path)
+  if (p.tab) await page.locator(`#tab-${p.tab}`).click()
+  await page.locator(p.ready).first().waitFor()
+  await settle(page)
+}
+
+test(`an event, scenario, action and KPI named ${XSS} open no dialog on any page`, async () => {
+  const { context, page, w } = await open()
+  await logIn(page, server.admin)
+  for (const p of PAGES) await visit(page, p)
+  await page.goto(`/scenarios/${fx.scenarioId}`)
+  await page.locator('.kv').waitFor()
+  assert.ok((await page.locator('.kv').innerText()).includes(XSS), 'the payload is shown as text')
+  assert.equal(await page.locator('img[src="x"]').count(), 0, 'and never becomes an element')
+  clean(w)
+  await context.close()
+})
+
+test('screenshots of every page in both languages (and the cockpit at 390 px)', async () => {
+  for (const lang of ['en', 'zh-CN']) {
+    const { context, page, w } = await open({ lang: lang === 'en' ? 'en-US' : 'zh-CN' })
+    await page.goto('/login')
+    await page.locator('[data-test=login-form]').waitFor()
+    await page.screenshot({ path: join(SHOTS, `${lang}-login.png`) })
+    await logIn(page, server.admin)
+    assert.equal(await page.evaluate(() => document.documentElement.lang), lang)
+    for (const p of PAGES) {
+      await visit(page, p)
+      await page.screenshot({ path: join(SHOTS, `${lang}-${p.name}.png`), fullPage: true })
+    }
+    clean(w)
+    await context.close()
+  }
+  const { context, page, w } = await open({ lang: 'zh-CN', width: 390, height: 844 })
+  await logIn(page, server.admin)
+  await settle(page)
+  const wide = await page.evaluate(() => {
+    const m = document.querySelector('main')
+    return [document.documentElement.scrollWidth, m.scrollWidth, m.clientWidth]
+  })
+  assert.ok(wide[0] <= 390 && wide[1] <= wide[2], `no sideways scrolling at 390 px: ${wide}`)
+  await page.screenshot({ path: join(SHOTS, 'zh-CN-cockpit-390px.png'), fullPage: true })
+  clean(w)
+  await context.close()
+  console.log(`screenshots in ${SHOTS}`)
+})

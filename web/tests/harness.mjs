@@ -1,0 +1,161 @@
+// What the console's browser tests stand on: a real `northstar serve --demo` on a temporary
+// data directory and a free port, its API driven with the demo's secret key, and Debian's
+// Chromium through playwright-core, with every page watched for console errors, failed
+// requests and dialogs.
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+export const XSS = '<img src=x onerror=alert(1)>'
+
+export async function startServer(bin, consoleDir, { users = 2000, days = 40 } = {}) {
+  const data = mkdtempSync(join(tmpdir(), 'ns-browser-'))
+  const log = createWriteStream(join(data, 'server.log'))
+  const args = ['serve', '--data', join(data, 'd'), '--host', '127.0.0.1', '--port', '0', '--demo', '--demo-users', String(users),
+    '--demo-days', String(days), '--console-dir', consoleDir, '--no-scheduler']
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  proc.stderr.pipe(log)
+  const lines = createInterface({ input: proc.stdout })
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server printed nothing within 120 s')), 120000)
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}: see ${join(data, 'server.log')}`)))
+    lines.on('line', (l) => {
+      const m = /^listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(l)
+      if (m) {
+        clearTimeout(timer)
+        resolve(Number(m[1]))
+      }
+    })
+  })
+  const base = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(base + '/healthz')).ok) break
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  // Both files are written before the port opens (cli/commands.cc, RunServe).
+  const keys = JSON.parse(readFileSync(join(data, 'd', 'demo-keys.json'), 'utf8'))
+  const cred = readFileSync(join(data, 'd', 'admin-credentials.txt'), 'utf8')
+  const password = /password: (\S+)/.exec(cred)[1]
+  return {
+    base,
+    keys,
+    admin: { email: 'admin@northstar.local', password },
+    async stop() {
+      lines.close()
+      proc.kill('SIGTERM')
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.on('exit', r)))
+      if (!process.env.KEEP_DATA) rmSync(data, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A JSON request with a key; throws on a status other than `expect`. */
+export async function api(server, method, path, body, { key = server.keys.secret_key, expect } = {}) {
+  const res = await fetch(server.base + path, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  const data = text ? JSON.parse(text) : null
+  const want = expect ?? (method === 'POST' && !path.includes('/ack') && !path.includes('/refresh') && !path.includes('/events') ? 201 : 200)
+  if (res.status !== want) throw new Error(`${method} ${path} -> ${res.status} (expected ${want}): ${text.slice(0, 400)}`)
+  return data
+}
+
+export function todayIn(tz) {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date())
+}
+export function addDays(day, n) {
+  const [y, m, d] = day.split('-').map(Number)
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10)
+}
+
+/**
+ * What every test needs whatever the demo data holds: an event, a scenario, actions and a KPI
+ * whose names carry an HTML payload, a KPI far below its target with a rule that fires, and a
+ * viewer account.
+ */
+export async function makeFixtures(server) {
+  const today = todayIn('Asia/Shanghai')
+  await api(server, 'POST', '/api/v1/events', [
+    { event: XSS, distinct_id: XSS, properties: { channel: XSS, [XSS]: XSS } },
+    { event: 'pay', distinct_id: 'xss-payer', properties: { channel: XSS, amount: 1 } },
+  ], { key: server.keys.write_key, expect: 200 })
+  const scenario = await api(server, 'POST', '/api/v1/scenarios', {
+    name: `Browser test ${XSS}`,
+    business_module: XSS,
+    goal: { metric: XSS, target: 0.2 },
+    key_user_group: { description: XSS },
+    pain_points: [XSS],
+    success_criteria: [XSS],
+    owner: XSS,
+    period: { from: addDays(today, -7), to: addDays(today, 21) },
+  })
+  const first = await api(server, 'POST', `/api/v1/scenarios/${scenario.id}/actions`, {
+    action: `Coupon pack ${XSS}`, strategy: XSS, owner: 'zhang.san', start_date: addDays(today, -3), due_date: addDays(today, 4),
+    status: 'in_progress', progress_note: XSS,
+  })
+  const second = await api(server, 'POST', `/api/v1/scenarios/${scenario.id}/actions`, {
+    action: 'Shorter checkout', owner: 'li.si', start_date: addDays(today, 1), due_date: addDays(today, 9), depends_on: [first.id],
+  })
+  const kpi = await api(server, 'POST', '/api/v1/kpis', {
+    name: `Payments ${XSS}`, scenario_id: scenario.id, owner: XSS,
+    query: { kind: 'trends', series: [{ event: 'pay', math: 'total' }] },
+    reduce: { series: 0, op: 'sum' }, target: 1e9, period: { type: 'month' },
+  })
+  await api(server, 'POST', '/api/v1/alert-rules', { kpi_id: kpi.id, type: 'below_target', threshold_pct: 10 })
+  const refreshed = await api(server, 'POST', `/api/v1/kpis/${kpi.id}/refresh`)
+  const alertId = refreshed.alerts_fired?.[0]?.id ?? refreshed.alerts_fired?.[0]
+  const viewer = { email: 'viewer@example.com', password: 'viewer-password-1' }
+  await api(server, 'POST', '/api/v1/users', { ...viewer, role: 'viewer', name: 'Viewer' })
+  return { today, scenarioId: scenario.id, actions: [first.id, second.id], kpiId: kpi.id, alertId, viewer }
+}
+
+/**
+ * Watches a page: console errors, uncaught exceptions, failed requests, HTTP errors and
+ * dialogs are collected; `allow(url, status)` may excuse an answer a test asked for.
+ */
+export function watch(page) {
+  const w = { problems: [], dialogs: [], allowed: [] }
+  const excused = (url, status) => w.allowed.some((f) => f(url, status))
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return
+    const text = m.text()
+    // Chromium reports every 4xx answer as a console error too; those are judged below.
+    if (/Failed to load resource: the server responded with a status of (\d+)/.test(text) && w.allowed.length) {
+      const url = m.location()?.url ?? ''
+      const st = Number(/status of (\d+)/.exec(text)[1])
+      if (excused(url, st)) return
+    }
+    w.problems.push(`console error: ${text} (${m.location()?.url ?? ''})`)
+  })
+  page.on('pageerror', (e) => w.problems.push(`uncaught: ${e.message}`))
+  page.on('requestfailed', (r) => {
+    const f = r.failure()?.errorText ?? ''
+    // A navigation aborts the static files the old page was still loading (the logo), and a
+    // download (export link) ends its request as "aborted" once the file is taken; an API
+    // call aborted is still a failure.
+    if (f === 'net::ERR_ABORTED' && (!r.url().includes('/api/') || r.url().includes('/export.'))) return
+    w.problems.push(`request failed: ${r.method()} ${r.url()} ${f}`)
+  })
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !excused(r.url(), r.status())) w.problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`)
+  })
+  page.on('dialog', async (d) => {
+    w.dialogs.push(`${d.type()}: ${d.message()}`)
+    await d.dismiss().catch(() => {})
+  })
+  return w
+}
+
+export function findChromium() {
+  for (const p of [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']) if (p && existsSync(p)) return p
+  return null
+}
