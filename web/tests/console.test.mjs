@@ -137,6 +137,19 @@ test('viewer: no edit button anywhere, and the API refuses a forced change (403)
   assert.equal(await page.locator('[data-test=status-select]').count(), 0, 'no status menu')
   assert.equal(await page.locator('[data-test=kanban] [draggable=true]').count(), 0, 'no draggable card')
   await page.locator('[data-test=view-only]').waitFor()
+  // Alerts and settings: the viewer reads, with no control that would change anything, and
+  // the pages ask for nothing an admin alone may see (any 403 would fail the test).
+  await page.goto('/alerts')
+  await page.locator('[data-test=alert-history] .el-table__row').first().waitFor()
+  await settle(page)
+  for (const sel of ['[data-test=ack]', '[data-test=delete-rule]', '[data-test=rule-form]', '[data-test=channel-form]', '[data-test=test-channel]'])
+    assert.equal(await page.locator(sel).count(), 0, `no ${sel} for a viewer`)
+  await page.goto('/settings')
+  await page.locator('[data-test=admin-only]').waitFor()
+  await settle(page)
+  assert.equal(await page.locator('[data-test=save-settings]').count(), 0)
+  assert.equal(await page.locator('[data-test=create-key]').count(), 0)
+  assert.equal(await page.locator('button:has-text("Save")').count(), 0, 'no Save button at all')
   // Forcing the change from the page, with the session's own CSRF token: the server refuses.
   w.allowed.push((url, status) => status === 403 && /\/api\/v1\/(actions|alerts)\//.test(url))
   const statuses = await page.evaluate(async ({ actionId, alertId }) => {
@@ -205,10 +218,11 @@ const PAGES = [
   { name: 'scenario-evaluation', path: () => `/scenarios/${fx.scenarioId}`, tab: 'evaluation', ready: '#pane-evaluation .texts' },
   { name: 'scenario-kanban', path: () => `/scenarios/${fx.scenarioId}`, tab: 'kanban', ready: '[data-test=kanban] [data-action-id]' },
   { name: 'scenario-gantt', path: () => `/scenarios/${fx.scenarioId}`, tab: 'gantt', ready: '[data-test=gantt] [data-task-id]' },
-  { name: 'alerts', path: '/alerts', ready: 'h1' },
+  { name: 'alerts', path: '/alerts', ready: '[data-test=alert-history] .el-table__row' },
   { name: 'insights', path: '/insights', ready: 'h1' },
-  { name: 'people', path: '/people', ready: 'h1' },
-  { name: 'settings', path: '/settings', ready: 'h1' },
+  { name: 'people', path: '/people', ready: '[data-test=person-link]' },
+  { name: 'person', path: () => `/people/${encodeURIComponent(XSS)}`, ready: '[data-test=timeline] li' },
+  { name: 'settings', path: '/settings', ready: '[data-test=audit-log] .el-table__row' },
   { name: 'not-found', path: '/no/such/page', ready: 'h1' },
 ]
 

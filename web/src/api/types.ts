@@ -186,3 +186,99 @@ export interface TrendsAnswer {
   date_to: string
   series: TrendsSeries[]
 }
+
+export interface AlertRule {
+  id: number
+  kpi_id: number
+  name: string
+  type: 'below_target' | 'change' | 'anomaly'
+  threshold_pct: number
+  threshold: number
+  compare: 'dod' | 'wow'
+  channels: number[]
+  cooldown_minutes: number
+  created_at: number
+}
+export interface Channel {
+  id: number
+  name: string
+  kind: string
+  url: string
+  secret_set: boolean
+  created_at: number
+}
+export interface Delivery {
+  id: number
+  channel_id: number
+  channel: string
+  at: number
+  subject: string
+  ok: boolean
+  attempts: number
+  http_status: number
+  error: string
+}
+export interface TestDelivery {
+  ok: boolean
+  attempts: number
+  http_status: number
+  error: string
+}
+export interface ApiKey {
+  id: number
+  name: string
+  role: Role
+  created_at: number
+  revoked: boolean
+}
+export interface User {
+  id: number
+  email: string
+  name: string
+  role: Role
+  created_at: number
+}
+export interface AuditEntry {
+  id: number
+  at: number
+  actor: string
+  action: string
+  entity: string
+  entity_id: number | null
+  before: unknown
+  after: unknown
+}
+export interface PersonRow {
+  distinct_id: string
+  event_count: number
+  first_seen: string
+  last_seen: string
+  lifecycle: string
+  properties: Record<string, unknown>
+}
+export interface PersonList {
+  persons: PersonRow[]
+  total: number
+  next: string | null
+}
+export interface Person {
+  distinct_id: string
+  display_id: string
+  distinct_ids: string[]
+  properties: Record<string, unknown>
+  first_seen: string | null
+  last_seen: string | null
+  event_count: number
+  lifecycle: string
+  rfm: { recency_days: number; frequency: number; monetary: number; r: number; f: number; m: number; segment: string } | null
+  tiers: Record<string, string>
+  base_tags: Record<string, string>
+  tags: string[]
+  cohorts: number[]
+}
+export interface PersonEvent {
+  distinct_id: string
+  event: string
+  timestamp: string
+  properties: Record<string, unknown>
+}
