@@ -231,6 +231,12 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
     if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
       spdlog::warn("the demo accounts have published passwords and the server listens on {}: change them now", o.host);
   }
+  // Last, so that it ends what `make run` prints: where to open the console and how to log in.
+  if (console) {
+    std::string cred_file = g.data + "/admin-credentials.txt";
+    std::printf("web console: http://%s:%d/   log in as admin@northstar.local%s\n", o.host.c_str(), *port,
+                FileExists(cred_file) ? (" (first password in " + cred_file + ")").c_str() : "");
+  }
   SetAllowPrivateAddresses(o.allow_private_webhooks);
   if (o.scheduler) (*ops)->StartScheduler();
   std::fflush(stdout);
