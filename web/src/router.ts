@@ -15,7 +15,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'alerts', name: 'alerts', component: () => import('./pages/AlertsPage.vue') },
       { path: 'people', name: 'people', component: () => import('./pages/PeoplePage.vue') },
       { path: 'people/:id', name: 'person', component: () => import('./pages/PersonPage.vue'), props: true },
-      { path: 'insights', name: 'insights', component: () => import('./pages/PlaceholderPage.vue'), meta: { title: 'nav.insights' } },
+      { path: 'insights', name: 'insights', component: () => import('./pages/InsightsPage.vue') },
       { path: 'settings', name: 'settings', component: () => import('./pages/SettingsPage.vue') },
       { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/NotFoundPage.vue') },
     ],

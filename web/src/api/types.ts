@@ -185,6 +185,7 @@ export interface TrendsAnswer {
   date_from: string
   date_to: string
   series: TrendsSeries[]
+  took_ms?: number
 }
 
 export interface AlertRule {
