@@ -287,10 +287,6 @@ const en = {
     tookMs: 'answered in {ms} ms',
     empty: 'Choose what to look at, then Run.',
   },
-  placeholder: {
-    title: 'Coming next',
-    body: 'This page is being built; the server already answers its API.',
-  },
 }
 export default en
 export type Messages = typeof en

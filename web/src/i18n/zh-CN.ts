@@ -289,9 +289,5 @@ const zhCN: Messages = {
     tookMs: '耗时 {ms} 毫秒',
     empty: '选择要分析的内容，然后点击查询。',
   },
-  placeholder: {
-    title: '即将上线',
-    body: '此页面正在建设中；服务端已提供其 API。',
-  },
 }
 export default zhCN
