@@ -251,6 +251,60 @@ test('a 5-step funnel built in the page shows the numbers of the API; its drop-o
   await context.close()
 })
 
+async function typeRange(page, picker, from, to) {
+  const inputs = picker.locator('input')
+  await inputs.nth(0).click()
+  await inputs.nth(0).fill(from)
+  await inputs.nth(1).fill(to)
+  await inputs.nth(1).press('Enter') // (no Escape: it would close the dialog around the picker)
+}
+
+test('create a scenario (a refusal of the server shown under its field) with two dependent actions; the Gantt draws them', async () => {
+  const { context, page, w } = await open()
+  await logIn(page, server.admin)
+  await page.goto('/scenarios')
+  await page.locator('[data-test=new-scenario]').click()
+  const dialog = page.locator('[data-test=new-scenario-dialog]')
+  await dialog.locator('input[name=name]').fill('Browser-made scenario')
+  await dialog.locator('textarea[name=success]').fill('a\nb\nc\nd')
+  w.allowed.push((url, status) => status === 400 && url.endsWith('/api/v1/scenarios')) // asked for
+  await dialog.locator('[data-test=create-scenario]').click()
+  const err = dialog.locator('[data-field-error=success_criteria]')
+  await err.waitFor()
+  assert.match(await err.innerText(), /at most 3 criteria/)
+  await dialog.locator('textarea[name=success]').fill('first-order conversion >= 20%')
+  await typeRange(page, dialog.locator('.el-date-editor'), addDays(fx.today, -2), addDays(fx.today, 20))
+  await dialog.locator('[data-test=create-scenario]').click()
+  await page.waitForURL(/\/scenarios\/\d+$/)
+  const id = Number(page.url().split('/').pop())
+  await page.locator('#tab-process').click()
+  const form = page.locator('[data-test=action-form]')
+  await form.locator('input[name=action]').fill('First')
+  await typeRange(page, form.locator('.el-date-editor'), addDays(fx.today, -1), addDays(fx.today, 3))
+  await form.locator('[data-test=add-action]').click()
+  await page.locator('#pane-process .el-table__row', { hasText: 'First' }).waitFor()
+  await form.locator('input[name=action]').fill('Second')
+  await typeRange(page, form.locator('.el-date-editor'), addDays(fx.today, 1), addDays(fx.today, 6))
+  await form.locator('.el-select').click()
+  await page.locator('.el-select-dropdown__item:visible', { hasText: 'First' }).click()
+  await page.keyboard.press('Escape')
+  await form.locator('[data-test=add-action]').click()
+  await page.locator('#pane-process .el-table__row', { hasText: 'Second' }).waitFor()
+  const sc = await api(server, 'GET', `/api/v1/scenarios/${id}`)
+  assert.equal(sc.name, 'Browser-made scenario')
+  const [first, second] = sc.actions
+  assert.deepEqual([first.action, second.action, second.depends_on], ['First', 'Second', [first.id]])
+  assert.equal(second.start_date, addDays(fx.today, 1))
+  await page.locator('#tab-gantt').click()
+  await page.locator(`[data-test=gantt] [data-task-id="${second.id}"]`).waitFor()
+  assert.equal(await page.locator('[data-test=gantt] path.dep').count(), 1)
+  // Second starts after First ends (the server's schedule): both on the critical path.
+  assert.equal(await page.locator(`[data-test=gantt] [data-task-id="${second.id}"]`).getAttribute('data-critical'), 'true')
+  await settle(page)
+  clean(w)
+  await context.close()
+})
+
 const PAGES = [
   { name: 'cockpit', path: '/', ready: '[data-test=cockpit] [data-metric=dau] canvas' },
   { name: 'scenarios', path: '/scenarios', ready: '[data-test=scenario-link]' },
