@@ -9,7 +9,6 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
 import { XSS, addDays, api, findChromium, makeFixtures, startServer, watch } from './harness.mjs'
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -26,6 +25,13 @@ if (!CHROMIUM) {
 const DIST = join(WEB, 'dist')
 if (!existsSync(join(DIST, 'index.html'))) {
   console.error('web/dist/index.html is missing: build the console first (make console)')
+  process.exit(1)
+}
+let chromium
+try {
+  ;({ chromium } = await import('playwright-core'))
+} catch {
+  console.error('playwright-core is not installed in web/node_modules: run make console (npm ci in web/)')
   process.exit(1)
 }
 const SHOTS = process.env.SCREENSHOT_DIR ?? join(dirname(resolve(BIN)), 'console-screenshots')
