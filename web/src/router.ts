@@ -16,6 +16,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'people', name: 'people', component: () => import('./pages/PeoplePage.vue') },
       { path: 'people/:id', name: 'person', component: () => import('./pages/PersonPage.vue'), props: true },
       { path: 'insights', name: 'insights', component: () => import('./pages/InsightsPage.vue') },
+      { path: 'dashboards', name: 'dashboards', component: () => import('./pages/DashboardsPage.vue') },
       { path: 'settings', name: 'settings', component: () => import('./pages/SettingsPage.vue') },
       { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/NotFoundPage.vue') },
     ],

@@ -80,8 +80,10 @@ async function logIn(page, { email, password }) {
   await settle(page) // leaving while the cockpit still loads would abort its requests
 }
 
+/** Waits until the page has had no request in flight for a while (see harness.mjs, idle). */
 async function settle(page) {
-  await page.waitForLoadState('networkidle')
+  await page.waitForLoadState('load')
+  await page.__nsWatch.idle()
 }
 
 test('log in: the login page, then the cockpit with KPI cards, trends and scenarios', async () => {
@@ -271,6 +273,16 @@ test('a 5-step funnel built in the page shows the numbers of the API; its drop-o
   await page.goto(`/insights?insight=${saved.id}`)
   await page.locator('[data-test=funnel-table] [data-step-row="4"]').waitFor()
   assert.deepEqual(await page.locator('[data-test=funnel-table] [data-col=count]').allInnerTexts(), shown)
+  // Pinned to a new dashboard, which draws it.
+  await page.locator('[data-test=pin-select]').click()
+  await page.keyboard.type('Growth board')
+  await page.keyboard.press('Enter')
+  await page.locator('[data-test=pin]').click()
+  await page.locator('.el-message--success', { hasText: 'Growth board' }).waitFor()
+  const board = (await api(server, 'GET', '/api/v1/dashboards')).dashboards.find((d) => d.name === 'Growth board')
+  assert.deepEqual(board.tiles.map((x) => x.insight_id), [saved.id])
+  await page.goto(`/dashboards?id=${board.id}`)
+  await page.locator(`[data-tile-insight="${saved.id}"] canvas`).waitFor()
   await settle(page)
   clean(w)
   await context.close()
@@ -346,6 +358,7 @@ const PAGES = [
   { name: 'scenario-gantt', path: () => `/scenarios/${fx.scenarioId}`, tab: 'gantt', ready: '[data-test=gantt] [data-task-id]' },
   { name: 'alerts', path: '/alerts', ready: '[data-test=alert-history] .el-table__row' },
   { name: 'insights', path: '/insights', ready: 'h1' },
+  { name: 'dashboards', path: '/dashboards', ready: '[data-test=dashboards-page] h1' },
   { name: 'people', path: '/people', ready: '[data-test=person-link]' },
   { name: 'person', path: () => `/people/${encodeURIComponent(XSS)}`, ready: '[data-test=timeline] li' },
   { name: 'settings', path: '/settings', ready: '[data-test=audit-log] .el-table__row' },

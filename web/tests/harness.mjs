@@ -124,6 +124,19 @@ export async function makeFixtures(server) {
  */
 export function watch(page) {
   const w = { problems: [], dialogs: [], allowed: [] }
+  // Requests in flight, for idle(): Playwright's 'networkidle' is reached once per page load
+  // and may fire in the pause before the app's first fetch on a loaded machine.
+  const inflight = new Set()
+  page.on('request', (r) => inflight.add(r))
+  page.on('requestfinished', (r) => inflight.delete(r))
+  page.on('requestfailed', (r) => inflight.delete(r))
+  w.idle = async (quietMs = 400) => {
+    for (let quiet = 0; quiet < quietMs; ) {
+      await new Promise((r) => setTimeout(r, 50))
+      quiet = inflight.size === 0 ? quiet + 50 : 0
+    }
+  }
+  page.__nsWatch = w
   const excused = (url, status) => w.allowed.some((f) => f(url, status))
   page.on('console', (m) => {
     if (m.type() !== 'error') return
