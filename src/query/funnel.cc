@@ -79,7 +79,7 @@ class FunnelEvaluator {
  public:
   // Applies one event of a person (events in timeline order) to the person's paths lv
   // (n_ entries; `scratch` n_ entries for strict mode). on_reach(k, ms) is called when the
-  // person first reaches step k (ms: time from the previous done step).
+  // person first reaches step k (ms: time from the previous done step; 0 for the entry).
   template <typename OnReach>
   void Apply(Path* lv, Path* scratch, uint32_t* reached, bool* entered, uint32_t* group, int64_t ts, uint64_t tag,
              uint32_t aux, OnReach&& on_reach) const {
@@ -112,6 +112,7 @@ class FunnelEvaluator {
         *entered = true;
         *group = aux;
         *reached |= 1;
+        on_reach(0, 0);
       }
     }
     if (strict)
@@ -233,7 +234,8 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, con
 }  // namespace
 
 StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
-                                 const PersonNamer& namer, const Deadline* deadline) {
+                                 const PersonNamer& namer, const Deadline* deadline,
+                                 std::vector<FunnelReach>* reaches) {
   const size_t n = q.steps.size();
   const int64_t entry_from = tz.DayStartMs(q.from_day), entry_to = tz.DayStartMs(q.to_day + 1);
   const int64_t scan_to = entry_to + q.window_ms + 1;
@@ -417,6 +419,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       uint32_t aux;
     };
     std::vector<std::vector<Path>> scratch_by_slot(static_cast<size_t>(slots), std::vector<Path>(n));
+    std::vector<std::vector<FunnelReach>> reaches_by_slot(reaches ? static_cast<size_t>(slots) : 0);
     ScanPersonGroups<Tie>(
         scan, pt, slots, codes,
         [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts_out, Tie* tie) {
@@ -449,7 +452,9 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
           for (const Tie& t : ties)
             eval.Apply(rec + 1, scratch_by_slot[static_cast<size_t>(slot)].data(), &reached, &ent, &grp, ts, t.tag,
                        t.aux, [&](int k, int64_t ms) {
-                         convs.push_back({p, static_cast<uint32_t>(k), ms});
+                         if (k > 0) convs.push_back({p, static_cast<uint32_t>(k), ms});
+                         if (reaches)
+                           reaches_by_slot[static_cast<size_t>(slot)].push_back({p, static_cast<uint32_t>(k), ts});
                        });
           rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
           rec->last_done = ent ? 1 : 0;
@@ -457,6 +462,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
         deadline);
     std::vector<Conv> convs;
     for (auto& c : convs_by_slot) convs.insert(convs.end(), c.begin(), c.end());
+    for (auto& r : reaches_by_slot) reaches->insert(reaches->end(), r.begin(), r.end());
     for (uint32_t p = 0; p < np; p++) {
       const uint32_t reached = reached_of(p);
       if (!reached) continue;

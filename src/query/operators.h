@@ -22,8 +22,20 @@ namespace ns {
 // DeadlineExceeded.
 StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                  const Deadline* deadline = nullptr);
+// The moment a person first reached a funnel step: ts of the event that completed it on the
+// person's earliest attempt to get there (step 0: the first entry in the range). Funnel paths
+// (paths.cc) start and end their paths at these moments.
+struct FunnelReach {
+  uint32_t person;
+  uint32_t step;
+  int64_t ts;
+};
+// With `reaches`, also appends every person's first reach of every step, in no particular
+// order. REQUIRES: reaches == nullptr or q.order is ordered or strict (unordered funnels
+// have no step times).
 StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
-                                 const PersonNamer& namer, const Deadline* deadline = nullptr);
+                                 const PersonNamer& namer, const Deadline* deadline = nullptr,
+                                 std::vector<FunnelReach>* reaches = nullptr);
 StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                        const Deadline* deadline = nullptr);
 
