@@ -42,5 +42,6 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
 extern const QueryKind kTrendsKind;     // trends.cc
 extern const QueryKind kFunnelKind;     // funnel.cc
 extern const QueryKind kRetentionKind;  // retention.cc
+extern const QueryKind kPathsKind;      // paths.cc
 
 }  // namespace ns

@@ -14,7 +14,7 @@ using nlohmann::json;
 
 const std::vector<const QueryKind*>& QueryKinds() {
   static const std::vector<const QueryKind*> kinds = {
-      &kTrendsKind, &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind,
+      &kTrendsKind, &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind, &kPathsKind,
   };
   return kinds;
 }

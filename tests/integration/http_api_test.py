@@ -558,6 +558,14 @@ def funnel_and_filters():
     q = {"kind": "funnel", "steps": [{"event": "fn_a"}, {"event": "fn_b"}], "window_seconds": 86400,
          "date_from": "2025-06-01", "date_to": "2025-06-05"}
     check_eq([s["count"] for s in API.query(q)["steps"]], [3, 1], "funnel counts")
+    p = API.query({"kind": "paths", "start_event": "fn_a", "include_events": ["fn_a", "fn_b"],
+                   "window_seconds": 86400, "date_from": "2025-06-01", "date_to": "2025-06-05"})
+    check_eq([(e["source"], e["target"], e["persons"]) for e in p["edges"]], [("1_fn_a", "2_fn_b", 1)],
+             "paths: f1 goes on to fn_b within the window (f2's fn_b is a day and an hour later)")
+    check_eq((p["paths"], p["persons"]), (3, 3), "paths and persons")
+    bad = API.query({"kind": "paths", "step_limit": 1, "date_from": "2025-06-01", "date_to": "2025-06-05"},
+                    expect=400)
+    check_eq(bad["error"]["field"], "step_limit", "paths validation names the field")
     s = API.trends("fn_a", "2025-06-01", "2025-06-01", filters=[{"property": "k", "op": "eq", "value": "x"}])
     check_eq(s["values"], [2], "trends with a property filter")
 
