@@ -2,7 +2,7 @@
 // dataset, and writes results in the peers' format (results/<TAG>/northstar/) so that
 // ../shared/bench-peers/compare.py cross-checks the answers and prints one table.
 // usage: ns_bench --data DIR --project P --out DIR [--runs 5] [--from 2024-01-01 --to 2024-03-30]
-//                 [--only q1,q4] [--people]
+//                 [--only q1,q4] [--people]   (--only q2,paths: the paths query of issue 11 too)
 // Q4 (RFM) is Northstar's `rfm` query as of --to (the day of the data's largest ts) with the
 // people settings of the generator (payment event `pay`, amount property `amount`); its
 // scores are rank quintiles, not the peers' NTILE, so it writes rfm_totals.csv (payers and
@@ -227,6 +227,17 @@ int main(int argc, char** argv) {
              std::to_string(static_cast<uint64_t>(v[3])) + "\n";
     return csv;
   };
+  // Paths (issue 11; Northstar only, run when --only names it: `--only q2,paths` times it next
+  // to the plain funnel it is held to): every session's first five elements over the range.
+  const json paths{{"kind", "paths"}, {"step_limit", 5}, {"date_from", from}, {"date_to", to}};
+  queries["paths"] = [&] {
+    json r = run(paths);
+    std::string csv = "source,target,persons,paths\n";
+    for (auto& e : r["edges"])
+      csv += e["source"].get<std::string>() + "," + e["target"].get<std::string>() + "," + e["persons"].dump() + "," +
+             e["paths"].dump() + "\n";
+    return csv;
+  };
   // Q5 as an operator would ask it in Northstar: new users and revenue from trends (additive
   // over buckets), payers and 7-day converters from register -> pay funnels by channel.
   json timings = json::object();
@@ -235,7 +246,8 @@ int main(int argc, char** argv) {
   std::string only = Arg(argc, argv, "--only", "");
   for (auto& [name, fn] : queries) {
     if (!only.empty() && only.find(name) == std::string::npos) continue;
-    std::string res = fn();  // warm-up; result kept
+    if (name == "paths" && only.find(name) == std::string::npos) continue;  // opt-in
+    std::string res = fn();                                                 // warm-up; result kept
     if (name == "q4")
       std::ofstream(out + "/rfm_q4.json") << res;  // not q4.csv: other scoring than the peers'
     else

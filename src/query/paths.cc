@@ -20,9 +20,9 @@
 //   an edge counts a person once however many of their paths go through it.
 //
 // Algorithm: one pass in per-person time order (ScanPersonGroups) with per-person state in
-// per-slot pools: the open session's elements (at most step_limit of them, the last ones in a
-// ring), the current run, and the sorted list of node and edge keys the person already
-// counted. A session's path is emitted when the next event is more than the window later, or
+// dense arrays: the open session's elements (at most step_limit of them, the last ones in a
+// ring), the current run, and the node and edge keys the person already counted (bits for
+// the common ones). A session's path is emitted when the next event is more than the window later, or
 // at the end of the scan. Node names (event names, cleaned URLs) are interned before the
 // parallel part, once per distinct raw URL.
 #include "query/paths.h"
@@ -157,7 +157,23 @@ struct Agg {
 // once per path element).
 class SlotAggs {
  public:
-  SlotAggs() : table_(1024, kEmpty) {}
+  // names: the query's node names; nodes get dense ids through a table when it is small.
+  explicit SlotAggs(size_t names) : table_(1024, kEmpty), names_(names) {
+    if (names * 12 <= (1u << 22)) node_ids_.assign(names * 12, kEmpty);
+    if (names * names * 11 <= (1u << 20)) edge_ids_.assign(names * names * 11, kEmpty);
+  }
+  uint32_t NodeId(int step, uint32_t name) {
+    if (node_ids_.empty()) return Id(NodeKey(step, name));
+    uint32_t& id = node_ids_[static_cast<size_t>(step) * names_ + name];
+    if (id == kEmpty) id = Id(NodeKey(step, name));
+    return id;
+  }
+  uint32_t EdgeId(int step, uint32_t from, uint32_t to) {
+    if (edge_ids_.empty()) return Id(EdgeKey(step, from, to));
+    uint32_t& id = edge_ids_[(static_cast<size_t>(step - 1) * names_ + from) * names_ + to];
+    if (id == kEmpty) id = Id(EdgeKey(step, from, to));
+    return id;
+  }
   uint32_t Id(uint64_t key) {
     size_t mask = table_.size() - 1;
     for (size_t h = Hash(key) & mask;; h = (h + 1) & mask) {
@@ -191,6 +207,9 @@ class SlotAggs {
     table_.swap(t);
   }
   std::vector<uint32_t> table_;
+  size_t names_;
+  std::vector<uint32_t> node_ids_;  // step * names + name -> id (steps 1..11), when small
+  std::vector<uint32_t> edge_ids_;  // ((step - 1) * names + from) * names + to -> id, when small
 };
 
 struct Elem {
@@ -201,18 +220,43 @@ struct Elem {
 enum Phase : uint8_t { kWait, kCollect, kEnded, kClosed };
 
 // A person's open session. Its elements live in the slot's pool (front, then ring).
+// A person's open session: read on every event of the person, so it is small and apart from
+// the counting state. The session's elements live in a parallel array (front, then ring).
 struct PersonPaths {
   int64_t last_ts = 0;  // the previous kept event: a gap longer than the window ends the session
   int64_t mid_ts = 0;   // with both ends: time of element `front` (the first a "..." may hide)
   uint32_t run_name = kNoName;
-  int32_t k = 0;         // elements of the path so far (from the start element on)
-  int32_t run_pos = -1;  // where the current run's element is stored, -1 if nowhere
+  int32_t k = 0;        // elements of the path so far (from the start element on)
+  int8_t run_pos = -1;  // where the current run's element is stored, -1 if nowhere
   Phase phase = kWait;
   uint8_t run_flags = 0;  // kStart/kEnd of the run's events so far
   bool run_is_mid = false;
-  bool active = false;         // a session is open
-  bool counted = false;        // the person is in the totals
-  std::vector<uint32_t> seen;  // (agg id << 1 | dropoff) the person already counts in; sorted
+  bool active = false;  // a session is open
+};
+
+// What a person already counts in, touched once per path.
+struct PersonCounted {
+  bool counted = false;  // the person is in the totals
+  // The keys (agg id << 1 | dropoff) the person already counts in: the first ids (the common
+  // nodes and edges, numbered first) in bits, others in a sorted list.
+  static constexpr uint32_t kInlineKeys = 256;
+  uint64_t seen_bits[kInlineKeys / 64] = {};
+  std::vector<uint32_t> seen;
+
+  // True the first time the person counts in `key`.
+  bool FirstTime(uint32_t key) {
+    if (key < kInlineKeys) {
+      uint64_t& w = seen_bits[key >> 6];
+      const uint64_t bit = 1ULL << (key & 63);
+      if (w & bit) return false;
+      w |= bit;
+      return true;
+    }
+    auto it = std::lower_bound(seen.begin(), seen.end(), key);
+    if (it != seen.end() && *it == key) return false;
+    seen.insert(it, key);
+    return true;
+  }
 };
 
 // The path of one session from its events, streaming; see the file comment.
@@ -294,11 +338,11 @@ class PathBuilder {
     st.run_is_mid = false;
     if (idx < front_) {
       el[idx] = {name, ts};
-      st.run_pos = idx;
+      st.run_pos = static_cast<int8_t>(idx);
     } else if (ring_ > 0) {
       const int pos = front_ + (idx - front_) % ring_;
       el[pos] = {name, ts};
-      st.run_pos = pos;
+      st.run_pos = static_cast<int8_t>(pos);
       if (idx == front_ && start_ && end_) {
         st.mid_ts = ts;
         st.run_is_mid = true;
@@ -567,44 +611,42 @@ StatusOr<PathsResult> RunPaths(const PathsQuery& q, const StoreSnapshot& snap, c
   const PathBuilder builder(q, dots);
   const int L = builder.slots_per_person();
   const int slots = QueryThreads();
-  std::vector<uint32_t> state_of(np, UINT32_MAX);  // person -> index in its slot's pool
-  std::vector<std::vector<PersonPaths>> pools(static_cast<size_t>(slots));
-  std::vector<std::vector<Elem>> elems(static_cast<size_t>(slots));
-  std::vector<SlotAggs> aggs(static_cast<size_t>(slots));
+  // Per-person state in person order (only canonical persons have rows), so each range walks
+  // its persons' states in order; a person is only ever touched by one slot.
+  std::vector<uint32_t> state_of(np, UINT32_MAX);
+  uint32_t nstates = 0;
+  for (uint32_t p = 0; p < np; p++)
+    if (pt.PersonOf(p) == p) state_of[p] = nstates++;
+  std::vector<PersonPaths> states_of_persons(nstates);
+  std::vector<PersonCounted> counted_of_persons(nstates);
+  std::vector<Elem> elems(static_cast<size_t>(nstates) * static_cast<size_t>(L));
+  std::vector<SlotAggs> aggs(static_cast<size_t>(slots), SlotAggs(names.size()));
 
-  // Counts one path of person state `st` in the slot's aggregates.
-  auto emit_path = [&](int slot, PersonPaths& st, const std::vector<Elem>& path) {
+  // Counts one path of person state `st` in the slot's aggregates; `persons` grows only by
+  // the keys the person has not counted yet.
+  auto emit_path = [&](int slot, PersonCounted& st, const std::vector<Elem>& path) {
     SlotAggs& a = aggs[static_cast<size_t>(slot)];
     a.paths++;
     if (!st.counted) {
       st.counted = true;
       a.persons++;
     }
-    auto first_time = [&](uint32_t key) {
-      auto it = std::lower_bound(st.seen.begin(), st.seen.end(), key);
-      if (it != st.seen.end() && *it == key) return false;
-      st.seen.insert(it, key);
-      return true;
-    };
-    const int m = static_cast<int>(path.size());
-    for (int i = 0; i < m; i++) {
-      const uint32_t id = a.Id(NodeKey(i + 1, path[static_cast<size_t>(i)].name));
+    const size_t m = path.size();
+    for (size_t i = 0; i < m; i++) {
+      const uint32_t id = a.NodeId(static_cast<int>(i + 1), path[i].name);
       Agg& g = a.aggs[id];
       g.paths++;
-      if (first_time(id << 1)) g.persons++;
-      if (i == m - 1) {
-        a.aggs[id].drop_paths++;
-        if (first_time((id << 1) | 1)) a.aggs[id].drop_persons++;
+      g.persons += st.FirstTime(id << 1);
+      if (i + 1 == m) {
+        g.drop_paths++;
+        g.drop_persons += st.FirstTime((id << 1) | 1);
+        break;
       }
-      if (i + 1 < m) {
-        const Elem& x = path[static_cast<size_t>(i)];
-        const Elem& y = path[static_cast<size_t>(i + 1)];
-        const uint32_t e = a.Id(EdgeKey(i + 1, x.name, y.name));
-        Agg& ge = a.aggs[e];
-        ge.paths++;
-        ge.sum_ms += y.ts - x.ts;
-        if (first_time(e << 1)) ge.persons++;
-      }
+      const uint32_t e = a.EdgeId(static_cast<int>(i + 1), path[i].name, path[i + 1].name);
+      Agg& ge = a.aggs[e];
+      ge.paths++;
+      ge.sum_ms += path[i + 1].ts - path[i].ts;
+      ge.persons += st.FirstTime(e << 1);
     }
   };
 
@@ -643,32 +685,25 @@ StatusOr<PathsResult> RunPaths(const PathsQuery& q, const StoreSnapshot& snap, c
           std::sort(ties.begin(), ties.end(), [](const Tie& a, const Tie& b) {
             return a.name_rank != b.name_rank ? a.name_rank < b.name_rank : a.event_rank < b.event_rank;
           });
-        auto& pool = pools[static_cast<size_t>(slot)];
-        auto& el = elems[static_cast<size_t>(slot)];
-        if (state_of[p] == UINT32_MAX) {
-          state_of[p] = static_cast<uint32_t>(pool.size());
-          pool.emplace_back();
-          el.resize(el.size() + static_cast<size_t>(L));
-        }
         const uint32_t s = state_of[p];
-        PersonPaths& st = pool[s];
-        Elem* e = el.data() + static_cast<size_t>(s) * static_cast<size_t>(L);
+        PersonPaths& st = states_of_persons[s];
+        Elem* e = elems.data() + static_cast<size_t>(s) * static_cast<size_t>(L);
         for (const Tie& t : ties)
-          builder.Event(st, e, t.name, t.flags, ts, [&](const std::vector<Elem>& path) { emit_path(slot, st, path); });
+          builder.Event(st, e, t.name, t.flags, ts,
+                        [&](const std::vector<Elem>& path) { emit_path(slot, counted_of_persons[s], path); });
       },
       deadline);
   if (deadline && deadline->fired()) return deadline->ToStatus();
-  // Sessions still open at the end of the range.
-  for (int slot = 0; slot < slots; slot++) {
-    auto& pool = pools[static_cast<size_t>(slot)];
-    for (size_t s = 0; s < pool.size(); s++) {
-      PersonPaths& st = pool[s];
-      const Elem* e = elems[static_cast<size_t>(slot)].data() + s * static_cast<size_t>(L);
-      if (st.active) builder.Finish(st, e, [&](const std::vector<Elem>& path) { emit_path(slot, st, path); });
-    }
+  // Sessions still open at the end of the range (counted in slot 0's aggregates: a person's
+  // distinct counting lives in their own state, so any slot adds up the same).
+  for (uint32_t s = 0; s < nstates; s++) {
+    PersonPaths& st = states_of_persons[s];
+    const Elem* e = elems.data() + static_cast<size_t>(s) * static_cast<size_t>(L);
+    if (st.active)
+      builder.Finish(st, e, [&](const std::vector<Elem>& path) { emit_path(0, counted_of_persons[s], path); });
   }
 
-  // Merge the slots (persons are disjoint across slots, so person counts add up).
+  // Merge the slots (each person counts a key once, in whichever slot, so counts add up).
   PathsResult out;
   out.timezone = tz.name();
   if (q.has_dates) {

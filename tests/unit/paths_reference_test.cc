@@ -506,9 +506,10 @@ TEST_P(PathsReference, MatchesNaive) {
   const int64_t base = 1741046400000LL + R(0, 86400) * 1000LL;  // 2025-03-04
   const int64_t step = std::vector<int64_t>{1000, 60'000, 600'000, 3'600'000}[static_cast<size_t>(seed % 4)];
   const int persons = R(2, 12);
-  const int nevents = R(30, 260);
+  const int nevents = seed % 6 == 1 ? R(300, 900) : R(30, 260);
   const int64_t span = std::vector<int64_t>{2, 6, 20}[static_cast<size_t>(R(0, 2))] * 86'400'000;
   const bool numeric_urls = seed % 6 == 0;  // some blocks hold only numbers in $current_url
+  const bool many_urls = seed % 6 == 1;
   std::vector<RefEvent> sent;
   for (int i = 0; i < nevents; i++) {
     RefEvent e;
@@ -522,6 +523,8 @@ TEST_P(PathsReference, MatchesNaive) {
     if (IsPage(e.event) && rng() % 5) {
       if (numeric_urls)
         e.url = R(0, 3) ? json(7) : json(12);
+      else if (many_urls)  // hundreds of nodes and edges: keys beyond a person's inline bits
+        e.url = "/p/" + std::to_string(R(0, 300));
       else
         e.url = kUrls[R(0, 6)];
     }
