@@ -22,9 +22,10 @@
 // Algorithm: one pass in per-person time order (ScanPersonGroups) with per-person state in
 // dense arrays: the open session's elements (at most step_limit of them, the last ones in a
 // ring), the current run, and the node and edge keys the person already counted (bits for
-// the common ones). A session's path is emitted when the next event is more than the window later, or
-// at the end of the scan. Node names (event names, cleaned URLs) are interned before the
-// parallel part, once per distinct raw URL.
+// the common ones). A session's path is emitted when the person's next event is more than
+// the window later, or at the end of the scan. Node names (event names, cleaned URLs) are
+// interned before the parallel part, once per distinct raw URL. Cost: O(rows) plus
+// O(step_limit) per path; memory O(persons x step_limit).
 #include "query/paths.h"
 
 #include <algorithm>
@@ -84,8 +85,17 @@ Status InFunnel(const Status& s) {
   return InvalidArgument("funnel." + s.message(), field);
 }
 
+// Longer page URLs are cut (at a UTF-8 character boundary) before cleaning: std::regex
+// recurses once per character matched, and a property value may be a megabyte long.
+constexpr size_t kMaxPageChars = 2000;
+
 // The node name of a page URL: one trailing "/" dropped, then the cleaning rules in order.
 StatusOr<std::string> CleanPageName(const PathsQuery& q, std::string url) {
+  if (url.size() > kMaxPageChars) {
+    size_t cut = kMaxPageChars;
+    while (cut > 0 && (static_cast<unsigned char>(url[cut]) & 0xC0) == 0x80) cut--;
+    url.resize(cut);
+  }
   if (url.size() > 1 && url.back() == '/') url.pop_back();
   for (size_t i = 0; i < q.replacements.size(); i++) {
     const PathReplacement& r = q.replacements[i];
@@ -157,10 +167,11 @@ struct Agg {
 // once per path element).
 class SlotAggs {
  public:
-  // names: the query's node names; nodes get dense ids through a table when it is small.
+  // names: the query's node names. Nodes and edges get their ids through direct tables when
+  // those are small (at most 1 MiB each: some 20,000 names for nodes, 150 for edges).
   explicit SlotAggs(size_t names) : table_(1024, kEmpty), names_(names) {
-    if (names * 12 <= (1u << 22)) node_ids_.assign(names * 12, kEmpty);
-    if (names * names * 11 <= (1u << 20)) edge_ids_.assign(names * names * 11, kEmpty);
+    if (names * 12 <= (1u << 18)) node_ids_.assign(names * 12, kEmpty);
+    if (names * names * 11 <= (1u << 18)) edge_ids_.assign(names * names * 11, kEmpty);
   }
   uint32_t NodeId(int step, uint32_t name) {
     if (node_ids_.empty()) return Id(NodeKey(step, name));
@@ -219,7 +230,6 @@ struct Elem {
 
 enum Phase : uint8_t { kWait, kCollect, kEnded, kClosed };
 
-// A person's open session. Its elements live in the slot's pool (front, then ring).
 // A person's open session: read on every event of the person, so it is small and apart from
 // the counting state. The session's elements live in a parallel array (front, then ring).
 struct PersonPaths {
