@@ -159,15 +159,25 @@ StatusOr<json> RunQuery(const json& request_in, EventStore& store, const TimeZon
   NS_ASSIGN_OR_RETURN(const QueryKind* kind, QueryKindOf(request_in));
   // Relative dates ("-30d", "last_month") become the project's local days here, once, so
   // every kind (and the answer's date_from/date_to) sees plain dates.
+  // A paths query's embedded "funnel" has dates of its own.
   json resolved;
-  bool relative = false;
-  for (const char* key : {"date_from", "date_to"}) {
-    auto it = request_in.find(key);
-    relative |= it != request_in.end() && it->is_string() && IsRelativeDate(it->get_ref<const std::string&>());
-  }
+  auto has_relative = [](const json& j) {
+    bool r = false;
+    for (const char* key : {"date_from", "date_to"}) {
+      auto it = j.find(key);
+      r |= it != j.end() && it->is_string() && IsRelativeDate(it->get_ref<const std::string&>());
+    }
+    return r;
+  };
+  auto funnel = request_in.find("funnel");
+  const bool nested = funnel != request_in.end() && funnel->is_object() && has_relative(*funnel);
+  const bool relative = has_relative(request_in) || nested;
   if (relative) {
     resolved = request_in;
     NS_RETURN_IF_ERROR(ResolveRelativeDates(resolved, tz.LocalDay(NowMs())));
+    if (nested)
+      if (Status st = ResolveRelativeDates(resolved["funnel"], tz.LocalDay(NowMs())); !st.ok())
+        return InvalidArgument("funnel." + st.message(), "funnel." + st.field());
   }
   const json& request = relative ? resolved : request_in;
   auto t0 = std::chrono::steady_clock::now();

@@ -833,6 +833,16 @@ TEST_F(PathsExample, DeadlineAnswersNoPartialResult) {
   }
 }
 
+TEST_F(PathsExample, RelativeDatesInTheFunnelToo) {
+  json funnel = {{"steps", json::array({{{"event", "product_click"}}, {{"event", "pay"}}})},
+                 {"date_from", "-7d"},
+                 {"date_to", "today"}};
+  json q = {{"kind", "paths"}, {"funnel", funnel}, {"funnel_step", 0}};
+  EXPECT_THAT(Run(q), IsOk());
+  q["funnel"]["date_from"] = "last_fortnight";
+  EXPECT_THAT(Run(q), StatusIs(StatusCode::kInvalidArgument, HasSubstr("funnel.date_from"), "funnel.date_from"));
+}
+
 // ---- validation: every bad field is named ----
 TEST(PathsValidation, NamesTheField) {
   const json ok = {{"kind", "paths"}, {"date_from", "2026-11-01"}, {"date_to", "2026-11-02"}};
