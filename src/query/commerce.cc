@@ -1,0 +1,450 @@
+// Commerce metrics (docs/queries.md "Commerce"). One pass over the snapshot collects, per
+// person (the person of each row as of the query: merges after the fact are seen), the rows
+// the metrics read: payments, refunds and carts of the range (and payments up to the
+// longest window after it), every registration before the range's end (a registration
+// counts where the person's first one falls), and the local days the person was active in
+// the range. Then each person is evaluated on each scope (the range, each interval, each
+// breakdown value) by one function, AddScope, so a bucket's figures are exactly the
+// figures of a query over that bucket alone.
+#include "query/commerce.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "query/json_fields.h"
+#include "query/scan.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kMsPerHour = 3'600'000;
+constexpr int64_t kMsPerDayC = 86'400'000;
+
+enum RowKind : uint8_t { kPay = 0, kRefund = 1, kCart = 2, kRegister = 3, kOther = 4 };
+
+struct Row {
+  uint32_t person;
+  uint32_t group;
+  int64_t ts;
+  RowKind kind;
+  double amount;
+  std::string order;  // payments: the order id ("" = an order by itself)
+};
+
+struct Activity {
+  uint32_t person;
+  uint32_t group;
+  int32_t day;
+  auto operator<=>(const Activity&) const = default;
+};
+
+// The scope a person is evaluated on: [lo_ms, hi_ms), local days [lo_day, hi_day].
+struct Scope {
+  int64_t lo_ms, hi_ms;
+  int32_t lo_day, hi_day;
+};
+
+// Adds one person's contribution to `m`. `rows` are the person's rows (of one breakdown
+// value, or all) in time order; `days` the local days the person was active in the range,
+// ascending and distinct.
+void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& days, const Scope& s,
+              const CommerceQuery& q, CommerceMetrics& m) {
+  auto d = std::lower_bound(days.begin(), days.end(), s.lo_day);
+  if (d == days.end() || *d > s.hi_day) return;  // not active in the scope: nothing of it counts
+  m.active_persons++;
+
+  std::vector<int64_t> pay_ts;  // every payment (also after the scope: windows look ahead)
+  for (const Row* r : rows)
+    if (r->kind == kPay) pay_ts.push_back(r->ts);
+  // paid within [t, t + window]
+  auto paid_within = [&](int64_t t, int64_t window) {
+    auto it = std::lower_bound(pay_ts.begin(), pay_ts.end(), t);
+    return it != pay_ts.end() && *it <= t + window;
+  };
+
+  // Orders of the scope: one per order id (its earliest payment, its largest amount).
+  std::map<std::string, std::pair<int64_t, double>> named;
+  std::vector<std::pair<int64_t, double>> orders;
+  const Row* first_reg = nullptr;
+  for (const Row* r : rows) {
+    if (r->kind == kRegister && !first_reg) first_reg = r;
+    if (r->ts < s.lo_ms || r->ts >= s.hi_ms) continue;
+    switch (r->kind) {
+      case kPay:
+        if (r->order.empty()) {
+          orders.emplace_back(r->ts, r->amount);
+        } else {
+          auto [it, fresh] = named.try_emplace(r->order, r->ts, r->amount);
+          if (!fresh) it->second.second = std::max(it->second.second, r->amount);
+        }
+        break;
+      case kRefund:
+        m.refunds++;
+        m.refund_amount += r->amount;
+        break;
+      case kCart:
+        m.carts++;
+        if (!paid_within(r->ts, q.cart_window_hours * kMsPerHour)) m.abandoned_carts++;
+        break;
+      default: break;
+    }
+  }
+  for (const auto& [id, o] : named) orders.push_back(o);
+  if (!orders.empty()) {
+    std::sort(orders.begin(), orders.end());
+    m.orders += orders.size();
+    m.paying_persons++;
+    if (orders.size() >= 2) m.repeat_payers++;
+    for (size_t i = 0; i < orders.size(); i++) {
+      m.gmv_gross += orders[i].second;
+      if (i > 0)
+        m.order_gaps_days.push_back(static_cast<double>(orders[i].first - orders[i - 1].first) /
+                                    static_cast<double>(kMsPerDayC));
+    }
+  }
+  if (first_reg && first_reg->ts >= s.lo_ms && first_reg->ts < s.hi_ms) {
+    m.registered_persons++;
+    if (paid_within(first_reg->ts, q.first_purchase_days * kMsPerDayC)) m.first_purchase_persons++;
+  }
+}
+
+json Ratio(double num, double den) { return den > 0 ? json(num / den) : json(); }
+
+StatusOr<std::string> EventName(const json& j, const char* key) {
+  NS_ASSIGN_OR_RETURN(std::string name, GetString(j, key, "", false));
+  if (name == kAnyEvent) return InvalidArgument(std::string(key) + ": must name one event, not $any", key);
+  return name;
+}
+
+}  // namespace
+
+StatusOr<CommerceQuery> ParseCommerceQuery(const json& j) {
+  NS_RETURN_IF_ERROR(
+      CheckFields(j, "",
+                  {"kind", "date_from", "date_to", "interval", "breakdown", "breakdown_limit", "filters", "cohort",
+                   "refund_event", "cart_event", "register_event", "first_purchase_days", "cart_window_hours"}));
+  CommerceQuery q;
+  NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
+  if (auto it = j.find("interval"); it != j.end() && !it->is_null()) {
+    NS_ASSIGN_OR_RETURN(std::string iv, GetString(j, "interval", "", true));
+    auto parsed = ParseInterval(iv);
+    if (!parsed.ok() || *parsed == Interval::kHour)
+      return InvalidArgument("interval: expected day, week or month, got '" + iv + "'", "interval");
+    q.interval = *parsed;
+  }
+  if (auto it = j.find("breakdown"); it != j.end() && !it->is_null()) {
+    const json& b = it->is_array() && it->size() == 1 ? (*it)[0] : *it;
+    if (!b.is_string() || b.get_ref<const std::string&>().empty())
+      return InvalidArgument("breakdown: expected a property name (or person.<property>)", "breakdown");
+    PropertyRef r;
+    r.display = b.get<std::string>();
+    r.person = r.display.rfind("person.", 0) == 0;
+    r.name = r.person ? r.display.substr(7) : r.display;
+    if (r.name.empty()) return InvalidArgument("breakdown: expected a property name after person.", "breakdown");
+    q.breakdown = r;
+  }
+  NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "breakdown_limit", "", 25, 1, 1000));
+  q.breakdown_limit = static_cast<size_t>(lim);
+  NS_ASSIGN_OR_RETURN(q.filters, ParseFilters(j.value("filters", json::array()), "filters"));
+  NS_RETURN_IF_ERROR(AppendCohortField(j, &q.filters));
+  NS_ASSIGN_OR_RETURN(q.refund_event, EventName(j, "refund_event"));
+  NS_ASSIGN_OR_RETURN(q.cart_event, EventName(j, "cart_event"));
+  NS_ASSIGN_OR_RETURN(q.register_event, EventName(j, "register_event"));
+  NS_ASSIGN_OR_RETURN(int64_t fpd, GetInt(j, "first_purchase_days", "", 7, 1, 365));
+  NS_ASSIGN_OR_RETURN(int64_t cwh, GetInt(j, "cart_window_hours", "", 24, 1, 24 * 365));
+  q.first_purchase_days = static_cast<int>(fpd);
+  q.cart_window_hours = static_cast<int>(cwh);
+  return q;
+}
+
+StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext& ctx) {
+  const StoreSnapshot& snap = ctx.snap;
+  const TimeZone& tz = ctx.tz;
+  const PeopleSettings& settings = ctx.people_settings();
+  const PersonTable& pt = *snap.persons;
+  const size_t np = pt.size();
+
+  CommerceEvents names;
+  names.pay = settings.pay_event;
+  if (!q.refund_event.empty()) names.refund = q.refund_event;
+  if (!q.cart_event.empty()) names.cart = q.cart_event;
+  if (!q.register_event.empty()) names.reg = q.register_event;
+  // One event is one kind: a name given twice would count its rows twice over.
+  const std::pair<const char*, const std::string*> kinds[] = {
+      {"refund_event", &names.refund}, {"cart_event", &names.cart}, {"register_event", &names.reg}};
+  for (size_t a = 0; a < 3; a++) {
+    if (*kinds[a].second == names.pay)
+      return InvalidArgument(std::string(kinds[a].first) + ": '" + names.pay + "' is the payment event",
+                             kinds[a].first);
+    for (size_t b = 0; b < a; b++)
+      if (*kinds[a].second == *kinds[b].second)
+        return InvalidArgument(std::string(kinds[a].first) + ": '" + *kinds[a].second + "' is also " + kinds[b].first,
+                               kinds[a].first);
+  }
+
+  CommerceResult out;
+  out.timezone = tz.name();
+  out.date_from = q.from_day;
+  out.date_to = q.to_day;
+  out.events = names;
+  out.first_purchase_days = q.first_purchase_days;
+  out.cart_window_hours = q.cart_window_hours;
+  out.interval = q.interval;
+  if (q.breakdown) out.breakdown = q.breakdown->display;
+
+  const int64_t range_lo = tz.DayStartMs(q.from_day), range_hi = tz.DayStartMs(q.to_day + 1);
+  // Payments after the range still end a cart's or a registration's window.
+  const int64_t scan_hi =
+      range_hi + std::max<int64_t>(q.first_purchase_days * kMsPerDayC, q.cart_window_hours * kMsPerHour) + 1;
+  const EventMatcher pay = EventMatcher::Make(names.pay, *snap.events);
+  const EventMatcher refund = EventMatcher::Make(names.refund, *snap.events);
+  const EventMatcher cart = EventMatcher::Make(names.cart, *snap.events);
+  const EventMatcher reg = EventMatcher::Make(names.reg, *snap.events);
+  auto kind_of = [&](uint32_t code) {
+    if (!pay.none && (pay.any || code == pay.code)) return kPay;
+    if (!refund.none && code == refund.code) return kRefund;
+    if (!cart.none && code == cart.code) return kCart;
+    if (!reg.none && code == reg.code) return kRegister;
+    return kOther;
+  };
+  const FilterSet filters(q.filters, snap);
+  std::vector<PropertyRef> props;
+  if (q.breakdown) props.push_back(*q.breakdown);
+  BreakdownResolver breakdown(props, snap);
+  DayIndex days(tz, q.from_day, q.to_day);
+
+  std::vector<Row> rows;
+  std::vector<Activity> acts;
+  BlockGroups groups;
+  for (const auto& bp : snap.blocks) {
+    if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
+    const Block& blk = *bp;
+    if (blk.size() == 0 || blk.min_ts() >= scan_hi) continue;
+    if (blk.max_ts() < range_lo && !reg.MayMatch(blk)) continue;  // before the range only registrations count
+    const FilterSet::BlockEval eval = filters.ForBlock(blk);
+    if (eval.always_false) continue;
+    breakdown.ResolveBlock(blk, &groups);
+    const PropColumn* amount = blk.prop(settings.amount_property);
+    const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+    const auto& ts = blk.ts();
+    const auto& ev = blk.ev();
+    const auto& did = blk.did();
+    for (size_t i = 0; i < blk.size(); i++) {
+      const int64_t t = ts[i];
+      if (t >= scan_hi) continue;
+      const RowKind kind = kind_of(ev[i]);
+      const bool in_range = t >= range_lo && t < range_hi;
+      if (!in_range && !(kind == kRegister && t < range_lo) && !(kind == kPay && t >= range_hi)) continue;
+      if (!eval.always_true && !eval.Match(i)) continue;
+      const uint32_t p = pt.PersonOf(did[i]);
+      if (p >= np) continue;  // newer than the snapshot's person table
+      const uint32_t g = groups[i];
+      if (in_range) {
+        Activity a{p, g, days.Day(t)};
+        if (acts.empty() || acts.back() != a) acts.push_back(a);
+      }
+      if (kind == kOther) continue;
+      Row r{p, g, t, kind, 0, {}};
+      if (kind == kPay || kind == kRefund) {
+        // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
+        if (amount && (!amount->GetNum(i, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
+        if (kind == kPay && order && order->Present(i)) r.order = order->Get(i).AsString();
+      }
+      rows.push_back(std::move(r));
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.person != b.person ? a.person < b.person : a.ts != b.ts ? a.ts < b.ts : a.kind < b.kind;
+  });
+  std::sort(acts.begin(), acts.end());
+  acts.erase(std::unique(acts.begin(), acts.end()), acts.end());
+
+  std::vector<Bucket> buckets;
+  std::vector<Scope> bucket_scopes;
+  if (q.interval) {
+    buckets = tz.MakeBuckets(q.from_day, q.to_day, *q.interval);
+    for (const Bucket& b : buckets) {
+      bucket_scopes.push_back(Scope{b.start_ms, b.end_ms, tz.LocalDay(b.start_ms), tz.LocalDay(b.end_ms) - 1});
+      out.dates.push_back(b.label);
+    }
+    out.series.resize(buckets.size());
+  }
+  const Scope range{range_lo, range_hi, q.from_day, q.to_day};
+  std::map<uint32_t, CommerceMetrics> by_group;
+
+  // Walk persons in order over both sorted lists.
+  size_t ri = 0, ai = 0;
+  std::vector<const Row*> prow, grow;
+  std::vector<int32_t> pdays, gdays;
+  std::vector<uint32_t> pgroups;
+  while (ri < rows.size() || ai < acts.size()) {
+    const uint32_t p =
+        std::min(ri < rows.size() ? rows[ri].person : UINT32_MAX, ai < acts.size() ? acts[ai].person : UINT32_MAX);
+    prow.clear();
+    pdays.clear();
+    pgroups.clear();
+    const size_t a0 = ai;
+    for (; ri < rows.size() && rows[ri].person == p; ri++) prow.push_back(&rows[ri]);
+    for (; ai < acts.size() && acts[ai].person == p; ai++) {
+      pdays.push_back(acts[ai].day);
+      if (pgroups.empty() || pgroups.back() != acts[ai].group) pgroups.push_back(acts[ai].group);
+    }
+    std::sort(pdays.begin(), pdays.end());
+    pdays.erase(std::unique(pdays.begin(), pdays.end()), pdays.end());
+    AddScope(prow, pdays, range, q, out.total);
+    if (q.interval) {
+      int32_t last = -1;
+      for (int32_t d : pdays) {
+        const int32_t k = TimeZone::PeriodsBetween(q.from_day, d, *q.interval);
+        if (k == last || k < 0 || static_cast<size_t>(k) >= buckets.size()) continue;
+        last = k;
+        AddScope(prow, pdays, bucket_scopes[static_cast<size_t>(k)], q, out.series[static_cast<size_t>(k)]);
+      }
+    }
+    if (q.breakdown) {
+      // Each value's figures are those of the query with the extra filter "breakdown = value":
+      // a person's rows of that value only (activity groups are the values the person has in
+      // the range; a value seen only outside the range adds nothing, as AddScope says).
+      for (uint32_t g : pgroups) {
+        grow.clear();
+        gdays.clear();
+        for (const Row* r : prow)
+          if (r->group == g) grow.push_back(r);
+        for (size_t x = a0; x < ai; x++)
+          if (acts[x].group == g) gdays.push_back(acts[x].day);
+        AddScope(grow, gdays, range, q, by_group[g]);
+      }
+    }
+  }
+  if (q.breakdown) {
+    std::vector<std::pair<json, CommerceMetrics>> list;
+    for (auto& [g, m] : by_group) list.emplace_back(breakdown.Value(g), std::move(m));
+    std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+      const double ga = a.second.gmv_gross - a.second.refund_amount, gb = b.second.gmv_gross - b.second.refund_amount;
+      if (ga != gb) return ga > gb;
+      if (a.second.orders != b.second.orders) return a.second.orders > b.second.orders;
+      return a.first.dump() < b.first.dump();
+    });
+    if (list.size() > q.breakdown_limit) list.resize(q.breakdown_limit);
+    out.breakdowns = std::move(list);
+  }
+  return out;
+}
+
+json CommerceMetricsJson(const CommerceMetrics& m) {
+  json cycle;
+  if (!m.order_gaps_days.empty()) {
+    std::vector<double> g = m.order_gaps_days;
+    std::sort(g.begin(), g.end());
+    const size_t n = g.size();
+    cycle = n % 2 ? g[n / 2] : (g[n / 2 - 1] + g[n / 2]) / 2;
+  }
+  return json{
+      {"gmv", m.gmv_gross - m.refund_amount},
+      {"gmv_gross", m.gmv_gross},
+      {"refunds", m.refunds},
+      {"refund_amount", m.refund_amount},
+      {"orders", m.orders},
+      {"paying_persons", m.paying_persons},
+      {"active_persons", m.active_persons},
+      {"aov", Ratio(m.gmv_gross, static_cast<double>(m.orders))},
+      {"paid_conversion_rate", Ratio(static_cast<double>(m.paying_persons), static_cast<double>(m.active_persons))},
+      {"registered_persons", m.registered_persons},
+      {"first_purchase_persons", m.first_purchase_persons},
+      {"first_purchase_conversion",
+       Ratio(static_cast<double>(m.first_purchase_persons), static_cast<double>(m.registered_persons))},
+      {"repeat_payers", m.repeat_payers},
+      {"repurchase_rate", Ratio(static_cast<double>(m.repeat_payers), static_cast<double>(m.paying_persons))},
+      {"repurchase_cycle_days", cycle},
+      {"repurchase_gaps", m.order_gaps_days.size()},
+      {"carts", m.carts},
+      {"abandoned_carts", m.abandoned_carts},
+      {"cart_abandonment_rate", Ratio(static_cast<double>(m.abandoned_carts), static_cast<double>(m.carts))}};
+}
+
+json ToJson(const CommerceResult& r) {
+  json out = CommerceMetricsJson(r.total);
+  out["kind"] = "commerce";
+  out["timezone"] = r.timezone;
+  out["date_from"] = FormatDate(r.date_from);
+  out["date_to"] = FormatDate(r.date_to);
+  out["events"] = {{"pay_event", r.events.pay},
+                   {"refund_event", r.events.refund},
+                   {"cart_event", r.events.cart},
+                   {"register_event", r.events.reg}};
+  out["first_purchase_days"] = r.first_purchase_days;
+  out["cart_window_hours"] = r.cart_window_hours;
+  if (r.interval) {
+    out["interval"] = IntervalName(*r.interval);
+    out["dates"] = r.dates;
+    json series = json::array();
+    for (size_t k = 0; k < r.series.size(); k++) {
+      json m = CommerceMetricsJson(r.series[k]);
+      m["date"] = r.dates[k];
+      series.push_back(std::move(m));
+    }
+    out["series"] = std::move(series);
+  }
+  if (r.breakdown) {
+    out["breakdown"] = *r.breakdown;
+    json parts = json::array();
+    for (const auto& [value, m] : r.breakdowns) {
+      json x = CommerceMetricsJson(m);
+      x["breakdown_value"] = value;
+      parts.push_back(std::move(x));
+    }
+    out["breakdowns"] = std::move(parts);
+  }
+  return out;
+}
+
+namespace {
+
+const char* const kMetricColumns[] = {"gmv",
+                                      "refunds",
+                                      "refund_amount",
+                                      "orders",
+                                      "paying_persons",
+                                      "active_persons",
+                                      "aov",
+                                      "paid_conversion_rate",
+                                      "first_purchase_conversion",
+                                      "repurchase_rate",
+                                      "repurchase_cycle_days",
+                                      "cart_abandonment_rate"};
+
+}  // namespace
+
+const QueryKind kCommerceKind{"commerce",
+                              {},
+                              [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+                                NS_ASSIGN_OR_RETURN(CommerceQuery q, ParseCommerceQuery(request));
+                                NS_RETURN_IF_ERROR(ctx.BindCohorts(q.filters));
+                                NS_ASSIGN_OR_RETURN(CommerceResult r, RunCommerce(q, ctx));
+                                return ToJson(r);
+                              },
+                              [](const json& request) { return ParseCommerceQuery(request).status(); },
+                              [](const json& r) {
+                                // One row for the range, then one per interval and per breakdown value.
+                                ResultTable rows;
+                                std::vector<json> head{"scope"};
+                                for (const char* c : kMetricColumns) head.push_back(c);
+                                rows.push_back(head);
+                                auto add = [&](const json& label, const json& m) {
+                                  std::vector<json> row{label};
+                                  for (const char* c : kMetricColumns) row.push_back(m[c]);
+                                  rows.push_back(std::move(row));
+                                };
+                                add("total", r);
+                                if (r.contains("series"))
+                                  for (const auto& m : r["series"]) add(m["date"], m);
+                                if (r.contains("breakdowns"))
+                                  for (const auto& m : r["breakdowns"]) add(m["breakdown_value"], m);
+                                return rows;
+                              }};
+
+}  // namespace ns
