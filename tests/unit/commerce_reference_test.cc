@@ -23,6 +23,7 @@
 #include <set>
 
 #include "core/env.h"
+#include "ops/kpi_reducers.h"
 #include "query/query_kind.h"
 #include "storage/event_store.h"
 #include "test_util.h"
@@ -560,6 +561,115 @@ TEST(CommerceQuery, ValidationNamesTheField) {
     q[key] = value;
     bad(q, key);
   }
+}
+
+}  // namespace
+}  // namespace ns
+
+namespace ns {
+namespace {
+
+// The worked example of docs/queries.md "Commerce" and "LTV", figure for figure.
+TEST(CommerceQuery, DocumentedExample) {
+  auto tz = TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(tz.ok());
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  auto store = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(store.ok());
+  std::vector<Event> batch;
+  int n = 0;
+  auto add = [&](const std::string& did, const std::string& event, const std::string& when,
+                 std::optional<double> amount = std::nullopt, std::optional<std::string> order = std::nullopt) {
+    Event e;
+    e.uuid = Uuid::FromClientId("doc-" + std::to_string(n++));
+    e.has_uuid = true;
+    e.distinct_id = did;
+    e.event = event;
+    auto ts = ParseIsoTimestamp(when, *tz);
+    ASSERT_TRUE(ts.ok()) << when;
+    e.ts_ms = *ts;
+    if (amount) e.props.push_back({"amount", PropValue::Num(*amount)});
+    if (order) e.props.push_back({"order_id", PropValue::Str(*order)});
+    if (event == "$identify") {
+      e.props.push_back({"$anon_distinct_id", PropValue::Str("a2")});
+      e.merge_with.push_back("a2");
+    }
+    batch.push_back(std::move(e));
+  };
+  add("u1", "register", "2026-11-01 23:30:00");
+  add("u1", "add_to_cart", "2026-11-02 10:00:00");
+  add("u1", "pay", "2026-11-02 10:30:00", 100, "A1");
+  add("u1", "pay", "2026-11-02 10:31:00", 100, "A1");  // a retry of order A1
+  add("u1", "pay", "2026-11-05 10:30:00", 60, "A2");
+  add("u1", "refund", "2026-11-06 12:00:00", 40);
+  add("u1", "pay", "2026-12-03 09:00:00", 50, "A3");
+  add("a2", "register", "2026-11-03 09:00:00");
+  add("a2", "add_to_cart", "2026-11-03 09:10:00");
+  add("u2", "$identify", "2026-11-07 20:00:00");
+  add("u2", "pay", "2026-11-09 08:00:00", 80, "B1");
+  add("u3", "view", "2026-11-04 15:00:00");
+  add("u3", "register", "2026-11-08 23:59:59.999");
+  ASSERT_TRUE((*store)->Append(std::move(batch), Durability::kUnlogged).ok());
+
+  auto got = RunQuery(json{{"kind", "commerce"}, {"date_from", "2026-11-02"}, {"date_to", "2026-11-08"}}, **store, *tz);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  json want{{"gmv", 120.0},
+            {"gmv_gross", 160.0},
+            {"refunds", 1},
+            {"refund_amount", 40.0},
+            {"orders", 2},
+            {"paying_persons", 1},
+            {"active_persons", 3},
+            {"aov", 80.0},
+            {"registered_persons", 2},
+            {"first_purchase_persons", 1},
+            {"first_purchase_conversion", 0.5},
+            {"repeat_payers", 1},
+            {"repurchase_rate", 1.0},
+            {"repurchase_cycle_days", 3.0},
+            {"carts", 2},
+            {"abandoned_carts", 1},
+            {"cart_abandonment_rate", 0.5}};
+  for (auto& [k, v] : want.items()) EXPECT_EQ((*got)[k], v) << k;
+  EXPECT_NEAR((*got)["paid_conversion_rate"].get<double>(), 1.0 / 3, 1e-12);
+
+  auto ltv = RunQuery(json{{"kind", "ltv"},
+                           {"date_from", "2026-11-01"},
+                           {"date_to", "2026-11-30"},
+                           {"periods", 3},
+                           {"as_of", "2026-12-06"}},
+                      **store, *tz);
+  ASSERT_TRUE(ltv.ok()) << ltv.status().ToString();
+  ASSERT_EQ((*ltv)["cohorts"].size(), 1u);
+  EXPECT_EQ((*ltv)["cohorts"][0]["cohort"], "2026-11-01");
+  EXPECT_EQ((*ltv)["cohorts"][0]["persons"], 2);
+  EXPECT_EQ((*ltv)["cohorts"][0]["revenue"], json({200.0, 250.0}));
+  EXPECT_EQ((*ltv)["cohorts"][0]["ltv"], json({100.0, 125.0}));
+
+  // As a KPI of the operations layer: one metric, ratios as numerator / denominator.
+  const KpiReducer* kpi = FindKpiReducer("commerce");
+  ASSERT_NE(kpi, nullptr);
+  json q{{"kind", "commerce"}, {"date_from", "2026-11-02"}, {"date_to", "2026-11-08"}, {"interval", "day"}};
+  json reduce = json::object();
+  ASSERT_TRUE(kpi->validate(q, reduce).ok());
+  EXPECT_EQ(reduce["metric"], "gmv");
+  kpi->shape(q, reduce);
+  EXPECT_FALSE(q.contains("interval"));
+  QueryScope scope(**store, *tz);
+  auto gmv = kpi->reduce(q, reduce, PeriodRange{0, 0}, false, scope.ctx());
+  ASSERT_TRUE(gmv.ok()) << gmv.status().ToString();
+  EXPECT_EQ(gmv->at("").Value(), 120.0);
+  json rate{{"metric", "cart_abandonment_rate"}};
+  ASSERT_TRUE(kpi->validate(q, rate).ok());
+  auto parts = kpi->reduce(q, rate, PeriodRange{0, 0}, false, scope.ctx());
+  ASSERT_TRUE(parts.ok());
+  EXPECT_TRUE(parts->at("").ratio);
+  EXPECT_EQ(parts->at("").num, 1.0);
+  EXPECT_EQ(parts->at("").den, 2.0);
+  json bad{{"metric", "repurchase_cycle_days"}};
+  EXPECT_THAT(kpi->validate(q, bad), testing::StatusIs(StatusCode::kInvalidArgument, ::testing::_, "reduce.metric"));
 }
 
 }  // namespace
