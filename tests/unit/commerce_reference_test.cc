@@ -73,8 +73,8 @@ struct NEvent {
   std::optional<PropValue> amount_prop, order_prop;
   double amount = 0;
   std::optional<std::string> order;
-  std::optional<std::string> channel;
-  std::string person;  // root, filled after the merges
+  std::optional<std::string> channel, plan;  // plan: a person property the event sets
+  std::string person;                        // root, filled after the merges
   int day = 0;
 };
 
@@ -324,6 +324,7 @@ TEST_P(CommerceReference, MatchesNaive) {
     } else {
       e.event = "view";
     }
+    if (R(0, 6) == 0 && e.did[0] == 'u') e.plan = p % 2 ? "pro" : "free";  // one plan per person
     sent.push_back(e);
   }
 
@@ -353,6 +354,7 @@ TEST_P(CommerceReference, MatchesNaive) {
       if (r.channel) e.props.push_back({"channel", PropValue::Str(*r.channel)});
       if (r.amount_prop) e.props.push_back({"amount", *r.amount_prop});
       if (r.order_prop) e.props.push_back({"order_id", *r.order_prop});
+      if (r.plan) e.person_set.push_back({"plan", PropValue::Str(*r.plan)});
       if (r.anon) {
         e.props.push_back({"$anon_distinct_id", PropValue::Str(*r.anon)});
         e.merge_with.push_back(*r.anon);
@@ -382,8 +384,10 @@ TEST_P(CommerceReference, MatchesNaive) {
     std::string a = root(e.did), b = root(*e.anon);
     if (a != b) parent[b] = a;
   }
+  std::map<std::string, std::string> plan_of;  // person (root) -> plan
   for (NEvent& e : world) {
     e.person = root(e.did);
+    if (e.plan) plan_of[e.person] = *e.plan;
     e.day = LocalDay(zone, e.ts);
   }
 
@@ -396,22 +400,24 @@ TEST_P(CommerceReference, MatchesNaive) {
     const int cart_hours = R(0, 2) ? 24 : R(1, 72);
     static const char* kIntervals[] = {"", "day", "week", "month"};
     const std::string interval = kIntervals[R(0, 3)];
-    const bool breakdown = R(0, 2) == 0;
+    const int breakdown = R(0, 5);  // 0, 1: channel; 2: person.plan
     json filters = json::array();
-    const int f = R(0, 4);
+    const int f = R(0, 5);
     if (f == 1) filters.push_back({{"property", "channel"}, {"op", "eq"}, {"value", "a"}});
     if (f == 2) filters.push_back({{"property", "channel"}, {"op", "neq"}, {"value", "b"}});
+    if (f == 3) filters.push_back({{"property", "person.plan"}, {"op", "eq"}, {"value", "pro"}});
     json q{{"kind", "commerce"}, {"date_from", DayString(from)}, {"date_to", DayString(to)}, {"filters", filters}};
     if (fp_days != 7 || R(0, 1)) q["first_purchase_days"] = fp_days;
     if (cart_hours != 24 || R(0, 1)) q["cart_window_hours"] = cart_hours;
     if (!interval.empty()) q["interval"] = interval;
-    if (breakdown) q["breakdown"] = "channel";
+    if (breakdown <= 2) q["breakdown"] = breakdown == 2 ? "person.plan" : "channel";
     auto got = RunQuery(q, **store, *tz);
     ASSERT_TRUE(got.ok()) << got.status().ToString() << " " << q.dump();
 
     auto passes = [&](const NEvent& e) {
       if (f == 1) return e.channel && *e.channel == "a";
       if (f == 2) return !e.channel || *e.channel != "b";
+      if (f == 3) return plan_of.count(e.person) && plan_of.at(e.person) == "pro";
       return true;
     };
     std::vector<const NEvent*> evs;
@@ -441,16 +447,21 @@ TEST_P(CommerceReference, MatchesNaive) {
     } else {
       EXPECT_FALSE(got->contains("series"));
     }
-    if (breakdown) {
+    if (breakdown <= 2) {
       // Every value seen in the range (null: no channel), each as a filter on the events.
       std::set<std::optional<std::string>> values;
+      auto value_of = [&](const NEvent* e) -> std::optional<std::string> {
+        if (breakdown < 2) return e->channel;
+        auto it = plan_of.find(e->person);
+        return it == plan_of.end() ? std::nullopt : std::optional<std::string>(it->second);
+      };
       for (const NEvent* e : evs)
-        if (e->ts >= lo && e->ts < hi) values.insert(e->channel);
+        if (e->ts >= lo && e->ts < hi) values.insert(value_of(e));
       std::vector<std::pair<json, NMetrics>> want;
       for (const auto& v : values) {
         std::vector<const NEvent*> sub;
         for (const NEvent* e : evs)
-          if (e->channel == v) sub.push_back(e);
+          if (value_of(e) == v) sub.push_back(e);
         want.emplace_back(v ? json(*v) : json(), Naive(sub, lo, hi, fp_days, cart_hours));
       }
       std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
