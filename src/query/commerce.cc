@@ -9,10 +9,14 @@
 #include "query/commerce.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
+#include <string_view>
+#include <thread>
 
 #include "query/json_fields.h"
+#include "query/person_scan.h"
 #include "query/scan.h"
 
 namespace ns {
@@ -32,7 +36,7 @@ struct Row {
   int64_t ts;
   RowKind kind;
   double amount;
-  std::string order;  // payments: the order id ("" = an order by itself)
+  uint32_t order;  // payments: 1 + the index of the order id's text; 0 = an order by itself
 };
 
 struct Activity {
@@ -52,7 +56,7 @@ struct Scope {
 // value, or all) in time order; `days` the local days the person was active in the range,
 // ascending and distinct.
 void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& days, const Scope& s,
-              const CommerceQuery& q, CommerceMetrics& m) {
+              const CommerceQuery& q, const std::vector<std::string>& order_ids, CommerceMetrics& m) {
   auto d = std::lower_bound(days.begin(), days.end(), s.lo_day);
   if (d == days.end() || *d > s.hi_day) return;  // not active in the scope: nothing of it counts
   m.active_persons++;
@@ -67,7 +71,7 @@ void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& d
   };
 
   // Orders of the scope: one per order id (its earliest payment, its largest amount).
-  std::map<std::string, std::pair<int64_t, double>> named;
+  std::map<std::string_view, std::pair<int64_t, double>> named;
   std::vector<std::pair<int64_t, double>> orders;
   const Row* first_reg = nullptr;
   for (const Row* r : rows) {
@@ -75,10 +79,10 @@ void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& d
     if (r->ts < s.lo_ms || r->ts >= s.hi_ms) continue;
     switch (r->kind) {
       case kPay:
-        if (r->order.empty()) {
+        if (r->order == 0) {
           orders.emplace_back(r->ts, r->amount);
         } else {
-          auto [it, fresh] = named.try_emplace(r->order, r->ts, r->amount);
+          auto [it, fresh] = named.try_emplace(order_ids[r->order - 1], r->ts, r->amount);
           if (!fresh) it->second.second = std::max(it->second.second, r->amount);
         }
         break;
@@ -215,47 +219,91 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   std::vector<PropertyRef> props;
   if (q.breakdown) props.push_back(*q.breakdown);
   BreakdownResolver breakdown(props, snap);
-  DayIndex days(tz, q.from_day, q.to_day);
 
-  std::vector<Row> rows;
-  std::vector<Activity> acts;
-  BlockGroups groups;
-  for (const auto& bp : snap.blocks) {
-    if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
-    const Block& blk = *bp;
-    if (blk.size() == 0 || blk.min_ts() >= scan_hi) continue;
-    if (blk.max_ts() < range_lo && !reg.MayMatch(blk)) continue;  // before the range only registrations count
-    const FilterSet::BlockEval eval = filters.ForBlock(blk);
-    if (eval.always_false) continue;
-    breakdown.ResolveBlock(blk, &groups);
-    const PropColumn* amount = blk.prop(settings.amount_property);
-    const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
-    const auto& ts = blk.ts();
-    const auto& ev = blk.ev();
-    const auto& did = blk.did();
-    for (size_t i = 0; i < blk.size(); i++) {
-      const int64_t t = ts[i];
-      if (t >= scan_hi) continue;
-      const RowKind kind = kind_of(ev[i]);
-      const bool in_range = t >= range_lo && t < range_hi;
-      if (!in_range && !(kind == kRegister && t < range_lo) && !(kind == kPay && t >= range_hi)) continue;
-      if (!eval.always_true && !eval.Match(i)) continue;
-      const uint32_t p = pt.PersonOf(did[i]);
-      if (p >= np) continue;  // newer than the snapshot's person table
-      const uint32_t g = groups[i];
-      if (in_range) {
-        Activity a{p, g, days.Day(t)};
-        if (acts.empty() || acts.back() != a) acts.push_back(a);
+  // Blocks are shared out to threads, each collecting its own rows (merged below). The
+  // breakdown resolver interns values as it meets them, so a breakdown scans on one thread.
+  struct Part {
+    std::vector<Row> rows;
+    std::vector<Activity> acts;
+    std::vector<std::string> order_ids;
+  };
+  const int threads =
+      q.breakdown ? 1 : std::max(1, std::min<int>(QueryThreads(), static_cast<int>(snap.blocks.size())));
+  std::vector<Part> parts(static_cast<size_t>(threads));
+  std::atomic<size_t> next{0};
+  // Local day starts of the range: a row's day is found by binary search, or reused while
+  // rows stay within the day found last (rows come mostly per person in time order).
+  std::vector<int64_t> day_starts;
+  for (int32_t d = q.from_day; d <= q.to_day + 1; d++) day_starts.push_back(tz.DayStartMs(d));
+  auto work = [&](int t) {
+    Part& P = parts[static_cast<size_t>(t)];
+    BlockGroups groups;
+    size_t day = 0;  // day_starts[day] <= ts < day_starts[day + 1] for the last day found
+    for (size_t b; (b = next.fetch_add(1)) < snap.blocks.size();) {
+      if (ctx.deadline && ctx.deadline->Expired()) return;
+      const Block& blk = *snap.blocks[b];
+      if (blk.size() == 0 || blk.min_ts() >= scan_hi) continue;
+      if (blk.max_ts() < range_lo && !reg.MayMatch(blk)) continue;  // before the range only registrations count
+      const FilterSet::BlockEval eval = filters.ForBlock(blk);
+      if (eval.always_false) continue;
+      breakdown.ResolveBlock(blk, &groups);
+      const PropColumn* amount = blk.prop(settings.amount_property);
+      const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+      const auto& ts = blk.ts();
+      const auto& ev = blk.ev();
+      const auto& did = blk.did();
+      for (size_t i = 0; i < blk.size(); i++) {
+        const int64_t t = ts[i];
+        if (t >= scan_hi) continue;
+        const RowKind kind = kind_of(ev[i]);
+        const bool in_range = t >= range_lo && t < range_hi;
+        if (!in_range && !(kind == kRegister && t < range_lo) && !(kind == kPay && t >= range_hi)) continue;
+        if (!eval.always_true && !eval.Match(i)) continue;
+        const uint32_t p = pt.PersonOf(did[i]);
+        if (p >= np) continue;  // newer than the snapshot's person table
+        const uint32_t g = groups[i];
+        if (in_range) {
+          if (t < day_starts[day] || t >= day_starts[day + 1])
+            day =
+                static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
+          Activity a{p, g, q.from_day + static_cast<int32_t>(day)};
+          if (P.acts.empty() || P.acts.back() != a) P.acts.push_back(a);
+        }
+        if (kind == kOther) continue;
+        Row r{p, g, t, kind, 0, 0};
+        if (kind == kPay || kind == kRefund) {
+          // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
+          if (amount && (!amount->GetNum(i, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
+          if (kind == kPay && order && order->Present(i)) {
+            std::string id = order->Get(i).AsString();
+            if (!id.empty()) {
+              P.order_ids.push_back(std::move(id));
+              r.order = static_cast<uint32_t>(P.order_ids.size());
+            }
+          }
+        }
+        P.rows.push_back(r);
       }
-      if (kind == kOther) continue;
-      Row r{p, g, t, kind, 0, {}};
-      if (kind == kPay || kind == kRefund) {
-        // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
-        if (amount && (!amount->GetNum(i, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
-        if (kind == kPay && order && order->Present(i)) r.order = order->Get(i).AsString();
-      }
-      rows.push_back(std::move(r));
     }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; t++) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
+  std::vector<Row> rows = std::move(parts[0].rows);
+  std::vector<Activity> acts = std::move(parts[0].acts);
+  std::vector<std::string> order_ids = std::move(parts[0].order_ids);
+  for (size_t t = 1; t < parts.size(); t++) {
+    const uint32_t base = static_cast<uint32_t>(order_ids.size());
+    for (Row r : parts[t].rows) {
+      if (r.order) r.order += base;
+      rows.push_back(r);
+    }
+    acts.insert(acts.end(), parts[t].acts.begin(), parts[t].acts.end());
+    order_ids.insert(order_ids.end(), std::make_move_iterator(parts[t].order_ids.begin()),
+                     std::make_move_iterator(parts[t].order_ids.end()));
+    parts[t] = Part{};
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     return a.person != b.person ? a.person < b.person : a.ts != b.ts ? a.ts < b.ts : a.kind < b.kind;
@@ -295,14 +343,14 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     }
     std::sort(pdays.begin(), pdays.end());
     pdays.erase(std::unique(pdays.begin(), pdays.end()), pdays.end());
-    AddScope(prow, pdays, range, q, out.total);
+    AddScope(prow, pdays, range, q, order_ids, out.total);
     if (q.interval) {
       int32_t last = -1;
       for (int32_t d : pdays) {
         const int32_t k = TimeZone::PeriodsBetween(q.from_day, d, *q.interval);
         if (k == last || k < 0 || static_cast<size_t>(k) >= buckets.size()) continue;
         last = k;
-        AddScope(prow, pdays, bucket_scopes[static_cast<size_t>(k)], q, out.series[static_cast<size_t>(k)]);
+        AddScope(prow, pdays, bucket_scopes[static_cast<size_t>(k)], q, order_ids, out.series[static_cast<size_t>(k)]);
       }
     }
     if (q.breakdown) {
@@ -316,7 +364,7 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
           if (r->group == g) grow.push_back(r);
         for (size_t x = a0; x < ai; x++)
           if (acts[x].group == g) gdays.push_back(acts[x].day);
-        AddScope(grow, gdays, range, q, by_group[g]);
+        AddScope(grow, gdays, range, q, order_ids, by_group[g]);
       }
     }
   }
