@@ -55,6 +55,20 @@ struct Scope {
 // Adds one person's contribution to `m`. `rows` are the person's rows (of one breakdown
 // value, or all) in time order; `days` the local days the person was active in the range,
 // ascending and distinct.
+// Reorders `v` so that its elements are grouped by person, ascending (a counting sort);
+// returns where each person's elements start (np + 1 entries).
+template <typename T>
+std::vector<size_t> GroupByPerson(std::vector<T>& v, size_t np) {
+  std::vector<size_t> start(np + 1, 0);
+  for (const T& x : v) start[x.person + 1]++;
+  for (size_t p = 0; p < np; p++) start[p + 1] += start[p];
+  std::vector<size_t> pos(start.begin(), start.end() - 1);
+  std::vector<T> out(v.size());
+  for (T& x : v) out[pos[x.person]++] = std::move(x);
+  v = std::move(out);
+  return start;
+}
+
 void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& days, const Scope& s,
               const CommerceQuery& q, const std::vector<std::string>& order_ids, CommerceMetrics& m) {
   auto d = std::lower_bound(days.begin(), days.end(), s.lo_day);
@@ -305,11 +319,9 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
                      std::make_move_iterator(parts[t].order_ids.end()));
     parts[t] = Part{};
   }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    return a.person != b.person ? a.person < b.person : a.ts != b.ts ? a.ts < b.ts : a.kind < b.kind;
-  });
-  std::sort(acts.begin(), acts.end());
-  acts.erase(std::unique(acts.begin(), acts.end()), acts.end());
+  // Grouped by person in linear time; each person's few rows are sorted on their own below.
+  const std::vector<size_t> row_start = GroupByPerson(rows, np);
+  const std::vector<size_t> act_start = GroupByPerson(acts, np);
 
   std::vector<Bucket> buckets;
   std::vector<Scope> bucket_scopes;
@@ -324,22 +336,25 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   const Scope range{range_lo, range_hi, q.from_day, q.to_day};
   std::map<uint32_t, CommerceMetrics> by_group;
 
-  // Walk persons in order over both sorted lists.
-  size_t ri = 0, ai = 0;
   std::vector<const Row*> prow, grow;
   std::vector<int32_t> pdays, gdays;
   std::vector<uint32_t> pgroups;
-  while (ri < rows.size() || ai < acts.size()) {
-    const uint32_t p =
-        std::min(ri < rows.size() ? rows[ri].person : UINT32_MAX, ai < acts.size() ? acts[ai].person : UINT32_MAX);
+  std::vector<Activity> pacts;
+  for (size_t p = 0; p < np; p++) {
+    if (row_start[p] == row_start[p + 1] && act_start[p] == act_start[p + 1]) continue;
     prow.clear();
     pdays.clear();
     pgroups.clear();
-    const size_t a0 = ai;
-    for (; ri < rows.size() && rows[ri].person == p; ri++) prow.push_back(&rows[ri]);
-    for (; ai < acts.size() && acts[ai].person == p; ai++) {
-      pdays.push_back(acts[ai].day);
-      if (pgroups.empty() || pgroups.back() != acts[ai].group) pgroups.push_back(acts[ai].group);
+    for (size_t x = row_start[p]; x < row_start[p + 1]; x++) prow.push_back(&rows[x]);
+    std::sort(prow.begin(), prow.end(),
+              [](const Row* a, const Row* b) { return a->ts != b->ts ? a->ts < b->ts : a->kind < b->kind; });
+    pacts.assign(acts.begin() + static_cast<std::ptrdiff_t>(act_start[p]),
+                 acts.begin() + static_cast<std::ptrdiff_t>(act_start[p + 1]));
+    std::sort(pacts.begin(), pacts.end());
+    pacts.erase(std::unique(pacts.begin(), pacts.end()), pacts.end());
+    for (const Activity& a : pacts) {
+      pdays.push_back(a.day);
+      if (pgroups.empty() || pgroups.back() != a.group) pgroups.push_back(a.group);
     }
     std::sort(pdays.begin(), pdays.end());
     pdays.erase(std::unique(pdays.begin(), pdays.end()), pdays.end());
@@ -362,8 +377,8 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
         gdays.clear();
         for (const Row* r : prow)
           if (r->group == g) grow.push_back(r);
-        for (size_t x = a0; x < ai; x++)
-          if (acts[x].group == g) gdays.push_back(acts[x].day);
+        for (const Activity& a : pacts)
+          if (a.group == g) gdays.push_back(a.day);
         AddScope(grow, gdays, range, q, order_ids, by_group[g]);
       }
     }
