@@ -14,6 +14,7 @@
 #include <map>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 
 #include "query/json_fields.h"
 #include "query/person_scan.h"
@@ -27,6 +28,9 @@ namespace {
 
 constexpr int64_t kMsPerHour = 3'600'000;
 constexpr int64_t kMsPerDayC = 86'400'000;
+
+// register_event: the person's first event of any name is the registration.
+constexpr std::string_view kFirstSeen = "$first_seen";
 
 enum RowKind : uint8_t { kPay = 0, kRefund = 1, kCart = 2, kRegister = 3, kOther = 4 };
 
@@ -135,6 +139,8 @@ json Ratio(double num, double den) { return den > 0 ? json(num / den) : json(); 
 StatusOr<std::string> EventName(const json& j, const char* key) {
   NS_ASSIGN_OR_RETURN(std::string name, GetString(j, key, "", false));
   if (name == kAnyEvent) return InvalidArgument(std::string(key) + ": must name one event, not $any", key);
+  if (name == kFirstSeen && std::string_view(key) != "register_event")
+    return InvalidArgument(std::string(key) + ": $first_seen is only for register_event", key);
   return name;
 }
 
@@ -221,7 +227,10 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   const EventMatcher pay = EventMatcher::Make(names.pay, *snap.events);
   const EventMatcher refund = EventMatcher::Make(names.refund, *snap.events);
   const EventMatcher cart = EventMatcher::Make(names.cart, *snap.events);
-  const EventMatcher reg = EventMatcher::Make(names.reg, *snap.events);
+  // "$first_seen": a person registers with their first event of any name (matching the
+  // filters and, per breakdown value, of that value); no event is a registration then.
+  const bool first_seen = names.reg == kFirstSeen;
+  const EventMatcher reg = EventMatcher::Make(first_seen ? std::string_view() : names.reg, *snap.events);
   auto kind_of = [&](uint32_t code) {
     if (!pay.none && (pay.any || code == pay.code)) return kPay;
     if (!refund.none && code == refund.code) return kRefund;
@@ -240,6 +249,10 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     std::vector<Row> rows;
     std::vector<Activity> acts;
     std::vector<std::string> order_ids;
+    // first_seen: the earliest row before the range's end, per person (no breakdown) or per
+    // (person << 32 | value).
+    std::vector<int64_t> first_ts;
+    std::unordered_map<uint64_t, int64_t> first_ts_of;
   };
   const int threads =
       q.breakdown ? 1 : std::max(1, std::min<int>(QueryThreads(), static_cast<int>(snap.blocks.size())));
@@ -251,13 +264,15 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   for (int32_t d = q.from_day; d <= q.to_day + 1; d++) day_starts.push_back(tz.DayStartMs(d));
   auto work = [&](int t) {
     Part& P = parts[static_cast<size_t>(t)];
+    if (first_seen && !q.breakdown) P.first_ts.assign(np, INT64_MAX);
     BlockGroups groups;
     size_t day = 0;  // day_starts[day] <= ts < day_starts[day + 1] for the last day found
     for (size_t b; (b = next.fetch_add(1)) < snap.blocks.size();) {
       if (ctx.deadline && ctx.deadline->Expired()) return;
       const Block& blk = *snap.blocks[b];
       if (blk.size() == 0 || blk.min_ts() >= scan_hi) continue;
-      if (blk.max_ts() < range_lo && !reg.MayMatch(blk)) continue;  // before the range only registrations count
+      if (blk.max_ts() < range_lo && !reg.MayMatch(blk) && !first_seen)
+        continue;  // before the range only registrations count
       const FilterSet::BlockEval eval = filters.ForBlock(blk);
       if (eval.always_false) continue;
       breakdown.ResolveBlock(blk, &groups);
@@ -271,11 +286,19 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
         if (t >= scan_hi) continue;
         const RowKind kind = kind_of(ev[i]);
         const bool in_range = t >= range_lo && t < range_hi;
-        if (!in_range && !(kind == kRegister && t < range_lo) && !(kind == kPay && t >= range_hi)) continue;
+        if (!in_range && !(kind == kRegister && t < range_lo) && !(kind == kPay && t >= range_hi) &&
+            !(first_seen && t < range_lo))
+          continue;
         if (!eval.always_true && !eval.Match(i)) continue;
         const uint32_t p = pt.PersonOf(did[i]);
         if (p >= np) continue;  // newer than the snapshot's person table
         const uint32_t g = groups[i];
+        if (first_seen && t < range_hi) {
+          int64_t& f =
+              q.breakdown ? P.first_ts_of.try_emplace((uint64_t{p} << 32) | g, INT64_MAX).first->second : P.first_ts[p];
+          f = std::min(f, t);
+          if (!in_range) continue;  // an earlier row only tells when the person was first seen
+        }
         if (in_range) {
           if (t < day_starts[day] || t >= day_starts[day + 1])
             day =
@@ -308,6 +331,8 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   std::vector<Row> rows = std::move(parts[0].rows);
   std::vector<Activity> acts = std::move(parts[0].acts);
   std::vector<std::string> order_ids = std::move(parts[0].order_ids);
+  parts[0].rows.clear();
+  parts[0].acts.clear();
   for (size_t t = 1; t < parts.size(); t++) {
     const uint32_t base = static_cast<uint32_t>(order_ids.size());
     for (Row r : parts[t].rows) {
@@ -317,7 +342,26 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     acts.insert(acts.end(), parts[t].acts.begin(), parts[t].acts.end());
     order_ids.insert(order_ids.end(), std::make_move_iterator(parts[t].order_ids.begin()),
                      std::make_move_iterator(parts[t].order_ids.end()));
-    parts[t] = Part{};
+    parts[t].rows = {};
+    parts[t].acts = {};
+    parts[t].order_ids = {};
+  }
+  if (first_seen) {
+    // One registration row per person (and value): the earliest of the threads' rows.
+    std::unordered_map<uint64_t, int64_t> first;
+    for (const Part& P : parts) {
+      for (size_t p = 0; p < P.first_ts.size(); p++)
+        if (P.first_ts[p] != INT64_MAX) {
+          auto [it, fresh] = first.try_emplace(uint64_t{p} << 32, P.first_ts[p]);
+          if (!fresh) it->second = std::min(it->second, P.first_ts[p]);
+        }
+      for (const auto& [key, ts] : P.first_ts_of) {
+        auto [it, fresh] = first.try_emplace(key, ts);
+        if (!fresh) it->second = std::min(it->second, ts);
+      }
+    }
+    for (const auto& [key, ts] : first)
+      rows.push_back(Row{static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key), ts, kRegister, 0, 0});
   }
   // Grouped by person in linear time; each person's few rows are sorted on their own below.
   const std::vector<size_t> row_start = GroupByPerson(rows, np);

@@ -87,7 +87,8 @@ struct NMetrics {
 
 // One scope straight from the definitions: `evs` are the events the query sees (filters and
 // the breakdown value applied), lo/hi the scope's instants, [lo_day, hi_day] its local days.
-NMetrics Naive(const std::vector<const NEvent*>& evs, int64_t lo, int64_t hi, int fp_days, int cart_hours) {
+NMetrics Naive(const std::vector<const NEvent*>& evs, int64_t lo, int64_t hi, int fp_days, int cart_hours,
+               bool first_seen = false) {
   NMetrics m;
   std::set<std::string> persons;
   for (const NEvent* e : evs) persons.insert(e->person);
@@ -109,7 +110,7 @@ NMetrics Naive(const std::vector<const NEvent*>& evs, int64_t lo, int64_t hi, in
     std::vector<std::pair<int64_t, double>> orders;
     const NEvent* reg = nullptr;
     for (const NEvent* e : mine)
-      if (e->event == "register" && (!reg || e->ts < reg->ts)) reg = e;
+      if ((first_seen || e->event == "register") && (!reg || e->ts < reg->ts)) reg = e;
     for (const NEvent* e : mine) {
       if (e->ts < lo || e->ts >= hi) continue;
       if (e->event == "pay") {
@@ -398,6 +399,7 @@ TEST_P(CommerceReference, MatchesNaive) {
     if (R(0, 9) == 0) from = to = day0 + span + 30;  // an empty range
     const int fp_days = R(0, 2) ? 7 : R(1, 10);
     const int cart_hours = R(0, 2) ? 24 : R(1, 72);
+    const bool first_seen = R(0, 3) == 0;
     static const char* kIntervals[] = {"", "day", "week", "month"};
     const std::string interval = kIntervals[R(0, 3)];
     const int breakdown = R(0, 5);  // 0, 1: channel; 2: person.plan
@@ -409,6 +411,7 @@ TEST_P(CommerceReference, MatchesNaive) {
     json q{{"kind", "commerce"}, {"date_from", DayString(from)}, {"date_to", DayString(to)}, {"filters", filters}};
     if (fp_days != 7 || R(0, 1)) q["first_purchase_days"] = fp_days;
     if (cart_hours != 24 || R(0, 1)) q["cart_window_hours"] = cart_hours;
+    if (first_seen) q["register_event"] = "$first_seen";
     if (!interval.empty()) q["interval"] = interval;
     if (breakdown <= 2) q["breakdown"] = breakdown == 2 ? "person.plan" : "channel";
     auto got = RunQuery(q, **store, *tz);
@@ -424,7 +427,7 @@ TEST_P(CommerceReference, MatchesNaive) {
     for (const NEvent& e : world)
       if (passes(e)) evs.push_back(&e);
     const int64_t lo = LocalMidnight(zone, from), hi = LocalMidnight(zone, to + 1);
-    ExpectMetrics(*got, Naive(evs, lo, hi, fp_days, cart_hours), "total " + q.dump());
+    ExpectMetrics(*got, Naive(evs, lo, hi, fp_days, cart_hours, first_seen), "total " + q.dump());
     EXPECT_EQ((*got)["date_from"], DayString(from));
     EXPECT_EQ((*got)["timezone"], zone_name);
 
@@ -441,7 +444,7 @@ TEST_P(CommerceReference, MatchesNaive) {
         EXPECT_EQ(s["date"], DayString(PeriodStart(buckets[k].first, interval)));
         ExpectMetrics(s,
                       Naive(evs, LocalMidnight(zone, buckets[k].first), LocalMidnight(zone, buckets[k].second + 1),
-                            fp_days, cart_hours),
+                            fp_days, cart_hours, first_seen),
                       "bucket " + std::to_string(k));
       }
     } else {
@@ -462,7 +465,7 @@ TEST_P(CommerceReference, MatchesNaive) {
         std::vector<const NEvent*> sub;
         for (const NEvent* e : evs)
           if (value_of(e) == v) sub.push_back(e);
-        want.emplace_back(v ? json(*v) : json(), Naive(sub, lo, hi, fp_days, cart_hours));
+        want.emplace_back(v ? json(*v) : json(), Naive(sub, lo, hi, fp_days, cart_hours, first_seen));
       }
       std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
         const double ga = a.second.gmv_gross - a.second.refund_amount, gb = b.second.gmv_gross - b.second.refund_amount;
@@ -560,6 +563,7 @@ TEST(CommerceQuery, ValidationNamesTheField) {
                                                                      {"cart_window_hours", -1},
                                                                      {"breakdown", 3},
                                                                      {"cart_event", "$any"},
+                                                                     {"refund_event", "$first_seen"},
                                                                      {"windw", 1}}) {
     json q = base;
     q[key] = value;
