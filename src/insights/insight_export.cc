@@ -45,6 +45,20 @@ const std::map<std::string, Heading>& Headings() {
       {"returning", {"Returning", "回访"}},
       {"resurrecting", {"Resurrecting", "回流"}},
       {"dormant", {"Dormant", "沉睡"}},
+      // commerce (the ltv table's ltv_k columns pass through)
+      {"scope", {"Scope", "范围"}},
+      {"gmv", {"GMV", "GMV"}},
+      {"refunds", {"Refunds", "退款笔数"}},
+      {"refund_amount", {"Refund amount", "退款金额"}},
+      {"orders", {"Orders", "订单数"}},
+      {"paying_persons", {"Paying persons", "付费人数"}},
+      {"active_persons", {"Active persons", "活跃人数"}},
+      {"aov", {"AOV", "客单价"}},
+      {"paid_conversion_rate", {"Paid conversion", "付费转化率", true}},
+      {"first_purchase_conversion", {"First-purchase conversion", "首单转化率", true}},
+      {"repurchase_rate", {"Repurchase rate", "复购率", true}},
+      {"repurchase_cycle_days", {"Repurchase cycle (days)", "复购周期(天)"}},
+      {"cart_abandonment_rate", {"Cart abandonment", "弃购率", true}},
   };
   return k;
 }

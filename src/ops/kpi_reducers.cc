@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/time_zone.h"
+#include "query/commerce.h"
 #include "query/operators.h"
 #include "query/query_kind.h"
 #include "query/query_spec.h"
@@ -193,12 +194,79 @@ Status RetentionDaily(const json& query, const json& r, PeriodRange range, const
   return Status::OK();
 }
 
+// ---------------------------------------------------------------- commerce: {"metric":…}
+
+// The commerce figures a KPI can follow: sums, and ratios kept as numerator / denominator
+// so a change can be attributed to breakdown values. The repurchase cycle (a median) is
+// not one: medians of parts do not make the whole.
+struct CommerceKpiMetric {
+  const char* name;
+  const char* num;
+  const char* den;  // nullptr: a sum
+};
+constexpr CommerceKpiMetric kCommerceKpiMetrics[] = {
+    {"gmv", "gmv", nullptr},
+    {"gmv_gross", "gmv_gross", nullptr},
+    {"refunds", "refunds", nullptr},
+    {"refund_amount", "refund_amount", nullptr},
+    {"orders", "orders", nullptr},
+    {"paying_persons", "paying_persons", nullptr},
+    {"active_persons", "active_persons", nullptr},
+    {"aov", "gmv_gross", "orders"},
+    {"paid_conversion_rate", "paying_persons", "active_persons"},
+    {"first_purchase_conversion", "first_purchase_persons", "registered_persons"},
+    {"repurchase_rate", "repeat_payers", "paying_persons"},
+    {"cart_abandonment_rate", "abandoned_carts", "carts"},
+};
+
+const CommerceKpiMetric* FindCommerceKpiMetric(const json& r) {
+  auto it = r.find("metric");
+  if (it == r.end() || !it->is_string()) return nullptr;
+  for (const CommerceKpiMetric& m : kCommerceKpiMetrics)
+    if (*it == m.name) return &m;
+  return nullptr;
+}
+
+Status CommerceValidate(const json& q, json& r) {
+  NS_RETURN_IF_ERROR(ParseCommerceQuery(q).status());
+  if (!r.contains("metric")) r["metric"] = "gmv";
+  if (!FindCommerceKpiMetric(r)) {
+    std::string names;
+    for (const CommerceKpiMetric& m : kCommerceKpiMetrics) names += std::string(names.empty() ? "" : ", ") + m.name;
+    return InvalidArgument("reduce.metric: expected one of " + names, "reduce.metric");
+  }
+  return Status::OK();
+}
+
+void CommerceShape(json& q, const json&) { q.erase("interval"); }
+
+StatusOr<std::map<std::string, KpiParts>> CommerceReduce(const json& query, const json& r, PeriodRange,
+                                                         bool broken_down, const QueryContext& ctx) {
+  NS_ASSIGN_OR_RETURN(CommerceQuery q, ParseCommerceQuery(query));
+  NS_RETURN_IF_ERROR(ctx.BindCohorts(q.filters));
+  NS_ASSIGN_OR_RETURN(CommerceResult res, RunCommerce(q, ctx));
+  const CommerceKpiMetric* m = FindCommerceKpiMetric(r);
+  if (!m) return InvalidArgument("reduce.metric: unknown commerce metric", "reduce.metric");
+  auto take = [&](const CommerceMetrics& cm) {
+    const json j = CommerceMetricsJson(cm);
+    return KpiParts{j[m->num].get<double>(), m->den ? j[m->den].get<double>() : 0, m->den != nullptr};
+  };
+  std::map<std::string, KpiParts> out;
+  if (!broken_down) {
+    out[""] = take(res.total);
+  } else {
+    for (const auto& [value, cm] : res.breakdowns) out[BreakdownKey(value)] = take(cm);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- the list
 
 const KpiReducer kReducers[] = {
     {"trends", TrendsValidate, TrendsShape, TrendsReduce, TrendsDaily},
     {"funnel", FunnelValidate, FunnelShape, FunnelReduce, nullptr},
     {"retention", RetentionValidate, RetentionShape, RetentionReduce, RetentionDaily},
+    {"commerce", CommerceValidate, CommerceShape, CommerceReduce, nullptr},
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <chrono>
 
 #include "query/cohort_source.h"
+#include "query/commerce.h"
 #include "query/operators.h"
 #include "query/person_facts.h"
 #include "query/person_models.h"
@@ -14,7 +15,9 @@ using nlohmann::json;
 
 const std::vector<const QueryKind*>& QueryKinds() {
   static const std::vector<const QueryKind*> kinds = {
-      &kTrendsKind, &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind, &kPathsKind,
+      &kTrendsKind,   &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind, &kPathsKind,
+      &kCommerceKind,  // commerce.cc
+      &kLtvKind,       // ltv.cc
   };
   return kinds;
 }

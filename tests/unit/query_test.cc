@@ -151,7 +151,8 @@ TEST_P(QueryErrors, ExactMessage) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, QueryErrors,
     ::testing::Values(
-        BadQuery{R"({})", "kind: required field is missing (trends, funnel, retention, rfm, lifecycle or paths)"},
+        BadQuery{R"({})",
+                 "kind: required field is missing (trends, funnel, retention, rfm, lifecycle, paths, commerce or ltv)"},
         // Issue 8: unknown fields are named, integers are range-checked before conversion.
         BadQuery{
             R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
@@ -164,7 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"kind":"trends","series":[{"event":"a"}],"breakdown_limit":18446744073709551615,"date_from":"2025-03-01","date_to":"2025-03-01"})",
             "breakdown_limit: 18446744073709551615 is out of range [1, 1000]"},
         BadQuery{R"({"kind":"journeys"})",
-                 "kind: unknown query kind 'journeys' (expected trends, funnel, retention, rfm, lifecycle or paths)"},
+                 "kind: unknown query kind 'journeys' (expected trends, funnel, retention, rfm, lifecycle, paths, "
+                 "commerce or ltv)"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-13-01","date_to":"2025-03-01"})",
                  "date_from: expected a date YYYY-MM-DD, got '2025-13-01'"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-02","date_to":"2025-03-01"})",
