@@ -36,6 +36,7 @@
 #include "server/insight_routes.h"
 #include "server/ops_routes.h"
 #include "server/people_routes.h"
+#include "server/spend_routes.h"
 #include "server/static_routes.h"
 
 namespace ns {
@@ -157,6 +158,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto people = PeopleService::Open(registry);
   if (!people.ok()) return Fail(people.status());
   // Saved insights and dashboards (docs/api.md): KPIs from insights go through the ops layer.
+  // Advertising spend for the channels query (docs/api.md "Spend").
+  auto spend = SpendStore::Open(registry.meta_db());
+  if (!spend.ok()) return Fail(spend.status());
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
   bool demo_seeded = false;
@@ -180,9 +184,11 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   }
   HttpServer server(registry, so, &(*ops)->accounts);
   server.context().people = people->get();
+  server.context().spend = spend->get();
   server.AddRoutes(CollectRoutes(server.context()));
   server.AddRoutes(OpsRoutes(server.context(), **ops));
   server.AddRoutes(PeopleRoutes(server.context(), **people));
+  server.AddRoutes(SpendRoutes(server.context(), **spend));
   server.AddRoutes(InsightRoutes(server.context(), **insights));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;

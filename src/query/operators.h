@@ -43,5 +43,6 @@ extern const QueryKind kTrendsKind;     // trends.cc
 extern const QueryKind kFunnelKind;     // funnel.cc
 extern const QueryKind kRetentionKind;  // retention.cc
 extern const QueryKind kPathsKind;      // paths.cc
+extern const QueryKind kChannelsKind;   // channels.cc
 
 }  // namespace ns

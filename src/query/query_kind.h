@@ -27,6 +27,7 @@ using PersonNamer = std::function<std::string(uint32_t person)>;
 
 class CohortSource;     // query/cohort_source.h
 struct PeopleSettings;  // query/person_facts.h
+class SpendSource;      // query/spend_source.h
 
 // What an operator runs against: one consistent snapshot of the store.
 struct QueryContext {
@@ -36,6 +37,7 @@ struct QueryContext {
   const Deadline* deadline = nullptr;      // null: no limit
   const CohortSource* cohorts = nullptr;   // null: cohort filters are refused
   const PeopleSettings* people = nullptr;  // the project's person-model settings; null: defaults
+  const SpendSource* spend = nullptr;      // advertising spend (channels); null: no spend
 
   // Binds the cohort filters among `filters` to their members under snap.
   Status BindCohorts(std::vector<Filter>& filters) const;
@@ -47,6 +49,7 @@ struct QueryOptions {
   const Deadline* deadline = nullptr;
   const CohortSource* cohorts = nullptr;
   const PeopleSettings* people = nullptr;
+  const SpendSource* spend = nullptr;
 };
 
 // An answer as a table: the first row is the header. Cells are JSON values (numbers stay

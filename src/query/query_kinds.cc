@@ -18,6 +18,7 @@ const std::vector<const QueryKind*>& QueryKinds() {
       &kTrendsKind,   &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind, &kPathsKind,
       &kCommerceKind,  // commerce.cc
       &kLtvKind,       // ltv.cc
+      &kChannelsKind,  // channels.cc
   };
   return kinds;
 }
@@ -62,7 +63,9 @@ QueryScope::QueryScope(EventStore& store, const TimeZone& tz, const QueryOptions
                                     [st = &store](uint32_t person) { return st->DisplayId(person); },
                                     o.deadline,
                                     o.cohorts,
-                                    o.people} {}
+                                    o.people} {
+  ctx_.spend = o.spend;
+}
 
 Status QueryContext::BindCohorts(std::vector<Filter>& filters) const {
   return ns::BindCohorts(filters, cohorts, snap, tz);

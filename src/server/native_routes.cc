@@ -34,6 +34,11 @@ void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) 
     options.cohorts = cohorts.get();
     options.people = &settings;
   }
+  std::unique_ptr<SpendSource> spend;
+  if (ctx.spend) {
+    spend = ctx.spend->Source((*project)->info.name);
+    options.spend = spend.get();
+  }
   auto out = RunQuery(*q, *(*project)->store, (*project)->tz, options);
   if (!out.ok()) {
     ctx.metrics.Add("northstar_query_errors_total", {});

@@ -15,6 +15,7 @@
 #include "ingest/native_parser.h"
 #include "meta/project_registry.h"
 #include "people/people_service.h"
+#include "people/spend_store.h"
 #include "server/auth.h"
 #include "server/http_types.h"
 #include "server/rate_limiter.h"
@@ -69,6 +70,7 @@ struct ServerContext {
   RateLimiter rate_limiter;
   Authenticator auth;               // used by the middleware (server/auth.h) and the collection routes
   PeopleService* people = nullptr;  // cohorts for queries' cohort filters; null: refused
+  SpendStore* spend = nullptr;      // advertising spend for the channels query; null: none
 
   // `accounts` may be null: project keys only (no users, sessions or role keys).
   ServerContext(ProjectRegistry& r, ServerOptions o, Accounts* accounts)

@@ -1,0 +1,368 @@
+// Channels: acquisition channels with their spend (docs/queries.md "Channels"). Each person
+// is acquired by the channel of their first event (the first of `channel_properties` set on
+// it, "(none)" without any); the persons first seen in the range are the channel's new
+// persons, and their orders (payment events of the people settings, one per order id) are
+// its revenue. Spend rows come through QueryContext::spend (query/spend_source.h).
+//
+// One pass over the rows finds each person's first timestamp, a second reads the channel of
+// the rows at that timestamp and the payments: O(rows + orders log orders).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "query/json_fields.h"
+#include "query/operators.h"
+#include "query/person_facts.h"
+#include "query/scan.h"
+#include "query/spend_source.h"
+
+namespace ns {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kNoChannel = "(none)";
+
+struct ChannelsQuery {
+  int32_t from_day = 0, to_day = 0;
+  int conversion_days = 7;
+  std::vector<std::string> channel_properties = {"channel", "utm_source"};
+  double stop_loss_roas = 1.0;
+  int stop_loss_days = 7;
+  std::optional<double> budget;
+  int budget_lookback_days = 14;
+};
+
+StatusOr<double> GetNumber(const json& j, const char* key, const std::string& prefix, double def, double lo) {
+  const std::string field = prefix.empty() ? key : prefix + "." + key;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  if (!it->is_number() || !std::isfinite(it->get<double>()))
+    return InvalidArgument(field + ": expected a number, got " + TypeName(*it), field);
+  const double v = it->get<double>();
+  if (v < lo) return InvalidArgument(field + ": must be at least " + std::to_string(lo) + ", got " + it->dump(), field);
+  return v;
+}
+
+StatusOr<ChannelsQuery> ParseChannelsQuery(const json& j) {
+  NS_RETURN_IF_ERROR(CheckFields(j, "",
+                                 {"kind", "date_from", "date_to", "conversion_days", "channel_properties", "stop_loss",
+                                  "budget", "budget_lookback_days"}));
+  ChannelsQuery q;
+  NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
+  NS_ASSIGN_OR_RETURN(int64_t cd, GetInt(j, "conversion_days", "", q.conversion_days, 1, 3650));
+  q.conversion_days = static_cast<int>(cd);
+  if (auto it = j.find("channel_properties"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() || it->empty() || it->size() > 8)
+      return InvalidArgument("channel_properties: expected an array of 1 to 8 property names", "channel_properties");
+    q.channel_properties.clear();
+    for (size_t i = 0; i < it->size(); i++) {
+      const json& v = (*it)[i];
+      const std::string f = "channel_properties[" + std::to_string(i) + "]";
+      if (!v.is_string() || v.get_ref<const std::string&>().empty())
+        return InvalidArgument(f + ": expected a property name", f);
+      q.channel_properties.push_back(v.get<std::string>());
+    }
+  }
+  if (auto it = j.find("stop_loss"); it != j.end() && !it->is_null()) {
+    if (!it->is_object())
+      return InvalidArgument("stop_loss: expected {\"roas_below\": number, \"days\": integer}", "stop_loss");
+    NS_RETURN_IF_ERROR(CheckFields(*it, "stop_loss", {"roas_below", "days"}));
+    NS_ASSIGN_OR_RETURN(q.stop_loss_roas, GetNumber(*it, "roas_below", "stop_loss", q.stop_loss_roas, 0));
+    NS_ASSIGN_OR_RETURN(int64_t d, GetInt(*it, "days", "stop_loss", q.stop_loss_days, 1, 3650));
+    q.stop_loss_days = static_cast<int>(d);
+  }
+  if (j.contains("budget") && !j["budget"].is_null()) {
+    NS_ASSIGN_OR_RETURN(double b, GetNumber(j, "budget", "", 0, 0));
+    q.budget = b;
+  }
+  NS_ASSIGN_OR_RETURN(int64_t lb, GetInt(j, "budget_lookback_days", "", q.budget_lookback_days, 1, 3650));
+  q.budget_lookback_days = static_cast<int>(lb);
+  return q;
+}
+
+struct Order {
+  int64_t ts = std::numeric_limits<int64_t>::max();  // its first event
+  double amount = 0;                                 // the largest amount among its events
+};
+
+struct ChannelAcc {
+  uint64_t new_persons = 0, converted = 0;
+  double spend = 0, revenue = 0, revenue_cumulative = 0;
+  std::vector<double> daily_spend, daily_revenue;  // per day of the range
+  std::map<int32_t, double> revenue_by_day;        // from date_from on, for the payback
+  std::set<std::string> currencies;
+};
+
+json Ratio(double num, double den) { return den > 0 ? json(num / den) : json(nullptr); }
+
+// The payback day: the first day (counted from date_from, 0-based) by whose end the
+// revenue of the channel's new persons reaches its spend; null without spend or if not yet.
+json PaybackDays(const ChannelAcc& a, int32_t from_day) {
+  if (!(a.spend > 0)) return nullptr;
+  double sum = 0;
+  for (const auto& [day, r] : a.revenue_by_day) {
+    sum += r;
+    if (sum >= a.spend) return day - from_day;
+  }
+  return nullptr;
+}
+
+// Trailing days (ending at date_to) each with spend and a daily ROAS below the line.
+int BelowLineDays(const ChannelAcc& a, double line) {
+  int n = 0;
+  for (size_t i = a.daily_spend.size(); i-- > 0;) {
+    if (!(a.daily_spend[i] > 0) || a.daily_revenue[i] / a.daily_spend[i] >= line) break;
+    n++;
+  }
+  return n;
+}
+
+// Recent marginal ROAS: the least-squares slope of daily revenue on daily spend over the
+// last `days` days of the range; the window's average ROAS when its spend does not vary.
+// Never below 0. nullopt: no spend in the window.
+std::optional<double> MarginalRoas(const ChannelAcc& a, int days) {
+  const size_t n = a.daily_spend.size();
+  const size_t k = std::min(n, static_cast<size_t>(days));
+  double sx = 0, sy = 0;
+  for (size_t i = n - k; i < n; i++) {
+    sx += a.daily_spend[i];
+    sy += a.daily_revenue[i];
+  }
+  if (!(sx > 0)) return std::nullopt;
+  const double mx = sx / static_cast<double>(k), my = sy / static_cast<double>(k);
+  double sxx = 0, sxy = 0;
+  for (size_t i = n - k; i < n; i++) {
+    sxx += (a.daily_spend[i] - mx) * (a.daily_spend[i] - mx);
+    sxy += (a.daily_spend[i] - mx) * (a.daily_revenue[i] - my);
+  }
+  const double slope = sxx > 1e-12 * mx * mx * static_cast<double>(k) ? sxy / sxx : sy / sx;
+  return std::max(0.0, slope);
+}
+
+json AccJson(const std::string& name, const ChannelAcc& a, const ChannelsQuery& q) {
+  json daily = json::array();
+  for (size_t i = 0; i < a.daily_spend.size(); i++)
+    daily.push_back({{"date", FormatDate(q.from_day + static_cast<int32_t>(i))},
+                     {"spend", a.daily_spend[i]},
+                     {"revenue", a.daily_revenue[i]},
+                     {"roas", Ratio(a.daily_revenue[i], a.daily_spend[i])}});
+  const int below = BelowLineDays(a, q.stop_loss_roas);
+  return json{{"channel", name},
+              {"new_persons", a.new_persons},
+              {"spend", a.spend},
+              {"currencies", json(std::vector<std::string>(a.currencies.begin(), a.currencies.end()))},
+              {"cac", Ratio(a.spend, static_cast<double>(a.new_persons))},
+              {"converted_persons", a.converted},
+              {"first_order_conversion", Ratio(static_cast<double>(a.converted), static_cast<double>(a.new_persons))},
+              {"revenue", a.revenue},
+              {"revenue_cumulative", a.revenue_cumulative},
+              {"roas", Ratio(a.revenue, a.spend)},
+              {"roas_cumulative", Ratio(a.revenue_cumulative, a.spend)},
+              {"payback_days", PaybackDays(a, q.from_day)},
+              {"stop_loss", {{"triggered", below >= q.stop_loss_days}, {"below_days", below}}},
+              {"daily", daily}};
+}
+
+StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
+  const StoreSnapshot& snap = ctx.snap;
+  const PersonTable& pt = *snap.persons;
+  const auto& po = pt.person_of();
+  const size_t n = pt.size();
+  const PeopleSettings& settings = ctx.people_settings();
+  const size_t ndays = static_cast<size_t>(q.to_day - q.from_day + 1);
+  auto person_of = [&](uint32_t d) { return d < po.size() ? po[d] : d; };
+
+  // Pass 1: each person's first timestamp.
+  constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> first(n, kNever);
+  for (const auto& bp : snap.blocks) {
+    const Block& blk = *bp;
+    const auto& did = blk.did();
+    const auto& ts = blk.ts();
+    for (size_t i = 0; i < blk.size(); i++) {
+      const uint32_t p = person_of(did[i]);
+      if (p < n && ts[i] < first[p]) first[p] = ts[i];
+    }
+    if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
+  }
+  // New persons: first seen on a local day of the range.
+  const int64_t from_ms = ctx.tz.DayStartMs(q.from_day), end_ms = ctx.tz.DayStartMs(q.to_day + 1);
+  std::vector<uint8_t> is_new(n, 0);
+  for (size_t p = 0; p < n; p++) is_new[p] = first[p] >= from_ms && first[p] < end_ms;
+
+  // Pass 2: the channel of the rows at the first timestamp (the smallest value among equal
+  // timestamps, so the answer does not depend on row order) and the new persons' payments.
+  std::vector<std::optional<std::string>> channel(n);
+  std::unordered_map<std::string, Order> keyed;  // "person\x1forder"
+  std::vector<std::pair<uint32_t, Order>> orders;
+  const EventMatcher pay = EventMatcher::Make(settings.pay_event, *snap.events);
+  for (const auto& bp : snap.blocks) {
+    const Block& blk = *bp;
+    const auto& did = blk.did();
+    const auto& ts = blk.ts();
+    std::vector<const PropColumn*> cols;
+    for (const std::string& name : q.channel_properties) cols.push_back(blk.prop(name));
+    for (size_t i = 0; i < blk.size(); i++) {
+      const uint32_t p = person_of(did[i]);
+      if (p >= n || !is_new[p] || ts[i] != first[p]) continue;
+      for (const PropColumn* c : cols) {
+        if (!c || !c->Present(i)) continue;
+        std::string v = c->Get(i).AsString();
+        if (v.empty()) continue;
+        if (!channel[p] || v < *channel[p]) channel[p] = std::move(v);
+        break;
+      }
+    }
+    if (!pay.MayMatch(blk) || pay.any) continue;
+    auto [rb, re] = blk.EventRows(pay.code);
+    const PropColumn* amount = blk.prop(settings.amount_property);
+    const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+    for (const uint32_t* r = rb; r < re; r++) {
+      const uint32_t p = person_of(did[*r]);
+      if (p >= n || !is_new[p]) continue;
+      double a = 0;
+      if (amount && (!amount->GetNum(*r, &a) || !std::isfinite(a))) a = 0;
+      std::string o;
+      if (order && order->Present(*r)) o = order->Get(*r).AsString();
+      if (o.empty()) {
+        orders.push_back({p, Order{ts[*r], a}});
+        continue;
+      }
+      auto [it, fresh] = keyed.try_emplace(std::to_string(p) + '\x1f' + o, Order{ts[*r], a});
+      it->second.ts = std::min(it->second.ts, ts[*r]);
+      if (!fresh) it->second.amount = std::max(it->second.amount, a);
+    }
+  }
+  for (auto& [key, x] : keyed)
+    orders.push_back({static_cast<uint32_t>(std::stoul(key.substr(0, key.find('\x1f')))), x});
+
+  std::map<std::string, ChannelAcc> acc;
+  auto acc_of = [&](const std::string& name) -> ChannelAcc& {
+    ChannelAcc& a = acc[name];
+    if (a.daily_spend.empty()) {
+      a.daily_spend.assign(ndays, 0);
+      a.daily_revenue.assign(ndays, 0);
+    }
+    return a;
+  };
+  std::vector<int64_t> first_order(n, kNever);
+  for (const auto& [p, o] : orders) first_order[p] = std::min(first_order[p], o.ts);
+  for (size_t p = 0; p < n; p++) {
+    if (!is_new[p]) continue;
+    ChannelAcc& a = acc_of(channel[p] ? *channel[p] : kNoChannel);
+    a.new_persons++;
+    if (first_order[p] != kNever && ctx.tz.LocalDay(first_order[p]) - ctx.tz.LocalDay(first[p]) < q.conversion_days)
+      a.converted++;
+  }
+  for (const auto& [p, o] : orders) {
+    ChannelAcc& a = acc_of(channel[p] ? *channel[p] : kNoChannel);
+    const int32_t day = ctx.tz.LocalDay(o.ts);
+    a.revenue_cumulative += o.amount;
+    a.revenue_by_day[day] += o.amount;
+    if (day <= q.to_day) {
+      a.revenue += o.amount;
+      a.daily_revenue[static_cast<size_t>(day - q.from_day)] += o.amount;
+    }
+  }
+  if (ctx.spend) {
+    NS_ASSIGN_OR_RETURN(std::vector<SpendRow> rows, ctx.spend->Rows(q.from_day, q.to_day));
+    for (const SpendRow& r : rows) {
+      if (r.day < q.from_day || r.day > q.to_day) continue;
+      ChannelAcc& a = acc_of(r.channel);
+      a.spend += r.spend;
+      a.daily_spend[static_cast<size_t>(r.day - q.from_day)] += r.spend;
+      a.currencies.insert(r.currency);
+    }
+  }
+
+  // Channels by new persons (most first), then spend, then name.
+  std::vector<const std::pair<const std::string, ChannelAcc>*> list;
+  ChannelAcc total;
+  total.daily_spend.assign(ndays, 0);
+  total.daily_revenue.assign(ndays, 0);
+  for (const auto& e : acc) {
+    list.push_back(&e);
+    const ChannelAcc& a = e.second;
+    total.new_persons += a.new_persons;
+    total.converted += a.converted;
+    total.spend += a.spend;
+    total.revenue += a.revenue;
+    total.revenue_cumulative += a.revenue_cumulative;
+    for (size_t i = 0; i < ndays; i++) {
+      total.daily_spend[i] += a.daily_spend[i];
+      total.daily_revenue[i] += a.daily_revenue[i];
+    }
+    for (const auto& [d, r] : a.revenue_by_day) total.revenue_by_day[d] += r;
+    total.currencies.insert(a.currencies.begin(), a.currencies.end());
+  }
+  std::sort(list.begin(), list.end(), [](const auto* x, const auto* y) {
+    if (x->second.new_persons != y->second.new_persons) return x->second.new_persons > y->second.new_persons;
+    if (x->second.spend != y->second.spend) return x->second.spend > y->second.spend;
+    return x->first < y->first;
+  });
+  json channels = json::array();
+  for (const auto* e : list) channels.push_back(AccJson(e->first, e->second, q));
+  json totals = AccJson("(all)", total, q);
+  totals.erase("channel");
+  json out{{"kind", "channels"},
+           {"timezone", ctx.tz.name()},
+           {"date_from", FormatDate(q.from_day)},
+           {"date_to", FormatDate(q.to_day)},
+           {"conversion_days", q.conversion_days},
+           {"channel_properties", q.channel_properties},
+           {"stop_loss_line", {{"roas_below", q.stop_loss_roas}, {"days", q.stop_loss_days}}},
+           {"channels", channels},
+           {"totals", totals}};
+  if (q.budget) {
+    // The split: each channel with spend in the window gets budget x its marginal ROAS / the
+    // sum of them; equal shares when every marginal ROAS is 0.
+    std::vector<std::pair<std::string, double>> m;
+    double sum = 0;
+    for (const auto* e : list)
+      if (auto r = MarginalRoas(e->second, q.budget_lookback_days)) {
+        m.emplace_back(e->first, *r);
+        sum += *r;
+      }
+    std::stable_sort(m.begin(), m.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+    json split = json::array();
+    for (const auto& [name, r] : m) {
+      const double share = sum > 0 ? r / sum : 1.0 / static_cast<double>(m.size());
+      split.push_back({{"channel", name}, {"marginal_roas", r}, {"share", share}, {"budget", *q.budget * share}});
+    }
+    const int32_t window = std::min<int32_t>(q.budget_lookback_days, static_cast<int32_t>(ndays));
+    out["budget"] = {{"total", *q.budget},
+                     {"lookback_days", q.budget_lookback_days},
+                     {"window_from", FormatDate(q.to_day - window + 1)},
+                     {"window_to", FormatDate(q.to_day)},
+                     {"split", split}};
+  }
+  return out;
+}
+
+}  // namespace
+
+const QueryKind kChannelsKind{
+    "channels",
+    {"channel"},
+    [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
+      NS_ASSIGN_OR_RETURN(ChannelsQuery q, ParseChannelsQuery(request));
+      return RunChannels(q, ctx);
+    },
+    [](const json& request) { return ParseChannelsQuery(request).status(); },
+    [](const json& r) {
+      ResultTable rows;
+      rows.push_back({"channel", "new_persons", "spend", "cac", "first_order_conversion", "revenue",
+                      "revenue_cumulative", "roas", "payback_days", "stop_loss"});
+      for (const auto& c : r["channels"])
+        rows.push_back({c["channel"], c["new_persons"], c["spend"], c["cac"], c["first_order_conversion"], c["revenue"],
+                        c["revenue_cumulative"], c["roas"], c["payback_days"], c["stop_loss"]["triggered"]});
+      return rows;
+    }};
+
+}  // namespace ns
