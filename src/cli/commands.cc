@@ -163,6 +163,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   if (!spend.ok()) return Fail(spend.status());
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
+  (*insights)->set_spend(spend->get());
   bool demo_seeded = false;
   if (fresh_demo) {
     // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.

@@ -270,6 +270,7 @@ StatusOr<InsightsService::RunContext> InsightsService::MakeRunContext(const std:
     rc.settings = std::move(s);
     rc.cohorts = people_->Source(project);
   }
+  if (spend_) rc.spend = spend_->Source(project);
   return rc;
 }
 
@@ -280,7 +281,8 @@ StatusOr<InsightsService::RunOutcome> InsightsService::Run(RunContext& rc, const
   NS_RETURN_IF_ERROR(ResolveRelativeDates(out.query, rc.today));
   // What else the answer depends on: the local day (defaults such as rfm's as_of, the
   // retention mean), and the cohorts and people settings its filters read.
-  const std::string key = out.query.dump() + '\n' + std::to_string(rc.today) + '\n' + rc.definitions;
+  std::string key = out.query.dump() + '\n' + std::to_string(rc.today) + '\n' + rc.definitions;
+  if (spend_) key += "\nspend " + std::to_string(spend_->generation());  // a spend import (rare) voids all
   const std::string& project = rc.project->info.name;
   EventStore& store = *rc.project->store;
   const SnapshotState before = SnapshotState::Of(*store.Snapshot());
@@ -289,7 +291,7 @@ StatusOr<InsightsService::RunOutcome> InsightsService::Run(RunContext& rc, const
     out.cached = true;
     return out;
   }
-  QueryOptions options{deadline, rc.cohorts.get(), rc.settings ? &*rc.settings : nullptr};
+  QueryOptions options{deadline, rc.cohorts.get(), rc.settings ? &*rc.settings : nullptr, rc.spend.get()};
   NS_ASSIGN_OR_RETURN(json result, RunQuery(out.query, store, rc.project->tz, options));
   auto answer = std::make_shared<const CachedResult>(CachedResult{std::move(result), NowMs()});
   // RunQuery took its own snapshot in between: unchanged states before and after mean it

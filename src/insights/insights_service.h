@@ -24,6 +24,7 @@
 #include "meta/project_registry.h"
 #include "ops/kpis.h"
 #include "people/people_service.h"
+#include "people/spend_store.h"
 
 namespace ns {
 
@@ -49,6 +50,8 @@ class InsightsService {
   // `kpis` makes KPIs from insights; `people` (may be null) gives queries their cohort filters
   // and people settings, as for POST /api/v1/query.
   static StatusOr<std::unique_ptr<InsightsService>> Open(ProjectRegistry& registry, Kpis& kpis, PeopleService* people);
+  // Advertising spend for the channels kind (null: none). Call before serving.
+  void set_spend(SpendStore* spend) { spend_ = spend; }
 
   // ---- insights
   StatusOr<nlohmann::json> CreateInsight(const Principal& who, const nlohmann::json& body);
@@ -104,6 +107,7 @@ class InsightsService {
     std::string definitions;  // PeopleService::DefinitionsVersion ("" without people)
     std::unique_ptr<CohortSource> cohorts;
     std::optional<PeopleSettings> settings;
+    std::unique_ptr<SpendSource> spend;
   };
   struct RunOutcome {
     nlohmann::json query;  // as run: dates resolved
@@ -129,6 +133,7 @@ class InsightsService {
   MetaDb& db_;
   Kpis& kpis_;
   PeopleService* people_;
+  SpendStore* spend_ = nullptr;
   ResultCache cache_;
 };
 

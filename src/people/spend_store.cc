@@ -188,6 +188,7 @@ StatusOr<json> SpendStore::Import(const std::string& project, const std::vector<
     }
     return Status::OK();
   }));
+  generation_++;
   return json{{"imported", rows.size()}, {"replaced", replaced}};
 }
 

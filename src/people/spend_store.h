@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,10 +50,13 @@ class SpendStore {
   StatusOr<nlohmann::json> List(const std::string& project, const SpendFilter& filter);
   // The project's rows as the query layer reads them.
   std::unique_ptr<SpendSource> Source(const std::string& project);
+  // Changes with every import in this process: part of cached answers' keys.
+  uint64_t generation() const { return generation_.load(); }
 
  private:
   explicit SpendStore(MetaDb& db) : db_(db) {}
   MetaDb& db_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace ns

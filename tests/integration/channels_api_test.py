@@ -154,6 +154,19 @@ def test_channels_query():
     check_eq(e["field"], "budget", "bad budget")
 
 
+def test_saved_insight_follows_spend():
+    q = {"kind": "channels", "date_from": "2026-11-01", "date_to": "2026-11-07"}
+    ins = S["operator"].ok("POST", "/api/v1/insights", {"name": "CAC by channel", "query": q}, 201)
+    run = S["viewer"].ok("POST", f"/api/v1/insights/{ins['id']}/run", {})
+    ads = [c for c in run["result"]["channels"] if c["channel"] == "ads"][0]
+    check_eq(ads["spend"], 90.0, "a saved insight sees the spend")
+    S["operator"].ok("POST", "/api/v1/spend", [{"date": "2026-11-06", "channel": "ads", "spend": 10,
+                                                 "currency": "CNY"}])
+    run = S["viewer"].ok("POST", f"/api/v1/insights/{ins['id']}/run", {})
+    ads = [c for c in run["result"]["channels"] if c["channel"] == "ads"][0]
+    check_eq((ads["spend"], run["cached"]), (100.0, False), "an import voids the cached answer")
+
+
 def main():
     binary = binary_from_argv()
     if not binary:
@@ -163,7 +176,7 @@ def main():
     try:
         setup(binary, tmp)
         for t in (test_json_import_and_reimport, test_csv_import, test_validation_names_row_and_field,
-                  test_roles_and_audit, test_channels_query):
+                  test_roles_and_audit, test_channels_query, test_saved_insight_follows_spend):
             ok &= run_one(t)
     finally:
         if "server" in S:
