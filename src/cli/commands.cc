@@ -447,6 +447,17 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       project = *p;
     }
   }
+  // The project's earliest_event_date (PATCH /api/v1/settings) replaces the default 2000-01-01.
+  IngestLimits limits = g.limits;
+  if (registry) {
+    limits.min_ts_ms = registry->EarliestEventMs(project_name);
+  } else if (server) {
+    auto info = server->Call("GET", "/api/v1/project");  // its earliest_event_date
+    if (!info.ok()) return Fail(info.status());
+    auto day = ParseDate(info->value("earliest_event_date", "2000-01-01"), "earliest_event_date");
+    if (!day.ok()) return Fail(day.status());
+    limits.min_ts_ms = int64_t{*day} * 86'400'000;
+  }
   if (!tz.ok()) return Fail(tz.status());
   const int64_t now = NowMs();
   std::vector<EventError> errors;
@@ -616,10 +627,10 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       if (e.event.empty() && !has[0]) e.event = o.event_name;
       if (err.empty() && e.event.empty()) err = "the event name is empty";
       if (err.empty() && e.distinct_id.empty()) err = "the distinct id is empty";
-      if (err.empty() && Utf8Length(e.event) > g.limits.max_name_chars)
+      if (err.empty() && Utf8Length(e.event) > limits.max_name_chars)
         err = "the event name is longer than 200 characters";
       if (err.empty()) {
-        Status ts_ok = CheckTimestamp(e.ts_ms, now, g.limits, "timestamp");
+        Status ts_ok = CheckTimestamp(e.ts_ms, now, limits, "timestamp");
         if (!ts_ok.ok()) err = ts_ok.message();
       }
       if (!err.empty()) {
@@ -640,7 +651,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     char chunk[1 << 16];
     size_t got;
     while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) text.append(chunk, got);
-    IngestLimits file_limits = g.limits;
+    IngestLimits file_limits = limits;
     file_limits.max_body_bytes = std::max<size_t>(text.size(), file_limits.max_body_bytes);
     auto parsed = ParseNativeBatch(text, false, *tz, now, file_limits);
     if (!parsed.ok()) return Fail(Status(parsed.status().code(), o.file + ": " + parsed.status().message()));
@@ -669,7 +680,7 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
       try {
         json j = json::parse(s);
         Event e;
-        Status est = EventFromJson(j, where, *tz, now, g.limits, &e);
+        Status est = EventFromJson(j, where, *tz, now, limits, &e);
         if (!est.ok()) {
           report(lines, est.message());
           continue;

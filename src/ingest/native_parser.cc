@@ -80,10 +80,21 @@ json PropValueToJson(const PropValue& v) {
   return v.str;
 }
 
+namespace {
+
+// The earliest accepted day, YYYY-MM-DD (UTC): 2000-01-01 unless the project moved it.
+std::string EarliestDate(const IngestLimits& limits) {
+  const int64_t ms = limits.min_ts_ms, day_ms = 86'400'000;
+  return FormatDate(static_cast<int32_t>(ms >= 0 ? ms / day_ms : -((-ms + day_ms - 1) / day_ms)));
+}
+
+}  // namespace
+
 Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field) {
   if (ts_ms < limits.min_ts_ms)
-    return InvalidArgument(
-        field + ": timestamp " + FormatIsoUtc(ts_ms) + " is before 2000-01-01 (rejected as implausible)", field);
+    return InvalidArgument(field + ": timestamp " + FormatIsoUtc(ts_ms) + " is before " + EarliestDate(limits) +
+                               " (rejected as implausible)",
+                           field);
   if (ts_ms > now_ms + limits.max_future_ms)
     return InvalidArgument(field + ": timestamp " + FormatIsoUtc(ts_ms) +
                                " is more than 1 day in the future (server time " + FormatIsoUtc(now_ms) + ")",

@@ -20,7 +20,7 @@ struct IngestLimits {
   size_t max_event_bytes = 1u << 20;    // one event's JSON
   size_t max_body_bytes = 20u << 20;    // one request body, after decompression
   int64_t max_future_ms = 86'400'000;   // timestamps later than now + this are rejected
-  int64_t min_ts_ms = 946'684'800'000;  // 2000-01-01T00:00:00Z
+  int64_t min_ts_ms = 946'684'800'000;  // 2000-01-01T00:00:00Z; a project's earliest_event_date moves it
   size_t max_name_chars = 200;
   size_t max_distinct_id_chars = 200;
 };

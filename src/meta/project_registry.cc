@@ -145,9 +145,18 @@ StatusOr<Project*> ProjectRegistry::OpenProject(const std::string& name) {
   p->info = info;
   NS_ASSIGN_OR_RETURN(p->tz, TimeZone::Load(info.timezone));
   NS_ASSIGN_OR_RETURN(p->store, EventStore::Open(dir_ + "/projects/" + name, store_options_));
+  p->earliest_event_ms = EarliestEventMs(name);
   Project* raw = p.get();
   open_[name] = std::move(p);
   return raw;
+}
+
+int64_t ProjectRegistry::EarliestEventMs(const std::string& name) {
+  auto rows =
+      db_->Query("SELECT value FROM project_settings WHERE project = ? AND key = 'earliest_event_date'", {name});
+  if (!rows.ok() || rows->empty()) return kDefaultEarliestEventMs;  // unset, or no table before ops' migrations
+  auto day = ParseDate((*rows)[0].Str(0), "earliest_event_date");
+  return day.ok() ? int64_t{*day} * 86'400'000 : kDefaultEarliestEventMs;
 }
 
 void ProjectRegistry::CloseAll() {

@@ -5,6 +5,7 @@
 // Threading: all methods are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,10 +33,16 @@ struct CreatedProject {
   std::string secret_key;  // plain text: returned once
 };
 
+// Events before 2000-01-01 are refused by default as implausible (docs/api.md).
+constexpr int64_t kDefaultEarliestEventMs = 946'684'800'000;
+
 struct Project {
   ProjectInfo info;
   TimeZone tz;
   std::unique_ptr<EventStore> store;
+  // The earliest accepted event time (UTC midnight of the project's earliest_event_date
+  // setting), read by every ingest path; PATCH /api/v1/settings updates it.
+  std::atomic<int64_t> earliest_event_ms{kDefaultEarliestEventMs};
 };
 
 class ProjectRegistry {
@@ -50,6 +57,9 @@ class ProjectRegistry {
   StatusOr<CreatedProject> Create(const std::string& name, const std::string& timezone);
   StatusOr<ProjectInfo> Get(const std::string& name);
   std::vector<ProjectInfo> List();
+  // The project's earliest_event_date setting (project_settings, the operations layer's
+  // table) as UTC ms; the default when unset or when the table does not exist yet.
+  int64_t EarliestEventMs(const std::string& name);
   // A new secret key for the project (the old one stops working).
   StatusOr<std::string> RotateSecretKey(const std::string& name);
 

@@ -96,6 +96,8 @@ StatusOr<ProjectSettings> OpsService::Settings(const std::string& project) {
       s.quiet_hours = v;
     else if (k == "reminder_days")
       s.reminder_days = std::atoi(v.c_str());
+    else if (k == "earliest_event_date")
+      s.earliest_event_date = v;
   }
   return s;
 }
@@ -123,17 +125,31 @@ Status OpsService::SetSettings(const Principal& who, const json& body) {
       if (!it.value().is_number_integer() || it.value().get<int>() < 0 || it.value().get<int>() > 90)
         return InvalidArgument("reminder_days: expected 0 to 90", k);
       v = std::to_string(it.value().get<int>());
+    } else if (k == "earliest_event_date") {
+      if (!it.value().is_string()) return InvalidArgument("earliest_event_date: expected YYYY-MM-DD", k);
+      v = it.value().get<std::string>();
+      NS_ASSIGN_OR_RETURN(int32_t day, ParseDate(v, k));
+      // From 1970 (timestamps are ms since the epoch) to today.
+      if (day < 0 || int64_t{day} * 86'400'000 > NowMs())
+        return InvalidArgument("earliest_event_date: expected a date from 1970-01-01 to today, got " + v, k);
     } else {
-      return InvalidArgument("unknown setting '" + k + "' (known: snapshot_time, quiet_hours, reminder_days)", k);
+      return InvalidArgument(
+          "unknown setting '" + k + "' (known: snapshot_time, quiet_hours, reminder_days, earliest_event_date)", k);
     }
     NS_RETURN_IF_ERROR(
         db_->Exec("INSERT INTO project_settings(project, key, value) VALUES(?, ?, ?) "
                   "ON CONFLICT(project, key) DO UPDATE SET value = excluded.value",
                   {who.project, k, v}));
   }
+  if (body.contains("earliest_event_date")) {
+    // The open store's ingest paths read it from the project (no database read per request).
+    NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(who.project));
+    p->earliest_event_ms = registry_.EarliestEventMs(who.project);
+  }
   json b{{"snapshot_time", before.snapshot_time},
          {"quiet_hours", before.quiet_hours},
-         {"reminder_days", before.reminder_days}};
+         {"reminder_days", before.reminder_days},
+         {"earliest_event_date", before.earliest_event_date}};
   return Audit(*db_, who, "update", "settings", 0, b, body);
 }
 

@@ -35,6 +35,7 @@ struct ProjectSettings {
   std::string snapshot_time;
   std::string quiet_hours;  // "22:00-08:00" or "" (none): no reminders sent inside
   int reminder_days = 3;
+  std::string earliest_event_date = "2000-01-01";  // ingest refuses older events (UTC)
 };
 
 // A job the scheduler runs once per project and local day (job_runs records it): the daily

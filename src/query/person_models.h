@@ -135,5 +135,6 @@ nlohmann::json ToJson(const LifecycleResult& r);
 
 extern const QueryKind kRfmKind;        // rfm.cc
 extern const QueryKind kLifecycleKind;  // lifecycle.cc
+extern const QueryKind kClvKind;        // clv.cc
 
 }  // namespace ns

@@ -19,6 +19,7 @@ const std::vector<const QueryKind*>& QueryKinds() {
       &kCommerceKind,  // commerce.cc
       &kLtvKind,       // ltv.cc
       &kChannelsKind,  // channels.cc
+      &kClvKind,       // clv.cc
   };
   return kinds;
 }
@@ -65,6 +66,7 @@ QueryScope::QueryScope(EventStore& store, const TimeZone& tz, const QueryOptions
                                     o.cohorts,
                                     o.people} {
   ctx_.spend = o.spend;
+  ctx_.find_distinct_id = [st = &store](std::string_view id) { return st->FindDistinctId(id); };
 }
 
 Status QueryContext::BindCohorts(std::vector<Filter>& filters) const {

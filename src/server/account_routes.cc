@@ -209,7 +209,8 @@ std::vector<Route> AccountRoutes(ServerContext&, OpsService& ops) {
     if (!s.ok()) return res.Error(s.status());
     res.Json(200, json{{"snapshot_time", s->snapshot_time},
                        {"quiet_hours", s->quiet_hours},
-                       {"reminder_days", s->reminder_days}});
+                       {"reminder_days", s->reminder_days},
+                       {"earliest_event_date", s->earliest_event_date}});
   }));
   r.push_back(R("PATCH", "/api/v1/settings", A, [&ops](const HttpRequest& req, HttpResponse& res, const Principal& w) {
     WithBody(req, res, [&](const json& b) { ReplyOk(res, ops.SetSettings(w, b)); });

@@ -173,11 +173,15 @@ void HandleCollect(ServerContext& ctx, Protocol p, Parser parse, const HttpReque
   const CollectRequest creq = MakeCollectRequest(req, mime);
   Project* project = nullptr;
   IdentityTrust trust = IdentityTrust::kWriteKey;
+  // Every parser resolves the key before it reads an event, so the project's earliest
+  // accepted event time is in `limits` by then.
+  IngestLimits limits = ctx.opt.limits;
   KeyResolver resolve = [&](const CollectResult& found) -> StatusOr<const TimeZone*> {
     NS_ASSIGN_OR_RETURN(project, ResolveProject(ctx, p, req, found, &trust));
+    limits.min_ts_ms = project->earliest_event_ms.load();
     return &project->tz;
   };
-  auto parsed = parse(creq, kUtc, NowMs(), ctx.opt.limits, resolve);
+  auto parsed = parse(creq, kUtc, NowMs(), limits, resolve);
   auto reject = [&](const Status& st) {
     ctx.metrics.Add("northstar_requests_rejected_total", {{"protocol", proto}, {"reason", Reason(st)}});
     SendError(p, st, res);

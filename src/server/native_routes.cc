@@ -84,6 +84,7 @@ void HandleProject(ServerContext& ctx, const HttpRequest& req, HttpResponse& res
   json out{{"name", p.info.name},
            {"timezone", p.info.timezone},
            {"write_key", p.info.write_key},
+           {"earliest_event_date", FormatDate(static_cast<int32_t>(p.earliest_event_ms.load() / 86'400'000))},
            {"stats",
             {{"segments", s.segments},
              {"segment_rows", s.segment_rows},

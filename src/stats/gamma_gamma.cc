@@ -11,8 +11,8 @@ namespace ns::stats {
 
 double GammaGammaLogLikelihood(const GammaGammaParams& g, double x, double m) {
   const double px = g.p * x;
-  return std::lgamma(px + g.q) - std::lgamma(px) - std::lgamma(g.q) + g.q * std::log(g.v) +
-         (px - 1) * std::log(m) + px * std::log(x) - (px + g.q) * std::log(x * m + g.v);
+  return std::lgamma(px + g.q) - std::lgamma(px) - std::lgamma(g.q) + g.q * std::log(g.v) + (px - 1) * std::log(m) +
+         px * std::log(x) - (px + g.q) * std::log(x * m + g.v);
 }
 
 GammaGammaFit FitGammaGamma(const std::vector<double>& x, const std::vector<double>& m) {
@@ -23,14 +23,17 @@ GammaGammaFit FitGammaGamma(const std::vector<double>& x, const std::vector<doub
     groups[{x[i], m[i]}] += 1;
     msum += m[i], n += 1;
   }
+  const double mean = n > 0 ? msum / n : 1;
+  const std::vector<double> start = {0, 0, std::log(mean)};
   auto nll = [&](const std::vector<double>& v) {
+    for (size_t i = 0; i < 3; i++)  // the same box as the BG/NBD fit's (bg_nbd.h)
+      if (std::fabs(v[i] - start[i]) > 12) return std::numeric_limits<double>::infinity();
     GammaGammaParams g{std::exp(v[0]), std::exp(v[1]), std::exp(v[2])};
     double s = 0;
     for (const auto& [k, w] : groups) s += w * GammaGammaLogLikelihood(g, k.first, k.second);
     return std::isfinite(s) ? -s : std::numeric_limits<double>::infinity();
   };
-  const double mean = n > 0 ? msum / n : 1;
-  NelderMeadResult r = NelderMead(nll, {0, 0, std::log(mean)});
+  NelderMeadResult r = NelderMead(nll, start);
   GammaGammaFit fit;
   fit.params = {std::exp(r.x[0]), std::exp(r.x[1]), std::exp(r.x[2])};
   fit.log_likelihood = -r.value;

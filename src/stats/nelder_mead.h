@@ -8,7 +8,7 @@
 namespace ns::stats {
 
 struct NelderMeadOptions {
-  double initial_step = 0.5;  // the first simplex: each coordinate moved by this much
+  double initial_step = 0.5;   // the first simplex: each coordinate moved by this much
   double f_tolerance = 1e-12;  // stop when the simplex's values differ by less (relative)
   double x_tolerance = 1e-10;  // ...and its points by less than this
   int max_evaluations = 20000;

@@ -844,20 +844,43 @@ def evaluation_sop_and_new_scenario():
 @test
 def settings_and_quiet_hours():
     s = S()
-    check_eq(s.ok("GET", "/api/v1/settings"), {"snapshot_time": "06:00", "quiet_hours": "", "reminder_days": 3},
-             "default settings")
+    check_eq(s.ok("GET", "/api/v1/settings"), {"snapshot_time": "06:00", "quiet_hours": "", "reminder_days": 3,
+                                               "earliest_event_date": "2000-01-01"}, "default settings")
     for body, field in [({"quiet_hours": "22:00"}, "quiet_hours"), ({"quiet_hours": "25:00-08:00"}, "quiet_hours"),
                         ({"quiet_hours": "22:00-8:00"}, "quiet_hours"), ({"quiet_hours": "22:00-08:60"}, "quiet_hours"),
                         ({"quiet_hours": 2200}, "quiet_hours"), ({"snapshot_time": "6:00"}, "snapshot_time"),
                         ({"snapshot_time": "24:00"}, "snapshot_time"), ({"reminder_days": 91}, "reminder_days"),
-                        ({"reminder_days": -1}, "reminder_days"), ({"timezone": "UTC"}, "timezone")]:
+                        ({"reminder_days": -1}, "reminder_days"), ({"timezone": "UTC"}, "timezone"),
+                        ({"earliest_event_date": "1997-13-01"}, "earliest_event_date"),
+                        ({"earliest_event_date": 1990}, "earliest_event_date"),
+                        ({"earliest_event_date": "1969-12-31"}, "earliest_event_date"),
+                        ({"earliest_event_date": "2999-01-01"}, "earliest_event_date")]:
         check_eq(s.err("PATCH", "/api/v1/settings", body).get("field"), field, f"settings {body}")
     check_eq(s.ok("GET", "/api/v1/settings")["quiet_hours"], "", "refused settings change nothing")
     now = dt.datetime.now(TZ)
     quiet = f"{(now - dt.timedelta(hours=1)):%H:%M}-{(now + dt.timedelta(hours=1)):%H:%M}"
     s.ok("PATCH", "/api/v1/settings", {"quiet_hours": quiet, "reminder_days": 5, "snapshot_time": "07:30"})
-    check_eq(s.ok("GET", "/api/v1/settings"), {"snapshot_time": "07:30", "quiet_hours": quiet, "reminder_days": 5},
-             "settings after PATCH")
+    check_eq(s.ok("GET", "/api/v1/settings"), {"snapshot_time": "07:30", "quiet_hours": quiet, "reminder_days": 5,
+                                               "earliest_event_date": "2000-01-01"}, "settings after PATCH")
+    # The earliest accepted event date: 2000-01-01 by default, moved by an admin, applied at once.
+    old = {"event": "old_pay", "distinct_id": "cdnow-1", "timestamp": "1997-01-01T00:00:00Z", "properties": {"amount": 1}}
+    older = dict(old, timestamp="1989-12-31T23:59:59Z")
+    r = CTX["write"].req("POST", "/api/v1/events", [old])
+    check_eq(r.status, 400, f"a 1997 event by default: {r}")
+    check_eq(r.json()["errors"][0]["message"],
+             "events[0].timestamp: timestamp 1997-01-01T00:00:00.000Z is before 2000-01-01 (rejected as implausible)",
+             "the default's message")
+    s.ok("PATCH", "/api/v1/settings", {"earliest_event_date": "1990-01-01"})
+    check_eq(s.ok("GET", "/api/v1/settings")["earliest_event_date"], "1990-01-01", "earliest_event_date after PATCH")
+    r = CTX["write"].req("POST", "/api/v1/events", [old, older])
+    check_eq(r.status, 200, f"a 1997 event after the PATCH: {r}")
+    check_eq(r.json()["accepted"], 1, f"accepted: {r.json()}")
+    check_eq(r.json()["errors"][0]["message"],
+             "events[1].timestamp: timestamp 1989-12-31T23:59:59.000Z is before 1990-01-01 (rejected as implausible)",
+             "the same message with the project's date")
+    s.ok("PATCH", "/api/v1/settings", {"earliest_event_date": "2000-01-01"})
+    r = CTX["write"].req("POST", "/api/v1/events", [dict(old, distinct_id="cdnow-2")])
+    check_eq(r.status, 400, f"refused again after moving the date back: {r}")
     r = s.ok("POST", "/api/v1/reminders/send")
     check_eq(r, {"sent": False, "reason": f"quiet hours {quiet}"}, "reminders inside quiet hours")
     rx = CTX["rx"]

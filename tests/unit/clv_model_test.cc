@@ -41,9 +41,7 @@ TEST(NelderMead, FindsTheMinimumOfRosenbrockAndAQuadratic) {
   r = NelderMead(quad, {3, 3, 3, 3});
   for (size_t i = 0; i < 4; i++) EXPECT_NEAR(r.x[i], 0.5 * i, 1e-5) << i;
   // Outside the domain (NaN / inf) is never chosen.
-  auto walled = [](const std::vector<double>& v) {
-    return v[0] < 0.25 ? std::nan("") : (v[0] - 1) * (v[0] - 1);
-  };
+  auto walled = [](const std::vector<double>& v) { return v[0] < 0.25 ? std::nan("") : (v[0] - 1) * (v[0] - 1); };
   r = NelderMead(walled, {2});
   EXPECT_NEAR(r.x[0], 1, 1e-5);
 }
@@ -100,8 +98,8 @@ double NaiveLikelihood(const BgNbdParams& P, double x, double tx, double T) {
   const double dropped =
       x > 0 ? GammaMean([&](double l) { return std::pow(l, x) * std::exp(-l * tx); }, P.r, P.alpha) : 0;
   return BetaMean(
-      [&](double p) { return std::pow(1 - p, x) * alive + (x > 0 ? p * std::pow(1 - p, x - 1) * dropped : 0); },
-      P.a, P.b);
+      [&](double p) { return std::pow(1 - p, x) * alive + (x > 0 ? p * std::pow(1 - p, x - 1) * dropped : 0); }, P.a,
+      P.b);
 }
 
 double NaivePAlive(const BgNbdParams& P, double x, double tx, double T) {
@@ -114,8 +112,8 @@ double NaivePAlive(const BgNbdParams& P, double x, double tx, double T) {
 // in the next t are (1 - exp(-lambda p t)) / p in expectation (eq. 7 of the paper); the mean
 // of exp(-lambda p t) over lambda is the Gamma's Laplace transform.
 double NaiveExpected(const BgNbdParams& P, double t, double x, double tx, double T) {
-  const double inner = BetaMean(
-      [&](double p) { return -std::expm1(-(P.r + x) * std::log1p(p * t / (P.alpha + T))) / p; }, P.a, P.b + x);
+  const double inner =
+      BetaMean([&](double p) { return -std::expm1(-(P.r + x) * std::log1p(p * t / (P.alpha + T))) / p; }, P.a, P.b + x);
   return NaivePAlive(P, x, tx, T) * inner;
 }
 
@@ -134,6 +132,27 @@ TEST(BgNbd, ClosedFormsAgreeWithNumericalIntegrationOnRandomParameters) {
     EXPECT_NEAR(BgNbdProbabilityAlive(P, x, tx, T), NaivePAlive(P, x, tx, T), 1e-8);
     const double e = NaiveExpected(P, t, x, tx, T);
     EXPECT_NEAR(BgNbdConditionalExpectedPurchases(P, t, x, tx, T), e, 1e-7 * (1 + e));
+  }
+}
+
+TEST(BgNbd, TheIntegralFallbackAgreesWithTheSeriesAndHandlesExtremeParameters) {
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int trial = 0; trial < 200; trial++) {
+    BgNbdParams P{0.05 + 3 * u(rng), 0.5 + 50 * u(rng), 0.05 + 4 * u(rng), 0.05 + 6 * u(rng)};
+    const double T = 1 + 300 * u(rng), x = std::floor(40 * u(rng)), tx = x > 0 ? T * u(rng) : 0;
+    const double t = 1 + 400 * u(rng);
+    const double series = BgNbdConditionalExpectedPurchases(P, t, x, tx, T);
+    EXPECT_NEAR(BgNbdConditionalExpectedPurchasesByIntegral(P, t, x, tx, T), series, 1e-7 * (1 + series)) << trial;
+  }
+  // Degenerate fits of small data (no dropout, huge a and b): finite, and P(alive) times the
+  // Poisson-like limit r + x over alpha + T per unit of time at most.
+  for (const BgNbdParams& P :
+       {BgNbdParams{0.9, 6.5, 2e5, 4.8e6}, BgNbdParams{0.97, 80, 1e5, 1.5e5}, BgNbdParams{1e5, 3e5, 1e5, 1e-5}}) {
+    const double e = BgNbdConditionalExpectedPurchases(P, 300, 13, 21, 22);
+    EXPECT_TRUE(std::isfinite(e));
+    EXPECT_GE(e, 0);
+    EXPECT_LE(e, (P.r + 13) / (P.alpha + 22) * 300 * (1 + 1e-9));
   }
 }
 
@@ -272,7 +291,7 @@ TEST(CdnowPublished, BgNbdAndGammaGammaMatchLifetimesQuickstart) {
   // discounted by 1.01^-i.
   std::vector<double> ends, discounts;
   for (int i = 1; i <= 12; i++) ends.push_back(30.0 * i), discounts.push_back(std::pow(1.01, -i));
-  const double clv[10] = {140.096211, 18.943467, 38.180574, 38.180574, 38.180574,
+  const double clv[10] = {140.096211,  18.943467, 38.180574, 38.180574,  38.180574,
                           1003.868107, 28.109683, 38.180574, 167.418216, 38.180574};
   for (int id = 1; id <= 10; id++) {
     const CdnowRow& r = rows.at(id);
