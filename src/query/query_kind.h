@@ -38,7 +38,8 @@ struct QueryContext {
   const CohortSource* cohorts = nullptr;   // null: cohort filters are refused
   const PeopleSettings* people = nullptr;  // the project's person-model settings; null: defaults
   const SpendSource* spend = nullptr;      // advertising spend (channels); null: no spend
-  std::function<int64_t(std::string_view distinct_id)> find_distinct_id;  // its did, or -1 (clv's distinct_ids)
+  std::function<int64_t(std::string_view distinct_id)> find_distinct_id =
+      nullptr;  // its did, or -1 (clv's distinct_ids)
 
   // Binds the cohort filters among `filters` to their members under snap.
   Status BindCohorts(std::vector<Filter>& filters) const;
