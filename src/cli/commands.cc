@@ -157,6 +157,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // The people layer: cohorts, persons, people settings (docs/people.md).
   auto people = PeopleService::Open(registry);
   if (!people.ok()) return Fail(people.status());
+  // Scenarios name cohorts as their key user groups (the demo's do): wired before anything
+  // creates one.
+  auto scenario_cohorts = ConnectCohortsToScenarios(**people, **ops);
   // Saved insights and dashboards (docs/api.md): KPIs from insights go through the ops layer.
   // Advertising spend for the channels query (docs/api.md "Spend").
   auto spend = SpendStore::Open(registry.meta_db());

@@ -78,6 +78,16 @@ StatusOr<json> Evaluations::Draft(const std::string& project, int64_t scenario_i
 }
 
 StatusOr<json> Evaluations::Get(const std::string& project, int64_t scenario_id) {
+  NS_ASSIGN_OR_RETURN(json ev, Merged(project, scenario_id));
+  // Who the scenario was for, as it is now (not stored).
+  NS_ASSIGN_OR_RETURN(ScenarioRow sc, scenarios_.Load(project, scenario_id));
+  ev["key_user_group"] = sc.doc.key_user_group;
+  if (json c = scenarios_.KeyUserGroupCohort(project, sc.doc.key_user_group); !c.is_null())
+    ev["key_user_group_cohort"] = c;
+  return ev;
+}
+
+StatusOr<json> Evaluations::Merged(const std::string& project, int64_t scenario_id) {
   NS_ASSIGN_OR_RETURN(json ev, Draft(project, scenario_id));
   NS_ASSIGN_OR_RETURN(
       auto rows,
@@ -112,7 +122,7 @@ Status Evaluations::Save(const Principal& who, int64_t scenario_id, const json& 
   if (body.contains("status") && body["status"] != "draft" && body["status"] != "final")
     return InvalidArgument("status: expected draft or final", "status");
   return db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(json ev, Get(who.project, scenario_id));
+    NS_ASSIGN_OR_RETURN(json ev, Merged(who.project, scenario_id));
     json before = ev;
     for (auto it = body.begin(); it != body.end(); ++it) ev[it.key()] = it.value();
     json doc = ev;

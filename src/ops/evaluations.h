@@ -18,7 +18,8 @@ namespace ns {
 class Evaluations {
  public:
   Evaluations(MetaDb& db, Scenarios& scenarios, Kpis& kpis) : db_(db), scenarios_(scenarios), kpis_(kpis) {}
-  // The stored evaluation merged with fresh numbers (a draft if none is stored).
+  // The stored evaluation merged with fresh numbers (a draft if none is stored), and the
+  // scenario's key user group as it is now ("key_user_group", "key_user_group_cohort").
   StatusOr<nlohmann::json> Get(const std::string& project, int64_t scenario_id);
   // Saves the owner's fields: what_worked, problems, next_measures, owner, status (draft|final).
   Status Save(const Principal& who, int64_t scenario_id, const nlohmann::json& body);
@@ -33,6 +34,8 @@ class Evaluations {
 
  private:
   StatusOr<nlohmann::json> Draft(const std::string& project, int64_t scenario_id);
+  // Get without the key user group: what Save stores.
+  StatusOr<nlohmann::json> Merged(const std::string& project, int64_t scenario_id);
   StatusOr<SopDoc> LoadSop(const std::string& project, int64_t id);
   MetaDb& db_;
   Scenarios& scenarios_;

@@ -90,6 +90,32 @@ std::string Resources(const json& r, const std::string& lang) {
   return s;
 }
 
+// The key user group: its description and, for a cohort, the cohort's name and its size now
+// ("key_user_group_cohort" of the scenario's answer), in the project's time zone.
+std::string KeyUserGroup(const json& sc, const std::string& lang, const TimeZone& tz) {
+  const json& g = sc.contains("key_user_group") ? sc["key_user_group"] : json();
+  if (!sc.contains("key_user_group_cohort")) return Text(g);
+  const json& c = sc["key_user_group_cohort"];
+  const bool zh = lang == "zh";
+  std::string id = "#" + Text(c.value("id", json()));
+  std::string s;
+  if (c.value("deleted", false)) {
+    s = zh ? "人群 " + id + "（已删除）" : "cohort " + id + " (deleted)";
+  } else {
+    s = Text(c.value("name", json()));
+    std::string detail = zh ? "人群 " + id : "cohort " + id;
+    if (c.contains("size") && c["size"].is_number_integer()) {
+      detail += (zh ? "，" : ", ") + Text(c["size"]) + (zh ? " 人" : " persons");
+      auto at = ParseIsoTimestamp(Text(c.value("as_of", json())), tz);
+      if (at.ok()) detail += (zh ? "，截至 " : " as of ") + tz.FormatLocal(*at).substr(0, 16);
+    }
+    s += zh ? "（" + detail + "）" : " (" + detail + ")";
+  }
+  if (g.is_object() && g.contains("description") && !Text(g["description"]).empty())
+    s = Text(g["description"]) + "; " + s;
+  return s;
+}
+
 }  // namespace
 
 std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const json& ev, const std::string& lang,
@@ -109,7 +135,7 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
                              {"周期", "Period"},
                              {"状态", "Status"}})
       t.headers.push_back(H(h, lang));
-    t.rows.push_back({Text(sc["name"]), Text(sc["business_module"]), Text(sc["goal"]), Text(sc["key_user_group"]),
+    t.rows.push_back({Text(sc["name"]), Text(sc["business_module"]), Text(sc["goal"]), KeyUserGroup(sc, lang, tz),
                       Text(sc["pain_points"]), Text(sc["success_criteria"]), Text(sc["owner"]), Text(sc["period"]),
                       StatusLabel(Text(sc["status"]), lang)});
     out.push_back(std::move(t));

@@ -75,10 +75,18 @@ StatusOr<json> ValidateScenario(const json& body, const json* base) {
       continue;
     }
     if (std::string(f) == "key_user_group" && d[f].is_object()) {
-      // {"cohort_id": N} or {"description": "..."}.
+      // {"cohort_id": N} and/or {"description": "..."}; that the cohort exists is checked
+      // against the project (Scenarios::CheckCohort).
       for (auto it = d[f].begin(); it != d[f].end(); ++it)
         if (it.key() != "cohort_id" && it.key() != "description")
           return InvalidArgument("key_user_group: expected a description or {\"cohort_id\"|\"description\"}", f);
+      if (d[f].contains("cohort_id") &&
+          (!d[f]["cohort_id"].is_number_integer() || d[f]["cohort_id"].get<int64_t>() <= 0))
+        return InvalidArgument(
+            "key_user_group.cohort_id: expected a cohort id (a positive integer), got " + d[f]["cohort_id"].dump(),
+            "key_user_group.cohort_id");
+      if (d[f].contains("description"))
+        NS_RETURN_IF_ERROR(CheckString(d[f]["description"], "key_user_group.description", 4000, false));
       continue;
     }
     if (std::string(f) == "pain_points" && d[f].is_array()) {
@@ -258,6 +266,9 @@ StatusOr<int64_t> Scenarios::Create(const Principal& who, const json& body) {
   NS_ASSIGN_OR_RETURN(std::string text, StoredText<ScenarioDoc>(d));
   int64_t id = 0;
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+    // In the transaction: a cohort deleted meanwhile (PeopleService::DeleteCohort asks
+    // UsingCohort in its own) cannot slip between the check and the insert.
+    NS_RETURN_IF_ERROR(CheckCohort(who.project, d["key_user_group"]));
     int64_t now = NowMs();
     NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO scenarios(project, doc, created_at, updated_at) VALUES(?, ?, ?, ?)",
                                        {who.project, text, now, now}));
@@ -293,12 +304,61 @@ StatusOr<std::vector<ActionRow>> Scenarios::Actions(int64_t scenario_id) {
   return out;
 }
 
+namespace {
+
+// The cohort id a key user group names (0: none).
+int64_t CohortIdOf(const json& key_user_group) {
+  if (!key_user_group.is_object()) return 0;
+  auto it = key_user_group.find("cohort_id");
+  return it != key_user_group.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+}  // namespace
+
+Status Scenarios::CheckCohort(const std::string& project, const json& key_user_group) {
+  const int64_t id = CohortIdOf(key_user_group);
+  if (id == 0) return Status::OK();
+  const std::string field = "key_user_group.cohort_id";
+  if (!cohorts_)
+    return FailedPrecondition(field + ": cohorts are not available here (no people layer); describe the group instead");
+  auto c = cohorts_->Find(project, id, false);
+  if (c.status().code() == StatusCode::kNotFound)
+    return InvalidArgument(
+        field + ": project '" + project + "' has no cohort " + std::to_string(id) + " (GET /api/v1/cohorts lists them)",
+        field);
+  return c.status();
+}
+
+json Scenarios::KeyUserGroupCohort(const std::string& project, const json& key_user_group) {
+  const int64_t id = CohortIdOf(key_user_group);
+  if (id == 0 || !cohorts_) return nullptr;
+  auto c = cohorts_->Find(project, id, true);
+  if (c.status().code() == StatusCode::kNotFound) return json{{"id", id}, {"name", nullptr}, {"deleted", true}};
+  if (!c.ok()) return json{{"id", id}, {"name", nullptr}, {"error", c.status().message()}};
+  return json{{"id", c->id},
+              {"name", c->name},
+              {"size", c->size ? json(*c->size) : json(nullptr)},
+              {"as_of", c->as_of_ms ? json(FormatIsoUtc(c->as_of_ms)) : json(nullptr)}};
+}
+
+StatusOr<std::vector<std::string>> Scenarios::UsingCohort(const std::string& project, int64_t cohort_id) {
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc FROM scenarios WHERE project = ? ORDER BY id", {project}));
+  std::vector<std::string> out;
+  for (const auto& r : rows) {
+    NS_ASSIGN_OR_RETURN(ScenarioDoc doc, ParseStored<ScenarioDoc>(r.Int(0), r.Str(1)));
+    if (CohortIdOf(doc.key_user_group) == cohort_id)
+      out.push_back("scenario " + std::to_string(r.Int(0)) + " '" + doc.name + "'");
+  }
+  return out;
+}
+
 StatusOr<json> Scenarios::Get(const std::string& project, int64_t id) {
   NS_ASSIGN_OR_RETURN(ScenarioRow sc, Load(project, id));
   NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(id));
   json d = sc.ToJson();
   d["actions"] = json::array();
   for (const ActionRow& a : acts) d["actions"].push_back(a.ToJson());
+  if (json c = KeyUserGroupCohort(project, sc.doc.key_user_group); !c.is_null()) d["key_user_group_cohort"] = c;
   return d;
 }
 
@@ -314,6 +374,7 @@ StatusOr<json> Scenarios::List(const std::string& project) {
     json counts = json::object();
     for (const char* s : kActionStatuses) counts[s] = by_status[s];
     d["action_counts"] = counts;
+    if (json c = KeyUserGroupCohort(project, sc.doc.key_user_group); !c.is_null()) d["key_user_group_cohort"] = c;
     out.push_back(std::move(d));
   }
   return out;
@@ -324,6 +385,8 @@ Status Scenarios::Patch(const Principal& who, int64_t id, const json& body) {
     NS_ASSIGN_OR_RETURN(ScenarioRow before, Load(who.project, id));
     json base = before.doc.ToJson();
     NS_ASSIGN_OR_RETURN(json d, ValidateScenario(body, &base));
+    if (body.is_object() && body.contains("key_user_group"))
+      NS_RETURN_IF_ERROR(CheckCohort(who.project, d["key_user_group"]));
     NS_ASSIGN_OR_RETURN(std::string text, StoredText<ScenarioDoc>(d));
     NS_RETURN_IF_ERROR(db_.Exec("UPDATE scenarios SET doc = ?, updated_at = ? WHERE id = ?", {text, NowMs(), id}));
     return Audit(db_, who, "update", "scenario", id, base, d);
@@ -332,7 +395,13 @@ Status Scenarios::Patch(const Principal& who, int64_t id, const json& body) {
 
 Status Scenarios::Delete(const Principal& who, int64_t id) {
   return db_.Tx([&]() -> Status {
-    NS_ASSIGN_OR_RETURN(json before, Get(who.project, id));
+    // The audit's "before": the document and its actions (no cohort size: not evaluated
+    // while the transaction holds the database).
+    NS_ASSIGN_OR_RETURN(ScenarioRow sc, Load(who.project, id));
+    NS_ASSIGN_OR_RETURN(std::vector<ActionRow> acts, Actions(id));
+    json before = sc.ToJson();
+    before["actions"] = json::array();
+    for (const ActionRow& a : acts) before["actions"].push_back(a.ToJson());
     NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM scenarios WHERE id = ?", {id}));
     return Audit(db_, who, "delete", "scenario", id, before, nullptr);
   });

@@ -6,11 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "auth/accounts.h"
 #include "core/status.h"
 #include "meta/meta_db.h"
 #include "meta/project_registry.h"
+#include "ops/cohort_directory.h"
 #include "ops/documents.h"
 
 namespace ns {
@@ -32,9 +34,13 @@ struct ActionRow {
 class Scenarios {
  public:
   Scenarios(MetaDb& db, ProjectRegistry& registry) : db_(db), registry_(registry) {}
+  // The cohorts a key user group may name (not owned; set once before the server serves).
+  // Without it a scenario naming a cohort is refused (FailedPrecondition).
+  void SetCohorts(CohortDirectory* cohorts) { cohorts_ = cohorts; }
 
   StatusOr<int64_t> Create(const Principal& who, const nlohmann::json& body);
-  // The scenario with its actions ("actions": [...]). NotFound if not in the project.
+  // The scenario with its actions ("actions": [...]) and, when its key user group names a
+  // cohort, "key_user_group_cohort" (KeyUserGroupCohort). NotFound if not in the project.
   StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
   StatusOr<nlohmann::json> List(const std::string& project);
   Status Patch(const Principal& who, int64_t id, const nlohmann::json& body);
@@ -54,6 +60,14 @@ class Scenarios {
   // each change goes to the audit log with actor "scheduler". Returns how many changed.
   StatusOr<int> MarkDelayed(const std::string& project, int32_t today);
 
+  // The cohort a key user group names, as answers show it: {"id","name","size","as_of"} now,
+  // or {"id","name":null,"deleted":true} when the project has no such cohort any more (a
+  // row written before cohorts were checked); null when it names none.
+  nlohmann::json KeyUserGroupCohort(const std::string& project, const nlohmann::json& key_user_group);
+  // The scenarios whose key user group is cohort `cohort_id`, as "scenario 4 'Name'" (the
+  // people layer refuses to delete such a cohort).
+  StatusOr<std::vector<std::string>> UsingCohort(const std::string& project, int64_t cohort_id);
+
   // The scenario's project ("" if there is none).
   std::string ProjectOf(int64_t scenario_id);
 
@@ -64,11 +78,15 @@ class Scenarios {
   StatusOr<ActionRow> LoadAction(const std::string& project, int64_t action_id);
 
  private:
+  // A key user group naming a cohort names one of the project's (InvalidArgument naming
+  // key_user_group.cohort_id otherwise).
+  Status CheckCohort(const std::string& project, const nlohmann::json& key_user_group);
   Status CheckDag(int64_t scenario_id, int64_t action_id, const std::vector<int64_t>& depends_on);
   // Today in the project's time zone (dated progress notes, Gantt defaults).
   StatusOr<int32_t> Today(const std::string& project);
   MetaDb& db_;
   ProjectRegistry& registry_;
+  CohortDirectory* cohorts_ = nullptr;
 };
 
 // Validation of the documents (exposed for tests). `partial`: a PATCH (only present fields).

@@ -243,6 +243,18 @@ StatusOr<json> PeopleService::CohortJson(const std::string& project, const Cohor
   return j;
 }
 
+StatusOr<PeopleService::CohortHeadline> PeopleService::Headline(const std::string& project, int64_t id,
+                                                                bool with_size) {
+  NS_ASSIGN_OR_RETURN(CohortRow row, LoadCohort(project, id));
+  CohortHeadline h{row.name, std::nullopt, 0};
+  if (!with_size) return h;
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  auto snap = p->store->Snapshot();
+  h.as_of_ms = NowMs();
+  if (auto m = Members(project, id, *snap, p->tz); m.ok()) h.size = static_cast<int64_t>((*m)->cardinality());
+  return h;
+}
+
 StatusOr<json> PeopleService::GetCohort(const std::string& project, int64_t id) {
   NS_ASSIGN_OR_RETURN(CohortRow row, LoadCohort(project, id));
   return CohortJson(project, row, true);
@@ -288,20 +300,31 @@ StatusOr<json> PeopleService::UpdateCohort(const std::string& project, int64_t i
 }
 
 Status PeopleService::DeleteCohort(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(CohortRow row, LoadCohort(project, id));
-  // A cohort another one refers to stays: deleting it would break the other silently.
-  NS_ASSIGN_OR_RETURN(auto all, db_.Query("SELECT id, definition FROM cohorts WHERE project = ? AND kind = "
-                                          "'behavioral' AND id <> ?",
-                                          {project, id}));
-  for (const auto& r : all) {
-    auto def = ParseCohortDefinition(json::parse(r.Str(1), nullptr, false));
-    if (!def.ok()) continue;
-    auto refs = ReferencedCohorts(*def);
-    if (std::binary_search(refs.begin(), refs.end(), id))
-      return FailedPrecondition("cohort " + std::to_string(id) + " is used by cohort " + std::to_string(r.Int(0)) +
-                                "; change that cohort first");
-  }
+  // One transaction: a cohort or scenario that starts naming it meanwhile is either seen
+  // here or refused for want of it.
   NS_RETURN_IF_ERROR(db_.Tx([&]() -> Status {
+    NS_RETURN_IF_ERROR(LoadCohort(project, id).status());
+    // A cohort something refers to stays: deleting it would break the other silently.
+    NS_ASSIGN_OR_RETURN(auto all, db_.Query("SELECT id, definition FROM cohorts WHERE project = ? AND kind = "
+                                            "'behavioral' AND id <> ?",
+                                            {project, id}));
+    std::vector<std::string> users;
+    for (const auto& r : all) {
+      auto def = ParseCohortDefinition(json::parse(r.Str(1), nullptr, false));
+      if (!def.ok()) continue;
+      auto refs = ReferencedCohorts(*def);
+      if (std::binary_search(refs.begin(), refs.end(), id)) users.push_back("cohort " + std::to_string(r.Int(0)));
+    }
+    for (const auto& referrers : referrers_) {
+      NS_ASSIGN_OR_RETURN(std::vector<std::string> more, referrers(project, id));
+      users.insert(users.end(), more.begin(), more.end());
+    }
+    if (!users.empty()) {
+      std::string list;
+      for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+      return FailedPrecondition("cohort " + std::to_string(id) + " is used by " + list + "; change " +
+                                (users.size() == 1 ? "it" : "them") + " first");
+    }
     NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM cohort_members WHERE cohort_id = ?", {id}));
     return db_.Exec("DELETE FROM cohorts WHERE project = ? AND id = ?", {project, id});
   }));

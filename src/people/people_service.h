@@ -9,6 +9,7 @@
 #include <roaring/roaring.hh>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,7 +57,22 @@ class PeopleService {
   StatusOr<nlohmann::json> GetCohort(const std::string& project, int64_t id);
   StatusOr<nlohmann::json> ListCohorts(const std::string& project);
   StatusOr<nlohmann::json> UpdateCohort(const std::string& project, int64_t id, const nlohmann::json& patch);
+  // Refused (FailedPrecondition, a 409) while another cohort or a referrer (AddReferrers)
+  // names it; the answer names them.
   Status DeleteCohort(const std::string& project, int64_t id);
+  // Who outside the people layer names a cohort: descriptions such as "scenario 4 'Recall'"
+  // (the operations layer's key user groups). Called inside the deleting transaction.
+  using CohortReferrers = std::function<StatusOr<std::vector<std::string>>(const std::string& project, int64_t id)>;
+  // REQUIRES: before the service is shared between threads (server start).
+  void AddReferrers(CohortReferrers referrers) { referrers_.push_back(std::move(referrers)); }
+  // A cohort's name and, `with_size`, its size now (for other layers: a scenario's key
+  // user group). NotFound if the project has no cohort `id`.
+  struct CohortHeadline {
+    std::string name;
+    std::optional<int64_t> size;  // with_size and evaluable
+    int64_t as_of_ms = 0;
+  };
+  StatusOr<CohortHeadline> Headline(const std::string& project, int64_t id, bool with_size);
   // Static cohorts: adds distinct ids (a JSON array / {"distinct_ids":[...]} or CSV text
   // whose first column holds them); unknown ids are reported, not added.
   StatusOr<nlohmann::json> AddMembers(const std::string& project, int64_t id, const std::string& body, bool csv);
@@ -128,6 +144,7 @@ class PeopleService {
   };
   Mutex mu_;
   std::map<int64_t, CacheEntry> cache_ GUARDED_BY(mu_);  // cohort id -> latest evaluation
+  std::vector<CohortReferrers> referrers_;               // set before serving, then read only
 };
 
 }  // namespace ns

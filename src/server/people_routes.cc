@@ -72,7 +72,27 @@ void SendCsv(HttpResponse& res, const StatusOr<std::string>& csv, const std::str
   res.Text(200, *csv, "text/csv; charset=utf-8");
 }
 
+class PeopleCohortDirectory final : public CohortDirectory {
+ public:
+  explicit PeopleCohortDirectory(PeopleService& people) : people_(people) {}
+  StatusOr<CohortSummary> Find(const std::string& project, int64_t id, bool with_size) override {
+    NS_ASSIGN_OR_RETURN(PeopleService::CohortHeadline h, people_.Headline(project, id, with_size));
+    return CohortSummary{id, std::move(h.name), h.size, h.as_of_ms};
+  }
+
+ private:
+  PeopleService& people_;
+};
+
 }  // namespace
+
+std::unique_ptr<CohortDirectory> ConnectCohortsToScenarios(PeopleService& people, OpsService& ops) {
+  auto directory = std::make_unique<PeopleCohortDirectory>(people);
+  ops.scenarios.SetCohorts(directory.get());
+  people.AddReferrers(
+      [&ops](const std::string& project, int64_t id) { return ops.scenarios.UsingCohort(project, id); });
+  return directory;
+}
 
 std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
   PeopleService* ps = &people;

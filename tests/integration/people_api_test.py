@@ -252,6 +252,34 @@ def test_tiers_and_tags():
     check_eq(e.get("field"), "definition.conditions[0].level", "bad tier level")
 
 
+def test_cohort_as_key_user_group():
+    sec = S["sec"]
+    payers, _ = S["ids"]
+    e = sec.err("POST", "/api/v1/scenarios", {"name": "recall", "key_user_group": {"cohort_id": 999}})
+    check_eq(e.get("field"), "key_user_group.cohort_id", "an unknown cohort is named")
+    check("999" in e["message"], f"the message names the cohort: {e}")
+    sid = sec.ok("POST", "/api/v1/scenarios", {"name": "recall payers", "key_user_group": {"cohort_id": payers}},
+                 201)["id"]
+    size = sec.ok("GET", f"/api/v1/cohorts/{payers}")["size"]
+    for path in (f"/api/v1/scenarios/{sid}", f"/api/v1/scenarios/{sid}/evaluation"):
+        c = S["viewer"].ok("GET", path)["key_user_group_cohort"]
+        check_eq((c["id"], c["name"], c["size"]), (payers, "payers", size), f"{path}: the cohort's name and size")
+        check(c["as_of"].endswith("Z"), f"as_of: {c}")
+    listed = [x for x in sec.ok("GET", "/api/v1/scenarios") if x["id"] == sid][0]
+    check_eq(listed["key_user_group_cohort"]["name"], "payers", "in the scenario list too")
+    body = sec.req("GET", f"/api/v1/scenarios/{sid}/export.csv?table=requirements&lang=en").body.decode("utf-8")
+    check(f"payers (cohort #{payers}, {size} persons as of " in body, f"export: {body}")
+    # A cohort a scenario names cannot be deleted: 409 naming the scenario.
+    free = sec.ok("POST", "/api/v1/cohorts", {"name": "to delete", "kind": "static"}, 201)["id"]
+    sec.ok("PATCH", f"/api/v1/scenarios/{sid}", {"key_user_group": {"cohort_id": free}})
+    e = sec.err("DELETE", f"/api/v1/cohorts/{free}", expect=409)
+    check(f"scenario {sid} 'recall payers'" in e["message"], f"409 names the scenario: {e}")
+    sec.ok("PATCH", f"/api/v1/scenarios/{sid}", {"key_user_group": "anyone"})
+    sec.ok("DELETE", f"/api/v1/cohorts/{free}")
+    check("key_user_group_cohort" not in sec.ok("GET", f"/api/v1/scenarios/{sid}"), "a described group has none")
+    sec.ok("DELETE", f"/api/v1/scenarios/{sid}")
+
+
 def test_audit():
     log = S["sec"].ok("GET", "/api/v1/audit-log?limit=200")
     rows = log["entries"] if isinstance(log, dict) and "entries" in log else log
@@ -284,7 +312,8 @@ def main():
     try:
         setup(binary, tmp)
         for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
-                  test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_tiers_and_tags,
+                  test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_cohort_as_key_user_group,
+                  test_tiers_and_tags,
                   test_settings, test_audit):
             ok &= run_one(t)
     finally:

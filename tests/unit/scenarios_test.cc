@@ -2,16 +2,22 @@
 // through their C++ API on a temporary data directory (until now tested only through the
 // Python ops_api test): validation errors naming the field, overdue actions reading
 // `delayed` at once and stored so by the daily job, the dependency DAG, the Gantt critical
-// path, CSV import (all rows or none), and evaluation -> SOP -> new scenario.
+// path, CSV import (all rows or none), evaluation -> SOP -> new scenario, and a cohort as
+// the key user group (checked, shown with its name and size, "deleted" when gone).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include "core/time_zone.h"
 #include "ops/ops_service.h"
+#include "ops/report_tables.h"
 #include "test_util.h"
 
 namespace ns {
@@ -49,6 +55,11 @@ TEST(ValidateScenario, ErrorsNameTheField) {
        "'to' is before 'from'"},
       {json{{"name", "n"}, {"status", "finished"}}, "status", "draft, active, paused, done, cancelled"},
       {json{{"name", "n"}, {"key_user_group", {{"cohort", 1}}}}, "key_user_group", "cohort_id"},
+      {json{{"name", "n"}, {"key_user_group", {{"cohort_id", "3"}}}}, "key_user_group.cohort_id",
+       "expected a cohort id"},
+      {json{{"name", "n"}, {"key_user_group", {{"cohort_id", 0}}}}, "key_user_group.cohort_id", "got 0"},
+      {json{{"name", "n"}, {"key_user_group", {{"description", 7}}}}, "key_user_group.description",
+       "expected a string"},
       {json{{"name", "n"}, {"funnel", {{"steps", json::array()}}}}, "funnel", "funnel: "},
   };
   for (const Case& c : cases) {
@@ -395,6 +406,86 @@ TEST_F(ScenariosTest, DraftEndedDraftsOnlyEndedScenariosOnce) {
   auto again = ops_->evaluations.DraftEnded("p", today_);
   ASSERT_THAT(again, IsOk());
   EXPECT_EQ(*again, 0);
+}
+
+// The people layer as the operations layer sees it (the server wires the real one).
+class FakeCohorts : public CohortDirectory {
+ public:
+  std::map<std::pair<std::string, int64_t>, std::pair<std::string, int64_t>> cohorts;  // -> name, size
+  int sized = 0;                                                                       // calls that asked for a size
+  StatusOr<CohortSummary> Find(const std::string& project, int64_t id, bool with_size) override {
+    auto it = cohorts.find({project, id});
+    if (it == cohorts.end()) return NotFound("no cohort " + std::to_string(id));
+    if (!with_size) return CohortSummary{id, it->second.first, std::nullopt, 0};
+    sized++;
+    return CohortSummary{id, it->second.first, it->second.second, 1'780'000'000'000};
+  }
+};
+
+TEST_F(ScenariosTest, KeyUserGroupCohortIsCheckedAndShown) {
+  const json group = {{"key_user_group", {{"cohort_id", 5}, {"description", "new users"}}}};
+  json body = group;
+  body["name"] = "first order";
+  // Without a people layer a cohort cannot be checked: refused, naming the field.
+  EXPECT_THAT(
+      ops_->scenarios.Create(who_, body),
+      StatusIs(StatusCode::kFailedPrecondition, HasSubstr("key_user_group.cohort_id: cohorts are not available")));
+  FakeCohorts cohorts;
+  ops_->scenarios.SetCohorts(&cohorts);
+  EXPECT_THAT(ops_->scenarios.Create(who_, body),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("has no cohort 5"), "key_user_group.cohort_id"));
+  cohorts.cohorts[{"other", 5}] = {"elsewhere", 1};  // another project's cohort 5 does not count
+  EXPECT_THAT(ops_->scenarios.Create(who_, body),
+              StatusIs(StatusCode::kInvalidArgument, _, "key_user_group.cohort_id"));
+  cohorts.cohorts[{"p", 5}] = {"new in 7 days", 1234};
+  const int64_t sid = NewScenario(body);
+  ASSERT_GT(sid, 0);
+  EXPECT_EQ(cohorts.sized, 0) << "validation does not evaluate the cohort";
+
+  const json shown = {{"id", 5}, {"name", "new in 7 days"}, {"size", 1234}, {"as_of", FormatIsoUtc(1'780'000'000'000)}};
+  auto sc = ops_->scenarios.Get("p", sid);
+  ASSERT_THAT(sc, IsOk());
+  EXPECT_EQ((*sc)["key_user_group"], group["key_user_group"]) << "the stored group is unchanged";
+  EXPECT_EQ((*sc)["key_user_group_cohort"], shown);
+  auto list = ops_->scenarios.List("p");
+  ASSERT_THAT(list, IsOk());
+  EXPECT_EQ((*list)[0]["key_user_group_cohort"], shown);
+  auto ev = ops_->evaluations.Get("p", sid);
+  ASSERT_THAT(ev, IsOk());
+  EXPECT_EQ((*ev)["key_user_group_cohort"], shown);
+  // Saving the evaluation does not store the live size.
+  ASSERT_THAT(ops_->evaluations.Save(who_, sid, {{"problems", "few"}}), IsOk());
+  auto rows = ops_->db().Query("SELECT doc FROM evaluations WHERE scenario_id = ?", {sid});
+  ASSERT_THAT(rows, IsOk());
+  EXPECT_EQ((*rows)[0].Str(0).find("1234"), std::string::npos) << (*rows)[0].Str(0);
+
+  // The export's requirements table names the cohort, its size and when, in local time.
+  auto tz = TimeZone::Load("Asia/Shanghai");
+  ASSERT_THAT(tz, IsOk());
+  auto tables = ScenarioTables(*sc, json::array(), *ev, "en", *tz);
+  EXPECT_EQ(std::get<std::string>(tables[0].rows[0][3]), "new users; new in 7 days (cohort #5, 1234 persons as of " +
+                                                             tz->FormatLocal(1'780'000'000'000).substr(0, 16) + ")");
+  auto zh = ScenarioTables(*sc, json::array(), *ev, "zh", *tz);
+  EXPECT_THAT(std::get<std::string>(zh[0].rows[0][3]), HasSubstr("new in 7 days（人群 #5，1234 人，截至 "));
+
+  // The people layer asks before deleting a cohort: the scenarios that name it.
+  NewScenario({{"name", "described only"}, {"key_user_group", "everyone"}});
+  auto users = ops_->scenarios.UsingCohort("p", 5);
+  ASSERT_THAT(users, IsOk());
+  EXPECT_EQ(*users, std::vector<std::string>{"scenario " + std::to_string(sid) + " 'first order'"});
+  EXPECT_THAT(*ops_->scenarios.UsingCohort("other", 5), ::testing::IsEmpty());
+
+  // A PATCH that leaves the group alone is not re-checked; one that changes it is.
+  cohorts.cohorts.erase({"p", 5});
+  EXPECT_THAT(ops_->scenarios.Patch(who_, sid, {{"owner", "bo"}}), IsOk());
+  EXPECT_THAT(ops_->scenarios.Patch(who_, sid, {{"key_user_group", {{"cohort_id", 6}}}}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("has no cohort 6"), "key_user_group.cohort_id"));
+  // A cohort gone anyway (a row from before the check) shows as deleted.
+  sc = ops_->scenarios.Get("p", sid);
+  ASSERT_THAT(sc, IsOk());
+  EXPECT_EQ((*sc)["key_user_group_cohort"], (json{{"id", 5}, {"name", nullptr}, {"deleted", true}}));
+  tables = ScenarioTables(*sc, json::array(), *ev, "en", *tz);
+  EXPECT_EQ(std::get<std::string>(tables[0].rows[0][3]), "new users; cohort #5 (deleted)");
 }
 
 }  // namespace
