@@ -94,4 +94,12 @@ std::string CsvCell(const std::string& s) {
   return q + "\"";
 }
 
+void AppendCsvRow(std::string& out, const std::vector<std::string>& cells) {
+  for (size_t i = 0; i < cells.size(); i++) {
+    if (i) out += ',';
+    out += CsvCell(cells[i]);
+  }
+  out += "\r\n";
+}
+
 }  // namespace ns

@@ -225,12 +225,8 @@ std::vector<ReportTable> ScenarioTables(const json& sc, const json& kpis, const 
 }
 
 std::string TableToCsv(const ReportTable& t) {
-  std::string out = "\xEF\xBB\xBF";
-  auto line = [&](const std::vector<std::string>& cells) {
-    for (size_t i = 0; i < cells.size(); i++) out += (i ? "," : "") + CsvCell(cells[i]);
-    out += "\r\n";
-  };
-  line(t.headers);
+  std::string out(kUtf8Bom);
+  AppendCsvRow(out, t.headers);
   for (auto& r : t.rows) {
     std::vector<std::string> cells;
     for (auto& c : r) {
@@ -244,7 +240,7 @@ std::string TableToCsv(const ReportTable& t) {
         cells.push_back("");
       }
     }
-    line(cells);
+    AppendCsvRow(out, cells);
   }
   return out;
 }

@@ -708,6 +708,10 @@ StatusOr<std::vector<uint32_t>> PeopleService::MatchPersons(Project& p, const St
   for (uint32_t x = 0; x < pt.size(); x++) ok[x] = pt.IsPerson(x) && facts.Has(x);
   std::vector<Filter> filters = req.filters;
   if (req.cohort > 0) {
+    if (auto row = LoadCohort(p.info.name, req.cohort); !row.ok()) {
+      if (row.status().code() != StatusCode::kNotFound) return row.status();
+      return InvalidArgument("cohort: no cohort " + std::to_string(req.cohort) + " in this project", "cohort");
+    }
     Filter f;
     f.cohort = req.cohort;
     f.person = true;
@@ -776,35 +780,48 @@ StatusOr<json> PeopleService::ListPersons(const std::string& project, const Pers
               {"as_of", FormatIsoUtc(NowMs())}};
 }
 
-StatusOr<std::string> PeopleService::PersonsCsv(const std::string& project, PersonListRequest req, bool unmasked) {
+StatusOr<PeopleService::CsvProducer> PeopleService::PersonsCsv(const std::string& project, PersonListRequest req,
+                                                               bool unmasked) {
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   NS_ASSIGN_OR_RETURN(PeopleSettings s, Settings(project));
-  auto snap = p->store->Snapshot();
-  const PersonTable& pt = *snap->persons;
+  std::shared_ptr<const StoreSnapshot> snap = p->store->Snapshot();
   auto facts = GetPersonFacts(*snap, p->tz, s, p->tz.LocalDay(NowMs()));
   NS_ASSIGN_OR_RETURN(std::vector<uint32_t> match, MatchPersons(*p, *snap, *facts, req, s));
-  std::vector<std::string> keys;
-  for (const auto& [key, col] : pt.columns) keys.push_back(key);
-  std::string out = "\xEF\xBB\xBF";  // UTF-8 BOM: Excel opens Chinese text correctly
-  out += "distinct_id,first_seen,last_seen,event_count,lifecycle";
-  for (const auto& k : keys) out += "," + CsvCell(k);
-  out += "\r\n";
-  for (uint32_t x : match) {
-    out += CsvCell(p->store->DisplayId(x)) + "," + FormatIsoUtc(facts->first_ts[x]) + "," +
-           FormatIsoUtc(facts->last_ts[x]) + "," + std::to_string(facts->events[x]) + "," +
-           std::string(LifecycleStage(*facts, s, p->tz, x));
-    for (const auto& k : keys) {
-      out += ",";
-      const PropValue* v = pt.Prop(x, k);
-      if (!v) continue;
-      std::string text = v->AsString();
-      if (!unmasked && IsMaskedProperty(k, s.masked_properties)) text = MaskValue(text);
-      out += CsvCell(text);
-    }
-    out += "\r\n";
-  }
+  // The rows need only the facts and the person table: every block the export depends on
+  // has been read, so a damaged one is an error now, not a cut body later.
   NS_RETURN_IF_ERROR(CheckBlocks(*snap));
-  return out;
+  // The project outlives the server's requests (the registry keeps it open).
+  return CsvProducer([p, s = std::move(s), snap = std::move(snap), facts = std::move(facts), match = std::move(match),
+                      unmasked](const CsvWrite& write) {
+    const PersonTable& pt = *snap->persons;
+    std::vector<std::string> keys;
+    for (const auto& [key, col] : pt.columns) keys.push_back(key);
+    std::string piece(kUtf8Bom);
+    std::vector<std::string> cells{"distinct_id", "first_seen", "last_seen", "event_count", "lifecycle"};
+    cells.insert(cells.end(), keys.begin(), keys.end());
+    AppendCsvRow(piece, cells);
+    constexpr size_t kPiece = 64 << 10;
+    for (uint32_t x : match) {
+      cells.clear();
+      cells.push_back(p->store->DisplayId(x));
+      cells.push_back(FormatIsoUtc(facts->first_ts[x]));
+      cells.push_back(FormatIsoUtc(facts->last_ts[x]));
+      cells.push_back(std::to_string(facts->events[x]));
+      cells.emplace_back(LifecycleStage(*facts, s, p->tz, x));
+      for (const auto& k : keys) {
+        const PropValue* v = pt.Prop(x, k);
+        std::string text = v ? v->AsString() : std::string();
+        if (v && !unmasked && IsMaskedProperty(k, s.masked_properties)) text = MaskValue(text);
+        cells.push_back(std::move(text));
+      }
+      AppendCsvRow(piece, cells);
+      if (piece.size() >= kPiece) {
+        if (!write(piece)) return;  // the client is gone
+        piece.clear();
+      }
+    }
+    write(piece);
+  });
 }
 
 // ---------------------------------------------------------------- erasure

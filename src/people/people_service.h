@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/mutex.h"
@@ -93,8 +94,14 @@ class PeopleService {
   StatusOr<nlohmann::json> Timeline(const std::string& project, const std::string& distinct_id,
                                     const std::string& before, size_t limit, bool unmasked);
   StatusOr<nlohmann::json> ListPersons(const std::string& project, const PersonListRequest& req, bool unmasked);
-  // Every match as CSV (UTF-8 BOM, formula-safe cells).
-  StatusOr<std::string> PersonsCsv(const std::string& project, PersonListRequest req, bool unmasked);
+  // Every match as CSV (UTF-8 BOM, formula-safe cells, core/csv_text.h), for streaming: the
+  // persons are matched here, so every error comes back before a byte is written; the
+  // answer then writes the rows in pieces of about 64 KiB to `write` until it returns false.
+  // It owns the snapshot it reads, so it may run after the request's handler returned; only
+  // the matched person ids are held, never the whole body.
+  using CsvWrite = std::function<bool(std::string_view piece)>;
+  using CsvProducer = std::function<void(const CsvWrite& write)>;
+  StatusOr<CsvProducer> PersonsCsv(const std::string& project, PersonListRequest req, bool unmasked);
 
   // ---- erasure (docs/people.md, "Erasure"): the person of any of its distinct ids, durable
   // when it returns (EventStore::ErasePerson); static cohort memberships of its ids are

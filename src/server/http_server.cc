@@ -527,6 +527,26 @@ struct HttpServer::Impl {
       OfferEncodings(const_cast<httplib::Request&>(req), out);
       res.status = out.status;
       for (auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
+      if (out.producer) {
+        // Written after this returns, in chunks (gzip'd when offered); false cuts the body.
+        res.set_chunked_content_provider(out.content_type,
+                                         [producer = std::move(out.producer)](size_t, httplib::DataSink& sink) {
+                                           bool open = true;
+                                           try {
+                                             producer([&](std::string_view piece) {
+                                               if (open && !piece.empty())
+                                                 open = sink.write(piece.data(), piece.size());
+                                               return open;
+                                             });
+                                           } catch (const std::exception& e) {
+                                             spdlog::error("streamed response cut short: {}", e.what());
+                                             open = false;
+                                           }
+                                           if (open) sink.done();
+                                           return open;
+                                         });
+        return;
+      }
       if (!out.body.empty() || out.status != 204) res.set_content(std::move(out.body), out.content_type.c_str());
     };
     const std::string& m = route.method;

@@ -78,6 +78,13 @@ void HttpResponse::Text(int code, std::string text, std::string ctype) {
   content_type = std::move(ctype);
 }
 
+void HttpResponse::Stream(int code, std::string ctype, BodyProducer body_producer) {
+  status = code;
+  body.clear();
+  content_type = std::move(ctype);
+  producer = std::move(body_producer);
+}
+
 int HttpStatusFor(const Status& st) {
   switch (st.reason()) {
     case ErrorReason::kNone: break;

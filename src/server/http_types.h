@@ -41,11 +41,20 @@ struct HttpRequest {
   std::string Cookie(std::string_view name) const;
 };
 
+// A body written after the head, piece by piece (Transfer-Encoding: chunked), for answers
+// too large to hold whole (the people CSV exports). The producer calls `write` with each
+// piece; `write` returns false once the client is gone, and the producer then stops. It runs
+// after the handler returned, so it owns what it reads (a snapshot, not the request). A
+// failure can only cut the body short: find errors before Stream.
+using BodyWrite = std::function<bool(std::string_view piece)>;
+using BodyProducer = std::function<void(const BodyWrite& write)>;
+
 struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json; charset=utf-8";
   std::vector<std::pair<std::string, std::string>> headers;
+  BodyProducer producer;  // set by Stream: the body is written by it instead
 
   void SetHeader(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
   void Json(int code, const nlohmann::json& j);
@@ -53,6 +62,7 @@ struct HttpResponse {
   // retry_after_ms in whole seconds, else 5 on 503 and 1 on 429.
   void Error(const Status& st);
   void Text(int code, std::string text, std::string ctype);
+  void Stream(int code, std::string ctype, BodyProducer body_producer);
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;

@@ -66,10 +66,11 @@ StatusOr<PersonListRequest> ListRequest(const HttpRequest& req, bool csv) {
   return r;
 }
 
-void SendCsv(HttpResponse& res, const StatusOr<std::string>& csv, const std::string& filename) {
+// Streamed (chunked): an export of a million persons is never one string in memory.
+void SendCsv(HttpResponse& res, StatusOr<PeopleService::CsvProducer> csv, const std::string& filename) {
   if (!csv.ok()) return res.Error(csv.status());
   res.SetHeader("Content-Disposition", "attachment; filename=\"" + filename + "\"");
-  res.Text(200, *csv, "text/csv; charset=utf-8");
+  res.Stream(200, "text/csv; charset=utf-8", std::move(csv).value());
 }
 
 class PeopleCohortDirectory final : public CohortDirectory {
@@ -190,6 +191,8 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
         }),
       R("GET", R"(/api/v1/cohorts/(\d+)/export\.csv)", Access::kViewer,
         [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          // An unknown cohort in the path is a 404 (as a ?cohort= parameter it is a 400).
+          if (auto c = ps->Headline(who.project, Id(req), false); !c.ok()) return res.Error(c.status());
           PersonListRequest r;
           r.cohort = Id(req);
           r.limit = SIZE_MAX;

@@ -303,6 +303,33 @@ def test_settings():
     check_eq(e.get("field"), "churn_days", "churn_days must exceed active_days")
 
 
+def test_streamed_csv():
+    """persons.csv is streamed (chunked), every match, formula-safe, masked for a viewer."""
+    n = 3000
+    for start in range(0, n, 1000):
+        send([ev("$identify", f"bulk-{i:05d}", "2026-11-15T12:00:00+08:00",
+                 {"$set": {"phone": f"139{i:08d}", "note": "=HYPERLINK(1)" if i % 2 else "plain, \"quoted\""}})
+              for i in range(start, start + 1000)])
+    for client, phone in ((S["sec"], "13900000007"), (S["viewer"], "139****0007")):
+        r = client.req("GET", "/api/v1/persons.csv?q=bulk-")
+        check_eq(r.status, 200, f"{client.name}: csv status")
+        check_eq(r.headers.get("transfer-encoding"), "chunked", f"{client.name}: streamed")
+        check("content-length" not in r.headers, f"{client.name}: no Content-Length: {r.header_list}")
+        body = r.body.decode("utf-8")
+        check(body.startswith("\ufeff") and body.count("\ufeff") == 1, "one BOM")
+        rows = list(csv.reader(io.StringIO(body[1:])))
+        head, rows = rows[0], rows[1:]
+        check_eq(len(rows), n, f"{client.name}: every match")
+        col = {k: i for i, k in enumerate(head)}
+        by_id = {row[0]: row for row in rows}
+        check_eq(by_id["bulk-00007"][col["phone"]], phone, f"{client.name}: phone")
+        check_eq(by_id["bulk-00007"][col["note"]], "'=HYPERLINK(1)", "formula-safe cell")
+        check_eq(by_id["bulk-00008"][col["note"]], 'plain, "quoted"', "quoted cell")
+    e = S["sec"].err("GET", "/api/v1/persons.csv?cohort=99999")
+    check_eq(e.get("field"), "cohort", "an unknown cohort is a 400 before any byte")
+    S["sec"].err("GET", "/api/v1/cohorts/99999/export.csv", expect=404)
+
+
 def main():
     binary = binary_from_argv()
     if not binary:
@@ -314,7 +341,7 @@ def main():
         for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
                   test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_cohort_as_key_user_group,
                   test_tiers_and_tags,
-                  test_settings, test_audit):
+                  test_settings, test_audit, test_streamed_csv):
             ok &= run_one(t)
     finally:
         if "server" in S:
