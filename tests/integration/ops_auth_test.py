@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Authorization matrix of the operations API (and the native read/ingest routes) against a
-real server.
+"""Authorization matrix of the operations and people APIs (and the native read/ingest
+routes) against a real server.
 
 Usage: ops_auth_test.py /path/to/northstar
 
-Every route of src/server/ops_routes.cc (ROUTES below: method, path, the minimal role, a
-body, the status when allowed, the audit entry it must write) is called as every
+Every route of src/server/ops_routes.cc and people_routes.cc (ROUTES below: method, path,
+the minimal role, a body, the status when allowed, the audit entry it must write) is called as every
 principal (PRINCIPALS: admin/operator/viewer users with login sessions, admin/operator/
 viewer API keys, the project's secret key and write key, no credentials, an unknown key,
 a malformed Authorization header, an unknown session cookie, a logged-out session, an
@@ -140,8 +140,26 @@ class Fixtures:
             self.shared["tile_insight"] = self._new_insight()
         return self.shared["tile_insight"]
 
+    def _new_person(self):
+        did = f"matrix-person-{self.uniq()}"
+        r = Client(CTX["port"], "alpha writer", key=CTX["keys"][ALPHA]["write_key"]).req(
+            "POST", "/api/v1/events", [{"event": "pay", "distinct_id": did, "timestamp": "2025-03-02T10:00:00+08:00",
+                                        "properties": {"amount": 5, "phone": "13812345678"}}])
+        check_eq(r.status, 200, f"fixture person's event ({r})")
+        return did
+
+    def _new_cohort(self):
+        return self.c.ok("POST", "/api/v1/cohorts", {"name": f"fixture cohort {self.uniq()}", "kind": "static"},
+                         201)["id"]
+
     def scenario(self):
         return self._get("scenario", self._new_scenario)
+
+    def person(self):
+        return self._get("person", self._new_person)
+
+    def cohort(self):
+        return self._get("cohort", self._new_cohort)
 
     def action(self):
         return self._get("action", self._new_action)
@@ -301,6 +319,30 @@ ROUTES = [
           ("update", "dashboard")),
     Route("DELETE", P("/api/v1/dashboards/{dashboard}", "dashboard"), O, None, 200, ("delete", "dashboard")),
     Route("GET", P("/api/v1/dashboards/{dashboard}/run", "dashboard"), V),
+    # people (src/server/people_routes.cc; docs/people.md)
+    Route("GET", "/api/v1/persons", V),
+    Route("GET", "/api/v1/persons?order_by=name", V, None, 400),
+    Route("GET", "/api/v1/persons.csv", V),
+    Route("GET", P("/api/v1/persons/{person}", "person"), V),
+    Route("GET", "/api/v1/persons/nobody-at-all", V, None, 404),
+    Route("GET", P("/api/v1/persons/{person}/events", "person"), V),
+    Route("DELETE", P("/api/v1/persons/{person}", "person"), A, None, 200, ("erase", "person")),
+    Route("DELETE", "/api/v1/persons/nobody-at-all", A, None, 404),
+    Route("GET", "/api/v1/cohorts", V),
+    Route("POST", "/api/v1/cohorts", O, lambda fx: {"name": f"matrix cohort {fx.uniq()}", "definition": {
+        "op": "and", "conditions": [{"type": "performed", "event": "pay"}]}}, 201, ("create", "cohort")),
+    Route("POST", "/api/v1/cohorts", O, {"name": "bad", "kind": "dynamic"}, 400),
+    Route("GET", P("/api/v1/cohorts/{cohort}", "cohort"), V),
+    Route("GET", "/api/v1/cohorts/999999", V, None, 404),
+    Route("PATCH", P("/api/v1/cohorts/{cohort}", "cohort"), O, {"description": "matrix"}, 200, ("update", "cohort")),
+    Route("DELETE", P("/api/v1/cohorts/{cohort}", "cohort"), O, None, 200, ("delete", "cohort")),
+    Route("POST", P("/api/v1/cohorts/{cohort}/members", "cohort"), O, lambda fx: {"distinct_ids": [fx.person()]}, 200,
+          ("add_members", "cohort")),
+    Route("GET", P("/api/v1/cohorts/{cohort}/export.csv", "cohort"), V),
+    Route("GET", "/api/v1/tags", V),
+    Route("GET", "/api/v1/people/settings", V),
+    Route("PATCH", "/api/v1/people/settings", A, {"new_days": 7}, 200, ("update", "people_settings")),
+    Route("PATCH", "/api/v1/people/settings", A, {"churn_days": 1}, 400),
     # native read routes (login sessions and secret keys)
     Route("POST", "/api/v1/query", V, TRENDS_Q),
     Route("POST", "/api/v1/query/dropoffs.csv", V, {"query": FUNNEL_Q, "step": 1}),
@@ -540,6 +582,7 @@ def other_project_objects_are_not_found():
     beta_key = Client(port, "beta secret", key=CTX["keys"][BETA]["secret_key"])
     beta_session = CTX["beta_admin"]
     sid, aid, kid, alert, ch, sop = fx.scenario(), fx.action(), fx.kpi(), fx.alert(), fx.channel(), fx.sop()
+    cohort, person = fx.cohort(), fx.person()
     calls = [("GET", f"/api/v1/scenarios/{sid}", None), ("PATCH", f"/api/v1/scenarios/{sid}", {"status": "done"}),
              ("DELETE", f"/api/v1/scenarios/{sid}", None), ("POST", f"/api/v1/scenarios/{sid}/actions", {"action": "x"}),
              ("GET", f"/api/v1/scenarios/{sid}/gantt", None), ("GET", f"/api/v1/scenarios/{sid}/export.xlsx", None),
@@ -551,7 +594,12 @@ def other_project_objects_are_not_found():
              ("DELETE", f"/api/v1/kpis/{kid}", None), ("GET", f"/api/v1/alerts/{alert}", None),
              ("POST", f"/api/v1/alerts/{alert}/ack", None), ("POST", f"/api/v1/notification-channels/{ch}/test", None),
              ("DELETE", f"/api/v1/notification-channels/{ch}", None), ("GET", f"/api/v1/sops/{sop}", None),
-             ("POST", "/api/v1/scenarios", {"from_sop": sop})]
+             ("POST", "/api/v1/scenarios", {"from_sop": sop}),
+             ("GET", f"/api/v1/cohorts/{cohort}", None), ("PATCH", f"/api/v1/cohorts/{cohort}", {"description": "x"}),
+             ("DELETE", f"/api/v1/cohorts/{cohort}", None),
+             ("POST", f"/api/v1/cohorts/{cohort}/members", {"distinct_ids": [person]}),
+             ("GET", f"/api/v1/cohorts/{cohort}/export.csv", None), ("GET", f"/api/v1/persons/{person}", None),
+             ("GET", f"/api/v1/persons/{person}/events", None), ("DELETE", f"/api/v1/persons/{person}", None)]
     ins, dash = fx.insight(), fx.dashboard()
     calls += [("GET", f"/api/v1/insights/{ins}", None), ("PATCH", f"/api/v1/insights/{ins}", {"name": "x"}),
               ("DELETE", f"/api/v1/insights/{ins}", None), ("POST", f"/api/v1/insights/{ins}/run", {}),
@@ -564,6 +612,13 @@ def other_project_objects_are_not_found():
             r = c.req(method, path, body)
             check_eq(r.status, 404, f"{method} {path} from project beta ({c.name}): {r}")
             check_eq(audit_since(before), [], f"{method} {path} from beta: alpha's audit log")
+        # Alpha's cohort named in a request of beta: 400 naming the field.
+        for method, path, body, field in (
+                ("GET", f"/api/v1/persons?cohort={cohort}", None, "cohort"),
+                ("GET", f"/api/v1/persons.csv?cohort={cohort}", None, "cohort"),
+                ("POST", "/api/v1/scenarios", {"name": "x", "key_user_group": {"cohort_id": cohort}},
+                 "key_user_group.cohort_id")):
+            check_eq(c.err(method, path, body, 400).get("field"), field, f"{method} {path} from beta ({c.name})")
         # Lists of beta hold none of alpha's objects.
         check_eq(c.ok("GET", "/api/v1/scenarios"), [], "beta's scenario list")
         check_eq(c.ok("GET", "/api/v1/kpis"), [], "beta's KPI list")
