@@ -434,13 +434,17 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::MembersOf(const std::str
 
 namespace {
 
-// The built-in rule tags name the default events ("pay", "share"); a project that calls
-// them otherwise (people settings) gets its own names in their place.
+// The built-in rule tags name the default events ("pay", "add_to_cart", ...: the defaults
+// of PeopleSettings::EventSettings()); a project that calls them otherwise gets its own
+// names in their place.
 json WithProjectEvents(json def, const PeopleSettings& s) {
   if (def.is_object()) {
     if (auto it = def.find("event"); it != def.end() && it->is_string()) {
-      if (*it == "pay") *it = s.pay_event;
-      if (*it == "share") *it = s.share_event;
+      for (const auto& e : PeopleSettings::EventSettings())
+        if (*it == e.default_name) {
+          *it = s.*e.member;
+          break;
+        }
     }
     for (auto& [k, v] : def.items()) v = WithProjectEvents(v, s);
   } else if (def.is_array()) {
@@ -528,6 +532,9 @@ StatusOr<std::shared_ptr<const Roaring>> PeopleService::TagMembers(const std::st
 
 StatusOr<json> PeopleService::Tags(const std::string& project) {
   json out = TagCatalogue();
+  // The rule tags as this project evaluates them: its event names in their definitions.
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
+  for (json& t : out["rule_tags"]) t["definition"] = WithProjectEvents(t["definition"], settings);
   json own = json::array();
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, name, description FROM cohorts WHERE project = ? AND is_tag = 1 "
                                            "ORDER BY id",

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "query/person_models.h"
@@ -133,18 +134,39 @@ BaseTag FactTag(const char* key, const char* zh, const char* en, const char* rul
 
 std::string Month(const TimeZone& tz, int64_t ts) { return FormatDate(tz.LocalDay(ts)).substr(0, 7); }
 
-// The most frequent value of property `prop` on the person's payments.
+// The most frequent value of the category (or product) property among the person's orders:
+// the payments of one order id count once, with the value of the earliest of them that
+// carries the property (at one instant, the smallest value); a payment without an order id
+// is an order by itself. Equal counts: the smallest value.
 BaseTag TopPayTag(const char* key, const char* zh, const char* en, bool category, const char* rule) {
   return {key, zh, en, rule, [category](const BaseTagContext& c, const TagSink& out) {
             const std::string& prop = category ? c.settings.category_property : c.settings.product_property;
+            const std::string& order_prop = c.settings.order_property;
             const EventMatcher pay = EventMatcher::Make(c.settings.pay_event, *c.snap.events);
-            std::unordered_map<uint32_t, std::map<std::string, int>> n;
+            struct Order {
+              int64_t ts;
+              std::string value;
+            };
+            std::unordered_map<uint32_t, std::map<std::string, Order>> orders;  // person -> order id -> first
+            std::unordered_map<uint32_t, std::map<std::string, int>> n;         // person -> value -> orders
             if (!pay.none && !pay.any)
               ForEachRow(c, [&](const Block& b, uint32_t i, uint32_t p) {
                 if (b.ev()[i] != pay.code) return;
                 const PropColumn* col = b.prop(prop);
-                if (col && col->Present(i)) n[p][col->Get(i).AsString()]++;
+                if (!col || !col->Present(i)) return;
+                std::string v = col->Get(i).AsString();
+                const PropColumn* oc = order_prop.empty() ? nullptr : b.prop(order_prop);
+                if (!oc || !oc->Present(i)) {
+                  n[p][v]++;
+                  return;
+                }
+                const int64_t ts = b.ts()[i];
+                auto [it, fresh] = orders[p].try_emplace(oc->Get(i).AsString(), Order{ts, v});
+                if (!fresh && std::tie(ts, v) < std::tie(it->second.ts, it->second.value))
+                  it->second = Order{ts, std::move(v)};
               });
+            for (auto& [p, os] : orders)
+              for (auto& [id, o] : os) n[p][o.value]++;
             for (auto& [p, m] : n) {
               auto best = m.begin();  // ties: the smallest value, so the answer is stable
               for (auto it = m.begin(); it != m.end(); ++it)
@@ -261,11 +283,12 @@ std::vector<BaseTag> MakeBaseTags() {
                         return Band(d, {{7, "<7"}, {30, "7-29"}, {90, "30-89"}, {365, "90-364"}}, "365+");
                       }));
   t.push_back(FactTag("recency_band", "距上次购买", "Days since last order",
-                      "days since the latest payment: 0-7, 8-30, 31-90, 91-180, 180+ (none: never paid)",
+                      "local days from the latest payment's day to the as-of day: 0-7, 8-30, 31-90, 91-179, "
+                      "180+ (180 or more; none: never paid)",
                       [](const BaseTagContext& c, uint32_t p) {
                         if (!c.facts.Paid(p)) return std::string("none");
                         double d = c.facts.as_of_day - c.tz.LocalDay(c.facts.last_pay_ts[p]);
-                        return Band(d, {{8, "0-7"}, {31, "8-30"}, {91, "31-90"}, {181, "91-180"}}, "180+");
+                        return Band(d, {{8, "0-7"}, {31, "8-30"}, {91, "31-90"}, {180, "91-179"}}, "180+");
                       }));
   // Models.
   t.push_back(FactTag(
@@ -305,9 +328,11 @@ std::vector<BaseTag> MakeBaseTags() {
                                     {{50, "<50"}, {100, "50-99"}, {200, "100-199"}, {500, "200-499"}}, "500+");
                       }));
   t.push_back(TopPayTag("favourite_category", "偏好品类", "Favourite category", true,
-                        "the category property most frequent on the person's payments"));
+                        "the category most frequent among the person's orders (one order id counts once, with the "
+                        "category of its earliest payment carrying one; equal counts: the smallest value)"));
   t.push_back(TopPayTag("favourite_product", "偏好商品", "Favourite product", false,
-                        "the product property most frequent on the person's payments"));
+                        "the product most frequent among the person's orders (one order id counts once, with the "
+                        "product of its earliest payment carrying one; equal counts: the smallest value)"));
   t.push_back({"category_breadth", "品类广度", "Category breadth", "distinct categories paid for: 1, 2-3, 4+",
                [](const BaseTagContext& c, const TagSink& out) {
                  const EventMatcher pay = EventMatcher::Make(c.settings.pay_event, *c.snap.events);
@@ -320,9 +345,10 @@ std::vector<BaseTag> MakeBaseTags() {
                  for (auto& [p, m] : n) out(p, Band(static_cast<double>(m.size()), {{2, "1"}, {4, "2-3"}}, "4+"));
                }});
   t.push_back({"coupon_use_rate", "用券率", "Coupon use rate",
-               "coupon_use events per order: none, low (<30%), medium (30-70%), high (>70%) (payers)",
+               "coupon_use events (coupon_use_event) per order: none, low (<30%), medium (30-70%), high (>70%) "
+               "(payers)",
                [](const BaseTagContext& c, const TagSink& out) {
-                 const EventMatcher m = EventMatcher::Make("coupon_use", *c.snap.events);
+                 const EventMatcher m = EventMatcher::Make(c.settings.coupon_use_event, *c.snap.events);
                  std::unordered_map<uint32_t, double> n;
                  if (!m.none && !m.any)
                    ForEachRow(c, [&](const Block& b, uint32_t i, uint32_t p) {
@@ -379,19 +405,22 @@ std::vector<BaseTag> MakeBaseTags() {
   t.push_back(CountTag("events_total_band", "累计事件数", "Events in all", "$any", 0,
                        {{10, "1-9"}, {50, "10-49"}, {200, "50-199"}}, "200+", "events: 1-9, 10-49, 50-199, 200+"));
   t.push_back(CountTag("cart_count_band", "加购次数", "Add-to-carts", "add_to_cart", 0, {{1, "0"}, {5, "1-4"}}, "5+",
-                       "add_to_cart events: 0, 1-4, 5+"));
+                       "add_to_cart events (cart_event): 0, 1-4, 5+", &PeopleSettings::cart_event));
   t.push_back(CountTag("share_count_band", "分享次数", "Shares", "share", 0, {{1, "0"}, {3, "1-2"}}, "3+",
                        "share events (share_event): 0, 1-2, 3+", &PeopleSettings::share_event));
   t.push_back(CountTag("check_in_band", "签到次数", "Check-ins (30 days)", "check_in", 30, {{1, "0"}, {5, "1-4"}}, "5+",
-                       "check_in events in the last 30 days: 0, 1-4, 5+"));
+                       "check_in events (check_in_event) in the last 30 days: 0, 1-4, 5+",
+                       &PeopleSettings::check_in_event));
   t.push_back(CountTag("review_count_band", "评价次数", "Reviews", "review", 0, {{1, "0"}, {3, "1-2"}}, "3+",
-                       "review events: 0, 1-2, 3+"));
+                       "review events (review_event): 0, 1-2, 3+", &PeopleSettings::review_event));
   t.push_back(CountTag("refund_count_band", "退款次数", "Refunds", "refund", 0, {{1, "0"}, {2, "1"}}, "2+",
-                       "refund events: 0, 1, 2+"));
+                       "refund events (refund_event): 0, 1, 2+", &PeopleSettings::refund_event));
   t.push_back(CountTag("coupon_receive_band", "领券次数", "Coupons received", "coupon_receive", 0,
-                       {{1, "0"}, {3, "1-2"}}, "3+", "coupon_receive events: 0, 1-2, 3+"));
+                       {{1, "0"}, {3, "1-2"}}, "3+", "coupon_receive events (coupon_receive_event): 0, 1-2, 3+",
+                       &PeopleSettings::coupon_receive_event));
   t.push_back(CountTag("search_count_band", "搜索次数", "Searches (30 days)", "search", 30, {{1, "0"}, {5, "1-4"}},
-                       "5+", "search events in the last 30 days: 0, 1-4, 5+"));
+                       "5+", "search events (search_event) in the last 30 days: 0, 1-4, 5+",
+                       &PeopleSettings::search_event));
   t.push_back(CountTag("pay_30d_band", "近30天订单", "Payments in 30 days", "pay", 30, {{1, "0"}, {2, "1"}, {4, "2-3"}},
                        "4+", "pay events (pay_event) in the last 30 days: 0, 1, 2-3, 4+", &PeopleSettings::pay_event));
   return t;

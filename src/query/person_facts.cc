@@ -17,13 +17,33 @@ namespace ns {
 
 using nlohmann::json;
 
+const std::vector<PeopleSettings::EventSetting>& PeopleSettings::EventSettings() {
+  static const std::vector<EventSetting> kList = {
+      {"pay_event", "pay", &PeopleSettings::pay_event},
+      {"share_event", "share", &PeopleSettings::share_event},
+      {"cart_event", "add_to_cart", &PeopleSettings::cart_event},
+      {"view_event", "product_click", &PeopleSettings::view_event},
+      {"register_event", "register", &PeopleSettings::register_event},
+      {"coupon_use_event", "coupon_use", &PeopleSettings::coupon_use_event},
+      {"coupon_receive_event", "coupon_receive", &PeopleSettings::coupon_receive_event},
+      {"check_in_event", "check_in", &PeopleSettings::check_in_event},
+      {"review_event", "review", &PeopleSettings::review_event},
+      {"refund_event", "refund", &PeopleSettings::refund_event},
+      {"search_event", "search", &PeopleSettings::search_event},
+  };
+  return kList;
+}
+
 StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSettings& base) {
   if (!j.is_object()) return InvalidArgument("settings: expected a JSON object", "settings");
   NS_RETURN_IF_ERROR(CheckFields(
       j, "",
       {"pay_event", "amount_property", "order_property", "new_days", "active_days", "churn_days", "masked_properties",
        "value_high_percentile", "value_high_min_orders", "core_active_days", "product_property", "category_property",
-       "loyal_min_orders", "loyal_share", "impulse_minutes", "share_event", "inviter_property", "spreader_invitees"}));
+       "loyal_min_orders", "loyal_share", "impulse_minutes", "share_event", "inviter_property", "spreader_invitees",
+       // the other events of EventSettings()
+       "cart_event", "view_event", "register_event", "coupon_use_event", "coupon_receive_event", "check_in_event",
+       "review_event", "refund_event", "search_event"}));
   PeopleSettings s = base;
   NS_ASSIGN_OR_RETURN(s.pay_event, GetString(j, "pay_event", "", false, base.pay_event));
   NS_ASSIGN_OR_RETURN(s.amount_property, GetString(j, "amount_property", "", false, base.amount_property));
@@ -56,9 +76,12 @@ StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSet
     const char* key;
     std::string* out;
   };
-  for (const StrField& f :
-       {StrField{"product_property", &s.product_property}, StrField{"category_property", &s.category_property},
-        StrField{"share_event", &s.share_event}, StrField{"inviter_property", &s.inviter_property}}) {
+  std::vector<StrField> names = {StrField{"product_property", &s.product_property},
+                                 StrField{"category_property", &s.category_property},
+                                 StrField{"inviter_property", &s.inviter_property}};
+  for (const EventSetting& e : EventSettings())
+    if (e.member != &PeopleSettings::pay_event) names.push_back(StrField{e.key, &(s.*e.member)});
+  for (const StrField& f : names) {
     NS_ASSIGN_OR_RETURN(*f.out, GetString(j, f.key, "", false, *f.out));
     if (f.out->empty()) return InvalidArgument(std::string(f.key) + ": must not be empty", f.key);
   }
@@ -81,24 +104,26 @@ StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSet
 }
 
 json PeopleSettings::ToJson() const {
-  return json{{"pay_event", pay_event},
-              {"amount_property", amount_property},
-              {"order_property", order_property},
-              {"new_days", new_days},
-              {"active_days", active_days},
-              {"churn_days", churn_days},
-              {"masked_properties", masked_properties},
-              {"value_high_percentile", value_high_percentile},
-              {"value_high_min_orders", value_high_min_orders},
-              {"core_active_days", core_active_days},
-              {"product_property", product_property},
-              {"category_property", category_property},
-              {"loyal_min_orders", loyal_min_orders},
-              {"loyal_share", loyal_share},
-              {"impulse_minutes", impulse_minutes},
-              {"share_event", share_event},
-              {"inviter_property", inviter_property},
-              {"spreader_invitees", spreader_invitees}};
+  json j{{"pay_event", pay_event},
+         {"amount_property", amount_property},
+         {"order_property", order_property},
+         {"new_days", new_days},
+         {"active_days", active_days},
+         {"churn_days", churn_days},
+         {"masked_properties", masked_properties},
+         {"value_high_percentile", value_high_percentile},
+         {"value_high_min_orders", value_high_min_orders},
+         {"core_active_days", core_active_days},
+         {"product_property", product_property},
+         {"category_property", category_property},
+         {"loyal_min_orders", loyal_min_orders},
+         {"loyal_share", loyal_share},
+         {"impulse_minutes", impulse_minutes},
+         {"share_event", share_event},
+         {"inviter_property", inviter_property},
+         {"spreader_invitees", spreader_invitees}};
+  for (const EventSetting& e : EventSettings()) j[e.key] = this->*e.member;
+  return j;
 }
 
 std::string PeopleSettings::FactsKey() const { return pay_event + '\x1f' + amount_property + '\x1f' + order_property; }
@@ -171,10 +196,8 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
         const uint32_t p = d < po.size() ? po[d] : d;
         if (p >= n) continue;
         double a = 0;
-        // GetNum reads numeric text with from_chars, which also takes "nan", "inf" and
-        // "infinity": those are not amounts (one would make the person's monetary, and every
-        // sum and ranking over it, NaN or infinite), so they count 0 like other text.
-        if (amount && (!amount->GetNum(*r, &a) || !std::isfinite(a))) a = 0;
+        // Text that is not a finite number (GetNum refuses "nan", "inf") counts 0.
+        if (amount && !amount->GetNum(*r, &a)) a = 0;
         std::string o;
         if (order && order->Present(*r)) o = order->Get(*r).AsString();
         P.pays.push_back(PayRow{p, ts[*r], a, std::move(o)});

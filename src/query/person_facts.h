@@ -41,8 +41,28 @@ struct PeopleSettings {
   std::string share_event = "share";
   std::string inviter_property = "inviter_id";  // on an invitee's events: the inviter's distinct id
   int spreader_invitees = 3;                    // social: spreader = brought at least N invitees
+  // The other events the built-in tags count (people/tags.h): a project that names them
+  // otherwise sets its names here, as it does pay_event and share_event.
+  std::string cart_event = "add_to_cart";
+  std::string view_event = "product_click";  // looking at a product (browsed_not_carted_7d)
+  std::string register_event = "register";
+  std::string coupon_use_event = "coupon_use";
+  std::string coupon_receive_event = "coupon_receive";
+  std::string check_in_event = "check_in";
+  std::string review_event = "review";
+  std::string refund_event = "refund";
+  std::string search_event = "search";
   // Person and event properties shown masked to every role but admin.
   std::vector<std::string> masked_properties = {"phone", "mobile", "email", "id_card", "$ip"};
+
+  // Every event setting: its JSON key, its default (the name the built-in rule tags are
+  // written with) and the member. pay_event and share_event included.
+  struct EventSetting {
+    const char* key;
+    const char* default_name;
+    std::string PeopleSettings::*member;
+  };
+  static const std::vector<EventSetting>& EventSettings();
 
   // Validates every field (errors name it); fields left out keep `base`'s value.
   static StatusOr<PeopleSettings> FromJson(const nlohmann::json& j, const PeopleSettings& base);

@@ -29,9 +29,8 @@ bool AsNumber(const PropValue& v, double* out) {
     *out = v.num;
     return true;
   }
-  if (v.kind != PropValue::kStr || v.str.empty()) return false;
-  auto r = std::from_chars(v.str.data(), v.str.data() + v.str.size(), *out);
-  return r.ec == std::errc() && r.ptr == v.str.data() + v.str.size();
+  if (v.kind != PropValue::kStr) return false;
+  return ParseNumericText(v.str, out);
 }
 
 bool ValueEquals(const PropValue& a, const PropValue& b) {

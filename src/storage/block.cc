@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -23,9 +24,16 @@ bool PropColumn::GetNum(size_t row, double* out) const {
   }
   uint32_t c = code[row];
   if (c == 0) return false;
-  const std::string& s = dict[c];
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  return ParseNumericText(dict[c], out);
+}
+
+bool ParseNumericText(std::string_view s, double* out) {
+  double v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  // from_chars also reads "nan", "inf" and "infinity" (any case): text, not numbers here.
+  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
 }
 
 bool Block::HasEvent(uint32_t code) const {

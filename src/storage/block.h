@@ -39,9 +39,15 @@ struct PropColumn {
 
   bool Present(size_t row) const { return numeric ? present[row] != 0 : code[row] != 0; }
   PropValue Get(size_t row) const;
-  // Numeric value of the row, if the value is a number (or numeric text).
+  // Numeric value of the row, if the value is a number, or text that is entirely a finite
+  // number (ParseNumericText: never "nan", "inf" or "infinity").
   bool GetNum(size_t row, double* out) const;
 };
+
+// Whether `s` is entirely a finite number ("12", "-0.5", "1e3"; not " 1", "1x", "+1", "nan",
+// "inf", "infinity", "1e999"), and its value. Every reader that takes numeric text uses it
+// (GetNum, query filters), as docs/queries.md says.
+bool ParseNumericText(std::string_view s, double* out);
 
 class Block {
  public:

@@ -299,6 +299,16 @@ def test_settings():
     S["sec"].ok("PATCH", "/api/v1/people/settings", {"pay_event": "checkout"})
     check("repeat_buyer" not in S["sec"].ok("GET", "/api/v1/persons/alice")["tags"], "no checkout events")
     S["sec"].ok("PATCH", "/api/v1/people/settings", {"pay_event": "pay"})
+    # So do the other events the tags count (cart_event, ...), in the catalogue too.
+    check_eq(S["sec"].ok("GET", "/api/v1/persons/carol")["base_tags"]["cart_count_band"], "1-4", "carol carted")
+    s = S["sec"].ok("PATCH", "/api/v1/people/settings", {"cart_event": "basket"})
+    check_eq((s["cart_event"], s["review_event"]), ("basket", "review"), "event settings")
+    check_eq(S["sec"].ok("GET", "/api/v1/persons/carol")["base_tags"]["cart_count_band"], "0", "no basket events")
+    rule = [t for t in S["sec"].ok("GET", "/api/v1/tags")["rule_tags"] if t["key"] == "carted_not_paid_24h"][0]
+    check_eq(rule["definition"]["conditions"][0]["event"], "basket", "the catalogue shows the project's event")
+    S["sec"].ok("PATCH", "/api/v1/people/settings", {"cart_event": "add_to_cart"})
+    check_eq(S["sec"].err("PATCH", "/api/v1/people/settings", {"search_event": ""}).get("field"), "search_event",
+             "an empty event name")
     e = S["sec"].err("PATCH", "/api/v1/people/settings", {"churn_days": 10})
     check_eq(e.get("field"), "churn_days", "churn_days must exceed active_days")
 

@@ -4,8 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "core/checksum.h"
 #include "core/file_util.h"
@@ -263,6 +268,61 @@ TEST(EventStore, IdentityMergeAfterTheFactAppliesToPastEvents) {
   auto snap2 = (*s2)->Snapshot();
   EXPECT_EQ(snap2->persons->PersonOf(a), snap2->persons->PersonOf(u));
   EXPECT_EQ(snap2->persons->Prop(snap2->persons->PersonOf(a), "city")->str, "Hangzhou");
+}
+
+// Numeric text is text that is entirely a finite number (docs/queries.md): from_chars alone
+// also reads "nan", "inf" and "infinity", which made sums and amounts NaN or infinite.
+TEST(PropColumn, GetNumReadsOnlyFiniteNumericText) {
+  for (const char* s : {"12", "-0.5", "1e3", "0", "3.25E-2"}) {
+    double v = -1;
+    EXPECT_TRUE(ParseNumericText(s, &v)) << s;
+    EXPECT_EQ(v, std::strtod(s, nullptr)) << s;
+  }
+  for (const char* s : {"", "nan", "NaN", "-nan", "inf", "-inf", "INF", "infinity", "-Infinity", "1e999", " 1", "1 ",
+                        "+1", "1x", "0x10", "--1"}) {
+    double v = 7;
+    EXPECT_FALSE(ParseNumericText(s, &v)) << s;
+    EXPECT_EQ(v, 7) << s << ": untouched";
+  }
+  // Through a stored column (mixed text and numbers: a dictionary column), in memory and
+  // flushed to a segment.
+  testing::TempDir dir;
+  StoreOptions so;
+  so.background = false;
+  auto s = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(s.ok());
+  const std::vector<std::pair<std::string, std::optional<double>>> amounts = {
+      {"12.5", 12.5}, {"nan", std::nullopt},       {"inf", std::nullopt}, {"Infinity", std::nullopt},
+      {"1e3", 1000},  {"-infinity", std::nullopt}, {"abc", std::nullopt}};
+  std::vector<Event> evs;
+  for (size_t i = 0; i < amounts.size(); i++) {
+    Event e = Ev("u" + std::to_string(i), "pay", kT0 + static_cast<int64_t>(i));
+    e.props.push_back({"amount", PropValue::Str(amounts[i].first)});
+    evs.push_back(e);
+  }
+  Event num = Ev("u-num", "pay", kT0 + 100);
+  num.props.push_back({"amount", PropValue::Num(4)});
+  evs.push_back(num);
+  ASSERT_TRUE((*s)->Append(evs).ok());
+  for (bool flushed : {false, true}) {
+    if (flushed) {
+      ASSERT_TRUE((*s)->Flush().ok());
+    }
+    std::map<std::string, std::optional<double>> got;
+    auto snap = (*s)->Snapshot();
+    for (const auto& b : snap->blocks) {
+      const PropColumn* col = b->prop("amount");
+      ASSERT_NE(col, nullptr);
+      for (uint32_t i = 0; i < b->size(); i++) {
+        double v = 0;
+        const std::string text = col->Get(i).AsString();
+        got[text] = col->GetNum(i, &v) ? std::optional<double>(v) : std::nullopt;
+      }
+    }
+    SCOPED_TRACE(flushed ? "segment" : "memtable");
+    for (const auto& [text, want] : amounts) EXPECT_EQ(got[text], want) << text;
+    EXPECT_EQ(got["4"], std::optional<double>(4));
+  }
 }
 
 // Finding 11 of docs/reliability.md: a write key cannot join two identified persons.

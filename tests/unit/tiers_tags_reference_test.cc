@@ -9,7 +9,8 @@
 // whose inviter property names another person's distinct id (sometimes an unknown id,
 // sometimes the person's own), person properties (platform, city, age, ...), event
 // properties ($os, $browser, utm_source, ...), coupon_use, check_in, review, refund, ...
-// Some seeds use other event and property names and thresholds. Each base tag is computed
+// Some seeds use other event names (pay, share, cart, coupon, check-in, review, refund,
+// search: docs/people.md "Settings") and property names and thresholds. Each base tag is computed
 // over the whole store (cohort conditions) and for single persons (the person page): both
 // must give the naive value.
 #include <date/date.h>
@@ -30,6 +31,7 @@
 #include "core/env.h"
 #include "people/tags.h"
 #include "people/tiers.h"
+#include "people_test_util.h"
 #include "query/person_facts.h"
 #include "storage/event_store.h"
 #include "storage/person_table.h"
@@ -38,28 +40,26 @@
 namespace ns {
 namespace {
 
-// ---- local days and hours with the date library ----
+using people_test::DayString;
+using people_test::kSegmentKeys;
+using people_test::LocalDay;
+using people_test::LocalMidnight;
+using people_test::MemTempDir;
+using people_test::NaiveFactsBuilder;
+using people_test::NaiveNumber;
+using people_test::NaiveQuintileRfm;
+using people_test::NaiveRfmScores;
+using people_test::NFacts;
+using people_test::NoSyncEnv;
 
-int LocalDay(const date::time_zone* z, int64_t ms) {
-  auto lt = z->to_local(date::sys_time<std::chrono::milliseconds>{std::chrono::milliseconds{ms}});
-  return static_cast<int>(date::floor<date::days>(lt).time_since_epoch().count());
-}
+// ---- local days and hours with the date library ----
 
 int LocalHour(const date::time_zone* z, int64_t ms) {
   auto lt = z->to_local(date::sys_time<std::chrono::milliseconds>{std::chrono::milliseconds{ms}});
   return static_cast<int>(date::floor<std::chrono::hours>(lt - date::floor<date::days>(lt)).count());
 }
 
-std::string DayString(int days) { return date::format("%F", date::sys_days{date::days{days}}); }
 std::string MonthString(int days) { return DayString(days).substr(0, 7); }
-
-int64_t LocalMidnight(const date::time_zone* z, int day) {
-  date::local_days ld{date::days{day}};
-  auto info = z->get_info(ld);
-  if (info.result == date::local_info::nonexistent)
-    return date::sys_seconds(info.first.end).time_since_epoch().count() * 1000;
-  return (date::sys_seconds{ld.time_since_epoch()} - info.first.offset).time_since_epoch().count() * 1000;
-}
 
 // ---- the naive world ----
 
@@ -120,14 +120,16 @@ PropValue PersonValue(const std::string& key, const std::string& root) {
 }
 
 double AmountOf(const PropValue* v) {
-  if (!v) return 0;
-  if (v->kind == PropValue::kNum) return v->num;
-  return std::strtod(v->str.c_str(), nullptr);  // the test only makes numeric text
+  double x = 0;
+  return v && NaiveNumber(*v, &x) ? x : 0;
 }
 
 struct NSettings {
   std::string pay = "pay", amount = "amount", order = "order_id", product = "product_id", category = "category",
               share = "share", inviter = "inviter_id";
+  // The other events the tags count (docs/people.md "Settings").
+  std::string cart = "add_to_cart", coupon_use = "coupon_use", coupon_receive = "coupon_receive", check_in = "check_in",
+              review = "review", refund = "refund", search = "search";
   int new_days = 7, active_days = 30, churn_days = 90;
   int value_pct = 80, value_min_orders = 2, core_days = 10, loyal_min_orders = 3, loyal_share = 60,
       impulse_minutes = 30, spreader = 3;
@@ -151,15 +153,15 @@ struct NSettings {
     p.loyal_share = loyal_share;
     p.impulse_minutes = impulse_minutes;
     p.spreader_invitees = spreader;
+    p.cart_event = cart;
+    p.coupon_use_event = coupon_use;
+    p.coupon_receive_event = coupon_receive;
+    p.check_in_event = check_in;
+    p.review_event = review;
+    p.refund_event = refund;
+    p.search_event = search;
     return p;
   }
-};
-
-struct NFacts {
-  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
-  uint32_t events = 0, orders = 0;
-  double monetary = 0;
-  int64_t last_pay = std::numeric_limits<int64_t>::min();
 };
 
 // The order id of a payment ("" = none: the event is an order by itself).
@@ -170,33 +172,13 @@ std::string OrderOf(const TEvent& e, const NSettings& s) {
 }
 
 std::map<std::string, NFacts> NaiveFacts(World& w, int as_of, const NSettings& s) {
-  std::map<std::string, NFacts> out;
-  std::map<std::string, std::map<std::string, double>> orders;
+  NaiveFactsBuilder<std::string> facts;
   for (const TEvent& e : w.events) {
     if (e.day > as_of) continue;
-    const std::string root = e.root;
-    NFacts& f = out[root];
-    f.first = std::min(f.first, e.ts);
-    f.last = std::max(f.last, e.ts);
-    f.events++;
-    if (e.event != s.pay) continue;
-    f.last_pay = std::max(f.last_pay, e.ts);
-    const double amount = AmountOf(e.Prop(s.amount));
-    const std::string o = OrderOf(e, s);
-    if (!o.empty()) {
-      auto [it, fresh] = orders[root].try_emplace(o, amount);
-      if (!fresh) it->second = std::max(it->second, amount);
-    } else {
-      f.orders++;
-      f.monetary += amount;
-    }
+    facts.Event(e.root, e.ts);
+    if (e.event == s.pay) facts.Payment(e.root, e.ts, AmountOf(e.Prop(s.amount)), OrderOf(e, s));
   }
-  for (auto& [root, os] : orders)
-    for (auto& [o, amount] : os) {
-      out[root].orders++;
-      out[root].monetary += amount;
-    }
-  return out;
+  return facts.Finish();
 }
 
 // ---- naive tiers (docs/people.md "Tiers") ----
@@ -302,9 +284,6 @@ std::string Band(double x, const std::vector<std::pair<double, const char*>>& up
     if (x < u) return name;
   return last;
 }
-
-const char* kSegmentKeys[8] = {"hibernating", "cant_lose", "need_attention", "at_risk_loyal",
-                               "promising",   "potential", "loyal",          "champions"};
 
 using TagValues = std::map<std::string, std::string>;  // root -> value
 
@@ -433,7 +412,10 @@ std::map<std::string, TagValues> NaiveBaseTags(World& w, int as_of, const NSetti
     std::optional<std::pair<int64_t, std::string>> first_event;
     bool invited = false;
     std::optional<int64_t> first_pay;
-    std::map<std::string, int> cats, prods;
+    std::map<std::string, int> cats, prods;  // value -> orders
+    // order id -> the earliest (time, value) of its payments carrying the category / product
+    std::map<std::string, std::pair<int64_t, std::string>> order_cat, order_prod;
+    std::set<std::string> all_cats;
     int coupon_use = 0;
     std::array<int, 4> bands{};
     int weekend = 0, all = 0;
@@ -447,16 +429,34 @@ std::map<std::string, TagValues> NaiveBaseTags(World& w, int as_of, const NSetti
     a.invited = a.invited || e->Prop(s.inviter);
     if (e->event == s.pay) {
       a.first_pay = std::min(a.first_pay.value_or(e->ts), e->ts);
-      if (const PropValue* c = e->Prop(s.category)) a.cats[c->AsString()]++;
-      if (const PropValue* p = e->Prop(s.product)) a.prods[p->AsString()]++;
+      // Favourites count orders: one per order id (its earliest payment carrying the value).
+      const std::string o = OrderOf(*e, s);
+      auto add = [&](const PropValue* v, std::map<std::string, int>& loose,
+                     std::map<std::string, std::pair<int64_t, std::string>>& by_order) {
+        if (!v) return;
+        if (o.empty()) {
+          loose[v->AsString()]++;
+          return;
+        }
+        std::pair<int64_t, std::string> c{e->ts, v->AsString()};
+        auto [it, fresh] = by_order.try_emplace(o, c);
+        if (!fresh && c < it->second) it->second = c;
+      };
+      add(e->Prop(s.category), a.cats, a.order_cat);
+      add(e->Prop(s.product), a.prods, a.order_prod);
+      if (const PropValue* c = e->Prop(s.category)) a.all_cats.insert(c->AsString());
     }
-    a.coupon_use += e->event == "coupon_use";
+    a.coupon_use += e->event == s.coupon_use;
     a.bands[static_cast<size_t>(e->hour / 6)]++;
     const unsigned wd = date::weekday{date::sys_days{date::days{e->day}}}.c_encoding();  // 0 = Sunday
     a.weekend += wd == 0 || wd == 6;
     a.all++;
     a.count_all[e->event]++;
     if (e->day > as_of - 30) a.count_30[e->event]++;
+  }
+  for (auto& [root, a] : agg) {
+    for (auto& [o, c] : a.order_cat) a.cats[c.second]++;
+    for (auto& [o, c] : a.order_prod) a.prods[c.second]++;
   }
   auto top = [](const std::map<std::string, int>& m) {
     auto best = m.begin();
@@ -466,35 +466,15 @@ std::map<std::string, TagValues> NaiveBaseTags(World& w, int as_of, const NSetti
   };
 
   // Quintile RFM of the payers (docs/people.md "RFM").
-  struct R {
-    std::string root;
-    int recency;
-    double f, m;
-    int r_s = 0, f_s = 0, m_s = 0;
-  };
-  std::vector<R> rfm;
+  std::vector<std::string> payers;
+  std::vector<std::array<double, 3>> rfm;
   for (auto& [root, f] : facts)
-    if (f.orders) rfm.push_back({root, as_of - LocalDay(w.zone, f.last_pay), double(f.orders), f.monetary});
-  double mean[3] = {0, 0, 0};
-  for (R& x : rfm) {
-    size_t rg = 0, fl = 0, ml = 0;
-    for (const R& y : rfm) {
-      rg += y.recency > x.recency;
-      fl += y.f < x.f;
-      ml += y.m < x.m;
+    if (f.orders) {
+      payers.push_back(root);
+      rfm.push_back({double(as_of - LocalDay(w.zone, f.last_pay)), double(f.orders), f.monetary});
     }
-    x.r_s = 1 + static_cast<int>(5 * rg / rfm.size());
-    x.f_s = 1 + static_cast<int>(5 * fl / rfm.size());
-    x.m_s = 1 + static_cast<int>(5 * ml / rfm.size());
-    mean[0] += x.r_s;
-    mean[1] += x.f_s;
-    mean[2] += x.m_s;
-  }
-  for (R& x : rfm) {
-    const double n = static_cast<double>(rfm.size());
-    const int seg = (x.r_s > mean[0] / n ? 4 : 0) | (x.f_s > mean[1] / n ? 2 : 0) | (x.m_s > mean[2] / n ? 1 : 0);
-    out["rfm_segment"][x.root] = kSegmentKeys[seg];
-  }
+  const NaiveRfmScores scored = NaiveQuintileRfm(rfm);
+  for (size_t i = 0; i < payers.size(); i++) out["rfm_segment"][payers[i]] = kSegmentKeys[scored.segments[i]];
 
   static const char* kTierKeys[] = {"value_tier", "activity_tier", "need_tier", "social_tier"};
   static const char* kLevels[4][3] = {{"high", "medium", "potential"},
@@ -520,9 +500,12 @@ std::map<std::string, TagValues> NaiveBaseTags(World& w, int as_of, const NSetti
     if (f.orders) out["last_order_month"][root] = MonthString(LocalDay(w.zone, f.last_pay));
     out["tenure_band"][root] =
         Band(as_of - first_day, {{7, "<7"}, {30, "7-29"}, {90, "30-89"}, {365, "90-364"}}, "365+");
-    out["recency_band"][root] = f.orders ? Band(as_of - LocalDay(w.zone, f.last_pay),
-                                                {{8, "0-7"}, {31, "8-30"}, {91, "31-90"}, {181, "91-180"}}, "180+")
-                                         : "none";
+    if (f.orders) {
+      const int d = as_of - LocalDay(w.zone, f.last_pay);
+      out["recency_band"][root] = d <= 7 ? "0-7" : d <= 30 ? "8-30" : d <= 90 ? "31-90" : d <= 179 ? "91-179" : "180+";
+    } else {
+      out["recency_band"][root] = "none";
+    }
     const int idle = as_of - last_day;
     out["lifecycle"][root] = as_of - first_day < s.new_days ? "new"
                              : idle < s.active_days         ? "active"
@@ -543,7 +526,7 @@ std::map<std::string, TagValues> NaiveBaseTags(World& w, int as_of, const NSetti
     }
     if (!a.cats.empty()) {
       out["favourite_category"][root] = top(a.cats);
-      out["category_breadth"][root] = Band(static_cast<double>(a.cats.size()), {{2, "1"}, {4, "2-3"}}, "4+");
+      out["category_breadth"][root] = Band(static_cast<double>(a.all_cats.size()), {{2, "1"}, {4, "2-3"}}, "4+");
     }
     if (!a.prods.empty()) out["favourite_product"][root] = top(a.prods);
     static const char* kBands[] = {"night", "morning", "afternoon", "evening"};
@@ -564,76 +547,17 @@ std::map<std::string, TagValues> NaiveBaseTags(World& w, int as_of, const NSetti
     out["events_30d_band"][root] =
         Band(count("$any", true), {{1, "0"}, {10, "1-9"}, {50, "10-49"}, {200, "50-199"}}, "200+");
     out["events_total_band"][root] = Band(count("$any", false), {{10, "1-9"}, {50, "10-49"}, {200, "50-199"}}, "200+");
-    out["cart_count_band"][root] = Band(count("add_to_cart", false), {{1, "0"}, {5, "1-4"}}, "5+");
+    out["cart_count_band"][root] = Band(count(s.cart, false), {{1, "0"}, {5, "1-4"}}, "5+");
     out["share_count_band"][root] = Band(count(s.share, false), {{1, "0"}, {3, "1-2"}}, "3+");
-    out["check_in_band"][root] = Band(count("check_in", true), {{1, "0"}, {5, "1-4"}}, "5+");
-    out["review_count_band"][root] = Band(count("review", false), {{1, "0"}, {3, "1-2"}}, "3+");
-    out["refund_count_band"][root] = Band(count("refund", false), {{1, "0"}, {2, "1"}}, "2+");
-    out["coupon_receive_band"][root] = Band(count("coupon_receive", false), {{1, "0"}, {3, "1-2"}}, "3+");
-    out["search_count_band"][root] = Band(count("search", true), {{1, "0"}, {5, "1-4"}}, "5+");
+    out["check_in_band"][root] = Band(count(s.check_in, true), {{1, "0"}, {5, "1-4"}}, "5+");
+    out["review_count_band"][root] = Band(count(s.review, false), {{1, "0"}, {3, "1-2"}}, "3+");
+    out["refund_count_band"][root] = Band(count(s.refund, false), {{1, "0"}, {2, "1"}}, "2+");
+    out["coupon_receive_band"][root] = Band(count(s.coupon_receive, false), {{1, "0"}, {3, "1-2"}}, "3+");
+    out["search_count_band"][root] = Band(count(s.search, true), {{1, "0"}, {5, "1-4"}}, "5+");
     out["pay_30d_band"][root] = Band(count(s.pay, true), {{1, "0"}, {2, "1"}, {4, "2-3"}}, "4+");
   }
   return out;
 }
-
-// ---- stores ----
-
-// The POSIX file system without fsync (durability is not under test here).
-class NoSyncEnv : public Env {
- public:
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewWritableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewAppendableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status Append(std::string_view data) override { return base_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return base_->Truncate(size); }
-    Status Close() override { return base_->Close(); }
-    uint64_t size() const override { return base_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-  Env* base_ = Env::Default();
-};
-
-// A temporary directory in memory (/dev/shm) where there is one.
-class MemTempDir {
- public:
-  MemTempDir() {
-    std::error_code ec;
-    std::filesystem::path base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : std::filesystem::temp_directory_path();
-    std::string tmpl = (base / "nstest-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) ADD_FAILURE() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
-    path_ = tmpl;
-  }
-  ~MemTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // ---- the test ----
 
@@ -661,6 +585,13 @@ TEST_P(TiersTagsReference, MatchesNaive) {
     st.category = "cat";
     st.share = "forward";
     st.inviter = "ref";
+    st.cart = "basket";
+    st.coupon_use = "coupon";
+    st.coupon_receive = "coupon_get";
+    st.check_in = "sign_in";
+    st.review = "rate";
+    st.refund = "return";
+    st.search = "find";
     st.new_days = 3;
     st.active_days = 10;
     st.churn_days = 25;
@@ -679,8 +610,14 @@ TEST_P(TiersTagsReference, MatchesNaive) {
   const int persons = R(3, 30);
   const int nevents = R(60, 400);
   auto pid_name = [](char kind, int p) { return std::string(1, kind) + std::to_string(p); };
-  static const char* kOther[] = {"view",   "add_to_cart", "coupon_use", "coupon_receive", "check_in", "review",
-                                 "refund", "search",      "signup",     "product_click",  "pay",      "share"};
+  // Events by their default names (plain events on seeds with other settings) and by the
+  // seed's names.
+  std::vector<std::string> kOther = {"view",   "add_to_cart", "coupon_use", "coupon_receive", "check_in", "review",
+                                     "refund", "search",      "signup",     "product_click",  "pay",      "share"};
+  if (other)
+    for (const std::string* n :
+         {&st.cart, &st.coupon_use, &st.coupon_receive, &st.check_in, &st.review, &st.refund, &st.search})
+      for (int k = 0; k < 2; k++) kOther.push_back(*n);  // as likely as the default names
   static const char* kEventProps[] = {"$os",
                                       "os",
                                       "$platform",
@@ -764,7 +701,7 @@ TEST_P(TiersTagsReference, MatchesNaive) {
     } else if (roll < 62) {
       e.event = st.share;
     } else {
-      e.event = kOther[R(0, 11)];
+      e.event = kOther[static_cast<size_t>(R(0, static_cast<int>(kOther.size()) - 1))];
     }
     // The inviter property: another person's id (maybe unknown), an unknown id, one's own.
     if (R(0, 99) < 10) {
