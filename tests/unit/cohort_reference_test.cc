@@ -23,6 +23,7 @@
 #include "core/env.h"
 #include "people/cohort_eval.h"
 #include "people/people_service.h"
+#include "people_test_util.h"
 #include "storage/block.h"
 #include "storage/event_dict.h"
 #include "storage/person_table.h"
@@ -31,48 +32,24 @@
 namespace ns {
 namespace {
 
+using people_test::DaysFromCivil;
+using people_test::DayString;
+using people_test::kSegmentKeys;
+using people_test::LocalDay;
+using people_test::LocalMidnight;
+using people_test::NaiveFactsBuilder;
+using people_test::NaiveNumber;
+using people_test::NaiveQuintileRfm;
+using people_test::NaiveRfmScores;
+using people_test::NFacts;
+using people_test::NoSyncEnv;
+
 using nlohmann::json;
 using ::testing::_;
 using ::testing::HasSubstr;
 using testing::StatusIs;
 
-// ---- local days through the date library (independent of TimeZone) ----
-
-int DaysFromCivil(const std::string& d) {
-  int y = std::stoi(d.substr(0, 4)), m = std::stoi(d.substr(5, 2)), dd = std::stoi(d.substr(8, 2));
-  return static_cast<int>(date::sys_days{date::year{y} / m / dd}.time_since_epoch().count());
-}
-
-std::string CivilToString(int days) { return date::format("%F", date::sys_days{date::days{days}}); }
-
-int LocalDayOf(const date::time_zone* z, int64_t ms) {
-  auto lt = z->to_local(date::sys_seconds{std::chrono::seconds{ms / 1000 - (ms % 1000 < 0 ? 1 : 0)}});
-  return static_cast<int>(date::floor<date::days>(lt).time_since_epoch().count());
-}
-
-int64_t LocalMidnight(const date::time_zone* z, int day) {
-  date::local_days ld{date::days{day}};
-  auto info = z->get_info(ld);
-  if (info.result == date::local_info::nonexistent)
-    return date::sys_seconds(info.first.end).time_since_epoch().count() * 1000;
-  return (date::sys_seconds{std::chrono::seconds{ld.time_since_epoch() / std::chrono::seconds(1)}} - info.first.offset)
-             .time_since_epoch()
-             .count() *
-         1000;
-}
-
 // ---- filters, from the table of docs/queries.md ----
-
-bool NumOf(const PropValue& v, double* x) {
-  if (v.kind == PropValue::kNum) {
-    *x = v.num;
-    return true;
-  }
-  if (v.kind != PropValue::kStr || v.str.empty()) return false;
-  char* end = nullptr;
-  *x = std::strtod(v.str.c_str(), &end);
-  return end == v.str.c_str() + v.str.size();
-}
 
 std::string NumText(double x) {
   char buf[64];
@@ -85,8 +62,8 @@ std::string TextOf(const json& v) { return v.is_number() ? NumText(v.get<double>
 
 bool Equals(const PropValue& p, const json& v) {
   double x, y;
-  if (v.is_number()) return NumOf(p, &x) && x == v.get<double>();
-  if (p.kind == PropValue::kNum && NumOf(PropValue::Str(v.get<std::string>()), &y)) return p.num == y;
+  if (v.is_number()) return NaiveNumber(p, &x) && x == v.get<double>();
+  if (p.kind == PropValue::kNum && NaiveNumber(PropValue::Str(v.get<std::string>()), &y)) return p.num == y;
   return TextOf(p) == TextOf(v);
 }
 
@@ -111,7 +88,7 @@ bool PassFilter(const json& f, const PropValue* p) {
   }
   if (op == "contains") return TextOf(*p).find(TextOf(f["value"])) != std::string::npos;
   double x;
-  if (!NumOf(*p, &x)) return false;
+  if (!NaiveNumber(*p, &x)) return false;
   const double v = f["value"].get<double>();
   if (op == "gt") return x > v;
   if (op == "gte") return x >= v;
@@ -136,9 +113,6 @@ struct Row {
   }
 };
 
-constexpr const char* kSegmentKeys[8] = {"hibernating", "cant_lose", "need_attention", "at_risk_loyal",
-                                         "promising",   "potential", "loyal",          "champions"};
-
 struct Naive {
   const StoreSnapshot* snap = nullptr;
   const date::time_zone* zone = nullptr;
@@ -159,7 +133,7 @@ struct Naive {
         Row r;
         r.person = pt.PersonOf(b->did()[i]);
         r.ts = b->ts()[i];
-        r.day = LocalDayOf(zone, r.ts);
+        r.day = LocalDay(zone, r.ts);
         r.event = snap->events->Name(b->ev()[i]);
         b->RowProps(i, &r.props);
         rows.push_back(std::move(r));
@@ -284,116 +258,37 @@ struct Naive {
 
   // RFM (rfm.cc top comment) and lifecycle (person_facts.cc) as of today, from the rows.
   void Models() {
-    struct Pay {
-      int64_t last = INT64_MIN;
-      std::map<std::string, double> orders;  // order id -> largest amount
-      std::vector<double> single;            // payments without an order id
-    };
-    std::map<uint32_t, Pay> pays;
-    std::map<uint32_t, std::pair<int, int>> seen;  // first and last local day
+    NaiveFactsBuilder<uint32_t> builder;
     for (const Row& r : rows) {
       if (r.day > today) continue;  // facts count rows before the end of today
-      auto [it, fresh] = seen.try_emplace(r.person, r.day, r.day);
-      it->second.first = std::min(it->second.first, r.day);
-      it->second.second = std::max(it->second.second, r.day);
+      builder.Event(r.person, r.ts);
       if (r.event != settings.pay_event) continue;
-      Pay& p = pays[r.person];
-      p.last = std::max(p.last, r.ts);
       double a = 0;
-      if (const PropValue* v = r.Prop(settings.amount_property); !v || !NumOf(*v, &a)) a = 0;
+      if (const PropValue* v = r.Prop(settings.amount_property); !v || !NaiveNumber(*v, &a)) a = 0;
       const PropValue* o = r.Prop(settings.order_property);
-      if (!o) {
-        p.single.push_back(a);
-      } else {
-        auto [oit, ofresh] = p.orders.try_emplace(TextOf(*o), a);
-        if (!ofresh) oit->second = std::max(oit->second, a);
-      }
+      builder.Payment(r.person, r.ts, a, o ? TextOf(*o) : "");
     }
-    for (const auto& [p, d] : seen) {
-      const int first = d.first, idle = today - d.second;
+    const std::map<uint32_t, NFacts> facts = builder.Finish();
+    for (const auto& [p, f] : facts) {
+      const int first = LocalDay(zone, f.first), idle = today - LocalDay(zone, f.last);
       stage[p] = today - first < settings.new_days ? "new"
                  : idle < settings.active_days     ? "active"
                  : idle < settings.churn_days      ? "silent"
                                                    : "churned";
     }
-    struct Payer {
-      uint32_t p;
-      double r, f, m;
-    };
-    std::vector<Payer> payers;
-    for (const auto& [p, x] : pays) {
-      const double f = static_cast<double>(x.orders.size() + x.single.size());
-      if (f == 0) continue;
-      double m = 0;
-      for (double a : x.single) m += a;
-      for (const auto& [o, a] : x.orders) m += a;
-      payers.push_back({p, static_cast<double>(today - LocalDayOf(zone, x.last)), f, m});
-    }
-    const size_t n = payers.size();
-    std::vector<std::array<int, 3>> score(n);
-    double mean[3] = {0, 0, 0};
-    for (size_t i = 0; i < n; i++) {
-      size_t r_worse = 0, f_less = 0, m_less = 0;
-      for (const Payer& o : payers) {
-        r_worse += o.r > payers[i].r;
-        f_less += o.f < payers[i].f;
-        m_less += o.m < payers[i].m;
+    std::vector<uint32_t> payers;
+    std::vector<std::array<double, 3>> values;
+    for (const auto& [p, f] : facts)
+      if (f.orders) {
+        payers.push_back(p);
+        values.push_back({static_cast<double>(today - LocalDay(zone, f.last_pay)), double(f.orders), f.monetary});
       }
-      score[i] = {1 + static_cast<int>(5 * r_worse / n), 1 + static_cast<int>(5 * f_less / n),
-                  1 + static_cast<int>(5 * m_less / n)};
-    }
-    // The mean score: the sum, then one division.
-    for (int k = 0; k < 3; k++) {
-      double s = 0;
-      for (size_t i = 0; i < n; i++) s += score[i][k];
-      mean[k] = n ? s / static_cast<double>(n) : 0;
-    }
-    for (size_t i = 0; i < n; i++)
-      segment[payers[i].p] = kSegmentKeys[(score[i][0] > mean[0] ? 4 : 0) | (score[i][1] > mean[1] ? 2 : 0) |
-                                          (score[i][2] > mean[2] ? 1 : 0)];
+    const NaiveRfmScores scored = NaiveQuintileRfm(values);
+    for (size_t i = 0; i < payers.size(); i++) segment[payers[i]] = kSegmentKeys[scored.segments[i]];
   }
 };
 
 // ---- random stores and definitions ----
-
-// The store's files without fsync: durability is not under test here, and hundreds of
-// stores' fsyncs made the test wait on the disk instead of computing.
-class NoSyncEnv : public Env {
- public:
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    return Wrap(base_->NewWritableFile(path));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    return Wrap(base_->NewAppendableFile(path));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
-    Status Append(std::string_view data) override { return f_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return f_->Truncate(size); }
-    Status Close() override { return f_->Close(); }
-    uint64_t size() const override { return f_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
-  };
-  static StatusOr<std::unique_ptr<WritableFile>> Wrap(StatusOr<std::unique_ptr<WritableFile>> f) {
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(new File(std::move(*f)));
-  }
-  Env* base_ = Env::Default();
-};
 
 const char* kZones[] = {"Asia/Shanghai", "America/New_York", "Asia/Shanghai", "UTC"};
 const char* kEvents[] = {"view", "cart", "pay", "share", "login"};
@@ -554,7 +449,7 @@ TEST_P(CohortReference, MatchesNaive) {
 
   // ---- definitions ----
   std::vector<json> defs;
-  auto day_str = [&](int off) { return CivilToString(today + off); };
+  auto day_str = [&](int off) { return DayString(today + off); };
   auto range = [&](json& c, bool required) {
     switch (R(0, required ? 2 : 4)) {
       case 0: c["last_days"] = std::vector<int>{1, 2, 7, 30, 120}[R(0, 4)]; break;

@@ -26,6 +26,7 @@
 #include <set>
 
 #include "core/env.h"
+#include "people_test_util.h"
 #include "query/person_facts.h"
 #include "query/person_models.h"
 #include "query/query_kind.h"
@@ -36,25 +37,19 @@
 namespace ns {
 namespace {
 
+using people_test::DayString;
+using people_test::kSegmentKeys;
+using people_test::LocalDay;
+using people_test::LocalMidnight;
+using people_test::MemTempDir;
+using people_test::NaiveFactsBuilder;
+using people_test::NaiveQuintileRfm;
+using people_test::NaiveRfmScores;
+using people_test::NaiveRfmSegments;
+using people_test::NFacts;
+using people_test::NoSyncEnv;
+
 using nlohmann::json;
-
-// ---- local days with the date library ----
-
-int LocalDay(const date::time_zone* z, int64_t ms) {
-  auto lt = z->to_local(date::sys_time<std::chrono::milliseconds>{std::chrono::milliseconds{ms}});
-  return static_cast<int>(date::floor<date::days>(lt).time_since_epoch().count());
-}
-
-std::string DayString(int days) { return date::format("%F", date::sys_days{date::days{days}}); }
-
-// First instant of a local day (the end of a DST gap if midnight does not exist).
-int64_t LocalMidnight(const date::time_zone* z, int day) {
-  date::local_days ld{date::days{day}};
-  auto info = z->get_info(ld);
-  if (info.result == date::local_info::nonexistent)
-    return date::sys_seconds(info.first.end).time_since_epoch().count() * 1000;
-  return (date::sys_seconds{ld.time_since_epoch()} - info.first.offset).time_since_epoch().count() * 1000;
-}
 
 // The first day of the period containing `day`: Monday of its week, the 1st of its month.
 int PeriodStart(int day, const std::string& interval) {
@@ -121,40 +116,17 @@ struct Settings {
   bool orders = true;  // order_property set: events of one order count once
 };
 
-struct NFacts {
-  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
-  uint32_t events = 0, orders = 0;
-  double monetary = 0;
-  int64_t last_pay = std::numeric_limits<int64_t>::min();
-};
-
 // Facts of every person with an event on or before local day as_of.
 std::map<std::string, NFacts> NaiveFacts(World& w, int as_of, std::optional<int> pay_from, const Settings& s) {
-  std::map<std::string, NFacts> out;
-  std::map<std::string, std::map<std::string, double>> orders;  // root -> order -> largest amount
+  NaiveFactsBuilder<std::string> facts;
   for (const PEvent& e : w.events) {
     if (e.day > as_of) continue;
     const std::string root = w.Root(e.did);
-    NFacts& f = out[root];
-    f.first = std::min(f.first, e.ts);
-    f.last = std::max(f.last, e.ts);
-    f.events++;
+    facts.Event(root, e.ts);
     if (e.event != "pay" || (pay_from && e.day < *pay_from)) continue;
-    f.last_pay = std::max(f.last_pay, e.ts);
-    if (s.orders && e.order) {
-      auto [it, fresh] = orders[root].try_emplace(*e.order, e.amount);
-      if (!fresh) it->second = std::max(it->second, e.amount);
-    } else {
-      f.orders++;
-      f.monetary += e.amount;
-    }
+    facts.Payment(root, e.ts, e.amount, s.orders && e.order ? *e.order : "");
   }
-  for (auto& [root, os] : orders)
-    for (auto& [o, amount] : os) {
-      out[root].orders++;
-      out[root].monetary += amount;
-    }
-  return out;
+  return facts.Finish();
 }
 
 bool PassFilter(const json& f, World& w, const PEvent& e) {
@@ -220,43 +192,32 @@ NRfmResult NaiveRfm(const std::map<std::string, NFacts>& facts, World& w, const 
   const size_t n = out.persons.size();
   if (n == 0) return out;
   const bool bins = q.contains("scoring") && q["scoring"].is_object();
-  for (NRfm& x : out.persons) {
-    if (bins) {
+  NaiveRfmScores scored;
+  if (bins) {
+    for (NRfm& x : out.persons) {
       auto le = [&](const char* k, double v) {
         int c = 0;
         for (auto& e : q["scoring"][k]) c += e.get<double>() <= v;
         return c;
       };
-      x.r = 5 - le("r", x.recency);
-      x.f = 1 + le("f", x.frequency);
-      x.m = 1 + le("m", x.monetary);
-      continue;
+      scored.scores.push_back({5 - le("r", x.recency), 1 + le("f", x.frequency), 1 + le("m", x.monetary)});
     }
-    size_t rg = 0, fl = 0, ml = 0;  // #(recency > x), #(frequency < x), #(monetary < x)
-    for (const NRfm& y : out.persons) {
-      rg += y.recency > x.recency;
-      fl += y.frequency < x.frequency;
-      ml += y.monetary < x.monetary;
-    }
-    x.r = 1 + static_cast<int>(5 * rg / n);
-    x.f = 1 + static_cast<int>(5 * fl / n);
-    x.m = 1 + static_cast<int>(5 * ml / n);
+    NaiveRfmSegments(scored);
+  } else {
+    std::vector<std::array<double, 3>> values;
+    for (const NRfm& x : out.persons) values.push_back({double(x.recency), double(x.frequency), x.monetary});
+    scored = NaiveQuintileRfm(values);
   }
-  double sums[3] = {0, 0, 0};
-  for (const NRfm& x : out.persons) {
-    sums[0] += x.r;
-    sums[1] += x.f;
-    sums[2] += x.m;
+  for (size_t i = 0; i < n; i++) {
+    NRfm& x = out.persons[i];
+    x.r = scored.scores[i][0];
+    x.f = scored.scores[i][1];
+    x.m = scored.scores[i][2];
+    x.segment = scored.segments[i];
   }
-  for (int k = 0; k < 3; k++) out.means[k] = sums[k] / static_cast<double>(n);
-  for (NRfm& x : out.persons)
-    x.segment = (x.r > out.means[0] ? 4 : 0) | (x.f > out.means[1] ? 2 : 0) | (x.m > out.means[2] ? 1 : 0);
+  for (int k = 0; k < 3; k++) out.means[k] = scored.means[k];
   return out;
 }
-
-// The segment keys by index (r_high << 2 | f_high << 1 | m_high), as rfm.cc documents them.
-const char* kSegmentKeys[8] = {"hibernating", "cant_lose", "need_attention", "at_risk_loyal",
-                               "promising",   "potential", "loyal",          "champions"};
 
 void ExpectNear(double got, double want, const std::string& what) {
   EXPECT_NEAR(got, want, 1e-9 * std::max(1.0, std::fabs(want))) << what;
@@ -319,65 +280,6 @@ json NaiveLifecycle(World& w, const json& q, const Settings& s) {
   for (size_t x = 0; x < 4; x++) out["series"][mode == "stages" ? kStages[x] : kActivity[x]] = series[x];
   return out;
 }
-
-// The POSIX file system without fsync: durability is not under test here, and a few
-// hundred stores each syncing every append would spend the test's time waiting on the disk.
-class NoSyncEnv : public Env {
- public:
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewWritableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewAppendableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status Append(std::string_view data) override { return base_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return base_->Truncate(size); }
-    Status Close() override { return base_->Close(); }
-    uint64_t size() const override { return base_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-  Env* base_ = Env::Default();
-};
-
-// A temporary directory in memory (/dev/shm) where there is one: creating and removing
-// the thousands of segment files of these stores costs more on ext4 than all the rest.
-class MemTempDir {
- public:
-  MemTempDir() {
-    std::error_code ec;
-    std::filesystem::path base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : std::filesystem::temp_directory_path();
-    std::string tmpl = (base / "nstest-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) ADD_FAILURE() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
-    path_ = tmpl;
-  }
-  ~MemTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // ---- the test ----
 
