@@ -32,6 +32,8 @@
 namespace ns {
 namespace {
 
+using people_test::AppendInBatches;
+using people_test::BatchPolicy;
 using people_test::DaysFromCivil;
 using people_test::DayString;
 using people_test::kSegmentKeys;
@@ -39,10 +41,12 @@ using people_test::LocalDay;
 using people_test::LocalMidnight;
 using people_test::NaiveFactsBuilder;
 using people_test::NaiveNumber;
+using people_test::NaivePersonIds;
 using people_test::NaiveQuintileRfm;
 using people_test::NaiveRfmScores;
 using people_test::NFacts;
-using people_test::NoSyncEnv;
+using people_test::SeedRandom;
+using people_test::ThrowAwayStore;
 
 using nlohmann::json;
 using ::testing::_;
@@ -299,8 +303,8 @@ class CohortReference : public ::testing::TestWithParam<int> {};
 
 TEST_P(CohortReference, MatchesNaive) {
   const int seed = GetParam();
-  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 104729 + 7);
-  auto R = [&](int lo, int hi) { return static_cast<int>(lo + static_cast<int64_t>(rng() % (hi - lo + 1))); };
+  SeedRandom R(static_cast<uint64_t>(seed) * 104729 + 7);
+  std::mt19937_64& rng = R.rng;
   const std::string zone_name = kZones[seed % 4];
   auto tz = TimeZone::Load(zone_name);
   ASSERT_TRUE(tz.ok());
@@ -372,35 +376,13 @@ TEST_P(CohortReference, MatchesNaive) {
     merges.push_back(std::move(e));
   }
 
-  testing::TempDir dir;
-  NoSyncEnv env;
-  StoreOptions so;
-  so.background = false;
-  so.env = &env;
-  so.seal_rows = static_cast<size_t>(R(3, 40));
-  auto store = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto append = [&](std::vector<Event>& all) {
-    for (size_t pos = 0; pos < all.size();) {
-      const size_t n = std::min(all.size() - pos, static_cast<size_t>(R(1, 50)));
-      std::vector<Event> batch(all.begin() + static_cast<std::ptrdiff_t>(pos),
-                               all.begin() + static_cast<std::ptrdiff_t>(pos + n));
-      pos += n;
-      ASSERT_TRUE((*store)->Append(std::move(batch), Durability::kUnlogged).ok());
-      // Now and then to segments; otherwise rows stay in memtable blocks.
-      const int action = R(0, 9);
-      if (action == 0) {
-        ASSERT_TRUE((*store)->Flush().ok());
-      }
-      if (action == 1) {
-        ASSERT_TRUE((*store)->CompactAll().ok());
-      }
-    }
-  };
-  append(events);
-  append(merges);
+  ThrowAwayStore store(static_cast<size_t>(R(3, 40)));
+  ASSERT_TRUE(store.ok());
+  // Now and then to segments; otherwise rows stay in memtable blocks.
+  AppendInBatches(store, events, BatchPolicy{50}, R);
+  AppendInBatches(store, merges, BatchPolicy{50}, R);
   if (HasFatalFailure()) return;
-  auto snap = (*store)->Snapshot();
+  auto snap = store->Snapshot();
   ASSERT_TRUE(CheckBlocks(*snap).ok());
 
   // The partition the merges make, by union-find here, is the snapshot's.
@@ -419,18 +401,8 @@ TEST_P(CohortReference, MatchesNaive) {
       std::string a = root(e.distinct_id), b = root(e.merge_with[0]);
       if (a != b) parent[a] = b;
     }
-    std::map<std::string, uint32_t> person_of_root;
-    std::set<uint32_t> persons_seen;
-    for (const auto& d : ids) {
-      const int64_t x = (*store)->FindDistinctId(d);
-      ASSERT_GE(x, 0) << d;
-      const uint32_t p = snap->persons->PersonOf(static_cast<uint32_t>(x));
-      auto [it, fresh] = person_of_root.try_emplace(root(d), p);
-      ASSERT_EQ(it->second, p) << "merged ids in two persons: " << d;
-      if (fresh) {
-        ASSERT_TRUE(persons_seen.insert(p).second) << "two persons share " << p << ": " << d;
-      }
-    }
+    NaivePersonIds(*store, *snap, ids, root);
+    if (HasFailure()) return;
   }
 
   PeopleSettings settings;

@@ -37,17 +37,21 @@
 namespace ns {
 namespace {
 
+using people_test::AppendInBatches;
+using people_test::BatchPolicy;
 using people_test::DayString;
 using people_test::kSegmentKeys;
 using people_test::LocalDay;
 using people_test::LocalMidnight;
-using people_test::MemTempDir;
 using people_test::NaiveFactsBuilder;
+using people_test::NaivePersonIds;
 using people_test::NaiveQuintileRfm;
 using people_test::NaiveRfmScores;
 using people_test::NaiveRfmSegments;
 using people_test::NFacts;
-using people_test::NoSyncEnv;
+using people_test::SeedRandom;
+using people_test::StoredEvent;
+using people_test::ThrowAwayStore;
 
 using nlohmann::json;
 
@@ -287,10 +291,8 @@ class PersonModelsReference : public ::testing::TestWithParam<int> {};
 
 TEST_P(PersonModelsReference, MatchesNaive) {
   const int seed = GetParam();
-  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 104729 + 7);
-  auto R = [&](int lo, int hi) {
-    return static_cast<int>(lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)));
-  };
+  SeedRandom R(static_cast<uint64_t>(seed) * 104729 + 7);
+  std::mt19937_64& rng = R.rng;
   const std::string zone_name = seed % 4 == 3 ? "America/New_York" : "Asia/Shanghai";
   const date::time_zone* zone = date::locate_zone(zone_name);
   auto tz = TimeZone::Load(zone_name);
@@ -394,74 +396,31 @@ TEST_P(PersonModelsReference, MatchesNaive) {
     return w;
   };
 
-  MemTempDir dir;
-  NoSyncEnv env;
-  StoreOptions so;
-  so.background = false;
-  so.env = &env;
-  so.seal_rows = static_cast<size_t>(R(3, 60));
-  auto store = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ThrowAwayStore store(static_cast<size_t>(R(3, 60)));
+  ASSERT_TRUE(store.ok());
   const bool use_wal = seed % 6 == 0;
   auto deliver = [&](size_t from, size_t to) {
-    size_t pos = from;
-    while (pos < to) {
-      const size_t n = std::min(to - pos, static_cast<size_t>(R(1, 80)));
-      std::vector<Event> batch;
-      for (size_t i = pos; i < pos + n; i++) {
-        const PEvent& r = deliveries[i];
-        Event e;
-        e.uuid = Uuid::FromClientId(r.uuid);
-        e.has_uuid = true;
-        e.distinct_id = r.did;
-        e.event = r.event;
-        e.ts_ms = r.ts;
-        if (r.channel) e.props.push_back({"channel", PropValue::Str(*r.channel)});
-        if (r.amount_prop) e.props.push_back({"amount", *r.amount_prop});
-        if (r.order_prop) e.props.push_back({"order_id", *r.order_prop});
-        for (auto& m : r.merge_with) {
-          e.props.push_back({r.event == "$identify" ? "$anon_distinct_id" : "alias", PropValue::Str(m)});
-          e.merge_with.push_back(m);
-        }
-        if (r.plan) e.person_set.push_back({"plan", PropValue::Str(*r.plan)});
-        batch.push_back(std::move(e));
-      }
-      pos += n;
-      auto res = (*store)->Append(std::move(batch), use_wal ? Durability::kWal : Durability::kUnlogged);
-      ASSERT_TRUE(res.ok()) << res.status().ToString();
-      ASSERT_EQ(res->merges_refused, 0u);
-      const int action = R(0, 9);
-      if (action == 0) {
-        ASSERT_TRUE((*store)->Flush().ok());
-      }
-      if (action == 1) {
-        ASSERT_TRUE((*store)->CompactAll().ok());
-      }
-      if (action == 2 && use_wal) {  // restart: WAL replay
-        store = Status::OK();
-        store = EventStore::Open(dir.path(), so);
-        ASSERT_TRUE(store.ok()) << store.status().ToString();
-      }
+    std::vector<Event> batch;
+    for (size_t i = from; i < to; i++) {
+      const PEvent& r = deliveries[i];
+      Event e = StoredEvent(r.uuid, r.did, r.event, r.ts, r.merge_with);
+      if (r.channel) e.props.push_back({"channel", PropValue::Str(*r.channel)});
+      if (r.amount_prop) e.props.push_back({"amount", *r.amount_prop});
+      if (r.order_prop) e.props.push_back({"order_id", *r.order_prop});
+      if (r.plan) e.person_set.push_back({"plan", PropValue::Str(*r.plan)});
+      batch.push_back(std::move(e));
     }
+    // Restarts (WAL replay) on the seeds that write the WAL.
+    AppendInBatches(store, std::move(batch),
+                    BatchPolicy{80, true, use_wal, use_wal ? Durability::kWal : Durability::kUnlogged}, R);
   };
 
   // Every naive person (root) -> its person id, checking that all its ids agree and that
   // no two naive persons share one.
   auto person_ids = [&](World& w, const StoreSnapshot& snap) {
-    std::map<std::string, uint32_t> pid;
-    std::map<uint32_t, std::string> back;
-    for (auto& [id, par] : w.parent) {
-      const int64_t did = (*store)->FindDistinctId(id);
-      EXPECT_GE(did, 0) << id;
-      if (did < 0) continue;
-      const uint32_t p = snap.persons->PersonOf(static_cast<uint32_t>(did));
-      const std::string root = w.Root(id);
-      auto [it, fresh] = pid.try_emplace(root, p);
-      EXPECT_EQ(it->second, p) << "ids of one person " << root << " map to two persons";
-      auto [bt, bfresh] = back.try_emplace(p, root);
-      EXPECT_EQ(bt->second, root) << "person " << p << " holds two naive persons";
-    }
-    return pid;
+    std::set<std::string> ids;
+    for (auto& [id, par] : w.parent) ids.insert(id);
+    return NaivePersonIds(*store, snap, ids, [&](const std::string& id) { return w.Root(id); });
   };
 
   auto check_facts = [&](World& w, const StoreSnapshot& snap, const std::map<std::string, uint32_t>& pid, int as_of,
@@ -501,11 +460,11 @@ TEST_P(PersonModelsReference, MatchesNaive) {
 
   // ---- phase 1: part of the data; facts cached at these days ----
   deliver(0, cut);
-  if (::testing::Test::HasFatalFailure()) return;
+  if (::testing::Test::HasFatalFailure() || !store.ok()) return;
   const int as_of_a = random_day(), as_of_b = random_day();
   {
     World w = world_of(cut);
-    auto snap = (*store)->Snapshot();
+    auto snap = store->Snapshot();
     auto pid = person_ids(w, *snap);
     check_facts(w, *snap, pid, as_of_a, std::nullopt, "phase 1");
     check_facts(w, *snap, pid, as_of_b, as_of_b - R(0, 60), "phase 1");
@@ -513,9 +472,9 @@ TEST_P(PersonModelsReference, MatchesNaive) {
 
   // ---- phase 2: the rest (later merges join persons that already have facts) ----
   deliver(cut, deliveries.size());
-  if (::testing::Test::HasFatalFailure()) return;
+  if (::testing::Test::HasFatalFailure() || !store.ok()) return;
   World w = world_of(deliveries.size());
-  auto snap = (*store)->Snapshot();
+  auto snap = store->Snapshot();
   auto pid = person_ids(w, *snap);
   check_facts(w, *snap, pid, as_of_a, std::nullopt, "phase 2");
   check_facts(w, *snap, pid, as_of_b, std::nullopt, "phase 2");
@@ -567,7 +526,7 @@ TEST_P(PersonModelsReference, MatchesNaive) {
     if (offset || R(0, 1)) q["offset"] = offset;
     const size_t eff_limit = q.contains("limit") ? limit : 100;
 
-    auto got = RunQuery(q, **store, *tz, qo);
+    auto got = RunQuery(q, *store, *tz, qo);
     ASSERT_TRUE(got.ok()) << got.status().ToString() << " " << q.dump();
     const auto facts = NaiveFacts(w, as_of, from, st);
     NRfmResult want = NaiveRfm(facts, w, q, as_of, pid);
@@ -670,7 +629,7 @@ TEST_P(PersonModelsReference, MatchesNaive) {
       }
     }
     if (!filters.empty()) q["filters"] = filters;
-    auto got = RunQuery(q, **store, *tz, qo);
+    auto got = RunQuery(q, *store, *tz, qo);
     ASSERT_TRUE(got.ok()) << got.status().ToString() << " " << q.dump();
     json want = NaiveLifecycle(w, q, st);
     const std::string ctx = "seed " + std::to_string(seed) + " " + q.dump();

@@ -40,17 +40,21 @@
 namespace ns {
 namespace {
 
+using people_test::AppendInBatches;
+using people_test::BatchPolicy;
 using people_test::DayString;
 using people_test::kSegmentKeys;
 using people_test::LocalDay;
 using people_test::LocalMidnight;
-using people_test::MemTempDir;
 using people_test::NaiveFactsBuilder;
 using people_test::NaiveNumber;
+using people_test::NaivePersonIds;
 using people_test::NaiveQuintileRfm;
 using people_test::NaiveRfmScores;
 using people_test::NFacts;
-using people_test::NoSyncEnv;
+using people_test::SeedRandom;
+using people_test::StoredEvent;
+using people_test::ThrowAwayStore;
 
 // ---- local days and hours with the date library ----
 
@@ -565,10 +569,8 @@ class TiersTagsReference : public ::testing::TestWithParam<int> {};
 
 TEST_P(TiersTagsReference, MatchesNaive) {
   const int seed = GetParam();
-  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 7919 + 13);
-  auto R = [&](int lo, int hi) {
-    return static_cast<int>(lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)));
-  };
+  SeedRandom R(static_cast<uint64_t>(seed) * 7919 + 13);
+  std::mt19937_64& rng = R.rng;
   const std::string zone_name = seed % 4 == 3 ? "America/New_York" : "Asia/Shanghai";
   const date::time_zone* zone = date::locate_zone(zone_name);
   auto tz = TimeZone::Load(zone_name);
@@ -729,72 +731,35 @@ TEST_P(TiersTagsReference, MatchesNaive) {
   for (TEvent& e : w.events)
     for (const std::string& k : e.person_keys) w.person_props[e.root][k] = PersonValue(k, e.root);
 
-  // Deliveries: shuffled, in random batches, with flushes and compactions.
+  // Deliveries: shuffled, in random batches, with flushes and compactions. Segments on a
+  // third of the seeds (one per UTC day and zstd per column: they were most of the test's
+  // time); sealed memtable blocks (seal_rows) on the others.
   std::vector<TEvent> deliveries = w.events;
   std::shuffle(deliveries.begin(), deliveries.end(), rng);
-  MemTempDir dir;
-  NoSyncEnv env;
-  StoreOptions so;
-  so.background = false;
-  so.env = &env;
-  so.seal_rows = static_cast<size_t>(R(3, 60));
-  auto store = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  for (size_t pos = 0; pos < deliveries.size();) {
-    const size_t n = std::min(deliveries.size() - pos, static_cast<size_t>(R(1, 80)));
-    std::vector<Event> batch;
-    for (size_t i = pos; i < pos + n; i++) {
-      const TEvent& r = deliveries[i];
-      Event e;
-      e.uuid = Uuid::FromClientId(r.uuid);
-      e.has_uuid = true;
-      e.distinct_id = r.did;
-      e.event = r.event;
-      e.ts_ms = r.ts;
-      for (auto& [k, v] : r.props) e.props.push_back({k, v});
-      for (auto& m : r.merge_with) {
-        e.props.push_back({r.event == "$identify" ? "$anon_distinct_id" : "alias", PropValue::Str(m)});
-        e.merge_with.push_back(m);
-      }
-      const std::string root = w.Root(r.did);
-      for (auto& k : r.person_keys) e.person_set.push_back({k, PersonValue(k, root)});
-      batch.push_back(std::move(e));
-    }
-    pos += n;
-    auto res = (*store)->Append(std::move(batch), Durability::kUnlogged);
-    ASSERT_TRUE(res.ok()) << res.status().ToString();
-    ASSERT_EQ(res->merges_refused, 0u);
-    // Segments on a third of the seeds (one per UTC day and zstd per column: they were most
-    // of the test's time); sealed memtable blocks (seal_rows) on the others.
-    const int action = seed % 3 == 0 ? R(0, 9) : 9;
-    if (action == 0) {
-      ASSERT_TRUE((*store)->Flush().ok());
-    }
-    if (action == 1) {
-      ASSERT_TRUE((*store)->CompactAll().ok());
-    }
+  ThrowAwayStore store(static_cast<size_t>(R(3, 60)));
+  ASSERT_TRUE(store.ok());
+  std::vector<Event> batch;
+  for (const TEvent& r : deliveries) {
+    Event e = StoredEvent(r.uuid, r.did, r.event, r.ts, r.merge_with);
+    for (auto& [k, v] : r.props) e.props.push_back({k, v});
+    const std::string root = w.Root(r.did);
+    for (auto& k : r.person_keys) e.person_set.push_back({k, PersonValue(k, root)});
+    batch.push_back(std::move(e));
   }
-  auto snap = (*store)->Snapshot();
+  AppendInBatches(store, std::move(batch), BatchPolicy{80, seed % 3 == 0}, R);
+  if (HasFatalFailure()) return;
+  auto snap = store->Snapshot();
 
   // Naive person (root) -> person id; every id of a person must agree.
-  std::map<std::string, uint32_t> pid;
-  for (auto& [id, par] : w.parent) {
-    const int64_t did = (*store)->FindDistinctId(id);
-    ASSERT_GE(did, 0) << id;
-    const uint32_t p = snap->persons->PersonOf(static_cast<uint32_t>(did));
-    auto [it, fresh] = pid.try_emplace(w.Root(id), p);
-    ASSERT_EQ(it->second, p) << "ids of one person " << w.Root(id) << " map to two persons";
-  }
-  ASSERT_EQ(pid.size(), std::set<std::string>([&] {
-                          std::set<std::string> r;
-                          for (auto& [id, par] : w.parent) r.insert(w.Root(id));
-                          return r;
-                        }())
-                            .size());
+  std::set<std::string> ids;
+  for (auto& [id, par] : w.parent) ids.insert(id);
+  const std::map<std::string, uint32_t> pid =
+      NaivePersonIds(*store, *snap, ids, [&](const std::string& id) { return w.Root(id); });
+  if (HasFailure()) return;
   std::map<uint32_t, std::string> root_of;
-  for (auto& [root, p] : pid) ASSERT_TRUE(root_of.emplace(p, root).second) << "person " << p << " holds two";
+  for (auto& [root, p] : pid) root_of.emplace(p, root);
 
-  const DistinctIdFinder find = [&](std::string_view id) { return (*store)->FindDistinctId(id); };
+  const DistinctIdFinder find = [&](std::string_view id) { return store->FindDistinctId(id); };
   const std::string sctx = "seed " + std::to_string(seed) + (other ? " (other settings)" : "");
 
   // ---- tiers ----
