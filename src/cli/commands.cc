@@ -908,9 +908,11 @@ int RunCompact(const GlobalOptions& g, const std::string& project) {
   for (const auto& name : names) {
     auto p = (*reg)->OpenProject(name);
     if (!p.ok()) return Fail(p.status());
-    // Flush (memtable and WAL), then compaction: what erasure needs to be physical.
+    // Flush (memtable and WAL), compaction, then the identity log without erased persons'
+    // ids and properties: what erasure needs to be physical.
     Status st = (*p)->store->Flush();
     if (st.ok()) st = (*p)->store->CompactAll();
+    if (st.ok()) st = (*p)->store->CompactIdentityLog();
     if (!st.ok()) return Fail(st);
     StoreStats s = (*p)->store->Stats();
     std::printf("project %s: %s segments, %s events\n", name.c_str(), Thousands(s.segments).c_str(),

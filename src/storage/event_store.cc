@@ -737,6 +737,20 @@ StatusOr<ErasureResult> EventStoreImpl::ErasePerson(uint32_t did) {
   return out;
 }
 
+Status EventStoreImpl::CompactIdentityLog() {
+  MutexLock ml(&maint_mu_);
+  if (!identity_->ErasedDataOnDisk()) return Status::OK();
+  // A flush, even of an empty memtable (the flag forces it), moves wal_through_ past the WAL
+  // file of every erasure: a restart then replays no event an erased id sent before its
+  // erasure, so no longer needs the erased strings (IdentityMap::ErasedInWal).
+  wal_holds_erased_ = true;
+  NS_RETURN_IF_ERROR(FlushLocked());
+  MutexLock wl(&write_mu_);
+  if (wal_through_ < identity_->LastErasureWalSeq())
+    return Internal("identity log not rewritten: the WAL after the last erasure is not flushed yet");
+  return identity_->RewriteWithoutErased();
+}
+
 uint64_t EventStoreImpl::memtable_rows() {
   MutexLock sl(&state_mu_);
   uint64_t n = memtable_rows_;

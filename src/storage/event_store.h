@@ -123,6 +123,12 @@ class EventStore {
   // the next compaction. A later event of one of its distinct ids starts a new person.
   // NotFound if did is unknown or already erased.
   virtual StatusOr<ErasureResult> ErasePerson(uint32_t did) = 0;
+  // Rewrites the identity log without the distinct id strings and $set values of erased
+  // persons (docs/people.md "Erasure"), after a flush so that no WAL file a restart replays
+  // needs them; a no-op when there are none. Crash-safe (a new file, fsynced, renamed, the
+  // directory fsynced, then the old files removed). It holds every write off while it runs
+  // (seconds for millions of ids), so `northstar compact` calls it, not the server.
+  virtual Status CompactIdentityLog() = 0;
 
   // The append hook (automation's triggers, incremental cohorts subscribe to it). An
   // exception from a listener is logged and ignored: the events are already durable.

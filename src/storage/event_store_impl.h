@@ -39,6 +39,7 @@ class EventStoreImpl final : public EventStore {
   Status Flush() override;
   Status CompactAll() override;
   StatusOr<ErasureResult> ErasePerson(uint32_t did) override EXCLUDES(maint_mu_, write_mu_, state_mu_);
+  Status CompactIdentityLog() override EXCLUDES(maint_mu_, write_mu_, state_mu_);
   uint64_t AddAppendListener(AppendListener listener) override EXCLUDES(listeners_mu_);
   void RemoveAppendListener(uint64_t id) override EXCLUDES(write_mu_, listeners_mu_);
   std::shared_ptr<const StoreSnapshot> Snapshot() override;

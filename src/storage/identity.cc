@@ -1,6 +1,9 @@
 #include "storage/identity.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -9,8 +12,23 @@
 
 namespace ns {
 namespace {
-enum RecordType : uint8_t { kNewDid = 1, kMerge = 2, kSet = 3, kSetOnce = 4, kIdentified = 5, kErased = 6 };
+enum RecordType : uint8_t {
+  kNewDid = 1,
+  kMerge = 2,
+  kSet = 3,
+  kSetOnce = 4,
+  kIdentified = 5,
+  kErased = 6,
+  kCompacted = 7,  // starts a file holding the whole state (RewriteWithoutErased)
+};
+
+// Sets bit `i` of a per-did vector, growing it.
+void SetBit(std::vector<uint8_t>& v, size_t i) {
+  if (v.size() <= i) v.resize(i + 1, 0);
+  v[i] = 1;
 }
+bool Bit(const std::vector<uint8_t>& v, size_t i) { return i < v.size() && v[i]; }
+}  // namespace
 
 StatusOr<std::unique_ptr<IdentityMap>> IdentityMap::Open(Env* env, const std::string& dir) {
   NS_RETURN_IF_ERROR(env->CreateDirs(dir));
@@ -32,8 +50,15 @@ IdentityLogReport IdentityMap::Inspect(Env* env, const std::string& dir) {
   std::lock_guard lk(m.mu_);
   for (uint64_t s : *seqs) {
     WalReplayStats st;
+    m.replay_seq_ = s;
+    bool first = true;
     Status rs = ReplayWal(
-        env, dir, s, /*truncate=*/false, [&](std::string_view p) { return m.ApplyRecord(p); }, &st);
+        env, dir, s, /*truncate=*/false,
+        [&](std::string_view p) {
+          const bool file_start = std::exchange(first, false);
+          return m.ApplyRecord(p, file_start);
+        },
+        &st);
     if (!rs.ok()) {
       out.problems.push_back(dir + "/" + WalFileName(s) + ": " + rs.message());
       break;  // later files would misnumber the distinct ids
@@ -43,12 +68,16 @@ IdentityLogReport IdentityMap::Inspect(Env* env, const std::string& dir) {
                                " bytes");
   }
   out.distinct_ids = m.ids_.size();
+  for (size_t d = 0; d < m.erased_.size(); d++) {
+    if (!m.erased_[d]) continue;
+    out.erased_ids_on_disk += Bit(m.string_on_disk_, d);
+    out.erased_props_on_disk += Bit(m.props_on_disk_, d);
+  }
   out.erased = std::move(m.erased_);
   return out;
 }
 
-Status IdentityMap::Load() {
-  std::lock_guard lk(mu_);
+void IdentityMap::ResetState() {
   ids_.clear();
   index_.clear();
   parent_.clear();
@@ -64,31 +93,66 @@ Status IdentityMap::Load() {
   erased_shared_.reset();
   erased_list_shared_.reset();
   replay_erased_.clear();
-  pending_.clear();
-  log_.reset();
+  max_erase_wal_seq_ = 0;
   version_++;
   merge_version_++;
   snapshot_.reset();
+}
+
+Status IdentityMap::Load() {
+  std::lock_guard lk(mu_);
+  ResetState();
+  string_on_disk_.clear();
+  props_on_disk_.clear();
+  compacted_seq_ = 0;
+  pending_.clear();
+  log_.reset();
   NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(env_, dir_));
   uint64_t seq = seqs.empty() ? 1 : seqs.back();
   for (uint64_t s : seqs) {
     WalReplayStats st;
+    replay_seq_ = s;
+    bool first = true;
     Status rs = ReplayWal(
-        env_, dir_, s, /*truncate=*/true, [&](std::string_view p) { return ApplyRecord(p); }, &st);
+        env_, dir_, s, /*truncate=*/true,
+        [&](std::string_view p) {
+          const bool file_start = std::exchange(first, false);
+          return ApplyRecord(p, file_start);
+        },
+        &st);
     if (!rs.ok()) return Status(rs.code(), dir_ + "/" + WalFileName(s) + ": " + rs.message());
     if (st.truncated_bytes)
       spdlog::warn("identity log {}/{}: truncated a torn tail of {} bytes (an unacknowledged write)", dir_,
                    WalFileName(s), st.truncated_bytes);
   }
+  // What an interrupted rewrite (RewriteWithoutErased) left: the files its new one
+  // supersedes (newest first, so a crash here too leaves a log that replays), and its
+  // unfinished temporary file.
+  bool removed = false;
+  for (auto it = seqs.rbegin(); it != seqs.rend(); ++it)
+    if (*it < compacted_seq_) removed |= env_->RemoveFile(dir_ + "/" + WalFileName(*it)).ok();
+  if (auto names = env_->ListDir(dir_); names.ok())
+    for (const auto& n : *names)
+      if (n.size() > 8 && n.compare(n.size() - 8, 8, ".wal.tmp") == 0) removed |= env_->RemoveFile(dir_ + "/" + n).ok();
+  if (removed) (void)env_->SyncDir(dir_);
   NS_ASSIGN_OR_RETURN(log_, WalWriter::Open(env_, dir_, seq));
   return Status::OK();
 }
 
-Status IdentityMap::ApplyRecord(std::string_view payload) {
+Status IdentityMap::ApplyRecord(std::string_view payload, bool file_start) {
   BinReader r(payload);
+  bool first = file_start;
   while (r.remaining() > 0 && r.ok()) {
     uint8_t type = r.U8();
-    if (type == kNewDid) {
+    const bool at_start = std::exchange(first, false);
+    if (type == kCompacted) {
+      (void)r.U64();  // the last file it supersedes: for people reading the log
+      if (!r.ok() || !at_start)
+        return Corruption("identity log: a compaction entry (type 7) that does not start its file");
+      // Everything the files before this one said is in this one: start over.
+      ResetState();
+      compacted_seq_ = replay_seq_;
+    } else if (type == kNewDid) {
       uint32_t expect = r.U32();
       std::string_view id = r.Str();
       if (!r.ok()) return Corruption("identity log: truncated record");
@@ -118,7 +182,10 @@ Status IdentityMap::ApplyRecord(std::string_view payload) {
     } else if (type == kSet || type == kSetOnce) {
       uint32_t did = r.U32();
       std::vector<Property> props;
-      if (DecodeProperties(r, &props) && did < ids_.size()) DoSet(did, props, type == kSetOnce);
+      if (DecodeProperties(r, &props) && did < ids_.size()) {
+        SetBit(props_on_disk_, did);
+        DoSet(did, props, type == kSetOnce);
+      }
     } else {
       return Corruption("identity log: unknown record type " + std::to_string(type) +
                         " (written by a newer version of northstar?)");
@@ -129,6 +196,7 @@ Status IdentityMap::ApplyRecord(std::string_view payload) {
 
 void IdentityMap::NewDid(std::string_view id) {
   uint32_t did = static_cast<uint32_t>(ids_.size());
+  if (!id.empty()) SetBit(string_on_disk_, did);
   ids_.emplace_back(id);
   index_.emplace(ids_.back(), did);
   parent_.push_back(did);
@@ -205,6 +273,7 @@ void IdentityMap::DoSet(uint32_t did, const std::vector<Property>& props, bool o
 }
 
 void IdentityMap::DoErase(const std::vector<uint32_t>& dids, uint64_t wal_seq) {
+  max_erase_wal_seq_ = std::max(max_erase_wal_seq_, wal_seq);
   for (uint32_t d : dids) {
     if (d >= ids_.size() || erased_[d]) continue;
     const uint32_t root = Find(d);
@@ -318,6 +387,7 @@ void IdentityMap::SetProps(uint32_t did, const std::vector<Property>& props, boo
   w.U32(did);
   EncodeProperties(w, props);
   pending_.push_back(std::move(w.str()));
+  SetBit(props_on_disk_, did);
   DoSet(did, props, once);
 }
 
@@ -405,6 +475,182 @@ std::string IdentityMap::DisplayId(uint32_t person) const {
 size_t IdentityMap::did_count() const {
   std::lock_guard lk(mu_);
   return ids_.size();
+}
+
+bool IdentityMap::ErasedDataOnDisk() const {
+  std::lock_guard lk(mu_);
+  for (size_t d = 0; d < erased_.size(); d++)
+    if (erased_[d] && (Bit(string_on_disk_, d) || Bit(props_on_disk_, d))) return true;
+  return false;
+}
+
+uint64_t IdentityMap::LastErasureWalSeq() const {
+  std::lock_guard lk(mu_);
+  return max_erase_wal_seq_;
+}
+
+std::string IdentityMap::Difference(const IdentityMap& o) const {
+  if (ids_ != o.ids_) return "distinct ids";
+  if (erased_ != o.erased_) return "erased ids";
+  for (uint32_t d = 0; d < ids_.size(); d++) {
+    const uint32_t r = Find(d);
+    if (r != o.Find(d)) return "person of did " + std::to_string(d);
+    if (did_identified_[d] != o.did_identified_[d]) return "identifying did " + std::to_string(d);
+    if (r != d) continue;
+    if (identified_[r] != o.identified_[r] || newest_did_[r] != o.newest_did_[r] ||
+        newest_identified_did_[r] != o.newest_identified_did_[r])
+      return "identified / display id of person " + std::to_string(r);
+  }
+  auto values = [](const IdentityMap& m, const std::string& key) {
+    std::map<uint32_t, PropValue> out;
+    if (auto it = m.columns_.find(key); it != m.columns_.end())
+      it->second->ForEach([&](uint32_t p, const PropValue& v) { out.emplace(p, v); });
+    return out;
+  };
+  std::set<std::string> keys;
+  for (const auto& [k, c] : columns_) keys.insert(k);
+  for (const auto& [k, c] : o.columns_) keys.insert(k);
+  for (const auto& k : keys)
+    if (values(*this, k) != values(o, k)) return "person property " + k;
+  return "";
+}
+
+Status IdentityMap::RewriteWithoutErased() {
+  std::lock_guard lk(mu_);
+  if (!pending_.empty()) return FailedPrecondition("identity log " + dir_ + ": changes are pending");
+  NS_ASSIGN_OR_RETURN(auto seqs, ListWalFiles(env_, dir_));
+  const uint64_t next = (seqs.empty() ? 0 : seqs.back()) + 1;
+  // The new file: its entries are the log's as a replay applies them (those after the last
+  // type-7 entry), without the erased dids' strings and $set values; records of at most
+  // about 1 MiB, the first starting with the type-7 entry.
+  std::string file, record;
+  auto start = [&] {
+    file.clear();
+    record.clear();
+    BinWriter w;
+    w.U8(kCompacted);
+    w.U64(next - 1);
+    record = std::move(w.str());
+  };
+  auto emit = [&](std::string_view entry) {
+    if (record.size() + entry.size() > (1u << 20)) {
+      AppendWalRecord(file, record);
+      record.clear();
+    }
+    record.append(entry);
+  };
+  auto erased = [&](uint32_t did) { return did < erased_.size() && erased_[did]; };
+  start();
+  for (uint64_t seq : seqs) {
+    WalReplayStats stats;  // a torn tail was never acknowledged: it is left out here too
+    Status rs = ReplayWal(
+        env_, dir_, seq, /*truncate=*/false,
+        [&](std::string_view payload) -> Status {
+          BinReader r(payload);
+          while (r.remaining() > 0 && r.ok()) {
+            const size_t from = payload.size() - r.remaining();
+            const uint8_t type = r.U8();
+            bool keep = true;
+            if (type == kCompacted) {
+              (void)r.U64();
+              start();  // what came before is in this file
+              continue;
+            } else if (type == kNewDid) {
+              const uint32_t did = r.U32();
+              (void)r.Str();
+              if (!r.ok()) return Corruption("identity log: truncated record");
+              if (erased(did)) {  // the did stays (dids are positional); its string goes
+                BinWriter w;
+                w.U8(kNewDid);
+                w.U32(did);
+                w.Str("");
+                emit(w.str());
+                keep = false;
+              }
+            } else if (type == kMerge) {
+              (void)r.U32();
+              (void)r.U32();
+            } else if (type == kIdentified) {
+              (void)r.U32();
+            } else if (type == kErased) {
+              (void)r.U64();
+              (void)r.U64();
+              const uint32_t n = r.U32();
+              if (!r.ok() || n > r.remaining() / 4) return Corruption("identity log: truncated erasure record");
+              for (uint32_t i = 0; i < n; i++) (void)r.U32();
+            } else if (type == kSet || type == kSetOnce) {
+              const uint32_t did = r.U32();
+              std::vector<Property> props;
+              if (!DecodeProperties(r, &props)) break;  // as the replay: the rest of the record is not applied
+              keep = !erased(did);
+            } else {
+              return Corruption("identity log: unknown record type " + std::to_string(type));
+            }
+            if (!r.ok()) break;
+            if (keep) emit(payload.substr(from, payload.size() - r.remaining() - from));
+          }
+          return Status::OK();
+        },
+        &stats);
+    if (!rs.ok()) return Status(rs.code(), dir_ + "/" + WalFileName(seq) + ": " + rs.message());
+  }
+  AppendWalRecord(file, record);
+
+  // The new file must replay to this very state before it may replace the old ones.
+  IdentityMap check;
+  check.dir_ = dir_;
+  check.env_ = env_;
+  check.replay_seq_ = next;
+  bool first = true;
+  uint64_t records = 0;
+  auto parsed = ParseWalRecords(
+      file,
+      [&](std::string_view p) {
+        const bool file_start = std::exchange(first, false);
+        return check.ApplyRecord(p, file_start);
+      },
+      &records);
+  if (!parsed.ok() || *parsed != file.size())
+    return Internal("identity log rewrite: the new file does not replay (" +
+                    (parsed.ok() ? std::string("torn") : parsed.status().message()) + "); nothing changed");
+  if (std::string diff = Difference(check); !diff.empty())
+    return Internal("identity log rewrite: the new file replays to other " + diff + "; nothing changed");
+
+  const std::string path = dir_ + "/" + WalFileName(next), tmp = path + ".tmp";
+  {
+    NS_ASSIGN_OR_RETURN(auto f, env_->NewWritableFile(tmp));
+    Status st = f->Append(file);
+    if (st.ok()) st = f->Sync();
+    if (st.ok()) st = f->Close();
+    if (!st.ok()) {
+      (void)env_->RemoveFile(tmp);
+      return st;
+    }
+  }
+  if (Status st = env_->RenameFile(tmp, path); !st.ok()) {
+    (void)env_->RemoveFile(tmp);
+    return st;
+  }
+  // Renamed: from now on a replay starts at the new file (its type-7 entry), so appends must
+  // go there, whatever happens next.
+  Status synced = env_->SyncDir(dir_);
+  log_.reset();
+  compacted_seq_ = next;
+  bool removed = synced.ok();
+  if (removed)  // only once the rename is durable; newest first, so what stays is a prefix
+    for (auto it = seqs.rbegin(); it != seqs.rend(); ++it)
+      removed = env_->RemoveFile(dir_ + "/" + WalFileName(*it)).ok() && removed;
+  if (removed) removed = env_->SyncDir(dir_).ok();
+  if (removed)
+    for (size_t d = 0; d < erased_.size(); d++)
+      if (erased_[d]) {
+        if (d < string_on_disk_.size()) string_on_disk_[d] = 0;
+        if (d < props_on_disk_.size()) props_on_disk_[d] = 0;
+      }
+  NS_ASSIGN_OR_RETURN(log_, WalWriter::Open(env_, dir_, next));
+  if (!synced.ok()) return synced;
+  if (!removed) return Unavailable("identity log " + dir_ + ": the files the rewrite replaced are not all removed yet");
+  return Status::OK();
 }
 
 }  // namespace ns

@@ -27,7 +27,10 @@ namespace ns {
 // What `northstar check` reports about an identity log, read without changing it.
 struct IdentityLogReport {
   uint64_t distinct_ids = 0;
-  std::vector<uint8_t> erased;          // per did: 1 if its person was erased
+  std::vector<uint8_t> erased;  // per did: 1 if its person was erased
+  // Erased dids whose distinct id string, or whose $set / $set_once values, a file of the
+  // log still holds (until `northstar compact` rewrites it: RewriteWithoutErased).
+  uint64_t erased_ids_on_disk = 0, erased_props_on_disk = 0;
   std::vector<std::string> problems;    // a file that does not replay (corrupt, unknown record type)
   std::vector<std::string> torn_tails;  // "FILE: torn tail of N bytes" (unacknowledged writes)
 };
@@ -72,6 +75,24 @@ class IdentityMap {
   // Writes and fsyncs pending records. On failure the in-memory state is reloaded from
   // disk, so it never holds what the log does not.
   Status Commit();
+
+  // Whether a file of the log still holds the distinct id string or a $set value of an
+  // erased did (what RewriteWithoutErased removes).
+  bool ErasedDataOnDisk() const;
+  // The newest event-WAL file an erasure named (0: none): every event of an erased person
+  // is in a WAL file up to it (docs/storage-format.md §4.1).
+  uint64_t LastErasureWalSeq() const;
+  // Rewrites the log as one new file that replays to the same state but holds no erased
+  // did's distinct id string (its type-1 entry keeps the did with an empty string, so dids
+  // stay positional) and none of their $set / $set_once entries (docs/storage-format.md
+  // §4.2). The new file is checked to replay to this state, written as <next seq>.wal.tmp,
+  // fsynced, renamed to <next seq>.wal (the commit point: it starts with a type-7 entry,
+  // after which a replay forgets the files before it), the directory fsynced; then the old
+  // files are removed, newest first, so what a crash leaves always replays. REQUIRES:
+  // nothing pending; no other change meanwhile (the store's write lock); no event-WAL file
+  // a restart replays holds events of an erased id (a flush after the erasures), since
+  // ErasedInWal needs the strings.
+  Status RewriteWithoutErased();
   bool dirty() const { return !pending_.empty(); }
 
   std::shared_ptr<const PersonTable> Snapshot();
@@ -84,7 +105,14 @@ class IdentityMap {
 
  private:
   Status Load();
-  Status ApplyRecord(std::string_view payload);
+  // One framed record of the log; `file_start`: the first record of its file (the only
+  // place a type-7 entry may stand).
+  Status ApplyRecord(std::string_view payload, bool file_start);
+  // Forgets every did, person and property (a type-7 entry: the file holds the whole state).
+  void ResetState();
+  // Whether `o` replays to the same dids, persons, identified flags, display ids, erasures
+  // and person properties (the check of RewriteWithoutErased); "" if so, else what differs.
+  std::string Difference(const IdentityMap& o) const;
   void NewDid(std::string_view id);
   void DoMerge(uint32_t a, uint32_t b);
   void DoSet(uint32_t did, const std::vector<Property>& props, bool once);
@@ -123,6 +151,13 @@ class IdentityMap {
   // Only between Open and EndRecovery: erased distinct id -> the last WAL seq of an erasure.
   std::unordered_map<std::string, uint64_t, IdHash, std::equal_to<>> replay_erased_;
   bool recovering_ = false;
+  // What the files on disk hold, per did, across every file (a type-7 reset does not clear
+  // them: superseded files stay until removed): 1 if a type-1 entry carries its string, 1 if
+  // a $set / $set_once entry names it.
+  std::vector<uint8_t> string_on_disk_, props_on_disk_;
+  uint64_t max_erase_wal_seq_ = 0;    // LastErasureWalSeq
+  uint64_t replay_seq_ = 0;           // the file being replayed
+  uint64_t compacted_seq_ = 0;        // the newest file that starts with a type-7 entry (0: none)
   std::vector<std::string> pending_;  // encoded records not yet committed
   uint64_t version_ = 0;
   uint64_t merge_version_ = 1;

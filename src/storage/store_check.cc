@@ -14,6 +14,12 @@ StoreCheckReport CheckStoreDirectory(const std::string& dir) {
   IdentityLogReport idlog = IdentityMap::Inspect(Env::Default(), dir + "/identity");
   for (const auto& p : idlog.problems) r.problems.push_back(p);
   for (const auto& t : idlog.torn_tails) r.warnings.push_back(t + " (removed at next start)");
+  // An erasure is complete only once the identity log was rewritten too (docs/people.md).
+  if (idlog.erased_ids_on_disk || idlog.erased_props_on_disk)
+    r.problems.push_back(dir + "/identity: " + std::to_string(idlog.erased_ids_on_disk) +
+                         " erased distinct ids still have their id string and " +
+                         std::to_string(idlog.erased_props_on_disk) +
+                         " their person properties in the log (removed by `northstar compact`)");
   const uint64_t dids = idlog.distinct_ids;
   uint64_t gen = 0;
   if (FileExists(dir + "/CHECKPOINT")) {

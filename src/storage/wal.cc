@@ -32,10 +32,14 @@ Status WalWriter::Append(std::string_view payload) {
   if (payload.size() > kMaxWalRecord)
     return ResourceExhausted("WAL record of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
                              std::to_string(kMaxWalRecord));
-  uint32_t hdr[2] = {static_cast<uint32_t>(payload.size()), Crc32c(payload)};
-  buf_.append(reinterpret_cast<const char*>(hdr), 8);
-  buf_.append(payload);
+  AppendWalRecord(buf_, payload);
   return Status::OK();
+}
+
+void AppendWalRecord(std::string& out, std::string_view payload) {
+  uint32_t hdr[2] = {static_cast<uint32_t>(payload.size()), Crc32c(payload)};
+  out.append(reinterpret_cast<const char*>(hdr), 8);
+  out.append(payload);
 }
 
 Status WalWriter::Sync() {

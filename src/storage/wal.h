@@ -43,6 +43,10 @@ class WalWriter {
   std::string buf_;
 };
 
+// Appends one framed record ([u32 length][u32 CRC32C][payload]) to `out`: the bytes
+// WalWriter::Append writes, for a log file built whole (IdentityMap::RewriteWithoutErased).
+void AppendWalRecord(std::string& out, std::string_view payload);
+
 std::string WalFileName(uint64_t seq);
 // Sequence numbers of the WAL files in dir, ascending.
 StatusOr<std::vector<uint64_t>> ListWalFiles(Env* env, const std::string& dir);

@@ -3,7 +3,8 @@
 (403 for a viewer), 404 for an unknown id; after the 200 the person is gone from lookups,
 lists, CSV, queries and cohorts, the audit log has who and when without the erased ids; a
 kill -9 right after the 200 loses nothing (the tombstone was fsynced); a later event of the
-id starts a new person; `northstar compact` then `northstar check` finds no row of it.
+id starts a new person; `northstar compact` then `northstar check` finds no row of it, and
+its ids and properties are gone from the identity log's files.
 
 Usage: erasure_test.py /path/to/northstar. Standard library only.
 """
@@ -140,11 +141,33 @@ def test_new_events_start_a_new_person():
     S["sec"].err("GET", "/api/v1/persons/dev-a", expect=404)
 
 
+def identity_log_bytes():
+    """Every byte of the project's identity log files."""
+    out = b""
+    for root, _, files in os.walk(S["data"]):
+        if os.path.basename(root) == "identity":
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    out += fh.read()
+    return out
+
+
 def test_compact_then_check():
     S["server"].stop()
+    # Until compaction the identity log still holds the erased ids and properties, and
+    # `northstar check` says so.
+    before = identity_log_bytes()
+    check(b"dev-a" in before and b"alice@example.com" in before, "the identity log before compaction")
+    p = subprocess.run([S["binary"], "check", "--data", S["data"]], capture_output=True, timeout=120)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    check(p.returncode != 0 and "erased distinct ids still have their id string" in out, f"check before: {out}")
     p = subprocess.run([S["binary"], "compact", "--data", S["data"]], capture_output=True, timeout=120)
     check(p.returncode == 0, f"compact: {(p.stdout + p.stderr).decode(errors='replace')}")
     run_check(S["binary"], S["data"], "after compaction")
+    log = identity_log_bytes()
+    for gone in (b"dev-a", b"alice@example.com", b"13812345678"):
+        check(gone not in log, f"{gone!r} is still in the identity log after compaction")
+    check(b"bob" in log and b"alice" in log, "bob and the new alice stay in the identity log")
     S["server"] = Server(S["binary"], S["data"], os.path.join(S["tmp"], "server.log"))
     S["server"].start()
     clients()

@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "core/env.h"
+#include "core/file_util.h"
 #include "storage/event_store.h"
+#include "storage/identity.h"
 #include "storage/person_table.h"
 #include "storage/segment.h"
 #include "test_util.h"
@@ -175,6 +179,7 @@ TEST(Erasure, FlushAndCompactionRemoveTheRowsFromTheFiles) {
   EXPECT_FALSE(before.problems.empty());
   ASSERT_TRUE((*s)->Flush().ok());
   ASSERT_TRUE((*s)->CompactAll().ok());
+  ASSERT_TRUE((*s)->CompactIdentityLog().ok());
   std::set<uint32_t> dids = SegmentDids(dir.path());
   EXPECT_EQ(dids.count(anon), 0u);
   EXPECT_EQ(dids.count(user), 0u);
@@ -227,8 +232,168 @@ TEST(Erasure, ALaterEventOfAnErasedIdStartsANewPerson) {
   EXPECT_EQ(r->dids.size(), 2u);
   EXPECT_EQ(r->events, 2u);
   ASSERT_TRUE((*s)->CompactAll().ok());
+  ASSERT_TRUE((*s)->CompactIdentityLog().ok());
   EXPECT_TRUE(CheckStoreDirectory(dir.path()).problems.empty());
   EXPECT_EQ(RowsByDid(**s).size(), 1u);  // u2
+}
+
+// ---------------------------------------------------------------- the identity log
+
+// Every byte of the identity log's files (names ending .wal).
+std::string IdentityBytes(const std::string& dir) {
+  std::string all;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/identity")) {
+    auto text = ReadFile(e.path().string());
+    if (text.ok()) all += *text;
+  }
+  return all;
+}
+
+std::vector<std::string> IdentityFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/identity")) out.push_back(e.path().filename());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The persons of a store as text: every known distinct id with its person's smallest did,
+// erased flag and properties; equal texts, equal identity state.
+std::string PersonsText(EventStore& s, const std::vector<std::string>& ids) {
+  auto snap = s.Snapshot();
+  std::string out;
+  for (const auto& id : ids) {
+    const int64_t d = s.FindDistinctId(id);
+    out += id + "=" + std::to_string(d);
+    if (d >= 0) {
+      const uint32_t p = snap->persons->PersonOf(static_cast<uint32_t>(d));
+      out += " person " + std::to_string(p) + " display " + s.DisplayId(p);
+      for (const auto& [key, col] : snap->persons->columns)
+        if (const PropValue* v = col->Get(p)) out += " " + key + ":" + v->AsString();
+    }
+    out += "\n";
+  }
+  for (uint32_t d = 0; d < snap->persons->size(); d++) out += snap->persons->Erased(d) ? "E" : ".";
+  return out;
+}
+
+// An erased person's distinct ids and person properties leave the identity log's files
+// when it is rewritten (`northstar compact`); everything else replays as before, a later
+// event of an erased id keeps its new person, and writes after the rewrite go to the new file.
+TEST(Erasure, CompactIdentityLogRemovesErasedIdsAndProperties) {
+  testing::TempDir dir;
+  const std::vector<std::string> ids = {"anon-1", "user-1", "u2", "u3"};
+  std::string before_text;
+  {
+    auto s = EventStore::Open(dir.path(), Opts());
+    ASSERT_TRUE(s.ok());
+    AddPeople(**s);
+    Event u2 = Ev("u2", "login", kT0 + 30);
+    u2.person_set.push_back({"phone", PropValue::Str("13900001111")});
+    u2.person_set_once.push_back({"plan", PropValue::Str("free")});
+    ASSERT_TRUE((*s)->Append({u2}).ok());
+    EXPECT_TRUE((*s)->CompactIdentityLog().ok()) << "nothing erased yet: a no-op";
+    const uint32_t user = static_cast<uint32_t>((*s)->FindDistinctId("user-1"));
+    Event more = Ev("user-1", "pay", kT0 + 40);
+    more.person_set.push_back({"phone", PropValue::Str("13812345678")});
+    ASSERT_TRUE((*s)->Append({more}).ok());
+    ASSERT_TRUE((*s)->ErasePerson(user).ok());
+    // anon-1 comes back as a new person, with a property of its own.
+    Event back = Ev("anon-1", "visit", kT0 + 3 * kDay);
+    back.person_set.push_back({"city", PropValue::Str("Hangzhou")});
+    ASSERT_TRUE((*s)->Append({back, Ev("u3", "visit", kT0 + 3 * kDay)}).ok());
+    ASSERT_TRUE((*s)->Flush().ok());
+    ASSERT_TRUE((*s)->CompactAll().ok());
+    // The segments are clean now; the identity log is not, and `northstar check` says so.
+    const std::string log = IdentityBytes(dir.path());
+    EXPECT_NE(log.find("user-1"), std::string::npos);
+    EXPECT_NE(log.find("alice@example.com"), std::string::npos);
+    IdentityLogReport idlog = IdentityMap::Inspect(Env::Default(), dir.path() + "/identity");
+    EXPECT_EQ(idlog.erased_ids_on_disk, 2u);    // anon-1 (the old did) and user-1
+    EXPECT_EQ(idlog.erased_props_on_disk, 1u);  // user-1 (its email and phone)
+    StoreCheckReport check = CheckStoreDirectory(dir.path());
+    ASSERT_EQ(check.problems.size(), 1u);
+    EXPECT_NE(check.problems[0].find("2 erased distinct ids still have their id string and 1 their person"),
+              std::string::npos)
+        << check.problems[0];
+    before_text = PersonsText(**s, ids);
+
+    ASSERT_TRUE((*s)->CompactIdentityLog().ok());
+    EXPECT_EQ(PersonsText(**s, ids), before_text);
+    // After the rewrite: writes go on (to the new file).
+    Event late = Ev("u3", "login", kT0 + 4 * kDay);
+    late.person_set.push_back({"plan", PropValue::Str("pro")});
+    ASSERT_TRUE((*s)->Append({late}).ok());
+    before_text = PersonsText(**s, ids);
+  }
+  EXPECT_EQ(IdentityFiles(dir.path()).size(), 1u);
+  const std::string log = IdentityBytes(dir.path());
+  for (const char* gone : {"user-1", "alice@example.com", "13812345678"})
+    EXPECT_EQ(log.find(gone), std::string::npos) << gone << " is still in the identity log";
+  for (const char* kept : {"anon-1", "u2", "13900001111", "Hangzhou", "pro"})
+    EXPECT_NE(log.find(kept), std::string::npos) << kept << " is gone from the identity log";
+  IdentityLogReport idlog = IdentityMap::Inspect(Env::Default(), dir.path() + "/identity");
+  EXPECT_TRUE(idlog.problems.empty());
+  EXPECT_EQ(idlog.erased_ids_on_disk + idlog.erased_props_on_disk, 0u);
+  StoreCheckReport check = CheckStoreDirectory(dir.path());
+  EXPECT_TRUE(check.problems.empty()) << check.problems[0];
+  // A restart replays the new file to the same persons.
+  auto s = EventStore::Open(dir.path(), Opts());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(PersonsText(**s, ids), before_text);
+  EXPECT_EQ((*s)->FindDistinctId("user-1"), -1);
+  EXPECT_TRUE((*s)->CompactIdentityLog().ok());  // nothing left to remove
+  EXPECT_EQ(IdentityFiles(dir.path()).size(), 1u);
+}
+
+// A rewrite interrupted anywhere leaves a log that replays: before the rename an unfinished
+// .wal.tmp (ignored, then removed); after it the old files beside the new one (the new one
+// starts with a type-7 entry, so a replay forgets them; the next open removes them).
+TEST(Erasure, AnInterruptedIdentityLogRewriteLeavesALogThatReplays) {
+  testing::TempDir dir, saved;
+  const std::vector<std::string> ids = {"anon-1", "user-1", "u2"};
+  std::string text;
+  {
+    auto s = EventStore::Open(dir.path(), Opts());
+    ASSERT_TRUE(s.ok());
+    AddPeople(**s);
+    ASSERT_TRUE((*s)->ErasePerson(static_cast<uint32_t>((*s)->FindDistinctId("u2"))).ok());
+    ASSERT_TRUE((*s)->Flush().ok());
+    text = PersonsText(**s, ids);
+  }
+  const std::vector<std::string> old_files = IdentityFiles(dir.path());
+  for (const auto& f : old_files) std::filesystem::copy_file(dir.path() + "/identity/" + f, saved.path() + "/" + f);
+  {
+    auto s = EventStore::Open(dir.path(), Opts());
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->CompactIdentityLog().ok());
+  }
+  const std::vector<std::string> new_files = IdentityFiles(dir.path());
+  ASSERT_EQ(new_files.size(), 1u);
+  ASSERT_NE(new_files, old_files);
+
+  // Crashed after the rename, before the old files went (and a stray temporary file).
+  for (const auto& f : old_files) std::filesystem::copy_file(saved.path() + "/" + f, dir.path() + "/identity/" + f);
+  ASSERT_TRUE(WriteFileAtomic(dir.path() + "/identity/000000000009.wal.tmp", "half a file").ok());
+  EXPECT_FALSE(CheckStoreDirectory(dir.path()).problems.empty()) << "the old files still hold u2";
+  {
+    auto s = EventStore::Open(dir.path(), Opts());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(PersonsText(**s, ids), text);
+  }
+  EXPECT_EQ(IdentityFiles(dir.path()), new_files);
+  EXPECT_TRUE(CheckStoreDirectory(dir.path()).problems.empty());
+
+  // Crashed before the rename: the old files and an unfinished temporary file.
+  std::filesystem::remove_all(dir.path() + "/identity");
+  std::filesystem::create_directory(dir.path() + "/identity");
+  for (const auto& f : old_files) std::filesystem::copy_file(saved.path() + "/" + f, dir.path() + "/identity/" + f);
+  ASSERT_TRUE(WriteFileAtomic(dir.path() + "/identity/000000000002.wal.tmp", "\x07 torn").ok());
+  {
+    auto s = EventStore::Open(dir.path(), Opts());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(PersonsText(**s, ids), text);
+  }
+  EXPECT_EQ(IdentityFiles(dir.path()), old_files);
 }
 
 }  // namespace
