@@ -33,7 +33,7 @@
 #include "storage/event_store.h"
 #include "storage/person_table.h"
 
-namespace ns::people_test {
+namespace ns {
 
 // ---- local days with the date library ----
 
@@ -350,4 +350,4 @@ std::map<std::string, uint32_t> NaivePersonIds(const EventStore& store, const St
   return pid;
 }
 
-}  // namespace ns::people_test
+}  // namespace ns

@@ -37,22 +37,6 @@
 namespace ns {
 namespace {
 
-using people_test::AppendInBatches;
-using people_test::BatchPolicy;
-using people_test::DayString;
-using people_test::kSegmentKeys;
-using people_test::LocalDay;
-using people_test::LocalMidnight;
-using people_test::NaiveFactsBuilder;
-using people_test::NaivePersonIds;
-using people_test::NaiveQuintileRfm;
-using people_test::NaiveRfmScores;
-using people_test::NaiveRfmSegments;
-using people_test::NFacts;
-using people_test::SeedRandom;
-using people_test::StoredEvent;
-using people_test::ThrowAwayStore;
-
 using nlohmann::json;
 
 // The first day of the period containing `day`: Monday of its week, the 1st of its month.
