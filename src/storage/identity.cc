@@ -22,6 +22,12 @@ enum RecordType : uint8_t {
   kCompacted = 7,  // starts a file holding the whole state (RewriteWithoutErased)
 };
 
+// The distinct id string a rewritten log gives an erased did (RewriteWithoutErased): NUL and
+// the did's number. Unique, so every did keeps its own index entry until its erasure
+// entry, and never a real id (ids with control characters are refused at ingest).
+std::string ErasedPlaceholder(uint32_t did) { return std::string(1, '\0') + std::to_string(did); }
+bool IsPlaceholder(std::string_view id) { return !id.empty() && id[0] == '\0'; }
+
 // Sets bit `i` of a per-did vector, growing it.
 void SetBit(std::vector<uint8_t>& v, size_t i) {
   if (v.size() <= i) v.resize(i + 1, 0);
@@ -159,6 +165,11 @@ Status IdentityMap::ApplyRecord(std::string_view payload, bool file_start) {
       if (expect != ids_.size())
         return Corruption("identity log: distinct id #" + std::to_string(expect) + " follows #" +
                           std::to_string(ids_.size() - 1) + " (records are missing)");
+      // A string gets a new did only once its previous did was erased (Resolve finds it
+      // otherwise): a second live did of one string could never be found again.
+      if (auto it = index_.find(id); it != index_.end())
+        return Corruption("identity log: distinct id #" + std::to_string(expect) + " repeats the id of #" +
+                          std::to_string(it->second));
       NewDid(id);
     } else if (type == kMerge) {
       uint32_t a = r.U32(), b = r.U32();
@@ -196,7 +207,7 @@ Status IdentityMap::ApplyRecord(std::string_view payload, bool file_start) {
 
 void IdentityMap::NewDid(std::string_view id) {
   uint32_t did = static_cast<uint32_t>(ids_.size());
-  if (!id.empty()) SetBit(string_on_disk_, did);
+  if (!id.empty() && !IsPlaceholder(id)) SetBit(string_on_disk_, did);
   ids_.emplace_back(id);
   index_.emplace(ids_.back(), did);
   parent_.push_back(did);
@@ -563,7 +574,7 @@ Status IdentityMap::RewriteWithoutErased() {
                 BinWriter w;
                 w.U8(kNewDid);
                 w.U32(did);
-                w.Str("");
+                w.Str(ErasedPlaceholder(did));
                 emit(w.str());
                 keep = false;
               }

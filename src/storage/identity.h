@@ -83,8 +83,8 @@ class IdentityMap {
   // is in a WAL file up to it (docs/storage-format.md §4.1).
   uint64_t LastErasureWalSeq() const;
   // Rewrites the log as one new file that replays to the same state but holds no erased
-  // did's distinct id string (its type-1 entry keeps the did with an empty string, so dids
-  // stay positional) and none of their $set / $set_once entries (docs/storage-format.md
+  // did's distinct id string (its type-1 entry keeps the did with a placeholder, NUL and the
+  // did's number, so dids stay positional) and none of their $set / $set_once entries (docs/storage-format.md
   // §4.2). The new file is checked to replay to this state, written as <next seq>.wal.tmp,
   // fsynced, renamed to <next seq>.wal (the commit point: it starts with a type-7 entry,
   // after which a replay forgets the files before it), the directory fsynced; then the old
