@@ -194,6 +194,10 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
 
   CommerceEvents names;
   names.pay = settings.pay_event;
+  // The project's names (people settings, the same the tags count), unless the request names others.
+  names.refund = settings.refund_event;
+  names.cart = settings.cart_event;
+  names.reg = settings.register_event;
   if (!q.refund_event.empty()) names.refund = q.refund_event;
   if (!q.cart_event.empty()) names.cart = q.cart_event;
   if (!q.register_event.empty()) names.reg = q.register_event;

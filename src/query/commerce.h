@@ -23,7 +23,8 @@
 namespace ns {
 
 // The events commerce counts besides the payment. A request may name them; otherwise the
-// defaults below (the names the demo data and the built-in tags use).
+// project's people settings (refund_event, cart_event, register_event: the events the
+// built-in tags count too), whose defaults are these.
 struct CommerceEvents {
   std::string pay;                   // PeopleSettings::pay_event
   std::string refund = "refund";     // subtracted from GMV, with its own count

@@ -48,7 +48,7 @@ StatusOr<LtvResult> RunLtv(const LtvQuery& q, const QueryContext& ctx) {
   const TimeZone& tz = ctx.tz;
   const PeopleSettings& settings = ctx.people_settings();
   const PersonTable& pt = *snap.persons;
-  const std::string refund_name = q.refund_event.empty() ? CommerceEvents{}.refund : q.refund_event;
+  const std::string refund_name = q.refund_event.empty() ? settings.refund_event : q.refund_event;
   if (refund_name == settings.pay_event)
     return InvalidArgument("refund_event: '" + refund_name + "' is the payment event", "refund_event");
 

@@ -148,6 +148,9 @@ def test_scenarios_actions_cohorts():
         check(isinstance(full["goal"].get("kpi_id"), int), f"{s['name']}: goal.kpi_id {full['goal']}")
         cohort = c.ok("GET", f"/api/v1/cohorts/{full['key_user_group']['cohort_id']}")
         check(cohort["size"] > 0, f"{s['name']}: key user group cohort {cohort}")
+        shown = full["key_user_group_cohort"]
+        check_eq((shown["id"], shown["name"], shown["size"]), (cohort["id"], cohort["name"], cohort["size"]),
+                 f"{s['name']}: the scenario shows its cohort's name and size")
         acts = full["actions"]
         check(4 <= len(acts) <= 6, f"{s['name']}: {len(acts)} actions")
         for a in acts:
