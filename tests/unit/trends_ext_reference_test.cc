@@ -18,6 +18,7 @@
 #include <set>
 
 #include "core/env.h"
+#include "ops/kpi_reducers.h"
 #include "query/formula.h"
 #include "query/operators.h"
 #include "storage/event_store.h"
@@ -1001,6 +1002,30 @@ TEST_F(TrendsExtFixture, Stickiness) {
                                                       {"intervals":3,"persons":0}])"));
   EXPECT_EQ(r["series"][0]["persons"], 2);
   EXPECT_EQ(r["series"][1]["persons"], 3);
+}
+
+TEST_F(TrendsExtFixture, TrendsKpiReadsItsOneSeries) {
+  // A saved trends query with a formula and a comparison can still be a KPI on its series B.
+  Add("u1", "view", "2025-03-01T10:00:00+08:00");
+  Add("u2", "view", "2025-03-02T10:00:00+08:00");
+  Add("u1", "pay", "2025-03-02T11:00:00+08:00");
+  const KpiReducer* r = FindKpiReducer("trends");
+  ASSERT_NE(r, nullptr);
+  json q{{"kind", "trends"},
+         {"series", {{{"event", "pay"}}, {{"event", "view"}}}},
+         {"formula", "A / B"},
+         {"formula_only", true},
+         {"compare", "previous_period"},
+         {"date_from", "2025-03-01"},
+         {"date_to", "2025-03-02"}};
+  json reduce{{"series", 1}};
+  ASSERT_TRUE(r->validate(q, reduce).ok());
+  r->shape(q, reduce);
+  EXPECT_FALSE(q.contains("formula") || q.contains("formula_only") || q.contains("compare")) << q.dump();
+  QueryScope scope(*store_, tz_);
+  auto parts = r->reduce(q, reduce, PeriodRange{}, false, scope.ctx());
+  ASSERT_TRUE(parts.ok()) << parts.status().ToString();
+  EXPECT_EQ((*parts)[""].Value(), 2);  // two views
 }
 
 TEST_F(TrendsExtFixture, ValidationNamesTheField) {
