@@ -305,7 +305,7 @@ ResultTable TrendsTable(const json& r) {
     return l;
   };
   if (r.value("display", "") == "number") {  // one row per series: its number over the range
-    rows.push_back({"series", "value"});
+    rows.push_back({"label", "value"});
     for (const auto& s : r["series"]) rows.push_back({label_of(s), s.value("aggregated_value", json())});
     return rows;
   }
