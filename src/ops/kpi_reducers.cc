@@ -55,6 +55,8 @@ void TrendsShape(json& q, const json& r) {
   int s = r["series"].get<int>();
   q["series"] = json::array({q["series"][static_cast<size_t>(s)]});
   q["interval"] = "day";
+  // The KPI reads its one series: a formula over the others and comparison series are not it.
+  for (const char* extra : {"formula", "formula_only", "compare"}) q.erase(extra);
 }
 
 StatusOr<TrendsResult> RunTrendsOf(const json& query, const QueryContext& ctx) {

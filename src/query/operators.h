@@ -39,10 +39,11 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
 StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                        const Deadline* deadline = nullptr);
 
-extern const QueryKind kTrendsKind;     // trends.cc
-extern const QueryKind kFunnelKind;     // funnel.cc
-extern const QueryKind kRetentionKind;  // retention.cc
-extern const QueryKind kPathsKind;      // paths.cc
-extern const QueryKind kChannelsKind;   // channels.cc
+extern const QueryKind kTrendsKind;      // trends.cc
+extern const QueryKind kFunnelKind;      // funnel.cc
+extern const QueryKind kRetentionKind;   // retention.cc
+extern const QueryKind kPathsKind;       // paths.cc
+extern const QueryKind kChannelsKind;    // channels.cc
+extern const QueryKind kStickinessKind;  // stickiness.cc
 
 }  // namespace ns

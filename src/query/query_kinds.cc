@@ -15,11 +15,12 @@ using nlohmann::json;
 
 const std::vector<const QueryKind*>& QueryKinds() {
   static const std::vector<const QueryKind*> kinds = {
-      &kTrendsKind,   &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind, &kPathsKind,
-      &kCommerceKind,  // commerce.cc
-      &kLtvKind,       // ltv.cc
-      &kChannelsKind,  // channels.cc
-      &kClvKind,       // clv.cc
+      &kTrendsKind,     &kFunnelKind, &kRetentionKind, &kRfmKind, &kLifecycleKind, &kPathsKind,
+      &kCommerceKind,    // commerce.cc
+      &kLtvKind,         // ltv.cc
+      &kChannelsKind,    // channels.cc
+      &kClvKind,         // clv.cc
+      &kStickinessKind,  // stickiness.cc
   };
   return kinds;
 }

@@ -32,7 +32,14 @@ StatusOr<Math> ParseMath(const std::string& s, const std::string& field) {
   if (s == "max") return Math::kMax;
   if (s == "p50") return Math::kP50;
   if (s == "p90") return Math::kP90;
-  return InvalidArgument(field + ": unknown math '" + s + "' (expected total, dau, sum, avg, min, max, p50 or p90)",
+  if (s == "weekly_active") return Math::kWeeklyActive;
+  if (s == "monthly_active") return Math::kMonthlyActive;
+  if (s == "avg_per_person") return Math::kAvgPerPerson;
+  if (s == "median_per_person") return Math::kMedianPerPerson;
+  if (s == "p90_per_person") return Math::kP90PerPerson;
+  return InvalidArgument(field + ": unknown math '" + s +
+                             "' (expected total, dau, sum, avg, min, max, p50, p90, weekly_active, monthly_active, "
+                             "avg_per_person, median_per_person or p90_per_person)",
                          field);
 }
 
@@ -45,11 +52,60 @@ StatusOr<std::optional<PropertyRef>> ParseBreakdownOne(const json& j, const std:
   return std::optional<PropertyRef>(MakeRef(*it));
 }
 
+// formula, formula_only, compare, smoothing, cumulative, display (after the series: a formula's
+// letters are checked against them).
+Status ParseTrendsPostProcessing(const json& j, TrendsQuery* q) {
+  auto f = j.find("formula");
+  if (f != j.end() && !f->is_null()) {
+    if (!f->is_string())
+      return InvalidArgument("formula: expected a string such as \"A / B * 100\", got " + TypeName(*f), "formula");
+    NS_ASSIGN_OR_RETURN(Formula formula, Formula::Parse(f->get_ref<const std::string&>(), q->series.size(), "formula"));
+    q->formula = std::move(formula);
+  }
+  NS_ASSIGN_OR_RETURN(q->formula_only, GetBool(j, "formula_only", "", false));
+  if (q->formula_only && !q->formula) return InvalidArgument("formula_only: needs a formula", "formula_only");
+  auto c = j.find("compare");
+  if (c != j.end() && c->is_boolean()) {  // PostHog's "compare": true is the previous period
+    q->compare = c->get<bool>() ? TrendsCompare::kPreviousPeriod : TrendsCompare::kNone;
+  } else {
+    NS_ASSIGN_OR_RETURN(std::string compare, GetString(j, "compare", "", false, "none"));
+    if (compare == "previous_period") {
+      q->compare = TrendsCompare::kPreviousPeriod;
+    } else if (compare == "previous_year") {
+      q->compare = TrendsCompare::kPreviousYear;
+    } else if (compare != "none") {
+      return InvalidArgument(
+          "compare: unknown comparison '" + compare + "' (expected previous_period or previous_year)", "compare");
+    }
+  }
+  NS_ASSIGN_OR_RETURN(int64_t smoothing, GetInt(j, "smoothing", "", 1, 1, 90));
+  q->smoothing = static_cast<int>(smoothing);
+  NS_ASSIGN_OR_RETURN(q->cumulative, GetBool(j, "cumulative", "", false));
+  if (q->cumulative && q->smoothing > 1)
+    return InvalidArgument("smoothing: a cumulative series is not smoothed (use one of cumulative or smoothing)",
+                           "smoothing");
+  if (q->cumulative)
+    for (size_t i = 0; i < q->series.size(); i++)
+      if (RollingDays(q->series[i].math))
+        return InvalidArgument("cumulative: series[" + std::to_string(i) +
+                                   "] counts persons over a rolling window, which does not accumulate",
+                               "cumulative");
+  NS_ASSIGN_OR_RETURN(std::string display, GetString(j, "display", "", false, "series"));
+  if (display == "number") {
+    q->display = TrendsDisplay::kNumber;
+  } else if (display != "series") {
+    return InvalidArgument("display: unknown display '" + display + "' (expected series or number)", "display");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 StatusOr<TrendsQuery> ParseTrendsQuery(const json& j) {
-  NS_RETURN_IF_ERROR(CheckFields(
-      j, "", {"kind", "date_from", "date_to", "interval", "series", "filters", "breakdown", "breakdown_limit"}));
+  NS_RETURN_IF_ERROR(
+      CheckFields(j, "",
+                  {"kind", "date_from", "date_to", "interval", "series", "filters", "breakdown", "breakdown_limit",
+                   "formula", "formula_only", "compare", "smoothing", "cumulative", "display"}));
   TrendsQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(std::string iv, GetString(j, "interval", "", false, "day"));
@@ -75,12 +131,20 @@ StatusOr<TrendsQuery> ParseTrendsQuery(const json& j) {
     NS_ASSIGN_OR_RETURN(std::string math, GetString(sj, "math", f, false, "total"));
     NS_ASSIGN_OR_RETURN(ts.math, ParseMath(math, f + ".math"));
     NS_ASSIGN_OR_RETURN(ts.property, GetString(sj, "property", f, false));
-    if (ts.math != Math::kTotal && ts.math != Math::kDau && ts.property.empty())
+    const bool counts_events = ts.math == Math::kTotal || ts.math == Math::kDau || RollingDays(ts.math) ||
+                               ts.math == Math::kAvgPerPerson || ts.math == Math::kMedianPerPerson ||
+                               ts.math == Math::kP90PerPerson;
+    if (!counts_events && ts.property.empty())
       return InvalidArgument(f + ".property: math '" + math + "' needs a numeric property", f + ".property");
+    if (RollingDays(ts.math) && q.interval == Interval::kHour)
+      return InvalidArgument(
+          f + ".math: '" + math + "' counts persons over whole local days; use interval day, week or month",
+          f + ".math");
     NS_ASSIGN_OR_RETURN(ts.filters, ParseFilters(sj.value("filters", json::array()), f + ".filters"));
     NS_ASSIGN_OR_RETURN(ts.label, GetString(sj, "label", f, false, ts.event));
     q.series.push_back(std::move(ts));
   }
+  NS_RETURN_IF_ERROR(ParseTrendsPostProcessing(j, &q));
   return q;
 }
 

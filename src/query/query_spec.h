@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "core/time_zone.h"
+#include "query/formula.h"
 #include "storage/event.h"
 
 class Roaring;  // CRoaring's C++ bitmap (roaring/roaring.hh)
@@ -44,7 +45,24 @@ struct PropertyRef {
   std::string display;  // as written in the request
 };
 
-enum class Math { kTotal, kDau, kSum, kAvg, kMin, kMax, kP50, kP90 };
+// What a trends series measures per interval (docs/queries.md "Trends").
+enum class Math {
+  kTotal,
+  kDau,
+  kSum,
+  kAvg,
+  kMin,
+  kMax,
+  kP50,
+  kP90,
+  kWeeklyActive,     // distinct persons in the 7 local days ending at the interval's end
+  kMonthlyActive,    // ... in the 28 local days
+  kAvgPerPerson,     // events per person, over the persons with at least one
+  kMedianPerPerson,  // median of each person's count of events
+  kP90PerPerson,     // 90th percentile of each person's count
+};
+// Distinct persons over a rolling window of local days (weekly_active, monthly_active).
+inline int RollingDays(Math m) { return m == Math::kWeeklyActive ? 7 : m == Math::kMonthlyActive ? 28 : 0; }
 
 struct TrendsSeries {
   std::string event;
@@ -54,6 +72,9 @@ struct TrendsSeries {
   std::string label;
 };
 
+enum class TrendsCompare { kNone, kPreviousPeriod, kPreviousYear };
+enum class TrendsDisplay { kSeries, kNumber };
+
 struct TrendsQuery {
   std::vector<TrendsSeries> series;
   int32_t from_day = 0, to_day = 0;
@@ -61,6 +82,14 @@ struct TrendsQuery {
   std::vector<Filter> filters;
   std::optional<PropertyRef> breakdown;
   size_t breakdown_limit = 25;
+  // Post-processing (docs/queries.md "Trends"): each may be combined with the others, except
+  // cumulative with smoothing or with a rolling (weekly/monthly active) math.
+  std::optional<Formula> formula;  // one more series computed from the others
+  bool formula_only = false;       // answer only the formula's series
+  TrendsCompare compare = TrendsCompare::kNone;
+  int smoothing = 1;  // moving average over this many intervals (1: none)
+  bool cumulative = false;
+  TrendsDisplay display = TrendsDisplay::kSeries;
 };
 
 enum class FunnelOrder { kOrdered, kStrict, kUnordered };

@@ -54,6 +54,11 @@ std::string_view MathName(Math m) {
     case Math::kMax: return "max";
     case Math::kP50: return "p50";
     case Math::kP90: return "p90";
+    case Math::kWeeklyActive: return "weekly_active";
+    case Math::kMonthlyActive: return "monthly_active";
+    case Math::kAvgPerPerson: return "avg_per_person";
+    case Math::kMedianPerPerson: return "median_per_person";
+    case Math::kP90PerPerson: return "p90_per_person";
   }
   return "total";
 }
@@ -65,18 +70,45 @@ json ToJson(const TrendsResult& r) {
   out["interval"] = std::string(IntervalName(r.interval));
   out["date_from"] = FormatDate(r.date_from);
   out["date_to"] = FormatDate(r.date_to);
+  const bool comparing = r.compare != TrendsCompare::kNone;
+  if (comparing) {
+    out["compare"] = r.compare == TrendsCompare::kPreviousPeriod ? "previous_period" : "previous_year";
+    out["compare_date_from"] = FormatDate(r.compare_from);
+    out["compare_date_to"] = FormatDate(r.compare_to);
+  }
+  if (r.formula) out["formula"] = *r.formula;
+  if (r.smoothing > 1) out["smoothing"] = r.smoothing;
+  if (r.cumulative) out["cumulative"] = true;
+  if (r.display == TrendsDisplay::kNumber) out["display"] = "number";
   const json dates = r.dates;
   json series = json::array();
   for (const TrendsSeriesResult& s : r.series) {
     json sj;
     sj["label"] = s.label;
-    sj["event"] = s.event;
-    sj["math"] = std::string(MathName(s.math));
+    if (s.formula) {
+      sj["formula"] = *s.formula;
+      sj["event"] = nullptr;
+      sj["math"] = "formula";
+    } else {
+      sj["event"] = s.event;
+      sj["math"] = std::string(MathName(s.math));
+    }
     sj["breakdown_value"] = s.breakdown_value;
-    sj["dates"] = dates;
+    if (comparing) {
+      sj["compare"] = true;
+      sj["compare_label"] = s.previous ? "previous" : "current";
+    }
+    if (s.previous) {
+      json d = json::array();
+      for (const std::string& l : s.dates) d.push_back(l.empty() ? json(nullptr) : json(l));
+      sj["dates"] = std::move(d);
+    } else {
+      sj["dates"] = dates;
+    }
     json values = json::array();
     for (const Measure& m : s.values) values.push_back(MeasureJson(m));
     sj["values"] = std::move(values);
+    if (s.aggregated_value) sj["aggregated_value"] = MeasureJson(*s.aggregated_value);
     series.push_back(std::move(sj));
   }
   out["series"] = std::move(series);

@@ -38,6 +38,16 @@ struct TrendsSeriesResult {
   Math math = Math::kTotal;
   nlohmann::json breakdown_value;  // null without a breakdown
   std::vector<Measure> values;     // one per bucket of TrendsResult::dates
+  // The series computed by the query's formula (then event and math are not meaningful).
+  std::optional<std::string> formula;
+  // A comparison series ("compare"): its own bucket labels, shifted, aligned by index with
+  // TrendsResult::dates (a label is empty where a DST change left the shifted range an hour
+  // short); empty for the current series, whose labels are TrendsResult::dates.
+  bool previous = false;
+  std::vector<std::string> dates;
+  // "display":"number": the series' one number over the whole range, computed exactly
+  // (distinct persons over the range for dau, not a sum of daily counts).
+  std::optional<Measure> aggregated_value;
 };
 
 struct TrendsResult {
@@ -46,6 +56,12 @@ struct TrendsResult {
   int32_t date_from = 0, date_to = 0;  // local days
   std::vector<std::string> dates;      // bucket labels
   std::vector<TrendsSeriesResult> series;
+  TrendsCompare compare = TrendsCompare::kNone;
+  int32_t compare_from = 0, compare_to = 0;  // the comparison's local days, when compare is set
+  TrendsDisplay display = TrendsDisplay::kSeries;
+  std::optional<std::string> formula;
+  int smoothing = 1;
+  bool cumulative = false;
 };
 
 struct FunnelStepResult {

@@ -1,7 +1,13 @@
 // Trends: per series and breakdown value, one number per time bucket.
 // total = rows; dau = distinct persons (after identity merges); sum/avg/min/max/p50/p90
-// over a numeric property (rows where it is absent or not numeric are ignored).
-// Buckets are calendar periods in the project's time zone; date_to is inclusive.
+// over a numeric property (rows where it is absent or not numeric are ignored); the
+// per-person maths over each person's count of rows; weekly/monthly active over rolling
+// windows of local days. Buckets are calendar periods in the project's time zone; date_to is
+// inclusive. This file plans the lanes (a series over the range, and over the comparison
+// range) and fills their cells in one parallel pass over the blocks; trends_post.cc makes
+// the answer from the cells.
+#include <date/date.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -13,6 +19,7 @@
 #include "query/operators.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
+#include "query/trends_cells.h"
 
 namespace ns {
 
@@ -20,93 +27,99 @@ using nlohmann::json;
 
 namespace {
 
-struct Cell {
-  double sum = 0, min = INFINITY, max = -INFINITY;
-  uint64_t count = 0;
-  std::vector<double> values;     // percentiles
-  std::vector<uint32_t> persons;  // dau (list mode)
-  std::vector<uint64_t> bits;     // dau (dense mode): bit per person
-  uint32_t last_person = UINT32_MAX;
-};
+// `day` moved by `months` calendar months, the day of the month clamped to the month's
+// length (2024-02-29 minus 12 months is 2023-02-28).
+int32_t AddMonthsClamped(int32_t day, int months) {
+  const date::year_month_day ymd{date::sys_days{date::days{day}}};
+  const date::year_month ym = date::year_month{ymd.year(), ymd.month()} + date::months{months};
+  const date::day last = date::year_month_day_last{ym.year(), date::month_day_last{ym.month()}}.day();
+  const date::day d = std::min(ymd.day(), last);
+  return static_cast<int32_t>(date::sys_days{ym / d}.time_since_epoch().count());
+}
 
-// Distinct persons of a cell: a list while it is smaller than a bitset over all persons, then
-// the bitset. A cell's memory is so bounded by its rows, whatever the number of cells (a
-// breakdown by a unique id over ten years of days is 100k x 3650 cells, nearly all empty).
-struct DauSet {
-  size_t words;  // bitset size in 64-bit words
-  void Add(Cell& c, uint32_t p) const {
-    if (!c.bits.empty()) {
-      c.bits[p >> 6] |= 1ULL << (p & 63);
-    } else if (p != c.last_person) {
-      c.persons.push_back(p);
-      c.last_person = p;
-      if (c.persons.size() > 2 * words) ToBits(c);
+// The comparison range of [from, to] that has `n` buckets: shifted by a whole number of
+// intervals so that bucket k of the comparison is the period of bucket k, shifted
+// (docs/queries.md "Compare").
+std::pair<int32_t, int32_t> CompareRange(const TrendsQuery& q, size_t n) {
+  const int32_t len = q.to_day - q.from_day;
+  const bool year = q.compare == TrendsCompare::kPreviousYear;
+  int32_t from = q.from_day;
+  switch (q.interval) {
+    case Interval::kHour:
+    case Interval::kDay: from = year ? AddMonthsClamped(q.from_day, -12) : q.from_day - (len + 1); break;
+    case Interval::kWeek: from = q.from_day - (year ? 364 : 7 * static_cast<int32_t>(n)); break;
+    case Interval::kMonth: {
+      const int m = year ? 12 : static_cast<int>(n);
+      return {AddMonthsClamped(q.from_day, -m), AddMonthsClamped(q.to_day, -m)};
     }
   }
-  void ToBits(Cell& c) const {
-    c.bits.assign(words, 0);
-    for (uint32_t q : c.persons) c.bits[q >> 6] |= 1ULL << (q & 63);
-    std::vector<uint32_t>().swap(c.persons);
-  }
-  void Merge(Cell& a, Cell& c) const {
-    if (!c.bits.empty() && a.bits.empty()) ToBits(a);
-    if (!a.bits.empty()) {
-      for (uint32_t q : c.persons) a.bits[q >> 6] |= 1ULL << (q & 63);
-      for (size_t w = 0; w < c.bits.size(); w++) a.bits[w] |= c.bits[w];
-    } else {
-      a.persons.insert(a.persons.end(), c.persons.begin(), c.persons.end());
-      if (a.persons.size() > 2 * words) ToBits(a);
+  return {from, from + len};
+}
+
+// The `lead` whole intervals just before the interval that holds `from_day`.
+std::vector<Bucket> LeadBuckets(const TimeZone& tz, int32_t from_day, Interval interval, size_t lead) {
+  if (lead == 0) return {};
+  const int32_t p = TimeZone::PeriodStartDay(from_day, interval);
+  const int32_t n = static_cast<int32_t>(lead);
+  switch (interval) {
+    case Interval::kDay: return tz.MakeBuckets(p - n, p - 1, interval);
+    case Interval::kWeek: return tz.MakeBuckets(p - 7 * n, p - 1, interval);
+    case Interval::kMonth: return tz.MakeBuckets(AddMonthsClamped(p, -n), p - 1, interval);
+    case Interval::kHour: {
+      std::vector<Bucket> hours = tz.MakeBuckets(from_day - (n / 23 + 2), from_day - 1, interval);
+      hours.erase(hours.begin(), hours.end() - static_cast<std::ptrdiff_t>(lead));
+      return hours;
     }
   }
-  static uint64_t Count(Cell& c) {
-    if (!c.bits.empty()) {
-      uint64_t n = 0;
-      for (uint64_t w : c.bits) n += static_cast<uint64_t>(__builtin_popcountll(w));
-      return n;
+  return {};
+}
+
+TrendsLane PlanLane(const TrendsQuery& q, const TimeZone& tz, size_t series, bool previous, int32_t from_day,
+                    int32_t to_day) {
+  TrendsLane lane;
+  lane.series = series;
+  lane.previous = previous;
+  lane.from_day = from_day;
+  lane.to_day = to_day;
+  lane.lead = static_cast<size_t>(q.smoothing - 1);
+  lane.grid = LeadBuckets(tz, from_day, q.interval, lane.lead);
+  for (Bucket& b : tz.MakeBuckets(from_day, to_day, q.interval)) lane.grid.push_back(std::move(b));
+  for (const Bucket& b : lane.grid) lane.end_day.push_back(tz.LocalDay(b.end_ms - 1));
+  const int window = RollingDays(q.series[series].math);
+  lane.daily = window > 0;
+  if (lane.daily) {
+    lane.first_day = lane.end_day.front() - window + 1;
+    for (int32_t d = lane.first_day; d <= to_day; d++) {
+      lane.starts.push_back(tz.DayStartMs(d));
+      lane.ends.push_back(tz.DayStartMs(d + 1));
     }
-    std::sort(c.persons.begin(), c.persons.end());
-    c.persons.erase(std::unique(c.persons.begin(), c.persons.end()), c.persons.end());  // may be counted twice
-    return c.persons.size();
+  } else {
+    for (const Bucket& b : lane.grid) {
+      lane.starts.push_back(b.start_ms);
+      lane.ends.push_back(b.end_ms);
+    }
   }
-};
-
-// The cells of one breakdown group: one per time bucket, dense without a breakdown (one group,
-// every bucket used), sparse with one (only the buckets that have rows exist).
-struct GroupCells {
-  std::vector<Cell> dense;
-  std::unordered_map<uint32_t, Cell> sparse;
-  bool is_dense = false;
-  Cell& At(size_t bucket) { return is_dense ? dense[bucket] : sparse[static_cast<uint32_t>(bucket)]; }
-  Cell* Find(size_t bucket) {
-    if (is_dense) return &dense[bucket];
-    auto it = sparse.find(static_cast<uint32_t>(bucket));
-    return it == sparse.end() ? nullptr : &it->second;
-  }
-  size_t cells() const { return is_dense ? dense.size() : sparse.size(); }
-};
-
-// Cells a query may hold (~120 bytes each, plus their rows): beyond this it is refused with
-// resource_exhausted instead of taking the machine's memory.
-constexpr size_t kMaxTrendCells = 8u << 20;
-
-double Percentile(std::vector<double>& v, double p) {
-  // Linear interpolation between closest ranks (as numpy's default and ClickHouse quantileExact* variants).
-  std::sort(v.begin(), v.end());
-  double pos = p * static_cast<double>(v.size() - 1);
-  size_t lo = static_cast<size_t>(std::floor(pos));
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+  return lane;
 }
 
 }  // namespace
 
 StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                  const Deadline* deadline) {
-  std::vector<Bucket> buckets = tz.MakeBuckets(q.from_day, q.to_day, q.interval);
-  std::vector<int64_t> starts;
-  for (auto& b : buckets) starts.push_back(b.start_ms);
-  const int64_t from_ms = buckets.front().start_ms, to_ms = buckets.back().end_ms;
-  const size_t nb = buckets.size();
+  // The lanes: every series over the range, then (compare) every series over the shifted range.
+  std::vector<TrendsLane> lanes;
+  for (size_t si = 0; si < q.series.size(); si++) lanes.push_back(PlanLane(q, tz, si, false, q.from_day, q.to_day));
+  if (q.compare != TrendsCompare::kNone) {
+    auto [from, to] = CompareRange(q, lanes[0].shown());
+    for (size_t si = 0; si < q.series.size(); si++) lanes.push_back(PlanLane(q, tz, si, true, from, to));
+  }
+  int64_t from_ms = INT64_MAX, to_ms = INT64_MIN;
+  size_t max_cells = 0;
+  for (const TrendsLane& l : lanes) {
+    from_ms = std::min(from_ms, l.starts.front());
+    to_ms = std::max(to_ms, l.ends.back());
+    max_cells = std::max(max_cells, l.starts.size());
+  }
   const PersonTable& pt = *snap.persons;
 
   BreakdownResolver breakdown(q.breakdown ? std::vector<PropertyRef>{*q.breakdown} : std::vector<PropertyRef>{}, snap);
@@ -119,19 +132,21 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
   if (breakdown.active())
     for (size_t b = 0; b < blocks.size(); b++) breakdown.ResolveBlock(*blocks[b], &block_groups[b]);
   const size_t np = pt.size();
-  const DauSet dau{(np + 63) / 64 + 1};
+  const TrendsDistinct distinct{(np + 63) / 64 + 1};
   const bool dense_cells = !breakdown.active();
-  if (breakdown.active() && q.breakdown_limit * nb > kMaxTrendCells)
+  if (breakdown.active() && q.breakdown_limit * max_cells > kMaxTrendCells)
     return ResourceExhausted(
-        "breakdown_limit " + std::to_string(q.breakdown_limit) + " x " + std::to_string(nb) +
+        "breakdown_limit " + std::to_string(q.breakdown_limit) + " x " + std::to_string(max_cells) +
         " intervals is over the limit of " + std::to_string(kMaxTrendCells) +
         " values in one answer: lower breakdown_limit, shorten the range or use a longer interval");
 
-  using Cells = std::vector<std::map<uint32_t, GroupCells>>;  // [series][group] -> per-bucket cells
+  using Cells = std::vector<TrendsLaneCells>;  // [lane][group] -> per-cell rows
   const int slots = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(blocks.size())));
-  std::vector<Cells> partial(static_cast<size_t>(slots), Cells(q.series.size()));
+  std::vector<Cells> partial(static_cast<size_t>(slots), Cells(lanes.size()));
   std::vector<FilterSet> series_filters;
   std::vector<EventMatcher> matchers;
+  std::vector<std::vector<size_t>> series_lanes(q.series.size());
+  for (size_t li = 0; li < lanes.size(); li++) series_lanes[lanes[li].series].push_back(li);
   for (const auto& s : q.series) {
     std::vector<Filter> all = q.filters;
     all.insert(all.end(), s.filters.begin(), s.filters.end());
@@ -144,81 +159,88 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
     if (over_budget.load(std::memory_order_relaxed)) return;
     const Block& b = *blocks[bi];
     const auto& ts = b.ts();
-    const auto& ev = b.ev();
     const auto& did = b.did();
-    // Bucket of every row at once when the block lies in one bucket (the usual case:
-    // segments hold one UTC day).
-    auto bucket_of = [&](int64_t t) {
-      return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin()) - 1;
-    };
-    const size_t b_lo = bucket_of(std::max(b.min_ts(), from_ms)), b_hi = bucket_of(std::min(b.max_ts(), to_ms - 1));
-    const bool one_bucket = b_lo == b_hi;
+    const BlockGroups* groups = breakdown.active() ? &block_groups[bi] : nullptr;
     for (size_t si = 0; si < q.series.size(); si++) {
       const TrendsSeries& s = q.series[si];
       const EventMatcher& em = matchers[si];
       if (!em.MayMatch(b)) continue;
       auto fe = series_filters[si].ForBlock(b);
       if (fe.always_false) continue;
-      const bool need_value = s.math != Math::kTotal && s.math != Math::kDau;
+      const bool need_value = s.math == Math::kSum || s.math == Math::kAvg || s.math == Math::kMin ||
+                              s.math == Math::kMax || s.math == Math::kP50 || s.math == Math::kP90;
       const PropColumn* vc = need_value ? b.prop(s.property) : nullptr;
       if (need_value && !vc) continue;
-      std::map<uint32_t, GroupCells>& by_group = cells[si];
-      GroupCells* last_cells = nullptr;
-      uint32_t last_group = UINT32_MAX;
-      Cell* last_cell = nullptr;
-      size_t last_bucket = SIZE_MAX;
-      size_t new_cells = 0;
-      const BlockGroups* groups = breakdown.active() ? &block_groups[bi] : nullptr;
+      const bool distinct_persons = s.math == Math::kDau || RollingDays(s.math) > 0;
+      const bool per_person =
+          s.math == Math::kAvgPerPerson || s.math == Math::kMedianPerPerson || s.math == Math::kP90PerPerson;
       // Rows of the series' event only (the block's event index), or every row for "$any".
       const uint32_t* rows_begin = nullptr;
       const uint32_t* rows_end = nullptr;
       if (!em.any) std::tie(rows_begin, rows_end) = b.EventRows(em.code);
       const size_t count = em.any ? b.size() : static_cast<size_t>(rows_end - rows_begin);
-      (void)ev;
-      for (size_t j = 0; j < count; j++) {
-        const size_t i = em.any ? j : rows_begin[j];
-        const int64_t t = ts[i];
-        if (t < from_ms || t >= to_ms) continue;
-        if (!fe.always_true && !fe.Match(i)) continue;
-        double v = 0;
-        if (need_value && !vc->GetNum(i, &v)) continue;
-        const size_t bi2 = one_bucket ? b_lo : bucket_of(t);
-        const uint32_t g = groups ? (*groups)[i] : 0;
-        if (g != last_group) {
-          auto& gc = by_group[g];
-          if (dense_cells && !gc.is_dense) {
-            gc.is_dense = true;
-            gc.dense.resize(nb);
+      for (size_t li : series_lanes[si]) {
+        const TrendsLane& lane = lanes[li];
+        const int64_t lane_from = lane.starts.front(), lane_to = lane.ends.back();
+        if (b.max_ts() < lane_from || b.min_ts() >= lane_to) continue;
+        const auto& starts = lane.starts;
+        auto cell_of = [&](int64_t t) {
+          return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin()) - 1;
+        };
+        // Cell of every row at once when the block lies in one cell (the usual case:
+        // segments hold one UTC day).
+        const size_t c_lo = cell_of(std::max(b.min_ts(), lane_from)), c_hi = cell_of(std::min(b.max_ts(), lane_to - 1));
+        const bool one_cell = c_lo == c_hi;
+        const size_t lane_cells = lane.starts.size();
+        TrendsLaneCells& by_group = cells[li];
+        TrendsGroupCells* last_cells = nullptr;
+        uint32_t last_group = UINT32_MAX;
+        TrendsCell* last_cell = nullptr;
+        size_t last_index = SIZE_MAX;
+        size_t new_cells = 0;
+        for (size_t j = 0; j < count; j++) {
+          const size_t i = em.any ? j : rows_begin[j];
+          const int64_t t = ts[i];
+          if (t < lane_from || t >= lane_to) continue;
+          const size_t k = one_cell ? c_lo : cell_of(t);
+          if (t >= lane.ends[k]) continue;  // between cells (before a clipped first bucket)
+          if (!fe.always_true && !fe.Match(i)) continue;
+          double v = 0;
+          if (need_value && !vc->GetNum(i, &v)) continue;
+          const uint32_t g = groups ? (*groups)[i] : 0;
+          if (g != last_group) {
+            auto& gc = by_group[g];
+            if (dense_cells && !gc.is_dense) {
+              gc.is_dense = true;
+              gc.dense.resize(lane_cells);
+            }
+            last_cells = &gc;
+            last_group = g;
+            last_index = SIZE_MAX;
           }
-          last_cells = &gc;
-          last_group = g;
-          last_bucket = SIZE_MAX;
-        }
-        if (bi2 != last_bucket) {
-          const size_t before = last_cells->cells();
-          last_cell = &last_cells->At(bi2);
-          new_cells += last_cells->cells() - before;
-          last_bucket = bi2;
-        }
-        Cell& c = *last_cell;
-        c.count++;
-        switch (s.math) {
-          case Math::kTotal: break;
-          case Math::kDau: {
-            const uint32_t p = pt.PersonOf(did[i]);
-            dau.Add(c, p);
-            break;
+          if (k != last_index) {
+            const size_t before = last_cells->cells();
+            last_cell = &last_cells->At(k);
+            new_cells += last_cells->cells() - before;
+            last_index = k;
           }
-          case Math::kP50:
-          case Math::kP90: c.values.push_back(v); break;
-          default:
+          TrendsCell& c = *last_cell;
+          c.count++;
+          if (distinct_persons) {
+            distinct.Add(c, pt.PersonOf(did[i]));
+          } else if (per_person) {
+            c.row_persons.push_back(pt.PersonOf(did[i]));
+          } else if (s.math == Math::kP50 || s.math == Math::kP90) {
+            c.values.push_back(v);
+          } else if (need_value) {
             c.sum += v;
             c.min = std::min(c.min, v);
             c.max = std::max(c.max, v);
+          }
         }
+        if (new_cells && cell_count.fetch_add(new_cells, std::memory_order_relaxed) + new_cells > kMaxTrendCells)
+          over_budget.store(true, std::memory_order_relaxed);
       }
-      if (new_cells && cell_count.fetch_add(new_cells, std::memory_order_relaxed) + new_cells > kMaxTrendCells)
-        over_budget.store(true, std::memory_order_relaxed);
     }
   };
   {
@@ -243,104 +265,32 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
                              "range; shorten the range, use a longer interval or break down by another property");
   // Merge the partial results into partial[0].
   Cells& cells = partial[0];
-  auto merge_cell = [&](Cell& a, Cell& c) {
+  auto merge_cell = [&](TrendsCell& a, TrendsCell& c) {
     a.count += c.count;
     a.sum += c.sum;
     a.min = std::min(a.min, c.min);
     a.max = std::max(a.max, c.max);
     a.values.insert(a.values.end(), c.values.begin(), c.values.end());
-    dau.Merge(a, c);
+    a.row_persons.insert(a.row_persons.end(), c.row_persons.begin(), c.row_persons.end());
+    distinct.Merge(a, c);
   };
   for (size_t t = 1; t < partial.size(); t++) {
-    for (size_t si = 0; si < q.series.size(); si++) {
-      for (auto& [g, gc] : partial[t][si]) {
-        auto& dst = cells[si][g];
+    for (size_t li = 0; li < lanes.size(); li++) {
+      for (auto& [g, gc] : partial[t][li]) {
+        auto& dst = cells[li][g];
         if (dst.cells() == 0) {
           dst = std::move(gc);
           continue;
         }
         if (gc.is_dense)
-          for (size_t k = 0; k < nb; k++) merge_cell(dst.At(k), gc.dense[k]);
+          for (size_t k = 0; k < gc.dense.size(); k++) merge_cell(dst.At(k), gc.dense[k]);
         else
           for (auto& [k, c] : gc.sparse) merge_cell(dst.At(k), c);
       }
-      partial[t][si].clear();
+      partial[t][li].clear();
     }
   }
-  TrendsResult out;
-  out.timezone = tz.name();
-  out.interval = q.interval;
-  out.date_from = q.from_day;
-  out.date_to = q.to_day;
-  for (auto& b : buckets) out.dates.push_back(b.label);
-  for (size_t si = 0; si < q.series.size(); si++) {
-    const TrendsSeries& s = q.series[si];
-    auto& by_group = cells[si];
-    if (by_group.empty() && !breakdown.active()) {
-      by_group[0].is_dense = true;
-      by_group[0].dense.resize(nb);
-    }
-    // The value of a cell (empty cells: as a cell without rows). Computed once per cell: the
-    // totals rank the groups, then the kept groups get their values.
-    Cell empty;
-    auto value_of = [&](Cell& c) -> Measure {
-      switch (s.math) {
-        case Math::kTotal: return Measure::Count(c.count);
-        case Math::kDau: return Measure::Count(DauSet::Count(c));
-        case Math::kSum: return Measure::Real(c.sum);
-        case Math::kAvg: return c.count ? Measure::Real(c.sum / static_cast<double>(c.count)) : Measure::None();
-        case Math::kMin: return c.count ? Measure::Real(c.min) : Measure::None();
-        case Math::kMax: return c.count ? Measure::Real(c.max) : Measure::None();
-        case Math::kP50: return c.values.empty() ? Measure::None() : Measure::Real(Percentile(c.values, 0.5));
-        case Math::kP90: return c.values.empty() ? Measure::None() : Measure::Real(Percentile(c.values, 0.9));
-      }
-      return Measure::None();
-    };
-    struct Row {
-      uint32_t group;
-      GroupCells* cells;
-      double total;
-      std::optional<std::vector<Measure>> values;
-    };
-    std::vector<Row> rows;
-    for (auto& [g, gc] : by_group) {
-      double total = 0;
-      auto add = [&](Cell& c) {
-        Measure v = value_of(c);
-        total += v.value();
-        return v;
-      };
-      std::optional<std::vector<Measure>> vals;
-      if (gc.is_dense) {
-        vals.emplace();
-        vals->reserve(gc.dense.size());
-        for (Cell& c : gc.dense) vals->push_back(add(c));
-      } else {
-        for (auto& [k, c] : gc.sparse) add(c);  // values made below for the kept rows only
-      }
-      rows.push_back({g, &gc, total, std::move(vals)});
-    }
-    // Largest breakdown values first; keep breakdown_limit of them.
-    std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.total > b.total; });
-    if (rows.size() > q.breakdown_limit) rows.resize(q.breakdown_limit);
-    for (auto& r : rows) {
-      if (!r.values) {
-        r.values.emplace();
-        for (size_t k = 0; k < nb; k++) {
-          Cell* c = r.cells->Find(k);
-          r.values->push_back(value_of(c ? *c : empty));
-        }
-      }
-      TrendsSeriesResult sr;
-      sr.label = s.label;
-      sr.event = s.event;
-      sr.math = s.math;
-      sr.breakdown_value = breakdown.active() ? breakdown.Value(r.group) : json();
-      sr.values = std::move(*r.values);
-      out.series.push_back(std::move(sr));
-    }
-  }
-  return out;
+  return FinishTrends(q, lanes, cells, breakdown, np, tz);
 }
 
 // ---------------------------------------------------------------- registration
@@ -348,15 +298,19 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
 namespace {
 ResultTable TrendsTable(const json& r) {
   ResultTable rows;
-  std::vector<json> head{"date"};
-  for (const auto& s : r["series"]) {
+  auto label_of = [](const json& s) {
     std::string l = s["label"].get<std::string>();
-    if (!s["breakdown_value"].is_null())
-      l += " [" +
-           (s["breakdown_value"].is_string() ? s["breakdown_value"].get<std::string>() : s["breakdown_value"].dump()) +
-           "]";
-    head.push_back(l);
+    const json& b = s["breakdown_value"];
+    if (!b.is_null()) l += " [" + (b.is_string() ? b.get<std::string>() : b.dump()) + "]";
+    return l;
+  };
+  if (r.value("display", "") == "number") {  // one row per series: its number over the range
+    rows.push_back({"label", "value"});
+    for (const auto& s : r["series"]) rows.push_back({label_of(s), s.value("aggregated_value", json())});
+    return rows;
   }
+  std::vector<json> head{"date"};
+  for (const auto& s : r["series"]) head.push_back(label_of(s));
   rows.push_back(head);
   if (!r["series"].empty()) {
     const auto& dates = r["series"][0]["dates"];

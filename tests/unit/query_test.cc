@@ -153,7 +153,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadQuery{R"({})",
                  "kind: required field is missing (trends, funnel, retention, rfm, lifecycle, paths, commerce, ltv, "
-                 "channels or clv)"},
+                 "channels, clv or stickiness)"},
         // Issue 8: unknown fields are named, integers are range-checked before conversion.
         BadQuery{
             R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
@@ -167,14 +167,15 @@ INSTANTIATE_TEST_SUITE_P(
             "breakdown_limit: 18446744073709551615 is out of range [1, 1000]"},
         BadQuery{R"({"kind":"journeys"})",
                  "kind: unknown query kind 'journeys' (expected trends, funnel, retention, rfm, lifecycle, paths, "
-                 "commerce, ltv, channels or clv)"},
+                 "commerce, ltv, channels, clv or stickiness)"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-13-01","date_to":"2025-03-01"})",
                  "date_from: expected a date YYYY-MM-DD, got '2025-13-01'"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-02","date_to":"2025-03-01"})",
                  "date_to (2025-03-01) is before date_from (2025-03-02)"},
         BadQuery{
             R"({"kind":"trends","series":[{"event":"a","math":"median"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
-            "series[0].math: unknown math 'median' (expected total, dau, sum, avg, min, max, p50 or p90)"},
+            "series[0].math: unknown math 'median' (expected total, dau, sum, avg, min, max, p50, p90, weekly_active, "
+            "monthly_active, avg_per_person, median_per_person or p90_per_person)"},
         BadQuery{
             R"({"kind":"trends","series":[{"event":"a","math":"sum"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",
             "series[0].property: math 'sum' needs a numeric property"},
