@@ -1,26 +1,39 @@
 // Funnels. Semantics (docs/queries.md §Funnels):
-// - A person enters on a first-step event with timestamp in [date_from, date_to] (local days).
+// - A unit (a person, or with "aggregate_by":"session" a session of a person) enters on a
+//   first-step event with timestamp in [date_from, date_to] (local days).
 // - Step k (k >= 1) is a different event occurrence, at or after step k-1's event in the
-//   person's timeline order, with ts <= entry ts + window. Timeline order is (ts, lowest
+//   unit's timeline order, with ts <= entry ts + window. Timeline order is (ts, lowest
 //   step index the event matches, ...): at equal timestamps earlier steps come first, so
 //   "order" and "pay" logged in the same second convert.
-// - ordered: other events may come between steps; strict: none may (any event of the person
+// - ordered: other events may come between steps; strict: none may (any event of the unit
 //   in [date_from, date_to + window] counts); unordered: the steps in any order within
 //   the window from the first one (a maximum matching of events to steps).
-// - A person counts at every step reached by any entry ("deepest step reached by any entry").
-// - Optional steps may be skipped; an optional step counts persons who did it on a path.
+// - A unit counts at every step reached by any entry ("deepest step reached by any entry").
+// - Optional steps may be skipped; an optional step counts units who did it on a path.
 // - Exclusion {event, from_step, to_step}: a path that has reached from_step but not yet
 //   to_step dies when the exclusion event occurs (ordered and strict funnels).
-// - Breakdown: the value on the person's first entry event ("first touch").
+// - A first_ever step is filled only by the person's first-ever event matching it.
+// - Breakdown: the value on the unit's first entry event ("first touch"), on the event
+//   that first reached its deepest step ("last touch"), or on the event that first reached
+//   step N ("step").
+// - "viz":"trends" answers, per entry period, the funnel of the entries in that period.
 //
-// Algorithm (ordered, strict): one pass over the person's timeline keeping, per step k, the
-// path with the latest entry that reached k (a later entry leaves the most window for the
-// rest); an event matching step k extends the best path at k-1 (ClickHouse windowFunnel's
-// idea). Cost is O(events x steps matched per event), independent of the step count for
-// events that match one step: 30 steps cost about what 5 do.
+// Algorithm (ordered, strict): one pass over each person's timeline keeping, per attempt
+// set and step k, the path with the latest entry that reached k (a later entry leaves the
+// most window for the rest); an event matching step k extends the best path at k-1
+// (ClickHouse windowFunnel's idea). An attempt set is the paths of one unit whose entries
+// fall in one entry range: the whole range, and with "viz":"trends" one set per entry
+// period as well, so conversion over time is the same pass, not one query per period.
+// Sets live in a per-thread pool, linked from their person, and are finished (added to the
+// counts) once no later event can change them. Cost is O(events x sets x steps matched
+// per event), independent of the step count for events that match one step.
 #include <algorithm>
+#include <cstddef>
 #include <map>
+#include <memory>
+#include <new>
 
+#include "query/funnel_viz.h"
 #include "query/operators.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
@@ -33,8 +46,13 @@ namespace {
 
 constexpr uint64_t kOtherBit = 1ULL << 63;
 constexpr int kExclShift = 32;
-
 constexpr int64_t kNoPath = INT64_MIN;
+constexpr uint32_t kNil = UINT32_MAX;
+constexpr uint32_t kNoGroup = UINT32_MAX;  // a unit in no breakdown group (step attribution, step not reached)
+// Session keys: the value id of the row's $session_id (a BreakdownResolver group, below
+// 2^31), or kGapSession | n for the person's n-th run of events without one.
+constexpr uint32_t kGapSession = 1u << 31;
+constexpr int64_t kSessionGapMs = 30LL * 60 * 1000;
 
 struct Path {
   int64_t start = kNoPath;  // entry ts; kNoPath: no path at this step
@@ -42,53 +60,29 @@ struct Path {
   bool valid() const { return start != kNoPath; }
 };
 
-struct PersonResult {
-  uint32_t reached = 0;              // bit k: step k reached
-  int64_t conv_ms[kMaxFunnelSteps];  // time from the previous done step when first reached
-  uint32_t group = 0;
-};
-
 class FunnelEvaluator {
  public:
-  FunnelEvaluator(const FunnelQuery& q, int64_t entry_from, int64_t entry_to)
-      : q_(q),
-        n_(static_cast<int>(q.steps.size())),
-        step_bits_((1ULL << q.steps.size()) - 1),
-        entry_from_(entry_from),
-        entry_to_(entry_to) {}
+  explicit FunnelEvaluator(const FunnelQuery& q)
+      : q_(q), n_(static_cast<int>(q.steps.size())), step_bits_((1ULL << q.steps.size()) - 1) {}
 
-  PersonResult EvaluateUnordered(const TimelineEntry* e, size_t count) const {
-    PersonResult r;
-    Unordered(e, count, &r);
-    return r;
-  }
-
- private:
-  bool InEntryRange(int64_t ts) const { return ts >= entry_from_ && ts < entry_to_; }
-
-  // Best path that may advance to step k: at k-1, or skipping optional steps below k.
-  const Path* Eff(const Path* lv, int k) const {
-    const Path* best = nullptr;
-    for (int j = k - 1; j >= 0; j--) {
-      if (lv[j].valid() && (!best || lv[j].start > best->start)) best = &lv[j];
-      if (!q_.steps[j].optional) break;
-    }
-    return best;
-  }
-
- public:
-  // Applies one event of a person (events in timeline order) to the person's paths lv
-  // (n_ entries; `scratch` n_ entries for strict mode). on_reach(k, ms) is called when the
-  // person first reaches step k (ms: time from the previous done step; 0 for the entry).
+  // Applies one event of a unit (events in timeline order) to one attempt set: its paths lv
+  // (n_ entries; `scratch` n_ entries for strict mode) and reached steps. `from` (with
+  // `scratch_from`), when given, holds per path the ts at which it did the query's
+  // from_step (time to convert from a step after the first). entry_ok: the event may start
+  // a path (a first-step event in the set's entry range). on_reach(k, prev, prev_from) is
+  // called when the set first reaches step k, with the path it extended and that path's
+  // from_step ts (for k = 0, the new entry path).
   template <typename OnReach>
-  void Apply(Path* lv, Path* scratch, uint32_t* reached, bool* entered, uint32_t* group, int64_t ts, uint64_t tag,
-             uint32_t aux, OnReach&& on_reach) const {
+  void Apply(Path* lv, int64_t* from, Path* scratch, int64_t* scratch_from, uint32_t* reached, int64_t ts, uint64_t tag,
+             bool entry_ok, OnReach&& on_reach) const {
     const bool strict = q_.order == FunnelOrder::kStrict;
     const uint64_t steps = tag & step_bits_;
     Path* target = lv;
+    int64_t* target_from = from;
     if (strict) {
       for (int k = 0; k < n_; k++) scratch[k].start = kNoPath;
       target = scratch;
+      target_from = scratch_from;
     }
     for (uint64_t m = steps & ~1ULL; m;) {
       int k = 63 - __builtin_clzll(m);  // highest first: one event fills one step per path
@@ -96,27 +90,28 @@ class FunnelEvaluator {
       const Path* prev = Eff(lv, k);
       if (!prev || ts - prev->start > q_.window_ms) continue;
       if (!target[k].valid() || prev->start > target[k].start) {
-        Path p = *prev;
-        int64_t last = p.last_done;
-        p.last_done = ts;
-        target[k] = p;
+        const int64_t prev_from = from ? from[prev - lv] : prev->start;
         if (!(*reached & (1u << k))) {
           *reached |= 1u << k;
-          on_reach(k, ts - last);
+          on_reach(k, *prev, prev_from);
         }
+        target[k] = Path{prev->start, ts};
+        if (from) target_from[k] = k == q_.from_step ? ts : prev_from;
       }
     }
-    if ((steps & 1) && InEntryRange(ts)) {
+    if ((steps & 1) && entry_ok) {
       target[0] = Path{ts, ts};
-      if (!*entered) {
-        *entered = true;
-        *group = aux;
+      if (from) target_from[0] = ts;
+      if (!(*reached & 1)) {
         *reached |= 1;
-        on_reach(0, 0);
+        on_reach(0, target[0], ts);
       }
     }
-    if (strict)
+    if (strict) {
       for (int k = 0; k < n_; k++) lv[k] = scratch[k];
+      if (from)
+        for (int k = 0; k < n_; k++) from[k] = scratch_from[k];
+    }
     uint64_t excl = (tag >> kExclShift) & 0x7fffffffULL;
     while (excl) {
       int x = __builtin_ctzll(excl);
@@ -126,32 +121,15 @@ class FunnelEvaluator {
     }
   }
 
- private:
-  // Maximum matching of steps to distinct events (Kuhn's algorithm; steps <= 30).
-  static bool Augment(int step, const std::vector<uint64_t>& masks, std::vector<int>& match_of_event,
-                      uint64_t& visited_events) {
-    for (size_t ev = 0; ev < masks.size(); ev++) {
-      if (!(masks[ev] & (1ULL << step)) || (visited_events & (1ULL << ev))) continue;
-      visited_events |= 1ULL << ev;
-      if (match_of_event[ev] < 0 || Augment(match_of_event[ev], masks, match_of_event, visited_events)) {
-        match_of_event[ev] = step;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void Unordered(const TimelineEntry* e, size_t count, PersonResult* r) const {
-    const uint64_t step_bits = (1ULL << n_) - 1;
+  // Unordered funnels: the largest number of steps done within the window of an entry in
+  // [from, to) (a maximum matching of steps to distinct events), 0 without an entry.
+  int Unordered(const TimelineEntry* e, size_t count, int64_t from, int64_t to) const {
+    const uint64_t step_bits = step_bits_;
     int best = 0;
-    bool entered = false;
     size_t window_first = 0;
     for (size_t i = 0; i < count && best < n_; i++) {
-      if (!(e[i].tag & step_bits) || !InEntryRange(e[i].ts)) continue;
-      if (!entered) {
-        entered = true;
-        r->group = e[i].aux;
-      }
+      if (!(e[i].tag & step_bits) || e[i].ts < from || e[i].ts >= to) continue;
+      best = std::max(best, 1);
       while (e[window_first].ts < e[i].ts) window_first++;
       // Events in the window, at most n_ per distinct step mask (more cannot help).
       std::vector<uint64_t> masks;
@@ -169,27 +147,99 @@ class FunnelEvaluator {
       }
       best = std::max(best, size);
     }
-    for (int k = 0; k < best; k++) {
-      r->reached |= 1u << k;
-      r->conv_ms[k] = -1;
+    return best;
+  }
+
+ private:
+  // Best path that may advance to step k: at k-1, or skipping optional steps below k.
+  const Path* Eff(const Path* lv, int k) const {
+    const Path* best = nullptr;
+    for (int j = k - 1; j >= 0; j--) {
+      if (lv[j].valid() && (!best || lv[j].start > best->start)) best = &lv[j];
+      if (!q_.steps[j].optional) break;
     }
+    return best;
+  }
+
+  // Maximum matching of steps to distinct events (Kuhn's algorithm; steps <= 30).
+  static bool Augment(int step, const std::vector<uint64_t>& masks, std::vector<int>& match_of_event,
+                      uint64_t& visited_events) {
+    for (size_t ev = 0; ev < masks.size(); ev++) {
+      if (!(masks[ev] & (1ULL << step)) || (visited_events & (1ULL << ev))) continue;
+      visited_events |= 1ULL << ev;
+      if (match_of_event[ev] < 0 || Augment(match_of_event[ev], masks, match_of_event, visited_events)) {
+        match_of_event[ev] = step;
+        return true;
+      }
+    }
+    return false;
   }
 
   const FunnelQuery& q_;
   const int n_;
   const uint64_t step_bits_;
-  const int64_t entry_from_, entry_to_;
 };
 
-struct GroupAgg {
+// Counts of one breakdown group, or of the total.
+struct StepAgg {
   std::vector<uint64_t> count;
-  std::vector<std::vector<int64_t>> conv;  // conversion times (ms) per step
   std::vector<uint64_t> drop_count;
-  std::vector<std::vector<uint32_t>> drop_persons;
+  std::vector<std::vector<int64_t>> conv;  // conversion times (ms) per step
+
+  void Init(size_t n) {
+    count.assign(n, 0);
+    drop_count.assign(n, 0);
+    conv.assign(n, {});
+  }
+  void Add(uint32_t reached) {
+    const size_t n = count.size();
+    for (size_t k = 0; k < n; k++) {
+      if (reached & (1u << k)) {
+        count[k]++;
+      } else if (k > 0 && (reached & (1u << (k - 1)))) {
+        drop_count[k]++;
+      }
+    }
+  }
+  void Merge(StepAgg& o) {
+    for (size_t k = 0; k < count.size(); k++) {
+      count[k] += o.count[k];
+      drop_count[k] += o.drop_count[k];
+      conv[k].insert(conv[k].end(), o.conv[k].begin(), o.conv[k].end());
+    }
+  }
 };
 
-std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, const PersonNamer& namer,
-                                          bool with_persons) {
+// One unit's finished funnel over one entry range.
+struct UnitOutcome {
+  uint32_t person = 0;
+  int32_t period = -1;  // -1: the whole range; else a "viz":"trends" entry period
+  uint32_t reached = 0;
+  uint32_t group = kNoGroup;
+  int64_t ttc_ms = -1;  // time to convert; -1: not converted
+  CorrelationWindow corr;
+};
+
+// What one thread of the scan has finished.
+struct SlotResult {
+  StepAgg total;
+  std::map<uint32_t, StepAgg> groups;               // per breakdown group
+  std::vector<std::vector<uint32_t>> drop_persons;  // per step, unsorted, maybe repeated (sessions)
+  std::vector<int64_t> ttc_ms;
+  std::vector<uint64_t> period_counts;  // [period * steps + step]
+  // Conversion times of whole-range sets as they were reached, and each set's breakdown
+  // group once finished (by SetHead::serial): the group may change until then.
+  struct Conv {
+    uint32_t serial;
+    uint32_t step;
+    int64_t ms;
+  };
+  std::vector<Conv> convs;
+  std::vector<uint32_t> group_of_serial;
+};
+
+std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, StepAgg& g,
+                                          const std::vector<std::vector<std::string>>* drop_persons) {
   std::vector<FunnelStepResult> steps;
   const size_t n = q.steps.size();
   steps.reserve(n);
@@ -221,15 +271,158 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, GroupAgg& g, con
     }
     if (k > 0) {
       s.dropoff_count = g.drop_count[k];
-      if (with_persons) {
-        s.dropoff_persons.emplace();
-        for (uint32_t p : g.drop_persons[k]) s.dropoff_persons->push_back(namer ? namer(p) : std::to_string(p));
-      }
+      if (drop_persons) s.dropoff_persons = (*drop_persons)[k];
     }
     steps.push_back(std::move(s));
   }
   return steps;
 }
+
+// One attempt set of the ordered/strict engine (see the file comment): the head, read on
+// every event of its person, ...
+struct SetHead {
+  uint32_t reached = 0;
+  uint32_t group = kNoGroup;
+  uint32_t session = 0;
+  uint32_t next = kNil;    // the person's next set
+  uint32_t person = kNil;  // kNil: a free record
+  int32_t period = -1;
+  uint32_t serial = 0;  // whole-range sets: number among its thread's (conversion times)
+  uint32_t slot = 0;    // the thread that works on it
+};
+// ... and what time to convert and correlation keep of it.
+struct SetTail {
+  int64_t ttc_ms = -1;      // from_step -> to_step on the path that first reached to_step
+  int64_t first_entry = 0;  // correlation: window of a drop-off
+  int64_t conv_entry = 0;   // correlation: entry and conversion of a converter
+  int64_t conv_ts = -1;
+};
+
+// Records of attempt sets, each a SetHead, its n Paths, then (when asked for) n from_step
+// instants and a SetTail, so a set's state is a few adjacent cache lines, as small as the
+// query allows. Records live in chunks and never move; freed records are reused. The
+// first chunk may be reserved: records [0, reserved) exist from the start.
+class SetArena {
+ public:
+  SetArena(size_t n, bool with_from, bool with_tail, size_t reserved)
+      : n_(n),
+        from_at_(sizeof(SetHead) + n * sizeof(Path)),
+        tail_at_(from_at_ + (with_from ? n * sizeof(int64_t) : 0)),
+        rec_(tail_at_ + (with_tail ? sizeof(SetTail) : 0)),
+        with_from_(with_from),
+        with_tail_(with_tail),
+        reserved_(reserved) {
+    if (reserved) AddChunk(reserved);
+    count_ = reserved;
+  }
+  // A record beyond the reserved ones.
+  uint32_t Alloc() {
+    if (!free_.empty()) {
+      const uint32_t id = free_.back();
+      free_.pop_back();
+      Reset(id);
+      return id;
+    }
+    if (count_ - reserved_ == (chunks_.size() - (reserved_ ? 1 : 0)) * kChunk) AddChunk(kChunk);
+    return static_cast<uint32_t>(count_++);
+  }
+  void Reset(uint32_t id) {
+    head(id) = SetHead();
+    std::fill(paths(id), paths(id) + n_, Path());
+    if (with_tail_) *tail(id) = SetTail();
+  }
+  // Reserved records are not reused by Alloc.
+  void Free(uint32_t id) {
+    head(id).person = kNil;
+    if (id >= reserved_) free_.push_back(id);
+  }
+  size_t size() const { return count_; }
+  // The parts of record id, located once.
+  struct View {
+    SetHead* head;
+    Path* paths;
+    int64_t* from;  // null unless asked for
+    SetTail* tail;  // null unless asked for
+  };
+  View view(uint32_t id) {
+    std::byte* r = Rec(id);
+    return {std::launder(reinterpret_cast<SetHead*>(r)), std::launder(reinterpret_cast<Path*>(r + sizeof(SetHead))),
+            with_from_ ? std::launder(reinterpret_cast<int64_t*>(r + from_at_)) : nullptr,
+            with_tail_ ? std::launder(reinterpret_cast<SetTail*>(r + tail_at_)) : nullptr};
+  }
+  SetHead& head(uint32_t id) { return *std::launder(reinterpret_cast<SetHead*>(Rec(id))); }
+  Path* paths(uint32_t id) { return std::launder(reinterpret_cast<Path*>(Rec(id) + sizeof(SetHead))); }
+  // Null unless asked for.
+  int64_t* from(uint32_t id) {
+    return with_from_ ? std::launder(reinterpret_cast<int64_t*>(Rec(id) + from_at_)) : nullptr;
+  }
+  SetTail* tail(uint32_t id) {
+    return with_tail_ ? std::launder(reinterpret_cast<SetTail*>(Rec(id) + tail_at_)) : nullptr;
+  }
+
+ private:
+  static constexpr size_t kChunk = 4096;
+  std::byte* Rec(uint32_t id) {
+    if (id < reserved_) return chunks_[0].get() + id * rec_;
+    const size_t j = id - reserved_;
+    return chunks_[(reserved_ ? 1 : 0) + j / kChunk].get() + (j % kChunk) * rec_;
+  }
+  void AddChunk(size_t records) {
+    chunks_.push_back(std::make_unique<std::byte[]>(records * rec_));
+    std::byte* c = chunks_.back().get();
+    for (size_t r = 0; r < records; r++) {
+      std::byte* rec = c + r * rec_;
+      new (rec) SetHead();
+      for (size_t k = 0; k < n_; k++) new (rec + sizeof(SetHead) + k * sizeof(Path)) Path();
+      for (size_t k = 0; with_from_ && k < n_; k++) new (rec + from_at_ + k * sizeof(int64_t)) int64_t(0);
+      if (with_tail_) new (rec + tail_at_) SetTail();
+    }
+  }
+  static_assert(sizeof(SetHead) % alignof(Path) == 0 && sizeof(Path) % alignof(SetTail) == 0);
+
+  const size_t n_, from_at_, tail_at_, rec_;
+  const bool with_from_, with_tail_;
+  const size_t reserved_;
+  size_t count_ = 0;
+  std::vector<std::unique_ptr<std::byte[]>> chunks_;
+  std::vector<uint32_t> free_;
+};
+
+// The sets one thread works on. Ids below `dense` are the whole-range sets of persons in
+// person mode, kept at their person's id in an arena shared by the threads (a person is
+// only seen by one thread), so a person's state is where the person-ordered scan expects
+// it; the other sets (entry periods, sessions) are the thread's own, at dense + index.
+class SetStore {
+ public:
+  SetStore(SetArena* dense, size_t n, bool with_from, bool with_tail)
+      : dense_(dense), own_(n, with_from, with_tail, 0), base_(dense ? dense->size() : 0) {}
+  uint32_t AllocDense(uint32_t person) {
+    dense_->Reset(person);
+    return person;
+  }
+  uint32_t Alloc() { return static_cast<uint32_t>(base_ + own_.Alloc()); }
+  void Free(uint32_t id) {
+    if (id < base_)
+      dense_->Free(id);
+    else
+      own_.Free(static_cast<uint32_t>(id - base_));
+  }
+  SetHead& head(uint32_t id) { return id < base_ ? dense_->head(id) : own_.head(static_cast<uint32_t>(id - base_)); }
+  Path* paths(uint32_t id) { return id < base_ ? dense_->paths(id) : own_.paths(static_cast<uint32_t>(id - base_)); }
+  SetArena::View view(uint32_t id) {
+    return id < base_ ? dense_->view(id) : own_.view(static_cast<uint32_t>(id - base_));
+  }
+  int64_t* from(uint32_t id) { return id < base_ ? dense_->from(id) : own_.from(static_cast<uint32_t>(id - base_)); }
+  SetTail* tail(uint32_t id) { return id < base_ ? dense_->tail(id) : own_.tail(static_cast<uint32_t>(id - base_)); }
+  // The ids of the thread's own records (free ones included).
+  size_t own_size() const { return own_.size(); }
+  uint32_t own_id(size_t i) const { return static_cast<uint32_t>(base_ + i); }
+
+ private:
+  SetArena* dense_;
+  SetArena own_;
+  size_t base_;
+};
 
 }  // namespace
 
@@ -240,16 +433,27 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
   const int64_t entry_from = tz.DayStartMs(q.from_day), entry_to = tz.DayStartMs(q.to_day + 1);
   const int64_t scan_to = entry_to + q.window_ms + 1;
   const EventDict& dict = *snap.events;
+  const PersonTable& pt = *snap.persons;
+  const size_t np = pt.size();
+  const bool strict = q.order == FunnelOrder::kStrict;
+  const bool sessions = q.aggregate_by == FunnelAggregate::kSession;
+  const bool want_ttc = q.viz == FunnelViz::kTimeToConvert;
+  const bool want_corr = q.viz == FunnelViz::kCorrelation;
+  // Rows that are not steps still matter to strict funnels (they break a sequence) and to
+  // sessions without $session_id (they keep a session alive).
+  const bool all_rows = strict || sessions;
 
   // Per event code, the steps/exclusions it can match (before filters).
   std::vector<uint64_t> by_code(dict.size() + 1, 0);
   uint64_t any_mask = 0, filtered = 0;
   std::vector<FilterSet> filters(n + q.exclusions.size());
+  std::vector<EventMatcher> step_matchers;
   for (size_t k = 0; k < n + q.exclusions.size(); k++) {
     bool is_step = k < n;
     const std::string& name = is_step ? q.steps[k].event : q.exclusions[k - n].event;
     uint64_t bit = is_step ? (1ULL << k) : (1ULL << (kExclShift + (k - n)));
     EventMatcher m = EventMatcher::Make(name, dict);
+    if (is_step) step_matchers.push_back(m);
     if (m.any)
       any_mask |= bit;
     else if (!m.none && m.code < by_code.size())
@@ -262,24 +466,69 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       filtered |= bit;
     }
   }
-  const bool strict = q.order == FunnelOrder::kStrict;
+
+  // First-ever steps: each person's first instant with an event matching the step, over
+  // all stored history before the scan's end (a first occurrence after it cannot fill a
+  // step). Several events at that instant all count as the first.
+  std::vector<std::vector<int64_t>> first_ever(n);
+  uint64_t first_ever_bits = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (!q.steps[k].first_ever) continue;
+    first_ever_bits |= 1ULL << k;
+    first_ever[k].assign(np, INT64_MAX);
+    const EventMatcher& m = step_matchers[k];
+    if (m.none) continue;
+    for (const auto& bp : snap.blocks) {
+      const Block& b = *bp;
+      if (b.size() == 0 || b.min_ts() >= scan_to || !m.MayMatch(b)) continue;
+      if (deadline && deadline->Expired()) return deadline->ToStatus();
+      const FilterSet::BlockEval ev = filters[k].empty() ? FilterSet::BlockEval() : filters[k].ForBlock(b);
+      if (ev.always_false) continue;
+      const auto& ts = b.ts();
+      const auto& did = b.did();
+      auto visit = [&](uint32_t i) {
+        if (ts[i] >= scan_to || !ev.Match(i)) return;
+        int64_t& first = first_ever[k][pt.PersonOf(did[i])];
+        first = std::min(first, ts[i]);
+      };
+      if (m.any) {
+        for (uint32_t i = 0; i < b.size(); i++) visit(i);
+      } else {
+        auto [rb, re] = b.EventRows(m.code);
+        for (const uint32_t* r = rb; r && r < re; r++) visit(*r);
+      }
+    }
+  }
+  // Clears the first-ever steps of a row that is not its person's first such event.
+  auto mask_first_ever = [&](uint64_t m, uint32_t person, int64_t ts) {
+    for (uint64_t f = m & first_ever_bits; f; f &= f - 1) {
+      const int k = __builtin_ctzll(f);
+      if (first_ever[static_cast<size_t>(k)][person] != ts) m &= ~(1ULL << k);
+    }
+    return m;
+  };
+
   // Rows that can be an entry: the first step, or (unordered) any step.
   const uint64_t entry_bits = q.order == FunnelOrder::kUnordered ? ((1ULL << n) - 1) : 1ULL;
   BreakdownResolver breakdown(q.breakdown, snap);
+  BreakdownResolver session_ids({PropertyRef{"$session_id", false, "$session_id"}}, snap);
+  // Rows whose breakdown value is read: entries (first touch), or every step row.
+  const uint64_t group_bits = q.attribution == BreakdownAttribution::kFirstTouch ? entry_bits : ((1ULL << n) - 1);
 
-  // Per-block state for tagging rows: filter evaluators and breakdown groups.
+  // Per-block state for tagging rows: filter evaluators, breakdown groups, session ids.
   struct BlockState {
     bool ready = false;
     bool skip = false;  // no row of the block can match
     std::vector<FilterSet::BlockEval> evals;
     BlockGroups groups;
+    BlockGroups sids;
     const uint32_t* ev = nullptr;
     const uint32_t* did = nullptr;
     const int64_t* ts = nullptr;
   };
   auto prepare = [&](const Block& b, BlockState& st) {
     st.ready = true;
-    if (!strict && !any_mask) {
+    if (!all_rows && !any_mask) {
       bool any = false;
       for (auto& [code, cnt] : b.event_counts())
         if (code < by_code.size() && by_code[code]) any = true;
@@ -292,11 +541,13 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     for (size_t k = 0; k < filters.size(); k++)
       if (!filters[k].empty()) st.evals[k] = filters[k].ForBlock(b);
     if (breakdown.active()) breakdown.ResolveBlock(b, &st.groups);
+    if (sessions) session_ids.ResolveBlock(b, &st.sids);
     st.ev = b.ev().data();
     st.did = b.did().data();
     st.ts = b.ts().data();
   };
-  // Tag of row i: bit k = step k, bit 32+x = exclusion x, bit 63 = other event (strict).
+  // Step and exclusion bits of row i: bit k = step k, bit 32+x = exclusion x (before
+  // first-ever masking, which needs the row's person).
   auto tag_of = [&](const BlockState& st, size_t i) -> uint64_t {
     const uint32_t e = st.ev[i];
     uint64_t m = (e < by_code.size() ? by_code[e] : 0) | any_mask;
@@ -306,120 +557,225 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       size_t idx = k < kExclShift ? static_cast<size_t>(k) : n + static_cast<size_t>(k - kExclShift);
       if (!st.evals[idx].Match(i)) m &= ~(1ULL << k);
     }
-    if (!m && strict) m = kOtherBit;
     return m;
   };
 
-  // Simultaneous entries: the smallest breakdown value (as JSON text) is the first touch,
-  // so results do not depend on storage order.
-  // (By value: a reference into the growing cache would dangle when the next call grows it.)
-  std::vector<std::string> group_keys;
-  auto group_key = [&](uint32_t g) -> std::string {
-    while (group_keys.size() <= g)
-      group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
-    return group_keys[g];
-  };
-  FunnelEvaluator eval(q, entry_from, entry_to);
-  std::map<uint32_t, GroupAgg> agg;  // per breakdown group
-  GroupAgg total;
-  auto init = [&](GroupAgg& g) {
-    g.count.assign(n, 0);
-    g.conv.assign(n, {});
-    g.drop_count.assign(n, 0);
-    g.drop_persons.assign(n, {});
-  };
-  init(total);
-  auto add = [&](GroupAgg& g, uint32_t reached, uint32_t person) {
-    for (size_t k = 0; k < n; k++) {
-      if (reached & (1u << k)) {
-        g.count[k]++;
-      } else if (k > 0 && (reached & (1u << (k - 1)))) {
-        g.drop_count[k]++;
-        if (q.dropoff_limit == 0 || g.drop_persons[k].size() < q.dropoff_limit) g.drop_persons[k].push_back(person);
-      }
+  std::unique_ptr<FunnelPeriods> periods;
+  if (q.viz == FunnelViz::kTrends) periods = std::make_unique<FunnelPeriods>(tz, q.from_day, q.to_day, q.interval);
+  const size_t nperiods = periods ? periods->size() : 0;
+  std::vector<CorrelationWindow> windows(want_corr ? np : 0);
+  FunnelEvaluator eval(q);
+
+  const int slots = q.order == FunnelOrder::kUnordered ? 1 : QueryThreads();
+  std::vector<SlotResult> results(static_cast<size_t>(slots));
+  for (SlotResult& r : results) {
+    r.total.Init(n);
+    r.drop_persons.assign(n, {});
+    r.period_counts.assign(nperiods * n, 0);
+  }
+  // Adds a finished unit to its thread's counts.
+  auto finish = [&](const UnitOutcome& u, SlotResult& out) {
+    if (u.period >= 0) {
+      for (size_t k = 0; k < n; k++)
+        if (u.reached & (1u << k)) out.period_counts[static_cast<size_t>(u.period) * n + k]++;
+      return;
     }
-  };
-  auto group_agg = [&](uint32_t group) -> GroupAgg& {
-    auto [it, ins] = agg.try_emplace(group);
-    if (ins) init(it->second);
-    return it->second;
+    out.total.Add(u.reached);
+    if (breakdown.active() && u.group != kNoGroup) {
+      auto [it, ins] = out.groups.try_emplace(u.group);
+      if (ins) it->second.Init(n);
+      it->second.Add(u.reached);
+    }
+    for (size_t k = 1; k < n; k++)
+      if (!(u.reached & (1u << k)) && (u.reached & (1u << (k - 1)))) out.drop_persons[k].push_back(u.person);
+    if (u.ttc_ms >= 0) out.ttc_ms.push_back(u.ttc_ms);
+    if (want_corr) windows[u.person] = u.corr;
   };
 
   if (q.order == FunnelOrder::kUnordered) {
-    // Unordered funnels look at all events of a window at once: per-person timelines.
-    std::vector<BlockState> states;
+    // Unordered funnels look at all events of a window at once: per-person timelines. With
+    // sessions, aux is an id of the row's (breakdown group, session id) pair.
+    std::vector<std::pair<uint32_t, uint32_t>> pairs;
+    std::map<std::pair<uint32_t, uint32_t>, uint32_t> pair_ids;
     RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
       BlockState st;
       prepare(b, st);
       if (st.skip) return;
       for (size_t i = 0; i < b.size(); i++) {
         uint64_t m = tag_of(st, i);
+        if (m & first_ever_bits) m = mask_first_ever(m, pt.PersonOf(st.did[i]), st.ts[i]);
+        const uint32_t group = (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u;
+        if (!sessions) {
+          (*tags)[i] = m;
+          (*aux)[i] = group;
+          continue;
+        }
+        const uint32_t sid = st.sids[i];
+        if (!(m & entry_bits) && sid != 0) continue;  // no step, not needed for gaps
+        if (!m) m = kOtherBit;
+        auto [it, ins] = pair_ids.try_emplace({group, sid}, static_cast<uint32_t>(pairs.size()));
+        if (ins) pairs.push_back({group, sid});
         (*tags)[i] = m;
-        if ((m & entry_bits) && breakdown.active()) (*aux)[i] = st.groups[i];
+        (*aux)[i] = it->second;
       }
     };
     const uint64_t order_mask = (1ULL << n) - 1;
     Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask, deadline);
-    for (size_t i = 0; i < tl.persons.size(); i++) {
-      const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
-      const size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
-      PersonResult r = eval.EvaluateUnordered(e, cnt);
-      if (!r.reached) continue;
+    if (deadline && deadline->fired()) return deadline->ToStatus();
+    std::vector<std::string> group_keys;
+    auto group_key = [&](uint32_t g) -> const std::string& {
+      while (group_keys.size() <= g)
+        group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
+      return group_keys[g];
+    };
+    // One unit's timeline (aux = breakdown group): the whole range, then each entry period.
+    auto run_unit = [&](const TimelineEntry* e, size_t cnt, uint32_t person) {
+      UnitOutcome u;
+      u.person = person;
+      const int best = eval.Unordered(e, cnt, entry_from, entry_to);
+      if (best == 0) return;
+      u.reached = static_cast<uint32_t>((1ULL << best) - 1);
+      u.group = 0;
       if (breakdown.active()) {
         // First entry: the first in-range step event; among simultaneous ones, the smallest value.
         for (size_t j = 0; j < cnt; j++) {
           if (!(e[j].tag & entry_bits) || e[j].ts < entry_from || e[j].ts >= entry_to) continue;
-          r.group = e[j].aux;
+          u.group = e[j].aux;
           for (size_t k = j + 1; k < cnt && e[k].ts == e[j].ts && e[k].order == e[j].order && e[k].tag == e[j].tag; k++)
-            if ((e[k].tag & entry_bits) && group_key(e[k].aux) < group_key(r.group)) r.group = e[k].aux;
+            if ((e[k].tag & entry_bits) && group_key(e[k].aux) < group_key(u.group)) u.group = e[k].aux;
           break;
         }
       }
-      add(total, r.reached, tl.persons[i]);
-      if (breakdown.active()) add(group_agg(r.group), r.reached, tl.persons[i]);
+      finish(u, results[0]);
+      if (!periods) return;
+      int32_t last = -1;
+      for (size_t j = 0; j < cnt; j++) {
+        if (!(e[j].tag & entry_bits) || e[j].ts < entry_from || e[j].ts >= entry_to) continue;
+        const int32_t b = periods->Of(e[j].ts);
+        if (b == last) continue;  // entries are in time order: each period once
+        last = b;
+        UnitOutcome pu;
+        pu.person = person;
+        pu.period = b;
+        const int64_t from = b == 0 ? entry_from : periods->EndMs(b - 1);
+        pu.reached = static_cast<uint32_t>((1ULL << eval.Unordered(e, cnt, from, periods->EndMs(b))) - 1);
+        finish(pu, results[0]);
+      }
+    };
+    std::vector<TimelineEntry> unit;
+    std::map<uint32_t, std::vector<TimelineEntry>> by_session;
+    for (size_t i = 0; i < tl.persons.size(); i++) {
+      const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
+      const size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
+      if (!sessions) {
+        run_unit(e, cnt, tl.persons[i]);
+        continue;
+      }
+      // Split the person's timeline into sessions: $session_id, else runs of events
+      // without one at most 30 minutes apart.
+      by_session.clear();
+      int64_t last_nosid = INT64_MIN;
+      uint32_t gap_no = 0;
+      for (size_t j = 0; j < cnt; j++) {
+        auto [group, sid] = pairs[e[j].aux];
+        if (sid == 0) {
+          if (last_nosid != INT64_MIN && e[j].ts - last_nosid > kSessionGapMs) gap_no++;
+          last_nosid = e[j].ts;
+        }
+        if (!(e[j].tag & entry_bits)) continue;
+        TimelineEntry x = e[j];
+        x.aux = group;
+        by_session[sid ? sid : (kGapSession | gap_no)].push_back(x);
+      }
+      for (auto& [key, v] : by_session) run_unit(v.data(), v.size(), tl.persons[i]);
     }
   } else {
     // Ordered and strict funnels: one streaming pass in per-person time order with the
-    // paths of every person in dense arrays (see person_scan.h).
-    const PersonTable& pt = *snap.persons;
-    const size_t np = pt.size();
+    // attempt sets of every person in per-thread pools (see person_scan.h).
     PersonOrderScan scan(snap, entry_from, scan_to);
     const auto& blocks = scan.blocks();
     std::vector<BlockState> states(blocks.size());
     for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);  // before threads: interning
-    // One record per person, [header][path of step 0]..[path of step n-1], so a person's
-    // state is one or two cache lines. The header slot packs reached (low 32 bits of
-    // start), group (high 32 bits) and entered (last_done).
-    const size_t stride = n + 1;
-    std::vector<Path> state(np * stride);
-    for (size_t p = 0; p < np; p++) state[p * stride] = Path{0, 0};
-    auto reached_of = [&](uint32_t p) { return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start)); };
-    auto group_of = [&](uint32_t p) {
-      return static_cast<uint32_t>(static_cast<uint64_t>(state[p * stride].start) >> 32);
-    };
-    struct Conv {
-      uint32_t person;
-      uint32_t step;
-      int64_t ms;
-    };
-    const int slots = QueryThreads();
-    std::vector<std::vector<Conv>> convs_by_slot(static_cast<size_t>(slots));
     std::vector<std::string> group_keys_snapshot;
     if (breakdown.active())
       for (uint32_t g = 0; g < breakdown.groups(); g++) group_keys_snapshot.push_back(breakdown.Value(g).dump());
     const uint64_t step_mask = (1ULL << n) - 1;
-    // Event codes the funnel can use; strict funnels and "$any" steps need every row.
+    // Event codes the funnel can use; strict funnels, sessions and "$any" steps need every row.
     std::vector<uint32_t> needed_codes;
     for (uint32_t c = 0; c < by_code.size(); c++)
       if (by_code[c]) needed_codes.push_back(c);
-    const std::vector<uint32_t>* codes = (strict || any_mask) ? nullptr : &needed_codes;
+    const std::vector<uint32_t>* codes = (all_rows || any_mask) ? nullptr : &needed_codes;
     struct Tie {
       uint32_t order;
       uint64_t tag;
-      uint32_t aux;
+      uint32_t aux;  // breakdown group
+      uint32_t sid;  // $session_id value id (sessions), 0 if none
     };
+    std::vector<uint32_t> first_set(np, kNil);  // per person: its first live set
+    std::vector<int64_t> last_nosid(sessions ? np : 0, INT64_MIN);
+    std::vector<uint32_t> gap_no(sessions ? np : 0, 0);
+    // Person mode: the whole-range sets at their person's id.
+    const bool with_from = want_ttc && q.from_step > 0, with_tail = want_ttc || want_corr;
+    std::unique_ptr<SetArena> dense;
+    if (!sessions) dense = std::make_unique<SetArena>(n, with_from, with_tail, np);
+    std::vector<SetStore> pools;
+    for (int i = 0; i < slots; i++) pools.emplace_back(dense.get(), n, with_from, with_tail);
     std::vector<std::vector<Path>> scratch_by_slot(static_cast<size_t>(slots), std::vector<Path>(n));
     std::vector<std::vector<FunnelReach>> reaches_by_slot(reaches ? static_cast<size_t>(slots) : 0);
+    std::vector<std::vector<int64_t>> scratch_from_by_slot(static_cast<size_t>(slots), std::vector<int64_t>(n));
+
+    auto finish_set = [&](SetStore& pool, uint32_t s, SlotResult& out) {
+      const SetHead& h = pool.head(s);
+      UnitOutcome u;
+      u.person = h.person;
+      u.period = h.period;
+      u.reached = h.reached;
+      u.group = breakdown.active() ? h.group : 0;
+      const SetTail* t = pool.tail(s);
+      if (t) u.ttc_ms = t->ttc_ms;
+      if (h.period < 0) {
+        if (out.group_of_serial.size() <= h.serial) out.group_of_serial.resize(h.serial + 1, kNoGroup);
+        out.group_of_serial[h.serial] = u.group;
+      }
+      if (want_corr) {
+        const bool converted = h.reached & (1u << (n - 1));
+        u.corr.outcome = converted ? CorrelationWindow::kSuccess : CorrelationWindow::kFailure;
+        u.corr.from = converted ? t->conv_entry : t->first_entry;
+        u.corr.to = converted ? t->conv_ts : t->first_entry + q.window_ms;
+      }
+      finish(u, out);
+    };
+    // Finishes and unlinks the sets of person p for which done(head) holds.
+    auto finish_sets = [&](SetStore& pool, SlotResult& out, uint32_t p, auto&& done) {
+      uint32_t* link = &first_set[p];
+      while (*link != kNil) {
+        const uint32_t s = *link;
+        SetHead& h = pool.head(s);
+        if (!done(h)) {
+          link = &h.next;
+          continue;
+        }
+        *link = h.next;
+        finish_set(pool, s, out);
+        pool.Free(s);
+      }
+    };
+    // The set of (session, period) of person p, created if missing.
+    std::vector<uint32_t> serials(static_cast<size_t>(slots), 0);
+    auto ensure_set = [&](SetStore& pool, int slot, uint32_t p, uint32_t session, int32_t period) {
+      for (uint32_t s = first_set[p]; s != kNil; s = pool.head(s).next)
+        if (pool.head(s).session == session && pool.head(s).period == period) return;
+      const uint32_t s = dense && period < 0 ? pool.AllocDense(p) : pool.Alloc();
+      SetHead& h = pool.head(s);
+      h.person = p;
+      h.session = session;
+      h.period = period;
+      h.slot = static_cast<uint32_t>(slot);
+      if (period < 0) h.serial = serials[static_cast<size_t>(slot)]++;
+      h.next = first_set[p];
+      first_set[p] = s;
+    };
+
     ScanPersonGroups<Tie>(
         scan, pt, slots, codes,
         [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts_out, Tie* tie) {
@@ -427,14 +783,20 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
           if (st.skip) return false;
           const int64_t ts = st.ts[i];
           if (ts < entry_from || ts >= scan_to) return false;
-          const uint64_t m = tag_of(st, i);
-          if (!m) return false;
-          const uint32_t d = st.did[i];
-          *person = pt.PersonOf(d);
+          uint64_t m = tag_of(st, i);
+          const uint32_t p = pt.PersonOf(st.did[i]);
+          if (m & first_ever_bits) m = mask_first_ever(m, p, ts);
+          const uint32_t sid = sessions ? st.sids[i] : 0;
+          if (!m) {
+            // Not a step: strict funnels need it; sessions need it to measure gaps.
+            if (!strict && !(sessions && sid == 0)) return false;
+            m = kOtherBit;
+          }
+          *person = p;
           *ts_out = ts;
           const uint64_t sm = m & step_mask;
           *tie = {sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
-                  (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u};
+                  (m & group_bits) && breakdown.active() ? st.groups[i] : 0u, sid};
           return true;
         },
         [&](int slot, uint32_t p, int64_t ts, std::vector<Tie>& ties) {
@@ -444,52 +806,173 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
               if (a.tag != b.tag) return a.tag < b.tag;
               return a.aux != b.aux && group_keys_snapshot[a.aux] < group_keys_snapshot[b.aux];
             });
-          std::vector<Conv>& convs = convs_by_slot[static_cast<size_t>(slot)];
-          Path* rec = &state[p * stride];
-          uint32_t reached = static_cast<uint32_t>(static_cast<uint64_t>(rec->start));
-          uint32_t grp = static_cast<uint32_t>(static_cast<uint64_t>(rec->start) >> 32);
-          bool ent = rec->last_done != 0;
-          for (const Tie& t : ties)
-            eval.Apply(rec + 1, scratch_by_slot[static_cast<size_t>(slot)].data(), &reached, &ent, &grp, ts, t.tag,
-                       t.aux, [&](int k, int64_t ms) {
-                         if (k > 0) convs.push_back({p, static_cast<uint32_t>(k), ms});
-                         if (reaches)
+          SetStore& pool = pools[static_cast<size_t>(slot)];
+          SlotResult& out = results[static_cast<size_t>(slot)];
+          Path* scratch = scratch_by_slot[static_cast<size_t>(slot)].data();
+          int64_t* scratch_from = scratch_from_by_slot[static_cast<size_t>(slot)].data();
+          // Applies tie t to set s.
+          auto apply = [&](uint32_t s, const Tie& t, bool entry_ok) {
+            const SetArena::View v = pool.view(s);
+            SetHead& h = *v.head;
+            SetTail* tail = v.tail;
+            eval.Apply(v.paths, v.from, scratch, scratch_from, &h.reached, ts, t.tag, entry_ok,
+                       [&](int k, const Path& prev, int64_t prev_from) {
+                         if (k > 0 && h.period < 0)
+                           out.convs.push_back({h.serial, static_cast<uint32_t>(k), ts - prev.last_done});
+                         if (reaches && h.period < 0)
                            reaches_by_slot[static_cast<size_t>(slot)].push_back({p, static_cast<uint32_t>(k), ts});
+                         switch (q.attribution) {
+                           case BreakdownAttribution::kFirstTouch:
+                             if (k == 0) h.group = t.aux;
+                             break;
+                           case BreakdownAttribution::kLastTouch:  // deeper than any step reached before
+                             if ((h.reached & ~(1u << k)) < (1u << k)) h.group = t.aux;
+                             break;
+                           case BreakdownAttribution::kStep:
+                             if (k == q.attribution_step) h.group = t.aux;
+                             break;
+                         }
+                         if (!tail) return;
+                         if (k == 0) tail->first_entry = ts;
+                         if (want_ttc && k == q.to_step) tail->ttc_ms = ts - prev_from;
+                         if (k == static_cast<int>(n) - 1) {
+                           tail->conv_entry = prev.start;
+                           tail->conv_ts = ts;
+                         }
                        });
-          rec->start = static_cast<int64_t>((static_cast<uint64_t>(grp) << 32) | reached);
-          rec->last_done = ent ? 1 : 0;
+          };
+          if (!sessions && !periods) {
+            // One set per person, at the person's id, final at the end of the scan.
+            for (const Tie& t : ties) {
+              const bool entry = (t.tag & 1) && ts >= entry_from && ts < entry_to;
+              if (pool.head(p).person == kNil) {
+                if (!entry) continue;
+                ensure_set(pool, slot, p, 0, -1);
+              }
+              apply(p, t, entry);
+            }
+            return;
+          }
+          uint32_t gap_key = 0;
+          if (sessions) {
+            bool no_sid = false;
+            for (const Tie& t : ties) no_sid |= t.sid == 0;
+            if (no_sid) {
+              if (last_nosid[p] != INT64_MIN && ts - last_nosid[p] > kSessionGapMs) {
+                // The run of events without $session_id ended: its sets are final.
+                const uint32_t ended = kGapSession | gap_no[p];
+                finish_sets(pool, out, p, [&](const SetHead& h) { return h.session == ended; });
+                gap_no[p] = (gap_no[p] + 1) & ~kGapSession;
+              }
+              last_nosid[p] = ts;
+            }
+            gap_key = kGapSession | gap_no[p];
+          }
+          // A set is final once no path can extend (its last entry + window is past).
+          finish_sets(pool, out, p, [&](const SetHead& h) {
+            return (h.period < 0 ? entry_to : periods->EndMs(h.period)) - 1 + q.window_ms < ts;
+          });
+          for (const Tie& t : ties) {
+            const uint32_t key = sessions ? (t.sid ? t.sid : gap_key) : 0;
+            const bool entry = (t.tag & 1) && ts >= entry_from && ts < entry_to;
+            int32_t period = -1;
+            if (entry) {
+              ensure_set(pool, slot, p, key, -1);
+              if (periods) {
+                period = periods->Of(ts);
+                ensure_set(pool, slot, p, key, period);
+              }
+            }
+            for (uint32_t s = first_set[p]; s != kNil; s = pool.head(s).next) {
+              const SetHead& h = pool.head(s);
+              if (h.session == key) apply(s, t, entry && (h.period < 0 || h.period == period));
+            }
+          }
         },
         deadline);
-    std::vector<Conv> convs;
-    for (auto& c : convs_by_slot) convs.insert(convs.end(), c.begin(), c.end());
+    if (deadline && deadline->fired()) return deadline->ToStatus();
     for (auto& r : reaches_by_slot) reaches->insert(reaches->end(), r.begin(), r.end());
-    for (uint32_t p = 0; p < np; p++) {
-      const uint32_t reached = reached_of(p);
-      if (!reached) continue;
-      add(total, reached, p);
-      if (breakdown.active()) add(group_agg(group_of(p)), reached, p);
-    }
-    for (const Conv& c : convs) {
-      if (c.step == 0) continue;
-      total.conv[c.step].push_back(c.ms);
-      if (breakdown.active()) group_agg(group_of(c.person)).conv[c.step].push_back(c.ms);
+    // The sets still open at the end of the scan.
+    if (dense)
+      for (uint32_t p = 0; p < np; p++)
+        if (dense->head(p).person != kNil) finish_set(pools[0], p, results[dense->head(p).slot]);
+    for (size_t slot = 0; slot < pools.size(); slot++) {
+      SetStore& pool = pools[slot];
+      for (size_t i = 0; i < pool.own_size(); i++)
+        if (pool.head(pool.own_id(i)).person != kNil) finish_set(pool, pool.own_id(i), results[slot]);
     }
   }
   if (deadline && deadline->fired()) return deadline->ToStatus();
+
+  // Conversion times into the total and their set's group.
+  for (SlotResult& r : results) {
+    for (const SlotResult::Conv& c : r.convs) {
+      r.total.conv[c.step].push_back(c.ms);
+      const uint32_t g = c.serial < r.group_of_serial.size() ? r.group_of_serial[c.serial] : kNoGroup;
+      if (breakdown.active() && g != kNoGroup) r.groups[g].conv[c.step].push_back(c.ms);
+    }
+  }
+  // Merge the threads' counts (in thread order: the same answer every run).
+  SlotResult& all = results[0];
+  for (size_t s = 1; s < results.size(); s++) {
+    SlotResult& r = results[s];
+    all.total.Merge(r.total);
+    for (auto& [g, a] : r.groups) {
+      auto [it, ins] = all.groups.try_emplace(g);
+      if (ins) it->second.Init(n);
+      it->second.Merge(a);
+    }
+    for (size_t k = 0; k < n; k++)
+      all.drop_persons[k].insert(all.drop_persons[k].end(), r.drop_persons[k].begin(), r.drop_persons[k].end());
+    all.ttc_ms.insert(all.ttc_ms.end(), r.ttc_ms.begin(), r.ttc_ms.end());
+    for (size_t i = 0; i < all.period_counts.size(); i++) all.period_counts[i] += r.period_counts[i];
+  }
+  // Drop-off persons: the first dropoff_limit by person id (a person once, even with
+  // several sessions dropping off).
+  std::vector<std::vector<std::string>> drop_names(n);
+  for (size_t k = 1; k < n; k++) {
+    auto& v = all.drop_persons[k];
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    if (q.dropoff_limit != 0 && v.size() > q.dropoff_limit) v.resize(q.dropoff_limit);
+    for (uint32_t p : v) drop_names[k].push_back(namer ? namer(p) : std::to_string(p));
+  }
+
   FunnelResult out;
   out.timezone = tz.name();
   out.order = q.order;
   out.window_seconds = q.window_ms / 1000;
   out.date_from = q.from_day;
   out.date_to = q.to_day;
-  out.steps = StepResults(q, total, namer, true);
+  out.viz = q.viz;
+  out.aggregate_by = q.aggregate_by;
+  out.steps = StepResults(q, all.total, &drop_names);
   if (breakdown.active()) {
-    std::vector<std::pair<uint32_t, GroupAgg*>> order;
-    for (auto& [g, a] : agg) order.push_back({g, &a});
+    out.attribution = q.attribution;
+    out.attribution_step = q.attribution_step;
+    std::vector<std::pair<uint32_t, StepAgg*>> order;
+    for (auto& [g, a] : all.groups) order.push_back({g, &a});
     std::stable_sort(order.begin(), order.end(),
                      [](auto& a, auto& b) { return a.second->count[0] > b.second->count[0]; });
     if (order.size() > q.breakdown_limit) order.resize(q.breakdown_limit);
-    for (auto& [g, a] : order) out.breakdowns.push_back({breakdown.Value(g), StepResults(q, *a, namer, false)});
+    for (auto& [g, a] : order) out.breakdowns.push_back({breakdown.Value(g), StepResults(q, *a, nullptr)});
+  }
+  if (want_ttc) out.time_to_convert = TimeToConvertHistogram(q.from_step, q.to_step, std::move(all.ttc_ms), q.bins);
+  if (periods) {
+    FunnelTrends t;
+    t.interval = q.interval;
+    t.from_step = q.from_step;
+    t.to_step = q.to_step;
+    for (size_t b = 0; b < nperiods; b++) {
+      t.days.push_back(periods->LabelDay(static_cast<int32_t>(b)));
+      t.step_counts.emplace_back(all.period_counts.begin() + static_cast<ptrdiff_t>(b * n),
+                                 all.period_counts.begin() + static_cast<ptrdiff_t>((b + 1) * n));
+    }
+    out.trends = std::move(t);
+  }
+  if (want_corr) {
+    NS_ASSIGN_OR_RETURN(FunnelCorrelation c, RunFunnelCorrelation(q, snap, windows, entry_from, scan_to, deadline));
+    out.correlation = std::move(c);
   }
   return out;
 }

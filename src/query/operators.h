@@ -31,8 +31,8 @@ struct FunnelReach {
   int64_t ts;
 };
 // With `reaches`, also appends every person's first reach of every step, in no particular
-// order. REQUIRES: reaches == nullptr or q.order is ordered or strict (unordered funnels
-// have no step times).
+// order (with "aggregate_by":"session", every session's). REQUIRES: reaches == nullptr or
+// q.order is ordered or strict (unordered funnels have no step times).
 StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                  const PersonNamer& namer, const Deadline* deadline = nullptr,
                                  std::vector<FunnelReach>* reaches = nullptr);

@@ -148,10 +148,191 @@ StatusOr<TrendsQuery> ParseTrendsQuery(const json& j) {
   return q;
 }
 
+namespace {
+
+StatusOr<std::vector<std::string>> GetStringList(const json& j, const char* key, size_t max) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return out;
+  if (!it->is_array() || it->size() > max)
+    return InvalidArgument(std::string(key) + ": expected an array of at most " + std::to_string(max) + " names", key);
+  for (size_t i = 0; i < it->size(); i++) {
+    const json& x = (*it)[i];
+    const std::string f = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!x.is_string() || x.get_ref<const std::string&>().empty())
+      return InvalidArgument(f + ": expected a non-empty name, got " + x.dump(), f);
+    out.push_back(x);
+  }
+  return out;
+}
+
+// The funnel's visualisations and options of docs/queries.md ("Funnel visualisations"):
+// viz, its step pair, bins and interval, breakdown attribution, aggregation by session and
+// correlation. Fields that only one viz reads are refused with the others, so a request
+// never silently ignores what it asked for.
+Status ParseFunnelOptions(const json& j, FunnelQuery* q) {
+  const int n = static_cast<int>(q->steps.size());
+  const bool unordered = q->order == FunnelOrder::kUnordered;
+  NS_ASSIGN_OR_RETURN(std::string viz, GetString(j, "viz", "", false, "steps"));
+  if (viz == "steps")
+    q->viz = FunnelViz::kSteps;
+  else if (viz == "time_to_convert")
+    q->viz = FunnelViz::kTimeToConvert;
+  else if (viz == "trends")
+    q->viz = FunnelViz::kTrends;
+  else if (viz == "correlation")
+    q->viz = FunnelViz::kCorrelation;
+  else
+    return InvalidArgument(
+        "viz: unknown funnel viz '" + viz + "' (expected steps, time_to_convert, trends or correlation)", "viz");
+  auto only_with = [&](const char* field, bool allowed, const char* which) -> Status {
+    if (allowed || !j.contains(field) || j[field].is_null()) return Status::OK();
+    return InvalidArgument(
+        std::string(field) + ": only used with \"viz\":" + which + " (this funnel's viz is " + viz + ")", field);
+  };
+  const bool ttc = q->viz == FunnelViz::kTimeToConvert, trends = q->viz == FunnelViz::kTrends;
+  const bool corr = q->viz == FunnelViz::kCorrelation;
+  NS_RETURN_IF_ERROR(only_with("from_step", ttc || trends, "\"time_to_convert\" or \"trends\""));
+  NS_RETURN_IF_ERROR(only_with("to_step", ttc || trends, "\"time_to_convert\" or \"trends\""));
+  NS_RETURN_IF_ERROR(only_with("bins", ttc, "\"time_to_convert\""));
+  NS_RETURN_IF_ERROR(only_with("interval", trends, "\"trends\""));
+  NS_RETURN_IF_ERROR(only_with("correlation_properties", corr, "\"correlation\""));
+  NS_RETURN_IF_ERROR(only_with("correlation_exclude_events", corr, "\"correlation\""));
+  NS_RETURN_IF_ERROR(only_with("correlation_limit", corr, "\"correlation\""));
+  if ((ttc || trends || corr) && n < 2) return InvalidArgument("viz: " + viz + " needs at least 2 steps", "viz");
+  if ((ttc || corr) && unordered)
+    return InvalidArgument(
+        "viz: " + viz +
+            " needs an ordered or strict funnel (an unordered funnel does not record when each step was done)",
+        "viz");
+  if (ttc || trends) {
+    NS_ASSIGN_OR_RETURN(int64_t from, GetInt(j, "from_step", "", 0, 0, n - 2));
+    NS_ASSIGN_OR_RETURN(int64_t to, GetInt(j, "to_step", "", n - 1, 1, n - 1));
+    if (to <= from)
+      return InvalidArgument("to_step: must be greater than from_step (" + std::to_string(from) + ")", "to_step");
+    q->from_step = static_cast<int>(from);
+    q->to_step = static_cast<int>(to);
+    if (ttc && q->steps[static_cast<size_t>(from)].optional)
+      return InvalidArgument("from_step: step " + std::to_string(from) +
+                                 " is optional; time to convert is measured from a step every conversion does",
+                             "from_step");
+  }
+  if (ttc) {
+    auto b = j.find("bins");
+    if (b != j.end() && !b->is_null() && !(b->is_string() && *b == "auto")) {
+      if (b->is_string())
+        return InvalidArgument("bins: expected \"auto\" or a number of bins from 1 to 90, got " + b->dump(), "bins");
+      NS_ASSIGN_OR_RETURN(int64_t bins, GetInt(j, "bins", "", 0, 1, 90));
+      q->bins = static_cast<int>(bins);
+    }
+  }
+  if (trends) {
+    NS_ASSIGN_OR_RETURN(std::string iv, GetString(j, "interval", "", false, "day"));
+    if (iv != "day" && iv != "week" && iv != "month")
+      return InvalidArgument("interval: expected day, week or month, got '" + iv + "'", "interval");
+    NS_ASSIGN_OR_RETURN(q->interval, ParseInterval(iv));
+  }
+
+  // breakdown_attribution: "first_touch" | "last_touch" | "step" (with
+  // breakdown_attribution_step), or {"step": N}. Without a breakdown it changes nothing.
+  auto a = j.find("breakdown_attribution");
+  bool step_given = j.contains("breakdown_attribution_step") && !j["breakdown_attribution_step"].is_null();
+  if (a != j.end() && !a->is_null()) {
+    if (a->is_object()) {
+      NS_RETURN_IF_ERROR(CheckFields(*a, "breakdown_attribution", {"step"}));
+      if (step_given)
+        return InvalidArgument("breakdown_attribution_step: give the step once, here or in breakdown_attribution",
+                               "breakdown_attribution_step");
+      if (!a->contains("step"))
+        return InvalidArgument("breakdown_attribution.step: required field is missing", "breakdown_attribution.step");
+      NS_ASSIGN_OR_RETURN(int64_t st, GetInt(*a, "step", "breakdown_attribution", 0, 0, n - 1));
+      q->attribution = BreakdownAttribution::kStep;
+      q->attribution_step = static_cast<int>(st);
+    } else {
+      if (!a->is_string())
+        return InvalidArgument(
+            "breakdown_attribution: expected first_touch, last_touch, step or {\"step\": N}, got " + a->dump(),
+            "breakdown_attribution");
+      const std::string& s = a->get_ref<const std::string&>();
+      if (s == "first_touch")
+        q->attribution = BreakdownAttribution::kFirstTouch;
+      else if (s == "last_touch")
+        q->attribution = BreakdownAttribution::kLastTouch;
+      else if (s == "step")
+        q->attribution = BreakdownAttribution::kStep;
+      else
+        return InvalidArgument(
+            "breakdown_attribution: unknown attribution '" + s + "' (expected first_touch, last_touch or step)",
+            "breakdown_attribution");
+      if (q->attribution == BreakdownAttribution::kStep) {
+        if (!step_given)
+          return InvalidArgument("breakdown_attribution_step: required with \"breakdown_attribution\":\"step\"",
+                                 "breakdown_attribution_step");
+        NS_ASSIGN_OR_RETURN(int64_t st, GetInt(j, "breakdown_attribution_step", "", 0, 0, n - 1));
+        q->attribution_step = static_cast<int>(st);
+      }
+    }
+  }
+  if (step_given && q->attribution != BreakdownAttribution::kStep)
+    return InvalidArgument("breakdown_attribution_step: only used with \"breakdown_attribution\":\"step\"",
+                           "breakdown_attribution_step");
+  if (unordered && q->attribution != BreakdownAttribution::kFirstTouch)
+    return InvalidArgument(
+        "breakdown_attribution: last_touch and step need an ordered or strict funnel (an unordered funnel's steps "
+        "are not tied to events)",
+        "breakdown_attribution");
+
+  NS_ASSIGN_OR_RETURN(std::string agg, GetString(j, "aggregate_by", "", false, "person"));
+  if (agg == "person")
+    q->aggregate_by = FunnelAggregate::kPerson;
+  else if (agg == "session")
+    q->aggregate_by = FunnelAggregate::kSession;
+  else
+    return InvalidArgument("aggregate_by: expected person or session, got '" + agg + "'", "aggregate_by");
+  if (corr && q->aggregate_by == FunnelAggregate::kSession)
+    return InvalidArgument("aggregate_by: correlation compares persons; use \"aggregate_by\":\"person\"",
+                           "aggregate_by");
+
+  if (corr) {
+    NS_ASSIGN_OR_RETURN(std::vector<std::string> props, GetStringList(j, "correlation_properties", 20));
+    for (const std::string& p : props) {
+      if (p == "person.")
+        return InvalidArgument("correlation_properties: 'person.' names no property", "correlation_properties");
+      q->correlation_properties.push_back(MakeRef(p));
+    }
+    NS_ASSIGN_OR_RETURN(q->correlation_exclude_events, GetStringList(j, "correlation_exclude_events", 1000));
+    NS_ASSIGN_OR_RETURN(int64_t lim, GetInt(j, "correlation_limit", "", 10, 1, 100));
+    q->correlation_limit = static_cast<size_t>(lim);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
   NS_RETURN_IF_ERROR(CheckFields(j, "",
-                                 {"kind", "date_from", "date_to", "steps", "window_seconds", "order", "filters",
-                                  "breakdown", "breakdown_limit", "dropoff_limit", "exclusions"}));
+                                 {"kind",
+                                  "date_from",
+                                  "date_to",
+                                  "steps",
+                                  "window_seconds",
+                                  "order",
+                                  "filters",
+                                  "breakdown",
+                                  "breakdown_limit",
+                                  "dropoff_limit",
+                                  "exclusions",
+                                  "viz",
+                                  "from_step",
+                                  "to_step",
+                                  "bins",
+                                  "interval",
+                                  "breakdown_attribution",
+                                  "breakdown_attribution_step",
+                                  "aggregate_by",
+                                  "correlation_properties",
+                                  "correlation_exclude_events",
+                                  "correlation_limit"}));
   FunnelQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(q.window_ms, GetInt(j, "window_seconds", "", 14 * 86400, 0, 366LL * 86400));
@@ -178,7 +359,7 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
     const json& sj = (*s)[i];
     std::string f = "steps[" + std::to_string(i) + "]";
     if (!sj.is_object()) return InvalidArgument(f + ": expected an object", f);
-    NS_RETURN_IF_ERROR(CheckFields(sj, f, {"event", "filters", "optional", "label"}));
+    NS_RETURN_IF_ERROR(CheckFields(sj, f, {"event", "filters", "optional", "label", "first_ever"}));
     FunnelStep st;
     NS_ASSIGN_OR_RETURN(st.event, GetString(sj, "event", f, true));
     if (st.event.empty()) return InvalidArgument(f + ".event: must not be empty", f + ".event");
@@ -187,6 +368,7 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
     if (st.optional && i == 0)
       return InvalidArgument(f + ".optional: the first step cannot be optional", f + ".optional");
     NS_ASSIGN_OR_RETURN(st.label, GetString(sj, "label", f, false, st.event));
+    NS_ASSIGN_OR_RETURN(st.first_ever, GetBool(sj, "first_ever", f, false));
     q.steps.push_back(std::move(st));
   }
   if (q.steps.back().optional)
@@ -237,6 +419,7 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
       q.exclusions.push_back(std::move(e));
     }
   }
+  NS_RETURN_IF_ERROR(ParseFunnelOptions(j, &q));
   return q;
 }
 

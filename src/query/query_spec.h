@@ -99,6 +99,9 @@ struct FunnelStep {
   std::vector<Filter> filters;
   bool optional = false;
   std::string label;
+  // Only the person's first-ever event matching the step (its event and filters, over all
+  // stored history, not only the date range) can fill it.
+  bool first_ever = false;
 };
 
 struct FunnelExclusion {
@@ -106,6 +109,13 @@ struct FunnelExclusion {
   std::vector<Filter> filters;
   int from_step = 0, to_step = 1;  // 0-based step indexes, from < to
 };
+
+// What a funnel answers besides its steps (docs/queries.md, "Funnel visualisations").
+enum class FunnelViz { kSteps, kTimeToConvert, kTrends, kCorrelation };
+// Which event of a person's funnel gives the breakdown value.
+enum class BreakdownAttribution { kFirstTouch, kLastTouch, kStep };
+// Who goes through the funnel: persons, or sessions ($session_id, else 30 minutes apart).
+enum class FunnelAggregate { kPerson, kSession };
 
 struct FunnelQuery {
   std::vector<FunnelStep> steps;
@@ -117,6 +127,21 @@ struct FunnelQuery {
   size_t breakdown_limit = 25;
   std::vector<FunnelExclusion> exclusions;
   size_t dropoff_limit = 100;  // persons listed per step; 0 = all
+
+  FunnelViz viz = FunnelViz::kSteps;
+  // time_to_convert and trends: the two steps measured (0-based, from < to; default first
+  // and last).
+  int from_step = 0, to_step = 0;
+  int bins = 0;                        // time_to_convert: 0 = auto (cube root of the count, 1..60)
+  Interval interval = Interval::kDay;  // trends: the entry periods
+  BreakdownAttribution attribution = BreakdownAttribution::kFirstTouch;
+  int attribution_step = 0;  // with kStep
+  FunnelAggregate aggregate_by = FunnelAggregate::kPerson;
+  // correlation: properties whose values are correlated besides event names ("person.x":
+  // person property), event names left out, and entries listed per direction.
+  std::vector<PropertyRef> correlation_properties;
+  std::vector<std::string> correlation_exclude_events;
+  size_t correlation_limit = 10;
 };
 
 enum class RetentionMode { kExact, kOnOrAfter };

@@ -42,6 +42,80 @@ json StepsJson(const std::vector<FunnelStepResult>& steps) {
   return out;
 }
 
+// The funnel's added fields (docs/queries.md, "Funnel visualisations").
+void AddFunnelVizJson(const FunnelResult& r, json* out) {
+  static const char* const kViz[] = {"steps", "time_to_convert", "trends", "correlation"};
+  (*out)["viz"] = kViz[static_cast<int>(r.viz)];
+  (*out)["aggregate_by"] = r.aggregate_by == FunnelAggregate::kSession ? "session" : "person";
+  if (r.attribution) {
+    static const char* const kAttr[] = {"first_touch", "last_touch", "step"};
+    (*out)["breakdown_attribution"] = kAttr[static_cast<int>(*r.attribution)];
+    if (*r.attribution == BreakdownAttribution::kStep) (*out)["breakdown_attribution_step"] = r.attribution_step;
+  }
+  if (r.time_to_convert) {
+    const FunnelTimeToConvert& t = *r.time_to_convert;
+    json bins = json::array();
+    for (const auto& b : t.bins)
+      bins.push_back(
+          {{"from_seconds", b.from_seconds}, {"to_seconds", b.from_seconds + t.bin_seconds}, {"count", b.count}});
+    (*out)["time_to_convert"] = {{"from_step", t.from_step},
+                                 {"to_step", t.to_step},
+                                 {"count", t.count},
+                                 {"average_seconds", OptionalJson(t.average_seconds)},
+                                 {"median_seconds", OptionalJson(t.median_seconds)},
+                                 {"bin_seconds", t.bin_seconds},
+                                 {"bins", std::move(bins)}};
+  }
+  if (r.trends) {
+    const FunnelTrends& t = *r.trends;
+    json dates = json::array(), rates = json::array(), from = json::array(), to = json::array();
+    json counts = json::array();
+    for (size_t i = 0; i < t.days.size(); i++) {
+      const auto& c = t.step_counts[i];
+      const uint64_t a = c[static_cast<size_t>(t.from_step)], b = c[static_cast<size_t>(t.to_step)];
+      dates.push_back(FormatDate(t.days[i]));
+      rates.push_back(a ? json(static_cast<double>(b) / static_cast<double>(a)) : json(nullptr));
+      from.push_back(a);
+      to.push_back(b);
+      counts.push_back(c);
+    }
+    (*out)["trends"] = {{"interval", std::string(IntervalName(t.interval))},
+                        {"from_step", t.from_step},
+                        {"to_step", t.to_step},
+                        {"dates", std::move(dates)},
+                        {"conversion_rates", std::move(rates)},
+                        {"from_counts", std::move(from)},
+                        {"to_counts", std::move(to)},
+                        {"step_counts", std::move(counts)}};
+  }
+  if (r.correlation) {
+    const FunnelCorrelation& c = *r.correlation;
+    auto entries = [](const std::vector<FunnelCorrelationEntry>& v) {
+      json a = json::array();
+      for (const auto& e : v) {
+        json x;
+        if (e.property.empty()) {
+          x["event"] = e.event;
+        } else {
+          x["property"] = e.property;
+          x["value"] = e.value;
+        }
+        x["success_count"] = e.success_count;
+        x["failure_count"] = e.failure_count;
+        x["odds_ratio"] = e.odds_ratio;
+        x["correlation_type"] = e.success ? "success" : "failure";
+        a.push_back(std::move(x));
+      }
+      return a;
+    };
+    (*out)["correlation"] = {{"success_total", c.success_total},
+                             {"failure_total", c.failure_total},
+                             {"skewed", c.skewed},
+                             {"events", entries(c.events)},
+                             {"properties", entries(c.properties)}};
+  }
+}
+
 }  // namespace
 
 std::string_view MathName(Math m) {
@@ -134,6 +208,7 @@ json ToJson(const FunnelResult& r) {
     bds.push_back(std::move(bj));
   }
   out["breakdowns"] = std::move(bds);
+  AddFunnelVizJson(r, &out);
   return out;
 }
 

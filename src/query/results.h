@@ -82,6 +82,45 @@ struct FunnelBreakdownResult {
   std::vector<FunnelStepResult> steps;
 };
 
+// "viz":"time_to_convert": seconds from from_step to to_step of every unit (person or
+// session) that reached to_step, on the path on which it first reached it.
+struct FunnelTimeToConvert {
+  int from_step = 0, to_step = 0;
+  uint64_t count = 0;  // units in the histogram
+  std::optional<double> average_seconds, median_seconds;
+  int64_t bin_seconds = 0;  // width of every bin; 0 without conversions
+  struct Bin {
+    int64_t from_seconds = 0;  // [from_seconds, from_seconds + bin_seconds)
+    uint64_t count = 0;
+  };
+  std::vector<Bin> bins;  // empty without conversions
+};
+
+// "viz":"trends": per entry period, the funnel of the units that entered in it (the same
+// numbers as the funnel run with date_from/date_to set to that period).
+struct FunnelTrends {
+  Interval interval = Interval::kDay;
+  int from_step = 0, to_step = 0;
+  std::vector<int32_t> days;                       // first day of each period (its label)
+  std::vector<std::vector<uint64_t>> step_counts;  // per period, per step
+};
+
+// "viz":"correlation": event names and property values over- or under-represented among
+// the persons who converted (reached the last step) against those who entered and did not.
+struct FunnelCorrelationEntry {
+  std::string event;     // an event name, or empty for a property value
+  std::string property;  // the property ("person.city") for a property value
+  std::string value;
+  uint64_t success_count = 0, failure_count = 0;
+  double odds_ratio = 0;
+  bool success = false;  // odds_ratio > 1
+};
+struct FunnelCorrelation {
+  uint64_t success_total = 0, failure_total = 0;
+  bool skewed = false;  // one side more than 10 times the other (or empty)
+  std::vector<FunnelCorrelationEntry> events, properties;
+};
+
 struct FunnelResult {
   std::string timezone;
   FunnelOrder order = FunnelOrder::kOrdered;
@@ -89,6 +128,13 @@ struct FunnelResult {
   int32_t date_from = 0, date_to = 0;
   std::vector<FunnelStepResult> steps;
   std::vector<FunnelBreakdownResult> breakdowns;  // largest first, empty without a breakdown
+  FunnelViz viz = FunnelViz::kSteps;
+  FunnelAggregate aggregate_by = FunnelAggregate::kPerson;
+  std::optional<BreakdownAttribution> attribution;  // set with a breakdown
+  int attribution_step = 0;
+  std::optional<FunnelTimeToConvert> time_to_convert;
+  std::optional<FunnelTrends> trends;
+  std::optional<FunnelCorrelation> correlation;
 };
 
 struct RetentionCohortResult {
