@@ -623,7 +623,8 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask, deadline);
     if (deadline && deadline->fired()) return deadline->ToStatus();
     std::vector<std::string> group_keys;
-    auto group_key = [&](uint32_t g) -> const std::string& {
+    // (By value: a reference into the growing cache would dangle when the next call grows it.)
+    auto group_key = [&](uint32_t g) -> std::string {
       while (group_keys.size() <= g)
         group_keys.push_back(breakdown.Value(static_cast<uint32_t>(group_keys.size())).dump());
       return group_keys[g];
