@@ -41,8 +41,8 @@ struct KpiReducer {
   // typed result to parts per breakdown key ("" when not broken down).
   StatusOr<std::map<std::string, KpiParts>> (*reduce)(const nlohmann::json& query, const nlohmann::json& reduce,
                                                       PeriodRange range, bool broken_down, const QueryContext& ctx);
-  // Daily values of the range from one run of the query; nullptr: the KPI layer evaluates
-  // each day as its own range (funnels: conversions cannot be split by day from one answer).
+  // Daily values of the range from one run of the query (funnels: conversion over time by
+  // entry day); nullptr: the KPI layer evaluates each day as its own range.
   Status (*daily)(const nlohmann::json& query, const nlohmann::json& reduce, PeriodRange range, const QueryContext& ctx,
                   DailySeries* out);
 };
