@@ -763,9 +763,20 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     };
     // The set of (session, period) of person p, created if missing.
     std::vector<uint32_t> serials(static_cast<size_t>(slots), 0);
-    auto ensure_set = [&](SetStore& pool, int slot, uint32_t p, uint32_t session, int32_t period) {
-      for (uint32_t s = first_set[p]; s != kNil; s = pool.head(s).next)
-        if (pool.head(s).session == session && pool.head(s).period == period) return;
+    // The set of (session, period) of person p, created if missing (entries at ts). Before
+    // creating one, the person's sets that are final at ts are finished (their last entry +
+    // window is past), so a person keeps about window / period + 2 sets.
+    auto ensure_set = [&](SetStore& pool, SlotResult& out, int slot, uint32_t p, uint32_t session, int32_t period,
+                          int64_t ts) -> uint32_t {
+      if (dense && period < 0) {
+        if (pool.head(p).person != kNil) return p;
+      } else {
+        for (uint32_t s = first_set[p]; s != kNil; s = pool.head(s).next)
+          if (pool.head(s).session == session && pool.head(s).period == period) return s;
+      }
+      finish_sets(pool, out, p, [&](const SetHead& h) {
+        return (h.period < 0 ? entry_to : periods->EndMs(h.period)) - 1 + q.window_ms < ts;
+      });
       const uint32_t s = dense && period < 0 ? pool.AllocDense(p) : pool.Alloc();
       SetHead& h = pool.head(s);
       h.person = p;
@@ -775,6 +786,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       if (period < 0) h.serial = serials[static_cast<size_t>(slot)]++;
       h.next = first_set[p];
       first_set[p] = s;
+      return s;
     };
 
     ScanPersonGroups<Tie>(
@@ -848,7 +860,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
               const bool entry = (t.tag & 1) && ts >= entry_from && ts < entry_to;
               if (pool.head(p).person == kNil) {
                 if (!entry) continue;
-                ensure_set(pool, slot, p, 0, -1);
+                ensure_set(pool, out, slot, p, 0, -1, ts);
               }
               apply(p, t, entry);
             }
@@ -869,20 +881,23 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
             }
             gap_key = kGapSession | gap_no[p];
           }
-          // A set is final once no path can extend (its last entry + window is past).
-          finish_sets(pool, out, p, [&](const SetHead& h) {
-            return (h.period < 0 ? entry_to : periods->EndMs(h.period)) - 1 + q.window_ms < ts;
-          });
           for (const Tie& t : ties) {
             const uint32_t key = sessions ? (t.sid ? t.sid : gap_key) : 0;
             const bool entry = (t.tag & 1) && ts >= entry_from && ts < entry_to;
             int32_t period = -1;
+            uint32_t whole = kNil, own_period = kNil;  // the sets this entry goes to
             if (entry) {
-              ensure_set(pool, slot, p, key, -1);
+              whole = ensure_set(pool, out, slot, p, key, -1, ts);
               if (periods) {
                 period = periods->Of(ts);
-                ensure_set(pool, slot, p, key, period);
+                own_period = ensure_set(pool, out, slot, p, key, period, ts);
               }
+            }
+            if (!strict && !(t.tag & ~(1ULL | kOtherBit))) {
+              // Only an entry (or nothing): no other set of the person can change.
+              if (whole != kNil) apply(whole, t, true);
+              if (own_period != kNil) apply(own_period, t, true);
+              continue;
             }
             for (uint32_t s = first_set[p]; s != kNil; s = pool.head(s).next) {
               const SetHead& h = pool.head(s);
