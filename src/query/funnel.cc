@@ -77,6 +77,10 @@ class FunnelEvaluator {
              bool entry_ok, OnReach&& on_reach) const {
     const bool strict = q_.order == FunnelOrder::kStrict;
     const uint64_t steps = tag & step_bits_;
+    if (strict && !steps) {  // another event: every attempt breaks
+      for (int k = 0; k < n_; k++) lv[k].start = kNoPath;
+      return;
+    }
     Path* target = lv;
     int64_t* target_from = from;
     if (strict) {
@@ -276,6 +280,13 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, StepAgg& g,
     steps.push_back(std::move(s));
   }
   return steps;
+}
+
+// Sorts v, removes repeats and keeps the `limit` smallest.
+void SmallestDistinct(std::vector<uint32_t>* v, size_t limit) {
+  std::sort(v->begin(), v->end());
+  v->erase(std::unique(v->begin(), v->end()), v->end());
+  if (v->size() > limit) v->resize(limit);
 }
 
 // One attempt set of the ordered/strict engine (see the file comment): the head, read on
@@ -586,8 +597,13 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       if (ins) it->second.Init(n);
       it->second.Add(u.reached);
     }
-    for (size_t k = 1; k < n; k++)
-      if (!(u.reached & (1u << k)) && (u.reached & (1u << (k - 1)))) out.drop_persons[k].push_back(u.person);
+    for (size_t k = 1; k < n; k++) {
+      if ((u.reached & (1u << k)) || !(u.reached & (1u << (k - 1)))) continue;
+      auto& v = out.drop_persons[k];
+      v.push_back(u.person);
+      // Only the dropoff_limit smallest person ids are listed: keep the list short.
+      if (q.dropoff_limit != 0 && v.size() >= 4 * q.dropoff_limit) SmallestDistinct(&v, q.dropoff_limit);
+    }
     if (u.ttc_ms >= 0) out.ttc_ms.push_back(u.ttc_ms);
     if (want_corr) windows[u.person] = u.corr;
   };
@@ -797,15 +813,14 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
           const int64_t ts = st.ts[i];
           if (ts < entry_from || ts >= scan_to) return false;
           uint64_t m = tag_of(st, i);
-          const uint32_t p = pt.PersonOf(st.did[i]);
-          if (m & first_ever_bits) m = mask_first_ever(m, p, ts);
+          if (m & first_ever_bits) m = mask_first_ever(m, pt.PersonOf(st.did[i]), ts);
           const uint32_t sid = sessions ? st.sids[i] : 0;
           if (!m) {
             // Not a step: strict funnels need it; sessions need it to measure gaps.
             if (!strict && !(sessions && sid == 0)) return false;
             m = kOtherBit;
           }
-          *person = p;
+          *person = pt.PersonOf(st.did[i]);
           *ts_out = ts;
           const uint64_t sm = m & step_mask;
           *tie = {sm ? static_cast<uint32_t>(__builtin_ctzll(sm)) : 64u, m,
@@ -824,8 +839,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
           Path* scratch = scratch_by_slot[static_cast<size_t>(slot)].data();
           int64_t* scratch_from = scratch_from_by_slot[static_cast<size_t>(slot)].data();
           // Applies tie t to set s.
-          auto apply = [&](uint32_t s, const Tie& t, bool entry_ok) {
-            const SetArena::View v = pool.view(s);
+          auto apply_view = [&](const SetArena::View& v, const Tie& t, bool entry_ok) {
             SetHead& h = *v.head;
             SetTail* tail = v.tail;
             eval.Apply(v.paths, v.from, scratch, scratch_from, &h.reached, ts, t.tag, entry_ok,
@@ -854,15 +868,17 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
                          }
                        });
           };
+          auto apply = [&](uint32_t s, const Tie& t, bool entry_ok) { apply_view(pool.view(s), t, entry_ok); };
           if (!sessions && !periods) {
             // One set per person, at the person's id, final at the end of the scan.
+            const SetArena::View v = dense->view(p);
             for (const Tie& t : ties) {
               const bool entry = (t.tag & 1) && ts >= entry_from && ts < entry_to;
-              if (pool.head(p).person == kNil) {
+              if (v.head->person == kNil) {
                 if (!entry) continue;
                 ensure_set(pool, out, slot, p, 0, -1, ts);
               }
-              apply(p, t, entry);
+              apply_view(v, t, entry);
             }
             return;
           }
@@ -948,9 +964,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
   std::vector<std::vector<std::string>> drop_names(n);
   for (size_t k = 1; k < n; k++) {
     auto& v = all.drop_persons[k];
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    if (q.dropoff_limit != 0 && v.size() > q.dropoff_limit) v.resize(q.dropoff_limit);
+    SmallestDistinct(&v, q.dropoff_limit == 0 ? v.size() : q.dropoff_limit);
     for (uint32_t p : v) drop_names[k].push_back(namer ? namer(p) : std::to_string(p));
   }
 
