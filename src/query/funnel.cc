@@ -1009,6 +1009,40 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
 
 // ---------------------------------------------------------------- registration
 
+namespace {
+
+// The answer as a table (CLI, exports): the visualisation's table when there is one, else
+// the steps.
+ResultTable FunnelTable(const json& r) {
+  if (r.contains("time_to_convert")) {
+    ResultTable rows{{"from s", "to s", "count"}};
+    for (const auto& b : r["time_to_convert"]["bins"]) rows.push_back({b["from_seconds"], b["to_seconds"], b["count"]});
+    return rows;
+  }
+  if (r.contains("trends")) {
+    const json& t = r["trends"];
+    ResultTable rows{{"date", "from count", "to count", "conversion"}};
+    for (size_t i = 0; i < t["dates"].size(); i++)
+      rows.push_back({t["dates"][i], t["from_counts"][i], t["to_counts"][i], t["conversion_rates"][i]});
+    return rows;
+  }
+  if (r.contains("correlation")) {
+    ResultTable rows{{"event or property", "value", "success", "failure", "odds ratio", "type"}};
+    for (const char* list : {"events", "properties"})
+      for (const auto& e : r["correlation"][list])
+        rows.push_back({e.contains("event") ? e["event"] : e["property"], e.value("value", json()), e["success_count"],
+                        e["failure_count"], e["odds_ratio"], e["correlation_type"]});
+    return rows;
+  }
+  ResultTable rows{{"step", "event", "count", "from start", "from previous", "median s"}};
+  for (const auto& s : r["steps"])
+    rows.push_back({s["order"], s["label"], s["count"], s["conversion_from_start"], s["conversion_from_previous"],
+                    s["median_seconds_from_previous"]});
+  return rows;
+}
+
+}  // namespace
+
 const QueryKind kFunnelKind{"funnel",
                             {"funnels"},
                             [](const json& request, const QueryContext& ctx) -> StatusOr<json> {
@@ -1021,12 +1055,6 @@ const QueryKind kFunnelKind{"funnel",
                               return ToJson(r);
                             },
                             [](const json& request) { return ParseFunnelQuery(request).status(); },
-                            [](const json& r) {
-                              ResultTable rows{{"step", "event", "count", "from start", "from previous", "median s"}};
-                              for (const auto& s : r["steps"])
-                                rows.push_back({s["order"], s["label"], s["count"], s["conversion_from_start"],
-                                                s["conversion_from_previous"], s["median_seconds_from_previous"]});
-                              return rows;
-                            }};
+                            FunnelTable};
 
 }  // namespace ns
