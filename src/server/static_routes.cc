@@ -185,10 +185,21 @@ std::string DefaultConsoleDir() {
 
 size_t ConsoleFileCount(const ConsoleAssets& assets) { return assets.files.size(); }
 
+// The API's and the collection endpoints' paths (docs/api.md, collect_routes.cc): a GET
+// there is a wrong method or a typo, answered 404 like any unknown API path, never the
+// console's index.html (an SDK or a probe must not read HTML as an answer).
+static bool IsApiPath(std::string_view path) {
+  for (std::string_view prefix :
+       {"/api", "/v1", "/batch", "/capture", "/e", "/i", "/track", "/engage", "/sa", "/sa.gif", "/decide", "/flags"}) {
+    if (path == prefix || (path.starts_with(prefix) && path[prefix.size()] == '/')) return true;
+  }
+  return false;
+}
+
 std::vector<Route> StaticRoutes(std::shared_ptr<const ConsoleAssets> assets) {
   HttpHandler handler = [assets](const HttpRequest& req, HttpResponse& res) {
     const std::string& path = req.path;
-    if (path == "/api" || path.starts_with("/api/")) return res.Error(NotFound("no route GET " + path));
+    if (IsApiPath(path)) return res.Error(NotFound("no route GET " + path));
     if (!assets) {
       SecurityHeaders(res);
       res.Text(
