@@ -79,7 +79,7 @@ struct Effect {
   std::string name;  // the treatment's
   bool ok = true;    // false: too few data or zero variance; `error` says which
   std::string error;
-  double expected = 0;  // the estimated difference (relative: a fraction, 0.05 = +5%)
+  double expected = 0;             // the estimated difference (relative: a fraction, 0.05 = +5%)
   double ci_low = 0, ci_high = 0;  // NaN bounds as +-infinity for one-sided intervals
   // Frequentist and sequential (NaN for Bayesian); after `correction` when there is one.
   double p_value = 0;
