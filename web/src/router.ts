@@ -1,5 +1,6 @@
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { loadSession, session } from './session'
+import { areas } from './areas/area'
 
 // Every page is its own chunk, loaded when first visited: the first load carries only the
 // shell (docs/console.md, "Size").
@@ -18,6 +19,8 @@ const routes: RouteRecordRaw[] = [
       { path: 'insights', name: 'insights', component: () => import('./pages/InsightsPage.vue') },
       { path: 'dashboards', name: 'dashboards', component: () => import('./pages/DashboardsPage.vue') },
       { path: 'settings', name: 'settings', component: () => import('./pages/SettingsPage.vue') },
+      // Every area's pages (web/src/areas/*/index.ts).
+      ...areas.flatMap((a) => a.routes),
       { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/NotFoundPage.vue') },
     ],
   },

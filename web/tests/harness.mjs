@@ -115,7 +115,9 @@ export async function makeFixtures(server) {
   const alertId = refreshed.alerts_fired?.[0]?.id ?? refreshed.alerts_fired?.[0]
   const viewer = { email: 'viewer@example.com', password: 'viewer-password-1' }
   await api(server, 'POST', '/api/v1/users', { ...viewer, role: 'viewer', name: 'Viewer' })
-  return { today, scenarioId: scenario.id, actions: [first.id, second.id], kpiId: kpi.id, alertId, viewer }
+  // The demo's operator (src/cli/demo_data.cc).
+  const operator = { email: 'operator@northstar.local', password: 'northstar-operator' }
+  return { today, scenarioId: scenario.id, actions: [first.id, second.id], kpiId: kpi.id, alertId, viewer, operator }
 }
 
 /**
@@ -171,4 +173,118 @@ export function watch(page) {
 export function findChromium() {
   for (const p of [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']) if (p && existsSync(p)) return p
   return null
+}
+
+/**
+ * The common frame of a console browser test file (one per area: web/tests/<area>.test.mjs,
+ * run by ctest as console_<area>; docs/console.md, "Adding an area"). Call it once at the top
+ * of the file:
+ *
+ *   const s = await consoleSuite(import.meta.url)
+ *   test('…', async () => {
+ *     const { context, page, w } = await s.open()            // or s.open({ lang: 'zh-CN' })
+ *     await s.logIn(page, s.server.admin)                     // or s.fx.viewer, s.fx.operator
+ *     await s.visit(page, { path: '/flags', ready: '[data-test=flags-page]' })
+ *     …
+ *     await s.shoot(page, 'flags')                            // <lang>-flags.png in SCREENSHOT_DIR
+ *     s.clean(w)                                              // no dialog, console error, failed request
+ *     await context.close()
+ *   })
+ *
+ * It takes the binary from argv[2] or $NORTHSTAR, exits 77 (ctest: skipped) without Chromium,
+ * starts `northstar serve --demo` with the fixtures of makeFixtures before the tests and stops
+ * it after them. `options` go to startServer (users, days).
+ */
+export async function consoleSuite(testFileUrl, options = {}) {
+  const { after, before } = await import('node:test')
+  const { fileURLToPath } = await import('node:url')
+  const { dirname, resolve, basename } = await import('node:path')
+  const { mkdirSync } = await import('node:fs')
+  const web = resolve(dirname(fileURLToPath(testFileUrl)), '..')
+  const file = basename(fileURLToPath(testFileUrl))
+  const bin = process.argv[2] ?? process.env.NORTHSTAR
+  if (!bin) {
+    console.error(`usage: node web/tests/${file} /path/to/northstar   (or NORTHSTAR=… node --test web/tests/${file})`)
+    process.exit(2)
+  }
+  const chromiumPath = findChromium()
+  if (!chromiumPath) {
+    console.log('SKIP: no Chromium at /usr/bin/chromium (scripts/setup.sh installs the Debian package)')
+    process.exit(77)
+  }
+  const dist = join(web, 'dist')
+  if (!existsSync(join(dist, 'index.html'))) {
+    console.error('web/dist/index.html is missing: build the console first (make console)')
+    process.exit(1)
+  }
+  let chromium
+  try {
+    ;({ chromium } = await import('playwright-core'))
+  } catch {
+    console.error('playwright-core is not installed in web/node_modules: run make console (npm ci in web/)')
+    process.exit(1)
+  }
+  const shots = process.env.SCREENSHOT_DIR ?? join(dirname(resolve(bin)), 'console-screenshots')
+  const s = { server: null, fx: null, browser: null, shots, web }
+
+  before(async () => {
+    s.server = await startServer(resolve(bin), dist, options)
+    s.fx = await makeFixtures(s.server)
+    s.browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    })
+    mkdirSync(shots, { recursive: true })
+  })
+  after(async () => {
+    await s.browser?.close()
+    await s.server?.stop()
+  })
+
+  /** A fresh browser context (own cookies and storage) with its page watched. */
+  s.open = async ({ lang = 'en-US', width = 1400, height = 900 } = {}) => {
+    const context = await s.browser.newContext({ locale: lang, viewport: { width, height }, baseURL: s.server.base })
+    const page = await context.newPage()
+    const w = watch(page)
+    page.setDefaultTimeout(15000)
+    return { context, page, w }
+  }
+  /** Fails on any dialog, console error or failed request the page has seen. */
+  s.clean = (w) => {
+    if (w.dialogs.length) throw new Error(`no dialog may open: ${w.dialogs.join('; ')}`)
+    if (w.problems.length) throw new Error(`no console error or failed request: ${w.problems.join('; ')}`)
+  }
+  /** Waits until the page has had no request in flight for a while (watch().idle). */
+  s.settle = async (page) => {
+    await page.waitForLoadState('load')
+    await page.__nsWatch.idle()
+  }
+  s.logIn = async (page, { email, password }) => {
+    await page.goto('/')
+    await page.waitForURL(/\/login/)
+    await page.locator('[data-test=login-form] input[type=email]').fill(email)
+    await page.locator('[data-test=login-form] input[type=password]').fill(password)
+    await page.locator('[data-test=login-submit]').click()
+    await page.locator('[data-test=cockpit]').waitFor()
+    await s.settle(page) // leaving while the cockpit still loads would abort its requests
+  }
+  /** Opens `path` (or path()), clicks tab `tab` if given, waits for `ready` and for quiet. */
+  s.visit = async (page, p) => {
+    await page.goto(typeof p.path === 'function' ? p.path() : p.path)
+    if (p.tab) await page.locator(`#tab-${p.tab}`).click()
+    await page.locator(p.ready).first().waitFor()
+    await s.settle(page)
+  }
+  /** Switches the UI language with the header's switch. */
+  s.setLang = async (page, lang) => {
+    await page.locator(`[data-test=lang-switch] [data-lang="${lang}"]`).click()
+    await page.waitForFunction((l) => document.documentElement.lang === l, lang)
+  }
+  /** A full-page screenshot named <lang>-<name>.png (the page's current language). */
+  s.shoot = async (page, name) => {
+    const lang = await page.evaluate(() => document.documentElement.lang)
+    await page.screenshot({ path: join(shots, `${lang}-${name}.png`), fullPage: true })
+  }
+  return s
 }

@@ -1,6 +1,7 @@
 import { createI18n } from 'vue-i18n'
 import en from './en'
 import zhCN from './zh-CN'
+import { areaMessages, mergeMessages } from '../areas/area'
 
 export type Lang = 'zh-CN' | 'en'
 const STORAGE_KEY = 'ns.lang'
@@ -17,11 +18,16 @@ export function initialLang(): Lang {
   return 'en'
 }
 
+/** The built-in strings plus every area's (web/src/areas/<name>/i18n.ts). */
+function withAreas(base: typeof en, lang: Lang): typeof en {
+  return areaMessages.reduce((m, a) => mergeMessages(m, a[lang]), base as Record<string, unknown>) as unknown as typeof en
+}
+
 export const i18n = createI18n({
   legacy: false,
   locale: initialLang(),
   fallbackLocale: 'en',
-  messages: { en, 'zh-CN': zhCN },
+  messages: { en: withAreas(en, 'en'), 'zh-CN': withAreas(zhCN, 'zh-CN') },
   // Messages never hold HTML; values are escaped by Vue's text interpolation anyway.
   escapeParameter: true,
   missingWarn: false,
