@@ -59,6 +59,45 @@ const std::map<std::string, Heading>& Headings() {
       {"repurchase_rate", {"Repurchase rate", "复购率", true}},
       {"repurchase_cycle_days", {"Repurchase cycle (days)", "复购周期(天)"}},
       {"cart_abandonment_rate", {"Cart abandonment", "弃购率", true}},
+      // trends as one number, stickiness
+      {"value", {"Value", "值"}},
+      {"intervals", {"Intervals active", "活跃天数"}},
+      // funnel visualisations: time to convert, conversion over time, correlation
+      {"from s", {"From (seconds)", "起(秒)"}},
+      {"to s", {"To (seconds)", "止(秒)"}},
+      {"from count", {"Entered", "进入人数"}},
+      {"to count", {"Converted", "转化人数"}},
+      {"conversion", {"Conversion", "转化率", true}},
+      {"event or property", {"Event or property", "事件或属性"}},
+      {"success", {"Converted", "转化人数"}},
+      {"failure", {"Dropped", "流失人数"}},
+      {"odds ratio", {"Odds ratio", "优势比"}},
+      {"type", {"Type", "类型"}},
+      // paths
+      {"source", {"From", "来源"}},
+      {"target", {"To", "去向"}},
+      {"paths", {"Paths", "路径数"}},
+      {"average s", {"Average seconds", "平均时长(秒)"}},
+      // channels
+      {"channel", {"Channel", "渠道"}},
+      {"new_persons", {"New persons", "新增人数"}},
+      {"spend", {"Spend", "投放花费"}},
+      {"cac", {"CAC", "获客成本"}},
+      {"first_order_conversion", {"First-order conversion", "首单转化率", true}},
+      {"revenue_cumulative", {"Cumulative revenue", "累计收入"}},
+      {"roas", {"ROAS", "ROAS"}},
+      {"payback_days", {"Payback (days)", "回本天数"}},
+      {"stop_loss", {"Stop-loss", "止损"}},
+      // clv
+      {"distinct_id", {"Distinct ID", "用户ID"}},
+      {"frequency", {"Repeat purchases", "复购次数"}},
+      {"recency", {"Recency", "最近复购时点"}},
+      {"T", {"Age (T)", "客户年龄(T)"}},
+      {"monetary", {"Average value", "平均客单"}},
+      {"p_alive", {"P(alive)", "存活概率", true}},
+      {"expected_purchases", {"Expected purchases", "预期购买次数"}},
+      {"expected_average_value", {"Expected average value", "预期客单价"}},
+      {"clv", {"CLV", "预测终身价值"}},
   };
   return k;
 }
@@ -110,6 +149,11 @@ ReportTable InsightResultTable(const QueryKind& kind, const json& result, const 
     std::string s = Text(h);
     if (kind.name == "retention" && AllDigits(s)) {
       t.headers.push_back(zh ? "第" + s + unit_zh : unit_en + s);
+      continue;
+    }
+    // The LTV table's periods since the first payment: "LTV 3" / "第3期LTV".
+    if (kind.name == "ltv" && s.rfind("ltv_", 0) == 0 && AllDigits(s.substr(4))) {
+      t.headers.push_back(zh ? "第" + s.substr(4) + "期LTV" : "LTV " + s.substr(4));
       continue;
     }
     auto it = Headings().find(s);

@@ -324,6 +324,13 @@ def test_exports():
         check(text in strings, f"{text} in the workbook")
     en = zipfile.ZipFile(io.BytesIO(sec.req("GET", f"/api/v1/insights/{S['retention']}/export.xlsx?lang=en").body))
     check("Day 0" in en.read("xl/sharedStrings.xml").decode(), "English period headings")
+    # Every kind's columns have their Chinese heading (stickiness' and a single number's too).
+    for q, want in (({"kind": "stickiness", "series": [{"event": "pay"}], "date_from": "-7d", "date_to": "today"}, ["活跃天数"]),
+                    ({"kind": "trends", "series": [{"event": "pay"}], "display": "number", "date_from": "-7d", "date_to": "today"},
+                     ["名称", "值"])):
+        i = sec.ok("POST", "/api/v1/insights", {"name": f"headings {q['kind']}", "query": q}, 201)["id"]
+        head = next(csv.reader(io.StringIO(sec.req("GET", f"/api/v1/insights/{i}/export.csv").body[3:].decode())))
+        check_eq(head[:len(want)], want, f"{q['kind']} headings in Chinese")
 
 
 # --------------------------------------------------------------------------- KPIs from insights

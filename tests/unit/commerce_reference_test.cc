@@ -25,6 +25,7 @@
 #include "core/env.h"
 #include "ops/kpi_reducers.h"
 #include "query/query_kind.h"
+#include "reference_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -34,21 +35,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kDay = 86'400'000;
-
-int LocalDay(const date::time_zone* z, int64_t ms) {
-  auto lt = z->to_local(date::sys_time<std::chrono::milliseconds>{std::chrono::milliseconds{ms}});
-  return static_cast<int>(date::floor<date::days>(lt).time_since_epoch().count());
-}
-
-std::string DayString(int days) { return date::format("%F", date::sys_days{date::days{days}}); }
-
-int64_t LocalMidnight(const date::time_zone* z, int day) {
-  date::local_days ld{date::days{day}};
-  auto info = z->get_info(ld);
-  if (info.result == date::local_info::nonexistent)
-    return date::sys_seconds(info.first.end).time_since_epoch().count() * 1000;
-  return (date::sys_seconds{ld.time_since_epoch()} - info.first.offset).time_since_epoch().count() * 1000;
-}
 
 int PeriodStart(int day, const std::string& interval) {
   if (interval == "day") return day;
@@ -189,65 +175,6 @@ void ExpectMetrics(const json& got, const NMetrics& w, const std::string& what) 
   }
   near("repurchase_cycle_days", median);
 }
-
-// The POSIX file system without fsync: durability is not under test here, and a few
-// hundred stores each syncing every append would spend the test's time waiting on the disk.
-class NoSyncEnv : public Env {
- public:
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewWritableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewAppendableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status Append(std::string_view data) override { return base_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return base_->Truncate(size); }
-    Status Close() override { return base_->Close(); }
-    uint64_t size() const override { return base_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-  Env* base_ = Env::Default();
-};
-
-// A temporary directory in memory (/dev/shm) where there is one: creating and removing
-// the thousands of segment files of these stores costs more on ext4 than all the rest.
-class MemTempDir {
- public:
-  MemTempDir() {
-    std::error_code ec;
-    std::filesystem::path base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : std::filesystem::temp_directory_path();
-    std::string tmpl = (base / "nstest-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) ADD_FAILURE() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
-    path_ = tmpl;
-  }
-  ~MemTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 class CommerceReference : public ::testing::TestWithParam<int> {};
 

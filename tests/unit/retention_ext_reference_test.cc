@@ -18,6 +18,7 @@
 
 #include "core/env.h"
 #include "query/operators.h"
+#include "reference_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -218,43 +219,6 @@ void ExpectFractions(const json& got, const json& want, const std::string& what)
     }
   }
 }
-
-// The POSIX file system without fsync: durability is not what this test is about, and on a
-// loaded machine the syncs of 240 stores cost minutes.
-class NoSyncEnv : public Env {
- public:
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewWritableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewAppendableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    Status Append(std::string_view data) override { return base_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return base_->Truncate(size); }
-    Status Close() override { return base_->Close(); }
-    uint64_t size() const override { return base_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
-  };
-  Env* base_ = Env::Default();
-};
 
 const char* kZones[] = {"Asia/Shanghai", "America/New_York", "UTC", "Asia/Kolkata", "Europe/Berlin"};
 const char* kNames[] = {"s0", "s1", "s2", "x"};

@@ -21,6 +21,7 @@
 #include "ops/kpi_reducers.h"
 #include "query/formula.h"
 #include "query/operators.h"
+#include "reference_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -28,43 +29,6 @@ namespace ns {
 namespace {
 
 using nlohmann::json;
-
-// The POSIX file system without fsync: these tests are about answers, not durability, and
-// hundreds of synced flushes are most of their time on a busy machine.
-class NoSyncEnv : public Env {
- public:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
-    Status Append(std::string_view data) override { return f_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return f_->Truncate(size); }
-    Status Close() override { return f_->Close(); }
-    uint64_t size() const override { return f_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
-  };
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewWritableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    NS_ASSIGN_OR_RETURN(auto f, base_->NewAppendableFile(path));
-    return std::unique_ptr<WritableFile>(new File(std::move(f)));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  Env* base_ = Env::Default();
-};
 
 // ---------------------------------------------------------------- the naive world
 
