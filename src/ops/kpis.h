@@ -80,7 +80,8 @@ class Kpis {
   StatusOr<std::map<std::string, KpiParts>> Evaluate(const std::string& project, int64_t id, const KpiDoc& doc,
                                                      PeriodRange range, const std::string& dimension = "",
                                                      KpiEvalScope* scope = nullptr);
-  // Daily values over [from, to] (one query per day for funnels), for forecasts and alerts.
+  // Daily values over [from, to], for forecasts and alerts: one pass when the reducer has a
+  // daily form (trends, funnel, retention), else one evaluation per day (commerce).
   StatusOr<DailySeries> Daily(const std::string& project, int64_t id, const KpiDoc& doc, PeriodRange range,
                               KpiEvalScope* scope = nullptr);
   // The same for a definition as JSON (ValidateKpi's answer, or Doc's with its "id").

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "query/json_fields.h"
+#include "query/operators.h"
 #include "query/person_facts.h"
 #include "query/person_models.h"
 #include "query/query_kind.h"

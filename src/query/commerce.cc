@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "query/json_fields.h"
+#include "query/operators.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
 

@@ -108,7 +108,4 @@ struct LtvResult {
 StatusOr<LtvResult> RunLtv(const LtvQuery& q, const QueryContext& ctx);
 nlohmann::json ToJson(const LtvResult& r);
 
-extern const QueryKind kCommerceKind;  // commerce.cc
-extern const QueryKind kLtvKind;       // ltv.cc
-
 }  // namespace ns

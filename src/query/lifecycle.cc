@@ -12,6 +12,7 @@
 #include <array>
 
 #include "query/json_fields.h"
+#include "query/operators.h"
 #include "query/person_models.h"
 #include "query/person_scan.h"
 #include "query/scan.h"

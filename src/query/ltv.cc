@@ -8,6 +8,7 @@
 
 #include "query/commerce.h"
 #include "query/json_fields.h"
+#include "query/operators.h"
 #include "query/scan.h"
 
 namespace ns {

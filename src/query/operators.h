@@ -39,11 +39,18 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
 StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz,
                                        const Deadline* deadline = nullptr);
 
+// Every query kind, one per operator file, registered in query_kinds.cc. (The kinds'
+// request and result types live beside their operators: person_models.h, commerce.h, …)
 extern const QueryKind kTrendsKind;      // trends.cc
 extern const QueryKind kFunnelKind;      // funnel.cc
 extern const QueryKind kRetentionKind;   // retention.cc
 extern const QueryKind kPathsKind;       // paths.cc
 extern const QueryKind kChannelsKind;    // channels.cc
 extern const QueryKind kStickinessKind;  // stickiness.cc
+extern const QueryKind kRfmKind;         // rfm.cc
+extern const QueryKind kLifecycleKind;   // lifecycle.cc
+extern const QueryKind kClvKind;         // clv.cc
+extern const QueryKind kCommerceKind;    // commerce.cc
+extern const QueryKind kLtvKind;         // ltv.cc
 
 }  // namespace ns

@@ -133,8 +133,4 @@ struct LifecycleResult {
 StatusOr<LifecycleResult> RunLifecycle(const LifecycleQuery& q, const QueryContext& ctx);
 nlohmann::json ToJson(const LifecycleResult& r);
 
-extern const QueryKind kRfmKind;        // rfm.cc
-extern const QueryKind kLifecycleKind;  // lifecycle.cc
-extern const QueryKind kClvKind;        // clv.cc
-
 }  // namespace ns

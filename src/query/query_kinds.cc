@@ -2,10 +2,8 @@
 #include <chrono>
 
 #include "query/cohort_source.h"
-#include "query/commerce.h"
 #include "query/operators.h"
 #include "query/person_facts.h"
-#include "query/person_models.h"
 #include "query/query_kind.h"
 #include "query/relative_dates.h"
 

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "query/json_fields.h"
+#include "query/operators.h"
 #include "query/person_models.h"
 #include "query/scan.h"
 
