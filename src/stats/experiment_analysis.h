@@ -92,10 +92,11 @@ struct VariantSummary {
 struct Effect {
   std::string name;  // the treatment's
   bool ok = true;    // false: no answer; `error` says why and every number below is NaN
-  // "ZERO_NEGATIVE_VARIANCE" (fewer than 2 persons or no variance in a variant),
-  // "ZERO_NEGATIVE_BASELINE_VARIATION" (control's value is 0: no relative difference),
-  // "ALPHA_GREATER_THAN_0.5_FOR_SEQUENTIAL_ONE_SIDED_TEST", "NUMERICAL_PVALUE_NOT_CONVERGED"
-  // (gbstats' messages, so the two engines can be compared).
+  // When !ok: "ZERO_NEGATIVE_VARIANCE" (fewer than 2 persons or no variance in a variant),
+  // "ZERO_NEGATIVE_BASELINE_VARIATION" (control's value is 0),
+  // "ALPHA_GREATER_THAN_0.5_FOR_SEQUENTIAL_ONE_SIDED_TEST". With ok, only
+  // "NUMERICAL_PVALUE_NOT_CONVERGED": a one-sided sequential p-value the bisection did not
+  // find (NaN; the interval stands). gbstats' messages, so the two engines can be compared.
   std::string error;
   double expected = 0;             // the estimated difference (relative: a fraction, 0.05 = +5%)
   double ci_low = 0, ci_high = 0;  // -inf / +inf for the open side of one-sided intervals

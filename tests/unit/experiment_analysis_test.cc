@@ -379,6 +379,31 @@ TEST(GrowthBookCorrections, AppliedToTreatments) {
   EXPECT_GT(r->effects[0].p_value, alone.p_value);
 }
 
+TEST(GrowthBookCorrections, BonferroniAndOneSided) {
+  std::vector<VariantStatistics> v{kA3407, kB3461, Mean(1500, 60000, 3400)};
+  AnalysisOptions o;
+  o.correction = Correction::kBonferroni;
+  auto r = AnalyzeExperiment(MetricKind::kMean, v, o);
+  ASSERT_TRUE(r.ok());
+  for (const Effect& e : r->effects) EXPECT_EQ(e.p_value, std::min(1.0, 2 * e.p_value_unadjusted));
+  // One-sided: p-values adjusted, the one-sided interval left as it is.
+  o.alternative = Alternative::kGreater;
+  r = AnalyzeExperiment(MetricKind::kMean, v, o);
+  ASSERT_TRUE(r.ok());
+  for (const Effect& e : r->effects) {
+    EXPECT_EQ(e.p_value, std::min(1.0, 2 * e.p_value_unadjusted));
+    EXPECT_EQ(e.ci_low, e.ci_low_unadjusted);
+    EXPECT_EQ(e.ci_high, kInf);
+  }
+  // Bayesian answers are not adjusted.
+  o = Options(DifferenceType::kRelative, AnalysisMethod::kBayesian);
+  o.correction = Correction::kHolm;
+  r = AnalyzeExperiment(MetricKind::kMean, v, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(std::isnan(r->effects[0].p_value));
+  EXPECT_EQ(r->effects[0].ci_low, r->effects[0].ci_low_unadjusted);
+}
+
 // GrowthBook's power calculator (shared/test/power.test.ts).
 constexpr double kPowerMean = 10, kPowerVariance = 3909.9997749994377;
 
