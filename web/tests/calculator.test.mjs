@@ -126,6 +126,21 @@ test('power: persons, days and the week table are the API answer; Chinese', asyn
   await context.close()
 })
 
+test('phone: the calculator fits 390 px without sideways scrolling', async () => {
+  const { context, page, w } = await s.open({ lang: 'zh-CN', width: 390, height: 844 })
+  await s.logIn(page, s.server.admin)
+  await s.visit(page, { path: '/calculator', ready: '[data-test=calculator-page]' })
+  await fillRow(page, 0, CONTROL)
+  await fillRow(page, 1, NEW)
+  await analyze(page)
+  await page.locator('[data-test=interval-chart]').waitFor()
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth)
+  assert.ok(wide <= 390, `no sideways scrolling at 390 px, the page is ${wide} px wide`)
+  await s.shoot(page, 'calculator-phone')
+  s.clean(w)
+  await context.close()
+})
+
 test('viewer: the calculator answers a viewer too (nothing is stored, no edit control)', async () => {
   const { context, page, w } = await s.open()
   await s.logIn(page, s.fx.viewer)
