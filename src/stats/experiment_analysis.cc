@@ -515,6 +515,47 @@ Status Validate(MetricKind kind, const std::vector<VariantStatistics>& variants,
 
 }  // namespace
 
+void VariantAccumulator::Add(double value) {
+  s_.n += 1;
+  s_.sum += value;
+  s_.sum_squares += value * value;
+}
+
+void VariantAccumulator::Add(double value, double pre) {
+  Add(value);
+  s_.has_pre = true;
+  s_.pre_sum += pre;
+  s_.pre_sum_squares += pre * pre;
+  s_.main_pre_sum_product += value * pre;
+}
+
+void VariantAccumulator::AddRatio(double numerator, double denominator) {
+  Add(numerator);
+  s_.denominator_sum += denominator;
+  s_.denominator_sum_squares += denominator * denominator;
+  s_.main_denominator_sum_product += numerator * denominator;
+}
+
+void VariantAccumulator::AddRatio(double numerator, double denominator, double pre_numerator, double pre_denominator) {
+  AddRatio(numerator, denominator);
+  s_.has_pre = true;
+  s_.pre_sum += pre_numerator;
+  s_.pre_sum_squares += pre_numerator * pre_numerator;
+  s_.main_pre_sum_product += numerator * pre_numerator;
+  s_.pre_denominator_sum += pre_denominator;
+  s_.pre_denominator_sum_squares += pre_denominator * pre_denominator;
+  s_.denominator_pre_denominator_sum_product += denominator * pre_denominator;
+  s_.pre_pre_denominator_sum_product += pre_numerator * pre_denominator;
+  s_.main_pre_denominator_sum_product += numerator * pre_denominator;
+  s_.pre_denominator_sum_product += pre_numerator * denominator;
+}
+
+VariantStatistics VariantAccumulator::Statistics(std::string name) const {
+  VariantStatistics out = s_;
+  out.name = std::move(name);
+  return out;
+}
+
 double SampleRatioMismatchPValue(const std::vector<double>& persons, const std::vector<double>& weights) {
   std::vector<double> users, w;
   for (size_t i = 0; i < persons.size() && i < weights.size(); i++) {

@@ -56,6 +56,21 @@ struct VariantStatistics {
   double pre_denominator_sum_product = 0;              // sum of pre (numerator) * denominator
 };
 
+// Builds a variant's sums one person at a time, as a results-from-events pass does: call one
+// Add per exposed person (the same overload for every person of the experiment), then
+// Statistics(). Winsorised metrics pass values already capped (WinsorizationCap).
+class VariantAccumulator {
+ public:
+  void Add(double value);              // kMean; kProportion with 0 or 1
+  void Add(double value, double pre);  // with CUPED: the pre-window value
+  void AddRatio(double numerator, double denominator);
+  void AddRatio(double numerator, double denominator, double pre_numerator, double pre_denominator);
+  VariantStatistics Statistics(std::string name) const;
+
+ private:
+  VariantStatistics s_;
+};
+
 struct AnalysisOptions {
   DifferenceType difference = DifferenceType::kRelative;
   AnalysisMethod method = AnalysisMethod::kFrequentist;

@@ -656,6 +656,49 @@ TEST(NaiveReference, HolmByDefinition) {
   }
 }
 
+TEST(NaiveReference, AccumulatorEqualsTheSums) {
+  for (uint64_t seed = 0; seed < 200; seed++) {
+    Rng rng(seed);
+    Raw a = RandomVariant(rng, 0);
+    VariantAccumulator plain, cuped, ratio, cuped_ratio;
+    std::vector<double> pre_d;
+    for (size_t i = 0; i < a.y.size(); i++) {
+      pre_d.push_back(1 + rng.Int(0, 3));
+      plain.Add(a.y[i]);
+      cuped.Add(a.y[i], a.x[i]);
+      ratio.AddRatio(a.y[i], a.d[i]);
+      cuped_ratio.AddRatio(a.y[i], a.d[i], a.x[i], pre_d[i]);
+    }
+    auto same = [seed](const VariantStatistics& x, const VariantStatistics& y) {
+      EXPECT_EQ(x.n, y.n) << seed;
+      EXPECT_NEAR(x.sum, y.sum, 1e-9 * std::fabs(y.sum) + 1e-9) << seed;
+      EXPECT_NEAR(x.sum_squares, y.sum_squares, 1e-9 * y.sum_squares) << seed;
+      EXPECT_NEAR(x.pre_sum, y.pre_sum, 1e-9 * std::fabs(y.pre_sum) + 1e-9) << seed;
+      EXPECT_NEAR(x.main_pre_sum_product, y.main_pre_sum_product, 1e-9 * std::fabs(y.main_pre_sum_product) + 1e-9);
+      EXPECT_NEAR(x.denominator_sum, y.denominator_sum, 1e-9 * y.denominator_sum + 1e-9) << seed;
+      EXPECT_NEAR(x.main_denominator_sum_product, y.main_denominator_sum_product,
+                  1e-9 * std::fabs(y.main_denominator_sum_product) + 1e-9);
+      EXPECT_EQ(x.has_pre, y.has_pre) << seed;
+    };
+    same(plain.Statistics("a"), a.Statistics(false, false));
+    same(cuped.Statistics("a"), a.Statistics(true, false));
+    same(ratio.Statistics("a"), a.Statistics(false, true));
+    VariantStatistics cr = cuped_ratio.Statistics("a");
+    double d_dp = 0, mp_dp = 0, m_dp = 0, mp_d = 0;
+    for (size_t i = 0; i < a.y.size(); i++) {
+      d_dp += a.d[i] * pre_d[i];
+      mp_dp += a.x[i] * pre_d[i];
+      m_dp += a.y[i] * pre_d[i];
+      mp_d += a.x[i] * a.d[i];
+    }
+    EXPECT_NEAR(cr.denominator_pre_denominator_sum_product, d_dp, 1e-9 * d_dp) << seed;
+    EXPECT_NEAR(cr.pre_pre_denominator_sum_product, mp_dp, 1e-9 * std::fabs(mp_dp)) << seed;
+    EXPECT_NEAR(cr.main_pre_denominator_sum_product, m_dp, 1e-9 * std::fabs(m_dp)) << seed;
+    EXPECT_NEAR(cr.pre_denominator_sum_product, mp_d, 1e-9 * std::fabs(mp_d)) << seed;
+    EXPECT_EQ(cr.name, "a");
+  }
+}
+
 TEST(Distributions, ChiSquareSurvivalClosedForms) {
   for (double x : {0.0, 0.001, 0.5, 1.0, 3.84, 10.0, 50.0, 200.0}) {
     EXPECT_NEAR(ChiSquareSurvival(x, 2), std::exp(-x / 2), 1e-14) << x;
