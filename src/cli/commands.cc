@@ -32,6 +32,7 @@
 #include "query/operators.h"
 #include "query/query_kind.h"
 #include "server/collect_routes.h"
+#include "server/experiment_analyze_routes.h"
 #include "server/http_server.h"
 #include "server/insight_routes.h"
 #include "server/ops_routes.h"
@@ -194,6 +195,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   server.AddRoutes(PeopleRoutes(server.context(), **people));
   server.AddRoutes(SpendRoutes(server.context(), **spend));
   server.AddRoutes(InsightRoutes(server.context(), **insights));
+  server.AddRoutes(ExperimentAnalyzeRoutes(server.context()));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;

@@ -125,4 +125,39 @@ double StudentTQuantile(double p, double df) {
   return (lo + hi) / 2;
 }
 
+double RegularizedGammaQ(double a, double x) {
+  if (x <= 0) return 1;
+  if (std::isinf(x)) return 0;
+  double log_prefix = -x + a * std::log(x) - std::lgamma(a);
+  if (x < a + 1) {
+    // P(a, x) = e^-x x^a / Gamma(a) * sum_n x^n / (a (a + 1) ... (a + n)).
+    double ap = a, term = 1 / a, sum = term;
+    for (int n = 0; n < 1000; ++n) {
+      ap += 1;
+      term *= x / ap;
+      sum += term;
+      if (std::fabs(term) < std::fabs(sum) * 1e-16) break;
+    }
+    return 1 - sum * std::exp(log_prefix);
+  }
+  // Q(a, x) by Lentz's continued fraction.
+  constexpr double kTiny = 1e-300;
+  double b = x + 1 - a, c = 1 / kTiny, d = 1 / b, h = d;
+  for (int i = 1; i < 1000; ++i) {
+    double an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (std::fabs(d) < kTiny) d = kTiny;
+    c = b + an / c;
+    if (std::fabs(c) < kTiny) c = kTiny;
+    d = 1 / d;
+    double del = d * c;
+    h *= del;
+    if (std::fabs(del - 1) < 1e-16) break;
+  }
+  return std::exp(log_prefix) * h;
+}
+
+double ChiSquareSurvival(double x, double df) { return RegularizedGammaQ(df / 2, x / 2); }
+
 }  // namespace ns::stats

@@ -30,4 +30,10 @@ double StudentTCdf(double t, double df);
 // REQUIRES: 0 < p < 1, df > 0.
 double StudentTQuantile(double p, double df);
 
+// Q(a, x) = Gamma(a, x) / Gamma(a), the regularised upper incomplete gamma, by the series
+// (x < a + 1) or the continued fraction (Numerical Recipes' gser / gcf). REQUIRES: a > 0.
+double RegularizedGammaQ(double a, double x);
+// P(X > x), X chi-square with `df` degrees of freedom: Q(df / 2, x / 2). REQUIRES: df > 0.
+double ChiSquareSurvival(double x, double df);
+
 }  // namespace ns::stats

@@ -343,6 +343,12 @@ ROUTES = [
     Route("GET", "/api/v1/people/settings", V),
     Route("PATCH", "/api/v1/people/settings", A, {"new_days": 7}, 200, ("update", "people_settings")),
     Route("PATCH", "/api/v1/people/settings", A, {"churn_days": 1}, 400),
+    # the experiment calculator (experiment_analyze_routes.cc; docs/statistics.md): numbers in, nothing stored
+    Route("POST", "/api/v1/experiments/analyze", V, {"metric": "proportion", "variants": [
+        {"n": 1000, "sum": 100}, {"n": 1000, "sum": 120}]}),
+    Route("POST", "/api/v1/experiments/analyze", V, {"metric": "proportion", "variants": [{"n": 1000, "sum": 100}]},
+          400),
+    Route("POST", "/api/v1/experiments/power", V, {"mean": 0.1, "variance": 0.09, "mde": 0.1, "daily_persons": 500}),
     # native read routes (login sessions and secret keys)
     Route("POST", "/api/v1/query", V, TRENDS_Q),
     Route("POST", "/api/v1/query/dropoffs.csv", V, {"query": FUNNEL_Q, "step": 1}),
