@@ -262,6 +262,8 @@ const en = {
     saved: 'Saved',
   },
   editing: {
+    from: 'From',
+    to: 'To',
     edit: 'Edit',
     delete: 'Delete',
     cohortKept: 'Cohort #{id} stays the group; this is its description.',

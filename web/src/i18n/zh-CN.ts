@@ -264,6 +264,8 @@ const zhCN: Messages = {
     saved: '已保存',
   },
   editing: {
+    from: '开始',
+    to: '结束',
     edit: '编辑',
     delete: '删除',
     cohortKept: '人群 #{id} 仍是用户群，这里编辑的是说明。',
