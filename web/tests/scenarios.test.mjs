@@ -15,6 +15,24 @@ const s = await consoleSuite(import.meta.url, { users: 300, days: 14 })
 /** The input of an edited cell (Element Plus puts the attributes on the input itself). */
 const cell = (row, name) => row.locator(`input[data-edit=${name}], textarea[data-edit=${name}], [data-edit=${name}] input`).first()
 
+/**
+ * The form controls under `root` that have no accessible name (aria-label, aria-labelledby, a
+ * <label for>, a wrapping <label>, a title or a placeholder; a button its text), visible ones only.
+ */
+async function unlabelled(page, root) {
+  return page.locator(root).first().evaluate((el) => {
+    const named = (c) => {
+      if (c.getAttribute('aria-label')?.trim() || c.getAttribute('aria-labelledby') || c.title?.trim()) return true
+      if (c.id && document.querySelector(`label[for="${CSS.escape(c.id)}"]`)) return true
+      if (c.closest('label')) return true
+      if (c.tagName === 'BUTTON' || c.getAttribute('role') === 'button') return !!c.textContent.trim()
+      return !!c.getAttribute('placeholder')?.trim()
+    }
+    const controls = [...el.querySelectorAll('input:not([type=hidden]), select, textarea, button, [role=button], [tabindex="0"]')]
+    return controls.filter((c) => c.offsetParent !== null && !c.disabled && !named(c)).map((c) => c.outerHTML.slice(0, 160))
+  })
+}
+
 /** Types a day into an Element Plus date picker's input and confirms it. */
 async function typeDay(input, day) {
   await input.click()
@@ -46,7 +64,7 @@ test('the template tables: edit an action inline (a refusal shown under its cell
   // A good due date: owner and due date saved.
   const due = addDays(before.start_date, 10)
   await typeDay(cell(row, 'due_date'), due)
-  await row.locator('[data-test=save-action]').click()
+  await cell(row, 'owner').press('Enter') // Enter in a text cell saves the row
   await page.locator('#pane-process tr.editing').waitFor({ state: 'detached' })
   const after = await api(s.server, 'GET', `/api/v1/actions/${id}`)
   assert.deepEqual([after.owner, after.due_date], ['wang.wu', due])
@@ -65,6 +83,7 @@ test('the template tables: edit an action inline (a refusal shown under its cell
   await page.locator('#tab-requirements').click()
   const req = page.locator('[data-test=requirements]')
   await req.locator('[data-test=edit-requirements]').click()
+  assert.deepEqual(await unlabelled(page, '[data-test=requirements]'), [], 'every requirement input has a name')
   await req.locator('textarea[name=success_criteria]').fill('a\nb\nc\nd')
   w.allowed.push((url, status) => status === 400 && url.endsWith(`/api/v1/scenarios/${s.fx.scenarioId}`))
   await req.locator('[data-test=save-requirements]').click()
@@ -80,6 +99,7 @@ test('the template tables: edit an action inline (a refusal shown under its cell
   // The evaluation's texts.
   await page.locator('#tab-evaluation').click()
   await page.locator('[data-test=edit-evaluation]').click()
+  assert.deepEqual(await unlabelled(page, '#pane-evaluation'), [], 'every evaluation input has a name')
   await page.locator('[data-test=evaluation-form] textarea[name=what_worked]').fill('Coupons lifted first orders')
   await page.locator('[data-test=save-evaluation]').click()
   await page.locator('[data-text=what_worked]', { hasText: 'Coupons lifted first orders' }).waitFor()
@@ -88,6 +108,8 @@ test('the template tables: edit an action inline (a refusal shown under its cell
   // A KPI of this scenario from the monitoring table.
   await page.locator('#tab-monitoring').click()
   const form = page.locator('[data-test=kpi-form]')
+  await page.locator('[data-test=edit-kpi-row]').first().click()
+  assert.deepEqual(await unlabelled(page, '#pane-monitoring'), [], 'every monitoring control has a name')
   await form.locator('input[name=kpi-name]').fill('Paid orders this month')
   await form.locator('select[name=kpi-event]').selectOption('pay')
   await form.locator('input[name=kpi-target]').fill('500')
@@ -100,6 +122,7 @@ test('the template tables: edit an action inline (a refusal shown under its cell
   // Screenshots of the editing in both languages.
   await page.locator('#tab-process').click()
   await page.locator(`[data-action-row="${id}"] [data-test=edit-action]`).click()
+  assert.deepEqual(await unlabelled(page, '#pane-process'), [], 'every control of the process table has a name')
   await s.shoot(page, 'scenario-process-editing')
   await s.setLang(page, 'zh-CN')
   assert.equal(await page.locator('[data-test=save-action]').innerText(), '保存')
@@ -138,6 +161,7 @@ test('a dashboard renamed, its tiles moved (buttons and arrow keys) and removed,
 
   await page.locator('[data-test=arrange]').click()
   assert.match(await page.locator('[data-test=save-layout]').innerText(), /保存布局/)
+  assert.deepEqual(await unlabelled(page, '[data-test=dashboards-page]'), [], 'every dashboard control has a name')
   await s.shoot(page, 'dashboard-arrange')
   await page.locator(`[data-tile-insight="${b.id}"] [data-test=tile-remove]`).click()
   const tile = page.locator(`[data-tile-insight="${a.id}"]`)
