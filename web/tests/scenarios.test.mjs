@@ -140,7 +140,7 @@ test('the template tables: edit an action inline (a refusal shown under its cell
   await context.close()
 })
 
-test('a dashboard renamed, its tiles moved (buttons and arrow keys) and removed, and a dashboard deleted', async () => {
+test('a dashboard renamed, its tiles moved (buttons, arrow keys, mouse) and removed, and a dashboard deleted', async () => {
   const q = (event) => ({ kind: 'trends', series: [{ event, math: 'total' }], date_from: '-6d', date_to: 'today' })
   const a = await api(s.server, 'POST', '/api/v1/insights', { name: 'Payments', query: q('pay') })
   const b = await api(s.server, 'POST', '/api/v1/insights', { name: 'Any events', query: q('$any') })
@@ -172,10 +172,19 @@ test('a dashboard renamed, its tiles moved (buttons and arrow keys) and removed,
   await page.keyboard.press('ArrowDown') // moves down a row
   await page.keyboard.press('Shift+ArrowDown') // one row taller
   assert.match(await tile.locator('[data-test=tile-pos]').innerText(), /3.*2.*7 × 5/)
+  // And with the mouse: dragged two columns to the left.
+  const grid = await page.locator('[data-dashboard-id]').boundingBox()
+  const box = await tile.boundingBox()
+  const col = (grid.width + 12) / 12
+  await tile.dragTo(page.locator('[data-dashboard-id]'), {
+    sourcePosition: { x: box.width / 2, y: 30 },
+    targetPosition: { x: box.x - grid.x + box.width / 2 - 2 * col, y: box.y - grid.y + 30 },
+  })
+  assert.match(await tile.locator('[data-test=tile-pos]').innerText(), /1.*2.*7 × 5/)
   await page.locator('[data-test=save-layout]').click()
   await page.locator('[data-test=arrange]').waitFor()
   const saved = await api(s.server, 'GET', `/api/v1/dashboards/${board.id}`)
-  assert.deepEqual(saved.tiles.map(({ insight_id, x, y, w, h }) => ({ insight_id, x, y, w, h })), [{ insight_id: a.id, x: 2, y: 1, w: 7, h: 5 }])
+  assert.deepEqual(saved.tiles.map(({ insight_id, x, y, w, h }) => ({ insight_id, x, y, w, h })), [{ insight_id: a.id, x: 0, y: 1, w: 7, h: 5 }])
   await page.locator(`[data-tile-insight="${a.id}"] canvas`).waitFor()
   await s.setLang(page, 'en')
   await s.shoot(page, 'dashboard-arranged')

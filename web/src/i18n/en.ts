@@ -296,7 +296,7 @@ const en = {
     arrange: 'Arrange tiles',
     saveLayout: 'Save layout',
     layoutSaved: 'Layout saved',
-    arrangeHint: 'Move and resize each tile with its buttons (or the arrow keys on a focused tile: Shift+arrows resize), then Save layout.',
+    arrangeHint: 'Drag a tile, or move and resize it with its buttons (or the arrow keys on a focused tile: Shift+arrows resize), then Save layout.',
     tileControls: 'Tile {name}',
     moveLeft: 'Move left',
     moveRight: 'Move right',

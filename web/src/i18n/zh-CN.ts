@@ -298,7 +298,7 @@ const zhCN: Messages = {
     arrange: '排列卡片',
     saveLayout: '保存布局',
     layoutSaved: '布局已保存',
-    arrangeHint: '用每张卡片上的按钮移动和调整大小（或在卡片获得焦点时用方向键移动，Shift+方向键调整大小），然后保存布局。',
+    arrangeHint: '拖动卡片，或用卡片上的按钮移动和调整大小（或在卡片获得焦点时用方向键移动，Shift+方向键调整大小），然后保存布局。',
     tileControls: '卡片 {name}',
     moveLeft: '左移',
     moveRight: '右移',
