@@ -191,7 +191,8 @@ test('a 5-step funnel built in the page shows the numbers of the API; its drop-o
   const saved = (await api(s.server, 'GET', '/api/v1/insights')).insights.find((i) => i.name === 'Five steps')
   assert.deepEqual(saved.query.steps.map((s) => s.event), steps)
   await page.locator('[data-test=make-kpi]').click()
-  await page.locator('.el-message--success').last().waitFor()
+  // The KPI's own message: the save's may still be on screen on a loaded machine.
+  await page.locator('.el-message--success', { hasText: 'KPI #' }).waitFor()
   const kpis = await api(s.server, 'GET', '/api/v1/kpis')
   assert.ok(kpis.some((k) => k.name === 'Five steps'), 'a KPI made from the insight')
   // Opened again by its id: the builder is filled in and shows the same numbers.
