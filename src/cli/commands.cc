@@ -32,6 +32,7 @@
 #include "query/operators.h"
 #include "query/query_kind.h"
 #include "server/collect_routes.h"
+#include "server/experiment_routes.h"
 #include "server/experiment_analyze_routes.h"
 #include "server/http_server.h"
 #include "server/insight_routes.h"
@@ -168,6 +169,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
   (*insights)->set_spend(spend->get());
+  // Experiments (docs/experiments.md): after the operations layer, whose scenarios they link to.
+  auto experiments = ExperimentsService::Open(registry);
+  if (!experiments.ok()) return Fail(experiments.status());
   bool demo_seeded = false;
   if (fresh_demo) {
     // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.
@@ -195,6 +199,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   server.AddRoutes(PeopleRoutes(server.context(), **people));
   server.AddRoutes(SpendRoutes(server.context(), **spend));
   server.AddRoutes(InsightRoutes(server.context(), **insights));
+  server.AddRoutes(ExperimentRoutes(server.context(), **experiments));
   server.AddRoutes(ExperimentAnalyzeRoutes(server.context()));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
