@@ -393,6 +393,96 @@ TEST_P(ExperimentMetricsReference, MatchesNaive) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ExperimentMetricsReference, ::testing::Range(0, 240));
 
+// ---- docs/experiments.md's worked example, number for number.
+
+TEST(ExperimentMetrics, WorkedExampleOfTheDocs) {
+  auto tz = TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(tz.ok());
+  MemTempDir dir;
+  static NoSyncEnv no_sync;
+  StoreOptions so;
+  so.env = &no_sync;
+  so.background = false;
+  auto store = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(store.ok());
+  // Local times in March 2025 (UTC+8).
+  auto t = [](int day, int hour, int minute = 0) {
+    return 1740758400000LL + (day - 1) * kDay + hour * 3'600'000LL + minute * 60'000LL;  // 2025-03-01 00:00 local
+  };
+  std::vector<Event> evs;
+  auto add = [&](const std::string& did, const std::string& name, int64_t ts, std::vector<Property> props = {}) {
+    Event e;
+    e.distinct_id = did;
+    e.event = name;
+    e.ts_ms = ts;
+    e.props = std::move(props);
+    evs.push_back(std::move(e));
+  };
+  auto exposure = [&](const std::string& did, const std::string& v, int64_t ts) {
+    add(did, kExposureEvent, ts,
+        {{kExposureFlagProperty, PropValue::Str("new-checkout")}, {kExposureVariantProperty, PropValue::Str(v)}});
+  };
+  exposure("A", "control", t(2, 10));
+  add("A", "pay", t(2, 10, 5), {{"amount", PropValue::Num(50)}});
+  add("A", "app_launch", t(3, 9));
+  add("A", "pay", t(5, 12), {{"amount", PropValue::Num(20)}});
+  add("B", "pay", t(2, 12), {{"amount", PropValue::Num(80)}});
+  exposure("B", "test", t(3, 11));
+  add("B", "pay", t(3, 11), {{"amount", PropValue::Num(30)}});
+  exposure("anon-c", "control", t(4, 12));
+  exposure("c", "test", t(6, 12));
+  exposure("D", "test", t(14, 23));
+  ASSERT_TRUE((*store)->Append(std::move(evs), Durability::kUnlogged).ok());
+  Event merge;
+  merge.distinct_id = "c";
+  merge.event = "$identify";
+  merge.ts_ms = t(7, 12);
+  merge.merge_with.push_back("anon-c");
+  std::vector<Event> one;
+  one.push_back(merge);
+  ASSERT_TRUE((*store)->Append(std::move(one), Durability::kUnlogged).ok());
+
+  ExperimentScanSpec spec;
+  spec.flag_key = "new-checkout";
+  spec.variants = {"control", "test"};
+  spec.from_day = tz->LocalDay(t(1, 12));
+  spec.to_day = spec.from_day + 13;
+  spec.cuped_days = 7;
+  std::vector<ExperimentMetricSpec> metrics(5);
+  metrics[0].type = ExperimentMetricType::kFunnel;
+  metrics[0].steps = {"pay"};
+  metrics[1].type = ExperimentMetricType::kMean;
+  metrics[1].value = {"pay", true, "amount"};
+  metrics[2] = metrics[1];
+  metrics[2].window_ms = 24 * 3'600'000LL;
+  metrics[3].type = ExperimentMetricType::kRatio;
+  metrics[3].value = {"pay", true, "amount"};
+  metrics[3].denominator = {"pay", false, ""};
+  metrics[4].type = ExperimentMetricType::kRetention;
+  metrics[4].retention_event = "app_launch";
+  metrics[4].retention_day = 1;
+  QueryScope scope(**store, *tz);
+  auto got = ComputeExperimentData(spec, metrics, scope.ctx());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->exposed, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(got->multiple_exposures, 1u);
+  const auto& m = got->metrics;
+  EXPECT_EQ(m[0].variants[0].sum, 1);  // funnel: A
+  EXPECT_EQ(m[0].variants[1].sum, 1);  // B (at the exposure's instant), not D
+  EXPECT_EQ(m[0].variants[1].n, 2);
+  EXPECT_EQ(m[1].variants[0].sum, 70);      // revenue: A 50 + 20
+  EXPECT_EQ(m[1].variants[1].sum, 30);      // B 30, D 0
+  EXPECT_EQ(m[1].variants[1].pre_sum, 80);  // B's payment before the exposure (CUPED, 7 days)
+  EXPECT_EQ(m[1].variants[0].pre_sum, 0);
+  EXPECT_EQ(m[2].variants[0].sum, 50);  // within 24 h
+  EXPECT_EQ(m[3].variants[0].sum / m[3].variants[0].denominator_sum, 35);
+  EXPECT_EQ(m[3].variants[1].sum / m[3].variants[1].denominator_sum, 30);
+  EXPECT_EQ(m[4].variants[0].n, 1);  // A retained
+  EXPECT_EQ(m[4].variants[0].sum, 1);
+  EXPECT_EQ(m[4].variants[1].n, 1);  // B not; D left out (its day 1 is after the end)
+  EXPECT_EQ(m[4].variants[1].sum, 0);
+}
+
 // ---- the document: defaults, round trip and errors naming the field.
 
 TEST(ExperimentDoc, DefaultsAndRoundTrip) {
