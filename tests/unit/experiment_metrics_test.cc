@@ -18,7 +18,7 @@
 
 #include "experiments/experiment_doc.h"
 #include "experiments/experiment_metrics.h"
-#include "people_test_util.h"
+#include "reference_test_util.h"
 #include "query/query_kind.h"
 #include "storage/event_store.h"
 #include "test_util.h"
