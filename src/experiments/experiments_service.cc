@@ -220,6 +220,7 @@ StatusOr<json> ExperimentsService::Results(const std::string& project, int64_t i
     for (size_t v = 0; v < counts.size(); v++) {
       counts[v].name = d.variants[v].key;
       counts[v].n = static_cast<double>(data.exposed[v]);
+      counts[v].sum = counts[v].sum_squares = counts[v].n / 2;  // any proper rate: SRM reads only n
     }
     auto srm = stats::AnalyzeExperiment(stats::MetricKind::kProportion, counts, options);
     out["srm_p_value"] = srm.ok() ? Num(srm->srm_p_value) : json();
