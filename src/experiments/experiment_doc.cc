@@ -218,7 +218,7 @@ Status ParseAnalysis(const json& j, ExperimentDoc& d) {
   }
   NS_ASSIGN_OR_RETURN(int64_t cuped, GetInt(a, "cuped_days", p, 0, 0, 365));
   d.cuped_days = static_cast<int>(cuped);
-  NS_ASSIGN_OR_RETURN(o.winsorize_percentile, Number(a, "winsorize_percentile", p, 0, 0, 100, false, true));
+  NS_ASSIGN_OR_RETURN(o.winsorize_percentile, Number(a, "winsorize_percentile", p, 0, 0, 1, false, true));
   return Status::OK();
 }
 

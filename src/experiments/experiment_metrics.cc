@@ -58,11 +58,11 @@ struct MetricState {
   uint32_t step = 0;  // funnel: steps completed; retention: 1 if active on the day
 };
 
-// The nearest-rank percentile p (0 < p < 100) of `values` (sorted in place).
+// The nearest-rank quantile p (0 < p < 1) of `values` (sorted in place), as gbstats caps.
 double Percentile(std::vector<double>& values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(values.size())));
   rank = std::clamp<size_t>(rank, 1, values.size());
   return values[rank - 1];
 }

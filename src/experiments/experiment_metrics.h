@@ -54,8 +54,8 @@ struct ExperimentScanSpec {
   int32_t from_day = 0, to_day = 0;
   // CUPED: mean metrics also get each person's value over [exposure - cuped_days, exposure).
   int cuped_days = 0;
-  // Mean metrics' per-person values (and pre-exposure values) are capped at this percentile
-  // of all included persons' values (0 = no cap; else in (0, 100)).
+  // Mean metrics' per-person values (and pre-exposure values) are capped at this quantile of
+  // all included persons' values (0 = no cap; else in (0, 1): 0.99 = the 99th percentile).
   double winsorize_percentile = 0;
 };
 

@@ -94,7 +94,7 @@ bool Converts(const std::vector<std::string>& steps, const std::vector<const Ref
 double NearestRank(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   if (v.empty()) return 0;
-  long rank = static_cast<long>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  long rank = static_cast<long>(std::ceil(p * static_cast<double>(v.size())));
   rank = std::max(1L, std::min(rank, static_cast<long>(v.size())));
   return v[static_cast<size_t>(rank - 1)];
 }
@@ -324,7 +324,7 @@ TEST_P(ExperimentMetricsReference, MatchesNaive) {
     spec.from_day = LocalDay(tzname, base) + R(-1, 12);
     spec.to_day = spec.from_day + R(0, 20);
     spec.cuped_days = R(0, 2) == 0 ? 0 : R(1, 10);
-    spec.winsorize_percentile = R(0, 2) == 0 ? std::vector<double>{50, 90, 99}[static_cast<size_t>(R(0, 2))] : 0;
+    spec.winsorize_percentile = R(0, 2) == 0 ? std::vector<double>{0.5, 0.9, 0.99}[static_cast<size_t>(R(0, 2))] : 0;
     std::vector<ExperimentMetricSpec> metrics;
     const int nm = R(1, 5);
     for (int k = 0; k < nm; k++) {
@@ -539,7 +539,7 @@ TEST(ExperimentDoc, ErrorsNameTheField) {
               StatusIs(StatusCode::kInvalidArgument, ::testing::_, "analysis.alpha"));
   EXPECT_THAT(with("analysis", json{{"method", "magic"}}),
               StatusIs(StatusCode::kInvalidArgument, ::testing::_, "analysis.method"));
-  EXPECT_THAT(with("analysis", json{{"winsorize_percentile", 100}}),
+  EXPECT_THAT(with("analysis", json{{"winsorize_percentile", 1}}),
               StatusIs(StatusCode::kInvalidArgument, ::testing::_, "analysis.winsorize_percentile"));
   EXPECT_THAT(with("analysis", json{{"cuped_days", 400}}),
               StatusIs(StatusCode::kInvalidArgument, ::testing::_, "analysis.cuped_days"));
