@@ -18,8 +18,8 @@
 
 #include "experiments/experiment_doc.h"
 #include "experiments/experiment_metrics.h"
-#include "reference_test_util.h"
 #include "query/query_kind.h"
+#include "reference_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
