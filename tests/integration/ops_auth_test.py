@@ -131,6 +131,15 @@ class Fixtures:
     def insight(self):
         return self._get("insight", self._new_insight)
 
+    def _new_experiment(self):
+        return self.c.ok("POST", "/api/v1/experiments", {
+            "name": f"fixture experiment {self.uniq()}", "flag_key": "matrix-flag", "status": "running",
+            "start_date": "2025-03-01", "end_date": "2025-03-07",
+            "primary_metrics": [{"type": "funnel", "steps": ["pay"]}]}, 201)["id"]
+
+    def experiment(self):
+        return self._get("experiment", self._new_experiment)
+
     def dashboard(self):
         return self._get("dashboard", self._new_dashboard)
 
@@ -319,6 +328,17 @@ ROUTES = [
           ("update", "dashboard")),
     Route("DELETE", P("/api/v1/dashboards/{dashboard}", "dashboard"), O, None, 200, ("delete", "dashboard")),
     Route("GET", P("/api/v1/dashboards/{dashboard}/run", "dashboard"), V),
+    # experiments (experiment_routes.cc; docs/experiments.md)
+    Route("POST", "/api/v1/experiments", O, {"name": "matrix experiment", "flag_key": "f"}, 201,
+          ("create", "experiment")),
+    Route("POST", "/api/v1/experiments", O, {"flag_key": "f"}, 400),
+    Route("GET", "/api/v1/experiments", V),
+    Route("GET", P("/api/v1/experiments/{experiment}", "experiment"), V),
+    Route("GET", "/api/v1/experiments/999999", V, None, 404),
+    Route("PATCH", P("/api/v1/experiments/{experiment}", "experiment"), O, {"name": "renamed"}, 200,
+          ("update", "experiment")),
+    Route("DELETE", P("/api/v1/experiments/{experiment}", "experiment"), O, None, 200, ("delete", "experiment")),
+    Route("GET", P("/api/v1/experiments/{experiment}/results", "experiment"), V),
     # people (src/server/people_routes.cc; docs/people.md)
     Route("GET", "/api/v1/persons", V),
     Route("GET", "/api/v1/persons?order_by=name", V, None, 400),
