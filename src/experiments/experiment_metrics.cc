@@ -54,18 +54,10 @@ EventRef Resolve(const std::string& name, const EventDict& dict) {
 struct MetricState {
   double a = 0;       // mean: the value; ratio: the numerator
   double b = 0;       // ratio: the denominator
-  double pre = 0;     // mean with CUPED: the pre-exposure value
+  double pre = 0;     // with CUPED: the pre-exposure value (ratio: its numerator)
+  double pre_b = 0;   // ratio with CUPED: the pre-exposure denominator
   uint32_t step = 0;  // funnel: steps completed; retention: 1 if active on the day
 };
-
-// The nearest-rank quantile p (0 < p < 1) of `values` (sorted in place), as gbstats caps.
-double Percentile(std::vector<double>& values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(values.size())));
-  rank = std::clamp<size_t>(rank, 1, values.size());
-  return values[rank - 1];
-}
 
 }  // namespace
 
@@ -307,15 +299,18 @@ StatusOr<ExperimentData> ComputeExperimentData(const ExperimentScanSpec& spec,
                 }
                 break;
               }
-              case ExperimentMetricType::kRatio:
-                if (!in_window) break;
+              case ExperimentMetricType::kRatio: {
+                const bool pre = !post && spec.cuped_days > 0;
+                if (!in_window && !pre) break;
                 for (const Tie& t : ties) {
                   const uint32_t ev = states[t.block].ev[t.row];
-                  if (rm.value.Matches(ev, exposure.code, exposure_known)) s.a += value_of(ms.value, value_prop[m], t);
+                  if (rm.value.Matches(ev, exposure.code, exposure_known))
+                    (pre ? s.pre : s.a) += value_of(ms.value, value_prop[m], t);
                   if (rm.denominator.Matches(ev, exposure.code, exposure_known))
-                    s.b += value_of(ms.denominator, denominator_prop[m], t);
+                    (pre ? s.pre_b : s.b) += value_of(ms.denominator, denominator_prop[m], t);
                 }
                 break;
+              }
               case ExperimentMetricType::kRetention: {
                 if (!post || s.step) break;
                 if (days.Day(ts) != exposure_day[x] + ms.retention_day) break;
@@ -330,18 +325,15 @@ StatusOr<ExperimentData> ComputeExperimentData(const ExperimentScanSpec& spec,
     if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
   }
 
-  // ---- the sums per variant.
+  // ---- the sums per variant (the engine's accumulator, one Add per included person).
   for (size_t m = 0; m < nm; m++) {
     const ExperimentMetricSpec& ms = metrics[m];
     ExperimentMetricData md;
     md.kind = ms.type == ExperimentMetricType::kMean    ? stats::MetricKind::kMean
               : ms.type == ExperimentMetricType::kRatio ? stats::MetricKind::kRatio
                                                         : stats::MetricKind::kProportion;
-    md.variants.resize(nv);
-    for (size_t v = 0; v < nv; v++) {
-      md.variants[v].name = spec.variants[v];
-      md.variants[v].has_pre = ms.type == ExperimentMetricType::kMean && spec.cuped_days > 0;
-    }
+    const bool cuped =
+        spec.cuped_days > 0 && (ms.type == ExperimentMetricType::kMean || ms.type == ExperimentMetricType::kRatio);
     double cap = INFINITY, pre_cap = INFINITY;
     if (ms.type == ExperimentMetricType::kMean && spec.winsorize_percentile > 0) {
       std::vector<double> values, pres;
@@ -349,52 +341,37 @@ StatusOr<ExperimentData> ComputeExperimentData(const ExperimentScanSpec& spec,
         values.push_back(state[x * nm + m].a);
         pres.push_back(state[x * nm + m].pre);
       }
-      cap = Percentile(values, spec.winsorize_percentile);
-      pre_cap = Percentile(pres, spec.winsorize_percentile);
+      cap = stats::WinsorizationCap(std::move(values), spec.winsorize_percentile);
+      pre_cap = stats::WinsorizationCap(std::move(pres), spec.winsorize_percentile);
       md.winsorize_cap = cap;
     }
+    std::vector<stats::VariantAccumulator> acc(nv);
     for (size_t x = 0; x < included.size(); x++) {
-      const uint32_t p = included[x];
       const MetricState& s = state[x * nm + m];
-      stats::VariantStatistics& vs = md.variants[static_cast<size_t>(variant[p])];
+      stats::VariantAccumulator& a = acc[static_cast<size_t>(variant[included[x]])];
       switch (ms.type) {
-        case ExperimentMetricType::kFunnel: {
-          const double c = s.step >= ms.steps.size() ? 1 : 0;
-          vs.n++;
-          vs.sum += c;
-          vs.sum_squares += c;
-          break;
-        }
-        case ExperimentMetricType::kRetention: {
+        case ExperimentMetricType::kFunnel: a.Add(s.step >= ms.steps.size() ? 1 : 0); break;
+        case ExperimentMetricType::kRetention:
           // Only persons whose day k has come (is within the analysed days) count.
-          if (exposure_day[x] + ms.retention_day > spec.to_day) break;
-          const double c = s.step;
-          vs.n++;
-          vs.sum += c;
-          vs.sum_squares += c;
+          if (exposure_day[x] + ms.retention_day <= spec.to_day) a.Add(s.step);
           break;
-        }
-        case ExperimentMetricType::kMean: {
-          const double a = std::min(s.a, cap), pre = std::min(s.pre, pre_cap);
-          vs.n++;
-          vs.sum += a;
-          vs.sum_squares += a * a;
-          if (vs.has_pre) {
-            vs.pre_sum += pre;
-            vs.pre_sum_squares += pre * pre;
-            vs.main_pre_sum_product += a * pre;
-          }
+        case ExperimentMetricType::kMean:
+          if (cuped)
+            a.Add(std::min(s.a, cap), std::min(s.pre, pre_cap));
+          else
+            a.Add(std::min(s.a, cap));
           break;
-        }
         case ExperimentMetricType::kRatio:
-          vs.n++;
-          vs.sum += s.a;
-          vs.sum_squares += s.a * s.a;
-          vs.denominator_sum += s.b;
-          vs.denominator_sum_squares += s.b * s.b;
-          vs.main_denominator_sum_product += s.a * s.b;
+          if (cuped)
+            a.AddRatio(s.a, s.b, s.pre, s.pre_b);
+          else
+            a.AddRatio(s.a, s.b);
           break;
       }
+    }
+    for (size_t v = 0; v < nv; v++) {
+      md.variants.push_back(acc[v].Statistics(spec.variants[v]));
+      md.variants.back().has_pre = cuped;  // also for a variant without persons
     }
     out.metrics.push_back(std::move(md));
   }

@@ -52,7 +52,8 @@ struct ExperimentScanSpec {
   std::vector<std::string> variants;  // keys, control first
   // Exposures and metric rows in [from_ms, to_ms): the local days [from_day, to_day].
   int32_t from_day = 0, to_day = 0;
-  // CUPED: mean metrics also get each person's value over [exposure - cuped_days, exposure).
+  // CUPED: mean and ratio metrics also get each person's value (numerator and denominator)
+  // over [exposure - cuped_days, exposure).
   int cuped_days = 0;
   // Mean metrics' per-person values (and pre-exposure values) are capped at this quantile of
   // all included persons' values (0 = no cap; else in (0, 1): 0.99 = the 99th percentile).

@@ -213,18 +213,14 @@ StatusOr<json> ExperimentsService::Results(const std::string& project, int64_t i
   out["exposures"] = total;
   out["multiple_exposures"] = data.multiple_exposures;
 
-  // SRM: the included persons per variant against the planned weights (the engine's check,
-  // given the exposure counts as a metric's n).
+  // SRM: the engine's check (gbstats' chi-square) of the included persons against the planned
+  // weights, flagged as AnalyzeExperiment flags it.
   {
-    std::vector<stats::VariantStatistics> counts(d.variants.size());
-    for (size_t v = 0; v < counts.size(); v++) {
-      counts[v].name = d.variants[v].key;
-      counts[v].n = static_cast<double>(data.exposed[v]);
-      counts[v].sum = counts[v].sum_squares = counts[v].n / 2;  // any proper rate: SRM reads only n
-    }
-    auto srm = stats::AnalyzeExperiment(stats::MetricKind::kProportion, counts, options);
-    out["srm_p_value"] = srm.ok() ? Num(srm->srm_p_value) : json();
-    out["srm_flagged"] = srm.ok() && srm->srm_flagged;
+    std::vector<double> persons;
+    for (uint64_t e : data.exposed) persons.push_back(static_cast<double>(e));
+    const double p_srm = stats::SampleRatioMismatchPValue(persons, options.traffic_weights);
+    out["srm_p_value"] = Num(p_srm);
+    out["srm_flagged"] = total >= 100 && p_srm < 0.001;
     out["srm_checked"] = total >= 100;  // the check is shown from 100 exposures on
   }
 
@@ -244,7 +240,7 @@ StatusOr<json> ExperimentsService::Results(const std::string& project, int64_t i
     if (md.kind == stats::MetricKind::kMean && options.winsorize_percentile > 0) mj["winsorize_cap"] = md.winsorize_cap;
     json vj = json::array();
     for (const auto& vs : md.variants) {
-      json v{{"key", vs.name}, {"n", vs.n}, {"sum", vs.sum}};
+      json v{{"key", vs.name}, {"name", vs.name}, {"n", vs.n}, {"sum", vs.sum}};
       if (md.kind == stats::MetricKind::kProportion) v["conversions"] = vs.sum;
       if (md.kind == stats::MetricKind::kRatio) v["denominator_sum"] = vs.denominator_sum;
       vj.push_back(v);
@@ -260,16 +256,26 @@ StatusOr<json> ExperimentsService::Results(const std::string& project, int64_t i
         vj[v]["variance"] = Num(s.variance);
       }
       json effects = json::array();
-      for (const stats::Effect& e : analysis->effects) {
+      // The fields of POST /api/v1/experiments/analyze's effects (server/experiment_analyze_routes.h),
+      // plus "variant".
+      for (size_t i = 0; i < analysis->effects.size(); i++) {
+        const stats::Effect& e = analysis->effects[i];
         json ej{{"variant", e.name},
+                {"name", e.name},
+                {"variant_index", i + 1},
                 {"ok", e.ok},
+                {"error", e.error.empty() ? json() : json(e.error)},
                 {"expected", Num(e.expected)},
                 {"ci", json::array({Num(e.ci_low), Num(e.ci_high)})},
+                {"standard_error", Num(e.standard_error)},
                 {"p_value", Num(e.p_value)},
                 {"p_value_unadjusted", Num(e.p_value_unadjusted)},
+                {"ci_unadjusted", json::array({Num(e.ci_low_unadjusted), Num(e.ci_high_unadjusted)})},
                 {"chance_to_win", Num(e.chance_to_win)},
-                {"risk", json::array({Num(e.risk_control), Num(e.risk_treatment)})}};
-        if (!e.ok) ej["error"] = e.error;
+                {"risk", json::array({Num(e.risk_control), Num(e.risk_treatment)})},
+                {"cuped_theta", Num(e.cuped_theta)}};
+        if (e.ok && options.method != stats::AnalysisMethod::kBayesian && std::isfinite(e.p_value))
+          ej["significant"] = e.p_value < options.alpha;
         effects.push_back(ej);
       }
       mj["effects"] = effects;

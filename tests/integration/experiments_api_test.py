@@ -184,10 +184,6 @@ def test_skewed_split_flags_srm():
     # Chi-square with one degree of freedom against 5,000 / 5,000.
     chi2 = 2 * 500 ** 2 / 5000
     p = math.erfc(math.sqrt(chi2 / 2))
-    if r["srm_p_value"] == 1 and not r["srm_flagged"]:
-        # The interim statistics body on main (before the gbstats engine) has no SRM check.
-        print("SKIP srm: the statistics engine on this main does not compute SRM yet", flush=True)
-        return
     check(abs(r["srm_p_value"] - p) < 1e-6 * max(p, 1e-300) + 1e-12, f"srm_p_value {r['srm_p_value']} vs {p}")
     check(r["srm_flagged"] and r["srm_checked"], f"a 55/45 split planned 50/50 flags SRM: {r}")
 

@@ -140,7 +140,7 @@ ExperimentData Reference(World& w, const std::string& tz, const ExperimentScanSp
     std::vector<double> values, pres;
     struct PersonValues {
       size_t v;
-      double a, b, pre;
+      double a, b, pre, pre_b;
       bool counted;
     };
     std::vector<PersonValues> pv;
@@ -150,7 +150,7 @@ ExperimentData Reference(World& w, const std::string& tz, const ExperimentScanSp
       for (const RefEvent& e : w.events)
         if (w.Root(e.did) == p && e.ts < to_ms) rows.push_back(&e);
       const int64_t hi = m.window_ms ? exp + m.window_ms : INT64_MAX;
-      PersonValues x{v, 0, 0, 0, true};
+      PersonValues x{v, 0, 0, 0, 0, true};
       switch (m.type) {
         case ExperimentMetricType::kFunnel: x.a = Converts(m.steps, rows, exp, hi) ? 1 : 0; break;
         case ExperimentMetricType::kMean:
@@ -162,6 +162,11 @@ ExperimentData Reference(World& w, const std::string& tz, const ExperimentScanSp
           break;
         case ExperimentMetricType::kRatio:
           for (const RefEvent* e : rows) {
+            const bool pre = spec.cuped_days && e->ts < exp && e->ts >= exp - spec.cuped_days * kDay;
+            if (pre) {
+              if (Matches(m.value.event, e->event)) x.pre += ValueOf(m.value, *e);
+              if (Matches(m.denominator.event, e->event)) x.pre_b += ValueOf(m.denominator, *e);
+            }
             if (e->ts < exp || e->ts > hi) continue;
             if (Matches(m.value.event, e->event)) x.a += ValueOf(m.value, *e);
             if (Matches(m.denominator.event, e->event)) x.b += ValueOf(m.denominator, *e);
@@ -194,10 +199,18 @@ ExperimentData Reference(World& w, const std::string& tz, const ExperimentScanSp
       s.denominator_sum += x.b;
       s.denominator_sum_squares += x.b * x.b;
       s.main_denominator_sum_product += a * x.b;
-      if (m.type == ExperimentMetricType::kMean && spec.cuped_days) {
+      if ((m.type == ExperimentMetricType::kMean || m.type == ExperimentMetricType::kRatio) && spec.cuped_days) {
         s.pre_sum += pre;
         s.pre_sum_squares += pre * pre;
         s.main_pre_sum_product += a * pre;
+      }
+      if (m.type == ExperimentMetricType::kRatio && spec.cuped_days) {
+        s.pre_denominator_sum += x.pre_b;
+        s.pre_denominator_sum_squares += x.pre_b * x.pre_b;
+        s.denominator_pre_denominator_sum_product += x.b * x.pre_b;
+        s.pre_pre_denominator_sum_product += x.pre * x.pre_b;
+        s.main_pre_denominator_sum_product += a * x.pre_b;
+        s.pre_denominator_sum_product += x.pre * x.b;
       }
     }
     out.metrics.push_back(md);
@@ -383,6 +396,14 @@ TEST_P(ExperimentMetricsReference, MatchesNaive) {
           EXPECT_PRED2(near, g.denominator_sum_squares, r.denominator_sum_squares);
           EXPECT_PRED2(near, g.main_denominator_sum_product, r.main_denominator_sum_product);
         }
+        EXPECT_EQ(g.has_pre, spec.cuped_days > 0 && (metrics[m].type == ExperimentMetricType::kMean ||
+                                                     metrics[m].type == ExperimentMetricType::kRatio));
+        EXPECT_PRED2(near, g.pre_denominator_sum, r.pre_denominator_sum);
+        EXPECT_PRED2(near, g.pre_denominator_sum_squares, r.pre_denominator_sum_squares);
+        EXPECT_PRED2(near, g.denominator_pre_denominator_sum_product, r.denominator_pre_denominator_sum_product);
+        EXPECT_PRED2(near, g.pre_pre_denominator_sum_product, r.pre_pre_denominator_sum_product);
+        EXPECT_PRED2(near, g.main_pre_denominator_sum_product, r.main_pre_denominator_sum_product);
+        EXPECT_PRED2(near, g.pre_denominator_sum_product, r.pre_denominator_sum_product);
         EXPECT_PRED2(near, g.pre_sum, r.pre_sum);
         EXPECT_PRED2(near, g.pre_sum_squares, r.pre_sum_squares);
         EXPECT_PRED2(near, g.main_pre_sum_product, r.main_pre_sum_product);
