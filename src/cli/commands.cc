@@ -35,6 +35,7 @@
 #include "server/experiment_analyze_routes.h"
 #include "server/http_server.h"
 #include "server/insight_routes.h"
+#include "server/journey_routes.h"
 #include "server/ops_routes.h"
 #include "server/people_routes.h"
 #include "server/spend_routes.h"
@@ -168,6 +169,10 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
   (*insights)->set_spend(spend->get());
+  // Journeys (docs/automation.md): triggered touches with a holdout; the engine starts with
+  // the scheduler.
+  auto journeys = JourneyService::Open(registry, **ops, **people);
+  if (!journeys.ok()) return Fail(journeys.status());
   bool demo_seeded = false;
   if (fresh_demo) {
     // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.
@@ -196,6 +201,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   server.AddRoutes(SpendRoutes(server.context(), **spend));
   server.AddRoutes(InsightRoutes(server.context(), **insights));
   server.AddRoutes(ExperimentAnalyzeRoutes(server.context()));
+  server.AddRoutes(JourneyRoutes(server.context(), **journeys));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;
@@ -251,6 +257,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   }
   SetAllowPrivateAddresses(o.allow_private_webhooks);
   if (o.scheduler) (*ops)->StartScheduler();
+  if (o.scheduler) (*journeys)->Start();
   std::fflush(stdout);
   // SIGINT/SIGTERM stop the server; stores flush on close.
   g_server = &server;
@@ -262,6 +269,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   server.Serve();
   g_server = nullptr;
+  (*journeys)->Stop();
   (*ops)->StopScheduler();
   spdlog::info("shutting down: flushing event stores");
   registry.CloseAll();
