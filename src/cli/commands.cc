@@ -169,8 +169,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
   (*insights)->set_spend(spend->get());
-  // Journeys (docs/automation.md): triggered touches with a holdout; the engine starts with
-  // the scheduler.
+  // Journeys (docs/automation.md): triggered touches with a holdout.
   auto journeys = JourneyService::Open(registry, **ops, **people);
   if (!journeys.ok()) return Fail(journeys.status());
   bool demo_seeded = false;
@@ -257,7 +256,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   }
   SetAllowPrivateAddresses(o.allow_private_webhooks);
   if (o.scheduler) (*ops)->StartScheduler();
-  if (o.scheduler) (*journeys)->Start();
+  // Not tied to --no-scheduler: it acts only on active journeys, and tests that turn the daily
+  // job off still run journeys.
+  (*journeys)->Start();
   std::fflush(stdout);
   // SIGINT/SIGTERM stop the server; stores flush on close.
   g_server = &server;
