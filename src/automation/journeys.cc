@@ -779,6 +779,7 @@ Status JourneyService::AdvanceDue(const std::vector<Active>& active) {
                     IdList(ids) + ") ORDER BY due_at LIMIT ?",
                 {now, static_cast<int64_t>(options_.step_batch)}));
   if (rows.empty()) return Status::OK();
+  if (rows.size() == options_.step_batch) more_work_ = true;
   std::map<int64_t, std::vector<size_t>> groups;
   for (size_t i = 0; i < rows.size(); i++) groups[rows[i].Int(0)].push_back(i);
 
@@ -925,6 +926,7 @@ Status JourneyService::DispatchSends(const std::vector<Active>& active) {
                                     IdList(ids) + ") ORDER BY next_attempt_at, id LIMIT ?",
                                 {now, static_cast<int64_t>(options_.send_batch)}));
   if (rows.empty()) return Status::OK();
+  if (rows.size() == options_.send_batch) more_work_ = true;
   // Which of them may go now: quiet hours and the rate limit hold messages back.
   std::vector<size_t> go;
   std::map<int64_t, int64_t> budget;  // journey -> messages it may still start this minute
@@ -1070,6 +1072,7 @@ Status JourneyService::DispatchSends(const std::vector<Active>& active) {
 
 Status JourneyService::RunOnce() {
   std::lock_guard lock(work_mu_);
+  more_work_ = false;
   NS_ASSIGN_OR_RETURN(auto active, LoadActive());
   HookProjects(active);
   // A journey's first round since start (or activation): its trigger events stored while no
@@ -1107,9 +1110,15 @@ void JourneyService::Start() {
       } catch (const std::exception& e) {
         spdlog::error("journeys: unexpected error: {}", e.what());
       }
+      bool more;
+      {
+        std::lock_guard w(work_mu_);
+        more = more_work_;
+      }
       std::unique_lock lock(queue_mu_);
-      queue_cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms),
-                         [this] { return stop_ || !queue_.empty(); });
+      if (!more)
+        queue_cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms),
+                           [this] { return stop_ || !queue_.empty(); });
     }
   });
 }

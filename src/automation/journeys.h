@@ -125,6 +125,8 @@ class JourneyService {
   // (journey, activation time) scanned since start: a re-activation scans again.
   std::set<std::pair<int64_t, int64_t>> caught_up_;
   std::thread thread_;
+  // A round stopped at a batch limit: the engine starts the next one at once (engine thread).
+  bool more_work_ = false;
 };
 
 // The template language of journey messages: {{person.KEY}}, {{distinct_id}}, {{journey.name}},
