@@ -219,6 +219,45 @@ def test_dead_letters_and_retry():
     sec.ok("POST", f"/api/v1/journeys/{j['id']}/pause")
 
 
+def test_limits_frequency_cap_and_quiet_hours():
+    """A second message to a person within the cap's window is skipped (capped); messages
+    due inside quiet hours (project time zone) wait for the window's end; a non-message
+    action is not held by quiet hours."""
+    sec, writer, rx = S["sec"], S["writer"], S["rx"]
+    capped = sec.ok("POST", "/api/v1/journeys", {
+        "name": "Capped", "trigger": {"type": "event", "event": "cap_signup"}, "holdout_percent": 0,
+        "steps": [{"type": "action", "action": "webhook", "url": rx.url("/cap1")},
+                  {"type": "action", "action": "webhook", "url": rx.url("/cap2")}],
+        "limits": {"frequency_cap": {"max": 1, "hours": 24}}}, 201)
+    sec.ok("POST", f"/api/v1/journeys/{capped['id']}/activate")
+    # Quiet from an hour ago to two hours ahead, local time in Asia/Shanghai (UTC+8).
+    local = time.gmtime(time.time() + 8 * 3600)
+    start, end = (local.tm_hour - 1) % 24, (local.tm_hour + 2) % 24
+    quiet = sec.ok("POST", "/api/v1/journeys", {
+        "name": "Quiet", "trigger": {"type": "event", "event": "quiet_signup"}, "holdout_percent": 0,
+        "steps": [{"type": "action", "action": "set_property", "property": "greeted", "value": True},
+                  {"type": "action", "action": "webhook", "url": rx.url("/quiet")}],
+        "limits": {"quiet_hours": f"{start:02d}:00-{end:02d}:00"}}, 201)
+    sec.ok("POST", f"/api/v1/journeys/{quiet['id']}/activate")
+    send(writer, [ev("cap_signup", f"cap-{i}", now_ms()) for i in range(20)] +
+         [ev("quiet_signup", f"quiet-{i}", now_ms()) for i in range(20)])
+    r = wait_until(lambda: (lambda x: x if x["sent"] == 20 else None)(
+        sec.ok("GET", f"/api/v1/journeys/{capped['id']}/results")), "the first messages")
+    check_eq([r["steps"][0]["sent"], r["steps"][1]["capped"], r["steps"][1]["queued"]], [20, 20, 0],
+             "one message per person; the second capped")
+    check_eq(len(rx.received("/cap2")), 0, "no capped message reached the receiver")
+    q = wait_until(lambda: (lambda x: x if x["steps"][0]["sent"] == 20 else None)(
+        sec.ok("GET", f"/api/v1/journeys/{quiet['id']}/results")), "the property set during quiet hours")
+    time.sleep(1.5)  # a few engine rounds
+    q = sec.ok("GET", f"/api/v1/journeys/{quiet['id']}/results")
+    check_eq([q["steps"][1]["pending"], q["steps"][1]["sent"]], [20, 0], "messages wait for the quiet hours' end")
+    check_eq(len(rx.received("/quiet")), 0, "nothing sent inside quiet hours")
+    p = sec.ok("GET", "/api/v1/persons/quiet-3")
+    check(str(p["properties"].get("greeted")).lower() == "true", f"set_property stored: {p['properties']}")
+    for j in (capped, quiet):
+        sec.ok("POST", f"/api/v1/journeys/{j['id']}/pause")
+
+
 def test_seed_first_order_coupon():
     """Registered 24 h ago with no order -> first-order coupon webhook, 10% holdout;
     first-order conversion treated vs holdout with lift and CI."""
@@ -334,7 +373,7 @@ def run_api():
         k = S["sec"].ok("POST", "/api/v1/api-keys", {"name": "reader", "role": "viewer"}, 201)
         S["viewer"] = Client(srv.port, "viewer", key=k["key"])
         ok = all([run_one(t) for t in (test_api_validation_and_roles, test_dead_letters_and_retry,
-                                       test_seed_first_order_coupon, test_seed_recall_silent_90_days)])
+                                       test_limits_frequency_cap_and_quiet_hours, test_seed_first_order_coupon, test_seed_recall_silent_90_days)])
         srv.stop()
     finally:
         if S.get("server"):
