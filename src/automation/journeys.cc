@@ -11,6 +11,7 @@
 #include "auth/accounts.h"
 #include "automation/journey_rules.h"
 #include "core/log_safe.h"
+#include "ops/alerts.h"
 #include "ops/notify.h"
 #include "stats/experiment_analysis.h"
 #include "storage/block.h"
@@ -213,6 +214,10 @@ StatusOr<std::unique_ptr<JourneyService>> JourneyService::Open(ProjectRegistry& 
   NS_RETURN_IF_ERROR(registry.meta_db().Migrate("automation", AutomationMigrations()));
   std::unique_ptr<JourneyService> s(new JourneyService(registry, ops, people, std::move(options)));
   NS_RETURN_IF_ERROR(s->RecoverSending());
+  // A cohort a journey names (trigger, audience, add_to_cohort) cannot be deleted under it.
+  JourneyService* self = s.get();
+  people.AddReferrers(
+      [self](const std::string& project, int64_t cohort) { return self->UsingCohort(project, cohort); });
   return s;
 }
 
@@ -260,7 +265,20 @@ StatusOr<json> JourneyService::Create(const Principal& who, const json& body) {
   return Get(who.project, id);
 }
 
-StatusOr<json> JourneyService::Get(const std::string& project, int64_t id) {
+StatusOr<std::vector<std::string>> JourneyService::UsingCohort(const std::string& project, int64_t cohort) {
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, doc FROM journeys WHERE project = ? ORDER BY id", {project}));
+  std::vector<std::string> out;
+  for (auto& r : rows) {
+    auto doc = JourneyDoc::Parse(json::parse(r.Str(1), nullptr, false));
+    if (!doc.ok()) continue;
+    bool uses = doc->trigger.cohort == cohort || doc->audience_cohort == cohort;
+    for (const auto& st : doc->steps) uses = uses || (st.action == "add_to_cohort" && st.cohort == cohort);
+    if (uses) out.push_back("journey " + std::to_string(r.Int(0)) + " '" + doc->name + "'");
+  }
+  return out;
+}
+
+StatusOr<json> JourneyService::Get(const std::string& project, int64_t id, bool reveal_urls) {
   NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT doc, status, created_by, created_at, updated_at, activated_at FROM "
                                            "journeys WHERE id = ? AND project = ?",
                                            {id, project}));
@@ -270,6 +288,10 @@ StatusOr<json> JourneyService::Get(const std::string& project, int64_t id) {
   if (!doc.ok())
     return Corruption("journeys.doc of row " + std::to_string(id) + " is malformed: " + doc.status().message());
   json out = doc->ToJson(false);
+  // A webhook URL may carry a token (Slack-style hooks): viewers see it masked, as channels.
+  if (!reveal_urls)
+    for (auto& st : out["steps"])
+      if (st.contains("url")) st["url"] = MaskChannelUrl(st["url"].get<std::string>());
   out["id"] = id;
   out["status"] = rows[0].Str(1);
   out["created_by"] = rows[0].Str(2);

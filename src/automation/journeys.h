@@ -58,7 +58,10 @@ class JourneyService {
   // ---- the API (answers are the JSON of docs/api.md, "Journeys")
   StatusOr<nlohmann::json> Create(const Principal& who, const nlohmann::json& body);
   StatusOr<nlohmann::json> List(const std::string& project);
-  StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
+  // reveal_urls: the caller may edit (operator, admin); viewers see webhook URLs masked.
+  StatusOr<nlohmann::json> Get(const std::string& project, int64_t id, bool reveal_urls = true);
+  // The journeys of a project that name cohort `cohort` ("journey 3 'Recall'").
+  StatusOr<std::vector<std::string>> UsingCohort(const std::string& project, int64_t cohort);
   // Replaces the definition. Once persons have entered, the trigger, steps and holdout are
   // fixed (FailedPrecondition naming the field): entries point at step numbers.
   StatusOr<nlohmann::json> Update(const Principal& who, int64_t id, const nlohmann::json& body);

@@ -18,7 +18,7 @@ std::vector<Route> JourneyRoutes(ServerContext&, JourneyService& js) {
   r.push_back(R("GET", "/api/v1/journeys", V,
                 [&js](const HttpRequest&, HttpResponse& res, const Principal& w) { Reply(res, js.List(w.project)); }));
   r.push_back(R("GET", one, V, [&js](const HttpRequest& req, HttpResponse& res, const Principal& w) {
-    Reply(res, js.Get(w.project, Id(req)));
+    Reply(res, js.Get(w.project, Id(req), w.role >= Role::kOperator));
   }));
   for (const char* method : {"PUT", "PATCH"})
     r.push_back(R(method, one, O, [&js](const HttpRequest& req, HttpResponse& res, const Principal& w) {

@@ -183,7 +183,11 @@ def test_api_validation_and_roles():
     check("secret" not in j["steps"][2] and j["steps"][2]["secret_set"] is True, f"secret hidden: {j['steps'][2]}")
     viewer.err("POST", "/api/v1/journeys", coupon_journey(rx.url()), 403)
     viewer.err("POST", f"/api/v1/journeys/{j['id']}/activate", None, 403)
-    check_eq(viewer.ok("GET", f"/api/v1/journeys/{j['id']}")["name"], "First-order coupon", "viewer reads")
+    seen = viewer.ok("GET", f"/api/v1/journeys/{j['id']}")
+    check_eq(seen["name"], "First-order coupon", "viewer reads")
+    check("/hook" not in seen["steps"][2]["url"] and "\u2026" in seen["steps"][2]["url"],
+          f"a viewer sees the webhook URL masked: {seen['steps'][2]['url']}")
+    check_eq(sec.ok("GET", f"/api/v1/journeys/{j['id']}")["steps"][2]["url"], rx.url(), "an editor sees it")
     check(any(x["id"] == j["id"] for x in viewer.ok("GET", "/api/v1/journeys")), "viewer lists")
     # Edit keeps the secret when the client sends none back.
     body = coupon_journey(rx.url())
@@ -344,6 +348,8 @@ def test_seed_recall_silent_90_days():
                    "payload": {"offer": "COMEBACK"}}],
         "holdout_percent": 20, "goal": {"event": "pay", "within_days": 14}}, 201)
     jid = j["id"]
+    e = sec.err("DELETE", f"/api/v1/cohorts/{cohort['id']}", None, 409)
+    check(f"journey {jid} 'Recall offer'" in e["message"], f"the cohort is protected by its journey: {e}")
     sec.ok("POST", f"/api/v1/journeys/{jid}/activate")
     entered = sec.ok("POST", f"/api/v1/journeys/{jid}/evaluate")["entered"]
     silent = [p for i, p in enumerate(persons) if i % 4 != 0]
