@@ -480,18 +480,13 @@ StatusOr<json> JourneyService::Results(const std::string& project, int64_t id) {
     out["comparison"] = nullptr;
     return out;
   }
-  stats::VariantStatistics control, treatment;
-  control.name = "holdout";
-  treatment.name = "treated";
+  stats::VariantAccumulator control_acc, treatment_acc;
   for (auto& [person, e] : persons) {
     if (!e.action_at) continue;
-    auto& v = e.holdout ? control : treatment;
-    v.n += 1;
-    if (converted[person]) {
-      v.sum += 1;
-      v.sum_squares += 1;
-    }
+    (e.holdout ? control_acc : treatment_acc).Add(converted[person] ? 1.0 : 0.0);
   }
+  const stats::VariantStatistics control = control_acc.Statistics("holdout");
+  const stats::VariantStatistics treatment = treatment_acc.Statistics("treated");
   auto group = [](const stats::VariantStatistics& v) {
     return json{{"persons", v.n}, {"converted", v.sum}, {"rate", v.n > 0 ? json(v.sum / v.n) : json()}};
   };
