@@ -36,6 +36,7 @@
 #include "server/experiment_routes.h"
 #include "server/http_server.h"
 #include "server/insight_routes.h"
+#include "server/journey_routes.h"
 #include "server/ops_routes.h"
 #include "server/people_routes.h"
 #include "server/spend_routes.h"
@@ -172,6 +173,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Experiments (docs/experiments.md): after the operations layer, whose scenarios they link to.
   auto experiments = ExperimentsService::Open(registry);
   if (!experiments.ok()) return Fail(experiments.status());
+  // Journeys (docs/automation.md): triggered touches with a holdout.
+  auto journeys = JourneyService::Open(registry, **ops, **people);
+  if (!journeys.ok()) return Fail(journeys.status());
   bool demo_seeded = false;
   if (fresh_demo) {
     // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.
@@ -201,6 +205,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   server.AddRoutes(InsightRoutes(server.context(), **insights));
   server.AddRoutes(ExperimentRoutes(server.context(), **experiments));
   server.AddRoutes(ExperimentAnalyzeRoutes(server.context()));
+  server.AddRoutes(JourneyRoutes(server.context(), **journeys));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;
@@ -256,6 +261,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   }
   SetAllowPrivateAddresses(o.allow_private_webhooks);
   if (o.scheduler) (*ops)->StartScheduler();
+  // Not tied to --no-scheduler: it acts only on active journeys, and tests that turn the daily
+  // job off still run journeys.
+  (*journeys)->Start();
   std::fflush(stdout);
   // SIGINT/SIGTERM stop the server; stores flush on close.
   g_server = &server;
@@ -267,6 +275,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   server.Serve();
   g_server = nullptr;
+  (*journeys)->Stop();
   (*ops)->StopScheduler();
   spdlog::info("shutting down: flushing event stores");
   registry.CloseAll();

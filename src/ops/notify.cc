@@ -158,6 +158,9 @@ OutgoingRequest BuildWebhook(const NotificationChannel& ch, const Notification& 
   };
   OutgoingRequest r = JsonRequest(ch.url, body);
   r.headers.emplace_back("X-Northstar-Timestamp", std::to_string(now_ms));
+  // The receiver drops a message whose key it has seen (a retry after a crash, a journey's
+  // re-sent step): the key is in the body (dedup_key) and in this header.
+  if (!n.dedup_key.empty()) r.headers.emplace_back("Idempotency-Key", n.dedup_key);
   if (!ch.secret.empty()) {
     r.headers.emplace_back("X-Northstar-Signature", "sha256=" + Hex(HmacSha256(ch.secret, r.body)));
   }
