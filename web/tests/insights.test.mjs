@@ -5,7 +5,7 @@
 // builder in both languages.
 //
 // Usage: node web/tests/insights.test.mjs /path/to/northstar      (exit 77: no Chromium)
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { api, consoleSuite } from './harness.mjs'
@@ -34,11 +34,22 @@ async function run(page, builder) {
   return { query: JSON.parse(req.postData()), answer: await res.json() }
 }
 
+// One logged-in page for every test (a login costs a cockpit load); each test opens its
+// builder by URL and checks the page is clean at its end.
+let shared = null
+async function loggedIn() {
+  if (!shared) {
+    shared = await s.open()
+    await s.logIn(shared.page, s.server.admin)
+  }
+  return shared
+}
+after(() => shared?.context.close().catch(() => {}))
+
 const cellTexts = (loc) => loc.allInnerTexts().then((xs) => xs.map((x) => Number(x.trim())))
 
 test('paths: the Sankey and its tables show the API\'s nodes and edges; PNG export; save and delete', async () => {
-  const { context, page, w } = await s.open()
-  await s.logIn(page, s.server.admin)
+  const { page, w } = await loggedIn()
   await s.visit(page, { path: '/insights?kind=paths', ready: '[data-test=paths-builder]' })
   await choose(page, page.locator('[data-test=paths-start]'), 'product_click')
   const depth = page.locator('[data-test=paths-depth] input')
@@ -86,12 +97,10 @@ test('paths: the Sankey and its tables show the API\'s nodes and edges; PNG expo
   assert.ok(!(await api(s.server, 'GET', '/api/v1/insights')).insights.some((i) => i.id === saved.id), 'gone from the API')
   await s.settle(page)
   s.clean(w)
-  await context.close()
 })
 
 test('stickiness: the bars\' table shows the API\'s persons per number of active days', async () => {
-  const { context, page, w } = await s.open()
-  await s.logIn(page, s.server.admin)
+  const { page, w } = await loggedIn()
   await s.visit(page, { path: '/insights?kind=stickiness', ready: '[data-test=stickiness-builder]' })
   await choose(page, page.locator('[data-test=stickiness-event-0]'), 'app_launch')
   await page.locator('[data-test=stickiness-builder] [data-test=add-series]').click()
@@ -110,12 +119,10 @@ test('stickiness: the bars\' table shows the API\'s persons per number of active
   }
   assert.ok(answer.series[0].persons > 0, 'the demo has app launches')
   s.clean(w)
-  await context.close()
 })
 
 test('trends: a formula over two series, compared with the previous period, as one number each', async () => {
-  const { context, page, w } = await s.open()
-  await s.logIn(page, s.server.admin)
+  const { page, w } = await loggedIn()
   await s.visit(page, { path: '/insights?kind=trends', ready: '[data-test=trends-builder]' })
   await choose(page, page.locator('[data-test=series-event-0]'), 'pay')
   await page.locator('[data-test=trends-builder] [data-test=add-series]').click()
@@ -144,12 +151,10 @@ test('trends: a formula over two series, compared with the previous period, as o
   assert.equal(Number(await card.getAttribute('data-value')), formula.aggregated_value)
   assert.deepEqual(answer.series.map((x) => x.aggregated_value), api2.series.map((x) => x.aggregated_value))
   s.clean(w)
-  await context.close()
 })
 
 test('funnel: the time-to-convert histogram and the conversion over time of the API', async () => {
-  const { context, page, w } = await s.open()
-  await s.logIn(page, s.server.admin)
+  const { page, w } = await loggedIn()
   await s.visit(page, { path: '/insights?kind=funnel', ready: '[data-test=funnel-builder]' })
   await choose(page, page.locator('[data-test=step-0]'), 'add_to_cart')
   await choose(page, page.locator('[data-test=step-1]'), 'pay')
@@ -177,7 +182,6 @@ test('funnel: the time-to-convert histogram and the conversion over time of the 
   assert.equal(await rows.count(), api2.trends.dates.length)
   assert.deepEqual(await cellTexts(rows.locator('td:nth-child(3)')), api2.trends.to_counts)
   s.clean(w)
-  await context.close()
 })
 
 const BUILDERS = [
@@ -194,8 +198,7 @@ const BUILDERS = [
 ]
 
 test('every builder in English and Chinese (screenshots)', async () => {
-  const { context, page, w } = await s.open()
-  await s.logIn(page, s.server.admin)
+  const { page, w } = await loggedIn()
   await s.visit(page, { path: '/insights', ready: '[data-test=trends-builder]' })
   for (const lang of ['en', 'zh-CN']) {
     if (lang === 'zh-CN') await s.setLang(page, 'zh-CN')
@@ -218,5 +221,4 @@ test('every builder in English and Chinese (screenshots)', async () => {
   await page.locator('[data-test=stickiness-table] tbody tr[data-intervals="7"]', { hasText: '7 天' }).waitFor()
   await s.settle(page)
   s.clean(w)
-  await context.close()
 })
