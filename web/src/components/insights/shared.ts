@@ -1,6 +1,6 @@
 // What the insight builders share: the date range (fixed days or the server's relative
 // dates), event names, CSV export of a table, saving a file.
-import { ref } from 'vue'
+import { reactive, ref } from 'vue'
 import { ApiError } from '../../api/client'
 import { addDays, fmtNumber, todayInProject } from '../../format'
 import { session } from '../../session'
@@ -135,4 +135,45 @@ export function fmtSeconds(s: number | null | undefined): string {
   if (s < 7200) return `${fmtNumber(s / 60, 1)} min`
   if (s < 172800) return `${fmtNumber(s / 3600, 1)} h`
   return `${fmtNumber(s / 86400, 1)} d`
+}
+
+/** What the pickers offer, loaded once by the Insights page: property names and cohorts. */
+export const pickers = reactive({ properties: [] as string[], cohorts: [] as { id: number; name: string }[] })
+
+/** One row of a filter list as edited: a property (or `cohort:ID`), an operator, a value. */
+export interface FilterRow {
+  property: string
+  op: string
+  value: string
+}
+export const FILTER_OPS = ['eq', 'neq', 'contains', 'not_contains', 'gt', 'gte', 'lt', 'lte', 'is_set', 'is_not_set'] as const
+const NUMERIC_OPS = ['gt', 'gte', 'lt', 'lte']
+
+/** The rows as the server's filters (docs/queries.md, "Filters"); incomplete rows are left out. */
+export function toFilters(rows: FilterRow[]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = []
+  for (const r of rows) {
+    if (!r.property) continue
+    const cohort = /^cohort:(\d+)$/.exec(r.property)
+    if (cohort) {
+      out.push(r.op === 'not_in' ? { cohort: Number(cohort[1]), op: 'not_in' } : { cohort: Number(cohort[1]) })
+    } else if (r.op === 'is_set' || r.op === 'is_not_set') {
+      out.push({ property: r.property, op: r.op })
+    } else {
+      const n = Number(r.value)
+      const value = NUMERIC_OPS.includes(r.op) && r.value.trim() !== '' && Number.isFinite(n) ? n : r.value
+      out.push({ property: r.property, op: r.op, value })
+    }
+  }
+  return out
+}
+
+/** A saved query's filters as rows (the forms this page writes; others kept as text). */
+export function fromFilters(filters: unknown): FilterRow[] {
+  if (!Array.isArray(filters)) return []
+  return filters.map((f: Record<string, unknown>) =>
+    typeof f.cohort === 'number'
+      ? { property: `cohort:${f.cohort}`, op: f.op === 'not_in' ? 'not_in' : 'in', value: '' }
+      : { property: String(f.property ?? ''), op: String(f.op ?? 'eq'), value: f.value === undefined ? '' : Array.isArray(f.value) ? f.value.join(',') : String(f.value) },
+  )
 }
