@@ -201,6 +201,20 @@ test('funnel: the time-to-convert histogram and the conversion over time of the 
   await corr.first().waitFor()
   assert.deepEqual(await cellTexts(corr.locator('[data-col=success]')), api3.correlation.events.map((e) => e.success_count))
   assert.deepEqual(await cellTexts(corr.locator('[data-col=failure]')), api3.correlation.events.map((e) => e.failure_count))
+  // What the persons who added to the cart and did not pay did instead: the funnel's paths.
+  const [req] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith('/api/v1/query') && JSON.parse(r.postData()).kind === 'paths'),
+    page.locator('[data-test=paths-before-1]').click(),
+  ])
+  const pathsQuery = JSON.parse(req.postData())
+  assert.deepEqual([pathsQuery.funnel_step, pathsQuery.mode, pathsQuery.funnel.steps.map((x) => x.event)], [0, 'before', ['add_to_cart', 'pay']])
+  assert.equal(pathsQuery.date_from, undefined, "the funnel's range")
+  const api4 = await api(s.server, 'POST', '/api/v1/query', pathsQuery, { expect: 200 })
+  await page.locator('[data-test=paths-funnel]').waitFor()
+  const edges = page.locator('[data-test=paths-edges] tbody tr')
+  await edges.first().waitFor()
+  assert.deepEqual(await cellTexts(edges.locator('[data-col=persons]')), api4.edges.map((e) => e.persons))
+  assert.equal(api4.persons, api3.correlation.failure_total, 'the paths of the drop-offs (persons who did not pay)')
   s.clean(w)
 })
 

@@ -436,6 +436,8 @@ const en = {
       unit: 'Count',
       persons: 'Persons',
       sessions: 'Sessions',
+      pathsAfter: 'after',
+      pathsDropped: 'of drop-offs',
     },
     funnelViz: {
       steps: 'Steps',
@@ -491,6 +493,18 @@ const en = {
       pathCount: 'Paths',
       averageTime: 'Average time',
       endHere: 'Ended here',
+      include: 'Only',
+      allEvents: 'All events',
+      replace: 'Clean URLs',
+      regex: 'Regular expression',
+      alias: 'Replace with',
+      addReplacement: 'URL cleaning rule',
+      dropFunnel: 'Not from the funnel',
+      funnelMode: {
+        after: 'Paths of the persons who reached {step}, from that moment',
+        before: 'Paths of the persons who reached {step} but not {next}, in the window after it',
+        between: 'Paths of the persons between {step} and {next}',
+      },
     },
     stickiness: {
       hour: '{n} hour | {n} hours',

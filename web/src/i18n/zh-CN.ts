@@ -438,6 +438,8 @@ const zhCN: Messages = {
       unit: '统计',
       persons: '按人',
       sessions: '按会话',
+      pathsAfter: '之后',
+      pathsDropped: '流失用户',
     },
     funnelViz: {
       steps: '步骤',
@@ -493,6 +495,18 @@ const zhCN: Messages = {
       pathCount: '路径数',
       averageTime: '平均耗时',
       endHere: '在此结束',
+      include: '仅包含',
+      allEvents: '全部事件',
+      replace: '清洗 URL',
+      regex: '正则表达式',
+      alias: '替换为',
+      addReplacement: 'URL 清洗规则',
+      dropFunnel: '不限漏斗',
+      funnelMode: {
+        after: '到达 {step} 的用户此后的路径',
+        before: '到达 {step} 但未到达 {next} 的用户在窗口期内的路径',
+        between: '用户在 {step} 与 {next} 之间的路径',
+      },
     },
     stickiness: {
       hour: '{n} 小时',
