@@ -218,6 +218,21 @@ test('funnel: the time-to-convert histogram and the conversion over time of the 
   s.clean(w)
 })
 
+test('viewer: a saved stickiness insight opens and runs, with no save, delete, KPI or pin control', async () => {
+  const ins = await api(s.server, 'POST', '/api/v1/insights', {
+    name: 'Launch days', tags: ['habits'], query: { kind: 'stickiness', series: [{ event: 'app_launch' }], date_from: 'this_month', date_to: 'this_month' },
+  })
+  const { context, page, w } = await s.open()
+  await s.logIn(page, s.fx.viewer)
+  await s.visit(page, { path: `/insights?insight=${ins.id}`, ready: '[data-test=stickiness-table] tbody tr' })
+  // The saved named range is shown as such and sent as such.
+  assert.match(await page.locator('[data-test=range-preset]').innerText(), /This month/)
+  for (const sel of ['save-insight', 'insight-tags', 'delete-insight', 'make-kpi', 'pin'])
+    assert.equal(await page.locator(`[data-test=${sel}]`).count(), 0, `no ${sel} for a viewer`)
+  s.clean(w)
+  await context.close()
+})
+
 const BUILDERS = [
   { kind: 'trends', chart: 'trends' },
   { kind: 'funnel', chart: 'funnel', setup: async (page) => {
