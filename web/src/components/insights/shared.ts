@@ -32,8 +32,15 @@ export const PRESETS = [
   'this_year',
 ] as const
 
-export function useRange(days = 14) {
+/** A builder's range: by default the last `days` days, as the server's relative date. */
+export function useDateRange(days = 14) {
   return ref<DateRange>({ from: `last_${days}_days`, to: `last_${days}_days` })
+}
+
+/** Two fixed days ending today (the value area's pickers use it). */
+export function useRange(days = 14) {
+  const today = todayInProject()
+  return ref<[string, string]>([addDays(today, -(days - 1)), today])
 }
 
 /** The range of a saved query (any of its forms). */
