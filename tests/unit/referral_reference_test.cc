@@ -9,13 +9,15 @@
 // identity merges after the fact ($identify, $create_alias joining two persons); equal
 // timestamps and events a millisecond either side of local midnight (Asia/Shanghai; some
 // seeds America/New_York across a DST change); other event and property names; other fraud
-// thresholds and reward tiers; empty ranges; and the inviters' pages followed by cursor.
+// thresholds and reward tiers; empty ranges; the inviters' pages followed by cursor; and the
+// referral KPI reduce (k_factor, referral_share with and without flagged edges) as its parts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
 
+#include "ops/kpi_reducers.h"
 #include "people_test_util.h"
 #include "query/person_facts.h"
 #include "query/query_kind.h"
@@ -429,6 +431,27 @@ TEST_P(ReferralReference, MatchesNaive) {
                       << e.ip << ": " << rs;
       }
       return;
+    }
+
+    // ---- the KPI reduce: the same figures as ratio parts ----
+    const KpiReducer* kpi = FindKpiReducer("referral");
+    ASSERT_NE(kpi, nullptr);
+    QueryScope scope(*store, *tz, qo);
+    for (const char* flagged : {"exclude", "include"}) {
+      const json& v = variants[std::string(flagged) == "exclude" ? "without_flagged" : "with_flagged"];
+      for (const char* metric : {"k_factor", "referral_share"}) {
+        json red{{"metric", metric}, {"flagged", flagged}};
+        json kq = q;
+        ASSERT_TRUE(kpi->validate(kq, red).ok()) << ctx;
+        kpi->shape(kq, red);
+        auto parts = kpi->reduce(kq, red, PeriodRange{from, to}, false, scope.ctx());
+        ASSERT_TRUE(parts.ok()) << ctx << ": " << parts.status().ToString();
+        const KpiParts& kp = parts->at("");
+        const bool k = std::string(metric) == "k_factor";
+        EXPECT_TRUE(kp.ratio) << ctx;
+        EXPECT_EQ(kp.num, (k ? v["invitees"] : v["referred_new_persons"]).get<double>()) << ctx << " " << metric;
+        EXPECT_EQ(kp.den, static_cast<double>(k ? active.size() : new_persons)) << ctx << " " << metric;
+      }
     }
 
     // ---- pages by cursor make the same list ----
