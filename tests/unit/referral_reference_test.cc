@@ -471,6 +471,34 @@ TEST_P(ReferralReference, MatchesNaive) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ReferralReference, ::testing::Range(0, 240));
 
+// One inviter with more invitees than a byte counts (a per-node flag once counted with a
+// uint8_t increment would wrap at 256): one inviter, 300 invitees, the top tier.
+TEST(ReferralQuery, ManyInviteesOfOneInviter) {
+  auto tz = TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(tz.ok());
+  ThrowAwayStore store(1000);
+  ASSERT_TRUE(store.ok());
+  const int64_t t0 = LocalMidnight(date::locate_zone("Asia/Shanghai"), DaysFromCivil("2026-11-02"));
+  std::vector<Event> events;
+  events.push_back(StoredEvent("boss", "boss", "app_launch", t0, {}));
+  for (int i = 0; i < 300; i++) {
+    Event e =
+        StoredEvent("a" + std::to_string(i), "p" + std::to_string(i), "invite_accept", t0 + 3'600'000 * (i + 1), {});
+    e.props.push_back({"inviter_id", PropValue::Str("boss")});
+    events.push_back(std::move(e));
+    events.push_back(
+        StoredEvent("v" + std::to_string(i), "p" + std::to_string(i), "view", t0 + 3'600'000 * (i + 1) + 1, {}));
+  }
+  ASSERT_TRUE(store->Append(std::move(events), Durability::kUnlogged).ok());
+  auto r = RunQuery(json{{"kind", "referral"}, {"date_from", "2026-11-01"}, {"date_to", "2026-12-31"}}, *store, *tz);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["without_flagged"]["inviters"], 1);
+  EXPECT_EQ((*r)["without_flagged"]["invitees"], 300);
+  EXPECT_EQ((*r)["with_flagged"]["inviters"], 1);
+  EXPECT_EQ((*r)["inviters"][0]["reward"], "VIP");
+  EXPECT_EQ((*r)["inviters"][0]["tiers_reached"], json({"coupon", "gift", "VIP"}));
+}
+
 // The request's validation: errors name the field.
 TEST(ReferralQuery, Validation) {
   struct Case {
