@@ -1,4 +1,4 @@
-// One person's invite tree (GET /api/v1/persons/{distinct_id}/invite-tree, docs/people.md
+// One person's invite tree (GET /api/v1/persons/{distinct_id}/invite-tree, docs/queries.md
 // "Invite tree"): the person, whom they invited, whom those invited, ... drawn from the
 // referral graph (query/referral.h) as of the end of a local day, breadth first up to a
 // depth and a number of nodes (`truncated` says when either cut it short).
