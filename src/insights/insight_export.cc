@@ -98,6 +98,12 @@ const std::map<std::string, Heading>& Headings() {
       {"expected_purchases", {"Expected purchases", "预期购买次数"}},
       {"expected_average_value", {"Expected average value", "预期客单价"}},
       {"clv", {"CLV", "预测终身价值"}},
+      // referral
+      {"invitees", {"Invitees", "受邀人数"}},
+      {"clean_invitees", {"Clean invitees", "有效受邀人数"}},
+      {"flagged_invitees", {"Flagged invitees", "可疑受邀人数"}},
+      {"invitations_sent", {"Invitations sent", "发出邀请数"}},
+      {"reward", {"Reward due", "应发奖励"}},
   };
   return k;
 }

@@ -10,6 +10,7 @@
 #include "query/operators.h"
 #include "query/query_kind.h"
 #include "query/query_spec.h"
+#include "query/referral.h"
 #include "query/results.h"
 
 namespace ns {
@@ -287,6 +288,68 @@ StatusOr<std::map<std::string, KpiParts>> CommerceReduce(const json& query, cons
   return out;
 }
 
+// ---------------------------------------------------------------- referral: {"metric":…,"flagged":…}
+
+// The referral figures a KPI can follow (docs/queries.md "Referral"), as ratio parts, over
+// the unflagged edges ("flagged":"exclude", the default: what a team should steer by) or
+// over every edge ("include").
+constexpr const char* kReferralKpiMetrics[] = {"k_factor",        "referral_share",       "referral_conversion_rate",
+                                               "invitees",        "referred_new_persons", "flagged_invitees",
+                                               "invitations_sent"};
+
+Status ReferralValidate(const json& q, json& r) {
+  NS_RETURN_IF_ERROR(ParseReferralQuery(q).status());
+  if (!r.contains("metric")) r["metric"] = "k_factor";
+  if (!r.contains("flagged")) r["flagged"] = "exclude";
+  if (!r["metric"].is_string() || std::find(std::begin(kReferralKpiMetrics), std::end(kReferralKpiMetrics),
+                                            r["metric"].get<std::string>()) == std::end(kReferralKpiMetrics)) {
+    std::string names;
+    for (const char* m : kReferralKpiMetrics) names += std::string(names.empty() ? "" : ", ") + m;
+    return InvalidArgument("reduce.metric: expected one of " + names, "reduce.metric");
+  }
+  if (r["flagged"] != "exclude" && r["flagged"] != "include")
+    return InvalidArgument("reduce.flagged: expected \"exclude\" or \"include\"", "reduce.flagged");
+  return Status::OK();
+}
+
+void ReferralShape(json& q, const json&) {
+  q.erase("limit");
+  q.erase("cursor");
+}
+
+StatusOr<std::map<std::string, KpiParts>> ReferralReduce(const json& query_in, const json& r, PeriodRange,
+                                                         bool broken_down, const QueryContext& ctx) {
+  // The kind has no breakdown: a root-cause split by a dimension finds no parts.
+  if (broken_down) return std::map<std::string, KpiParts>{};
+  json query = query_in;
+  query.erase("breakdown");
+  query.erase("breakdown_limit");
+  NS_ASSIGN_OR_RETURN(ReferralQuery q, ParseReferralQuery(query));
+  NS_ASSIGN_OR_RETURN(ReferralResult res, RunReferral(q, ctx));
+  const ReferralFigures& f = r.value("flagged", "exclude") == "include" ? res.with_flagged : res.without_flagged;
+  const std::string m = r.value("metric", "k_factor");
+  auto d = [](uint64_t v) { return static_cast<double>(v); };
+  KpiParts p;
+  if (m == "k_factor") {
+    p = {d(f.invitees), d(res.active_persons), true};
+  } else if (m == "referral_share") {
+    p = {d(f.referred_new_persons), d(res.new_persons), true};
+  } else if (m == "referral_conversion_rate") {
+    p = {d(f.invitees), d(res.invitations_sent), true};
+  } else if (m == "invitees") {
+    p = {d(f.invitees), 0, false};
+  } else if (m == "referred_new_persons") {
+    p = {d(f.referred_new_persons), 0, false};
+  } else if (m == "flagged_invitees") {
+    p = {d(res.flagged_invitees), 0, false};
+  } else if (m == "invitations_sent") {
+    p = {d(res.invitations_sent), 0, false};
+  } else {
+    return InvalidArgument("reduce.metric: unknown referral metric", "reduce.metric");
+  }
+  return std::map<std::string, KpiParts>{{"", p}};
+}
+
 // ---------------------------------------------------------------- the list
 
 const KpiReducer kReducers[] = {
@@ -294,6 +357,7 @@ const KpiReducer kReducers[] = {
     {"funnel", FunnelValidate, FunnelShape, FunnelReduce, FunnelDaily},
     {"retention", RetentionValidate, RetentionShape, RetentionReduce, RetentionDaily},
     {"commerce", CommerceValidate, CommerceShape, CommerceReduce, nullptr},
+    {"referral", ReferralValidate, ReferralShape, ReferralReduce, nullptr},
 };
 
 }  // namespace

@@ -52,5 +52,6 @@ extern const QueryKind kLifecycleKind;   // lifecycle.cc
 extern const QueryKind kClvKind;         // clv.cc
 extern const QueryKind kCommerceKind;    // commerce.cc
 extern const QueryKind kLtvKind;         // ltv.cc
+extern const QueryKind kReferralKind;    // referral.cc (the graph: query/referral.h)
 
 }  // namespace ns

@@ -30,8 +30,39 @@ const std::vector<PeopleSettings::EventSetting>& PeopleSettings::EventSettings()
       {"review_event", "review", &PeopleSettings::review_event},
       {"refund_event", "refund", &PeopleSettings::refund_event},
       {"search_event", "search", &PeopleSettings::search_event},
+      {"invite_accept_event", "invite_accept", &PeopleSettings::invite_accept_event},
+      {"invite_send_event", "invite_send", &PeopleSettings::invite_send_event},
   };
   return kList;
+}
+
+StatusOr<std::vector<RewardTier>> ParseRewardTiers(const json& j, const std::string& field) {
+  if (!j.is_array() || j.size() > 20)
+    return InvalidArgument(field + ": expected an array of at most 20 tiers {\"invitees\": N, \"reward\": \"...\"}",
+                           field);
+  std::vector<RewardTier> out;
+  for (size_t i = 0; i < j.size(); i++) {
+    const std::string f = field + "[" + std::to_string(i) + "]";
+    if (!j[i].is_object()) return InvalidArgument(f + ": expected {\"invitees\": N, \"reward\": \"...\"}", f);
+    NS_RETURN_IF_ERROR(CheckFields(j[i], f, {"invitees", "reward"}));
+    if (!j[i].contains("invitees")) return InvalidArgument(f + ".invitees: required field is missing", f + ".invitees");
+    NS_ASSIGN_OR_RETURN(int64_t n, GetInt(j[i], "invitees", f, 1, 1, 1000000));
+    NS_ASSIGN_OR_RETURN(std::string reward, GetString(j[i], "reward", f, true));
+    if (reward.empty() || reward.size() > 100)
+      return InvalidArgument(f + ".reward: expected 1 to 100 bytes of text", f + ".reward");
+    if (!out.empty() && n <= out.back().invitees)
+      return InvalidArgument(f + ".invitees: tiers must have strictly increasing invitees (" +
+                                 std::to_string(out.back().invitees) + " before " + std::to_string(n) + ")",
+                             f + ".invitees");
+    out.push_back(RewardTier{static_cast<int>(n), std::move(reward)});
+  }
+  return out;
+}
+
+json RewardTiersJson(const std::vector<RewardTier>& tiers) {
+  json out = json::array();
+  for (const RewardTier& t : tiers) out.push_back({{"invitees", t.invitees}, {"reward", t.reward}});
+  return out;
 }
 
 StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSettings& base) {
@@ -43,7 +74,9 @@ StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSet
        "loyal_min_orders", "loyal_share", "impulse_minutes", "share_event", "inviter_property", "spreader_invitees",
        // the other events of EventSettings()
        "cart_event", "view_event", "register_event", "coupon_use_event", "coupon_receive_event", "check_in_event",
-       "review_event", "refund_event", "search_event"}));
+       "review_event", "refund_event", "search_event", "invite_accept_event", "invite_send_event",
+       // the referral graph's
+       "device_property", "ip_property", "referral_reward_tiers"}));
   PeopleSettings s = base;
   NS_ASSIGN_OR_RETURN(s.pay_event, GetString(j, "pay_event", "", false, base.pay_event));
   NS_ASSIGN_OR_RETURN(s.amount_property, GetString(j, "amount_property", "", false, base.amount_property));
@@ -76,14 +109,21 @@ StatusOr<PeopleSettings> PeopleSettings::FromJson(const json& j, const PeopleSet
     const char* key;
     std::string* out;
   };
-  std::vector<StrField> names = {StrField{"product_property", &s.product_property},
-                                 StrField{"category_property", &s.category_property},
-                                 StrField{"inviter_property", &s.inviter_property}};
+  std::vector<StrField> names = {
+      StrField{"product_property", &s.product_property}, StrField{"category_property", &s.category_property},
+      StrField{"inviter_property", &s.inviter_property}, StrField{"device_property", &s.device_property},
+      StrField{"ip_property", &s.ip_property}};
   for (const EventSetting& e : EventSettings())
     if (e.member != &PeopleSettings::pay_event) names.push_back(StrField{e.key, &(s.*e.member)});
   for (const StrField& f : names) {
     NS_ASSIGN_OR_RETURN(*f.out, GetString(j, f.key, "", false, *f.out));
     if (f.out->empty()) return InvalidArgument(std::string(f.key) + ": must not be empty", f.key);
+  }
+  if (s.invite_accept_event == s.invite_send_event)
+    return InvalidArgument("invite_send_event: must differ from invite_accept_event ('" + s.invite_accept_event + "')",
+                           "invite_send_event");
+  if (auto it = j.find("referral_reward_tiers"); it != j.end()) {
+    NS_ASSIGN_OR_RETURN(s.referral_reward_tiers, ParseRewardTiers(*it, "referral_reward_tiers"));
   }
   s.new_days = static_cast<int>(nd);
   s.active_days = static_cast<int>(ad);
@@ -121,7 +161,10 @@ json PeopleSettings::ToJson() const {
          {"impulse_minutes", impulse_minutes},
          {"share_event", share_event},
          {"inviter_property", inviter_property},
-         {"spreader_invitees", spreader_invitees}};
+         {"spreader_invitees", spreader_invitees},
+         {"device_property", device_property},
+         {"ip_property", ip_property},
+         {"referral_reward_tiers", RewardTiersJson(referral_reward_tiers)}};
   for (const EventSetting& e : EventSettings()) j[e.key] = this->*e.member;
   return j;
 }

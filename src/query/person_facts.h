@@ -21,6 +21,18 @@
 
 namespace ns {
 
+// A reward of the referral programme: due once an inviter has brought `invitees` invitees
+// (docs/queries.md "Referral").
+struct RewardTier {
+  int invitees = 1;
+  std::string reward;
+  bool operator==(const RewardTier&) const = default;
+};
+// A list of tiers: 0 to 20 objects {"invitees": 1..1000000, "reward": text of 1..100 bytes}
+// with strictly increasing invitees; errors name `field` ("referral_reward_tiers[1].invitees").
+StatusOr<std::vector<RewardTier>> ParseRewardTiers(const nlohmann::json& j, const std::string& field);
+nlohmann::json RewardTiersJson(const std::vector<RewardTier>& tiers);
+
 // A project's settings of the person-level models (docs/people.md "Settings").
 struct PeopleSettings {
   std::string pay_event = "pay";            // which event is a payment
@@ -52,6 +64,14 @@ struct PeopleSettings {
   std::string review_event = "review";
   std::string refund_event = "refund";
   std::string search_event = "search";
+  // The referral graph (query/referral.h): an invite_accept event carrying inviter_property
+  // is an invitation accepted; invite_send events count invitations sent; the device and IP
+  // properties of the accept feed the shared-device / shared-IP fraud flags.
+  std::string invite_accept_event = "invite_accept";
+  std::string invite_send_event = "invite_send";
+  std::string device_property = "$device_id";
+  std::string ip_property = "$ip";
+  std::vector<RewardTier> referral_reward_tiers = {{1, "coupon"}, {3, "gift"}, {10, "VIP"}};
   // Person and event properties shown masked to every role but admin.
   std::vector<std::string> masked_properties = {"phone", "mobile", "email", "id_card", "$ip"};
 

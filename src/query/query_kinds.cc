@@ -19,6 +19,7 @@ const std::vector<const QueryKind*>& QueryKinds() {
       &kChannelsKind,    // channels.cc
       &kClvKind,         // clv.cc
       &kStickinessKind,  // stickiness.cc
+      &kReferralKind,    // referral.cc
   };
   return kinds;
 }

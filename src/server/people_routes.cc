@@ -4,6 +4,7 @@
 #include "server/people_routes.h"
 
 #include "auth/accounts.h"
+#include "people/invite_tree.h"
 #include "server/route_util.h"
 
 namespace ns {
@@ -117,6 +118,26 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
           auto limit = SizeParam(req, "limit", 50, 1, 1000);
           if (!limit.ok()) return res.Error(limit.status());
           Reply(res, ps->Timeline(who.project, PathId(req), req.Param("before"), *limit, Unmasked(who)));
+        }),
+      R("GET", R"(/api/v1/persons/([^/]+)/invite-tree)", Access::kViewer,
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          InviteTreeOptions o;
+          auto depth = SizeParam(req, "depth", 5, 1, 20);
+          if (!depth.ok()) return res.Error(depth.status());
+          auto limit = SizeParam(req, "limit", 500, 1, 5000);
+          if (!limit.ok()) return res.Error(limit.status());
+          o.depth = static_cast<int>(*depth);
+          o.limit = *limit;
+          if (req.HasParam("as_of")) {
+            auto d = ParseDate(req.Param("as_of"), "as_of");
+            if (!d.ok()) return res.Error(d.status());
+            o.as_of_day = *d;
+          }
+          auto p = cx->registry.OpenProject(who.project);
+          if (!p.ok()) return res.Error(p.status());
+          auto s = ps->Settings(who.project);
+          if (!s.ok()) return res.Error(s.status());
+          Reply(res, InviteTree(**p, *s, PathId(req), o, Unmasked(who)));
         }),
       R("GET", R"(/api/v1/persons/([^/]+))", Access::kViewer,
         [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {

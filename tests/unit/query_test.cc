@@ -153,7 +153,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadQuery{R"({})",
                  "kind: required field is missing (trends, funnel, retention, rfm, lifecycle, paths, commerce, ltv, "
-                 "channels, clv or stickiness)"},
+                 "channels, clv, stickiness or referral)"},
         // Issue 8: unknown fields are named, integers are range-checked before conversion.
         BadQuery{
             R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
@@ -169,7 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
             "breakdown_limit: 18446744073709551615 is out of range [1, 1000]"},
         BadQuery{R"({"kind":"journeys"})",
                  "kind: unknown query kind 'journeys' (expected trends, funnel, retention, rfm, lifecycle, paths, "
-                 "commerce, ltv, channels, clv or stickiness)"},
+                 "commerce, ltv, channels, clv, stickiness or referral)"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-13-01","date_to":"2025-03-01"})",
                  "date_from: expected a date YYYY-MM-DD, got '2025-13-01'"},
         BadQuery{R"({"kind":"trends","series":[{"event":"a"}],"date_from":"2025-03-02","date_to":"2025-03-01"})",
