@@ -299,6 +299,53 @@ StatusOr<json> PeopleService::UpdateCohort(const std::string& project, int64_t i
   return GetCohort(project, id);
 }
 
+StatusOr<json> PeopleService::PreviewCohorts(const std::string& project, const json& body) {
+  if (!body.is_object()) return InvalidArgument("expected a JSON object", "body");
+  NS_RETURN_IF_ERROR(CheckFields(body, "", {"definition", "definitions"}));
+  const bool batch = body.contains("definitions");
+  if (batch == body.contains("definition"))
+    return InvalidArgument("definition: give a definition, or definitions (a list)", "definition");
+  std::vector<CohortCondition> defs;
+  if (batch) {
+    const json& list = body["definitions"];
+    if (!list.is_array() || list.empty() || list.size() > 100)
+      return InvalidArgument("definitions: expected a list of 1 to 100 definitions", "definitions");
+    for (size_t i = 0; i < list.size(); i++) {
+      auto d = ParseCohortDefinition(list[i]);
+      // The parser names fields from "definition"; in a list, say which one.
+      if (!d.ok()) {
+        const std::string at = "definitions[" + std::to_string(i) + "]";
+        std::string field = d.status().field();
+        if (field.rfind("definition", 0) == 0) field = at + field.substr(10);
+        return InvalidArgument(at + ": " + d.status().message(), field.empty() ? at : field);
+      }
+      defs.push_back(std::move(*d));
+    }
+  } else {
+    NS_ASSIGN_OR_RETURN(CohortCondition d, ParseCohortDefinition(body["definition"]));
+    defs.push_back(std::move(d));
+  }
+  for (const auto& d : defs) NS_RETURN_IF_ERROR(CheckNoCycle(project, 0, d));
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
+  auto snap = p->store->Snapshot();
+  const int64_t as_of = NowMs();
+  const int32_t today = p->tz.LocalDay(as_of);
+  json sizes = json::array();
+  for (const auto& d : defs) {
+    std::vector<int64_t> path;
+    NS_ASSIGN_OR_RETURN(Roaring m, EvaluateCohort(d, EvalContext(project, *snap, p->tz, settings, today, path)));
+    sizes.push_back(m.cardinality());
+  }
+  json out{{"as_of", FormatIsoUtc(as_of)}};
+  if (batch) {
+    out["sizes"] = std::move(sizes);
+  } else {
+    out["size"] = sizes[0];
+  }
+  return out;
+}
+
 Status PeopleService::DeleteCohort(const std::string& project, int64_t id) {
   // One transaction: a cohort or scenario that starts naming it meanwhile is either seen
   // here or refused for want of it.

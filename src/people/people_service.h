@@ -58,6 +58,9 @@ class PeopleService {
   StatusOr<nlohmann::json> GetCohort(const std::string& project, int64_t id);
   StatusOr<nlohmann::json> ListCohorts(const std::string& project);
   StatusOr<nlohmann::json> UpdateCohort(const std::string& project, int64_t id, const nlohmann::json& patch);
+  // Evaluates definitions without saving them (the console's live size, its distributions):
+  // {"definition":{…}} → {"size","as_of"}; {"definitions":[…]} (1 to 100) → {"sizes":[…],"as_of"}.
+  StatusOr<nlohmann::json> PreviewCohorts(const std::string& project, const nlohmann::json& body);
   // Refused (FailedPrecondition, a 409) while another cohort or a referrer (AddReferrers)
   // names it; the answer names them.
   Status DeleteCohort(const std::string& project, int64_t id);

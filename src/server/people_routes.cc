@@ -176,6 +176,11 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
             Reply(res, r, 201);
           });
         }),
+      // Evaluates without saving (a read: any role), for the console's live size.
+      R("POST", R"(/api/v1/cohorts/preview)", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) { Reply(res, ps->PreviewCohorts(who.project, b)); });
+        }),
       R("GET", R"(/api/v1/cohorts/(\d+))", Access::kViewer,
         [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           Reply(res, ps->GetCohort(who.project, Id(req)));

@@ -182,6 +182,35 @@ def test_cohorts():
     S["ids"] = (payers["id"], carted["id"])
 
 
+def test_cohort_preview():
+    # A definition evaluated without saving (the console's live size) answers the size the
+    # saved cohort then has; a list answers one size each; nothing is stored.
+    sec, viewer = S["sec"], S["viewer"]
+    payers_id, carted_id = S["ids"]
+    definition = {"op": "or", "conditions": [
+        {"type": "performed", "event": "pay"},
+        {"op": "and", "conditions": [{"type": "property", "property": "city", "op": "eq", "value": "杭州"},
+                                     {"type": "cohort", "id": carted_id, "negate": True}]}]}
+    before = len(sec.ok("GET", "/api/v1/cohorts")["cohorts"])
+    p = viewer.ok("POST", "/api/v1/cohorts/preview", {"definition": definition})
+    check("as_of" in p, f"as_of in the preview: {p}")
+    saved = sec.ok("POST", "/api/v1/cohorts", {"name": "preview check", "definition": definition}, 201)
+    check_eq(p["size"], saved["size"], "preview size = saved size")
+    check_eq(len(sec.ok("GET", "/api/v1/cohorts")["cohorts"]), before + 1, "the preview stored nothing")
+    batch = viewer.ok("POST", "/api/v1/cohorts/preview", {"definitions": [
+        definition, {"op": "and", "conditions": [{"type": "cohort", "id": payers_id}]},
+        {"op": "and", "conditions": [{"type": "lifecycle", "stage": "churned"}]}]})
+    check_eq(batch["sizes"][:2], [saved["size"], sec.ok("GET", f"/api/v1/cohorts/{payers_id}")["size"]], "batch sizes")
+    check_eq(len(batch["sizes"]), 3, "one size per definition")
+    e = sec.err("POST", "/api/v1/cohorts/preview", {"definitions": [definition, {"op": "and", "conditions": [
+        {"type": "performed", "event": "pay", "count": {"op": "more", "value": 1}}]}]})
+    check_eq(e.get("field"), "definitions[1].conditions[0].count.op", "a batch error names its definition")
+    e = sec.err("POST", "/api/v1/cohorts/preview", {"definition": {"op": "and", "conditions": [{"type": "cohort", "id": 99999}]}})
+    check_eq(e.get("field"), "definition", "unknown cohort")
+    check_eq(sec.err("POST", "/api/v1/cohorts/preview", {}).get("field"), "definition", "nothing to preview")
+    sec.ok("DELETE", f"/api/v1/cohorts/{saved['id']}")
+
+
 def test_static_cohort_and_merge():
     sec = S["sec"]
     c = sec.ok("POST", "/api/v1/cohorts", {"name": "vip", "kind": "static"}, 201)
@@ -349,7 +378,7 @@ def main():
     try:
         setup(binary, tmp)
         for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
-                  test_cohorts, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_cohort_as_key_user_group,
+                  test_cohorts, test_cohort_preview, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_cohort_as_key_user_group,
                   test_tiers_and_tags,
                   test_settings, test_audit, test_streamed_csv):
             ok &= run_one(t)
