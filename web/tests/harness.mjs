@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline'
 
 export const XSS = '<img src=x onerror=alert(1)>'
 
-export async function startServer(bin, consoleDir, { users = 2000, days = 40 } = {}) {
+export async function startServer(bin, consoleDir, { users = 2000, days = 90 } = {}) {
   const data = mkdtempSync(join(tmpdir(), 'ns-browser-'))
   const log = createWriteStream(join(data, 'server.log'))
   const args = ['serve', '--data', join(data, 'd'), '--host', '127.0.0.1', '--port', '0', '--demo', '--demo-users', String(users),
