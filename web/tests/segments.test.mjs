@@ -84,9 +84,21 @@ test('cohort builder: an AND of two rules and an OR group, live size = saved siz
   await page.locator('[data-test=members-total]').waitFor()
   assert.equal(Number(await page.locator('[data-test=members-total]').getAttribute('data-total')), saved.size)
   assert.equal(await page.locator('[data-test=member-link]').count(), Math.min(50, saved.size))
+  // Changed in the builder: the saved cohort's definition and size follow (PATCH, same id).
+  await s.settle(page)
+  await page.locator('[data-test=cohort-edit]').click()
+  await page.locator('[data-test=editing]').waitFor()
+  await page.locator('[data-test=cond-root-0] [data-test=cond-days]').fill('14')
+  const live14 = await liveSize(page)
+  await page.locator('[data-test=save-cohort]').click()
+  await page.waitForURL(new RegExp(`/segments/cohorts/${id}$`))
+  const changed = await api(s.server, 'GET', `/api/v1/cohorts/${id}`)
+  assert.equal(changed.definition.conditions[0].last_days, 14)
+  assert.equal(changed.size, live14)
+  assert.equal(await cohortPageSize(page), live14)
   // The list shows it with its size.
   await s.visit(page, { path: '/segments', ready: `[data-test=cohort-size-${id}]` })
-  assert.equal((await page.locator(`[data-test=cohort-size-${id}]`).innerText()).replace(/\D/g, ''), String(saved.size))
+  assert.equal((await page.locator(`[data-test=cohort-size-${id}]`).innerText()).replace(/\D/g, ''), String(changed.size))
   await s.shoot(page, 'segments-cohorts')
   s.clean(w)
   await context.close()
@@ -152,7 +164,7 @@ test('RFM matrix: the eight segments as the API answers, one click to a cohort o
   await context.close()
 })
 
-test('distributions: lifecycle, tiers and tags as the API counts them; a bar opens its rule', async () => {
+test('distributions: lifecycle, tiers and tags as the API counts them; a bar opens its rule; every page in Chinese', async () => {
   const { context, page, w } = await s.open()
   await s.logIn(page, s.server.admin)
   await s.visit(page, PAGES[3])
@@ -183,12 +195,8 @@ test('distributions: lifecycle, tiers and tags as the API counts them; a bar ope
   assert.equal(await page.locator('[data-test=cond-root-0] [data-test=cond-type]').inputValue(), 'tier')
   assert.equal(await liveSize(page), want)
   s.clean(w)
-  await context.close()
-})
 
-test('Chinese: every segment page in zh-CN, screenshots in both languages', async () => {
-  const { context, page, w } = await s.open()
-  await s.logIn(page, s.server.admin)
+  // Chinese (same session, one login less): every segment page, screenshots in zh-CN.
   await s.visit(page, PAGES[0])
   await s.setLang(page, 'zh-CN')
   assert.ok((await page.locator('[data-test=nav-segments]').innerText()).includes('用户分群'))
