@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { addDays, api, consoleSuite } from './harness.mjs'
+import { XSS, addDays, api, consoleSuite } from './harness.mjs'
 
 const s = await consoleSuite(import.meta.url)
 const PAGES = [
@@ -215,10 +215,14 @@ test('distributions: lifecycle, tiers and tags as the API counts them; a bar ope
   await context.close()
 })
 
-test('viewer: counts and reads, but no save, create, add or delete control', async () => {
+test('viewer: counts and reads, but no save, create, add or delete control; names are text', async () => {
   const { context, page, w } = await s.open()
+  // A cohort whose name and description are an HTML payload is shown as text.
+  await api(s.server, 'POST', '/api/v1/cohorts', { name: XSS, description: XSS, kind: 'static' })
   await s.logIn(page, s.fx.viewer)
   await s.visit(page, PAGES[0])
+  assert.ok((await page.locator('[data-test=cohort-table]').innerText()).includes(XSS))
+  assert.equal(await page.locator('img[src=x]').count(), 0)
   for (const sel of ['new-cohort', 'create-static', 'static-name']) assert.equal(await page.locator(`[data-test=${sel}]`).count(), 0, sel)
   await s.visit(page, PAGES[1])
   await page.locator('[data-test=cond-root-0] [data-test=cond-event]').fill('pay')
