@@ -17,7 +17,7 @@ constexpr size_t kMaxConditions = 50;
 constexpr size_t kMaxVariants = 50;
 
 const std::set<std::string>& PersonOperators() {
-  static const std::set<std::string> ops = {"exact", "is_not", "icontains", "not_icontains", "regex", "not_regex",
+  static const std::set<std::string> ops = {"exact", "is_not", "icontains", "not_icontains", "regex",  "not_regex",
                                             "gt",    "gte",    "lt",        "lte",           "is_set", "is_not_set"};
   return ops;
 }
@@ -32,7 +32,8 @@ StatusOr<double> GetPercentage(const json& j, const char* key, const std::string
   const std::string field = prefix.empty() ? key : prefix + "." + key;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
-  if (!it->is_number()) return InvalidArgument(field + ": expected a number from 0 to 100, got " + TypeName(*it), field);
+  if (!it->is_number())
+    return InvalidArgument(field + ": expected a number from 0 to 100, got " + TypeName(*it), field);
   const double v = it->get<double>();
   if (!(v >= 0 && v <= 100)) return InvalidArgument(field + ": " + it->dump() + " is not between 0 and 100", field);
   return v;
@@ -127,7 +128,8 @@ StatusOr<FlagDefinition> ParseFlagDefinition(const json& in) {
     if (!f->is_object()) return InvalidArgument("filters: expected an object, got " + TypeName(*f), "filters");
     json filters = *f;
     body.erase("filters");
-    NS_RETURN_IF_ERROR(CheckFields(filters, "filters", {"groups", "multivariate", "payloads", "aggregation_group_type_index"}));
+    NS_RETURN_IF_ERROR(
+        CheckFields(filters, "filters", {"groups", "multivariate", "payloads", "aggregation_group_type_index"}));
     if (filters.contains("aggregation_group_type_index") && !filters["aggregation_group_type_index"].is_null())
       return InvalidArgument("filters.aggregation_group_type_index: flags on groups are not supported; persons only",
                              "filters.aggregation_group_type_index");

@@ -48,7 +48,7 @@ struct FlagDefinition {
   // Who gets the flag when it has no groups, and in a group without its own rollout.
   double rollout_percentage = 100;
   std::vector<FlagGroup> groups;
-  std::vector<FlagVariant> variants;  // empty: a boolean flag
+  std::vector<FlagVariant> variants;                   // empty: a boolean flag
   nlohmann::json payloads = nlohmann::json::object();  // variant key (or "true") -> any JSON
 };
 

@@ -111,9 +111,8 @@ StatusOr<FlagOutcome> EvaluateFlag(const FlagDefinition& flag, std::string_view 
   // Groups with a variant override first (PostHog sorts them so), each keeping its index.
   std::vector<size_t> order(groups->size());
   for (size_t i = 0; i < order.size(); i++) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return !(*groups)[a].variant.empty() && (*groups)[b].variant.empty();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return !(*groups)[a].variant.empty() && (*groups)[b].variant.empty(); });
   out.reason = "no_condition_match";
   for (size_t gi : order) {
     const FlagGroup& g = (*groups)[gi];

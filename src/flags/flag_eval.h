@@ -26,10 +26,10 @@ using FlagCohortLookup = std::function<StatusOr<bool>(int64_t id)>;
 
 struct FlagOutcome {
   bool enabled = false;
-  std::string variant;  // "" for a boolean flag or when disabled
-  nlohmann::json payload;  // null when none
-  std::string reason;      // condition_match | out_of_rollout_bound | no_condition_match | disabled
-  int condition_index = -1;  // the deciding group (-1: none)
+  std::string variant;              // "" for a boolean flag or when disabled
+  nlohmann::json payload;           // null when none
+  std::string reason;               // condition_match | out_of_rollout_bound | no_condition_match | disabled
+  int condition_index = -1;         // the deciding group (-1: none)
   std::string Description() const;  // "Matched condition set 1", as PostHog words it
 };
 

@@ -140,9 +140,10 @@ StatusOr<json> FlagsService::Update(const Principal& who, int64_t id, const json
     NS_ASSIGN_OR_RETURN(FlagRow row, Load(who.project, id));
     NS_ASSIGN_OR_RETURN(FlagDefinition def, PatchFlagDefinition(row.def, patch));
     NS_RETURN_IF_ERROR(CheckUniqueKey(who.project, def.key, id));
-    NS_RETURN_IF_ERROR(db_.Exec("UPDATE feature_flags SET key = ?, definition = ?, version = version + 1, "
-                                "updated_at = ? WHERE id = ?",
-                                {def.key, FlagDefinitionJson(def).dump(), NowMs(), id}));
+    NS_RETURN_IF_ERROR(
+        db_.Exec("UPDATE feature_flags SET key = ?, definition = ?, version = version + 1, "
+                 "updated_at = ? WHERE id = ?",
+                 {def.key, FlagDefinitionJson(def).dump(), NowMs(), id}));
     return Audit(db_, who, "update", "feature_flag", id, FlagDefinitionJson(row.def), FlagDefinitionJson(def));
   }));
   NS_ASSIGN_OR_RETURN(FlagRow row, Load(who.project, id));
@@ -229,7 +230,9 @@ StatusOr<size_t> FlagsService::RecordExposures(const std::string& project, const
     e.uuid = Uuid::FromClientId(Sha1Hex("exposure\n" + evaluation.hashed_id + "\n" + f.key + "\n" + response.dump() +
                                         "\n" + std::to_string(day)));
     e.has_uuid = true;
-    auto as_prop = [](const json& v) { return v.is_string() ? PropValue::Str(v.get<std::string>()) : PropValue::Json(v.dump()); };
+    auto as_prop = [](const json& v) {
+      return v.is_string() ? PropValue::Str(v.get<std::string>()) : PropValue::Json(v.dump());
+    };
     e.props.push_back({"$feature_flag", PropValue::Str(f.key)});
     e.props.push_back({"$feature_flag_response", as_prop(response)});
     e.props.push_back({"$feature/" + f.key, as_prop(response)});

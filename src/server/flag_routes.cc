@@ -79,9 +79,11 @@ StatusOr<FlagEvalRequest> EvalRequestOf(const json& b, const char* keys_field) {
     r.person_properties = *pp;
   }
   if (const json* keys = FindMember(b, keys_field); keys != nullptr && !keys->is_null()) {
-    if (!keys->is_array()) return InvalidArgument(std::string(keys_field) + ": expected a list of flag keys", keys_field);
+    if (!keys->is_array())
+      return InvalidArgument(std::string(keys_field) + ": expected a list of flag keys", keys_field);
     for (const json& k : *keys) {
-      if (!k.is_string()) return InvalidArgument(std::string(keys_field) + ": expected flag keys (strings)", keys_field);
+      if (!k.is_string())
+        return InvalidArgument(std::string(keys_field) + ": expected flag keys (strings)", keys_field);
       r.keys.push_back(k.get<std::string>());
     }
   }
@@ -155,7 +157,8 @@ void HandlePostHog(ServerContext& ctx, FlagsService& flags, bool decide, const H
   if (!ev.ok()) return PostHogError(res, ev.status());
   int version = decide ? 1 : 2;
   if (req.HasParam("v")) version = std::atoi(req.Param("v").c_str());
-  json out{{"errorsWhileComputingFlags", ev->errors}, {"requestId", Uuid::Random().ToString()},
+  json out{{"errorsWhileComputingFlags", ev->errors},
+           {"requestId", Uuid::Random().ToString()},
            {"quotaLimited", json::array()}};
   if (!decide || version >= 4) {
     out["flags"] = FlagDetails(*ev);
@@ -184,8 +187,8 @@ void HandleEvaluate(ServerContext& ctx, FlagsService& flags, const HttpRequest& 
   if (!who.ok()) return res.Error(who.status());
   auto b = Body(req);
   if (!b.ok()) return res.Error(b.status());
-  if (Status st = CheckFields(*b, "", {"distinct_id", "person_properties", "flags", "record_exposure",
-                                       "include_inactive"});
+  if (Status st =
+          CheckFields(*b, "", {"distinct_id", "person_properties", "flags", "record_exposure", "include_inactive"});
       !st.ok())
     return res.Error(st);
   auto r = EvalRequestOf(*b, "flags");
@@ -252,13 +255,16 @@ std::vector<Route> FlagRoutes(ServerContext& ctx, FlagsService& flags) {
         }),
   };
   // Authenticated in the handler: every credential of the project may evaluate.
-  routes.push_back({"POST", R"(/api/v1/flags/evaluate)",
-                    Guarded([s, cx](const HttpRequest& req, HttpResponse& res) { HandleEvaluate(*cx, *s, req, res); })});
+  routes.push_back({"POST", R"(/api/v1/flags/evaluate)", Guarded([s, cx](const HttpRequest& req, HttpResponse& res) {
+                      HandleEvaluate(*cx, *s, req, res);
+                    })});
   // PostHog's SDKs: the key is in the body.
-  routes.push_back({"POST", R"(/flags/?)",
-                    Guarded([s, cx](const HttpRequest& req, HttpResponse& res) { HandlePostHog(*cx, *s, false, req, res); })});
-  routes.push_back({"POST", R"(/decide/?)",
-                    Guarded([s, cx](const HttpRequest& req, HttpResponse& res) { HandlePostHog(*cx, *s, true, req, res); })});
+  routes.push_back({"POST", R"(/flags/?)", Guarded([s, cx](const HttpRequest& req, HttpResponse& res) {
+                      HandlePostHog(*cx, *s, false, req, res);
+                    })});
+  routes.push_back({"POST", R"(/decide/?)", Guarded([s, cx](const HttpRequest& req, HttpResponse& res) {
+                      HandlePostHog(*cx, *s, true, req, res);
+                    })});
   routes.push_back({"OPTIONS", R"(/(flags|decide)/?)", Preflight});
   return routes;
 }

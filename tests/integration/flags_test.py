@@ -9,6 +9,7 @@ exposures recorded by the native route once per person, flag and day, and the ro
 
 Usage: flags_test.py /path/to/northstar"""
 
+import datetime
 import hashlib
 import json
 import os
@@ -84,7 +85,9 @@ def capture(port, write, events):
 
 
 def event_count(port, secret, event, filters):
-    q = {"kind": "trends", "series": [{"event": event}], "filters": filters, "date_range": "last_7_days"}
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    q = {"kind": "trends", "series": [{"event": event}], "filters": filters,
+         "date_from": (today - datetime.timedelta(days=1)).isoformat(), "date_to": today.isoformat()}
     r = ok(port, "POST", "/api/v1/query", q, key=secret)
     return sum(r["series"][0]["values"])
 

@@ -14,6 +14,7 @@
 #include "flags/flag_eval.h"
 #include "flags/flags_service.h"
 #include "meta/project_registry.h"
+#include "ops/schema.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -21,7 +22,10 @@ namespace ns {
 namespace {
 
 using nlohmann::json;
+using ::testing::_;
 using ::testing::HasSubstr;
+using ns::testing::StatusIs;
+using ns::testing::TempDir;
 
 FlagDefinition Parse(const json& j) {
   auto f = ParseFlagDefinition(j);
@@ -56,8 +60,14 @@ TEST(FlagHash, PostHogVectors) {
 // PostHog/posthog, posthog/test/test_feature_flag.py, TestFeatureFlagMatcherConsistency: "common
 // between all libraries doing local evaluation". The first 50 of its 1000 ids (distinct_id_0..49).
 TEST(FlagHash, PostHogSimpleFlagConsistency) {
-  const FlagDefinition f = Parse({{"key", "simple-flag"}, {"groups", {{{"properties", json::array()}, {"rollout_percentage", 45}}}}});
-  const std::string expected = "FTTFTFFTFT" "FTTFTFFFTT" "FTFFTFTTFF" "FTTTTFFFFF" "FTTFTTFFFT";
+  const FlagDefinition f =
+      Parse({{"key", "simple-flag"}, {"groups", {{{"properties", json::array()}, {"rollout_percentage", 45}}}}});
+  const std::string expected =
+      "FTTFTFFTFT"
+      "FTTFTFFFTT"
+      "FTFFTFTTFF"
+      "FTTTTFFFFF"
+      "FTTFTTFFFT";
   for (size_t i = 0; i < expected.size(); i++) {
     FlagOutcome o = Eval(f, "distinct_id_" + std::to_string(i));
     EXPECT_EQ(o.enabled, expected[i] == 'T') << i;
@@ -78,7 +88,12 @@ TEST(FlagHash, PostHogMultivariateFlagConsistency) {
                                     {{"key", "fourth-variant"}, {"rollout_percentage", 5}},
                                     {{"key", "fifth-variant"}, {"rollout_percentage", 5}}}}});
   const char* names[] = {"", "first-variant", "second-variant", "third-variant", "fourth-variant", "fifth-variant"};
-  const std::string expected = "221--21---" "13-121--41" "-3---11111" "13-321-3--" "12-112-1--";
+  const std::string expected =
+      "221--21---"
+      "13-121--41"
+      "-3---11111"
+      "13-321-3--"
+      "12-112-1--";
   for (size_t i = 0; i < expected.size(); i++) {
     FlagOutcome o = Eval(f, "distinct_id_" + std::to_string(i));
     if (expected[i] == '-') {
@@ -144,15 +159,14 @@ TEST(FlagConditions, PersonPropertyOperators) {
 }
 
 TEST(FlagConditions, GroupsVariantsOverridesAndPayloads) {
-  const FlagDefinition f = Parse({{"key", "new-checkout"},
-                                  {"groups",
-                                   {{{"properties", {{{"key", "plan"}, {"value", "vip"}}}}, {"variant", "b"}},
-                                    {{"properties", {{{"key", "id"}, {"type", "cohort"}, {"value", 7}}}},
-                                     {"rollout_percentage", 100}},
-                                    {{"properties", {{{"key", "city"}, {"value", "Beijing"}}}},
-                                     {"rollout_percentage", 0}}}},
-                                  {"variants", {{{"key", "a"}, {"rollout_percentage", 50}}, {{"key", "b"}, {"rollout_percentage", 50}}}},
-                                  {"payloads", {{"a", {{"color", "red"}}}, {"b", {{"color", "blue"}}}}}});
+  const FlagDefinition f =
+      Parse({{"key", "new-checkout"},
+             {"groups",
+              {{{"properties", {{{"key", "plan"}, {"value", "vip"}}}}, {"variant", "b"}},
+               {{"properties", {{{"key", "id"}, {"type", "cohort"}, {"value", 7}}}}, {"rollout_percentage", 100}},
+               {{"properties", {{{"key", "city"}, {"value", "Beijing"}}}}, {"rollout_percentage", 0}}}},
+             {"variants", {{{"key", "a"}, {"rollout_percentage", 50}}, {{"key", "b"}, {"rollout_percentage", 50}}}},
+             {"payloads", {{"a", {{"color", "red"}}}, {"b", {{"color", "blue"}}}}}});
   // The override group wins: every vip gets b and its payload.
   FlagOutcome vip = Eval(f, "u1", {{"plan", "VIP"}});
   EXPECT_TRUE(vip.enabled);
@@ -185,17 +199,24 @@ TEST(FlagConditions, GroupsVariantsOverridesAndPayloads) {
 TEST(FlagDefinitionTest, ValidationNamesTheField) {
   auto err = [](const json& j) { return ParseFlagDefinition(j).status(); };
   EXPECT_THAT(err({{"name", "x"}}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("required"), "key"));
-  EXPECT_THAT(err({{"key", "new checkout"}}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("not a flag key"), "key"));
+  EXPECT_THAT(err({{"key", "new checkout"}}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("not a flag key"), "key"));
   EXPECT_THAT(err({{"key", "k"}, {"rollout_percentage", 101}}),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("between 0 and 100"), "rollout_percentage"));
-  EXPECT_THAT(err({{"key", "k"}, {"variants", {{{"key", "a"}, {"rollout_percentage", 50}}, {{"key", "b"}, {"rollout_percentage", 40}}}}}),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("sum to 90, not 100"), "variants"));
-  EXPECT_THAT(err({{"key", "k"}, {"variants", {{{"key", "a"}, {"rollout_percentage", 50}}, {{"key", "a"}, {"rollout_percentage", 50}}}}}),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("twice"), "variants[1].key"));
-  EXPECT_THAT(err({{"key", "k"}, {"groups", {{{"properties", {{{"key", "p"}, {"operator", "like"}, {"value", 1}}}}}}}}),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown operator 'like'"), "groups[0].properties[0].operator"));
-  EXPECT_THAT(err({{"key", "k"}, {"groups", {{{"properties", {{{"key", "p"}, {"operator", "regex"}, {"value", "(("}}}}}}}}),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("regular expression"), "groups[0].properties[0].value"));
+  EXPECT_THAT(
+      err({{"key", "k"},
+           {"variants", {{{"key", "a"}, {"rollout_percentage", 50}}, {{"key", "b"}, {"rollout_percentage", 40}}}}}),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("sum to 90, not 100"), "variants"));
+  EXPECT_THAT(
+      err({{"key", "k"},
+           {"variants", {{{"key", "a"}, {"rollout_percentage", 50}}, {{"key", "a"}, {"rollout_percentage", 50}}}}}),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("twice"), "variants[1].key"));
+  EXPECT_THAT(
+      err({{"key", "k"}, {"groups", {{{"properties", {{{"key", "p"}, {"operator", "like"}, {"value", 1}}}}}}}}),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown operator 'like'"), "groups[0].properties[0].operator"));
+  EXPECT_THAT(
+      err({{"key", "k"}, {"groups", {{{"properties", {{{"key", "p"}, {"operator", "regex"}, {"value", "(("}}}}}}}}),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("regular expression"), "groups[0].properties[0].value"));
   EXPECT_THAT(err({{"key", "k"}, {"groups", {{{"variant", "z"}}}}}),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("no variant 'z'"), "groups[0].variant"));
   EXPECT_THAT(err({{"key", "k"}, {"payloads", {{"a", 1}}}}),
@@ -226,12 +247,16 @@ TEST(FlagsServiceTest, AssignmentIsStickyAcrossMerges) {
   auto registry = ProjectRegistry::Open(dir.path(), so);
   ASSERT_TRUE(registry.ok());
   ASSERT_TRUE((*registry)->Create("p", "Asia/Shanghai").ok());
+  // The audit log's table belongs to the operations layer's migrations.
+  ASSERT_TRUE((*registry)->meta_db().Migrate("ops", OpsMigrations()).ok());
   auto flags = FlagsService::Open(**registry, nullptr);
   ASSERT_TRUE(flags.ok()) << flags.status().ToString();
   Principal who{"test", 0, "p", Role::kAdmin, Credential::kSystem};
-  json body = {{"key", "new-checkout"},
-               {"variants", {{{"key", "control"}, {"rollout_percentage", 50}}, {{"key", "test"}, {"rollout_percentage", 50}}}}};
-  ASSERT_TRUE((*flags)->Create(who, body).ok());
+  json body = {
+      {"key", "new-checkout"},
+      {"variants", {{{"key", "control"}, {"rollout_percentage", 50}}, {{"key", "test"}, {"rollout_percentage", 50}}}}};
+  auto created = (*flags)->Create(who, body);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
   EXPECT_THAT((*flags)->Create(who, body).status(), StatusIs(StatusCode::kAlreadyExists));
 
   auto project = (*registry)->OpenProject("p");
@@ -244,8 +269,13 @@ TEST(FlagsServiceTest, AssignmentIsStickyAcrossMerges) {
     e.merge_with = std::move(merge);
     return e;
   };
+  auto request = [](const std::string& id) {
+    FlagEvalRequest r;
+    r.distinct_id = id;
+    return r;
+  };
   auto variant_of = [&](const std::string& id) {
-    auto ev = (*flags)->Evaluate("p", FlagEvalRequest{id});
+    auto ev = (*flags)->Evaluate("p", request(id));
     EXPECT_TRUE(ev.ok());
     return ev.ok() && !ev->flags.empty() ? ev->flags[0].outcome.variant : std::string("?");
   };
@@ -256,8 +286,10 @@ TEST(FlagsServiceTest, AssignmentIsStickyAcrossMerges) {
     std::string id = "anon-" + std::to_string(i);
     if (login.empty() && PickVariant("new-checkout", id, w) == "test") login = "user-" + id;
     if (PickVariant("new-checkout", id, w) != PickVariant("new-checkout", login.empty() ? "x" : login, w)) {
-      if (anon.empty() && !login.empty()) anon = id;
-      else if (!anon.empty() && id != anon) device2 = id;
+      if (anon.empty() && !login.empty())
+        anon = id;
+      else if (!anon.empty() && id != anon)
+        device2 = id;
     }
   }
   ASSERT_TRUE((*project)->store->Append({event(anon, "view")}).ok());
@@ -273,7 +305,7 @@ TEST(FlagsServiceTest, AssignmentIsStickyAcrossMerges) {
   EXPECT_EQ(variant_of("never-seen"), PickVariant("new-checkout", "never-seen", w));
 
   // Exposures: one per (person, flag, answer, day), however often evaluated.
-  auto ev = (*flags)->Evaluate("p", FlagEvalRequest{anon});
+  auto ev = (*flags)->Evaluate("p", request(anon));
   ASSERT_TRUE(ev.ok());
   auto first = (*flags)->RecordExposures("p", anon, *ev);
   auto second = (*flags)->RecordExposures("p", device2, *ev);
