@@ -12,6 +12,11 @@ import { api, consoleSuite } from './harness.mjs'
 const s = await consoleSuite(import.meta.url, { users: 300, days: 10 })
 const PAGE = { path: '/feature-flags', ready: '[data-test=flags-page]' }
 
+/** Waits for the dialog's opening transition, so a screenshot shows it, not its fade. */
+async function settleAnimations(page) {
+  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished.catch(() => {}))))
+}
+
 test('an operator makes a flag in the form, switches it, tests ids; the page in both languages', async () => {
   const { context, page, w } = await s.open()
   await s.logIn(page, s.fx.operator)
@@ -50,6 +55,7 @@ test('an operator makes a flag in the form, switches it, tests ids; the page in 
   await weights.nth(1).press('Tab')
   await sum.filter({ hasText: '100%' }).waitFor()
   await dialog.locator('[data-payload=test]').fill('{"button": "green"}')
+  await settleAnimations(page)
   await s.shoot(page, 'flags-form')
   await dialog.locator('[data-test=flag-save]').click()
   await page.locator('[data-flag-key=new-checkout]').waitFor()
@@ -94,6 +100,7 @@ test('an operator makes a flag in the form, switches it, tests ids; the page in 
   await s.shoot(page, 'flags')
   await page.locator('[data-flag-edit=new-checkout]').click()
   await page.locator('[data-test=flag-dialog]', { hasText: '编辑开关 new-checkout' }).waitFor()
+  await settleAnimations(page)
   await s.shoot(page, 'flags-form')
   s.clean(w)
   await context.close()
