@@ -14,6 +14,8 @@ using nlohmann::json;
 
 namespace {
 
+constexpr size_t kMaxRegexInput = 4096;
+
 // A value as PostHog's matchers read it: str(value) (booleans "true"/"false" after lower()).
 std::string Text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -73,7 +75,11 @@ bool MatchPropertyCondition(const FlagCondition& c, const std::optional<json>& v
     bool found = false;
     try {
       std::regex re(c.value.get<std::string>(), std::regex::ECMAScript);
-      found = std::regex_search(Text(v), re);
+      // std::regex recurses per input character: a bounded prefix keeps a huge property
+      // value from exhausting a worker's stack.
+      std::string text = Text(v);
+      if (text.size() > kMaxRegexInput) text.resize(kMaxRegexInput);
+      found = std::regex_search(text, re);
     } catch (const std::exception&) {
       return false;  // validated when saved; a pattern too complex for the input matches nothing
     }

@@ -59,31 +59,46 @@ StatusOr<std::unique_ptr<FlagsService>> FlagsService::Open(ProjectRegistry& regi
 
 // ---------------------------------------------------------------- definitions
 
-StatusOr<FlagsService::FlagRow> FlagsService::Load(const std::string& project, int64_t id) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT definition, version, created_by, created_at, updated_at FROM "
-                                           "feature_flags WHERE id = ? AND project = ?",
-                                           {id, project}));
-  if (rows.empty()) return NotFound("no feature flag " + std::to_string(id));
+namespace {
+
+// The columns every load reads, in this order.
+constexpr const char* kFlagColumns = "id, definition, version, created_by, created_at, updated_at";
+
+}  // namespace
+
+StatusOr<FlagsService::FlagRow> FlagsService::RowOf(const SqlRow& r) {
   FlagRow row;
-  row.id = id;
-  json def = json::parse(rows[0].Str(0), nullptr, /*allow_exceptions=*/false);
+  row.id = r.Int(0);
+  json def = json::parse(r.Str(1), nullptr, /*allow_exceptions=*/false);
+  if (def.is_discarded())
+    return Corruption("feature_flags.definition of row " + std::to_string(row.id) + " is not JSON");
   auto parsed = ParseFlagDefinition(def);
-  if (def.is_discarded() || !parsed.ok())
-    return Corruption("feature_flags.definition of row " + std::to_string(id) + " does not read back: " +
-                      (def.is_discarded() ? std::string("not JSON") : parsed.status().message()));
+  if (!parsed.ok())
+    return Corruption("feature_flags.definition of row " + std::to_string(row.id) +
+                      " does not read back: " + parsed.status().message());
   row.def = std::move(parsed).value();
-  row.version = rows[0].Int(1);
-  row.created_by = rows[0].Str(2);
-  row.created_at = rows[0].Int(3);
-  row.updated_at = rows[0].Int(4);
+  row.version = r.Int(2);
+  row.created_by = r.Str(3);
+  row.created_at = r.Int(4);
+  row.updated_at = r.Int(5);
   return row;
 }
 
+StatusOr<FlagsService::FlagRow> FlagsService::Load(const std::string& project, int64_t id) {
+  NS_ASSIGN_OR_RETURN(
+      auto rows, db_.Query(std::string("SELECT ") + kFlagColumns + " FROM feature_flags WHERE id = ? AND project = ?",
+                           {id, project}));
+  if (rows.empty()) return NotFound("no feature flag " + std::to_string(id));
+  return RowOf(rows[0]);
+}
+
 StatusOr<std::vector<FlagsService::FlagRow>> FlagsService::LoadAll(const std::string& project) {
-  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM feature_flags WHERE project = ? ORDER BY key", {project}));
+  NS_ASSIGN_OR_RETURN(
+      auto rows, db_.Query(std::string("SELECT ") + kFlagColumns + " FROM feature_flags WHERE project = ? ORDER BY key",
+                           {project}));
   std::vector<FlagRow> out;
   for (const SqlRow& r : rows) {
-    NS_ASSIGN_OR_RETURN(FlagRow row, Load(project, r.Int(0)));
+    NS_ASSIGN_OR_RETURN(FlagRow row, RowOf(r));
     out.push_back(std::move(row));
   }
   return out;

@@ -79,6 +79,8 @@ class FlagsService {
     std::string created_by;
     FlagDefinition def;
   };
+  // One row of kFlagColumns; Corruption naming the row when its definition does not read back.
+  static StatusOr<FlagRow> RowOf(const SqlRow& r);
   StatusOr<FlagRow> Load(const std::string& project, int64_t id);
   StatusOr<std::vector<FlagRow>> LoadAll(const std::string& project);
   static nlohmann::json RowJson(const FlagRow& row);

@@ -179,6 +179,22 @@ def test_native_and_decide(port, write, secret):
              "/flags detail")
     check_eq(f["flags"]["plain"]["variant"], None, "a boolean flag has no variant")
 
+    # How posthog-js sends it: a form `data=` of base64 JSON, or a gzip body (?compression=gzip-js);
+    # flag_keys_to_evaluate limits the answer; a browser's preflight is answered.
+    import base64
+    import gzip
+    import urllib.parse
+    payload = json.dumps({"token": write, "distinct_id": login, "flag_keys_to_evaluate": ["new-checkout"]})
+    form = "data=" + urllib.parse.quote(base64.b64encode(payload.encode()).decode())
+    r = request(port, "POST", "/flags/?v=2&config=true", form, ctype="application/x-www-form-urlencoded")
+    check_eq((r.status, sorted(r.json()["flags"])), (200, ["new-checkout"]), "/flags with a base64 form")
+    check_eq(r.json()["flags"]["new-checkout"]["variant"], "test", "/flags base64 form answer")
+    r = request(port, "POST", "/decide/?v=3&compression=gzip-js", gzip.compress(payload.encode()), ctype="text/plain")
+    check_eq((r.status, r.json()["featureFlags"]), (200, {"new-checkout": "test"}), "/decide with a gzip body")
+    r = request(port, "OPTIONS", "/flags/", headers={"Origin": "https://shop.example",
+                                                      "Access-Control-Request-Method": "POST"})
+    check_eq((r.status, r.headers.get("access-control-allow-origin")), (204, "https://shop.example"), "CORS preflight")
+
     # Keys: a wrong key is PostHog's 401; a write key evaluates but never reads definitions.
     r = request(port, "POST", "/flags/?v=2", {"token": "nsw_nope", "distinct_id": "x"})
     check_eq((r.status, r.json()["type"]), (401, "authentication_error"), "unknown key on /flags")
