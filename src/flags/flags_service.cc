@@ -54,7 +54,23 @@ std::string Sha1Hex(const std::string& text) {
 
 StatusOr<std::unique_ptr<FlagsService>> FlagsService::Open(ProjectRegistry& registry, PeopleService* people) {
   NS_RETURN_IF_ERROR(registry.meta_db().Migrate("flags", FlagMigrations()));
-  return std::unique_ptr<FlagsService>(new FlagsService(registry, people));
+  std::unique_ptr<FlagsService> s(new FlagsService(registry, people));
+  if (people != nullptr) {
+    // A cohort a flag's conditions name cannot be deleted (a 409 naming the flags).
+    FlagsService* self = s.get();
+    people->AddReferrers([self](const std::string& project, int64_t id) -> StatusOr<std::vector<std::string>> {
+      NS_ASSIGN_OR_RETURN(auto rows, self->LoadAll(project));
+      std::vector<std::string> names;
+      for (const FlagRow& row : rows) {
+        bool uses = false;
+        for (const FlagGroup& g : row.def.groups)
+          for (const FlagCondition& c : g.properties) uses |= c.type == "cohort" && c.value == json(id);
+        if (uses) names.push_back("feature flag '" + row.def.key + "'");
+      }
+      return names;
+    });
+  }
+  return s;
 }
 
 // ---------------------------------------------------------------- definitions

@@ -53,7 +53,8 @@ struct FlagEvaluation {
 
 class FlagsService {
  public:
-  // `people` (may be null: cohort conditions then fail to evaluate) resolves cohorts.
+  // `people` (may be null: cohort conditions then fail to evaluate) resolves cohorts; a cohort
+  // a flag names cannot be deleted there. REQUIRES: before the server serves (AddReferrers).
   static StatusOr<std::unique_ptr<FlagsService>> Open(ProjectRegistry& registry, PeopleService* people);
 
   // ---- definitions. Answers are the JSON of the API.

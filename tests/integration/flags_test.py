@@ -226,6 +226,26 @@ def test_crud(port, secret):
     check_eq(request(port, "GET", f"/api/v1/flags/{fid}", key=secret).status, 404, "deleted flag")
 
 
+def test_cohort_condition(port, write, secret):
+    # A static cohort of two persons; a flag for its members only, and one for everyone else.
+    capture(port, write, [{"event": "signup", "distinct_id": d} for d in ("c1", "c2", "c3")])
+    cohort = ok(port, "POST", "/api/v1/cohorts", {"name": "beta testers", "kind": "static"}, key=secret, expect=201)
+    ok(port, "POST", f"/api/v1/cohorts/{cohort['id']}/members", {"distinct_ids": ["c1", "c2"]}, key=secret)
+    for key, op in (("beta", "in"), ("not-beta", "not_in")):
+        ok(port, "POST", "/api/v1/flags", {"key": key, "groups": [{"properties": [
+            {"key": "id", "type": "cohort", "operator": op, "value": cohort["id"]}]}]}, key=secret, expect=201)
+    for d, member in (("c1", True), ("c2", True), ("c3", False), ("stranger", False)):
+        r = ok(port, "POST", "/flags/?v=2", {"token": write, "distinct_id": d, "flag_keys_to_evaluate": ["beta", "not-beta"]})
+        check_eq((r["flags"]["beta"]["enabled"], r["flags"]["not-beta"]["enabled"]), (member, not member),
+                 f"cohort condition for {d}")
+    r = request(port, "DELETE", f"/api/v1/cohorts/{cohort['id']}", key=secret)
+    check(r.status == 409 and "feature flag 'beta'" in r.body.decode(), f"a cohort a flag names is kept: {r}")
+    for key in ("beta", "not-beta"):
+        fid = next(f["id"] for f in ok(port, "GET", "/api/v1/flags", key=secret)["flags"] if f["key"] == key)
+        ok(port, "DELETE", f"/api/v1/flags/{fid}", key=secret)
+    ok(port, "DELETE", f"/api/v1/cohorts/{cohort['id']}", key=secret)
+
+
 def main():
     binary = binary_from_argv()
     if binary is None:
@@ -243,6 +263,7 @@ def main():
             ok(server.port, "POST", "/api/v1/flags", body, key=secret, expect=201)
         for name, fn in (("sdk", lambda: test_sdk(server.port, write, secret)),
                          ("native_and_decide", lambda: test_native_and_decide(server.port, write, secret)),
+                         ("cohort_condition", lambda: test_cohort_condition(server.port, write, secret)),
                          ("crud", lambda: test_crud(server.port, secret))):
             try:
                 fn()
