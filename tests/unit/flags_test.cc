@@ -22,10 +22,10 @@ namespace ns {
 namespace {
 
 using nlohmann::json;
-using ::testing::_;
-using ::testing::HasSubstr;
 using ns::testing::StatusIs;
 using ns::testing::TempDir;
+using ::testing::_;
+using ::testing::HasSubstr;
 
 FlagDefinition Parse(const json& j) {
   auto f = ParseFlagDefinition(j);
