@@ -34,6 +34,7 @@
 #include "server/collect_routes.h"
 #include "server/experiment_analyze_routes.h"
 #include "server/experiment_routes.h"
+#include "server/flag_routes.h"
 #include "server/http_server.h"
 #include "server/insight_routes.h"
 #include "server/journey_routes.h"
@@ -176,6 +177,9 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Journeys (docs/automation.md): triggered touches with a holdout.
   auto journeys = JourneyService::Open(registry, **ops, **people);
   if (!journeys.ok()) return Fail(journeys.status());
+  // Feature flags (docs/flags.md): cohorts of the people layer as release conditions.
+  auto flags = FlagsService::Open(registry, people->get());
+  if (!flags.ok()) return Fail(flags.status());
   bool demo_seeded = false;
   if (fresh_demo) {
     // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.
@@ -206,6 +210,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   server.AddRoutes(ExperimentRoutes(server.context(), **experiments));
   server.AddRoutes(ExperimentAnalyzeRoutes(server.context()));
   server.AddRoutes(JourneyRoutes(server.context(), **journeys));
+  server.AddRoutes(FlagRoutes(server.context(), **flags));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;

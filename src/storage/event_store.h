@@ -145,6 +145,9 @@ class EventStore {
   // The distinct id to show for a person: the newest of its ids (the login id after an
   // $identify, not the first anonymous one).
   virtual std::string DisplayId(uint32_t person) const = 0;
+  // The person's oldest distinct id that was the subject of an identifying event ("" if it
+  // has none): feature flags hash it, so an assignment is sticky across merges.
+  virtual std::string FirstIdentifiedId(uint32_t person) const = 0;
   // The distinct id string of a did ("" if unknown).
   virtual std::string DistinctId(uint32_t did) const = 0;
   virtual std::vector<std::string> EventNames() const = 0;

@@ -48,6 +48,7 @@ class EventStoreImpl final : public EventStore {
   int64_t FindDistinctId(std::string_view distinct_id) const override { return identity_->Find(distinct_id); }
   bool Identified(uint32_t did) const override { return identity_->Identified(did); }
   std::string DisplayId(uint32_t person) const override { return identity_->DisplayId(person); }
+  std::string FirstIdentifiedId(uint32_t person) const override { return identity_->FirstIdentifiedId(person); }
   std::string DistinctId(uint32_t did) const override { return identity_->DistinctId(did); }
   std::vector<std::string> EventNames() const override { return dict_.Names(); }
   const std::string& dir() const override { return dir_; }

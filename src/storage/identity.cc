@@ -483,6 +483,23 @@ std::string IdentityMap::DisplayId(uint32_t person) const {
   return ids_[login >= 0 ? static_cast<uint32_t>(login) : newest_did_[root]];
 }
 
+std::string IdentityMap::FirstIdentifiedId(uint32_t person) const {
+  std::lock_guard lk(mu_);
+  if (person >= ids_.size()) return std::string();
+  const uint32_t root = Find(person);
+  if (newest_identified_did_[root] < 0) return std::string();
+  int64_t first = -1;
+  auto consider = [&](uint32_t d) {
+    if (did_identified_[d] && !erased_[d] && (first < 0 || d < first)) first = d;
+  };
+  if (auto it = members_.find(root); it != members_.end()) {
+    for (uint32_t d : it->second) consider(d);
+  } else {
+    consider(root);
+  }
+  return first < 0 ? std::string() : ids_[static_cast<uint32_t>(first)];
+}
+
 size_t IdentityMap::did_count() const {
   std::lock_guard lk(mu_);
   return ids_.size();

@@ -100,6 +100,9 @@ class IdentityMap {
   // The distinct id to show for a person: the most recently created of its ids (after an
   // $identify that is the login id, not the anonymous device id).
   std::string DisplayId(uint32_t person) const;
+  // The oldest of the person's distinct ids that was the subject of an identifying event
+  // ("" if none): what feature flags hash, so a variant survives later merges.
+  std::string FirstIdentifiedId(uint32_t person) const;
   // First distinct id of a person (its root's).
   size_t did_count() const;
 
