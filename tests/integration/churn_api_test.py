@@ -118,8 +118,9 @@ def test_train_by_hand():
     check(abs(sum(f["share"] for f in st["feature_importance"]) - 1) < 0.01, "shares sum to 1")
     check_eq(sum(b["persons"] for b in st["risk_distribution"]), st["scored"]["persons"], "distribution counts")
     S["status"] = st
-    print(f"  demo-like data: AUC {st['auc']}, precision@10% {st['precision_at_10']}, "
-          f"base rate {st['evaluation']['churn_rate']}, took {st['took_ms']} ms", flush=True)
+    print(f"  generated data: AUC {st['auc']}, precision@10% {st['precision_at_10']}, "
+          f"base rate {st['evaluation']['churn_rate']}, sizes {st['training_size']} / {st['evaluation_size']}, "
+          f"took {st['took_ms']} ms", flush=True)
 
 
 def test_scores_in_person_api():
