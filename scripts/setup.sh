@@ -8,6 +8,7 @@ PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev
   libsqlite3-dev libzstd-dev liblz4-dev libroaring-dev libhowardhinnant-date-dev libtomlplusplus-dev
   libxlsxwriter-dev libargon2-dev libssl-dev zlib1g-dev tzdata libjemalloc-dev
+  libxgboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev clang-format-14
   curl python3

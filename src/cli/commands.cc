@@ -38,6 +38,7 @@
 #include "server/http_server.h"
 #include "server/insight_routes.h"
 #include "server/journey_routes.h"
+#include "server/model_routes.h"
 #include "server/ops_routes.h"
 #include "server/people_routes.h"
 #include "server/spend_routes.h"
@@ -180,6 +181,17 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Feature flags (docs/flags.md): cohorts of the people layer as release conditions.
   auto flags = FlagsService::Open(registry, people->get());
   if (!flags.ok()) return Fail(flags.status());
+  // The models layer (docs/models.md): the churn model and the person properties the models
+  // compute ($churn_risk, $clv, $p_alive), retrained and rescored by a daily job that runs
+  // after the project's snapshot time, like the KPI snapshots.
+  auto models = ModelsService::Open(registry, **people);
+  if (!models.ok()) return Fail(models.status());
+  (*ops)->AddJob(ScheduledJob{"models",
+                              [](const ProjectSettings& s, int minute) {
+                                auto at = ParseClock(s.snapshot_time, "snapshot_time");
+                                return at.ok() && minute >= *at;
+                              },
+                              [m = models->get()](const std::string& project) { return m->RefreshChurn(project); }});
   bool demo_seeded = false;
   if (fresh_demo) {
     // The team around the demo data: accounts, scenarios, KPIs with history, a fired alert.
@@ -202,6 +214,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   HttpServer server(registry, so, &(*ops)->accounts);
   server.context().people = people->get();
   server.context().spend = spend->get();
+  server.context().models = models->get();
   server.AddRoutes(CollectRoutes(server.context()));
   server.AddRoutes(OpsRoutes(server.context(), **ops));
   server.AddRoutes(PeopleRoutes(server.context(), **people));
@@ -211,6 +224,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   server.AddRoutes(ExperimentAnalyzeRoutes(server.context()));
   server.AddRoutes(JourneyRoutes(server.context(), **journeys));
   server.AddRoutes(FlagRoutes(server.context(), **flags));
+  server.AddRoutes(ModelRoutes(server.context(), **models));
   // The console last: its GET catch-all answers only what no API route matched.
   std::shared_ptr<const ConsoleAssets> console;
   std::string console_dir = !o.console ? "" : o.console_dir.empty() ? DefaultConsoleDir() : o.console_dir;
@@ -282,6 +296,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   g_server = nullptr;
   (*journeys)->Stop();
   (*ops)->StopScheduler();
+  models->reset();  // waits for a training in progress, which reads a store
   spdlog::info("shutting down: flushing event stores");
   registry.CloseAll();
   return 0;

@@ -23,6 +23,7 @@ constexpr double kFeedAudienceBuyerShare = 0.28;  // buyers among the new feed-a
 constexpr double kRecallDailyReach = 0.12;        // lapsed customers touched per campaign day
 constexpr double kRecallPayShare = 0.62;          // of those who come back, the share who pay
 constexpr double kMeanLifetimeDays = 40;          // mean days from sign-up to a user's last day of use
+constexpr double kFadeDays = 21;                  // days over which a user's activity fades before the last
 // The monthly growth goals of the GMV and DAU targets (on the last week of the month before).
 constexpr double kDemoGmvGrowthGoal = 1.15;
 constexpr double kDemoDauGrowthGoal = 1.05;
@@ -149,7 +150,12 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
         }
         last_active = day;
       }
-      bool active = t == 0 || U(rng) < engagement * (0.35 + 0.65 * std::exp(-t / 7.0));
+      // Users fade before they leave: over their last kFadeDays of use (after their first
+      // week, so first orders are untouched) activity falls to a quarter, the declining
+      // activity the churn model learns from (docs/models.md).
+      const double fade =
+          t < 7 ? 1.0 : 0.25 + 0.75 * std::min(1.0, static_cast<double>(last_use_day - day) / kFadeDays);
+      bool active = t == 0 || U(rng) < engagement * (0.35 + 0.65 * std::exp(-t / 7.0)) * fade;
       if (day > last_use_day) active = false;
       if (!active) continue;
       last_active = day;

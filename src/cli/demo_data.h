@@ -9,7 +9,8 @@
 // first-order conversion falls below its 20% target, with channel=feed_ads as the root
 // cause); kDemoRecallDays before the last day a win-back campaign starts touching customers
 // silent for kDemoSilentDays days (`recall_touch`, by SMS, push or WeCom), and about one in
-// six of them comes back and pays within a week.
+// six of them comes back and pays within a week. Users' activity fades over the three weeks
+// before their last day of use, so the churn model has a signal to learn (docs/models.md).
 #pragma once
 
 #include <cstdint>

@@ -478,6 +478,9 @@ std::vector<RuleTag> MakeRuleTags() {
        R"({"op":"and","conditions":[{"type":"performed","event":"review","last_days":90}]})"},
       {"refunder_90d", "退款用户(90天)", "Refunder (90 days)",
        R"({"op":"and","conditions":[{"type":"performed","event":"refund","last_days":90}]})"},
+      // The riskiest tenth by the churn model's latest scores (models/, docs/models.md).
+      {"high_churn_risk", "高流失风险", "High churn risk",
+       R"({"op":"and","conditions":[{"type":"property","property":"$churn_risk_decile","op":"gte","value":10}]})"},
   };
 }
 

@@ -202,6 +202,51 @@ std::vector<Customer> Summarise(std::vector<Purchase> purchases, int32_t cal_to,
 
 json Num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
+// The two models fitted to the customers' summaries (in the time unit), and the model JSON of
+// the answer; a model is absent when there are too few customers for it.
+struct FittedModels {
+  json model = {{"bg_nbd", nullptr}, {"gamma_gamma", nullptr}};
+  std::optional<stats::BgNbdParams> bg;
+  std::optional<stats::GammaGammaParams> gg;
+};
+
+FittedModels FitModels(const std::vector<double>& xs, const std::vector<double>& txs, const std::vector<double>& Ts,
+                       const std::vector<double>& ms, size_t repeaters) {
+  FittedModels out;
+  if (xs.size() >= 2 && repeaters >= 1) {
+    stats::BgNbdFit fit = stats::FitBgNbd(stats::GroupCustomers(xs, txs, Ts));
+    out.bg = fit.params;
+    out.model["bg_nbd"] = {{"r", fit.params.r},
+                           {"alpha", fit.params.alpha},
+                           {"a", fit.params.a},
+                           {"b", fit.params.b},
+                           {"log_likelihood", fit.log_likelihood},
+                           {"converged", fit.converged}};
+  }
+  size_t valued = 0;
+  for (size_t i = 0; i < ms.size(); i++) valued += xs[i] > 0 && ms[i] > 0;
+  if (valued >= 2) {
+    stats::GammaGammaFit fit = stats::FitGammaGamma(xs, ms);
+    if (fit.params.q > 1) out.gg = fit.params;  // else the population mean value is infinite
+    out.model["gamma_gamma"] = {{"p", fit.params.p},          {"q", fit.params.q},
+                                {"v", fit.params.v},          {"log_likelihood", fit.log_likelihood},
+                                {"converged", fit.converged}, {"customers", valued}};
+  }
+  return out;
+}
+
+// The CLV of each 30-day step of the horizon (the last one shorter): the steps' ends in the
+// time unit and their discount factors at the annual rate.
+void HorizonSteps(int64_t horizon_days, double unit_days, double discount_annual, std::vector<double>* ends,
+                  std::vector<double>* discounts) {
+  for (int64_t d = 30;; d += 30) {
+    const int64_t end = std::min(d, horizon_days);
+    ends->push_back(static_cast<double>(end) / unit_days);
+    discounts->push_back(std::pow(1 + discount_annual, -static_cast<double>(end) / 365.0));
+    if (end == horizon_days) break;
+  }
+}
+
 StatusOr<json> RunClv(const ClvQuery& q, const QueryContext& ctx) {
   const TimeZone& tz = ctx.tz;
   const int64_t from_ms = q.from_day ? tz.DayStartMs(*q.from_day) : INT64_MIN;
@@ -229,38 +274,15 @@ StatusOr<json> RunClv(const ClvQuery& q, const QueryContext& ctx) {
     ms.push_back(c.monetary);
     repeaters += c.x > 0;
   }
-  json model = {{"bg_nbd", nullptr}, {"gamma_gamma", nullptr}};
-  std::optional<stats::BgNbdParams> bg;
-  std::optional<stats::GammaGammaParams> gg;
-  if (customers.size() >= 2 && repeaters >= 1) {
-    stats::BgNbdFit fit = stats::FitBgNbd(stats::GroupCustomers(xs, txs, Ts));
-    bg = fit.params;
-    model["bg_nbd"] = {{"r", fit.params.r},
-                       {"alpha", fit.params.alpha},
-                       {"a", fit.params.a},
-                       {"b", fit.params.b},
-                       {"log_likelihood", fit.log_likelihood},
-                       {"converged", fit.converged}};
-  }
-  size_t valued = 0;
-  for (size_t i = 0; i < ms.size(); i++) valued += xs[i] > 0 && ms[i] > 0;
-  if (valued >= 2) {
-    stats::GammaGammaFit fit = stats::FitGammaGamma(xs, ms);
-    if (fit.params.q > 1) gg = fit.params;  // else the population mean value is infinite
-    model["gamma_gamma"] = {{"p", fit.params.p},          {"q", fit.params.q},
-                            {"v", fit.params.v},          {"log_likelihood", fit.log_likelihood},
-                            {"converged", fit.converged}, {"customers", valued}};
-  }
+  const FittedModels fitted = FitModels(xs, txs, Ts, ms, repeaters);
+  const json& model = fitted.model;
+  const std::optional<stats::BgNbdParams>& bg = fitted.bg;
+  const std::optional<stats::GammaGammaParams>& gg = fitted.gg;
 
   // CLV: the purchases expected in each 30-day step of the horizon (the last one shorter),
   // times the expected value per purchase, discounted at the annual rate to the step's end.
   std::vector<double> step_ends, discounts;
-  for (int64_t d = 30;; d += 30) {
-    const int64_t end = std::min(d, q.horizon_days);
-    step_ends.push_back(static_cast<double>(end) / u);
-    discounts.push_back(std::pow(1 + q.discount_annual, -static_cast<double>(end) / 365.0));
-    if (end == q.horizon_days) break;
-  }
+  HorizonSteps(q.horizon_days, u, q.discount_annual, &step_ends, &discounts);
   const double horizon = static_cast<double>(q.horizon_days) / u;
 
   struct Scored {
@@ -374,6 +396,37 @@ StatusOr<json> RunClv(const ClvQuery& q, const QueryContext& ctx) {
 }
 
 }  // namespace
+
+ClvScores ScoreClv(const QueryContext& ctx, int32_t cal_to, int64_t horizon_days) {
+  ClvScores out;
+  std::vector<Customer> customers =
+      Summarise(ReadPurchases(ctx, INT64_MIN, AsOfEndMs(ctx.tz, cal_to)), cal_to, cal_to, nullptr);
+  std::vector<double> xs, txs, Ts, ms;
+  size_t repeaters = 0;
+  for (const Customer& c : customers) {
+    xs.push_back(c.x);
+    txs.push_back(c.last_cal_day - c.first_day);
+    Ts.push_back(cal_to - c.first_day);
+    ms.push_back(c.monetary);
+    repeaters += c.x > 0;
+  }
+  const FittedModels fitted = FitModels(xs, txs, Ts, ms, repeaters);
+  if (!fitted.bg) return out;
+  std::vector<double> step_ends, discounts;
+  HorizonSteps(horizon_days, 1, 0.1, &step_ends, &discounts);
+  const double nan = std::nan("");
+  for (size_t i = 0; i < customers.size(); i++) {
+    out.persons.push_back(customers[i].person);
+    out.p_alive.push_back(stats::BgNbdProbabilityAlive(*fitted.bg, xs[i], txs[i], Ts[i]));
+    out.expected_purchases.push_back(
+        stats::BgNbdConditionalExpectedPurchases(*fitted.bg, static_cast<double>(horizon_days), xs[i], txs[i], Ts[i]));
+    out.clv.push_back(fitted.gg ? stats::BgNbdDiscountedValue(
+                                      *fitted.bg, stats::GammaGammaExpectedAverageValue(*fitted.gg, xs[i], ms[i]),
+                                      xs[i], txs[i], Ts[i], step_ends, discounts)
+                                : nan);
+  }
+  return out;
+}
 
 const QueryKind kClvKind{
     "clv",

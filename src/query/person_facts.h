@@ -98,8 +98,9 @@ struct SnapshotState {
   std::vector<std::shared_ptr<const Block>> blocks;
   uint64_t persons_version = 0;
   size_t persons = 0;
+  uint64_t computed_version = 0;  // the models' person columns (PersonTable::computed_version)
   static SnapshotState Of(const StoreSnapshot& snap) {
-    return {snap.blocks, snap.persons->version, snap.persons->size()};
+    return {snap.blocks, snap.persons->version, snap.persons->size(), snap.persons->computed_version};
   }
   bool operator==(const SnapshotState&) const = default;
 };

@@ -133,4 +133,17 @@ struct LifecycleResult {
 StatusOr<LifecycleResult> RunLifecycle(const LifecycleQuery& q, const QueryContext& ctx);
 nlohmann::json ToJson(const LifecycleResult& r);
 
+// ---------------------------------------------------------------- CLV per person
+
+// Every customer's CLV predictions for the models layer (person.$clv, person.$p_alive, and
+// churn features): the clv kind's models (docs/queries.md "CLV", daily time unit, 10% a
+// year discount) fitted on every payment up to local day `cal_to`, each customer's P(alive),
+// purchases expected in the next `horizon_days` and CLV over them (NaN without a value
+// model), in ascending person order. Empty when there are too few customers to fit.
+struct ClvScores {
+  std::vector<uint32_t> persons;
+  std::vector<double> p_alive, expected_purchases, clv;
+};
+ClvScores ScoreClv(const QueryContext& ctx, int32_t cal_to, int64_t horizon_days);
+
 }  // namespace ns

@@ -4,6 +4,7 @@
 #include "server/people_routes.h"
 
 #include "auth/accounts.h"
+#include "models/models_service.h"
 #include "people/invite_tree.h"
 #include "server/route_util.h"
 
@@ -140,14 +141,24 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
           Reply(res, InviteTree(**p, *s, PathId(req), o, Unmasked(who)));
         }),
       R("GET", R"(/api/v1/persons/([^/]+))", Access::kViewer,
-        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+        [ps, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           std::optional<int32_t> as_of;
           if (req.HasParam("as_of")) {
             auto d = ParseDate(req.Param("as_of"), "as_of");
             if (!d.ok()) return res.Error(d.status());
             as_of = *d;
           }
-          Reply(res, ps->Person(who.project, PathId(req), as_of, Unmasked(who)));
+          auto person = ps->Person(who.project, PathId(req), as_of, Unmasked(who));
+          // The churn model's score and its top features (docs/models.md), null if none.
+          if (person.ok() && cx->models) {
+            auto p = cx->ProjectOf(req);
+            const int64_t did = p.ok() ? (*p)->store->FindDistinctId(PathId(req)) : -1;
+            (*person)["churn"] =
+                did < 0 ? json(nullptr)
+                        : cx->models->PersonChurn(
+                              who.project, (*p)->store->Snapshot()->persons->PersonOf(static_cast<uint32_t>(did)));
+          }
+          Reply(res, person);
         }),
       // Erasure (admin). The audit row is written here, not in people/ (which must not
       // depend on the accounts/ops layers): who and when, the tombstone id and counts,

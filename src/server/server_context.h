@@ -22,6 +22,8 @@
 
 namespace ns {
 
+class ModelsService;  // models/models_service.h
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 = pick a free port
@@ -71,6 +73,7 @@ struct ServerContext {
   Authenticator auth;               // used by the middleware (server/auth.h) and the collection routes
   PeopleService* people = nullptr;  // cohorts for queries' cohort filters; null: refused
   SpendStore* spend = nullptr;      // advertising spend for the channels query; null: none
+  ModelsService* models = nullptr;  // the person API's "churn" (docs/models.md); null: none
 
   // `accounts` may be null: project keys only (no users, sessions or role keys).
   ServerContext(ProjectRegistry& r, ServerOptions o, Accounts* accounts)

@@ -685,6 +685,19 @@ std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
     }
   }
   snap->persons = identity_->Snapshot();
+  {
+    MutexLock cl(&computed_mu_);
+    if (computed_) {
+      if (overlay_base_ != snap->persons || !overlay_ || overlay_->computed_version != computed_version_) {
+        auto t = std::make_shared<PersonTable>(*snap->persons);  // shares every column and id map
+        for (const auto& [key, col] : *computed_) t->columns[key] = col;
+        t->computed_version = computed_version_;
+        overlay_base_ = snap->persons;
+        overlay_ = std::move(t);
+      }
+      snap->persons = overlay_;
+    }
+  }
   // Erased persons are hidden here, so no operator needs to know about erasure: a block
   // with their rows is replaced by its filtered copy (cached on the block).
   if (snap->persons->erase_version) {
@@ -695,6 +708,14 @@ std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
     snap->blocks = std::move(kept);
   }
   return snap;
+}
+
+void EventStoreImpl::SetComputedPersonColumns(std::shared_ptr<const PersonColumns> columns) {
+  MutexLock cl(&computed_mu_);
+  computed_ = std::move(columns);
+  computed_version_++;
+  overlay_base_ = nullptr;
+  overlay_ = nullptr;
 }
 
 StatusOr<ErasureResult> EventStoreImpl::ErasePerson(uint32_t did) {

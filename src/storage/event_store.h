@@ -19,6 +19,7 @@
 
 #include "core/status.h"
 #include "storage/event.h"
+#include "storage/person_table.h"
 
 namespace ns {
 
@@ -26,7 +27,6 @@ class Block;
 class Env;
 class EventDict;
 class MaintenanceRunner;
-struct PersonTable;
 
 struct StoreOptions {
   // Memtable rows that trigger a flush to segments. Larger: fewer, bigger segments and
@@ -136,6 +136,12 @@ class EventStore {
   virtual void RemoveAppendListener(uint64_t id) = 0;
 
   virtual std::shared_ptr<const StoreSnapshot> Snapshot() = 0;
+  // Person properties computed by the models (docs/models.md: $churn_risk, $clv, $p_alive),
+  // laid over the identity map's columns in every later snapshot, so filters, cohorts and
+  // breakdowns read them like any $set property (a computed key hides a $set one of the same
+  // name). Replaces the previous set; null removes it. Not durable: the owner (models/)
+  // keeps them in meta.db and sets them again after a restart.
+  virtual void SetComputedPersonColumns(std::shared_ptr<const PersonColumns> columns) = 0;
   virtual StoreStats Stats() = 0;
   // Rows not yet in segments (cheap, unlike Stats()).
   virtual uint64_t memtable_rows() = 0;

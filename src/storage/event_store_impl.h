@@ -43,6 +43,7 @@ class EventStoreImpl final : public EventStore {
   uint64_t AddAppendListener(AppendListener listener) override EXCLUDES(listeners_mu_);
   void RemoveAppendListener(uint64_t id) override EXCLUDES(write_mu_, listeners_mu_);
   std::shared_ptr<const StoreSnapshot> Snapshot() override;
+  void SetComputedPersonColumns(std::shared_ptr<const PersonColumns> columns) override EXCLUDES(computed_mu_);
   StoreStats Stats() override;
   uint64_t memtable_rows() override;
   int64_t FindDistinctId(std::string_view distinct_id) const override { return identity_->Find(distinct_id); }
@@ -130,6 +131,13 @@ class EventStoreImpl final : public EventStore {
   MaintenanceRunner* runner_ = nullptr;
   uint64_t task_id_ = 0;
   StoreStats recovery_stats_;
+
+  // Computed person columns (SetComputedPersonColumns) and the last person table they were
+  // laid over, reused while neither changes (a snapshot then copies nothing).
+  Mutex computed_mu_;
+  std::shared_ptr<const PersonColumns> computed_ GUARDED_BY(computed_mu_);
+  uint64_t computed_version_ GUARDED_BY(computed_mu_) = 0;
+  std::shared_ptr<const PersonTable> overlay_base_ GUARDED_BY(computed_mu_), overlay_ GUARDED_BY(computed_mu_);
 
   Mutex listeners_mu_;
   std::map<uint64_t, AppendListener> listeners_ GUARDED_BY(listeners_mu_);

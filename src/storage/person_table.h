@@ -53,12 +53,18 @@ class PersonColumn {
   std::vector<std::shared_ptr<Chunk>> chunks_;
 };
 
+// Property key -> column.
+using PersonColumns = std::map<std::string, std::shared_ptr<const PersonColumn>, std::less<>>;
+
 struct PersonTable {
   // did -> person; may be shorter than size(): later dids are their own persons.
   std::shared_ptr<const std::vector<uint32_t>> person_of_ids;
   // Property key -> column.
-  std::map<std::string, std::shared_ptr<const PersonColumn>, std::less<>> columns;
+  PersonColumns columns;
   uint64_t version = 0;
+  // Which set of computed columns (EventStore::SetComputedPersonColumns) is laid over
+  // `columns`, 0 for none: a cached answer keyed by the version must see this change too.
+  uint64_t computed_version = 0;
   // Changes only when persons merge (new distinct ids and properties leave it alone), so
   // per-block facts about person order stay valid while events keep arriving.
   uint64_t merge_version = 1;
