@@ -181,6 +181,15 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Feature flags (docs/flags.md): cohorts of the people layer as release conditions.
   auto flags = FlagsService::Open(registry, people->get());
   if (!flags.ok()) return Fail(flags.status());
+  // An experiment reads a flag's exposures: the flag cannot be deleted under it (409).
+  (*flags)->AddReferrers([e = experiments->get()](const std::string& project,
+                                                  const std::string& key) -> StatusOr<std::vector<std::string>> {
+    NS_ASSIGN_OR_RETURN(nlohmann::json list, e->List(project, std::nullopt));
+    std::vector<std::string> names;
+    for (const auto& x : list.is_array() ? list : list.value("experiments", nlohmann::json::array()))
+      if (x.value("flag_key", "") == key) names.push_back("experiment '" + x.value("name", "") + "'");
+    return names;
+  });
   // The models layer (docs/models.md): the churn model and the person properties the models
   // compute ($churn_risk, $clv, $p_alive), retrained and rescored by a daily job that runs
   // after the project's snapshot time, like the KPI snapshots.

@@ -184,6 +184,17 @@ StatusOr<json> FlagsService::Update(const Principal& who, int64_t id, const json
 Status FlagsService::Delete(const Principal& who, int64_t id) {
   return db_.Tx([&]() -> Status {
     NS_ASSIGN_OR_RETURN(FlagRow row, Load(who.project, id));
+    std::vector<std::string> users;
+    for (const FlagReferrers& r : referrers_) {
+      NS_ASSIGN_OR_RETURN(std::vector<std::string> names, r(who.project, row.def.key));
+      users.insert(users.end(), names.begin(), names.end());
+    }
+    if (!users.empty()) {
+      std::string list;
+      for (const std::string& u : users) list += (list.empty() ? "" : ", ") + u;
+      return FailedPrecondition("feature flag '" + row.def.key + "' is used by " + list +
+                                ": stop using it there first (an experiment reads its exposures)");
+    }
     NS_RETURN_IF_ERROR(db_.Exec("DELETE FROM feature_flags WHERE id = ?", {id}));
     return Audit(db_, who, "delete", "feature_flag", id, FlagDefinitionJson(row.def), nullptr);
   });

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,7 +63,14 @@ class FlagsService {
   StatusOr<nlohmann::json> Get(const std::string& project, int64_t id);
   StatusOr<nlohmann::json> List(const std::string& project);
   StatusOr<nlohmann::json> Update(const Principal& who, int64_t id, const nlohmann::json& patch);
+  // Refused (FailedPrecondition, a 409 naming them) while a referrer (AddReferrers) names
+  // something that uses the flag's key: an experiment reads its exposures.
   Status Delete(const Principal& who, int64_t id);
+  // What uses a flag key in a project ("experiment 'Checkout'"), empty when nothing does.
+  using FlagReferrers =
+      std::function<StatusOr<std::vector<std::string>>(const std::string& project, const std::string& key)>;
+  // REQUIRES: before the server serves.
+  void AddReferrers(FlagReferrers referrers) { referrers_.push_back(std::move(referrers)); }
 
   // ---- evaluation
   StatusOr<FlagEvaluation> Evaluate(const std::string& project, const FlagEvalRequest& req);
@@ -90,6 +98,7 @@ class FlagsService {
   ProjectRegistry& registry_;
   MetaDb& db_;
   PeopleService* people_;
+  std::vector<FlagReferrers> referrers_;  // set before serving, then read only
 };
 
 }  // namespace ns

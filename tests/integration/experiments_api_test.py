@@ -186,6 +186,12 @@ def test_skewed_split_flags_srm():
     p = math.erfc(math.sqrt(chi2 / 2))
     check(abs(r["srm_p_value"] - p) < 1e-6 * max(p, 1e-300) + 1e-12, f"srm_p_value {r['srm_p_value']} vs {p}")
     check(r["srm_flagged"] and r["srm_checked"], f"a 55/45 split planned 50/50 flags SRM: {r}")
+    # The flag an experiment reads cannot be deleted under it (409 naming the experiment).
+    flag = sec.ok("POST", "/api/v1/flags", {"key": "skewed-flag", "rollout_percentage": 50}, 201)
+    e = sec.err("DELETE", f"/api/v1/flags/{flag['id']}", expect=409)
+    check("experiment 'Skewed'" in e["message"], f"the refusal names the experiment: {e}")
+    sec.ok("DELETE", f"/api/v1/experiments/{exp['id']}")
+    sec.ok("DELETE", f"/api/v1/flags/{flag['id']}")
 
 
 # --------------------------------------------------------------------------- CRUD, roles, projects
