@@ -12,24 +12,16 @@ at the top 10% above the base rate. The figures are printed for docs/models.md.
 Skipped (exit 77) without the dataset. About 15 s.
 """
 
-import csv
 import datetime as dt
-import json
 import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client  # noqa: E402
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_one  # noqa: E402
-from rfm_retail_test import DATASET, LONDON, load_invoices  # noqa: E402
+from dataset_suite import RETAIL_CANDIDATES, RETAIL_CSV, import_invoices, load_invoices, run_dataset_suite  # noqa: E402
+from nsserver import check, check_eq  # noqa: E402
 
 PROJECT = "retail"
 CTX = {}
@@ -46,22 +38,6 @@ def population(invoices, T):
             later.add(cust)
     pop = {c for c, last in seen.items() if (T - last).days < 90}
     return len(pop), len(pop - later)
-
-
-def import_invoices():
-    path = os.path.join(CTX["tmp"], "pay.csv")
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["distinct_id", "timestamp", "event", "order_id", "amount", "uuid"])
-        for inv, cust, day, amount in CTX["invoices"]:
-            midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LONDON).isoformat()
-            w.writerow([cust, midnight, "pay", inv, f"{amount:.2f}", f"invoice-{inv}"])
-    url = f"http://127.0.0.1:{CTX['server'].port}"
-    p = subprocess.run([CTX["bin"], "import", path, "--server", url, "--key", CTX["secret"], "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
-    check(p.returncode == 0, f"import exited {p.returncode}: {p.stdout}{p.stderr[-2000:]}")
-    m = re.search(r"imported ([\d,]+) events", p.stdout)
-    check(m is not None and int(m.group(1).replace(",", "")) == len(CTX["invoices"]), f"import: {p.stdout}")
 
 
 def churn_on_invoices():
@@ -89,50 +65,19 @@ def churn_on_invoices():
 
 
 def main():
-    binary = binary_from_argv()
-    if binary is None:
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated by SIGTERM"))
-    if not os.path.exists(DATASET):
-        print(f"SKIP: the dataset is not on this machine ({DATASET})")
-        return 77
-    tmp = tempfile.mkdtemp(prefix="northstar-churn-retail-")
-    CTX.update(bin=binary, tmp=tmp)
-    passed = failed = 0
-    t0 = time.time()
-    server = None
-    try:
+    def load():
         CTX["invoices"], _, _ = load_invoices()
-        data = os.path.join(tmp, "data")
-        p = subprocess.run([binary, "admin", "create-project", PROJECT, "--tz", "Europe/London", "--format", "json",
-                            "--data", data], capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise TestFailure(f"create-project exited {p.returncode}: {p.stdout}{p.stderr}")
-        CTX["secret"] = json.loads(p.stdout)["secret_key"]
-        server = CTX["server"] = Server(binary, data, os.path.join(tmp, "server.log"), ["--no-scheduler"]).start()
-        CTX["sec"] = Client(server.port, "secret", key=CTX["secret"])
-        for fn in (import_invoices, churn_on_invoices):
-            if run_one(fn):
-                passed += 1
-            else:
-                failed += 1
-                break
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
-        print(f"FAIL setup/teardown: {detail}", flush=True)
-    finally:
-        if server is not None:
-            try:
-                server.stop(timeout=30)
-            except Exception:  # noqa: BLE001
-                server.kill()
-            if failed:
-                print(server.log_tail(40))
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"total time {time.time() - t0:.1f}s")
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+
+    def connect():
+        CTX["sec"] = Client(CTX["server"].port, "secret", key=CTX["secret"])
+
+    def import_through_server():
+        import_invoices(CTX)
+
+    return run_dataset_suite(CTX, name="churn-retail", dataset=RETAIL_CSV, candidates=RETAIL_CANDIDATES,
+                             project=PROJECT, tz="Europe/London", load=load, server_args=("--no-scheduler",),
+                             tests=(connect, import_through_server, churn_on_invoices),
+                             required=(connect, import_through_server))
 
 
 if __name__ == "__main__":

@@ -21,24 +21,17 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import request  # noqa: E402
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from dataset_suite import dataset_candidates, first_existing, run_dataset_suite  # noqa: E402
+from nsserver import Server, check, check_eq  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-_CANDIDATES = [os.environ.get("NORTHSTAR_CDNOW_DIR", "")] + [
-    os.path.join(root, "shared", "datasets", "cdnow")
-    for root in (os.path.join(HERE, "..", "..", ".."), os.environ.get("NORTHSTAR_SHARED_ROOT", "/work"))]
-DATASET = next((c for c in _CANDIDATES if c and os.path.exists(os.path.join(c, "CDNOW_sample.txt"))), _CANDIDATES[1])
+CDNOW_CANDIDATES = dataset_candidates("NORTHSTAR_CDNOW_DIR", "cdnow")
+DATASET = first_existing(CDNOW_CANDIDATES, "CDNOW_sample.txt")
 PROJECT = "cdnow"
 CTX = {}
 
@@ -139,50 +132,13 @@ def clv_matches_lifetimes():
 
 
 def main():
-    binary = binary_from_argv()
-    if binary is None:
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated by SIGTERM"))
-    if not os.path.exists(os.path.join(DATASET, "CDNOW_sample.txt")):
-        print(f"SKIP: the dataset is not on this machine (looked at {[c for c in _CANDIDATES if c]})")
-        return 77
-    tmp = tempfile.mkdtemp(prefix="northstar-clv-cdnow-")
-    CTX.update(bin=binary, tmp=tmp)
-    passed = failed = 0
-    t0 = time.time()
-    try:
+    def read_dataset():
         CTX["rows"], CTX["summary"] = load()
-        data = CTX["data"] = os.path.join(tmp, "data")
-        p = subprocess.run([binary, "admin", "create-project", PROJECT, "--format", "json", "--data", data],
-                           capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise TestFailure(f"create-project exited {p.returncode}: {p.stdout}{p.stderr}")
-        CTX["secret"] = json.loads(p.stdout)["secret_key"]
-        CTX["server"] = Server(binary, data, os.path.join(tmp, "server.log")).start()
-        for fn in (import_refused_before_setting, import_after_setting, clv_matches_lifetimes):
-            if run_one(fn):
-                passed += 1
-            else:
-                failed += 1
-                if fn is not clv_matches_lifetimes:
-                    break
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
-        print(f"FAIL setup/teardown: {detail}", flush=True)
-    finally:
-        server = CTX.get("server")
-        if server is not None:
-            try:
-                server.stop(timeout=30)
-            except Exception:  # noqa: BLE001
-                server.kill()
-            if failed:
-                print(server.log_tail(40))
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"total time {time.time() - t0:.1f}s")
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+
+    return run_dataset_suite(CTX, name="clv-cdnow", dataset=os.path.join(DATASET, "CDNOW_sample.txt"),
+                             candidates=CDNOW_CANDIDATES, project=PROJECT, load=read_dataset,
+                             tests=(import_refused_before_setting, import_after_setting, clv_matches_lifetimes),
+                             required=(import_refused_before_setting, import_after_setting))
 
 
 if __name__ == "__main__":

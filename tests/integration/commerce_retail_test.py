@@ -19,72 +19,25 @@ static cohort (the customers with an even id) through the `cohort` field.
 Skips (exit 77) when the dataset is not on this machine. Runs in about 5 s."""
 
 import collections
-import csv
 import datetime as dt
 import json
 import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
-import traceback
-import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import request  # noqa: E402
-from nsserver import Server, TestFailure, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from dataset_suite import (LONDON, RETAIL_CANDIDATES, RETAIL_CSV, import_invoices, load_invoices,  # noqa: E402
+                           run_dataset_suite)
+from nsserver import check, check_eq  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# shared/ lies beside a developer's work tree; CI's clean clone may live elsewhere on the
-# same machine, so the machine's shared folder (/work/shared) is looked at too.
-_CANDIDATES = [os.environ.get("NORTHSTAR_RETAIL_CSV", "")] + [
-    os.path.join(root, "shared", "datasets", "online_retail_invoices", "online_retail_invoices.csv")
-    for root in (os.path.join(HERE, "..", "..", ".."), os.environ.get("NORTHSTAR_SHARED_ROOT", "/work"))]
-DATASET = next((c for c in _CANDIDATES if c and os.path.exists(c)), _CANDIDATES[1])
 PROJECT = "retail"
-LONDON = zoneinfo.ZoneInfo("Europe/London")
 
 CTX = {}
 
 
-def load_invoices():
-    """[(invoice, customer, date, amount)] from the dataset, with the rules of the docstring."""
-    out, cancelled, no_customer = [], 0, 0
-    with open(DATASET, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            inv, cust = row["InvoiceNo"].strip(), row["CustomerID"].strip()
-            if not cust:
-                no_customer += 1
-                continue
-            if inv.upper().startswith("C"):
-                cancelled += 1
-                continue
-            if cust.endswith(".0"):  # some exports write the id as a float
-                cust = cust[:-2]
-            out.append((inv, cust, dt.date.fromisoformat(row["InvoiceDate"][:10]), round(float(row["TotalPrice"]), 2)))
-    return out, cancelled, no_customer
-
-
-
 def import_through_server():
-    path = os.path.join(CTX["tmp"], "pay.csv")
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["distinct_id", "timestamp", "event", "order_id", "amount", "uuid"])
-        for inv, cust, day, amount in CTX["invoices"]:
-            midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LONDON).isoformat()
-            w.writerow([cust, midnight, "pay", inv, f"{amount:.2f}", f"invoice-{inv}"])
-    url = f"http://127.0.0.1:{CTX['server'].port}"
-    p = subprocess.run([CTX["bin"], "import", path, "--server", url, "--key", CTX["secret"], "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
-    check(p.returncode == 0, f"import exited {p.returncode}: {p.stdout}{p.stderr[-2000:]}")
-    m = re.search(r"imported ([\d,]+) events .*\(0 duplicates skipped, 0 rows rejected\)", p.stdout)
-    check(m is not None and int(m.group(1).replace(",", "")) == len(CTX["invoices"]),
-          f"import output: {p.stdout}{p.stderr[-2000:]}")
+    import_invoices(CTX)
 
 
 def instant_ms(day):
@@ -204,51 +157,14 @@ def ltv_by_first_invoice_month():
 
 
 def main():
-    binary = binary_from_argv()
-    if binary is None:
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated by SIGTERM"))
-    if not os.path.exists(DATASET):
-        print(f"SKIP: the dataset is not on this machine (looked at {[c for c in _CANDIDATES if c]})")
-        return 77
-    tmp = tempfile.mkdtemp(prefix="northstar-commerce-retail-")
-    CTX.update(bin=binary, tmp=tmp)
-    passed = failed = 0
-    t0 = time.time()
-    server = None
-    try:
+    def load():
         CTX["invoices"], CTX["cancelled"], CTX["no_customer"] = load_invoices()
-        data = os.path.join(tmp, "data")
-        p = subprocess.run([binary, "admin", "create-project", PROJECT, "--tz", "Europe/London", "--format", "json",
-                            "--data", data], capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise TestFailure(f"create-project exited {p.returncode}: {p.stdout}{p.stderr}")
-        CTX["secret"] = json.loads(p.stdout)["secret_key"]
-        server = CTX["server"] = Server(binary, data, os.path.join(tmp, "server.log")).start()
-        for fn in (import_through_server, commerce_whole_year, commerce_autumn_by_month, commerce_of_a_static_cohort,
-                   ltv_by_first_invoice_month):
-            if run_one(fn):
-                passed += 1
-            else:
-                failed += 1
-                if fn is import_through_server:
-                    break  # nothing to query
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        detail = str(e) if isinstance(e, TestFailure) else traceback.format_exc()
-        print(f"FAIL setup/teardown: {detail}", flush=True)
-    finally:
-        if server is not None:
-            try:
-                server.stop(timeout=30)
-            except Exception:  # noqa: BLE001
-                server.kill()
-            if failed:
-                print(server.log_tail(40))
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"total time {time.time() - t0:.1f}s")
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+
+    return run_dataset_suite(CTX, name="commerce-retail", dataset=RETAIL_CSV, candidates=RETAIL_CANDIDATES,
+                             project=PROJECT, tz="Europe/London", load=load,
+                             tests=(import_through_server, commerce_whole_year, commerce_autumn_by_month,
+                                    commerce_of_a_static_cohort, ltv_by_first_invoice_month),
+                             required=(import_through_server,))  # nothing to query without it
 
 
 if __name__ == "__main__":
