@@ -169,6 +169,16 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Advertising spend for the channels query (docs/api.md "Spend").
   auto spend = SpendStore::Open(registry.meta_db());
   if (!spend.ok()) return Fail(spend.status());
+  // KPIs read the project's cohorts, people settings and spend as the query API does.
+  (*ops)->kpis.SetQueryInputs(
+      [pe = people->get(), sp = spend->get()](const std::string& project) -> StatusOr<KpiQueryInputs> {
+        KpiQueryInputs in;
+        NS_ASSIGN_OR_RETURN(PeopleSettings settings, pe->Settings(project));
+        in.settings = std::move(settings);
+        in.cohorts = pe->Source(project);
+        in.spend = sp->Source(project);
+        return in;
+      });
   auto insights = InsightsService::Open(registry, (*ops)->kpis, people->get());
   if (!insights.ok()) return Fail(insights.status());
   (*insights)->set_spend(spend->get());

@@ -458,6 +458,11 @@ StatusOr<json> Alerts::RootCause(const std::string& project, int64_t kpi_id, con
     hint += std::string(hint.empty() ? "" : "; ") + "step " + worst["from"].get<std::string>() + "\u2192" +
             worst["to"].get<std::string>() + " " + SignedPercent(worst_move);
   }
+  // The kind's own line (channels: which are past their stop-loss line) comes first.
+  if (auto why = kpis_.Explain(project, doc, cur); why.ok() && !why->empty()) {
+    out["explanation"] = *why;
+    hint = *why + (hint.empty() ? "" : "; " + hint);
+  }
   out["hint"] = hint;
   return out;
 }

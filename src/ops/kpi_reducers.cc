@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/time_zone.h"
 #include "query/commerce.h"
@@ -350,6 +351,155 @@ StatusOr<std::map<std::string, KpiParts>> ReferralReduce(const json& query_in, c
   return std::map<std::string, KpiParts>{{"", p}};
 }
 
+// ---------------------------------------------------------------- channels: {"metric":…,"channel"?}
+
+// The channel figures a KPI can follow (docs/queries.md "Channels"), as parts that add up
+// over channels (ROAS = revenue / spend, CAC = spend / new persons), so a change splits
+// exactly over the channels; "stop_loss_channels" counts the channels past their stop-loss
+// line (see ChannelStopLoss). "channel" restricts the KPI to one channel.
+struct ChannelsKpiMetric {
+  const char* name;
+  const char* num;
+  const char* den;  // nullptr: a sum
+};
+constexpr ChannelsKpiMetric kChannelsKpiMetrics[] = {
+    {"roas", "revenue", "spend"},
+    {"roas_cumulative", "revenue_cumulative", "spend"},
+    {"cac", "spend", "new_persons"},
+    {"first_order_conversion", "converted_persons", "new_persons"},
+    {"spend", "spend", nullptr},
+    {"revenue", "revenue", nullptr},
+    {"revenue_cumulative", "revenue_cumulative", nullptr},
+    {"new_persons", "new_persons", nullptr},
+    {"converted_persons", "converted_persons", nullptr},
+    {"stop_loss_channels", nullptr, nullptr},
+};
+
+const ChannelsKpiMetric* FindChannelsKpiMetric(const json& r) {
+  auto it = r.find("metric");
+  if (it == r.end() || !it->is_string()) return nullptr;
+  for (const ChannelsKpiMetric& m : kChannelsKpiMetrics)
+    if (*it == m.name) return &m;
+  return nullptr;
+}
+
+Status ChannelsValidate(const json& q, json& r) {
+  NS_RETURN_IF_ERROR(kChannelsKind.check(q));
+  if (!r.contains("metric")) r["metric"] = "roas";
+  if (!FindChannelsKpiMetric(r)) {
+    std::string names;
+    for (const ChannelsKpiMetric& m : kChannelsKpiMetrics) names += std::string(names.empty() ? "" : ", ") + m.name;
+    return InvalidArgument("reduce.metric: expected one of " + names, "reduce.metric");
+  }
+  if (r.contains("channel") && (!r["channel"].is_string() || r["channel"].get_ref<const std::string&>().empty()))
+    return InvalidArgument("reduce.channel: expected a channel name", "reduce.channel");
+  return Status::OK();
+}
+
+void ChannelsShape(json& q, const json&) { q.erase("budget"); }
+
+// The stop-loss line of a channels query: its request's "stop_loss", else the kind's defaults.
+std::pair<double, int> StopLossLine(const json& query) {
+  const json sl = query.value("stop_loss", json::object());
+  const json& obj = sl.is_object() ? sl : json::object();
+  return {obj.value("roas_below", 1.0), obj.value("days", 7)};
+}
+
+// One channel's stop-loss streak as a KPI judges it: the days with spend and a daily ROAS
+// below the line counted back from the window's last day — or from the day before when the
+// last day has no spend yet (spend is imported the next morning, so "today" would otherwise
+// end every streak and a KPI refreshed during the day could never fire).
+int StopLossStreak(const json& daily, double line) {
+  size_t end = daily.size();
+  if (end > 0 && !(daily[end - 1]["spend"].get<double>() > 0)) end--;
+  int n = 0;
+  for (size_t i = end; i-- > 0;) {
+    const double spend = daily[i]["spend"].get<double>(), revenue = daily[i]["revenue"].get<double>();
+    if (!(spend > 0) || revenue / spend >= line) break;
+    n++;
+  }
+  return n;
+}
+
+// Runs the channels query for one evaluation. "stop_loss_channels" judges the trailing
+// stop_loss.days + 1 days ending at the range's last day, whatever the KPI's period (a
+// stop-loss is about the last days, not the month so far), so its new persons are those of
+// that window.
+StatusOr<json> RunChannelsOf(const json& query_in, const json& r, PeriodRange range, const QueryContext& ctx) {
+  json query = query_in;
+  query.erase("breakdown");
+  query.erase("breakdown_limit");
+  if (r.value("metric", "roas") == "stop_loss_channels") {
+    const int days = StopLossLine(query).second;
+    query["date_from"] = FormatDate(range.to - days);
+    query["date_to"] = FormatDate(range.to);
+  }
+  return kChannelsKind.run(query, ctx);
+}
+
+StatusOr<std::map<std::string, KpiParts>> ChannelsReduce(const json& query, const json& r, PeriodRange range,
+                                                         bool broken_down, const QueryContext& ctx) {
+  // The one breakdown the kind has is the channel itself.
+  if (broken_down && query.value("breakdown", "") != "channel") return std::map<std::string, KpiParts>{};
+  const ChannelsKpiMetric* m = FindChannelsKpiMetric(r);
+  if (!m) return InvalidArgument("reduce.metric: unknown channels metric", "reduce.metric");
+  NS_ASSIGN_OR_RETURN(json res, RunChannelsOf(query, r, range, ctx));
+  const std::string only = r.value("channel", "");
+  const auto [line, days] = StopLossLine(query);
+  auto num = [](const json& v) { return v.is_number() ? v.get<double>() : 0.0; };
+  std::map<std::string, KpiParts> out;
+  KpiParts total{0, 0, m->den != nullptr};
+  for (const json& c : res["channels"]) {
+    const std::string name = c["channel"];
+    if (!only.empty() && name != only) continue;
+    KpiParts p{0, 0, m->den != nullptr};
+    if (m->num == nullptr) {
+      p.num = StopLossStreak(c["daily"], line) >= days ? 1 : 0;
+    } else {
+      p.num = num(c[m->num]);
+      if (m->den) p.den = num(c[m->den]);
+    }
+    total.num += p.num;
+    total.den += p.den;
+    if (broken_down) out[name] = p;
+  }
+  if (!broken_down) out[""] = total;
+  return out;
+}
+
+// "stop-loss: ads ROAS 0.42 < 1 for 8 days": the channels past their stop-loss line, worst
+// first (the root-cause hint names them whatever the metric).
+StatusOr<std::string> ChannelsExplain(const json& query, const json& r, PeriodRange range, const QueryContext& ctx) {
+  json rs = r;
+  rs["metric"] = "stop_loss_channels";
+  NS_ASSIGN_OR_RETURN(json res, RunChannelsOf(query, rs, range, ctx));
+  const std::string only = r.value("channel", "");
+  const auto [line, days] = StopLossLine(query);
+  std::vector<std::pair<double, std::string>> past;  // (ROAS over the streak, text)
+  for (const json& c : res["channels"]) {
+    const std::string name = c["channel"];
+    if (!only.empty() && name != only) continue;
+    const int streak = StopLossStreak(c["daily"], line);
+    if (streak < days) continue;
+    double spend = 0, revenue = 0;
+    const json& daily = c["daily"];
+    size_t end = daily.size();
+    if (!(daily[end - 1]["spend"].get<double>() > 0)) end--;
+    for (size_t i = end - static_cast<size_t>(streak); i < end; i++) {
+      spend += daily[i]["spend"].get<double>();
+      revenue += daily[i]["revenue"].get<double>();
+    }
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " ROAS %.2f < %g for %d days", revenue / spend, line, streak);
+    past.emplace_back(revenue / spend, "channel=" + name + buf);
+  }
+  std::sort(past.begin(), past.end());
+  std::string out;
+  for (size_t i = 0; i < past.size() && i < 3; i++) out += (i ? ", " : "stop-loss: ") + past[i].second;
+  if (past.size() > 3) out += " (+" + std::to_string(past.size() - 3) + " more)";
+  return out;
+}
+
 // ---------------------------------------------------------------- the list
 
 const KpiReducer kReducers[] = {
@@ -358,6 +508,7 @@ const KpiReducer kReducers[] = {
     {"retention", RetentionValidate, RetentionShape, RetentionReduce, RetentionDaily},
     {"commerce", CommerceValidate, CommerceShape, CommerceReduce, nullptr},
     {"referral", ReferralValidate, ReferralShape, ReferralReduce, nullptr},
+    {"channels", ChannelsValidate, ChannelsShape, ChannelsReduce, nullptr, ChannelsExplain},
 };
 
 }  // namespace

@@ -45,6 +45,11 @@ struct KpiReducer {
   // entry day); nullptr: the KPI layer evaluates each day as its own range.
   Status (*daily)(const nlohmann::json& query, const nlohmann::json& reduce, PeriodRange range, const QueryContext& ctx,
                   DailySeries* out);
+  // A line for alerts' root-cause hints that says where the value stands beyond the
+  // breakdown contributions (channels: the channels past their stop-loss line); "" when
+  // nothing to say. nullptr: the kind has none.
+  StatusOr<std::string> (*explain)(const nlohmann::json& query, const nlohmann::json& reduce, PeriodRange range,
+                                   const QueryContext& ctx) = nullptr;
 };
 
 // The reducer of a query kind, nullptr if that kind cannot be a KPI.

@@ -422,7 +422,8 @@ StatusOr<std::map<std::string, KpiParts>> Kpis::Evaluate(const std::string& proj
   NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
   NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, dimension));
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
-  QueryScope snapshot(*p->store, p->tz);
+  NS_ASSIGN_OR_RETURN(KpiQueryInputs inputs, InputsOf(project));
+  QueryScope snapshot(*p->store, p->tz, inputs.Options());
   auto parts = Guarded([&] { return reducer->reduce(q, doc.reduce, range, !dimension.empty(), snapshot.ctx()); });
   NS_RETURN_IF_ERROR(snapshot.status());
   return parts;
@@ -480,7 +481,8 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, int64_t kpi_id, co
   NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
   if (reducer->daily != nullptr) {
     NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, ""));
-    QueryScope snapshot(*p->store, p->tz);
+    NS_ASSIGN_OR_RETURN(KpiQueryInputs inputs, InputsOf(project));
+    QueryScope snapshot(*p->store, p->tz, inputs.Options());
     NS_RETURN_IF_ERROR(Guarded([&] { return reducer->daily(q, doc.reduce, range, snapshot.ctx(), &s); }));
     NS_RETURN_IF_ERROR(snapshot.status());
   } else {  // each day is its own range
@@ -494,6 +496,25 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, int64_t kpi_id, co
     }
   }
   return s;
+}
+
+StatusOr<KpiQueryInputs> Kpis::InputsOf(const std::string& project) const {
+  if (!inputs_) return KpiQueryInputs{};
+  return inputs_(project);
+}
+
+StatusOr<std::string> Kpis::Explain(const std::string& project, const KpiDoc& doc, PeriodRange range) {
+  if (doc.IsFormula()) return std::string();
+  NS_ASSIGN_OR_RETURN(const KpiReducer* reducer, ReducerOf(doc));
+  if (reducer->explain == nullptr) return std::string();
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  NS_ASSIGN_OR_RETURN(json q, KpiQuery(doc, range, ""));
+  NS_ASSIGN_OR_RETURN(KpiQueryInputs inputs, InputsOf(project));
+  QueryScope snapshot(*p->store, p->tz, inputs.Options());
+  NS_ASSIGN_OR_RETURN(std::string line,
+                      Guarded([&] { return reducer->explain(q, doc.reduce, range, snapshot.ctx()); }));
+  NS_RETURN_IF_ERROR(snapshot.status());
+  return line;
 }
 
 StatusOr<json> Kpis::FunnelSteps(const std::string& project, const KpiDoc& doc, PeriodRange range) {

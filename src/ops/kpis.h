@@ -14,7 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,8 +28,29 @@
 #include "ops/documents.h"
 #include "ops/forecast.h"
 #include "ops/kpi_reducers.h"
+#include "query/cohort_source.h"
+#include "query/person_facts.h"
+#include "query/spend_source.h"
 
 namespace ns {
+
+// What a KPI's query reads besides the store, per project: the people layer's cohorts and
+// settings (payments for commerce) and the advertising spend (channels). ops/ does not
+// depend on people/: the server wires a provider (Kpis::SetQueryInputs), as it wires the
+// CohortDirectory; without one, queries run with defaults and no spend.
+struct KpiQueryInputs {
+  std::unique_ptr<CohortSource> cohorts;
+  std::optional<PeopleSettings> settings;
+  std::unique_ptr<SpendSource> spend;
+  QueryOptions Options() const {
+    QueryOptions o;
+    o.cohorts = cohorts.get();
+    o.people = settings ? &*settings : nullptr;
+    o.spend = spend.get();
+    return o;
+  }
+};
+using KpiQueryInputsProvider = std::function<StatusOr<KpiQueryInputs>(const std::string& project)>;
 
 // One refresh's evaluation of KPIs that refer to each other by formula: each referenced KPI
 // is evaluated once per range (memoised; a formula 30 x the previous KPI, 8 levels deep, is
@@ -95,6 +118,11 @@ class Kpis {
   // Funnel step conversions (step k / step k-1) over a range, for root-cause hints.
   StatusOr<nlohmann::json> FunnelSteps(const std::string& project, const KpiDoc& doc, PeriodRange range);
 
+  // The explanation line of the KPI's kind for a range (KpiReducer::explain), "" when it has none.
+  StatusOr<std::string> Explain(const std::string& project, const KpiDoc& doc, PeriodRange range);
+  // Call before serving (not thread-safe against evaluations).
+  void SetQueryInputs(KpiQueryInputsProvider provider) { inputs_ = std::move(provider); }
+
   MetaDb& db() { return db_; }
   ProjectRegistry& registry() { return registry_; }
 
@@ -109,8 +137,11 @@ class Kpis {
   StatusOr<nlohmann::json> KpiQuery(const KpiDoc& doc, PeriodRange range, const std::string& dimension);
   // One history row (kpi_snapshots) for `state`.
   Status InsertSnapshot(int64_t id, int64_t taken_at_ms, const KpiDoc& doc, const KpiState& state);
+  // The project's query inputs (defaults without a provider).
+  StatusOr<KpiQueryInputs> InputsOf(const std::string& project) const;
   MetaDb& db_;
   ProjectRegistry& registry_;
+  KpiQueryInputsProvider inputs_;
 };
 
 // Achievement rate (actual/target, inverted when lower is better) and light.

@@ -167,6 +167,58 @@ def test_saved_insight_follows_spend():
     check_eq((ads["spend"], run["cached"]), (100.0, False), "an import voids the cached answer")
 
 
+def test_stop_loss_kpi_alert():
+    """Channels as a KPI (docs/ops-api.md): the number of channels past their stop-loss line,
+    target 0, lower is better; a below_target rule fires when one channel's daily ROAS stays
+    under 1.0 for 5 days, and the alert's hint names that channel. Another channel pays back."""
+    events = []
+    rows = []
+    for i, day in enumerate(["2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24",
+                             "2026-11-25", "2026-11-26"]):
+        # promo: one new person a day who pays 20 against 100 of spend (ROAS 0.2); search: one
+        # who pays 150 against 50 (ROAS 3). The last day has no spend yet (imported tomorrow).
+        events += [ev("signup", f"pr{i}", f"{day}T09:00:00+08:00", {"channel": "promo"}),
+                   ev("pay", f"pr{i}", f"{day}T10:00:00+08:00", {"amount": 20, "order_id": f"po{i}"}),
+                   ev("signup", f"se{i}", f"{day}T09:00:00+08:00", {"utm_source": "search"}),
+                   ev("pay", f"se{i}", f"{day}T11:00:00+08:00", {"amount": 150, "order_id": f"so{i}"})]
+        if day != "2026-11-26":
+            rows += [{"date": day, "channel": "promo", "spend": 100, "currency": "CNY"},
+                     {"date": day, "channel": "search", "spend": 50, "currency": "CNY"}]
+    check(S["writer"].req("POST", "/api/v1/events", events).status == 200, "ingest")
+    S["operator"].ok("POST", "/api/v1/spend", rows)
+    sec = S["sec"]
+    query = {"kind": "channels", "stop_loss": {"roas_below": 1.0, "days": 5}}
+    period = {"type": "custom", "from": "2026-11-20", "to": "2026-11-26"}
+    # Validation names the field.
+    bad = sec.req("POST", "/api/v1/kpis", {"name": "x", "query": query, "reduce": {"metric": "roi"}, "period": period})
+    check_eq((bad.status, bad.json()["error"]["field"]), (400, "reduce.metric"), "unknown channels metric")
+    kid = sec.ok("POST", "/api/v1/kpis", {"name": "channels past stop-loss", "query": query,
+                                          "reduce": {"metric": "stop_loss_channels"}, "target": 0,
+                                          "direction": "lower", "period": period}, 201)["id"]
+    roas = sec.ok("POST", "/api/v1/kpis", {"name": "promo ROAS", "query": query,
+                                           "reduce": {"metric": "roas", "channel": "promo"}, "target": 1.0,
+                                           "period": period}, 201)["id"]
+    rule = sec.ok("POST", "/api/v1/alert-rules", {"kpi_id": kid, "type": "below_target"}, 201)["id"]
+    out = sec.ok("POST", f"/api/v1/kpis/{kid}/refresh")
+    check_eq(out["actual"], 1.0, "one channel past its stop-loss line")
+    fired = [a for a in out["alerts_fired"] if a["rule_id"] == rule]
+    check_eq(len(fired), 1, f"the stop-loss alert fires ({out['alerts_fired']})")
+    msg = fired[0]["message"]
+    check("stop-loss: channel=promo ROAS 0.20 < 1 for 5 days" in msg, f"the hint names the channel: {msg}")
+    check("search" not in msg, f"the paying channel is not named: {msg}")
+    alert = sec.ok("GET", f"/api/v1/alerts/{fired[0]['id']}")
+    rc = alert["detail"]["root_cause"]
+    check_eq(rc["top_contributors"][0]["value"], "promo", "the change comes from promo")
+    # ROAS of one channel over the period: 7 x 20 / 6 x 100 (the person of the 26th pays too).
+    got = sec.ok("POST", f"/api/v1/kpis/{roas}/refresh")
+    check(abs(got["actual"] - 140 / 600) < 1e-9, f"promo ROAS: {got['actual']}")
+    # The line moved below promo's ROAS: nothing past it, the alert resolves.
+    sec.ok("PATCH", f"/api/v1/kpis/{kid}", {"query": {**query, "stop_loss": {"roas_below": 0.1, "days": 5}}})
+    out = sec.ok("POST", f"/api/v1/kpis/{kid}/refresh")
+    check_eq((out["actual"], out["alerts_fired"]), (0.0, []), "below the new line nothing fires")
+    check_eq(sec.ok("GET", f"/api/v1/alerts/{fired[0]['id']}")["state"], "resolved", "the alert resolves")
+
+
 def main():
     binary = binary_from_argv()
     if not binary:
@@ -176,7 +228,8 @@ def main():
     try:
         setup(binary, tmp)
         for t in (test_json_import_and_reimport, test_csv_import, test_validation_names_row_and_field,
-                  test_roles_and_audit, test_channels_query, test_saved_insight_follows_spend):
+                  test_roles_and_audit, test_channels_query, test_saved_insight_follows_spend,
+                  test_stop_loss_kpi_alert):
             ok &= run_one(t)
     finally:
         if "server" in S:

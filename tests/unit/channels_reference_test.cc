@@ -6,7 +6,8 @@
 // millisecond either side of local midnight (Asia/Shanghai; some seeds America/New_York across
 // a DST change), channel or only utm_source or neither, pay events whose order_id repeats
 // across the events of one order, spend rows inside and outside the range, empty ranges.
-// Then the stop-loss rule and the budget split on hand-made cases.
+// The channels KPI reducer's parts (ROAS, CAC, the stop-loss count) on the same data. Then
+// the stop-loss rule and the budget split on hand-made cases.
 #include <date/date.h>
 #include <date/tz.h>
 #include <gtest/gtest.h>
@@ -22,6 +23,7 @@
 #include <set>
 
 #include "core/env.h"
+#include "ops/kpi_reducers.h"
 #include "query/person_facts.h"
 #include "query/query_kind.h"
 #include "query/spend_source.h"
@@ -345,6 +347,59 @@ TEST_P(ChannelsReference, MatchesNaive) {
     int64_t total_new = 0;
     for (auto& [name, n] : want) total_new += n.new_persons;
     EXPECT_EQ((*got)["totals"]["new_persons"], total_new) << where;
+
+    // The KPI reducer (ops/kpi_reducers.h): ROAS and CAC as parts that add up over channels,
+    // per channel when broken down by "channel"; the stop-loss count over the trailing
+    // streak + 1 days (a last day without spend skipped).
+    const KpiReducer* kpi = FindKpiReducer("channels");
+    ASSERT_NE(kpi, nullptr);
+    QueryScope scope(**store, *tz, qo);
+    const auto sl = NaiveChannels(w, zone, d1 - streak, d1, conv, orders, spend);
+    auto past_line = [&](const NChannel& n) {
+      auto at = [](const std::map<int, double>& m, int d) {
+        auto it = m.find(d);
+        return it == m.end() ? 0.0 : it->second;
+      };
+      int end = d1, below = 0;
+      if (!(at(n.daily_spend, end) > 0)) end--;
+      for (int d = end; d >= d1 - streak; d--) {
+        const double sp = at(n.daily_spend, d), rv = at(n.daily_revenue, d);
+        if (!(sp > 0) || !(rv < line * sp)) break;
+        below++;
+      }
+      return below >= streak;
+    };
+    for (const char* metric : {"roas", "cac", "stop_loss_channels"}) {
+      for (bool by_channel : {false, true}) {
+        json red{{"metric", metric}}, kq = q;
+        ASSERT_TRUE(kpi->validate(kq, red).ok()) << where;
+        kpi->shape(kq, red);
+        if (by_channel) kq["breakdown"] = "channel";
+        auto parts = kpi->reduce(kq, red, PeriodRange{d0, d1}, by_channel, scope.ctx());
+        ASSERT_TRUE(parts.ok()) << where << ": " << parts.status().ToString();
+        std::map<std::string, KpiParts> expect;
+        const auto& src = std::string(metric) == "stop_loss_channels" ? sl : want;
+        for (auto& [name, n] : src) {
+          KpiParts p{0, 0, std::string(metric) != "stop_loss_channels"};
+          if (std::string(metric) == "roas") p = {n.revenue, n.spend, true};
+          if (std::string(metric) == "cac") p = {n.spend, static_cast<double>(n.new_persons), true};
+          if (std::string(metric) == "stop_loss_channels") p.num = past_line(n) ? 1 : 0;
+          KpiParts& e = expect[by_channel ? name : ""];
+          e.ratio = p.ratio;
+          e.num += p.num;
+          e.den += p.den;
+        }
+        if (!by_channel && expect.empty()) expect[""] = KpiParts{0, 0, std::string(metric) != "stop_loss_channels"};
+        ASSERT_EQ(parts->size(), expect.size()) << where << " " << metric;
+        for (auto& [k, e] : expect) {
+          const std::string at = where + " kpi " + metric + " " + k;
+          ASSERT_TRUE(parts->count(k)) << at;
+          EXPECT_NEAR(parts->at(k).num, e.num, 1e-6) << at;
+          EXPECT_NEAR(parts->at(k).den, e.den, 1e-6) << at;
+          EXPECT_EQ(parts->at(k).ratio, e.ratio) << at;
+        }
+      }
+    }
   }
 }
 
