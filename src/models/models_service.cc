@@ -9,6 +9,7 @@
 #include "core/checksum.h"
 #include "core/file_util.h"
 #include "core/time_zone.h"
+#include "models/referral_attributes.h"
 #include "query/person_models.h"
 #include "query/query_kind.h"
 
@@ -64,7 +65,12 @@ json TopFeaturesJson(const std::array<FeatureContribution, kTopFeatures>& top) {
 
 StatusOr<std::unique_ptr<ModelsService>> ModelsService::Open(ProjectRegistry& registry, PeopleService& people) {
   std::unique_ptr<ModelsService> s(new ModelsService(registry, people));
-  for (const auto& info : registry.List()) s->Load(info.name);
+  for (const auto& info : registry.List()) {
+    s->Load(info.name);
+    // Derived from the events in one pass (not saved): computed again at each start.
+    if (Status st = s->RefreshReferral(info.name); !st.ok())
+      spdlog::warn("models: referral attributes of project {} not computed: {}", info.name, st.ToString());
+  }
   return s;
 }
 
@@ -130,12 +136,14 @@ void ModelsService::Load(const std::string& project) {
   }
   auto p = registry_.OpenProject(project);
   if (!p.ok()) return fail(p.status().ToString());
-  Install(**p, *sc);
-  MutexLock l(&mu_);
-  ProjectState& st = states_[project];
-  st.status = "ready";
-  st.summary = doc["summary"];
-  st.scored = std::move(sc);
+  {
+    MutexLock l(&mu_);
+    ProjectState& st = states_[project];
+    st.status = "ready";
+    st.summary = doc["summary"];
+    st.scored = std::move(sc);
+  }
+  Install(**p, project);
 }
 
 Status ModelsService::Save(const std::string& project, const json& summary, const std::string& trees,
@@ -167,7 +175,43 @@ Status ModelsService::Save(const std::string& project, const json& summary, cons
   return WriteFileAtomic(dir + "/churn-model.json", doc.dump());
 }
 
-void ModelsService::Install(Project& p, const Scored& sc) {
+void ModelsService::Install(Project& p, const std::string& project) {
+  MutexLock install_lock(&install_mu_);
+  std::shared_ptr<const Scored> scored;
+  std::shared_ptr<const PersonColumns> referral;
+  {
+    MutexLock l(&mu_);
+    const ProjectState& st = states_[project];
+    scored = st.scored;
+    referral = st.referral;
+  }
+  auto cols = std::make_shared<PersonColumns>();
+  if (referral) *cols = *referral;
+  if (scored) {
+    PersonColumns churn = ScoredColumns(*scored);
+    cols->insert(churn.begin(), churn.end());
+  }
+  p.store->SetComputedPersonColumns(std::move(cols));
+}
+
+Status ModelsService::RefreshReferral(const std::string& project) {
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, people_.Settings(project));
+  std::shared_ptr<const StoreSnapshot> snap = p->store->Snapshot();
+  NS_ASSIGN_OR_RETURN(InviteGraph graph,
+                      BuildInviteGraph(*snap, settings, NowMs() + 1, FraudRules{},
+                                       [&](std::string_view id) { return p->store->FindDistinctId(id); }));
+  NS_RETURN_IF_ERROR(CheckBlocks(*snap));
+  auto cols = std::make_shared<const PersonColumns>(ReferralPersonColumns(ComputeReferralAttributes(graph)));
+  {
+    MutexLock l(&mu_);
+    states_[project].referral = std::move(cols);
+  }
+  Install(*p, project);
+  return Status::OK();
+}
+
+PersonColumns ModelsService::ScoredColumns(const Scored& sc) {
   auto risk = std::make_shared<PersonColumn>(), decile = std::make_shared<PersonColumn>();
   auto clv = std::make_shared<PersonColumn>(), alive = std::make_shared<PersonColumn>();
   for (size_t i = 0; i < sc.persons.size(); i++) {
@@ -178,16 +222,19 @@ void ModelsService::Install(Project& p, const Scored& sc) {
     if (std::isfinite(sc.clv[i])) clv->Set(sc.clv_persons[i], PropValue::Num(Round(sc.clv[i], 2)));
     if (std::isfinite(sc.p_alive[i])) alive->Set(sc.clv_persons[i], PropValue::Num(Round(sc.p_alive[i], 4)));
   }
-  auto cols = std::make_shared<PersonColumns>();
-  (*cols)["$churn_risk"] = risk;
-  (*cols)["$churn_risk_decile"] = decile;
-  (*cols)["$clv"] = clv;
-  (*cols)["$p_alive"] = alive;
-  p.store->SetComputedPersonColumns(std::move(cols));
+  PersonColumns cols;
+  cols["$churn_risk"] = risk;
+  cols["$churn_risk_decile"] = decile;
+  cols["$clv"] = clv;
+  cols["$p_alive"] = alive;
+  return cols;
 }
 
 Status ModelsService::Run(const std::string& project) {
   MutexLock run_lock(&run_mu_);
+  // The referral attributes need no training: refreshed whatever the churn model's outcome.
+  if (Status st = RefreshReferral(project); !st.ok())
+    spdlog::warn("models: referral attributes of project {} not refreshed: {}", project, st.ToString());
   const int64_t started = NowMs();
   auto body = [&]() -> StatusOr<json> {
     NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
@@ -281,11 +328,11 @@ Status ModelsService::Run(const std::string& project) {
     NS_ASSIGN_OR_RETURN(std::string trees, run.model->Save());
     if (Status st = Save(project, summary, trees, *sc); !st.ok())
       spdlog::warn("models: churn run of project {} not saved: {}", project, st.ToString());
-    Install(*p, *sc);
     {
       MutexLock l(&mu_);
       states_[project].scored = std::move(sc);
     }
+    Install(*p, project);
     return summary;
   };
   StatusOr<json> out = [&]() -> StatusOr<json> {

@@ -3,7 +3,8 @@
 // properties the models compute: $churn_risk, $churn_risk_decile (churn model), $clv and
 // $p_alive (the CLV models of query/clv.cc). They are laid over each store's person
 // properties (EventStore::SetComputedPersonColumns), so filters, cohorts, breakdowns and
-// the built-in rule tag "high_churn_risk" read them like $set properties.
+// the built-in rule tag "high_churn_risk" read them like $set properties; and the referral
+// attributes of each person ($invitees, $clean_invitees, $referred_by, $referral_generation).
 //
 // Persistence: the last run of each project (its summary, the trees, the scores) is written
 // to DATA/models/PROJECT/ (churn-model.json, churn-scores.bin: derived data, recomputed by
@@ -44,6 +45,10 @@ class ModelsService {
   StatusOr<nlohmann::json> StartChurnTraining(const std::string& project, const std::string& actor);
   // The daily job: trains, scores, stores and installs the properties, on the calling thread.
   Status RefreshChurn(const std::string& project);
+  // The referral attributes ($invitees, $clean_invitees, $referred_by, $referral_generation;
+  // models/referral_attributes.h) from the invite graph as of now, installed at once. Run
+  // when the service opens and with every churn run (the daily job, Train now).
+  Status RefreshReferral(const std::string& project);
   // The person API's "churn": {risk, decile, as_of, top_features:[{feature, contribution}]},
   // null when the person was not scored.
   nlohmann::json PersonChurn(const std::string& project, uint32_t person);
@@ -60,13 +65,17 @@ class ModelsService {
     int64_t job_id = 0, job_started_ms = 0, failed_at_ms = 0;
     std::string job_actor;
     std::shared_ptr<const Scored> scored;
+    std::shared_ptr<const PersonColumns> referral;  // the referral attributes (null: none yet)
   };
   ModelsService(ProjectRegistry& registry, PeopleService& people) : registry_(registry), people_(people) {}
   Status Run(const std::string& project);  // one training; records the outcome in states_
   void Load(const std::string& project);
   Status Save(const std::string& project, const nlohmann::json& summary, const std::string& trees,
               const Scored& scored);
-  void Install(Project& p, const Scored& scored);
+  // Lays the project's current computed columns (referral attributes and the churn run's)
+  // over its store, as one set.
+  void Install(Project& p, const std::string& project);
+  static PersonColumns ScoredColumns(const Scored& scored);
   std::string Dir(const std::string& project) const;
 
   ProjectRegistry& registry_;
@@ -75,7 +84,8 @@ class ModelsService {
   std::map<std::string, ProjectState> states_ GUARDED_BY(mu_);
   int64_t next_job_ GUARDED_BY(mu_) = 1;
   std::vector<std::thread> workers_ GUARDED_BY(mu_);
-  Mutex run_mu_;  // one training at a time in the process: a background job shares the cores
+  Mutex run_mu_;      // one training at a time in the process: a background job shares the cores
+  Mutex install_mu_;  // one Install at a time: the columns read are the columns set
 };
 
 }  // namespace ns

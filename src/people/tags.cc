@@ -481,6 +481,11 @@ std::vector<RuleTag> MakeRuleTags() {
       // The riskiest tenth by the churn model's latest scores (models/, docs/models.md).
       {"high_churn_risk", "高流失风险", "High churn risk",
        R"({"op":"and","conditions":[{"type":"property","property":"$churn_risk_decile","op":"gte","value":10}]})"},
+      // The referral attributes of the models layer (models/referral_attributes.h).
+      {"top_inviter", "邀请达人", "Top inviter",
+       R"({"op":"and","conditions":[{"type":"property","property":"$clean_invitees","op":"gte","value":3}]})"},
+      {"referred", "受邀用户", "Referred",
+       R"({"op":"and","conditions":[{"type":"property","property":"$referred_by","op":"is_set"}]})"},
   };
 }
 

@@ -9,14 +9,16 @@
 // identity merges after the fact ($identify, $create_alias joining two persons); equal
 // timestamps and events a millisecond either side of local midnight (Asia/Shanghai; some
 // seeds America/New_York across a DST change); other event and property names; other fraud
-// thresholds and reward tiers; empty ranges; the inviters' pages followed by cursor; and the
-// referral KPI reduce (k_factor, referral_share with and without flagged edges) as its parts.
+// thresholds and reward tiers; empty ranges; the inviters' pages followed by cursor; the
+// referral KPI reduce (k_factor, referral_share with and without flagged edges) as its parts;
+// and the per-person referral attributes of the models layer (invitees, referred_by, generation).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
 
+#include "models/referral_attributes.h"
 #include "ops/kpi_reducers.h"
 #include "people_test_util.h"
 #include "query/person_facts.h"
@@ -451,6 +453,57 @@ TEST_P(ReferralReference, MatchesNaive) {
         EXPECT_TRUE(kp.ratio) << ctx;
         EXPECT_EQ(kp.num, (k ? v["invitees"] : v["referred_new_persons"]).get<double>()) << ctx << " " << metric;
         EXPECT_EQ(kp.den, static_cast<double>(k ? active.size() : new_persons)) << ctx << " " << metric;
+      }
+    }
+
+    // ---- per-person attributes (models/referral_attributes.h) of the graph as of date_to ----
+    {
+      auto graph =
+          BuildInviteGraph(*snap, ps, end, FraudRules{rules.device_min, rules.ip_min, rules.burst_n, rules.burst_min},
+                           [&](std::string_view id) { return store->FindDistinctId(id); });
+      ASSERT_TRUE(graph.ok()) << ctx;
+      const ReferralAttributes a = ComputeReferralAttributes(*graph);
+      // Naive: counts per inviter node, the id each invitee's accept names, and the depth by
+      // walking up the unflagged edges.
+      std::map<std::string, uint32_t> all_n, clean_n;
+      std::set<std::string> nodes;
+      for (auto& [v, e] : edges) {
+        nodes.insert(v);
+        if (e.inviter[0] != 'P') continue;
+        nodes.insert(e.inviter);
+        all_n[e.inviter]++;
+        clean_n[e.inviter] += e.reasons.empty();
+      }
+      for (const auto& [root, p] : person_id) {  // keyed by the naive person's root id
+        const std::string node = "P:" + root;
+        const std::string at = ctx + " person " + node;
+        if (!nodes.count(node)) {
+          EXPECT_EQ(a.generation[p], -1) << at;
+          continue;
+        }
+        EXPECT_EQ(a.invitees[p], all_n[node]) << at;
+        EXPECT_EQ(a.clean_invitees[p], clean_n[node]) << at;
+        auto own = edges.find(node);
+        EXPECT_EQ(a.referred_by[p], own == edges.end() ? "" : own->second.inviter_id) << at;
+        int d = 0;
+        std::string u = node;
+        for (auto it = edges.find(u); it != edges.end() && it->second.reasons.empty(); it = edges.find(u)) {
+          d++;
+          u = it->second.inviter;
+          ASSERT_LE(d, static_cast<int>(edges.size())) << at << ": a cycle of unflagged edges";
+        }
+        EXPECT_EQ(a.generation[p], d) << at;
+      }
+      // As person columns: the same values, only for persons of the graph.
+      const PersonColumns cols = ReferralPersonColumns(a);
+      for (uint32_t p = 0; p < a.generation.size(); p++) {
+        const PropValue* g = cols.at("$referral_generation")->Get(p);
+        ASSERT_EQ(g != nullptr, a.generation[p] >= 0) << ctx << " person " << p;
+        if (!g) continue;
+        EXPECT_EQ(g->num, a.generation[p]) << ctx;
+        EXPECT_EQ(cols.at("$invitees")->Get(p)->num, a.invitees[p]) << ctx;
+        const PropValue* by = cols.at("$referred_by")->Get(p);
+        EXPECT_EQ(by ? by->str : "", a.referred_by[p]) << ctx;
       }
     }
 
