@@ -73,11 +73,11 @@ StatusOr<std::unique_ptr<ProjectRegistry>> OpenRegistry(const GlobalOptions& g, 
 }
 
 // Fills project `name` with demo data through the store's bulk path.
-Status FillDemo(Project& p, const DemoOptions& d) {
+Status FillDemo(Project& p, const DemoOptions& d, std::vector<SpendRow>* spend) {
   const int64_t now = NowMs();
   uint64_t stored = 0;
   auto t0 = std::chrono::steady_clock::now();
-  auto n = GenerateDemo(d, p.tz, [&](std::vector<Event>& batch) -> Status {
+  auto sink = [&](std::vector<Event>& batch) -> Status {
     std::vector<Event> keep;
     keep.reserve(batch.size());
     for (auto& e : batch)
@@ -86,7 +86,8 @@ Status FillDemo(Project& p, const DemoOptions& d) {
     stored += r.accepted;
     if (p.store->memtable_rows() >= 1'000'000) NS_RETURN_IF_ERROR(p.store->Flush());
     return Status::OK();
-  });
+  };
+  auto n = GenerateDemo(d, p.tz, sink, spend);
   if (!n.ok()) return n.status();
   NS_RETURN_IF_ERROR(p.store->Flush());
   NS_RETURN_IF_ERROR(p.store->CompactAll());
@@ -106,6 +107,7 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   if (!reg.ok()) return Fail(reg.status());
   ProjectRegistry& registry = **reg;
   const bool fresh_demo = o.demo && registry.List().empty();  // a new data directory: the demo is made
+  std::vector<SpendRow> demo_spend;                           // imported once the spend store is open
   if (fresh_demo) {
     spdlog::info("first start: creating project 'demo' with a generated dataset ({} users, {} days)", o.demo_users,
                  o.demo_days);
@@ -121,7 +123,8 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
     d.users = o.demo_users;
     d.days = o.demo_days;
     d.last_day = (*p)->tz.LocalDay(NowMs());
-    if (Status st = FillDemo(**p, d); !st.ok()) return Fail(st);
+    d.now_ms = NowMs();
+    if (Status st = FillDemo(**p, d, &demo_spend); !st.ok()) return Fail(st);
   }
   // Open every project now: WAL replay happens before the server reports ready.
   for (const auto& info : registry.List()) {
@@ -169,6 +172,10 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Advertising spend for the channels query (docs/api.md "Spend").
   auto spend = SpendStore::Open(registry.meta_db());
   if (!spend.ok()) return Fail(spend.status());
+  if (fresh_demo && !demo_spend.empty()) {
+    auto imported = (*spend)->Import("demo", demo_spend);
+    if (!imported.ok()) return Fail(imported.status());
+  }
   // KPIs read the project's cohorts, people settings and spend as the query API does.
   (*ops)->kpis.SetQueryInputs(
       [pe = people->get(), sp = spend->get()](const std::string& project) -> StatusOr<KpiQueryInputs> {
@@ -905,7 +912,12 @@ int RunDemo(const GlobalOptions& g, const DemoCmdOptions& o) {
   d.days = o.days;
   d.seed = o.seed;
   d.last_day = (*p)->tz.LocalDay(NowMs());
-  if (Status st = FillDemo(**p, d); !st.ok()) return Fail(st);
+  d.now_ms = NowMs();
+  std::vector<SpendRow> spend;
+  if (Status st = FillDemo(**p, d, &spend); !st.ok()) return Fail(st);
+  auto spend_store = SpendStore::Open((*reg)->meta_db());
+  if (!spend_store.ok()) return Fail(spend_store.status());
+  if (auto imported = (*spend_store)->Import(o.project, spend); !imported.ok()) return Fail(imported.status());
   StoreStats s = (*p)->store->Stats();
   std::printf("project %s: %s events, %s persons, %s bytes on disk\n", o.project.c_str(),
               Thousands(s.segment_rows).c_str(), Thousands(s.persons).c_str(), Thousands(s.segment_bytes).c_str());

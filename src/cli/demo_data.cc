@@ -1,5 +1,6 @@
 #include "cli/demo_data.h"
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cmath>
@@ -30,6 +31,9 @@ constexpr double kDemoDauGrowthGoal = 1.05;
 
 const char* kChannels[] = {"organic", "feed_ads", "search_ads", "kol", "referral", "app_store"};
 const double kChannelW[] = {0.30, 0.22, 0.15, 0.10, 0.13, 0.10};
+// Advertising cost per sign-up (CNY) of the paid channels; 0: not bought (organic, referral).
+const double kChannelCostPerSignup[] = {0, 34, 40, 42, 0, 33};
+constexpr double kInviteFarmShare = 0.02;  // referred sign-ups whose accept comes from a shared phone
 const char* kPlatforms[] = {"ios", "android", "web", "miniprogram"};
 const double kPlatformW[] = {0.35, 0.40, 0.10, 0.15};
 const char* kCities[] = {"Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Hangzhou", "Chengdu",
@@ -50,13 +54,19 @@ int Pick(std::mt19937_64& rng, const double (&w)[N]) {
 }  // namespace
 
 StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
-                                const std::function<Status(std::vector<Event>&)>& sink) {
+                                const std::function<Status(std::vector<Event>&)>& sink, std::vector<SpendRow>* spend) {
   std::mt19937_64 rng(opt.seed);
   // The story's draws (who buys at all, the feed-ads audience, lifetimes, the win-back
   // campaign) use a second stream.
   std::mt19937_64 story(opt.seed * 0x9E3779B97F4A7C15ull + 1);
   std::uniform_real_distribution<double> U(0, 1);
   auto S = [&] { return U(story); };
+  // What was added later (invitations sent, advertising spend) draws from a third stream, so
+  // the events and stories above stay what they were.
+  std::mt19937_64 extra(opt.seed * 0xD1B54A32D192ED03ull + 7);
+  auto X = [&] { return U(extra); };
+  // New users per (registration day, channel): the paid channels' spend follows them.
+  std::vector<std::array<int, std::size(kChannels)>> signups(static_cast<size_t>(opt.days));
   const int32_t first_day = opt.last_day - opt.days + 1;
   const int32_t feed_from = opt.last_day - kDemoFeedAudienceDays;
   const int32_t recall_from = opt.last_day - kDemoRecallDays;
@@ -172,14 +182,28 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
         sec += 10 + static_cast<int64_t>(rng() % 120);
         auto props = base();
         props.push_back({"$anon_distinct_id", PropValue::Str(anon)});
-        if (ch == 4) props.push_back({"inviter_id", PropValue::Str("u" + std::to_string(1 + rng() % (u + 1)))});
+        std::string inviter;
+        if (ch == 4) {
+          inviter = "u" + std::to_string(1 + rng() % (u + 1));
+          props.push_back({"inviter_id", PropValue::Str(inviter)});
+        }
         Event* e = emit(uid, day, sec, "register", props);
+        signups[static_cast<size_t>(reg_off)][static_cast<size_t>(ch)]++;
         e->merge_with.push_back(anon);
         e->person_set = {{"city", PropValue::Str(kCities[city])},
                          {"city_tier", PropValue::Str(kCityTier[city])},
                          {"channel", PropValue::Str(kChannels[ch])},
                          {"platform", PropValue::Str(kPlatforms[pl])}};
-        if (ch == 4) emit(uid, day, sec + 1, "invite_accept", base());
+        if (ch == 4) {
+          // The accepted invitation names its inviter: the referral kind's invite graph.
+          auto ip = base();
+          ip.push_back({"inviter_id", PropValue::Str(inviter)});
+          // A few accepts come from a handful of shared phones (an invite farm): the
+          // referral kind flags them (shared_device) and counts them both ways.
+          if (X() < kInviteFarmShare)
+            ip.push_back({"$device_id", PropValue::Str("farm-" + std::to_string(static_cast<int>(X() * 8)))});
+          emit(uid, day, sec + 1, "invite_accept", ip);
+        }
         who = uid;
       } else {
         emit(who, day, sec, "app_launch", base());
@@ -215,6 +239,8 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
         if (U(rng) < 0.15) emit(who, day, sec += 3600, "review", pp);
       }
       if (U(rng) < 0.05) emit(who, day, sec += 30, "share", base());
+      // Invitations sent (the referral kind's invites per user): referred users invite more.
+      if (t > 0 && X() < (ch == 4 ? 0.24 : 0.08)) emit(who, day, sec + 45, "invite_send", base());
     }
     if (batch.size() >= 20'000) {
       total += batch.size();
@@ -225,6 +251,25 @@ StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
   if (!batch.empty()) {
     total += batch.size();
     NS_RETURN_IF_ERROR(sink(batch));
+  }
+  if (spend != nullptr) {
+    // The paid channels' daily spend: their sign-ups that day at the channel's cost per
+    // sign-up, ±15%; today's as far as the day has gone (an ad platform reports spend
+    // through the day, and it accrues before the evening's sign-ups come). The new feed-ads
+    // audience is bought at the same price, so feed_ads' ROAS falls under 1 with its buyers
+    // and its stop-loss flag comes up (docs/console.md).
+    const int64_t day_start = tz.LocalToUtcMs(opt.last_day, 0);
+    const double today_share = opt.now_ms >= day_start + 86'400'000
+                                   ? 1.0
+                                   : std::max(0.0, static_cast<double>(opt.now_ms - day_start) / 86'400'000.0);
+    for (int d = 0; d < opt.days; d++)
+      for (size_t c = 0; c < std::size(kChannels); c++) {
+        if (!(kChannelCostPerSignup[c] > 0)) continue;
+        const double amount = signups[static_cast<size_t>(d)][c] * kChannelCostPerSignup[c] * (0.85 + 0.3 * X()) *
+                              (d + 1 == opt.days ? today_share : 1.0);
+        if (amount > 0)
+          spend->push_back(SpendRow{first_day + d, kChannels[c], "", std::round(amount * 100) / 100, "CNY"});
+      }
   }
   return total;
 }

@@ -11,8 +11,12 @@
 // silent for kDemoSilentDays days (`recall_touch`, by SMS, push or WeCom), and about one in
 // six of them comes back and pays within a week. Users' activity fades over the three weeks
 // before their last day of use, so the churn model has a signal to learn (docs/models.md).
+// Referred users' accepts name their inviter and users send invitations (the referral
+// kind's graph); the paid channels have daily spend, feed_ads past its stop-loss line once
+// the new audience comes (the channels kind).
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -22,6 +26,7 @@
 
 #include "core/status.h"
 #include "core/time_zone.h"
+#include "query/spend_source.h"
 #include "storage/event.h"
 
 namespace ns {
@@ -34,6 +39,9 @@ struct DemoOptions {
   int days = 90;
   uint64_t seed = 42;
   int32_t last_day = 0;  // local civil day of the last day (usually today)
+  // Now (Unix ms): events after it are generated but not kept by the caller, and today's
+  // advertising spend is the part of the day gone by.
+  int64_t now_ms = INT64_MAX;
 };
 
 // The story's dates, in days before the last day.
@@ -44,9 +52,11 @@ inline constexpr int kDemoSilentDays = 30;        // a customer this long withou
 inline constexpr int kDemoHistoryDays = 28;
 
 // Calls sink with batches of events (in user order) until all are generated.
-// Returns the number of events generated.
+// Returns the number of events generated. With `spend`, also the paid channels' daily
+// advertising spend (for the spend store; the channels kind reads it).
 StatusOr<uint64_t> GenerateDemo(const DemoOptions& opt, const TimeZone& tz,
-                                const std::function<Status(std::vector<Event>&)>& sink);
+                                const std::function<Status(std::vector<Event>&)>& sink,
+                                std::vector<SpendRow>* spend = nullptr);
 
 // The demo accounts besides the first admin (documented in the README; change them).
 inline constexpr const char* kDemoOperatorEmail = "operator@northstar.local";
