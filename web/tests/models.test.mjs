@@ -3,7 +3,9 @@
 // day). An operator trains the model with the page's button and the page follows the job to
 // "ready"; the AUC, precision at 10 %, sizes and training day shown are the API's; the
 // riskiest persons are the API's, in its order, and link to the person's profile; the page
-// in Chinese; a viewer sees the figures but no train button. Screenshots in both languages.
+// in Chinese; a viewer sees the figures but no train button; a person's profile shows the
+// churn card (risk, decile, top features, P(alive), CLV) with the person API's numbers, also
+// to a viewer. Screenshots in both languages.
 //
 // Usage: node web/tests/models.test.mjs /path/to/northstar      (exit 77: no Chromium)
 import { test } from 'node:test'
@@ -72,6 +74,52 @@ test('an operator trains the churn model and reads its evaluation', async () => 
   const person = await api(s.server, 'GET', `/api/v1/persons/${encodeURIComponent(first.distinct_id)}`)
   assert.equal(person.churn.risk, first.risk)
   assert.deepEqual(person.churn.top_features, first.top_features)
+  // The profile's churn card: the risk, decile and top features of the person API, explained.
+  await checkPersonCard(page, person)
+  await s.shoot(page, 'person-churn')
+  await s.setLang(page, 'zh-CN')
+  await page.locator('[data-test=person-models] h2', { hasText: '流失风险与预测价值' }).waitFor()
+  assert.match(await page.locator('[data-test=person-churn-decile]').innerText(), /十分位 \d+\/10/)
+  await s.shoot(page, 'person-churn')
+  await s.setLang(page, 'en')
+  s.clean(w)
+  await context.close()
+})
+
+const pct = (v) => en(v, { style: 'percent', maximumFractionDigits: 1 })
+
+async function checkPersonCard(page, person) {
+  const card = page.locator('[data-test=person-models]')
+  await card.waitFor()
+  const row = (t) => card.locator(`[data-test=${t}]`)
+  if (person.churn) {
+    assert.equal(Number(await row('person-churn-risk').getAttribute('data-value')), person.churn.risk)
+    assert.match(await row('person-churn-risk').innerText(), new RegExp(pct(person.churn.risk).replace('.', '\\.')))
+    assert.equal(await row('person-churn-decile').innerText(), `decile ${person.churn.decile} of 10`)
+    assert.match(await row('person-churn-risk').innerText(), /probability of no activity at all in the 30 days/)
+    const feats = card.locator('[data-test=person-churn-features] li')
+    assert.deepEqual(await feats.evaluateAll((ls) => ls.map((l) => l.dataset.feature)), person.churn.top_features.map((f) => f.feature))
+    for (let i = 0; i < person.churn.top_features.length; i++)
+      assert.match(await feats.nth(i).innerText(), person.churn.top_features[i].contribution >= 0 ? /raises the risk/ : /lowers the risk/)
+  } else {
+    await row('person-churn-none').waitFor()
+  }
+  const pAlive = person.properties.$p_alive
+  assert.equal(await row('person-p-alive').getAttribute('data-value'), pAlive === undefined ? '' : String(pAlive))
+  if (pAlive !== undefined) assert.match(await row('person-p-alive').innerText(), /still buys/)
+  const clv = person.properties.$clv
+  assert.equal(await row('person-clv').getAttribute('data-value'), clv === undefined ? '' : String(clv))
+  if (clv === undefined) assert.match(await row('person-clv').innerText(), /No payment yet/)
+}
+
+test('a viewer sees a profile\'s churn card with the API\'s numbers', async () => {
+  const top = await api(s.server, 'GET', '/api/v1/models/churn/persons?limit=5')
+  const id = top.persons[top.persons.length - 1].distinct_id
+  const { context, page, w } = await s.open()
+  await s.logIn(page, s.fx.viewer)
+  await s.visit(page, { path: `/people/${encodeURIComponent(id)}`, ready: '[data-test=person-page] [data-test=person-models]' })
+  const asViewer = await api(s.server, 'GET', `/api/v1/persons/${encodeURIComponent(id)}`)
+  await checkPersonCard(page, asViewer)
   s.clean(w)
   await context.close()
 })

@@ -1,10 +1,11 @@
 // The referral area in a real browser (docs/console.md "Adding an area"; docs/queries.md
-// "Referral"): the demo has no invitations with an inviter, so the test sends a small invite
-// graph over the API first (ann invites ben and cai, ben invites dan who does nothing after,
-// fay and gus invite each other), then checks the page's headline figures with and without
-// flagged invitations, the depth chart, the inviters' rewards and fraud tags against
-// POST /api/v1/query, opens ann's invite tree (its size against the invite-tree route), sees
-// the page in Chinese, and checks a viewer gets it without any edit control.
+// "Referral"): on first load the page shows the demo's own invite graph (the API's figures).
+// Then the test sends a small invite graph over the API, 150 days back where the demo has no
+// events (ann invites ben and cai, ben invites dan who does nothing after, fay and gus invite
+// each other), opens the page on that range (?from=&to=), checks the headline figures with
+// and without flagged invitations, the depth chart, the inviters' rewards and fraud tags
+// against POST /api/v1/query, opens ann's invite tree (its size against the invite-tree
+// route), sees the page in Chinese, and checks a viewer gets it without any edit control.
 //
 // Usage: node web/tests/referral.test.mjs /path/to/northstar      (exit 77: no Chromium)
 import { test } from 'node:test'
@@ -13,8 +14,26 @@ import { addDays, api, consoleSuite } from './harness.mjs'
 
 const s = await consoleSuite(import.meta.url)
 
+// The hand-made graph's day, before the demo's first (the demo covers 90 days), and its range.
+const graphDay = () => addDays(s.fx.today, -150)
+
+test('referral: the demo\'s invite graph on first load', async () => {
+  const want = await api(s.server, 'POST', '/api/v1/query', { kind: 'referral', date_from: addDays(s.fx.today, -29), date_to: s.fx.today, limit: 10 }, { expect: 200 })
+  assert.ok(want.with_flagged.invitees > 0, 'the demo has accepted invitations')
+  assert.ok(want.invitations_sent > 0, 'and invitations sent')
+  const { context, page, w } = await s.open()
+  await s.logIn(page, s.server.admin)
+  await s.visit(page, { path: '/referral', ready: '[data-test=referral-page] [data-test=referral-k-factor]' })
+  const k = page.locator('[data-test=referral-k-factor]')
+  assert.equal(Number(await k.locator('[data-test=clean]').getAttribute('data-value')), want.without_flagged.k_factor)
+  const ids = await page.locator('[data-test=referral-inviters] .el-table__body tr [data-test=inviter-id]').allInnerTexts()
+  assert.deepEqual(ids, want.inviters.map((v) => v.distinct_id), 'the demo\'s inviters, in the API order')
+  s.clean(w)
+  await context.close()
+})
+
 async function sendGraph() {
-  const y = addDays(s.fx.today, -1)
+  const y = graphDay()
   const at = (hm) => `${y}T${hm}:00+08:00`
   const ev = (event, distinct_id, timestamp, properties) => ({ event, distinct_id, timestamp, properties })
   await api(s.server, 'POST', '/api/v1/events', [
@@ -35,15 +54,16 @@ const fmt3 = (v) => new Intl.NumberFormat('en-US', { maximumFractionDigits: 3 })
 
 test('referral: figures, depths, inviters with rewards and flags, the invite tree, in both languages', async () => {
   await sendGraph()
-  const q = { kind: 'referral', date_from: addDays(s.fx.today, -29), date_to: s.fx.today, limit: 10 }
+  const y = graphDay()
+  const from = addDays(y, -2)
+  const q = { kind: 'referral', date_from: from, date_to: y, limit: 10 }
   const want = await api(s.server, 'POST', '/api/v1/query', q, { expect: 200 })
   assert.equal(want.without_flagged.invitees, 2, 'ben and cai are clean')
   assert.equal(want.with_flagged.invitees, 5, 'five accepts')
 
   const { context, page, w } = await s.open()
   await s.logIn(page, s.server.admin)
-  await page.locator('[data-test=nav-referral]').click()
-  await page.locator('[data-test=referral-page] [data-test=referral-k-factor]').waitFor()
+  await s.visit(page, { path: `/referral?from=${from}&to=${y}`, ready: '[data-test=referral-page] [data-test=referral-k-factor]' })
   await s.settle(page)
 
   // Headline figures: the page shows the API's numbers, with and without flagged edges.
@@ -71,7 +91,7 @@ test('referral: figures, depths, inviters with rewards and flags, the invite tre
   assert.match(await fayRow.locator('[data-reason=cycle]').innerText(), /Cycle/)
 
   // ann's invite tree: a click on her row draws it; its size is the route's.
-  const tree = await api(s.server, 'GET', `/api/v1/persons/ref-ann/invite-tree?as_of=${s.fx.today}&depth=6&limit=300`)
+  const tree = await api(s.server, 'GET', `/api/v1/persons/ref-ann/invite-tree?as_of=${y}&depth=6&limit=300`)
   assert.equal(tree.nodes, 4, 'ann, ben, cai, dan')
   await rows.nth(0).locator('[data-test=inviter-id]').click()
   await page.locator('[data-test=referral-tree] canvas').first().waitFor()

@@ -42,6 +42,16 @@ test('value: commerce, LTV, channels with a spend import and CLV show the API\'s
   await openTab(page, 'channels')
   await page.locator('[data-test=channels-table]').waitFor()
   await s.settle(page)
+  // On first load the demo's paid channels have spend: their spend, CAC and stop-loss are the API's.
+  const demo = await api(s.server, 'POST', '/api/v1/query', { kind: 'channels', date_from: addDays(today, -13), date_to: today }, { expect: 200 })
+  const paid = demo.channels.filter((c) => c.spend > 0)
+  assert.deepEqual(paid.map((c) => c.channel).sort(), ['app_store', 'feed_ads', 'kol', 'search_ads'], 'the demo\'s paid channels')
+  for (const c of paid) {
+    const r = page.locator(`[data-test=channels-table] tr[data-channel="${c.channel}"]`)
+    assert.equal(await r.locator('[data-figure=spend]').innerText(), en(c.spend), `${c.channel} spend`)
+    assert.equal(await r.locator('[data-figure=cac]').innerText(), en(c.cac), `${c.channel} CAC`)
+    assert.equal(await r.locator('.el-tag--danger').count(), c.stop_loss.triggered ? 1 : 0, `${c.channel} stop-loss`)
+  }
   const d1 = addDays(today, -1)
   await page.locator('[data-test=spend-import] textarea').fill(`date,channel,campaign,spend,currency\n${d1},organic,,120.5,CNY\n${today},organic,,80,CNY\n`)
   await page.locator('[data-test=spend-submit]').click()
