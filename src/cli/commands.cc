@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "cli/demo_data.h"
+#include "cli/import_bulk.h"
 #include "core/file_util.h"
 #include "ingest/csv_reader.h"
 #include "meta/meta_db.h"
@@ -332,34 +333,6 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
 
 namespace {
 
-struct ColumnMap {
-  enum Kind { kSkip, kEvent, kDistinctId, kTimestamp, kUuid, kProperty, kPersonProperty };
-  Kind kind = kProperty;
-  std::string name;
-};
-
-StatusOr<ColumnMap> ParseTarget(const std::string& field) {
-  if (field == "event") return ColumnMap{ColumnMap::kEvent, ""};
-  if (field == "distinct_id") return ColumnMap{ColumnMap::kDistinctId, ""};
-  if (field == "timestamp") return ColumnMap{ColumnMap::kTimestamp, ""};
-  if (field == "uuid") return ColumnMap{ColumnMap::kUuid, ""};
-  if (field == "-" || field == "skip") return ColumnMap{ColumnMap::kSkip, ""};
-  if (field.rfind("properties.", 0) == 0 && field.size() > 11) return ColumnMap{ColumnMap::kProperty, field.substr(11)};
-  if (field.rfind("person.", 0) == 0 && field.size() > 7) return ColumnMap{ColumnMap::kPersonProperty, field.substr(7)};
-  if (field.rfind("$set.", 0) == 0 && field.size() > 5) return ColumnMap{ColumnMap::kPersonProperty, field.substr(5)};
-  if (field.empty()) return InvalidArgument("--map: empty target field");
-  return ColumnMap{ColumnMap::kProperty, field};
-}
-
-PropValue CsvValue(const std::string& s) {
-  double d;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty() && s[0] != '+' &&
-      !(s.size() > 1 && s[0] == '0' && s[1] != '.'))  // keep "007" and "+86..." as text
-    return PropValue::Num(d);
-  return PropValue::Str(s);
-}
-
 class Progress {
  public:
   Progress(uint64_t total_bytes, bool enabled) : total_(total_bytes), on_(enabled && isatty(2)), t0_(Clock::now()) {}
@@ -578,6 +551,24 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     return Status::OK();
   };
   Progress progress(total_bytes, o.progress);
+  struct stat file_st {};
+  const bool bulk =
+      !o.per_event && !server && f != stdin && ::fstat(fileno(f), &file_st) == 0 && S_ISREG(file_st.st_mode);
+  auto bulk_request = [&] {
+    BulkImportRequest req;
+    req.path = o.file;
+    req.event_name = o.event_name;
+    req.time_unit = o.time_unit;
+    req.tz = &*tz;
+    req.now_ms = now;
+    req.limits = limits;
+    req.store = o.dry_run ? nullptr : project->store.get();
+    req.report = report;
+    if (o.piece_bytes) req.piece_bytes = o.piece_bytes;
+    if (o.spill_rows) req.spill_rows = o.spill_rows;
+    req.progress = [&](uint64_t bytes, uint64_t events) { progress.Update(bytes, events); };
+    return req;
+  };
   if (format == "csv") {
     CsvReader csv(f);
     std::vector<std::string> header, row;
@@ -626,7 +617,23 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     if (!has[2])
       return Fail(
           InvalidArgument("no column maps to 'timestamp' (name one 'timestamp' or use --map COLUMN=timestamp)"));
-    for (;;) {
+    // A file goes through the bulk path (parallel pieces, columns, each day written once);
+    // standard input, --server and the hidden --per-event go row by row as Events.
+    if (bulk) {
+      BulkImportRequest req = bulk_request();
+      req.data_offset = csv.bytes();
+      req.lines_before = csv.lines_done();
+      req.header = header;
+      req.cols = cols;
+      req.has_event_column = has[0];
+      auto r = BulkImportCsv(req);
+      if (!r.ok()) return Fail(r.status());
+      lines = r->lines;
+      accepted = r->accepted;
+      duplicates = r->duplicates;
+      progress.Update(r->bytes, accepted, true);
+    }
+    for (; !bulk;) {
       auto more = csv.Next(&row);
       if (!more.ok()) {
         report(csv.line(), more.status().message());
@@ -708,8 +715,10 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
         progress.Update(csv.bytes(), accepted);
       }
     }
-    if (fatal.ok()) fatal = flush_batch();
-    progress.Update(csv.bytes(), accepted, true);
+    if (!bulk) {
+      if (fatal.ok()) fatal = flush_batch();
+      progress.Update(csv.bytes(), accepted, true);
+    }
   } else if (format == "json") {
     // A JSON array of events (or {"events": [...]}), read whole: use NDJSON for large files.
     std::string text;
@@ -729,6 +738,13 @@ int RunImport(const GlobalOptions& g, const ImportOptions& o) {
     }
     if (fatal.ok()) fatal = flush_batch();
     progress.Update(text.size(), accepted, true);
+  } else if (bulk) {
+    auto r = BulkImportNdjson(bulk_request());
+    if (!r.ok()) return Fail(r.status());
+    lines = r->lines;
+    accepted = r->accepted;
+    duplicates = r->duplicates;
+    progress.Update(r->bytes, accepted, true);
   } else {
     std::string text;
     char* buf = nullptr;

@@ -55,6 +55,9 @@ struct ImportOptions {
   std::string event_name;   // CSV: event name for every row when no column maps to event
   std::string server;       // http://HOST:PORT: send the events to a running server (POST /api/v1/events)
   std::string key;          // with server: the project's secret key
+  bool per_event = false;   // hidden --per-event: Events through Append, not the bulk path (tests)
+  size_t piece_bytes = 0;   // bulk path's piece size and pending rows before a write (0: defaults; tests)
+  size_t spill_rows = 0;
 };
 
 struct QueryCmdOptions {

@@ -182,6 +182,8 @@ int main(int argc, char** argv) {
   im->add_option("--batch", import.batch, "events per batch")->check(CLI::Range(1, 10'000'000));
   im->add_flag("--progress,!--no-progress", import.progress, "progress bar on a terminal");
   im->add_option("--errors-file", import.errors_file, "write every rejected line's error here");
+  im->add_flag("--per-event", import.per_event, "the per-event import path (tests compare it with the bulk path)")
+      ->group("");
   im->add_option("--event", import.event_name, "CSV: event name of every row when no column is the event (e.g. pay)");
 
   auto* q = app.add_subcommand("query", "run a query (JSON as for POST /api/v1/query)");

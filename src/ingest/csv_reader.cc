@@ -1,5 +1,8 @@
 #include "ingest/csv_reader.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace ns {
 
 CsvReader::CsvReader(FILE* f, char delimiter) : f_(f), delim_(delimiter), buf_(1 << 20) {}
@@ -64,6 +67,116 @@ StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
     if (was_quoted) return InvalidArgument("line " + std::to_string(record_line_) + ": text after a closing quote");
     field += static_cast<char>(c);
   }
+}
+
+}  // namespace ns
+
+namespace ns {
+
+StatusOr<bool> CsvSpanReader::Next(std::vector<std::string_view>* fields) {
+  fields->clear();
+  unquoted_.clear();
+  const size_t n = text_.size();
+  const char* t = text_.data();
+  if (pos_ >= n) return false;
+  record_line_ = line_;
+  record_start_ = pos_;
+  // A record end at pos_ (\n, \r or \r\n): consumed, counted.
+  auto end_record = [&] {
+    if (t[pos_] == '\r' && pos_ + 1 < n && t[pos_ + 1] == '\n') pos_++;
+    pos_++;
+    line_++;
+  };
+  for (;;) {
+    if (pos_ < n && t[pos_] == '"') {
+      // Quoted: doubled quotes are one quote (copied to a buffer of our own only then).
+      size_t seg = ++pos_;
+      std::string* buf = nullptr;
+      std::string_view value;
+      for (;;) {
+        if (pos_ >= n) return InvalidArgument("unterminated quoted field");
+        const char c = t[pos_];
+        if (c == '"') {
+          if (pos_ + 1 < n && t[pos_ + 1] == '"') {
+            if (!buf) buf = &unquoted_.emplace_back();
+            buf->append(t + seg, pos_ + 1 - seg);
+            pos_ += 2;
+            seg = pos_;
+            continue;
+          }
+          if (buf) {
+            buf->append(t + seg, pos_ - seg);
+            value = *buf;
+          } else {
+            value = std::string_view(t + seg, pos_ - seg);
+          }
+          pos_++;
+          break;
+        }
+        if (c == '\n') line_++;
+        pos_++;
+      }
+      fields->push_back(value);
+      if (pos_ >= n) return true;
+      const char c = t[pos_];
+      if (c == delim_) {
+        pos_++;
+        continue;
+      }
+      if (c == '\n' || c == '\r') {
+        end_record();
+        return true;
+      }
+      return InvalidArgument("text after a closing quote");
+    }
+    const size_t start = pos_;
+    while (pos_ < n) {
+      const char c = t[pos_];
+      if (c == delim_ || c == '\n' || c == '\r') break;
+      pos_++;
+    }
+    fields->push_back(std::string_view(t + start, pos_ - start));
+    if (pos_ >= n) return true;
+    if (t[pos_] == delim_) {
+      pos_++;
+      continue;
+    }
+    end_record();
+    return true;
+  }
+}
+
+std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t piece_bytes, char delimiter) {
+  std::vector<size_t> starts{from};
+  const size_t n = text.size();
+  if (from >= n) return starts;
+  piece_bytes = std::max<size_t>(piece_bytes, 1);
+  if (std::memchr(text.data() + from, '"', n - from) == nullptr) {
+    // No quotes: every newline ends a record.
+    for (size_t p = from + piece_bytes; p < n;) {
+      const void* nl = std::memchr(text.data() + p, '\n', n - p);
+      if (!nl) break;
+      const size_t s = static_cast<size_t>(static_cast<const char*>(nl) - text.data()) + 1;
+      if (s >= n) break;
+      starts.push_back(s);
+      p = s + piece_bytes;
+    }
+    return starts;
+  }
+  // Quotes may hold newlines: read the records (a malformed one ends the splitting; the
+  // piece that holds it reports it).
+  CsvSpanReader r(text.substr(from), delimiter);
+  std::vector<std::string_view> fields;
+  size_t next = piece_bytes;
+  for (;;) {
+    auto more = r.Next(&fields);
+    if (!more.ok() || !*more) break;
+    if (r.offset() >= next && from + r.offset() < n) {
+      starts.push_back(from + r.offset());
+      next = r.offset() + piece_bytes;
+    }
+  }
+  return starts;
 }
 
 }  // namespace ns

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdio>
+#include <deque>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -18,6 +20,8 @@ class CsvReader {
   StatusOr<bool> Next(std::vector<std::string>* fields);
   // 1-based line number where the last record returned started.
   size_t line() const { return record_line_; }
+  // Lines read so far (the next record starts on line lines_done() + 1).
+  size_t lines_done() const { return line_ - 1; }
   // Bytes consumed so far (for progress).
   size_t bytes() const { return bytes_; }
 
@@ -29,5 +33,34 @@ class CsvReader {
   std::vector<char> buf_;
   size_t pos_ = 0, len_ = 0;
 };
+
+// The same grammar as CsvReader (and the same line numbers and errors) over text in memory,
+// for the import's parallel chunks: fields are views into the text, or into the reader's
+// own buffer for a quoted field with doubled quotes. Not thread-safe; one per chunk.
+class CsvSpanReader {
+ public:
+  explicit CsvSpanReader(std::string_view text, char delimiter = ',') : text_(text), delim_(delimiter) {}
+  // Reads the next record into fields (valid until the next call). False at the end. An
+  // error's message does not name the line ("unterminated quoted field"): see line().
+  StatusOr<bool> Next(std::vector<std::string_view>* fields);
+  // 1-based line (within the text) where the last record started; lines counted as
+  // CsvReader counts them (a newline inside quotes counts, CRLF counts once).
+  size_t line() const { return record_line_; }
+  // Lines begun so far minus one: what the next piece's line numbers are offset by.
+  size_t lines_done() const { return line_ - 1; }
+  // Bytes consumed so far; the start and end of the last record.
+  size_t offset() const { return pos_; }
+  size_t record_start() const { return record_start_; }
+
+ private:
+  std::string_view text_;
+  char delim_;
+  size_t pos_ = 0, line_ = 1, record_line_ = 0, record_start_ = 0;
+  std::deque<std::string> unquoted_;  // quoted fields with doubled quotes, this record
+};
+
+// Offsets where records start, about every `piece_bytes` from `from` (the first is `from`):
+// a newline ends a record unless the text has quotes, then the records are read to find out.
+std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t piece_bytes, char delimiter = ',');
 
 }  // namespace ns

@@ -99,6 +99,13 @@ class EventStoreImpl::FingerprintSet {
   size_t count_ = 0;
 };
 
+bool EventStoreImpl::InsertUuid(const Uuid& u) {
+  const uint64_t f = Fingerprint(u);
+  if (seen_->Contains(f)) return false;
+  seen_->Insert(f);
+  return true;
+}
+
 EventStoreImpl::~EventStoreImpl() {
   {
     MutexLock l(&queue_mu_);

@@ -74,8 +74,11 @@ class EventStoreImpl final : public EventStore {
     std::vector<Property> props;
   };
   class FingerprintSet;
+  friend class BulkLoader;  // storage/bulk_loader.cc: the import's bulk path
 
   EventStoreImpl() = default;
+  // Bulk load's dedup: false if u was stored (or loaded) before, else remembers it.
+  bool InsertUuid(const Uuid& u) REQUIRES(write_mu_);
   Status Recover() EXCLUDES(write_mu_, state_mu_);
   void Maintain() EXCLUDES(maint_mu_, state_mu_);
   // Writes one round of queued requests (WAL, identity log, memtable) and sets their results.

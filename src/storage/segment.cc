@@ -205,7 +205,37 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
 class SegmentReader {
  public:
   static StatusOr<SegmentInfo> Open(Env* env, const std::string& path, EventDict& dict);
+  static std::shared_ptr<Block> FromColumns(BlockColumns c);
 };
+
+std::shared_ptr<Block> BlockFromColumns(BlockColumns columns) { return SegmentReader::FromColumns(std::move(columns)); }
+
+std::shared_ptr<Block> SegmentReader::FromColumns(BlockColumns c) {
+  auto b = std::make_shared<Block>();
+  const size_t n = c.did.size();
+  b->size_ = n;
+  if (n) {
+    auto [mn, mx] = std::minmax_element(c.ts.begin(), c.ts.end());
+    b->min_ts_ = *mn;
+    b->max_ts_ = *mx;
+  }
+  std::unordered_map<uint32_t, uint32_t> counts;
+  for (uint32_t e : c.ev) counts[e]++;
+  b->event_counts_.assign(counts.begin(), counts.end());
+  std::sort(b->event_counts_.begin(), b->event_counts_.end());
+  b->did_ = std::move(c.did);
+  b->ts_ = std::move(c.ts);
+  b->ev_ = std::move(c.ev);
+  b->uuid_ = std::move(c.uuid);
+  b->has_uuid_ = std::move(c.has_uuid);
+  for (auto& [key, col] : c.props) {
+    auto lp = std::make_unique<Block::LazyProp>();
+    lp->col = std::move(col);
+    b->prop_keys_.push_back(key);
+    b->props_.emplace(key, std::move(lp));
+  }
+  return b;
+}
 
 StatusOr<SegmentInfo> OpenSegment(Env* env, const std::string& path, EventDict& dict) {
   return SegmentReader::Open(env, path, dict);

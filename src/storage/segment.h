@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/env.h"
@@ -38,6 +39,18 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
 // Opens a segment: verifies magic, version, footer and every column checksum, then returns a
 // block whose columns decode lazily from the memory map. Errors name the file.
 StatusOr<SegmentInfo> OpenSegment(Env* env, const std::string& path, EventDict& dict);
+
+// A block's columns built elsewhere in storage (the bulk loader: storage/bulk_loader.cc),
+// moved into an in-memory Block. Every vector has one entry per row; props sorted by key.
+struct BlockColumns {
+  std::vector<uint32_t> did;
+  std::vector<int64_t> ts;
+  std::vector<uint32_t> ev;
+  std::vector<Uuid> uuid;
+  std::vector<uint8_t> has_uuid;
+  std::vector<std::pair<std::string, PropColumn>> props;
+};
+std::shared_ptr<Block> BlockFromColumns(BlockColumns columns);
 
 // File name of a segment: "<day>-<generation>.nseg" with zero padding so names sort.
 std::string SegmentFileName(int32_t day, uint64_t generation);
