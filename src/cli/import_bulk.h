@@ -47,7 +47,7 @@ struct BulkImportRequest {
   // Called in file order on the calling thread.
   std::function<void(size_t line, const std::string& message)> report;
   std::function<void(uint64_t bytes, uint64_t events)> progress;
-  size_t piece_bytes = 16u << 20;
+  size_t piece_bytes = 32u << 20;
   int threads = 2;
   size_t spill_rows = size_t{1} << 24;  // BulkLoader::Options
 };

@@ -32,6 +32,7 @@ struct BulkLoader::State {
     std::unordered_map<std::string, uint32_t> index;  // kind byte + text -> index
   };
   std::map<std::string, Prop, std::less<>> props;  // sorted: the block's column order
+  size_t reserve = 0;                              // expected pending rows (Reserve): the columns are sized once
 };
 
 BulkLoader::BulkLoader(std::unique_ptr<State> s) : s_(std::move(s)) {}
@@ -49,6 +50,15 @@ StatusOr<std::unique_ptr<BulkLoader>> BulkLoader::Begin(EventStore* store, Optio
 }
 
 size_t BulkLoader::pending_rows() const { return s_->ts.size(); }
+
+void BulkLoader::Reserve(size_t rows) {
+  State& s = *s_;
+  rows = std::min(rows, s.opt.spill_rows + (size_t{1} << 20));
+  s.did.reserve(rows);
+  s.ts.reserve(rows);
+  s.ev.reserve(rows);
+  s.reserve = rows;
+}
 
 StatusOr<AppendResult> BulkLoader::Add(BulkRows rows) {
   EventStoreImpl& st = *s_->store;
@@ -73,8 +83,6 @@ StatusOr<AppendResult> BulkLoader::Add(BulkRows rows) {
     std::vector<int64_t> did_of(rows.ids.size(), -1);
     std::vector<int64_t> code_of(rows.names.size(), -1);
     size_t next_effect = 0;
-    s.did.reserve(before + n);
-    s.ev.reserve(before + n);
     for (size_t i = 0; i < n; i++) {
       while (next_effect < rows.identity.size() && rows.identity[next_effect].row < i) next_effect++;
       if (!keep.empty() && !keep[i]) continue;
@@ -133,6 +141,7 @@ StatusOr<AppendResult> BulkLoader::Add(BulkRows rows) {
       }
       remap[t] = pos->second + 1;
     }
+    if (p.code.capacity() < s.reserve) p.code.reserve(s.reserve);
     p.code.resize(before, BulkRows::kAbsent);
     for (size_t i = 0; i < n; i++) {
       if (!keep.empty() && !keep[i]) continue;
@@ -140,6 +149,7 @@ StatusOr<AppendResult> BulkLoader::Add(BulkRows rows) {
       p.code.push_back(c == BulkRows::kAbsent || c == BulkRows::kNumber ? c : remap[c - 1]);
     }
     if (!col.num.empty() || !p.num.empty()) {
+      if (p.num.capacity() < s.reserve) p.num.reserve(s.reserve);
       p.num.resize(before, 0);
       if (col.num.empty())
         p.num.resize(s.ts.size(), 0);
@@ -224,7 +234,8 @@ Status BulkLoader::Write() {
   std::mutex err_mu;
   Status first_error;
   auto worker = [&] {
-    std::vector<SortKey> keys;
+    std::vector<SortKey> keys, sorted;
+    std::vector<uint32_t> counts;
     std::vector<uint32_t> local, stamp;  // text index -> partition dictionary code, per (day, key)
     uint32_t epoch = 0;
     for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
@@ -239,12 +250,31 @@ Status BulkLoader::Write() {
         if (persons->Erased(s.did[r])) continue;
         keys.push_back({persons->PersonOf(s.did[r]), r, s.ts[r]});
       }
-      // (person, ts), ties in input order: what a flush's stable sort gives.
-      std::sort(keys.begin(), keys.end(), [](const SortKey& a, const SortKey& b) {
-        if (a.person != b.person) return a.person < b.person;
-        if (a.ts != b.ts) return a.ts < b.ts;
-        return a.row < b.row;
-      });
+      // (person, ts), ties in input order: what a flush's stable sort gives. Fast path:
+      // when the day's rows came in time order (exports usually are sorted by time), a
+      // stable counting sort on the person alone gives that order, in two linear passes
+      // instead of a comparison sort (which was 10 % of the import's CPU on dataset S).
+      bool time_ordered = true;
+      uint32_t pmin = UINT32_MAX, pmax = 0;
+      for (size_t i = 0; i < keys.size(); i++) {
+        if (i && keys[i].ts < keys[i - 1].ts) time_ordered = false;
+        pmin = std::min(pmin, keys[i].person);
+        pmax = std::max(pmax, keys[i].person);
+      }
+      if (time_ordered && !keys.empty() && pmax - pmin <= 16 * keys.size() + 4096) {
+        counts.assign(size_t{pmax - pmin} + 2, 0);
+        for (const SortKey& key : keys) counts[key.person - pmin + 1]++;
+        for (size_t p = 1; p < counts.size(); p++) counts[p] += counts[p - 1];
+        sorted.resize(keys.size());
+        for (const SortKey& key : keys) sorted[counts[key.person - pmin]++] = key;
+        keys.swap(sorted);
+      } else {
+        std::sort(keys.begin(), keys.end(), [](const SortKey& a, const SortKey& b) {
+          if (a.person != b.person) return a.person < b.person;
+          if (a.ts != b.ts) return a.ts < b.ts;
+          return a.row < b.row;
+        });
+      }
       const size_t m = keys.size();
       BlockColumns b;
       b.did.resize(m);

@@ -74,6 +74,9 @@ class BulkLoader {
   // Writes every pending row and commits. The caller then runs Flush() and CompactAll().
   Status Finish();
   size_t pending_rows() const;
+  // The rows the caller expects (an estimate from the file size): the pending columns are
+  // allocated once instead of growing by copies.
+  void Reserve(size_t rows);
 
  private:
   struct State;
