@@ -2,7 +2,8 @@
 // dataset, and writes results in the peers' format (results/<TAG>/northstar/) so that
 // ../shared/bench-peers/compare.py cross-checks the answers and prints one table.
 // usage: ns_bench --data DIR --project P --out DIR [--runs 5] [--from 2024-01-01 --to 2024-03-30]
-//                 [--only q1,q4] [--people]   (--only q2,paths: the paths query of issue 11 too)
+//                 [--only q1,q4] [--people [--people-only rfm,lifecycle]]
+//                 (--only q2,paths: the paths query of issue 11 too)
 // Q4 (RFM) is Northstar's `rfm` query as of --to (the day of the data's largest ts) with the
 // people settings of the generator (payment event `pay`, amount property `amount`); its
 // scores are rank quintiles, not the peers' NTILE, so it writes rfm_totals.csv (payers and
@@ -24,6 +25,7 @@
 #include "meta/project_registry.h"
 #include "people/cohort_eval.h"
 #include "query/cohort_source.h"
+#include "query/lifecycle_plain.h"
 #include "query/operators.h"
 #include "query/person_facts.h"
 #include "query/query_kind.h"
@@ -131,22 +133,15 @@ int main(int argc, char** argv) {
                 {"date_to", to}};
   const json q3{{"kind", "retention"}, {"start_event", "register"}, {"return_event", "$any"}, {"period", "day"},
                 {"periods", 31},       {"date_from", from},         {"date_to", to}};
-  const json q5_new{
-      {"kind", "trends"},
-      {"series",
-       {{{"event", "register"}, {"math", "total"}}, {{"event", "pay"}, {"math", "sum"}, {"property", "amount"}}}},
-      {"date_from", from},
-      {"date_to", to},
-      {"interval", "month"},
-      {"breakdown", "channel"}};
-  const json q5_conv{{"kind", "funnel"},
-                     {"steps", {{{"event", "register"}}, {{"event", "pay"}}}},
-                     {"window_seconds", 604800},
-                     {"date_from", from},
-                     {"date_to", to},
-                     {"breakdown", "channel"}};
-  json q5_payers = q5_conv;
-  q5_payers["window_seconds"] = 366 * 86400;
+  // Q5 as one request: the channels kind (issue 13) with the register event as the
+  // acquisition (the channel of its row), the new persons' payments as revenue and payers,
+  // and conversions within 604800 s of the register, as the peers' Q5 counts them.
+  const json q5{{"kind", "channels"},
+                {"date_from", from},
+                {"date_to", to},
+                {"acquisition_event", "register"},
+                {"channel_properties", json::array({"channel"})},
+                {"conversion_seconds", 604800}};
 
   // Q4: every payer scored as of the last day of the data (recency counted to that day).
   const json q4{{"kind", "rfm"}, {"as_of", to}, {"limit", 0}};
@@ -203,28 +198,18 @@ int main(int argc, char** argv) {
     return csv;
   };
   queries["q5"] = [&] {
-    json a = run(q5_new), b = run(q5_conv), c = run(q5_payers);
-    std::map<std::string, std::array<double, 4>> rows;
-    auto total = [](const json& s) {
-      double t = 0;
-      for (auto& v : s["values"]) t += v.is_null() ? 0 : v.get<double>();
-      return t;
-    };
-    for (auto& s : a["series"]) {
-      std::string ch = s["breakdown_value"].is_null() ? "" : s["breakdown_value"].get<std::string>();
-      int col = s["event"] == "register" ? 0 : 2;
-      rows[ch][static_cast<size_t>(col)] = total(s);
+    json r = run(q5);
+    std::map<std::string, std::string> rows;  // by channel name, as the peers order them
+    for (auto& c : r["channels"]) {
+      std::string ch = c["channel"].get<std::string>();
+      if (ch == "(none)") ch = "";  // no channel on the register row
+      rows[ch] = std::to_string(c["new_persons"].get<uint64_t>()) + "," +
+                 std::to_string(c["paying_persons"].get<uint64_t>()) + "," +
+                 std::to_string(static_cast<uint64_t>(std::llround(c["revenue"].get<double>() * 100))) + "," +
+                 std::to_string(c["converted_persons"].get<uint64_t>());
     }
-    for (auto& bd : b["breakdowns"])
-      rows[bd["breakdown_value"].get<std::string>()][3] = bd["steps"][1]["count"].get<double>();
-    for (auto& bd : c["breakdowns"])
-      rows[bd["breakdown_value"].get<std::string>()][1] = bd["steps"][1]["count"].get<double>();
     std::string csv = "channel,new_users,paying_users,revenue_cents,conv7_users\n";
-    for (auto& [ch, v] : rows)
-      csv += ch + "," + std::to_string(static_cast<uint64_t>(v[0])) + "," +
-             std::to_string(static_cast<uint64_t>(v[1])) + "," +
-             std::to_string(static_cast<uint64_t>(std::llround(v[2] * 100))) + "," +
-             std::to_string(static_cast<uint64_t>(v[3])) + "\n";
+    for (auto& [ch, v] : rows) csv += ch + "," + v + "\n";
     return csv;
   };
   // Paths (issue 11; Northstar only, run when --only names it: `--only q2,paths` times it next
@@ -238,8 +223,6 @@ int main(int argc, char** argv) {
              e["paths"].dump() + "\n";
     return csv;
   };
-  // Q5 as an operator would ask it in Northstar: new users and revenue from trends (additive
-  // over buckets), payers and 7-day converters from register -> pay funnels by channel.
   json timings = json::object();
   std::string cmd = "mkdir -p '" + out + "'";
   if (std::system(cmd.c_str()) != 0) return 1;
@@ -279,6 +262,19 @@ int main(int argc, char** argv) {
   auto def = ns::ParseCohortDefinition(def_json);
   if (!def.ok()) return std::fprintf(stderr, "cohort: %s\n", def.status().ToString().c_str()), 1;
   json pt = json::object(), pinfo = json::object();
+  // --people-only: the people timings whose names contain one of its words (all without it).
+  const std::string people_only = Arg(argc, argv, "--people-only", "");
+  auto want = [&](const std::string& name) {
+    if (people_only.empty()) return true;
+    size_t b = 0;
+    while (b <= people_only.size()) {
+      size_t e = people_only.find(',', b);
+      if (e == std::string::npos) e = people_only.size();
+      if (e > b && name.find(people_only.substr(b, e - b)) != std::string::npos) return true;
+      b = e + 1;
+    }
+    return false;
+  };
   auto record = [&](const std::string& name, std::pair<std::vector<double>, std::string> r) {
     std::printf("northstar people %s: %s\n", name.c_str(), r.second.c_str());
     std::fflush(stdout);
@@ -288,26 +284,55 @@ int main(int argc, char** argv) {
   };
   // A fresh evaluation each run: EvaluateCohort on a fresh snapshot (no cache in between).
   uint64_t cohort_size = 0;
-  record("cohort_3_conditions", Time(runs, [&](int) {
-           ns::QueryScope scope(store, tz, qopt);
-           ns::CohortEvalContext ctx{scope.ctx().snap, tz, people, today, nullptr, nullptr, nullptr};
-           auto r = ns::EvaluateCohort(*def, ctx);
-           if (!r.ok()) std::fprintf(stderr, "cohort: %s\n", r.status().ToString().c_str()), std::exit(1);
-           cohort_size = r->cardinality();
-         }));
+  if (want("cohort_3_conditions"))
+    record("cohort_3_conditions", Time(runs, [&](int) {
+             ns::QueryScope scope(store, tz, qopt);
+             ns::CohortEvalContext ctx{scope.ctx().snap, tz, people, today, nullptr, nullptr, nullptr};
+             auto r = ns::EvaluateCohort(*def, ctx);
+             if (!r.ok()) std::fprintf(stderr, "cohort: %s\n", r.status().ToString().c_str()), std::exit(1);
+             cohort_size = r->cardinality();
+           }));
   pinfo["cohort_definition"] = def_json;
   pinfo["cohort_size"] = cohort_size;
   // rfm with the per-person facts computed in the run (as Q4) and with them cached (as the
   // server answers a second rfm of one store state: scoring and segments only).
   json rfm_answer;
-  record("rfm_facts_computed", Time(runs, [&](int) { rfm_answer = q4_fresh(); }));
-  record("rfm_facts_cached", Time(runs, [&](int) { run(q4); }));
+  if (want("rfm_facts_computed")) record("rfm_facts_computed", Time(runs, [&](int) { rfm_answer = q4_fresh(); }));
+  if (want("rfm_facts_cached")) record("rfm_facts_cached", Time(runs, [&](int) { run(q4); }));
   pinfo["rfm_persons_scored"] = rfm_answer["persons_scored"];
   const json lifecycle{
       {"kind", "lifecycle"}, {"mode", "stages"}, {"interval", "week"}, {"date_from", from}, {"date_to", to}};
   json lc_answer;
-  record("lifecycle_stages_weekly", Time(runs, [&](int) { lc_answer = run(lifecycle); }));
+  if (want("lifecycle_stages_weekly"))
+    record("lifecycle_stages_weekly", Time(runs, [&](int) { lc_answer = run(lifecycle); }));
+  json lc_activity_answer;
+  json lifecycle_activity = lifecycle;
+  lifecycle_activity["mode"] = "activity";
+  if (want("lifecycle_activity_weekly"))
+    record("lifecycle_activity_weekly", Time(runs, [&](int) { lc_activity_answer = run(lifecycle_activity); }));
+  // Opt-in (--people-only lifecycle_plain): both modes through the per-person driver, the
+  // path before the day-bitmap pass, timed in the same process and checked equal.
+  if (!people_only.empty() && want("lifecycle_plain")) {
+    const json* modes[] = {&lifecycle, &lifecycle_activity};
+    for (const json* lj : modes) {
+      const std::string mode = (*lj)["mode"].get<std::string>();
+      auto lq = ns::ParseLifecycleQuery(*lj);
+      if (!lq.ok()) return std::fprintf(stderr, "lifecycle: %s\n", lq.status().ToString().c_str()), 1;
+      json plain_answer;
+      record("lifecycle_plain_" + mode + "_weekly", Time(runs, [&](int) {
+               ns::QueryScope scope(store, tz, qopt);
+               auto r = ns::RunLifecyclePlain(*lq, scope.ctx());
+               if (!r.ok()) std::fprintf(stderr, "lifecycle: %s\n", r.status().ToString().c_str()), std::exit(1);
+               plain_answer = ns::ToJson(*r);
+             }));
+      const bool same = plain_answer["series"] == run(*lj)["series"];
+      std::printf("lifecycle %s: day-bitmap pass and per-person driver %s\n", mode.c_str(), same ? "agree" : "DIFFER");
+      if (!same) return 1;
+    }
+  }
   pinfo["lifecycle_buckets"] = lc_answer["dates"].size();
+  pinfo["lifecycle_stages"] = lc_answer["series"];  // to compare builds' answers
+  pinfo["lifecycle_activity"] = lc_activity_answer["series"];
   // Q2 with the cohort as a filter: the member set is evaluated once (as the server caches
   // it per store state), so this is the funnel's cost with the filter applied.
   BenchCohorts cohorts(*def, people, today);
@@ -316,9 +341,10 @@ int main(int argc, char** argv) {
   json q2c = q2;
   q2c["filters"] = json::array({{{"cohort", 1}}});
   json f_plain, f_cohort;
-  record("q2_funnel", Time(runs, [&](int) { f_plain = run(q2); }));
-  record("q2_funnel_cohort_filter",
-         Time(runs, [&](int) { f_cohort = Must(ns::RunQuery(q2c, store, tz, with_cohorts)); }));
+  if (want("q2_funnel")) record("q2_funnel", Time(runs, [&](int) { f_plain = run(q2); }));
+  if (want("q2_funnel_cohort_filter"))
+    record("q2_funnel_cohort_filter",
+           Time(runs, [&](int) { f_cohort = Must(ns::RunQuery(q2c, store, tz, with_cohorts)); }));
   pinfo["q2_step1"] = f_plain["steps"][0]["count"];
   pinfo["q2_cohort_step1"] = f_cohort["steps"][0]["count"];
   pinfo["q2_cohort_step5"] = f_cohort["steps"][4]["count"];

@@ -4,8 +4,13 @@
 // persons, and their orders (payment events of the people settings, one per order id) are
 // its revenue. Spend rows come through QueryContext::spend (query/spend_source.h).
 //
-// One pass over the rows finds each person's first timestamp, a second reads the channel of
-// the rows at that timestamp and the payments: O(rows + orders log orders).
+// With `acquisition_event` a person is acquired by their first event of that name instead
+// (the channel read from that row), and `conversion_seconds` counts a conversion within that
+// many seconds of the acquisition instead of within conversion_days local days.
+//
+// One pass over the rows (only the acquisition event's rows, through each block's event
+// index, when it is named) finds each person's first timestamp and the channel at it; a
+// second reads the payments' rows: O(rows + orders log orders).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -31,6 +36,8 @@ constexpr const char* kNoChannel = "(none)";
 struct ChannelsQuery {
   int32_t from_day = 0, to_day = 0;
   int conversion_days = 7;
+  std::optional<int64_t> conversion_seconds;  // instead of conversion_days
+  std::string acquisition_event;              // "": the first event of any kind
   std::vector<std::string> channel_properties = {"channel", "utm_source"};
   double stop_loss_roas = 1.0;
   int stop_loss_days = 7;
@@ -50,13 +57,19 @@ StatusOr<double> GetNumber(const json& j, const char* key, const std::string& pr
 }
 
 StatusOr<ChannelsQuery> ParseChannelsQuery(const json& j) {
-  NS_RETURN_IF_ERROR(CheckFields(j, "",
-                                 {"kind", "date_from", "date_to", "conversion_days", "channel_properties", "stop_loss",
-                                  "budget", "budget_lookback_days"}));
+  NS_RETURN_IF_ERROR(
+      CheckFields(j, "",
+                  {"kind", "date_from", "date_to", "conversion_days", "conversion_seconds", "acquisition_event",
+                   "channel_properties", "stop_loss", "budget", "budget_lookback_days"}));
   ChannelsQuery q;
   NS_RETURN_IF_ERROR(ParseDateRange(j, &q.from_day, &q.to_day));
   NS_ASSIGN_OR_RETURN(int64_t cd, GetInt(j, "conversion_days", "", q.conversion_days, 1, 3650));
   q.conversion_days = static_cast<int>(cd);
+  if (j.contains("conversion_seconds") && !j["conversion_seconds"].is_null()) {
+    NS_ASSIGN_OR_RETURN(int64_t cs, GetInt(j, "conversion_seconds", "", 0, 0, int64_t{3650} * 86400));
+    q.conversion_seconds = cs;
+  }
+  NS_ASSIGN_OR_RETURN(q.acquisition_event, GetString(j, "acquisition_event", "", false));
   if (auto it = j.find("channel_properties"); it != j.end() && !it->is_null()) {
     if (!it->is_array() || it->empty() || it->size() > 8)
       return InvalidArgument("channel_properties: expected an array of 1 to 8 property names", "channel_properties");
@@ -92,7 +105,7 @@ struct Order {
 };
 
 struct ChannelAcc {
-  uint64_t new_persons = 0, converted = 0;
+  uint64_t new_persons = 0, converted = 0, paying = 0;
   double spend = 0, revenue = 0, revenue_cumulative = 0;
   std::vector<double> daily_spend, daily_revenue;  // per day of the range
   std::map<int32_t, double> revenue_by_day;        // from date_from on, for the payback
@@ -107,6 +120,7 @@ json PaybackDays(const ChannelAcc& a, int32_t from_day) {
   if (!(a.spend > 0)) return nullptr;
   double sum = 0;
   for (const auto& [day, r] : a.revenue_by_day) {
+    if (day < from_day) continue;  // orders before the acquisition (an acquisition_event)
     sum += r;
     if (sum >= a.spend) return day - from_day;
   }
@@ -159,6 +173,7 @@ json AccJson(const std::string& name, const ChannelAcc& a, const ChannelsQuery& 
               {"currencies", json(std::vector<std::string>(a.currencies.begin(), a.currencies.end()))},
               {"cac", Ratio(a.spend, static_cast<double>(a.new_persons))},
               {"converted_persons", a.converted},
+              {"paying_persons", a.paying},
               {"first_order_conversion", Ratio(static_cast<double>(a.converted), static_cast<double>(a.new_persons))},
               {"revenue", a.revenue},
               {"revenue_cumulative", a.revenue_cumulative},
@@ -178,16 +193,54 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
   const size_t ndays = static_cast<size_t>(q.to_day - q.from_day + 1);
   auto person_of = [&](uint32_t d) { return d < po.size() ? po[d] : d; };
 
-  // Pass 1: each person's first timestamp.
+  // Pass 1: each person's first timestamp (of the acquisition event, if named) and the
+  // channel of the rows at it: the smallest value among equal timestamps, so the answer does
+  // not depend on row order. Rows come grouped by person in time order, so the channel
+  // columns are read for about one row per person.
   constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  constexpr uint32_t kNoValue = UINT32_MAX;
+  constexpr size_t kAhead = 16;
   std::vector<int64_t> first(n, kNever);
+  std::vector<uint32_t> channel_id(n, kNoValue);  // into channel_names
+  std::vector<std::string> channel_names;
+  std::unordered_map<std::string, uint32_t> channel_index;
+  const EventMatcher acq =
+      q.acquisition_event.empty() ? EventMatcher{true} : EventMatcher::Make(q.acquisition_event, *snap.events);
+  std::vector<const PropColumn*> cols;
   for (const auto& bp : snap.blocks) {
     const Block& blk = *bp;
+    if (!acq.MayMatch(blk)) continue;
     const auto& did = blk.did();
     const auto& ts = blk.ts();
-    for (size_t i = 0; i < blk.size(); i++) {
+    cols.clear();
+    for (const std::string& name : q.channel_properties) cols.push_back(blk.prop(name));
+    const uint32_t* rb = nullptr;
+    const uint32_t* re = nullptr;
+    if (!acq.any) std::tie(rb, re) = blk.EventRows(acq.code);
+    const size_t count = acq.any ? blk.size() : static_cast<size_t>(re - rb);
+    for (size_t j = 0; j < count; j++) {
+      const size_t i = acq.any ? j : rb[j];
+      // An event's rows are scattered over the block: ask for those a few rows ahead early.
+      if (!acq.any && j + kAhead < count) {
+        __builtin_prefetch(&ts[rb[j + kAhead]]);
+        __builtin_prefetch(&did[rb[j + kAhead]]);
+      }
       const uint32_t p = person_of(did[i]);
-      if (p < n && ts[i] < first[p]) first[p] = ts[i];
+      if (p >= n || ts[i] > first[p]) continue;
+      if (ts[i] < first[p]) {
+        first[p] = ts[i];
+        channel_id[p] = kNoValue;
+      }
+      for (const PropColumn* c : cols) {
+        if (!c || !c->Present(i)) continue;
+        std::string v = c->Get(i).AsString();
+        if (v.empty()) continue;
+        auto [it, fresh] = channel_index.try_emplace(v, static_cast<uint32_t>(channel_names.size()));
+        if (fresh) channel_names.push_back(std::move(v));
+        if (channel_id[p] == kNoValue || channel_names[it->second] < channel_names[channel_id[p]])
+          channel_id[p] = it->second;
+        break;
+      }
     }
     if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
   }
@@ -195,35 +248,28 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
   const int64_t from_ms = ctx.tz.DayStartMs(q.from_day), end_ms = ctx.tz.DayStartMs(q.to_day + 1);
   std::vector<uint8_t> is_new(n, 0);
   for (size_t p = 0; p < n; p++) is_new[p] = first[p] >= from_ms && first[p] < end_ms;
+  auto channel_of = [&](size_t p) -> const std::string& {
+    static const std::string kNone = kNoChannel;
+    return channel_id[p] == kNoValue ? kNone : channel_names[channel_id[p]];
+  };
 
-  // Pass 2: the channel of the rows at the first timestamp (the smallest value among equal
-  // timestamps, so the answer does not depend on row order) and the new persons' payments.
-  std::vector<std::optional<std::string>> channel(n);
+  // Pass 2: the new persons' payments.
   std::unordered_map<std::string, Order> keyed;  // "person\x1forder"
   std::vector<std::pair<uint32_t, Order>> orders;
   const EventMatcher pay = EventMatcher::Make(settings.pay_event, *snap.events);
   for (const auto& bp : snap.blocks) {
     const Block& blk = *bp;
+    if (!pay.MayMatch(blk) || pay.any) continue;
     const auto& did = blk.did();
     const auto& ts = blk.ts();
-    std::vector<const PropColumn*> cols;
-    for (const std::string& name : q.channel_properties) cols.push_back(blk.prop(name));
-    for (size_t i = 0; i < blk.size(); i++) {
-      const uint32_t p = person_of(did[i]);
-      if (p >= n || !is_new[p] || ts[i] != first[p]) continue;
-      for (const PropColumn* c : cols) {
-        if (!c || !c->Present(i)) continue;
-        std::string v = c->Get(i).AsString();
-        if (v.empty()) continue;
-        if (!channel[p] || v < *channel[p]) channel[p] = std::move(v);
-        break;
-      }
-    }
-    if (!pay.MayMatch(blk) || pay.any) continue;
     auto [rb, re] = blk.EventRows(pay.code);
     const PropColumn* amount = blk.prop(settings.amount_property);
     const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
     for (const uint32_t* r = rb; r < re; r++) {
+      if (r + kAhead < re) {
+        __builtin_prefetch(&ts[r[kAhead]]);
+        __builtin_prefetch(&did[r[kAhead]]);
+      }
       const uint32_t p = person_of(did[*r]);
       if (p >= n || !is_new[p]) continue;
       double a = 0;
@@ -252,20 +298,36 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
     return a;
   };
   std::vector<int64_t> first_order(n, kNever);
-  for (const auto& [p, o] : orders) first_order[p] = std::min(first_order[p], o.ts);
+  std::vector<uint8_t> paid(n, 0);  // an order on or before date_to
+  for (const auto& [p, o] : orders) {
+    first_order[p] = std::min(first_order[p], o.ts);
+    if (o.ts < end_ms) paid[p] = 1;
+  }
+  // One accumulator per channel value, looked up once per value rather than per person.
+  std::vector<ChannelAcc*> acc_by_id(channel_names.size() + 1, nullptr);
+  auto acc_of_person = [&](size_t p) -> ChannelAcc& {
+    const size_t id = channel_id[p] == kNoValue ? channel_names.size() : channel_id[p];
+    if (!acc_by_id[id]) acc_by_id[id] = &acc_of(channel_of(p));
+    return *acc_by_id[id];
+  };
   for (size_t p = 0; p < n; p++) {
     if (!is_new[p]) continue;
-    ChannelAcc& a = acc_of(channel[p] ? *channel[p] : kNoChannel);
+    ChannelAcc& a = acc_of_person(p);
     a.new_persons++;
-    if (first_order[p] != kNever && ctx.tz.LocalDay(first_order[p]) - ctx.tz.LocalDay(first[p]) < q.conversion_days)
+    a.paying += paid[p];
+    // Converted: the first order at or after the acquisition, within the window.
+    const int64_t fo = first_order[p];
+    if (fo == kNever || fo < first[p]) continue;
+    if (q.conversion_seconds ? fo - first[p] <= *q.conversion_seconds * 1000
+                             : ctx.tz.LocalDay(fo) - ctx.tz.LocalDay(first[p]) < q.conversion_days)
       a.converted++;
   }
   for (const auto& [p, o] : orders) {
-    ChannelAcc& a = acc_of(channel[p] ? *channel[p] : kNoChannel);
+    ChannelAcc& a = acc_of_person(p);
     const int32_t day = ctx.tz.LocalDay(o.ts);
     a.revenue_cumulative += o.amount;
     a.revenue_by_day[day] += o.amount;
-    if (day <= q.to_day) {
+    if (day >= q.from_day && day <= q.to_day) {  // (orders before an acquisition event: not)
       a.revenue += o.amount;
       a.daily_revenue[static_cast<size_t>(day - q.from_day)] += o.amount;
     }
@@ -291,6 +353,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
     const ChannelAcc& a = e.second;
     total.new_persons += a.new_persons;
     total.converted += a.converted;
+    total.paying += a.paying;
     total.spend += a.spend;
     total.revenue += a.revenue;
     total.revenue_cumulative += a.revenue_cumulative;
@@ -315,6 +378,8 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
            {"date_from", FormatDate(q.from_day)},
            {"date_to", FormatDate(q.to_day)},
            {"conversion_days", q.conversion_days},
+           {"conversion_seconds", q.conversion_seconds ? json(*q.conversion_seconds) : json(nullptr)},
+           {"acquisition_event", q.acquisition_event.empty() ? json(nullptr) : json(q.acquisition_event)},
            {"channel_properties", q.channel_properties},
            {"stop_loss_line", {{"roas_below", q.stop_loss_roas}, {"days", q.stop_loss_days}}},
            {"channels", channels},

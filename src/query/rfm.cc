@@ -49,6 +49,37 @@ StatusOr<std::vector<double>> ParseEdges(const json& j, const char* key) {
   return e;
 }
 
+// Rank counts of whole-number values (recency days, order counts) by counting rather than
+// by a sort and a binary search per person: O(n + range). Build fails (false) when the
+// range is too wide for a count table; the caller sorts then.
+class IntRanks {
+ public:
+  bool Build(const std::vector<double>& v) {
+    if (v.empty()) return false;
+    const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+    if (*mx - *mn > 4.0 * static_cast<double>(v.size()) + 4096) return false;
+    lo_ = static_cast<int64_t>(*mn);
+    n_ = v.size();
+    below_.assign(static_cast<size_t>(*mx - *mn) + 2, 0);
+    for (double x : v) below_[static_cast<size_t>(static_cast<int64_t>(x) - lo_) + 1]++;
+    for (size_t i = 1; i < below_.size(); i++) below_[i] += below_[i - 1];
+    return true;
+  }
+  size_t Less(double x) const { return below_[Index(x)]; }
+  size_t Greater(double x) const { return n_ - below_[Index(x) + 1]; }
+  // The value at position i of the values in ascending order.
+  double At(size_t i) const {
+    const auto it = std::upper_bound(below_.begin(), below_.end(), static_cast<uint32_t>(i));
+    return static_cast<double>(lo_ + (it - below_.begin()) - 1);
+  }
+
+ private:
+  size_t Index(double x) const { return static_cast<size_t>(static_cast<int64_t>(x) - lo_); }
+  int64_t lo_ = 0;
+  size_t n_ = 0;
+  std::vector<uint32_t> below_;  // below_[k] = #values < lo_ + k
+};
+
 }  // namespace
 
 const RfmSegmentInfo& RfmSegment(int index) { return kSegments[index & 7]; }
@@ -141,11 +172,23 @@ RfmModel RfmModel::Build(const PersonFacts& facts, const TimeZone& tz, const Rfm
     fv[i] = m.persons_[i].frequency;
     mv[i] = m.persons_[i].monetary;
   }
-  std::sort(rv.begin(), rv.end());
-  std::sort(fv.begin(), fv.end());
-  std::sort(mv.begin(), mv.end());
+  IntRanks r_ranks, f_ranks;
+  const bool r_counted = scoring.quintiles && r_ranks.Build(rv);
+  const bool f_counted = scoring.quintiles && f_ranks.Build(fv);
+  if (!r_counted) std::sort(rv.begin(), rv.end());
+  if (!f_counted) std::sort(fv.begin(), fv.end());
+  if (scoring.quintiles) std::sort(mv.begin(), mv.end());
+  // #(values < x): a binary search without branches (a conditional move per step), since the
+  // steps of a search for a random payer's value mispredict half the time.
   auto less = [](const std::vector<double>& v, double x) {
-    return static_cast<size_t>(std::lower_bound(v.begin(), v.end(), x) - v.begin());
+    if (v.empty()) return size_t{0};
+    const double* base = v.data();
+    for (size_t len = v.size(); len > 1;) {
+      const size_t half = len / 2;
+      base = base[half] < x ? base + half : base;
+      len -= half;
+    }
+    return static_cast<size_t>(base - v.data()) + (*base < x ? 1 : 0);
   };
   auto greater = [](const std::vector<double>& v, double x) {
     return static_cast<size_t>(v.end() - std::upper_bound(v.begin(), v.end(), x));
@@ -157,8 +200,8 @@ RfmModel RfmModel::Build(const PersonFacts& facts, const TimeZone& tz, const Rfm
   double sums[3] = {0, 0, 0};
   for (RfmPerson& r : m.persons_) {
     if (scoring.quintiles) {
-      r.r = quint(greater(rv, r.recency_days));
-      r.f = quint(less(fv, r.frequency));
+      r.r = quint(r_counted ? r_ranks.Greater(r.recency_days) : greater(rv, r.recency_days));
+      r.f = quint(f_counted ? f_ranks.Less(r.frequency) : less(fv, r.frequency));
       r.m = quint(less(mv, r.monetary));
     } else {
       r.r = 5 - binned(scoring.edges[0], r.recency_days);
@@ -175,11 +218,13 @@ RfmModel RfmModel::Build(const PersonFacts& facts, const TimeZone& tz, const Rfm
   if (scoring.quintiles) {
     // The smallest value scoring s (s = 2..5): where a reader's "quintile edge" lies.
     const std::vector<double>* sorted[3] = {&rv, &fv, &mv};
+    const IntRanks* counted[3] = {r_counted ? &r_ranks : nullptr, f_counted ? &f_ranks : nullptr, nullptr};
     for (int k = 0; k < 3; k++) {
       const auto& v = *sorted[k];
       for (int s = 1; s < 5; s++) {
         size_t i = std::min(n - 1, (static_cast<size_t>(s) * n + 4) / 5);
-        m.edges_[static_cast<size_t>(k)].push_back(k == 0 ? v[n - 1 - i] : v[i]);
+        const size_t at = k == 0 ? n - 1 - i : i;
+        m.edges_[static_cast<size_t>(k)].push_back(counted[k] ? counted[k]->At(at) : v[at]);
       }
     }
   } else {

@@ -193,6 +193,38 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
         const bool one_cell = c_lo == c_hi;
         const size_t lane_cells = lane.starts.size();
         TrendsLaneCells& by_group = cells[li];
+        // Distinct persons of a block wholly inside one cell, unfiltered and not broken down
+        // (Q1, DAU): rows come grouped by person, so one bit per run of a distinct id and no
+        // per-row time or filter checks.
+        if (distinct_persons && one_cell && fe.always_true && !groups && count > 0 && b.min_ts() >= lane_from &&
+            b.max_ts() < lane_to && b.max_ts() < lane.ends[c_lo]) {
+          auto& gc = by_group[0];
+          if (dense_cells && !gc.is_dense) {
+            gc.is_dense = true;
+            gc.dense.resize(lane_cells);
+          }
+          const size_t before = gc.cells();
+          TrendsCell& c = gc.At(c_lo);
+          const size_t added = gc.cells() - before;
+          c.count += count;
+          const uint32_t* po = pt.person_of().data();
+          const size_t po_size = pt.person_of().size();
+          const uint32_t* dids = did.data();
+          uint32_t last = UINT32_MAX;
+          auto add = [&](uint32_t d) {
+            if (d == last) return;
+            last = d;
+            distinct.Add(c, d < po_size ? po[d] : d);
+          };
+          if (em.any) {
+            for (size_t j = 0; j < count; j++) add(dids[j]);
+          } else {
+            for (size_t j = 0; j < count; j++) add(dids[rows_begin[j]]);
+          }
+          if (added && cell_count.fetch_add(added, std::memory_order_relaxed) + added > kMaxTrendCells)
+            over_budget.store(true, std::memory_order_relaxed);
+          continue;
+        }
         TrendsGroupCells* last_cells = nullptr;
         uint32_t last_group = UINT32_MAX;
         TrendsCell* last_cell = nullptr;

@@ -67,17 +67,22 @@ struct World {
 // ---- the naive channels ----
 
 struct NChannel {
-  int64_t new_persons = 0, converted = 0;
+  int64_t new_persons = 0, converted = 0, paying = 0;
   double spend = 0, revenue = 0, cumulative = 0;
   std::map<int, double> daily_spend, daily_revenue, revenue_by_day;
   std::set<std::string> currencies;
 };
 
+// acq: the acquisition event ("" = any event); conv_seconds: the conversion window in seconds
+// instead of conv_days local days.
 std::map<std::string, NChannel> NaiveChannels(World& w, const date::time_zone* z, int d0, int d1, int conv_days,
-                                              bool orders, const std::vector<SpendRow>& spend) {
+                                              bool orders, const std::vector<SpendRow>& spend,
+                                              const std::string& acq = "",
+                                              std::optional<int64_t> conv_seconds = std::nullopt) {
   std::map<std::string, NChannel> out;
   std::map<std::string, int64_t> first;
   for (const PEvent& e : w.events) {
+    if (!acq.empty() && e.event != acq) continue;
     auto [it, fresh] = first.try_emplace(w.Root(e.did), e.ts);
     if (!fresh) it->second = std::min(it->second, e.ts);
   }
@@ -87,7 +92,7 @@ std::map<std::string, NChannel> NaiveChannels(World& w, const date::time_zone* z
     if (day < d0 || day > d1) continue;
     std::optional<std::string> best;
     for (const PEvent& e : w.events) {
-      if (w.Root(e.did) != root || e.ts != ts) continue;
+      if (w.Root(e.did) != root || e.ts != ts || (!acq.empty() && e.event != acq)) continue;
       std::optional<std::string> v;
       if (e.channel && !e.channel->empty())
         v = e.channel;
@@ -116,9 +121,11 @@ std::map<std::string, NChannel> NaiveChannels(World& w, const date::time_zone* z
     NChannel& c = out[ch];
     c.new_persons++;
     int64_t first_order = std::numeric_limits<int64_t>::max();
+    bool paid = false;
     for (auto& [ts, a] : person_orders[root]) {
       first_order = std::min(first_order, ts);
       const int day = LocalDay(z, ts);
+      paid = paid || day <= d1;
       c.cumulative += a;
       c.revenue_by_day[day] += a;
       if (day >= d0 && day <= d1) {
@@ -126,8 +133,11 @@ std::map<std::string, NChannel> NaiveChannels(World& w, const date::time_zone* z
         c.daily_revenue[day] += a;
       }
     }
-    if (first_order != std::numeric_limits<int64_t>::max() &&
-        LocalDay(z, first_order) - LocalDay(z, first.at(root)) < conv_days)
+    c.paying += paid;
+    const int64_t acquired = first.at(root);
+    if (first_order != std::numeric_limits<int64_t>::max() && first_order >= acquired &&
+        (conv_seconds ? first_order - acquired <= *conv_seconds * 1000
+                      : LocalDay(z, first_order) - LocalDay(z, acquired) < conv_days))
       c.converted++;
   }
   for (const SpendRow& r : spend) {
@@ -288,13 +298,21 @@ TEST_P(ChannelsReference, MatchesNaive) {
     }
     const int conv = R(0, 2) ? 7 : R(1, 20);
     json q{{"kind", "channels"}, {"date_from", DayString(d0)}, {"date_to", DayString(d1)}, {"conversion_days", conv}};
+    // Acquisition by a named event (Q5 of the benchmark: register), and windows in seconds
+    // (a day, or a few hours: the window's end falls inside a day).
+    std::string acq;
+    if (R(0, 2) == 0) acq = R(0, 1) ? "signup" : "pay";
+    if (!acq.empty()) q["acquisition_event"] = acq;
+    std::optional<int64_t> conv_seconds;
+    if (R(0, 2) == 0) conv_seconds = R(0, 1) ? 86400 : R(0, 30) * 3600;
+    if (conv_seconds) q["conversion_seconds"] = *conv_seconds;
     const double line = R(0, 1) ? 1.0 : R(1, 8) * 0.5;
     const int streak = R(1, 5);
     q["stop_loss"] = {{"roas_below", line}, {"days", streak}};
     const std::string where = "seed " + std::to_string(seed) + " query " + q.dump();
     auto got = RunQuery(q, **store, *tz, qo);
     ASSERT_TRUE(got.ok()) << where << ": " << got.status().ToString();
-    const auto want = NaiveChannels(w, zone, d0, d1, conv, orders, spend);
+    const auto want = NaiveChannels(w, zone, d0, d1, conv, orders, spend, acq, conv_seconds);
     ASSERT_EQ((*got)["channels"].size(), want.size()) << where << "\n" << got->dump();
     for (const json& c : (*got)["channels"]) {
       const std::string name = c["channel"];
@@ -303,6 +321,7 @@ TEST_P(ChannelsReference, MatchesNaive) {
       const std::string at = where + " channel " + name;
       EXPECT_EQ(c["new_persons"], n.new_persons) << at;
       EXPECT_EQ(c["converted_persons"], n.converted) << at;
+      EXPECT_EQ(c["paying_persons"], n.paying) << at;
       ExpectNear(c["spend"], n.spend, at + " spend");
       ExpectNear(c["revenue"], n.revenue, at + " revenue");
       ExpectNear(c["revenue_cumulative"], n.cumulative, at + " cumulative");
@@ -523,6 +542,12 @@ TEST_F(ChannelsRules, ValidationNamesTheField) {
   q = base;
   q["channel_properties"] = json::array({"channel", 3});
   EXPECT_THAT(run(q), StatusIs(StatusCode::kInvalidArgument, ::testing::_, "channel_properties[1]"));
+  q = base;
+  q["conversion_seconds"] = -1;
+  EXPECT_THAT(run(q), StatusIs(StatusCode::kInvalidArgument, ::testing::_, "conversion_seconds"));
+  q = base;
+  q["acquisition_event"] = 7;
+  EXPECT_THAT(run(q), StatusIs(StatusCode::kInvalidArgument, ::testing::_, "acquisition_event"));
   q = base;
   q["windw"] = 3;
   EXPECT_THAT(run(q), StatusIs(StatusCode::kInvalidArgument, ::testing::HasSubstr("windw")));

@@ -28,6 +28,7 @@
 #include "core/env.h"
 #include "payment_world_test_util.h"
 #include "people_test_util.h"
+#include "query/lifecycle_plain.h"
 #include "query/person_facts.h"
 #include "query/person_models.h"
 #include "query/query_kind.h"
@@ -502,6 +503,16 @@ TEST_P(PersonModelsReference, MatchesNaive) {
     ASSERT_TRUE(got.ok()) << got.status().ToString() << " " << q.dump();
     json want = NaiveLifecycle(w, q, st);
     const std::string ctx = "seed " + std::to_string(seed) + " " + q.dump();
+    // The day-bitmap path (the query's) against the per-person driver's (plain).
+    {
+      auto lq = ParseLifecycleQuery(q);
+      ASSERT_TRUE(lq.ok()) << ctx;
+      QueryScope scope(*store, *tz, qo);
+      auto fast = RunLifecycle(*lq, scope.ctx());
+      auto plain = RunLifecyclePlain(*lq, scope.ctx());
+      ASSERT_TRUE(fast.ok() && plain.ok()) << ctx;
+      EXPECT_EQ(ToJson(*fast), ToJson(*plain)) << ctx << " (day-bitmap path vs per-person driver)";
+    }
     EXPECT_EQ((*got)["dates"], want["dates"]) << ctx;
     ASSERT_EQ((*got)["series"].size(), 4u) << ctx;
     for (auto& s : (*got)["series"]) {
