@@ -55,18 +55,20 @@ constexpr int32_t kNoDay = INT32_MIN;
 
 // What both modes need of a person: the first day they were active, and on which days of a
 // window (the range, and for the activity mode the interval before it) they were active;
-// activity before the window only as its last day. Built by one pass over the blocks in
+// activity before the window only as its first and last day. A row in the window touches
+// one word of its person's bitmap and nothing else (the first day is the lowest bit when
+// nothing came before the window). Built by one pass over the blocks in
 // parallel (each thread its own arrays, OR-ed together after), with no rows put in
 // per-person time order: the plain path's merge of every row was most of its cost.
 struct ActiveDays {
   int32_t window_from = 0;
-  size_t words = 0;             // bitmap words per person
-  std::vector<int32_t> first;   // first active day (INT32_MAX: never)
-  std::vector<int32_t> before;  // last active day before window_from (kNoDay: none)
-  std::vector<uint64_t> bits;   // [person * words + w]: day window_from + 64 w + bit
+  size_t words = 0;                   // bitmap words per person
+  std::vector<int32_t> first_before;  // first active day before window_from (INT32_MAX: none)
+  std::vector<int32_t> before;        // last active day before window_from (kNoDay: none)
+  std::vector<uint64_t> bits;         // [person * words + w]: day window_from + 64 w + bit
 
   void Init(size_t persons) {
-    first.assign(persons, INT32_MAX);
+    first_before.assign(persons, INT32_MAX);
     before.assign(persons, kNoDay);
     bits.assign(persons * words, 0);
   }
@@ -112,7 +114,7 @@ ActiveDays CollectActiveDays(const StoreSnapshot& snap, const TimeZone& tz, cons
       const uint32_t* did = blk.did().data();
       const uint32_t* po_data = po.data();
       const size_t po_size = po.size();
-      int32_t* first = A.first.data();
+      int32_t* first_before = A.first_before.data();
       int32_t* before = A.before.data();
       uint64_t* bits = A.bits.data();
       const int64_t* day_starts = starts.data();
@@ -140,11 +142,11 @@ ActiveDays CollectActiveDays(const StoreSnapshot& snap, const TimeZone& tz, cons
         if (p == last_p && day == last_day) continue;  // rows come grouped by person
         last_p = p;
         last_day = day;
-        first[p] = std::min(first[p], day);
         if (day >= window_from) {
           const uint32_t off = static_cast<uint32_t>(day - window_from);
           bits[p * W + (off >> 6)] |= 1ULL << (off & 63);
         } else {
+          first_before[p] = std::min(first_before[p], day);
           before[p] = std::max(before[p], day);
         }
       }
@@ -158,13 +160,22 @@ ActiveDays CollectActiveDays(const StoreSnapshot& snap, const TimeZone& tz, cons
   for (size_t t = 1; t < parts.size(); t++) {
     const ActiveDays& B = parts[t];
     for (size_t p = 0; p < np; p++) {
-      out.first[p] = std::min(out.first[p], B.first[p]);
+      out.first_before[p] = std::min(out.first_before[p], B.first_before[p]);
       out.before[p] = std::max(out.before[p], B.before[p]);
     }
     for (size_t w = 0; w < out.bits.size(); w++) out.bits[w] |= B.bits[w];
     parts[t] = ActiveDays{};
   }
   return std::move(out);
+}
+
+// The first day person p was active (INT32_MAX: never).
+int32_t FirstActiveDay(const ActiveDays& a, size_t p) {
+  if (a.first_before[p] != INT32_MAX) return a.first_before[p];
+  const uint64_t* w = &a.bits[p * a.words];
+  for (size_t k = 0; k < a.words; k++)
+    if (w[k]) return a.window_from + static_cast<int32_t>(k * 64 + static_cast<size_t>(__builtin_ctzll(w[k])));
+  return INT32_MAX;
 }
 
 // Calls fn(day) for each active day of person p in the window, in order.
@@ -242,7 +253,7 @@ StatusOr<LifecycleResult> Lifecycle(const LifecycleQuery& q, const QueryContext&
     ParallelPersonRanges(np, slots, [&](uint32_t lo, uint32_t hi, int slot) {
       auto& c = counts[static_cast<size_t>(slot)];
       for (uint32_t p = lo; p < hi; p++) {
-        const int32_t f = a.first[p];
+        const int32_t f = FirstActiveDay(a, p);
         if (f == INT32_MAX) continue;
         if (q.mode == LifecycleMode::kStages) {
           // Each bucket end after the first activity, with the last activity up to it.

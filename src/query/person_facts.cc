@@ -178,15 +178,17 @@ namespace {
 // A payment row, kept for the serial order de-duplication after the parallel pass.
 struct PayRow {
   uint32_t person;
+  uint32_t order;  // index into Partial::order_ids; kNoOrder: an order by itself
   int64_t ts;
   double amount;
-  std::string order;  // "" when the event has no order id: it is an order by itself
 };
+constexpr uint32_t kNoOrder = UINT32_MAX;
 
 struct Partial {
   std::vector<int64_t> first, last;
   std::vector<uint32_t> events;
   std::vector<PayRow> pays;
+  std::vector<std::string> order_ids;  // the non-empty order ids of `pays`
 };
 
 }  // namespace
@@ -207,9 +209,17 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
   // takes a lock. Few threads for few persons: the arrays are the cost then.
   const int threads = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(snap.blocks.size())));
   std::vector<Partial> parts(static_cast<size_t>(threads));
+  // Room for every payment in each thread's list up front (pages are only touched as rows
+  // come): growing a list of a million rows by doubling cost more page faults than the pass.
+  size_t pay_rows = 0;
+  if (!pay.any && !pay.none)
+    for (const auto& bp : snap.blocks)
+      for (const auto& [code, count] : bp->event_counts())
+        if (code == pay.code) pay_rows += count;
   std::atomic<size_t> next{0};
   auto work = [&](int t) {
     Partial& P = parts[static_cast<size_t>(t)];
+    P.pays.reserve(pay_rows);
     if (!payments_only) {  // rfm needs none of these: no arrays over every person per thread
       P.first.assign(n, std::numeric_limits<int64_t>::max());
       P.last.assign(n, std::numeric_limits<int64_t>::min());
@@ -249,9 +259,15 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
         double a = 0;
         // Text that is not a finite number (GetNum refuses "nan", "inf") counts 0.
         if (amount && !amount->GetNum(*r, &a)) a = 0;
-        std::string o;
-        if (order && order->Present(*r)) o = order->Get(*r).AsString();
-        P.pays.push_back(PayRow{p, ts[*r], a, std::move(o)});
+        uint32_t o = kNoOrder;
+        if (order && order->Present(*r)) {
+          std::string id = order->Get(*r).AsString();
+          if (!id.empty()) {
+            o = static_cast<uint32_t>(P.order_ids.size());
+            P.order_ids.push_back(std::move(id));
+          }
+        }
+        P.pays.push_back(PayRow{p, o, ts[*r], a});
       }
     }
   };
@@ -269,8 +285,8 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
       A.last[p] = std::max(A.last[p], B.last[p]);
       A.events[p] += B.events[p];
     }
-    A.pays.insert(A.pays.end(), std::make_move_iterator(B.pays.begin()), std::make_move_iterator(B.pays.end()));
-    B = Partial{};
+    B.first = B.last = {};
+    B.events = {};
   }
   facts->first_ts = std::move(A.first);
   facts->last_ts = std::move(A.last);
@@ -283,18 +299,20 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
   facts->monetary.assign(n, 0);
   facts->last_pay_ts.assign(n, std::numeric_limits<int64_t>::min());
   std::unordered_map<std::string, double> order_amount;  // "person\x1forder" -> largest amount
-  for (const PayRow& r : A.pays) {
-    facts->last_pay_ts[r.person] = std::max(facts->last_pay_ts[r.person], r.ts);
-    if (r.order.empty()) {
-      facts->orders[r.person]++;
-      facts->monetary[r.person] += r.amount;
-      continue;
-    }
-    auto [it, fresh] = order_amount.try_emplace(std::to_string(r.person) + '\x1f' + r.order, r.amount);
-    if (fresh) {
-      facts->orders[r.person]++;
-    } else {
-      it->second = std::max(it->second, r.amount);
+  for (const Partial& P : parts) {                       // in thread order, as one list
+    for (const PayRow& r : P.pays) {
+      facts->last_pay_ts[r.person] = std::max(facts->last_pay_ts[r.person], r.ts);
+      if (r.order == kNoOrder) {
+        facts->orders[r.person]++;
+        facts->monetary[r.person] += r.amount;
+        continue;
+      }
+      auto [it, fresh] = order_amount.try_emplace(std::to_string(r.person) + '\x1f' + P.order_ids[r.order], r.amount);
+      if (fresh) {
+        facts->orders[r.person]++;
+      } else {
+        it->second = std::max(it->second, r.amount);
+      }
     }
   }
   for (const auto& [key, amount] : order_amount) {

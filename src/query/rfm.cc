@@ -152,6 +152,9 @@ RfmModel RfmModel::Build(const PersonFacts& facts, const TimeZone& tz, const Rfm
                          const std::vector<uint8_t>* include) {
   RfmModel m;
   int64_t min_pay = INT64_MAX;
+  size_t payers = 0;
+  for (uint32_t p = 0; p < facts.size(); p++) payers += facts.Paid(p);
+  m.persons_.reserve(payers);
   for (uint32_t p = 0; p < facts.size(); p++) {
     if (!facts.Paid(p) || (include && (p >= include->size() || !(*include)[p]))) continue;
     RfmPerson r;
