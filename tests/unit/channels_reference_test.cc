@@ -373,7 +373,7 @@ TEST_P(ChannelsReference, MatchesNaive) {
     const KpiReducer* kpi = FindKpiReducer("channels");
     ASSERT_NE(kpi, nullptr);
     QueryScope scope(**store, *tz, qo);
-    const auto sl = NaiveChannels(w, zone, d1 - streak, d1, conv, orders, spend);
+    const auto sl = NaiveChannels(w, zone, d1 - streak, d1, conv, orders, spend, acq, conv_seconds);
     auto past_line = [&](const NChannel& n) {
       auto at = [](const std::map<int, double>& m, int d) {
         auto it = m.find(d);
