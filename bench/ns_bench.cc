@@ -12,6 +12,9 @@
 // `channel`, see bench/run_bench.sh) times the people layer alone: a fresh three-condition
 // behavioural cohort, rfm with and without its facts cached, lifecycle stages by week, and
 // Q2 with and without a cohort filter; writes people.json.
+// --memory-budget SIZE (as `northstar --memory-budget`, default 25% of RAM) bounds the
+// decoded columns kept between queries; each query's line then shows the process's peak RSS
+// so far and the column cache's resident bytes after it.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -29,10 +32,20 @@
 #include "query/operators.h"
 #include "query/person_facts.h"
 #include "query/query_kind.h"
+#include "storage/column_cache.h"
 
 using nlohmann::json;
 
 namespace {
+
+// VmHWM of this process in MiB ("?" if /proc is not there).
+std::string PeakRssMiB() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::to_string(std::stoull(line.substr(6)) / 1024);
+  return "?";
+}
 
 std::string Arg(int argc, char** argv, const char* name, const char* def) {
   for (int i = 1; i + 1 < argc; i++)
@@ -102,6 +115,10 @@ int main(int argc, char** argv) {
   std::string out = Arg(argc, argv, "--out", "results/S/northstar");
   int runs = std::stoi(Arg(argc, argv, "--runs", "5"));
   std::string from = Arg(argc, argv, "--from", "2024-01-01"), to = Arg(argc, argv, "--to", "2024-03-30");
+  if (auto budget = ns::ParseMemoryBudget(Arg(argc, argv, "--memory-budget", "25%"), "--memory-budget"); budget.ok())
+    ns::ColumnCache::Global().SetBudget(*budget);
+  else
+    return std::fprintf(stderr, "%s\n", budget.status().message().c_str()), 1;
   ns::StoreOptions so;
   so.background = false;
   auto reg = ns::ProjectRegistry::Open(data, so);
@@ -243,7 +260,10 @@ int main(int argc, char** argv) {
     }
     std::vector<double> s = ts;
     std::sort(s.begin(), s.end());
-    std::printf("northstar %s: min %.1f ms, median %.1f ms\n", name.c_str(), s.front(), s[s.size() / 2]);
+    const ns::ColumnCacheStats cs = ns::ColumnCache::Global().Stats();
+    std::printf("northstar %s: min %.1f ms, median %.1f ms (peak RSS %s MiB, columns %.0f MiB of budget %.0f MiB)\n",
+                name.c_str(), s.front(), s[s.size() / 2], PeakRssMiB().c_str(), cs.resident_bytes / 1048576.0,
+                cs.budget_bytes / 1048576.0);
     json arr = json::array();
     for (double x : ts) arr.push_back(std::round(x * 10) / 10);
     timings[name] = arr;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The storage facade (docs/architecture.md): outside src/storage/ the code includes only the
 # store's interface (event_store.h) and its read types (block.h, event.h, event_dict.h,
-# person_table.h, maintenance_runner.h), never a format's internals. Tests and fuzz targets
+# person_table.h, maintenance_runner.h, column_cache.h), never a format's internals. Tests and fuzz targets
 # of storage itself may.
 set -euo pipefail
 src=$1/src

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cli/commands.h"
+#include "storage/column_cache.h"
 
 namespace {
 
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   ns::DemoCmdOptions demo;
   ns::AdminOptions admin;
   std::string log_level = "info";
+  // Decoded segment columns kept in memory (storage/column_cache.h): a quarter of RAM.
+  std::string memory_budget = "25%";
   int64_t flush_rows = static_cast<int64_t>(g.store.flush_rows);
   int64_t max_event = static_cast<int64_t>(g.limits.max_event_bytes),
           max_body = static_cast<int64_t>(g.limits.max_body_bytes);
@@ -76,6 +79,8 @@ int main(int argc, char** argv) {
           if (auto str = v.value<std::string>()) serve.sensors_projects.push_back(*str);
       Set(t, "storage.flush_rows", flush_rows);
       Set(t, "storage.flush_interval_ms", g.store.flush_interval_ms);
+      Set(t, "storage.memory_budget", memory_budget);
+      if (auto v = t.at_path("storage.memory_budget").value<int64_t>()) memory_budget = std::to_string(*v);
       Set(t, "ingest.max_event_bytes", max_event);
       Set(t, "ingest.max_body_bytes", max_body);
     } catch (const toml::parse_error& e) {
@@ -97,6 +102,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     // Accepted after the sub-command too (FindConfig has already read it).
     c->add_option("--config", config, "TOML config file")->envname("NORTHSTAR_CONFIG");
+    c->add_option("--memory-budget", memory_budget,
+                  "decoded columns kept in memory: 512MiB, 2GiB, 25% of RAM or unlimited (default 25%)")
+        ->envname("NORTHSTAR_MEMORY_BUDGET");
   };
 
   auto* s = app.add_subcommand("serve", "run the HTTP server");
@@ -238,6 +246,12 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
+  if (auto budget = ns::ParseMemoryBudget(memory_budget, "memory_budget"); budget.ok()) {
+    ns::ColumnCache::Global().SetBudget(*budget);
+  } else {
+    std::fprintf(stderr, "error: %s\n", budget.status().message().c_str());
+    return 1;
+  }
   g.store.flush_rows = static_cast<size_t>(flush_rows);
   g.limits.max_event_bytes = static_cast<size_t>(max_event);
   g.limits.max_body_bytes = static_cast<size_t>(max_body);

@@ -9,6 +9,7 @@
 #include "query/person_facts.h"
 #include "query/properties.h"
 #include "server/server_context.h"
+#include "storage/column_cache.h"
 
 namespace ns {
 
@@ -125,6 +126,24 @@ void HandleProperties(ServerContext& ctx, const HttpRequest& req, HttpResponse& 
   res.Json(200, *out);
 }
 
+// The decoded-column cache of the process (storage/column_cache.h), in Prometheus text.
+std::string ColumnCacheMetrics() {
+  const ColumnCacheStats s = ColumnCache::Global().Stats();
+  std::string out;
+  auto add = [&](const char* name, const char* type, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+           std::to_string(v) + "\n";
+  };
+  add("northstar_column_cache_budget_bytes", "gauge", "Memory budget of decoded segment columns (0 = unlimited).",
+      s.budget_bytes);
+  add("northstar_column_cache_bytes", "gauge", "Decoded segment columns held in memory.", s.resident_bytes);
+  add("northstar_column_cache_columns", "gauge", "Decoded segment columns held in memory (count).", s.resident_columns);
+  add("northstar_column_cache_hits_total", "counter", "A query's first use of a column that was in memory.", s.hits);
+  add("northstar_column_cache_misses_total", "counter", "Columns decoded from segment files.", s.misses);
+  add("northstar_column_cache_evictions_total", "counter", "Columns freed to stay within the budget.", s.evictions);
+  return out;
+}
+
 }  // namespace
 
 std::vector<Route> NativeRoutes(ServerContext& ctx) {
@@ -156,7 +175,9 @@ std::vector<Route> NativeRoutes(ServerContext& ctx) {
       {"GET", "/api/v1/project", on(HandleProject), Access::kViewer},
       {"GET", "/api/v1/properties", on(HandleProperties), Access::kViewer},
       {"GET", "/metrics",
-       [c](const HttpRequest&, HttpResponse& r) { r.Text(200, c->metrics.Render(), "text/plain; version=0.0.4"); }},
+       [c](const HttpRequest&, HttpResponse& r) {
+         r.Text(200, c->metrics.Render() + ColumnCacheMetrics(), "text/plain; version=0.0.4");
+       }},
   };
 }
 

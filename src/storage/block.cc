@@ -54,45 +54,64 @@ Status Block::status() const {
   return error_;
 }
 
-void Block::Ensure(int column) const {
-  std::call_once(once_[column], [&] {
-    if (!loader_) return;
-    Block& b = const_cast<Block&>(*this);
-    Status st = loader_(b, column);
-    if (st.ok()) return;
-    SetError(st);
-    // Whatever the loader left half-filled becomes an empty column of the right length,
-    // so that a reader indexing rows stays in bounds until it checks status().
-    if (column == kDid) b.did_.assign(size_, 0);
-    if (column == kTs) b.ts_.assign(size_, 0);
-    if (column == kEv) b.ev_.assign(size_, 0);
-    if (column == kUuid) {
-      b.uuid_.assign(size_, Uuid{});
-      b.has_uuid_.assign(size_, 0);
-    }
-  });
+std::unique_ptr<CachedData> Block::LoadFixed(int column) const {
+  std::unique_ptr<CachedData> out;
+  if (column == kTs)
+    out = std::make_unique<VecData<int64_t>>();
+  else if (column == kUuid)
+    out = std::make_unique<UuidData>();
+  else
+    out = std::make_unique<VecData<uint32_t>>();
+  if (!loader_) return out;  // an in-memory block sets every column at Finish
+  Status st = loader_(column, *out);
+  if (st.ok()) return out;
+  SetError(st);
+  // Whatever the loader left half-filled becomes an empty column of the right length,
+  // so that a reader indexing rows stays in bounds until it checks status().
+  if (column == kTs) {
+    static_cast<VecData<int64_t>&>(*out).v.assign(size_, 0);
+  } else if (column == kUuid) {
+    auto& u = static_cast<UuidData&>(*out);
+    u.ids.assign(size_, Uuid{});
+    u.has.assign(size_, 0);
+  } else {
+    static_cast<VecData<uint32_t>&>(*out).v.assign(size_, 0);
+  }
+  return out;
 }
 
 Status Block::LoadAll() const {
-  for (int c = 0; c < kNumFixedColumns; c++) Ensure(c);
+  for (int c = 0; c < kNumFixedColumns; c++) {
+    if (c == kTs)
+      (void)Fixed<VecData<int64_t>>(c);
+    else if (c == kUuid)
+      (void)Fixed<UuidData>(c);
+    else
+      (void)Fixed<VecData<uint32_t>>(c);
+  }
   for (const auto& key : prop_keys_) (void)prop(key);
   return status();
 }
 
 std::pair<const uint32_t*, const uint32_t*> Block::EventRows(uint32_t code) const {
   if (!HasEvent(code)) return {nullptr, nullptr};
-  std::lock_guard lk(index_mu_);
-  auto it = rows_by_code_.find(code);
-  if (it == rows_by_code_.end()) {
-    std::vector<uint32_t> rows;
+  CachedSlot* slot;
+  {
+    std::lock_guard lk(index_mu_);
+    auto& p = rows_by_code_[code];
+    if (!p) p = std::make_unique<CachedSlot>();
+    slot = p.get();  // lives as long as the block
+  }
+  const auto& rows = slot->Get<VecData<uint32_t>>([&] {
+    auto out = std::make_unique<VecData<uint32_t>>();
     for (auto& [c, n] : event_counts_)
-      if (c == code) rows.reserve(n);
+      if (c == code) out->v.reserve(n);
     const auto& e = ev();
     for (uint32_t r = 0; r < size_; r++)
-      if (e[r] == code) rows.push_back(r);
-    it = rows_by_code_.emplace(code, std::move(rows)).first;
-  }
-  return {it->second.data(), it->second.data() + it->second.size()};
+      if (e[r] == code) out->v.push_back(r);
+    return out;
+  });
+  return {rows.v.data(), rows.v.data() + rows.v.size()};
 }
 
 Status Block::ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const {
@@ -109,21 +128,24 @@ Status Block::ReadUuids(std::vector<uint8_t>* has, std::vector<Uuid>* ids) const
   return status();
 }
 
+std::unique_ptr<CachedData> Block::LoadProp(const LazyProp& lp) const {
+  auto out = std::make_unique<PropData>();
+  if (!lp.load) return out;
+  Status st = lp.load(out->col);
+  if (st.ok()) return out;
+  SetError(st);
+  out->col = PropColumn{};  // the key reads as absent from every row
+  out->col.code.assign(size_, 0);
+  out->col.dict.assign(1, std::string());
+  out->col.dict_kind.assign(1, PropValue::kStr);
+  return out;
+}
+
 const PropColumn* Block::prop(std::string_view key) const {
   auto it = props_.find(key);
   if (it == props_.end()) return nullptr;
-  LazyProp& lp = *it->second;
-  std::call_once(lp.once, [&] {
-    if (!lp.load) return;
-    Status st = lp.load(lp.col);
-    if (st.ok()) return;
-    SetError(st);
-    lp.col = PropColumn{};  // the key reads as absent from every row
-    lp.col.code.assign(size_, 0);
-    lp.col.dict.assign(1, std::string());
-    lp.col.dict_kind.assign(1, PropValue::kStr);
-  });
-  return &lp.col;
+  const LazyProp& lp = *it->second;
+  return &lp.slot.Get<PropData>([&] { return LoadProp(lp); }).col;
 }
 
 void Block::RowProps(size_t row, std::vector<Property>* out) const {
@@ -135,12 +157,20 @@ void Block::RowProps(size_t row, std::vector<Property>* out) const {
 }
 
 size_t Block::MemoryBytes() const {
-  size_t b =
-      did_.capacity() * 4 + ts_.capacity() * 8 + ev_.capacity() * 4 + uuid_.capacity() * 16 + has_uuid_.capacity();
-  for (const auto& [k, lp] : props_) {
-    b += lp->col.num.capacity() * 8 + lp->col.present.capacity() + lp->col.code.capacity() * 4;
-    for (const auto& s : lp->col.dict) b += s.size() + 32;
-  }
+  size_t b = 0;
+  for (const auto& s : fixed_)
+    if (s.resident()) b += s.bytes();
+  for (const auto& [k, lp] : props_)
+    if (lp->slot.resident()) b += lp->slot.bytes();
+  std::lock_guard lk(index_mu_);
+  for (const auto& [c, s] : rows_by_code_)
+    if (s->resident()) b += s->bytes();
+  return b;
+}
+
+size_t PropColumn::Bytes() const {
+  size_t b = num.capacity() * 8 + present.capacity() + code.capacity() * 4 + dict_kind.capacity();
+  for (const auto& s : dict) b += s.capacity() + sizeof(std::string);
   return b;
 }
 
@@ -277,16 +307,27 @@ std::shared_ptr<Block> BlockBuilder::Finish() {
   for (uint32_t e : ev_) counts[e]++;
   b->event_counts_.assign(counts.begin(), counts.end());
   std::sort(b->event_counts_.begin(), b->event_counts_.end());
-  b->did_ = std::move(did_);
-  b->ts_ = std::move(ts_);
-  b->ev_ = std::move(ev_);
-  b->uuid_ = std::move(uuid_);
-  b->has_uuid_ = std::move(has_uuid_);
+  {
+    auto did = std::make_unique<Block::VecData<uint32_t>>();
+    did->v = std::move(did_);
+    b->fixed_[Block::kDid].SetPermanent(std::move(did));
+    auto ts = std::make_unique<Block::VecData<int64_t>>();
+    ts->v = std::move(ts_);
+    b->fixed_[Block::kTs].SetPermanent(std::move(ts));
+    auto ev = std::make_unique<Block::VecData<uint32_t>>();
+    ev->v = std::move(ev_);
+    b->fixed_[Block::kEv].SetPermanent(std::move(ev));
+    auto uuid = std::make_unique<Block::UuidData>();
+    uuid->ids = std::move(uuid_);
+    uuid->has = std::move(has_uuid_);
+    b->fixed_[Block::kUuid].SetPermanent(std::move(uuid));
+  }
   for (auto& [key, p] : props_) {
     p.code.resize(n, 0);
     p.num.resize(n, 0);
     auto lp = std::make_unique<Block::LazyProp>();
-    PropColumn& c = lp->col;
+    auto data = std::make_unique<Block::PropData>();
+    PropColumn& c = data->col;
     if (!p.any_text) {
       c.numeric = true;
       c.present.resize(n);
@@ -310,6 +351,7 @@ std::shared_ptr<Block> BlockBuilder::Finish() {
       c.dict = std::move(p.dict);
       c.dict_kind = std::move(p.kinds);
     }
+    lp->slot.SetPermanent(std::move(data));
     b->prop_keys_.push_back(key);
     b->props_.emplace(key, std::move(lp));
   }

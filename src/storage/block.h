@@ -6,6 +6,11 @@
 // and the column reads as empty (zeros, property absent), so whoever reads a block that
 // came from a file checks status() once after reading it and discards what it computed
 // (RunQuery, compaction, `northstar check`). The accessors stay as cheap as before.
+// Memory: a segment block's decoded columns (and event indexes) live in the process-wide
+// ColumnCache (column_cache.h), which frees cold ones under its budget and decodes them again
+// on next use. So a reader of segment blocks must hold a ColumnCache::ReadTicket while it
+// uses the references the accessors return (every StoreSnapshot holds one). In-memory
+// blocks (memtable, BlockBuilder) keep theirs for their lifetime.
 // Threading: all const methods are safe to call concurrently.
 #pragma once
 
@@ -22,6 +27,7 @@
 
 #include "core/status.h"
 #include "core/uuid.h"
+#include "storage/column_cache.h"
 #include "storage/event.h"
 
 namespace ns {
@@ -42,6 +48,8 @@ struct PropColumn {
   // Numeric value of the row, if the value is a number, or text that is entirely a finite
   // number (ParseNumericText: never "nan", "inf" or "infinity").
   bool GetNum(size_t row, double* out) const;
+  // Approximate bytes held in memory.
+  size_t Bytes() const;
 };
 
 // Whether `s` is entirely a finite number ("12", "-0.5", "1e3"; not " 1", "1x", "+1", "nan",
@@ -51,9 +59,26 @@ bool ParseNumericText(std::string_view s, double* out);
 
 class Block {
  public:
-  // Fills one lazily-loaded column; a Corruption naming the file and column if it cannot.
-  using Loader = std::function<Status(Block&, int column)>;
   enum Column { kDid = 0, kTs, kEv, kUuid, kNumFixedColumns };
+  // What the fixed columns decode into (CachedData, so the cache can hold them).
+  template <typename T>
+  struct VecData : CachedData {
+    std::vector<T> v;
+    size_t Bytes() const override { return v.capacity() * sizeof(T); }
+  };
+  struct UuidData : CachedData {
+    std::vector<Uuid> ids;
+    std::vector<uint8_t> has;
+    size_t Bytes() const override { return ids.capacity() * sizeof(Uuid) + has.capacity(); }
+  };
+  struct PropData : CachedData {
+    PropColumn col;
+    size_t Bytes() const override { return col.Bytes(); }
+  };
+  // Fills one lazily-loaded fixed column (out is the column's type above: VecData<uint32_t>
+  // for did and ev, VecData<int64_t> for ts, UuidData for uuid); a Corruption naming the
+  // file and column if it cannot.
+  using Loader = std::function<Status(int column, CachedData& out)>;
 
   size_t size() const { return size_; }
   int64_t min_ts() const { return min_ts_; }
@@ -63,27 +88,12 @@ class Block {
   bool HasEvent(uint32_t code) const;
   const std::vector<std::string>& prop_keys() const { return prop_keys_; }
 
-  const std::vector<uint32_t>& did() const {
-    Ensure(kDid);
-    return did_;
-  }
-  const std::vector<int64_t>& ts() const {
-    Ensure(kTs);
-    return ts_;
-  }
-  const std::vector<uint32_t>& ev() const {
-    Ensure(kEv);
-    return ev_;
-  }
+  const std::vector<uint32_t>& did() const { return Fixed<VecData<uint32_t>>(kDid).v; }
+  const std::vector<int64_t>& ts() const { return Fixed<VecData<int64_t>>(kTs).v; }
+  const std::vector<uint32_t>& ev() const { return Fixed<VecData<uint32_t>>(kEv).v; }
   // Client uuids; has_uuid[i] == 0 means the row has none.
-  const std::vector<Uuid>& uuid() const {
-    Ensure(kUuid);
-    return uuid_;
-  }
-  const std::vector<uint8_t>& has_uuid() const {
-    Ensure(kUuid);
-    return has_uuid_;
-  }
+  const std::vector<Uuid>& uuid() const { return Fixed<UuidData>(kUuid).ids; }
+  const std::vector<uint8_t>& has_uuid() const { return Fixed<UuidData>(kUuid).has; }
   // Row positions (ascending) of the rows with event `code`, as [begin, end) (empty if none).
   // Built on first use per code and cached, so operators that need a few event names visit
   // only their rows and the index costs memory only for the events queried.
@@ -106,7 +116,7 @@ class Block {
   uint64_t sort_check_cache() const { return sort_check_.load(std::memory_order_relaxed); }
   void set_sort_check_cache(uint64_t v) const { sort_check_.store(v, std::memory_order_relaxed); }
 
-  // Approximate bytes held in memory by decoded columns.
+  // Approximate bytes held in memory by decoded columns and event indexes now.
   size_t MemoryBytes() const;
 
   // What hides the rows of erased persons from snapshots (storage/event_store.cc), cached on
@@ -127,8 +137,14 @@ class Block {
  private:
   friend class BlockBuilder;
   friend class SegmentReader;
-  void Ensure(int column) const;
+  template <typename T>
+  const T& Fixed(int column) const {
+    return fixed_[column].Get<T>([this, column] { return LoadFixed(column); });
+  }
+  std::unique_ptr<CachedData> LoadFixed(int column) const;
   void SetError(const Status& st) const;
+  struct LazyProp;
+  std::unique_ptr<CachedData> LoadProp(const LazyProp& lp) const;
 
   size_t size_ = 0;
   mutable std::atomic<uint64_t> sort_check_{0};
@@ -136,24 +152,19 @@ class Block {
   std::vector<std::pair<uint32_t, uint32_t>> event_counts_;
   std::vector<std::string> prop_keys_;
 
-  mutable std::once_flag once_[kNumFixedColumns];
-  mutable std::vector<uint32_t> did_;
-  mutable std::vector<int64_t> ts_;
-  mutable std::vector<uint32_t> ev_;
-  mutable std::vector<Uuid> uuid_;
-  mutable std::vector<uint8_t> has_uuid_;
+  CachedSlot fixed_[kNumFixedColumns];
   mutable std::atomic<bool> failed_{false};
   mutable std::mutex error_mu_;
   mutable Status error_;  // guarded by error_mu_; the first load failure
   mutable std::mutex index_mu_;
   mutable std::mutex erasure_mu_;
   mutable ErasureView erasure_view_;  // guarded by erasure_mu_
-  mutable std::unordered_map<uint32_t, std::vector<uint32_t>> rows_by_code_;
+  // Event code -> its rows (EventRows); the slots live as long as the block.
+  mutable std::unordered_map<uint32_t, std::unique_ptr<CachedSlot>> rows_by_code_;  // guarded by index_mu_
 
   struct LazyProp {
-    std::once_flag once;
-    PropColumn col;
-    std::function<Status(PropColumn&)> load;
+    CachedSlot slot;                          // PropData
+    std::function<Status(PropColumn&)> load;  // empty for in-memory blocks
   };
   std::map<std::string, std::unique_ptr<LazyProp>, std::less<>> props_;
   Loader loader_;  // empty for in-memory blocks

@@ -13,6 +13,7 @@
 #include "core/file_util.h"
 #include "core/time_zone.h"
 #include "storage/binary_io.h"
+#include "storage/column_cache.h"
 
 namespace ns {
 
@@ -567,6 +568,7 @@ Status EventStoreImpl::CompactPartition(int32_t day) {
     old = it->second;
   }
   // One segment is rewritten only to drop the rows of erased persons.
+  ColumnCache::ReadTicket reading;  // the merge holds every old column until it is written
   if (old.size() < 2 && !HoldsErased(old[0].block)) return Status::OK();
   SegmentMeta meta{day, generation_ + 1, {}};
   for (auto& s : old) {
@@ -664,6 +666,7 @@ std::map<int32_t, std::vector<std::shared_ptr<const Block>>> EventStoreImpl::Par
 }
 
 bool EventStoreImpl::HoldsErased(const std::shared_ptr<const Block>& b) {
+  ColumnCache::ReadTicket reading;
   auto persons = identity_->Snapshot();
   return persons->erase_version && WithoutErased(b, *persons) != b;
 }
@@ -676,6 +679,7 @@ Status CheckBlocks(const StoreSnapshot& snap) {
 
 std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
   auto snap = std::make_shared<StoreSnapshot>();
+  snap->column_pin = ColumnCache::NewTicket();  // first: WithoutErased below reads columns
   snap->events = &dict_;
   {
     MutexLock sl(&state_mu_);
@@ -759,6 +763,7 @@ StatusOr<ErasureResult> EventStoreImpl::ErasePerson(uint32_t did) {
     blocks.insert(blocks.end(), sealed_.begin(), sealed_.end());
     for (const auto& r : open_rows_) out.events += std::binary_search(out.dids.begin(), out.dids.end(), r.did);
   }
+  ColumnCache::ReadTicket reading;
   for (const auto& b : blocks)
     for (uint32_t d : b->did()) out.events += std::binary_search(out.dids.begin(), out.dids.end(), d);
   if (runner_) runner_->Wake(task_id_);  // flush the memtable and WAL, compact the segments

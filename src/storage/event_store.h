@@ -53,6 +53,9 @@ struct StoreOptions {
 // What a query reads: immutable blocks and the person table, consistent with each other
 // as of one moment. Holding a snapshot keeps its files mapped.
 struct StoreSnapshot {
+  // Keeps the segment columns this snapshot's readers decode from being freed by the
+  // memory budget while it lives (a ColumnCache::ReadTicket, storage/column_cache.h).
+  std::shared_ptr<void> column_pin;
   std::vector<std::shared_ptr<const Block>> blocks;
   std::shared_ptr<const PersonTable> persons;
   const EventDict* events = nullptr;

@@ -312,23 +312,28 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
       uuid_c = &c;
   }
   if (!did_c || !ts_c || !ev_c) return corrupt("missing did, ts or ev column");
-  // Event counts need the ev column now (for block skipping); decode it eagerly.
-  {
+  // Event names of the file's local codes -> global codes, checked against the table.
+  auto decode_ev = [file, path, n, nnames, global, ev_d = *ev_c](std::vector<uint32_t>* out) -> Status {
     std::string raw;
-    NS_RETURN_IF_ERROR(Decompress(p, *ev_c, path, &raw));
+    NS_RETURN_IF_ERROR(Decompress(file->data(), ev_d, path, &raw));
     BinReader er(raw);
-    std::vector<uint32_t> local;
-    if (!GetCodes(er, n, &local)) return corrupt("ev column malformed");
-    std::vector<uint32_t> counts(nnames, 0);
-    block->ev_.resize(n);
-    for (size_t i = 0; i < n; i++) {
-      if (local[i] >= nnames) return corrupt("event code out of range");
-      counts[local[i]]++;
-      block->ev_[i] = global[local[i]];
+    if (!GetCodes(er, n, out)) return ColumnError(path, ev_d, "malformed");
+    for (uint32_t& c : *out) {
+      if (c >= nnames) return Corruption("segment " + path + ": event code out of range");
+      c = global[c];
     }
-    for (uint32_t i = 0; i < nnames; i++)
-      if (counts[i]) block->event_counts_.push_back({global[i], counts[i]});
+    return Status::OK();
+  };
+  // Event counts need the ev column now (for block skipping): decoded at open, then left in
+  // the column cache like any column (evicted first when memory is short).
+  {
+    auto ev = std::make_unique<Block::VecData<uint32_t>>();
+    NS_RETURN_IF_ERROR(decode_ev(&ev->v));
+    std::unordered_map<uint32_t, uint32_t> counts;
+    for (uint32_t c : ev->v) counts[c]++;
+    block->event_counts_.assign(counts.begin(), counts.end());
     std::sort(block->event_counts_.begin(), block->event_counts_.end());
+    block->fixed_[Block::kEv].Prime(std::move(ev));
   }
   const ColumnDesc did_d = *did_c, ts_d = *ts_c;
   const std::optional<ColumnDesc> uuid_d = uuid_c ? std::optional<ColumnDesc>(*uuid_c) : std::nullopt;
@@ -350,7 +355,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     if (!rr.ok() || rr.remaining() != 0) return ColumnError(path, *uuid_d, "malformed");
     return Status::OK();
   };
-  block->loader_ = [file, path, n, did_d, ts_d, read_uuids](Block& b, int column) -> Status {
+  block->loader_ = [file, path, n, did_d, ts_d, read_uuids, decode_ev](int column, CachedData& out) -> Status {
     const uint8_t* base = file->data();
     auto deltas = [&](const ColumnDesc& c, auto& out) -> Status {
       std::string raw;
@@ -365,13 +370,13 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
       if (!rr.ok() || rr.remaining() != 0) return ColumnError(path, c, "malformed");
       return Status::OK();
     };
-    if (column == Block::kDid) return deltas(did_d, b.did_);
-    if (column == Block::kTs) return deltas(ts_d, b.ts_);
-    if (column == Block::kUuid) return read_uuids(&b.has_uuid_, &b.uuid_);
-    return Status::OK();
+    if (column == Block::kDid) return deltas(did_d, static_cast<Block::VecData<uint32_t>&>(out).v);
+    if (column == Block::kTs) return deltas(ts_d, static_cast<Block::VecData<int64_t>&>(out).v);
+    if (column == Block::kEv) return decode_ev(&static_cast<Block::VecData<uint32_t>&>(out).v);
+    auto& u = static_cast<Block::UuidData&>(out);
+    return read_uuids(&u.has, &u.ids);
   };
   block->uuid_reader_ = read_uuids;
-  std::call_once(block->once_[Block::kEv], [] {});
   for (const auto& c : cols) {
     if (c.kind != kColPropNum && c.kind != kColPropStr) continue;
     auto lp = std::make_unique<Block::LazyProp>();

@@ -60,6 +60,7 @@ StoreCheckReport CheckStoreDirectory(const std::string& dir) {
       r.warnings.push_back(path + ": generation " + std::to_string(info->meta.generation) +
                            " is newer than the checkpoint (an unfinished flush; removed at next start)");
     {
+      ColumnCache::ReadTicket reading;  // this segment's columns, until it is checked
       const Block& b = *info->block;
       // Every column, once: a column that does not decode is a Corruption naming it.
       if (Status st = b.LoadAll(); !st.ok()) {
