@@ -592,6 +592,12 @@ def metrics_counts():
     check_eq(delta["northstar_query_errors_total"], 1, "query errors delta")
     check_eq(after["northstar_events_accepted_total"], API.accepted_total,
              "northstar_events_accepted_total == sum of accepted over all responses since start")
+    # The decoded-column cache (--memory-budget): the default budget is set, counters count.
+    for name in ["northstar_column_cache_budget_bytes", "northstar_column_cache_bytes",
+                 "northstar_column_cache_columns", "northstar_column_cache_hits_total",
+                 "northstar_column_cache_misses_total", "northstar_column_cache_evictions_total"]:
+        check(name in after, f"/metrics lacks {name}")
+    check(after["northstar_column_cache_budget_bytes"] >= 256 << 20, "default memory budget is at least 256 MiB")
 
 
 @test
