@@ -223,14 +223,25 @@ std::shared_ptr<Block> SegmentReader::FromColumns(BlockColumns c) {
   for (uint32_t e : c.ev) counts[e]++;
   b->event_counts_.assign(counts.begin(), counts.end());
   std::sort(b->event_counts_.begin(), b->event_counts_.end());
-  b->did_ = std::move(c.did);
-  b->ts_ = std::move(c.ts);
-  b->ev_ = std::move(c.ev);
-  b->uuid_ = std::move(c.uuid);
-  b->has_uuid_ = std::move(c.has_uuid);
+  // In memory for good, as BlockBuilder::Finish's columns (not under the memory budget).
+  auto did = std::make_unique<Block::VecData<uint32_t>>();
+  did->v = std::move(c.did);
+  b->fixed_[Block::kDid].SetPermanent(std::move(did));
+  auto ts = std::make_unique<Block::VecData<int64_t>>();
+  ts->v = std::move(c.ts);
+  b->fixed_[Block::kTs].SetPermanent(std::move(ts));
+  auto ev = std::make_unique<Block::VecData<uint32_t>>();
+  ev->v = std::move(c.ev);
+  b->fixed_[Block::kEv].SetPermanent(std::move(ev));
+  auto uuid = std::make_unique<Block::UuidData>();
+  uuid->ids = std::move(c.uuid);
+  uuid->has = std::move(c.has_uuid);
+  b->fixed_[Block::kUuid].SetPermanent(std::move(uuid));
   for (auto& [key, col] : c.props) {
     auto lp = std::make_unique<Block::LazyProp>();
-    lp->col = std::move(col);
+    auto data = std::make_unique<Block::PropData>();
+    data->col = std::move(col);
+    lp->slot.SetPermanent(std::move(data));
     b->prop_keys_.push_back(key);
     b->props_.emplace(key, std::move(lp));
   }
