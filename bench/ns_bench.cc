@@ -4,6 +4,7 @@
 // usage: ns_bench --data DIR --project P --out DIR [--runs 5] [--from 2024-01-01 --to 2024-03-30]
 //                 [--only q1,q4] [--people [--people-only rfm,lifecycle]]
 //                 (--only q2,paths: the paths query of issue 11 too)
+//                 [--project30 bench30]  (--only q2_30: the 30-step funnel too, see below)
 // Q4 (RFM) is Northstar's `rfm` query as of --to (the day of the data's largest ts) with the
 // people settings of the generator (payment event `pay`, amount property `amount`); its
 // scores are rank quintiles, not the peers' NTILE, so it writes rfm_totals.csv (payers and
@@ -243,15 +244,45 @@ int main(int argc, char** argv) {
              e["paths"].dump() + "\n";
     return csv;
   };
+  // The 30-step funnel of issue 15 (Northstar only, run when --only names q2_30; `--only
+  // q2_30` matches q2 as well, so both are timed in one run): 30 distinct event names, the
+  // five Q2 events in six purchase rounds, over the project --project30 (default bench30)
+  // of the same data directory, imported from the peer CSV rewritten by bench/rounds30.py
+  // (a person's n-th occurrence of E renamed E_rK, K = (n - 1) mod 6 + 1). It reads exactly
+  // the rows and columns Q2 reads, each row matching one step: its time over Q2's is the
+  // cost of the step count.
+  ns::EventStore* store30 = nullptr;
+  const ns::TimeZone* tz30 = nullptr;
+  json q2_30{
+      {"kind", "funnel"}, {"steps", json::array()}, {"window_seconds", 604800}, {"date_from", from}, {"date_to", to}};
+  for (int round = 1; round <= 6; round++)
+    for (const char* e : {"product_exposure", "product_click", "add_to_cart", "order", "pay"})
+      q2_30["steps"].push_back({{"event", std::string(e) + "_r" + std::to_string(round)}});
+  queries["q2_30"] = [&] {
+    if (!store30) {
+      auto p30 = (*reg)->OpenProject(Arg(argc, argv, "--project30", "bench30"));
+      if (!p30.ok()) {
+        std::fprintf(stderr, "q2_30: %s\n", p30.status().ToString().c_str());
+        std::exit(1);
+      }
+      store30 = &*(*p30)->store;
+      tz30 = &(*p30)->tz;
+    }
+    json r = Must(ns::RunQuery(q2_30, *store30, *tz30, qopt));
+    std::string csv = "step,users\n";
+    int k = 1;
+    for (auto& s : r["steps"]) csv += std::to_string(k++) + "," + std::to_string(s["count"].get<uint64_t>()) + "\n";
+    return csv;
+  };
   json timings = json::object();
   std::string cmd = "mkdir -p '" + out + "'";
   if (std::system(cmd.c_str()) != 0) return 1;
   std::string only = Arg(argc, argv, "--only", "");
   for (auto& [name, fn] : queries) {
     if (!only.empty() && only.find(name) == std::string::npos) continue;
-    if (name == "paths" && only.find(name) == std::string::npos) continue;  // opt-in
-    ResetPeakRss();                                                         // this query's peak
-    std::string res = fn();                                                 // warm-up; result kept
+    if ((name == "paths" || name == "q2_30") && only.find(name) == std::string::npos) continue;  // opt-in
+    ResetPeakRss();                                                                              // this query's peak
+    std::string res = fn();                                                                      // warm-up; result kept
     if (name == "q4")
       std::ofstream(out + "/rfm_q4.json") << res;  // not q4.csv: other scoring than the peers'
     else
