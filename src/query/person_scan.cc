@@ -85,17 +85,37 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
 
 namespace ns {
 
+uint32_t PersonOrderScan::PersonAt(const Part& p, size_t pos, const PersonTable& persons) const {
+  const uint32_t b = p.whole_block >= 0 ? static_cast<uint32_t>(p.whole_block) : p.rows[pos].first;
+  const uint32_t r = p.whole_block >= 0 ? static_cast<uint32_t>(pos) : p.rows[pos].second;
+  return persons.PersonOf(blocks_[b]->did()[r]);
+}
+
 size_t PersonOrderScan::LowerBound(const Part& p, uint32_t person, const PersonTable& persons) const {
   size_t lo = 0, hi = PartSize(blocks_, p);
-  auto person_at = [&](size_t pos) {
-    uint32_t b = p.whole_block >= 0 ? static_cast<uint32_t>(p.whole_block) : p.rows[pos].first;
-    uint32_t r = p.whole_block >= 0 ? static_cast<uint32_t>(pos) : p.rows[pos].second;
-    uint32_t d = blocks_[b]->did()[r];
-    return persons.PersonOf(d);
-  };
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (person_at(mid) < person)
+    if (PersonAt(p, mid, persons) < person)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+size_t PersonOrderScan::LowerBoundFrom(const Part& p, size_t from, size_t to, uint32_t person,
+                                       const PersonTable& persons) const {
+  // Gallop: the first of from, from+1, from+3, from+7, ... whose person is >= person bounds
+  // the answer; then a binary search below it.
+  size_t lo = from, step = 1, hi = from;
+  while (hi < to && PersonAt(p, hi, persons) < person) {
+    lo = hi + 1;
+    hi = std::min(to, hi + step);
+    step *= 2;
+  }
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (PersonAt(p, mid, persons) < person)
       lo = mid + 1;
     else
       hi = mid;
@@ -115,6 +135,11 @@ void ParallelPersonRanges(size_t persons, int slots, const std::function<void(ui
   for (int s = 1; s < slots; s++) threads.emplace_back([&, s] { fn(bound(s), bound(s + 1), s); });
   fn(bound(0), bound(1), 0);
   for (auto& t : threads) t.join();
+}
+
+SequenceScanOptions& SequenceScanTuning() {
+  static SequenceScanOptions options;
+  return options;
 }
 
 int QueryThreads() {

@@ -92,13 +92,56 @@ class PersonOrderScan {
         fn(b, static_cast<uint32_t>(first + w * 64 + static_cast<size_t>(__builtin_ctzll(x))));
   }
 
+  // A code's event-index rows in a whole-block part, from `pos` on: visits over consecutive
+  // position ranges of the part advance `pos`, so each row list is read once per scan and
+  // the block's index is looked up once per part, not once per range visited.
+  struct EventCursor {
+    const uint32_t* pos = nullptr;
+    const uint32_t* end = nullptr;
+  };
+  // Like ForEachRowInWithEvents over a whole-block part, with the codes' cursors (ncodes of
+  // them, every row before `first` already consumed).
+  template <typename Fn>
+  static void ForEachRowInWithCursors(uint32_t b, size_t first, size_t last, EventCursor* cursors, size_t ncodes,
+                                      std::vector<uint64_t>& bits, Fn&& fn) {
+    const size_t n = last - first;
+    bits.assign((n + 63) / 64, 0);
+    size_t hits = 0;
+    const uint32_t* only_begin = nullptr;
+    const uint32_t* only_end = nullptr;
+    for (size_t c = 0; c < ncodes; c++) {
+      EventCursor& cur = cursors[c];
+      const uint32_t* lo = cur.pos;
+      const uint32_t* hi = lo;
+      while (hi < cur.end && *hi < last) hi++;  // the tile's rows of this code: few, read anyway below
+      cur.pos = hi;
+      if (lo == hi) continue;
+      hits++;
+      only_begin = lo;
+      only_end = hi;
+      for (const uint32_t* q = lo; q < hi; q++) bits[(*q - first) >> 6] |= 1ULL << ((*q - first) & 63);
+    }
+    if (hits == 1) {  // one event: its positions are already in order
+      for (const uint32_t* q = only_begin; q < only_end; q++) fn(b, *q);
+      return;
+    }
+    for (size_t w = 0; w < bits.size(); w++)
+      for (uint64_t x = bits[w]; x; x &= x - 1)
+        fn(b, static_cast<uint32_t>(first + w * 64 + static_cast<size_t>(__builtin_ctzll(x))));
+  }
+
   static size_t PartSize(const std::vector<const Block*>& blocks, const Part& p) {
     return p.whole_block >= 0 ? blocks[static_cast<size_t>(p.whole_block)]->size() : p.rows.size();
   }
   // First position in the part whose person is >= person (rows are grouped by person).
   size_t LowerBound(const Part& p, uint32_t person, const PersonTable& persons) const;
+  // The same within positions [from, to), searched outward from `from` (galloping): cheap
+  // when the answer is near `from`, as for consecutive tiles of persons.
+  size_t LowerBoundFrom(const Part& p, size_t from, size_t to, uint32_t person, const PersonTable& persons) const;
 
  private:
+  uint32_t PersonAt(const Part& p, size_t pos, const PersonTable& persons) const;
+
   std::vector<const Block*> blocks_;
   std::vector<Part> parts_;
 };
@@ -122,12 +165,38 @@ int QueryThreads();
 // and `group(slot, person, ts, ties)` is called once per such group, in time order for each
 // person (ties is not empty; the callee may reorder it). A person is only ever seen by one
 // slot, so per-person state can live in the caller's dense arrays without locks; per-slot
-// state is indexed by `slot`. With a deadline, each range stops between parts once it has
-// expired (the caller answers the deadline's status, not what was scanned).
-template <typename Tie, typename Classify, typename Group>
+// state is indexed by `slot`. No order across persons is promised. With a deadline, each
+// range stops between parts once it has expired (the caller answers the deadline's status,
+// not what was scanned). `tile_done(slot, first_person, last_person)`, when given, is
+// called once the slot has seen every row of the persons [first, last) (a tile, below):
+// their state is final and may be finished and reused.
+//
+// Why it is fast: a range is walked in tiles of kScanTilePersons persons, every part over
+// one tile before the next tile (a cursor per part), rather than every part over the whole
+// range. A person's state is then touched by all its days while the tile's states are in
+// the core's cache, where day after day over the whole range it was a cache miss per person
+// and day. Each part is still read sequentially (a slice per tile), and a person's rows
+// still come in time order (parts are in time order).
+inline constexpr uint32_t kScanTilePersons = 4096;
+
+// How the sequence operators scan; tests set the plain variant (one tile per range, no
+// operator shortcuts) to check the fast one against it. Process-wide; not for concurrent
+// change.
+struct SequenceScanOptions {
+  uint32_t tile_persons = kScanTilePersons;
+  bool fast_paths = true;  // the operators' own shortcuts (e.g. retention's anchored rows)
+};
+SequenceScanOptions& SequenceScanTuning();
+
+struct NoTileDone {
+  void operator()(int, uint32_t, uint32_t) const {}
+};
+
+template <typename Tie, typename Classify, typename Group, typename TileDone = NoTileDone>
 void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, int slots,
                       const std::vector<uint32_t>* codes, Classify&& classify, Group&& group,
-                      const Deadline* deadline = nullptr) {
+                      const Deadline* deadline = nullptr, TileDone&& tile_done = TileDone()) {
+  const uint32_t tile_persons = std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
   ParallelPersonRanges(persons.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     std::vector<uint64_t> bits;
     std::vector<Tie> ties;
@@ -138,23 +207,54 @@ void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, i
       group(slot, cur_person, cur_ts, ties);
       ties.clear();
     };
-    for (const auto& part : scan.parts()) {
-      if (deadline && deadline->Expired()) return;
-      const size_t first = scan.LowerBound(part, p_lo, persons), last = scan.LowerBound(part, p_hi, persons);
-      PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits,
-                                              [&](uint32_t b, uint32_t i) {
-                                                uint32_t person;
-                                                int64_t ts;
-                                                Tie tie;
-                                                if (!classify(b, i, &person, &ts, &tie)) return;
-                                                if (person != cur_person || ts != cur_ts) {
-                                                  flush();
-                                                  cur_person = person;
-                                                  cur_ts = ts;
-                                                }
-                                                ties.push_back(tie);
-                                              });
-      flush();
+    const auto& parts = scan.parts();
+    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
+    // With codes: per whole-block part, each code's event-index rows from the range's start.
+    const size_t ncodes = codes ? codes->size() : 0;
+    std::vector<PersonOrderScan::EventCursor> event_cursors(parts.size() * ncodes);
+    for (size_t j = 0; j < parts.size(); j++) {
+      cursor[j] = scan.LowerBound(parts[j], p_lo, persons);
+      range_end[j] = scan.LowerBound(parts[j], p_hi, persons);
+      if (!ncodes || parts[j].whole_block < 0) continue;
+      const Block& blk = *scan.blocks()[static_cast<size_t>(parts[j].whole_block)];
+      for (size_t c = 0; c < ncodes; c++) {
+        auto [rb, re] = blk.EventRows((*codes)[c]);
+        if (!rb) continue;
+        auto& cur = event_cursors[j * ncodes + c];
+        cur.pos = std::lower_bound(rb, re, static_cast<uint32_t>(cursor[j]));
+        cur.end = std::lower_bound(cur.pos, re, static_cast<uint32_t>(range_end[j]));
+      }
+    }
+    for (uint32_t t_lo = p_lo; t_lo < p_hi;) {
+      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
+      for (size_t j = 0; j < parts.size(); j++) {
+        if (deadline && deadline->Expired()) return;
+        const auto& part = parts[j];
+        const size_t first = cursor[j];
+        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(part, first, range_end[j], t_hi, persons);
+        cursor[j] = last;
+        if (first == last) continue;
+        auto visit = [&](uint32_t b, uint32_t i) {
+          uint32_t person;
+          int64_t ts;
+          Tie tie;
+          if (!classify(b, i, &person, &ts, &tie)) return;
+          if (person != cur_person || ts != cur_ts) {
+            flush();
+            cur_person = person;
+            cur_ts = ts;
+          }
+          ties.push_back(tie);
+        };
+        if (ncodes && part.whole_block >= 0)
+          PersonOrderScan::ForEachRowInWithCursors(static_cast<uint32_t>(part.whole_block), first, last,
+                                                   &event_cursors[j * ncodes], ncodes, bits, visit);
+        else
+          PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits, visit);
+        flush();
+      }
+      tile_done(slot, t_lo, t_hi);
+      t_lo = t_hi;
     }
   });
 }
