@@ -161,6 +161,7 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       uint32_t aux;
       int64_t ts;
     };
+    const bool fast = SequenceScanTuning().fast_paths;
     auto apply = [&](uint32_t p, const Tie& t) {
       PersonState& st = ps[p];
       if ((t.tag & 1) && status[p] == kNone) {
@@ -184,14 +185,24 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
           if (!st.ev) return false;
           const int64_t ts = st.ts[i];
           if (ts >= scan_to) return false;
+          const uint32_t p = pt.PersonOf(st.did[i]);
+          const uint8_t status_p = status[p];
+          if (status_p == kOut) return false;
+          const int32_t day = st.day_const != INT32_MIN ? st.day_const : days.Day(ts);
+          if (status_p == kAnchored && fast) {
+            // Fast path: for an anchored person a row can only mark its period returned,
+            // which is the same in any order and however often, so it is applied here
+            // without grouping ties (apply() would do the same); a period already marked
+            // (most rows of a returning person's day) costs no tag.
+            const int k =
+                q.period == Interval::kDay ? day - ps[p].cohort : TimeZone::PeriodsBetween(ps[p].cohort, day, q.period);
+            if (k >= 0 && k < P && !returned_at(p, k) && (tag_of(st, i) & 2)) set_returned(p, k);
+            return false;
+          }
           const uint64_t tag = tag_of(st, i);
           if (!tag) return false;
-          const uint32_t d = st.did[i];
-          const uint32_t p = pt.PersonOf(d);
-          if (status[p] == kOut) return false;
           *person = p;
           *ts_out = ts;
-          const int32_t day = st.day_const != INT32_MIN ? st.day_const : days.Day(ts);
           *tie = {tag, day, (tag & 1) && breakdown.active() ? st.groups[i] : 0u, ts};
           return true;
         },
