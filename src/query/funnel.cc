@@ -312,20 +312,38 @@ struct SetTail {
 // Records of attempt sets, each a SetHead, its n Paths, then (when asked for) n from_step
 // instants and a SetTail, so a set's state is a few adjacent cache lines, as small as the
 // query allows. Records live in chunks and never move; freed records are reused. The
-// first chunk may be reserved: records [0, reserved) exist from the start.
+// first chunk may be reserved: records [0, reserved) are taken by id (AllocReserved).
+// Reserved ids share `ring` records (id % ring): the caller keeps at most one live id per
+// record, as the person scan does when it finishes a tile's persons before the next tile
+// (ring = the tile's size), so a thread's person records stay in its cache and are reused
+// tile after tile; ring = reserved is the plain one-record-per-person arena. Reserved
+// records are built only when taken, and whether one is live is a byte of its own: a
+// funnel of 30 steps (32 + 16 x 30 bytes a person) pays neither for building every
+// person's record up front nor for page faults over all of them.
 class SetArena {
  public:
-  SetArena(size_t n, bool with_from, bool with_tail, size_t reserved)
+  SetArena(size_t n, bool with_from, bool with_tail, size_t reserved, size_t ring = 0)
       : n_(n),
         from_at_(sizeof(SetHead) + n * sizeof(Path)),
         tail_at_(from_at_ + (with_from ? n * sizeof(int64_t) : 0)),
         rec_(tail_at_ + (with_tail ? sizeof(SetTail) : 0)),
         with_from_(with_from),
         with_tail_(with_tail),
-        reserved_(reserved) {
-    if (reserved) AddChunk(reserved);
+        reserved_(reserved),
+        ring_(ring == 0 || ring > reserved ? reserved : ring) {
+    if (reserved) {
+      chunks_.push_back(std::unique_ptr<std::byte[]>(new std::byte[ring_ * rec_]));  // not built: see above
+      live_.assign(ring_, 0);
+    }
     count_ = reserved;
   }
+  // Reserved record id, built afresh and live.
+  uint32_t AllocReserved(uint32_t id) {
+    Construct(Rec(id));
+    live_[id % ring_] = 1;
+    return id;
+  }
+  bool Live(uint32_t id) { return id < reserved_ ? live_[id % ring_] != 0 : head(id).person != kNil; }
   // A record beyond the reserved ones.
   uint32_t Alloc() {
     if (!free_.empty()) {
@@ -345,7 +363,10 @@ class SetArena {
   // Reserved records are not reused by Alloc.
   void Free(uint32_t id) {
     head(id).person = kNil;
-    if (id >= reserved_) free_.push_back(id);
+    if (id < reserved_)
+      live_[id % ring_] = 0;
+    else
+      free_.push_back(id);
   }
   size_t size() const { return count_; }
   // The parts of record id, located once.
@@ -374,29 +395,30 @@ class SetArena {
  private:
   static constexpr size_t kChunk = 4096;
   std::byte* Rec(uint32_t id) {
-    if (id < reserved_) return chunks_[0].get() + id * rec_;
+    if (id < reserved_) return chunks_[0].get() + (id % ring_) * rec_;
     const size_t j = id - reserved_;
     return chunks_[(reserved_ ? 1 : 0) + j / kChunk].get() + (j % kChunk) * rec_;
   }
   void AddChunk(size_t records) {
     chunks_.push_back(std::make_unique<std::byte[]>(records * rec_));
     std::byte* c = chunks_.back().get();
-    for (size_t r = 0; r < records; r++) {
-      std::byte* rec = c + r * rec_;
-      new (rec) SetHead();
-      for (size_t k = 0; k < n_; k++) new (rec + sizeof(SetHead) + k * sizeof(Path)) Path();
-      for (size_t k = 0; with_from_ && k < n_; k++) new (rec + from_at_ + k * sizeof(int64_t)) int64_t(0);
-      if (with_tail_) new (rec + tail_at_) SetTail();
-    }
+    for (size_t r = 0; r < records; r++) Construct(c + r * rec_);
+  }
+  void Construct(std::byte* rec) {
+    new (rec) SetHead();
+    for (size_t k = 0; k < n_; k++) new (rec + sizeof(SetHead) + k * sizeof(Path)) Path();
+    for (size_t k = 0; with_from_ && k < n_; k++) new (rec + from_at_ + k * sizeof(int64_t)) int64_t(0);
+    if (with_tail_) new (rec + tail_at_) SetTail();
   }
   static_assert(sizeof(SetHead) % alignof(Path) == 0 && sizeof(Path) % alignof(SetTail) == 0);
 
   const size_t n_, from_at_, tail_at_, rec_;
   const bool with_from_, with_tail_;
-  const size_t reserved_;
+  const size_t reserved_, ring_;
   size_t count_ = 0;
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   std::vector<uint32_t> free_;
+  std::vector<uint8_t> live_;  // per reserved record
 };
 
 // The sets one thread works on. Ids below `dense` are the whole-range sets of persons in
@@ -407,10 +429,8 @@ class SetStore {
  public:
   SetStore(SetArena* dense, size_t n, bool with_from, bool with_tail)
       : dense_(dense), own_(n, with_from, with_tail, 0), base_(dense ? dense->size() : 0) {}
-  uint32_t AllocDense(uint32_t person) {
-    dense_->Reset(person);
-    return person;
-  }
+  uint32_t AllocDense(uint32_t person) { return dense_->AllocReserved(person); }
+  bool DenseLive(uint32_t person) { return dense_->Live(person); }
   uint32_t Alloc() { return static_cast<uint32_t>(base_ + own_.Alloc()); }
   void Free(uint32_t id) {
     if (id < base_)
@@ -733,10 +753,16 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     std::vector<uint32_t> gap_no(sessions ? np : 0, 0);
     // Person mode: the whole-range sets at their person's id.
     const bool with_from = want_ttc && q.from_step > 0, with_tail = want_ttc || want_corr;
-    std::unique_ptr<SetArena> dense;
-    if (!sessions) dense = std::make_unique<SetArena>(n, with_from, with_tail, np);
+    // Person mode: each thread's whole-range sets at their person's id, in a ring of one
+    // tile's records (finished at the end of each tile, below).
+    std::vector<std::unique_ptr<SetArena>> dense_by_slot(static_cast<size_t>(slots));
+    const bool dense = !sessions;
+    if (dense)
+      for (auto& d : dense_by_slot)
+        d = std::make_unique<SetArena>(n, with_from, with_tail, np, SequenceScanTuning().tile_persons);
     std::vector<SetStore> pools;
-    for (int i = 0; i < slots; i++) pools.emplace_back(dense.get(), n, with_from, with_tail);
+    for (int i = 0; i < slots; i++)
+      pools.emplace_back(dense_by_slot[static_cast<size_t>(i)].get(), n, with_from, with_tail);
     std::vector<std::vector<Path>> scratch_by_slot(static_cast<size_t>(slots), std::vector<Path>(n));
     std::vector<std::vector<FunnelReach>> reaches_by_slot(reaches ? static_cast<size_t>(slots) : 0);
     std::vector<std::vector<int64_t>> scratch_from_by_slot(static_cast<size_t>(slots), std::vector<int64_t>(n));
@@ -785,7 +811,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     auto ensure_set = [&](SetStore& pool, SlotResult& out, int slot, uint32_t p, uint32_t session, int32_t period,
                           int64_t ts) -> uint32_t {
       if (dense && period < 0) {
-        if (pool.head(p).person != kNil) return p;
+        if (pool.DenseLive(p)) return p;
       } else {
         for (uint32_t s = first_set[p]; s != kNil; s = pool.head(s).next)
           if (pool.head(s).session == session && pool.head(s).period == period) return s;
@@ -870,11 +896,12 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
           };
           auto apply = [&](uint32_t s, const Tie& t, bool entry_ok) { apply_view(pool.view(s), t, entry_ok); };
           if (!sessions && !periods) {
-            // One set per person, at the person's id, final at the end of the scan.
-            const SetArena::View v = dense->view(p);
+            // One set per person, at the person's id, final at the end of the person's tile.
+            SetArena& own_dense = *dense_by_slot[static_cast<size_t>(slot)];
+            const SetArena::View v = own_dense.view(p);
             for (const Tie& t : ties) {
               const bool entry = (t.tag & 1) && ts >= entry_from && ts < entry_to;
-              if (v.head->person == kNil) {
+              if (!own_dense.Live(p)) {
                 if (!entry) continue;
                 ensure_set(pool, out, slot, p, 0, -1, ts);
               }
@@ -921,13 +948,22 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
             }
           }
         },
-        deadline);
+        deadline,
+        [&](int slot, uint32_t p_lo, uint32_t p_hi) {
+          // The tile's persons have no rows left: their whole-range sets are final, and
+          // their records free for the next tile.
+          if (!dense) return;
+          SetArena& own_dense = *dense_by_slot[static_cast<size_t>(slot)];
+          SetStore& pool = pools[static_cast<size_t>(slot)];
+          for (uint32_t p = p_lo; p < p_hi; p++) {
+            if (!own_dense.Live(p)) continue;
+            finish_set(pool, p, results[static_cast<size_t>(slot)]);
+            own_dense.Free(p);
+          }
+        });
     if (deadline && deadline->fired()) return deadline->ToStatus();
     for (auto& r : reaches_by_slot) reaches->insert(reaches->end(), r.begin(), r.end());
-    // The sets still open at the end of the scan.
-    if (dense)
-      for (uint32_t p = 0; p < np; p++)
-        if (dense->head(p).person != kNil) finish_set(pools[0], p, results[dense->head(p).slot]);
+    // The sets still open at the end of the scan (entry periods, sessions).
     for (size_t slot = 0; slot < pools.size(); slot++) {
       SetStore& pool = pools[slot];
       for (size_t i = 0; i < pool.own_size(); i++)
