@@ -28,6 +28,7 @@
 // counts) once no later event can change them. Cost is O(events x sets x steps matched
 // per event), independent of the step count for events that match one step.
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -330,20 +331,22 @@ class SetArena {
         with_from_(with_from),
         with_tail_(with_tail),
         reserved_(reserved),
-        ring_(ring == 0 || ring > reserved ? reserved : ring) {
+        ring_mask_(std::bit_ceil(ring == 0 || ring > reserved ? reserved : ring) - 1) {
+    // A power of two, at least the tile: ids of one tile still never share a record, and
+    // the record of an id is a mask away, not a division.
     if (reserved) {
-      chunks_.push_back(std::unique_ptr<std::byte[]>(new std::byte[ring_ * rec_]));  // not built: see above
-      live_.assign(ring_, 0);
+      chunks_.push_back(std::unique_ptr<std::byte[]>(new std::byte[(ring_mask_ + 1) * rec_]));  // not built: see above
+      live_.assign(ring_mask_ + 1, 0);
     }
     count_ = reserved;
   }
   // Reserved record id, built afresh and live.
   uint32_t AllocReserved(uint32_t id) {
     Construct(Rec(id));
-    live_[id % ring_] = 1;
+    live_[id & ring_mask_] = 1;
     return id;
   }
-  bool Live(uint32_t id) { return id < reserved_ ? live_[id % ring_] != 0 : head(id).person != kNil; }
+  bool Live(uint32_t id) { return id < reserved_ ? live_[id & ring_mask_] != 0 : head(id).person != kNil; }
   // A record beyond the reserved ones.
   uint32_t Alloc() {
     if (!free_.empty()) {
@@ -364,7 +367,7 @@ class SetArena {
   void Free(uint32_t id) {
     head(id).person = kNil;
     if (id < reserved_)
-      live_[id % ring_] = 0;
+      live_[id & ring_mask_] = 0;
     else
       free_.push_back(id);
   }
@@ -394,8 +397,8 @@ class SetArena {
 
  private:
   static constexpr size_t kChunk = 4096;
-  std::byte* Rec(uint32_t id) {
-    if (id < reserved_) return chunks_[0].get() + (id % ring_) * rec_;
+  [[gnu::always_inline]] std::byte* Rec(uint32_t id) {  // on every access to a set: inlined
+    if (id < reserved_) return chunks_[0].get() + (id & ring_mask_) * rec_;
     const size_t j = id - reserved_;
     return chunks_[(reserved_ ? 1 : 0) + j / kChunk].get() + (j % kChunk) * rec_;
   }
@@ -414,7 +417,7 @@ class SetArena {
 
   const size_t n_, from_at_, tail_at_, rec_;
   const bool with_from_, with_tail_;
-  const size_t reserved_, ring_;
+  const size_t reserved_, ring_mask_;
   size_t count_ = 0;
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   std::vector<uint32_t> free_;
