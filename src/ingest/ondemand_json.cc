@@ -21,7 +21,7 @@ struct ThreadParser {
   }
 };
 thread_local ThreadParser tls;
-constexpr size_t kKeepBytes = 16u << 20;
+constexpr size_t kKeepBytes = 8u << 20;
 
 }  // namespace
 

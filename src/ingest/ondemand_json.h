@@ -32,7 +32,7 @@ FastPathCounts& ThreadFastPathCounts();
 
 // A thread's reusable On-Demand parser and padded copy of the input (simdjson reads up to
 // SIMDJSON_PADDING bytes past the end). Both grow to the largest document seen; a lease of
-// a document over 16 MiB frees them when it ends, so one huge body does not keep memory on
+// a document over 8 MiB frees them when it ends, so one huge body does not keep memory on
 // every worker thread. Reusing the copy matters for NDJSON chunks of megabytes: a fresh
 // allocation of that size is fresh pages, and zeroing them cost ~9 % of the parse.
 class ParserLease {
