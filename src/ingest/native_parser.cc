@@ -287,7 +287,7 @@ struct DepthTables {
   bool inside[256] = {};
   constexpr DepthTables() {
     for (unsigned char c : {'"', '[', ']', '{', '}'}) outside[c] = true;
-    inside['"'] = inside['\\'] = true;
+    inside[static_cast<unsigned char>('"')] = inside[static_cast<unsigned char>('\\')] = true;
   }
 };
 constexpr DepthTables kDepthTables;
