@@ -47,7 +47,7 @@ ParserLease::ParserLease(std::string_view doc) : size_(doc.size()), capacity_(do
     parser_ = tls.parser;
     copy_ = tls.copy;
   }
-  std::memcpy(copy_, doc.data(), doc.size());
+  if (!doc.empty()) std::memcpy(copy_, doc.data(), doc.size());  // an empty view may have no data()
   std::memset(copy_ + doc.size(), 0, simdjson::SIMDJSON_PADDING);
 }
 
