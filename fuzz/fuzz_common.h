@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -177,6 +178,54 @@ inline void ParseRequestInput(std::string_view data, RequestInput* in) {
 inline void CheckCollect(const ns::StatusOr<ns::CollectResult>& r, const ns::IngestLimits& limits) {
   if (!r.ok()) return CheckStatus(r.status());
   CheckBatch(r->batch, limits, static_cast<size_t>(-1));  // a record may map to several events
+}
+
+// The whole of a parse result as text (doubles by their bits), to compare the simdjson fast
+// path with the nlohmann DOM path (ingest/ondemand_json.h): they must agree on every input.
+inline std::string Describe(const ns::ParsedBatch& b) {
+  std::string out;
+  auto props = [&](const std::vector<ns::Property>& ps) {
+    for (const auto& p : ps) {
+      out += p.key + "=" + std::to_string(p.value.kind) + ":";
+      if (p.value.kind == ns::PropValue::kNum) {
+        uint64_t bits;
+        std::memcpy(&bits, &p.value.num, sizeof bits);
+        out += std::to_string(bits);
+      } else {
+        out += p.value.str;
+      }
+      out += ";";
+    }
+    out += "|";
+  };
+  for (const auto& e : b.events) {
+    out += e.event + "|" + e.distinct_id + "|" + std::to_string(e.ts_ms) + "|" +
+           (e.has_uuid ? e.uuid.ToString() : std::string("-")) + "|";
+    props(e.props);
+    props(e.person_set);
+    props(e.person_set_once);
+    for (const auto& m : e.merge_with) out += m + ",";
+    out += "\n";
+  }
+  for (const auto& e : b.errors) out += std::to_string(e.index) + " " + e.code + " " + e.field + " " + e.message + "\n";
+  return out;
+}
+template <typename T>
+std::string DescribeResult(const ns::StatusOr<T>& r, const ns::ParsedBatch& (*batch)(const T&)) {
+  if (!r.ok()) return "status " + r.status().ToString() + " " + r.status().field();
+  return Describe(batch(*r));
+}
+inline void RequireSameAsDom(const ns::StatusOr<ns::ParsedBatch>& fast, const ns::StatusOr<ns::ParsedBatch>& dom) {
+  auto id = +[](const ns::ParsedBatch& b) -> const ns::ParsedBatch& { return b; };
+  const std::string a = DescribeResult(fast, id), b = DescribeResult(dom, id);
+  Require(a == b, "fast path differs from the DOM path", a + " <> " + b);
+}
+inline void RequireSameAsDom(const ns::StatusOr<ns::CollectResult>& fast, const ns::StatusOr<ns::CollectResult>& dom) {
+  auto batch = +[](const ns::CollectResult& r) -> const ns::ParsedBatch& { return r.batch; };
+  std::string a = DescribeResult(fast, batch), b = DescribeResult(dom, batch);
+  if (fast.ok()) a += fast->key + std::to_string(static_cast<int>(fast->key_source)) + std::to_string(fast->received);
+  if (dom.ok()) b += dom->key + std::to_string(static_cast<int>(dom->key_source)) + std::to_string(dom->received);
+  Require(a == b, "fast path differs from the DOM path", a + " <> " + b);
 }
 
 }  // namespace nsfuzz

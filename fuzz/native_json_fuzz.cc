@@ -1,6 +1,6 @@
 // libFuzzer target: the native JSON batch parser (POST /api/v1/events, a .json import):
-// ParseNativeBatch(ndjson=false). Input: the request body; its last byte also picks the
-// project time zone. See docs/reliability.md.
+// ParseNativeBatch(ndjson=false), which must agree with ParseNativeBatchDom. Input: the request body; its last byte
+// also picks the project time zone. See docs/reliability.md.
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -8,6 +8,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ns::IngestLimits limits = nsfuzz::Limits();
   const auto& tz = nsfuzz::Zone(size ? data[size - 1] : 0);
   auto r = ns::ParseNativeBatch(body, /*ndjson=*/false, tz, nsfuzz::kNowMs, limits);
+  nsfuzz::RequireSameAsDom(r, ns::ParseNativeBatchDom(body, /*ndjson=*/false, tz, nsfuzz::kNowMs, limits));
   if (!r.ok()) {
     nsfuzz::CheckStatus(r.status());
     return 0;

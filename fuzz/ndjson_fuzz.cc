@@ -9,6 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ns::IngestLimits limits = nsfuzz::Limits();
   const auto& tz = nsfuzz::Zone(size ? data[size - 1] : 0);
   auto r = ns::ParseNativeBatch(body, /*ndjson=*/true, tz, nsfuzz::kNowMs, limits);
+  nsfuzz::RequireSameAsDom(r, ns::ParseNativeBatchDom(body, /*ndjson=*/true, tz, nsfuzz::kNowMs, limits));
   if (!r.ok()) {
     nsfuzz::CheckStatus(r.status());
     return 0;

@@ -9,6 +9,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nsfuzz::ParseRequestInput(std::string_view(reinterpret_cast<const char*>(data), size), &in);
   const ns::IngestLimits limits = nsfuzz::Limits();
   auto r = ns::ParseSegmentIo(in.req, nsfuzz::Zone(size ? data[size - 1] : 0), nsfuzz::kNowMs, limits);
+  nsfuzz::RequireSameAsDom(
+      r, ns::ParseSegmentIoDom(in.req, nsfuzz::Zone(size ? data[size - 1] : 0), nsfuzz::kNowMs, limits));
   nsfuzz::CheckCollect(r, limits);
   return 0;
 }

@@ -38,8 +38,14 @@ struct ParsedBatch {
 };
 
 // Parses a body: a JSON array of events, {"events":[...]}, or (ndjson) one event per line.
+// Well-formed events are read with simdjson On-Demand straight into Events; a body (or an
+// NDJSON line) with anything unusual is read by ParseNativeBatchDom, which gives every error.
 StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const TimeZone& tz, int64_t now_ms,
                                        const IngestLimits& limits);
+// The same through nlohmann::json: the reference the fast path is tested against, and the
+// path of every body the fast path gives up on (ondemand_json.h).
+StatusOr<ParsedBatch> ParseNativeBatchDom(std::string_view body, bool ndjson, const TimeZone& tz, int64_t now_ms,
+                                          const IngestLimits& limits);
 
 // Converts one JSON event; `where` prefixes field names ("events[3]").
 // On failure returns the error (its field() names the offending field).
@@ -76,6 +82,23 @@ Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits,
 PropValue PropValueFromJson(const nlohmann::json& v);
 // The inverse: numbers and strings as themselves, kJson text parsed back.
 nlohmann::json PropValueToJson(const PropValue& v);
+
+// An event as the fast paths (ondemand_json.h) read it, before EventFromJson's checks.
+struct FastEventFields {
+  std::string event;
+  std::string distinct_id;
+  bool has_uuid = false;
+  std::string_view uuid;
+  int64_t ts_ms = 0;
+  std::vector<Property> props;     // sorted by key, keys unique
+  std::vector<Property> set;       // the event's top-level $set, sorted, keys unique
+  std::vector<Property> set_once;  // the same for $set_once
+};
+// EventFromJson's checks and identity effects on fields already read: ids, uuid,
+// timestamp, property names, $anon_distinct_id, a $create_alias's alias, $set/$set_once
+// inside properties, then the top-level ones. False where EventFromJson would return an
+// error (the fast path then gives up and the DOM path reports it).
+bool FinishFastEvent(FastEventFields&& f, int64_t now_ms, const IngestLimits& limits, Event* out);
 
 // Number of UTF-8 code points in s (s is valid UTF-8).
 size_t Utf8Length(std::string_view s);

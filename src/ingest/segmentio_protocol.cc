@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "ingest/gzip.h"
+#include "ingest/ondemand_json.h"
 
 namespace ns {
 
@@ -229,10 +230,10 @@ void AddMessage(json& m, std::optional<Call> call, size_t index, const std::stri
   AddEvent(native, index, where, tz, now_ms, limits, approx_bytes, out);
 }
 
-}  // namespace
-
-StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
-                                       const IngestLimits& limits, const KeyResolver& resolve) {
+// The checks before the body is parsed: the call type from the path, the body's size,
+// gzip and content type. Sets *call and *body (inflated into *inflated if gzip).
+Status SegmentPrelude(const CollectRequest& req, const IngestLimits& limits, std::optional<Call>* call_out,
+                      std::string* inflated, std::string_view* body_out) {
   std::string_view path = req.path;
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   std::optional<Call> call;
@@ -242,9 +243,17 @@ StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone
                     "' (expected /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias, /v1/batch or "
                     "/v1/import)");
   NS_RETURN_IF_ERROR(CheckBodySize(req.body.size(), limits));
-  std::string inflated;
-  NS_ASSIGN_OR_RETURN(std::string_view body, MaybeGunzip(req.body, limits.max_body_bytes, &inflated));
+  NS_ASSIGN_OR_RETURN(std::string_view body, MaybeGunzip(req.body, limits.max_body_bytes, inflated));
   NS_RETURN_IF_ERROR(CheckJsonContentType(req.content_type, body));
+  *call_out = call;
+  *body_out = body;
+  return Status::OK();
+}
+
+// The body through nlohmann::json (after SegmentPrelude).
+StatusOr<CollectResult> SegmentBodyDom(const CollectRequest& req, std::optional<Call> call, std::string_view body,
+                                       const TimeZone& tz, int64_t now_ms, const IngestLimits& limits,
+                                       const KeyResolver& resolve) {
   NS_ASSIGN_OR_RETURN(json doc, ParseJsonPayload(body, "body"));
   if (!doc.is_object())
     return InvalidArgument(
@@ -284,6 +293,505 @@ StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone
     AddMessage(m, std::nullopt, i, "batch[" + std::to_string(i) + "]", env, *zone, now_ms, limits, bytes, &res.batch);
   }
   return res;
+}
+
+// --- The fast path: simdjson On-Demand straight into events (ingest/ondemand_json.h) ---
+
+namespace od = ondemand_json::od;
+
+// A time value as read; TimestampFromJson's conversion once the zone is known.
+struct TimeField {
+  enum Kind { kAbsent, kInt, kDouble, kText } kind = kAbsent;  // absent or null: kAbsent
+  int64_t i = 0;
+  double d = 0;
+  std::string_view text;
+};
+
+// False for what the fast path leaves to the DOM path (a type TimestampFromJson rejects, an
+// integer beyond int64).
+bool ReadTimeField(od::value v, TimeField* out) {
+  od::json_type t;
+  if (v.type().get(t)) return false;
+  if (t == od::json_type::null) {
+    bool is_null = false;
+    out->kind = TimeField::kAbsent;
+    return !v.is_null().get(is_null) && is_null;
+  }
+  if (t == od::json_type::string) {
+    out->kind = TimeField::kText;
+    return !v.get_string().get(out->text);
+  }
+  ondemand_json::Number n;
+  if (t != od::json_type::number || !ondemand_json::ReadNumber(v, &n)) return false;
+  switch (n.type) {
+    case od::number_type::signed_integer: out->kind = TimeField::kInt, out->i = n.i; return true;
+    case od::number_type::unsigned_integer: return false;
+    default: out->kind = TimeField::kDouble, out->d = n.d; return true;
+  }
+}
+
+// TimestampFromJson of a present value; false where it returns an error.
+bool TimeOf(const TimeField& f, const TimeZone& tz, int64_t* ms) {
+  switch (f.kind) {
+    case TimeField::kInt: *ms = f.i; return true;
+    case TimeField::kDouble:
+      if (!(f.d > -9.2e18 && f.d < 9.2e18)) return false;
+      *ms = static_cast<int64_t>(f.d);
+      return true;
+    case TimeField::kText: {
+      auto t = ParseIsoTimestamp(f.text, tz);
+      if (!t.ok()) return false;
+      *ms = *t;
+      return true;
+    }
+    case TimeField::kAbsent: break;
+  }
+  return false;
+}
+
+// IdFromJson: absent, null -> "", a string, an integer's decimal text; false otherwise.
+bool ReadId(od::value v, std::string* out) {
+  od::json_type t;
+  if (v.type().get(t)) return false;
+  if (t == od::json_type::null) {
+    bool is_null = false;
+    out->clear();
+    return !v.is_null().get(is_null) && is_null;
+  }
+  if (t == od::json_type::string) {
+    std::string_view s;
+    if (v.get_string().get(s)) return false;
+    out->assign(s);
+    return true;
+  }
+  ondemand_json::Number n;
+  if (t != od::json_type::number || !ondemand_json::ReadNumber(v, &n)) return false;
+  switch (n.type) {
+    case od::number_type::signed_integer: *out = std::to_string(n.i); return true;
+    case od::number_type::unsigned_integer: *out = std::to_string(n.u); return true;
+    default: return false;
+  }
+}
+
+// What CopyContext and the traits merge read from one context object.
+struct ContextData {
+  std::optional<PropValue> fields[std::size(kContextFields)];
+  std::vector<Property> traits;  // sorted, keys unique; empty unless traits is an object
+};
+
+// A context field's value: scalars other than null count; null, objects, arrays do not.
+bool ReadContextScalar(od::value v, std::optional<PropValue>* slot) {
+  od::json_type t;
+  if (v.type().get(t)) return false;
+  if (t == od::json_type::null || t == od::json_type::object || t == od::json_type::array) {
+    slot->reset();
+    return ondemand_json::Validate(v);
+  }
+  PropValue p;
+  if (!ondemand_json::ToPropValue(v, &p)) return false;
+  *slot = std::move(p);
+  return true;
+}
+
+// Reads a context object (`v` is an object), last repeated key winning as in nlohmann::json.
+bool ReadContext(od::value v, ContextData* c) {
+  od::object obj;
+  if (v.get_object().get(obj)) return false;
+  *c = ContextData{};
+  for (auto member : obj) {
+    od::field field;
+    std::string_view key;
+    if (std::move(member).get(field) || field.unescaped_key().get(key)) return false;
+    od::value val = field.value();
+    bool group = false;
+    for (size_t i = 0; i < std::size(kContextFields); i++)
+      if (kContextFields[i].object != nullptr && key == kContextFields[i].object) {
+        group = true;
+        c->fields[i].reset();
+      }
+    if (group) {
+      od::json_type t;
+      if (val.type().get(t)) return false;
+      if (t != od::json_type::object) {
+        if (!ondemand_json::Validate(val)) return false;
+        continue;
+      }
+      od::object sub;
+      if (val.get_object().get(sub)) return false;
+      for (auto sub_member : sub) {
+        od::field sub_field;
+        std::string_view sub_key;
+        if (std::move(sub_member).get(sub_field) || sub_field.unescaped_key().get(sub_key)) return false;
+        size_t i = 0;
+        while (i < std::size(kContextFields) &&
+               !(kContextFields[i].object != nullptr && key == kContextFields[i].object &&
+                 sub_key == kContextFields[i].field))
+          i++;
+        if (i < std::size(kContextFields) ? !ReadContextScalar(sub_field.value(), &c->fields[i])
+                                          : !ondemand_json::Validate(sub_field.value()))
+          return false;
+      }
+      continue;
+    }
+    size_t i = 0;
+    while (i < std::size(kContextFields) && !(kContextFields[i].object == nullptr && key == kContextFields[i].field))
+      i++;
+    if (i < std::size(kContextFields)) {
+      if (!ReadContextScalar(val, &c->fields[i])) return false;
+    } else if (key == "traits") {
+      od::json_type t;
+      if (val.type().get(t)) return false;
+      c->traits.clear();
+      if (t == od::json_type::object ? !ondemand_json::ReadObjectProps(val, &c->traits) : !ondemand_json::Validate(val))
+        return false;
+    } else if (!ondemand_json::Validate(val)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A message's fields as read (last repeated key wins), before the mapping.
+struct MessageFields {
+  bool has_type = false;
+  std::string_view type;
+  std::string user, anon, group, previous;
+  bool has_event = false;
+  std::string_view event;
+  TimeField original, timestamp, sent_at;
+  bool has_message_id = false;
+  std::string_view message_id;
+  std::vector<Property> props;  // sorted, keys unique
+  bool has_context = false;
+  ContextData context;
+  bool has_traits = false;  // traits is an object
+  std::string traits_json;  // its nlohmann dump ($group_set)
+  std::vector<Property> traits;
+  std::optional<PropValue> name, category;
+};
+
+// Reads message `v`; false (give up) on anything the fast path leaves to the DOM path, even
+// where the DOM path would ignore it: a field of an unexpected type.
+bool ReadMessage(od::value v, MessageFields* m) {
+  od::object obj;
+  if (v.get_object().get(obj)) return false;
+  for (auto member : obj) {
+    od::field field;
+    std::string_view key;
+    if (std::move(member).get(field) || field.unescaped_key().get(key)) return false;
+    od::value val = field.value();
+    od::json_type t;
+    if (val.type().get(t)) return false;
+    const bool is_null = t == od::json_type::null;
+    if (key == "type") {
+      if (val.get_string().get(m->type)) return false;
+      m->has_type = true;
+    } else if (key == "event") {
+      if (val.get_string().get(m->event)) return false;
+      m->has_event = true;
+    } else if (key == "userId" || key == "anonymousId" || key == "groupId" || key == "previousId") {
+      std::string* id = key == "userId"        ? &m->user
+                        : key == "anonymousId" ? &m->anon
+                        : key == "groupId"     ? &m->group
+                                               : &m->previous;
+      if (!ReadId(val, id)) return false;
+    } else if (key == "originalTimestamp" || key == "timestamp" || key == "sentAt") {
+      TimeField* f = key == "originalTimestamp" ? &m->original : key == "timestamp" ? &m->timestamp : &m->sent_at;
+      if (!ReadTimeField(val, f)) return false;
+    } else if (key == "messageId") {
+      m->has_message_id = !is_null;
+      if (is_null ? !ondemand_json::Validate(val) : val.get_string().get(m->message_id) != simdjson::SUCCESS)
+        return false;
+    } else if (key == "properties") {
+      if (is_null) {
+        m->props.clear();
+        if (!ondemand_json::Validate(val)) return false;
+      } else if (!ondemand_json::ReadObjectProps(val, &m->props)) {
+        return false;
+      }
+    } else if (key == "context") {
+      m->has_context = t == od::json_type::object;
+      if (m->has_context ? !ReadContext(val, &m->context) : !ondemand_json::Validate(val)) return false;
+    } else if (key == "traits") {
+      m->has_traits = !is_null;
+      m->traits.clear();
+      if (is_null) {
+        if (!ondemand_json::Validate(val)) return false;
+        continue;
+      }
+      // Traits keep nlohmann's dump for $group_set: read them with nlohmann (identify and
+      // group calls only).
+      od::object o;
+      std::string_view raw;
+      if (val.get_object().get(o) || o.raw_json().get(raw)) return false;
+      try {
+        const json traits = json::parse(raw);
+        m->traits_json = traits.dump();
+        for (auto it = traits.begin(); it != traits.end(); ++it)
+          m->traits.push_back(Property{it.key(), PropValueFromJson(it.value())});
+      } catch (const json::exception&) {
+        return false;
+      }
+    } else if (key == "name" || key == "category") {
+      std::optional<PropValue>& slot = key == "name" ? m->name : m->category;
+      if (is_null) {
+        slot.reset();
+        if (!ondemand_json::Validate(val)) return false;
+      } else {
+        PropValue p;
+        if (!ondemand_json::ToPropValue(val, &p)) return false;
+        slot = std::move(p);
+      }
+    } else if (!ondemand_json::Validate(val)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// AddMessage's mapping of a read message; false (give up) where AddMessage would record an
+// error.
+bool MapMessage(MessageFields&& m, std::optional<Call> call, const ContextData* env_context,
+                const std::optional<int64_t>& env_sent_at, const TimeZone& tz, int64_t now_ms,
+                const IngestLimits& limits, Event* out) {
+  if (!call) {
+    if (!m.has_type || !(call = CallFromName(m.type)) || *call == Call::kBatch) return false;
+  }
+  if (m.user.empty() && m.anon.empty()) return false;
+  FastEventFields f;
+  f.distinct_id = m.user.empty() ? m.anon : m.user;
+  // MessageTime
+  const TimeField& client = m.original.kind != TimeField::kAbsent ? m.original : m.timestamp;
+  if (client.kind == TimeField::kAbsent) {
+    f.ts_ms = now_ms;
+  } else {
+    int64_t t;
+    if (!TimeOf(client, tz, &t)) return false;
+    std::optional<int64_t> sent = env_sent_at;
+    if (m.sent_at.kind != TimeField::kAbsent) {
+      int64_t s;
+      if (!TimeOf(m.sent_at, tz, &s)) return false;
+      sent = s;
+    }
+    if (sent) {
+      int64_t skew;
+      if (__builtin_sub_overflow(now_ms, *sent, &skew) || __builtin_add_overflow(t, skew, &t)) return false;
+    }
+    f.ts_ms = t;
+  }
+  f.has_uuid = m.has_message_id;
+  f.uuid = m.message_id;
+
+  ondemand_json::PropMap props(std::move(m.props));
+  ondemand_json::PropMap set({});
+  for (const ContextData* ctx : {m.has_context ? static_cast<const ContextData*>(&m.context) : nullptr, env_context}) {
+    if (ctx == nullptr) continue;
+    for (size_t i = 0; i < std::size(kContextFields); i++)
+      if (ctx->fields[i]) props.SetIfAbsent(kContextFields[i].property, *ctx->fields[i]);
+    for (const Property& p : ctx->traits) set.SetIfAbsent(p.key, p.value);
+  }
+  if (!m.anon.empty() && !m.user.empty() && m.anon != m.user)
+    props.SetIfAbsent("$anon_distinct_id", PropValue::Str(m.anon));
+  switch (*call) {
+    case Call::kTrack:
+      if (!m.has_event) return false;
+      f.event.assign(m.event);
+      break;
+    case Call::kIdentify:
+      f.event = "$identify";
+      for (Property& p : m.traits) set.Set(p.key, std::move(p.value));
+      break;
+    case Call::kPage:
+    case Call::kScreen:
+      f.event = *call == Call::kPage ? "$pageview" : "$screen";
+      if (m.name) props.SetIfAbsent("name", *m.name);
+      if (m.category) props.SetIfAbsent("category", *m.category);
+      break;
+    case Call::kGroup:
+      if (m.group.empty()) return false;
+      f.event = "$groupidentify";
+      props.Set("$group_id", PropValue::Str(m.group));
+      if (m.has_traits) props.Set("$group_set", PropValue::Json(std::move(m.traits_json)));
+      break;
+    case Call::kAlias:
+      if (m.previous.empty()) return false;
+      f.event = "$create_alias";
+      props.Set("alias", PropValue::Str(m.previous));
+      break;
+    case Call::kBatch: return false;
+  }
+  f.props = std::move(props).Finish();
+  f.set = std::move(set).Finish();
+  return FinishFastEvent(std::move(f), now_ms, limits, out);
+}
+
+// The fields of a {"batch":[...]} envelope (or, for a single call, only writeKey).
+struct EnvelopeFields {
+  bool has_key = false;
+  std::string_view write_key;
+  TimeField sent_at;
+  bool has_context = false;
+  ContextData context;
+  int batches = 0;
+};
+
+// A resolver that asks `real` once per key and remembers the answer, so that the DOM path
+// run after the fast path gave up does not authenticate the same request twice.
+class OnceResolver {
+ public:
+  explicit OnceResolver(const KeyResolver& real) : real_(real) {}
+  KeyResolver Get() {
+    if (!real_) return {};
+    return [this](const CollectResult& found) -> StatusOr<const TimeZone*> {
+      if (!cached_ || found.key != key_ || found.key_source != source_) {
+        cached_ = real_(found);
+        key_ = found.key;
+        source_ = found.key_source;
+      }
+      return *cached_;
+    };
+  }
+
+ private:
+  const KeyResolver& real_;
+  std::optional<StatusOr<const TimeZone*>> cached_;
+  std::string key_;
+  KeySource source_ = KeySource::kNone;
+};
+
+bool AtEnd(od::document& doc) { return doc.current_location().error() == simdjson::OUT_OF_BOUNDS; }
+
+// The fast path of a body that passed SegmentPrelude: the result, nullopt to run the DOM
+// path (also when the key resolver failed: the DOM path reports a malformed body first).
+std::optional<CollectResult> SegmentBodyFast(const CollectRequest& req, Call call, std::string_view body,
+                                             const TimeZone& tz, int64_t now_ms, const IngestLimits& limits,
+                                             const KeyResolver& resolve) {
+  if (body.size() > limits.max_event_bytes) return std::nullopt;  // the DOM path measures events
+  if (!CheckJsonDepth(body, "").ok()) return std::nullopt;
+  ondemand_json::ParserLease lease(body);
+  od::document doc;
+  od::json_type type;
+  if (lease.parser().iterate(lease.Padded()).get(doc) || doc.type().get(type) || type != od::json_type::object)
+    return std::nullopt;
+  CollectResult res;
+  if (!req.basic_user.empty()) {
+    res.key = req.basic_user;
+    res.key_source = KeySource::kBasicAuth;
+  } else if (!req.bearer.empty()) {
+    res.key = req.bearer;
+    res.key_source = KeySource::kBearer;
+  }
+  // First pass over the top level: writeKey and, for a batch, the envelope (sentAt and
+  // context may follow the batch). Values skipped here are read by the second pass.
+  EnvelopeFields env;
+  const bool batch = call == Call::kBatch;
+  if (batch || res.key_source == KeySource::kNone) {
+    od::object obj;
+    if (doc.get_object().get(obj)) return std::nullopt;
+    for (auto member : obj) {
+      od::field field;
+      std::string_view key;
+      if (std::move(member).get(field) || field.unescaped_key().get(key)) return std::nullopt;
+      od::value val = field.value();
+      if (key == "writeKey") {
+        od::json_type t;
+        if (val.type().get(t)) return std::nullopt;
+        env.has_key = t == od::json_type::string;
+        if (env.has_key ? val.get_string().get(env.write_key) != simdjson::SUCCESS
+                        : batch && !ondemand_json::Validate(val))
+          return std::nullopt;
+      } else if (!batch) {
+        continue;
+      } else if (key == "sentAt") {
+        if (!ReadTimeField(val, &env.sent_at)) return std::nullopt;
+      } else if (key == "context") {
+        od::json_type t;
+        if (val.type().get(t)) return std::nullopt;
+        env.has_context = t == od::json_type::object;
+        if (env.has_context ? !ReadContext(val, &env.context) : !ondemand_json::Validate(val)) return std::nullopt;
+      } else if (key == "batch") {
+        env.batches++;
+      } else if (!ondemand_json::Validate(val)) {
+        return std::nullopt;
+      }
+    }
+    if (batch && !AtEnd(doc)) return std::nullopt;
+    doc.rewind();
+  }
+  if (res.key_source == KeySource::kNone && env.has_key) {
+    res.key.assign(env.write_key);
+    res.key_source = KeySource::kBody;
+  }
+  auto zone = ResolveZone(resolve, res, tz);
+  if (!zone.ok()) return std::nullopt;
+
+  if (!batch) {
+    od::value v;
+    MessageFields m;
+    Event e;
+    if (doc.get_value().get(v) || !ReadMessage(v, &m) || !AtEnd(doc) ||
+        !MapMessage(std::move(m), call, nullptr, std::nullopt, **zone, now_ms, limits, &e))
+      return std::nullopt;
+    res.received = 1;
+    res.batch.events.push_back(std::move(e));
+    return res;
+  }
+  std::optional<int64_t> sent_at;
+  if (env.sent_at.kind != TimeField::kAbsent) {
+    int64_t s;
+    if (!TimeOf(env.sent_at, **zone, &s)) return std::nullopt;
+    sent_at = s;
+  }
+  if (env.batches != 1) return std::nullopt;
+  od::object obj;
+  if (doc.get_object().get(obj)) return std::nullopt;
+  for (auto member : obj) {
+    od::field field;
+    std::string_view key;
+    if (std::move(member).get(field) || field.unescaped_key().get(key)) return std::nullopt;
+    if (key != "batch") continue;  // read by the first pass
+    od::array messages;
+    if (field.value().get_array().get(messages)) return std::nullopt;
+    for (auto element : messages) {
+      od::value v;
+      MessageFields m;
+      Event e;
+      if (element.get(v) || !ReadMessage(v, &m) ||
+          !MapMessage(std::move(m), std::nullopt, env.has_context ? &env.context : nullptr, sent_at, **zone, now_ms,
+                      limits, &e))
+        return std::nullopt;
+      res.batch.events.push_back(std::move(e));
+    }
+  }
+  res.received = res.batch.events.size();
+  return res;
+}
+
+}  // namespace
+
+StatusOr<CollectResult> ParseSegmentIoDom(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
+                                          const IngestLimits& limits, const KeyResolver& resolve) {
+  std::optional<Call> call;
+  std::string inflated;
+  std::string_view body;
+  NS_RETURN_IF_ERROR(SegmentPrelude(req, limits, &call, &inflated, &body));
+  return SegmentBodyDom(req, call, body, tz, now_ms, limits, resolve);
+}
+
+StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
+                                       const IngestLimits& limits, const KeyResolver& resolve) {
+  std::optional<Call> call;
+  std::string inflated;
+  std::string_view body;
+  NS_RETURN_IF_ERROR(SegmentPrelude(req, limits, &call, &inflated, &body));
+  OnceResolver once(resolve);
+  const KeyResolver resolve_once = once.Get();
+  if (auto fast = SegmentBodyFast(req, *call, body, tz, now_ms, limits, resolve_once)) {
+    ondemand_json::ThreadFastPathCounts().taken++;
+    return std::move(*fast);
+  }
+  ondemand_json::ThreadFastPathCounts().gave_up++;
+  return SegmentBodyDom(req, call, body, tz, now_ms, limits, resolve_once);
 }
 
 }  // namespace ns

@@ -22,7 +22,12 @@ namespace ns {
 // Whole-request errors: InvalidArgument (malformed JSON, wrong shape, unknown path, bad
 // gzip), ResourceExhausted (body over limits.max_body_bytes after decompression).
 // Per-message errors are in result.batch.errors.
+// Well-formed bodies are read with simdjson On-Demand straight into events; anything unusual
+// goes through ParseSegmentIoDom, which gives every error (ingest/ondemand_json.h).
 StatusOr<CollectResult> ParseSegmentIo(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
                                        const IngestLimits& limits, const KeyResolver& resolve = {});
+// The same through nlohmann::json: the reference the fast path is tested against.
+StatusOr<CollectResult> ParseSegmentIoDom(const CollectRequest& req, const TimeZone& tz, int64_t now_ms,
+                                          const IngestLimits& limits, const KeyResolver& resolve = {});
 
 }  // namespace ns

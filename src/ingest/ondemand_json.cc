@@ -1,0 +1,242 @@
+#include "ingest/ondemand_json.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace ns::ondemand_json {
+
+namespace {
+
+struct ThreadParser {
+  od::parser* parser = nullptr;
+  char* copy = nullptr;
+  size_t capacity = 0;
+  bool busy = false;
+  ~ThreadParser() {
+    delete parser;
+    delete[] copy;
+  }
+};
+thread_local ThreadParser tls;
+constexpr size_t kKeepBytes = 8u << 20;
+
+}  // namespace
+
+FastPathCounts& ThreadFastPathCounts() {
+  thread_local FastPathCounts counts;
+  return counts;
+}
+
+ParserLease::ParserLease(std::string_view doc) : size_(doc.size()), capacity_(doc.size() + simdjson::SIMDJSON_PADDING) {
+  own_ = tls.busy;  // re-entrant use (not expected): private buffers
+  release_ = !own_ && doc.size() > kKeepBytes;
+  if (own_) {
+    parser_ = new od::parser();
+    copy_ = new char[capacity_];
+  } else {
+    tls.busy = true;
+    if (tls.parser == nullptr) tls.parser = new od::parser();
+    if (tls.capacity < capacity_) {
+      delete[] tls.copy;
+      tls.copy = new char[capacity_];
+      tls.capacity = capacity_;
+    }
+    parser_ = tls.parser;
+    copy_ = tls.copy;
+  }
+  if (!doc.empty()) std::memcpy(copy_, doc.data(), doc.size());  // an empty view may have no data()
+  std::memset(copy_ + doc.size(), 0, simdjson::SIMDJSON_PADDING);
+}
+
+ParserLease::~ParserLease() {
+  if (own_) {
+    delete parser_;
+    delete[] copy_;
+    return;
+  }
+  tls.busy = false;
+  if (release_) {
+    delete tls.parser;
+    delete[] tls.copy;
+    tls = ThreadParser{};
+  }
+}
+
+bool Validate(od::value v) {
+  od::json_type t;
+  if (v.type().get(t)) return false;
+  switch (t) {
+    case od::json_type::object: {
+      od::object o;
+      if (v.get_object().get(o)) return false;
+      for (auto f : o) {
+        od::field field;
+        std::string_view key;
+        if (std::move(f).get(field) || field.unescaped_key().get(key) || !Validate(field.value())) return false;
+      }
+      return true;
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (v.get_array().get(a)) return false;
+      for (auto e : a) {
+        od::value el;
+        if (e.get(el) || !Validate(el)) return false;
+      }
+      return true;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return !v.get_string().get(s);
+    }
+    case od::json_type::number: {
+      Number n;
+      return ReadNumber(v, &n);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return !v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      return !v.is_null().get(is_null) && is_null;
+    }
+  }
+  return false;
+}
+
+bool ReadNumber(od::value v, Number* out) {
+  const std::string_view token = v.raw_json_token();  // before get_number() consumes the value
+  od::number n;
+  if (v.get_number().get(n)) return false;
+  out->type = n.get_number_type();
+  switch (out->type) {
+    case od::number_type::signed_integer: out->i = n.get_int64(); return true;
+    case od::number_type::unsigned_integer: out->u = n.get_uint64(); return true;
+    default: {
+      const auto r = std::from_chars(token.data(), token.data() + token.size(), out->d);
+      return r.ec == std::errc();
+    }
+  }
+}
+
+bool ToPropValue(od::value v, PropValue* out) {
+  od::json_type t;
+  if (v.type().get(t)) return false;
+  switch (t) {
+    case od::json_type::string: {
+      std::string_view s;
+      if (v.get_string().get(s)) return false;
+      *out = PropValue::Str(std::string(s));
+      return true;
+    }
+    case od::json_type::number: {
+      // nlohmann keeps integers as int64/uint64 and converts them to double when read; the
+      // conversion rounds as simdjson's does. Integers beyond uint64 are an error here (the
+      // DOM path reads them as doubles): the caller bails.
+      Number n;
+      if (!ReadNumber(v, &n)) return false;
+      *out = PropValue::Num(n.AsDouble());
+      return true;
+    }
+    case od::json_type::boolean: {
+      bool b;
+      if (v.get_bool().get(b)) return false;
+      *out = PropValue::Json(b ? "true" : "false");
+      return true;
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      if (v.is_null().get(is_null) || !is_null) return false;
+      *out = PropValue::Json("null");
+      return true;
+    }
+    case od::json_type::object:
+    case od::json_type::array: {
+      // Nested values keep nlohmann's compact dump (sorted keys, its number format): read the
+      // raw text again with nlohmann. Rare on the hot path; exact by construction.
+      std::string_view raw;
+      if (t == od::json_type::object) {
+        od::object o;
+        if (v.get_object().get(o) || o.raw_json().get(raw)) return false;
+      } else {
+        od::array a;
+        if (v.get_array().get(a) || a.raw_json().get(raw)) return false;
+      }
+      try {
+        *out = PropValue::Json(nlohmann::json::parse(raw).dump());
+      } catch (const nlohmann::json::exception&) {
+        return false;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+void SortKeepLast(std::vector<Property>* props) {
+  if (props->size() < 2) return;
+  if (props->size() <= 32) {  // a stable insertion sort: no buffer to allocate (stable_sort's)
+    for (size_t i = 1; i < props->size(); i++)
+      for (size_t k = i; k > 0 && (*props)[k].key < (*props)[k - 1].key; k--) std::swap((*props)[k], (*props)[k - 1]);
+  } else {
+    std::stable_sort(props->begin(), props->end(), [](const Property& a, const Property& b) { return a.key < b.key; });
+  }
+  // Of each run of equal keys keep the last (nlohmann assigns a repeated key again).
+  size_t out = 0;
+  for (size_t i = 0; i < props->size(); i++) {
+    if (i + 1 < props->size() && (*props)[i + 1].key == (*props)[i].key) continue;
+    if (out != i) (*props)[out] = std::move((*props)[i]);
+    out++;
+  }
+  props->resize(out);
+}
+
+bool ReadObjectProps(od::value v, std::vector<Property>* out) {
+  od::object o;
+  if (v.get_object().get(o)) return false;
+  out->clear();
+  for (auto f : o) {
+    od::field field;
+    std::string_view key;
+    if (std::move(f).get(field) || field.unescaped_key().get(key)) return false;
+    out->push_back(Property{std::string(key), {}});
+    if (!ToPropValue(field.value(), &out->back().value)) return false;
+  }
+  SortKeepLast(out);
+  return true;
+}
+
+bool PlainKeys(const std::vector<Property>& props) {
+  for (const Property& p : props)
+    if (p.key.empty() || p.key.size() > 1024) return false;
+  return true;
+}
+
+PropValue* PropMap::Find(std::string_view key) {
+  auto end = props_.begin() + static_cast<ptrdiff_t>(sorted_);
+  auto it = std::lower_bound(props_.begin(), end, key, [](const Property& p, std::string_view k) { return p.key < k; });
+  if (it != end && it->key == key) return &it->value;
+  for (size_t i = sorted_; i < props_.size(); i++)
+    if (props_[i].key == key) return &props_[i].value;
+  return nullptr;
+}
+
+void PropMap::Set(std::string_view key, PropValue v) {
+  if (PropValue* p = Find(key)) {
+    *p = std::move(v);
+    return;
+  }
+  props_.push_back(Property{std::string(key), std::move(v)});
+}
+
+std::vector<Property> PropMap::Finish() && {
+  if (sorted_ < props_.size())
+    std::sort(props_.begin(), props_.end(), [](const Property& a, const Property& b) { return a.key < b.key; });
+  return std::move(props_);
+}
+
+}  // namespace ns::ondemand_json
