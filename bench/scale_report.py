@@ -184,10 +184,11 @@ def report(a):
     print('Not linear (|b - 1| > 0.1) in time: ' + ('; '.join(slow) if slow else 'none') + '. In memory: ' +
           ('; '.join(big) if big else 'none') + '.')
     if a.png:
-        plot(a, tags, engines, events, recs)
+        plot(a, tags, engines, events, recs, f'commit {", ".join(commits)}, {os.cpu_count()} CPUs, 1-min load average '
+             f'{min(loads):.1f} to {max(loads):.1f}')
 
 
-def plot(a, tags, engines, events, recs):
+def plot(a, tags, engines, events, recs, subtitle):
     if not shutil.which('gnuplot'):
         print('\n(no plot: gnuplot is not installed)')
         return
@@ -196,7 +197,7 @@ def plot(a, tags, engines, events, recs):
     colors = {'northstar': '#d62728', 'duckdb': '#1f77b4', 'chdb': '#2ca02c'}
     gp = [f'set terminal pngcairo size {300 * len(steps)},720 font "sans,10"', f'set output "{a.png}"',
           f'set multiplot layout 2,{len(steps)} title "Scaling with events (log-log; dotted: linear through '
-          f'the smallest dataset)"', 'set logscale xy', 'set format x "%.0s%c"', 'set grid',
+          f'the smallest dataset) - {subtitle}"', 'set logscale xy', 'set format x "%.0s%c"', 'set grid',
           'set key top left', 'set xlabel "events"', f'set xrange [{min(events.values()) / 1.5}:{max(events.values()) * 1.5}]']
     for row, (ylabel, value) in enumerate([('seconds', cost), ('peak RSS, MiB', None)]):
         for s in steps:
@@ -218,6 +219,7 @@ def plot(a, tags, engines, events, recs):
                               f'title "{NAMES.get(e, e)}"')
                 series.append(f'({y0}) * x / {x0} with lines dt 3 lc rgb "{colors.get(e, "black")}" notitle')
             gp.append(f'set title "{LABELS[s]}"')
+            gp.append('set key top left' if s == steps[0] else 'unset key')
             gp.append(f'set ylabel "{ylabel}"')
             gp.append('plot ' + ', '.join(series) if series else 'plot 1 notitle')
     gp.append('unset multiplot')
