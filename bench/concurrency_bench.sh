@@ -13,6 +13,8 @@
 # Environment: BUILD (./build), CLIENTS (8), SECONDS_PER_MIX (60), IDLE_RUNS (3), ENGINES
 # ("northstar duckdb chdb"), CONC_DIR (/tmp/ns-conc), SCALE_DIR (/tmp/ns-scale).
 set -euo pipefail
+# The command as given (its environment settings too), for the report.
+COMMAND="$(for v in BUILD CLIENTS SECONDS_PER_MIX IDLE_RUNS ENGINES CONC_DIR SCALE_DIR; do [ -z "${!v+x}" ] || printf '%s=%q ' "$v" "${!v}"; done)bench/concurrency_bench.sh ${*:-}"
 
 TAG=${1:-S}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +29,6 @@ SECS=${SECONDS_PER_MIX:-60}
 export IDLE_RUNS=${IDLE_RUNS:-3}
 ENGINES=${ENGINES:-northstar duckdb chdb}
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
-COMMAND="$(for v in BUILD CLIENTS SECONDS_PER_MIX IDLE_RUNS ENGINES; do [ -n "${!v+x}" ] && printf '%s=%q ' "$v" "${!v}"; done)bench/concurrency_bench.sh $TAG"
 RES=$CD/results/$TAG
 OUT=$ROOT/bench/out
 MD=$OUT/concurrency-$TAG-$(date +%F).md
