@@ -167,6 +167,14 @@ PY
     TO=$(date -u -d "@$((START + (DAYS - 1) * 86400))" +%F)
     mkdir -p "$DATA"
     for e in $ENGINES; do
+      # One invocation at a time per dataset and engine (another may measure the other engines).
+      mkdir -p "$RES/$TAG"
+      exec {lock}>"$RES/$TAG/$e.lock"
+      if ! flock -n "$lock"; then
+        echo "  $TAG $e: another run is measuring it, skipped"
+        exec {lock}>&-
+        continue
+      fi
       case "$e" in
         northstar)
           if [ ! -s "$RES/$TAG/northstar/step-load.json" ]; then
@@ -194,14 +202,21 @@ PY
           ;;
         *) echo "unknown engine $e" >&2; exit 2 ;;
       esac
+      exec {lock}>&-
     done
     # The answers must agree before any figure counts (Q4: Northstar scores otherwise, see run_bench.sh).
     python3 "$KIT/compare.py" "$TAG" >"$RES/$TAG/compare.txt" 2>&1 && echo "  answers agree (compare.py)" ||
       echo "  ANSWERS DISAGREE: see $RES/$TAG/compare.txt" >&2
     if [ "$TAG" = L ] && [ "${KEEP_L:-0}" != 1 ]; then
       done_all=1
-      for e in $ENGINES; do for s in $STEPS; do [ -s "$RES/$TAG/$e/step-$s.json" ] || done_all=0; done; done
-      [ "$done_all" = 1 ] && { echo "  deleting L's CSV and stores (KEEP_L=1 keeps them)"; rm -rf "$DATA" "$CSV" "$CSV.lines"; }
+      # Only once every engine (not only this run's) is done: another run may still need the CSV.
+      for e in northstar duckdb chdb; do for s in $STEPS; do [ -s "$RES/$TAG/$e/step-$s.json" ] || done_all=0; done; done
+      if [ "$done_all" = 1 ]; then
+        echo "  deleting L's CSV and stores (KEEP_L=1 keeps them)"
+        rm -rf "$DATA" "$CSV" "$CSV.lines"
+      else
+        echo "  L's CSV and stores kept until every engine's steps are done: $CSV, $DATA"
+      fi
     fi
   done
 
