@@ -17,13 +17,13 @@
 # are done (KEEP_L=1 keeps them).
 # Environment: BUILD (./build), SCALE_DIR (/tmp/ns-scale), RUNS (3), ENGINES ("northstar duckdb
 # chdb"), STEP_TIMEOUT (3600 s), MIN_FREE_GB (25), KEEP_L (0), DOCS=1 also copies the plot to
-# docs/images/scaling.png.
+# docs/images/scaling.png, REPORT_ONLY=1 measures nothing (the report of the results there are).
 # Output: bench/out/scale-YYYY-MM-DD.md (Markdown for docs/benchmarks.md) and .png next to it.
 set -euo pipefail
 # The whole script is one function, read before it runs: editing the file during a long run is safe.
 main() {
   # The command as given (its environment settings too), for the report.
-  COMMAND="$(for v in BUILD RUNS ENGINES SCALE_DIR STEP_TIMEOUT MIN_FREE_GB KEEP_L; do [ -z "${!v+x}" ] || printf '%s=%q ' "$v" "${!v}"; done)bench/scale_bench.sh ${*:-}"
+  COMMAND="$(for v in BUILD RUNS ENGINES SCALE_DIR STEP_TIMEOUT MIN_FREE_GB KEEP_L REPORT_ONLY; do [ -z "${!v+x}" ] || printf '%s=%q ' "$v" "${!v}"; done)bench/scale_bench.sh ${*:-}"
 
   TAGS=${*:-S M L}
   ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -144,6 +144,7 @@ PY
     DATA=$SC/data/$TAG
     NSDIR=$DATA/ns
     echo "== dataset $TAG ($USERS users)"
+    [ "${REPORT_ONLY:-0}" = 1 ] && continue
     pending=0
     for e in $ENGINES; do for s in $STEPS; do [ -s "$RES/$TAG/$e/step-$s.json" ] || pending=1; done; done
     if [ "$pending" = 0 ]; then
