@@ -162,4 +162,4 @@ for q in qs:
 PY
   echo "report: $MD"
 }
-main "$@"
+main "$@"; exit $?  # on the same line: bash reads no further, even if the file changed meanwhile

@@ -178,6 +178,8 @@ PY
       fi
       case "$e" in
         northstar)
+          # A store deleted since its load was measured (L's, say) is loaded again, and measured anew.
+          [ -d "$NSDIR/projects/bench" ] || rm -f "$RES/$TAG/northstar"/step-*.json
           if [ ! -s "$RES/$TAG/northstar/step-load.json" ]; then
             rm -rf "$NSDIR" "$RES/$TAG/northstar"/step-q*.json "$RES/$TAG/northstar"/step-open.json
             "$NS" admin create-project bench --tz UTC --data "$NSDIR" --format json >"$DATA/ns.keys.json"
@@ -192,6 +194,7 @@ PY
           ;;
         duckdb | chdb)
           [ "$e" = duckdb ] && db=$DATA/duck.duckdb || db=$DATA/chdb
+          [ -e "$db" ] || rm -f "$RES/$TAG/$e"/step-*.json
           if [ ! -s "$RES/$TAG/$e/step-load.json" ]; then
             rm -rf "$db" "$db.wal" "$RES/$TAG/$e"/step-q*.json "$RES/$TAG/$e"/step-open.json
           fi
@@ -231,4 +234,4 @@ PY
   if [ "${DOCS:-0}" = 1 ] && [ -s "$STAMP.png" ]; then cp "$STAMP.png" "$ROOT/docs/images/scaling.png"; fi
   echo "report: $STAMP.md, plot: $STAMP.png"
 }
-main "$@"
+main "$@"; exit $?  # on the same line: bash reads no further, even if the file changed meanwhile
