@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Northstar vs its peers (DuckDB, chDB) on the shared peer workload, plus HTTP ingest throughput.
-# usage: bench/run_bench.sh [S|M|tiny]        (make bench = build, then this with S)
-#   S = 200,000 users (10.8 M events), M = 1,000,000 users (54 M events), tiny = 20,000 users (to try the script)
+# usage: bench/run_bench.sh [S|M|L|tiny]      (make bench = build, then this with S)
+#   S = 200,000 users (10.8 M events), M = 1,000,000 users (54 M events), L = 2,000,000 users (108 M events,
+#   ~5.3 GB of CSV in /tmp/peerdata, generated on demand and never committed), tiny = 20,000 users (to try it)
+# Growth from S to M to L, per step and engine, with a log-log plot: bench/scale_bench.sh.
 # Follows ../shared/bench-peers/README.md: the peer kit is copied to /tmp/bench-peers (its scripts write
 # next to themselves), engines are npm packages in /tmp/peerwork, data is generated into /tmp/peerdata.
 # PostgreSQL and SQLite are skipped (10-80x slower than DuckDB/chDB; too slow for this machine's budget).
@@ -15,8 +17,9 @@ TAG=${1:-S}
 case "$TAG" in
   S) USERS=200000 ;;
   M) USERS=1000000 ;;
+  L) USERS=2000000 ;;
   tiny) USERS=20000 ;;
-  *) echo "usage: $0 [S|M|tiny]" >&2; exit 2 ;;
+  *) echo "usage: $0 [S|M|L|tiny]" >&2; exit 2 ;;
 esac
 DAYS=90 SEED=42
 START=1704067200  # gen_events' default --start: 2024-01-01T00:00:00Z (checked below against its source)
