@@ -340,13 +340,14 @@ StatusOr<ExportFile> InsightsService::ExportQuery(const std::string& project, co
   if (body.contains("lang")) {
     if (!body["lang"].is_string() || (body["lang"] != "zh" && body["lang"] != "en"))
       return InvalidArgument("lang: expected zh or en, got " + body["lang"].dump(), "lang");
-    lang = body["lang"];
+    lang = body["lang"].get<std::string>();
   }
   if (!body.contains("query") || !body["query"].is_object())
     return InvalidArgument("query: required, the query to run and export", "query");
   NS_ASSIGN_OR_RETURN(RunContext rc, MakeRunContext(project));
   json doc_body{{"query", body["query"]}};
-  doc_body["name"] = body.contains("name") ? body["name"] : json(body["query"].value("kind", std::string("query")));
+  const json& kind = body["query"].contains("kind") ? body["query"]["kind"] : json();
+  doc_body["name"] = body.contains("name") ? body["name"] : kind.is_string() ? kind : json("query");
   NS_ASSIGN_OR_RETURN(InsightDoc doc, ValidateInsight(doc_body, nullptr, rc.today));
   NS_ASSIGN_OR_RETURN(RunOutcome r, Run(rc, doc.query, DateOverride{}, deadline));
   return WriteExport(0, doc, r, rc, "xlsx", lang);

@@ -63,7 +63,7 @@ void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& re
   if (body.contains("persons")) {
     if (!body["persons"].is_string() || (body["persons"] != "dropped" && body["persons"] != "converted"))
       return res.Error(InvalidArgument("persons: expected \"dropped\" or \"converted\"", "persons"));
-    which = body["persons"];
+    which = body["persons"].get<std::string>();
   }
   const bool converted = which == "converted";
   json q = body["query"];

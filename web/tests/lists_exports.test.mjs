@@ -95,7 +95,7 @@ test('People: lifecycle, tier and tag filters equal the API; the CSV follows the
   await peopleTotal(page, high)
 
   // A base tag's values: the API's, each listing as many persons.
-  await s.visit(page, { path: '/segments/distributions', ready: '[data-test=dist-base-tag] option' })
+  await s.visit(page, { path: '/segments/distributions', ready: '[data-test=dist-base-value]' })
   await page.locator('[data-test=dist-base-tag]').selectOption('city_tier')
   const values = await api(s.server, 'GET', '/api/v1/tags/city_tier/values?limit=30')
   assert.ok(values.values.length > 1, 'the demo has several city tiers')
@@ -204,7 +204,7 @@ test('Funnel: a step lists and downloads its converted persons; breakdown attrib
   for (const st of unsaved.steps) assert.ok(book['xl/worksheets/sheet1.xml'].includes(`<v>${st.count}</v>`), `count ${st.count}`)
   await s.setLang(page, 'zh-CN')
   const zh = unzip(await download(page, page.locator('[data-test=result-xlsx]')))
-  assert.ok(zh['xl/sharedStrings.xml'].includes('步骤') && zh['xl/sharedStrings.xml'].includes('查询说明'), 'Chinese headings')
+  assert.ok(zh['xl/sharedStrings.xml'].includes('步骤') && zh['xl/workbook.xml'].includes('查询说明'), 'Chinese headings and sheet')
   await s.settle(page)
   s.clean(w)
   await context.close()
