@@ -231,7 +231,8 @@ test('Requirements: the key user group cohort and the goal KPI chosen from lists
   const size = (await api(s.server, 'GET', `/api/v1/cohorts/${cohort.id}`)).size
   const shown = await page.locator('[data-test=req-key_user_group-link]').innerText()
   assert.ok(shown.includes('Carted this month') && shown.includes(size.toLocaleString('en-US')), `the cohort and its size: ${shown}`)
-  assert.ok((await page.locator('[data-test=req-goal-link]').innerText()).includes(`KPI #${s.fx.kpiId}`))
+  // The KPI's name is the payload as text, escaped once (not "&lt;img").
+  assert.equal((await page.locator('[data-test=req-goal-link]').innerText()).trim(), `KPI #${s.fx.kpiId} · Payments ${XSS}`)
   await s.shoot(page, 'scenario-requirements-links')
   // Back to no KPI: the goal keeps its metric and target.
   await page.locator('[data-test=edit-requirements]').click()
