@@ -190,7 +190,7 @@ ReportTable InsightAboutTable(int64_t id, const InsightDoc& doc, const json& que
   auto row = [&](const char* en, const char* zh_label, std::string v) {
     t.rows.push_back({std::string(zh ? zh_label : en), std::move(v)});
   };
-  row("Insight", "洞察", "#" + std::to_string(id) + " " + doc.name);
+  row("Insight", "洞察", id > 0 ? "#" + std::to_string(id) + " " + doc.name : doc.name);  // 0: unsaved
   row("Description", "描述", doc.description);
   row("Kind", "类型", doc.kind);
   row("Tags", "标签", tags);

@@ -19,7 +19,7 @@ namespace ns {
 // (series labels, other kinds' own) are kept as they are.
 ReportTable InsightResultTable(const QueryKind& kind, const nlohmann::json& result, const std::string& title,
                                const std::string& lang);
-// What was exported: name, description, kind, tags, the query as run (dates resolved), its
+// What was exported (id 0: an unsaved query): name, description, kind, tags, the query as run (dates resolved), its
 // dates and time zone, when the answer was computed (local time of tz).
 ReportTable InsightAboutTable(int64_t id, const InsightDoc& doc, const nlohmann::json& query_as_run,
                               int64_t computed_at, const TimeZone& tz, const std::string& lang);

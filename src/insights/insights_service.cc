@@ -329,17 +329,44 @@ StatusOr<ExportFile> InsightsService::ExportInsight(const std::string& project, 
   NS_ASSIGN_OR_RETURN(InsightRow row, LoadInsight(project, id));
   NS_ASSIGN_OR_RETURN(DateOverride o, ParseDateOverride(override_body, rc.today));
   NS_ASSIGN_OR_RETURN(RunOutcome r, Run(rc, row.doc.query, o, deadline));
-  const QueryKind* kind = FindQueryKind(row.doc.kind);
-  if (kind == nullptr) return MalformedDocument("insights", "kind", id, "unknown kind '" + row.doc.kind + "'");
-  ReportTable table = InsightResultTable(*kind, r.answer->result, row.doc.name, lang);
+  return WriteExport(id, row.doc, r, rc, format, lang);
+}
+
+StatusOr<ExportFile> InsightsService::ExportQuery(const std::string& project, const json& body,
+                                                  const Deadline* deadline) {
+  if (!body.is_object()) return InvalidArgument("expected a JSON object: {\"query\",\"name\",\"lang\"}", "body");
+  NS_RETURN_IF_ERROR(CheckFields(body, "", {"query", "name", "lang"}));
+  std::string lang = "zh";
+  if (body.contains("lang")) {
+    if (!body["lang"].is_string() || (body["lang"] != "zh" && body["lang"] != "en"))
+      return InvalidArgument("lang: expected zh or en, got " + body["lang"].dump(), "lang");
+    lang = body["lang"].get<std::string>();
+  }
+  if (!body.contains("query") || !body["query"].is_object())
+    return InvalidArgument("query: required, the query to run and export", "query");
+  NS_ASSIGN_OR_RETURN(RunContext rc, MakeRunContext(project));
+  json doc_body{{"query", body["query"]}};
+  const json& kind = body["query"].contains("kind") ? body["query"]["kind"] : json();
+  doc_body["name"] = body.contains("name") ? body["name"] : kind.is_string() ? kind : json("query");
+  NS_ASSIGN_OR_RETURN(InsightDoc doc, ValidateInsight(doc_body, nullptr, rc.today));
+  NS_ASSIGN_OR_RETURN(RunOutcome r, Run(rc, doc.query, DateOverride{}, deadline));
+  return WriteExport(0, doc, r, rc, "xlsx", lang);
+}
+
+StatusOr<ExportFile> InsightsService::WriteExport(int64_t id, const InsightDoc& doc, const RunOutcome& r,
+                                                  const RunContext& rc, const std::string& format,
+                                                  const std::string& lang) {
+  const QueryKind* kind = FindQueryKind(doc.kind);
+  if (kind == nullptr) return MalformedDocument("insights", "kind", id, "unknown kind '" + doc.kind + "'");
+  ReportTable table = InsightResultTable(*kind, r.answer->result, doc.name, lang);
   ExportFile f;
-  f.filename = "insight-" + std::to_string(id) + "." + format;
+  f.filename = (id > 0 ? "insight-" + std::to_string(id) : std::string("query-") + doc.kind) + "." + format;
   if (format == "csv") {
     f.bytes = TableToCsv(table);
     f.content_type = "text/csv; charset=utf-8";
     return f;
   }
-  ReportTable about = InsightAboutTable(id, row.doc, r.query, r.answer->computed_at, rc.project->tz, lang);
+  ReportTable about = InsightAboutTable(id, doc, r.query, r.answer->computed_at, rc.project->tz, lang);
   if (table.title == about.title) table.title += " (1)";  // sheet names must differ
   NS_ASSIGN_OR_RETURN(f.bytes, TablesToXlsx({table, about}));
   f.content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";

@@ -67,6 +67,10 @@ class InsightsService {
   // format: "csv" or "xlsx"; lang: "zh" or "en".
   StatusOr<ExportFile> ExportInsight(const std::string& project, int64_t id, const nlohmann::json& override_body,
                                      const std::string& format, const std::string& lang, const Deadline* deadline);
+  // An unsaved query's answer as XLSX (the console's builder): body {"query", "name"
+  // (optional, the sheet's title; default the kind), "lang": "zh"|"en" (default zh)}. The
+  // query is validated as a saved insight's would be (errors prefixed "query.").
+  StatusOr<ExportFile> ExportQuery(const std::string& project, const nlohmann::json& body, const Deadline* deadline);
   // A KPI (ops/kpis.h) whose query is the insight's; `body` holds the KPI's other fields
   // (target, period, reduce, ...), with defaults from the insight. Answers the KPI's id.
   StatusOr<int64_t> CreateKpi(const Principal& who, int64_t insight_id, const nlohmann::json& body);
@@ -114,6 +118,9 @@ class InsightsService {
     std::shared_ptr<const CachedResult> answer;
     bool cached = false;
   };
+  // The export of an answer: the kind's table and, in XLSX, what was run. id 0: unsaved.
+  StatusOr<ExportFile> WriteExport(int64_t id, const InsightDoc& doc, const RunOutcome& r, const RunContext& rc,
+                                   const std::string& format, const std::string& lang);
 
   StatusOr<InsightRow> LoadInsight(const std::string& project, int64_t id);
   StatusOr<DashboardRow> LoadDashboard(const std::string& project, int64_t id);

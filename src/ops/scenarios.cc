@@ -269,6 +269,7 @@ StatusOr<int64_t> Scenarios::Create(const Principal& who, const json& body) {
     // In the transaction: a cohort deleted meanwhile (PeopleService::DeleteCohort asks
     // UsingCohort in its own) cannot slip between the check and the insert.
     NS_RETURN_IF_ERROR(CheckCohort(who.project, d["key_user_group"]));
+    NS_RETURN_IF_ERROR(CheckGoalKpi(who.project, d["goal"]));
     int64_t now = NowMs();
     NS_ASSIGN_OR_RETURN(id, db_.Insert("INSERT INTO scenarios(project, doc, created_at, updated_at) VALUES(?, ?, ?, ?)",
                                        {who.project, text, now, now}));
@@ -329,6 +330,17 @@ Status Scenarios::CheckCohort(const std::string& project, const json& key_user_g
   return c.status();
 }
 
+Status Scenarios::CheckGoalKpi(const std::string& project, const json& goal) {
+  if (!goal.is_object() || !goal.contains("kpi_id") || !goal["kpi_id"].is_number_integer()) return Status::OK();
+  const int64_t id = goal["kpi_id"].get<int64_t>();
+  NS_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM kpis WHERE project = ? AND id = ?", {project, id}));
+  if (rows.empty())
+    return InvalidArgument(
+        "goal.kpi_id: project '" + project + "' has no KPI " + std::to_string(id) + " (GET /api/v1/kpis lists them)",
+        "goal.kpi_id");
+  return Status::OK();
+}
+
 json Scenarios::KeyUserGroupCohort(const std::string& project, const json& key_user_group) {
   const int64_t id = CohortIdOf(key_user_group);
   if (id == 0 || !cohorts_) return nullptr;
@@ -387,6 +399,7 @@ Status Scenarios::Patch(const Principal& who, int64_t id, const json& body) {
     NS_ASSIGN_OR_RETURN(json d, ValidateScenario(body, &base));
     if (body.is_object() && body.contains("key_user_group"))
       NS_RETURN_IF_ERROR(CheckCohort(who.project, d["key_user_group"]));
+    if (body.is_object() && body.contains("goal")) NS_RETURN_IF_ERROR(CheckGoalKpi(who.project, d["goal"]));
     NS_ASSIGN_OR_RETURN(std::string text, StoredText<ScenarioDoc>(d));
     NS_RETURN_IF_ERROR(db_.Exec("UPDATE scenarios SET doc = ?, updated_at = ? WHERE id = ?", {text, NowMs(), id}));
     return Audit(db_, who, "update", "scenario", id, base, d);

@@ -81,6 +81,9 @@ class Scenarios {
   // A key user group naming a cohort names one of the project's (InvalidArgument naming
   // key_user_group.cohort_id otherwise).
   Status CheckCohort(const std::string& project, const nlohmann::json& key_user_group);
+  // A goal naming a KPI (goal.kpi_id) names one of the project's (InvalidArgument naming
+  // goal.kpi_id otherwise).
+  Status CheckGoalKpi(const std::string& project, const nlohmann::json& goal);
   Status CheckDag(int64_t scenario_id, int64_t action_id, const std::vector<int64_t>& depends_on);
   // Today in the project's time zone (dated progress notes, Gantt defaults).
   StatusOr<int32_t> Today(const std::string& project);

@@ -591,6 +591,49 @@ StatusOr<json> PeopleService::Tags(const std::string& project) {
   return out;
 }
 
+StatusOr<json> PeopleService::TagValues(const std::string& project, const std::string& key, size_t limit,
+                                        bool unmasked) {
+  const BaseTag* base = FindBaseTag(key);
+  if (base == nullptr) {
+    if (FindRuleTag(key) != nullptr)
+      return InvalidArgument("tag: '" + key + "' is a rule tag: it has members, not values (GET /api/v1/persons?tag=" +
+                                 key + " lists them)",
+                             "tag");
+    return NotFound("no base tag '" + key + "' (GET /api/v1/tags lists them)");
+  }
+  NS_ASSIGN_OR_RETURN(Project * p, registry_.OpenProject(project));
+  NS_ASSIGN_OR_RETURN(PeopleSettings settings, Settings(project));
+  auto snap = p->store->Snapshot();
+  const int64_t as_of = NowMs();
+  const int32_t today = p->tz.LocalDay(as_of);
+  auto facts = GetPersonFacts(*snap, p->tz, settings, today);
+  auto tiers =
+      GetPersonTiers(*snap, p->tz, settings, today, [p](std::string_view id) { return p->store->FindDistinctId(id); });
+  BaseTagContext ctx{*snap, p->tz, settings, *facts, *tiers, std::nullopt};
+  // A person has one value of a tag; the set guards the count against a tag reporting twice.
+  std::map<std::string, Roaring> by_value;
+  base->compute(ctx, [&](uint32_t person, const std::string& value) { by_value[value].add(person); });
+  NS_RETURN_IF_ERROR(CheckBlocks(*snap));
+  std::vector<std::pair<std::string, uint64_t>> counts;
+  uint64_t persons = 0;
+  for (const auto& [v, m] : by_value) {
+    counts.push_back({v, m.cardinality()});
+    persons += m.cardinality();
+  }
+  std::stable_sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  const bool masked = !unmasked && IsMaskedProperty(key, settings.masked_properties);
+  json values = json::array();
+  for (size_t i = 0; i < counts.size() && i < limit; i++)
+    values.push_back({{"value", masked ? MaskValue(counts[i].first) : counts[i].first}, {"persons", counts[i].second}});
+  return json{{"tag", key},
+              {"label_zh", base->label_zh},
+              {"label", base->label_en},
+              {"values", values},
+              {"persons", persons},
+              {"other_values", counts.size() - values.size()},
+              {"as_of", FormatIsoUtc(as_of)}};
+}
+
 // ---------------------------------------------------------------- persons
 
 StatusOr<json> PeopleService::Person(const std::string& project, const std::string& distinct_id,
@@ -777,6 +820,13 @@ StatusOr<std::vector<uint32_t>> PeopleService::MatchPersons(Project& p, const St
   if (!filters.empty()) {
     std::vector<uint8_t> v = FilterSet(filters, snap).PersonVerdicts();
     for (size_t x = 0; x < ok.size(); x++) ok[x] &= x < v.size() && v[x];
+  }
+  for (const CohortCondition& c : req.conditions) {
+    NS_RETURN_IF_ERROR(CheckNoCycle(p.info.name, 0, c));
+    std::vector<int64_t> path;
+    NS_ASSIGN_OR_RETURN(Roaring m,
+                        EvaluateCohort(c, EvalContext(p.info.name, snap, p.tz, s, p.tz.LocalDay(NowMs()), path)));
+    for (uint32_t x = 0; x < ok.size(); x++) ok[x] &= m.contains(x);
   }
   if (!req.q.empty()) {
     // A distinct id or a property value containing q (case-insensitive).

@@ -32,8 +32,11 @@ const std::vector<Migration>& PeopleMigrations();
 
 // How a person list is asked for (GET /api/v1/persons).
 struct PersonListRequest {
-  int64_t cohort = 0;                  // 0: everyone
-  std::vector<Filter> filters;         // person properties
+  int64_t cohort = 0;           // 0: everyone
+  std::vector<Filter> filters;  // person properties
+  // Cohort-definition conditions every listed person meets today (docs/people.md
+  // "Definitions"): the `definition` parameter and the lifecycle / tier / tag shorthands.
+  std::vector<CohortCondition> conditions;
   std::string q;                       // a distinct id or a property value contains this (case-insensitive)
   std::string order_by = "last_seen";  // last_seen, first_seen or event_count (descending)
   size_t limit = 50;
@@ -89,6 +92,11 @@ class PeopleService {
   // ---- tags (people/tags.h): the catalogue of built-in base and rule tags and the
   // project's own rule tags (cohorts created with "tag": true).
   StatusOr<nlohmann::json> Tags(const std::string& project);
+  // A base tag's values today with their persons, most persons first (then by value), at
+  // most `limit` of them: {"tag","label","label_zh","values":[{"value","persons"}],"persons","other_values",
+  // "as_of"}. NotFound for an unknown key; InvalidArgument for a rule tag (no values). A
+  // masked property's values are masked unless `unmasked`.
+  StatusOr<nlohmann::json> TagValues(const std::string& project, const std::string& key, size_t limit, bool unmasked);
 
   // ---- persons. `unmasked`: the caller is an admin (personal data in clear).
   StatusOr<nlohmann::json> Person(const std::string& project, const std::string& distinct_id,

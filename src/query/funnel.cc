@@ -225,11 +225,56 @@ struct UnitOutcome {
   CorrelationWindow corr;
 };
 
+// "converted_limit": the persons who reached each step, kept apart from the pass (one Add
+// per finished whole-range unit). Inactive without converted_limit: Add does nothing.
+class ReachedPersons {
+ public:
+  ReachedPersons() = default;
+  ReachedPersons(size_t steps, std::optional<size_t> limit) : limit_(limit) {
+    if (limit_) persons_.assign(steps, {});
+  }
+  void Add(uint32_t reached, uint32_t person) {
+    for (size_t k = 0; k < persons_.size(); k++) {
+      if (!(reached & (1u << k))) continue;
+      auto& v = persons_[k];
+      v.push_back(person);
+      // A person once per step, the smallest ids kept: the list stays short while scanning.
+      if (*limit_ != 0 && v.size() >= 4 * *limit_) Trim(&v, *limit_);
+    }
+  }
+  void Merge(const ReachedPersons& other) {
+    for (size_t k = 0; k < persons_.size() && k < other.persons_.size(); k++)
+      persons_[k].insert(persons_[k].end(), other.persons_[k].begin(), other.persons_[k].end());
+  }
+  // Sets every step's converted_persons (the smallest person ids first), if active.
+  void Into(std::vector<FunnelStepResult>* steps, const PersonNamer& namer) {
+    for (size_t k = 0; k < persons_.size() && k < steps->size(); k++) {
+      auto& v = persons_[k];
+      Trim(&v, *limit_ == 0 ? v.size() : *limit_);
+      std::vector<std::string> names;
+      names.reserve(v.size());
+      for (uint32_t p : v) names.push_back(namer ? namer(p) : std::to_string(p));
+      (*steps)[k].converted_persons = std::move(names);
+    }
+  }
+
+ private:
+  // Sorts v, removes repeats and keeps the `limit` smallest.
+  static void Trim(std::vector<uint32_t>* v, size_t limit) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+    if (v->size() > limit) v->resize(limit);
+  }
+  std::optional<size_t> limit_;
+  std::vector<std::vector<uint32_t>> persons_;  // per step, unsorted, maybe repeated (sessions)
+};
+
 // What one thread of the scan has finished.
 struct SlotResult {
   StepAgg total;
   std::map<uint32_t, StepAgg> groups;               // per breakdown group
   std::vector<std::vector<uint32_t>> drop_persons;  // per step, unsorted, maybe repeated (sessions)
+  ReachedPersons converted;                         // converted_limit
   std::vector<int64_t> ttc_ms;
   std::vector<uint64_t> period_counts;  // [period * steps + step]
   // Conversion times of whole-range sets as they were reached, and each set's breakdown
@@ -605,6 +650,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
   for (SlotResult& r : results) {
     r.total.Init(n);
     r.drop_persons.assign(n, {});
+    r.converted = ReachedPersons(n, q.converted_limit);
     r.period_counts.assign(nperiods * n, 0);
   }
   // Adds a finished unit to its thread's counts.
@@ -627,6 +673,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
       // Only the dropoff_limit smallest person ids are listed: keep the list short.
       if (q.dropoff_limit != 0 && v.size() >= 4 * q.dropoff_limit) SmallestDistinct(&v, q.dropoff_limit);
     }
+    out.converted.Add(u.reached, u.person);
     if (u.ttc_ms >= 0) out.ttc_ms.push_back(u.ttc_ms);
     if (want_corr) windows[u.person] = u.corr;
   };
@@ -995,6 +1042,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     }
     for (size_t k = 0; k < n; k++)
       all.drop_persons[k].insert(all.drop_persons[k].end(), r.drop_persons[k].begin(), r.drop_persons[k].end());
+    all.converted.Merge(r.converted);
     all.ttc_ms.insert(all.ttc_ms.end(), r.ttc_ms.begin(), r.ttc_ms.end());
     for (size_t i = 0; i < all.period_counts.size(); i++) all.period_counts[i] += r.period_counts[i];
   }
@@ -1016,6 +1064,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
   out.viz = q.viz;
   out.aggregate_by = q.aggregate_by;
   out.steps = StepResults(q, all.total, &drop_names);
+  all.converted.Into(&out.steps, namer);
   if (breakdown.active()) {
     out.attribution = q.attribution;
     out.attribution_step = q.attribution_step;

@@ -321,6 +321,7 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
                                   "breakdown",
                                   "breakdown_limit",
                                   "dropoff_limit",
+                                  "converted_limit",
                                   "exclusions",
                                   "viz",
                                   "from_step",
@@ -396,6 +397,10 @@ StatusOr<FunnelQuery> ParseFunnelQuery(const json& j) {
   q.breakdown_limit = static_cast<size_t>(lim);
   NS_ASSIGN_OR_RETURN(int64_t dl, GetInt(j, "dropoff_limit", "", 100, 0, 100'000'000));
   q.dropoff_limit = static_cast<size_t>(dl);
+  if (j.contains("converted_limit") && !j["converted_limit"].is_null()) {
+    NS_ASSIGN_OR_RETURN(int64_t cl, GetInt(j, "converted_limit", "", 0, 0, 100'000'000));
+    q.converted_limit = static_cast<size_t>(cl);
+  }
   auto ex = j.find("exclusions");
   if (ex != j.end() && !ex->is_null()) {
     if (!ex->is_array()) return InvalidArgument("exclusions: expected an array", "exclusions");

@@ -127,6 +127,9 @@ struct FunnelQuery {
   size_t breakdown_limit = 25;
   std::vector<FunnelExclusion> exclusions;
   size_t dropoff_limit = 100;  // persons listed per step; 0 = all
+  // The persons who reached each step, listed (the smallest person ids first) only when
+  // set: 0 = all. Unset, the answer has no converted_persons and the scan keeps no list.
+  std::optional<size_t> converted_limit;
 
   FunnelViz viz = FunnelViz::kSteps;
   // time_to_convert and trends: the two steps measured (0-based, from < to; default first

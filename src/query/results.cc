@@ -37,6 +37,7 @@ json StepsJson(const std::vector<FunnelStepResult>& steps) {
       if (st.dropoff_persons) d["persons"] = *st.dropoff_persons;
       s["dropoff"] = std::move(d);
     }
+    if (st.converted_persons) s["converted_persons"] = *st.converted_persons;
     out.push_back(std::move(s));
   }
   return out;

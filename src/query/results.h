@@ -75,6 +75,9 @@ struct FunnelStepResult {
   std::optional<double> average_seconds_from_previous;
   uint64_t dropoff_count = 0;  // persons who reached the previous step but not this one (steps >= 1)
   std::optional<std::vector<std::string>> dropoff_persons;  // display ids; only in the total
+  // Persons who reached the step (display ids), with the query's converted_limit; only in
+  // the total.
+  std::optional<std::vector<std::string>> converted_persons;
 };
 
 struct FunnelBreakdownResult {

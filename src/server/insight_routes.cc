@@ -84,6 +84,17 @@ std::vector<Route> InsightRoutes(ServerContext& ctx, InsightsService& insights) 
         [s, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           Export(*s, *cx, req, res, who, "xlsx");
         }),
+      // An unsaved query's answer as XLSX (reading: any role).
+      R("POST", R"(/api/v1/query/export\.xlsx)", V,
+        [s, cx](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          WithBody(req, res, [&](const json& b) {
+            Deadline deadline = cx->QueryDeadline(req);
+            auto f = s->ExportQuery(who.project, b, &deadline);
+            if (!f.ok()) return res.Error(f.status());
+            res.SetHeader("Content-Disposition", "attachment; filename=\"" + f->filename + "\"");
+            res.Text(200, std::move(f->bytes), f->content_type);
+          });
+        }),
       R("POST", R"(/api/v1/insights/(\d+)/kpi)", O,
         [s](const HttpRequest& req, HttpResponse& res, const Principal& who) {
           WithBody(req, res, [&](const json& b) {

@@ -49,7 +49,8 @@ void HandleQuery(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) 
   res.Json(200, *out);
 }
 
-// Funnel drop-off persons of one step as CSV: {"query": {...funnel...}, "step": k}.
+// Funnel persons of one step as CSV: {"query": {...funnel...}, "step": k, "persons":
+// "dropped" (default: reached step k-1, not k) or "converted" (reached step k)}.
 void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& res) {
   auto project = ctx.ProjectOf(req);
   if (!project.ok()) return res.Error(project.status());
@@ -58,22 +59,35 @@ void HandleDropoffs(ServerContext& ctx, const HttpRequest& req, HttpResponse& re
   json& body = *parsed;
   if (!body.is_object() || !body.contains("query") || !body["query"].is_object())
     return res.Error(InvalidArgument("query: required funnel query object is missing", "query"));
+  std::string which = "dropped";
+  if (body.contains("persons")) {
+    if (!body["persons"].is_string() || (body["persons"] != "dropped" && body["persons"] != "converted"))
+      return res.Error(InvalidArgument("persons: expected \"dropped\" or \"converted\"", "persons"));
+    which = body["persons"].get<std::string>();
+  }
+  const bool converted = which == "converted";
   json q = body["query"];
   q["kind"] = "funnel";
   q["dropoff_limit"] = 0;
+  if (converted) q["converted_limit"] = 0;
+  const int first = converted ? 0 : 1;
   if (!body.contains("step") || !body["step"].is_number_integer())
-    return res.Error(InvalidArgument("step: expected the index of a funnel step (1 or more)", "step"));
+    return res.Error(InvalidArgument(
+        std::string("step: expected the index of a funnel step (") + (converted ? "0" : "1") + " or more)", "step"));
   int step = body["step"].get<int>();
   Deadline deadline = ctx.QueryDeadline(req);
   auto out = RunQuery(q, *(*project)->store, (*project)->tz, &deadline);
   if (!out.ok()) return res.Error(out.status());
   auto& steps = (*out)["steps"];
-  if (step < 1 || step >= static_cast<int>(steps.size()))
-    return res.Error(InvalidArgument("step: must be between 1 and " + std::to_string(steps.size() - 1), "step"));
+  if (step < first || step >= static_cast<int>(steps.size()))
+    return res.Error(InvalidArgument(
+        "step: must be between " + std::to_string(first) + " and " + std::to_string(steps.size() - 1), "step"));
+  const json& ids = converted ? steps[static_cast<size_t>(step)]["converted_persons"]
+                              : steps[static_cast<size_t>(step)]["dropoff"]["persons"];
   std::string csv = "distinct_id\n";
-  for (const auto& id : steps[static_cast<size_t>(step)]["dropoff"]["persons"])
-    csv += CsvCell(id.get<std::string>()) + "\n";
-  res.SetHeader("Content-Disposition", "attachment; filename=\"dropoffs-step" + std::to_string(step) + ".csv\"");
+  for (const auto& id : ids) csv += CsvCell(id.get<std::string>()) + "\n";
+  res.SetHeader("Content-Disposition", "attachment; filename=\"" + std::string(converted ? "converted" : "dropoffs") +
+                                           "-step" + std::to_string(step) + ".csv\"");
   res.Text(200, std::move(csv), "text/csv; charset=utf-8");
 }
 

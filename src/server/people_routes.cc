@@ -53,6 +53,37 @@ StatusOr<PersonListRequest> ListRequest(const HttpRequest& req, bool csv) {
         f["property"] = "person." + f["property"].get<std::string>();
     NS_ASSIGN_OR_RETURN(r.filters, ParseFilters(j, "filters"));
   }
+  // A cohort definition (as POST /api/v1/cohorts/preview takes it) and its shorthands:
+  // lifecycle=STAGE, tier=DIMENSION:LEVEL, tag=KEY or tag=KEY:VALUE (base tags).
+  if (req.HasParam("definition")) {
+    json j = json::parse(req.Param("definition"), nullptr, false);
+    if (j.is_discarded()) return InvalidArgument("definition: expected a cohort definition (JSON)", "definition");
+    NS_ASSIGN_OR_RETURN(CohortCondition c, ParseCohortDefinition(j));
+    r.conditions.push_back(std::move(c));
+  }
+  auto shorthand = [&](const char* name, json condition) -> Status {
+    auto c = ParseCohortDefinition(json{{"op", "and"}, {"conditions", json::array({std::move(condition)})}});
+    if (!c.ok()) return InvalidArgument(std::string(name) + ": " + c.status().message(), name);
+    r.conditions.push_back(std::move(*c));
+    return Status::OK();
+  };
+  if (req.HasParam("lifecycle"))
+    NS_RETURN_IF_ERROR(shorthand("lifecycle", {{"type", "lifecycle"}, {"stage", req.Param("lifecycle")}}));
+  if (req.HasParam("tier")) {
+    const std::string v = req.Param("tier");
+    const size_t colon = v.find(':');
+    if (colon == std::string::npos)
+      return InvalidArgument("tier: expected DIMENSION:LEVEL (e.g. value:high), got '" + v + "'", "tier");
+    NS_RETURN_IF_ERROR(
+        shorthand("tier", {{"type", "tier"}, {"dimension", v.substr(0, colon)}, {"level", v.substr(colon + 1)}}));
+  }
+  if (req.HasParam("tag")) {
+    const std::string v = req.Param("tag");
+    const size_t colon = v.find(':');
+    json c{{"type", "tag"}, {"tag", v.substr(0, colon)}};
+    if (colon != std::string::npos) c["value"] = v.substr(colon + 1);
+    NS_RETURN_IF_ERROR(shorthand("tag", c));
+  }
   r.q = req.Param("q");
   if (req.HasParam("order_by")) {
     r.order_by = req.Param("order_by");
@@ -238,6 +269,12 @@ std::vector<Route> PeopleRoutes(ServerContext& ctx, PeopleService& people) {
       // ---- tags
       R("GET", R"(/api/v1/tags)", Access::kViewer,
         [ps](const HttpRequest&, HttpResponse& res, const Principal& who) { Reply(res, ps->Tags(who.project)); }),
+      R("GET", R"(/api/v1/tags/([^/]+)/values)", Access::kViewer,
+        [ps](const HttpRequest& req, HttpResponse& res, const Principal& who) {
+          auto limit = SizeParam(req, "limit", 100, 1, 1000);
+          if (!limit.ok()) return res.Error(limit.status());
+          Reply(res, ps->TagValues(who.project, PathId(req), *limit, Unmasked(who)));
+        }),
       // ---- settings
       R("GET", R"(/api/v1/people/settings)", Access::kViewer,
         [ps](const HttpRequest&, HttpResponse& res, const Principal& who) {

@@ -333,6 +333,63 @@ def test_exports():
         check_eq(head[:len(want)], want, f"{q['kind']} headings in Chinese")
 
 
+def test_unsaved_export_and_funnel_persons():
+    """POST /api/v1/query/export.xlsx (an unsaved query's answer, any role) and the funnel's
+    converted persons: converted_limit in the answer, "persons":"converted" in the CSV."""
+    sec, viewer = S["sec"], S["viewer"]
+    funnel = {"kind": "funnel", "steps": [{"event": "page_view"}, {"event": "register"}, {"event": "pay"}],
+              "date_from": "-9d", "date_to": "today"}
+    x = viewer.req("POST", "/api/v1/query/export.xlsx", {"query": funnel, "name": "Unsaved funnel", "lang": "en"})
+    check_eq(x.status, 200, f"xlsx of an unsaved query {x}")
+    check_eq(x.headers["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "type")
+    check("query-funnel.xlsx" in x.headers.get("content-disposition", ""), "file name")
+    z = zipfile.ZipFile(io.BytesIO(x.body))
+    check_eq(re.findall(r'<sheet name="([^"]+)"', z.read("xl/workbook.xml").decode()), ["Unsaved funnel", "About"],
+             "sheet names")
+    strings = z.read("xl/sharedStrings.xml").decode()
+    for text in ("Step", "Persons", "Unsaved funnel", "Asia/Shanghai"):
+        check(text in strings, f"{text} in the workbook")
+    answer = sec.ok("POST", "/api/v1/query", funnel)
+    sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    for st in answer["steps"]:
+        check(f"<v>{st['count']}</v>" in sheet, f"count {st['count']} in the sheet")
+    zh = zipfile.ZipFile(io.BytesIO(sec.req("POST", "/api/v1/query/export.xlsx", {"query": funnel}).body))
+    check("步骤" in zh.read("xl/sharedStrings.xml").decode(), "Chinese by default")
+    for body, field in (({"query": funnel, "lang": "fr"}, "lang"), ({"name": "x"}, "query"),
+                        ({"query": dict(funnel, steps=[])}, "query.steps"),
+                        ({"query": funnel, "extra": 1}, "extra")):
+        e = sec.err("POST", "/api/v1/query/export.xlsx", body)
+        check(str(e.get("field", "")).startswith(field), f"{body}: field {e}")
+    check_eq(S["anon"].req("POST", "/api/v1/query/export.xlsx", {"query": funnel}).status, 401, "anonymous")
+
+    # converted_limit: who reached each step, the smallest person ids first; absent, no list.
+    check("converted_persons" not in answer["steps"][0], "no list unless asked")
+    got = sec.ok("POST", "/api/v1/query", dict(funnel, converted_limit=0))
+    check_eq([len(st["converted_persons"]) for st in got["steps"]], [st["count"] for st in got["steps"]],
+             "as many persons as the count (person mode)")
+    check({f"u{j}" for j in range(10)} <= set(got["steps"][0]["converted_persons"]), "everyone who entered")
+    check_eq([sorted(st["converted_persons"]) for st in got["steps"][1:]], [[f"u{j}" for j in range(6)]] * 2,
+             "the persons who registered and paid")
+    check_eq([len(st["converted_persons"]) for st in sec.ok("POST", "/api/v1/query", dict(funnel, converted_limit=3))
+              ["steps"]], [3, 3, 3], "limited")
+    check_eq(sec.err("POST", "/api/v1/query", dict(funnel, converted_limit=-1)).get("field"), "converted_limit",
+             "converted_limit validated")
+    r = viewer.req("POST", "/api/v1/query/dropoffs.csv", {"query": funnel, "step": 1, "persons": "converted"})
+    check_eq(r.status, 200, f"converted csv {r}")
+    check("converted-step1.csv" in r.headers.get("content-disposition", ""), "file name")
+    check_eq(sorted(r.body.decode().split()[1:]), [f"u{j}" for j in range(6)], "the persons who registered")
+    r0 = sec.req("POST", "/api/v1/query/dropoffs.csv", {"query": funnel, "step": 0, "persons": "converted"})
+    check_eq(len(r0.body.decode().split()) - 1, got["steps"][0]["count"], "step 0: everyone who entered")
+    drop = sec.req("POST", "/api/v1/query/dropoffs.csv", {"query": funnel, "step": 1})
+    check_eq(sorted(drop.body.decode().split()[1:]),
+             sorted(set(got["steps"][0]["converted_persons"]) - set(got["steps"][1]["converted_persons"])),
+             "dropped (the default): entered, not registered")
+    for body, field in (({"query": funnel, "step": 1, "persons": "all"}, "persons"),
+                        ({"query": funnel, "step": 0}, "step"),
+                        ({"query": funnel, "step": 3, "persons": "converted"}, "step")):
+        check_eq(sec.err("POST", "/api/v1/query/dropoffs.csv", body).get("field"), field, f"{body}")
+
+
 # --------------------------------------------------------------------------- KPIs from insights
 
 def test_kpi_from_insight():
@@ -405,7 +462,8 @@ def main():
     try:
         setup(binary, tmp)
         for t in (test_crud_and_validation, test_relative_ranges_and_run, test_cache_per_store_state, test_dashboards,
-                  test_ten_tile_dashboard_is_cached, test_exports, test_kpi_from_insight, test_roles_and_audit):
+                  test_ten_tile_dashboard_is_cached, test_exports, test_unsaved_export_and_funnel_persons,
+                  test_kpi_from_insight, test_roles_and_audit):
             ok &= run_one(t)
     finally:
         if "server" in S:

@@ -360,6 +360,8 @@ ROUTES = [
           ("add_members", "cohort")),
     Route("GET", P("/api/v1/cohorts/{cohort}/export.csv", "cohort"), V),
     Route("GET", "/api/v1/tags", V),
+    Route("GET", "/api/v1/tags/city/values", V),
+    Route("GET", "/api/v1/persons?lifecycle=active&tier=value:high&tag=repeat_buyer", V),
     Route("GET", "/api/v1/people/settings", V),
     Route("PATCH", "/api/v1/people/settings", A, {"new_days": 7}, 200, ("update", "people_settings")),
     Route("PATCH", "/api/v1/people/settings", A, {"churn_days": 1}, 400),
@@ -372,6 +374,8 @@ ROUTES = [
     # native read routes (login sessions and secret keys)
     Route("POST", "/api/v1/query", V, TRENDS_Q),
     Route("POST", "/api/v1/query/dropoffs.csv", V, {"query": FUNNEL_Q, "step": 1}),
+    Route("POST", "/api/v1/query/dropoffs.csv", V, {"query": FUNNEL_Q, "step": 0, "persons": "converted"}),
+    Route("POST", "/api/v1/query/export.xlsx", V, {"query": FUNNEL_Q, "lang": "en"}),
     Route("GET", "/api/v1/project", V),
     Route("GET", "/api/v1/properties", V),
 ]

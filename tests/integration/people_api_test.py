@@ -11,10 +11,12 @@ Usage: people_api_test.py /path/to/northstar. Standard library only.
 
 import csv
 import io
+import json
 import os
 import shutil
 import sys
 import tempfile
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -309,6 +311,93 @@ def test_cohort_as_key_user_group():
     sec.ok("DELETE", f"/api/v1/scenarios/{sid}")
 
 
+def test_list_by_lifecycle_tier_tag():
+    """GET /api/v1/persons (and .csv) with lifecycle=, tier=DIM:LEVEL, tag=KEY[:VALUE] and a
+    cohort definition: each list equals the persons whose own page says so."""
+    sec = S["sec"]
+    everyone = sec.ok("GET", "/api/v1/persons")["persons"]
+    pages = {p["distinct_id"]: sec.ok("GET", "/api/v1/persons/" + urllib.parse.quote(p["distinct_id"]))
+             for p in everyone}
+
+    def ids(query):
+        return sorted(p["distinct_id"] for p in sec.ok("GET", "/api/v1/persons?" + query)["persons"])
+
+    for stage in ("new", "active", "silent", "churned"):
+        want = sorted(d for d, p in pages.items() if p["lifecycle"] == stage)
+        check_eq(ids("lifecycle=" + stage), want, f"lifecycle={stage}")
+    for dim, level in (("value", "high"), ("value", "medium"), ("activity", "silent")):
+        want = sorted(d for d, p in pages.items() if p["tiers"][dim] == level)
+        check_eq(ids(f"tier={dim}:{level}"), want, f"tier={dim}:{level}")
+    check_eq(ids("tag=repeat_buyer"), sorted(d for d, p in pages.items() if "repeat_buyer" in p["tags"]),
+             "rule tag")
+    check_eq(ids("tag=" + urllib.parse.quote("city:杭州")), ["alice"], "base tag value")
+    check_eq(ids("tag=" + urllib.parse.quote("city:上海") + "&tier=value:high"), [], "filters are ANDed")
+    d = {"op": "or", "conditions": [{"type": "tag", "tag": "city", "value": "上海"},
+                                    {"type": "lifecycle", "stage": pages["carol"]["lifecycle"]}]}
+    want = sorted(x for x, p in pages.items()
+                  if p["lifecycle"] == pages["carol"]["lifecycle"] or p["base_tags"].get("city") == "上海")
+    check_eq(ids("definition=" + urllib.parse.quote(json.dumps(d))), want, "a cohort definition")
+    # The CSV export takes the same filters.
+    r = sec.req("GET", "/api/v1/persons.csv?tag=" + urllib.parse.quote("city:杭州"))
+    check_eq(r.status, 200, "csv status")
+    rows = list(csv.reader(io.StringIO(r.body.decode("utf-8").lstrip("\ufeff"))))
+    check_eq([row[0] for row in rows[1:]], ["alice"], "csv rows follow the filter")
+    # Every bad value is a 400 naming its parameter.
+    for query, field in (("lifecycle=zombie", "lifecycle"), ("tier=value", "tier"), ("tier=value:gold", "tier"),
+                         ("tier=size:high", "tier"), ("tag=no_such_tag", "tag"), ("definition=%7Bx", "definition"),
+                         ("definition=" + urllib.parse.quote('{"op":"and","conditions":[{"type":"lifecycle"}]}'),
+                          "definition.conditions[0].stage")):
+        e = sec.err("GET", "/api/v1/persons?" + query)
+        check_eq(e.get("field"), field, f"{query}: {e}")
+        e = sec.err("GET", "/api/v1/persons.csv?" + query)
+        check_eq(e.get("field"), field, f"csv {query}: {e}")
+
+
+def test_tag_values():
+    """GET /api/v1/tags/{key}/values: a base tag's values with their persons, masked for
+    non-admins when the property is masked."""
+    sec, viewer = S["sec"], S["viewer"]
+    v = sec.ok("GET", "/api/v1/tags/city/values")
+    check_eq(sorted((x["value"], x["persons"]) for x in v["values"]), [("上海", 1), ("杭州", 1)], "city values")
+    check_eq((v["tag"], v["persons"], v["other_values"]), ("city", 2, 0), "totals")
+    check(v["label"] and v["label_zh"] and v["as_of"].endswith("Z"), f"labels and as_of: {v}")
+    one = sec.ok("GET", "/api/v1/tags/city/values?limit=1")
+    check_eq((len(one["values"]), one["other_values"], one["persons"]), (1, 1, 2), "limit")
+    bands = sec.ok("GET", "/api/v1/tags/order_count_band/values")
+    check_eq(sum(x["persons"] for x in bands["values"]), bands["persons"], "persons = the sum over values")
+    for x in bands["values"]:
+        listed = sec.ok("GET", "/api/v1/persons?tag=" + urllib.parse.quote(f"order_count_band:{x['value']}"))["total"]
+        check_eq(listed, x["persons"], f"order_count_band {x['value']}: the list has as many")
+    e = sec.err("GET", "/api/v1/tags/repeat_buyer/values")
+    check_eq(e.get("field"), "tag", "a rule tag has no values")
+    check_eq(sec.req("GET", "/api/v1/tags/no_such_tag/values").status, 404, "unknown tag")
+    check_eq(sec.err("GET", "/api/v1/tags/city/values?limit=0").get("field"), "limit", "limit validated")
+    # A masked property's values are masked for everyone but admins.
+    settings = sec.ok("GET", "/api/v1/people/settings")
+    masked = settings["masked_properties"]
+    sec.ok("PATCH", "/api/v1/people/settings", {"masked_properties": masked + ["city"]})
+    try:
+        shown = [x["value"] for x in viewer.ok("GET", "/api/v1/tags/city/values")["values"]]
+        check("杭州" not in shown and "上海" not in shown, f"masked for a viewer: {shown}")
+    finally:
+        sec.ok("PATCH", "/api/v1/people/settings", {"masked_properties": masked})
+
+
+def test_goal_kpi():
+    """A scenario's goal.kpi_id names one of the project's KPIs (400 naming the field)."""
+    sec = S["sec"]
+    kpi = sec.ok("POST", "/api/v1/kpis", {"name": "pays", "query": {"kind": "trends", "series": [{"event": "pay"}]},
+                                          "reduce": {"series": 0, "op": "sum"}, "target": 3,
+                                          "period": {"type": "month"}}, 201)["id"]
+    e = sec.err("POST", "/api/v1/scenarios", {"name": "g", "goal": {"metric": "pays", "kpi_id": kpi + 1000}})
+    check_eq(e.get("field"), "goal.kpi_id", f"an unknown KPI is named: {e}")
+    sid = sec.ok("POST", "/api/v1/scenarios", {"name": "g", "goal": {"metric": "pays", "kpi_id": kpi}}, 201)["id"]
+    e = sec.err("PATCH", f"/api/v1/scenarios/{sid}", {"goal": {"metric": "pays", "kpi_id": kpi + 1000}})
+    check_eq(e.get("field"), "goal.kpi_id", "checked on a PATCH too")
+    check_eq(sec.ok("GET", f"/api/v1/scenarios/{sid}")["goal"]["kpi_id"], kpi, "the refusal changed nothing")
+    sec.ok("DELETE", f"/api/v1/scenarios/{sid}")
+
+
 def test_audit():
     log = S["sec"].ok("GET", "/api/v1/audit-log?limit=200")
     rows = log["entries"] if isinstance(log, dict) and "entries" in log else log
@@ -379,7 +468,7 @@ def main():
         setup(binary, tmp)
         for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
                   test_cohorts, test_cohort_preview, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_cohort_as_key_user_group,
-                  test_tiers_and_tags,
+                  test_tiers_and_tags, test_list_by_lifecycle_tier_tag, test_tag_values, test_goal_kpi,
                   test_settings, test_audit, test_streamed_csv):
             ok &= run_one(t)
     finally:

@@ -135,6 +135,7 @@ struct UnitResult {
 struct RefAnswer {
   std::vector<uint64_t> count, drop;
   std::vector<std::set<std::string>> drop_persons;
+  std::vector<std::set<std::string>> conv_persons;  // reached the step (converted_limit)
   std::vector<std::vector<int64_t>> conv;
   std::map<std::string, std::vector<uint64_t>> groups;
   std::vector<int64_t> ttc;
@@ -234,6 +235,7 @@ class NaiveFunnel {
     a.count.assign(static_cast<size_t>(n_), 0);
     a.drop.assign(static_cast<size_t>(n_), 0);
     a.drop_persons.assign(static_cast<size_t>(n_), {});
+    a.conv_persons.assign(static_cast<size_t>(n_), {});
     a.conv.assign(static_cast<size_t>(n_), {});
     // Entry periods.
     std::vector<std::pair<int64_t, int64_t>> periods;
@@ -264,6 +266,7 @@ class NaiveFunnel {
         for (int k = 0; k < n_; k++) {
           if (r.reached[static_cast<size_t>(k)]) {
             a.count[static_cast<size_t>(k)]++;
+            a.conv_persons[static_cast<size_t>(k)].insert(person);
             if (k > 0 && r.conv[static_cast<size_t>(k)] >= 0)
               a.conv[static_cast<size_t>(k)].push_back(r.conv[static_cast<size_t>(k)]);
           } else if (k > 0 && r.reached[static_cast<size_t>(k - 1)]) {
@@ -728,6 +731,9 @@ TEST_P(FunnelExtReference, MatchesNaive) {
       }
     }
     q["dropoff_limit"] = 0;
+    // Converted persons: all, a few (the smallest person ids), or not asked for.
+    const int converted_limit = std::vector<int>{-1, 0, 0, 1, 3}[static_cast<size_t>(R(0, 4))];
+    if (converted_limit >= 0) q["converted_limit"] = converted_limit;
     if (viz != "steps") q["viz"] = viz;
     if (viz == "time_to_convert" || viz == "trends") {
       // A from_step every path does (not optional).
@@ -750,12 +756,31 @@ TEST_P(FunnelExtReference, MatchesNaive) {
     NaiveFunnel naive(w, q);
     RefAnswer want = naive.Run();
     const std::string where = "seed " + std::to_string(seed) + " " + q.dump();
+    // The server names a person by one of its distinct ids: the reference's person is its root.
+    auto persons_of = [&](const json& names) {
+      std::set<std::string> out;
+      for (const auto& x : names) out.insert(w.Root(x.get<std::string>()));
+      return out;
+    };
     for (int k = 0; k < n; k++) {
       const json& s = g["steps"][static_cast<size_t>(k)];
       ASSERT_EQ(s["count"], want.count[static_cast<size_t>(k)]) << "step " << k << " " << where << "\n" << g.dump();
+      const auto& conv = want.conv_persons[static_cast<size_t>(k)];
+      if (converted_limit < 0) {
+        EXPECT_FALSE(s.contains("converted_persons")) << where;
+      } else if (converted_limit == 0) {
+        EXPECT_EQ(persons_of(s["converted_persons"]), conv) << "converted persons, step " << k << " " << where;
+        EXPECT_EQ(s["converted_persons"].size(), conv.size()) << "a person once, step " << k << " " << where;
+      } else {
+        // A few: distinct persons who converted, as many as the limit allows.
+        const std::set<std::string> got_few = persons_of(s["converted_persons"]);
+        EXPECT_EQ(got_few.size(), std::min(conv.size(), static_cast<size_t>(converted_limit))) << where;
+        EXPECT_EQ(s["converted_persons"].size(), got_few.size()) << where;
+        for (const auto& p : got_few) EXPECT_TRUE(conv.count(p)) << p << " step " << k << " " << where;
+      }
       if (k == 0) continue;
       EXPECT_EQ(s["dropoff"]["count"], want.drop[static_cast<size_t>(k)]) << "step " << k << " " << where;
-      EXPECT_EQ(s["dropoff"]["persons"].size(), want.drop_persons[static_cast<size_t>(k)].size())
+      EXPECT_EQ(persons_of(s["dropoff"]["persons"]), want.drop_persons[static_cast<size_t>(k)])
           << "drop-off persons, step " << k << " " << where;
       const auto& cv = want.conv[static_cast<size_t>(k)];
       if (unordered || cv.empty()) {

@@ -158,8 +158,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadQuery{
             R"({"kind":"funnel","steps":[{"event":"a"}],"window":3600,"date_from":"2025-03-01","date_to":"2025-03-01"})",
             "window: unknown field (did you mean window_seconds?); known fields: kind, date_from, date_to, steps, "
-            "window_seconds, order, filters, breakdown, breakdown_limit, dropoff_limit, exclusions, viz, from_step, "
-            "to_step, bins, interval, breakdown_attribution, breakdown_attribution_step, aggregate_by, "
+            "window_seconds, order, filters, breakdown, breakdown_limit, dropoff_limit, converted_limit, exclusions, "
+            "viz, from_step, to_step, bins, interval, breakdown_attribution, breakdown_attribution_step, aggregate_by, "
             "correlation_properties, correlation_exclude_events, correlation_limit"},
         BadQuery{
             R"({"kind":"trends","series":[{"event":"a","evnt":"b"}],"date_from":"2025-03-01","date_to":"2025-03-01"})",

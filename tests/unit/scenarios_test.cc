@@ -488,5 +488,34 @@ TEST_F(ScenariosTest, KeyUserGroupCohortIsCheckedAndShown) {
   EXPECT_EQ(std::get<std::string>(tables[0].rows[0][3]), "new users; cohort #5 (deleted)");
 }
 
+// A goal naming a KPI names one of the project's: checked on create and on a PATCH of the
+// goal, refused naming goal.kpi_id; another project's KPI does not count.
+TEST_F(ScenariosTest, GoalKpiIsChecked) {
+  const json kpi{{"name", "views"},
+                 {"query", {{"kind", "trends"}, {"series", json::array({json{{"event", "view"}}})}}},
+                 {"reduce", {{"series", 0}, {"op", "sum"}}},
+                 {"target", 10},
+                 {"period", {{"type", "custom"}, {"from", Day(-7)}, {"to", Day(0)}}}};
+  auto k = ops_->kpis.Create(who_, kpi);
+  ASSERT_THAT(k, IsOk());
+  Principal stranger{"bob", 2, "other", Role::kAdmin, Credential::kSession};
+  auto elsewhere = ops_->kpis.Create(stranger, kpi);
+  ASSERT_THAT(elsewhere, IsOk());
+  const json unknown{{"name", "n"}, {"goal", {{"metric", "views"}, {"kpi_id", *k + 100}}}};
+  EXPECT_THAT(
+      ops_->scenarios.Create(who_, unknown),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("has no KPI " + std::to_string(*k + 100)), "goal.kpi_id"));
+  EXPECT_THAT(ops_->scenarios.Create(who_, {{"name", "n"}, {"goal", {{"kpi_id", *elsewhere}}}}),
+              StatusIs(StatusCode::kInvalidArgument, _, "goal.kpi_id"));
+  const int64_t sid = NewScenario({{"name", "n"}, {"goal", {{"metric", "views"}, {"target", 10}, {"kpi_id", *k}}}});
+  ASSERT_GT(sid, 0);
+  EXPECT_THAT(ops_->scenarios.Patch(who_, sid, {{"goal", {{"metric", "views"}, {"kpi_id", *elsewhere}}}}),
+              StatusIs(StatusCode::kInvalidArgument, _, "goal.kpi_id"));
+  ASSERT_THAT(ops_->scenarios.Patch(who_, sid, {{"goal", {{"metric", "views"}, {"target", 12}}}}), IsOk());
+  auto sc = ops_->scenarios.Get("p", sid);
+  ASSERT_THAT(sc, IsOk());
+  EXPECT_FALSE((*sc)["goal"].contains("kpi_id")) << (*sc)["goal"].dump();
+}
+
 }  // namespace
 }  // namespace ns

@@ -115,6 +115,8 @@ export interface Scenario {
   business_module?: string
   goal?: unknown
   key_user_group?: unknown
+  // The named cohort now (the server's, never stored): name and size, or deleted.
+  key_user_group_cohort?: { id: number; name: string | null; size?: number | null; deleted?: boolean } | null
   pain_points?: unknown
   success_criteria?: unknown[]
   owner?: string
