@@ -15,6 +15,7 @@
 #include "core/time_zone.h"
 #include "query/operators.h"
 #include "query/person_scan.h"
+#include "reference_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -22,44 +23,6 @@ namespace ns {
 namespace {
 
 using nlohmann::json;
-
-// The store's files without fsync: durability is not under test here.
-class NoSyncEnv : public Env {
- public:
-  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    return Wrap(base_->NewWritableFile(path));
-  }
-  StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    return Wrap(base_->NewAppendableFile(path));
-  }
-  StatusOr<std::string> ReadFile(const std::string& path) override { return base_->ReadFile(path); }
-  StatusOr<MappedFile> MapFile(const std::string& path) override { return base_->MapFile(path); }
-  Status RenameFile(const std::string& from, const std::string& to) override { return base_->RenameFile(from, to); }
-  Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
-  Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
-
- private:
-  class File : public WritableFile {
-   public:
-    explicit File(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
-    Status Append(std::string_view data) override { return f_->Append(data); }
-    Status Sync() override { return Status::OK(); }
-    Status Truncate(uint64_t size) override { return f_->Truncate(size); }
-    Status Close() override { return f_->Close(); }
-    uint64_t size() const override { return f_->size(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
-  };
-  static StatusOr<std::unique_ptr<WritableFile>> Wrap(StatusOr<std::unique_ptr<WritableFile>> f) {
-    if (!f.ok()) return f.status();
-    return std::unique_ptr<WritableFile>(new File(std::move(*f)));
-  }
-  Env* base_ = Env::Default();
-};
 
 // Restores the default tuning when a test ends, whatever it asserted.
 struct TuningGuard {
