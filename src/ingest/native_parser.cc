@@ -324,6 +324,31 @@ Status CheckJsonDepth(std::string_view text, const std::string& prefix) {
   return Status::OK();
 }
 
+namespace {
+
+// One NDJSON line (0-based `line`) through nlohmann: its event, or its error with the line's
+// number; a blank line is neither. The reference path, and the fast path's fallback.
+void ParseNdjsonLineDom(std::string_view text, size_t line, const TimeZone& tz, int64_t now_ms,
+                        const IngestLimits& limits, ParsedBatch* out) {
+  std::string where = "line " + std::to_string(line + 1);
+  if (Status deep = CheckJsonDepth(text, where + ": "); !deep.ok()) {
+    out->errors.push_back({line, "invalid_json", where, deep.message()});
+  } else if (text.find_first_not_of(" \t") != std::string_view::npos) {
+    try {
+      json j = json::parse(text);
+      AddEvent(j, line, where, tz, now_ms, limits, text.size(), out);
+    } catch (const json::parse_error& e) {
+      Status st = JsonError(e, text, where + ": ");
+      out->errors.push_back({line, "invalid_json", where, st.message()});
+    } catch (const json::exception& e) {  // out_of_range: a number beyond a double
+      Status st = JsonError(e, text, where + ": ");
+      out->errors.push_back({line, "invalid_json", where, st.message()});
+    }
+  }
+}
+
+}  // namespace
+
 StatusOr<ParsedBatch> ParseNativeBatchDom(std::string_view body, bool ndjson, const TimeZone& tz, int64_t now_ms,
                                           const IngestLimits& limits) {
   if (body.size() > limits.max_body_bytes)
@@ -337,21 +362,7 @@ StatusOr<ParsedBatch> ParseNativeBatchDom(std::string_view body, bool ndjson, co
       if (end == std::string_view::npos) end = body.size();
       std::string_view text = body.substr(start, end - start);
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-      std::string where = "line " + std::to_string(line + 1);
-      if (Status deep = CheckJsonDepth(text, where + ": "); !deep.ok()) {
-        out.errors.push_back({line, "invalid_json", where, deep.message()});
-      } else if (text.find_first_not_of(" \t") != std::string_view::npos) {
-        try {
-          json j = json::parse(text);
-          AddEvent(j, line, where, tz, now_ms, limits, text.size(), &out);
-        } catch (const json::parse_error& e) {
-          Status st = JsonError(e, text, where + ": ");
-          out.errors.push_back({line, "invalid_json", where, st.message()});
-        } catch (const json::exception& e) {  // out_of_range: a number beyond a double
-          Status st = JsonError(e, text, where + ": ");
-          out.errors.push_back({line, "invalid_json", where, st.message()});
-        }
-      }
+      ParseNdjsonLineDom(text, line, tz, now_ms, limits, &out);
       start = end + 1;
       line++;
     }
@@ -627,21 +638,7 @@ StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const
       ondemand_json::ThreadFastPathCounts().taken++;
     } else {
       if (!blank) ondemand_json::ThreadFastPathCounts().gave_up++;
-      std::string where = "line " + std::to_string(line + 1);
-      if (Status deep = CheckJsonDepth(text, where + ": "); !deep.ok()) {
-        out.errors.push_back({line, "invalid_json", where, deep.message()});
-      } else if (!blank) {
-        try {
-          json j = json::parse(text);
-          AddEvent(j, line, where, tz, now_ms, limits, text.size(), &out);
-        } catch (const json::parse_error& e) {
-          Status st = JsonError(e, text, where + ": ");
-          out.errors.push_back({line, "invalid_json", where, st.message()});
-        } catch (const json::exception& e) {  // out_of_range: a number beyond a double
-          Status st = JsonError(e, text, where + ": ");
-          out.errors.push_back({line, "invalid_json", where, st.message()});
-        }
-      }
+      ParseNdjsonLineDom(text, line, tz, now_ms, limits, &out);
     }
     start = end + 1;
     line++;
