@@ -9,14 +9,12 @@ Usage: channels_api_test.py /path/to/northstar. Standard library only.
 """
 
 import os
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client  # noqa: E402
-from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from nsserver import Server, check, check_eq, run_server_suite  # noqa: E402
 from opsclient import create_project  # noqa: E402
 
 S = {}
@@ -220,25 +218,9 @@ def test_stop_loss_kpi_alert():
 
 
 def main():
-    binary = binary_from_argv()
-    if not binary:
-        return 2
-    tmp = tempfile.mkdtemp(prefix="ns-channels-")
-    ok = True
-    try:
-        setup(binary, tmp)
-        for t in (test_json_import_and_reimport, test_csv_import, test_validation_names_row_and_field,
-                  test_roles_and_audit, test_channels_query, test_saved_insight_follows_spend,
-                  test_stop_loss_kpi_alert):
-            ok &= run_one(t)
-    finally:
-        if "server" in S:
-            S["server"].stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    return 0 if ok else 1
+    return run_server_suite(S, "ns-channels-", setup, (test_json_import_and_reimport, test_csv_import,
+                            test_validation_names_row_and_field, test_roles_and_audit, test_channels_query,
+                            test_saved_insight_follows_spend, test_stop_loss_kpi_alert))
 
 
 if __name__ == "__main__":

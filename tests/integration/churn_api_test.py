@@ -22,16 +22,14 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client  # noqa: E402
-from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from nsserver import Server, check, check_eq, run_server_suite  # noqa: E402
 from opsclient import create_project  # noqa: E402
 
 S = {}
@@ -182,26 +180,8 @@ def test_restart_keeps_the_model():
 
 
 def main():
-    binary = binary_from_argv()
-    if not binary:
-        return 2
-    tmp = tempfile.mkdtemp(prefix="ns-churn-")
-    ok = True
-    t0 = time.time()
-    try:
-        setup(binary, tmp)
-        for t in (test_train_by_hand, test_scores_in_person_api, test_properties_in_filters_cohorts_breakdowns,
-                  test_restart_keeps_the_model):
-            ok &= run_one(t)
-    finally:
-        if "server" in S:
-            S["server"].stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    print(f"total time {time.time() - t0:.1f}s")
-    return 0 if ok else 1
+    return run_server_suite(S, "ns-churn-", setup, (test_train_by_hand, test_scores_in_person_api,
+                            test_properties_in_filters_cohorts_breakdowns, test_restart_keeps_the_model))
 
 
 if __name__ == "__main__":

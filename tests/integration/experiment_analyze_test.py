@@ -13,14 +13,12 @@ Usage: experiment_analyze_test.py /path/to/northstar. Standard library only.
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client  # noqa: E402
-from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from nsserver import Server, check, check_eq, run_server_suite  # noqa: E402
 from opsclient import create_project  # noqa: E402
 
 S = {}
@@ -256,24 +254,9 @@ def test_roles():
 
 
 def main():
-    binary = binary_from_argv()
-    if not binary:
-        return 2
-    tmp = tempfile.mkdtemp(prefix="ns-expstats-")
-    ok = True
-    try:
-        setup(binary, tmp)
-        for t in (test_gbstats_cases_over_http, test_raw_samples_agree_with_plain_python, test_srm_and_corrections,
-                  test_power_table, test_validation_names_the_field, test_roles):
-            ok &= run_one(t)
-    finally:
-        if "server" in S:
-            S["server"].stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    return 0 if ok else 1
+    return run_server_suite(S, "ns-expstats-", setup, (test_gbstats_cases_over_http,
+                            test_raw_samples_agree_with_plain_python, test_srm_and_corrections, test_power_table,
+                            test_validation_names_the_field, test_roles))
 
 
 if __name__ == "__main__":

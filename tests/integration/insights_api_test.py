@@ -16,16 +16,14 @@ import datetime
 import io
 import os
 import re
-import shutil
 import sys
-import tempfile
 import zipfile
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client  # noqa: E402
-from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from nsserver import Server, check, check_eq, run_server_suite  # noqa: E402
 from opsclient import create_project  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -454,25 +452,10 @@ def test_roles_and_audit():
 
 
 def main():
-    binary = binary_from_argv()
-    if not binary:
-        return 2
-    tmp = tempfile.mkdtemp(prefix="ns-insights-")
-    ok = True
-    try:
-        setup(binary, tmp)
-        for t in (test_crud_and_validation, test_relative_ranges_and_run, test_cache_per_store_state, test_dashboards,
-                  test_ten_tile_dashboard_is_cached, test_exports, test_unsaved_export_and_funnel_persons,
-                  test_kpi_from_insight, test_roles_and_audit):
-            ok &= run_one(t)
-    finally:
-        if "server" in S:
-            S["server"].stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    return 0 if ok else 1
+    return run_server_suite(S, "ns-insights-", setup, (test_crud_and_validation, test_relative_ranges_and_run,
+                            test_cache_per_store_state, test_dashboards, test_ten_tile_dashboard_is_cached,
+                            test_exports, test_unsaved_export_and_funnel_persons, test_kpi_from_insight,
+                            test_roles_and_audit))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ test runner, and the checks (from nsclient, the HTTP client). Standard library o
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -155,3 +157,28 @@ def run_check(binary, data_dir, where):
     problems = [line for line in out.splitlines() if line.startswith("PROBLEM")]
     check(p.returncode == 0 and not problems, f"northstar check {where}: exit {p.returncode}\n{out[-3000:]}")
     return out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def run_server_suite(state, prefix, setup, tests):
+    """main() of a suite on one server: `setup(binary, tmp)` starts it (and puts it in
+    state["server"]), then every test of `tests` runs, each after a failure of another too. The
+    temporary directory is removed if all passed and kept (and named) otherwise."""
+    binary = binary_from_argv()
+    if not binary:
+        return 2
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    ok = True
+    t0 = time.time()
+    try:
+        setup(binary, tmp)
+        for t in tests:
+            ok &= run_one(t)
+    finally:
+        if "server" in state:
+            state["server"].stop()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
+    print(f"total time {time.time() - t0:.1f}s")
+    return 0 if ok else 1

@@ -13,15 +13,13 @@ import csv
 import io
 import json
 import os
-import shutil
 import sys
-import tempfile
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client  # noqa: E402
-from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from nsserver import Server, check, check_eq, run_server_suite  # noqa: E402
 from opsclient import create_project  # noqa: E402
 
 S = {}  # fixtures: server, secret client, viewer client, write key
@@ -459,26 +457,11 @@ def test_streamed_csv():
 
 
 def main():
-    binary = binary_from_argv()
-    if not binary:
-        return 2
-    tmp = tempfile.mkdtemp(prefix="ns-people-")
-    ok = True
-    try:
-        setup(binary, tmp)
-        for t in (test_person_by_any_id, test_masking_for_viewers, test_timeline_pages, test_list_search_csv,
-                  test_cohorts, test_cohort_preview, test_static_cohort_and_merge, test_cohort_filters_in_queries, test_cohort_as_key_user_group,
-                  test_tiers_and_tags, test_list_by_lifecycle_tier_tag, test_tag_values, test_goal_kpi,
-                  test_settings, test_audit, test_streamed_csv):
-            ok &= run_one(t)
-    finally:
-        if "server" in S:
-            S["server"].stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    return 0 if ok else 1
+    return run_server_suite(S, "ns-people-", setup, (test_person_by_any_id, test_masking_for_viewers,
+                            test_timeline_pages, test_list_search_csv, test_cohorts, test_cohort_preview,
+                            test_static_cohort_and_merge, test_cohort_filters_in_queries,
+                            test_cohort_as_key_user_group, test_tiers_and_tags, test_list_by_lifecycle_tier_tag,
+                            test_tag_values, test_goal_kpi, test_settings, test_audit, test_streamed_csv))
 
 
 if __name__ == "__main__":

@@ -13,16 +13,14 @@ Usage: referral_test.py /path/to/northstar. Standard library only.
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nsclient import Client, login  # noqa: E402
-from nsserver import Server, binary_from_argv, check, check_eq, run_one  # noqa: E402
+from nsserver import Server, check, check_eq, run_server_suite  # noqa: E402
 from opsclient import create_project  # noqa: E402
 
 S = {}
@@ -233,24 +231,8 @@ def test_person_attributes():
 
 
 def main():
-    binary = binary_from_argv()
-    if not binary:
-        return 2
-    tmp = tempfile.mkdtemp(prefix="ns-referral-")
-    ok = True
-    try:
-        setup(binary, tmp)
-        for t in (test_documented_example, test_pages_tiers_and_rules, test_settings, test_kpi, test_invite_tree,
-                  test_person_attributes):
-            ok &= run_one(t)
-    finally:
-        if "server" in S:
-            S["server"].stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    return 0 if ok else 1
+    return run_server_suite(S, "ns-referral-", setup, (test_documented_example, test_pages_tiers_and_rules,
+                            test_settings, test_kpi, test_invite_tree, test_person_attributes))
 
 
 if __name__ == "__main__":
