@@ -15,9 +15,11 @@
 //   (previous); mean[k]: percentages weighted by cohort size over the cohorts whose period
 //   k has begun by q.today.
 //
-// first_time with calendar periods and min_occurrences 1 (the common case) is one streaming
-// pass in per-person time order with per-person state in dense arrays, parallel over person
-// ranges; recurring cohorts, 24h windows and min_occurrences > 1 use per-person timelines.
+// first_time with min_occurrences 1 (the common case, calendar periods or 24h windows) is one
+// streaming pass in per-person time order with per-person state in dense arrays, parallel
+// over person ranges; without filters or breakdown it is a dedicated tighter pass
+// (RunPlainRetention, below). Recurring cohorts and min_occurrences > 1 use per-person
+// timelines, and so do 24h windows in the plain scan the tests compare the stream with.
 #include <algorithm>
 #include <map>
 
@@ -39,6 +41,29 @@ int32_t NextPeriod(int32_t period_start, Interval period) {
 
 // Fills the cohorts' percentages and the weighted mean (RunRetention's last step).
 void AddRetentionPercentages(const RetentionQuery& q, RetentionResult& out);
+
+struct Cohort {
+  uint64_t size = 0;
+  std::vector<uint64_t> values;
+};
+using CohortMap = std::map<std::pair<int32_t, uint32_t>, Cohort>;  // (period start day, group)
+
+// What RunRetention computed once for both streaming passes.
+struct RetentionScanRange {
+  int64_t range_from, range_to;  // instants of [date_from, date_to]
+  int64_t scan_to;               // no counted return at or after it
+  int64_t window_ms;             // 24h windows: one window; 0 for calendar periods
+};
+
+// The plain question (first_time, no filters, no breakdown, min_occurrences 1, at most 64
+// periods; calendar periods or 24h windows) has a dedicated pass, RunPlainRetention.
+bool PlainRetentionApplies(const RetentionQuery& q) {
+  return q.first_time && q.min_occurrences == 1 && q.filters.empty() && q.start_filters.empty() &&
+         q.return_filters.empty() && !q.breakdown && q.periods <= 64 && SequenceScanTuning().fast_paths;
+}
+void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const DayIndex& days,
+                       const EventMatcher& start_m, const EventMatcher& ret_m, const RetentionScanRange& r,
+                       const Deadline* deadline, CohortMap* cohorts);
 
 }  // namespace
 
@@ -100,11 +125,7 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   };
 
   const int P = q.periods;
-  struct Cohort {
-    uint64_t size = 0;
-    std::vector<uint64_t> values;
-  };
-  std::map<std::pair<int32_t, uint32_t>, Cohort> cohorts;  // (period start day, group)
+  CohortMap cohorts;
   auto add_member = [&](int32_t cohort_day, uint32_t group, auto&& returned_at) {
     Cohort& c = cohorts[{cohort_day, group}];
     if (c.values.empty()) c.values.assign(static_cast<size_t>(P), 0);
@@ -119,8 +140,14 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     }
   };
 
-  const bool streaming = q.first_time && !windows && q.min_occurrences == 1;
-  if (streaming) {
+  const RetentionScanRange scan_range{range_from, range_to, scan_to, windows ? window_ms : 0};
+  const bool fast = SequenceScanTuning().fast_paths;
+  // first_time with min_occurrences 1 streams; with 24h windows only on the fast paths (the
+  // plain scan keeps the timelines, which tests compare the stream with).
+  const bool streaming = q.first_time && q.min_occurrences == 1 && (!windows || fast);
+  if (streaming && PlainRetentionApplies(q)) {
+    RunPlainRetention(q, snap, tz, days, start_m, ret_m, scan_range, deadline, &cohorts);
+  } else if (streaming) {
     const PersonTable& pt = *snap.persons;
     const size_t np = pt.size();
     PersonOrderScan scan(snap, scan_from, scan_to);
@@ -137,6 +164,7 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       uint32_t group = 0;
     };
     std::vector<PersonState> ps(np);
+    std::vector<int64_t> anchor_ts(windows ? np : 0);  // 24h windows count from the anchor
     // Status is checked on every row: a byte array stays in cache.
     std::vector<uint8_t> status(np, kNone);
     std::vector<uint64_t> more(words > 1 ? np * (words - 1) : 0, 0);
@@ -161,7 +189,11 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       uint32_t aux;
       int64_t ts;
     };
-    const bool fast = SequenceScanTuning().fast_paths;
+    // Period of a return at `ts` (local day `day`) of anchored person p.
+    auto period_of = [&](uint32_t p, int64_t ts, int32_t day) -> int64_t {
+      if (windows) return (ts - anchor_ts[p]) / window_ms;  // ts >= the anchor: rows come in time order
+      return q.period == Interval::kDay ? day - ps[p].cohort : TimeZone::PeriodsBetween(ps[p].cohort, day, q.period);
+    };
     auto apply = [&](uint32_t p, const Tie& t) {
       PersonState& st = ps[p];
       if ((t.tag & 1) && status[p] == kNone) {
@@ -169,13 +201,14 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
           status[p] = kAnchored;
           st.cohort = TimeZone::PeriodStartDay(t.day, q.period);
           st.group = t.aux;
+          if (windows) anchor_ts[p] = t.ts;
           return;  // the anchoring occurrence is not its own return
         }
         status[p] = kOut;  // first start event outside the cohort range
       }
       if ((t.tag & 2) && status[p] == kAnchored) {
-        int k = TimeZone::PeriodsBetween(st.cohort, t.day, q.period);
-        if (k >= 0 && k < P) set_returned(p, k);
+        const int64_t k = period_of(p, t.ts, t.day);
+        if (k >= 0 && k < P) set_returned(p, static_cast<int>(k));
       }
     };
     ScanPersonGroups<Tie>(
@@ -194,9 +227,9 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
             // which is the same in any order and however often, so it is applied here
             // without grouping ties (apply() would do the same); a period already marked
             // (most rows of a returning person's day) costs no tag.
-            const int k =
-                q.period == Interval::kDay ? day - ps[p].cohort : TimeZone::PeriodsBetween(ps[p].cohort, day, q.period);
-            if (k >= 0 && k < P && !returned_at(p, k) && (tag_of(st, i) & 2)) set_returned(p, k);
+            const int64_t k = period_of(p, ts, day);
+            if (k >= 0 && k < P && !returned_at(p, static_cast<int>(k)) && (tag_of(st, i) & 2))
+              set_returned(p, static_cast<int>(k));
             return false;
           }
           const uint64_t tag = tag_of(st, i);
@@ -307,6 +340,236 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
 }
 
 namespace {
+
+// ---------------------------------------------------------------- the plain pass
+//
+// Why it is fast: it reads only the event, timestamp and id columns, and takes a part's rows
+// a person's run at a time (a part is sorted by person, then time), so a person's state is
+// looked up once per run (a day of the person), not once per row. A run of a person not yet
+// anchored only looks for the start event; an anchored person's run of `$any` returns spans
+// at most two consecutive periods (a part is one UTC day), read off its first and last row,
+// or off no row at all when the whole part is on one local day (a UTC project).
+// Local days come from the part's day boundaries (no per-row time-zone math). Per-person
+// state lives for one tile of persons (ScanPersonGroups' tiles) and is counted into the
+// thread's cohort totals when the tile is done, so memory does not grow with the project.
+
+// A part's rows, read in place (a whole block) or through its row list.
+struct BlockColumns {
+  const uint32_t* ev = nullptr;
+  const int64_t* ts = nullptr;
+  const uint32_t* did = nullptr;
+};
+struct WholeBlockRows {
+  BlockColumns c;
+  uint32_t Ev(size_t i) const { return c.ev[i]; }
+  int64_t Ts(size_t i) const { return c.ts[i]; }
+  uint32_t Did(size_t i) const { return c.did[i]; }
+};
+struct ListedRows {
+  const BlockColumns* cols;
+  const std::pair<uint32_t, uint32_t>* rows;
+  uint32_t Ev(size_t i) const { return cols[rows[i].first].ev[rows[i].second]; }
+  int64_t Ts(size_t i) const { return cols[rows[i].first].ts[rows[i].second]; }
+  uint32_t Did(size_t i) const { return cols[rows[i].first].did[rows[i].second]; }
+};
+
+// Local days of a part: its rows lie in one UTC day [U, U + 1 day), which meets local day
+// day0 and (from next1 on) day0 + 1; a day shorter than 24 h can put a third one after next2.
+struct PartDays {
+  int32_t day0 = 0;
+  int64_t next1 = INT64_MAX, next2 = INT64_MAX;
+  bool one_day = false;  // every row is on day0 (a UTC project, or a block before local midnight)
+};
+
+void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const TimeZone& tz, const DayIndex& days,
+                       const EventMatcher& start_m, const EventMatcher& ret_m, const RetentionScanRange& r,
+                       const Deadline* deadline, CohortMap* cohorts) {
+  const int P = q.periods;
+  const bool windows = r.window_ms > 0;
+  // Cohort index of each period start day of the range.
+  const int32_t first_period_day = TimeZone::PeriodStartDay(q.from_day, q.period);
+  std::vector<int32_t> cohort_days;
+  std::vector<uint32_t> cohort_of_day(static_cast<size_t>(q.to_day - first_period_day + 1));
+  for (int32_t d = first_period_day; d <= q.to_day; d++) {
+    if (cohort_days.empty() || TimeZone::PeriodStartDay(d, q.period) != cohort_days.back()) cohort_days.push_back(d);
+    cohort_of_day[static_cast<size_t>(d - first_period_day)] = static_cast<uint32_t>(cohort_days.size() - 1);
+  }
+  if (start_m.none) return;  // nobody is anchored
+
+  const PersonTable& pt = *snap.persons;
+  PersonOrderScan scan(snap, INT64_MIN, r.scan_to);  // first_time: the whole history before the range
+  const auto& blocks = scan.blocks();
+  const auto& parts = scan.parts();
+  std::vector<BlockColumns> cols(blocks.size());
+  for (size_t b = 0; b < blocks.size(); b++)
+    cols[b] = {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
+  std::vector<PartDays> part_days(parts.size());
+  for (size_t j = 0; j < parts.size(); j++) {
+    const auto& part = parts[j];
+    if (PersonOrderScan::PartSize(blocks, part) == 0) continue;
+    const int64_t t0 = part.whole_block >= 0 ? blocks[static_cast<size_t>(part.whole_block)]->min_ts()
+                                             : cols[part.rows[0].first].ts[part.rows[0].second];
+    const int64_t utc_day_start = static_cast<int64_t>(UtcDay(t0)) * kMsPerDay;
+    PartDays& pd = part_days[j];
+    pd.day0 = tz.LocalDay(utc_day_start);
+    pd.next1 = tz.DayStartMs(pd.day0 + 1);
+    pd.next2 = tz.DayStartMs(pd.day0 + 2);
+    int64_t max_ts = INT64_MIN;
+    if (part.whole_block >= 0)
+      max_ts = blocks[static_cast<size_t>(part.whole_block)]->max_ts();
+    else
+      for (auto [b, i] : part.rows) max_ts = std::max(max_ts, cols[b].ts[i]);
+    pd.one_day = max_ts < pd.next1;
+  }
+
+  enum : uint8_t { kNone = 0, kAnchored = 1, kOut = 2 };
+  struct PersonState {
+    int64_t anchor_ts;
+    uint64_t returned;  // bit k: returned in period k
+    int32_t cohort;     // period start day of the anchor
+    uint8_t status;
+  };
+  const int slots = QueryThreads();
+  std::vector<std::vector<uint64_t>> slot_sizes(static_cast<size_t>(slots)), slot_values(static_cast<size_t>(slots));
+  const uint32_t tile_persons = std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
+  const int64_t range_from = r.range_from, range_to = r.range_to;
+  const uint32_t start_code = start_m.code, ret_code = ret_m.code;
+  const bool start_any = start_m.any, ret_any = ret_m.any, ret_none = ret_m.none;
+
+  ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+    std::vector<uint64_t>& sizes = slot_sizes[static_cast<size_t>(slot)];
+    std::vector<uint64_t>& values = slot_values[static_cast<size_t>(slot)];
+    sizes.assign(cohort_days.size(), 0);
+    values.assign(cohort_days.size() * static_cast<size_t>(P), 0);
+    std::vector<PersonState> state(std::min<size_t>(tile_persons, p_hi - p_lo));
+    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
+    for (size_t j = 0; j < parts.size(); j++) {
+      cursor[j] = scan.LowerBound(parts[j], p_lo, pt);
+      range_end[j] = scan.LowerBound(parts[j], p_hi, pt);
+    }
+    uint32_t t_lo = 0;  // the tile's first person: state[p - t_lo]
+
+    // One person's rows [i, e) of a part, in time order.
+    auto run = [&](const auto& rows, const PartDays& pd, uint32_t p, size_t i, size_t e) {
+      PersonState& s = state[p - t_lo];
+      if (s.status == kOut) return;
+      auto day_of = [&](int64_t ts) { return ts < pd.next1 ? pd.day0 : ts < pd.next2 ? pd.day0 + 1 : days.Day(ts); };
+      auto period_of_day = [&](int32_t day) -> int64_t {
+        return q.period == Interval::kDay ? day - s.cohort : TimeZone::PeriodsBetween(s.cohort, day, q.period);
+      };
+      auto period_of = [&](int64_t ts) -> int64_t {
+        if (windows) return (ts - s.anchor_ts) / r.window_ms;  // ts >= the anchor
+        return period_of_day(day_of(ts));
+      };
+      auto mark = [&](int64_t k) {
+        if (k >= 0 && k < P) s.returned |= 1ULL << k;
+      };
+      if (s.status == kNone) {
+        size_t a = i;
+        if (!start_any)
+          while (a < e && rows.Ev(a) != start_code) a++;
+        if (a == e) return;  // no start event yet: nothing else counts
+        const int64_t t = rows.Ts(a);
+        if (t < range_from || t >= range_to) {  // the first start event is outside the range
+          s.status = kOut;
+          return;
+        }
+        s.status = kAnchored;
+        s.anchor_ts = t;
+        s.cohort = TimeZone::PeriodStartDay(day_of(t), q.period);
+        s.returned = 0;
+        if (ret_none) return;
+        // Returns: every other row at or after the anchor (rows before it in the run have
+        // smaller or equal timestamps; equal ones count).
+        for (size_t j = i; j < e; j++)
+          if (j != a && (ret_any || rows.Ev(j) == ret_code) && rows.Ts(j) >= t) mark(period_of(rows.Ts(j)));
+        return;
+      }
+      if (ret_none) return;
+      if (ret_any && !windows && pd.one_day) {  // the whole run is on day0: no row needs reading
+        mark(period_of_day(pd.day0));
+        return;
+      }
+      if (ret_any) {
+        const int64_t k0 = period_of(rows.Ts(i)), k1 = period_of(rows.Ts(e - 1));
+        if (k1 - k0 <= 1) {  // every row of the run is in period k0 or k1
+          mark(k0);
+          mark(k1);
+          return;
+        }
+        for (size_t j = i; j < e; j++) mark(period_of(rows.Ts(j)));
+        return;
+      }
+      for (size_t j = i; j < e; j++)
+        if (rows.Ev(j) == ret_code) mark(period_of(rows.Ts(j)));
+    };
+    // Rows [first, last) of a part, person run by person run (a run may mix distinct ids of
+    // one merged person).
+    auto walk = [&](const auto& rows, const PartDays& pd, size_t first, size_t last) {
+      size_t i = first;
+      while (i < last) {
+        uint32_t did = rows.Did(i);
+        const uint32_t p = pt.PersonOf(did);
+        size_t e = i + 1;
+        for (; e < last; e++) {
+          const uint32_t d = rows.Did(e);
+          if (d == did) continue;
+          if (pt.PersonOf(d) != p) break;
+          did = d;
+        }
+        run(rows, pd, p, i, e);
+        i = e;
+      }
+    };
+
+    for (t_lo = p_lo; t_lo < p_hi;) {
+      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
+      std::fill(state.begin(), state.begin() + (t_hi - t_lo), PersonState{0, 0, 0, kNone});
+      for (size_t j = 0; j < parts.size(); j++) {
+        if (deadline && deadline->Expired()) return;
+        const auto& part = parts[j];
+        const size_t first = cursor[j];
+        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(part, first, range_end[j], t_hi, pt);
+        cursor[j] = last;
+        if (first == last) continue;
+        if (part.whole_block >= 0)
+          walk(WholeBlockRows{cols[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
+        else
+          walk(ListedRows{cols.data(), part.rows.data()}, part_days[j], first, last);
+      }
+      // The tile's persons are complete: count them.
+      for (uint32_t k = 0; k < t_hi - t_lo; k++) {
+        const PersonState& s = state[k];
+        if (s.status != kAnchored) continue;
+        const size_t c = cohort_of_day[static_cast<size_t>(s.cohort - first_period_day)];
+        sizes[c]++;
+        uint64_t* v = values.data() + c * static_cast<size_t>(P);
+        if (q.mode == RetentionMode::kExact) {
+          for (uint64_t bits = s.returned; bits; bits &= bits - 1) v[__builtin_ctzll(bits)]++;
+        } else if (s.returned) {
+          const int last = 63 - __builtin_clzll(s.returned);
+          for (int k2 = 0; k2 <= last; k2++) v[k2]++;
+        }
+      }
+      t_lo = t_hi;
+    }
+  });
+  for (size_t c = 0; c < cohort_days.size(); c++) {
+    uint64_t size = 0;
+    for (int s = 0; s < slots; s++)
+      if (!slot_sizes[static_cast<size_t>(s)].empty()) size += slot_sizes[static_cast<size_t>(s)][c];
+    if (size == 0) continue;
+    Cohort& co = (*cohorts)[{cohort_days[c], 0}];
+    co.size = size;
+    co.values.assign(static_cast<size_t>(P), 0);
+    for (int s = 0; s < slots; s++) {
+      const auto& v = slot_values[static_cast<size_t>(s)];
+      if (v.empty()) continue;
+      for (int k = 0; k < P; k++)
+        co.values[static_cast<size_t>(k)] += v[c * static_cast<size_t>(P) + static_cast<size_t>(k)];
+    }
+  }
+}
 
 void AddRetentionPercentages(const RetentionQuery& q, RetentionResult& out) {
   const size_t P = static_cast<size_t>(q.periods);
