@@ -388,6 +388,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
   const bool windows = r.window_ms > 0;
   // Cohort index of each period start day of the range.
   const int32_t first_period_day = TimeZone::PeriodStartDay(q.from_day, q.period);
+  if (q.to_day < q.from_day) return;  // no cohort (the parser refuses such a range)
   std::vector<int32_t> cohort_days;
   std::vector<uint32_t> cohort_of_day(static_cast<size_t>(q.to_day - first_period_day + 1));
   for (int32_t d = first_period_day; d <= q.to_day; d++) {
