@@ -22,6 +22,9 @@
 // timelines, and so do 24h windows in the plain scan the tests compare the stream with.
 #include <algorithm>
 #include <map>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "query/operators.h"
 #include "query/person_scan.h"
@@ -373,6 +376,25 @@ struct ListedRows {
   uint32_t Did(size_t i) const { return cols[rows[i].first].did[rows[i].second]; }
 };
 
+// First position from `e` on (before `last`) whose id differs from `did`. A whole block's
+// ids are compared four at a time: most of the pass is finding where a person's run ends.
+size_t SameIdEnd(const WholeBlockRows& rows, size_t e, size_t last, uint32_t did) {
+#ifdef __SSE2__
+  const __m128i want = _mm_set1_epi32(static_cast<int>(did));
+  for (; e + 4 <= last; e += 4) {
+    const __m128i ids = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.c.did + e));
+    const int same = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(ids, want)));
+    if (same != 0xF) return e + static_cast<size_t>(__builtin_ctz(~same & 0xF));
+  }
+#endif
+  while (e < last && rows.c.did[e] == did) e++;
+  return e;
+}
+size_t SameIdEnd(const ListedRows& rows, size_t e, size_t last, uint32_t did) {
+  while (e < last && rows.Did(e) == did) e++;
+  return e;
+}
+
 // Local days of a part: its rows lie in one UTC day [U, U + 1 day), which meets local day
 // day0 and (from next1 on) day0 + 1; a day shorter than 24 h can put a third one after next2.
 struct PartDays {
@@ -511,12 +533,12 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
       while (i < last) {
         uint32_t did = rows.Did(i);
         const uint32_t p = pt.PersonOf(did);
-        size_t e = i + 1;
-        for (; e < last; e++) {
+        size_t e = SameIdEnd(rows, i + 1, last, did);
+        while (e < last) {
           const uint32_t d = rows.Did(e);
-          if (d == did) continue;
           if (pt.PersonOf(d) != p) break;
           did = d;
+          e = SameIdEnd(rows, e + 1, last, did);
         }
         run(rows, pd, p, i, e);
         i = e;
