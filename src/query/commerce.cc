@@ -1,20 +1,24 @@
-// Commerce metrics (docs/queries.md "Commerce"). One pass over the snapshot collects, per
-// person (the person of each row as of the query: merges after the fact are seen), the rows
-// the metrics read: payments, refunds and carts of the range (and payments up to the
-// longest window after it), every registration before the range's end (a registration
-// counts where the person's first one falls), and the local days the person was active in
-// the range. Then each person is evaluated on each scope (the range, each interval, each
-// breakdown value) by one function, AddScope, so a bucket's figures are exactly the
-// figures of a query over that bucket alone.
+// Commerce metrics (docs/queries.md "Commerce"). Per person (the person of each row as of
+// the query: merges after the fact are seen) the metrics read: payments, refunds and carts
+// of the range (and payments up to the longest window after it), the person's earliest
+// registration before the range's end (a registration counts where the person's first one
+// falls), and the local days the person was active in the range. Each person is evaluated
+// on each scope (the range, each interval, each breakdown value) by one function, AddScope,
+// so a bucket's figures are exactly the figures of a query over that bucket alone.
+//
+// How: the registrations before the range are reduced to each person's earliest first
+// (event index, one serial pass over those blocks); then one fused pass over the range in
+// per-person time order (person_scan.h), persons split over the query threads, evaluates
+// each tile of persons as soon as their rows are in, into per-thread sums added at the end.
 #include "query/commerce.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <map>
 #include <string_view>
-#include <thread>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "query/json_fields.h"
 #include "query/operators.h"
@@ -34,6 +38,10 @@ constexpr int64_t kMsPerDayC = 86'400'000;
 constexpr std::string_view kFirstSeen = "$first_seen";
 
 enum RowKind : uint8_t { kPay = 0, kRefund = 1, kCart = 2, kRegister = 3, kOther = 4 };
+
+// Row::group of a row that belongs to no breakdown value's scope (only to the scopes of
+// every value together).
+constexpr uint32_t kNoGroup = UINT32_MAX;
 
 struct Row {
   uint32_t person;
@@ -60,27 +68,22 @@ struct Scope {
 // Adds one person's contribution to `m`. `rows` are the person's rows (of one breakdown
 // value, or all) in time order; `days` the local days the person was active in the range,
 // ascending and distinct.
-// Reorders `v` so that its elements are grouped by person, ascending (a counting sort);
-// returns where each person's elements start (np + 1 entries).
-template <typename T>
-std::vector<size_t> GroupByPerson(std::vector<T>& v, size_t np) {
-  std::vector<size_t> start(np + 1, 0);
-  for (const T& x : v) start[x.person + 1]++;
-  for (size_t p = 0; p < np; p++) start[p + 1] += start[p];
-  std::vector<size_t> pos(start.begin(), start.end() - 1);
-  std::vector<T> out(v.size());
-  for (T& x : v) out[pos[x.person]++] = std::move(x);
-  v = std::move(out);
-  return start;
-}
+// Reused buffers of AddScope (one per thread: no allocation per person).
+struct ScopeScratch {
+  std::vector<int64_t> pay_ts;
+  std::vector<std::tuple<std::string_view, int64_t, double>> named;
+  std::vector<std::pair<int64_t, double>> orders;
+};
 
 void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& days, const Scope& s,
-              const CommerceQuery& q, const std::vector<std::string>& order_ids, CommerceMetrics& m) {
+              const CommerceQuery& q, const std::vector<std::string>& order_ids, ScopeScratch& scratch,
+              CommerceMetrics& m) {
   auto d = std::lower_bound(days.begin(), days.end(), s.lo_day);
   if (d == days.end() || *d > s.hi_day) return;  // not active in the scope: nothing of it counts
   m.active_persons++;
 
-  std::vector<int64_t> pay_ts;  // every payment (also after the scope: windows look ahead)
+  std::vector<int64_t>& pay_ts = scratch.pay_ts;  // every payment (also after the scope: windows look ahead)
+  pay_ts.clear();
   for (const Row* r : rows)
     if (r->kind == kPay) pay_ts.push_back(r->ts);
   // paid within [t, t + window]
@@ -90,8 +93,10 @@ void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& d
   };
 
   // Orders of the scope: one per order id (its earliest payment, its largest amount).
-  std::map<std::string_view, std::pair<int64_t, double>> named;
-  std::vector<std::pair<int64_t, double>> orders;
+  auto& named = scratch.named;  // (order id, ts, amount) of the payments with an id
+  auto& orders = scratch.orders;
+  named.clear();
+  orders.clear();
   const Row* first_reg = nullptr;
   for (const Row* r : rows) {
     if (r->kind == kRegister && !first_reg) first_reg = r;
@@ -101,8 +106,7 @@ void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& d
         if (r->order == 0) {
           orders.emplace_back(r->ts, r->amount);
         } else {
-          auto [it, fresh] = named.try_emplace(order_ids[r->order - 1], r->ts, r->amount);
-          if (!fresh) it->second.second = std::max(it->second.second, r->amount);
+          named.emplace_back(order_ids[r->order - 1], r->ts, r->amount);
         }
         break;
       case kRefund:
@@ -116,7 +120,17 @@ void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& d
       default: break;
     }
   }
-  for (const auto& [id, o] : named) orders.push_back(o);
+  // Grouped by id, each id's payments still in time order: the first is the earliest.
+  std::stable_sort(named.begin(), named.end(),
+                   [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+  for (size_t i = 0; i < named.size();) {
+    size_t j = i + 1;
+    double amount = std::get<2>(named[i]);
+    for (; j < named.size() && std::get<0>(named[j]) == std::get<0>(named[i]); j++)
+      amount = std::max(amount, std::get<2>(named[j]));
+    orders.emplace_back(std::get<1>(named[i]), amount);
+    i = j;
+  }
   if (!orders.empty()) {
     std::sort(orders.begin(), orders.end());
     m.orders += orders.size();
@@ -133,6 +147,22 @@ void AddScope(const std::vector<const Row*>& rows, const std::vector<int32_t>& d
     m.registered_persons++;
     if (paid_within(first_reg->ts, q.first_purchase_days * kMsPerDayC)) m.first_purchase_persons++;
   }
+}
+
+// to += from (the sums of two disjoint sets of persons).
+void AddMetrics(const CommerceMetrics& from, CommerceMetrics& to) {
+  to.gmv_gross += from.gmv_gross;
+  to.refund_amount += from.refund_amount;
+  to.refunds += from.refunds;
+  to.orders += from.orders;
+  to.paying_persons += from.paying_persons;
+  to.active_persons += from.active_persons;
+  to.repeat_payers += from.repeat_payers;
+  to.registered_persons += from.registered_persons;
+  to.first_purchase_persons += from.first_purchase_persons;
+  to.carts += from.carts;
+  to.abandoned_carts += from.abandoned_carts;
+  to.order_gaps_days.insert(to.order_gaps_days.end(), from.order_gaps_days.begin(), from.order_gaps_days.end());
 }
 
 json Ratio(double num, double den) { return den > 0 ? json(num / den) : json(); }
@@ -247,130 +277,82 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   std::vector<PropertyRef> props;
   if (q.breakdown) props.push_back(*q.breakdown);
   BreakdownResolver breakdown(props, snap);
+  const bool per_group = q.breakdown.has_value();
+  auto group_key = [](uint32_t p, uint32_t g) { return (uint64_t{p} << 32) | g; };
 
-  // Blocks are shared out to threads, each collecting its own rows (merged below). The
-  // breakdown resolver interns values as it meets them, so a breakdown scans on one thread.
-  struct Part {
-    std::vector<Row> rows;
-    std::vector<Activity> acts;
-    std::vector<std::string> order_ids;
-    // first_seen: the earliest row before the range's end, per person (no breakdown) or per
-    // (person << 32 | value).
-    std::vector<int64_t> first_ts;
-    std::unordered_map<uint64_t, int64_t> first_ts_of;
-  };
-  const int threads =
-      q.breakdown ? 1 : std::max(1, std::min<int>(QueryThreads(), static_cast<int>(snap.blocks.size())));
-  std::vector<Part> parts(static_cast<size_t>(threads));
-  std::atomic<size_t> next{0};
-  // Local day starts of the range: a row's day is found by binary search, or reused while
-  // rows stay within the day found last (rows come mostly per person in time order).
-  std::vector<int64_t> day_starts;
-  for (int32_t d = q.from_day; d <= q.to_day + 1; d++) day_starts.push_back(tz.DayStartMs(d));
-  auto work = [&](int t) {
-    Part& P = parts[static_cast<size_t>(t)];
-    if (first_seen && !q.breakdown) P.first_ts.assign(np, INT64_MAX);
+  // 1. Before the range only a person's earliest registration counts (AddScope reads the
+  // first one): its time per person (or per person and breakdown value), from the register
+  // event's rows (each block's event index) or, for $first_seen, from every row. Serial: the
+  // breakdown resolver interns values as it meets them; ranges that start after most of the
+  // history are the rare case.
+  std::vector<int64_t> pre_reg;                      // per person, every value (empty: none)
+  std::unordered_map<uint64_t, int64_t> pre_reg_of;  // per (person, value), with a breakdown
+  // (A register event named $any never registers anyone: kind_of matches codes only.)
+  if (first_seen || (!reg.none && !reg.any)) {
     BlockGroups groups;
-    size_t day = 0;  // day_starts[day] <= ts < day_starts[day + 1] for the last day found
-    for (size_t b; (b = next.fetch_add(1)) < snap.blocks.size();) {
-      if (ctx.deadline && ctx.deadline->Expired()) return;
-      const Block& blk = *snap.blocks[b];
-      if (blk.size() == 0 || blk.min_ts() >= scan_hi) continue;
-      if (blk.max_ts() < range_lo && !reg.MayMatch(blk) && !first_seen)
-        continue;  // before the range only registrations count
+    std::vector<uint32_t> all_rows;
+    for (const auto& bp : snap.blocks) {
+      const Block& blk = *bp;
+      if (blk.size() == 0 || blk.min_ts() >= range_lo || (!first_seen && !reg.MayMatch(blk))) continue;
+      if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
       const FilterSet::BlockEval eval = filters.ForBlock(blk);
       if (eval.always_false) continue;
-      breakdown.ResolveBlock(blk, &groups);
-      const PropColumn* amount = blk.prop(settings.amount_property);
-      const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+      const uint32_t* rb;
+      const uint32_t* re;
+      if (first_seen) {
+        all_rows.resize(blk.size());
+        for (size_t i = 0; i < blk.size(); i++) all_rows[i] = static_cast<uint32_t>(i);
+        rb = all_rows.data();
+        re = rb + all_rows.size();
+      } else {
+        std::tie(rb, re) = blk.EventRows(reg.code);
+        if (!rb) continue;
+      }
+      if (per_group) breakdown.ResolveBlock(blk, &groups);
       const auto& ts = blk.ts();
-      const auto& ev = blk.ev();
       const auto& did = blk.did();
-      for (size_t i = 0; i < blk.size(); i++) {
-        const int64_t t = ts[i];
-        if (t >= scan_hi) continue;
-        const RowKind kind = kind_of(ev[i]);
-        const bool in_range = t >= range_lo && t < range_hi;
-        if (!in_range && !(kind == kRegister && t < range_lo) && !(kind == kPay && t >= range_hi) &&
-            !(first_seen && t < range_lo))
-          continue;
-        if (!eval.always_true && !eval.Match(i)) continue;
-        const uint32_t p = pt.PersonOf(did[i]);
+      for (const uint32_t* r = rb; r < re; r++) {
+        const int64_t t = ts[*r];
+        if (t >= range_lo || (!eval.always_true && !eval.Match(*r))) continue;
+        const uint32_t p = pt.PersonOf(did[*r]);
         if (p >= np) continue;  // newer than the snapshot's person table
-        const uint32_t g = groups[i];
-        if (first_seen && t < range_hi) {
-          int64_t& f =
-              q.breakdown ? P.first_ts_of.try_emplace((uint64_t{p} << 32) | g, INT64_MAX).first->second : P.first_ts[p];
+        if (pre_reg.empty()) pre_reg.assign(np, INT64_MAX);
+        pre_reg[p] = std::min(pre_reg[p], t);
+        if (per_group) {
+          int64_t& f = pre_reg_of.try_emplace(group_key(p, groups[*r]), INT64_MAX).first->second;
           f = std::min(f, t);
-          if (!in_range) continue;  // an earlier row only tells when the person was first seen
         }
-        if (in_range) {
-          if (t < day_starts[day] || t >= day_starts[day + 1])
-            day =
-                static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
-          Activity a{p, g, q.from_day + static_cast<int32_t>(day)};
-          if (P.acts.empty() || P.acts.back() != a) P.acts.push_back(a);
-        }
-        if (kind == kOther) continue;
-        Row r{p, g, t, kind, 0, 0};
-        if (kind == kPay || kind == kRefund) {
-          // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
-          if (amount && (!amount->GetNum(i, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
-          if (kind == kPay && order && order->Present(i)) {
-            std::string id = order->Get(i).AsString();
-            if (!id.empty()) {
-              P.order_ids.push_back(std::move(id));
-              r.order = static_cast<uint32_t>(P.order_ids.size());
-            }
-          }
-        }
-        P.rows.push_back(r);
       }
     }
+  }
+
+  // 2. One pass over the rows of the range (and the payments up to the longest window after
+  // it) in per-person time order, persons split over the query threads (person_scan.h). A
+  // tile's rows are collected per slot and, once the tile's persons have every row seen,
+  // each person is evaluated on every scope by AddScope into the slot's own metrics; the
+  // slots' metrics are added up at the end. No list over all rows is ever built.
+  const PersonOrderScan scan(snap, range_lo, scan_hi);
+  const std::vector<const Block*>& blocks = scan.blocks();
+  struct BlockInfo {
+    const int64_t* ts = nullptr;  // the columns, looked up once (not per row)
+    const uint32_t* ev = nullptr;
+    const uint32_t* did = nullptr;
+    FilterSet::BlockEval eval;
+    BlockGroups groups;
+    const PropColumn* amount = nullptr;
+    const PropColumn* order = nullptr;
   };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; t++) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
-  if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
-  std::vector<Row> rows = std::move(parts[0].rows);
-  std::vector<Activity> acts = std::move(parts[0].acts);
-  std::vector<std::string> order_ids = std::move(parts[0].order_ids);
-  parts[0].rows.clear();
-  parts[0].acts.clear();
-  for (size_t t = 1; t < parts.size(); t++) {
-    const uint32_t base = static_cast<uint32_t>(order_ids.size());
-    for (Row r : parts[t].rows) {
-      if (r.order) r.order += base;
-      rows.push_back(r);
-    }
-    acts.insert(acts.end(), parts[t].acts.begin(), parts[t].acts.end());
-    order_ids.insert(order_ids.end(), std::make_move_iterator(parts[t].order_ids.begin()),
-                     std::make_move_iterator(parts[t].order_ids.end()));
-    parts[t].rows = {};
-    parts[t].acts = {};
-    parts[t].order_ids = {};
+  std::vector<BlockInfo> info(blocks.size());
+  for (size_t b = 0; b < blocks.size(); b++) {  // serial: filters and breakdown values per block
+    const Block& blk = *blocks[b];
+    info[b].ts = blk.ts().data();
+    info[b].ev = blk.ev().data();
+    info[b].did = blk.did().data();
+    info[b].eval = filters.ForBlock(blk);
+    if (per_group) breakdown.ResolveBlock(blk, &info[b].groups);
+    info[b].amount = blk.prop(settings.amount_property);
+    info[b].order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
   }
-  if (first_seen) {
-    // One registration row per person (and value): the earliest of the threads' rows.
-    std::unordered_map<uint64_t, int64_t> first;
-    for (const Part& P : parts) {
-      for (size_t p = 0; p < P.first_ts.size(); p++)
-        if (P.first_ts[p] != INT64_MAX) {
-          auto [it, fresh] = first.try_emplace(uint64_t{p} << 32, P.first_ts[p]);
-          if (!fresh) it->second = std::min(it->second, P.first_ts[p]);
-        }
-      for (const auto& [key, ts] : P.first_ts_of) {
-        auto [it, fresh] = first.try_emplace(key, ts);
-        if (!fresh) it->second = std::min(it->second, ts);
-      }
-    }
-    for (const auto& [key, ts] : first)
-      rows.push_back(Row{static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key), ts, kRegister, 0, 0});
-  }
-  // Grouped by person in linear time; each person's few rows are sorted on their own below.
-  const std::vector<size_t> row_start = GroupByPerson(rows, np);
-  const std::vector<size_t> act_start = GroupByPerson(acts, np);
 
   std::vector<Bucket> buckets;
   std::vector<Scope> bucket_scopes;
@@ -383,54 +365,175 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     out.series.resize(buckets.size());
   }
   const Scope range{range_lo, range_hi, q.from_day, q.to_day};
-  std::map<uint32_t, CommerceMetrics> by_group;
+  // Local day starts of the range: a row's day is found by binary search, or reused while
+  // rows stay within the day found last.
+  std::vector<int64_t> day_starts;
+  for (int32_t d = q.from_day; d <= q.to_day + 1; d++) day_starts.push_back(tz.DayStartMs(d));
 
-  std::vector<const Row*> prow, grow;
-  std::vector<int32_t> pdays, gdays;
-  std::vector<uint32_t> pgroups;
-  std::vector<Activity> pacts;
-  for (size_t p = 0; p < np; p++) {
-    if (row_start[p] == row_start[p + 1] && act_start[p] == act_start[p + 1]) continue;
-    prow.clear();
-    pdays.clear();
-    pgroups.clear();
-    for (size_t x = row_start[p]; x < row_start[p + 1]; x++) prow.push_back(&rows[x]);
-    std::sort(prow.begin(), prow.end(),
-              [](const Row* a, const Row* b) { return a->ts != b->ts ? a->ts < b->ts : a->kind < b->kind; });
-    pacts.assign(acts.begin() + static_cast<std::ptrdiff_t>(act_start[p]),
-                 acts.begin() + static_cast<std::ptrdiff_t>(act_start[p + 1]));
-    std::sort(pacts.begin(), pacts.end());
-    pacts.erase(std::unique(pacts.begin(), pacts.end()), pacts.end());
-    for (const Activity& a : pacts) {
-      pdays.push_back(a.day);
-      if (pgroups.empty() || pgroups.back() != a.group) pgroups.push_back(a.group);
+  struct Tie {
+    uint32_t block, row;
+    RowKind kind;
+  };
+  struct Slot {
+    // The current tile's rows and activity (persons of the tile only).
+    std::vector<Row> rows;
+    std::vector<Activity> acts;
+    std::vector<std::string> order_ids;   // Row::order - 1 indexes it
+    std::unordered_set<uint64_t> firsts;  // $first_seen: (person, value) with a row in the tile
+    size_t day = 0;                       // day_starts[day] <= ts < day_starts[day + 1] last found
+    // The slot's sums.
+    CommerceMetrics total;
+    std::vector<CommerceMetrics> series;
+    std::map<uint32_t, CommerceMetrics> by_group;
+    // Scratch of the per-person evaluation.
+    std::vector<const Row*> prow, grow;
+    std::vector<int32_t> pdays, gdays;
+    std::vector<uint32_t> pgroups;
+    std::vector<Activity> pacts;
+    std::vector<size_t> row_start, act_start;
+    std::vector<Row> extra;  // pre-range registrations of the tile's persons
+    ScopeScratch scratch;
+  };
+  const int slots = QueryThreads();
+  std::vector<Slot> slot_state(static_cast<size_t>(slots));
+  for (Slot& s : slot_state) s.series.resize(buckets.size());
+
+  auto classify = [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts, Tie* tie) {
+    const BlockInfo& bi = info[b];
+    const int64_t t = bi.ts[i];
+    if (t < range_lo || t >= scan_hi) return false;
+    const RowKind kind = kind_of(bi.ev[i]);
+    if (t >= range_hi && kind != kPay) return false;  // after the range only payments count
+    if (bi.eval.always_false || (!bi.eval.always_true && !bi.eval.Match(i))) return false;
+    *person = pt.PersonOf(bi.did[i]);
+    *ts = t;
+    *tie = Tie{b, i, kind};
+    return true;
+  };
+  auto group = [&](int slot, uint32_t p, int64_t t, std::vector<Tie>& ties) {
+    Slot& S = slot_state[static_cast<size_t>(slot)];
+    const bool in_range = t < range_hi;
+    if (in_range && (t < day_starts[S.day] || t >= day_starts[S.day + 1]))
+      S.day = static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
+    for (const Tie& x : ties) {
+      const BlockInfo& bi = info[x.block];
+      const uint32_t g = per_group ? bi.groups[x.row] : 0;
+      if (in_range) {
+        Activity a{p, g, q.from_day + static_cast<int32_t>(S.day)};
+        if (S.acts.empty() || S.acts.back() != a) S.acts.push_back(a);
+        // $first_seen: the person's (value's) first row of the range registers them (the
+        // rows come in time order; an earlier row before the range wins at evaluation).
+        if (first_seen && S.firsts.insert(group_key(p, g)).second) S.rows.push_back(Row{p, g, t, kRegister, 0, 0});
+      }
+      if (x.kind == kOther) continue;
+      Row r{p, g, t, x.kind, 0, 0};
+      if (x.kind == kPay || x.kind == kRefund) {
+        // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
+        if (bi.amount && (!bi.amount->GetNum(x.row, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
+        if (x.kind == kPay && bi.order && bi.order->Present(x.row)) {
+          std::string id = bi.order->Get(x.row).AsString();
+          if (!id.empty()) {
+            S.order_ids.push_back(std::move(id));
+            r.order = static_cast<uint32_t>(S.order_ids.size());
+          }
+        }
+      }
+      S.rows.push_back(r);
     }
-    std::sort(pdays.begin(), pdays.end());
-    pdays.erase(std::unique(pdays.begin(), pdays.end()), pdays.end());
-    AddScope(prow, pdays, range, q, order_ids, out.total);
-    if (q.interval) {
-      int32_t last = -1;
-      for (int32_t d : pdays) {
-        const int32_t k = TimeZone::PeriodsBetween(q.from_day, d, *q.interval);
-        if (k == last || k < 0 || static_cast<size_t>(k) >= buckets.size()) continue;
-        last = k;
-        AddScope(prow, pdays, bucket_scopes[static_cast<size_t>(k)], q, order_ids, out.series[static_cast<size_t>(k)]);
+  };
+  // Evaluates the tile's persons [lo, hi) once all their rows are in, then empties the tile.
+  auto tile_done = [&](int slot, uint32_t lo, uint32_t hi) {
+    Slot& S = slot_state[static_cast<size_t>(slot)];
+    if (S.acts.empty()) {  // nobody of the tile active in the range: nothing of it counts
+      S.rows.clear();
+      S.order_ids.clear();
+      S.firsts.clear();
+      return;
+    }
+    const size_t n = hi - lo;
+    // Earlier registrations of the tile's persons, as rows.
+    // With a breakdown the person's earliest one (of any value) is a row of no value, read
+    // by the scopes of every value together only; each value's own earliest one is a row of
+    // that value (only values the person was active with in the range can count).
+    S.extra.clear();
+    if (!pre_reg.empty()) {
+      for (uint32_t p = lo; p < hi; p++)
+        if (pre_reg[p] != INT64_MAX) S.extra.push_back(Row{p, per_group ? kNoGroup : 0, pre_reg[p], kRegister, 0, 0});
+      for (const Activity& a : S.acts)
+        if (auto it = pre_reg_of.find(group_key(a.person, a.group)); it != pre_reg_of.end())
+          S.extra.push_back(Row{a.person, a.group, it->second, kRegister, 0, 0});
+    }
+    S.rows.insert(S.rows.end(), S.extra.begin(), S.extra.end());
+    // Grouped by person (a counting sort over the tile); each person's rows sorted below.
+    auto group_by_person = [&](auto& v, std::vector<size_t>& start) {
+      start.assign(n + 1, 0);
+      for (const auto& x : v) start[x.person - lo + 1]++;
+      for (size_t k = 0; k < n; k++) start[k + 1] += start[k];
+      std::vector<size_t> pos(start.begin(), start.end() - 1);
+      std::remove_reference_t<decltype(v)> sorted(v.size());
+      for (auto& x : v) sorted[pos[x.person - lo]++] = x;
+      v.swap(sorted);
+    };
+    group_by_person(S.rows, S.row_start);
+    group_by_person(S.acts, S.act_start);
+    for (size_t k = 0; k < n; k++) {
+      if (S.act_start[k] == S.act_start[k + 1]) continue;  // not active in the range
+      S.prow.clear();
+      S.pdays.clear();
+      S.pgroups.clear();
+      for (size_t x = S.row_start[k]; x < S.row_start[k + 1]; x++) S.prow.push_back(&S.rows[x]);
+      std::sort(S.prow.begin(), S.prow.end(),
+                [](const Row* a, const Row* b) { return a->ts != b->ts ? a->ts < b->ts : a->kind < b->kind; });
+      S.pacts.assign(S.acts.begin() + static_cast<std::ptrdiff_t>(S.act_start[k]),
+                     S.acts.begin() + static_cast<std::ptrdiff_t>(S.act_start[k + 1]));
+      std::sort(S.pacts.begin(), S.pacts.end());
+      S.pacts.erase(std::unique(S.pacts.begin(), S.pacts.end()), S.pacts.end());
+      for (const Activity& a : S.pacts) {
+        S.pdays.push_back(a.day);
+        if (S.pgroups.empty() || S.pgroups.back() != a.group) S.pgroups.push_back(a.group);
+      }
+      std::sort(S.pdays.begin(), S.pdays.end());
+      S.pdays.erase(std::unique(S.pdays.begin(), S.pdays.end()), S.pdays.end());
+      AddScope(S.prow, S.pdays, range, q, S.order_ids, S.scratch, S.total);
+      if (q.interval) {
+        int32_t last = -1;
+        for (int32_t d : S.pdays) {
+          const int32_t b = TimeZone::PeriodsBetween(q.from_day, d, *q.interval);
+          if (b == last || b < 0 || static_cast<size_t>(b) >= buckets.size()) continue;
+          last = b;
+          AddScope(S.prow, S.pdays, bucket_scopes[static_cast<size_t>(b)], q, S.order_ids, S.scratch,
+                   S.series[static_cast<size_t>(b)]);
+        }
+      }
+      if (per_group) {
+        // Each value's figures are those of the query with the extra filter "breakdown =
+        // value": a person's rows of that value only (activity groups are the values the
+        // person has in the range; a value seen only outside the range adds nothing, as
+        // AddScope says).
+        for (uint32_t g : S.pgroups) {
+          S.grow.clear();
+          S.gdays.clear();
+          for (const Row* r : S.prow)
+            if (r->group == g) S.grow.push_back(r);
+          for (const Activity& a : S.pacts)
+            if (a.group == g) S.gdays.push_back(a.day);
+          AddScope(S.grow, S.gdays, range, q, S.order_ids, S.scratch, S.by_group[g]);
+        }
       }
     }
-    if (q.breakdown) {
-      // Each value's figures are those of the query with the extra filter "breakdown = value":
-      // a person's rows of that value only (activity groups are the values the person has in
-      // the range; a value seen only outside the range adds nothing, as AddScope says).
-      for (uint32_t g : pgroups) {
-        grow.clear();
-        gdays.clear();
-        for (const Row* r : prow)
-          if (r->group == g) grow.push_back(r);
-        for (const Activity& a : pacts)
-          if (a.group == g) gdays.push_back(a.day);
-        AddScope(grow, gdays, range, q, order_ids, by_group[g]);
-      }
-    }
+    S.rows.clear();
+    S.acts.clear();
+    S.order_ids.clear();
+    S.firsts.clear();
+  };
+  ScanPersonGroups<Tie>(scan, pt, slots, nullptr, classify, group, ctx.deadline, tile_done);
+  if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
+
+  std::map<uint32_t, CommerceMetrics> by_group;
+  for (Slot& S : slot_state) {
+    AddMetrics(S.total, out.total);
+    for (size_t k = 0; k < buckets.size(); k++) AddMetrics(S.series[k], out.series[k]);
+    for (const auto& [g, m] : S.by_group) AddMetrics(m, by_group[g]);
   }
   if (q.breakdown) {
     std::vector<std::pair<json, CommerceMetrics>> list;
@@ -450,10 +553,12 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
 json CommerceMetricsJson(const CommerceMetrics& m) {
   json cycle;
   if (!m.order_gaps_days.empty()) {
+    // The median: the middle element (and, for an even count, the largest below it).
     std::vector<double> g = m.order_gaps_days;
-    std::sort(g.begin(), g.end());
     const size_t n = g.size();
-    cycle = n % 2 ? g[n / 2] : (g[n / 2 - 1] + g[n / 2]) / 2;
+    const auto mid = g.begin() + static_cast<std::ptrdiff_t>(n / 2);
+    std::nth_element(g.begin(), mid, g.end());
+    cycle = n % 2 ? *mid : (*std::max_element(g.begin(), mid) + *mid) / 2;
   }
   return json{
       {"gmv", m.gmv_gross - m.refund_amount},
