@@ -365,15 +365,15 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     out.series.resize(buckets.size());
   }
   const Scope range{range_lo, range_hi, q.from_day, q.to_day};
+  std::vector<int32_t> bucket_of_day;  // per day of the range, its interval's index
+  if (q.interval)
+    for (int32_t d = q.from_day; d <= q.to_day; d++)
+      bucket_of_day.push_back(TimeZone::PeriodsBetween(q.from_day, d, *q.interval));
   // Local day starts of the range: a row's day is found by binary search, or reused while
   // rows stay within the day found last.
   std::vector<int64_t> day_starts;
   for (int32_t d = q.from_day; d <= q.to_day + 1; d++) day_starts.push_back(tz.DayStartMs(d));
 
-  struct Tie {
-    uint32_t block, row;
-    RowKind kind;
-  };
   struct Slot {
     // The current tile's rows and activity (persons of the tile only).
     std::vector<Row> rows;
@@ -398,48 +398,42 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   std::vector<Slot> slot_state(static_cast<size_t>(slots));
   for (Slot& s : slot_state) s.series.resize(buckets.size());
 
-  auto classify = [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts, Tie* tie) {
+  // One row: its activity and, for the rows the metrics read, the row itself.
+  auto visit = [&](Slot& S, uint32_t b, uint32_t i) {
     const BlockInfo& bi = info[b];
     const int64_t t = bi.ts[i];
-    if (t < range_lo || t >= scan_hi) return false;
+    if (t < range_lo || t >= scan_hi) return;
     const RowKind kind = kind_of(bi.ev[i]);
-    if (t >= range_hi && kind != kPay) return false;  // after the range only payments count
-    if (bi.eval.always_false || (!bi.eval.always_true && !bi.eval.Match(i))) return false;
-    *person = pt.PersonOf(bi.did[i]);
-    *ts = t;
-    *tie = Tie{b, i, kind};
-    return true;
-  };
-  auto group = [&](int slot, uint32_t p, int64_t t, std::vector<Tie>& ties) {
-    Slot& S = slot_state[static_cast<size_t>(slot)];
     const bool in_range = t < range_hi;
-    if (in_range && (t < day_starts[S.day] || t >= day_starts[S.day + 1]))
-      S.day = static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
-    for (const Tie& x : ties) {
-      const BlockInfo& bi = info[x.block];
-      const uint32_t g = per_group ? bi.groups[x.row] : 0;
-      if (in_range) {
-        Activity a{p, g, q.from_day + static_cast<int32_t>(S.day)};
-        if (S.acts.empty() || S.acts.back() != a) S.acts.push_back(a);
-        // $first_seen: the person's (value's) first row of the range registers them (the
-        // rows come in time order; an earlier row before the range wins at evaluation).
+    if (!in_range && kind != kPay) return;  // after the range only payments count
+    if (bi.eval.always_false || (!bi.eval.always_true && !bi.eval.Match(i))) return;
+    const uint32_t p = pt.PersonOf(bi.did[i]);
+    const uint32_t g = per_group ? bi.groups[i] : 0;
+    if (in_range) {
+      if (t < day_starts[S.day] || t >= day_starts[S.day + 1])
+        S.day = static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
+      Activity a{p, g, static_cast<int32_t>(S.day)};  // day: from date_from, until evaluation
+      if (S.acts.empty() || S.acts.back() != a) {
+        S.acts.push_back(a);
+        // $first_seen: the person's (value's) first row of the range registers them (a
+        // person's rows come in time order; an earlier row before the range wins later).
         if (first_seen && S.firsts.insert(group_key(p, g)).second) S.rows.push_back(Row{p, g, t, kRegister, 0, 0});
       }
-      if (x.kind == kOther) continue;
-      Row r{p, g, t, x.kind, 0, 0};
-      if (x.kind == kPay || x.kind == kRefund) {
-        // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
-        if (bi.amount && (!bi.amount->GetNum(x.row, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
-        if (x.kind == kPay && bi.order && bi.order->Present(x.row)) {
-          std::string id = bi.order->Get(x.row).AsString();
-          if (!id.empty()) {
-            S.order_ids.push_back(std::move(id));
-            r.order = static_cast<uint32_t>(S.order_ids.size());
-          }
+    }
+    if (kind == kOther) return;
+    Row r{p, g, t, kind, 0, 0};
+    if (kind == kPay || kind == kRefund) {
+      // Text that is not a finite number counts 0 (as in RFM: person_facts.cc).
+      if (bi.amount && (!bi.amount->GetNum(i, &r.amount) || !std::isfinite(r.amount))) r.amount = 0;
+      if (kind == kPay && bi.order && bi.order->Present(i)) {
+        std::string id = bi.order->Get(i).AsString();
+        if (!id.empty()) {
+          S.order_ids.push_back(std::move(id));
+          r.order = static_cast<uint32_t>(S.order_ids.size());
         }
       }
-      S.rows.push_back(r);
     }
+    S.rows.push_back(r);
   };
   // Evaluates the tile's persons [lo, hi) once all their rows are in, then empties the tile.
   auto tile_done = [&](int slot, uint32_t lo, uint32_t hi) {
@@ -488,7 +482,8 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
                      S.acts.begin() + static_cast<std::ptrdiff_t>(S.act_start[k + 1]));
       std::sort(S.pacts.begin(), S.pacts.end());
       S.pacts.erase(std::unique(S.pacts.begin(), S.pacts.end()), S.pacts.end());
-      for (const Activity& a : S.pacts) {
+      for (Activity& a : S.pacts) {
+        a.day += q.from_day;
         S.pdays.push_back(a.day);
         if (S.pgroups.empty() || S.pgroups.back() != a.group) S.pgroups.push_back(a.group);
       }
@@ -498,7 +493,7 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
       if (q.interval) {
         int32_t last = -1;
         for (int32_t d : S.pdays) {
-          const int32_t b = TimeZone::PeriodsBetween(q.from_day, d, *q.interval);
+          const int32_t b = bucket_of_day[static_cast<size_t>(d - q.from_day)];
           if (b == last || b < 0 || static_cast<size_t>(b) >= buckets.size()) continue;
           last = b;
           AddScope(S.prow, S.pdays, bucket_scopes[static_cast<size_t>(b)], q, S.order_ids, S.scratch,
@@ -526,7 +521,31 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     S.order_ids.clear();
     S.firsts.clear();
   };
-  ScanPersonGroups<Tie>(scan, pt, slots, nullptr, classify, group, ctx.deadline, tile_done);
+  // The walk of ScanPersonGroups (person_scan.h: ranges of persons in parallel, each in tiles,
+  // every part over a tile before the next tile), without its grouping of equal timestamps:
+  // a person's rows are sorted at evaluation anyway.
+  const uint32_t tile_persons = std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
+  const auto& parts = scan.parts();
+  ParallelPersonRanges(np, slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+    Slot& S = slot_state[static_cast<size_t>(slot)];
+    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
+    for (size_t j = 0; j < parts.size(); j++) {
+      cursor[j] = scan.LowerBound(parts[j], p_lo, pt);
+      range_end[j] = scan.LowerBound(parts[j], p_hi, pt);
+    }
+    for (uint32_t t_lo = p_lo; t_lo < p_hi;) {
+      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
+      for (size_t j = 0; j < parts.size(); j++) {
+        if (ctx.deadline && ctx.deadline->Expired()) return;
+        const size_t first = cursor[j];
+        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(parts[j], first, range_end[j], t_hi, pt);
+        cursor[j] = last;
+        PersonOrderScan::ForEachRowIn(blocks, parts[j], first, last, [&](uint32_t b, uint32_t i) { visit(S, b, i); });
+      }
+      tile_done(slot, t_lo, t_hi);
+      t_lo = t_hi;
+    }
+  });
   if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
 
   std::map<uint32_t, CommerceMetrics> by_group;
