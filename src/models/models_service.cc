@@ -65,16 +65,44 @@ json TopFeaturesJson(const std::array<FeatureContribution, kTopFeatures>& top) {
 
 StatusOr<std::unique_ptr<ModelsService>> ModelsService::Open(ProjectRegistry& registry, PeopleService& people) {
   std::unique_ptr<ModelsService> s(new ModelsService(registry, people));
+  std::vector<std::string> projects;
   for (const auto& info : registry.List()) {
     s->Load(info.name);
-    // Derived from the events in one pass (not saved): computed again at each start.
-    if (Status st = s->RefreshReferral(info.name); !st.ok())
-      spdlog::warn("models: referral attributes of project {} not computed: {}", info.name, st.ToString());
+    projects.push_back(info.name);
   }
+  // The referral attributes are derived from the events in one pass (not saved), so they are
+  // computed again at each start — in the background, one project after another, so that a
+  // big store does not delay serving (docs/decisions.md). Until a project's are in, its
+  // persons have none (as persons outside the invite graph).
+  {
+    MutexLock l(&s->mu_);
+    for (const std::string& name : projects) s->states_[name].referral_pending = true;
+  }
+  ModelsService* self = s.get();
+  MutexLock l(&s->mu_);
+  s->workers_.emplace_back([self, projects] {
+    for (const std::string& name : projects) {
+      if (self->stopping_.load()) break;
+      const int64_t started = NowMs();
+      Status st;
+      {
+        MutexLock run_lock(&self->run_mu_);  // not beside a training (which refreshes them too)
+        st = self->RefreshReferral(name);
+      }
+      if (st.ok()) {
+        spdlog::info("models: referral attributes of project {} computed in {} ms", name, NowMs() - started);
+      } else {
+        spdlog::warn("models: referral attributes of project {} not computed: {}", name, st.ToString());
+      }
+      MutexLock l(&self->mu_);
+      self->states_[name].referral_pending = false;
+    }
+  });
   return s;
 }
 
 ModelsService::~ModelsService() {
+  stopping_.store(true);  // the start-up refresh stops after the project it is on
   std::vector<std::thread> workers;
   {
     MutexLock l(&mu_);
@@ -377,6 +405,9 @@ StatusOr<json> ModelsService::ChurnStatus(const std::string& project) {
                          : json(nullptr);
   out["error"] = st.error.empty() ? json(nullptr) : json(st.error);
   out["features"] = ChurnFeatureNames();
+  // The start-up computation of the referral attributes (in the background): "computing"
+  // until it is done, then "ready" (or "none" if it failed and no churn run has made them).
+  out["referral_attributes"] = st.referral ? "ready" : st.referral_pending ? "computing" : "none";
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,13 +33,15 @@ namespace ns {
 
 class ModelsService {
  public:
-  // Reads every project's saved run and lays its person properties over the store.
+  // Reads every project's saved run and lays its person properties over the store; starts
+  // computing the referral attributes in the background (ChurnStatus says when they are in).
   static StatusOr<std::unique_ptr<ModelsService>> Open(ProjectRegistry& registry, PeopleService& people);
   ~ModelsService();  // waits for a training in progress
 
   // GET /api/v1/models/churn: status ("untrained", "training", "ready", "failed"), the last
   // run's summary (trained_at, T, sizes, AUC, precision@10%, feature importances, the
-  // distribution of risk), the job in progress or the last error.
+  // distribution of risk), the job in progress or the last error; and "referral_attributes"
+  // ("computing" while the start-up computation has not reached the project, "ready", "none").
   StatusOr<nlohmann::json> ChurnStatus(const std::string& project);
   // POST /api/v1/models/churn/train: starts a training in the background and answers its
   // job ({"job_id", "status":"training"}); while one runs, answers that one.
@@ -47,7 +50,8 @@ class ModelsService {
   Status RefreshChurn(const std::string& project);
   // The referral attributes ($invitees, $clean_invitees, $referred_by, $referral_generation;
   // models/referral_attributes.h) from the invite graph as of now, installed at once. Run
-  // when the service opens and with every churn run (the daily job, Train now).
+  // in the background when the service opens (Open returns before) and with every churn
+  // run (the daily job, Train now).
   Status RefreshReferral(const std::string& project);
   // The person API's "churn": {risk, decile, as_of, top_features:[{feature, contribution}]},
   // null when the person was not scored.
@@ -66,6 +70,7 @@ class ModelsService {
     std::string job_actor;
     std::shared_ptr<const Scored> scored;
     std::shared_ptr<const PersonColumns> referral;  // the referral attributes (null: none yet)
+    bool referral_pending = false;                  // the start-up computation has not done it yet
   };
   ModelsService(ProjectRegistry& registry, PeopleService& people) : registry_(registry), people_(people) {}
   Status Run(const std::string& project);  // one training; records the outcome in states_
@@ -84,8 +89,9 @@ class ModelsService {
   std::map<std::string, ProjectState> states_ GUARDED_BY(mu_);
   int64_t next_job_ GUARDED_BY(mu_) = 1;
   std::vector<std::thread> workers_ GUARDED_BY(mu_);
-  Mutex run_mu_;      // one training at a time in the process: a background job shares the cores
-  Mutex install_mu_;  // one Install at a time: the columns read are the columns set
+  std::atomic<bool> stopping_{false};  // the destructor runs: background work stops early
+  Mutex run_mu_;                       // one training at a time in the process: a background job shares the cores
+  Mutex install_mu_;                   // one Install at a time: the columns read are the columns set
 };
 
 }  // namespace ns

@@ -6,7 +6,8 @@ invitee with no activity, K-factor with and without flagged edges, rewards); pag
 inviters; request tiers and fraud thresholds; the people settings of the names and tiers
 (validated, errors naming the field); a referral KPI; the invite tree with its depth and
 size limits, by secret key and by a viewer's session, device and IP masked for non-admins;
-who may read (not a write key).
+who may read (not a write key); the per-person referral attributes, also after a restart
+(computed in the background at start-up).
 
 Usage: referral_test.py /path/to/northstar. Standard library only.
 """
@@ -230,9 +231,29 @@ def test_person_attributes():
     check_eq(sizes["sizes"], [6, 0, 1], "the rule tags referred and top_inviter, a cohort on clean invitees")
 
 
+def test_attributes_after_restart():
+    """The referral attributes are computed again in the background when the server starts
+    (docs/decisions.md): after a restart, without any churn run, the person API has them
+    once the models status says "ready"."""
+    srv = S["server"]
+    srv.stop()
+    srv.start()
+    S["viewer"] = viewer = Client(srv.port, "viewer", key=S["viewer"].key)
+    status = None
+    for _ in range(600):
+        status = viewer.ok("GET", "/api/v1/models/churn")["referral_attributes"]
+        if status != "computing":
+            break
+        time.sleep(0.1)
+    check_eq(status, "ready", "computed in the background after the start")
+    ann = viewer.ok("GET", "/api/v1/persons/ann")["properties"]
+    check_eq((ann.get("$invitees"), ann.get("$clean_invitees")), (2, 2), "ann's attributes after the restart")
+
+
 def main():
     return run_server_suite(S, "ns-referral-", setup, (test_documented_example, test_pages_tiers_and_rules,
-                            test_settings, test_kpi, test_invite_tree, test_person_attributes))
+                            test_settings, test_kpi, test_invite_tree, test_person_attributes,
+                                                            test_attributes_after_restart))
 
 
 if __name__ == "__main__":
