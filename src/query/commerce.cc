@@ -273,6 +273,8 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     if (!reg.none && code == reg.code) return kRegister;
     return kOther;
   };
+  std::vector<RowKind> kind_by_code(snap.events->size());  // kind_of, looked up per row
+  for (size_t c = 0; c < kind_by_code.size(); c++) kind_by_code[c] = kind_of(static_cast<uint32_t>(c));
   const FilterSet filters(q.filters, snap);
   std::vector<PropertyRef> props;
   if (q.breakdown) props.push_back(*q.breakdown);
@@ -380,6 +382,7 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     std::vector<Activity> acts;
     std::vector<std::string> order_ids;   // Row::order - 1 indexes it
     std::unordered_set<uint64_t> firsts;  // $first_seen: (person, value) with a row in the tile
+    uint32_t last_did = UINT32_MAX;       // the id of the last row whose activity was recorded
     size_t day = 0;                       // day_starts[day] <= ts < day_starts[day + 1] last found
     // The slot's sums.
     CommerceMetrics total;
@@ -403,15 +406,23 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     const BlockInfo& bi = info[b];
     const int64_t t = bi.ts[i];
     if (t < range_lo || t >= scan_hi) return;
-    const RowKind kind = kind_of(bi.ev[i]);
+    const uint32_t code = bi.ev[i];
+    const RowKind kind = code < kind_by_code.size() ? kind_by_code[code] : kind_of(code);
     const bool in_range = t < range_hi;
     if (!in_range && kind != kPay) return;  // after the range only payments count
+    const uint32_t d = bi.did[i];
+    // Most rows are other events of the id whose activity on that day was just recorded
+    // (rows come grouped by person): nothing more to learn from them.
+    if (kind == kOther && d == S.last_did && t >= day_starts[S.day] && t < day_starts[S.day + 1] &&
+        bi.eval.always_true && !per_group)
+      return;
     if (bi.eval.always_false || (!bi.eval.always_true && !bi.eval.Match(i))) return;
-    const uint32_t p = pt.PersonOf(bi.did[i]);
+    const uint32_t p = pt.PersonOf(d);
     const uint32_t g = per_group ? bi.groups[i] : 0;
     if (in_range) {
       if (t < day_starts[S.day] || t >= day_starts[S.day + 1])
         S.day = static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
+      S.last_did = d;
       Activity a{p, g, static_cast<int32_t>(S.day)};  // day: from date_from, until evaluation
       if (S.acts.empty() || S.acts.back() != a) {
         S.acts.push_back(a);
@@ -438,6 +449,7 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   // Evaluates the tile's persons [lo, hi) once all their rows are in, then empties the tile.
   auto tile_done = [&](int slot, uint32_t lo, uint32_t hi) {
     Slot& S = slot_state[static_cast<size_t>(slot)];
+    S.last_did = UINT32_MAX;
     if (S.acts.empty()) {  // nobody of the tile active in the range: nothing of it counts
       S.rows.clear();
       S.order_ids.clear();
