@@ -382,8 +382,9 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     std::vector<Activity> acts;
     std::vector<std::string> order_ids;   // Row::order - 1 indexes it
     std::unordered_set<uint64_t> firsts;  // $first_seen: (person, value) with a row in the tile
-    uint32_t last_did = UINT32_MAX;       // the id of the last row whose activity was recorded
-    size_t day = 0;                       // day_starts[day] <= ts < day_starts[day + 1] last found
+    uint32_t last_did = UINT32_MAX;       // the id and value of the last row whose activity was recorded
+    uint32_t last_group = 0;
+    size_t day = 0;  // day_starts[day] <= ts < day_starts[day + 1] last found
     // The slot's sums.
     CommerceMetrics total;
     std::vector<CommerceMetrics> series;
@@ -411,18 +412,19 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
     const bool in_range = t < range_hi;
     if (!in_range && kind != kPay) return;  // after the range only payments count
     const uint32_t d = bi.did[i];
-    // Most rows are other events of the id whose activity on that day was just recorded
+    // Most rows are other events of the id (and value) whose activity that day was just recorded
     // (rows come grouped by person): nothing more to learn from them.
-    if (kind == kOther && d == S.last_did && t >= day_starts[S.day] && t < day_starts[S.day + 1] &&
-        bi.eval.always_true && !per_group)
+    const uint32_t g = per_group ? bi.groups[i] : 0;
+    if (kind == kOther && d == S.last_did && g == S.last_group && t >= day_starts[S.day] && t < day_starts[S.day + 1] &&
+        bi.eval.always_true)
       return;
     if (bi.eval.always_false || (!bi.eval.always_true && !bi.eval.Match(i))) return;
     const uint32_t p = pt.PersonOf(d);
-    const uint32_t g = per_group ? bi.groups[i] : 0;
     if (in_range) {
       if (t < day_starts[S.day] || t >= day_starts[S.day + 1])
         S.day = static_cast<size_t>(std::upper_bound(day_starts.begin(), day_starts.end(), t) - day_starts.begin()) - 1;
       S.last_did = d;
+      S.last_group = g;
       Activity a{p, g, static_cast<int32_t>(S.day)};  // day: from date_from, until evaluation
       if (S.acts.empty() || S.acts.back() != a) {
         S.acts.push_back(a);
