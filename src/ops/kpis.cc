@@ -491,8 +491,9 @@ StatusOr<DailySeries> Kpis::Daily(const std::string& project, int64_t kpi_id, co
       int32_t d = range.from + static_cast<int32_t>(i);
       NS_ASSIGN_OR_RETURN(auto parts, Evaluate(project, kpi_id, doc, PeriodRange{d, d}));
       const KpiParts& kp = parts[""];
-      s.weights[i] = kp.den;
-      if (kp.den > 0) s.values[i] = kp.Value();
+      // A sum is a value on every day (0 included); a ratio only where it has a denominator.
+      s.weights[i] = kp.ratio ? kp.den : 1;
+      if (!kp.ratio || kp.den > 0) s.values[i] = kp.Value();
     }
   }
   return s;

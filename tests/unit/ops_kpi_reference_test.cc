@@ -564,6 +564,34 @@ TEST_P(OpsKpiReference, MatchesNaive) {
     }
   }
 
+  // ---- commerce KPIs (evaluated one day at a time): a sum has a value on every day, 0
+  // included, that adds up to the range's; a ratio has one where its denominator is > 0.
+  for (const char* metric : {"gmv", "orders", "aov"}) {
+    json doc = Validated({{"query", {{"kind", "commerce"}}}, {"reduce", {{"metric", metric}}}});
+    Range r = random_range();
+    auto ds = kpis.Daily("p", doc, PeriodRange{r.from, r.to});
+    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    ASSERT_EQ(ds->values.size(), static_cast<size_t>(r.to - r.from + 1));
+    double sum = 0;
+    for (int d = r.from; d <= r.to; d++) {
+      auto one = kpis.Evaluate("p", doc, PeriodRange{d, d});
+      ASSERT_TRUE(one.ok()) << one.status().ToString();
+      const KpiParts& kp = (*one)[""];
+      const double got = ds->values[static_cast<size_t>(d - r.from)];
+      if (kp.ratio && !(kp.den > 0)) {
+        EXPECT_TRUE(std::isnan(got)) << "day " << DayStr(d) << " " << Where(doc, r);
+      } else {
+        EXPECT_NEAR(got, kp.Value(), kTol) << "day " << DayStr(d) << " " << Where(doc, r);
+        sum += got;
+      }
+    }
+    if (std::string(metric) != "aov") {
+      auto whole = kpis.Evaluate("p", doc, PeriodRange{r.from, r.to});
+      ASSERT_TRUE(whole.ok());
+      EXPECT_NEAR(sum, (*whole)[""].Value(), kTol * std::max(1.0, sum)) << "days add up " << Where(doc, r);
+    }
+  }
+
   // ---- formula KPIs over stored KPIs: Evaluate and Daily
   {
     std::string a = pick(kNames), b = pick(kNames);
