@@ -34,6 +34,7 @@
 #include <memory>
 #include <new>
 
+#include "query/funnel_plain.h"
 #include "query/funnel_viz.h"
 #include "query/operators.h"
 #include "query/person_scan.h"
@@ -775,6 +776,24 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
         by_session[sid ? sid : (kGapSession | gap_no)].push_back(x);
       }
       for (auto& [key, v] : by_session) run_unit(v.data(), v.size(), tl.persons[i]);
+    }
+  } else if (SequenceScanTuning().fast_paths && PlainFunnelApplies(q)) {
+    // The plain funnel (no filters, breakdown, exclusions, sessions, optional or first-ever
+    // steps): its own scan, several times faster (funnel_plain.h), the same answer.
+    std::vector<PlainFunnelSlot> plain =
+        ScanPlainFunnel(q, snap, entry_from, entry_to, scan_to, slots, reaches != nullptr, deadline);
+    if (deadline && deadline->fired()) return deadline->ToStatus();
+    for (size_t slot = 0; slot < plain.size(); slot++) {
+      SlotResult& out = results[slot];
+      for (const PlainFunnelSlot::Unit& pu : plain[slot].units) {
+        UnitOutcome u;
+        u.person = pu.person;
+        u.reached = pu.reached;
+        u.group = 0;
+        finish(u, out);
+      }
+      for (size_t k = 0; k < n; k++) out.total.conv[k] = std::move(plain[slot].conv[k]);
+      if (reaches) reaches->insert(reaches->end(), plain[slot].reaches.begin(), plain[slot].reaches.end());
     }
   } else {
     // Ordered and strict funnels: one streaming pass in per-person time order with the

@@ -1,0 +1,184 @@
+// The plain funnel's own scan (query/funnel_plain.h) against the general attempt-set engine
+// of funnel.cc, on 240 random stores: ordered and strict funnels of 1-6 steps (steps
+// repeating an event, events that are no step), windows from 0 s to 7 days on coarse time
+// grids (equal timestamps, steps exactly at the window's edge), date ranges in five zones
+// (local day edges, empty ranges), logins merging anonymous ids after their events were
+// flushed. Answers must be byte-identical, and so must each person's first reach of each
+// step (what paths.cc asks RunFunnel for). The general engine itself is checked against
+// naive references in query_reference_test and funnel_ext_reference_test.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <tuple>
+
+#include "core/env.h"
+#include "core/time_zone.h"
+#include "query/funnel_plain.h"
+#include "query/operators.h"
+#include "query/person_scan.h"
+#include "query/query_kind.h"
+#include "reference_test_util.h"
+#include "storage/event_store.h"
+#include "test_util.h"
+
+namespace ns {
+namespace {
+
+using nlohmann::json;
+
+// Restores the default tuning when a test ends, whatever it asserted.
+struct TuningGuard {
+  ~TuningGuard() { SequenceScanTuning() = SequenceScanOptions(); }
+};
+
+const char* kZones[] = {"Asia/Shanghai", "America/New_York", "UTC", "Asia/Kolkata", "Europe/Berlin"};
+const char* kNames[] = {"s0", "s1", "s2", "s3", "x"};
+
+// The plain engine (one tile per range, no operator shortcuts) or the fast one (random tiles).
+void UsePlain() { SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false}; }
+void UseFast(uint32_t tile) { SequenceScanTuning() = SequenceScanOptions{tile, true}; }
+
+class FunnelPlainPath : public ::testing::TestWithParam<int> {};
+
+TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
+  TuningGuard guard;
+  const int seed = GetParam();
+  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 104729 + 11);
+  auto R = [&](int lo, int hi) { return static_cast<int>(lo + rng() % static_cast<uint64_t>(hi - lo + 1)); };
+  auto tz = TimeZone::Load(kZones[seed % 5]);
+  ASSERT_TRUE(tz.ok());
+
+  testing::TempDir dir;
+  static NoSyncEnv env;
+  StoreOptions so;
+  so.env = &env;
+  so.background = false;
+  so.seal_rows = static_cast<size_t>(R(3, 80));
+  auto store = EventStore::Open(dir.path(), so);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const int64_t base = 1741046400000LL + R(0, 86400) * 1000LL;  // 2025-03-04
+  // Coarse grids make equal timestamps and steps exactly a window apart.
+  const int64_t step = std::vector<int64_t>{1000, 60'000, 1'800'000, 3'600'000}[static_cast<size_t>(seed % 4)];
+  const int persons = R(2, 60);
+  const int nevents = R(50, 700);
+  std::vector<Event> events;
+  for (int i = 0; i < nevents; i++) {
+    Event e;
+    e.uuid = Uuid::FromClientId("p" + std::to_string(seed) + "-" + std::to_string(i));
+    e.has_uuid = true;
+    const int p = R(1, persons);
+    e.distinct_id = (rng() % 3 == 0 ? "a" : "u") + std::to_string(p);
+    e.event = kNames[std::min(R(0, 5), R(0, 5)) % 5];  // earlier steps more often
+    e.ts_ms = base + static_cast<int64_t>(R(0, static_cast<int>(20LL * 86'400'000 / step))) * step;
+    if (rng() % 15 == 0) {
+      e.event = "login";
+      e.distinct_id = "u" + std::to_string(p);
+      e.props.push_back({"$anon_distinct_id", PropValue::Str("a" + std::to_string(p))});
+      e.merge_with.push_back("a" + std::to_string(p));
+    }
+    events.push_back(std::move(e));
+  }
+  std::shuffle(events.begin(), events.end(), rng);
+  for (size_t pos = 0; pos < events.size();) {
+    const size_t cnt = std::min(events.size() - pos, static_cast<size_t>(R(1, 80)));
+    std::vector<Event> batch(events.begin() + static_cast<ptrdiff_t>(pos),
+                             events.begin() + static_cast<ptrdiff_t>(pos + cnt));
+    pos += cnt;
+    ASSERT_TRUE((*store)->Append(std::move(batch), Durability::kUnlogged).ok());
+    const int action = R(0, 5);
+    if (action == 0) {
+      ASSERT_TRUE((*store)->Flush().ok());
+    }
+    if (action == 1) {
+      ASSERT_TRUE((*store)->CompactAll().ok());
+    }
+  }
+  auto day = [&](int off) { return FormatDate(tz->LocalDay(base) + off); };
+
+  for (int t = 0; t < 10; t++) {
+    json q{{"kind", "funnel"}};
+    const int a = R(-3, 20);
+    q["date_from"] = day(a);
+    q["date_to"] = day(a + R(0, 10));
+    q["order"] = R(0, 2) == 0 ? "strict" : "ordered";
+    const int n = R(1, 6);
+    json steps = json::array();
+    for (int k = 0; k < n; k++) steps.push_back({{"event", kNames[R(0, 4)]}});
+    if (R(0, 9) == 0) steps[static_cast<size_t>(R(0, n - 1))]["event"] = "never_seen";
+    q["steps"] = steps;
+    q["window_seconds"] = std::vector<int>{0, 1, 60, 3600, 7200, 86400, 3 * 86400, 7 * 86400}[static_cast<size_t>(R(0, 7))];
+    q["dropoff_limit"] = R(0, 1) ? 0 : R(1, 5);
+    if (R(0, 2) == 0) q["converted_limit"] = R(0, 4);
+
+    auto parsed = ParseFunnelQuery(q);
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    ASSERT_TRUE(PlainFunnelApplies(*parsed)) << q.dump();  // the test exercises the fast path
+
+    UsePlain();
+    auto plain = RunQuery(q, **store, *tz);
+    ASSERT_TRUE(plain.ok()) << plain.status().ToString() << "\n" << q.dump();
+    const uint32_t tile = R(0, 3) == 0 ? kScanTilePersons : static_cast<uint32_t>(R(1, 8));
+    UseFast(tile);
+    auto fast = RunQuery(q, **store, *tz);
+    ASSERT_TRUE(fast.ok()) << fast.status().ToString() << "\n" << q.dump();
+    plain->erase("took_ms");  // the only field that may differ
+    fast->erase("took_ms");
+    EXPECT_EQ(fast->dump(), plain->dump()) << "seed " << seed << " tile " << tile << "\n" << q.dump();
+
+    // Every person's first reach of every step, as paths.cc reads them.
+    auto snap = (*store)->Snapshot();
+    auto reaches = [&](std::vector<FunnelReach>* out) {
+      auto r = RunFunnel(*parsed, *snap, *tz, nullptr, nullptr, out);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      std::sort(out->begin(), out->end(), [](const FunnelReach& x, const FunnelReach& y) {
+        return std::tie(x.person, x.step, x.ts) < std::tie(y.person, y.step, y.ts);
+      });
+    };
+    std::vector<FunnelReach> plain_reaches, fast_reaches;
+    UsePlain();
+    reaches(&plain_reaches);
+    UseFast(tile);
+    reaches(&fast_reaches);
+    ASSERT_EQ(fast_reaches.size(), plain_reaches.size()) << "seed " << seed << "\n" << q.dump();
+    for (size_t i = 0; i < plain_reaches.size(); i++) {
+      EXPECT_EQ(fast_reaches[i].person, plain_reaches[i].person) << "seed " << seed << " reach " << i;
+      EXPECT_EQ(fast_reaches[i].step, plain_reaches[i].step) << "seed " << seed << " reach " << i;
+      EXPECT_EQ(fast_reaches[i].ts, plain_reaches[i].ts) << "seed " << seed << " reach " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, FunnelPlainPath, ::testing::Range(0, 240));
+
+// Funnels the general engine keeps: anything beyond plain steps.
+TEST(FunnelPlainPathChoice, OnlyPlainFunnels) {
+  auto parse = [](const json& extra) {
+    json q{{"kind", "funnel"},
+           {"date_from", "2025-03-01"},
+           {"date_to", "2025-03-05"},
+           {"steps", json::array({{{"event", "a"}}, {{"event", "b"}}, {{"event", "c"}}})}};
+    for (auto& [k, v] : extra.items()) q[k] = v;
+    auto p = ParseFunnelQuery(q);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return *p;
+  };
+  EXPECT_TRUE(PlainFunnelApplies(parse(json::object())));
+  EXPECT_TRUE(PlainFunnelApplies(parse({{"order", "strict"}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"order", "unordered"}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"breakdown", "channel"}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"aggregate_by", "session"}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"viz", "trends"}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"filters", json::array({{{"property", "x"}, {"op", "eq"}, {"value", "1"}}})}})));
+  EXPECT_FALSE(
+      PlainFunnelApplies(parse({{"exclusions", json::array({{{"event", "d"}, {"from_step", 0}, {"to_step", 2}}})}})));
+  EXPECT_FALSE(PlainFunnelApplies(
+      parse({{"steps", json::array({{{"event", "a"}}, {{"event", "b"}, {"optional", true}}, {{"event", "c"}}})}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"steps", json::array({{{"event", "a"}, {"first_ever", true}}})}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse({{"steps", json::array({{{"event", "$any"}}, {{"event", "b"}}})}})));
+  EXPECT_FALSE(PlainFunnelApplies(
+      parse({{"steps", json::array({{{"event", "a"}, {"filters", json::array({{{"property", "x"}, {"op", "eq"}, {"value", "1"}}})}}})}})));
+}
+
+}  // namespace
+}  // namespace ns
