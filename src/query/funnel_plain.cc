@@ -19,6 +19,7 @@
 #include "query/funnel_plain.h"
 
 #include <algorithm>
+#include <bit>
 
 #include "query/person_scan.h"
 #include "query/scan.h"
@@ -70,13 +71,20 @@ struct RowListRows {
 // What the threads share (read-only).
 struct Setup {
   std::vector<uint32_t> step_mask;  // per event code: bit k = step k
+  // Per event code: its one step, kNoStep, or kManySteps (several steps name the event);
+  // one more entry (kNoStep) than codes, where codes beyond the table are clamped.
+  std::vector<int8_t> step_of;
   size_t n = 0;
   int64_t window_ms = 0, entry_from = 0, entry_to = 0, scan_to = 0;
   const PersonTable* persons = nullptr;
   bool want_reaches = false;
 };
+constexpr int8_t kNoStep = -1, kManySteps = -2;
 
-// One thread's scan: the state of one tile of persons at a time.
+// One thread's scan: the state of one tile of persons at a time. A person who has not
+// entered has every path absent (kNoPath): events can only extend paths that exist, so
+// their state stays so without a check, and a person's paths are cleared when the tile
+// that finished them is done.
 class SlotScanner {
  public:
   SlotScanner(const Setup& s, PlainFunnelSlot* out, uint32_t tile_capacity)
@@ -88,26 +96,10 @@ class SlotScanner {
   // time order). check_range: rows may lie outside [entry_from, scan_to).
   template <bool kStrict, typename Rows>
   void Scan(const Rows& rows, size_t first, size_t last, bool check_range) {
-    uint32_t cur_did = UINT32_MAX, person = 0;  // the last distinct id seen and its person
-    const uint32_t* mask_of = s_.step_mask.data();
-    const size_t codes = s_.step_mask.size();
-    for (size_t i = first; i < last; i++) {
-      const uint32_t code = rows.Ev(i);
-      const uint32_t mask = code < codes ? mask_of[code] : kOther;
-      if (!kStrict && mask == kOther) continue;
-      const int64_t ts = rows.Ts(i);
-      if (check_range && (ts < s_.entry_from || ts >= s_.scan_to)) continue;
-      const uint32_t did = rows.Did(i);
-      if (did != cur_did) {
-        cur_did = did;
-        person = s_.persons->PersonOf(did);
-      }
-      if (i + 1 < last && rows.Ts(i + 1) == ts && SamePerson(rows.Did(i + 1), cur_did, person)) {
-        i = ApplyTies<kStrict>(rows, i, last, person, ts);
-        continue;
-      }
-      Apply<kStrict>(person, ts, mask);
-    }
+    if (kStrict)
+      ScanStrict(rows, first, last, check_range);
+    else
+      ScanOrdered(rows, first, last, check_range);
   }
 
   // The tile's persons have no rows left: their outcome is final.
@@ -117,12 +109,95 @@ class SlotScanner {
       if (!reached_[i]) continue;
       out_->units.push_back({tile_first_ + i, reached_[i]});
       reached_[i] = 0;
+      std::fill(&paths_[i * s_.n], &paths_[i * s_.n] + s_.n, Path());
     }
   }
 
  private:
-  bool SamePerson(uint32_t did, uint32_t known_did, uint32_t known_person) const {
-    return did == known_did || s_.persons->PersonOf(did) == known_person;
+  template <typename Rows>
+  void ScanOrdered(const Rows& rows, size_t first, size_t last, bool check_range) {
+    // First the positions and steps of the step rows, without a branch per row (whether a
+    // row is a step is as good as random: a branch would be mispredicted on many rows) ...
+    const int8_t* step_of = s_.step_of.data();
+    const uint32_t top = static_cast<uint32_t>(s_.step_of.size() - 1);
+    if (pos_.size() < last - first) {
+      pos_.resize(last - first);
+      steps_.resize(last - first);
+    }
+    uint32_t* pos = pos_.data();
+    int8_t* steps = steps_.data();
+    size_t count = 0;
+    for (size_t i = first; i < last; i++) {
+      const int8_t k = step_of[std::min(rows.Ev(i), top)];
+      pos[count] = static_cast<uint32_t>(i);
+      steps[count] = k;
+      count += k != kNoStep;
+    }
+    // ... then those rows: their instant, person and step. What the loop reads is in locals
+    // (stores into the paths, int64, could otherwise alias the setup's fields).
+    const int64_t window = s_.window_ms, entry_from = s_.entry_from, entry_to = s_.entry_to, scan_to = s_.scan_to;
+    const uint32_t* person_of = s_.persons->person_of().data();
+    const uint32_t mapped = static_cast<uint32_t>(s_.persons->person_of().size());
+    auto person_at = [&](size_t i) {
+      const uint32_t did = rows.Did(i);
+      return did < mapped ? person_of[did] : did;
+    };
+    const size_t n = s_.n;
+    Path* paths = paths_.data();
+    uint32_t* reached = reached_.data();
+    const uint32_t tile_first = tile_first_;
+    for (size_t j = 0; j < count; j++) {
+      const size_t i = pos[j];
+      const int64_t ts = rows.Ts(i);
+      if (check_range && (ts < entry_from || ts >= scan_to)) continue;
+      const uint32_t person = person_at(i);
+      if (i + 1 < last && rows.Ts(i + 1) == ts && person_at(i + 1) == person) [[unlikely]] {
+        const size_t group_last = ApplyTies<false>(rows, i, last, person, ts);
+        while (j + 1 < count && pos[j + 1] <= group_last) j++;
+        continue;
+      }
+      const int k = steps[j];
+      if (k < 0) [[unlikely]] {  // an event of several steps
+        Apply<false>(person, ts, s_.step_mask[rows.Ev(i)]);
+        continue;
+      }
+      // Apply<false> for an event of one step k, with selects instead of branches (whether
+      // an event extends a path is as good as random too): the path it extends is the best
+      // at k-1, or for the first step a new one at ts.
+      const size_t idx = person - tile_first;
+      Path* lv = paths + idx * n;
+      const bool entry = (ts >= entry_from) & (ts < entry_to);
+      const int64_t cand = k > 0 ? lv[k > 0 ? k - 1 : 0].start : (entry ? ts : kNoPath);
+      const Path cur = lv[k];
+      const bool ok = (cand != kNoPath) &
+                      (static_cast<uint64_t>(ts) - static_cast<uint64_t>(cand) <= static_cast<uint64_t>(window)) &
+                      ((cand > cur.start) | (k == 0));
+      lv[k].start = ok ? cand : cur.start;
+      lv[k].last_done = ok ? ts : cur.last_done;
+      const uint32_t bit = 1u << k;
+      if (ok && !(reached[idx] & bit)) [[unlikely]] {
+        reached[idx] |= bit;
+        if (k > 0) out_->conv[static_cast<size_t>(k)].push_back(ts - lv[k - 1].last_done);
+        if (s_.want_reaches) out_->reaches.push_back({person, static_cast<uint32_t>(k), ts});
+      }
+    }
+  }
+
+  template <typename Rows>
+  void ScanStrict(const Rows& rows, size_t first, size_t last, bool check_range) {
+    const uint32_t* mask_of = s_.step_mask.data();
+    const size_t codes = s_.step_mask.size();
+    for (size_t i = first; i < last; i++) {
+      const int64_t ts = rows.Ts(i);
+      if (check_range && (ts < s_.entry_from || ts >= s_.scan_to)) continue;
+      const uint32_t person = s_.persons->PersonOf(rows.Did(i));
+      if (i + 1 < last && rows.Ts(i + 1) == ts && s_.persons->PersonOf(rows.Did(i + 1)) == person) {
+        i = ApplyTies<true>(rows, i, last, person, ts);
+        continue;
+      }
+      const uint32_t code = rows.Ev(i);
+      Apply<true>(person, ts, code < codes ? mask_of[code] : kOther);
+    }
   }
 
   // The rows from i on with the person's instant ts, in timeline order (lowest step first,
@@ -132,16 +207,14 @@ class SlotScanner {
     ties_.clear();
     size_t j = i;
     for (; j < last && rows.Ts(j) == ts; j++) {
-      const uint32_t did = rows.Did(j);
-      if (s_.persons->PersonOf(did) != person) break;
+      if (s_.persons->PersonOf(rows.Did(j)) != person) break;
       const uint32_t code = rows.Ev(j);
       const uint32_t mask = code < s_.step_mask.size() ? s_.step_mask[code] : kOther;
       if (kStrict || mask != kOther) ties_.push_back(mask);
     }
     auto order = [](uint32_t m) { return m == kOther ? 64u : static_cast<uint32_t>(__builtin_ctz(m)); };
-    std::sort(ties_.begin(), ties_.end(), [&](uint32_t a, uint32_t b) {
-      return order(a) != order(b) ? order(a) < order(b) : a < b;
-    });
+    std::sort(ties_.begin(), ties_.end(),
+              [&](uint32_t a, uint32_t b) { return order(a) != order(b) ? order(a) < order(b) : a < b; });
     for (uint32_t m : ties_) Apply<kStrict>(person, ts, m);
     return j - 1;
   }
@@ -157,10 +230,7 @@ class SlotScanner {
     uint32_t& reached = reached_[idx];
     Path* lv = &paths_[idx * s_.n];
     const bool entry = (mask & 1) && ts >= s_.entry_from && ts < s_.entry_to;
-    if (!reached) {  // no path yet: only an entry matters
-      if (!entry) return;
-      std::fill(lv, lv + s_.n, Path());
-    }
+    if (!reached && !entry) return;  // no path, and none to start
     Path* target = lv;
     if (kStrict) {
       if (mask == kOther) {  // another event: every path breaks
@@ -195,10 +265,12 @@ class SlotScanner {
   const Setup& s_;
   PlainFunnelSlot* out_;
   uint32_t tile_first_ = 0;
-  std::vector<Path> paths_;        // [person in tile * n + step]
-  std::vector<uint32_t> reached_;  // per person in tile; 0: not entered (no paths)
+  std::vector<Path> paths_;        // [person in tile * n + step]; all absent until the person enters
+  std::vector<uint32_t> reached_;  // per person in tile; 0: not entered
   std::vector<Path> scratch_;      // strict: the paths after the current event
   std::vector<uint32_t> ties_;
+  std::vector<uint32_t> pos_;  // ordered: positions of a part's step rows ...
+  std::vector<int8_t> steps_;  // ... and their steps
 };
 
 }  // namespace
@@ -222,6 +294,11 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
     const EventMatcher m = EventMatcher::Make(q.steps[k].event, dict);
     if (!m.none && m.code < setup.step_mask.size()) setup.step_mask[m.code] |= 1u << k;
   }
+  setup.step_of.assign(setup.step_mask.size() + 1, kNoStep);
+  for (size_t c = 0; c < setup.step_mask.size(); c++) {
+    const uint32_t m = setup.step_mask[c];
+    if (m) setup.step_of[c] = std::popcount(m) == 1 ? static_cast<int8_t>(__builtin_ctz(m)) : kManySteps;
+  }
 
   PersonOrderScan scan(snap, entry_from, scan_to);
   const auto& blocks = scan.blocks();
@@ -238,8 +315,7 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
     }
     const Block& b = *blocks[static_cast<size_t>(part.whole_block)];
     bool any = strict;
-    for (const auto& [code, cnt] : b.event_counts())
-      any |= code < setup.step_mask.size() && setup.step_mask[code] != 0;
+    for (const auto& [code, cnt] : b.event_counts()) any |= code < setup.step_mask.size() && setup.step_mask[code] != 0;
     read_part[j] = any;
     read_block[static_cast<size_t>(part.whole_block)] |= read_part[j];
   }

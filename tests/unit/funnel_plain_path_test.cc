@@ -107,7 +107,8 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
     for (int k = 0; k < n; k++) steps.push_back({{"event", kNames[R(0, 4)]}});
     if (R(0, 9) == 0) steps[static_cast<size_t>(R(0, n - 1))]["event"] = "never_seen";
     q["steps"] = steps;
-    q["window_seconds"] = std::vector<int>{0, 1, 60, 3600, 7200, 86400, 3 * 86400, 7 * 86400}[static_cast<size_t>(R(0, 7))];
+    q["window_seconds"] =
+        std::vector<int>{0, 1, 60, 3600, 7200, 86400, 3 * 86400, 7 * 86400}[static_cast<size_t>(R(0, 7))];
     q["dropoff_limit"] = R(0, 1) ? 0 : R(1, 5);
     if (R(0, 2) == 0) q["converted_limit"] = R(0, 4);
 
@@ -169,15 +170,17 @@ TEST(FunnelPlainPathChoice, OnlyPlainFunnels) {
   EXPECT_FALSE(PlainFunnelApplies(parse({{"breakdown", "channel"}})));
   EXPECT_FALSE(PlainFunnelApplies(parse({{"aggregate_by", "session"}})));
   EXPECT_FALSE(PlainFunnelApplies(parse({{"viz", "trends"}})));
-  EXPECT_FALSE(PlainFunnelApplies(parse({{"filters", json::array({{{"property", "x"}, {"op", "eq"}, {"value", "1"}}})}})));
+  EXPECT_FALSE(
+      PlainFunnelApplies(parse({{"filters", json::array({{{"property", "x"}, {"op", "eq"}, {"value", "1"}}})}})));
   EXPECT_FALSE(
       PlainFunnelApplies(parse({{"exclusions", json::array({{{"event", "d"}, {"from_step", 0}, {"to_step", 2}}})}})));
   EXPECT_FALSE(PlainFunnelApplies(
       parse({{"steps", json::array({{{"event", "a"}}, {{"event", "b"}, {"optional", true}}, {{"event", "c"}}})}})));
   EXPECT_FALSE(PlainFunnelApplies(parse({{"steps", json::array({{{"event", "a"}, {"first_ever", true}}})}})));
   EXPECT_FALSE(PlainFunnelApplies(parse({{"steps", json::array({{{"event", "$any"}}, {{"event", "b"}}})}})));
-  EXPECT_FALSE(PlainFunnelApplies(
-      parse({{"steps", json::array({{{"event", "a"}, {"filters", json::array({{{"property", "x"}, {"op", "eq"}, {"value", "1"}}})}}})}})));
+  EXPECT_FALSE(PlainFunnelApplies(parse(
+      {{"steps", json::array({{{"event", "a"},
+                               {"filters", json::array({{{"property", "x"}, {"op", "eq"}, {"value", "1"}}})}}})}})));
 }
 
 }  // namespace
