@@ -781,17 +781,17 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     // The plain funnel (no filters, breakdown, exclusions, sessions, optional or first-ever
     // steps): its own scan, several times faster (funnel_plain.h), the same answer.
     std::vector<PlainFunnelSlot> plain =
-        ScanPlainFunnel(q, snap, entry_from, entry_to, scan_to, slots, reaches != nullptr, deadline);
+        ScanPlainFunnel(q, snap, entry_from, entry_to, scan_to, slots, reaches != nullptr, deadline,
+                        [&](int slot, uint32_t person, uint32_t reached) {
+                          UnitOutcome u;
+                          u.person = person;
+                          u.reached = reached;
+                          u.group = 0;
+                          finish(u, results[static_cast<size_t>(slot)]);
+                        });
     if (deadline && deadline->fired()) return deadline->ToStatus();
     for (size_t slot = 0; slot < plain.size(); slot++) {
       SlotResult& out = results[slot];
-      for (const PlainFunnelSlot::Unit& pu : plain[slot].units) {
-        UnitOutcome u;
-        u.person = pu.person;
-        u.reached = pu.reached;
-        u.group = 0;
-        finish(u, out);
-      }
       for (size_t k = 0; k < n; k++) out.total.conv[k] = std::move(plain[slot].conv[k]);
       if (reaches) reaches->insert(reaches->end(), plain[slot].reaches.begin(), plain[slot].reaches.end());
     }

@@ -87,8 +87,14 @@ constexpr int8_t kNoStep = -1, kManySteps = -2;
 // that finished them is done.
 class SlotScanner {
  public:
-  SlotScanner(const Setup& s, PlainFunnelSlot* out, uint32_t tile_capacity)
-      : s_(s), out_(out), paths_(tile_capacity * s.n), reached_(tile_capacity, 0), scratch_(s.n) {}
+  SlotScanner(const Setup& s, PlainFunnelSlot* out, int slot, const PlainFunnelFinish& finish, uint32_t tile_capacity)
+      : s_(s),
+        out_(out),
+        slot_(slot),
+        finish_(finish),
+        paths_(tile_capacity * s.n),
+        reached_(tile_capacity, 0),
+        scratch_(s.n) {}
 
   void BeginTile(uint32_t first_person) { tile_first_ = first_person; }
 
@@ -107,7 +113,7 @@ class SlotScanner {
     const uint32_t count = end_person - tile_first_;
     for (uint32_t i = 0; i < count; i++) {
       if (!reached_[i]) continue;
-      out_->units.push_back({tile_first_ + i, reached_[i]});
+      finish_(slot_, tile_first_ + i, reached_[i]);
       reached_[i] = 0;
       std::fill(&paths_[i * s_.n], &paths_[i * s_.n] + s_.n, Path());
     }
@@ -264,6 +270,8 @@ class SlotScanner {
 
   const Setup& s_;
   PlainFunnelSlot* out_;
+  const int slot_;
+  const PlainFunnelFinish& finish_;
   uint32_t tile_first_ = 0;
   std::vector<Path> paths_;        // [person in tile * n + step]; all absent until the person enters
   std::vector<uint32_t> reached_;  // per person in tile; 0: not entered
@@ -277,7 +285,7 @@ class SlotScanner {
 
 std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSnapshot& snap, int64_t entry_from,
                                              int64_t entry_to, int64_t scan_to, int slots, bool want_reaches,
-                                             const Deadline* deadline) {
+                                             const Deadline* deadline, const PlainFunnelFinish& finish) {
   const bool strict = q.order == FunnelOrder::kStrict;
   const EventDict& dict = *snap.events;
   const PersonTable& pt = *snap.persons;
@@ -328,7 +336,7 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
   const uint32_t tile_persons = std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
   ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     if (p_lo >= p_hi) return;
-    SlotScanner scanner(setup, &out[static_cast<size_t>(slot)], std::min(tile_persons, p_hi - p_lo));
+    SlotScanner scanner(setup, &out[static_cast<size_t>(slot)], slot, finish, std::min(tile_persons, p_hi - p_lo));
     std::vector<size_t> cursor(parts.size()), range_end(parts.size());
     for (size_t j = 0; j < parts.size(); j++) {
       if (!read_part[j]) continue;

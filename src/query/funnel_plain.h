@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/deadline.h"
@@ -22,21 +23,19 @@ bool PlainFunnelApplies(const FunnelQuery& q);
 // What one thread of the scan found, in the order the general engine finds it (so sums of
 // conversion times are added in the same order and answers stay byte-identical).
 struct PlainFunnelSlot {
-  struct Unit {
-    uint32_t person;
-    uint32_t reached;  // bit k: step k reached
-  };
-  std::vector<Unit> units;                 // every person who entered, ascending within a tile
   std::vector<std::vector<int64_t>> conv;  // per step k >= 1: ms from step k-1 to the first reach of k
   std::vector<FunnelReach> reaches;        // with want_reaches: every first reach, in event order
 };
 
 // Runs the funnel over snap with `slots` threads (one result each, slot order = person
 // order): entries in [entry_from, entry_to), later steps before scan_to (UTC ms).
-// REQUIRES: PlainFunnelApplies(q). On an expired deadline the results are partial (the
-// caller answers the deadline's status).
+// finish(slot, person, reached) is called on the slot's thread for every person who
+// entered, once the person's outcome is final (bit k of reached: step k reached), in
+// ascending person order within a slot. REQUIRES: PlainFunnelApplies(q). On an expired
+// deadline the results are partial (the caller answers the deadline's status).
+using PlainFunnelFinish = std::function<void(int slot, uint32_t person, uint32_t reached)>;
 std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSnapshot& snap, int64_t entry_from,
                                              int64_t entry_to, int64_t scan_to, int slots, bool want_reaches,
-                                             const Deadline* deadline);
+                                             const Deadline* deadline, const PlainFunnelFinish& finish);
 
 }  // namespace ns
