@@ -58,6 +58,11 @@ struct WholeBlockRows {
   uint32_t Ev(size_t i) const { return c.ev[i]; }
   int64_t Ts(size_t i) const { return c.ts[i]; }
   uint32_t Did(size_t i) const { return c.did[i]; }
+  void PrefetchEv(size_t i) const { __builtin_prefetch(c.ev + i); }
+  void PrefetchStep(size_t i) const {
+    __builtin_prefetch(c.ts + i);
+    __builtin_prefetch(c.did + i);
+  }
 };
 // Rows of a part merged from several blocks: (block, row) pairs.
 struct RowListRows {
@@ -66,6 +71,8 @@ struct RowListRows {
   uint32_t Ev(size_t i) const { return cols[rows[i].first].ev[rows[i].second]; }
   int64_t Ts(size_t i) const { return cols[rows[i].first].ts[rows[i].second]; }
   uint32_t Did(size_t i) const { return cols[rows[i].first].did[rows[i].second]; }
+  void PrefetchEv(size_t) const {}
+  void PrefetchStep(size_t) const {}
 };
 
 // What the threads share (read-only).
@@ -80,6 +87,9 @@ struct Setup {
   bool want_reaches = false;
 };
 constexpr int8_t kNoStep = -1, kManySteps = -2;
+// How far ahead the passes ask for a part's columns: a tile's slice of a part is a few
+// thousand rows, too short for the hardware prefetcher to ramp up on each of its columns.
+constexpr size_t kPrefetchRows = 256, kPrefetchSteps = 16;
 
 // One thread's scan: the state of one tile of persons at a time. A person who has not
 // entered has every path absent (kNoPath): events can only extend paths that exist, so
@@ -134,6 +144,7 @@ class SlotScanner {
     int8_t* steps = steps_.data();
     size_t count = 0;
     for (size_t i = first; i < last; i++) {
+      if (i + kPrefetchRows < last) rows.PrefetchEv(i + kPrefetchRows);
       const int8_t k = step_of[std::min(rows.Ev(i), top)];
       pos[count] = static_cast<uint32_t>(i);
       steps[count] = k;
@@ -153,6 +164,7 @@ class SlotScanner {
     uint32_t* reached = reached_.data();
     const uint32_t tile_first = tile_first_;
     for (size_t j = 0; j < count; j++) {
+      if (j + kPrefetchSteps < count) rows.PrefetchStep(pos[j + kPrefetchSteps]);
       const size_t i = pos[j];
       const int64_t ts = rows.Ts(i);
       if (check_range && (ts < entry_from || ts >= scan_to)) continue;
