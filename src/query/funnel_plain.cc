@@ -1,15 +1,19 @@
 // The plain funnel's scan (funnel_plain.h). Semantics are funnel.cc's (docs/queries.md
 // §Funnels); this file only computes them with less work per row. Why it is fast, against
 // the general engine:
-// - A row's steps are one table look-up by its event code (a mask per code of the project's
+// - A row's steps are one table look-up by its event code (a step per code of the project's
 //   dictionary), read straight from the decoded event-code column. Only the timestamp and
 //   distinct-id columns are read besides, and only at step rows (strict funnels: every row,
 //   since any event breaks a sequence). Other columns are never decoded.
 // - No per-row callback, tie vector, attempt-set record or pool: a person's state is, per
 //   step, the entry time of the best path at that step (the latest entry: it leaves the
 //   most window) and the time of its step's event, plus the steps reached: 16 bytes a step
-//   and 4 in a per-thread array holding one tile of persons, set afresh when the person
-//   first enters.
+//   and 4 in a per-thread array holding one tile of persons, cleared when the tile is done.
+// - Ordered funnels take a tile's slice of a day part in two passes: the step rows'
+//   positions and steps without a branch per row, then those rows with selects instead of
+//   branches (whether a row is a step, and whether it extends a path, are as good as
+//   random: branches were mispredicted on a large part of the rows). Both passes prefetch
+//   their columns ahead: a slice is too short for the hardware prefetcher to ramp up.
 // - Persons are split across the query threads and walked in tiles, as ScanPersonGroups
 //   does (person_scan.h): every day part over one tile before the next, so a person's state
 //   stays in the core's cache across all its days.
