@@ -10,18 +10,25 @@
 //
 // One pass over the rows (only the acquisition event's rows, through each block's event
 // index, when it is named) finds each person's first timestamp and the channel at it; a
-// second reads the payments' rows: O(rows + orders log orders).
+// second reads the payments' rows: O(rows + orders log orders). Both passes run on the
+// query threads, blocks shared out (channels.h: the thread count, for tests).
+#include "query/channels.h"
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "query/json_fields.h"
 #include "query/operators.h"
 #include "query/person_facts.h"
+#include "query/person_scan.h"
 #include "query/scan.h"
 #include "query/spend_source.h"
 
@@ -102,6 +109,7 @@ StatusOr<ChannelsQuery> ParseChannelsQuery(const json& j) {
 struct Order {
   int64_t ts = std::numeric_limits<int64_t>::max();  // its first event
   double amount = 0;                                 // the largest amount among its events
+  int32_t day = 0;                                   // the local day of ts
 };
 
 struct ChannelAcc {
@@ -184,6 +192,46 @@ json AccJson(const std::string& name, const ChannelAcc& a, const ChannelsQuery& 
               {"daily", daily}};
 }
 
+constexpr uint32_t kUnseen = UINT32_MAX;          // a dictionary code not yet read
+constexpr uint32_t kEmptyValue = UINT32_MAX - 1;  // a channel value that is "": not a channel
+
+// One thread's pass-1 state: per person the first timestamp and the channel id at it.
+struct AcquisitionPartial {
+  std::vector<int64_t> first;
+  std::vector<uint32_t> channel;  // into names
+  std::vector<std::string> names;
+  std::unordered_map<std::string, uint32_t> index;
+  uint32_t Intern(std::string v) {
+    if (v.empty()) return kEmptyValue;
+    auto [it, fresh] = index.try_emplace(v, static_cast<uint32_t>(names.size()));
+    if (fresh) names.push_back(std::move(v));
+    return it->second;
+  }
+};
+
+// A payment row of one block (pass 2); order indexes the block's order ids.
+constexpr uint32_t kNoOrder = UINT32_MAX;
+struct PayRow {
+  uint32_t person;
+  uint32_t order;
+  int64_t ts;
+  double amount;
+  int32_t day;  // local day of ts, found on the threads
+};
+struct BlockPays {
+  std::vector<PayRow> rows;
+  std::vector<std::string> order_ids;
+  int32_t min_day = std::numeric_limits<int32_t>::max(), max_day = std::numeric_limits<int32_t>::min();
+};
+
+// Runs fn(t) for t in [0, threads), t = 0 on the calling thread.
+void RunOnThreads(int threads, const std::function<void(int)>& fn) {
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; t++) pool.emplace_back(fn, t);
+  fn(0);
+  for (auto& th : pool) th.join();
+}
+
 StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
   const StoreSnapshot& snap = ctx.snap;
   const PersonTable& pt = *snap.persons;
@@ -197,53 +245,108 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
   // channel of the rows at it: the smallest value among equal timestamps, so the answer does
   // not depend on row order. Rows come grouped by person in time order, so the channel
   // columns are read for about one row per person.
+  //
+  // Both passes share the blocks out to threads (as the person facts do). Pass 1 keeps
+  // per-thread arrays merged by (earliest timestamp, smallest channel), which no order of
+  // blocks changes; pass 2 keeps each block's payments apart and joins them in block order,
+  // so orders are summed in the same sequence whatever the thread count.
   constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   constexpr uint32_t kNoValue = UINT32_MAX;
   constexpr size_t kAhead = 16;
-  std::vector<int64_t> first(n, kNever);
-  std::vector<uint32_t> channel_id(n, kNoValue);  // into channel_names
-  std::vector<std::string> channel_names;
-  std::unordered_map<std::string, uint32_t> channel_index;
   const EventMatcher acq =
       q.acquisition_event.empty() ? EventMatcher{true} : EventMatcher::Make(q.acquisition_event, *snap.events);
-  std::vector<const PropColumn*> cols;
-  for (const auto& bp : snap.blocks) {
-    const Block& blk = *bp;
-    if (!acq.MayMatch(blk)) continue;
-    const auto& did = blk.did();
-    const auto& ts = blk.ts();
-    cols.clear();
-    for (const std::string& name : q.channel_properties) cols.push_back(blk.prop(name));
-    const uint32_t* rb = nullptr;
-    const uint32_t* re = nullptr;
-    if (!acq.any) std::tie(rb, re) = blk.EventRows(acq.code);
-    const size_t count = acq.any ? blk.size() : static_cast<size_t>(re - rb);
-    for (size_t j = 0; j < count; j++) {
-      const size_t i = acq.any ? j : rb[j];
-      // An event's rows are scattered over the block: ask for those a few rows ahead early.
-      if (!acq.any && j + kAhead < count) {
-        __builtin_prefetch(&ts[rb[j + kAhead]]);
-        __builtin_prefetch(&did[rb[j + kAhead]]);
+  const int want_threads = ChannelsScanTuning().threads > 0 ? ChannelsScanTuning().threads : QueryThreads();
+  const int threads = std::max(1, std::min<int>(want_threads, static_cast<int>(snap.blocks.size())));
+  std::vector<AcquisitionPartial> acq_parts(static_cast<size_t>(threads));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> expired{false};
+  const bool strided = ChannelsScanTuning().strided;
+  // The next block for thread t (`mine` counts the blocks it took).
+  auto next_block = [&](int t, size_t& mine) {
+    return strided ? static_cast<size_t>(t) + mine++ * static_cast<size_t>(threads) : next.fetch_add(1);
+  };
+  auto acquire = [&](int t) {
+    AcquisitionPartial& P = acq_parts[static_cast<size_t>(t)];
+    P.first.assign(n, kNever);
+    P.channel.assign(n, kNoValue);
+    std::vector<const PropColumn*> cols;
+    std::vector<std::vector<uint32_t>> code_ids;  // per column: dictionary code -> P.names id
+    size_t mine = 0;
+    for (size_t b; (b = next_block(t, mine)) < snap.blocks.size();) {
+      if (ctx.deadline && ctx.deadline->Expired()) {
+        expired = true;
+        return;
       }
-      const uint32_t p = person_of(did[i]);
-      if (p >= n || ts[i] > first[p]) continue;
-      if (ts[i] < first[p]) {
-        first[p] = ts[i];
-        channel_id[p] = kNoValue;
+      const Block& blk = *snap.blocks[b];
+      if (!acq.MayMatch(blk)) continue;
+      const auto& did = blk.did();
+      const auto& ts = blk.ts();
+      cols.clear();
+      code_ids.resize(q.channel_properties.size());
+      for (size_t k = 0; k < q.channel_properties.size(); k++) {
+        const PropColumn* c = blk.prop(q.channel_properties[k]);
+        cols.push_back(c);
+        // A dictionary column's value depends on its code only: each code is read as text once.
+        if (c && !c->numeric) code_ids[k].assign(c->dict.size(), kUnseen);
       }
-      for (const PropColumn* c : cols) {
-        if (!c || !c->Present(i)) continue;
-        std::string v = c->Get(i).AsString();
-        if (v.empty()) continue;
-        auto [it, fresh] = channel_index.try_emplace(v, static_cast<uint32_t>(channel_names.size()));
-        if (fresh) channel_names.push_back(std::move(v));
-        if (channel_id[p] == kNoValue || channel_names[it->second] < channel_names[channel_id[p]])
-          channel_id[p] = it->second;
-        break;
+      const uint32_t* rb = nullptr;
+      const uint32_t* re = nullptr;
+      if (!acq.any) std::tie(rb, re) = blk.EventRows(acq.code);
+      const size_t count = acq.any ? blk.size() : static_cast<size_t>(re - rb);
+      for (size_t j = 0; j < count; j++) {
+        const size_t i = acq.any ? j : rb[j];
+        // An event's rows are scattered over the block: ask for those a few rows ahead early.
+        if (!acq.any && j + kAhead < count) {
+          __builtin_prefetch(&ts[rb[j + kAhead]]);
+          __builtin_prefetch(&did[rb[j + kAhead]]);
+          if (cols[0] && !cols[0]->numeric) __builtin_prefetch(&cols[0]->code[rb[j + kAhead]]);
+        }
+        const uint32_t p = person_of(did[i]);
+        if (p >= n || ts[i] > P.first[p]) continue;
+        if (ts[i] < P.first[p]) {
+          P.first[p] = ts[i];
+          P.channel[p] = kNoValue;
+        }
+        for (size_t k = 0; k < cols.size(); k++) {
+          const PropColumn* c = cols[k];
+          if (!c || !c->Present(i)) continue;
+          uint32_t id;
+          if (c->numeric) {
+            id = P.Intern(c->Get(i).AsString());
+          } else {
+            uint32_t& cached = code_ids[k][c->code[i]];
+            if (cached == kUnseen) cached = P.Intern(c->Get(i).AsString());
+            id = cached;
+          }
+          if (id == kEmptyValue) continue;
+          if (P.channel[p] == kNoValue || P.names[id] < P.names[P.channel[p]]) P.channel[p] = id;
+          break;
+        }
       }
     }
-    if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
+  };
+  RunOnThreads(threads, acquire);
+  if (expired) return ctx.deadline->ToStatus();
+  AcquisitionPartial& A = acq_parts[0];
+  for (size_t t = 1; t < acq_parts.size(); t++) {
+    AcquisitionPartial& B = acq_parts[t];
+    std::vector<uint32_t> to_a(B.names.size());
+    for (size_t id = 0; id < B.names.size(); id++) to_a[id] = A.Intern(B.names[id]);
+    for (size_t p = 0; p < n; p++) {
+      if (B.first[p] > A.first[p] || B.first[p] == kNever) continue;
+      const uint32_t bc = B.channel[p] == kNoValue ? kNoValue : to_a[B.channel[p]];
+      if (B.first[p] < A.first[p]) {
+        A.first[p] = B.first[p];
+        A.channel[p] = bc;
+      } else if (bc != kNoValue && (A.channel[p] == kNoValue || A.names[bc] < A.names[A.channel[p]])) {
+        A.channel[p] = bc;
+      }
+    }
+    B = AcquisitionPartial{};
   }
+  const std::vector<int64_t>& first = A.first;
+  const std::vector<uint32_t>& channel_id = A.channel;
+  const std::vector<std::string>& channel_names = A.names;
   // New persons: first seen on a local day of the range.
   const int64_t from_ms = ctx.tz.DayStartMs(q.from_day), end_ms = ctx.tz.DayStartMs(q.to_day + 1);
   std::vector<uint8_t> is_new(n, 0);
@@ -253,40 +356,82 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
     return channel_id[p] == kNoValue ? kNone : channel_names[channel_id[p]];
   };
 
-  // Pass 2: the new persons' payments.
-  std::unordered_map<std::string, Order> keyed;  // "person\x1forder"
-  std::vector<std::pair<uint32_t, Order>> orders;
+  // Pass 2: the new persons' payments, each block's apart, then as one list in block order.
+  std::vector<BlockPays> block_pays(snap.blocks.size());
   const EventMatcher pay = EventMatcher::Make(settings.pay_event, *snap.events);
-  for (const auto& bp : snap.blocks) {
-    const Block& blk = *bp;
-    if (!pay.MayMatch(blk) || pay.any) continue;
-    const auto& did = blk.did();
-    const auto& ts = blk.ts();
-    auto [rb, re] = blk.EventRows(pay.code);
-    const PropColumn* amount = blk.prop(settings.amount_property);
-    const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
-    for (const uint32_t* r = rb; r < re; r++) {
-      if (r + kAhead < re) {
-        __builtin_prefetch(&ts[r[kAhead]]);
-        __builtin_prefetch(&did[r[kAhead]]);
+  next = 0;
+  auto collect_pays = [&](int t) {
+    size_t mine = 0;
+    for (size_t b; (b = next_block(t, mine)) < snap.blocks.size();) {
+      if (ctx.deadline && ctx.deadline->Expired()) {
+        expired = true;
+        return;
       }
-      const uint32_t p = person_of(did[*r]);
-      if (p >= n || !is_new[p]) continue;
-      double a = 0;
-      if (amount && (!amount->GetNum(*r, &a) || !std::isfinite(a))) a = 0;
-      std::string o;
-      if (order && order->Present(*r)) o = order->Get(*r).AsString();
-      if (o.empty()) {
-        orders.push_back({p, Order{ts[*r], a}});
-        continue;
+      const Block& blk = *snap.blocks[b];
+      if (!pay.MayMatch(blk) || pay.any) continue;
+      BlockPays& out = block_pays[b];
+      const auto& did = blk.did();
+      const auto& ts = blk.ts();
+      auto [rb, re] = blk.EventRows(pay.code);
+      const PropColumn* amount = blk.prop(settings.amount_property);
+      const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+      for (const uint32_t* r = rb; r < re; r++) {
+        if (r + kAhead < re) {
+          __builtin_prefetch(&ts[r[kAhead]]);
+          __builtin_prefetch(&did[r[kAhead]]);
+          if (amount && amount->numeric) {
+            __builtin_prefetch(&amount->num[r[kAhead]]);
+            __builtin_prefetch(&amount->present[r[kAhead]]);
+          }
+        }
+        const uint32_t p = person_of(did[*r]);
+        if (p >= n || !is_new[p]) continue;
+        double a = 0;
+        if (amount && (!amount->GetNum(*r, &a) || !std::isfinite(a))) a = 0;
+        uint32_t o = kNoOrder;
+        if (order && order->Present(*r)) {
+          std::string id = order->Get(*r).AsString();
+          if (!id.empty()) {
+            o = static_cast<uint32_t>(out.order_ids.size());
+            out.order_ids.push_back(std::move(id));
+          }
+        }
+        const int32_t day = ctx.tz.LocalDay(ts[*r]);
+        out.min_day = std::min(out.min_day, day);
+        out.max_day = std::max(out.max_day, day);
+        out.rows.push_back(PayRow{p, o, ts[*r], a, day});
       }
-      auto [it, fresh] = keyed.try_emplace(std::to_string(p) + '\x1f' + o, Order{ts[*r], a});
-      it->second.ts = std::min(it->second.ts, ts[*r]);
-      if (!fresh) it->second.amount = std::max(it->second.amount, a);
+    }
+  };
+  RunOnThreads(threads, collect_pays);
+  if (expired) return ctx.deadline->ToStatus();
+  // Orders: a payment without an order id is one by itself; those with one are joined per
+  // (person, order id). Read in place: every payment without an id in block order, then
+  // the joined ones.
+  std::unordered_map<std::string, Order> keyed;  // "person\x1forder"
+  int32_t min_day = std::numeric_limits<int32_t>::max(), max_day = std::numeric_limits<int32_t>::min();
+  for (const BlockPays& bp : block_pays) {
+    min_day = std::min(min_day, bp.min_day);
+    max_day = std::max(max_day, bp.max_day);
+    if (bp.order_ids.empty()) continue;
+    for (const PayRow& r : bp.rows) {
+      if (r.order == kNoOrder) continue;
+      auto [it, fresh] =
+          keyed.try_emplace(std::to_string(r.person) + '\x1f' + bp.order_ids[r.order], Order{r.ts, r.amount, r.day});
+      if (r.ts < it->second.ts) it->second = Order{r.ts, it->second.amount, r.day};
+      if (!fresh) it->second.amount = std::max(it->second.amount, r.amount);
     }
   }
+  std::vector<PayRow> keyed_orders;
   for (auto& [key, x] : keyed)
-    orders.push_back({static_cast<uint32_t>(std::stoul(key.substr(0, key.find('\x1f')))), x});
+    keyed_orders.push_back(
+        PayRow{static_cast<uint32_t>(std::stoul(key.substr(0, key.find('\x1f')))), kNoOrder, x.ts, x.amount, x.day});
+  auto for_each_order = [&](auto&& fn) {
+    for (const BlockPays& bp : block_pays)
+      for (const PayRow& r : bp.rows)
+        if (r.order == kNoOrder) fn(r);
+    for (const PayRow& r : keyed_orders) fn(r);
+  };
 
   std::map<std::string, ChannelAcc> acc;
   auto acc_of = [&](const std::string& name) -> ChannelAcc& {
@@ -297,19 +442,50 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
     }
     return a;
   };
-  std::vector<int64_t> first_order(n, kNever);
-  std::vector<uint8_t> paid(n, 0);  // an order on or before date_to
-  for (const auto& [p, o] : orders) {
-    first_order[p] = std::min(first_order[p], o.ts);
-    if (o.ts < end_ms) paid[p] = 1;
-  }
   // One accumulator per channel value, looked up once per value rather than per person.
   std::vector<ChannelAcc*> acc_by_id(channel_names.size() + 1, nullptr);
+  auto id_of = [&](size_t p) -> size_t { return channel_id[p] == kNoValue ? channel_names.size() : channel_id[p]; };
   auto acc_of_person = [&](size_t p) -> ChannelAcc& {
-    const size_t id = channel_id[p] == kNoValue ? channel_names.size() : channel_id[p];
+    const size_t id = id_of(p);
     if (!acc_by_id[id]) acc_by_id[id] = &acc_of(channel_of(p));
     return *acc_by_id[id];
   };
+  // Revenue by (channel, day) in one flat array when that is small (a map lookup per order
+  // was a fifth of the serial part's time); the maps are filled from it in day order, with
+  // the same sums (each (channel, day) adds its orders in the same sequence).
+  const size_t ids = channel_names.size() + 1;
+  const size_t span = min_day > max_day ? 0 : static_cast<size_t>(int64_t{max_day} - min_day + 1);
+  const bool flat = span > 0 && span <= (size_t{1} << 22) / ids;
+  std::vector<double> day_revenue(flat ? span * ids : 0);
+  std::vector<uint8_t> day_hit(day_revenue.size());
+  std::vector<int64_t> first_order(n, kNever);
+  std::vector<uint8_t> paid(n, 0);  // an order on or before date_to
+  for_each_order([&](const PayRow& o) {
+    const uint32_t p = o.person;
+    first_order[p] = std::min(first_order[p], o.ts);
+    if (o.ts < end_ms) paid[p] = 1;
+    ChannelAcc& a = acc_of_person(p);
+    const int32_t day = o.day;
+    a.revenue_cumulative += o.amount;
+    if (flat) {
+      const size_t k = id_of(p) * span + static_cast<size_t>(day - min_day);
+      day_revenue[k] += o.amount;
+      day_hit[k] = 1;
+    } else {
+      a.revenue_by_day[day] += o.amount;
+    }
+    if (day >= q.from_day && day <= q.to_day) {  // (orders before an acquisition event: not)
+      a.revenue += o.amount;
+      a.daily_revenue[static_cast<size_t>(day - q.from_day)] += o.amount;
+    }
+  });
+  for (size_t id = 0; flat && id < ids; id++) {
+    if (!acc_by_id[id]) continue;
+    auto& by_day = acc_by_id[id]->revenue_by_day;
+    for (size_t d = 0; d < span; d++)
+      if (day_hit[id * span + d])
+        by_day.emplace_hint(by_day.end(), min_day + static_cast<int32_t>(d), day_revenue[id * span + d]);
+  }
   for (size_t p = 0; p < n; p++) {
     if (!is_new[p]) continue;
     ChannelAcc& a = acc_of_person(p);
@@ -321,16 +497,6 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
     if (q.conversion_seconds ? fo - first[p] <= *q.conversion_seconds * 1000
                              : ctx.tz.LocalDay(fo) - ctx.tz.LocalDay(first[p]) < q.conversion_days)
       a.converted++;
-  }
-  for (const auto& [p, o] : orders) {
-    ChannelAcc& a = acc_of_person(p);
-    const int32_t day = ctx.tz.LocalDay(o.ts);
-    a.revenue_cumulative += o.amount;
-    a.revenue_by_day[day] += o.amount;
-    if (day >= q.from_day && day <= q.to_day) {  // (orders before an acquisition event: not)
-      a.revenue += o.amount;
-      a.daily_revenue[static_cast<size_t>(day - q.from_day)] += o.amount;
-    }
   }
   if (ctx.spend) {
     NS_ASSIGN_OR_RETURN(std::vector<SpendRow> rows, ctx.spend->Rows(q.from_day, q.to_day));
@@ -411,6 +577,11 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
 }
 
 }  // namespace
+
+ChannelsTuning& ChannelsScanTuning() {
+  static ChannelsTuning t;
+  return t;
+}
 
 const QueryKind kChannelsKind{
     "channels",
