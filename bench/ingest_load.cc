@@ -9,11 +9,14 @@
 //                    [--warmup 1] [--batch 100] [--users 100000] [--server-pid PID]
 //                    [--max-requests 0 (= unbounded; else stop after this many measured requests)]
 //                    [--protocol native|segment]
-//                    [--query-threads 0 --query-key SECRET --query-file FILE]
+//                    [--query-threads 0 --query-key SECRET --query-file FILE [--idle-seconds 0]]
 // --protocol segment posts Segment batches ({"batch":[{"type":"track",...}],"sentAt":...}) to
 // /v1/batch with the key as HTTP Basic user, as @segment/analytics-node does.
 // --query-threads N adds N threads that post the query in FILE to /api/v1/query in a loop
 // during the whole run (reads concurrent with ingest); their latencies are reported too.
+// --idle-seconds S (with --query-threads) first runs the same query loop alone on the same
+// server for a warm-up and S seconds, no ingest, and reports those latencies as the idle
+// ones: the loaded/idle ratio comes from one run, not from two runs of different moments.
 // Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
 #include <httplib.h>
 #include <sys/resource.h>
@@ -224,6 +227,7 @@ int main(int argc, char** argv) {
   const bool segment = protocol == "segment";
   const int query_threads = std::max(0, std::atoi(Arg(argc, argv, "--query-threads", "0").c_str()));
   const std::string query_key = Arg(argc, argv, "--query-key", "");
+  const double idle_seconds = query_threads > 0 ? std::atof(Arg(argc, argv, "--idle-seconds", "0").c_str()) : 0;
   std::string query_body;
   if (query_threads > 0) {
     std::ifstream qf(Arg(argc, argv, "--query-file", ""));
@@ -237,9 +241,53 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--protocol: native or segment\n");
     return 2;
   }
-  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600) {
+  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600 || idle_seconds < 0 || idle_seconds > 3600) {
     std::fprintf(stderr, "usage: ingest_load --port P --key KEY [--connections N] [--seconds D (<= 3600)] ...\n");
     return 2;
+  }
+
+  // Readers: post the query in a loop. A query counts in the window it started and ended in
+  // (idle: both ends inside it, so none overlaps the ingest's start; loaded: started in it).
+  enum QueryWindow { kDiscard = 0, kIdle = 1, kLoaded = 2, kStopQueries = 3 };
+  std::atomic<int> qwin{kDiscard};
+  std::vector<std::vector<double>> qlat(static_cast<size_t>(query_threads)), qidle(qlat.size());
+  std::vector<uint64_t> qfail(static_cast<size_t>(query_threads), 0), qidle_fail(qfail.size(), 0);
+  std::vector<std::thread> qthreads;
+  for (int q = 0; q < query_threads; q++) {
+    qthreads.emplace_back([&, q] {
+      httplib::Client cli(host, port);
+      cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
+      cli.set_read_timeout(120, 0);
+      const httplib::Headers h{{"Authorization", "Bearer " + query_key}};
+      while (qwin.load() != kStopQueries) {
+        const int w = qwin.load();
+        auto t0 = Clock::now();
+        auto res = cli.Post("/api/v1/query", h, query_body, "application/json");
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        const bool ok = res && res->status == 200;
+        if (w == kLoaded) {
+          if (!ok)
+            qfail[static_cast<size_t>(q)]++;
+          else
+            qlat[static_cast<size_t>(q)].push_back(ms);
+        } else if (w == kIdle && qwin.load() == kIdle) {
+          if (!ok)
+            qidle_fail[static_cast<size_t>(q)]++;
+          else
+            qidle[static_cast<size_t>(q)].push_back(ms);
+        }
+      }
+    });
+  }
+  double idle_elapsed = 0;
+  if (idle_seconds > 0) {  // the query loop alone first: warm-up, then the idle window
+    std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+    const auto i0 = Clock::now();
+    qwin = kIdle;
+    std::this_thread::sleep_for(std::chrono::duration<double>(idle_seconds));
+    qwin = kDiscard;
+    idle_elapsed = std::chrono::duration<double>(Clock::now() - i0).count();
   }
 
   std::atomic<int> phase{0};  // 0 warm-up, 1 measured, 2 stop
@@ -309,40 +357,18 @@ int main(int argc, char** argv) {
       }
     });
   }
-  // Concurrent readers: post the query in a loop until the end of the run.
-  std::vector<std::vector<double>> qlat(static_cast<size_t>(query_threads));
-  std::vector<uint64_t> qfail(static_cast<size_t>(query_threads), 0);
-  std::vector<std::thread> qthreads;
-  for (int q = 0; q < query_threads; q++) {
-    qthreads.emplace_back([&, q] {
-      httplib::Client cli(host, port);
-      cli.set_keep_alive(true);
-      cli.set_tcp_nodelay(true);
-      cli.set_read_timeout(120, 0);
-      const httplib::Headers h{{"Authorization", "Bearer " + query_key}};
-      while (phase.load() != 2) {
-        const int ph = phase.load();
-        auto t0 = Clock::now();
-        auto res = cli.Post("/api/v1/query", h, query_body, "application/json");
-        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        if (ph != 1) continue;
-        if (!res || res->status != 200)
-          qfail[static_cast<size_t>(q)]++;
-        else
-          qlat[static_cast<size_t>(q)].push_back(ms);
-      }
-    });
-  }
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
   const double srv0 = ProcCpuSeconds(server_pid), cli0 = SelfCpuSeconds();
   const auto t0 = Clock::now();
   phase = 1;
+  qwin = kLoaded;
   // Sleep in short steps so that --max-requests ending the run early is noticed.
   while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
     if (max_requests && issued.load() >= max_requests) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   phase = 2;
+  qwin = kStopQueries;
   const double elapsed_at_stop = std::chrono::duration<double>(Clock::now() - t0).count();
   for (auto& th : threads) th.join();
   for (auto& th : qthreads) th.join();
@@ -378,18 +404,22 @@ int main(int argc, char** argv) {
     if (static_cast<unsigned char>(c) >= 0x20) err += c;
   }
   const double srv_cpu = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
-  std::vector<double> ql;
-  uint64_t qfailed = 0;
+  std::vector<double> ql, qi;
+  uint64_t qfailed = 0, qidle_failed = 0;
   for (int q = 0; q < query_threads; q++) {
     ql.insert(ql.end(), qlat[static_cast<size_t>(q)].begin(), qlat[static_cast<size_t>(q)].end());
+    qi.insert(qi.end(), qidle[static_cast<size_t>(q)].begin(), qidle[static_cast<size_t>(q)].end());
     qfailed += qfail[static_cast<size_t>(q)];
+    qidle_failed += qidle_fail[static_cast<size_t>(q)];
   }
   std::sort(ql.begin(), ql.end());
-  auto qpct = [&](double p) {
-    if (ql.empty()) return 0.0;
-    size_t i = static_cast<size_t>(p * static_cast<double>(ql.size() - 1) + 0.5);
-    return ql[std::min(i, ql.size() - 1)];
+  std::sort(qi.begin(), qi.end());
+  auto vpct = [](const std::vector<double>& v, double p) {
+    if (v.empty()) return 0.0;
+    size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
   };
+  auto qpct = [&](double p) { return vpct(ql, p); };
   std::printf(
       "{\"connections\":%d,\"batch\":%d,\"users\":%" PRIu64
       ",\"warmup_s\":%.3f,\"seconds\":%.3f,\"elapsed_at_stop_s\":%.3f,"
@@ -401,6 +431,8 @@ int main(int argc, char** argv) {
       "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"protocol\":\"%s\",\"query_threads\":%d,\"queries\":%zu,"
       "\"queries_failed\":%" PRIu64
       ",\"queries_per_s\":%.2f,\"query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      "\"idle_seconds\":%.3f,\"idle_queries\":%zu,\"idle_queries_failed\":%" PRIu64
+      ",\"idle_query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
       "\"first_error\":\"%s\"}\n",
       conns, batch, users, warmup, elapsed, elapsed_at_stop, all.warm_requests, all.ok_requests, all.failed_requests,
       all.transport_errors, all.ok_requests * static_cast<uint64_t>(batch), all.accepted, all.duplicates,
@@ -408,6 +440,7 @@ int main(int argc, char** argv) {
       pct(0.90), pct(0.99), lat.empty() ? 0.0 : lat.back(), srv_cpu, srv_cpu >= 0 ? srv_cpu / elapsed : -1,
       srv_cpu >= 0 && all.accepted ? srv_cpu * 1e6 / static_cast<double>(all.accepted) : -1, cli1 - cli0,
       (cli1 - cli0) / elapsed, protocol.c_str(), query_threads, ql.size(), qfailed,
-      static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), err.c_str());
+      static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), idle_elapsed,
+      qi.size(), qidle_failed, vpct(qi, 0.5), vpct(qi, 0.99), qi.empty() ? 0.0 : qi.back(), err.c_str());
   return all.ok_requests > 0 ? 0 : 1;
 }

@@ -4,7 +4,7 @@
 usage: ingest_load.py [--connections 8] [--seconds 10] [--warmup 1] [--batch 100] [--users 100000]
                       [--data /tmp/ns-ingest] [--northstar build/northstar] [--loadgen build/bench/ingest_load]
                       [--server-threads N] [--python] [--json FILE] [--md FILE]
-                      [--protocol native|segment] [--query-threads N] [--demo-users N]
+                      [--protocol native|segment] [--query-threads N [--idle-seconds S]] [--demo-users N]
 
 Creates a project in a fresh data directory, starts `northstar serve --port 0 --no-demo` on it,
 then posts batches of --batch events (JSON array, each event with a unique uuid) from
@@ -20,7 +20,11 @@ client's CPU is reported too.
 @segment/analytics-node does. --query-threads N runs N threads posting a funnel query
 (product_exposure -> add_to_cart -> pay, 1-day window, last 30 days) to /api/v1/query in a loop
 during the run; --demo-users N first fills the project with `northstar demo` data (30 days) so
-those queries have something to scan.
+those queries have something to scan. With --query-threads the same query loop first runs
+alone on the same server, no ingest, for a warm-up and --idle-seconds (default: --seconds;
+0 skips it): the output gives idle and loaded p50/p99 of one run and their ratio (issue 15:
+"queries' p99 within 2x of idle") next to the ingest rate. The loaded queries also scan what
+the ingest adds (events of the funnel's names at the current time, inside its 30 days).
 """
 import argparse
 import http.client
@@ -159,9 +163,14 @@ def main():
     ap.add_argument('--protocol', choices=['native', 'segment'], default='native')
     ap.add_argument('--query-threads', type=int, default=0)
     ap.add_argument('--demo-users', type=int, default=0)
+    ap.add_argument('--idle-seconds', type=float, help='with --query-threads: seconds of the query loop alone before '
+                    'the ingest (default: --seconds; 0: none)')
     a = ap.parse_args()
     if not 0 < a.seconds <= 600 or not 0 <= a.warmup <= 60:
         sys.exit('ingest_load.py: --seconds must be in (0, 600], --warmup in [0, 60]')
+    idle_s = (a.seconds if a.idle_seconds is None else a.idle_seconds) if a.query_threads else 0
+    if not 0 <= idle_s <= 600:
+        sys.exit('ingest_load.py: --idle-seconds must be in [0, 600]')
 
     shutil.rmtree(a.data, ignore_errors=True)
     os.makedirs(a.data)
@@ -216,8 +225,8 @@ def main():
                                 '--seconds', str(a.seconds), '--warmup', str(a.warmup), '--batch', str(a.batch),
                                 '--users', str(a.users), '--server-pid', str(srv.pid), '--protocol', a.protocol,
                                 '--query-threads', str(a.query_threads), '--query-key', secret,
-                                '--query-file', query_file],
-                               capture_output=True, text=True, timeout=a.seconds + a.warmup + 180)
+                                '--query-file', query_file, '--idle-seconds', str(idle_s)],
+                               capture_output=True, text=True, timeout=a.seconds + 2 * a.warmup + idle_s + 180)
             if r.returncode != 0 and not r.stdout.strip():
                 sys.exit(f'ingest_load.py: load generator failed ({r.returncode}): {r.stderr}')
             result = json.loads(r.stdout)
@@ -271,6 +280,17 @@ def main():
         md += ['', f"Concurrent queries: {result['query_threads']} thread(s) posting a 3-step funnel over the last 30 days "
                f"({a.demo_users:,} demo users): {result['queries']} queries ({result['queries_per_s']:.2f}/s), p50 "
                f"{ql['p50']:.0f} ms, p99 {ql['p99']:.0f} ms, {result['queries_failed']} failed."]
+        if result.get('idle_queries'):
+            qi = result['idle_query_latency_ms']
+            ratio = lambda k: f"{ql[k] / qi[k]:.2f}x" if qi[k] > 0 else '?'
+            md += ['', f"Queries idle vs under ingest (same server, same query loop; idle first, "
+                   f"{result['idle_seconds']:.1f} s without ingest, then {result['seconds']:.1f} s with it):", '',
+                   '| | queries | p50 ms | p99 ms | max ms | failed |', '|---|---:|---:|---:|---:|---:|',
+                   f"| idle | {result['idle_queries']} | {qi['p50']:.1f} | {qi['p99']:.1f} | {qi['max']:.1f} | "
+                   f"{result['idle_queries_failed']} |",
+                   f"| under ingest ({result['events_per_s']:,.0f} events/s) | {result['queries']} | {ql['p50']:.1f} | "
+                   f"{ql['p99']:.1f} | {ql['max']:.1f} | {result['queries_failed']} |",
+                   f"| loaded / idle | | {ratio('p50')} | **{ratio('p99')}** | | |"]
     ncpu = os.cpu_count() or 1
     if lat['p50'] > 30 and result['server_cpu_cores'] + result['client_cpu_cores'] < 0.5 * ncpu:
         md += ['', f"Note: p50 {lat['p50']:.0f} ms while server and client together use "
