@@ -375,6 +375,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
       auto [rb, re] = blk.EventRows(pay.code);
       const PropColumn* amount = blk.prop(settings.amount_property);
       const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
+      out.rows.reserve(static_cast<size_t>(re - rb));  // (growing it by doubling copied it twice over)
       for (const uint32_t* r = rb; r < re; r++) {
         if (r + kAhead < re) {
           __builtin_prefetch(&ts[r[kAhead]]);
