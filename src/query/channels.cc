@@ -362,6 +362,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
   next = 0;
   auto collect_pays = [&](int t) {
     size_t mine = 0;
+    std::vector<int64_t> starts;  // of the block's local days after its first
     for (size_t b; (b = next_block(t, mine)) < snap.blocks.size();) {
       if (ctx.deadline && ctx.deadline->Expired()) {
         expired = true;
@@ -376,6 +377,15 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
       const PropColumn* amount = blk.prop(settings.amount_property);
       const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
       out.rows.reserve(static_cast<size_t>(re - rb));  // (growing it by doubling copied it twice over)
+      // A block spans a day or two: a row's local day is the block's first day plus the day
+      // starts it passed (as in lifecycle.cc), not a time-zone lookup per row.
+      const int32_t d0 = ctx.tz.LocalDay(blk.min_ts()), d1 = ctx.tz.LocalDay(blk.max_ts());
+      starts.clear();
+      for (int32_t d = d0 + 1; d <= d1 && d1 - d0 <= 64; d++) starts.push_back(ctx.tz.DayStartMs(d));
+      auto day_of = [&](int64_t t) {
+        if (d1 - d0 > 64) return ctx.tz.LocalDay(t);
+        return d0 + static_cast<int32_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin());
+      };
       for (const uint32_t* r = rb; r < re; r++) {
         if (r + kAhead < re) {
           __builtin_prefetch(&ts[r[kAhead]]);
@@ -397,7 +407,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
             out.order_ids.push_back(std::move(id));
           }
         }
-        const int32_t day = ctx.tz.LocalDay(ts[*r]);
+        const int32_t day = day_of(ts[*r]);
         out.min_day = std::min(out.min_day, day);
         out.max_day = std::max(out.max_day, day);
         out.rows.push_back(PayRow{p, o, ts[*r], a, day});
