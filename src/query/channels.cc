@@ -490,12 +490,14 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
       a.daily_revenue[static_cast<size_t>(day - q.from_day)] += o.amount;
     }
   });
+  // Two ids can share one accumulator (a value that is the text "(none)" and no value at
+  // all): a day already in the map is added to, not left as the first id wrote it.
   for (size_t id = 0; flat && id < ids; id++) {
     if (!acc_by_id[id]) continue;
     auto& by_day = acc_by_id[id]->revenue_by_day;
     for (size_t d = 0; d < span; d++)
       if (day_hit[id * span + d])
-        by_day.emplace_hint(by_day.end(), min_day + static_cast<int32_t>(d), day_revenue[id * span + d]);
+        by_day.emplace_hint(by_day.end(), min_day + static_cast<int32_t>(d), 0.0)->second += day_revenue[id * span + d];
   }
   for (size_t p = 0; p < n; p++) {
     if (!is_new[p]) continue;
