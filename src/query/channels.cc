@@ -256,7 +256,11 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
   const EventMatcher acq =
       q.acquisition_event.empty() ? EventMatcher{true} : EventMatcher::Make(q.acquisition_event, *snap.events);
   const int want_threads = ChannelsScanTuning().threads > 0 ? ChannelsScanTuning().threads : QueryThreads();
-  const int threads = std::max(1, std::min<int>(want_threads, static_cast<int>(snap.blocks.size())));
+  // Each thread of pass 1 holds 12 bytes per person: more threads only while their arrays
+  // stay under 256 MiB in all (a project of 50M persons scans serially rather than hold GBs).
+  constexpr size_t kPartialBytes = size_t{256} << 20;
+  const int by_memory = static_cast<int>(std::clamp<size_t>(kPartialBytes / (std::max<size_t>(n, 1) * 12), 1, 64));
+  const int threads = std::max(1, std::min({want_threads, by_memory, static_cast<int>(snap.blocks.size())}));
   std::vector<AcquisitionPartial> acq_parts(static_cast<size_t>(threads));
   std::atomic<size_t> next{0};
   std::atomic<bool> expired{false};
