@@ -84,8 +84,7 @@ IdentityLogReport IdentityMap::Inspect(Env* env, const std::string& dir) {
 }
 
 void IdentityMap::ResetState() {
-  ids_.clear();
-  index_.clear();
+  ids_.Reset();
   parent_.clear();
   members_.clear();
   moved_.clear();
@@ -167,9 +166,9 @@ Status IdentityMap::ApplyRecord(std::string_view payload, bool file_start) {
                           std::to_string(ids_.size() - 1) + " (records are missing)");
       // A string gets a new did only once its previous did was erased (Resolve finds it
       // otherwise): a second live did of one string could never be found again.
-      if (auto it = index_.find(id); it != index_.end())
+      if (const int64_t older = ids_.Find(id); older >= 0)
         return Corruption("identity log: distinct id #" + std::to_string(expect) + " repeats the id of #" +
-                          std::to_string(it->second));
+                          std::to_string(older));
       NewDid(id);
     } else if (type == kMerge) {
       uint32_t a = r.U32(), b = r.U32();
@@ -208,8 +207,7 @@ Status IdentityMap::ApplyRecord(std::string_view payload, bool file_start) {
 void IdentityMap::NewDid(std::string_view id) {
   uint32_t did = static_cast<uint32_t>(ids_.size());
   if (!id.empty() && !IsPlaceholder(id)) SetBit(string_on_disk_, did);
-  ids_.emplace_back(id);
-  index_.emplace(ids_.back(), did);
+  ids_.Add(id);
   parent_.push_back(did);
   newest_did_.push_back(did);
   identified_.push_back(0);
@@ -292,12 +290,12 @@ void IdentityMap::DoErase(const std::vector<uint32_t>& dids, uint64_t wal_seq) {
       if (col->Get(root)) MutableColumn(key).Erase(root);
     members_.erase(root);
     if (recovering_) {  // the WAL replay still has to recognise this id's older events
-      uint64_t& seq = replay_erased_[ids_[d]];
+      uint64_t& seq = replay_erased_[std::string(ids_.Id(d))];
       seq = std::max(seq, wal_seq);
     }
-    // The string may name a newer did by now (erased, then seen again): leave that one.
-    if (auto it = index_.find(ids_[d]); it != index_.end() && it->second == d) index_.erase(it);
-    std::string().swap(ids_[d]);  // the distinct id leaves memory too
+    // Out of the index (the string may name a newer did by now, erased then seen again:
+    // that one stays) and out of memory.
+    ids_.Clear(d);
     erased_[d] = 1;
     erased_list_.push_back(d);
   }
@@ -339,8 +337,7 @@ void IdentityMap::EndRecovery() {
 
 uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
   std::lock_guard lk(mu_);
-  auto it = index_.find(distinct_id);
-  if (it != index_.end()) return it->second;
+  if (const int64_t did = ids_.Find(distinct_id); did >= 0) return static_cast<uint32_t>(did);
   BinWriter w;
   w.U8(kNewDid);
   w.U32(static_cast<uint32_t>(ids_.size()));
@@ -352,8 +349,7 @@ uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
 
 int64_t IdentityMap::Find(std::string_view distinct_id) const {
   std::lock_guard lk(mu_);
-  auto it = index_.find(distinct_id);
-  return it == index_.end() ? -1 : int64_t{it->second};
+  return ids_.Find(distinct_id);
 }
 
 bool IdentityMap::Merge(uint32_t a, uint32_t b, bool allow_identified) {
@@ -472,7 +468,7 @@ std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {
 
 std::string IdentityMap::DistinctId(uint32_t did) const {
   std::lock_guard lk(mu_);
-  return did < ids_.size() ? ids_[did] : std::string();
+  return did < ids_.size() ? std::string(ids_.Id(did)) : std::string();
 }
 
 std::string IdentityMap::DisplayId(uint32_t person) const {
@@ -480,7 +476,7 @@ std::string IdentityMap::DisplayId(uint32_t person) const {
   if (person >= ids_.size()) return std::string();
   const uint32_t root = Find(person);
   const int64_t login = newest_identified_did_[root];
-  return ids_[login >= 0 ? static_cast<uint32_t>(login) : newest_did_[root]];
+  return std::string(ids_.Id(login >= 0 ? static_cast<uint32_t>(login) : newest_did_[root]));
 }
 
 std::string IdentityMap::FirstIdentifiedId(uint32_t person) const {
@@ -497,7 +493,7 @@ std::string IdentityMap::FirstIdentifiedId(uint32_t person) const {
   } else {
     consider(root);
   }
-  return first < 0 ? std::string() : ids_[static_cast<uint32_t>(first)];
+  return first < 0 ? std::string() : std::string(ids_.Id(static_cast<uint32_t>(first)));
 }
 
 size_t IdentityMap::did_count() const {
@@ -518,7 +514,7 @@ uint64_t IdentityMap::LastErasureWalSeq() const {
 }
 
 std::string IdentityMap::Difference(const IdentityMap& o) const {
-  if (ids_ != o.ids_) return "distinct ids";
+  if (!(ids_ == o.ids_)) return "distinct ids";
   if (erased_ != o.erased_) return "erased ids";
   for (uint32_t d = 0; d < ids_.size(); d++) {
     const uint32_t r = Find(d);

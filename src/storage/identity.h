@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "storage/distinct_id_index.h"
 #include "storage/event.h"
 #include "storage/person_table.h"
 #include "storage/wal.h"
@@ -127,13 +128,13 @@ class IdentityMap {
   Env* env_ = nullptr;
   std::unique_ptr<WalWriter> log_;
   mutable std::mutex mu_;  // guards everything below against Snapshot()/DistinctId()
-  std::vector<std::string> ids_;
+  // The distinct id strings by did and the index string -> did (one arena, a flat table).
+  DistinctIdIndex ids_;
   // Transparent hash: look distinct ids up by string_view without building a std::string.
   struct IdHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, uint32_t, IdHash, std::equal_to<>> index_;
   mutable std::vector<uint32_t> parent_;
   // Members of every person with more than one distinct id (root -> dids), so a merge
   // knows whose person changed without walking all ids.

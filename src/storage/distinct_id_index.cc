@@ -1,0 +1,115 @@
+#include "storage/distinct_id_index.h"
+
+#include <cstring>
+#include <functional>
+
+namespace ns {
+
+uint32_t DistinctIdIndex::Tag(std::string_view id) {
+  const uint64_t h = std::hash<std::string_view>{}(id);
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+void DistinctIdIndex::Reserve(size_t ids) {
+  end_.reserve(ids);
+  size_t want = 1024;
+  while (want * 3 < 4 * ids) want *= 2;
+  if (want <= slots_.size()) return;
+  std::vector<uint64_t> old(want, 0);
+  old.swap(slots_);
+  for (uint64_t s : old)
+    if (s) InsertSlot(s);
+}
+
+void DistinctIdIndex::Grow() {
+  // Positions come from the tags, so regrowing moves 8-byte slots and never reads a string.
+  std::vector<uint64_t> old(slots_.empty() ? 1024 : slots_.size() * 2, 0);
+  old.swap(slots_);
+  for (uint64_t s : old)
+    if (s) InsertSlot(s);
+}
+
+void DistinctIdIndex::InsertSlot(uint64_t slot) {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = (slot >> 32) & mask;; i = (i + 1) & mask)
+    if (!slots_[i]) {
+      slots_[i] = slot;
+      return;
+    }
+}
+
+int64_t DistinctIdIndex::Find(std::string_view id) const {
+  if (slots_.empty()) return -1;
+  const uint32_t tag = Tag(id);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = tag & mask;; i = (i + 1) & mask) {
+    const uint64_t s = slots_[i];
+    if (!s) return -1;
+    if (static_cast<uint32_t>(s >> 32) == tag) {
+      const uint32_t did = static_cast<uint32_t>(s) - 1;
+      if (Id(did) == id) return did;
+    }
+  }
+}
+
+void DistinctIdIndex::Add(std::string_view id) {
+  const uint32_t did = size();
+  const bool indexed = Find(id) >= 0;  // then the index keeps the older did
+  arena_.insert(arena_.end(), id.begin(), id.end());
+  end_.push_back(arena_.size());
+  if (indexed) return;
+  if ((indexed_ + 1) * 4 > slots_.size() * 3) Grow();  // load <= 3/4
+  InsertSlot((uint64_t{Tag(id)} << 32) | (uint64_t{did} + 1));
+  indexed_++;
+}
+
+void DistinctIdIndex::Clear(uint32_t did) {
+  if (did >= size() || (end_[did] & kCleared)) return;
+  const std::string_view id = Id(did);
+  if (!slots_.empty()) {
+    const size_t mask = slots_.size() - 1;
+    const uint32_t tag = Tag(id);
+    size_t i = tag & mask;
+    for (; slots_[i]; i = (i + 1) & mask)
+      if (static_cast<uint32_t>(slots_[i]) == did + 1) break;
+    if (slots_[i]) {
+      // Backward shift: move later entries of the probe run into the hole while that keeps
+      // them reachable from their home slot, so lookups never need tombstones.
+      size_t hole = i;
+      for (size_t j = (i + 1) & mask; slots_[j]; j = (j + 1) & mask) {
+        const size_t home = (slots_[j] >> 32) & mask;
+        // Movable when the hole lies cyclically in [home, j).
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+          slots_[hole] = slots_[j];
+          hole = j;
+        }
+      }
+      slots_[hole] = 0;
+      indexed_--;
+    }
+  }
+  const uint64_t b = did ? end_[did - 1] & ~kCleared : 0;
+  std::memset(arena_.data() + b, 0, (end_[did] & ~kCleared) - b);  // the id leaves memory
+  end_[did] |= kCleared;
+}
+
+void DistinctIdIndex::Reset() {
+  // Swapped out, not cleared: a reset (a compacted log's replay) should not keep the old size.
+  std::vector<char>().swap(arena_);
+  std::vector<uint64_t>().swap(end_);
+  std::vector<uint64_t>().swap(slots_);
+  indexed_ = 0;
+}
+
+bool DistinctIdIndex::operator==(const DistinctIdIndex& o) const {
+  if (size() != o.size()) return false;
+  for (uint32_t d = 0; d < size(); d++)
+    if (Id(d) != o.Id(d)) return false;
+  return true;
+}
+
+size_t DistinctIdIndex::MemoryBytes() const {
+  return arena_.capacity() + end_.capacity() * sizeof(uint64_t) + slots_.capacity() * sizeof(uint64_t);
+}
+
+}  // namespace ns
