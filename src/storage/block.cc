@@ -106,9 +106,19 @@ std::pair<const uint32_t*, const uint32_t*> Block::EventRows(uint32_t code) cons
     auto out = std::make_unique<VecData<uint32_t>>();
     for (auto& [c, n] : event_counts_)
       if (c == code) out->v.reserve(n);
-    const auto& e = ev();
+    // The index is what queries keep; ev is decoded for it but kept only if something
+    // already holds it resident (a query that reads ev itself), so an index-only query's
+    // working set is its indexes, not 4 B per row of every block it touches.
+    std::unique_ptr<CachedData> transient;
+    const std::vector<uint32_t>* e;
+    if (fixed_[kEv].resident()) {
+      e = &ev();
+    } else {
+      transient = LoadFixed(kEv);
+      e = &static_cast<const VecData<uint32_t>&>(*transient).v;
+    }
     for (uint32_t r = 0; r < size_; r++)
-      if (e[r] == code) out->v.push_back(r);
+      if ((*e)[r] == code) out->v.push_back(r);
     return out;
   });
   return {rows.v.data(), rows.v.data() + rows.v.size()};
