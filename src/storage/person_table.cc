@@ -9,7 +9,7 @@ void PersonColumn::ForEach(const std::function<void(uint32_t, const PropValue&)>
     if (!chunks_[c]) continue;
     const Chunk& ch = *chunks_[c];
     for (uint32_t i = 0; i < kChunk; i++)
-      if (ch.present[i]) fn(c * kChunk + i, ch.values[i]);
+      if (ch.Present(i)) fn(c * kChunk + i, ch.values[ch.code[i]]);
   }
 }
 
@@ -23,18 +23,52 @@ PersonColumn::Chunk& PersonColumn::Writable(uint32_t c) {
   return *p;
 }
 
+void PersonColumn::Chunk::Compact() {
+  std::vector<int> remap(values.size(), -1);
+  std::vector<PropValue> kept;
+  for (uint32_t i = 0; i < kChunk; i++) {
+    if (!Present(i)) continue;
+    int& r = remap[code[i]];
+    if (r < 0) {
+      r = static_cast<int>(kept.size());
+      kept.push_back(std::move(values[code[i]]));
+    }
+    code[i] = static_cast<uint8_t>(r);
+  }
+  values = std::move(kept);
+}
+
 void PersonColumn::Set(uint32_t person, const PropValue& v) {
   Chunk& ch = Writable(person / kChunk);
-  ch.values[person % kChunk] = v;
-  ch.present[person % kChunk] = true;
+  const uint32_t i = person % kChunk;
+  // The value's index if the chunk holds it already (a short scan: most chunks hold a few).
+  size_t k = 0;
+  while (k < ch.values.size() && !(ch.values[k] == v)) k++;
+  if (k == ch.values.size()) {
+    if (ch.values.size() == kChunk) {
+      // Full: this person's old value no longer counts, so at most kChunk - 1 stay.
+      ch.present[i / 64] &= ~(uint64_t{1} << (i % 64));
+      ch.Compact();
+    }
+    ch.values.push_back(v);
+    k = ch.values.size() - 1;
+  }
+  ch.code[i] = static_cast<uint8_t>(k);
+  ch.present[i / 64] |= uint64_t{1} << (i % 64);
 }
 
 void PersonColumn::Erase(uint32_t person) {
   uint32_t c = person / kChunk;
-  if (c >= chunks_.size() || !chunks_[c] || !chunks_[c]->present[person % kChunk]) return;
+  const uint32_t i = person % kChunk;
+  if (c >= chunks_.size() || !chunks_[c] || !chunks_[c]->Present(i)) return;
   Chunk& ch = Writable(c);
-  ch.values[person % kChunk] = PropValue{};
-  ch.present[person % kChunk] = false;
+  ch.present[i / 64] &= ~(uint64_t{1} << (i % 64));
+  // An erased person's value leaves memory unless another person of the chunk has it too.
+  const uint8_t k = ch.code[i];
+  bool shared = false;
+  for (uint32_t j = 0; j < kChunk && !shared; j++) shared = ch.Present(j) && ch.code[j] == k;
+  if (!shared) ch.values[k] = PropValue{};
+  ch.code[i] = 0;
 }
 
 void PersonTable::CanonicalPersons(std::vector<uint32_t>* persons) const {

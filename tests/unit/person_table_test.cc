@@ -146,5 +146,48 @@ TEST(EventStore, AppendListenersSeeDurableEventsInCommitOrder) {
   EXPECT_EQ(seen.size(), 2u);
 }
 
+// PersonColumn's chunks keep each distinct value once (a code per person): against a
+// std::map on random sets and erasures, few and many distinct values (full chunks compact),
+// numbers and strings, with copies taken along the way that must not change.
+TEST(PersonTable, ColumnMatchesAMapOnRandomSetsAndErasures) {
+  for (int seed = 1; seed <= 250; seed++) {
+    std::mt19937 rng(seed);
+    const uint32_t persons = 1 + rng() % 1200;
+    const uint32_t distinct = seed % 3 == 0 ? 3 : seed % 3 == 1 ? 40 : 5000;  // 5000: chunks fill up
+    PersonColumn col;
+    std::map<uint32_t, PropValue> want;
+    std::vector<std::pair<PersonColumn, std::map<uint32_t, PropValue>>> copies;
+    auto check = [&](const PersonColumn& c, const std::map<uint32_t, PropValue>& w) {
+      for (uint32_t p = 0; p < persons + 300; p++) {
+        const PropValue* v = c.Get(p);
+        auto it = w.find(p);
+        ASSERT_EQ(v != nullptr, it != w.end()) << "seed " << seed << " person " << p;
+        if (v) {
+          ASSERT_EQ(*v, it->second) << "seed " << seed << " person " << p;
+        }
+      }
+      std::map<uint32_t, PropValue> seen;
+      c.ForEach([&](uint32_t p, const PropValue& v) { seen.emplace(p, v); });
+      ASSERT_EQ(seen, w) << "seed " << seed;
+    };
+    const int ops = 100 + static_cast<int>(rng() % 4000);
+    for (int op = 0; op < ops; op++) {
+      const uint32_t p = rng() % persons;
+      if (rng() % 5 == 0) {
+        col.Erase(p);
+        want.erase(p);
+      } else {
+        const uint32_t x = rng() % distinct;
+        const PropValue v = x % 4 == 0 ? PropValue::Num(x * 0.5) : PropValue::Str("v" + std::to_string(x));
+        col.Set(p, v);
+        want[p] = v;
+      }
+      if (rng() % 700 == 0) copies.emplace_back(col, want);  // a snapshot's copy: shares chunks
+    }
+    check(col, want);
+    for (const auto& [c, w] : copies) check(c, w);
+  }
+}
+
 }  // namespace
 }  // namespace ns
