@@ -178,17 +178,23 @@ namespace {
 // A payment row, kept for the serial order de-duplication after the parallel pass.
 struct PayRow {
   uint32_t person;
-  uint32_t order;  // index into Partial::order_ids; kNoOrder: an order by itself
+  uint32_t order;  // index into BlockPays::order_ids; kNoOrder: an order by itself
   int64_t ts;
   double amount;
 };
 constexpr uint32_t kNoOrder = UINT32_MAX;
 
+// One block's payments. They are kept per block and joined in block order, so a person's
+// amounts are added in the same sequence whichever thread read which block: the sums (and
+// RFM's quintile edges on them) do not depend on the thread count or the scheduling.
+struct BlockPays {
+  std::vector<PayRow> pays;
+  std::vector<std::string> order_ids;  // the non-empty order ids of `pays`
+};
+
 struct Partial {
   std::vector<int64_t> first, last;
   std::vector<uint32_t> events;
-  std::vector<PayRow> pays;
-  std::vector<std::string> order_ids;  // the non-empty order ids of `pays`
 };
 
 }  // namespace
@@ -209,17 +215,10 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
   // takes a lock. Few threads for few persons: the arrays are the cost then.
   const int threads = std::max(1, std::min<int>(QueryThreads(), static_cast<int>(snap.blocks.size())));
   std::vector<Partial> parts(static_cast<size_t>(threads));
-  // Room for every payment in each thread's list up front (pages are only touched as rows
-  // come): growing a list of a million rows by doubling cost more page faults than the pass.
-  size_t pay_rows = 0;
-  if (!pay.any && !pay.none)
-    for (const auto& bp : snap.blocks)
-      for (const auto& [code, count] : bp->event_counts())
-        if (code == pay.code) pay_rows += count;
+  std::vector<BlockPays> block_pays(snap.blocks.size());
   std::atomic<size_t> next{0};
   auto work = [&](int t) {
     Partial& P = parts[static_cast<size_t>(t)];
-    P.pays.reserve(pay_rows);
     if (!payments_only) {  // rfm needs none of these: no arrays over every person per thread
       P.first.assign(n, std::numeric_limits<int64_t>::max());
       P.last.assign(n, std::numeric_limits<int64_t>::min());
@@ -243,6 +242,8 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
       }
       if (!pay.MayMatch(blk) || pay.any) continue;
       auto [rb, re] = blk.EventRows(pay.code);
+      BlockPays& B = block_pays[b];
+      B.pays.reserve(static_cast<size_t>(re - rb));
       const PropColumn* amount = blk.prop(settings.amount_property);
       const PropColumn* order = settings.order_property.empty() ? nullptr : blk.prop(settings.order_property);
       for (const uint32_t* r = rb; r < re; r++) {
@@ -263,11 +264,11 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
         if (order && order->Present(*r)) {
           std::string id = order->Get(*r).AsString();
           if (!id.empty()) {
-            o = static_cast<uint32_t>(P.order_ids.size());
-            P.order_ids.push_back(std::move(id));
+            o = static_cast<uint32_t>(B.order_ids.size());
+            B.order_ids.push_back(std::move(id));
           }
         }
-        P.pays.push_back(PayRow{p, o, ts[*r], a});
+        B.pays.push_back(PayRow{p, o, ts[*r], a});
       }
     }
   };
@@ -299,7 +300,7 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
   facts->monetary.assign(n, 0);
   facts->last_pay_ts.assign(n, std::numeric_limits<int64_t>::min());
   std::unordered_map<std::string, double> order_amount;  // "person\x1forder" -> largest amount
-  for (const Partial& P : parts) {                       // in thread order, as one list
+  for (const BlockPays& P : block_pays) {                // in block order, as one list
     for (const PayRow& r : P.pays) {
       facts->last_pay_ts[r.person] = std::max(facts->last_pay_ts[r.person], r.ts);
       if (r.order == kNoOrder) {
