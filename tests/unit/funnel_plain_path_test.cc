@@ -49,14 +49,8 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
   auto tz = TimeZone::Load(kZones[seed % 5]);
   ASSERT_TRUE(tz.ok());
 
-  testing::TempDir dir;
-  static NoSyncEnv env;
-  StoreOptions so;
-  so.env = &env;
-  so.background = false;
-  so.seal_rows = static_cast<size_t>(R(3, 80));
-  auto store = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ThrowAwayStore store(static_cast<size_t>(R(3, 80)));
+  ASSERT_TRUE(store.ok());
   const int64_t base = 1741046400000LL + R(0, 86400) * 1000LL;  // 2025-03-04
   // Coarse grids make equal timestamps and steps exactly a window apart.
   const int64_t step = std::vector<int64_t>{1000, 60'000, 1'800'000, 3'600'000}[static_cast<size_t>(seed % 4)];
@@ -80,20 +74,8 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
     events.push_back(std::move(e));
   }
   std::shuffle(events.begin(), events.end(), rng);
-  for (size_t pos = 0; pos < events.size();) {
-    const size_t cnt = std::min(events.size() - pos, static_cast<size_t>(R(1, 80)));
-    std::vector<Event> batch(events.begin() + static_cast<ptrdiff_t>(pos),
-                             events.begin() + static_cast<ptrdiff_t>(pos + cnt));
-    pos += cnt;
-    ASSERT_TRUE((*store)->Append(std::move(batch), Durability::kUnlogged).ok());
-    const int action = R(0, 5);
-    if (action == 0) {
-      ASSERT_TRUE((*store)->Flush().ok());
-    }
-    if (action == 1) {
-      ASSERT_TRUE((*store)->CompactAll().ok());
-    }
-  }
+  // Rows end in open and sealed memtable blocks, segments and compacted segments.
+  AppendInBatches(store, std::move(events), BatchPolicy{}, R);
   auto day = [&](int off) { return FormatDate(tz->LocalDay(base) + off); };
 
   for (int t = 0; t < 10; t++) {
@@ -117,18 +99,18 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
     ASSERT_TRUE(PlainFunnelApplies(*parsed)) << q.dump();  // the test exercises the fast path
 
     UsePlain();
-    auto plain = RunQuery(q, **store, *tz);
+    auto plain = RunQuery(q, *store, *tz);
     ASSERT_TRUE(plain.ok()) << plain.status().ToString() << "\n" << q.dump();
     const uint32_t tile = R(0, 3) == 0 ? kScanTilePersons : static_cast<uint32_t>(R(1, 8));
     UseFast(tile);
-    auto fast = RunQuery(q, **store, *tz);
+    auto fast = RunQuery(q, *store, *tz);
     ASSERT_TRUE(fast.ok()) << fast.status().ToString() << "\n" << q.dump();
     plain->erase("took_ms");  // the only field that may differ
     fast->erase("took_ms");
     EXPECT_EQ(fast->dump(), plain->dump()) << "seed " << seed << " tile " << tile << "\n" << q.dump();
 
     // Every person's first reach of every step, as paths.cc reads them.
-    auto snap = (*store)->Snapshot();
+    auto snap = store->Snapshot();
     auto reaches = [&](std::vector<FunnelReach>* out) {
       auto r = RunFunnel(*parsed, *snap, *tz, nullptr, nullptr, out);
       ASSERT_TRUE(r.ok()) << r.status().ToString();

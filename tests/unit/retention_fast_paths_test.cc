@@ -46,14 +46,8 @@ TEST_P(RetentionFastPaths, SameAnswersAsThePlainScan) {
   auto tz = TimeZone::Load(kZones[seed % 5]);
   ASSERT_TRUE(tz.ok());
 
-  testing::TempDir dir;
-  static NoSyncEnv env;
-  StoreOptions so;
-  so.env = &env;
-  so.background = false;
-  so.seal_rows = static_cast<size_t>(R(3, 80));
-  auto store = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ThrowAwayStore store(static_cast<size_t>(R(3, 80)));
+  ASSERT_TRUE(store.ok());
   // 2025-03-04 at a local-ish midnight or any second: US DST starts 03-09, EU 03-30.
   const int64_t base = 1741046400000LL + (seed % 3 == 0 ? 0 : R(0, 86400) * 1000LL);
   const int64_t step =
@@ -83,20 +77,8 @@ TEST_P(RetentionFastPaths, SameAnswersAsThePlainScan) {
     events.push_back(std::move(e));
   }
   std::shuffle(events.begin(), events.end(), rng);
-  for (size_t pos = 0; pos < events.size();) {
-    const size_t cnt = std::min(events.size() - pos, static_cast<size_t>(R(1, 80)));
-    std::vector<Event> batch(events.begin() + static_cast<ptrdiff_t>(pos),
-                             events.begin() + static_cast<ptrdiff_t>(pos + cnt));
-    pos += cnt;
-    ASSERT_TRUE((*store)->Append(std::move(batch), Durability::kUnlogged).ok());
-    const int action = R(0, 5);
-    if (action == 0) {
-      ASSERT_TRUE((*store)->Flush().ok());
-    }
-    if (action == 1) {
-      ASSERT_TRUE((*store)->CompactAll().ok());
-    }
-  }
+  // Rows end in open and sealed memtable blocks, segments and compacted segments.
+  AppendInBatches(store, std::move(events), BatchPolicy{}, R);
   auto day = [&](int off) { return FormatDate(tz->LocalDay(base) + off); };
 
   for (int t = 0; t < 12; t++) {
@@ -120,10 +102,10 @@ TEST_P(RetentionFastPaths, SameAnswersAsThePlainScan) {
       q["breakdown_limit"] = 100;
     }
     SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false};  // the plain scan
-    auto plain = RunQuery(q, **store, *tz);
+    auto plain = RunQuery(q, *store, *tz);
     ASSERT_TRUE(plain.ok()) << plain.status().ToString() << "\n" << q.dump();
     SequenceScanTuning() = SequenceScanOptions{static_cast<uint32_t>(R(1, 8)), true};
-    auto fast = RunQuery(q, **store, *tz);
+    auto fast = RunQuery(q, *store, *tz);
     ASSERT_TRUE(fast.ok()) << fast.status().ToString() << "\n" << q.dump();
     plain->erase("took_ms");  // the only field that may differ
     fast->erase("took_ms");
