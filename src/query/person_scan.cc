@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "core/time_zone.h"
 
@@ -31,11 +34,81 @@ bool BlockSortedByPerson(const Block& b, const PersonTable& persons) {
   return ok;
 }
 
+namespace {
+
+// The rows of a block that is not stored in (person, ts) order (memtable blocks; segments
+// whose persons merged later; blocks spanning days), sorted once and kept while the block
+// lives and no merge happened since: under a steady ingest every query asks for the same
+// sealed memtable blocks, which re-sorting per query made the largest cost of a query
+// (docs/benchmarks.md, "queries' p99 under ingest"). Bounded by kOrderCacheRows rows in all;
+// past it, orders are computed per query as before.
+struct CachedOrder {
+  std::weak_ptr<const Block> block;
+  uint64_t merge_version = 0;
+  std::shared_ptr<const std::vector<uint32_t>> order;
+};
+constexpr size_t kOrderCacheRows = size_t{8} << 20;
+std::mutex order_cache_mu;
+std::unordered_map<const Block*, CachedOrder> order_cache;  // guarded by order_cache_mu
+size_t order_cache_rows = 0;                                // guarded by order_cache_mu
+
+std::shared_ptr<const std::vector<uint32_t>> SortRows(const Block& b, const PersonTable& persons) {
+  struct Key {
+    uint32_t person;
+    int64_t ts;
+    uint32_t row;
+  };
+  const auto& did = b.did();
+  const auto& ts = b.ts();
+  std::vector<Key> keys(b.size());
+  for (uint32_t i = 0; i < b.size(); i++) keys[i] = {persons.PersonOf(did[i]), ts[i], i};
+  std::sort(keys.begin(), keys.end(),
+            [](const Key& x, const Key& y) { return x.person != y.person ? x.person < y.person : x.ts < y.ts; });
+  auto order = std::make_shared<std::vector<uint32_t>>(keys.size());
+  for (size_t i = 0; i < keys.size(); i++) (*order)[i] = keys[i].row;
+  return order;
+}
+
+std::shared_ptr<const std::vector<uint32_t>> RowsInPersonOrder(const std::shared_ptr<const Block>& bp,
+                                                               const PersonTable& persons) {
+  {
+    std::lock_guard lk(order_cache_mu);
+    auto it = order_cache.find(bp.get());
+    if (it != order_cache.end() && it->second.block.lock() == bp && it->second.merge_version == persons.merge_version)
+      return it->second.order;
+  }
+  auto order = SortRows(*bp, persons);
+  std::lock_guard lk(order_cache_mu);
+  if (order_cache_rows + order->size() > kOrderCacheRows) {  // drop what no longer counts
+    for (auto it = order_cache.begin(); it != order_cache.end();) {
+      if (it->second.block.expired() || it->second.merge_version != persons.merge_version) {
+        order_cache_rows -= it->second.order->size();
+        it = order_cache.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (order_cache_rows + order->size() <= kOrderCacheRows) {
+    auto [it, fresh] = order_cache.try_emplace(bp.get());
+    if (!fresh) order_cache_rows -= it->second.order->size();
+    it->second = CachedOrder{bp, persons.merge_version, order};
+    order_cache_rows += order->size();
+  }
+  return order;
+}
+
+}  // namespace
+
 PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms) {
   const PersonTable& persons = *snap.persons;
+  // Per UTC day, runs of rows each in (person, ts) order: a whole block stored in that order,
+  // or one day's rows of another block in its sorted order. A day of one whole block is
+  // visited in place; otherwise the day's runs are merged (k-way, no sort of the day).
+  using Run = std::vector<std::pair<uint32_t, uint32_t>>;
   struct Day {
     std::vector<uint32_t> whole;  // blocks entirely in this day and sorted
-    std::vector<std::pair<uint32_t, uint32_t>> rows;
+    std::vector<Run> runs;
   };
   std::map<int32_t, Day> days;
   for (const auto& bp : snap.blocks) {
@@ -48,35 +121,61 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
       days[d0].whole.push_back(bi);
       continue;
     }
+    const auto order = RowsInPersonOrder(bp, persons);
     const auto& ts = b.ts();
-    for (uint32_t i = 0; i < b.size(); i++)
-      if (ts[i] >= from_ms && ts[i] < to_ms) days[UtcDay(ts[i])].rows.push_back({bi, i});
+    std::map<int32_t, Run> mine;  // this block's rows per day, each in person order
+    for (uint32_t i : *order)
+      if (ts[i] >= from_ms && ts[i] < to_ms) mine[UtcDay(ts[i])].push_back({bi, i});
+    for (auto& [day, run] : mine) days[day].runs.push_back(std::move(run));
   }
   for (auto& [day, d] : days) {
     Part part;
-    if (d.whole.size() == 1 && d.rows.empty()) {
+    if (d.whole.size() == 1 && d.runs.empty()) {
       part.whole_block = static_cast<int>(d.whole[0]);
       parts_.push_back(std::move(part));
       continue;
     }
-    for (uint32_t bi : d.whole)
-      for (uint32_t i = 0; i < blocks_[bi]->size(); i++) d.rows.push_back({bi, i});
-    // Sort by (person, ts); compute keys once.
-    struct Key {
+    for (uint32_t bi : d.whole) {
+      Run run(blocks_[bi]->size());
+      for (uint32_t i = 0; i < run.size(); i++) run[i] = {bi, i};
+      d.runs.push_back(std::move(run));
+    }
+    size_t total = 0;
+    for (const Run& r : d.runs) total += r.size();
+    part.rows.reserve(total);
+    if (d.runs.size() == 1) {
+      part.rows = std::move(d.runs[0]);
+      parts_.push_back(std::move(part));
+      continue;
+    }
+    // k-way merge by (person, ts); a run's head key is computed once per row.
+    struct Head {
       uint32_t person;
       int64_t ts;
-      uint32_t b, r;
+      uint32_t run;
+      uint32_t pos;
     };
-    std::vector<Key> keys;
-    keys.reserve(d.rows.size());
-    for (auto [bi, i] : d.rows) {
-      uint32_t did = blocks_[bi]->did()[i];
-      keys.push_back({persons.PersonOf(did), blocks_[bi]->ts()[i], bi, i});
+    auto head_of = [&](uint32_t run, uint32_t pos) {
+      const auto [bi, i] = d.runs[run][pos];
+      return Head{persons.PersonOf(blocks_[bi]->did()[i]), blocks_[bi]->ts()[i], run, pos};
+    };
+    auto later = [](const Head& x, const Head& y) {
+      return x.person != y.person ? x.person > y.person : x.ts != y.ts ? x.ts > y.ts : x.run > y.run;
+    };
+    std::vector<Head> heap;
+    for (uint32_t r = 0; r < d.runs.size(); r++)
+      if (!d.runs[r].empty()) heap.push_back(head_of(r, 0));
+    std::make_heap(heap.begin(), heap.end(), later);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      const Head h = heap.back();
+      heap.pop_back();
+      part.rows.push_back(d.runs[h.run][h.pos]);
+      if (h.pos + 1 < d.runs[h.run].size()) {
+        heap.push_back(head_of(h.run, h.pos + 1));
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
     }
-    std::sort(keys.begin(), keys.end(),
-              [](const Key& a, const Key& b) { return a.person != b.person ? a.person < b.person : a.ts < b.ts; });
-    part.rows.reserve(keys.size());
-    for (const auto& k : keys) part.rows.push_back({k.b, k.r});
     parts_.push_back(std::move(part));
   }
 }
