@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <bit>
 
+#include "query/part_rows.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
 
@@ -48,35 +49,6 @@ constexpr uint32_t kOther = 0;  // the step mask of a row that is no step
 struct Path {
   int64_t start = kNoPath;  // entry ts of the best path at this step; kNoPath: none
   int64_t last_done = 0;    // ts of this step's event on that path
-};
-
-// The three columns read, of one block.
-struct BlockCols {
-  const uint32_t* ev = nullptr;
-  const int64_t* ts = nullptr;
-  const uint32_t* did = nullptr;
-};
-// Rows of a part that is one whole block, in stored order.
-struct WholeBlockRows {
-  BlockCols c;
-  uint32_t Ev(size_t i) const { return c.ev[i]; }
-  int64_t Ts(size_t i) const { return c.ts[i]; }
-  uint32_t Did(size_t i) const { return c.did[i]; }
-  void PrefetchEv(size_t i) const { __builtin_prefetch(c.ev + i); }
-  void PrefetchStep(size_t i) const {
-    __builtin_prefetch(c.ts + i);
-    __builtin_prefetch(c.did + i);
-  }
-};
-// Rows of a part merged from several blocks: (block, row) pairs.
-struct RowListRows {
-  const std::pair<uint32_t, uint32_t>* rows;
-  const BlockCols* cols;
-  uint32_t Ev(size_t i) const { return cols[rows[i].first].ev[rows[i].second]; }
-  int64_t Ts(size_t i) const { return cols[rows[i].first].ts[rows[i].second]; }
-  uint32_t Did(size_t i) const { return cols[rows[i].first].did[rows[i].second]; }
-  void PrefetchEv(size_t) const {}
-  void PrefetchStep(size_t) const {}
 };
 
 // What the threads share (read-only).
@@ -343,7 +315,7 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
     read_part[j] = any;
     read_block[static_cast<size_t>(part.whole_block)] |= read_part[j];
   }
-  std::vector<BlockCols> cols(blocks.size());
+  std::vector<PartColumns> cols(blocks.size());
   for (size_t b = 0; b < blocks.size(); b++)
     if (read_block[b]) cols[b] = {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
 
@@ -379,7 +351,7 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
           else
             scanner.Scan<false>(rows, first, last, check_range);
         } else {
-          const RowListRows rows{part.rows.data(), cols.data()};
+          const ListedRows rows{cols.data(), part.rows.data()};
           if (strict)
             scanner.Scan<true>(rows, first, last, true);
           else

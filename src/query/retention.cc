@@ -27,6 +27,7 @@
 #endif
 
 #include "query/operators.h"
+#include "query/part_rows.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
 
@@ -356,26 +357,6 @@ namespace {
 // state lives for one tile of persons (ScanPersonGroups' tiles) and is counted into the
 // thread's cohort totals when the tile is done, so memory does not grow with the project.
 
-// A part's rows, read in place (a whole block) or through its row list.
-struct BlockColumns {
-  const uint32_t* ev = nullptr;
-  const int64_t* ts = nullptr;
-  const uint32_t* did = nullptr;
-};
-struct WholeBlockRows {
-  BlockColumns c;
-  uint32_t Ev(size_t i) const { return c.ev[i]; }
-  int64_t Ts(size_t i) const { return c.ts[i]; }
-  uint32_t Did(size_t i) const { return c.did[i]; }
-};
-struct ListedRows {
-  const BlockColumns* cols;
-  const std::pair<uint32_t, uint32_t>* rows;
-  uint32_t Ev(size_t i) const { return cols[rows[i].first].ev[rows[i].second]; }
-  int64_t Ts(size_t i) const { return cols[rows[i].first].ts[rows[i].second]; }
-  uint32_t Did(size_t i) const { return cols[rows[i].first].did[rows[i].second]; }
-};
-
 // First position from `e` on (before `last`) whose id differs from `did`. A whole block's
 // ids are compared four at a time: most of the pass is finding where a person's run ends.
 size_t SameIdEnd(const WholeBlockRows& rows, size_t e, size_t last, uint32_t did) {
@@ -423,7 +404,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
   PersonOrderScan scan(snap, INT64_MIN, r.scan_to);  // first_time: the whole history before the range
   const auto& blocks = scan.blocks();
   const auto& parts = scan.parts();
-  std::vector<BlockColumns> cols(blocks.size());
+  std::vector<PartColumns> cols(blocks.size());
   for (size_t b = 0; b < blocks.size(); b++)
     cols[b] = {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
   std::vector<PartDays> part_days(parts.size());
