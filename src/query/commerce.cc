@@ -542,23 +542,14 @@ StatusOr<CommerceResult> RunCommerce(const CommerceQuery& q, const QueryContext&
   const auto& parts = scan.parts();
   ParallelPersonRanges(np, slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     Slot& S = slot_state[static_cast<size_t>(slot)];
-    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
-    for (size_t j = 0; j < parts.size(); j++) {
-      cursor[j] = scan.LowerBound(parts[j], p_lo, pt);
-      range_end[j] = scan.LowerBound(parts[j], p_hi, pt);
-    }
-    for (uint32_t t_lo = p_lo; t_lo < p_hi;) {
-      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
-      for (size_t j = 0; j < parts.size(); j++) {
-        if (ctx.deadline && ctx.deadline->Expired()) return;
-        const size_t first = cursor[j];
-        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(parts[j], first, range_end[j], t_hi, pt);
-        cursor[j] = last;
-        PersonOrderScan::ForEachRowIn(blocks, parts[j], first, last, [&](uint32_t b, uint32_t i) { visit(S, b, i); });
-      }
-      tile_done(slot, t_lo, t_hi);
-      t_lo = t_hi;
-    }
+    PersonTileWalk(scan, pt, p_lo, p_hi)
+        .Run(
+            tile_persons, ctx.deadline, [](uint32_t, uint32_t) {},
+            [&](size_t j, size_t first, size_t last) {
+              PersonOrderScan::ForEachRowIn(blocks, parts[j], first, last,
+                                            [&](uint32_t b, uint32_t i) { visit(S, b, i); });
+            },
+            [&](uint32_t t_lo, uint32_t t_hi) { tile_done(slot, t_lo, t_hi); });
   });
   if (ctx.deadline && ctx.deadline->Expired()) return ctx.deadline->ToStatus();
 

@@ -325,42 +325,28 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
   ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     if (p_lo >= p_hi) return;
     SlotScanner scanner(setup, &out[static_cast<size_t>(slot)], slot, finish, std::min(tile_persons, p_hi - p_lo));
-    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
-    for (size_t j = 0; j < parts.size(); j++) {
-      if (!read_part[j]) continue;
-      cursor[j] = scan.LowerBound(parts[j], p_lo, pt);
-      range_end[j] = scan.LowerBound(parts[j], p_hi, pt);
-    }
-    for (uint32_t t_lo = p_lo; t_lo < p_hi;) {
-      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
-      scanner.BeginTile(t_lo);
-      for (size_t j = 0; j < parts.size(); j++) {
-        if (!read_part[j]) continue;
-        if (deadline && deadline->Expired()) return;
-        const auto& part = parts[j];
-        const size_t first = cursor[j];
-        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(part, first, range_end[j], t_hi, pt);
-        cursor[j] = last;
-        if (first == last) continue;
-        if (part.whole_block >= 0) {
-          const Block& b = *blocks[static_cast<size_t>(part.whole_block)];
-          const WholeBlockRows rows{cols[static_cast<size_t>(part.whole_block)]};
-          const bool check_range = b.min_ts() < entry_from || b.max_ts() >= scan_to;
-          if (strict)
-            scanner.Scan<true>(rows, first, last, check_range);
-          else
-            scanner.Scan<false>(rows, first, last, check_range);
-        } else {
-          const ListedRows rows{cols.data(), part.rows.data()};
-          if (strict)
-            scanner.Scan<true>(rows, first, last, true);
-          else
-            scanner.Scan<false>(rows, first, last, true);
-        }
-      }
-      scanner.FinishTile(t_hi);
-      t_lo = t_hi;
-    }
+    PersonTileWalk(scan, pt, p_lo, p_hi, &read_part)
+        .Run(
+            tile_persons, deadline, [&](uint32_t t_lo, uint32_t) { scanner.BeginTile(t_lo); },
+            [&](size_t j, size_t first, size_t last) {
+              const auto& part = parts[j];
+              if (part.whole_block >= 0) {
+                const Block& b = *blocks[static_cast<size_t>(part.whole_block)];
+                const WholeBlockRows rows{cols[static_cast<size_t>(part.whole_block)]};
+                const bool check_range = b.min_ts() < entry_from || b.max_ts() >= scan_to;
+                if (strict)
+                  scanner.Scan<true>(rows, first, last, check_range);
+                else
+                  scanner.Scan<false>(rows, first, last, check_range);
+              } else {
+                const ListedRows rows{cols.data(), part.rows.data()};
+                if (strict)
+                  scanner.Scan<true>(rows, first, last, true);
+                else
+                  scanner.Scan<false>(rows, first, last, true);
+              }
+            },
+            [&](uint32_t, uint32_t t_hi) { scanner.FinishTile(t_hi); });
   });
   return out;
 }

@@ -188,6 +188,63 @@ struct SequenceScanOptions {
 };
 SequenceScanOptions& SequenceScanTuning();
 
+// The walk every per-person pass shares (ScanPersonGroups below, and the passes with their
+// own row loops: commerce, the plain funnel, plain retention): one slot's persons
+// [p_lo, p_hi) tile by tile, every part over one tile before the next tile, a cursor per
+// part. `read_part`, when given, skips the parts whose entry is 0.
+class PersonTileWalk {
+ public:
+  PersonTileWalk(const PersonOrderScan& scan, const PersonTable& persons, uint32_t p_lo, uint32_t p_hi,
+                 const std::vector<uint8_t>* read_part = nullptr)
+      : scan_(scan), persons_(persons), p_lo_(p_lo), p_hi_(p_hi), read_part_(read_part) {
+    const auto& parts = scan.parts();
+    cursor_.resize(parts.size());
+    range_end_.resize(parts.size());
+    for (size_t j = 0; j < parts.size(); j++) {
+      if (!Reads(j)) continue;
+      cursor_[j] = scan.LowerBound(parts[j], p_lo, persons);
+      range_end_[j] = scan.LowerBound(parts[j], p_hi, persons);
+    }
+  }
+  // Part j's positions of the slot's persons, before the first tile.
+  size_t first(size_t j) const { return cursor_[j]; }
+  size_t end(size_t j) const { return range_end_[j]; }
+
+  // For each tile [t_lo, t_hi): begin_tile(t_lo, t_hi), then slice(j, first, last) for every
+  // part read with rows of the tile's persons (positions [first, last), not empty), then
+  // end_tile(t_lo, t_hi). Returns false at once when the deadline has expired (checked
+  // before each part): the caller answers the deadline's status, not what was scanned.
+  template <typename BeginTile, typename Slice, typename EndTile>
+  bool Run(uint32_t tile_persons, const Deadline* deadline, BeginTile&& begin_tile, Slice&& slice, EndTile&& end_tile) {
+    const auto& parts = scan_.parts();
+    for (uint32_t t_lo = p_lo_; t_lo < p_hi_;) {
+      const uint32_t t_hi = p_hi_ - t_lo <= tile_persons ? p_hi_ : t_lo + tile_persons;
+      begin_tile(t_lo, t_hi);
+      for (size_t j = 0; j < parts.size(); j++) {
+        if (!Reads(j)) continue;
+        if (deadline && deadline->Expired()) return false;
+        const size_t first = cursor_[j];
+        const size_t last =
+            t_hi == p_hi_ ? range_end_[j] : scan_.LowerBoundFrom(parts[j], first, range_end_[j], t_hi, persons_);
+        cursor_[j] = last;
+        if (first != last) slice(j, first, last);
+      }
+      end_tile(t_lo, t_hi);
+      t_lo = t_hi;
+    }
+    return true;
+  }
+
+ private:
+  bool Reads(size_t j) const { return !read_part_ || (*read_part_)[j]; }
+
+  const PersonOrderScan& scan_;
+  const PersonTable& persons_;
+  const uint32_t p_lo_, p_hi_;
+  const std::vector<uint8_t>* read_part_;
+  std::vector<size_t> cursor_, range_end_;
+};
+
 struct NoTileDone {
   void operator()(int, uint32_t, uint32_t) const {}
 };
@@ -208,54 +265,45 @@ void ScanPersonGroups(const PersonOrderScan& scan, const PersonTable& persons, i
       ties.clear();
     };
     const auto& parts = scan.parts();
-    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
+    PersonTileWalk walk(scan, persons, p_lo, p_hi);
     // With codes: per whole-block part, each code's event-index rows from the range's start.
     const size_t ncodes = codes ? codes->size() : 0;
     std::vector<PersonOrderScan::EventCursor> event_cursors(parts.size() * ncodes);
     for (size_t j = 0; j < parts.size(); j++) {
-      cursor[j] = scan.LowerBound(parts[j], p_lo, persons);
-      range_end[j] = scan.LowerBound(parts[j], p_hi, persons);
       if (!ncodes || parts[j].whole_block < 0) continue;
       const Block& blk = *scan.blocks()[static_cast<size_t>(parts[j].whole_block)];
       for (size_t c = 0; c < ncodes; c++) {
         auto [rb, re] = blk.EventRows((*codes)[c]);
         if (!rb) continue;
         auto& cur = event_cursors[j * ncodes + c];
-        cur.pos = std::lower_bound(rb, re, static_cast<uint32_t>(cursor[j]));
-        cur.end = std::lower_bound(cur.pos, re, static_cast<uint32_t>(range_end[j]));
+        cur.pos = std::lower_bound(rb, re, static_cast<uint32_t>(walk.first(j)));
+        cur.end = std::lower_bound(cur.pos, re, static_cast<uint32_t>(walk.end(j)));
       }
     }
-    for (uint32_t t_lo = p_lo; t_lo < p_hi;) {
-      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
-      for (size_t j = 0; j < parts.size(); j++) {
-        if (deadline && deadline->Expired()) return;
-        const auto& part = parts[j];
-        const size_t first = cursor[j];
-        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(part, first, range_end[j], t_hi, persons);
-        cursor[j] = last;
-        if (first == last) continue;
-        auto visit = [&](uint32_t b, uint32_t i) {
-          uint32_t person;
-          int64_t ts;
-          Tie tie;
-          if (!classify(b, i, &person, &ts, &tie)) return;
-          if (person != cur_person || ts != cur_ts) {
-            flush();
-            cur_person = person;
-            cur_ts = ts;
-          }
-          ties.push_back(tie);
-        };
-        if (ncodes && part.whole_block >= 0)
-          PersonOrderScan::ForEachRowInWithCursors(static_cast<uint32_t>(part.whole_block), first, last,
-                                                   &event_cursors[j * ncodes], ncodes, bits, visit);
-        else
-          PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits, visit);
+    auto visit = [&](uint32_t b, uint32_t i) {
+      uint32_t person;
+      int64_t ts;
+      Tie tie;
+      if (!classify(b, i, &person, &ts, &tie)) return;
+      if (person != cur_person || ts != cur_ts) {
         flush();
+        cur_person = person;
+        cur_ts = ts;
       }
-      tile_done(slot, t_lo, t_hi);
-      t_lo = t_hi;
-    }
+      ties.push_back(tie);
+    };
+    walk.Run(
+        tile_persons, deadline, [](uint32_t, uint32_t) {},
+        [&](size_t j, size_t first, size_t last) {
+          const auto& part = parts[j];
+          if (ncodes && part.whole_block >= 0)
+            PersonOrderScan::ForEachRowInWithCursors(static_cast<uint32_t>(part.whole_block), first, last,
+                                                     &event_cursors[j * ncodes], ncodes, bits, visit);
+          else
+            PersonOrderScan::ForEachRowInWithEvents(scan.blocks(), part, first, last, codes, bits, visit);
+          flush();
+        },
+        [&](uint32_t t_lo, uint32_t t_hi) { tile_done(slot, t_lo, t_hi); });
   });
 }
 

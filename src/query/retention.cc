@@ -446,11 +446,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     sizes.assign(cohort_days.size(), 0);
     values.assign(cohort_days.size() * static_cast<size_t>(P), 0);
     std::vector<PersonState> state(std::min<size_t>(tile_persons, p_hi - p_lo));
-    std::vector<size_t> cursor(parts.size()), range_end(parts.size());
-    for (size_t j = 0; j < parts.size(); j++) {
-      cursor[j] = scan.LowerBound(parts[j], p_lo, pt);
-      range_end[j] = scan.LowerBound(parts[j], p_hi, pt);
-    }
+    PersonTileWalk walk(scan, pt, p_lo, p_hi);
     uint32_t t_lo = 0;  // the tile's first person: state[p - t_lo]
 
     // One person's rows [i, e) of a part, in time order.
@@ -509,7 +505,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     };
     // Rows [first, last) of a part, person run by person run (a run may mix distinct ids of
     // one merged person).
-    auto walk = [&](const auto& rows, const PartDays& pd, size_t first, size_t last) {
+    auto walk_rows = [&](const auto& rows, const PartDays& pd, size_t first, size_t last) {
       size_t i = first;
       while (i < last) {
         uint32_t did = rows.Did(i);
@@ -526,37 +522,35 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
       }
     };
 
-    for (t_lo = p_lo; t_lo < p_hi;) {
-      const uint32_t t_hi = p_hi - t_lo <= tile_persons ? p_hi : t_lo + tile_persons;
-      std::fill(state.begin(), state.begin() + (t_hi - t_lo), PersonState{0, 0, 0, kNone});
-      for (size_t j = 0; j < parts.size(); j++) {
-        if (deadline && deadline->Expired()) return;
-        const auto& part = parts[j];
-        const size_t first = cursor[j];
-        const size_t last = t_hi == p_hi ? range_end[j] : scan.LowerBoundFrom(part, first, range_end[j], t_hi, pt);
-        cursor[j] = last;
-        if (first == last) continue;
-        if (part.whole_block >= 0)
-          walk(WholeBlockRows{cols[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
-        else
-          walk(ListedRows{cols.data(), part.rows.data()}, part_days[j], first, last);
-      }
-      // The tile's persons are complete: count them.
-      for (uint32_t k = 0; k < t_hi - t_lo; k++) {
-        const PersonState& s = state[k];
-        if (s.status != kAnchored) continue;
-        const size_t c = cohort_of_day[static_cast<size_t>(s.cohort - first_period_day)];
-        sizes[c]++;
-        uint64_t* v = values.data() + c * static_cast<size_t>(P);
-        if (q.mode == RetentionMode::kExact) {
-          for (uint64_t bits = s.returned; bits; bits &= bits - 1) v[__builtin_ctzll(bits)]++;
-        } else if (s.returned) {
-          const int last = 63 - __builtin_clzll(s.returned);
-          for (int k2 = 0; k2 <= last; k2++) v[k2]++;
-        }
-      }
-      t_lo = t_hi;
-    }
+    walk.Run(
+        tile_persons, deadline,
+        [&](uint32_t lo, uint32_t hi) {
+          t_lo = lo;
+          std::fill(state.begin(), state.begin() + (hi - lo), PersonState{0, 0, 0, kNone});
+        },
+        [&](size_t j, size_t first, size_t last) {
+          const auto& part = parts[j];
+          if (part.whole_block >= 0)
+            walk_rows(WholeBlockRows{cols[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
+          else
+            walk_rows(ListedRows{cols.data(), part.rows.data()}, part_days[j], first, last);
+        },
+        [&](uint32_t, uint32_t t_hi) {
+          // The tile's persons are complete: count them.
+          for (uint32_t k = 0; k < t_hi - t_lo; k++) {
+            const PersonState& s = state[k];
+            if (s.status != kAnchored) continue;
+            const size_t c = cohort_of_day[static_cast<size_t>(s.cohort - first_period_day)];
+            sizes[c]++;
+            uint64_t* v = values.data() + c * static_cast<size_t>(P);
+            if (q.mode == RetentionMode::kExact) {
+              for (uint64_t bits = s.returned; bits; bits &= bits - 1) v[__builtin_ctzll(bits)]++;
+            } else if (s.returned) {
+              const int last = 63 - __builtin_clzll(s.returned);
+              for (int k2 = 0; k2 <= last; k2++) v[k2]++;
+            }
+          }
+        });
   });
   for (size_t c = 0; c < cohort_days.size(); c++) {
     uint64_t size = 0;
