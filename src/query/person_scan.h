@@ -55,6 +55,41 @@ class PersonOrderScan {
       for (size_t j = first; j < last; j++) fn(p.rows[j].first, p.rows[j].second);
     }
   }
+  // Rows of a whole-block part within positions [first, last), given as the ascending
+  // position lists of several event codes, visited in position order: through a bitmap of
+  // the positions (`bits`, caller-owned scratch), or as the one list itself when only one
+  // code has rows there (already in order).
+  class MarkedRows {
+   public:
+    MarkedRows(std::vector<uint64_t>& bits, size_t first, size_t last) : bits_(bits), first_(first) {
+      bits_.assign((last - first + 63) / 64, 0);
+    }
+    void Add(const uint32_t* lo, const uint32_t* hi) {
+      if (lo == hi) return;
+      lists_++;
+      only_begin_ = lo;
+      only_end_ = hi;
+      for (const uint32_t* q = lo; q < hi; q++) bits_[(*q - first_) >> 6] |= 1ULL << ((*q - first_) & 63);
+    }
+    template <typename Fn>
+    void Visit(uint32_t b, Fn&& fn) const {
+      if (lists_ == 1) {
+        for (const uint32_t* q = only_begin_; q < only_end_; q++) fn(b, *q);
+        return;
+      }
+      for (size_t w = 0; w < bits_.size(); w++)
+        for (uint64_t x = bits_[w]; x; x &= x - 1)
+          fn(b, static_cast<uint32_t>(first_ + w * 64 + static_cast<size_t>(__builtin_ctzll(x))));
+    }
+
+   private:
+    std::vector<uint64_t>& bits_;
+    const size_t first_;
+    size_t lists_ = 0;
+    const uint32_t* only_begin_ = nullptr;
+    const uint32_t* only_end_ = nullptr;
+  };
+
   // Like ForEachRowIn, but visits only rows whose event code is in `codes` (ascending
   // positions), using each block's event index; codes == nullptr visits every row.
   // `bits` is caller-owned scratch space.
@@ -67,29 +102,14 @@ class PersonOrderScan {
     }
     const uint32_t b = static_cast<uint32_t>(p.whole_block);
     const Block& blk = *blocks[b];
-    const size_t n = last - first;
-    bits.assign((n + 63) / 64, 0);
-    size_t hits = 0;
-    const uint32_t* only_begin = nullptr;
-    const uint32_t* only_end = nullptr;
+    MarkedRows marks(bits, first, last);
     for (uint32_t code : *codes) {
       auto [rb, re] = blk.EventRows(code);
       if (!rb) continue;
       const uint32_t* lo = std::lower_bound(rb, re, static_cast<uint32_t>(first));
-      const uint32_t* hi = std::lower_bound(lo, re, static_cast<uint32_t>(last));
-      if (lo == hi) continue;
-      hits++;
-      only_begin = lo;
-      only_end = hi;
-      for (const uint32_t* q = lo; q < hi; q++) bits[(*q - first) >> 6] |= 1ULL << ((*q - first) & 63);
+      marks.Add(lo, std::lower_bound(lo, re, static_cast<uint32_t>(last)));
     }
-    if (hits == 1) {  // one event: its positions are already in order
-      for (const uint32_t* q = only_begin; q < only_end; q++) fn(b, *q);
-      return;
-    }
-    for (size_t w = 0; w < bits.size(); w++)
-      for (uint64_t x = bits[w]; x; x &= x - 1)
-        fn(b, static_cast<uint32_t>(first + w * 64 + static_cast<size_t>(__builtin_ctzll(x))));
+    marks.Visit(b, fn);
   }
 
   // A code's event-index rows in a whole-block part, from `pos` on: visits over consecutive
@@ -104,30 +124,16 @@ class PersonOrderScan {
   template <typename Fn>
   static void ForEachRowInWithCursors(uint32_t b, size_t first, size_t last, EventCursor* cursors, size_t ncodes,
                                       std::vector<uint64_t>& bits, Fn&& fn) {
-    const size_t n = last - first;
-    bits.assign((n + 63) / 64, 0);
-    size_t hits = 0;
-    const uint32_t* only_begin = nullptr;
-    const uint32_t* only_end = nullptr;
+    MarkedRows marks(bits, first, last);
     for (size_t c = 0; c < ncodes; c++) {
       EventCursor& cur = cursors[c];
       const uint32_t* lo = cur.pos;
       const uint32_t* hi = lo;
       while (hi < cur.end && *hi < last) hi++;  // the tile's rows of this code: few, read anyway below
       cur.pos = hi;
-      if (lo == hi) continue;
-      hits++;
-      only_begin = lo;
-      only_end = hi;
-      for (const uint32_t* q = lo; q < hi; q++) bits[(*q - first) >> 6] |= 1ULL << ((*q - first) & 63);
+      marks.Add(lo, hi);
     }
-    if (hits == 1) {  // one event: its positions are already in order
-      for (const uint32_t* q = only_begin; q < only_end; q++) fn(b, *q);
-      return;
-    }
-    for (size_t w = 0; w < bits.size(); w++)
-      for (uint64_t x = bits[w]; x; x &= x - 1)
-        fn(b, static_cast<uint32_t>(first + w * 64 + static_cast<size_t>(__builtin_ctzll(x))));
+    marks.Visit(b, fn);
   }
 
   static size_t PartSize(const std::vector<const Block*>& blocks, const Part& p) {
