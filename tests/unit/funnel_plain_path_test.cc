@@ -19,6 +19,7 @@
 #include "query/person_scan.h"
 #include "query/query_kind.h"
 #include "reference_test_util.h"
+#include "scan_tuning_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -27,17 +28,8 @@ namespace {
 
 using nlohmann::json;
 
-// Restores the default tuning when a test ends, whatever it asserted.
-struct TuningGuard {
-  ~TuningGuard() { SequenceScanTuning() = SequenceScanOptions(); }
-};
-
 const char* kZones[] = {"Asia/Shanghai", "America/New_York", "UTC", "Asia/Kolkata", "Europe/Berlin"};
 const char* kNames[] = {"s0", "s1", "s2", "s3", "x"};
-
-// The plain engine (one tile per range, no operator shortcuts) or the fast one (random tiles).
-void UsePlain() { SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false}; }
-void UseFast(uint32_t tile) { SequenceScanTuning() = SequenceScanOptions{tile, true}; }
 
 class FunnelPlainPath : public ::testing::TestWithParam<int> {};
 
@@ -98,16 +90,8 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     ASSERT_TRUE(PlainFunnelApplies(*parsed)) << q.dump();  // the test exercises the fast path
 
-    UsePlain();
-    auto plain = RunQuery(q, *store, *tz);
-    ASSERT_TRUE(plain.ok()) << plain.status().ToString() << "\n" << q.dump();
     const uint32_t tile = R(0, 3) == 0 ? kScanTilePersons : static_cast<uint32_t>(R(1, 8));
-    UseFast(tile);
-    auto fast = RunQuery(q, *store, *tz);
-    ASSERT_TRUE(fast.ok()) << fast.status().ToString() << "\n" << q.dump();
-    plain->erase("took_ms");  // the only field that may differ
-    fast->erase("took_ms");
-    EXPECT_EQ(fast->dump(), plain->dump()) << "seed " << seed << " tile " << tile << "\n" << q.dump();
+    ASSERT_NO_FATAL_FAILURE(ExpectFastScanSameAsPlain(q, *store, *tz, tile, seed));
 
     // Every person's first reach of every step, as paths.cc reads them.
     auto snap = store->Snapshot();
@@ -119,9 +103,9 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
       });
     };
     std::vector<FunnelReach> plain_reaches, fast_reaches;
-    UsePlain();
+    UsePlainScan();
     reaches(&plain_reaches);
-    UseFast(tile);
+    UseFastScan(tile);
     reaches(&fast_reaches);
     ASSERT_EQ(fast_reaches.size(), plain_reaches.size()) << "seed " << seed << "\n" << q.dump();
     for (size_t i = 0; i < plain_reaches.size(); i++) {

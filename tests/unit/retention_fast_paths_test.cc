@@ -20,6 +20,7 @@
 #include "query/operators.h"
 #include "query/person_scan.h"
 #include "reference_test_util.h"
+#include "scan_tuning_test_util.h"
 #include "storage/event_store.h"
 #include "test_util.h"
 
@@ -27,11 +28,6 @@ namespace ns {
 namespace {
 
 using nlohmann::json;
-
-// Restores the default tuning when a test ends, whatever it asserted.
-struct TuningGuard {
-  ~TuningGuard() { SequenceScanTuning() = SequenceScanOptions(); }
-};
 
 const char* kZones[] = {"Asia/Shanghai", "America/New_York", "UTC", "Asia/Kathmandu", "Europe/Berlin"};
 const char* kNames[] = {"register", "s1", "s2", "x", "pay"};
@@ -101,16 +97,7 @@ TEST_P(RetentionFastPaths, SameAnswersAsThePlainScan) {
       q["breakdown"] = "channel";
       q["breakdown_limit"] = 100;
     }
-    SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false};  // the plain scan
-    auto plain = RunQuery(q, *store, *tz);
-    ASSERT_TRUE(plain.ok()) << plain.status().ToString() << "\n" << q.dump();
-    SequenceScanTuning() = SequenceScanOptions{static_cast<uint32_t>(R(1, 8)), true};
-    auto fast = RunQuery(q, *store, *tz);
-    ASSERT_TRUE(fast.ok()) << fast.status().ToString() << "\n" << q.dump();
-    plain->erase("took_ms");  // the only field that may differ
-    fast->erase("took_ms");
-    EXPECT_EQ(fast->dump(), plain->dump()) << "seed " << seed << " tile " << SequenceScanTuning().tile_persons << "\n"
-                                           << q.dump();
+    ASSERT_NO_FATAL_FAILURE(ExpectFastScanSameAsPlain(q, *store, *tz, static_cast<uint32_t>(R(1, 8)), seed));
   }
 }
 
