@@ -73,11 +73,20 @@ void CheckBlock(const ns::Block& b) {
   for (const auto& key : b.prop_keys()) {
     const ns::PropColumn* c = b.prop(key);
     Require(c != nullptr, "listed property missing", key);
-    if (c->numeric) {
+    if (c->numeric && c->sparse) {  // block.h: a bit per row, a rank per word, a value per set bit
+      Require(c->bits.size() == (n + 63) / 64 && c->rank.size() == c->bits.size(), "sparse column length", key);
+      size_t set = 0;
+      for (size_t w = 0; w < c->bits.size(); w++) {
+        Require(c->rank[w] == set, "sparse column rank", key);
+        set += static_cast<size_t>(__builtin_popcountll(c->bits[w]));
+      }
+      Require(c->vals.size() == set, "sparse column values", key);
+    } else if (c->numeric) {
       Require(c->present.size() == n && c->num.size() == n, "numeric column length", key);
     } else {
-      Require(c->code.size() == n && c->dict.size() == c->dict_kind.size(), "dictionary column length", key);
-      for (uint32_t code : c->code) Require(code < c->dict.size(), "dictionary code out of range", key);
+      const size_t len = c->code_width == 1 ? c->code8.size() : c->code_width == 2 ? c->code16.size() : c->code.size();
+      Require(len == n && c->dict.size() == c->dict_kind.size(), "dictionary column length", key);
+      for (size_t i = 0; i < n; i++) Require(c->CodeAt(i) < c->dict.size(), "dictionary code out of range", key);
     }
   }
 }

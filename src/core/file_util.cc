@@ -106,6 +106,18 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   return *this;
 }
 
+void MappedFile::DropPages(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return;
+  len = std::min(len, size_ - offset);
+  static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(data_) + offset + page - 1) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(data_) + offset + len) / page * page;
+  // The end of the file's last page counts as inside (nothing else lives there).
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data_) + size_;
+  const uintptr_t hi2 = offset + len == size_ ? (end + page - 1) / page * page : hi;
+  if (hi2 > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi2 - lo, MADV_DONTNEED);
+}
+
 StatusOr<MappedFile> MappedFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open", path, errno);

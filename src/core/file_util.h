@@ -40,6 +40,11 @@ class MappedFile {
   static StatusOr<MappedFile> Open(const std::string& path);
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Lets go of the pages wholly inside [offset, offset + len) once they were read (decoded
+  // columns, checked checksums): they leave the process's resident memory but stay in the
+  // page cache, and a later read maps them again from the file. The mapping is read-only
+  // and private, so nothing is lost.
+  void DropPages(size_t offset, size_t len) const;
 
  private:
   uint8_t* data_ = nullptr;

@@ -114,12 +114,12 @@ StatusOr<ExperimentData> ComputeExperimentData(const ExperimentScanSpec& spec,
           const int64_t ts = st.ts[i];
           if (ts < from_ms || ts >= to_ms) return false;
           const bool flag_ok = st.flag->numeric ? st.flag->Present(i) && st.flag->Get(i).AsString() == spec.flag_key
-                                                : st.flag_ok_code[st.flag->code[i]] != 0;
+                                                : st.flag_ok_code[st.flag->CodeAt(i)] != 0;
           if (!flag_ok) return false;
           const int32_t v =
               st.variant->numeric
                   ? (st.variant->Present(i) ? VariantIndex(spec.variants, st.variant->Get(i).AsString()) : kNoVariant)
-                  : st.variant_of_code[st.variant->code[i]];
+                  : st.variant_of_code[st.variant->CodeAt(i)];
           if (v == kNoVariant) return false;  // a response that is none of the variants
           const uint32_t p = pt.PersonOf(st.did[i]);
           if (p >= np) return false;  // newer than the snapshot's person table

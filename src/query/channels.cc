@@ -303,7 +303,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
         if (!acq.any && j + kAhead < count) {
           __builtin_prefetch(&ts[rb[j + kAhead]]);
           __builtin_prefetch(&did[rb[j + kAhead]]);
-          if (cols[0] && !cols[0]->numeric) __builtin_prefetch(&cols[0]->code[rb[j + kAhead]]);
+          if (cols[0] && !cols[0]->numeric) cols[0]->PrefetchCode(rb[j + kAhead]);
         }
         const uint32_t p = person_of(did[i]);
         if (p >= n || ts[i] > P.first[p]) continue;
@@ -318,7 +318,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
           if (c->numeric) {
             id = P.Intern(c->Get(i).AsString());
           } else {
-            uint32_t& cached = code_ids[k][c->code[i]];
+            uint32_t& cached = code_ids[k][c->CodeAt(i)];
             if (cached == kUnseen) cached = P.Intern(c->Get(i).AsString());
             id = cached;
           }
@@ -394,10 +394,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
         if (r + kAhead < re) {
           __builtin_prefetch(&ts[r[kAhead]]);
           __builtin_prefetch(&did[r[kAhead]]);
-          if (amount && amount->numeric) {
-            __builtin_prefetch(&amount->num[r[kAhead]]);
-            __builtin_prefetch(&amount->present[r[kAhead]]);
-          }
+          if (amount && amount->numeric) amount->PrefetchNum(r[kAhead]);
         }
         const uint32_t p = person_of(did[*r]);
         if (p >= n || !is_new[p]) continue;

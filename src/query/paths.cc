@@ -595,8 +595,8 @@ StatusOr<PathsResult> RunPaths(const PathsQuery& q, const StoreSnapshot& snap, c
     } else {
       st.page_name.assign(b.size(), kNoName);
       for (size_t i = 0; i < b.size(); i++) {
-        if (!st.page->present[i] || st.ev[i] >= ncodes || !is_page[st.ev[i]]) continue;
-        NS_ASSIGN_OR_RETURN(st.page_name[i], page_name_of(PropValue::Num(st.page->num[i]).AsString()));
+        if (!st.page->Present(i) || st.ev[i] >= ncodes || !is_page[st.ev[i]]) continue;
+        NS_ASSIGN_OR_RETURN(st.page_name[i], page_name_of(PropValue::Num(st.page->NumAt(i)).AsString()));
       }
     }
   }
@@ -679,7 +679,7 @@ StatusOr<PathsResult> RunPaths(const PathsQuery& q, const StoreSnapshot& snap, c
         if (!filters.empty() && !st.eval.Match(i)) return false;
         uint32_t name = event_name[c];
         if (is_page[c] && st.page) {
-          const uint32_t pn = st.page->numeric ? st.page_name[i] : st.page_name[st.page->code[i]];
+          const uint32_t pn = st.page->numeric ? st.page_name[i] : st.page_name[st.page->CodeAt(i)];
           if (pn != kNoName) name = pn;
         }
         const uint8_t flags = event_flags[c] | name_flags[name];

@@ -251,7 +251,7 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
         if (r + 16 < re) {
           __builtin_prefetch(&ts[r[16]]);
           __builtin_prefetch(&did[r[16]]);
-          if (amount && amount->numeric) __builtin_prefetch(&amount->num[r[16]]);
+          if (amount && amount->numeric) amount->PrefetchNum(r[16]);
         }
         if (ts[*r] >= end_ms || ts[*r] < pay_from_ms) continue;
         const uint32_t d = did[*r];

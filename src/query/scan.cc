@@ -157,11 +157,11 @@ bool FilterSet::BlockEval::Match(size_t row) const {
       uint32_t p = d < person_of->size() ? (*person_of)[d] : d;
       if (p >= t.person_ok->size() || !(*t.person_ok)[p]) return false;
     } else if (!t.col->numeric) {
-      if (!t.code_ok[t.col->code[row]]) return false;
+      if (!t.code_ok[t.col->CodeAt(row)]) return false;
     } else {
-      if (!t.col->present[row]) {
+      if (!t.col->Present(row)) {
         if (!t.absent_ok) return false;
-      } else if (!FilterMatchesValue(*t.f, PropValue::Num(t.col->num[row]))) {
+      } else if (!FilterMatchesValue(*t.f, PropValue::Num(t.col->NumAt(row)))) {
         return false;
       }
     }
@@ -225,7 +225,7 @@ void BreakdownResolver::Resolve(const Block& b, std::vector<uint32_t>* out) {
     if (!c->numeric) {
       std::vector<uint32_t> map(c->dict.size(), 0);
       for (size_t i = 1; i < c->dict.size(); i++) map[i] = Intern(c->dict[i]);
-      for (size_t i = 0; i < b.size(); i++) (*out)[i] = map[c->code[i]];
+      for (size_t i = 0; i < b.size(); i++) (*out)[i] = map[c->CodeAt(i)];
       return;
     }
   }

@@ -73,7 +73,7 @@ bool FilterMatchesValue(const Filter& f, const PropValue& v);
 class BlockGroups {
  public:
   uint32_t operator[](size_t row) const {
-    if (table_mode_) return col_ ? table_[col_->code[row]] : 0;
+    if (table_mode_) return col_ ? table_[col_->CodeAt(row)] : 0;
     return rows_.empty() ? 0 : rows_[row];
   }
 

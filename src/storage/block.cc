@@ -1,16 +1,64 @@
 #include "storage/block.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <unordered_map>
 
 namespace ns {
 
+void PropColumn::MakeSparseIfFew() {
+  if (!numeric || sparse) return;
+  const size_t n = present.size();
+  size_t absent = 0, zero = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!present[i])
+      absent++;
+    else if (num[i] != num[i])
+      return;  // a NaN value would read as absent (none comes from the parsers; still)
+    else if (std::bit_cast<uint64_t>(num[i]) == 0)  // +0 only: -0 prints differently
+      zero++;
+  }
+  const bool fill_absent = absent >= zero;
+  if (std::max(absent, zero) * 2 < n) return;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto usual = [&](size_t i) { return fill_absent ? !present[i] : present[i] && std::bit_cast<uint64_t>(num[i]) == 0; };
+  fill = fill_absent ? nan : 0.0;
+  bits.assign((n + 63) / 64, 0);
+  rank.assign(bits.size(), 0);
+  vals.clear();
+  vals.reserve(n - std::max(absent, zero));
+  for (size_t i = 0; i < n; i++) {
+    if (i % 64 == 0) rank[i / 64] = static_cast<uint32_t>(vals.size());
+    if (usual(i)) continue;
+    bits[i / 64] |= uint64_t{1} << (i % 64);
+    vals.push_back(present[i] ? num[i] : nan);
+  }
+  sparse = true;
+  std::vector<double>().swap(num);
+  std::vector<uint8_t>().swap(present);
+}
+
+void PropColumn::NarrowCodes() {
+  if (numeric || code_width != 4) return;
+  if (dict.size() <= 256) {
+    code8.assign(code.begin(), code.end());
+    code_width = 1;
+  } else if (dict.size() <= 65536) {
+    code16.assign(code.begin(), code.end());
+    code_width = 2;
+  } else {
+    return;
+  }
+  std::vector<uint32_t>().swap(code);
+}
+
 PropValue PropColumn::Get(size_t row) const {
-  if (numeric) return present[row] ? PropValue::Num(num[row]) : PropValue{};
-  uint32_t c = code[row];
+  if (numeric) return Present(row) ? PropValue::Num(NumAt(row)) : PropValue{};
+  uint32_t c = CodeAt(row);
   if (c == 0) return PropValue{};
   if (dict_kind[c] == PropValue::kNum) return PropValue::Num(std::strtod(dict[c].c_str(), nullptr));
   return PropValue{dict_kind[c], 0, dict[c]};
@@ -18,11 +66,11 @@ PropValue PropColumn::Get(size_t row) const {
 
 bool PropColumn::GetNum(size_t row, double* out) const {
   if (numeric) {
-    if (!present[row]) return false;
-    *out = num[row];
+    if (!Present(row)) return false;
+    *out = NumAt(row);
     return true;
   }
-  uint32_t c = code[row];
+  uint32_t c = CodeAt(row);
   if (c == 0) return false;
   return ParseNumericText(dict[c], out);
 }
@@ -179,7 +227,8 @@ size_t Block::MemoryBytes() const {
 }
 
 size_t PropColumn::Bytes() const {
-  size_t b = num.capacity() * 8 + present.capacity() + code.capacity() * 4 + dict_kind.capacity();
+  size_t b = num.capacity() * 8 + present.capacity() + bits.capacity() * 8 + rank.capacity() * 4 + vals.capacity() * 8 +
+             code.capacity() * 4 + code8.capacity() + code16.capacity() * 2 + dict_kind.capacity();
   for (const auto& s : dict) b += s.capacity() + sizeof(std::string);
   return b;
 }
@@ -283,10 +332,10 @@ void BlockBuilder::AppendFrom(const Block& src, size_t row) {
     if (!c || !c->Present(row)) continue;
     PropBuilder& b = *src_entry_->builders[k];
     if (c->numeric) {
-      AddNum(b, c->num[row]);
+      AddNum(b, c->NumAt(row));
       continue;
     }
-    const uint32_t sc = c->code[row];
+    const uint32_t sc = c->CodeAt(row);
     if (c->dict_kind[sc] == PropValue::kNum) {
       AddNum(b, std::strtod(c->dict[sc].c_str(), nullptr));
       continue;

@@ -32,15 +32,6 @@ void CachedSlot::SetPermanent(std::unique_ptr<CachedData> data) {
   stamp_.store(UINT64_MAX, std::memory_order_release);
 }
 
-void CachedSlot::Prime(std::unique_ptr<CachedData> data) {
-  const size_t b = data->Bytes();
-  bytes_.store(b, std::memory_order_relaxed);
-  data_.store(data.release(), std::memory_order_seq_cst);
-  ColumnCache& cache = ColumnCache::Global();
-  cache.Link(this, b);
-  cache.EvictIfOver();
-}
-
 CachedData* CachedSlot::GetSlow(uint64_t e, const std::function<std::unique_ptr<CachedData>()>& load) const {
   ColumnCache& cache = ColumnCache::Global();
   // Raise the stamp, never lower it (a newer reader's stamp protects the column for

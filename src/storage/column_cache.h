@@ -56,10 +56,6 @@ class CachedSlot {
   // Makes `data` the slot's permanent content (in-memory blocks). REQUIRES: empty slot, not
   // yet shared with other threads.
   void SetPermanent(std::unique_ptr<CachedData> data);
-  // Puts already decoded data into an empty managed slot, as the least recently used column
-  // (a segment's event column, decoded at open for its event counts). REQUIRES: empty slot,
-  // not yet shared with other threads.
-  void Prime(std::unique_ptr<CachedData> data);
 
   // The slot's data, decoded by `load` (which returns the new object) if it is not resident.
   // The reference stays valid while the calling reader's ticket lives.

@@ -62,12 +62,16 @@ Status ColumnError(const std::string& path, const ColumnDesc& c, const char* wha
 }
 
 // Decodes a column's zstd frame. The frame must declare the footer's raw length (the
-// writer's ZSTD_compress always stores it), checked before anything is allocated.
-Status Decompress(const uint8_t* p, const ColumnDesc& c, const std::string& path, std::string* raw) {
+// writer's ZSTD_compress always stores it), checked before anything is allocated. The
+// frame's file pages are let go afterwards: the decoded column is what is kept, and the
+// mapped bytes of every segment would otherwise stay in the process's resident memory.
+Status Decompress(const MappedFile& f, const ColumnDesc& c, const std::string& path, std::string* raw) {
+  const uint8_t* p = f.data();
   unsigned long long declared = ZSTD_getFrameContentSize(p + c.offset, c.comp_len);
   if (declared != c.raw_len) return ColumnError(path, c, "failed to decompress (frame size does not match the footer)");
   raw->assign(c.raw_len, '\0');
   size_t got = ZSTD_decompress(raw->data(), raw->size(), p + c.offset, c.comp_len);
+  f.DropPages(c.offset, c.comp_len);
   if (ZSTD_isError(got) || got != c.raw_len) return ColumnError(path, c, "failed to decompress");
   return Status::OK();
 }
@@ -159,10 +163,15 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
   for (const auto& key : block.prop_keys()) {
     const PropColumn* c = block.prop(key);
     BinWriter w;
-    if (c->numeric) {
+    if (c->numeric && !c->sparse) {
       w.Raw(c->present.data(), n);
       for (size_t i = 0; i < n; i++)
         if (c->present[i]) w.F64(c->num[i]);
+      NS_RETURN_IF_ERROR(add(kColPropNum, key, w.str()));
+    } else if (c->numeric) {  // a decoded segment column (a block rewritten as it was read)
+      for (size_t i = 0; i < n; i++) w.U8(c->Present(i) ? 1 : 0);
+      for (size_t i = 0; i < n; i++)
+        if (c->Present(i)) w.F64(c->NumAt(i));
       NS_RETURN_IF_ERROR(add(kColPropNum, key, w.str()));
     } else {
       w.U32(static_cast<uint32_t>(c->dict.size()));
@@ -170,7 +179,13 @@ Status WriteSegment(Env* env, const std::string& path, const Block& block, const
         w.U8(c->dict_kind[i]);
         w.Str(c->dict[i]);
       }
-      PutCodes(w, c->code, static_cast<uint32_t>(c->dict.size()));
+      if (c->code_width == 4) {
+        PutCodes(w, c->code, static_cast<uint32_t>(c->dict.size()));
+      } else {  // a decoded segment column (a block rewritten as it was read)
+        std::vector<uint32_t> wide(n);
+        for (size_t i = 0; i < n; i++) wide[i] = c->CodeAt(i);
+        PutCodes(w, wide, static_cast<uint32_t>(c->dict.size()));
+      }
       NS_RETURN_IF_ERROR(add(kColPropStr, key, w.str()));
     }
   }
@@ -306,6 +321,8 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     if (!RawLenPlausible(c, n)) return corrupt("column " + QuotedName(c.name) + " has an impossible decoded length");
   }
   if (!r.ok()) return corrupt("bad footer");
+  // Every byte was read for its checksum; columns map theirs again when first decoded.
+  file->DropPages(0, size);
 
   auto block = std::make_shared<Block>();
   block->size_ = n;
@@ -326,7 +343,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
   // Event names of the file's local codes -> global codes, checked against the table.
   auto decode_ev = [file, path, n, nnames, global, ev_d = *ev_c](std::vector<uint32_t>* out) -> Status {
     std::string raw;
-    NS_RETURN_IF_ERROR(Decompress(file->data(), ev_d, path, &raw));
+    NS_RETURN_IF_ERROR(Decompress(*file, ev_d, path, &raw));
     BinReader er(raw);
     if (!GetCodes(er, n, out)) return ColumnError(path, ev_d, "malformed");
     for (uint32_t& c : *out) {
@@ -360,7 +377,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     ids->assign(n, Uuid{});
     if (!uuid_d) return Status::OK();
     std::string raw;
-    NS_RETURN_IF_ERROR(Decompress(file->data(), *uuid_d, path, &raw));
+    NS_RETURN_IF_ERROR(Decompress(*file, *uuid_d, path, &raw));
     BinReader rr(raw);
     rr.Raw(has->data(), n);
     for (size_t i = 0; i < n; i++)
@@ -372,10 +389,9 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     return Status::OK();
   };
   block->loader_ = [file, path, n, did_d, ts_d, read_uuids, decode_ev](int column, CachedData& out) -> Status {
-    const uint8_t* base = file->data();
     auto deltas = [&](const ColumnDesc& c, auto& out) -> Status {
       std::string raw;
-      NS_RETURN_IF_ERROR(Decompress(base, c, path, &raw));
+      NS_RETURN_IF_ERROR(Decompress(*file, c, path, &raw));
       BinReader rr(raw);
       out.resize(n);
       uint64_t prev = 0;  // unsigned: a malformed delta wraps instead of overflowing
@@ -399,7 +415,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
     ColumnDesc cd = c;
     lp->load = [file, path, n, cd](PropColumn& col) -> Status {
       std::string raw;
-      NS_RETURN_IF_ERROR(Decompress(file->data(), cd, path, &raw));
+      NS_RETURN_IF_ERROR(Decompress(*file, cd, path, &raw));
       BinReader rr(raw);
       bool ok = true;
       if (cd.kind == kColPropNum) {
@@ -409,6 +425,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
         col.num.assign(n, 0);
         for (size_t i = 0; i < n; i++)
           if (col.present[i]) col.num[i] = rr.F64();
+        col.MakeSparseIfFew();  // an amount that is 0 or absent on most events: not 9 bytes a row
       } else {
         uint32_t nd = rr.U32();
         if (nd > raw.size() + 1) ok = false;
@@ -419,6 +436,7 @@ StatusOr<SegmentInfo> SegmentReader::Open(Env* env, const std::string& path, Eve
         ok = ok && GetCodes(rr, n, &col.code);
         for (uint32_t c2 : col.code)
           if (c2 >= nd) ok = false;
+        col.NarrowCodes();  // a channel's few values: a byte a row, not 4
       }
       if (!ok || !rr.ok()) return ColumnError(path, cd, "malformed");
       return Status::OK();
