@@ -146,12 +146,19 @@ StatusOr<bool> CsvSpanReader::Next(std::vector<std::string_view>* fields) {
   }
 }
 
-std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t piece_bytes, char delimiter) {
+std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t piece_bytes, char delimiter,
+                                   const std::function<void(size_t)>& read_up_to) {
   std::vector<size_t> starts{from};
   const size_t n = text.size();
   if (from >= n) return starts;
   piece_bytes = std::max<size_t>(piece_bytes, 1);
-  if (std::memchr(text.data() + from, '"', n - from) == nullptr) {
+  bool quotes = false;
+  constexpr size_t kChunk = size_t{16} << 20;
+  for (size_t p = from; p < n && !quotes; p += kChunk) {
+    quotes = std::memchr(text.data() + p, '"', std::min(kChunk, n - p)) != nullptr;
+    if (read_up_to) read_up_to(std::min(n, p + kChunk));
+  }
+  if (!quotes) {
     // No quotes: every newline ends a record.
     for (size_t p = from + piece_bytes; p < n;) {
       const void* nl = std::memchr(text.data() + p, '\n', n - p);
@@ -174,6 +181,7 @@ std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t pi
     if (r.offset() >= next && from + r.offset() < n) {
       starts.push_back(from + r.offset());
       next = r.offset() + piece_bytes;
+      if (read_up_to) read_up_to(from + r.offset());
     }
   }
   return starts;

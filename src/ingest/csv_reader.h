@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,9 @@ class CsvSpanReader {
 
 // Offsets where records start, about every `piece_bytes` from `from` (the first is `from`):
 // a newline ends a record unless the text has quotes, then the records are read to find out.
-std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t piece_bytes, char delimiter = ',');
+// `read_up_to(offset)`, when given, is told as the search goes that it will not read the text
+// before `offset` again (a mapped file lets those pages go: the search reads the whole file).
+std::vector<size_t> CsvPieceStarts(std::string_view text, size_t from, size_t piece_bytes, char delimiter = ',',
+                                   const std::function<void(size_t)>& read_up_to = nullptr);
 
 }  // namespace ns
