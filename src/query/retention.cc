@@ -19,7 +19,8 @@
 // streaming pass in per-person time order with per-person state in dense arrays, parallel
 // over person ranges; without filters or breakdown it is a dedicated tighter pass
 // (RunPlainRetention, below). Recurring cohorts and min_occurrences > 1 use per-person
-// timelines, and so do 24h windows in the plain scan the tests compare the stream with.
+// timelines, and so do 24h windows in the plain scan the tests compare the stream with; the
+// timelines are built a tile of persons at a time, in parallel over person ranges.
 #include <algorithm>
 #include <map>
 #ifdef __SSE2__
@@ -130,8 +131,8 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
 
   const int P = q.periods;
   CohortMap cohorts;
-  auto add_member = [&](int32_t cohort_day, uint32_t group, auto&& returned_at) {
-    Cohort& c = cohorts[{cohort_day, group}];
+  auto add_member_to = [&](CohortMap& into, int32_t cohort_day, uint32_t group, auto&& returned_at) {
+    Cohort& c = into[{cohort_day, group}];
     if (c.values.empty()) c.values.assign(static_cast<size_t>(P), 0);
     c.size++;
     if (q.mode == RetentionMode::kExact) {
@@ -142,6 +143,9 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
         if (returned_at(k)) last = k;
       for (int k = 0; k <= last; k++) c.values[static_cast<size_t>(k)]++;
     }
+  };
+  auto add_member = [&](int32_t cohort_day, uint32_t group, auto&& returned_at) {
+    add_member_to(cohorts, cohort_day, group, returned_at);
   };
 
   const RetentionScanRange scan_range{range_from, range_to, scan_to, windows ? window_ms : 0};
@@ -257,51 +261,124 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       add_member(ps[p].cohort, ps[p].group, [&](int k) { return returned_at(p, k); });
     }
   } else {
-    RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
-      BlockState st;
-      prepare(b, st);
-      if (!st.ev) return;
-      for (size_t i = 0; i < b.size(); i++) {
-        (*tags)[i] = tag_of(st, i);
-        if (((*tags)[i] & 1) && breakdown.active()) (*aux)[i] = st.groups[i];
-      }
+    // Recurring cohorts, min_occurrences > 1 (and the plain scan of 24h windows): each
+    // person's tagged rows as a timeline in (ts, start first, tag, stored position) order,
+    // as BuildTimelines gives them. Built a tile of persons at a time on the query threads
+    // (ScanPersonGroups' tile_done), so memory holds one tile's rows per thread, not every
+    // tagged row of the range at once (56 bytes a row: 3 GB for `$any` returns on dataset M).
+    const PersonTable& pt = *snap.persons;
+    PersonOrderScan scan(snap, scan_from, scan_to);
+    const auto& blocks = scan.blocks();
+    std::vector<BlockState> states(blocks.size());
+    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
+    std::vector<uint32_t> needed_codes;
+    if (!start_m.none) needed_codes.push_back(start_m.code);
+    if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
+    std::sort(needed_codes.begin(), needed_codes.end());
+    const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
+    struct Row {
+      TimelineEntry e;
+      uint32_t block, row;  // stored position: the last tie order
     };
-    // Start events first at equal timestamps, so "after the start event" includes ties.
-    Timelines tl = BuildTimelines(snap, scan_from, scan_to, classify, /*order_mask=*/1, deadline);
-    std::vector<uint32_t> hits(static_cast<size_t>(P));  // return events per period
-    std::vector<size_t> anchors;
-    for (size_t pi = 0; pi < tl.persons.size(); pi++) {
-      const TimelineEntry* e = tl.entries.data() + tl.offsets[pi];
-      const size_t cnt = tl.offsets[pi + 1] - tl.offsets[pi];
+    struct SlotState {
+      std::vector<std::pair<uint32_t, Row>> rows;  // this tile's rows as they came: (person, row)
+      std::vector<uint32_t> starts;
+      std::vector<Row> by_person;
+      std::vector<TimelineEntry> timeline;
+      std::vector<uint32_t> hits;  // return events per period
+      std::vector<size_t> anchors;
+      CohortMap cohorts;
+    };
+    const int slots = QueryThreads();
+    std::vector<SlotState> slot_state(static_cast<size_t>(slots));
+    // One person's timeline (BuildTimelines' order): its anchors, then their returns.
+    auto count_person = [&](SlotState& ss, const TimelineEntry* e, size_t cnt) {
       auto in_range = [&](size_t i) { return e[i].ts >= range_from && e[i].ts < range_to; };
       // Anchors: first_time: the first-ever start event, if in range; recurring: the first
       // start event of each cohort period in range.
-      anchors.clear();
+      ss.anchors.clear();
       for (size_t i = 0; i < cnt; i++) {
         if (!(e[i].tag & 1)) continue;
         if (q.first_time) {
-          if (in_range(i)) anchors.push_back(i);
+          if (in_range(i)) ss.anchors.push_back(i);
           break;
         }
         if (!in_range(i)) continue;
         int32_t p = TimeZone::PeriodStartDay(days.Day(e[i].ts), q.period);
-        if (anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[anchors.back()].ts), q.period) != p)
-          anchors.push_back(i);
+        if (ss.anchors.empty() || TimeZone::PeriodStartDay(days.Day(e[ss.anchors.back()].ts), q.period) != p)
+          ss.anchors.push_back(i);
       }
-      for (size_t a : anchors) {
+      for (size_t a : ss.anchors) {
         const int32_t cohort_day = TimeZone::PeriodStartDay(days.Day(e[a].ts), q.period);
-        std::fill(hits.begin(), hits.end(), 0);
+        ss.hits.assign(static_cast<size_t>(P), 0);
         for (size_t j = a + 1; j < cnt; j++) {  // timeline order: at or after the anchor, other occurrences
           if (!(e[j].tag & 2)) continue;
           int64_t k = windows ? (e[j].ts - e[a].ts) / window_ms
                               : TimeZone::PeriodsBetween(cohort_day, days.Day(e[j].ts), q.period);
           if (k >= P) break;  // timelines are in time order: every later return is later still
-          if (k >= 0) hits[static_cast<size_t>(k)]++;
+          if (k >= 0) ss.hits[static_cast<size_t>(k)]++;
         }
-        add_member(cohort_day, e[a].aux,
-                   [&](int k) { return hits[static_cast<size_t>(k)] >= static_cast<uint32_t>(q.min_occurrences); });
+        add_member_to(ss.cohorts, cohort_day, e[a].aux, [&](int k) {
+          return ss.hits[static_cast<size_t>(k)] >= static_cast<uint32_t>(q.min_occurrences);
+        });
       }
-    }
+    };
+    ScanPersonGroups<Row>(
+        scan, pt, slots, codes,
+        [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts_out, Row* row) {
+          const BlockState& st = states[b];
+          if (!st.ev) return false;
+          const int64_t ts = st.ts[i];
+          if (ts < scan_from || ts >= scan_to) return false;
+          const uint64_t tag = tag_of(st, i);
+          if (!tag) return false;
+          *person = pt.PersonOf(st.did[i]);
+          *ts_out = ts;
+          const uint32_t aux = (tag & 1) && breakdown.active() ? st.groups[i] : 0u;
+          *row = {{ts, tag, aux, (tag & 1) ? 0u : 64u}, b, i};  // order: start events first
+          return true;
+        },
+        [&](int slot, uint32_t p, int64_t, std::vector<Row>& ties) {
+          auto& rows = slot_state[static_cast<size_t>(slot)].rows;
+          for (const Row& r : ties) rows.push_back({p, r});
+        },
+        deadline,
+        [&](int slot, uint32_t lo, uint32_t hi) {
+          SlotState& ss = slot_state[static_cast<size_t>(slot)];
+          if (ss.rows.empty()) return;
+          // The tile's rows by person (a counting sort keeps their time order), then each
+          // person's in full timeline order.
+          ss.starts.assign(static_cast<size_t>(hi - lo) + 1, 0);
+          for (const auto& [p, r] : ss.rows) ss.starts[p - lo + 1]++;
+          for (size_t k = 1; k < ss.starts.size(); k++) ss.starts[k] += ss.starts[k - 1];
+          ss.by_person.resize(ss.rows.size());
+          {
+            std::vector<uint32_t> at(ss.starts.begin(), ss.starts.end() - 1);
+            for (const auto& [p, r] : ss.rows) ss.by_person[at[p - lo]++] = r;
+          }
+          auto before = [](const Row& x, const Row& y) {
+            if (x.e.ts != y.e.ts) return x.e.ts < y.e.ts;
+            if (x.e.order != y.e.order) return x.e.order < y.e.order;
+            if (x.e.tag != y.e.tag) return x.e.tag < y.e.tag;
+            return x.block != y.block ? x.block < y.block : x.row < y.row;
+          };
+          for (size_t k = 0; k + 1 < ss.starts.size(); k++) {
+            const auto first = ss.by_person.begin() + ss.starts[k], last = ss.by_person.begin() + ss.starts[k + 1];
+            if (first == last) continue;
+            if (!std::is_sorted(first, last, before)) std::sort(first, last, before);
+            ss.timeline.clear();
+            for (auto it = first; it != last; ++it) ss.timeline.push_back(it->e);
+            count_person(ss, ss.timeline.data(), ss.timeline.size());
+          }
+          ss.rows.clear();
+        });
+    for (SlotState& ss : slot_state)
+      for (auto& [key, c] : ss.cohorts) {
+        Cohort& into = cohorts[key];
+        if (into.values.empty()) into.values.assign(static_cast<size_t>(P), 0);
+        into.size += c.size;
+        for (size_t k = 0; k < c.values.size(); k++) into.values[k] += c.values[k];
+      }
   }
 
   if (deadline && deadline->fired()) return deadline->ToStatus();
