@@ -39,6 +39,7 @@
 #include "query/operators.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
+#include "query/tile_timelines.h"
 
 namespace ns {
 
@@ -684,31 +685,25 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     // sessions, aux is an id of the row's (breakdown group, session id) pair.
     std::vector<std::pair<uint32_t, uint32_t>> pairs;
     std::map<std::pair<uint32_t, uint32_t>, uint32_t> pair_ids;
-    RowClassifier classify = [&](const Block& b, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux) {
-      BlockState st;
-      prepare(b, st);
-      if (st.skip) return;
-      for (size_t i = 0; i < b.size(); i++) {
-        uint64_t m = tag_of(st, i);
-        if (m & first_ever_bits) m = mask_first_ever(m, pt.PersonOf(st.did[i]), st.ts[i]);
-        const uint32_t group = (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u;
-        if (!sessions) {
-          (*tags)[i] = m;
-          (*aux)[i] = group;
-          continue;
-        }
-        const uint32_t sid = st.sids[i];
-        if (!(m & entry_bits) && sid != 0) continue;  // no step, not needed for gaps
-        if (!m) m = kOtherBit;
-        auto [it, ins] = pair_ids.try_emplace({group, sid}, static_cast<uint32_t>(pairs.size()));
-        if (ins) pairs.push_back({group, sid});
-        (*tags)[i] = m;
-        (*aux)[i] = it->second;
+    // A row's tag (steps; kOtherBit for a row that only marks a session gap) and aux; 0
+    // skips the row.
+    auto classify_row = [&](const BlockState& st, size_t i, uint32_t person, uint32_t* aux) -> uint64_t {
+      uint64_t m = tag_of(st, i);
+      if (m & first_ever_bits) m = mask_first_ever(m, person, st.ts[i]);
+      const uint32_t group = (m & entry_bits) && breakdown.active() ? st.groups[i] : 0u;
+      if (!sessions) {
+        *aux = group;
+        return m;
       }
+      const uint32_t sid = st.sids[i];
+      if (!(m & entry_bits) && sid != 0) return 0;  // no step, not needed for gaps
+      if (!m) m = kOtherBit;
+      auto [it, ins] = pair_ids.try_emplace({group, sid}, static_cast<uint32_t>(pairs.size()));
+      if (ins) pairs.push_back({group, sid});
+      *aux = it->second;
+      return m;
     };
     const uint64_t order_mask = (1ULL << n) - 1;
-    Timelines tl = BuildTimelines(snap, entry_from, scan_to, classify, order_mask, deadline);
-    if (deadline && deadline->fired()) return deadline->ToStatus();
     std::vector<std::string> group_keys;
     // (By value: a reference into the growing cache would dangle when the next call grows it.)
     auto group_key = [&](uint32_t g) -> std::string {
@@ -750,14 +745,11 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
         finish(pu, results[0]);
       }
     };
-    std::vector<TimelineEntry> unit;
     std::map<uint32_t, std::vector<TimelineEntry>> by_session;
-    for (size_t i = 0; i < tl.persons.size(); i++) {
-      const TimelineEntry* e = tl.entries.data() + tl.offsets[i];
-      const size_t cnt = tl.offsets[i + 1] - tl.offsets[i];
+    auto run_person = [&](uint32_t person, const TimelineEntry* e, size_t cnt) {
       if (!sessions) {
-        run_unit(e, cnt, tl.persons[i]);
-        continue;
+        run_unit(e, cnt, person);
+        return;
       }
       // Split the person's timeline into sessions: $session_id, else runs of events
       // without one at most 30 minutes apart.
@@ -775,8 +767,35 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
         x.aux = group;
         by_session[sid ? sid : (kGapSession | gap_no)].push_back(x);
       }
-      for (auto& [key, v] : by_session) run_unit(v.data(), v.size(), tl.persons[i]);
-    }
+      for (auto& [key, v] : by_session) run_unit(v.data(), v.size(), person);
+    };
+    // Each person's timeline, a tile of persons at a time (tile_timelines.h), on one thread:
+    // the units' counts, breakdown keys and session pairs are shared.
+    PersonOrderScan scan(snap, entry_from, scan_to);
+    const auto& blocks = scan.blocks();
+    std::vector<BlockState> states(blocks.size());
+    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
+    std::vector<uint32_t> needed_codes;
+    for (uint32_t c = 0; c < by_code.size(); c++)
+      if (by_code[c]) needed_codes.push_back(c);
+    const std::vector<uint32_t>* codes = (sessions || any_mask) ? nullptr : &needed_codes;
+    ScanTimelines(
+        scan, pt, /*slots=*/1, codes,
+        [&](uint32_t b, uint32_t i, uint32_t* person, TimelineEntry* e) {
+          const BlockState& st = states[b];
+          if (st.skip) return false;
+          const int64_t ts = st.ts[i];
+          if (ts < entry_from || ts >= scan_to) return false;
+          *person = pt.PersonOf(st.did[i]);
+          uint32_t aux = 0;
+          const uint64_t m = classify_row(st, i, *person, &aux);
+          if (!m) return false;
+          const uint64_t o = m & order_mask;
+          *e = {ts, m, aux, o ? static_cast<uint32_t>(__builtin_ctzll(o)) : 64u};
+          return true;
+        },
+        [&](int, uint32_t person, const TimelineEntry* e, size_t cnt) { run_person(person, e, cnt); }, deadline);
+    if (deadline && deadline->fired()) return deadline->ToStatus();
   } else if (SequenceScanTuning().fast_paths && PlainFunnelApplies(q)) {
     // The plain funnel (no filters, breakdown, exclusions, sessions, optional or first-ever
     // steps): its own scan, several times faster (funnel_plain.h), the same answer.

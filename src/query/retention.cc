@@ -31,6 +31,7 @@
 #include "query/part_rows.h"
 #include "query/person_scan.h"
 #include "query/scan.h"
+#include "query/tile_timelines.h"
 
 namespace ns {
 
@@ -153,6 +154,12 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   // first_time with min_occurrences 1 streams; with 24h windows only on the fast paths (the
   // plain scan keeps the timelines, which tests compare the stream with).
   const bool streaming = q.first_time && q.min_occurrences == 1 && (!windows || fast);
+  // The event codes the per-person scans visit (all rows when either event is "$any").
+  std::vector<uint32_t> needed_codes;
+  if (!start_m.none) needed_codes.push_back(start_m.code);
+  if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
+  std::sort(needed_codes.begin(), needed_codes.end());
+  const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
   if (streaming && PlainRetentionApplies(q)) {
     RunPlainRetention(q, snap, tz, days, start_m, ret_m, scan_range, deadline, &cohorts);
   } else if (streaming) {
@@ -186,11 +193,6 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
       if (k < 64) return (ps[p].bits0 >> k) & 1;
       return (more[p * (words - 1) + static_cast<size_t>(k / 64 - 1)] >> (k % 64)) & 1;
     };
-    std::vector<uint32_t> needed_codes;
-    if (!start_m.none) needed_codes.push_back(start_m.code);
-    if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
-    std::sort(needed_codes.begin(), needed_codes.end());
-    const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
     struct Tie {
       uint64_t tag;
       int32_t day;
@@ -262,36 +264,22 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
     }
   } else {
     // Recurring cohorts, min_occurrences > 1 (and the plain scan of 24h windows): each
-    // person's tagged rows as a timeline in (ts, start first, tag, stored position) order,
-    // as BuildTimelines gives them. Built a tile of persons at a time on the query threads
-    // (ScanPersonGroups' tile_done), so memory holds one tile's rows per thread, not every
-    // tagged row of the range at once (56 bytes a row: 3 GB for `$any` returns on dataset M).
+    // person's tagged rows as a timeline, a tile of persons at a time on the query threads
+    // (tile_timelines.h), not every tagged row of the range at once (BuildTimelines: 3.9 GB
+    // for weekly `$any` returns on dataset M).
     const PersonTable& pt = *snap.persons;
     PersonOrderScan scan(snap, scan_from, scan_to);
     const auto& blocks = scan.blocks();
     std::vector<BlockState> states(blocks.size());
     for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
-    std::vector<uint32_t> needed_codes;
-    if (!start_m.none) needed_codes.push_back(start_m.code);
-    if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
-    std::sort(needed_codes.begin(), needed_codes.end());
-    const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
-    struct Row {
-      TimelineEntry e;
-      uint32_t block, row;  // stored position: the last tie order
-    };
     struct SlotState {
-      std::vector<std::pair<uint32_t, Row>> rows;  // this tile's rows as they came: (person, row)
-      std::vector<uint32_t> starts;
-      std::vector<Row> by_person;
-      std::vector<TimelineEntry> timeline;
       std::vector<uint32_t> hits;  // return events per period
       std::vector<size_t> anchors;
       CohortMap cohorts;
     };
     const int slots = QueryThreads();
     std::vector<SlotState> slot_state(static_cast<size_t>(slots));
-    // One person's timeline (BuildTimelines' order): its anchors, then their returns.
+    // One person's timeline: its anchors, then their returns.
     auto count_person = [&](SlotState& ss, const TimelineEntry* e, size_t cnt) {
       auto in_range = [&](size_t i) { return e[i].ts >= range_from && e[i].ts < range_to; };
       // Anchors: first_time: the first-ever start event, if in range; recurring: the first
@@ -323,9 +311,9 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
         });
       }
     };
-    ScanPersonGroups<Row>(
+    ScanTimelines(
         scan, pt, slots, codes,
-        [&](uint32_t b, uint32_t i, uint32_t* person, int64_t* ts_out, Row* row) {
+        [&](uint32_t b, uint32_t i, uint32_t* person, TimelineEntry* e) {
           const BlockState& st = states[b];
           if (!st.ev) return false;
           const int64_t ts = st.ts[i];
@@ -333,45 +321,14 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
           const uint64_t tag = tag_of(st, i);
           if (!tag) return false;
           *person = pt.PersonOf(st.did[i]);
-          *ts_out = ts;
           const uint32_t aux = (tag & 1) && breakdown.active() ? st.groups[i] : 0u;
-          *row = {{ts, tag, aux, (tag & 1) ? 0u : 64u}, b, i};  // order: start events first
+          *e = {ts, tag, aux, (tag & 1) ? 0u : 64u};  // order: start events first
           return true;
         },
-        [&](int slot, uint32_t p, int64_t, std::vector<Row>& ties) {
-          auto& rows = slot_state[static_cast<size_t>(slot)].rows;
-          for (const Row& r : ties) rows.push_back({p, r});
+        [&](int slot, uint32_t, const TimelineEntry* e, size_t cnt) {
+          count_person(slot_state[static_cast<size_t>(slot)], e, cnt);
         },
-        deadline,
-        [&](int slot, uint32_t lo, uint32_t hi) {
-          SlotState& ss = slot_state[static_cast<size_t>(slot)];
-          if (ss.rows.empty()) return;
-          // The tile's rows by person (a counting sort keeps their time order), then each
-          // person's in full timeline order.
-          ss.starts.assign(static_cast<size_t>(hi - lo) + 1, 0);
-          for (const auto& [p, r] : ss.rows) ss.starts[p - lo + 1]++;
-          for (size_t k = 1; k < ss.starts.size(); k++) ss.starts[k] += ss.starts[k - 1];
-          ss.by_person.resize(ss.rows.size());
-          {
-            std::vector<uint32_t> at(ss.starts.begin(), ss.starts.end() - 1);
-            for (const auto& [p, r] : ss.rows) ss.by_person[at[p - lo]++] = r;
-          }
-          auto before = [](const Row& x, const Row& y) {
-            if (x.e.ts != y.e.ts) return x.e.ts < y.e.ts;
-            if (x.e.order != y.e.order) return x.e.order < y.e.order;
-            if (x.e.tag != y.e.tag) return x.e.tag < y.e.tag;
-            return x.block != y.block ? x.block < y.block : x.row < y.row;
-          };
-          for (size_t k = 0; k + 1 < ss.starts.size(); k++) {
-            const auto first = ss.by_person.begin() + ss.starts[k], last = ss.by_person.begin() + ss.starts[k + 1];
-            if (first == last) continue;
-            if (!std::is_sorted(first, last, before)) std::sort(first, last, before);
-            ss.timeline.clear();
-            for (auto it = first; it != last; ++it) ss.timeline.push_back(it->e);
-            count_person(ss, ss.timeline.data(), ss.timeline.size());
-          }
-          ss.rows.clear();
-        });
+        deadline);
     for (SlotState& ss : slot_state)
       for (auto& [key, c] : ss.cohorts) {
         Cohort& into = cohorts[key];

@@ -124,28 +124,14 @@ class DayIndex {
   std::vector<int64_t> starts_;  // starts_[i] = start of first_ + i; one extra for the end
 };
 
-// Per-person event timelines for sequence operators (funnels, retention): for each person
-// with at least one tagged row, its rows sorted by (ts, order, tag), where order is the index
-// of the lowest set bit of tag (64 if tag == 0 after masking).
+// One row of a person's timeline (tile_timelines.h), for the operators that look at a
+// person's whole history at once. Timelines are sorted by (ts, order, tag), where order is
+// the index of the lowest set bit of tag within the operator's order mask (64 if none).
 struct TimelineEntry {
   int64_t ts;
   uint64_t tag;
   uint32_t aux;  // operator data (breakdown group of the row)
   uint32_t order;
 };
-
-struct Timelines {
-  std::vector<uint32_t> persons;  // persons having entries, ascending
-  std::vector<uint64_t> offsets;  // entries of persons[i]: [offsets[i], offsets[i+1])
-  std::vector<TimelineEntry> entries;
-};
-
-// Callback computing, for every row of a block, a tag (0 = skip row) and an aux value.
-using RowClassifier = std::function<void(const Block&, std::vector<uint64_t>* tags, std::vector<uint32_t>* aux)>;
-
-// order_mask selects the tag bits that define the tie order at equal timestamps.
-// Stops between blocks once `deadline` has expired (the caller answers its status).
-Timelines BuildTimelines(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms, const RowClassifier& classify,
-                         uint64_t order_mask, const Deadline* deadline = nullptr);
 
 }  // namespace ns
