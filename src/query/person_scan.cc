@@ -4,10 +4,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <thread>
 #include <unordered_map>
 
 #include "core/time_zone.h"
+#include "storage/event_dict.h"
 
 namespace ns {
 
@@ -36,7 +38,20 @@ bool BlockSortedByPerson(const Block& b, const PersonTable& persons) {
 
 namespace {
 
-// The rows of a block that is not stored in (person, ts) order (memtable blocks; segments
+using Row = std::pair<uint32_t, uint32_t>;  // (block, row)
+
+// A block's rows sorted by (UTC day, person, ts), and each day's range of that order: the
+// rows of one day in (person, ts) order are rows[begin, end).
+struct BlockOrder {
+  struct DayRange {
+    int32_t day;
+    uint32_t begin, end;
+  };
+  std::vector<uint32_t> rows;
+  std::vector<DayRange> days;
+};
+
+// The order of a block that is not stored in (person, ts) order (memtable blocks; segments
 // whose persons merged later; blocks spanning days), sorted once and kept while the block
 // lives and no merge happened since: under a steady ingest every query asks for the same
 // sealed memtable blocks, which re-sorting per query made the largest cost of a query
@@ -45,15 +60,16 @@ namespace {
 struct CachedOrder {
   std::weak_ptr<const Block> block;
   uint64_t merge_version = 0;
-  std::shared_ptr<const std::vector<uint32_t>> order;
+  std::shared_ptr<const BlockOrder> order;
 };
 constexpr size_t kOrderCacheRows = size_t{8} << 20;
 std::mutex order_cache_mu;
 std::unordered_map<const Block*, CachedOrder> order_cache;  // guarded by order_cache_mu
 size_t order_cache_rows = 0;                                // guarded by order_cache_mu
 
-std::shared_ptr<const std::vector<uint32_t>> SortRows(const Block& b, const PersonTable& persons) {
+std::shared_ptr<const BlockOrder> SortRows(const Block& b, const PersonTable& persons) {
   struct Key {
+    int32_t day;
     uint32_t person;
     int64_t ts;
     uint32_t row;
@@ -61,16 +77,22 @@ std::shared_ptr<const std::vector<uint32_t>> SortRows(const Block& b, const Pers
   const auto& did = b.did();
   const auto& ts = b.ts();
   std::vector<Key> keys(b.size());
-  for (uint32_t i = 0; i < b.size(); i++) keys[i] = {persons.PersonOf(did[i]), ts[i], i};
-  std::sort(keys.begin(), keys.end(),
-            [](const Key& x, const Key& y) { return x.person != y.person ? x.person < y.person : x.ts < y.ts; });
-  auto order = std::make_shared<std::vector<uint32_t>>(keys.size());
-  for (size_t i = 0; i < keys.size(); i++) (*order)[i] = keys[i].row;
+  for (uint32_t i = 0; i < b.size(); i++) keys[i] = {UtcDay(ts[i]), persons.PersonOf(did[i]), ts[i], i};
+  std::sort(keys.begin(), keys.end(), [](const Key& x, const Key& y) {
+    return x.day != y.day ? x.day < y.day : x.person != y.person ? x.person < y.person : x.ts < y.ts;
+  });
+  auto order = std::make_shared<BlockOrder>();
+  order->rows.resize(keys.size());
+  for (uint32_t i = 0; i < keys.size(); i++) {
+    order->rows[i] = keys[i].row;
+    if (i == 0 || keys[i].day != keys[i - 1].day) order->days.push_back({keys[i].day, i, i});
+    order->days.back().end = i + 1;
+  }
   return order;
 }
 
-std::shared_ptr<const std::vector<uint32_t>> RowsInPersonOrder(const std::shared_ptr<const Block>& bp,
-                                                               const PersonTable& persons) {
+std::shared_ptr<const BlockOrder> RowsInPersonOrder(const std::shared_ptr<const Block>& bp,
+                                                    const PersonTable& persons) {
   {
     std::lock_guard lk(order_cache_mu);
     auto it = order_cache.find(bp.get());
@@ -78,103 +100,399 @@ std::shared_ptr<const std::vector<uint32_t>> RowsInPersonOrder(const std::shared
       return it->second.order;
   }
   auto order = SortRows(*bp, persons);
+  const size_t n = order->rows.size();
   std::lock_guard lk(order_cache_mu);
-  if (order_cache_rows + order->size() > kOrderCacheRows) {  // drop what no longer counts
+  if (order_cache_rows + n > kOrderCacheRows) {  // drop what no longer counts
     for (auto it = order_cache.begin(); it != order_cache.end();) {
       if (it->second.block.expired() || it->second.merge_version != persons.merge_version) {
-        order_cache_rows -= it->second.order->size();
+        order_cache_rows -= it->second.order->rows.size();
         it = order_cache.erase(it);
       } else {
         ++it;
       }
     }
   }
-  if (order_cache_rows + order->size() <= kOrderCacheRows) {
+  if (order_cache_rows + n <= kOrderCacheRows) {
     auto [it, fresh] = order_cache.try_emplace(bp.get());
-    if (!fresh) order_cache_rows -= it->second.order->size();
+    if (!fresh) order_cache_rows -= it->second.order->rows.size();
     it->second = CachedOrder{bp, persons.merge_version, order};
-    order_cache_rows += order->size();
+    order_cache_rows += n;
   }
   return order;
+}
+
+// One block's rows of one day, in (person, ts) order: order->rows[begin, end), or, when
+// order is null (a block stored sorted), the rows [begin, end) themselves.
+struct DayRun {
+  uint32_t block;  // index in the scan's blocks
+  std::shared_ptr<const Block> owner;
+  std::shared_ptr<const BlockOrder> order;
+  uint32_t begin, end;
+  uint32_t size() const { return end - begin; }
+  uint32_t at(uint32_t k) const { return order ? order->rows[begin + k] : begin + k; }
+};
+
+// (person, ts) of a row, for the merges below.
+struct RowKey {
+  uint32_t person;
+  int64_t ts;
+  bool operator<(const RowKey& o) const { return person != o.person ? person < o.person : ts < o.ts; }
+};
+inline RowKey KeyOf(const Block& b, uint32_t row, const PersonTable& persons) {
+  return {persons.PersonOf(b.did()[row]), b.ts()[row]};
+}
+
+// k-way merge by (person, ts) of sorted runs of rows; a run's head key is computed once per
+// row. `block_of(r)` is the Block of a row's first member.
+template <typename BlockOf>
+std::vector<Row> MergeRuns(const std::vector<std::vector<Row>>& runs, const PersonTable& persons, BlockOf&& block_of) {
+  if (runs.size() == 1) return runs[0];
+  size_t total = 0;
+  for (const auto& r : runs) total += r.size();
+  std::vector<Row> out;
+  out.reserve(total);
+  struct Head {
+    RowKey key;
+    uint32_t run;
+    uint32_t pos;
+  };
+  auto head_of = [&](uint32_t run, uint32_t pos) {
+    const Row r = runs[run][pos];
+    return Head{KeyOf(block_of(r.first), r.second, persons), run, pos};
+  };
+  auto later = [](const Head& x, const Head& y) { return y.key < x.key || (!(x.key < y.key) && x.run > y.run); };
+  std::vector<Head> heap;
+  for (uint32_t r = 0; r < runs.size(); r++)
+    if (!runs[r].empty()) heap.push_back(head_of(r, 0));
+  std::make_heap(heap.begin(), heap.end(), later);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Head h = heap.back();
+    heap.pop_back();
+    out.push_back(runs[h.run][h.pos]);
+    if (h.pos + 1 < runs[h.run].size()) {
+      heap.push_back(head_of(h.run, h.pos + 1));
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
+  }
+  return out;
+}
+
+// Rows of one day with their (person, ts) sort keys packed in one integer: the person in the
+// high half, the ms since the UTC day's start in the low half (a day has 86.4M of them), so
+// merges compare integers and never read a block for a key twice.
+struct KeyedRows {
+  std::vector<uint64_t> keys;
+  std::vector<Row> rows;
+  size_t size() const { return rows.size(); }
+};
+inline uint64_t PackKey(uint32_t person, int64_t ts, int64_t day_start) {
+  return uint64_t{person} << 32 | static_cast<uint32_t>(ts - day_start);
+}
+
+// The day's rows of `runs` (each in (person, ts) order) with their keys, merged (k-way).
+// `row_of(run, k)` is the k-th row of a run, `block_of(row)` its Block.
+template <typename BlockOf>
+KeyedRows MergeKeyedRuns(const std::vector<std::vector<Row>>& runs, int64_t day_start, const PersonTable& persons,
+                         BlockOf&& block_of) {
+  std::vector<KeyedRows> keyed(runs.size());
+  size_t total = 0;
+  for (size_t r = 0; r < runs.size(); r++) {
+    keyed[r].rows = runs[r];
+    keyed[r].keys.resize(runs[r].size());
+    for (size_t k = 0; k < runs[r].size(); k++) {
+      const Block& b = block_of(runs[r][k].first);
+      const uint32_t i = runs[r][k].second;
+      keyed[r].keys[k] = PackKey(persons.PersonOf(b.did()[i]), b.ts()[i], day_start);
+    }
+    total += runs[r].size();
+  }
+  if (keyed.size() == 1) return std::move(keyed[0]);
+  KeyedRows out;
+  out.keys.reserve(total);
+  out.rows.reserve(total);
+  using Head = std::pair<uint64_t, uint32_t>;  // (key, run)
+  std::vector<size_t> pos(keyed.size(), 0);
+  std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heap;
+  for (uint32_t r = 0; r < keyed.size(); r++)
+    if (keyed[r].size()) heap.push({keyed[r].keys[0], r});
+  while (!heap.empty()) {
+    const uint32_t r = heap.top().second;
+    heap.pop();
+    const size_t k = pos[r]++;
+    out.keys.push_back(keyed[r].keys[k]);
+    out.rows.push_back(keyed[r].rows[k]);
+    if (k + 1 < keyed[r].size()) heap.push({keyed[r].keys[k + 1], r});
+  }
+  return out;
+}
+
+// Merges the sorted `add` into sorted keys `base[0, n)` in one pass that copies base in
+// stretches: for each added row, the base rows before it are found by galloping from the
+// last position (a few key reads per added row when add is short against base, as for the
+// rows a few queries later). emit_base(first, last) takes base[first, last); emit_add(k) the
+// k-th added row.
+template <typename EmitBase, typename EmitAdd>
+void GallopMerge(const uint64_t* base, size_t n, const std::vector<uint64_t>& add, EmitBase&& emit_base,
+                 EmitAdd&& emit_add) {
+  size_t pos = 0;
+  for (size_t a = 0; a < add.size(); a++) {
+    const uint64_t k = add[a];
+    // The first base position >= pos whose key is after k (base rows of equal key first).
+    size_t lo = pos, hi = pos, step = 1;
+    while (hi < n && base[hi] <= k) {
+      lo = hi + 1;
+      hi = std::min(n, hi + step);
+      step *= 2;
+    }
+    hi = static_cast<size_t>(std::upper_bound(base + lo, base + hi, k) - base);
+    if (hi > pos) emit_base(pos, hi);
+    emit_add(a);
+    pos = hi;
+  }
+  if (pos < n) emit_base(pos, n);
+}
+
+// The merged (person, ts) order of one day of one store over its stable blocks (every block
+// but the memtable's open rows, which the next write replaces), kept between queries. A
+// query whose day gained blocks (sealed memtable rows, a flushed or compacted segment) merges
+// only their rows into it (GallopMerge: a copy of the kept order plus a few key comparisons
+// per new row) instead of merging the whole day again; blocks gone from the store (flushed,
+// compacted) are filtered out. Under a steady ingest that turns each query's k-way merge of
+// up to a million of today's rows into a linear copy (docs/benchmarks.md, "queries' p99 under
+// ingest"). Rows are (slot, row), a slot indexing `blocks`.
+struct DayOrder {
+  std::mutex mu;
+  uint64_t merge_version = 0;                      // guarded by mu
+  std::vector<std::weak_ptr<const Block>> blocks;  // guarded by mu
+  std::shared_ptr<const KeyedRows> rows;           // guarded by mu
+  uint64_t last_use = 0;                           // guarded by day_orders_mu
+};
+constexpr size_t kDayOrderRows = size_t{8} << 20;  // all days' kept orders together (16 bytes a row)
+std::mutex day_orders_mu;
+// Keyed by (store, UTC day); the store is told apart by its event dictionary, which lives as
+// long as the store (a new store at the same address shares no block with the old one, so
+// it finds nothing to keep).
+std::map<std::pair<const EventDict*, int32_t>, std::shared_ptr<DayOrder>> day_orders;  // guarded by day_orders_mu
+std::unordered_map<const DayOrder*, size_t> day_order_rows;                            // guarded by day_orders_mu
+uint64_t day_order_clock = 0;                                                          // guarded by day_orders_mu
+
+// Records the size of `d`'s kept order and drops other days' orders, least recently used
+// first, while all together exceed kDayOrderRows; drops `d` too if it alone is too large.
+void AccountDayOrder(const DayOrder* d, size_t rows) {
+  std::lock_guard lk(day_orders_mu);
+  day_order_rows[d] = rows;
+  size_t total = 0;
+  for (const auto& [p, n] : day_order_rows) total += n;
+  while (total > kDayOrderRows) {
+    auto victim = day_orders.end();
+    for (auto it = day_orders.begin(); it != day_orders.end(); ++it)
+      if (victim == day_orders.end() || (it->second.get() != d && it->second->last_use < victim->second->last_use) ||
+          victim->second.get() == d)
+        victim = it;
+    if (victim == day_orders.end()) break;
+    auto r = day_order_rows.find(victim->second.get());
+    if (r != day_order_rows.end()) {
+      total -= r->second;
+      day_order_rows.erase(r);
+    }
+    day_orders.erase(victim);
+  }
+}
+
+std::vector<Row> RunRows(const DayRun& r, uint32_t block) {
+  std::vector<Row> run(r.size());
+  for (uint32_t k = 0; k < run.size(); k++) run[k] = {block, r.at(k)};
+  return run;
+}
+
+// The rows of one day for the scan: the kept order of its stable runs brought up to date,
+// with the volatile runs (the open memtable rows) merged in while it is copied out.
+std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::vector<DayRun>& stable,
+                               const std::vector<DayRun>& volatile_runs, const std::vector<const Block*>& scan_blocks,
+                               const PersonTable& persons) {
+  const int64_t day_start = int64_t{day} * kMsPerDay;
+  std::shared_ptr<DayOrder> d;
+  {
+    std::lock_guard lk(day_orders_mu);
+    auto& slot = day_orders[{store, day}];
+    if (!slot) slot = std::make_shared<DayOrder>();
+    d = slot;
+    d->last_use = ++day_order_clock;
+  }
+  std::shared_ptr<const KeyedRows> kept;
+  std::vector<std::shared_ptr<const Block>> slots;  // held while the rows are read
+  {
+    std::lock_guard lk(d->mu);
+    if (d->merge_version != persons.merge_version || !d->rows) {
+      d->merge_version = persons.merge_version;
+      d->blocks.clear();
+      d->rows = std::make_shared<const KeyedRows>();
+    }
+    slots.reserve(d->blocks.size());
+    for (const auto& w : d->blocks) slots.push_back(w.lock());
+    std::unordered_map<const Block*, uint32_t> slot_of;
+    for (uint32_t s = 0; s < slots.size(); s++)
+      if (slots[s]) slot_of[slots[s].get()] = s;
+    std::vector<const DayRun*> added;
+    std::vector<uint8_t> present(slots.size(), 0);
+    for (const DayRun& r : stable) {
+      auto it = slot_of.find(r.owner.get());
+      if (it == slot_of.end())
+        added.push_back(&r);
+      else
+        present[it->second] = 1;
+    }
+    bool dead = false;
+    for (const auto& s : slots) dead = dead || !s;
+    if (dead || !added.empty()) {
+      // New slots: the kept blocks (in slot order; with blocks added, only those this query
+      // has: the others are gone or newer than its snapshot), then the added ones.
+      std::vector<uint32_t> renumber(slots.size(), UINT32_MAX);
+      std::vector<std::shared_ptr<const Block>> next;
+      for (uint32_t s = 0; s < slots.size(); s++)
+        if (slots[s] && (present[s] || added.empty())) {
+          renumber[s] = static_cast<uint32_t>(next.size());
+          next.push_back(slots[s]);
+        }
+      const KeyedRows& old = *d->rows;
+      KeyedRows base;
+      base.keys.reserve(old.size());
+      base.rows.reserve(old.size());
+      for (size_t i = 0; i < old.size(); i++)
+        if (const uint32_t s = renumber[old.rows[i].first]; s != UINT32_MAX) {
+          base.keys.push_back(old.keys[i]);
+          base.rows.push_back({s, old.rows[i].second});
+        }
+      auto merged = std::make_shared<KeyedRows>();
+      if (added.empty()) {
+        *merged = std::move(base);
+      } else {
+        std::vector<std::vector<Row>> runs;
+        for (const DayRun* r : added) {
+          runs.push_back(RunRows(*r, static_cast<uint32_t>(next.size())));
+          next.push_back(r->owner);
+        }
+        const KeyedRows add =
+            MergeKeyedRuns(runs, day_start, persons, [&](uint32_t s) -> const Block& { return *next[s]; });
+        merged->keys.reserve(base.size() + add.size());
+        merged->rows.reserve(base.size() + add.size());
+        GallopMerge(
+            base.keys.data(), base.size(), add.keys,
+            [&](size_t first, size_t last) {
+              merged->keys.insert(merged->keys.end(), base.keys.begin() + first, base.keys.begin() + last);
+              merged->rows.insert(merged->rows.end(), base.rows.begin() + first, base.rows.begin() + last);
+            },
+            [&](size_t k) {
+              merged->keys.push_back(add.keys[k]);
+              merged->rows.push_back(add.rows[k]);
+            });
+      }
+      d->blocks.assign(next.begin(), next.end());
+      d->rows = std::move(merged);
+      slots = std::move(next);
+    }
+    kept = d->rows;
+  }
+  AccountDayOrder(d.get(), kept->size());
+  // Out: slots -> the scan's block indices (rows of slots this snapshot lacks are skipped),
+  // the volatile runs merged in.
+  std::vector<uint32_t> to_scan(slots.size(), UINT32_MAX);
+  {
+    std::unordered_map<const Block*, uint32_t> scan_index;
+    for (const DayRun& r : stable) scan_index[r.owner.get()] = r.block;
+    for (uint32_t s = 0; s < slots.size(); s++)
+      if (auto it = scan_index.find(slots[s].get()); it != scan_index.end()) to_scan[s] = it->second;
+  }
+  KeyedRows add;
+  if (!volatile_runs.empty()) {
+    std::vector<std::vector<Row>> runs;
+    for (const DayRun& r : volatile_runs) runs.push_back(RunRows(r, r.block));
+    add = MergeKeyedRuns(runs, day_start, persons, [&](uint32_t b) -> const Block& { return *scan_blocks[b]; });
+  }
+  const KeyedRows& base = *kept;
+  std::vector<Row> out;
+  out.reserve(base.size() + add.size());
+  GallopMerge(
+      base.keys.data(), base.size(), add.keys,
+      [&](size_t first, size_t last) {
+        for (size_t i = first; i < last; i++) {
+          const uint32_t b = to_scan[base.rows[i].first];
+          if (b != UINT32_MAX) out.push_back({b, base.rows[i].second});
+        }
+      },
+      [&](size_t k) { out.push_back(add.rows[k]); });
+  return out;
 }
 
 }  // namespace
 
 PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms) {
   const PersonTable& persons = *snap.persons;
+  const bool keep_day_orders = SequenceScanTuning().keep_day_orders;
   // Per UTC day, runs of rows each in (person, ts) order: a whole block stored in that order,
   // or one day's rows of another block in its sorted order. A day of one whole block is
-  // visited in place; otherwise the day's runs are merged (k-way, no sort of the day).
-  using Run = std::vector<std::pair<uint32_t, uint32_t>>;
+  // visited in place; otherwise the day's runs are merged (k-way, no sort of the day), or
+  // taken from the day's kept order (CachedDayRows).
   struct Day {
     std::vector<uint32_t> whole;  // blocks entirely in this day and sorted
-    std::vector<Run> runs;
+    std::vector<DayRun> runs;     // the day's rows of other blocks
+    std::vector<DayRun> volatile_runs;
   };
   std::map<int32_t, Day> days;
+  std::vector<std::shared_ptr<const Block>> owners;
   for (const auto& bp : snap.blocks) {
     const Block& b = *bp;
     if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms) continue;
     const uint32_t bi = static_cast<uint32_t>(blocks_.size());
     blocks_.push_back(&b);
+    owners.push_back(bp);
+    // The open memtable rows change with every write: nothing is kept of them.
+    const bool is_volatile = &b == snap.open_rows_block && keep_day_orders;
     int32_t d0 = UtcDay(b.min_ts()), d1 = UtcDay(b.max_ts());
     if (d0 == d1 && BlockSortedByPerson(b, persons)) {
-      days[d0].whole.push_back(bi);
+      if (is_volatile)
+        days[d0].volatile_runs.push_back(DayRun{bi, bp, nullptr, 0, static_cast<uint32_t>(b.size())});
+      else
+        days[d0].whole.push_back(bi);
       continue;
     }
-    const auto order = RowsInPersonOrder(bp, persons);
-    const auto& ts = b.ts();
-    std::map<int32_t, Run> mine;  // this block's rows per day, each in person order
-    for (uint32_t i : *order)
-      if (ts[i] >= from_ms && ts[i] < to_ms) mine[UtcDay(ts[i])].push_back({bi, i});
-    for (auto& [day, run] : mine) days[day].runs.push_back(std::move(run));
+    const auto order = is_volatile ? SortRows(b, persons) : RowsInPersonOrder(bp, persons);
+    // The days of the range the block has rows in (a day's rows outside the range come
+    // along: callers filter by ts).
+    const int32_t first_day = UtcDay(std::max(from_ms, b.min_ts())), last_day = UtcDay(std::min(to_ms - 1, b.max_ts()));
+    for (const auto& dr : order->days) {
+      if (dr.day < first_day || dr.day > last_day) continue;
+      DayRun run{bi, bp, order, dr.begin, dr.end};
+      (is_volatile ? days[dr.day].volatile_runs : days[dr.day].runs).push_back(std::move(run));
+    }
   }
   for (auto& [day, d] : days) {
     Part part;
-    if (d.whole.size() == 1 && d.runs.empty()) {
+    const bool sorted_open_rows_alone =
+        d.whole.empty() && d.runs.empty() && d.volatile_runs.size() == 1 && !d.volatile_runs[0].order;
+    if (sorted_open_rows_alone) d.whole.push_back(d.volatile_runs[0].block);
+    if (d.whole.size() == 1 && d.runs.empty() && (d.volatile_runs.empty() || sorted_open_rows_alone)) {
       part.whole_block = static_cast<int>(d.whole[0]);
       parts_.push_back(std::move(part));
       continue;
     }
-    for (uint32_t bi : d.whole) {
-      Run run(blocks_[bi]->size());
-      for (uint32_t i = 0; i < run.size(); i++) run[i] = {bi, i};
-      d.runs.push_back(std::move(run));
-    }
-    size_t total = 0;
-    for (const Run& r : d.runs) total += r.size();
-    part.rows.reserve(total);
-    if (d.runs.size() == 1) {
-      part.rows = std::move(d.runs[0]);
-      parts_.push_back(std::move(part));
-      continue;
-    }
-    // k-way merge by (person, ts); a run's head key is computed once per row.
-    struct Head {
-      uint32_t person;
-      int64_t ts;
-      uint32_t run;
-      uint32_t pos;
-    };
-    auto head_of = [&](uint32_t run, uint32_t pos) {
-      const auto [bi, i] = d.runs[run][pos];
-      return Head{persons.PersonOf(blocks_[bi]->did()[i]), blocks_[bi]->ts()[i], run, pos};
-    };
-    auto later = [](const Head& x, const Head& y) {
-      return x.person != y.person ? x.person > y.person : x.ts != y.ts ? x.ts > y.ts : x.run > y.run;
-    };
-    std::vector<Head> heap;
-    for (uint32_t r = 0; r < d.runs.size(); r++)
-      if (!d.runs[r].empty()) heap.push_back(head_of(r, 0));
-    std::make_heap(heap.begin(), heap.end(), later);
-    while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), later);
-      const Head h = heap.back();
-      heap.pop_back();
-      part.rows.push_back(d.runs[h.run][h.pos]);
-      if (h.pos + 1 < d.runs[h.run].size()) {
-        heap.push_back(head_of(h.run, h.pos + 1));
-        std::push_heap(heap.begin(), heap.end(), later);
+    for (uint32_t bi : d.whole)
+      d.runs.push_back(DayRun{bi, owners[bi], nullptr, 0, static_cast<uint32_t>(blocks_[bi]->size())});
+    if (d.runs.size() + d.volatile_runs.size() == 1) {  // one run: its rows as they are
+      const DayRun& r = d.runs.empty() ? d.volatile_runs[0] : d.runs[0];
+      part.rows.resize(r.size());
+      for (uint32_t k = 0; k < r.size(); k++) part.rows[k] = {r.block, r.at(k)};
+    } else if (keep_day_orders) {
+      part.rows = CachedDayRows(snap.events, day, d.runs, d.volatile_runs, blocks_, persons);
+    } else {  // the plain path: every run of the day merged for this query
+      std::vector<std::vector<Row>> runs;
+      for (const DayRun& r : d.runs) {
+        std::vector<Row> run(r.size());
+        for (uint32_t k = 0; k < r.size(); k++) run[k] = {r.block, r.at(k)};
+        runs.push_back(std::move(run));
       }
+      part.rows = MergeRuns(runs, persons, [&](uint32_t b) -> const Block& { return *blocks_[b]; });
     }
     parts_.push_back(std::move(part));
   }

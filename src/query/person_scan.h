@@ -10,7 +10,9 @@
 // current identity map (no merge joined two of its persons since), the part is the block
 // itself, visited in place: the common case costs one check pass, cached per block. Other
 // blocks (memtable blocks, several segments of one day, segments whose persons merged
-// later) are merged into an explicit row order for their day.
+// later) are merged into an explicit row order for their day, kept between queries per store
+// and day so that a query merges only the blocks the day gained since (an ingest's sealed
+// memtable rows, a flushed segment), not the whole day again.
 #pragma once
 
 #include <algorithm>
@@ -191,6 +193,9 @@ inline constexpr uint32_t kScanTilePersons = 4096;
 struct SequenceScanOptions {
   uint32_t tile_persons = kScanTilePersons;
   bool fast_paths = true;  // the operators' own shortcuts (e.g. retention's anchored rows)
+  // Keep each multi-block day's merged row order between queries and merge only the blocks
+  // a day gained since (person_scan.cc, DayOrder); off: every query merges the day's runs.
+  bool keep_day_orders = true;
 };
 SequenceScanOptions& SequenceScanTuning();
 

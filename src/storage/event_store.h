@@ -59,6 +59,9 @@ struct StoreSnapshot {
   std::vector<std::shared_ptr<const Block>> blocks;
   std::shared_ptr<const PersonTable> persons;
   const EventDict* events = nullptr;
+  // The block of blocks that holds the memtable's open (unsealed) rows, null if none: the
+  // next write replaces it, so readers do not keep anything keyed by it.
+  const Block* open_rows_block = nullptr;
 };
 
 // OK, or the Corruption (naming the segment file and column) of a block of snap whose

@@ -1,13 +1,16 @@
 // PersonOrderScan (query/person_scan.h) against the plain definition of its order, on 240
 // random stores: for every UTC day part, the rows of the range in (person, ts) order and
-// nothing else. The scan visits single sorted blocks in place, merges a day's sorted runs and
+// nothing else. The scan visits single sorted blocks in place, merges a day's sorted runs,
 // keeps the sorted order of other blocks (memtable blocks, segments whose persons merged) in
-// a cache per block and merge version; queries interleaved with appends and merges make sure
-// a cached order is never used after a merge changed it.
+// a cache per block and merge version, and keeps each multi-block day's merged order per store
+// and day, merging in only the blocks the day gained; queries interleaved with appends,
+// flushes, compactions and merges make sure a kept order is never used after a merge changed
+// it or with a block that is gone, and the plain path (keep_day_orders off) is checked too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -34,8 +37,38 @@ std::vector<RowKey> NaiveOrder(const StoreSnapshot& snap, int64_t from, int64_t 
   return rows;
 }
 
+// Checks the scan of [from, to) on snap against NaiveOrder: rows listed in (day, person, ts)
+// order, every row of the range exactly once.
+void ExpectScanInOrder(const StoreSnapshot& snap, int64_t from, int64_t to, const std::string& where) {
+  PersonOrderScan scan(snap, from, to);
+  std::vector<RowKey> got;
+  for (const auto& part : scan.parts())
+    PersonOrderScan::ForEachRow(scan.blocks(), part, [&](uint32_t b, uint32_t r) {
+      const Block* blk = scan.blocks()[b];
+      const int64_t t = blk->ts()[r];
+      if (t >= from && t < to) got.emplace_back(UtcDay(t), snap.persons->PersonOf(blk->did()[r]), t, blk, r);
+    });
+  // In order by (day, person, ts) as listed...
+  for (size_t i = 1; i < got.size(); i++) {
+    auto key = [](const RowKey& k) { return std::make_tuple(std::get<0>(k), std::get<1>(k), std::get<2>(k)); };
+    ASSERT_LE(key(got[i - 1]), key(got[i])) << where << " position " << i;
+  }
+  // ... and every row of the range exactly once.
+  std::sort(got.begin(), got.end());
+  ASSERT_EQ(got, NaiveOrder(snap, from, to)) << where;
+}
+
+struct KeepDayOrders {
+  explicit KeepDayOrders(bool on) { SequenceScanTuning().keep_day_orders = on; }
+  ~KeepDayOrders() { SequenceScanTuning() = SequenceScanOptions(); }
+};
+
 class PersonOrderScanTest : public ::testing::TestWithParam<int> {};
 
+// Interleaves appends (sealed and open memtable rows), flushes, compactions and merges with
+// scans: fresh snapshots (the second takes the kept orders), an older snapshot scanned after
+// a newer one (its day orders lack blocks the kept order has), and the plain path (every
+// day merged per scan).
 TEST_P(PersonOrderScanTest, PartsListTheRangeInPersonTimeOrder) {
   const int seed = GetParam();
   std::mt19937_64 rng(static_cast<uint64_t>(seed) * 2654435761u + 5);
@@ -45,7 +78,8 @@ TEST_P(PersonOrderScanTest, PartsListTheRangeInPersonTimeOrder) {
   const int64_t base = 1741046400000LL;  // 2025-03-04T00:00Z
   const int persons = R(2, 40);
   int next = 0;
-  for (int round = 0; round < 4; round++) {
+  std::shared_ptr<const StoreSnapshot> older;
+  for (int round = 0; round < 6; round++) {
     std::vector<Event> events;
     for (int i = R(10, 150); i > 0; i--) {
       const int p = R(1, persons);
@@ -61,27 +95,51 @@ TEST_P(PersonOrderScanTest, PartsListTheRangeInPersonTimeOrder) {
     }
     std::shuffle(events.begin(), events.end(), rng);
     ASSERT_NO_FATAL_FAILURE(AppendInBatches(store, std::move(events), BatchPolicy{}, R));
-    for (int q = 0; q < 2; q++) {  // twice: the second scan takes cached orders
+    const std::string where = "seed " + std::to_string(seed) + " round " + std::to_string(round);
+    for (int q = 0; q < 3; q++) {  // the later scans take kept orders
       auto snap = store->Snapshot();
       const int64_t from = base + static_cast<int64_t>(R(-1, 3)) * 86'400'000 + R(0, 1) * 3'600'000;
       const int64_t to = from + static_cast<int64_t>(R(0, 4)) * 86'400'000 + R(0, 1) * 7'200'000;
-      PersonOrderScan scan(*snap, from, to);
-      std::vector<RowKey> got;
-      for (const auto& part : scan.parts())
-        PersonOrderScan::ForEachRow(scan.blocks(), part, [&](uint32_t b, uint32_t r) {
-          const Block* blk = scan.blocks()[b];
-          const int64_t t = blk->ts()[r];
-          if (t >= from && t < to) got.emplace_back(UtcDay(t), snap->persons->PersonOf(blk->did()[r]), t, blk, r);
-        });
-      // In order by (day, person, ts) as listed...
-      for (size_t i = 1; i < got.size(); i++) {
-        auto key = [](const RowKey& k) { return std::make_tuple(std::get<0>(k), std::get<1>(k), std::get<2>(k)); };
-        ASSERT_LE(key(got[i - 1]), key(got[i])) << "seed " << seed << " round " << round << " position " << i;
+      ASSERT_NO_FATAL_FAILURE(ExpectScanInOrder(*snap, from, to, where + " scan " + std::to_string(q)));
+      if (q == 1) {
+        KeepDayOrders plain(false);
+        ASSERT_NO_FATAL_FAILURE(ExpectScanInOrder(*snap, from, to, where + " plain"));
       }
-      // ... and every row of the range exactly once.
-      std::sort(got.begin(), got.end());
-      ASSERT_EQ(got, NaiveOrder(*snap, from, to)) << "seed " << seed << " round " << round;
     }
+    if (older) {
+      ASSERT_NO_FATAL_FAILURE(ExpectScanInOrder(*older, base - 86'400'000, base + 6 * 86'400'000, where + " older"));
+    }
+    if (R(0, 1)) older = store->Snapshot();
+    if (R(0, 2) == 0) {  // a few rows more: the older snapshot lacks them, and its open rows
+      std::vector<Event> few;
+      for (int i = R(1, 5); i > 0; i--)
+        few.push_back(StoredEvent("f" + std::to_string(seed) + "-" + std::to_string(next++),
+                                  "u" + std::to_string(R(1, persons)), "view",
+                                  base + static_cast<int64_t>(R(0, 5 * 24 * 12)) * 300'000, {}));
+      ASSERT_TRUE(store->Append(std::move(few), Durability::kUnlogged).ok());
+    }
+  }
+}
+
+// Two stores with rows of the same days, scanned in turn: each keeps its own day orders.
+TEST(PersonOrderScanTwoStores, KeptDayOrdersAreTheirStores) {
+  std::mt19937_64 rng(7);
+  auto R = [&](int lo, int hi) { return static_cast<int>(lo + rng() % static_cast<uint64_t>(hi - lo + 1)); };
+  ThrowAwayStore a(8), b(13);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const int64_t base = 1741046400000LL;
+  int next = 0;
+  for (int round = 0; round < 20; round++) {
+    for (ThrowAwayStore* s : {&a, &b}) {
+      std::vector<Event> events;
+      for (int i = R(5, 60); i > 0; i--)
+        events.push_back(StoredEvent("t" + std::to_string(next++), "u" + std::to_string(R(1, 30)), "view",
+                                     base + static_cast<int64_t>(R(0, 2 * 24 * 12)) * 300'000, {}));
+      ASSERT_NO_FATAL_FAILURE(AppendInBatches(*s, std::move(events), BatchPolicy{}, R));
+    }
+    for (ThrowAwayStore* s : {&a, &b, &a})
+      ASSERT_NO_FATAL_FAILURE(
+          ExpectScanInOrder(*(*s)->Snapshot(), base, base + 2 * 86'400'000, "round " + std::to_string(round)));
   }
 }
 

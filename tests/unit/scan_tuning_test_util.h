@@ -21,8 +21,8 @@ struct TuningGuard {
   ~TuningGuard() { SequenceScanTuning() = SequenceScanOptions(); }
 };
 
-inline void UsePlainScan() { SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false}; }
-inline void UseFastScan(uint32_t tile) { SequenceScanTuning() = SequenceScanOptions{tile, true}; }
+inline void UsePlainScan() { SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false, false}; }
+inline void UseFastScan(uint32_t tile) { SequenceScanTuning() = SequenceScanOptions{tile, true, true}; }
 
 // Runs `q` on the plain scan, then on the fast one with tiles of `tile` persons, and expects
 // byte-identical answers (took_ms aside, the only field that may differ).
