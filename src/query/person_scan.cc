@@ -356,17 +356,23 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
           next.push_back(slots[s]);
         }
       const KeyedRows& old = *d->rows;
-      KeyedRows base;
-      base.keys.reserve(old.size());
-      base.rows.reserve(old.size());
-      for (size_t i = 0; i < old.size(); i++)
-        if (const uint32_t s = renumber[old.rows[i].first]; s != UINT32_MAX) {
-          base.keys.push_back(old.keys[i]);
-          base.rows.push_back({s, old.rows[i].second});
-        }
+      // Without a slot dropped the old rows are the base as they are (the common case: a
+      // query after more rows were sealed); otherwise a filtered, renumbered copy.
+      KeyedRows filtered;
+      const bool all_kept = next.size() == slots.size();
+      if (!all_kept) {
+        filtered.keys.reserve(old.size());
+        filtered.rows.reserve(old.size());
+        for (size_t i = 0; i < old.size(); i++)
+          if (const uint32_t s = renumber[old.rows[i].first]; s != UINT32_MAX) {
+            filtered.keys.push_back(old.keys[i]);
+            filtered.rows.push_back({s, old.rows[i].second});
+          }
+      }
+      const KeyedRows& base = all_kept ? old : filtered;
       auto merged = std::make_shared<KeyedRows>();
       if (added.empty()) {
-        *merged = std::move(base);
+        *merged = std::move(filtered);  // added is empty only when a slot was dropped
       } else {
         std::vector<std::vector<Row>> runs;
         for (const DayRun* r : added) {

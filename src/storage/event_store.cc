@@ -713,7 +713,10 @@ std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
       for (auto& s : l) snap->blocks.push_back(s.block);
     snap->blocks.insert(snap->blocks.end(), flushing_.begin(), flushing_.end());
     snap->blocks.insert(snap->blocks.end(), sealed_.begin(), sealed_.end());
-    if (!open_rows_.empty()) {
+    if (!open_rows_.empty() && open_rows_.size() >= opt_.snapshot_seal_rows) {
+      SealOpenRows();
+      snap->blocks.push_back(sealed_.back());
+    } else if (!open_rows_.empty()) {
       if (!open_block_cache_ || open_block_cache_rows_ != open_rows_.size()) {
         open_block_cache_ = OpenRowsBlock();
         open_block_cache_rows_ = open_rows_.size();

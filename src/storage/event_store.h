@@ -36,6 +36,11 @@ struct StoreOptions {
   int64_t flush_interval_ms = 30'000;
   // Open memtable rows are sealed into an immutable block every this many rows.
   size_t seal_rows = 16'384;
+  // A snapshot seals the open rows once there are this many, rather than building a block of
+  // them that the next write throws away: under an ingest with queries, rebuilding the open
+  // rows for every query cost more than the ingest's own sealing (docs/benchmarks.md,
+  // "queries' p99 under ingest"). Fewer open rows are built into a block per snapshot.
+  size_t snapshot_seal_rows = 1'024;
   // Flush and compact in the background. Off in tools that flush explicitly (import, tests).
   bool background = true;
   // Where background work runs: the server passes one runner for all its projects; when

@@ -131,10 +131,11 @@ class MemTempDir {
 // only when the test asks), sealing its memtable every `seal_rows` rows.
 class ThrowAwayStore {
  public:
-  explicit ThrowAwayStore(size_t seal_rows) {
+  explicit ThrowAwayStore(size_t seal_rows, size_t snapshot_seal_rows = StoreOptions().snapshot_seal_rows) {
     options_.background = false;
     options_.env = &env_;
     options_.seal_rows = seal_rows;
+    options_.snapshot_seal_rows = snapshot_seal_rows;
     Reopen();
   }
   // Closes and opens the store again (a restart: the WAL is replayed).
