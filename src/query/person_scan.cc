@@ -142,8 +142,8 @@ inline RowKey KeyOf(const Block& b, uint32_t row, const PersonTable& persons) {
   return {persons.PersonOf(b.did()[row]), b.ts()[row]};
 }
 
-// k-way merge by (person, ts) of sorted runs of rows; a run's head key is computed once per
-// row. `block_of(r)` is the Block of a row's first member.
+// The plain path (keep_day_orders off): k-way merge by (person, ts) of sorted runs of rows;
+// a run's head key is computed once per row. `block_of(b)` is the Block of block index b.
 template <typename BlockOf>
 std::vector<Row> MergeRuns(const std::vector<std::vector<Row>>& runs, const PersonTable& persons, BlockOf&& block_of) {
   if (runs.size() == 1) return runs[0];
@@ -190,8 +190,8 @@ inline uint64_t PackKey(uint32_t person, int64_t ts, int64_t day_start) {
   return uint64_t{person} << 32 | static_cast<uint32_t>(ts - day_start);
 }
 
-// The day's rows of `runs` (each in (person, ts) order) with their keys, merged (k-way).
-// `row_of(run, k)` is the k-th row of a run, `block_of(row)` its Block.
+// The day's rows of `runs` (each in (person, ts) order) with their keys, merged (k-way, on
+// the keys, each computed once). `block_of(b)` is the Block of block index b.
 template <typename BlockOf>
 KeyedRows MergeKeyedRuns(const std::vector<std::vector<Row>>& runs, int64_t day_start, const PersonTable& persons,
                          BlockOf&& block_of) {
@@ -300,6 +300,7 @@ void AccountDayOrder(const DayOrder* d, size_t rows) {
   }
 }
 
+// A run's rows as (block, row), the block numbered `block`.
 std::vector<Row> RunRows(const DayRun& r, uint32_t block) {
   std::vector<Row> run(r.size());
   for (uint32_t k = 0; k < run.size(); k++) run[k] = {block, r.at(k)};
@@ -441,9 +442,9 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
   // visited in place; otherwise the day's runs are merged (k-way, no sort of the day), or
   // taken from the day's kept order (CachedDayRows).
   struct Day {
-    std::vector<uint32_t> whole;  // blocks entirely in this day and sorted
-    std::vector<DayRun> runs;     // the day's rows of other blocks
-    std::vector<DayRun> volatile_runs;
+    std::vector<uint32_t> whole;        // blocks entirely in this day and sorted
+    std::vector<DayRun> runs;           // the day's rows of other blocks
+    std::vector<DayRun> volatile_runs;  // of the open memtable rows (kept day orders only)
   };
   std::map<int32_t, Day> days;
   std::vector<std::shared_ptr<const Block>> owners;
@@ -487,17 +488,12 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
       d.runs.push_back(DayRun{bi, owners[bi], nullptr, 0, static_cast<uint32_t>(blocks_[bi]->size())});
     if (d.runs.size() + d.volatile_runs.size() == 1) {  // one run: its rows as they are
       const DayRun& r = d.runs.empty() ? d.volatile_runs[0] : d.runs[0];
-      part.rows.resize(r.size());
-      for (uint32_t k = 0; k < r.size(); k++) part.rows[k] = {r.block, r.at(k)};
+      part.rows = RunRows(r, r.block);
     } else if (keep_day_orders) {
       part.rows = CachedDayRows(snap.events, day, d.runs, d.volatile_runs, blocks_, persons);
     } else {  // the plain path: every run of the day merged for this query
       std::vector<std::vector<Row>> runs;
-      for (const DayRun& r : d.runs) {
-        std::vector<Row> run(r.size());
-        for (uint32_t k = 0; k < r.size(); k++) run[k] = {r.block, r.at(k)};
-        runs.push_back(std::move(run));
-      }
+      for (const DayRun& r : d.runs) runs.push_back(RunRows(r, r.block));
       part.rows = MergeRuns(runs, persons, [&](uint32_t b) -> const Block& { return *blocks_[b]; });
     }
     parts_.push_back(std::move(part));
