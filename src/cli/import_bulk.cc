@@ -508,8 +508,12 @@ StatusOr<BulkImportResult> BulkImportCsv(const BulkImportRequest& r) {
   // Finding the pieces reads the whole file (a search for quotes): its pages are let go as
   // it goes, or the import's memory would hold the whole file (2.4 GiB of dataset M) until
   // each piece is parsed and released. Each piece maps its pages again from the page cache.
-  const std::vector<size_t> starts =
-      CsvPieceStarts(text, from, r.piece_bytes, ',', [&](size_t upto) { in.Release(0, upto); });
+  // (A page across two calls' bounds stays until its piece is parsed and released.)
+  size_t released = 0;
+  const std::vector<size_t> starts = CsvPieceStarts(text, from, r.piece_bytes, ',', [&](size_t upto) {
+    in.Release(released, upto);
+    released = upto;
+  });
   return RunPieces(
       r, starts, text.size(), [&](size_t begin, size_t end) { return ParseCsvPiece(r, plan, text, begin, end); },
       [&](size_t begin, size_t end) { in.Release(begin, end); });

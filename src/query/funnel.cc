@@ -680,6 +680,20 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     if (want_corr) windows[u.person] = u.corr;
   };
 
+  // The per-person scans below (unordered, ordered and strict funnels): their parts in
+  // person order and each block's state, prepared before any thread starts (breakdown
+  // values are interned), and the event codes they visit (strict funnels, sessions and
+  // "$any" steps need every row).
+  auto person_scan_states = [&](const PersonOrderScan& scan) {
+    std::vector<BlockState> states(scan.blocks().size());
+    for (size_t b = 0; b < states.size(); b++) prepare(*scan.blocks()[b], states[b]);
+    return states;
+  };
+  std::vector<uint32_t> needed_codes;
+  for (uint32_t c = 0; c < by_code.size(); c++)
+    if (by_code[c]) needed_codes.push_back(c);
+  const std::vector<uint32_t>* codes = (all_rows || any_mask) ? nullptr : &needed_codes;
+
   if (q.order == FunnelOrder::kUnordered) {
     // Unordered funnels look at all events of a window at once: per-person timelines. With
     // sessions, aux is an id of the row's (breakdown group, session id) pair.
@@ -772,13 +786,7 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     // Each person's timeline, a tile of persons at a time (tile_timelines.h), on one thread:
     // the units' counts, breakdown keys and session pairs are shared.
     PersonOrderScan scan(snap, entry_from, scan_to);
-    const auto& blocks = scan.blocks();
-    std::vector<BlockState> states(blocks.size());
-    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
-    std::vector<uint32_t> needed_codes;
-    for (uint32_t c = 0; c < by_code.size(); c++)
-      if (by_code[c]) needed_codes.push_back(c);
-    const std::vector<uint32_t>* codes = (sessions || any_mask) ? nullptr : &needed_codes;
+    const std::vector<BlockState> states = person_scan_states(scan);
     ScanTimelines(
         scan, pt, /*slots=*/1, codes,
         [&](uint32_t b, uint32_t i, uint32_t* person, TimelineEntry* e) {
@@ -818,18 +826,11 @@ StatusOr<FunnelResult> RunFunnel(const FunnelQuery& q, const StoreSnapshot& snap
     // Ordered and strict funnels: one streaming pass in per-person time order with the
     // attempt sets of every person in per-thread pools (see person_scan.h).
     PersonOrderScan scan(snap, entry_from, scan_to);
-    const auto& blocks = scan.blocks();
-    std::vector<BlockState> states(blocks.size());
-    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);  // before threads: interning
+    const std::vector<BlockState> states = person_scan_states(scan);
     std::vector<std::string> group_keys_snapshot;
     if (breakdown.active())
       for (uint32_t g = 0; g < breakdown.groups(); g++) group_keys_snapshot.push_back(breakdown.Value(g).dump());
     const uint64_t step_mask = (1ULL << n) - 1;
-    // Event codes the funnel can use; strict funnels, sessions and "$any" steps need every row.
-    std::vector<uint32_t> needed_codes;
-    for (uint32_t c = 0; c < by_code.size(); c++)
-      if (by_code[c]) needed_codes.push_back(c);
-    const std::vector<uint32_t>* codes = (all_rows || any_mask) ? nullptr : &needed_codes;
     struct Tie {
       uint32_t order;
       uint64_t tag;

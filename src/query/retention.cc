@@ -160,15 +160,19 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   if (!ret_m.none && ret_m.code != start_m.code) needed_codes.push_back(ret_m.code);
   std::sort(needed_codes.begin(), needed_codes.end());
   const std::vector<uint32_t>* codes = (start_m.any || ret_m.any) ? nullptr : &needed_codes;
+  // The per-person passes below: each block's tagging state.
+  auto person_scan_states = [&](const PersonOrderScan& scan) {
+    std::vector<BlockState> states(scan.blocks().size());
+    for (size_t b = 0; b < states.size(); b++) prepare(*scan.blocks()[b], states[b]);
+    return states;
+  };
   if (streaming && PlainRetentionApplies(q)) {
     RunPlainRetention(q, snap, tz, days, start_m, ret_m, scan_range, deadline, &cohorts);
   } else if (streaming) {
     const PersonTable& pt = *snap.persons;
     const size_t np = pt.size();
     PersonOrderScan scan(snap, scan_from, scan_to);
-    const auto& blocks = scan.blocks();
-    std::vector<BlockState> states(blocks.size());
-    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
+    const std::vector<BlockState> states = person_scan_states(scan);
     const size_t words = (static_cast<size_t>(P) + 63) / 64;
     enum : uint8_t { kNone = 0, kAnchored = 1, kOut = 2 };
     // One record per person (a cache line holds two or three); return bits of periods 64+
@@ -265,13 +269,11 @@ StatusOr<RetentionResult> RunRetention(const RetentionQuery& q, const StoreSnaps
   } else {
     // Recurring cohorts, min_occurrences > 1 (and the plain scan of 24h windows): each
     // person's tagged rows as a timeline, a tile of persons at a time on the query threads
-    // (tile_timelines.h), not every tagged row of the range at once (BuildTimelines: 3.9 GB
-    // for weekly `$any` returns on dataset M).
+    // (tile_timelines.h), not every tagged row of the range at once (that took 3.9 GB for
+    // weekly `$any` returns on dataset M).
     const PersonTable& pt = *snap.persons;
     PersonOrderScan scan(snap, scan_from, scan_to);
-    const auto& blocks = scan.blocks();
-    std::vector<BlockState> states(blocks.size());
-    for (size_t b = 0; b < blocks.size(); b++) prepare(*blocks[b], states[b]);
+    const std::vector<BlockState> states = person_scan_states(scan);
     struct SlotState {
       std::vector<uint32_t> hits;  // return events per period
       std::vector<size_t> anchors;

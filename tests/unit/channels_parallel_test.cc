@@ -43,14 +43,8 @@ TEST_P(ChannelsParallel, SameAnswerOnOneAndManyThreads) {
   const int day0 = 20139;  // 2025-02-20
   const int persons = R(2, 30);
   const int nevents = R(50, 600);
-  MemTempDir dir;
-  NoSyncEnv env;
-  StoreOptions so;
-  so.background = false;
-  so.env = &env;
-  so.seal_rows = static_cast<size_t>(R(3, 40));
-  auto store = EventStore::Open(dir.path(), so);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ThrowAwayStore store(static_cast<size_t>(R(3, 40)));
+  ASSERT_TRUE(store.ok());
   static const char* kChannels[] = {"ads", "feed", "seo", "", "kol"};
   std::map<int, std::vector<int64_t>> stamps;  // by person
   for (int pos = 0; pos < nevents;) {
@@ -90,14 +84,9 @@ TEST_P(ChannelsParallel, SameAnswerOnOneAndManyThreads) {
       if (R(0, 2) == 0) e.props.push_back({"utm_source", PropValue::Str(kChannels[R(0, 4)])});
       batch.push_back(std::move(e));
     }
-    ASSERT_TRUE((*store)->Append(std::move(batch), Durability::kUnlogged).ok());
-    const int action = R(0, 9);
-    if (action == 0) {
-      ASSERT_TRUE((*store)->Flush().ok());
-    }
-    if (action == 1) {
-      ASSERT_TRUE((*store)->CompactAll().ok());
-    }
+    ASSERT_TRUE(store->Append(std::move(batch), Durability::kUnlogged).ok());
+    AfterBatch(store, BatchPolicy{}, R);
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
   }
   std::vector<SpendRow> spend;
   for (int d = day0 - 2; d < day0 + 44; d += R(1, 4))
@@ -115,13 +104,13 @@ TEST_P(ChannelsParallel, SameAnswerOnOneAndManyThreads) {
     if (R(0, 1)) q["channel_properties"] = R(0, 1) ? json{"channel"} : json{"utm_source", "channel"};
     if (R(0, 2) == 0) q["budget"] = 1000;
     ChannelsScanTuning().threads = 1;
-    auto serial = RunQuery(q, **store, *tz, qo);
+    auto serial = RunQuery(q, *store, *tz, qo);
     ASSERT_TRUE(serial.ok()) << serial.status().ToString();
     serial->erase("took_ms");
     for (int threads : {2, 3, 5}) {
       ChannelsScanTuning().threads = threads;
       ChannelsScanTuning().strided = threads != 5;  // 5: blocks to the next free thread, as in use
-      auto parallel = RunQuery(q, **store, *tz, qo);
+      auto parallel = RunQuery(q, *store, *tz, qo);
       ASSERT_TRUE(parallel.ok()) << parallel.status().ToString();
       parallel->erase("took_ms");
       ASSERT_EQ(parallel->dump(), serial->dump()) << "seed " << seed << " threads " << threads << " query " << q.dump();

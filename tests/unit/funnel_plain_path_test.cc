@@ -48,23 +48,8 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
   const int64_t step = std::vector<int64_t>{1000, 60'000, 1'800'000, 3'600'000}[static_cast<size_t>(seed % 4)];
   const int persons = R(2, 60);
   const int nevents = R(50, 700);
-  std::vector<Event> events;
-  for (int i = 0; i < nevents; i++) {
-    Event e;
-    e.uuid = Uuid::FromClientId("p" + std::to_string(seed) + "-" + std::to_string(i));
-    e.has_uuid = true;
-    const int p = R(1, persons);
-    e.distinct_id = (rng() % 3 == 0 ? "a" : "u") + std::to_string(p);
-    e.event = kNames[std::min(R(0, 5), R(0, 5)) % 5];  // earlier steps more often
-    e.ts_ms = base + static_cast<int64_t>(R(0, static_cast<int>(20LL * 86'400'000 / step))) * step;
-    if (rng() % 15 == 0) {
-      e.event = "login";
-      e.distinct_id = "u" + std::to_string(p);
-      e.props.push_back({"$anon_distinct_id", PropValue::Str("a" + std::to_string(p))});
-      e.merge_with.push_back("a" + std::to_string(p));
-    }
-    events.push_back(std::move(e));
-  }
+  std::vector<Event> events = GridEvents(rng, R, "p" + std::to_string(seed), persons, nevents, kNames, 5, base, step,
+                                         /*days=*/20, /*login_every=*/15, [](Event&, int) {});
   std::shuffle(events.begin(), events.end(), rng);
   // Rows end in open and sealed memtable blocks, segments and compacted segments.
   AppendInBatches(store, std::move(events), BatchPolicy{}, R);

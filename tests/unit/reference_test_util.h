@@ -8,6 +8,7 @@
 #include <date/tz.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -61,6 +62,38 @@ class SeedRandom {
   int operator()(int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)); }
   std::mt19937_64 rng;
 };
+
+// Random rows for the sequence fast-path tests (funnel_plain_path, retention_fast_paths,
+// sequence_fast_paths): `count` events of persons 1..persons on a coarse grid of `step` ms
+// over `days` days from `base` (equal timestamps, steps exactly a window apart), each named
+// names[min of two draws] (earlier names more often), a third under the person's anonymous
+// id "aP" (else "uP"), and one in `login_every` a login by "uP" merging "aP" (sometimes after
+// the anonymous rows were flushed). `extras(event, person)` runs before the login draw
+// (properties, moved timestamps). Uuids are "<prefix>-<i>".
+template <typename Rand, typename Extras>
+std::vector<Event> GridEvents(std::mt19937_64& rng, Rand&& R, const std::string& prefix, int persons, int count,
+                              const char* const* names, int nnames, int64_t base, int64_t step, int days,
+                              uint64_t login_every, Extras&& extras) {
+  std::vector<Event> events;
+  for (int i = 0; i < count; i++) {
+    Event e;
+    e.uuid = Uuid::FromClientId(prefix + "-" + std::to_string(i));
+    e.has_uuid = true;
+    const int p = R(1, persons);
+    e.distinct_id = (rng() % 3 == 0 ? "a" : "u") + std::to_string(p);
+    e.event = names[std::min(R(0, nnames), R(0, nnames)) % nnames];
+    e.ts_ms = base + static_cast<int64_t>(R(0, static_cast<int>(days * 86'400'000LL / step))) * step;
+    extras(e, p);
+    if (rng() % login_every == 0) {
+      e.event = "login";
+      e.distinct_id = "u" + std::to_string(p);
+      e.props.push_back({"$anon_distinct_id", PropValue::Str("a" + std::to_string(p))});
+      e.merge_with.push_back("a" + std::to_string(p));
+    }
+    events.push_back(std::move(e));
+  }
+  return events;
+}
 
 // ---- throw-away stores ----
 
@@ -187,6 +220,20 @@ struct BatchPolicy {
   Durability durability = Durability::kUnlogged;
 };
 
+// What happens after a batch under `policy` (above): a flush, a compaction, a restart or
+// nothing, by one rand(0, 9) draw (none without segments).
+template <typename Rand>
+void AfterBatch(ThrowAwayStore& store, const BatchPolicy& policy, Rand&& rand) {
+  const int action = policy.segments ? rand(0, 9) : 9;
+  if (action == 0) {
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  if (action == 1) {
+    ASSERT_TRUE(store->CompactAll().ok());
+  }
+  if (action == 2 && policy.restarts) store.Reopen();
+}
+
 // Appends `events` in order in random batches of 1..max_batch, each acknowledged with no
 // merge refused (the tests' merges are trusted, as an import's are).
 template <typename Rand>
@@ -199,14 +246,8 @@ void AppendInBatches(ThrowAwayStore& store, std::vector<Event> events, const Bat
     auto res = store->Append(std::move(batch), policy.durability);
     ASSERT_TRUE(res.ok()) << res.status().ToString();
     ASSERT_EQ(res->merges_refused, 0u);
-    const int action = policy.segments ? rand(0, 9) : 9;
-    if (action == 0) {
-      ASSERT_TRUE(store->Flush().ok());
-    }
-    if (action == 1) {
-      ASSERT_TRUE(store->CompactAll().ok());
-    }
-    if (action == 2 && policy.restarts) store.Reopen();
+    AfterBatch(store, policy, rand);
+    if (::testing::Test::HasFatalFailure()) return;
   }
 }
 

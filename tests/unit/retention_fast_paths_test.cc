@@ -50,28 +50,16 @@ TEST_P(RetentionFastPaths, SameAnswersAsThePlainScan) {
       std::vector<int64_t>{1000, 900'000, 1'800'000, 3'600'000, 21'600'000}[static_cast<size_t>(seed % 5)];
   const int persons = R(2, 60);
   const int nevents = R(50, 700);
-  std::vector<Event> events;
-  for (int i = 0; i < nevents; i++) {
-    Event e;
-    e.uuid = Uuid::FromClientId("r" + std::to_string(seed) + "-" + std::to_string(i));
-    e.has_uuid = true;
-    const int p = R(1, persons);
-    e.distinct_id = (rng() % 3 == 0 ? "a" : "u") + std::to_string(p);
-    e.event = kNames[std::min(R(0, 5), R(0, 5)) % 5];
-    e.ts_ms = base + static_cast<int64_t>(R(0, static_cast<int>(30LL * 86'400'000 / step))) * step;
-    if (R(0, 19) == 0) e.ts_ms -= 200LL * 86'400'000;  // long before any range
-    // The channel depends on the person and the instant only: which of several start events
-    // at one instant anchors is not defined, so their breakdown values must agree.
-    const int64_t h = (p * 31 + e.ts_ms / step) % 4;
-    if (h < 3) e.props.push_back({"channel", PropValue::Str(std::string(1, static_cast<char>('a' + h)))});
-    if (rng() % 12 == 0) {
-      e.event = "login";
-      e.distinct_id = "u" + std::to_string(p);
-      e.props.push_back({"$anon_distinct_id", PropValue::Str("a" + std::to_string(p))});
-      e.merge_with.push_back("a" + std::to_string(p));
-    }
-    events.push_back(std::move(e));
-  }
+  std::vector<Event> events =
+      GridEvents(rng, R, "r" + std::to_string(seed), persons, nevents, kNames, 5, base, step, /*days=*/30,
+                 /*login_every=*/12, [&](Event& e, int p) {
+                   if (R(0, 19) == 0) e.ts_ms -= 200LL * 86'400'000;  // long before any range
+                   // The channel depends on the person and the instant only: which of several start
+                   // events at one instant anchors is not defined, so their breakdown values must agree.
+                   const int64_t h = (p * 31 + e.ts_ms / step) % 4;
+                   if (h < 3)
+                     e.props.push_back({"channel", PropValue::Str(std::string(1, static_cast<char>('a' + h)))});
+                 });
   std::shuffle(events.begin(), events.end(), rng);
   // Rows end in open and sealed memtable blocks, segments and compacted segments.
   AppendInBatches(store, std::move(events), BatchPolicy{}, R);
