@@ -17,6 +17,10 @@
 // --idle-seconds S (with --query-threads) first runs the same query loop alone on the same
 // server for a warm-up and S seconds, no ingest, and reports those latencies as the idle
 // ones: the loaded/idle ratio comes from one run, not from two runs of different moments.
+// After the loaded window the ingest stops and the query loop runs alone again (a warm-up,
+// then S seconds): "idle after" latencies are those of the same query over the same rows
+// the last loaded queries scanned (the ingested ones included), so loaded / idle-after
+// measures what the ingest's contention costs a query, not what the rows it added cost.
 // Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
 #include <httplib.h>
 #include <sys/resource.h>
@@ -248,10 +252,11 @@ int main(int argc, char** argv) {
 
   // Readers: post the query in a loop. A query counts in the window it started and ended in
   // (idle: both ends inside it, so none overlaps the ingest's start; loaded: started in it).
-  enum QueryWindow { kDiscard = 0, kIdle = 1, kLoaded = 2, kStopQueries = 3 };
+  enum QueryWindow { kDiscard = 0, kIdle = 1, kLoaded = 2, kStopQueries = 3, kIdleAfter = 4 };
   std::atomic<int> qwin{kDiscard};
-  std::vector<std::vector<double>> qlat(static_cast<size_t>(query_threads)), qidle(qlat.size());
-  std::vector<uint64_t> qfail(static_cast<size_t>(query_threads), 0), qidle_fail(qfail.size(), 0);
+  std::vector<std::vector<double>> qlat(static_cast<size_t>(query_threads)), qidle(qlat.size()), qafter(qlat.size());
+  std::vector<uint64_t> qfail(static_cast<size_t>(query_threads), 0), qidle_fail(qfail.size(), 0),
+      qafter_fail(qfail.size(), 0);
   std::vector<std::thread> qthreads;
   for (int q = 0; q < query_threads; q++) {
     qthreads.emplace_back([&, q] {
@@ -271,11 +276,13 @@ int main(int argc, char** argv) {
             qfail[static_cast<size_t>(q)]++;
           else
             qlat[static_cast<size_t>(q)].push_back(ms);
-        } else if (w == kIdle && qwin.load() == kIdle) {
+        } else if ((w == kIdle || w == kIdleAfter) && qwin.load() == w) {
+          auto& fails = w == kIdle ? qidle_fail : qafter_fail;
+          auto& lats = w == kIdle ? qidle : qafter;
           if (!ok)
-            qidle_fail[static_cast<size_t>(q)]++;
+            fails[static_cast<size_t>(q)]++;
           else
-            qidle[static_cast<size_t>(q)].push_back(ms);
+            lats[static_cast<size_t>(q)].push_back(ms);
         }
       }
     });
@@ -368,14 +375,23 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   phase = 2;
-  qwin = kStopQueries;
+  qwin = idle_seconds > 0 ? kDiscard : kStopQueries;
   const double elapsed_at_stop = std::chrono::duration<double>(Clock::now() - t0).count();
   for (auto& th : threads) th.join();
-  for (auto& th : qthreads) th.join();
   // Requests in flight at the stop are counted (their latency is measured), so the window
   // ends when the last of them returns.
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const double srv1 = ProcCpuSeconds(server_pid), cli1 = SelfCpuSeconds();
+  double after_elapsed = 0;
+  if (idle_seconds > 0) {  // the query loop alone again, over every row the ingest added
+    std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+    const auto a0 = Clock::now();
+    qwin = kIdleAfter;
+    std::this_thread::sleep_for(std::chrono::duration<double>(idle_seconds));
+    qwin = kStopQueries;
+    after_elapsed = std::chrono::duration<double>(Clock::now() - a0).count();
+  }
+  for (auto& th : qthreads) th.join();
 
   ThreadResult all;
   std::vector<double> lat;
@@ -404,16 +420,19 @@ int main(int argc, char** argv) {
     if (static_cast<unsigned char>(c) >= 0x20) err += c;
   }
   const double srv_cpu = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
-  std::vector<double> ql, qi;
-  uint64_t qfailed = 0, qidle_failed = 0;
+  std::vector<double> ql, qi, qa;
+  uint64_t qfailed = 0, qidle_failed = 0, qafter_failed = 0;
   for (int q = 0; q < query_threads; q++) {
     ql.insert(ql.end(), qlat[static_cast<size_t>(q)].begin(), qlat[static_cast<size_t>(q)].end());
     qi.insert(qi.end(), qidle[static_cast<size_t>(q)].begin(), qidle[static_cast<size_t>(q)].end());
     qfailed += qfail[static_cast<size_t>(q)];
     qidle_failed += qidle_fail[static_cast<size_t>(q)];
+    qa.insert(qa.end(), qafter[static_cast<size_t>(q)].begin(), qafter[static_cast<size_t>(q)].end());
+    qafter_failed += qafter_fail[static_cast<size_t>(q)];
   }
   std::sort(ql.begin(), ql.end());
   std::sort(qi.begin(), qi.end());
+  std::sort(qa.begin(), qa.end());
   auto vpct = [](const std::vector<double>& v, double p) {
     if (v.empty()) return 0.0;
     size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
@@ -433,6 +452,8 @@ int main(int argc, char** argv) {
       ",\"queries_per_s\":%.2f,\"query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
       "\"idle_seconds\":%.3f,\"idle_queries\":%zu,\"idle_queries_failed\":%" PRIu64
       ",\"idle_query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      "\"idle_after_seconds\":%.3f,\"idle_after_queries\":%zu,\"idle_after_queries_failed\":%" PRIu64
+      ",\"idle_after_query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
       "\"first_error\":\"%s\"}\n",
       conns, batch, users, warmup, elapsed, elapsed_at_stop, all.warm_requests, all.ok_requests, all.failed_requests,
       all.transport_errors, all.ok_requests * static_cast<uint64_t>(batch), all.accepted, all.duplicates,
@@ -441,6 +462,7 @@ int main(int argc, char** argv) {
       srv_cpu >= 0 && all.accepted ? srv_cpu * 1e6 / static_cast<double>(all.accepted) : -1, cli1 - cli0,
       (cli1 - cli0) / elapsed, protocol.c_str(), query_threads, ql.size(), qfailed,
       static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), idle_elapsed,
-      qi.size(), qidle_failed, vpct(qi, 0.5), vpct(qi, 0.99), qi.empty() ? 0.0 : qi.back(), err.c_str());
+      qi.size(), qidle_failed, vpct(qi, 0.5), vpct(qi, 0.99), qi.empty() ? 0.0 : qi.back(), after_elapsed, qa.size(),
+      qafter_failed, vpct(qa, 0.5), vpct(qa, 0.99), qa.empty() ? 0.0 : qa.back(), err.c_str());
   return all.ok_requests > 0 ? 0 : 1;
 }

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
       Set(t, "ops.allow_private_webhooks", serve.allow_private_webhooks);
       Set(t, "server.console_dir", serve.console_dir);
       Set(t, "server.query_timeout", serve.query_timeout_s);
+      Set(t, "server.bulk_nice", serve.bulk_nice);
       Set(t, "ingest.rate_limit", serve.rate_limit);
       Set(t, "ops.snapshot_time", serve.snapshot_time);
       Set(t, "ingest.rate_limit_burst", serve.rate_limit_burst);
@@ -164,6 +165,12 @@ int main(int argc, char** argv) {
                 "seconds a query may run before it is stopped with 504 deadline_exceeded (0 = no limit)")
       ->envname("NORTHSTAR_QUERY_TIMEOUT")
       ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  s->add_option("--bulk-nice", serve.bulk_nice,
+                "nice value of event collection and background flushes, so that queries come first under a heavy "
+                "ingest (0 = same priority as queries)")
+      ->envname("NORTHSTAR_BULK_NICE")
+      ->check(CLI::Range(0, 19))
       ->capture_default_str();
   s->add_flag("--console,!--no-console", serve.console, "serve the web console at / (--no-console: the API only)");
   s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")

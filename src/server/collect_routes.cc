@@ -283,11 +283,13 @@ std::vector<Route> CollectRoutes(ServerContext& ctx) {
   std::vector<Route> routes;
   // The protocols, one row each. The native API authenticates on the head (Access::kIngest);
   // the others may carry their key in the body, so their parsers resolve it.
-  routes.push_back({"POST", "/api/v1/events", handler(Protocol::kNative, &ParseNative), Access::kIngest});
-  routes.push_back({"POST", segment, handler(Protocol::kSegmentIo, &ParseSegmentIo)});
+  // Collection runs as bulk work (core/cpu_class.h): it yields the CPU to queries.
+  const CpuClass bulk = CpuClass::kBulk;
+  routes.push_back({"POST", "/api/v1/events", handler(Protocol::kNative, &ParseNative), Access::kIngest, bulk});
+  routes.push_back({"POST", segment, handler(Protocol::kSegmentIo, &ParseSegmentIo), Access::kPublic, bulk});
   for (const char* method : {"GET", "POST"}) {
-    routes.push_back({method, posthog, handler(Protocol::kPostHog, &ParsePostHog)});
-    routes.push_back({method, sensors, handler(Protocol::kSensors, &ParseSensors)});
+    routes.push_back({method, posthog, handler(Protocol::kPostHog, &ParsePostHog), Access::kPublic, bulk});
+    routes.push_back({method, sensors, handler(Protocol::kSensors, &ParseSensors), Access::kPublic, bulk});
   }
   for (const std::string& pattern : {segment, posthog, sensors})
     routes.push_back({"OPTIONS", pattern, HandlePreflight});

@@ -551,8 +551,10 @@ struct HttpServer::Impl {
     };
     const std::string& m = route.method;
     const Access access = route.access;
+    const CpuClass cpu = route.cpu;
     if (m == "GET" || m == "OPTIONS") {
-      auto g = [this, h, access](const httplib::Request& req, httplib::Response& res) {
+      auto g = [this, h, access, cpu](const httplib::Request& req, httplib::Response& res) {
+        SetThreadCpuClass(cpu);
         auto who = Guard(req, access);
         if (!who.ok()) return SendError(res, who.status());
         h(req, res, *who);
@@ -569,8 +571,9 @@ struct HttpServer::Impl {
     // cpp-httplib from parsing x-www-form-urlencoded bodies itself and refusing those over
     // 8 KiB: Sensors Data and PostHog SDKs send forms.)
     const size_t limit = ctx.opt.limits.max_body_bytes;
-    auto r = [this, h, access, limit](const httplib::Request& req, httplib::Response& res,
-                                      const httplib::ContentReader& read) {
+    auto r = [this, h, access, limit, cpu](const httplib::Request& req, httplib::Response& res,
+                                           const httplib::ContentReader& read) {
+      SetThreadCpuClass(cpu);  // before the body is read: reading and inflating it is the route's work too
       auto who = Guard(req, access);
       if (!who.ok()) {
         if (tls_conn && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")))

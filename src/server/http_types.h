@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "auth/principal.h"
+#include "core/cpu_class.h"
 #include "core/status.h"
 
 namespace ns {
@@ -85,6 +86,9 @@ struct Route {
   std::string pattern;  // ECMAScript regex over the whole path, e.g. R"(/api/v1/scenarios/(\d+))"
   HttpHandler handler;
   Access access = Access::kPublic;
+  // The request worker's CPU class while it serves this route (core/cpu_class.h): bulk for
+  // event collection, so ingest yields the CPU to queries.
+  CpuClass cpu = CpuClass::kInteractive;
 };
 
 // HTTP status of a Status: its reason first (415 unsupported media type, 429 rate limited),

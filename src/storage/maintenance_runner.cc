@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <exception>
 
+#include "core/cpu_class.h"
+
 namespace ns {
 
 MaintenanceRunner::MaintenanceRunner(int threads, std::chrono::milliseconds tick) : tick_(tick) {
@@ -13,7 +15,12 @@ MaintenanceRunner::MaintenanceRunner(int threads, std::chrono::milliseconds tick
     MutexLock l(&mu_);
     next_tick_ = std::chrono::steady_clock::now() + tick_;
   }
-  for (int i = 0; i < std::max(1, threads); i++) threads_.emplace_back([this] { Loop(); });
+  // Flushes and compactions are bulk work: they yield the CPU to queries (core/cpu_class.h).
+  for (int i = 0; i < std::max(1, threads); i++)
+    threads_.emplace_back([this] {
+      MakeThreadBulk();
+      Loop();
+    });
 }
 
 MaintenanceRunner::~MaintenanceRunner() {

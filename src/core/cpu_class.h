@@ -1,0 +1,37 @@
+// CPU classes of threads: bulk work (parsing and storing ingested events, background flushes
+// and compactions) yields the CPU to interactive work (queries, the console) when both want
+// it, so a query under a saturating ingest stays near its idle time (issue 15: "queries' p99
+// within 2x of idle"). A class is the calling thread's nice value: bulk threads run at
+// BulkNice(), interactive ones at 0. Request workers switch class per request, which needs
+// permission to lower a nice value again (root, CAP_SYS_NICE, or RLIMIT_NICE >= 20, e.g.
+// systemd's LimitNICE=0); without it request workers stay at nice 0 (background workers,
+// which never switch back, are still made bulk).
+#pragma once
+
+namespace ns {
+
+enum class CpuClass { kInteractive, kBulk };
+
+// What `northstar serve` sets by default (--bulk-nice). CFS weights: nice 0 = 1024, nice 5 =
+// 335, so a bulk thread sharing a core with one interactive thread gets about a quarter of
+// it, not half.
+inline constexpr int kDefaultBulkNice = 5;
+
+// The nice value of bulk threads, 0-19 (clamped); 0 turns classes off. Set before the
+// threads that use it start (the server does it first thing). Until set: 0.
+void SetBulkNice(int nice);
+int BulkNice();
+
+// Whether request workers can switch classes here (probed once: raise a scratch thread's
+// nice, then lower it back).
+bool CpuClassesAvailable();
+
+// Puts the calling thread in class c; a no-op when it is there already, when BulkNice() is 0
+// or when classes are not available.
+void SetThreadCpuClass(CpuClass c);
+
+// Bulk for the lifetime of the calling thread (background workers that never serve queries):
+// needs no permission, since raising a nice value needs none.
+void MakeThreadBulk();
+
+}  // namespace ns
