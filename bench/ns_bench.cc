@@ -296,9 +296,11 @@ int main(int argc, char** argv) {
     std::vector<double> s = ts;
     std::sort(s.begin(), s.end());
     const ns::ColumnCacheStats cs = ns::ColumnCache::Global().Stats();
-    std::printf("northstar %s: min %.1f ms, median %.1f ms (peak RSS %s MiB, columns %.0f MiB of budget %.0f MiB)\n",
-                name.c_str(), s.front(), s[s.size() / 2], PeakRssMiB().c_str(), cs.resident_bytes / 1048576.0,
-                cs.budget_bytes / 1048576.0);
+    std::printf(
+        "northstar %s: min %.1f ms, median %.1f ms (peak RSS %s MiB, columns %.0f MiB (peak %.0f MiB) of budget %.0f "
+        "MiB)\n",
+        name.c_str(), s.front(), s[s.size() / 2], PeakRssMiB().c_str(), cs.resident_bytes / 1048576.0,
+        cs.peak_bytes / 1048576.0, cs.budget_bytes / 1048576.0);
     json arr = json::array();
     for (double x : ts) arr.push_back(std::round(x * 10) / 10);
     timings[name] = arr;

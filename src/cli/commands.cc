@@ -108,9 +108,10 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // Before any thread starts: the background workers take their class when they start.
   SetBulkNice(o.bulk_nice);
   if (o.bulk_nice > 0 && !CpuClassesAvailable())
-    spdlog::info("ingest requests run at the queries' priority: switching a request worker's nice value back to 0 "
-                 "needs CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=0); background flushes still run at nice {}",
-                 o.bulk_nice);
+    spdlog::info(
+        "ingest requests run at the queries' priority: switching a request worker's nice value back to 0 "
+        "needs CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=0); background flushes still run at nice {}",
+        o.bulk_nice);
   auto reg = OpenRegistry(g, true);
   if (!reg.ok()) return Fail(reg.status());
   ProjectRegistry& registry = **reg;

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <optional>
 
 #include "query/part_rows.h"
 #include "query/person_scan.h"
@@ -315,38 +316,57 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
     read_part[j] = any;
     read_block[static_cast<size_t>(part.whole_block)] |= read_part[j];
   }
+  // Over the memory budget, blocks are freed as the scan passes them (ScanRetirer) and each
+  // thread takes a block's columns when it reaches its part; otherwise all are taken here.
+  std::optional<ScanRetirer> retirer;
+  if (ScanRetirer::Tight(scan)) {
+    retirer.emplace(scan, snap, pt.size(), slots);
+    retirer->RetireAll();
+  }
+  auto columns_of = [&](size_t b) -> PartColumns {
+    return {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
+  };
   std::vector<PartColumns> cols(blocks.size());
-  for (size_t b = 0; b < blocks.size(); b++)
-    if (read_block[b]) cols[b] = {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
+  if (!retirer)
+    for (size_t b = 0; b < blocks.size(); b++)
+      if (read_block[b]) cols[b] = columns_of(b);
 
   std::vector<PlainFunnelSlot> out(static_cast<size_t>(slots));
   for (PlainFunnelSlot& o : out) o.conv.assign(setup.n, {});
-  const uint32_t tile_persons = std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
+  const uint32_t tile_persons = retirer ? UINT32_MAX : std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
   ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+    const ScanRetirer::SlotScope slot_scope{retirer ? &*retirer : nullptr, slot};
     if (p_lo >= p_hi) return;
     SlotScanner scanner(setup, &out[static_cast<size_t>(slot)], slot, finish, std::min(tile_persons, p_hi - p_lo));
-    PersonTileWalk(scan, pt, p_lo, p_hi, &read_part)
-        .Run(
-            tile_persons, deadline, [&](uint32_t t_lo, uint32_t) { scanner.BeginTile(t_lo); },
-            [&](size_t j, size_t first, size_t last) {
-              const auto& part = parts[j];
-              if (part.whole_block >= 0) {
-                const Block& b = *blocks[static_cast<size_t>(part.whole_block)];
-                const WholeBlockRows rows{cols[static_cast<size_t>(part.whole_block)]};
-                const bool check_range = b.min_ts() < entry_from || b.max_ts() >= scan_to;
-                if (strict)
-                  scanner.Scan<true>(rows, first, last, check_range);
-                else
-                  scanner.Scan<false>(rows, first, last, check_range);
-              } else {
-                const ListedRows rows{cols.data(), part.rows.data()};
-                if (strict)
-                  scanner.Scan<true>(rows, first, last, true);
-                else
-                  scanner.Scan<false>(rows, first, last, true);
-              }
-            },
-            [&](uint32_t, uint32_t t_hi) { scanner.FinishTile(t_hi); });
+    std::vector<PartColumns> own_cols;  // a tight scan's: this thread's, taken part by part
+    if (retirer) own_cols.resize(blocks.size());
+    const std::vector<PartColumns>& use_cols = retirer ? own_cols : cols;
+    PersonTileWalk walk(scan, pt, p_lo, p_hi, &read_part);
+    if (retirer) walk.OnPartDone([&](size_t j) { retirer->PartDone(slot, j); });
+    walk.Run(
+        tile_persons, deadline, [&](uint32_t t_lo, uint32_t) { scanner.BeginTile(t_lo); },
+        [&](size_t j, size_t first, size_t last) {
+          const auto& part = parts[j];
+          if (retirer)
+            for (uint32_t b : retirer->PartBlocks(j))
+              if (!own_cols[b].ev) own_cols[b] = columns_of(b);
+          if (part.whole_block >= 0) {
+            const Block& b = *blocks[static_cast<size_t>(part.whole_block)];
+            const WholeBlockRows rows{use_cols[static_cast<size_t>(part.whole_block)]};
+            const bool check_range = b.min_ts() < entry_from || b.max_ts() >= scan_to;
+            if (strict)
+              scanner.Scan<true>(rows, first, last, check_range);
+            else
+              scanner.Scan<false>(rows, first, last, check_range);
+          } else {
+            const ListedRows rows{use_cols.data(), part.rows.data()};
+            if (strict)
+              scanner.Scan<true>(rows, first, last, true);
+            else
+              scanner.Scan<false>(rows, first, last, true);
+          }
+        },
+        [&](uint32_t, uint32_t t_hi) { scanner.FinishTile(t_hi); });
   });
   return out;
 }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/time_zone.h"
+#include "storage/column_cache.h"
 #include "storage/event_dict.h"
 
 namespace ns {
@@ -448,6 +449,15 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
   };
   std::map<int32_t, Day> days;
   std::vector<std::shared_ptr<const Block>> owners;
+  uint64_t rows = 0;
+  for (const auto& bp : snap.blocks)
+    if (bp->size() && bp->max_ts() >= from_ms && bp->min_ts() < to_ms) rows += bp->size();
+  const uint64_t budget = ColumnCache::Global().budget();
+  tight_ = budget != 0 && rows * ScanRetirer::kBytesPerRow > budget;
+  // A tight scan frees the person columns the checks below read as it goes (ScanRetirer).
+  auto checked = [&](const Block& b) {
+    if (tight_) b.Retire(snap.reader_epoch);
+  };
   for (const auto& bp : snap.blocks) {
     const Block& b = *bp;
     if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms) continue;
@@ -457,7 +467,9 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
     // The open memtable rows change with every write: nothing is kept of them.
     const bool is_volatile = &b == snap.open_rows_block && keep_day_orders;
     int32_t d0 = UtcDay(b.min_ts()), d1 = UtcDay(b.max_ts());
-    if (d0 == d1 && BlockSortedByPerson(b, persons)) {
+    const bool sorted = d0 == d1 && BlockSortedByPerson(b, persons);
+    if (sorted) checked(b);
+    if (sorted) {
       if (is_volatile)
         days[d0].volatile_runs.push_back(DayRun{bi, bp, nullptr, 0, static_cast<uint32_t>(b.size())});
       else
@@ -465,6 +477,7 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
       continue;
     }
     const auto order = is_volatile ? SortRows(b, persons) : RowsInPersonOrder(bp, persons);
+    checked(b);
     // The days of the range the block has rows in (a day's rows outside the range come
     // along: callers filter by ts).
     const int32_t first_day = UtcDay(std::max(from_ms, b.min_ts())), last_day = UtcDay(std::min(to_ms - 1, b.max_ts()));
@@ -542,8 +555,10 @@ size_t PersonOrderScan::LowerBoundFrom(const Part& p, size_t from, size_t to, ui
   return lo;
 }
 
+int PersonRangeCount(size_t persons, int slots) { return slots <= 1 || persons < 1024 ? 1 : slots; }
+
 void ParallelPersonRanges(size_t persons, int slots, const std::function<void(uint32_t, uint32_t, int)>& fn) {
-  if (slots <= 1 || persons < 1024) {
+  if (PersonRangeCount(persons, slots) == 1) {
     fn(0, static_cast<uint32_t>(persons), 0);
     return;
   }
@@ -554,6 +569,57 @@ void ParallelPersonRanges(size_t persons, int slots, const std::function<void(ui
   for (int s = 1; s < slots; s++) threads.emplace_back([&, s] { fn(bound(s), bound(s + 1), s); });
   fn(bound(0), bound(1), 0);
   for (auto& t : threads) t.join();
+}
+
+ScanRetirer::ScanRetirer(const PersonOrderScan& scan, const StoreSnapshot& snap, size_t persons, int slots)
+    : scan_(scan), reader_(snap.reader_epoch) {
+  const auto& parts = scan.parts();
+  part_blocks_.resize(parts.size());
+  part_left_ = std::make_unique<std::atomic<int>[]>(parts.size());
+  block_left_ = std::make_unique<std::atomic<int>[]>(scan.blocks().size());
+  const int ranges = PersonRangeCount(persons, slots);
+  passed_.assign(static_cast<size_t>(ranges), 0);
+  std::vector<uint32_t> seen(scan.blocks().size(), UINT32_MAX);  // the last part that listed block b
+  for (size_t j = 0; j < parts.size(); j++) {
+    part_left_[j].store(ranges, std::memory_order_relaxed);
+    auto add = [&](uint32_t b) {
+      if (seen[b] == j) return;
+      seen[b] = static_cast<uint32_t>(j);
+      part_blocks_[j].push_back(b);
+      block_left_[b].fetch_add(1, std::memory_order_relaxed);
+    };
+    if (parts[j].whole_block >= 0)
+      add(static_cast<uint32_t>(parts[j].whole_block));
+    else
+      for (const auto& [b, r] : parts[j].rows) add(b);
+  }
+}
+
+void ScanRetirer::RetireAll() const {
+  for (const Block* b : scan_.blocks()) b->Retire(reader_);
+}
+
+void ScanRetirer::PartDone(int slot, size_t j) {
+  {
+    std::unique_lock lk(mu_);
+    passed_[static_cast<size_t>(slot)] = j + 1;
+    cv_.notify_all();
+    // Keep at most kAhead parts ahead of the slowest slot: the parts between are pinned.
+    cv_.wait(lk, [&] {
+      for (size_t p : passed_)
+        if (p + kAhead < j + 1) return false;
+      return true;
+    });
+  }
+  if (part_left_[j].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  for (uint32_t b : part_blocks_[j])
+    if (block_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1) scan_.blocks()[b]->Retire(reader_);
+}
+
+void ScanRetirer::SlotDone(int slot) {
+  std::lock_guard lk(mu_);
+  passed_[static_cast<size_t>(slot)] = SIZE_MAX / 2;  // never waited for again
+  cv_.notify_all();
 }
 
 SequenceScanOptions& SequenceScanTuning() {

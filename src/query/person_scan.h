@@ -16,8 +16,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/deadline.h"
@@ -41,6 +45,9 @@ class PersonOrderScan {
 
   const std::vector<const Block*>& blocks() const { return blocks_; }
   const std::vector<Part>& parts() const { return parts_; }
+  // Whether the blocks' columns would not fit the memory budget together (ScanRetirer): the
+  // person columns the constructor read were then retired as it went.
+  bool tight() const { return tight_; }
 
   // Calls fn(block_index, row) for every row of the part in order.
   template <typename Fn>
@@ -152,6 +159,7 @@ class PersonOrderScan {
 
   std::vector<const Block*> blocks_;
   std::vector<Part> parts_;
+  bool tight_ = false;
 };
 
 // True if the block's rows are sorted by (person under `persons`, ts). Cached per block and
@@ -161,6 +169,8 @@ bool BlockSortedByPerson(const Block& b, const PersonTable& persons);
 // Runs fn(first_person, last_person, slot) on `slots` disjoint person ranges covering
 // [0, persons) in parallel (one thread each; slot 0 on the calling thread).
 void ParallelPersonRanges(size_t persons, int slots, const std::function<void(uint32_t, uint32_t, int)>& fn);
+// How many ranges ParallelPersonRanges runs (one when there are few persons).
+int PersonRangeCount(size_t persons, int slots);
 
 // Threads the query operators use: the machine's cores, at most 8.
 int QueryThreads();
@@ -208,18 +218,20 @@ class PersonTileWalk {
   PersonTileWalk(const PersonOrderScan& scan, const PersonTable& persons, uint32_t p_lo, uint32_t p_hi,
                  const std::vector<uint8_t>* read_part = nullptr)
       : scan_(scan), persons_(persons), p_lo_(p_lo), p_hi_(p_hi), read_part_(read_part) {
-    const auto& parts = scan.parts();
-    cursor_.resize(parts.size());
-    range_end_.resize(parts.size());
-    for (size_t j = 0; j < parts.size(); j++) {
-      if (!Reads(j)) continue;
-      cursor_[j] = scan.LowerBound(parts[j], p_lo, persons);
-      range_end_[j] = scan.LowerBound(parts[j], p_hi, persons);
-    }
+    const size_t n = scan.parts().size();
+    cursor_.resize(n);
+    range_end_.resize(n);
+    located_.assign(n, 0);
   }
-  // Part j's positions of the slot's persons, before the first tile.
-  size_t first(size_t j) const { return cursor_[j]; }
-  size_t end(size_t j) const { return range_end_[j]; }
+  // Part j's positions of the slot's persons, before the first tile. Found when first asked
+  // for (a search of the part's person column), so a walk that frees parts as it passes them
+  // (ScanRetirer) does not read every part's column before the first.
+  size_t first(size_t j) { return Locate(j), cursor_[j]; }
+  size_t end(size_t j) { return Locate(j), range_end_[j]; }
+
+  // Called with j once this walk has passed part j for good: after the last tile's slice of
+  // it, or then at once for a part it does not read (ScanRetirer::PartDone).
+  void OnPartDone(std::function<void(size_t)> fn) { part_done_ = std::move(fn); }
 
   // For each tile [t_lo, t_hi): begin_tile(t_lo, t_hi), then slice(j, first, last) for every
   // part read with rows of the tile's persons (positions [first, last), not empty), then
@@ -230,15 +242,21 @@ class PersonTileWalk {
     const auto& parts = scan_.parts();
     for (uint32_t t_lo = p_lo_; t_lo < p_hi_;) {
       const uint32_t t_hi = p_hi_ - t_lo <= tile_persons ? p_hi_ : t_lo + tile_persons;
+      const bool last_tile = t_hi == p_hi_;
       begin_tile(t_lo, t_hi);
       for (size_t j = 0; j < parts.size(); j++) {
-        if (!Reads(j)) continue;
+        if (!Reads(j)) {
+          if (last_tile && part_done_) part_done_(j);
+          continue;
+        }
         if (deadline && deadline->Expired()) return false;
+        Locate(j);
         const size_t first = cursor_[j];
         const size_t last =
-            t_hi == p_hi_ ? range_end_[j] : scan_.LowerBoundFrom(parts[j], first, range_end_[j], t_hi, persons_);
+            last_tile ? range_end_[j] : scan_.LowerBoundFrom(parts[j], first, range_end_[j], t_hi, persons_);
         cursor_[j] = last;
         if (first != last) slice(j, first, last);
+        if (last_tile && part_done_) part_done_(j);
       }
       end_tile(t_lo, t_hi);
       t_lo = t_hi;
@@ -248,12 +266,69 @@ class PersonTileWalk {
 
  private:
   bool Reads(size_t j) const { return !read_part_ || (*read_part_)[j]; }
+  void Locate(size_t j) {
+    if (located_[j]) return;
+    located_[j] = 1;
+    cursor_[j] = scan_.LowerBound(scan_.parts()[j], p_lo_, persons_);
+    range_end_[j] = scan_.LowerBound(scan_.parts()[j], p_hi_, persons_);
+  }
 
   const PersonOrderScan& scan_;
   const PersonTable& persons_;
   const uint32_t p_lo_, p_hi_;
   const std::vector<uint8_t>* read_part_;
   std::vector<size_t> cursor_, range_end_;
+  std::vector<uint8_t> located_;
+  std::function<void(size_t)> part_done_;
+};
+
+// Frees a per-person scan's block columns as the scan passes them, when they would not fit
+// the memory budget together (issue 15: the budget holds inside one query, so a range that
+// decodes to more than memory still runs). Such a tight scan walks each slot's persons as
+// one tile: every slot then goes through the parts once, in time order, day by day; when
+// every slot has passed a part, its blocks that no later part reads are retired
+// (Block::Retire: freed while the cache is over its budget). The per-person state is then
+// the slot's whole range (a few dozen bytes a person) rather than a tile's, and operators
+// take a block's columns when they reach its part, not before.
+class ScanRetirer {
+ public:
+  // Decoded bytes a sequence scan reads per row (ts 8, did 4, ev 4, event index 4).
+  static constexpr uint64_t kBytesPerRow = 20;
+  // Whether the scan's blocks decode to more than the column cache's budget.
+  static bool Tight(const PersonOrderScan& scan) { return scan.tight(); }
+
+  // For a scan run by ParallelPersonRanges(persons, slots, ...).
+  ScanRetirer(const PersonOrderScan& scan, const StoreSnapshot& snap, size_t persons, int slots);
+  // Retires every block of the scan now: setting the scan up read their person columns.
+  void RetireAll() const;
+  // Called by each slot once it has passed part j for good (PersonTileWalk::OnPartDone).
+  // Persons' rows are spread unevenly over days (early days hold only early persons), so a
+  // slot can run far ahead of another, and every part between them stays decoded: a slot
+  // waits here while it is more than kAhead parts ahead of the slowest.
+  void PartDone(int slot, size_t j);
+  // Called by each slot when its walk ends (done, or stopped by the deadline).
+  void SlotDone(int slot);
+  static constexpr size_t kAhead = 2;
+  // Calls SlotDone when a slot's walk goes out of scope, however it ends.
+  struct SlotScope {
+    ScanRetirer* retirer;
+    int slot;
+    ~SlotScope() {
+      if (retirer) retirer->SlotDone(slot);
+    }
+  };
+  // The blocks part j reads rows of.
+  const std::vector<uint32_t>& PartBlocks(size_t j) const { return part_blocks_[j]; }
+
+ private:
+  const PersonOrderScan& scan_;
+  const uint64_t reader_;
+  std::vector<std::vector<uint32_t>> part_blocks_;
+  std::unique_ptr<std::atomic<int>[]> part_left_;   // slots yet to pass part j
+  std::unique_ptr<std::atomic<int>[]> block_left_;  // parts yet to be passed that read block b
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<size_t> passed_;  // per slot: parts passed for good; guarded by mu_
 };
 
 struct NoTileDone {

@@ -23,6 +23,7 @@
 // timelines are built a tile of persons at a time, in parallel over person ranges.
 #include <algorithm>
 #include <map>
+#include <optional>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -391,7 +392,9 @@ namespace {
 // or off no row at all when the whole part is on one local day (a UTC project).
 // Local days come from the part's day boundaries (no per-row time-zone math). Per-person
 // state lives for one tile of persons (ScanPersonGroups' tiles) and is counted into the
-// thread's cohort totals when the tile is done, so memory does not grow with the project.
+// thread's cohort totals when the tile is done, so memory does not grow with the project;
+// except in a scan over the memory budget (ScanRetirer), which walks the thread's whole
+// range as one tile, day by day, to free each day's columns once passed.
 
 // First position from `e` on (before `last`) whose id differs from `did`. A whole block's
 // ids are compared four at a time: most of the pass is finding where a person's run ends.
@@ -440,15 +443,23 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
   PersonOrderScan scan(snap, INT64_MIN, r.scan_to);  // first_time: the whole history before the range
   const auto& blocks = scan.blocks();
   const auto& parts = scan.parts();
+  // Over the memory budget, blocks are freed as the scan passes them (ScanRetirer) and each
+  // thread takes a block's columns when it reaches its part; otherwise all are taken here.
+  const int slots = QueryThreads();
+  std::optional<ScanRetirer> retirer;
+  if (ScanRetirer::Tight(scan)) retirer.emplace(scan, snap, pt.size(), slots);
+  auto columns_of = [&](size_t b) -> PartColumns {
+    return {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
+  };
   std::vector<PartColumns> cols(blocks.size());
-  for (size_t b = 0; b < blocks.size(); b++)
-    cols[b] = {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
+  if (!retirer)
+    for (size_t b = 0; b < blocks.size(); b++) cols[b] = columns_of(b);
   std::vector<PartDays> part_days(parts.size());
   for (size_t j = 0; j < parts.size(); j++) {
     const auto& part = parts[j];
     if (PersonOrderScan::PartSize(blocks, part) == 0) continue;
     const int64_t t0 = part.whole_block >= 0 ? blocks[static_cast<size_t>(part.whole_block)]->min_ts()
-                                             : cols[part.rows[0].first].ts[part.rows[0].second];
+                                             : blocks[part.rows[0].first]->ts()[part.rows[0].second];
     const int64_t utc_day_start = static_cast<int64_t>(UtcDay(t0)) * kMsPerDay;
     PartDays& pd = part_days[j];
     pd.day0 = tz.LocalDay(utc_day_start);
@@ -458,9 +469,10 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     if (part.whole_block >= 0)
       max_ts = blocks[static_cast<size_t>(part.whole_block)]->max_ts();
     else
-      for (auto [b, i] : part.rows) max_ts = std::max(max_ts, cols[b].ts[i]);
+      for (auto [b, i] : part.rows) max_ts = std::max(max_ts, blocks[b]->ts()[i]);
     pd.one_day = max_ts < pd.next1;
   }
+  if (retirer) retirer->RetireAll();  // the setup above read person and time columns
 
   enum : uint8_t { kNone = 0, kAnchored = 1, kOut = 2 };
   struct PersonState {
@@ -469,21 +481,27 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     int32_t cohort;     // period start day of the anchor
     uint8_t status;
   };
-  const int slots = QueryThreads();
   std::vector<std::vector<uint64_t>> slot_sizes(static_cast<size_t>(slots)), slot_values(static_cast<size_t>(slots));
-  const uint32_t tile_persons = std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
+  const uint32_t tile_persons = retirer ? UINT32_MAX : std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
   const int64_t range_from = r.range_from, range_to = r.range_to;
   const uint32_t start_code = start_m.code, ret_code = ret_m.code;
   const bool start_any = start_m.any, ret_any = ret_m.any, ret_none = ret_m.none;
 
   ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+    const ScanRetirer::SlotScope slot_scope{retirer ? &*retirer : nullptr, slot};
     std::vector<uint64_t>& sizes = slot_sizes[static_cast<size_t>(slot)];
     std::vector<uint64_t>& values = slot_values[static_cast<size_t>(slot)];
     sizes.assign(cohort_days.size(), 0);
     values.assign(cohort_days.size() * static_cast<size_t>(P), 0);
     std::vector<PersonState> state(std::min<size_t>(tile_persons, p_hi - p_lo));
     PersonTileWalk walk(scan, pt, p_lo, p_hi);
-    uint32_t t_lo = 0;  // the tile's first person: state[p - t_lo]
+    uint32_t t_lo = 0;                  // the tile's first person: state[p - t_lo]
+    std::vector<PartColumns> own_cols;  // a tight scan's: this thread's, taken part by part
+    if (retirer) {
+      own_cols.resize(blocks.size());
+      walk.OnPartDone([&](size_t j) { retirer->PartDone(slot, j); });
+    }
+    const std::vector<PartColumns>& use_cols = retirer ? own_cols : cols;
 
     // One person's rows [i, e) of a part, in time order.
     auto run = [&](const auto& rows, const PartDays& pd, uint32_t p, size_t i, size_t e) {
@@ -566,10 +584,13 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
         },
         [&](size_t j, size_t first, size_t last) {
           const auto& part = parts[j];
+          if (retirer)
+            for (uint32_t b : retirer->PartBlocks(j))
+              if (!own_cols[b].ev) own_cols[b] = columns_of(b);
           if (part.whole_block >= 0)
-            walk_rows(WholeBlockRows{cols[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
+            walk_rows(WholeBlockRows{use_cols[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
           else
-            walk_rows(ListedRows{cols.data(), part.rows.data()}, part_days[j], first, last);
+            walk_rows(ListedRows{use_cols.data(), part.rows.data()}, part_days[j], first, last);
         },
         [&](uint32_t, uint32_t t_hi) {
           // The tile's persons are complete: count them.

@@ -226,6 +226,18 @@ size_t Block::MemoryBytes() const {
   return b;
 }
 
+void Block::Retire(uint64_t reader_epoch) const {
+  if (reader_epoch == 0 || !loader_) return;  // no ticket, or an in-memory block (permanent columns)
+  std::vector<const CachedSlot*> slots;
+  for (const auto& s : fixed_) slots.push_back(&s);
+  for (const auto& [k, lp] : props_) slots.push_back(&lp->slot);
+  {
+    std::lock_guard lk(index_mu_);
+    for (const auto& [c, s] : rows_by_code_) slots.push_back(s.get());
+  }
+  ColumnCache::Global().Retire(slots, reader_epoch);
+}
+
 size_t PropColumn::Bytes() const {
   size_t b = num.capacity() * 8 + present.capacity() + bits.capacity() * 8 + rank.capacity() * 4 + vals.capacity() * 8 +
              code.capacity() * 4 + code8.capacity() + code16.capacity() * 2 + dict_kind.capacity();

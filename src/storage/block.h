@@ -176,6 +176,12 @@ class Block {
   // Approximate bytes held in memory by decoded columns and event indexes now.
   size_t MemoryBytes() const;
 
+  // The reader with this ticket epoch (StoreSnapshot::reader_epoch) will not read the block
+  // again: over the memory budget, its decoded columns and event indexes that no other
+  // reader can hold are freed now (ColumnCache::Retire). The caller must not use any column
+  // reference of the block it took before. A no-op for in-memory blocks and for epoch 0.
+  void Retire(uint64_t reader_epoch) const;
+
   // What hides the rows of erased persons from snapshots (storage/event_store.cc), cached on
   // the block for the person table's erase_version it was computed at: a block is checked
   // once per erasure, and only rescanned if a newly erased did falls in its did range.

@@ -167,6 +167,35 @@ void ColumnCache::EvictIfOver() {
   EvictLocked(budget - budget / 10, &freed);
 }
 
+void ColumnCache::Retire(const std::vector<const CachedSlot*>& slots, uint64_t reader) {
+  const uint64_t budget = budget_.load(std::memory_order_relaxed);
+  if (budget == 0 || resident_.load(std::memory_order_relaxed) <= budget || t_loads_in_progress > 0) return;
+  std::vector<std::unique_ptr<CachedData>> freed;  // freed after the lock is released
+  std::lock_guard lk(mu_);
+  for (const CachedSlot* s : slots) {
+    if (!s->linked_) continue;  // not resident, or permanent
+    const uint64_t st = s->stamp_.load(std::memory_order_seq_cst);
+    bool alone = true;
+    for (auto it = live_.begin(); it != live_.end() && it->first <= st && alone; ++it)
+      alone = it->first == reader && it->second == 1;
+    if (!alone || !s->mu_.try_lock()) continue;  // another reader may hold it, or it is being decoded
+    // As in EvictLocked: null the data, then look at the stamp again; a reader that touched
+    // the slot meanwhile raised it (or sees the null and decodes again).
+    CachedData* p = s->data_.exchange(nullptr, std::memory_order_seq_cst);
+    if (p && s->stamp_.load(std::memory_order_seq_cst) != st) {
+      s->data_.store(p, std::memory_order_seq_cst);
+      p = nullptr;
+    }
+    if (p) {
+      evictions_++;
+      evicted_bytes_ += s->bytes_.load(std::memory_order_relaxed);
+      Unlink(s);
+      freed.emplace_back(p);
+    }
+    s->mu_.unlock();
+  }
+}
+
 void ColumnCache::EvictUnpinned() {
   std::vector<std::unique_ptr<CachedData>> freed;
   std::lock_guard lk(mu_);

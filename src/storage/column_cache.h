@@ -107,6 +107,15 @@ class ColumnCache {
   // Frees every column no live reader can hold (tests, and `northstar` tools after a scan).
   void EvictUnpinned();
 
+  // The reader with ticket epoch `reader` will not read these slots again (a scan that has
+  // passed a block for good). While the cache is over its budget, the ones no other live
+  // reader can hold are freed now, not when the reader ends: a query whose columns exceed the
+  // budget then holds about the blocks it is reading, not every block it has read. A live
+  // reader holds a slot only if it touched it, and touching raises the slot's stamp to at
+  // least that reader's epoch; so a slot is the caller's alone when every live ticket with
+  // an epoch at or below its stamp is the caller's. Under the budget: nothing happens.
+  void Retire(const std::vector<const CachedSlot*>& slots, uint64_t reader);
+
   // A reader: while it lives, no column it (or any later reader) touched is freed.
   class ReadTicket {
    public:
@@ -114,6 +123,8 @@ class ColumnCache {
     ~ReadTicket();
     ReadTicket(const ReadTicket&) = delete;
     ReadTicket& operator=(const ReadTicket&) = delete;
+
+    uint64_t epoch() const { return epoch_; }
 
    private:
     uint64_t epoch_;

@@ -705,7 +705,9 @@ Status CheckBlocks(const StoreSnapshot& snap) {
 
 std::shared_ptr<const StoreSnapshot> EventStoreImpl::Snapshot() {
   auto snap = std::make_shared<StoreSnapshot>();
-  snap->column_pin = ColumnCache::NewTicket();  // first: WithoutErased below reads columns
+  auto ticket = ColumnCache::NewTicket();  // first: WithoutErased below reads columns
+  snap->reader_epoch = ticket->epoch();
+  snap->column_pin = std::move(ticket);
   snap->events = &dict_;
   {
     MutexLock sl(&state_mu_);

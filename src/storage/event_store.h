@@ -61,6 +61,8 @@ struct StoreSnapshot {
   // Keeps the segment columns this snapshot's readers decode from being freed by the
   // memory budget while it lives (a ColumnCache::ReadTicket, storage/column_cache.h).
   std::shared_ptr<void> column_pin;
+  // That ticket's epoch (0: none), for Block::Retire.
+  uint64_t reader_epoch = 0;
   std::vector<std::shared_ptr<const Block>> blocks;
   std::shared_ptr<const PersonTable> persons;
   const EventDict* events = nullptr;

@@ -147,6 +147,42 @@ TEST(ColumnCache, AnOlderLiveReaderPinsColumnsANewerReaderUsed) {
   EXPECT_FALSE(a.resident());
 }
 
+TEST(ColumnCache, RetireFreesOnlyWhatNoOtherReaderCanHold) {
+  // A reader that will not read slots again retires them: over the budget, each is freed at
+  // once unless another live reader may hold it (one that touched it, or any older one).
+  BudgetScope budget(0);
+  ColumnCache& c = ColumnCache::Global();
+  c.EvictUnpinned();
+  auto load = [] { return std::make_unique<Blob>(1000); };
+  CachedSlot a, b, d;
+  ColumnCache::ReadTicket mine;
+  (void)a.Get<Blob>(load);
+  (void)b.Get<Blob>(load);
+  // Under the budget (unlimited here), retiring changes nothing.
+  c.Retire({&a}, mine.epoch());
+  EXPECT_TRUE(a.resident());
+  c.SetBudget(1);  // over it now, but `mine` pins a and b
+  EXPECT_TRUE(a.resident());
+  c.Retire({&a}, mine.epoch());
+  EXPECT_FALSE(a.resident());  // only `mine` could hold it
+  {
+    ColumnCache::ReadTicket newer;
+    (void)b.Get<Blob>(load);  // `newer` holds b too
+    c.Retire({&b}, mine.epoch());
+    EXPECT_TRUE(b.resident());
+    c.Retire({&b}, newer.epoch());  // `mine` is older and touched it
+    EXPECT_TRUE(b.resident());
+    (void)d.Get<Blob>(load);  // touched by `newer` only; `mine` is older, so it may hold it
+    c.Retire({&d}, newer.epoch());
+    EXPECT_TRUE(d.resident());
+  }
+  c.Retire({&b}, mine.epoch());  // `newer` is gone: b is mine alone again
+  EXPECT_FALSE(b.resident());
+  // A retired slot decodes again on its next use.
+  EXPECT_EQ(a.Get<Blob>(load).v.size(), 1000u);
+  EXPECT_TRUE(a.resident());
+}
+
 TEST(ColumnCache, ParsesBudgetSettings) {
   EXPECT_EQ(*ParseMemoryBudget("512MiB", "memory_budget"), uint64_t{512} << 20);
   EXPECT_EQ(*ParseMemoryBudget("2g", "memory_budget"), uint64_t{2} << 30);
@@ -205,6 +241,16 @@ json RandomQueries(SeedRandom& R, const std::string& from, const std::string& to
                       {"filters", filter()}}));
   qs.push_back(range({{"kind", "lifecycle"}, {"interval", "day"}, {"filters", filter()}}));
   qs.push_back(range({{"kind", "stickiness"}, {"series", {{{"event", kNames[R(0, 4)]}}}}}));
+  // The plain funnel and plain retention passes (Q2 and Q3 of the benchmark), which free
+  // blocks as they pass them when over the budget (ScanRetirer).
+  json plain_steps = json::array();
+  for (int i = 0, n = R(2, 5); i < n; i++) plain_steps.push_back({{"event", kNames[R(0, 4)]}});
+  qs.push_back(range({{"kind", "funnel"}, {"steps", plain_steps}, {"window_seconds", 86400 * R(1, 7)}}));
+  qs.push_back(range({{"kind", "retention"},
+                      {"start_event", kNames[R(0, 4)]},
+                      {"return_event", R(0, 1) ? "$any" : kNames[R(0, 4)]},
+                      {"period", "day"},
+                      {"periods", R(1, 31)}}));
   return qs;
 }
 
@@ -288,6 +334,80 @@ TEST_P(BudgetEquivalence, TinyBudgetAnswersEqualUnlimited) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, BudgetEquivalence, ::testing::Range(0, 200));
+
+// The plain funnel and retention passes over the budget (ScanRetirer): thousands of persons,
+// so the threads walk separate person ranges day by day, wait for each other and free the
+// days they passed; days of one segment, of several (merged order) and of memtable rows.
+class TightScans : public ::testing::TestWithParam<int> {};
+
+TEST_P(TightScans, AnswerAsWithoutBudget) {
+  const int seed = GetParam();
+  SeedRandom R(static_cast<uint64_t>(seed) * 7919 + 3);
+  auto tz = TimeZone::Load(seed % 2 ? "Asia/Shanghai" : "UTC");
+  ASSERT_TRUE(tz.ok());
+  const int64_t base = 1741046400000LL;  // 2025-03-04
+  ThrowAwayStore store(4096);
+  const int persons = R(1100, 3000), days = R(5, 20);
+  auto events_for = [&](int n, int first_day, int last_day, const std::string& tag) {
+    std::vector<Event> ev;
+    for (int i = 0; i < n; i++) {
+      // Early persons are active from the first day, later ones join later: the person
+      // ranges of the threads get uneven shares of each day.
+      const int p = R(1, persons);
+      const int join = first_day + (last_day - first_day) * p / persons / 2;
+      const int day = R(join, last_day);
+      ev.push_back(StoredEvent(tag + std::to_string(i), "u" + std::to_string(p), kNames[R(0, 4)],
+                               base + int64_t{day} * 86'400'000 + int64_t{R(0, 86'399)} * 1000, {}));
+    }
+    return ev;
+  };
+  ASSERT_TRUE(store->Append(events_for(R(4000, 12000), 0, days - 1, "a"), Durability::kUnlogged).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  if (R(0, 1)) {  // a second segment per day: merged day orders
+    ASSERT_TRUE(store->Append(events_for(R(500, 3000), 0, days - 1, "b"), Durability::kUnlogged).ok());
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  if (R(0, 1)) {  // rows still in the memtable
+    ASSERT_TRUE(store->Append(events_for(R(100, 1000), days - 3, days - 1, "c"), Durability::kUnlogged).ok());
+  }
+  const std::string from = DayString(static_cast<int>(base / 86'400'000) + R(0, 2));
+  const std::string to = DayString(static_cast<int>(base / 86'400'000) + days - R(0, 2));
+  json steps = json::array();
+  for (int i = 0, n = R(2, 5); i < n; i++) steps.push_back({{"event", kNames[R(0, 4)]}});
+  const json queries = json::array({{{"kind", "funnel"},
+                                     {"steps", steps},
+                                     {"window_seconds", 86400 * R(1, 7)},
+                                     {"date_from", from},
+                                     {"date_to", to}},
+                                    {{"kind", "funnel"},
+                                     {"steps", steps},
+                                     {"order", "strict"},
+                                     {"window_seconds", 86400 * R(1, 3)},
+                                     {"date_from", from},
+                                     {"date_to", to}},
+                                    {{"kind", "retention"},
+                                     {"start_event", kNames[R(0, 4)]},
+                                     {"return_event", R(0, 1) ? "$any" : kNames[R(0, 4)]},
+                                     {"period", "day"},
+                                     {"periods", R(1, 31)},
+                                     {"date_from", from},
+                                     {"date_to", to}}});
+  std::vector<json> want;
+  {
+    BudgetScope unlimited(0);
+    for (const auto& q : queries) want.push_back(Answer(q, *store, *tz));
+  }
+  BudgetScope tiny(4096);
+  ColumnCache::Global().EvictUnpinned();
+  const uint64_t evictions0 = ColumnCache::Global().Stats().evictions;
+  for (size_t i = 0; i < queries.size(); i++) {
+    ASSERT_FALSE(want[i].contains("error")) << want[i].dump();
+    EXPECT_EQ(Answer(queries[i], *store, *tz), want[i]) << "seed " << seed << " query " << queries[i].dump();
+  }
+  EXPECT_GT(ColumnCache::Global().Stats().evictions, evictions0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, TightScans, ::testing::Range(0, 24));
 
 }  // namespace
 }  // namespace ns
