@@ -282,6 +282,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
         return;
       }
       const Block& blk = *snap.blocks[b];
+      const RetireWhenDone done(blk, snap.reader_epoch);  // freed now if over the budget (pass 2 reads it again)
       if (!acq.MayMatch(blk)) continue;
       const auto& did = blk.did();
       const auto& ts = blk.ts();
@@ -373,6 +374,7 @@ StatusOr<json> RunChannels(const ChannelsQuery& q, const QueryContext& ctx) {
         return;
       }
       const Block& blk = *snap.blocks[b];
+      const RetireWhenDone done(blk, snap.reader_epoch);  // read once more: freed now if over the budget
       if (!pay.MayMatch(blk) || pay.any) continue;
       BlockPays& out = block_pays[b];
       const auto& did = blk.did();

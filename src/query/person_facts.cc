@@ -227,6 +227,7 @@ std::shared_ptr<const PersonFacts> ComputePersonFacts(const StoreSnapshot& snap,
     const auto& po = pt.person_of();
     for (size_t b; (b = next.fetch_add(1)) < snap.blocks.size();) {
       const Block& blk = *snap.blocks[b];
+      const RetireWhenDone done(blk, snap.reader_epoch);  // read once: freed now if over the budget
       if (blk.size() == 0 || blk.min_ts() >= end_ms) continue;
       if (payments_only && (!pay.MayMatch(blk) || pay.any)) continue;  // no column of it is read
       const auto& did = blk.did();

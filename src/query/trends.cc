@@ -158,6 +158,7 @@ StatusOr<TrendsResult> RunTrends(const TrendsQuery& q, const StoreSnapshot& snap
   auto scan_block = [&](size_t bi, Cells& cells) {
     if (over_budget.load(std::memory_order_relaxed)) return;
     const Block& b = *blocks[bi];
+    const RetireWhenDone done(b, snap.reader_epoch);  // read once: freed now if over the budget
     const auto& ts = b.ts();
     const auto& did = b.did();
     const BlockGroups* groups = breakdown.active() ? &block_groups[bi] : nullptr;

@@ -109,6 +109,22 @@ struct PropColumn {
   }
 };
 
+class Block;
+
+// Retires a block for a reader when it goes out of scope (Block::Retire): the end of the
+// block's turn in a scan that reads each block once, however the turn ends.
+class RetireWhenDone {
+ public:
+  RetireWhenDone(const Block& block, uint64_t reader_epoch) : block_(block), reader_(reader_epoch) {}
+  RetireWhenDone(const RetireWhenDone&) = delete;
+  RetireWhenDone& operator=(const RetireWhenDone&) = delete;
+  inline ~RetireWhenDone();
+
+ private:
+  const Block& block_;
+  const uint64_t reader_;
+};
+
 // Whether `s` is entirely a finite number ("12", "-0.5", "1e3"; not " 1", "1x", "+1", "nan",
 // "inf", "infinity", "1e999"), and its value. Every reader that takes numeric text uses it
 // (GetNum, query filters), as docs/queries.md says.
@@ -292,5 +308,7 @@ class BlockBuilder {
   std::map<std::string, PropBuilder, std::less<>> props_;
   std::string scratch_;
 };
+
+RetireWhenDone::~RetireWhenDone() { block_.Retire(reader_); }
 
 }  // namespace ns

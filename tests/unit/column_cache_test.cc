@@ -251,6 +251,11 @@ json RandomQueries(SeedRandom& R, const std::string& from, const std::string& to
                       {"return_event", R(0, 1) ? "$any" : kNames[R(0, 4)]},
                       {"period", "day"},
                       {"periods", R(1, 31)}}));
+  // Block scans that free each block once read when over the budget (RetireWhenDone).
+  qs.push_back(range({{"kind", "channels"},
+                      {"acquisition_event", kNames[R(0, 4)]},
+                      {"channel_properties", {"channel"}},
+                      {"conversion_seconds", 86400 * R(1, 7)}}));
   return qs;
 }
 
@@ -358,6 +363,8 @@ TEST_P(TightScans, AnswerAsWithoutBudget) {
       const int day = R(join, last_day);
       ev.push_back(StoredEvent(tag + std::to_string(i), "u" + std::to_string(p), kNames[R(0, 4)],
                                base + int64_t{day} * 86'400'000 + int64_t{R(0, 86'399)} * 1000, {}));
+      if (R(0, 1)) ev.back().props.push_back({"channel", PropValue::Str(std::string(1, 'a' + R(0, 3)))});
+      if (R(0, 2) == 0) ev.back().props.push_back({"amount", PropValue::Num(R(1, 90))});
     }
     return ev;
   };
@@ -374,24 +381,31 @@ TEST_P(TightScans, AnswerAsWithoutBudget) {
   const std::string to = DayString(static_cast<int>(base / 86'400'000) + days - R(0, 2));
   json steps = json::array();
   for (int i = 0, n = R(2, 5); i < n; i++) steps.push_back({{"event", kNames[R(0, 4)]}});
-  const json queries = json::array({{{"kind", "funnel"},
-                                     {"steps", steps},
-                                     {"window_seconds", 86400 * R(1, 7)},
-                                     {"date_from", from},
-                                     {"date_to", to}},
-                                    {{"kind", "funnel"},
-                                     {"steps", steps},
-                                     {"order", "strict"},
-                                     {"window_seconds", 86400 * R(1, 3)},
-                                     {"date_from", from},
-                                     {"date_to", to}},
-                                    {{"kind", "retention"},
-                                     {"start_event", kNames[R(0, 4)]},
-                                     {"return_event", R(0, 1) ? "$any" : kNames[R(0, 4)]},
-                                     {"period", "day"},
-                                     {"periods", R(1, 31)},
-                                     {"date_from", from},
-                                     {"date_to", to}}});
+  const json queries = json::array(
+      {{{"kind", "funnel"},
+        {"steps", steps},
+        {"window_seconds", 86400 * R(1, 7)},
+        {"date_from", from},
+        {"date_to", to}},
+       {{"kind", "funnel"},
+        {"steps", steps},
+        {"order", "strict"},
+        {"window_seconds", 86400 * R(1, 3)},
+        {"date_from", from},
+        {"date_to", to}},
+       {{"kind", "retention"},
+        {"start_event", kNames[R(0, 4)]},
+        {"return_event", R(0, 1) ? "$any" : kNames[R(0, 4)]},
+        {"period", "day"},
+        {"periods", R(1, 31)},
+        {"date_from", from},
+        {"date_to", to}},
+       {{"kind", "trends"}, {"series", {{{"event", "$any"}, {"math", "dau"}}}}, {"date_from", from}, {"date_to", to}},
+       {{"kind", "channels"},
+        {"acquisition_event", kNames[R(0, 4)]},
+        {"channel_properties", {"channel"}},
+        {"date_from", from},
+        {"date_to", to}}});
   std::vector<json> want;
   {
     BudgetScope unlimited(0);
