@@ -80,14 +80,29 @@ uint64_t ColumnCache::DefaultBudget() { return std::max<uint64_t>(MachineMemory(
 
 uint64_t ColumnCache::MachineMemory() {
   uint64_t ram = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  // A container's memory limit (cgroup v2) counts, not the host's RAM.
-  std::ifstream f("/sys/fs/cgroup/memory.max");
-  std::string limit;
-  if (f >> limit && limit != "max") {
-    try {
-      ram = std::min<uint64_t>(ram, std::stoull(limit));
-    } catch (...) {}
+  // A container's or service's memory limit counts, not the host's RAM: cgroup v2
+  // (memory.max) or v1 (memory.limit_in_bytes; "no limit" is a huge number), of the
+  // process's own cgroup (/proc/self/cgroup) and of the root the container sees.
+  auto limit_in = [&](const std::string& file) {
+    std::ifstream f(file);
+    std::string limit;
+    if (f >> limit && limit != "max") {
+      try {
+        ram = std::min<uint64_t>(ram, std::stoull(limit));
+      } catch (...) {}
+    }
+  };
+  std::ifstream groups("/proc/self/cgroup");
+  for (std::string line; std::getline(groups, line);) {  // "0::/path" (v2), "4:memory:/path" (v1)
+    const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (path.find("..") != std::string::npos) continue;
+    if (controllers.empty()) limit_in("/sys/fs/cgroup" + path + "/memory.max");
+    if (controllers == "memory") limit_in("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes");
   }
+  limit_in("/sys/fs/cgroup/memory.max");
+  limit_in("/sys/fs/cgroup/memory/memory.limit_in_bytes");
   return ram;
 }
 

@@ -133,7 +133,7 @@ class ColumnCache {
 
   // A default budget for this machine: a quarter of physical memory, at least 256 MiB.
   static uint64_t DefaultBudget();
-  // Physical memory, or the container's (cgroup v2) memory limit if lower.
+  // Physical memory, or the memory limit of the process's cgroup (v2 or v1) if lower.
   static uint64_t MachineMemory();
 
  private:
