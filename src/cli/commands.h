@@ -36,7 +36,7 @@ struct ServeOptions {
   std::string console_dir;              // the built web console (web/dist); empty = DefaultConsoleDir()
   bool console = true;                  // false: serve the API only
   double query_timeout_s = 120;         // longest a query may run (0 = no limit)
-  int bulk_nice = 5;                    // nice of ingest and background work (core/cpu_class.h; 0 = off)
+  int bulk_nice = 0;                    // nice of ingest and background work (core/cpu_class.h; 0 = off)
 };
 
 struct BackupOptions {

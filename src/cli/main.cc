@@ -167,8 +167,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
   s->add_option("--bulk-nice", serve.bulk_nice,
-                "nice value of event collection and background flushes, so that queries come first under a heavy "
-                "ingest (0 = same priority as queries)")
+                "nice value (1-19) of event collection and background flushes, so that queries come first under a "
+                "heavy ingest, at the ingest's expense (0 = same priority as queries)")
       ->envname("NORTHSTAR_BULK_NICE")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();

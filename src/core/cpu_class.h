@@ -12,13 +12,12 @@ namespace ns {
 
 enum class CpuClass { kInteractive, kBulk };
 
-// What `northstar serve` sets by default (--bulk-nice). CFS weights: nice 0 = 1024, nice 5 =
-// 335, so a bulk thread sharing a core with one interactive thread gets about a quarter of
-// it, not half.
-inline constexpr int kDefaultBulkNice = 5;
-
 // The nice value of bulk threads, 0-19 (clamped); 0 turns classes off. Set before the
-// threads that use it start (the server does it first thing). Until set: 0.
+// threads that use it start (`northstar serve --bulk-nice`, first thing). Until set: 0.
+// CFS weights: nice 0 = 1024, nice 5 = 335, nice 10 = 110; so at nice 5 a bulk thread
+// sharing a core with one interactive thread gets about a quarter of it, not half. Off by
+// default: on a small machine a query loop then takes CPU the ingest needs (docs/benchmarks.md,
+// "CPU classes").
 void SetBulkNice(int nice);
 int BulkNice();
 

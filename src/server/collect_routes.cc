@@ -283,7 +283,7 @@ std::vector<Route> CollectRoutes(ServerContext& ctx) {
   std::vector<Route> routes;
   // The protocols, one row each. The native API authenticates on the head (Access::kIngest);
   // the others may carry their key in the body, so their parsers resolve it.
-  // Collection runs as bulk work (core/cpu_class.h): it yields the CPU to queries.
+  // Collection runs as bulk work (core/cpu_class.h): with --bulk-nice it yields the CPU to queries.
   const CpuClass bulk = CpuClass::kBulk;
   routes.push_back({"POST", "/api/v1/events", handler(Protocol::kNative, &ParseNative), Access::kIngest, bulk});
   routes.push_back({"POST", segment, handler(Protocol::kSegmentIo, &ParseSegmentIo), Access::kPublic, bulk});

@@ -15,7 +15,8 @@ MaintenanceRunner::MaintenanceRunner(int threads, std::chrono::milliseconds tick
     MutexLock l(&mu_);
     next_tick_ = std::chrono::steady_clock::now() + tick_;
   }
-  // Flushes and compactions are bulk work: they yield the CPU to queries (core/cpu_class.h).
+  // Flushes and compactions are bulk work: with --bulk-nice they yield the CPU to queries
+  // (core/cpu_class.h).
   for (int i = 0; i < std::max(1, threads); i++)
     threads_.emplace_back([this] {
       MakeThreadBulk();
