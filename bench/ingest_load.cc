@@ -287,15 +287,18 @@ int main(int argc, char** argv) {
       }
     });
   }
-  double idle_elapsed = 0;
-  if (idle_seconds > 0) {  // the query loop alone first: warm-up, then the idle window
+  // The query loop alone: a warm-up, then `window` for idle_seconds, then `after`; the
+  // window's length (0 without --idle-seconds).
+  auto idle_window = [&](int window, int after) {
+    if (idle_seconds <= 0) return 0.0;
     std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
-    const auto i0 = Clock::now();
-    qwin = kIdle;
+    const auto w0 = Clock::now();
+    qwin = window;
     std::this_thread::sleep_for(std::chrono::duration<double>(idle_seconds));
-    qwin = kDiscard;
-    idle_elapsed = std::chrono::duration<double>(Clock::now() - i0).count();
-  }
+    qwin = after;
+    return std::chrono::duration<double>(Clock::now() - w0).count();
+  };
+  const double idle_elapsed = idle_window(kIdle, kDiscard);  // before the ingest
 
   std::atomic<int> phase{0};  // 0 warm-up, 1 measured, 2 stop
   std::atomic<uint64_t> issued{0};
@@ -382,15 +385,7 @@ int main(int argc, char** argv) {
   // ends when the last of them returns.
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const double srv1 = ProcCpuSeconds(server_pid), cli1 = SelfCpuSeconds();
-  double after_elapsed = 0;
-  if (idle_seconds > 0) {  // the query loop alone again, over every row the ingest added
-    std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
-    const auto a0 = Clock::now();
-    qwin = kIdleAfter;
-    std::this_thread::sleep_for(std::chrono::duration<double>(idle_seconds));
-    qwin = kStopQueries;
-    after_elapsed = std::chrono::duration<double>(Clock::now() - a0).count();
-  }
+  const double after_elapsed = idle_window(kIdleAfter, kStopQueries);  // over every row the ingest added
   for (auto& th : qthreads) th.join();
 
   ThreadResult all;

@@ -155,22 +155,27 @@ void ColumnCache::EvictLocked(uint64_t target, std::vector<std::unique_ptr<Cache
   std::sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [st, s] : cand) {
     if (resident_.load(std::memory_order_relaxed) <= target) break;
-    if (!s->mu_.try_lock()) continue;  // being decoded: in use
-    // Null the data, then read the stamp again: a reader that raised it meanwhile either
-    // sees the null (and decodes again under mu_) or is seen here (and the data stays).
-    CachedData* p = s->data_.exchange(nullptr, std::memory_order_seq_cst);
-    if (p && s->stamp_.load(std::memory_order_seq_cst) >= min_live) {
-      s->data_.store(p, std::memory_order_seq_cst);
-      p = nullptr;
-    }
-    if (p) {
-      evictions_++;
-      evicted_bytes_ += s->bytes_.load(std::memory_order_relaxed);
-      Unlink(s);
-      freed->emplace_back(p);
-    }
-    s->mu_.unlock();
+    FreeUnlessStampReaches(s, min_live, freed);
   }
+}
+
+void ColumnCache::FreeUnlessStampReaches(const CachedSlot* s, uint64_t keep_from,
+                                         std::vector<std::unique_ptr<CachedData>>* freed) {
+  if (!s->mu_.try_lock()) return;  // being decoded: in use
+  // Null the data, then read the stamp again: a reader that raised it meanwhile either
+  // sees the null (and decodes again under mu_) or is seen here (and the data stays).
+  CachedData* p = s->data_.exchange(nullptr, std::memory_order_seq_cst);
+  if (p && s->stamp_.load(std::memory_order_seq_cst) >= keep_from) {
+    s->data_.store(p, std::memory_order_seq_cst);
+    p = nullptr;
+  }
+  if (p) {
+    evictions_++;
+    evicted_bytes_ += s->bytes_.load(std::memory_order_relaxed);
+    Unlink(s);
+    freed->emplace_back(p);
+  }
+  s->mu_.unlock();
 }
 
 void ColumnCache::EvictIfOver() {
@@ -193,21 +198,8 @@ void ColumnCache::Retire(const std::vector<const CachedSlot*>& slots, uint64_t r
     bool alone = true;
     for (auto it = live_.begin(); it != live_.end() && it->first <= st && alone; ++it)
       alone = it->first == reader && it->second == 1;
-    if (!alone || !s->mu_.try_lock()) continue;  // another reader may hold it, or it is being decoded
-    // As in EvictLocked: null the data, then look at the stamp again; a reader that touched
-    // the slot meanwhile raised it (or sees the null and decodes again).
-    CachedData* p = s->data_.exchange(nullptr, std::memory_order_seq_cst);
-    if (p && s->stamp_.load(std::memory_order_seq_cst) != st) {
-      s->data_.store(p, std::memory_order_seq_cst);
-      p = nullptr;
-    }
-    if (p) {
-      evictions_++;
-      evicted_bytes_ += s->bytes_.load(std::memory_order_relaxed);
-      Unlink(s);
-      freed.emplace_back(p);
-    }
-    s->mu_.unlock();
+    // Stamps only rise: a reader that touched the slot since `st` was read raised it past st.
+    if (alone) FreeUnlessStampReaches(s, st + 1, &freed);
   }
 }
 

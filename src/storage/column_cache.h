@@ -143,6 +143,9 @@ class ColumnCache {
   void Unlink(const CachedSlot* s);                                                    // REQUIRES: mu_ held
   void EvictLocked(uint64_t target, std::vector<std::unique_ptr<CachedData>>* freed);  // REQUIRES: mu_ held
   void EvictIfOver();                                                                  // outside any slot lock
+  // Frees s's data unless it is being decoded or its stamp is (or becomes) >= keep_from.
+  void FreeUnlessStampReaches(const CachedSlot* s, uint64_t keep_from,
+                              std::vector<std::unique_ptr<CachedData>>* freed);  // REQUIRES: mu_ held
 
   mutable std::mutex mu_;
   std::atomic<uint64_t> budget_{0};
