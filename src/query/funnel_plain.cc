@@ -319,7 +319,7 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
   // Over the memory budget, blocks are freed as the scan passes them (ScanRetirer) and each
   // thread takes a block's columns when it reaches its part; otherwise all are taken here.
   std::optional<ScanRetirer> retirer;
-  if (ScanRetirer::Tight(scan)) {
+  if (scan.tight()) {
     retirer.emplace(scan, snap, pt.size(), slots);
     retirer->RetireAll();
   }

@@ -45,8 +45,10 @@ class PersonOrderScan {
 
   const std::vector<const Block*>& blocks() const { return blocks_; }
   const std::vector<Part>& parts() const { return parts_; }
-  // Whether the blocks' columns would not fit the memory budget together (ScanRetirer): the
-  // person columns the constructor read were then retired as it went.
+  // Whether the blocks' columns would not fit the memory budget together (ScanRetirer). The
+  // constructor then retired each block after reading its person column (its order check):
+  // over the budget, a block's decoded columns may be freed by building a tight scan, and
+  // decode again when read.
   bool tight() const { return tight_; }
 
   // Calls fn(block_index, row) for every row of the part in order.
@@ -288,14 +290,13 @@ class PersonTileWalk {
 // one tile: every slot then goes through the parts once, in time order, day by day; when
 // every slot has passed a part, its blocks that no later part reads are retired
 // (Block::Retire: freed while the cache is over its budget). The per-person state is then
-// the slot's whole range (a few dozen bytes a person) rather than a tile's, and operators
-// take a block's columns when they reach its part, not before.
+// the slot's whole range rather than a tile's (a plain funnel's is 16 bytes a step and 4
+// more a person, retention's 24), outside the budget; operators take a block's columns when
+// they reach its part, not before.
 class ScanRetirer {
  public:
   // Decoded bytes a sequence scan reads per row (ts 8, did 4, ev 4, event index 4).
   static constexpr uint64_t kBytesPerRow = 20;
-  // Whether the scan's blocks decode to more than the column cache's budget.
-  static bool Tight(const PersonOrderScan& scan) { return scan.tight(); }
 
   // For a scan run by ParallelPersonRanges(persons, slots, ...).
   ScanRetirer(const PersonOrderScan& scan, const StoreSnapshot& snap, size_t persons, int slots);

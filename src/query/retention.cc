@@ -447,7 +447,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
   // thread takes a block's columns when it reaches its part; otherwise all are taken here.
   const int slots = QueryThreads();
   std::optional<ScanRetirer> retirer;
-  if (ScanRetirer::Tight(scan)) retirer.emplace(scan, snap, pt.size(), slots);
+  if (scan.tight()) retirer.emplace(scan, snap, pt.size(), slots);
   auto columns_of = [&](size_t b) -> PartColumns {
     return {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
   };

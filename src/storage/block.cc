@@ -227,7 +227,8 @@ size_t Block::MemoryBytes() const {
 }
 
 void Block::Retire(uint64_t reader_epoch) const {
-  if (reader_epoch == 0 || !loader_) return;  // no ticket, or an in-memory block (permanent columns)
+  if (reader_epoch == 0 || !loader_) return;        // no ticket, or an in-memory block (permanent columns)
+  if (!ColumnCache::Global().OverBudget()) return;  // the common case: nothing to gather
   std::vector<const CachedSlot*> slots;
   for (const auto& s : fixed_) slots.push_back(&s);
   for (const auto& [k, lp] : props_) slots.push_back(&lp->slot);

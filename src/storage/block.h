@@ -195,7 +195,8 @@ class Block {
   // The reader with this ticket epoch (StoreSnapshot::reader_epoch) will not read the block
   // again: over the memory budget, its decoded columns and event indexes that no other
   // reader can hold are freed now (ColumnCache::Retire). The caller must not use any column
-  // reference of the block it took before. A no-op for in-memory blocks and for epoch 0.
+  // reference of the block it took before, and no other thread of the same reader may still
+  // be reading the block. A no-op for in-memory blocks, for epoch 0 and under the budget.
   void Retire(uint64_t reader_epoch) const;
 
   // What hides the rows of erased persons from snapshots (storage/event_store.cc), cached on

@@ -188,8 +188,7 @@ void ColumnCache::EvictIfOver() {
 }
 
 void ColumnCache::Retire(const std::vector<const CachedSlot*>& slots, uint64_t reader) {
-  const uint64_t budget = budget_.load(std::memory_order_relaxed);
-  if (budget == 0 || resident_.load(std::memory_order_relaxed) <= budget || t_loads_in_progress > 0) return;
+  if (!OverBudget() || t_loads_in_progress > 0) return;
   std::vector<std::unique_ptr<CachedData>> freed;  // freed after the lock is released
   std::lock_guard lk(mu_);
   for (const CachedSlot* s : slots) {

@@ -15,9 +15,11 @@
 // order of eviction is the stamp (the query that last used the slot), so it is LRU at the
 // granularity of readers.
 //
-// Consequences: a query never sees a column freed under it; a query whose columns exceed
-// the budget still runs (the cache goes over budget while it runs, and is trimmed back when
-// its ticket is released); a long-running reader keeps every column used since it started.
+// Consequences: a query never sees a column freed under it, except one it retired itself
+// (Retire, below: a scan that has passed a block for good); a query whose columns exceed the
+// budget still runs (the cache goes over budget while it runs, and is trimmed back when its
+// ticket is released), and frees what it retires as it goes when it is the only reader; a
+// long-running reader keeps every column it used and did not retire.
 //
 // Threading: everything is thread-safe. The slot's fast path is three atomic loads.
 #pragma once
@@ -103,17 +105,25 @@ class ColumnCache {
   // The budget in bytes (0 = unlimited). Lowering it evicts at once what no reader holds.
   void SetBudget(uint64_t bytes);
   uint64_t budget() const { return budget_.load(std::memory_order_relaxed); }
+  // Whether a budget is set and the resident columns exceed it.
+  bool OverBudget() const {
+    const uint64_t b = budget_.load(std::memory_order_relaxed);
+    return b != 0 && resident_.load(std::memory_order_relaxed) > b;
+  }
   ColumnCacheStats Stats() const;
   // Frees every column no live reader can hold (tests, and `northstar` tools after a scan).
   void EvictUnpinned();
 
   // The reader with ticket epoch `reader` will not read these slots again (a scan that has
-  // passed a block for good). While the cache is over its budget, the ones no other live
-  // reader can hold are freed now, not when the reader ends: a query whose columns exceed the
-  // budget then holds about the blocks it is reading, not every block it has read. A live
-  // reader holds a slot only if it touched it, and touching raises the slot's stamp to at
-  // least that reader's epoch; so a slot is the caller's alone when every live ticket with
-  // an epoch at or below its stamp is the caller's. Under the budget: nothing happens.
+  // passed a block for good; none of its threads still uses them). If the cache is over its
+  // budget when called, the ones no other live reader can hold are freed now, not when the
+  // reader ends: a query whose columns exceed the budget then holds about the blocks it is
+  // reading, not every block it has read. A live reader holds a slot only if it touched it,
+  // and touching raises the slot's stamp to the newest epoch, at least that reader's; so a
+  // slot is the caller's alone when every live ticket with an epoch at or below its stamp is
+  // the caller's. Hence a conservative limit: while any other reader is live (another
+  // query, in any project, or a compaction), what this reader touched after that reader
+  // began is not freed until one of them ends. Under the budget: nothing happens.
   void Retire(const std::vector<const CachedSlot*>& slots, uint64_t reader);
 
   // A reader: while it lives, no column it (or any later reader) touched is freed.
