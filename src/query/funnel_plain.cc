@@ -301,7 +301,7 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
   const auto& blocks = scan.blocks();
   const auto& parts = scan.parts();
   // Parts worth reading (ordered funnels skip a one-block part without a step event), and
-  // the columns of the blocks they read, decoded here, before the threads.
+  // the blocks they read.
   std::vector<uint8_t> read_part(parts.size(), 0), read_block(blocks.size(), 0);
   for (size_t j = 0; j < parts.size(); j++) {
     const auto& part = parts[j];
@@ -319,17 +319,8 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
   // Over the memory budget, blocks are freed as the scan passes them (ScanRetirer) and each
   // thread takes a block's columns when it reaches its part; otherwise all are taken here.
   std::optional<ScanRetirer> retirer;
-  if (scan.tight()) {
-    retirer.emplace(scan, snap, pt.size(), slots);
-    retirer->RetireAll();
-  }
-  auto columns_of = [&](size_t b) -> PartColumns {
-    return {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
-  };
-  std::vector<PartColumns> cols(blocks.size());
-  if (!retirer)
-    for (size_t b = 0; b < blocks.size(); b++)
-      if (read_block[b]) cols[b] = columns_of(b);
+  if (scan.tight()) retirer.emplace(scan, snap, pt.size(), slots);
+  const PassColumns columns(scan, retirer ? &*retirer : nullptr, &read_block);
 
   std::vector<PlainFunnelSlot> out(static_cast<size_t>(slots));
   for (PlainFunnelSlot& o : out) o.conv.assign(setup.n, {});
@@ -338,28 +329,24 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
     const ScanRetirer::SlotScope slot_scope{retirer ? &*retirer : nullptr, slot};
     if (p_lo >= p_hi) return;
     SlotScanner scanner(setup, &out[static_cast<size_t>(slot)], slot, finish, std::min(tile_persons, p_hi - p_lo));
-    std::vector<PartColumns> own_cols;  // a tight scan's: this thread's, taken part by part
-    if (retirer) own_cols.resize(blocks.size());
-    const std::vector<PartColumns>& use_cols = retirer ? own_cols : cols;
+    PassColumns::Slot cols(columns);
     PersonTileWalk walk(scan, pt, p_lo, p_hi, &read_part);
     if (retirer) walk.OnPartDone([&](size_t j) { retirer->PartDone(slot, j); });
     walk.Run(
         tile_persons, deadline, [&](uint32_t t_lo, uint32_t) { scanner.BeginTile(t_lo); },
         [&](size_t j, size_t first, size_t last) {
           const auto& part = parts[j];
-          if (retirer)
-            for (uint32_t b : retirer->PartBlocks(j))
-              if (!own_cols[b].ev) own_cols[b] = columns_of(b);
+          cols.Reach(j);
           if (part.whole_block >= 0) {
             const Block& b = *blocks[static_cast<size_t>(part.whole_block)];
-            const WholeBlockRows rows{use_cols[static_cast<size_t>(part.whole_block)]};
+            const WholeBlockRows rows{cols.cols()[static_cast<size_t>(part.whole_block)]};
             const bool check_range = b.min_ts() < entry_from || b.max_ts() >= scan_to;
             if (strict)
               scanner.Scan<true>(rows, first, last, check_range);
             else
               scanner.Scan<false>(rows, first, last, check_range);
           } else {
-            const ListedRows rows{use_cols.data(), part.rows.data()};
+            const ListedRows rows{cols.cols().data(), part.rows.data()};
             if (strict)
               scanner.Scan<true>(rows, first, last, true);
             else

@@ -449,9 +449,10 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
   };
   std::map<int32_t, Day> days;
   std::vector<std::shared_ptr<const Block>> owners;
+  auto in_range = [&](const Block& b) { return b.size() != 0 && b.max_ts() >= from_ms && b.min_ts() < to_ms; };
   uint64_t rows = 0;
   for (const auto& bp : snap.blocks)
-    if (bp->size() && bp->max_ts() >= from_ms && bp->min_ts() < to_ms) rows += bp->size();
+    if (in_range(*bp)) rows += bp->size();
   const uint64_t budget = ColumnCache::Global().budget();
   tight_ = budget != 0 && rows * ScanRetirer::kBytesPerRow > budget;
   // A tight scan frees the person columns the checks below read as it goes (ScanRetirer).
@@ -460,7 +461,7 @@ PersonOrderScan::PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int
   };
   for (const auto& bp : snap.blocks) {
     const Block& b = *bp;
-    if (b.size() == 0 || b.max_ts() < from_ms || b.min_ts() >= to_ms) continue;
+    if (!in_range(b)) continue;
     const uint32_t bi = static_cast<uint32_t>(blocks_.size());
     blocks_.push_back(&b);
     owners.push_back(bp);

@@ -448,12 +448,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
   const int slots = QueryThreads();
   std::optional<ScanRetirer> retirer;
   if (scan.tight()) retirer.emplace(scan, snap, pt.size(), slots);
-  auto columns_of = [&](size_t b) -> PartColumns {
-    return {blocks[b]->ev().data(), blocks[b]->ts().data(), blocks[b]->did().data()};
-  };
-  std::vector<PartColumns> cols(blocks.size());
-  if (!retirer)
-    for (size_t b = 0; b < blocks.size(); b++) cols[b] = columns_of(b);
+  const PassColumns columns(scan, retirer ? &*retirer : nullptr);
   std::vector<PartDays> part_days(parts.size());
   for (size_t j = 0; j < parts.size(); j++) {
     const auto& part = parts[j];
@@ -495,13 +490,9 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     values.assign(cohort_days.size() * static_cast<size_t>(P), 0);
     std::vector<PersonState> state(std::min<size_t>(tile_persons, p_hi - p_lo));
     PersonTileWalk walk(scan, pt, p_lo, p_hi);
-    uint32_t t_lo = 0;                  // the tile's first person: state[p - t_lo]
-    std::vector<PartColumns> own_cols;  // a tight scan's: this thread's, taken part by part
-    if (retirer) {
-      own_cols.resize(blocks.size());
-      walk.OnPartDone([&](size_t j) { retirer->PartDone(slot, j); });
-    }
-    const std::vector<PartColumns>& use_cols = retirer ? own_cols : cols;
+    uint32_t t_lo = 0;  // the tile's first person: state[p - t_lo]
+    PassColumns::Slot cols(columns);
+    if (retirer) walk.OnPartDone([&](size_t j) { retirer->PartDone(slot, j); });
 
     // One person's rows [i, e) of a part, in time order.
     auto run = [&](const auto& rows, const PartDays& pd, uint32_t p, size_t i, size_t e) {
@@ -584,13 +575,11 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
         },
         [&](size_t j, size_t first, size_t last) {
           const auto& part = parts[j];
-          if (retirer)
-            for (uint32_t b : retirer->PartBlocks(j))
-              if (!own_cols[b].ev) own_cols[b] = columns_of(b);
+          cols.Reach(j);
           if (part.whole_block >= 0)
-            walk_rows(WholeBlockRows{use_cols[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
+            walk_rows(WholeBlockRows{cols.cols()[static_cast<size_t>(part.whole_block)]}, part_days[j], first, last);
           else
-            walk_rows(ListedRows{use_cols.data(), part.rows.data()}, part_days[j], first, last);
+            walk_rows(ListedRows{cols.cols().data(), part.rows.data()}, part_days[j], first, last);
         },
         [&](uint32_t, uint32_t t_hi) {
           // The tile's persons are complete: count them.

@@ -179,8 +179,8 @@ void ColumnCache::FreeUnlessStampReaches(const CachedSlot* s, uint64_t keep_from
 }
 
 void ColumnCache::EvictIfOver() {
+  if (!OverBudget() || t_loads_in_progress > 0) return;
   const uint64_t budget = budget_.load(std::memory_order_relaxed);
-  if (budget == 0 || resident_.load(std::memory_order_relaxed) <= budget || t_loads_in_progress > 0) return;
   std::vector<std::unique_ptr<CachedData>> freed;  // freed after the lock is released
   std::lock_guard lk(mu_);
   // Down to 90 %: a pass does not run again for every column decoded next.
