@@ -105,6 +105,10 @@ Status FillDemo(Project& p, const DemoOptions& d, std::vector<SpendRow>* spend) 
 static std::atomic<HttpServer*> g_server{nullptr};
 
 int RunServe(const GlobalOptions& g, const ServeOptions& o) {
+  // The flag is range-checked by its parser; a config file's server.bulk_nice is not.
+  if (o.bulk_nice < 0 || o.bulk_nice > 19)
+    return Fail(InvalidArgument("bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got " +
+                                std::to_string(o.bulk_nice)));
   // Before any thread starts: the background workers take their class when they start.
   SetBulkNice(o.bulk_nice);
   if (o.bulk_nice > 0 && !CpuClassesAvailable())

@@ -139,6 +139,14 @@ try:
     check("bad --snapshot-time refused", rc == 1 and "snapshot_time: expected a local time HH:MM (00:00-23:59), got '25:00'" in err, err)
     rc, out, err = run("serve", "--data", data, "--port", "0", "--rate-limit", "-5")
     check("negative --rate-limit refused", rc != 0 and "--rate-limit" in err, err)
+    rc, out, err = run("serve", "--data", data, "--port", "0", "--bulk-nice", "20")
+    check("--bulk-nice over 19 refused", rc != 0 and "--bulk-nice: Value 20 not in range 0 to 19" in err, err)
+    nice_cfg = os.path.join(tmp, "nice.toml")
+    with open(nice_cfg, "w") as f:
+        f.write("[server]\nbulk_nice = 30\n")
+    rc, out, err = run("serve", "--config", nice_cfg, "--data", data, "--port", "0", "--no-demo")
+    check("server.bulk_nice over 19 in the config refused",
+          rc == 1 and "bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got 30" in err, err)
     rc, out, err = run("backup", "--data", os.path.join(tmp, "nothing-here"), "--out", os.path.join(tmp, "b"))
     check("backup of a directory without metadata refused", rc == 1 and "no metadata database" in err, err)
 
