@@ -10,6 +10,7 @@
 //                    [--max-requests 0 (= unbounded; else stop after this many measured requests)]
 //                    [--protocol native|segment]
 //                    [--query-threads 0 --query-key SECRET --query-file FILE [--idle-seconds 0]]
+//                    [--query-trace FILE]
 // --protocol segment posts Segment batches ({"batch":[{"type":"track",...}],"sentAt":...}) to
 // /v1/batch with the key as HTTP Basic user, as @segment/analytics-node does.
 // --query-threads N adds N threads that post the query in FILE to /api/v1/query in a loop
@@ -21,6 +22,8 @@
 // then S seconds): "idle after" latencies are those of the same query over the same rows
 // the last loaded queries scanned (the ingested ones included), so loaded / idle-after
 // measures what the ingest's contention costs a query, not what the rows it added cost.
+// --query-trace FILE writes one line per query: seconds since the first query, the window
+// (idle, loaded, idle-after, discarded) and its latency in ms, to see where a tail falls.
 // Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
 #include <httplib.h>
 #include <sys/resource.h>
@@ -257,6 +260,13 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> qlat(static_cast<size_t>(query_threads)), qidle(qlat.size()), qafter(qlat.size());
   std::vector<uint64_t> qfail(static_cast<size_t>(query_threads), 0), qidle_fail(qfail.size(), 0),
       qafter_fail(qfail.size(), 0);
+  struct TracePoint {
+    double at_s, ms;
+    int window;
+  };
+  std::vector<std::vector<TracePoint>> qtrace(static_cast<size_t>(query_threads));
+  const std::string trace_file = Arg(argc, argv, "--query-trace", "");
+  const auto start = Clock::now();
   std::vector<std::thread> qthreads;
   for (int q = 0; q < query_threads; q++) {
     qthreads.emplace_back([&, q] {
@@ -271,6 +281,9 @@ int main(int argc, char** argv) {
         auto res = cli.Post("/api/v1/query", h, query_body, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const bool ok = res && res->status == 200;
+        if (!trace_file.empty())
+          qtrace[static_cast<size_t>(q)].push_back(
+              {std::chrono::duration<double>(t0 - start).count(), ms, w == kLoaded || w == qwin.load() ? w : kDiscard});
         if (w == kLoaded) {
           if (!ok)
             qfail[static_cast<size_t>(q)]++;
@@ -385,7 +398,13 @@ int main(int argc, char** argv) {
   // ends when the last of them returns.
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const double srv1 = ProcCpuSeconds(server_pid), cli1 = SelfCpuSeconds();
+  const double srv_after0 = ProcCpuSeconds(server_pid);
   const double after_elapsed = idle_window(kIdleAfter, kStopQueries);  // over every row the ingest added
+  // The server's CPU over the idle-after window and its warm-up: what the query loop uses
+  // alone (the cores a loaded query competes for).
+  const double srv_after1 = ProcCpuSeconds(server_pid), after_total = after_elapsed > 0 ? after_elapsed + warmup : 0;
+  const double after_cores =
+      srv_after0 >= 0 && srv_after1 >= 0 && after_total > 0 ? (srv_after1 - srv_after0) / after_total : -1;
   for (auto& th : qthreads) th.join();
 
   ThreadResult all;
@@ -425,6 +444,12 @@ int main(int argc, char** argv) {
     qa.insert(qa.end(), qafter[static_cast<size_t>(q)].begin(), qafter[static_cast<size_t>(q)].end());
     qafter_failed += qafter_fail[static_cast<size_t>(q)];
   }
+  if (!trace_file.empty()) {
+    std::ofstream tf(trace_file);
+    static const char* const kWindowName[] = {"discarded", "idle", "loaded", "discarded", "idle-after"};
+    for (const auto& tr : qtrace)
+      for (const TracePoint& t : tr) tf << t.at_s << ' ' << kWindowName[t.window] << ' ' << t.ms << '\n';
+  }
   std::sort(ql.begin(), ql.end());
   std::sort(qi.begin(), qi.end());
   std::sort(qa.begin(), qa.end());
@@ -448,7 +473,7 @@ int main(int argc, char** argv) {
       "\"idle_seconds\":%.3f,\"idle_queries\":%zu,\"idle_queries_failed\":%" PRIu64
       ",\"idle_query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
       "\"idle_after_seconds\":%.3f,\"idle_after_queries\":%zu,\"idle_after_queries_failed\":%" PRIu64
-      ",\"idle_after_query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      ",\"idle_after_query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},\"idle_after_server_cpu_cores\":%.3f,"
       "\"first_error\":\"%s\"}\n",
       conns, batch, users, warmup, elapsed, elapsed_at_stop, all.warm_requests, all.ok_requests, all.failed_requests,
       all.transport_errors, all.ok_requests * static_cast<uint64_t>(batch), all.accepted, all.duplicates,
@@ -458,6 +483,6 @@ int main(int argc, char** argv) {
       (cli1 - cli0) / elapsed, protocol.c_str(), query_threads, ql.size(), qfailed,
       static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), idle_elapsed,
       qi.size(), qidle_failed, vpct(qi, 0.5), vpct(qi, 0.99), qi.empty() ? 0.0 : qi.back(), after_elapsed, qa.size(),
-      qafter_failed, vpct(qa, 0.5), vpct(qa, 0.99), qa.empty() ? 0.0 : qa.back(), err.c_str());
+      qafter_failed, vpct(qa, 0.5), vpct(qa, 0.99), qa.empty() ? 0.0 : qa.back(), after_cores, err.c_str());
   return all.ok_requests > 0 ? 0 : 1;
 }

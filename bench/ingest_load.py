@@ -171,6 +171,7 @@ def main():
     ap.add_argument('--query-to', choices=['today', 'past'], default='today',
                     help="the queries' last day: today (the ingest's events are scanned) or two days ago (the range and "
                     "its 1-day conversion window end before them)")
+    ap.add_argument('--query-trace', help='with --query-threads: write each query\'s start (s), window and ms here')
     ap.add_argument('--idle-seconds', type=float, help='with --query-threads: seconds of the query loop alone before '
                     'the ingest (default: --seconds; 0: none)')
     a = ap.parse_args()
@@ -234,7 +235,8 @@ def main():
                                 '--seconds', str(a.seconds), '--warmup', str(a.warmup), '--batch', str(a.batch),
                                 '--users', str(a.users), '--server-pid', str(srv.pid), '--protocol', a.protocol,
                                 '--query-threads', str(a.query_threads), '--query-key', secret,
-                                '--query-file', query_file, '--idle-seconds', str(idle_s)],
+                                '--query-file', query_file, '--idle-seconds', str(idle_s)] +
+                               (['--query-trace', a.query_trace] if a.query_trace else []),
                                capture_output=True, text=True, timeout=a.seconds + 3 * a.warmup + 2 * idle_s + 180)
             if r.returncode != 0 and not r.stdout.strip():
                 sys.exit(f'ingest_load.py: load generator failed ({r.returncode}): {r.stderr}')
@@ -305,6 +307,9 @@ def main():
                    f"{qa['p50']:.1f} | {qa['p99']:.1f} | {qa['max']:.1f} | {result.get('idle_after_queries_failed', 0)} |",
                    f"| loaded / idle before | | {ratio('p50', qi)} | {ratio('p99', qi)} | | |",
                    f"| loaded / idle after | | {ratio('p50', qa)} | **{ratio('p99', qa)}** | | |"]
+            if result.get('idle_after_server_cpu_cores', -1) >= 0:
+                md += ['', f"The query loop alone (idle after) used {result['idle_after_server_cpu_cores']:.2f} of the "
+                       f"server's cores: what a loaded query competes with the ingest for."]
     ncpu = os.cpu_count() or 1
     if lat['p50'] > 30 and result['server_cpu_cores'] + result['client_cpu_cores'] < 0.5 * ncpu:
         md += ['', f"Note: p50 {lat['p50']:.0f} ms while server and client together use "

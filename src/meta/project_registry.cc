@@ -124,9 +124,16 @@ StatusOr<std::string> ProjectRegistry::RotateSecretKey(const std::string& name) 
 }
 
 StatusOr<ProjectInfo> ProjectRegistry::ByWriteKey(const std::string& key) {
+  {
+    MutexLock l(&mu_);
+    if (auto it = by_write_key_.find(key); it != by_write_key_.end()) return it->second;
+  }
   NS_ASSIGN_OR_RETURN(auto rows, db_->Query(std::string(kInfoColumns) + " WHERE write_key = ?", {key}));
   if (rows.empty()) return Unauthenticated("unknown write key");
-  return RowInfo(rows[0]);
+  ProjectInfo info = RowInfo(rows[0]);
+  MutexLock l(&mu_);
+  by_write_key_.emplace(key, info);
+  return info;
 }
 
 StatusOr<ProjectInfo> ProjectRegistry::BySecretKey(const std::string& key) {
@@ -137,6 +144,10 @@ StatusOr<ProjectInfo> ProjectRegistry::BySecretKey(const std::string& key) {
 }
 
 StatusOr<Project*> ProjectRegistry::OpenProject(const std::string& name) {
+  {
+    MutexLock l(&mu_);
+    if (auto it = open_.find(name); it != open_.end()) return it->second.get();
+  }
   NS_ASSIGN_OR_RETURN(ProjectInfo info, Get(name));
   MutexLock l(&mu_);
   auto it = open_.find(name);

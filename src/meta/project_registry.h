@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/mutex.h"
@@ -63,7 +64,9 @@ class ProjectRegistry {
   // A new secret key for the project (the old one stops working).
   StatusOr<std::string> RotateSecretKey(const std::string& name);
 
-  // Authentication: the project a key belongs to. Unauthenticated if none.
+  // Authentication: the project a key belongs to. Unauthenticated if none. Write keys found
+  // are remembered: every collection request asks, and a write key never changes nor is
+  // removed (no rotation, no project deletion; either would have to forget it here).
   StatusOr<ProjectInfo> ByWriteKey(const std::string& key);
   StatusOr<ProjectInfo> BySecretKey(const std::string& key);
 
@@ -83,6 +86,7 @@ class ProjectRegistry {
   std::unique_ptr<MaintenanceRunner> runner_;
   Mutex mu_;
   std::map<std::string, std::unique_ptr<Project>> open_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, ProjectInfo> by_write_key_ GUARDED_BY(mu_);
 };
 
 // The registry's migrations (subsystem "projects").

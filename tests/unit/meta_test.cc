@@ -107,6 +107,36 @@ TEST(ProjectRegistry, KeysAndErrors) {
   EXPECT_EQ((*reg)->RotateSecretKey("nope").status().code(), StatusCode::kNotFound);
 }
 
+// Every collection request asks for its write key's project: the answer is remembered, and an
+// unknown key is asked again each time, so a project created by another process on the same
+// data directory (`northstar admin create-project` beside a running server) is found.
+TEST(ProjectRegistry, WriteKeysAreRememberedAndUnknownOnesAskedAgain) {
+  testing::TempDir dir;
+  auto reg = ProjectRegistry::Open(dir.path());
+  ASSERT_TRUE(reg.ok());
+  auto shop = (*reg)->Create("shop", "Asia/Shanghai");
+  ASSERT_TRUE(shop.ok());
+  for (int i = 0; i < 3; i++) {
+    auto found = (*reg)->ByWriteKey(shop->info.write_key);
+    ASSERT_TRUE(found.ok());
+    EXPECT_EQ(found->name, "shop");
+    EXPECT_EQ(found->timezone, "Asia/Shanghai");
+  }
+  EXPECT_EQ((*reg)->ByWriteKey("nsw_unknown").status().code(), StatusCode::kUnauthenticated);
+  auto other = ProjectRegistry::Open(dir.path());  // as the CLI does beside the server
+  ASSERT_TRUE(other.ok());
+  auto blog = (*other)->Create("blog", "UTC");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ((*reg)->ByWriteKey(blog->info.write_key)->name, "blog");
+  EXPECT_EQ((*reg)->ByWriteKey(shop->info.write_key)->name, "shop");
+  // An open project is answered without asking the database, and stays the same object.
+  auto p1 = (*reg)->OpenProject("shop");
+  auto p2 = (*reg)->OpenProject("shop");
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  EXPECT_EQ(*p1, *p2);
+  EXPECT_EQ((*reg)->OpenProject("nope").status().code(), StatusCode::kNotFound);
+}
+
 // Finding 19: 200 open projects cost 438 threads. Stores own no thread now: writes run on
 // the callers' threads (group commit) and background work on the registry's runner.
 TEST(ProjectRegistry, OpenProjectsShareTheBackgroundThreads) {
