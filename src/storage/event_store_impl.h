@@ -82,12 +82,20 @@ class EventStoreImpl final : public EventStore {
   Status Recover() EXCLUDES(write_mu_, state_mu_);
   void Maintain() EXCLUDES(maint_mu_, state_mu_);
   // Writes one round of queued requests (WAL, identity log, memtable) and sets their results.
-  void ProcessRound(const std::vector<Request*>& round) EXCLUDES(write_mu_, state_mu_);
-  // True when the memtable reached flush_rows.
-  bool AddToMemtable(std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(state_mu_);
+  // True when the open rows are due to be sealed.
+  bool ProcessRound(const std::vector<Request*>& round) EXCLUDES(write_mu_, state_mu_);
+  // True when the memtable reached flush_rows; *seal_due when the open rows reached seal_rows
+  // (the caller seals them with SealOpenRowsUnlocked once it holds no lock).
+  bool AddToMemtable(std::vector<MemRow>& rows, bool* seal_due) REQUIRES(write_mu_) EXCLUDES(state_mu_);
   void NotifyListeners(const std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(listeners_mu_);
   void SealOpenRows() REQUIRES(state_mu_);
+  // Seals the open rows with the block built outside state_mu_, so that writes (which append
+  // to the next open rows) and other work go on meanwhile. Readers that need every memtable
+  // row wait for it (WaitForSeal). A no-op when another seal is in progress.
+  void SealOpenRowsUnlocked() EXCLUDES(state_mu_);
+  void WaitForSeal() REQUIRES(state_mu_);
   std::shared_ptr<Block> OpenRowsBlock() const REQUIRES(state_mu_);
+  static std::shared_ptr<Block> BuildMemtableBlock(const std::vector<MemRow>& rows, const PersonTable& persons);
   // *renamed: see WriteFileAtomic (the new CHECKPOINT is in place, maybe not yet durable).
   Status WriteCheckpoint(bool* renamed) REQUIRES(maint_mu_);
   Status CompactPartition(int32_t day) REQUIRES(maint_mu_) EXCLUDES(state_mu_);
@@ -109,7 +117,8 @@ class EventStoreImpl final : public EventStore {
   Mutex queue_mu_;
   std::deque<Request*> queue_ GUARDED_BY(queue_mu_);
   bool stopping_ GUARDED_BY(queue_mu_) = false;
-  CondVar drained_cv_{&queue_mu_};  // the queue became empty (the destructor waits for it)
+  int sealers_ GUARDED_BY(queue_mu_) = 0;  // Append calls sealing after their round (the destructor waits)
+  CondVar drained_cv_{&queue_mu_};         // the queue became empty (the destructor waits for it)
 
   Mutex write_mu_ ACQUIRED_BEFORE(state_mu_);  // held by a write round and by flush's memtable rotation
   std::unique_ptr<WalWriter> wal_ PT_GUARDED_BY(write_mu_);
@@ -120,7 +129,11 @@ class EventStoreImpl final : public EventStore {
   std::vector<std::shared_ptr<const Block>> flushing_ GUARDED_BY(state_mu_);  // memtable being written out
   std::vector<std::shared_ptr<const Block>> sealed_ GUARDED_BY(state_mu_);    // memtable, sealed blocks
   std::vector<MemRow> open_rows_ GUARDED_BY(state_mu_);                       // memtable, not yet sealed
-  std::shared_ptr<const Block> open_block_cache_ GUARDED_BY(state_mu_);       // open_rows_ as a block (queries)
+  // Open rows being sealed outside the lock (SealOpenRowsUnlocked): in neither open_rows_ nor
+  // sealed_ until it ends, so snapshots, flushes and erasures wait for it.
+  bool sealing_ GUARDED_BY(state_mu_) = false;
+  CondVar seal_done_cv_{&state_mu_};
+  std::shared_ptr<const Block> open_block_cache_ GUARDED_BY(state_mu_);  // open_rows_ as a block (queries)
   size_t open_block_cache_rows_ GUARDED_BY(state_mu_) = 0;
   size_t memtable_rows_ GUARDED_BY(state_mu_) = 0;
   int64_t memtable_since_ms_ GUARDED_BY(state_mu_) = 0;
