@@ -324,7 +324,11 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
     // for ~10 ms per 16k rows when done under the locks).
     sealers_++;
     queue_mu_.Unlock();
-    SealOpenRowsUnlocked();
+    try {
+      SealOpenRowsUnlocked();
+    } catch (const std::exception& e) {  // the rows stay open (and durable): the next seal takes them
+      spdlog::error("sealing the memtable's open rows failed (they stay open): {}", e.what());
+    }
     queue_mu_.Lock();
     if (--sealers_ == 0 && queue_.empty()) drained_cv_.SignalAll();
   }
