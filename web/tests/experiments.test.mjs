@@ -44,7 +44,16 @@ async function choose(page, select, text) {
 async function pick(page, select, label) {
   await select.click()
   await page.locator('.el-select-dropdown__item:visible', { hasText: label }).first().click()
-  await page.locator('.el-select-dropdown__item:visible').first().waitFor({ state: 'hidden' })
+  // The click selects the option and the dropdown closes after its transition; a click that
+  // lands while the dropdown is still opening selects it but may leave it open (seen once on
+  // a loaded machine): Escape closes it then.
+  const open = page.locator('.el-select-dropdown__item:visible').first()
+  try {
+    await open.waitFor({ state: 'hidden', timeout: 3000 })
+  } catch {
+    await page.keyboard.press('Escape')
+    await open.waitFor({ state: 'hidden' })
+  }
 }
 
 // The page's formats (en-US): src/format.ts and ExperimentResultsPage.vue.
