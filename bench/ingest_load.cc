@@ -281,15 +281,16 @@ int main(int argc, char** argv) {
         auto res = cli.Post("/api/v1/query", h, query_body, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const bool ok = res && res->status == 200;
+        // The window the query counts in (the rule above), read once for the figures and the trace.
+        const int counted = w == kLoaded || qwin.load() == w ? w : kDiscard;
         if (!trace_file.empty())
-          qtrace[static_cast<size_t>(q)].push_back(
-              {std::chrono::duration<double>(t0 - start).count(), ms, w == kLoaded || w == qwin.load() ? w : kDiscard});
-        if (w == kLoaded) {
+          qtrace[static_cast<size_t>(q)].push_back({std::chrono::duration<double>(t0 - start).count(), ms, counted});
+        if (counted == kLoaded) {
           if (!ok)
             qfail[static_cast<size_t>(q)]++;
           else
             qlat[static_cast<size_t>(q)].push_back(ms);
-        } else if ((w == kIdle || w == kIdleAfter) && qwin.load() == w) {
+        } else if (counted == kIdle || counted == kIdleAfter) {
           auto& fails = w == kIdle ? qidle_fail : qafter_fail;
           auto& lats = w == kIdle ? qidle : qafter;
           if (!ok)

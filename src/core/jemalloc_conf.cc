@@ -8,7 +8,7 @@
 // faults all of its pages in again: 16 % of a query over today's fresh rows went to page
 // faults and madvise. Without the dedicated arena, freed large extents are kept for the usual
 // decay time (dirty_decay_ms, 10 s) and the next query reuses them (docs/decisions.md,
-// "Large allocations keep their pages").
+// "Collection asks meta.db less; large allocations keep their pages; ...").
 extern "C" {
 extern const char* malloc_conf;
 const char* malloc_conf = "oversize_threshold:0";

@@ -316,7 +316,7 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   }
   if (!queue_.empty())
     queue_.front()->cv.Signal();  // the next round's leader
-  else if (!seal_due)
+  else
     drained_cv_.SignalAll();
   if (seal_due) {
     // The open rows are sealed by this leader after its round is answered and the next round
@@ -481,12 +481,18 @@ std::shared_ptr<Block> EventStoreImpl::OpenRowsBlock() const {
   return BuildMemtableBlock(open_rows_, *identity_->Snapshot());
 }
 
-void EventStoreImpl::SealOpenRows() {
-  if (open_rows_.empty()) return;
-  sealed_.push_back(OpenRowsBlock());
-  open_rows_.clear();
+std::vector<EventStoreImpl::MemRow> EventStoreImpl::TakeOpenRows() {
+  std::vector<MemRow> rows;
+  rows.swap(open_rows_);
+  open_rows_.reserve(std::min(opt_.seal_rows, rows.size()));
   open_block_cache_.reset();
   open_block_cache_rows_ = 0;
+  return rows;
+}
+
+void EventStoreImpl::SealOpenRows() {
+  if (open_rows_.empty()) return;
+  sealed_.push_back(BuildMemtableBlock(TakeOpenRows(), *identity_->Snapshot()));
 }
 
 void EventStoreImpl::WaitForSeal() {
@@ -498,10 +504,7 @@ void EventStoreImpl::SealOpenRowsUnlocked() {
   {
     MutexLock sl(&state_mu_);
     if (sealing_ || open_rows_.empty()) return;
-    rows.swap(open_rows_);
-    open_rows_.reserve(std::min(opt_.seal_rows, rows.size()));
-    open_block_cache_.reset();
-    open_block_cache_rows_ = 0;
+    rows = TakeOpenRows();
     sealing_ = true;
   }
   std::shared_ptr<Block> block;
@@ -509,10 +512,8 @@ void EventStoreImpl::SealOpenRowsUnlocked() {
     block = BuildMemtableBlock(rows, *identity_->Snapshot());
   } catch (...) {  // (out of memory) the rows go back, ahead of those written since
     MutexLock sl(&state_mu_);
-    rows.insert(rows.end(), std::make_move_iterator(open_rows_.begin()), std::make_move_iterator(open_rows_.end()));
+    for (MemRow& r : TakeOpenRows()) rows.push_back(std::move(r));
     open_rows_ = std::move(rows);
-    open_block_cache_.reset();
-    open_block_cache_rows_ = 0;
     sealing_ = false;
     seal_done_cv_.SignalAll();
     throw;
@@ -852,10 +853,10 @@ StatusOr<ErasureResult> EventStoreImpl::ErasePerson(uint32_t did) {
   std::vector<std::shared_ptr<const Block>> blocks;
   {
     MutexLock sl(&state_mu_);
+    WaitForSeal();  // first: the wait lets go of the lock, and a flush may move blocks meanwhile
     for (auto& [d, l] : partitions_)
       for (auto& seg : l) blocks.push_back(seg.block);
     blocks.insert(blocks.end(), flushing_.begin(), flushing_.end());
-    WaitForSeal();
     blocks.insert(blocks.end(), sealed_.begin(), sealed_.end());
     for (const auto& r : open_rows_) out.events += std::binary_search(out.dids.begin(), out.dids.end(), r.did);
   }

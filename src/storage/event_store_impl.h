@@ -88,6 +88,8 @@ class EventStoreImpl final : public EventStore {
   // (the caller seals them with SealOpenRowsUnlocked once it holds no lock).
   bool AddToMemtable(std::vector<MemRow>& rows, bool* seal_due) REQUIRES(write_mu_) EXCLUDES(state_mu_);
   void NotifyListeners(const std::vector<MemRow>& rows) REQUIRES(write_mu_) EXCLUDES(listeners_mu_);
+  // The open rows, moved out (the open block cache forgotten with them).
+  std::vector<MemRow> TakeOpenRows() REQUIRES(state_mu_);
   void SealOpenRows() REQUIRES(state_mu_);
   // Seals the open rows with the block built outside state_mu_, so that writes (which append
   // to the next open rows) and other work go on meanwhile. Readers that need every memtable
