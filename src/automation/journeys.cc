@@ -624,7 +624,8 @@ void JourneyService::HookProjects(const std::vector<Active>& active) {
     if (hooks_.count(project)) continue;
     auto p = registry_.OpenProject(project);
     if (!p.ok()) continue;
-    // The hook runs under the store's write lock: it only matches names and queues.
+    // The hook runs on a writing thread before the writers are answered: it only matches
+    // names and queues.
     struct Matcher {
       std::mutex mu;
       std::shared_ptr<const TriggerIndex> index;

@@ -70,6 +70,7 @@ StatusOr<AppendResult> BulkLoader::Add(BulkRows rows) {
   {
     MutexLock ml(&st.maint_mu_);
     MutexLock wl(&st.write_mu_);
+    NS_RETURN_IF_ERROR(st.Quiesce());  // no Append round between its write and its fsync
     // Dedup, then identity, row by row in input order: the dids, merges and dictionary
     // codes come out as Append's would (Append resolves only the rows it keeps).
     if (!rows.has_uuid.empty()) {
@@ -188,6 +189,7 @@ Status BulkLoader::Write() {
   {
     // The identity records these rows need are durable before any segment names them.
     MutexLock wl(&st.write_mu_);
+    NS_RETURN_IF_ERROR(st.Quiesce());
     NS_RETURN_IF_ERROR(st.identity_->Commit());
     persons = st.identity_->Snapshot();
   }

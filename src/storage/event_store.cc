@@ -61,45 +61,6 @@ std::shared_ptr<const Block> WithoutErased(const std::shared_ptr<const Block>& b
 }
 }  // namespace
 
-// Open-addressing set of 64-bit uuid fingerprints (0 = empty slot). 8 bytes per slot,
-// load factor <= 1/2. A false duplicate needs a 64-bit fingerprint collision between two
-// different uuids: probability ~ n^2 / 2^65 (3e-6 at 10M stored events).
-class EventStoreImpl::FingerprintSet {
- public:
-  FingerprintSet() : slots_(1024, 0) {}
-  bool Contains(uint64_t f) const {
-    size_t mask = slots_.size() - 1;
-    for (size_t i = f & mask;; i = (i + 1) & mask) {
-      if (slots_[i] == f) return true;
-      if (slots_[i] == 0) return false;
-    }
-  }
-  void Insert(uint64_t f) {
-    if ((count_ + 1) * 2 > slots_.size()) Grow();
-    size_t mask = slots_.size() - 1;
-    for (size_t i = f & mask;; i = (i + 1) & mask) {
-      if (slots_[i] == f) return;
-      if (slots_[i] == 0) {
-        slots_[i] = f;
-        count_++;
-        return;
-      }
-    }
-  }
-  size_t size() const { return count_; }
-
- private:
-  void Grow() {
-    std::vector<uint64_t> old(slots_.size() * 2, 0);
-    old.swap(slots_);
-    count_ = 0;
-    for (uint64_t f : old)
-      if (f) Insert(f);
-  }
-  std::vector<uint64_t> slots_;
-  size_t count_ = 0;
-};
-
 bool EventStoreImpl::InsertUuid(const Uuid& u) {
   const uint64_t f = Fingerprint(u);
   if (seen_->Contains(f)) return false;
@@ -111,7 +72,7 @@ EventStoreImpl::~EventStoreImpl() {
   {
     MutexLock l(&queue_mu_);
     stopping_ = true;
-    while (!queue_.empty() || sealers_ > 0) drained_cv_.Wait();  // rounds and their seals finish
+    while (!queue_.empty() || completing_ > 0 || sealers_ > 0) drained_cv_.Wait();  // rounds and their seals finish
   }
   if (runner_) runner_->Remove(task_id_);  // waits for a pass in progress
   own_runner_.reset();
@@ -303,21 +264,29 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   queue_.push_back(&req);
   // Group commit: the request at the front of the queue writes one round for every request
   // queued behind it (one fsync for all); the others wait for their result.
-  while (!req.done && &req != queue_.front()) req.cv.Wait();
+  while (!req.done && (req.in_round || &req != queue_.front())) req.cv.Wait();
   if (req.done) return std::move(req.result);
   std::vector<Request*> round(queue_.begin(), queue_.end());
   queue_mu_.Unlock();
-  const bool seal_due = ProcessRound(round);
+  WrittenRound written = WriteRound(round);
   queue_mu_.Lock();
   for (Request* r : round) {
     queue_.pop_front();  // the round is the queue's prefix: only its leader pops
+    r->in_round = true;
+  }
+  // Pipelining: the next round is written while this one waits for its fsync, which then
+  // often covers both (the fsync was ~2/3 of a round with the write lock held through it).
+  if (!queue_.empty()) queue_.front()->cv.Signal();  // the next round's leader
+  completing_++;
+  queue_mu_.Unlock();
+  const bool seal_due = CompleteRound(round, written);
+  queue_mu_.Lock();
+  for (Request* r : round) {
     r->done = true;
     if (r != &req) r->cv.Signal();
   }
-  if (!queue_.empty())
-    queue_.front()->cv.Signal();  // the next round's leader
-  else
-    drained_cv_.SignalAll();
+  completing_--;
+  if (queue_.empty()) drained_cv_.SignalAll();
   if (seal_due) {
     // The open rows are sealed by this leader after its round is answered and the next round
     // has started: no write waits for the sort and the block build (they held every write
@@ -335,67 +304,144 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   return std::move(req.result);
 }
 
-bool EventStoreImpl::ProcessRound(const std::vector<Request*>& round) {
-  std::vector<AppendResult> results(round.size());
-  std::vector<MemRow> rows;
+EventStoreImpl::WrittenRound EventStoreImpl::WriteRound(const std::vector<Request*>& round) {
+  WrittenRound w;
+  w.results.resize(round.size());
   std::vector<uint64_t> new_fps;
-  std::unordered_set<uint64_t> round_fps;
   std::string last_event;
   uint32_t last_code = 0;
-  Status st;
-  bool flush_due = false, seal_due = false;
+  MutexLock wl(&write_mu_);
+  bool poisoned;
   {
-    MutexLock wl(&write_mu_);
-    bool any_wal = false;
-    for (size_t r = 0; r < round.size(); r++) {
-      BinWriter payload;
-      payload.U32(0);
-      uint32_t n = 0;
-      const bool trusted = round[r]->trust == IdentityTrust::kSecretKey;
-      for (Event& e : *round[r]->events) {
-        if (e.has_uuid) {
-          uint64_t f = Fingerprint(e.uuid);
-          if (seen_->Contains(f) || !round_fps.insert(f).second) {
-            results[r].duplicates++;
-            continue;
-          }
-          new_fps.push_back(f);
+    MutexLock cl(&commit_mu_);
+    poisoned = !poisoned_.ok();
+    while (!unsynced_fps_.empty() && unsynced_fps_.front().first <= synced_ticket_) unsynced_fps_.pop_front();
+  }
+  // After a failure, nothing is written until the logs are rolled back (the rounds written
+  // meanwhile fail with it); otherwise this round is written while earlier ones sync.
+  if (Status q = poisoned ? Quiesce() : Status::OK(); !q.ok()) {
+    w.status = q;
+    MutexLock cl(&commit_mu_);
+    w.ticket = written_ticket_ + 1;
+    rounds_in_flight_++;
+    return w;
+  }
+  bool any_wal = false, written = false;
+  Status& st = w.status;
+  for (size_t r = 0; r < round.size(); r++) {
+    BinWriter payload;
+    payload.U32(0);
+    uint32_t n = 0;
+    const bool trusted = round[r]->trust == IdentityTrust::kSecretKey;
+    for (Event& e : *round[r]->events) {
+      if (e.has_uuid) {
+        // Into the dedup set now, before it is durable: later rounds (written while this
+        // one syncs) must see it. A failure takes it out again (Quiesce).
+        uint64_t f = Fingerprint(e.uuid);
+        if (seen_->Contains(f)) {
+          w.results[r].duplicates++;
+          continue;
         }
-        uint32_t did = identity_->Resolve(e.distinct_id);
-        for (const auto& other : e.merge_with)
-          if (!other.empty() && other != e.distinct_id && !identity_->Merge(did, identity_->Resolve(other), trusted))
-            results[r].merges_refused++;
-        if (IdentifiesPerson(e)) identity_->MarkIdentified(did);
-        identity_->SetProps(did, e.person_set, false);
-        identity_->SetProps(did, e.person_set_once, true);
-        if (round[r]->durability == Durability::kWal) EncodeWalEvent(payload, e);
-        n++;
-        if (e.event != last_event) {  // batches often repeat names: skip the dictionary lock
-          last_event = e.event;
-          last_code = dict_.Intern(e.event);
-        }
-        rows.push_back(MemRow{did, last_code, e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
+        seen_->Insert(f);
+        new_fps.push_back(f);
       }
-      results[r].accepted = n;
-      if (round[r]->durability == Durability::kWal && n > 0) {
-        std::memcpy(payload.str().data(), &n, 4);
-        st = wal_->Append(payload.str());
-        any_wal = true;
-        if (!st.ok()) break;
+      uint32_t did = identity_->Resolve(e.distinct_id);
+      for (const auto& other : e.merge_with)
+        if (!other.empty() && other != e.distinct_id && !identity_->Merge(did, identity_->Resolve(other), trusted))
+          w.results[r].merges_refused++;
+      if (IdentifiesPerson(e)) identity_->MarkIdentified(did);
+      identity_->SetProps(did, e.person_set, false);
+      identity_->SetProps(did, e.person_set_once, true);
+      if (round[r]->durability == Durability::kWal) EncodeWalEvent(payload, e);
+      n++;
+      if (e.event != last_event) {  // batches often repeat names: skip the dictionary lock
+        last_event = e.event;
+        last_code = dict_.Intern(e.event);
       }
+      w.rows.push_back(MemRow{did, last_code, e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
     }
-    if (st.ok()) st = identity_->Commit();
-    if (st.ok() && any_wal) st = wal_->Sync();
-    if (!st.ok()) {
-      (void)wal_->Rollback();
-    } else {
-      for (uint64_t f : new_fps) seen_->Insert(f);
-      if (has_listeners_) NotifyListeners(rows);
-      flush_due = AddToMemtable(rows, &seal_due);
+    w.results[r].accepted = n;
+    if (round[r]->durability == Durability::kWal && n > 0) {
+      std::memcpy(payload.str().data(), &n, 4);
+      st = wal_->Append(payload.str());
+      any_wal = true;
+      if (!st.ok()) break;
     }
   }
+  if (!st.ok()) {
+    // A record over the size limit: nothing reached a file. The round fails alone; the
+    // identity changes stay pending (written with the next round, as a retry needs them).
+    wal_->DropAppended();
+    for (uint64_t f : new_fps) seen_->Erase(f);
+    MutexLock cl(&commit_mu_);
+    w.ticket = written_ticket_ + 1;
+    rounds_in_flight_++;
+    return w;
+  }
+  st = identity_->WritePending();
+  if (st.ok() && any_wal) st = wal_->Write();
+  written = st.ok();
+  MutexLock cl(&commit_mu_);
+  w.ticket = written_ticket_ + 1;
+  if (written) {
+    written_ticket_ = w.ticket;
+    wal_written_ = wal_->written();
+    identity_written_ = identity_->LogWritten();
+    sync_wal_ = wal_.get();
+  } else if (poisoned_.ok()) {
+    poisoned_ = st;  // a failed write left the files in an unknown state: roll back first
+  }
+  unsynced_fps_.emplace_back(w.ticket, std::move(new_fps));
+  rounds_in_flight_++;
+  return w;
+}
+
+Status EventStoreImpl::AwaitDurable(uint64_t ticket) {
+  MutexLock cl(&commit_mu_);
+  for (;;) {
+    if (synced_ticket_ >= ticket) return Status::OK();
+    if (!poisoned_.ok()) return poisoned_;
+    if (!syncing_) {
+      syncing_ = true;
+      const uint64_t through = written_ticket_, wal_end = wal_written_, identity_end = identity_written_;
+      WalWriter* wal = sync_wal_;
+      commit_mu_.Unlock();
+      // The identity records first: an event replayed from the WAL needs its merges.
+      Status st = identity_->SyncLogThrough(identity_end);
+      if (st.ok() && wal) st = wal->SyncThrough(wal_end);
+      commit_mu_.Lock();
+      syncing_ = false;
+      if (st.ok())
+        synced_ticket_ = std::max(synced_ticket_, through);
+      else if (poisoned_.ok())
+        poisoned_ = st;
+      commit_cv_.SignalAll();
+      continue;
+    }
+    commit_cv_.Wait();
+  }
+}
+
+bool EventStoreImpl::CompleteRound(const std::vector<Request*>& round, WrittenRound& w) {
+  Status st = w.status.ok() ? AwaitDurable(w.ticket) : w.status;
+  bool flush_due = false, seal_due = false;
+  if (w.status.ok()) {
+    // Written rounds are published in ticket (commit) order, as listeners are promised.
+    MutexLock cl(&commit_mu_);
+    while (published_ticket_ != w.ticket - 1) commit_cv_.Wait();
+  }
+  if (st.ok()) {
+    if (has_listeners_) NotifyListeners(w.rows);
+    flush_due = AddToMemtable(w.rows, &seal_due);
+  }
+  {
+    MutexLock cl(&commit_mu_);
+    if (w.status.ok()) published_ticket_ = w.ticket;
+    rounds_in_flight_--;
+    commit_cv_.SignalAll();
+  }
   for (size_t r = 0; r < round.size(); r++) {
-    if (st.ok()) round[r]->result = results[r];
+    if (st.ok()) round[r]->result = w.results[r];
     // Any failure to write (disk full, read-only, EIO, EACCES, ...) is retryable for the
     // client: 503, never a 4xx that would make an SDK drop the batch.
     else
@@ -404,6 +450,25 @@ bool EventStoreImpl::ProcessRound(const std::vector<Request*>& round) {
   }
   if (flush_due && runner_) runner_->Wake(task_id_);
   return seal_due;
+}
+
+Status EventStoreImpl::Quiesce() {
+  MutexLock cl(&commit_mu_);
+  while (rounds_in_flight_ > 0) commit_cv_.Wait();
+  if (poisoned_.ok()) return Status::OK();
+  // Every round no fsync covered failed: its records leave both logs, its fingerprints
+  // the dedup set and its identities the map.
+  for (auto& [ticket, fps] : unsynced_fps_)
+    if (ticket > synced_ticket_)
+      for (uint64_t f : fps) seen_->Erase(f);
+  unsynced_fps_.clear();
+  Status wal = wal_->Rollback();
+  Status identity = identity_->RollbackUnsynced();
+  if (!wal.ok() || !identity.ok())
+    return Unavailable("an earlier write failed and could not be undone yet: " +
+                       (wal.ok() ? identity.message() : wal.message()));
+  poisoned_ = Status::OK();
+  return Status::OK();
 }
 
 uint64_t EventStoreImpl::AddAppendListener(AppendListener listener) {
@@ -569,8 +634,9 @@ Status EventStoreImpl::FlushLocked() {
   bool erased_wal = false;
   {
     MutexLock wl(&write_mu_);
+    NS_RETURN_IF_ERROR(Quiesce());  // rows of rounds in flight are in the WAL files this flush retires
     MutexLock sl(&state_mu_);
-    WaitForSeal();  // rows being sealed are in the WAL files this flush retires
+    WaitForSeal();  // and so are rows being sealed
     SealOpenRows();
     // After an erasure the WAL files may hold its events: they go even with an empty memtable.
     if (sealed_.empty() && !wal_holds_erased_) return Status::OK();
@@ -831,6 +897,7 @@ StatusOr<ErasureResult> EventStoreImpl::ErasePerson(uint32_t did) {
   MutexLock ml(&maint_mu_);
   {
     MutexLock wl(&write_mu_);
+    NS_RETURN_IF_ERROR(Quiesce());
     if (did >= identity_->did_count()) return NotFound("no such distinct id");
     // The person's events so far are in WAL files <= s; later ones (a distinct id seen again
     // starts a new person) go to a new file, so a replay can tell the two apart.
@@ -876,6 +943,7 @@ Status EventStoreImpl::CompactIdentityLog() {
   wal_holds_erased_ = true;
   NS_RETURN_IF_ERROR(FlushLocked());
   MutexLock wl(&write_mu_);
+  NS_RETURN_IF_ERROR(Quiesce());
   if (wal_through_ < identity_->LastErasureWalSeq())
     return Internal("identity log not rewritten: the WAL after the last erasure is not flushed yet");
   return identity_->RewriteWithoutErased();

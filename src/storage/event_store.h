@@ -92,9 +92,9 @@ struct AppendedEvent {
   int64_t ts_ms;
   const std::vector<Property>* props;  // valid during the call only
 };
-// Called after each committed write round with its events, in commit order, on the
-// writing thread and under the store's write lock: keep it short (queue the work), and
-// never call Append from it.
+// Called after each committed write round with its events, in commit order, on a
+// writing thread, before the round's writers are answered (the next round may be writing
+// meanwhile): keep it short (queue the work), and never call Append from it.
 using AppendListener = std::function<void(const std::vector<AppendedEvent>& events)>;
 
 // What ErasePerson removed. No distinct id strings: this is what an audit may keep.

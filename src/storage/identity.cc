@@ -405,6 +405,18 @@ uint32_t IdentityMap::Person(uint32_t did) const {
 
 Status IdentityMap::Commit() {
   if (pending_.empty()) return Status::OK();
+  if (!log_) return WritePending();  // reloads, and fails this commit
+  Status st = WritePending();
+  if (st.ok()) st = SyncLogThrough(LogWritten());
+  if (!st.ok()) {
+    Status reload = RollbackUnsynced();
+    if (!reload.ok()) return Internal(st.message() + "; and reloading identity failed: " + reload.message());
+  }
+  return st;
+}
+
+Status IdentityMap::WritePending() {
+  if (pending_.empty()) return Status::OK();
   if (!log_) {
     // The reload after an earlier failed write could not reopen the log (read-only file
     // system): the dids handed out since may not match the log. Reload (drops pending_)
@@ -418,16 +430,20 @@ Status IdentityMap::Commit() {
     std::lock_guard lk(mu_);
     for (const auto& r : pending_) payload += r;
   }
-  Status st = log_->Append(payload);
-  if (st.ok()) st = log_->Sync();
-  if (!st.ok()) {
-    Status reload = Load();
-    if (!reload.ok()) return Internal(st.message() + "; and reloading identity failed: " + reload.message());
-    return st;
-  }
+  NS_RETURN_IF_ERROR(log_->Append(payload));
+  NS_RETURN_IF_ERROR(log_->Write());
   std::lock_guard lk(mu_);
   pending_.clear();
   return Status::OK();
+}
+
+uint64_t IdentityMap::LogWritten() const { return log_ ? log_->written() : 0; }
+
+Status IdentityMap::SyncLogThrough(uint64_t end) { return log_ ? log_->SyncThrough(end) : Status::OK(); }
+
+Status IdentityMap::RollbackUnsynced() {
+  if (log_) (void)log_->Rollback();  // if the file cannot be cut, Load truncates a torn tail
+  return Load();
 }
 
 std::shared_ptr<const PersonTable> IdentityMap::Snapshot() {

@@ -3,7 +3,8 @@
 // id is the smallest did of the set (union-find root), so ids stay stable across merges.
 // Person properties ($set, $set_once) live on the root.
 // Durability: every change is a record in identity/<seq>.wal (same framing as the WAL),
-// written and fsynced by Commit() before the events that need it are acknowledged.
+// written and fsynced (Commit(), or WritePending() and SyncLogThrough()) before the events
+// that need it are acknowledged.
 // Threading: mutators are called by one writer thread; Snapshot()/DistinctId() are
 // thread-safe.
 #pragma once
@@ -76,6 +77,17 @@ class IdentityMap {
   // Writes and fsyncs pending records. On failure the in-memory state is reloaded from
   // disk, so it never holds what the log does not.
   Status Commit();
+
+  // Commit in two steps, for the event store's pipelined group commit: WritePending writes
+  // the pending records to the log file (not yet durable), LogWritten is the log's end
+  // after them, and SyncLogThrough makes the log durable through such an end; it may run
+  // on another thread while the next WritePending does. After a failure of either,
+  // RollbackUnsynced (with neither running) cuts the log back to what is durable and
+  // reloads the map from it.
+  Status WritePending();
+  uint64_t LogWritten() const;
+  Status SyncLogThrough(uint64_t end);
+  Status RollbackUnsynced();
 
   // Whether a file of the log still holds the distinct id string or a $set value of an
   // erased did (what RewriteWithoutErased removes).

@@ -23,7 +23,8 @@ StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::string
   w->path_ = dir + "/" + WalFileName(seq);
   w->seq_ = seq;
   NS_ASSIGN_OR_RETURN(w->file_, env->NewAppendableFile(w->path_));
-  w->size_ = w->synced_size_ = w->file_->size();
+  w->size_ = w->written_ = w->file_->size();
+  w->synced_size_ = w->size_;
   NS_RETURN_IF_ERROR(env->SyncDir(dir));
   return w;
 }
@@ -43,42 +44,56 @@ void AppendWalRecord(std::string& out, std::string_view payload) {
 }
 
 Status WalWriter::Sync() {
-  if (torn_tail_) {
+  if (torn_tail_ || write_failed_) {
     // An earlier failed write left bytes that could not be cut off: remove them first.
     std::string pending = std::move(buf_);
     Status st = Rollback();
     if (!st.ok()) return Unavailable("WAL " + path_ + " has a torn tail that cannot be removed yet: " + st.message());
     buf_ = std::move(pending);
   }
-  if (!buf_.empty()) {
-    // Counted before the write: a failed write may have left any prefix of buf_ behind,
-    // and Rollback must cut it.
-    size_ += buf_.size();
-    Status st = file_->Append(buf_);
-    if (!st.ok()) {
-      (void)Rollback();
-      return st;
-    }
-    buf_.clear();
-  }
-  if (size_ == synced_size_) return Status::OK();
-  if (Status st = file_->Sync(); !st.ok()) {
-    (void)Rollback();
+  Status st = Write();
+  if (st.ok()) st = SyncThrough(written_);
+  if (!st.ok()) (void)Rollback();
+  return st;
+}
+
+Status WalWriter::Write() {
+  if (torn_tail_ || write_failed_)
+    return Unavailable("WAL " + path_ + " is not written to until a failed write is rolled back");
+  if (buf_.empty()) return Status::OK();
+  // Counted before the write: a failed write may have left any prefix of buf_ behind,
+  // and Rollback must cut it.
+  size_ += buf_.size();
+  Status st = file_->Append(buf_);
+  buf_.clear();
+  if (!st.ok()) {
+    write_failed_ = true;
     return st;
   }
-  synced_size_ = size_;
+  written_ = size_;
+  return Status::OK();
+}
+
+Status WalWriter::SyncThrough(uint64_t end) {
+  if (end <= synced_size_.load()) return Status::OK();  // an fsync that started later covered it
+  NS_RETURN_IF_ERROR(file_->Sync());
+  synced_size_.store(end);
   return Status::OK();
 }
 
 Status WalWriter::Rollback() {
   buf_.clear();
-  if (size_ == synced_size_ && !torn_tail_) return Status::OK();  // nothing reached the file
-  if (Status st = file_->Truncate(synced_size_); !st.ok()) {
+  const uint64_t synced = synced_size_.load();
+  if (size_ == synced && !torn_tail_) {  // nothing reached the file
+    write_failed_ = false;
+    return Status::OK();
+  }
+  if (Status st = file_->Truncate(synced); !st.ok()) {
     torn_tail_ = true;
     return st;
   }
-  torn_tail_ = false;
-  size_ = synced_size_;
+  torn_tail_ = write_failed_ = false;
+  size_ = written_ = synced;
   return Status::OK();
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -21,6 +22,7 @@
 #include "core/time_zone.h"
 #include "query/query_kind.h"
 #include "storage/event_store.h"
+#include "storage/fingerprint_set.h"
 #include "storage/person_table.h"
 #include "storage/segment.h"
 #include "storage/wal.h"
@@ -288,6 +290,42 @@ TEST(EventStore, SealsOutsideTheLockLoseAndRepeatNothing) {
       rows++;
     }
   EXPECT_EQ(ts.size(), rows);
+}
+
+// The dedup set against std::set, on fingerprints crowded into a few home slots (long
+// probe runs, some wrapping past the table's end), with erasures (a failed write round
+// takes its fingerprints out again) and growth.
+TEST(FingerprintSet, MatchesAStdSetOnRandomInsertsAndErasures) {
+  for (int seed = 1; seed <= 100; seed++) {
+    std::mt19937_64 rng(seed);
+    FingerprintSet set;
+    std::set<uint64_t> want;
+    std::vector<uint64_t> keys;
+    // Low bits from a few homes near both ends of the 1024-slot table (runs from its end
+    // wrap to its start, past entries whose home is there); high bits random.
+    const uint64_t pool[] = {1021, 0, 1022, 3, 511, 1023, 2};
+    const int homes = 1 + seed % 7;
+    for (int i = 0; i < 1500; i++) {
+      uint64_t f = (rng() << 16) | pool[rng() % homes];
+      if (f == 0) f = 1;
+      keys.push_back(f);
+    }
+    const int ops = 400 + seed * 30;
+    for (int i = 0; i < ops; i++) {
+      const uint64_t f = keys[rng() % keys.size()];
+      if (rng() % 3 == 0) {
+        set.Erase(f);
+        want.erase(f);
+      } else {
+        set.Insert(f);
+        want.insert(f);
+      }
+      if (i % 200 == 0 || i == ops - 1) {
+        ASSERT_EQ(set.size(), want.size()) << "seed " << seed << " op " << i;
+        for (uint64_t k : keys) ASSERT_EQ(set.Contains(k), want.count(k) > 0) << "seed " << seed << " op " << i;
+      }
+    }
+  }
 }
 
 TEST(EventStore, UnfinishedFlushSegmentsAreRemoved) {
