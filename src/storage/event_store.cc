@@ -72,7 +72,7 @@ EventStoreImpl::~EventStoreImpl() {
   {
     MutexLock l(&queue_mu_);
     stopping_ = true;
-    while (!queue_.empty() || completing_ > 0 || sealers_ > 0) drained_cv_.Wait();  // rounds and their seals finish
+    while (!queue_.empty() || !unsynced_.empty() || sealers_ > 0) drained_cv_.Wait();  // rounds and their seals finish
   }
   if (runner_) runner_->Remove(task_id_);  // waits for a pass in progress
   own_runner_.reset();
@@ -262,35 +262,48 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   MutexLock l(&queue_mu_);
   if (stopping_) return Unavailable("the event store is shutting down");
   queue_.push_back(&req);
-  // Group commit: the request at the front of the queue writes one round for every request
-  // queued behind it (one fsync for all); the others wait for their result.
+  // Group commit, in two stages (LevelDB's leader and followers, twice). Writing: the
+  // request at the front of the queue writes one round for every request queued behind it;
+  // the others wait for their result.
   while (!req.done && (req.in_round || &req != queue_.front())) req.cv.Wait();
   if (req.done) return std::move(req.result);
-  std::vector<Request*> round(queue_.begin(), queue_.end());
+  Round round;
+  round.requests.assign(queue_.begin(), queue_.end());
+  round.leader = &req;
   queue_mu_.Unlock();
-  WrittenRound written = WriteRound(round);
+  WriteRound(round);
   queue_mu_.Lock();
-  for (Request* r : round) {
+  for (Request* r : round.requests) {
     queue_.pop_front();  // the round is the queue's prefix: only its leader pops
     r->in_round = true;
   }
-  // Pipelining: the next round is written while this one waits for its fsync, which then
-  // often covers both (the fsync was ~2/3 of a round with the write lock held through it).
+  if (round.files_failed && poisoned_.ok()) poisoned_ = round.status;  // before the next round starts
+  unsynced_.push_back(&round);
+  // Pipelining: the next round is written while this one waits for its fsync (the fsyncs
+  // were ~2/3 of a round, with the write lock held through them).
   if (!queue_.empty()) queue_.front()->cv.Signal();  // the next round's leader
-  completing_++;
+  // Syncing: the leader of the first round not yet durable syncs every round written so far.
+  while (!req.done && (syncing_ || unsynced_.front() != &round)) req.cv.Wait();
+  if (req.done) return std::move(req.result);
+  std::vector<Round*> batch(unsynced_.begin(), unsynced_.end());
+  syncing_ = true;
   queue_mu_.Unlock();
-  const bool seal_due = CompleteRound(round, written);
+  const bool seal_due = SyncAndPublish(batch);
   queue_mu_.Lock();
-  for (Request* r : round) {
-    r->done = true;
-    if (r != &req) r->cv.Signal();
+  for (Round* b : batch) {
+    unsynced_.pop_front();
+    for (Request* r : b->requests) {
+      r->done = true;
+      if (r != &req) r->cv.Signal();
+    }
   }
-  completing_--;
-  if (queue_.empty()) drained_cv_.SignalAll();
+  syncing_ = false;
+  if (!unsynced_.empty()) unsynced_.front()->leader->cv.Signal();    // the next sync's leader
+  if (queue_.empty() || unsynced_.empty()) drained_cv_.SignalAll();  // the destructor, Quiesce
   if (seal_due) {
-    // The open rows are sealed by this leader after its round is answered and the next round
-    // has started: no write waits for the sort and the block build (they held every write
-    // for ~10 ms per 16k rows when done under the locks).
+    // The open rows are sealed by this leader after its rounds are answered and the next
+    // round has started: no write waits for the sort and the block build (they held every
+    // write for ~10 ms per 16k rows when done under the locks).
     sealers_++;
     queue_mu_.Unlock();
     try {
@@ -304,8 +317,8 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   return std::move(req.result);
 }
 
-EventStoreImpl::WrittenRound EventStoreImpl::WriteRound(const std::vector<Request*>& round) {
-  WrittenRound w;
+void EventStoreImpl::WriteRound(Round& w) {
+  const std::vector<Request*>& round = w.requests;
   w.results.resize(round.size());
   std::vector<uint64_t> new_fps;
   std::string last_event;
@@ -313,20 +326,17 @@ EventStoreImpl::WrittenRound EventStoreImpl::WriteRound(const std::vector<Reques
   MutexLock wl(&write_mu_);
   bool poisoned;
   {
-    MutexLock cl(&commit_mu_);
+    MutexLock l(&queue_mu_);
     poisoned = !poisoned_.ok();
     while (!unsynced_fps_.empty() && unsynced_fps_.front().first <= synced_ticket_) unsynced_fps_.pop_front();
   }
   // After a failure, nothing is written until the logs are rolled back (the rounds written
   // meanwhile fail with it); otherwise this round is written while earlier ones sync.
-  if (Status q = poisoned ? Quiesce() : Status::OK(); !q.ok()) {
-    w.status = q;
-    MutexLock cl(&commit_mu_);
-    w.ticket = written_ticket_ + 1;
-    rounds_in_flight_++;
-    return w;
+  if (poisoned) {
+    w.status = Quiesce();
+    if (!w.status.ok()) return;
   }
-  bool any_wal = false, written = false;
+  bool any_wal = false;
   Status& st = w.status;
   for (size_t r = 0; r < round.size(); r++) {
     BinWriter payload;
@@ -373,93 +383,85 @@ EventStoreImpl::WrittenRound EventStoreImpl::WriteRound(const std::vector<Reques
     // identity changes stay pending (written with the next round, as a retry needs them).
     wal_->DropAppended();
     for (uint64_t f : new_fps) seen_->Erase(f);
-    MutexLock cl(&commit_mu_);
-    w.ticket = written_ticket_ + 1;
-    rounds_in_flight_++;
-    return w;
+    return;
   }
   st = identity_->WritePending();
   if (st.ok() && any_wal) st = wal_->Write();
-  written = st.ok();
-  MutexLock cl(&commit_mu_);
-  w.ticket = written_ticket_ + 1;
-  if (written) {
-    written_ticket_ = w.ticket;
-    wal_written_ = wal_->written();
-    identity_written_ = identity_->LogWritten();
-    sync_wal_ = wal_.get();
-  } else if (poisoned_.ok()) {
-    poisoned_ = st;  // a failed write left the files in an unknown state: roll back first
+  unsynced_fps_.emplace_back(written_ticket_ + 1, std::move(new_fps));
+  if (!st.ok()) {
+    w.files_failed = true;  // the files are in an unknown state: Append poisons the pipeline
+    return;
   }
-  unsynced_fps_.emplace_back(w.ticket, std::move(new_fps));
-  rounds_in_flight_++;
-  return w;
+  w.ticket = ++written_ticket_;
+  w.wal = wal_.get();
+  w.wal_end = wal_->written();
+  w.identity_end = identity_->LogWritten();
 }
 
-Status EventStoreImpl::AwaitDurable(uint64_t ticket) {
-  MutexLock cl(&commit_mu_);
-  for (;;) {
-    if (synced_ticket_ >= ticket) return Status::OK();
-    if (!poisoned_.ok()) return poisoned_;
-    if (!syncing_) {
-      syncing_ = true;
-      const uint64_t through = written_ticket_, wal_end = wal_written_, identity_end = identity_written_;
-      WalWriter* wal = sync_wal_;
-      commit_mu_.Unlock();
-      // The identity records first: an event replayed from the WAL needs its merges.
-      Status st = identity_->SyncLogThrough(identity_end);
-      if (st.ok() && wal) st = wal->SyncThrough(wal_end);
-      commit_mu_.Lock();
-      syncing_ = false;
-      if (st.ok())
-        synced_ticket_ = std::max(synced_ticket_, through);
-      else if (poisoned_.ok())
-        poisoned_ = st;
-      commit_cv_.SignalAll();
-      continue;
-    }
-    commit_cv_.Wait();
+bool EventStoreImpl::SyncAndPublish(const std::vector<Round*>& batch) {
+  // The rounds' own failures stay theirs; the fsync's (or an earlier poison) fails them all.
+  Status st;
+  uint64_t through = 0;
+  {
+    MutexLock l(&queue_mu_);
+    st = poisoned_;
   }
-}
-
-bool EventStoreImpl::CompleteRound(const std::vector<Request*>& round, WrittenRound& w) {
-  Status st = w.status.ok() ? AwaitDurable(w.ticket) : w.status;
-  bool flush_due = false, seal_due = false;
-  if (w.status.ok()) {
-    // Written rounds are published in ticket (commit) order, as listeners are promised.
-    MutexLock cl(&commit_mu_);
-    while (published_ticket_ != w.ticket - 1) commit_cv_.Wait();
-  }
-  if (st.ok()) {
-    if (has_listeners_) NotifyListeners(w.rows);
-    flush_due = AddToMemtable(w.rows, &seal_due);
+  const Round* last = nullptr;  // the last round written in full: its log ends cover the others
+  for (const Round* r : batch)
+    if (r->ticket) last = r;
+  if (st.ok() && last) {
+    // The identity records first: an event replayed from the WAL needs its merges.
+    st = identity_->SyncLogThrough(last->identity_end);
+    if (st.ok()) st = last->wal->SyncThrough(last->wal_end);
+    through = last->ticket;
   }
   {
-    MutexLock cl(&commit_mu_);
-    if (w.status.ok()) published_ticket_ = w.ticket;
-    rounds_in_flight_--;
-    commit_cv_.SignalAll();
+    MutexLock l(&queue_mu_);
+    if (st.ok())
+      synced_ticket_ = std::max(synced_ticket_, through);
+    else if (poisoned_.ok())
+      poisoned_ = st;
   }
-  for (size_t r = 0; r < round.size(); r++) {
-    if (st.ok()) round[r]->result = w.results[r];
-    // Any failure to write (disk full, read-only, EIO, EACCES, ...) is retryable for the
-    // client: 503, never a 4xx that would make an SDK drop the batch.
-    else
-      round[r]->result = Status(st.code() == StatusCode::kResourceExhausted ? st.code() : StatusCode::kUnavailable,
-                                "events not stored: " + st.message());
+  bool flush_due = false, seal_due = false;
+  for (Round* w : batch) {
+    const Status& rs = !w->status.ok() ? w->status : st;
+    if (rs.ok()) {
+      if (has_listeners_) NotifyListeners(w->rows);
+      bool seal = false;
+      flush_due |= AddToMemtable(w->rows, &seal);
+      seal_due |= seal;
+    }
+    for (size_t r = 0; r < w->requests.size(); r++) {
+      if (rs.ok()) w->requests[r]->result = w->results[r];
+      // Any failure to write (disk full, read-only, EIO, EACCES, ...) is retryable for the
+      // client: 503, never a 4xx that would make an SDK drop the batch.
+      else
+        w->requests[r]->result =
+            Status(rs.code() == StatusCode::kResourceExhausted ? rs.code() : StatusCode::kUnavailable,
+                   "events not stored: " + rs.message());
+    }
   }
   if (flush_due && runner_) runner_->Wake(task_id_);
   return seal_due;
 }
 
 Status EventStoreImpl::Quiesce() {
-  MutexLock cl(&commit_mu_);
-  while (rounds_in_flight_ > 0) commit_cv_.Wait();
-  if (poisoned_.ok()) return Status::OK();
+  Status poison;
+  uint64_t synced;
+  {
+    MutexLock l(&queue_mu_);
+    while (!unsynced_.empty()) drained_cv_.Wait();
+    poison = poisoned_;
+    synced = synced_ticket_;
+  }
+  if (poison.ok()) {
+    unsynced_fps_.clear();  // every round written so far is durable
+    return Status::OK();
+  }
   // Every round no fsync covered failed: its records leave both logs, its fingerprints
   // the dedup set and its identities the map.
   for (auto& [ticket, fps] : unsynced_fps_)
-    if (ticket > synced_ticket_)
+    if (ticket > synced)
       for (uint64_t f : fps) seen_->Erase(f);
   unsynced_fps_.clear();
   Status wal = wal_->Rollback();
@@ -467,6 +469,7 @@ Status EventStoreImpl::Quiesce() {
   if (!wal.ok() || !identity.ok())
     return Unavailable("an earlier write failed and could not be undone yet: " +
                        (wal.ok() ? identity.message() : wal.message()));
+  MutexLock l(&queue_mu_);
   poisoned_ = Status::OK();
   return Status::OK();
 }

@@ -75,12 +75,18 @@ class EventStoreImpl final : public EventStore {
     bool has_uuid;
     std::vector<Property> props;
   };
-  // A round between its write (WriteRound, under write_mu_) and its completion.
-  struct WrittenRound {
-    uint64_t ticket = 0;
-    Status status;  // the write's failure
+  // One write round, from its write to its answer (owned by its leader's Append call).
+  struct Round {
+    std::vector<Request*> requests;  // a prefix of the queue, in order
+    Request* leader = nullptr;
+    uint64_t ticket = 0;        // write order (0: nothing written)
+    Status status;              // the write's failure
+    bool files_failed = false;  // a write to the logs failed: they hold an unknown tail
     std::vector<AppendResult> results;
     std::vector<MemRow> rows;
+    // Where the logs end after this round: what an fsync must cover for it.
+    WalWriter* wal = nullptr;
+    uint64_t wal_end = 0, identity_end = 0;
   };
   friend class BulkLoader;  // storage/bulk_loader.cc: the import's bulk path
 
@@ -89,21 +95,19 @@ class EventStoreImpl final : public EventStore {
   bool InsertUuid(const Uuid& u) REQUIRES(write_mu_);
   Status Recover() EXCLUDES(write_mu_, state_mu_);
   void Maintain() EXCLUDES(maint_mu_, state_mu_);
-  // Pipelined group commit, step 1: writes one round of queued requests to the identity
-  // log and the WAL (not yet durable) and takes a ticket for it. Its leader then lets the
-  // next round's leader write while this round waits for durability (CompleteRound).
-  WrittenRound WriteRound(const std::vector<Request*>& round) EXCLUDES(write_mu_, commit_mu_);
-  // Step 2: waits until an fsync covers the round (AwaitDurable), puts its rows in the
-  // memtable and sets the requests' results. True when the open rows are due to be sealed.
-  bool CompleteRound(const std::vector<Request*>& round, WrittenRound& w) EXCLUDES(write_mu_, commit_mu_, state_mu_);
-  // OK once both logs are durable through round `ticket`: one fsync of each for every round
-  // written so far, run by the first round to wait. An error if that round failed.
-  Status AwaitDurable(uint64_t ticket) EXCLUDES(commit_mu_);
-  // Waits until no round is between its write and its completion; after a failed write or
+  // Pipelined group commit, step 1 (under write_mu_): dedup, identities, encoding, and the
+  // round's identity records and WAL records written to their files, not yet durable.
+  void WriteRound(Round& round) EXCLUDES(write_mu_, queue_mu_);
+  // Step 2, by the first written round not yet durable, for every round written so far
+  // (`batch`): one fsync of the identity log, then one of the WAL (unless an earlier
+  // failure poisoned them); then the rows go to the memtable and the listeners, and the
+  // results are set, in write order. True when the open rows are due to be sealed.
+  bool SyncAndPublish(const std::vector<Round*>& batch) EXCLUDES(write_mu_, queue_mu_, state_mu_);
+  // Waits until no round is between its write and its answer; after a failed write or
   // fsync, then rolls the logs, the identity map and the dedup set back to what is durable.
   // Everything that reads or changes the logs, the identities or the memtable as a whole
   // (flush, erasure, bulk load) calls it first. An error if the rollback failed.
-  Status Quiesce() REQUIRES(write_mu_) EXCLUDES(commit_mu_);
+  Status Quiesce() REQUIRES(write_mu_) EXCLUDES(queue_mu_);
   // True when the memtable reached flush_rows; *seal_due when the open rows reached seal_rows
   // (the caller seals them with SealOpenRowsUnlocked once it holds no lock).
   bool AddToMemtable(std::vector<MemRow>& rows, bool* seal_due) EXCLUDES(state_mu_);
@@ -139,30 +143,21 @@ class EventStoreImpl final : public EventStore {
   Mutex queue_mu_;
   std::deque<Request*> queue_ GUARDED_BY(queue_mu_);
   bool stopping_ GUARDED_BY(queue_mu_) = false;
-  int sealers_ GUARDED_BY(queue_mu_) = 0;     // Append calls sealing after their round (the destructor waits)
-  int completing_ GUARDED_BY(queue_mu_) = 0;  // rounds written, not yet answered (the destructor waits)
-  CondVar drained_cv_{&queue_mu_};            // the queue became empty (the destructor waits for it)
+  int sealers_ GUARDED_BY(queue_mu_) = 0;  // Append calls sealing after their round (the destructor waits)
+  CondVar drained_cv_{&queue_mu_};         // the queue became empty (the destructor waits for it)
+  // Rounds written and not yet answered, in write order; the front one's leader syncs them.
+  std::deque<Round*> unsynced_ GUARDED_BY(queue_mu_);
+  bool syncing_ GUARDED_BY(queue_mu_) = false;
+  uint64_t synced_ticket_ GUARDED_BY(queue_mu_) = 0;  // every round up to it is durable
+  // A write or fsync failed: every round not yet durable fails, until Quiesce rolls back.
+  Status poisoned_ GUARDED_BY(queue_mu_);
 
-  Mutex write_mu_ ACQUIRED_BEFORE(commit_mu_, state_mu_);  // held by WriteRound and by flush's memtable rotation
+  Mutex write_mu_ ACQUIRED_BEFORE(queue_mu_, state_mu_);  // held by WriteRound and by flush's memtable rotation
   std::unique_ptr<WalWriter> wal_ PT_GUARDED_BY(write_mu_);
+  uint64_t written_ticket_ GUARDED_BY(write_mu_) = 0;
   // Fingerprints a round put in seen_ before it was durable, by ticket: a failure takes
   // those of every round no fsync covered out again (Quiesce).
   std::deque<std::pair<uint64_t, std::vector<uint64_t>>> unsynced_fps_ GUARDED_BY(write_mu_);
-
-  // The durability side of the pipelined group commit. Rounds are tickets in write order;
-  // written_ticket_ is the last written in full, and the logs' ends after it are what one
-  // fsync of each makes durable for every round up to it.
-  Mutex commit_mu_;
-  uint64_t written_ticket_ GUARDED_BY(commit_mu_) = 0;
-  uint64_t synced_ticket_ GUARDED_BY(commit_mu_) = 0;     // every round up to it is durable
-  uint64_t published_ticket_ GUARDED_BY(commit_mu_) = 0;  // every round up to it is answered
-  uint64_t wal_written_ GUARDED_BY(commit_mu_) = 0, identity_written_ GUARDED_BY(commit_mu_) = 0;
-  WalWriter* sync_wal_ GUARDED_BY(commit_mu_) = nullptr;  // wal_ of the rounds in flight
-  bool syncing_ GUARDED_BY(commit_mu_) = false;           // a round is running the fsyncs
-  // A write or fsync failed: every round not yet durable fails, until Quiesce rolls back.
-  Status poisoned_ GUARDED_BY(commit_mu_);
-  int rounds_in_flight_ GUARDED_BY(commit_mu_) = 0;  // written, not yet completed
-  CondVar commit_cv_{&commit_mu_};
 
   // Readable state.
   Mutex state_mu_;
