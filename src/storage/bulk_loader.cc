@@ -33,9 +33,21 @@ struct BulkLoader::State {
   };
   std::map<std::string, Prop, std::less<>> props;  // sorted: the block's column order
   size_t reserve = 0;                              // expected pending rows (Reserve): the columns are sized once
+  // The identity map's reloads() when the first pending row took its did: a reload since
+  // (a failed Append's rollback) may have dropped the identities `did` holds.
+  uint64_t identity_reloads = 0;
 };
 
 BulkLoader::BulkLoader(std::unique_ptr<State> s) : s_(std::move(s)) {}
+
+// The pending rows' dids are stale if the identity map was reloaded since they were taken
+// (an Append beside the load failed to write and rolled the identities back): those dids may
+// now be missing or name other ids, so the load must not write them.
+Status BulkLoader::CheckIdentityKept() const {
+  const State& s = *s_;
+  if (s.ts.empty() || s.store->identity_->reloads() == s.identity_reloads) return Status::OK();
+  return Unavailable("bulk load: a failed write beside it rolled the identity map back; load the file again");
+}
 BulkLoader::~BulkLoader() = default;
 
 StatusOr<std::unique_ptr<BulkLoader>> BulkLoader::Begin(EventStore* store, Options options) {
@@ -71,6 +83,8 @@ StatusOr<AppendResult> BulkLoader::Add(BulkRows rows) {
     MutexLock ml(&st.maint_mu_);
     MutexLock wl(&st.write_mu_);
     NS_RETURN_IF_ERROR(st.Quiesce());  // no Append round between its write and its fsync
+    if (s.ts.empty()) s.identity_reloads = st.identity_->reloads();
+    NS_RETURN_IF_ERROR(CheckIdentityKept());
     // Dedup, then identity, row by row in input order: the dids, merges and dictionary
     // codes come out as Append's would (Append resolves only the rows it keeps).
     if (!rows.has_uuid.empty()) {
@@ -190,6 +204,7 @@ Status BulkLoader::Write() {
     // The identity records these rows need are durable before any segment names them.
     MutexLock wl(&st.write_mu_);
     NS_RETURN_IF_ERROR(st.Quiesce());
+    NS_RETURN_IF_ERROR(CheckIdentityKept());
     NS_RETURN_IF_ERROR(st.identity_->Commit());
     persons = st.identity_->Snapshot();
   }

@@ -81,6 +81,7 @@ class BulkLoader {
  private:
   struct State;
   explicit BulkLoader(std::unique_ptr<State> s);
+  Status CheckIdentityKept() const;  // REQUIRES the store's write lock
   Status Write();
   std::unique_ptr<State> s_;
 };

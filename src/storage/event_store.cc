@@ -271,17 +271,24 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   round.requests.assign(queue_.begin(), queue_.end());
   round.leader = &req;
   queue_mu_.Unlock();
-  WriteRound(round);
-  queue_mu_.Lock();
-  for (Request* r : round.requests) {
-    queue_.pop_front();  // the round is the queue's prefix: only its leader pops
-    r->in_round = true;
+  {
+    MutexLock wl(&write_mu_);
+    WriteRound(round);
+    // Unsynced before write_mu_ is let go: whoever takes it next (a flush that rotates the
+    // WAL, an erasure, a bulk load) waits for this round in Quiesce.
+    queue_mu_.Lock();
+    for (Request* r : round.requests) {
+      queue_.pop_front();  // the round is the queue's prefix: only its leader pops
+      r->in_round = true;
+    }
+    // The files hold an unknown tail: every round not yet durable fails, with a retryable
+    // 503 whatever this round's own error was.
+    if (round.files_failed && poisoned_.ok()) poisoned_ = Unavailable(round.status.message());
+    unsynced_.push_back(&round);
+    // Pipelining: the next round is written while this one waits for its fsync (the
+    // fsyncs were ~2/3 of a round, with the write lock held through them).
+    if (!queue_.empty()) queue_.front()->cv.Signal();  // the next round's leader
   }
-  if (round.files_failed && poisoned_.ok()) poisoned_ = round.status;  // before the next round starts
-  unsynced_.push_back(&round);
-  // Pipelining: the next round is written while this one waits for its fsync (the fsyncs
-  // were ~2/3 of a round, with the write lock held through them).
-  if (!queue_.empty()) queue_.front()->cv.Signal();  // the next round's leader
   // Syncing: the leader of the first round not yet durable syncs every round written so far.
   while (!req.done && (syncing_ || unsynced_.front() != &round)) req.cv.Wait();
   if (req.done) return std::move(req.result);
@@ -323,7 +330,6 @@ void EventStoreImpl::WriteRound(Round& w) {
   std::vector<uint64_t> new_fps;
   std::string last_event;
   uint32_t last_code = 0;
-  MutexLock wl(&write_mu_);
   bool poisoned;
   {
     MutexLock l(&queue_mu_);
@@ -483,8 +489,7 @@ uint64_t EventStoreImpl::AddAppendListener(AppendListener listener) {
 }
 
 void EventStoreImpl::RemoveAppendListener(uint64_t id) {
-  MutexLock wl(&write_mu_);  // no round is calling it once this returns
-  MutexLock l(&listeners_mu_);
+  MutexLock l(&listeners_mu_);  // listeners are called under it: none is running once this returns
   listeners_.erase(id);
   has_listeners_ = !listeners_.empty();
 }

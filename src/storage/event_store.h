@@ -87,7 +87,7 @@ struct StoreStats {
 // What an append listener sees of one stored event, once it is durable.
 struct AppendedEvent {
   uint32_t did;
-  uint32_t person;      // as of the commit (merges in the same batch applied)
+  uint32_t person;      // as the round is published (its merges applied; maybe later rounds' too)
   uint32_t event_code;  // EventDict code
   int64_t ts_ms;
   const std::vector<Property>* props;  // valid during the call only

@@ -42,7 +42,7 @@ class EventStoreImpl final : public EventStore {
   StatusOr<ErasureResult> ErasePerson(uint32_t did) override EXCLUDES(maint_mu_, write_mu_, state_mu_);
   Status CompactIdentityLog() override EXCLUDES(maint_mu_, write_mu_, state_mu_);
   uint64_t AddAppendListener(AppendListener listener) override EXCLUDES(listeners_mu_);
-  void RemoveAppendListener(uint64_t id) override EXCLUDES(write_mu_, listeners_mu_);
+  void RemoveAppendListener(uint64_t id) override EXCLUDES(listeners_mu_);
   std::shared_ptr<const StoreSnapshot> Snapshot() override;
   void SetComputedPersonColumns(std::shared_ptr<const PersonColumns> columns) override EXCLUDES(computed_mu_);
   StoreStats Stats() override;
@@ -97,7 +97,7 @@ class EventStoreImpl final : public EventStore {
   void Maintain() EXCLUDES(maint_mu_, state_mu_);
   // Pipelined group commit, step 1 (under write_mu_): dedup, identities, encoding, and the
   // round's identity records and WAL records written to their files, not yet durable.
-  void WriteRound(Round& round) EXCLUDES(write_mu_, queue_mu_);
+  void WriteRound(Round& round) REQUIRES(write_mu_) EXCLUDES(queue_mu_);
   // Step 2, by the first written round not yet durable, for every round written so far
   // (`batch`): one fsync of the identity log, then one of the WAL (unless an earlier
   // failure poisoned them); then the rows go to the memtable and the listeners, and the

@@ -106,6 +106,7 @@ void IdentityMap::ResetState() {
 
 Status IdentityMap::Load() {
   std::lock_guard lk(mu_);
+  reloads_++;
   ResetState();
   string_on_disk_.clear();
   props_on_disk_.clear();

@@ -85,6 +85,9 @@ class IdentityMap {
   // RollbackUnsynced (with neither running) cuts the log back to what is durable and
   // reloads the map from it.
   Status WritePending();
+  // How often the map was reloaded from its log (a failed write rolled it back): a caller
+  // holding dids across calls (the bulk loader) checks it did not change meanwhile.
+  uint64_t reloads() const { return reloads_; }
   uint64_t LogWritten() const;
   Status SyncLogThrough(uint64_t end);
   Status RollbackUnsynced();
@@ -175,6 +178,7 @@ class IdentityMap {
   uint64_t replay_seq_ = 0;           // the file being replayed
   uint64_t compacted_seq_ = 0;        // the newest file that starts with a type-7 entry (0: none)
   std::vector<std::string> pending_;  // encoded records not yet committed
+  uint64_t reloads_ = 0;              // Load() calls
   uint64_t version_ = 0;
   uint64_t merge_version_ = 1;
   std::shared_ptr<const PersonTable> snapshot_;

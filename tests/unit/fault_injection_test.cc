@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -229,7 +231,8 @@ TEST(FaultInjection, EveryWriteFailsOnceWithEnospc) { Walk(ENOSPC, false); }
 TEST(FaultInjection, EveryWriteFailsFromThereOnWithEio) { Walk(EIO, true); }
 
 // The pipelined group commit under faults: writers append concurrently, so a round is
-// written while earlier ones sync, and the Nth write or sync fails. A failure fails every
+// written while earlier ones sync, a flusher rotates the WAL beside them, and the Nth write
+// or sync fails. A failure fails every
 // round no fsync covered; each writer retries a failed batch until it is stored, as an SDK
 // would. Afterwards every event is there exactly once (a failed round's uuids left the
 // dedup set, so its retry is stored, not skipped as a duplicate), every merge is there,
@@ -309,7 +312,18 @@ TEST(FaultInjection, ConcurrentRoundsUnderAFaultLoseAndRepeatNothing) {
             }
           }
         });
+      // A flusher beside them: a flush rotates the WAL and retires the old one, so it must
+      // never miss a round that is written but not yet durable.
+      std::atomic<bool> writing{true};
+      std::thread flusher([&] {
+        while (writing.load()) {
+          (void)store.Flush();
+          std::this_thread::sleep_for(std::chrono::microseconds(300));
+        }
+      });
       for (auto& t : threads) t.join();
+      writing = false;
+      flusher.join();
       fired += env.fired();
       env.Disarm();
     }
