@@ -20,6 +20,7 @@
 #include "core/checksum.h"
 #include "core/file_util.h"
 #include "core/time_zone.h"
+#include "fault_injection_env.h"
 #include "query/query_kind.h"
 #include "storage/event_store.h"
 #include "storage/fingerprint_set.h"
@@ -80,6 +81,65 @@ TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
   EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
   EXPECT_EQ(st.truncated_bytes, 11u);
   EXPECT_EQ(std::filesystem::file_size(path), size);
+}
+
+// The pipelined writer API (the event store's group commit): Write without fsync,
+// SyncThrough an earlier end, a failed Write that refuses the next ones until Rollback,
+// and Rollback cutting the file back to what was synced, never further.
+TEST(Wal, PipelinedWriteSyncThroughAndRollback) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env;
+  auto replay = [&] {
+    std::vector<std::string> got;
+    WalReplayStats st;
+    EXPECT_TRUE(ReplayWal(
+                    Env::Default(), dir.path(), 3, false,
+                    [&](std::string_view p) {
+                      got.emplace_back(p);
+                      return Status::OK();
+                    },
+                    &st)
+                    .ok());
+    EXPECT_EQ(st.truncated_bytes, 0u);
+    return got;
+  };
+  const std::string path = dir.path() + "/" + WalFileName(3);
+  auto w = WalWriter::Open(&env, dir.path(), 3);
+  ASSERT_TRUE(w.ok());
+  WalWriter& wal = **w;
+  ASSERT_TRUE(wal.Append("a").ok());
+  ASSERT_TRUE(wal.Write().ok());
+  const uint64_t after_a = wal.written();
+  EXPECT_EQ(after_a, 9u);  // 8-byte header + payload
+  ASSERT_TRUE(wal.Append("bb").ok());
+  ASSERT_TRUE(wal.Write().ok());
+  const uint64_t after_b = wal.written();
+  ASSERT_TRUE(wal.Append("ccc").ok());
+  ASSERT_TRUE(wal.Write().ok());
+  EXPECT_EQ(std::filesystem::file_size(path), wal.written());  // written, not yet durable
+  // An fsync through "bb"; a later SyncThrough of an end it covered does not fsync again.
+  env.FailNth(UINT64_MAX, EIO, testing::kFaultSync);
+  ASSERT_TRUE(wal.SyncThrough(after_b).ok());
+  ASSERT_TRUE(wal.SyncThrough(after_a).ok());
+  EXPECT_EQ(env.count(), 1u);
+  // Rollback cuts "ccc" (written, never synced) and nothing before it.
+  ASSERT_TRUE(wal.Rollback().ok());
+  EXPECT_EQ(wal.written(), after_b);
+  EXPECT_EQ(replay(), (std::vector<std::string>{"a", "bb"}));
+  // A failed write (half of it reaches the file) refuses every later write until Rollback.
+  env.FailNth(1, ENOSPC, testing::kFaultAppend);
+  ASSERT_TRUE(wal.Append("dddd").ok());
+  EXPECT_FALSE(wal.Write().ok());
+  env.Disarm();
+  ASSERT_TRUE(wal.Append("ee").ok());
+  Status refused = wal.Write();
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_GT(std::filesystem::file_size(path), after_b);  // the torn half
+  ASSERT_TRUE(wal.Rollback().ok());
+  EXPECT_EQ(std::filesystem::file_size(path), after_b);
+  ASSERT_TRUE(wal.Append("ff").ok());
+  ASSERT_TRUE(wal.Sync().ok());
+  EXPECT_EQ(replay(), (std::vector<std::string>{"a", "bb", "ff"}));
 }
 
 TEST(Wal, CorruptRecordEndsReplay) {
