@@ -3,6 +3,8 @@
 #include <cstring>
 #include <functional>
 
+#include "storage/probe_table.h"
+
 namespace ns {
 
 uint32_t DistinctIdIndex::Tag(std::string_view id) {
@@ -73,18 +75,7 @@ void DistinctIdIndex::Clear(uint32_t did) {
     for (; slots_[i]; i = (i + 1) & mask)
       if (static_cast<uint32_t>(slots_[i]) == did + 1) break;
     if (slots_[i]) {
-      // Backward shift: move later entries of the probe run into the hole while that keeps
-      // them reachable from their home slot, so lookups never need tombstones.
-      size_t hole = i;
-      for (size_t j = (i + 1) & mask; slots_[j]; j = (j + 1) & mask) {
-        const size_t home = (slots_[j] >> 32) & mask;
-        // Movable when the hole lies cyclically in [home, j).
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-          slots_[hole] = slots_[j];
-          hole = j;
-        }
-      }
-      slots_[hole] = 0;
+      BackwardShiftErase(slots_, i, [](uint64_t slot) { return slot >> 32; });  // home: the tag
       indexed_--;
     }
   }

@@ -293,9 +293,10 @@ StatusOr<AppendResult> EventStoreImpl::Append(std::vector<Event> events, Durabil
   while (!req.done && (syncing_ || unsynced_.front() != &round)) req.cv.Wait();
   if (req.done) return std::move(req.result);
   std::vector<Round*> batch(unsynced_.begin(), unsynced_.end());
+  const Status poison = poisoned_;
   syncing_ = true;
   queue_mu_.Unlock();
-  const bool seal_due = SyncAndPublish(batch);
+  const bool seal_due = SyncAndPublish(batch, poison);
   queue_mu_.Lock();
   for (Round* b : batch) {
     unsynced_.pop_front();
@@ -404,14 +405,10 @@ void EventStoreImpl::WriteRound(Round& w) {
   w.identity_end = identity_->LogWritten();
 }
 
-bool EventStoreImpl::SyncAndPublish(const std::vector<Round*>& batch) {
+bool EventStoreImpl::SyncAndPublish(const std::vector<Round*>& batch, Status poison) {
   // The rounds' own failures stay theirs; the fsync's (or an earlier poison) fails them all.
-  Status st;
+  Status st = std::move(poison);
   uint64_t through = 0;
-  {
-    MutexLock l(&queue_mu_);
-    st = poisoned_;
-  }
   const Round* last = nullptr;  // the last round written in full: its log ends cover the others
   for (const Round* r : batch)
     if (r->ticket) last = r;

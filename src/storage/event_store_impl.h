@@ -99,10 +99,11 @@ class EventStoreImpl final : public EventStore {
   // round's identity records and WAL records written to their files, not yet durable.
   void WriteRound(Round& round) REQUIRES(write_mu_) EXCLUDES(queue_mu_);
   // Step 2, by the first written round not yet durable, for every round written so far
-  // (`batch`): one fsync of the identity log, then one of the WAL (unless an earlier
-  // failure poisoned them); then the rows go to the memtable and the listeners, and the
-  // results are set, in write order. True when the open rows are due to be sealed.
-  bool SyncAndPublish(const std::vector<Round*>& batch) EXCLUDES(write_mu_, queue_mu_, state_mu_);
+  // (`batch`): one fsync of the identity log, then one of the WAL (unless `poison`, the
+  // pipeline's state when the batch was taken, fails them all); then the rows go to the
+  // memtable and the listeners, and the results are set, in write order. True when the
+  // open rows are due to be sealed.
+  bool SyncAndPublish(const std::vector<Round*>& batch, Status poison) EXCLUDES(write_mu_, queue_mu_, state_mu_);
   // Waits until no round is between its write and its answer; after a failed write or
   // fsync, then rolls the logs, the identity map and the dedup set back to what is durable.
   // Everything that reads or changes the logs, the identities or the memtable as a whole

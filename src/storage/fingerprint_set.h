@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "storage/probe_table.h"
+
 namespace ns {
 
 // Open-addressing set of 64-bit uuid fingerprints (0 = empty slot). 8 bytes per slot,
@@ -34,25 +36,14 @@ class FingerprintSet {
       }
     }
   }
-  // Backward-shift deletion (linear probing keeps no tombstones): the entries after the
-  // hole that can move into it do, until an empty slot.
   void Erase(uint64_t f) {
     size_t mask = slots_.size() - 1;
-    size_t hole = f & mask;
-    for (;; hole = (hole + 1) & mask) {
-      if (slots_[hole] == 0) return;
-      if (slots_[hole] == f) break;
+    size_t i = f & mask;
+    for (;; i = (i + 1) & mask) {
+      if (slots_[i] == 0) return;
+      if (slots_[i] == f) break;
     }
-    for (size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
-      const size_t home = slots_[j] & mask;
-      // slots_[j] stays if its home is cyclically in (hole, j]: the probe from home reaches j
-      // without passing the hole.
-      const bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
-      if (stays) continue;
-      slots_[hole] = slots_[j];
-      hole = j;
-    }
-    slots_[hole] = 0;
+    BackwardShiftErase(slots_, i, [](uint64_t slot) { return slot; });  // a fingerprint's home is its low bits
     count_--;
   }
   size_t size() const { return count_; }

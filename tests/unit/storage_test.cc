@@ -53,6 +53,20 @@ uint64_t TotalRows(EventStore& s) {
 
 constexpr int64_t kT0 = 1'740'000'000'000;  // 2025-02-19
 
+// The payloads of WAL file `seq` in dir, in order (ReplayWal; a torn tail cut if `truncate`).
+std::vector<std::string> ReplayedRecords(const std::string& dir, uint64_t seq, bool truncate, WalReplayStats* st) {
+  std::vector<std::string> got;
+  EXPECT_TRUE(ReplayWal(
+                  Env::Default(), dir, seq, truncate,
+                  [&](std::string_view p) {
+                    got.emplace_back(p);
+                    return Status::OK();
+                  },
+                  st)
+                  .ok());
+  return got;
+}
+
 TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
   testing::TempDir dir;
   {
@@ -68,17 +82,8 @@ TEST(Wal, ReplaysRecordsAndTruncatesTornTail) {
     std::ofstream f(path, std::ios::app | std::ios::binary);
     f.write("\x10\x00\x00\x00garbage", 11);  // a record header promising 16 bytes, then too few
   }
-  std::vector<std::string> got;
   WalReplayStats st;
-  ASSERT_TRUE(ReplayWal(
-                  Env::Default(), dir.path(), 1, true,
-                  [&](std::string_view p) {
-                    got.emplace_back(p);
-                    return Status::OK();
-                  },
-                  &st)
-                  .ok());
-  EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(ReplayedRecords(dir.path(), 1, true, &st), (std::vector<std::string>{"first", "second"}));
   EXPECT_EQ(st.truncated_bytes, 11u);
   EXPECT_EQ(std::filesystem::file_size(path), size);
 }
@@ -90,16 +95,8 @@ TEST(Wal, PipelinedWriteSyncThroughAndRollback) {
   testing::TempDir dir;
   testing::FaultInjectionEnv env;
   auto replay = [&] {
-    std::vector<std::string> got;
     WalReplayStats st;
-    EXPECT_TRUE(ReplayWal(
-                    Env::Default(), dir.path(), 3, false,
-                    [&](std::string_view p) {
-                      got.emplace_back(p);
-                      return Status::OK();
-                    },
-                    &st)
-                    .ok());
+    std::vector<std::string> got = ReplayedRecords(dir.path(), 3, false, &st);
     EXPECT_EQ(st.truncated_bytes, 0u);
     return got;
   };
