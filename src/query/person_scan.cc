@@ -257,16 +257,22 @@ void GallopMerge(const uint64_t* base, size_t n, const std::vector<uint64_t>& ad
 // The merged (person, ts) order of one day of one store over its stable blocks (every block
 // but the memtable's open rows, which the next write replaces), kept between queries. A
 // query whose day gained blocks (sealed memtable rows, a flushed or compacted segment) merges
-// only their rows into it (GallopMerge: a copy of the kept order plus a few key comparisons
-// per new row) instead of merging the whole day again; blocks gone from the store (flushed,
-// compacted) are filtered out. Under a steady ingest that turns each query's k-way merge of
-// up to a million of today's rows into a linear copy (docs/benchmarks.md, "queries' p99 under
-// ingest"). Rows are (slot, row), a slot indexing `blocks`.
+// only their rows into it instead of merging the whole day again; blocks gone from the store
+// (flushed, compacted) are filtered out. Rows are (slot, row), a slot indexing `blocks`.
+//
+// Two sorted levels, like a small LSM tree: the gained rows are merged into `recent`, and
+// `recent` into `base` only once it holds more than 1/recent_level_divisor of it. Under a
+// steady ingest a block is sealed every few queries; with one level each of them copied the
+// whole day's order (O(rows of the day), ~40 % of a loaded query's CPU at 1.5M rows of the
+// day), now they copy the recent level and each row is copied into `base` a bounded number
+// of times as the day grows (docs/benchmarks.md, "queries' p99 under ingest"). A query
+// merges the two levels (and the open rows) while it copies its rows out.
 struct DayOrder {
   std::mutex mu;
   uint64_t merge_version = 0;                      // guarded by mu
   std::vector<std::weak_ptr<const Block>> blocks;  // guarded by mu
-  std::shared_ptr<const KeyedRows> rows;           // guarded by mu
+  std::shared_ptr<const KeyedRows> base;           // guarded by mu
+  std::shared_ptr<const KeyedRows> recent;         // guarded by mu
   uint64_t last_use = 0;                           // guarded by day_orders_mu
 };
 constexpr size_t kDayOrderRows = size_t{8} << 20;  // all days' kept orders together (16 bytes a row)
@@ -308,12 +314,44 @@ std::vector<Row> RunRows(const DayRun& r, uint32_t block) {
   return run;
 }
 
+// The merge of sorted `a` and `b` (rows of `a` first on equal keys).
+KeyedRows MergeKeyed(const KeyedRows& a, const KeyedRows& b) {
+  KeyedRows out;
+  out.keys.reserve(a.size() + b.size());
+  out.rows.reserve(a.size() + b.size());
+  GallopMerge(
+      a.keys.data(), a.size(), b.keys,
+      [&](size_t first, size_t last) {
+        out.keys.insert(out.keys.end(), a.keys.begin() + first, a.keys.begin() + last);
+        out.rows.insert(out.rows.end(), a.rows.begin() + first, a.rows.begin() + last);
+      },
+      [&](size_t k) {
+        out.keys.push_back(b.keys[k]);
+        out.rows.push_back(b.rows[k]);
+      });
+  return out;
+}
+
+// `rows` with their slots renumbered, the rows of slots renumbered to UINT32_MAX left out.
+std::shared_ptr<const KeyedRows> Renumbered(const KeyedRows& rows, const std::vector<uint32_t>& renumber) {
+  auto out = std::make_shared<KeyedRows>();
+  out->keys.reserve(rows.size());
+  out->rows.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); i++)
+    if (const uint32_t s = renumber[rows.rows[i].first]; s != UINT32_MAX) {
+      out->keys.push_back(rows.keys[i]);
+      out->rows.push_back({s, rows.rows[i].second});
+    }
+  return out;
+}
+
 // The rows of one day for the scan: the kept order of its stable runs brought up to date,
-// with the volatile runs (the open memtable rows) merged in while it is copied out.
+// its two levels and the volatile runs (the open memtable rows) merged while copied out.
 std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::vector<DayRun>& stable,
                                const std::vector<DayRun>& volatile_runs, const std::vector<const Block*>& scan_blocks,
                                const PersonTable& persons) {
   const int64_t day_start = int64_t{day} * kMsPerDay;
+  const size_t divisor = std::max<uint32_t>(1, SequenceScanTuning().recent_level_divisor);
   std::shared_ptr<DayOrder> d;
   {
     std::lock_guard lk(day_orders_mu);
@@ -322,14 +360,14 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
     d = slot;
     d->last_use = ++day_order_clock;
   }
-  std::shared_ptr<const KeyedRows> kept;
+  std::shared_ptr<const KeyedRows> base, recent;
   std::vector<std::shared_ptr<const Block>> slots;  // held while the rows are read
   {
     std::lock_guard lk(d->mu);
-    if (d->merge_version != persons.merge_version || !d->rows) {
+    if (d->merge_version != persons.merge_version || !d->base) {
       d->merge_version = persons.merge_version;
       d->blocks.clear();
-      d->rows = std::make_shared<const KeyedRows>();
+      d->base = d->recent = std::make_shared<const KeyedRows>();
     }
     slots.reserve(d->blocks.size());
     for (const auto& w : d->blocks) slots.push_back(w.lock());
@@ -347,6 +385,8 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
     }
     bool dead = false;
     for (const auto& s : slots) dead = dead || !s;
+    base = d->base;
+    recent = d->recent;
     if (dead || !added.empty()) {
       // New slots: the kept blocks (in slot order; with blocks added, only those this query
       // has: the others are gone or newer than its snapshot), then the added ones.
@@ -357,25 +397,13 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
           renumber[s] = static_cast<uint32_t>(next.size());
           next.push_back(slots[s]);
         }
-      const KeyedRows& old = *d->rows;
-      // Without a slot dropped the old rows are the base as they are (the common case: a
-      // query after more rows were sealed); otherwise a filtered, renumbered copy.
-      KeyedRows filtered;
-      const bool all_kept = next.size() == slots.size();
-      if (!all_kept) {
-        filtered.keys.reserve(old.size());
-        filtered.rows.reserve(old.size());
-        for (size_t i = 0; i < old.size(); i++)
-          if (const uint32_t s = renumber[old.rows[i].first]; s != UINT32_MAX) {
-            filtered.keys.push_back(old.keys[i]);
-            filtered.rows.push_back({s, old.rows[i].second});
-          }
+      // Without a slot dropped the levels stay as they are (the common case: a query after
+      // more rows were sealed); otherwise filtered, renumbered copies.
+      if (next.size() != slots.size()) {
+        base = Renumbered(*base, renumber);
+        recent = Renumbered(*recent, renumber);
       }
-      const KeyedRows& base = all_kept ? old : filtered;
-      auto merged = std::make_shared<KeyedRows>();
-      if (added.empty()) {
-        *merged = std::move(filtered);  // added is empty only when a slot was dropped
-      } else {
+      if (!added.empty()) {
         std::vector<std::vector<Row>> runs;
         for (const DayRun* r : added) {
           runs.push_back(RunRows(*r, static_cast<uint32_t>(next.size())));
@@ -383,28 +411,25 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
         }
         const KeyedRows add =
             MergeKeyedRuns(runs, day_start, persons, [&](uint32_t s) -> const Block& { return *next[s]; });
-        merged->keys.reserve(base.size() + add.size());
-        merged->rows.reserve(base.size() + add.size());
-        GallopMerge(
-            base.keys.data(), base.size(), add.keys,
-            [&](size_t first, size_t last) {
-              merged->keys.insert(merged->keys.end(), base.keys.begin() + first, base.keys.begin() + last);
-              merged->rows.insert(merged->rows.end(), base.rows.begin() + first, base.rows.begin() + last);
-            },
-            [&](size_t k) {
-              merged->keys.push_back(add.keys[k]);
-              merged->rows.push_back(add.rows[k]);
-            });
+        auto grown = std::make_shared<const KeyedRows>(MergeKeyed(*recent, add));
+        if (base->size() == 0) {
+          base = std::move(grown);
+          recent = std::make_shared<const KeyedRows>();
+        } else if (grown->size() * divisor > base->size()) {
+          base = std::make_shared<const KeyedRows>(MergeKeyed(*base, *grown));
+          recent = std::make_shared<const KeyedRows>();
+        } else {
+          recent = std::move(grown);
+        }
       }
       d->blocks.assign(next.begin(), next.end());
-      d->rows = std::move(merged);
+      d->base = base;
+      d->recent = recent;
       slots = std::move(next);
     }
-    kept = d->rows;
   }
-  AccountDayOrder(d.get(), kept->size());
-  // Out: slots -> the scan's block indices (rows of slots this snapshot lacks are skipped),
-  // the volatile runs merged in.
+  AccountDayOrder(d.get(), base->size() + recent->size());
+  // Out: slots -> the scan's block indices (rows of slots this snapshot lacks are skipped).
   std::vector<uint32_t> to_scan(slots.size(), UINT32_MAX);
   {
     std::unordered_map<const Block*, uint32_t> scan_index;
@@ -412,24 +437,44 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
     for (uint32_t s = 0; s < slots.size(); s++)
       if (auto it = scan_index.find(slots[s].get()); it != scan_index.end()) to_scan[s] = it->second;
   }
+  // The small side, in scan block indices: the recent level merged with the volatile runs.
   KeyedRows add;
   if (!volatile_runs.empty()) {
     std::vector<std::vector<Row>> runs;
     for (const DayRun& r : volatile_runs) runs.push_back(RunRows(r, r.block));
     add = MergeKeyedRuns(runs, day_start, persons, [&](uint32_t b) -> const Block& { return *scan_blocks[b]; });
   }
-  const KeyedRows& base = *kept;
+  KeyedRows side;
+  if (recent->size() == 0) {
+    side = std::move(add);
+  } else {
+    side.keys.reserve(recent->size() + add.size());
+    side.rows.reserve(recent->size() + add.size());
+    GallopMerge(
+        recent->keys.data(), recent->size(), add.keys,
+        [&](size_t first, size_t last) {
+          for (size_t i = first; i < last; i++)
+            if (const uint32_t b = to_scan[recent->rows[i].first]; b != UINT32_MAX) {
+              side.keys.push_back(recent->keys[i]);
+              side.rows.push_back({b, recent->rows[i].second});
+            }
+        },
+        [&](size_t k) {
+          side.keys.push_back(add.keys[k]);
+          side.rows.push_back(add.rows[k]);
+        });
+  }
   std::vector<Row> out;
-  out.reserve(base.size() + add.size());
+  out.reserve(base->size() + side.size());
   GallopMerge(
-      base.keys.data(), base.size(), add.keys,
+      base->keys.data(), base->size(), side.keys,
       [&](size_t first, size_t last) {
         for (size_t i = first; i < last; i++) {
-          const uint32_t b = to_scan[base.rows[i].first];
-          if (b != UINT32_MAX) out.push_back({b, base.rows[i].second});
+          const uint32_t b = to_scan[base->rows[i].first];
+          if (b != UINT32_MAX) out.push_back({b, base->rows[i].second});
         }
       },
-      [&](size_t k) { out.push_back(add.rows[k]); });
+      [&](size_t k) { out.push_back(side.rows[k]); });
   return out;
 }
 

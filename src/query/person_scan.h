@@ -208,6 +208,10 @@ struct SequenceScanOptions {
   // Keep each multi-block day's merged row order between queries and merge only the blocks
   // a day gained since (person_scan.cc, DayOrder); off: every query merges the day's runs.
   bool keep_day_orders = true;
+  // A kept day order is two sorted levels: the rows added lately go into a small `recent`
+  // level, which is merged into the large `base` once it holds more than 1/divisor of it
+  // (person_scan.cc, DayOrder). Tests set other divisors to exercise both levels.
+  uint32_t recent_level_divisor = 8;
 };
 SequenceScanOptions& SequenceScanTuning();
 

@@ -3,9 +3,10 @@
 // nothing else. The scan visits single sorted blocks in place, merges a day's sorted runs,
 // keeps the sorted order of other blocks (memtable blocks, segments whose persons merged) in
 // a cache per block and merge version, and keeps each multi-block day's merged order per store
-// and day, merging in only the blocks the day gained; queries interleaved with appends,
-// flushes, compactions and merges make sure a kept order is never used after a merge changed
-// it or with a block that is gone, and the plain path (keep_day_orders off) is checked too.
+// and day in two levels (merged at divisors from 1 to 100,000), merging in only the blocks the
+// day gained; queries interleaved with appends, flushes, compactions and merges make sure a
+// kept order is never used after a merge changed it or with a block that is gone, and the
+// plain path (keep_day_orders off) is checked too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -60,7 +61,15 @@ void ExpectScanInOrder(const StoreSnapshot& snap, int64_t from, int64_t to, cons
 
 struct KeepDayOrders {
   explicit KeepDayOrders(bool on) { SequenceScanTuning().keep_day_orders = on; }
-  ~KeepDayOrders() { SequenceScanTuning() = SequenceScanOptions(); }
+  ~KeepDayOrders() { SequenceScanTuning().keep_day_orders = SequenceScanOptions().keep_day_orders; }
+};
+
+// Kept day orders merge their recent level into the base one past 1/divisor of it: divisor 1
+// lets the recent level grow as large as the base, a large one merges it at almost every
+// gained block, so both levels (and their filtering when blocks go) hold rows in these tests.
+struct RecentLevelDivisor {
+  explicit RecentLevelDivisor(uint32_t divisor) { SequenceScanTuning().recent_level_divisor = divisor; }
+  ~RecentLevelDivisor() { SequenceScanTuning().recent_level_divisor = SequenceScanOptions().recent_level_divisor; }
 };
 
 class PersonOrderScanTest : public ::testing::TestWithParam<int> {};
@@ -75,6 +84,8 @@ TEST_P(PersonOrderScanTest, PartsListTheRangeInPersonTimeOrder) {
   auto R = [&](int lo, int hi) { return static_cast<int>(lo + rng() % static_cast<uint64_t>(hi - lo + 1)); };
   // Snapshots seal the open rows from 1..30 of them on (or never, the default 1,024 here).
   const size_t snapshot_seal = R(0, 2) ? static_cast<size_t>(R(1, 30)) : StoreOptions().snapshot_seal_rows;
+  const uint32_t divisors[] = {1, 2, 8, 64, 100000};
+  RecentLevelDivisor divisor(divisors[R(0, 4)]);
   ThrowAwayStore store(static_cast<size_t>(R(2, 60)), snapshot_seal);
   ASSERT_TRUE(store.ok());
   const int64_t base = 1741046400000LL;  // 2025-03-04T00:00Z
