@@ -325,7 +325,10 @@ std::vector<PlainFunnelSlot> ScanPlainFunnel(const FunnelQuery& q, const StoreSn
   std::vector<PlainFunnelSlot> out(static_cast<size_t>(slots));
   for (PlainFunnelSlot& o : out) o.conv.assign(setup.n, {});
   const uint32_t tile_persons = retirer ? UINT32_MAX : std::max<uint32_t>(1, SequenceScanTuning().tile_persons);
-  ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+  // Chunks (a slot's conv and reaches only grow), but not under the retirer, which counts one
+  // range per slot.
+  const int chunks = retirer ? 1 : SequenceScanTuning().person_chunks_per_slot;
+  ParallelPersonChunks(pt.size(), slots, chunks, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     const ScanRetirer::SlotScope slot_scope{retirer ? &*retirer : nullptr, slot};
     if (p_lo >= p_hi) return;
     SlotScanner scanner(setup, &out[static_cast<size_t>(slot)], slot, finish, std::min(tile_persons, p_hi - p_lo));

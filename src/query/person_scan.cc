@@ -1,6 +1,7 @@
 #include "query/person_scan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -604,16 +605,30 @@ size_t PersonOrderScan::LowerBoundFrom(const Part& p, size_t from, size_t to, ui
 int PersonRangeCount(size_t persons, int slots) { return slots <= 1 || persons < 1024 ? 1 : slots; }
 
 void ParallelPersonRanges(size_t persons, int slots, const std::function<void(uint32_t, uint32_t, int)>& fn) {
+  ParallelPersonChunks(persons, slots, 1, fn);
+}
+
+void ParallelPersonChunks(size_t persons, int slots, int chunks_per_slot,
+                          const std::function<void(uint32_t, uint32_t, int)>& fn) {
   if (PersonRangeCount(persons, slots) == 1) {
     fn(0, static_cast<uint32_t>(persons), 0);
     return;
   }
-  std::vector<std::thread> threads;
-  auto bound = [&](int s) {
-    return static_cast<uint32_t>(persons * static_cast<size_t>(s) / static_cast<size_t>(slots));
+  const size_t chunks = static_cast<size_t>(slots) * static_cast<size_t>(std::max(1, chunks_per_slot));
+  auto bound = [&](size_t c) { return static_cast<uint32_t>(persons * c / chunks); };
+  std::atomic<size_t> next{0};
+  auto work = [&](int s) {
+    if (chunks == static_cast<size_t>(slots)) {  // one range per slot
+      fn(bound(static_cast<size_t>(s)), bound(static_cast<size_t>(s) + 1), s);
+      return;
+    }
+    for (size_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(bound(c), bound(c + 1), s);
   };
-  for (int s = 1; s < slots; s++) threads.emplace_back([&, s] { fn(bound(s), bound(s + 1), s); });
-  fn(bound(0), bound(1), 0);
+  std::vector<std::thread> threads;
+  for (int s = 1; s < slots; s++) threads.emplace_back(work, s);
+  work(0);
   for (auto& t : threads) t.join();
 }
 

@@ -171,6 +171,13 @@ bool BlockSortedByPerson(const Block& b, const PersonTable& persons);
 // Runs fn(first_person, last_person, slot) on `slots` disjoint person ranges covering
 // [0, persons) in parallel (one thread each; slot 0 on the calling thread).
 void ParallelPersonRanges(size_t persons, int slots, const std::function<void(uint32_t, uint32_t, int)>& fn);
+// ParallelPersonRanges with the range cut in slots * chunks_per_slot chunks that the threads
+// take in order as they become free: a slot may run fn several times (on increasing ranges),
+// so fn must add to its slot's state, not reset it. The chunks keep a query's threads busy to
+// its end when one runs late (its core shared with the ingest, or its persons with more
+// rows), where equal halves left the early one idle. chunks_per_slot 1: ParallelPersonRanges.
+void ParallelPersonChunks(size_t persons, int slots, int chunks_per_slot,
+                          const std::function<void(uint32_t, uint32_t, int)>& fn);
 // How many ranges ParallelPersonRanges runs (one when there are few persons).
 int PersonRangeCount(size_t persons, int slots);
 
@@ -212,6 +219,10 @@ struct SequenceScanOptions {
   // level, which is merged into the large `base` once it holds more than 1/divisor of it
   // (person_scan.cc, DayOrder). Tests set other divisors to exercise both levels.
   uint32_t recent_level_divisor = 8;
+  // Person chunks per thread of the passes that take them (the plain funnel, retention;
+  // ParallelPersonChunks): enough for a late thread's share to be picked up by the other,
+  // few enough for the per-chunk set-up (a search per part) to stay small.
+  int person_chunks_per_slot = 4;
 };
 SequenceScanOptions& SequenceScanTuning();
 

@@ -482,12 +482,16 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
   const uint32_t start_code = start_m.code, ret_code = ret_m.code;
   const bool start_any = start_m.any, ret_any = ret_m.any, ret_none = ret_m.none;
 
-  ParallelPersonRanges(pt.size(), slots, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
+  // Chunks, but not under the retirer, which counts one range per slot.
+  const int chunks = retirer ? 1 : SequenceScanTuning().person_chunks_per_slot;
+  ParallelPersonChunks(pt.size(), slots, chunks, [&](uint32_t p_lo, uint32_t p_hi, int slot) {
     const ScanRetirer::SlotScope slot_scope{retirer ? &*retirer : nullptr, slot};
     std::vector<uint64_t>& sizes = slot_sizes[static_cast<size_t>(slot)];
     std::vector<uint64_t>& values = slot_values[static_cast<size_t>(slot)];
-    sizes.assign(cohort_days.size(), 0);
-    values.assign(cohort_days.size() * static_cast<size_t>(P), 0);
+    if (sizes.empty()) {  // the slot's first chunk: later ones add to it
+      sizes.assign(cohort_days.size(), 0);
+      values.assign(cohort_days.size() * static_cast<size_t>(P), 0);
+    }
     std::vector<PersonState> state(std::min<size_t>(tile_persons, p_hi - p_lo));
     PersonTileWalk walk(scan, pt, p_lo, p_hi);
     uint32_t t_lo = 0;  // the tile's first person: state[p - t_lo]

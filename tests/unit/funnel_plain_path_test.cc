@@ -103,6 +103,57 @@ TEST_P(FunnelPlainPath, SameAnswersAsTheGeneralEngine) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, FunnelPlainPath, ::testing::Range(0, 240));
 
+// Enough persons (1,100-3,000) for the passes to run in parallel person ranges: the plain
+// funnel and retention, whose threads take several chunks each (ParallelPersonChunks), must
+// answer as the plain scan's one range per thread. Breakdowns and filters keep retention on
+// its general walk, without them it takes its fast paths.
+class ChunkedPersonRanges : public ::testing::TestWithParam<int> {};
+
+TEST_P(ChunkedPersonRanges, AnswerAsOneRangePerThread) {
+  TuningGuard guard;
+  const int seed = GetParam();
+  std::mt19937_64 rng(static_cast<uint64_t>(seed) * 7919 + 3);
+  auto R = [&](int lo, int hi) { return static_cast<int>(lo + rng() % static_cast<uint64_t>(hi - lo + 1)); };
+  auto tz = TimeZone::Load(kZones[seed % 5]);
+  ASSERT_TRUE(tz.ok());
+  ThrowAwayStore store(static_cast<size_t>(R(200, 3000)));
+  ASSERT_TRUE(store.ok());
+  const int64_t base = 1741046400000LL + R(0, 86400) * 1000LL;
+  const int persons = R(1100, 3000);
+  std::vector<Event> events = GridEvents(rng, R, "c" + std::to_string(seed), persons, persons * R(3, 8), kNames, 5,
+                                         base, 600'000, /*days=*/14, /*login_every=*/25, [&](Event& e, int) {
+                                           e.props.push_back(Property{"channel", PropValue::Str(R(0, 1) ? "a" : "b")});
+                                         });
+  std::shuffle(events.begin(), events.end(), rng);
+  AppendInBatches(store, std::move(events), BatchPolicy{}, R);
+  auto day = [&](int off) { return FormatDate(tz->LocalDay(base) + off); };
+  for (int t = 0; t < 6; t++) {
+    json q;
+    if (t % 2 == 0) {
+      q = {{"kind", "funnel"}, {"order", R(0, 2) == 0 ? "strict" : "ordered"}};
+      json steps = json::array();
+      for (int k = R(2, 5); k > 0; k--) steps.push_back({{"event", kNames[R(0, 4)]}});
+      q["steps"] = steps;
+      q["window_seconds"] = std::vector<int>{3600, 86400, 7 * 86400}[static_cast<size_t>(R(0, 2))];
+      q["dropoff_limit"] = R(0, 5);
+    } else {
+      q = {{"kind", "retention"}, {"start_event", kNames[R(0, 2)]}, {"return_event", kNames[R(0, 4)]}};
+      q["period"] = R(0, 2) ? "day" : "week";
+      q["periods"] = R(3, 14);
+      q["mode"] = R(0, 1) ? "exact" : "on_or_after";
+      if (R(0, 2) == 0) q["breakdown"] = "channel";
+    }
+    const int a = R(-2, 10);
+    q["date_from"] = day(a);
+    q["date_to"] = day(a + R(0, 6));
+    const int chunks = std::vector<int>{2, 3, 4, 7}[static_cast<size_t>(R(0, 3))];
+    const uint32_t tile = R(0, 1) ? kScanTilePersons : static_cast<uint32_t>(R(1, 64));
+    ASSERT_NO_FATAL_FAILURE(ExpectFastScanSameAsPlain(q, *store, *tz, tile, seed, chunks));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ChunkedPersonRanges, ::testing::Range(0, 12));
+
 // Funnels the general engine keeps: anything beyond plain steps.
 TEST(FunnelPlainPathChoice, OnlyPlainFunnels) {
   auto parse = [](const json& extra) {

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <mutex>
 #include <random>
 #include <string>
 #include <tuple>
@@ -157,6 +158,38 @@ TEST(PersonOrderScanTwoStores, KeptDayOrdersAreTheirStores) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, PersonOrderScanTest, ::testing::Range(0, 240));
+
+// ParallelPersonChunks: every person in exactly one range, each slot's ranges increasing,
+// one range per slot without chunks, and no slot beyond `slots`.
+TEST(ParallelPersonChunks, CoverEveryPersonOnceInIncreasingRangesPerSlot) {
+  for (size_t persons : {0, 5, 1023, 1024, 1500, 40000})
+    for (int slots : {1, 2, 3, 8})
+      for (int chunks : {1, 2, 4, 7}) {
+        std::mutex mu;
+        std::vector<int> covered(persons, 0);
+        std::vector<std::vector<std::pair<uint32_t, uint32_t>>> by_slot(8);
+        ParallelPersonChunks(persons, slots, chunks, [&](uint32_t lo, uint32_t hi, int slot) {
+          std::lock_guard lk(mu);
+          ASSERT_GE(slot, 0);
+          ASSERT_LT(slot, slots);
+          by_slot[static_cast<size_t>(slot)].push_back({lo, hi});
+          for (uint32_t p = lo; p < hi; p++) covered[p]++;
+        });
+        const std::string where = std::to_string(persons) + " persons, " + std::to_string(slots) + " slots, " +
+                                  std::to_string(chunks) + " chunks";
+        for (size_t p = 0; p < persons; p++) ASSERT_EQ(covered[p], 1) << where << " person " << p;
+        size_t calls = 0;
+        for (const auto& ranges : by_slot) {
+          calls += ranges.size();
+          for (size_t i = 1; i < ranges.size(); i++) ASSERT_LE(ranges[i - 1].second, ranges[i].first) << where;
+          if (chunks == 1) {
+            ASSERT_LE(ranges.size(), 1u) << where;
+          }
+        }
+        const size_t want = PersonRangeCount(persons, slots) == 1 ? 1 : static_cast<size_t>(slots * chunks);
+        ASSERT_EQ(calls, want) << where;
+      }
+}
 
 }  // namespace
 }  // namespace ns

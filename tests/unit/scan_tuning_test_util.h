@@ -21,17 +21,25 @@ struct TuningGuard {
   ~TuningGuard() { SequenceScanTuning() = SequenceScanOptions(); }
 };
 
-inline void UsePlainScan() { SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false, false}; }
-inline void UseFastScan(uint32_t tile) { SequenceScanTuning() = SequenceScanOptions{tile, true, true}; }
+// The plain scan also takes one person range per thread (ParallelPersonRanges without
+// chunks); the fast one `chunks` per thread.
+inline void UsePlainScan() {
+  SequenceScanTuning() = SequenceScanOptions{UINT32_MAX, false, false};
+  SequenceScanTuning().person_chunks_per_slot = 1;
+}
+inline void UseFastScan(uint32_t tile, int chunks = SequenceScanOptions().person_chunks_per_slot) {
+  SequenceScanTuning() = SequenceScanOptions{tile, true, true};
+  SequenceScanTuning().person_chunks_per_slot = chunks;
+}
 
 // Runs `q` on the plain scan, then on the fast one with tiles of `tile` persons, and expects
 // byte-identical answers (took_ms aside, the only field that may differ).
 inline void ExpectFastScanSameAsPlain(const nlohmann::json& q, EventStore& store, const TimeZone& tz, uint32_t tile,
-                                      int seed) {
+                                      int seed, int chunks = SequenceScanOptions().person_chunks_per_slot) {
   UsePlainScan();
   auto plain = RunQuery(q, store, tz);
   ASSERT_TRUE(plain.ok()) << plain.status().ToString() << "\n" << q.dump();
-  UseFastScan(tile);
+  UseFastScan(tile, chunks);
   auto fast = RunQuery(q, store, tz);
   ASSERT_TRUE(fast.ok()) << fast.status().ToString() << "\n" << q.dump();
   plain->erase("took_ms");
