@@ -316,10 +316,12 @@ std::vector<FunnelStepResult> StepResults(const FunnelQuery& q, StepAgg& g,
       double med = static_cast<double>(v[mid]);
       if (v.size() % 2 == 0)
         med = (med + static_cast<double>(*std::max_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(mid)))) / 2;
-      double sum = 0;
-      for (int64_t x : v) sum += static_cast<double>(x);
+      // Summed exactly, so the average does not depend on the order the threads found the
+      // times in (a double sum's last bits did, past 2^53 ms in all).
+      __int128 sum = 0;
+      for (int64_t x : v) sum += x;
       s.median_seconds_from_previous = med / 1000.0;
-      s.average_seconds_from_previous = sum / static_cast<double>(v.size()) / 1000.0;
+      s.average_seconds_from_previous = static_cast<double>(sum) / static_cast<double>(v.size()) / 1000.0;
     }
     if (k > 0) {
       s.dropoff_count = g.drop_count[k];

@@ -20,15 +20,16 @@ namespace ns {
 // True if ScanPlainFunnel answers q (see above).
 bool PlainFunnelApplies(const FunnelQuery& q);
 
-// What one thread of the scan found, in the order the general engine finds it (so sums of
-// conversion times are added in the same order and answers stay byte-identical).
+// What one thread of the scan found: its persons' conversion times and reaches, in person
+// order within the thread (the threads take person chunks as they come free, so the slots
+// together are in no particular order; the answer does not depend on it).
 struct PlainFunnelSlot {
   std::vector<std::vector<int64_t>> conv;  // per step k >= 1: ms from step k-1 to the first reach of k
-  std::vector<FunnelReach> reaches;        // with want_reaches: every first reach, in event order
+  std::vector<FunnelReach> reaches;        // with want_reaches: every first reach
 };
 
-// Runs the funnel over snap with `slots` threads (one result each, slot order = person
-// order): entries in [entry_from, entry_to), later steps before scan_to (UTC ms).
+// Runs the funnel over snap with `slots` threads (one result each, over person chunks;
+// ParallelPersonChunks): entries in [entry_from, entry_to), later steps before scan_to (UTC ms).
 // finish(slot, person, reached) is called on the slot's thread for every person who
 // entered, once the person's outcome is final (bit k of reached: step k reached), in
 // ascending person order within a slot. REQUIRES: PlainFunnelApplies(q). On an expired
