@@ -13,6 +13,8 @@
 // `channel`, see bench/run_bench.sh) times the people layer alone: a fresh three-condition
 // behavioural cohort, rfm with and without its facts cached, lifecycle stages by week, and
 // Q2 with and without a cohort filter; writes people.json.
+// --person-chunks N sets the plain funnel's and retention's person chunks per thread (default
+// 4; 1 is one range per thread), to compare the two in one sitting.
 // --memory-budget SIZE (as `northstar --memory-budget`, default 25% of RAM) bounds the
 // decoded columns kept between queries; each query's line shows the process's peak RSS
 // while that query ran (warm-up and timed runs) and the column cache's bytes after it.
@@ -32,6 +34,7 @@
 #include "query/lifecycle_plain.h"
 #include "query/operators.h"
 #include "query/person_facts.h"
+#include "query/person_scan.h"
 #include "query/query_kind.h"
 #include "storage/column_cache.h"
 
@@ -119,6 +122,13 @@ int main(int argc, char** argv) {
   std::string out = Arg(argc, argv, "--out", "results/S/northstar");
   int runs = std::stoi(Arg(argc, argv, "--runs", "5"));
   std::string from = Arg(argc, argv, "--from", "2024-01-01"), to = Arg(argc, argv, "--to", "2024-03-30");
+  // --person-chunks N: the plain funnel's and retention's person chunks per thread (1: one
+  // range per thread, as before b24c735), for same-run comparisons.
+  if (const std::string chunks = Arg(argc, argv, "--person-chunks", ""); !chunks.empty()) {
+    const int n = std::atoi(chunks.c_str());
+    if (n < 1 || n > 64) return std::fprintf(stderr, "--person-chunks: expected 1-64, got %s\n", chunks.c_str()), 1;
+    ns::SequenceScanTuning().person_chunks_per_slot = n;
+  }
   if (auto budget = ns::ParseMemoryBudget(Arg(argc, argv, "--memory-budget", "25%"), "--memory-budget"); budget.ok())
     ns::ColumnCache::Global().SetBudget(*budget);
   else
