@@ -42,6 +42,10 @@ class PersonOrderScan {
   // Parts covering every row with ts in [from_ms, to_ms) (parts may hold rows outside it:
   // callers filter by ts).
   PersonOrderScan(const StoreSnapshot& snap, int64_t from_ms, int64_t to_ms);
+  // Hands the large row lists back for the next scan's (person_scan.cc, RowBufferPool).
+  ~PersonOrderScan();
+  PersonOrderScan(const PersonOrderScan&) = delete;
+  PersonOrderScan& operator=(const PersonOrderScan&) = delete;
 
   const std::vector<const Block*>& blocks() const { return blocks_; }
   const std::vector<Part>& parts() const { return parts_; }
