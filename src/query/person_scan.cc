@@ -352,13 +352,13 @@ class RowBufferPool {
   void Give(std::vector<Row>&& v) {
     const size_t b = v.capacity() * sizeof(Row);
     if (v.capacity() < kMinRows || b > kMaxBytes) return;
-    std::vector<Row> dropped;  // freed outside the lock
+    std::vector<std::vector<Row>> dropped;  // freed outside the lock
     std::lock_guard lk(mu_);
     while (bytes_ + b > kMaxBytes && !free_.empty()) {
       auto smallest = std::min_element(free_.begin(), free_.end(),
                                        [](const auto& x, const auto& y) { return x.capacity() < y.capacity(); });
       bytes_ -= smallest->capacity() * sizeof(Row);
-      dropped = std::move(*smallest);
+      dropped.push_back(std::move(*smallest));
       free_.erase(smallest);
     }
     bytes_ += b;
@@ -373,34 +373,31 @@ class RowBufferPool {
   size_t bytes_ = 0;                    // guarded by mu_
 };
 
-// The merge of sorted `a` and `b` (rows of `a` first on equal keys).
-KeyedRows MergeKeyed(const KeyedRows& a, const KeyedRows& b) {
+// The merge of sorted `a` and `b` (rows of `a` first on equal keys). With `renumber`, a's
+// rows have their slots renumbered through it, and those renumbered to UINT32_MAX are left
+// out; b's rows are taken as they are.
+KeyedRows MergeKeyed(const KeyedRows& a, const KeyedRows& b, const std::vector<uint32_t>* renumber = nullptr) {
   KeyedRows out;
   out.keys.reserve(a.size() + b.size());
   out.rows.reserve(a.size() + b.size());
   GallopMerge(
       a.keys.data(), a.size(), b.keys,
       [&](size_t first, size_t last) {
-        out.keys.insert(out.keys.end(), a.keys.begin() + first, a.keys.begin() + last);
-        out.rows.insert(out.rows.end(), a.rows.begin() + first, a.rows.begin() + last);
+        if (!renumber) {
+          out.keys.insert(out.keys.end(), a.keys.begin() + first, a.keys.begin() + last);
+          out.rows.insert(out.rows.end(), a.rows.begin() + first, a.rows.begin() + last);
+          return;
+        }
+        for (size_t i = first; i < last; i++)
+          if (const uint32_t s = (*renumber)[a.rows[i].first]; s != UINT32_MAX) {
+            out.keys.push_back(a.keys[i]);
+            out.rows.push_back({s, a.rows[i].second});
+          }
       },
       [&](size_t k) {
         out.keys.push_back(b.keys[k]);
         out.rows.push_back(b.rows[k]);
       });
-  return out;
-}
-
-// `rows` with their slots renumbered, the rows of slots renumbered to UINT32_MAX left out.
-std::shared_ptr<const KeyedRows> Renumbered(const KeyedRows& rows, const std::vector<uint32_t>& renumber) {
-  auto out = std::make_shared<KeyedRows>();
-  out->keys.reserve(rows.size());
-  out->rows.reserve(rows.size());
-  for (size_t i = 0; i < rows.size(); i++)
-    if (const uint32_t s = renumber[rows.rows[i].first]; s != UINT32_MAX) {
-      out->keys.push_back(rows.keys[i]);
-      out->rows.push_back({s, rows.rows[i].second});
-    }
   return out;
 }
 
@@ -459,8 +456,8 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
       // Without a slot dropped the levels stay as they are (the common case: a query after
       // more rows were sealed); otherwise filtered, renumbered copies.
       if (next.size() != slots.size()) {
-        base = Renumbered(*base, renumber);
-        recent = Renumbered(*recent, renumber);
+        base = std::make_shared<const KeyedRows>(MergeKeyed(*base, KeyedRows(), &renumber));
+        recent = std::make_shared<const KeyedRows>(MergeKeyed(*recent, KeyedRows(), &renumber));
       }
       if (!added.empty()) {
         std::vector<std::vector<Row>> runs;
@@ -503,26 +500,7 @@ std::vector<Row> CachedDayRows(const EventDict* store, int32_t day, const std::v
     for (const DayRun& r : volatile_runs) runs.push_back(RunRows(r, r.block));
     add = MergeKeyedRuns(runs, day_start, persons, [&](uint32_t b) -> const Block& { return *scan_blocks[b]; });
   }
-  KeyedRows side;
-  if (recent->size() == 0) {
-    side = std::move(add);
-  } else {
-    side.keys.reserve(recent->size() + add.size());
-    side.rows.reserve(recent->size() + add.size());
-    GallopMerge(
-        recent->keys.data(), recent->size(), add.keys,
-        [&](size_t first, size_t last) {
-          for (size_t i = first; i < last; i++)
-            if (const uint32_t b = to_scan[recent->rows[i].first]; b != UINT32_MAX) {
-              side.keys.push_back(recent->keys[i]);
-              side.rows.push_back({b, recent->rows[i].second});
-            }
-        },
-        [&](size_t k) {
-          side.keys.push_back(add.keys[k]);
-          side.rows.push_back(add.rows[k]);
-        });
-  }
+  KeyedRows side = recent->size() ? MergeKeyed(*recent, add, &to_scan) : std::move(add);
   // Written through a pointer, a base row of a slot this snapshot lacks overwritten by the
   // next (no branch, no capacity check per row: this copy is O(rows of the day) per query).
   std::vector<Row> out = RowBufferPool::Global().Take(base->size() + side.size());
