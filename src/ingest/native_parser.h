@@ -74,6 +74,8 @@ constexpr size_t kMaxJsonDepth = 128;
 // InvalidArgument (prefixed by `prefix`) if `text` nests arrays/objects deeper than
 // kMaxJsonDepth; one pass over the bytes, call it before json::parse.
 Status CheckJsonDepth(std::string_view text, const std::string& prefix);
+// True if `text` nests arrays/objects at most max_depth levels deep (CheckJsonDepth's pass).
+bool JsonNestingAtMost(std::string_view text, size_t max_depth);
 
 // Validates a timestamp against the limits; message says why it was rejected.
 Status CheckTimestamp(int64_t ts_ms, int64_t now_ms, const IngestLimits& limits, const std::string& field);

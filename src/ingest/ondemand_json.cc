@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "ingest/native_parser.h"
+
 namespace ns::ondemand_json {
 
 namespace {
@@ -65,26 +67,27 @@ ParserLease::~ParserLease() {
   }
 }
 
-bool Validate(od::value v) {
+bool Validate(od::value v, size_t levels) {
   od::json_type t;
   if (v.type().get(t)) return false;
   switch (t) {
     case od::json_type::object: {
       od::object o;
-      if (v.get_object().get(o)) return false;
+      if (levels == 0 || v.get_object().get(o)) return false;
       for (auto f : o) {
         od::field field;
         std::string_view key;
-        if (std::move(f).get(field) || field.unescaped_key().get(key) || !Validate(field.value())) return false;
+        if (std::move(f).get(field) || field.unescaped_key().get(key) || !Validate(field.value(), levels - 1))
+          return false;
       }
       return true;
     }
     case od::json_type::array: {
       od::array a;
-      if (v.get_array().get(a)) return false;
+      if (levels == 0 || v.get_array().get(a)) return false;
       for (auto e : a) {
         od::value el;
-        if (e.get(el) || !Validate(el)) return false;
+        if (e.get(el) || !Validate(el, levels - 1)) return false;
       }
       return true;
     }
@@ -166,6 +169,7 @@ bool ToPropValue(od::value v, PropValue* out) {
         od::array a;
         if (v.get_array().get(a) || a.raw_json().get(raw)) return false;
       }
+      if (!JsonNestingAtMost(raw, kMaxValueDepth)) return false;  // dump() recurses per level
       try {
         *out = PropValue::Json(nlohmann::json::parse(raw).dump());
       } catch (const nlohmann::json::exception&) {
@@ -216,27 +220,27 @@ bool PlainKeys(const std::vector<Property>& props) {
   return true;
 }
 
+std::vector<Property>::iterator PropMap::LowerBound(std::string_view key) {
+  return std::lower_bound(props_.begin(), props_.end(), key,
+                          [](const Property& p, std::string_view k) { return p.key < k; });
+}
+
 PropValue* PropMap::Find(std::string_view key) {
-  auto end = props_.begin() + static_cast<ptrdiff_t>(sorted_);
-  auto it = std::lower_bound(props_.begin(), end, key, [](const Property& p, std::string_view k) { return p.key < k; });
-  if (it != end && it->key == key) return &it->value;
-  for (size_t i = sorted_; i < props_.size(); i++)
-    if (props_[i].key == key) return &props_[i].value;
-  return nullptr;
+  auto it = LowerBound(key);
+  return it != props_.end() && it->key == key ? &it->value : nullptr;
+}
+
+void PropMap::SetIfAbsent(std::string_view key, const PropValue& v) {
+  auto it = LowerBound(key);
+  if (it == props_.end() || it->key != key) props_.insert(it, Property{std::string(key), v});
 }
 
 void PropMap::Set(std::string_view key, PropValue v) {
-  if (PropValue* p = Find(key)) {
-    *p = std::move(v);
-    return;
-  }
-  props_.push_back(Property{std::string(key), std::move(v)});
-}
-
-std::vector<Property> PropMap::Finish() && {
-  if (sorted_ < props_.size())
-    std::sort(props_.begin(), props_.end(), [](const Property& a, const Property& b) { return a.key < b.key; });
-  return std::move(props_);
+  auto it = LowerBound(key);
+  if (it != props_.end() && it->key == key)
+    it->value = std::move(v);
+  else
+    props_.insert(it, Property{std::string(key), std::move(v)});
 }
 
 }  // namespace ns::ondemand_json

@@ -480,6 +480,61 @@ TEST(IngestFastPath, JsonDepthCheckMatchesTheOriginal) {
   }
 }
 
+// The fast paths bound nesting themselves (ondemand_json::kMaxValueDepth) instead of a pass of
+// CheckJsonDepth over the body: at every depth around both bounds, in every place a nested
+// value can sit (read as a property, validated, re-read by nlohmann), fast = DOM, and a body
+// nested deeper than kMaxJsonDepth is refused with the DOM path's message.
+TEST(IngestFastPath, NestingBoundsMatchTheDomPath) {
+  auto nested = [](size_t depth, bool arrays) {
+    return arrays ? std::string(depth, '[') + std::string(depth, ']') : [&] {
+      std::string s;
+      for (size_t i = 0; i < depth; i++) s += "{\"k\":";
+      s += "1";
+      for (size_t i = 0; i < depth; i++) s += "}";
+      return s;
+    }();
+  };
+  std::vector<size_t> depths;
+  for (size_t d = 1; d <= 4; d++) depths.push_back(d);
+  for (size_t d = ondemand_json::kMaxValueDepth - 3; d <= kMaxJsonDepth + 3; d++) depths.push_back(d);
+  const std::string msg = R"("type":"track","event":"e","userId":"u","timestamp":"2026-11-22T03:59:00.000Z")";
+  for (size_t depth : depths) {
+    for (bool arrays : {false, true}) {
+      const std::string v = nested(depth, arrays);
+      const std::vector<std::pair<std::string, std::string>> segment = {
+          {"/v1/batch", R"({"batch":[{)" + msg + R"(,"properties":{"x":)" + v + "}}]}"},
+          {"/v1/batch", R"({"batch":[{)" + msg + R"(,"other":)" + v + "}]}"},
+          {"/v1/batch", R"({"batch":[{)" + msg + R"(,"context":{"library":{"other":)" + v + "}}}]}"},
+          {"/v1/batch", R"({"batch":[{)" + msg + R"(,"context":{"traits":{"t":)" + v + "}}}]}"},
+          {"/v1/batch", R"({"batch":[{)" + msg + "}]," + R"("extra":)" + v + "}"},
+          {"/v1/identify", R"({"userId":"u","traits":{"t":)" + v + "}}"},
+      };
+      for (const auto& [path, body] : segment) {
+        CollectRequest req;
+        req.path = path;
+        req.body = body;
+        req.basic_user = "wk";
+        const auto fast = ParseSegmentIo(req, Zone(0), kNow, IngestLimits{});
+        ASSERT_EQ(Describe(fast), Describe(ParseSegmentIoDom(req, Zone(0), kNow, IngestLimits{})))
+            << "depth " << depth << " body " << body;
+        if (!CheckJsonDepth(body, "").ok()) {
+          ASSERT_FALSE(fast.ok()) << body;
+          EXPECT_NE(fast.status().message().find("nested deeper than"), std::string::npos) << fast.status().message();
+        }
+      }
+      const std::string event = R"({"event":"e","distinct_id":"u","properties":{"x":)" + v + R"(},"other":)" + v + "}";
+      for (const std::string& body : {"[" + event + "]", event}) {
+        ASSERT_EQ(Describe(ParseNativeBatch(body, false, Zone(0), kNow, IngestLimits{})),
+                  Describe(ParseNativeBatchDom(body, false, Zone(0), kNow, IngestLimits{})))
+            << "depth " << depth;
+        ASSERT_EQ(Describe(ParseNativeBatch(event + "\n" + event, true, Zone(0), kNow, IngestLimits{})),
+                  Describe(ParseNativeBatchDom(event + "\n" + event, true, Zone(0), kNow, IngestLimits{})))
+            << "depth " << depth;
+      }
+    }
+  }
+}
+
 // An empty body given as a view without data (found by segmentio_fuzz: memcpy from null).
 TEST(IngestFastPath, EmptyViewBodies) {
   for (bool ndjson : {false, true})
