@@ -177,11 +177,13 @@ StatusOr<int64_t> ParseIsoTimestamp(std::string_view s, const TimeZone& tz) {
     while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) n--;
     return InvalidArgument(std::string("invalid ISO-8601 timestamp '") + std::string(s.substr(0, n)) + "': " + why);
   };
-  auto num = [&](size_t pos, size_t len, int& out) {
+  auto num = [&](size_t pos, size_t len, int& out) {  // digits only, at most 4: no overflow
     if (pos + len > s.size()) return false;
-    for (size_t i = pos; i < pos + len; i++)
+    out = 0;
+    for (size_t i = pos; i < pos + len; i++) {
       if (s[i] < '0' || s[i] > '9') return false;
-    std::from_chars(s.data() + pos, s.data() + pos + len, out);
+      out = out * 10 + (s[i] - '0');
+    }
     return true;
   };
   int y, mo, d, h = 0, mi = 0, sec = 0;

@@ -207,6 +207,8 @@ bool ReadObjectProps(od::value v, std::vector<Property>* out) {
     od::field field;
     std::string_view key;
     if (std::move(f).get(field) || field.unescaped_key().get(key)) return false;
+    // Growing 1, 2, 4 was ~5 % of the fast paths (more would cost an NDJSON chunk's memory).
+    if (out->empty()) out->reserve(4);
     out->push_back(Property{std::string(key), {}});
     if (!ToPropValue(field.value(), &out->back().value)) return false;
   }

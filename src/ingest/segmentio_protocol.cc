@@ -604,6 +604,9 @@ bool MapMessage(MessageFields&& m, std::optional<Call> call, const ContextData* 
   f.has_uuid = m.has_message_id;
   f.uuid = m.message_id;
 
+  // One allocation for the properties and what the contexts and the call add (a vector
+  // growing by doubling reallocated once or twice per message).
+  m.props.reserve(m.props.size() + m.context.fields.size() + (env_context ? env_context->fields.size() : 0) + 3);
   ondemand_json::PropMap props(std::move(m.props));
   ondemand_json::PropMap set({});
   for (const ContextData* ctx : {m.has_context ? static_cast<const ContextData*>(&m.context) : nullptr, env_context}) {

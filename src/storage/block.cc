@@ -268,8 +268,14 @@ void BlockBuilder::AddNum(PropBuilder& p, double v) {
 
 void BlockBuilder::AddText(PropBuilder& p, PropValue::Kind kind, std::string_view text) {
   if (!Pad(p)) return;
-  if (p.last_code != 0 && p.last_kind == kind && p.last_text == text) {
-    p.code.push_back(p.last_code);
+  const size_t h =
+      text.size() * 7 + kind +
+      (text.empty() ? 0
+                    : static_cast<unsigned char>(text[0]) * 3 + static_cast<unsigned char>(text[text.size() / 2]) * 5 +
+                          static_cast<unsigned char>(text.back()));
+  PropBuilder::RecentText& recent = p.recent[h % p.recent.size()];
+  if (recent.code != 0 && recent.kind == kind && recent.text == text) {
+    p.code.push_back(recent.code);
     p.num.push_back(0);
     return;
   }
@@ -283,9 +289,9 @@ void BlockBuilder::AddText(PropBuilder& p, PropValue::Kind kind, std::string_vie
   p.any_text = true;
   p.code.push_back(it->second);
   p.num.push_back(0);
-  p.last_text.assign(text);
-  p.last_kind = kind;
-  p.last_code = it->second;
+  recent.text.assign(text);
+  recent.kind = kind;
+  recent.code = it->second;
 }
 
 void BlockBuilder::Append(uint32_t did, int64_t ts, uint32_t ev, const Uuid* uuid, const std::vector<Property>& props) {

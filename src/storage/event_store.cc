@@ -345,6 +345,9 @@ void EventStoreImpl::WriteRound(Round& w) {
   }
   bool any_wal = false;
   Status& st = w.status;
+  size_t events = 0;
+  for (const Request* r : round) events += r->events->size();
+  w.rows.reserve(events);
   for (size_t r = 0; r < round.size(); r++) {
     BinWriter payload;
     payload.U32(0);
