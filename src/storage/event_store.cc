@@ -329,8 +329,10 @@ void EventStoreImpl::WriteRound(Round& w) {
   const std::vector<Request*>& round = w.requests;
   w.results.resize(round.size());
   std::vector<uint64_t> new_fps;
-  std::string last_event;
-  uint32_t last_code = 0;
+  // The round's event names and their codes: a batch has few names, usually interleaved
+  // (exposure, click, cart, ...), and the dictionary takes a lock and a std::string per call.
+  // The views point into the requests' events, which outlive the round.
+  std::vector<std::pair<std::string_view, uint32_t>> codes;
   bool poisoned;
   {
     MutexLock l(&queue_mu_);
@@ -374,11 +376,14 @@ void EventStoreImpl::WriteRound(Round& w) {
       identity_->SetProps(did, e.person_set_once, true);
       if (round[r]->durability == Durability::kWal) EncodeWalEvent(payload, e);
       n++;
-      if (e.event != last_event) {  // batches often repeat names: skip the dictionary lock
-        last_event = e.event;
-        last_code = dict_.Intern(e.event);
+      size_t c = 0;
+      while (c < codes.size() && codes[c].first != e.event) c++;
+      if (c == codes.size()) {
+        if (codes.size() == 16) codes.erase(codes.begin());  // many names: a window of recent ones
+        codes.emplace_back(e.event, dict_.Intern(e.event));
+        c = codes.size() - 1;
       }
-      w.rows.push_back(MemRow{did, last_code, e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
+      w.rows.push_back(MemRow{did, codes[c].second, e.ts_ms, e.uuid, e.has_uuid, std::move(e.props)});
     }
     w.results[r].accepted = n;
     if (round[r]->durability == Durability::kWal && n > 0) {
