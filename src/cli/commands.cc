@@ -106,16 +106,25 @@ static std::atomic<HttpServer*> g_server{nullptr};
 
 int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // The flag is range-checked by its parser; a config file's server.bulk_nice is not.
-  if (o.bulk_nice < 0 || o.bulk_nice > 19)
+  if (o.bulk_nice != kBulkNiceAuto && (o.bulk_nice < 0 || o.bulk_nice > 19))
     return Fail(InvalidArgument("bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got " +
                                 std::to_string(o.bulk_nice)));
-  // Before any thread starts: the background workers take their class when they start.
-  SetBulkNice(o.bulk_nice);
-  if (o.bulk_nice > 0 && !CpuClassesAvailable())
+  // Before any thread starts: the background workers take their class when they start. The
+  // default puts queries first only where request workers can switch classes: niced flushes
+  // under full-priority collection would only let the memtable grow (docs/decisions.md).
+  const int bulk_nice = o.bulk_nice != kBulkNiceAuto ? o.bulk_nice : (CpuClassesAvailable() ? kDefaultBulkNice : 0);
+  SetBulkNice(bulk_nice);
+  if (o.bulk_nice == kBulkNiceAuto && bulk_nice > 0)
+    spdlog::info("event collection and flushes run at nice {} so that queries come first (--bulk-nice)", bulk_nice);
+  else if (o.bulk_nice == kBulkNiceAuto)
+    spdlog::info(
+        "event collection runs at the queries' priority: request workers cannot switch their nice value back "
+        "here (needs CAP_SYS_NICE or RLIMIT_NICE; --bulk-nice)");
+  else if (bulk_nice > 0 && !CpuClassesAvailable())
     spdlog::info(
         "ingest requests run at the queries' priority: switching a request worker's nice value back to 0 "
         "needs CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=0); background flushes still run at nice {}",
-        o.bulk_nice);
+        bulk_nice);
   auto reg = OpenRegistry(g, true);
   if (!reg.ok()) return Fail(reg.status());
   ProjectRegistry& registry = **reg;

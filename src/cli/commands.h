@@ -15,6 +15,10 @@ struct GlobalOptions {
   IngestLimits limits;
 };
 
+// ServeOptions::bulk_nice when neither the flag nor the config sets it: core/cpu_class.h's
+// kDefaultBulkNice where request workers can switch classes, else 0.
+constexpr int kBulkNiceAuto = -1;
+
 struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -36,7 +40,7 @@ struct ServeOptions {
   std::string console_dir;              // the built web console (web/dist); empty = DefaultConsoleDir()
   bool console = true;                  // false: serve the API only
   double query_timeout_s = 120;         // longest a query may run (0 = no limit)
-  int bulk_nice = 0;                    // nice of ingest and background work (core/cpu_class.h; 0 = off)
+  int bulk_nice = kBulkNiceAuto;        // nice of ingest and background work (core/cpu_class.h; 0 = off)
 };
 
 struct BackupOptions {

@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
                 "heavy ingest, at the ingest's expense (0 = same priority as queries)")
       ->envname("NORTHSTAR_BULK_NICE")
       ->check(CLI::Range(0, 19))
-      ->capture_default_str();
+      ->default_str("3 where request workers may lower their nice value again (root, CAP_SYS_NICE), else 0");
   s->add_flag("--console,!--no-console", serve.console, "serve the web console at / (--no-console: the API only)");
   s->add_flag("--scheduler,!--no-scheduler", serve.scheduler, "run the daily job at --snapshot-time")
       ->capture_default_str();

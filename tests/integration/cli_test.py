@@ -2,7 +2,7 @@
 """CLI end to end: admin create-project (JSON contract), import CSV/NDJSON with bad lines
 (line numbers, exit code 2, nothing good dropped), --dry-run, --map, query --format json,
 check, and the data-directory lock. usage: cli_test.py NORTHSTAR_BINARY"""
-import json, os, re, shutil, subprocess, sys, tempfile
+import json, os, re, shutil, signal, subprocess, sys, tempfile
 
 BIN = sys.argv[1]
 passed = failed = 0
@@ -147,6 +147,17 @@ try:
     rc, out, err = run("serve", "--config", nice_cfg, "--data", data, "--port", "0", "--no-demo")
     check("server.bulk_nice over 19 in the config refused",
           rc == 1 and "bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got 30" in err, err)
+    # Without the flag, collection yields to queries where request workers can switch their
+    # nice value back (root here and in CI), and says which it chose.
+    srv = subprocess.Popen([BIN, "serve", "--data", data, "--port", "0", "--no-demo"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    srv.stdout.readline()
+    srv.send_signal(signal.SIGTERM)
+    _, err = srv.communicate(timeout=60)
+    chosen = "event collection and flushes run at nice 3 so that queries come first" in err
+    check("default CPU classes announced",
+          chosen or "event collection runs at the queries' priority: request workers cannot switch" in err, err)
+    check("default CPU classes chosen as root", chosen or os.geteuid() != 0, err)
     rc, out, err = run("backup", "--data", os.path.join(tmp, "nothing-here"), "--out", os.path.join(tmp, "b"))
     check("backup of a directory without metadata refused", rc == 1 and "no metadata database" in err, err)
 
