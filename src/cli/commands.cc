@@ -102,9 +102,18 @@ Status FillDemo(Project& p, const DemoOptions& d, std::vector<SpendRow>* spend) 
 
 // ---------------------------------------------------------------- serve
 
-static std::atomic<HttpServer*> g_server{nullptr};
-
 int RunServe(const GlobalOptions& g, const ServeOptions& o) {
+  // SIGINT and SIGTERM are blocked in every thread from the start (threads inherit the mask)
+  // and taken by one thread with sigwait once the server is about to listen. A handler that
+  // called Stop() lost a signal that came before the accept loop had begun: the server then
+  // listened forever (cli_test under load, a SIGTERM right after the listening line). Now a
+  // signal that comes during startup waits, and the stopping thread repeats Stop() until
+  // Serve() has returned.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // The flag is range-checked by its parser; a config file's server.bulk_nice is not.
   if (o.bulk_nice != kBulkNiceAuto && (o.bulk_nice < 0 || o.bulk_nice > 19))
     return Fail(InvalidArgument("bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got " +
@@ -115,15 +124,17 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   const int bulk_nice = o.bulk_nice != kBulkNiceAuto ? o.bulk_nice : (CpuClassesAvailable() ? kDefaultBulkNice : 0);
   SetBulkNice(bulk_nice);
   if (o.bulk_nice == kBulkNiceAuto && bulk_nice > 0)
-    spdlog::info("event collection and flushes run at nice {} so that queries come first (--bulk-nice)", bulk_nice);
+    spdlog::info(
+        "event collection and flushes run {} nice levels below queries so that queries come first (--bulk-nice)",
+        bulk_nice);
   else if (o.bulk_nice == kBulkNiceAuto)
     spdlog::info(
         "event collection runs at the queries' priority: request workers cannot switch their nice value back "
-        "here (needs CAP_SYS_NICE or RLIMIT_NICE; --bulk-nice)");
+        "here (needs CAP_SYS_NICE or RLIMIT_NICE, systemd: LimitNICE=+0; --bulk-nice)");
   else if (bulk_nice > 0 && !CpuClassesAvailable())
     spdlog::info(
-        "ingest requests run at the queries' priority: switching a request worker's nice value back to 0 "
-        "needs CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=0); background flushes still run at nice {}",
+        "ingest requests run at the queries' priority: switching a request worker's nice value back needs "
+        "CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=+0); background flushes still run {} nice levels below",
         bulk_nice);
   auto reg = OpenRegistry(g, true);
   if (!reg.ok()) return Fail(reg.status());
@@ -333,15 +344,19 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   (*journeys)->Start();
   std::fflush(stdout);
   // SIGINT/SIGTERM stop the server; stores flush on close.
-  g_server = &server;
-  struct sigaction sa {};
-  sa.sa_handler = [](int) {
-    if (HttpServer* s = g_server.load()) s->Stop();
-  };
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  std::atomic<bool> served{false};
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    while (!served.load()) {  // Stop() before the accept loop starts does nothing: again
+      server.Stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   server.Serve();
-  g_server = nullptr;
+  served = true;
+  pthread_kill(stopper.native_handle(), SIGTERM);  // wakes its sigwait if no signal came
+  stopper.join();
   (*journeys)->Stop();
   (*ops)->StopScheduler();
   models->reset();  // waits for a training in progress, which reads a store

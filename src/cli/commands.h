@@ -1,6 +1,7 @@
 // The northstar sub-commands. main.cc parses flags (CLI11) into these option structs.
 #pragma once
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ struct GlobalOptions {
 
 // ServeOptions::bulk_nice when neither the flag nor the config sets it: core/cpu_class.h's
 // kDefaultBulkNice where request workers can switch classes, else 0.
-constexpr int kBulkNiceAuto = -1;
+constexpr int kBulkNiceAuto = std::numeric_limits<int>::min();  // no config value can mean it
 
 struct ServeOptions {
   std::string host = "127.0.0.1";

@@ -1,19 +1,21 @@
 // CPU classes of threads: bulk work (parsing and storing ingested events, background flushes
 // and compactions) yields the CPU to interactive work (queries, the console) when both want
 // it, so a query under a saturating ingest stays near its idle time (issue 15: "queries' p99
-// within 2x of idle"). A class is the calling thread's nice value: bulk threads run at
-// BulkNice(), interactive ones at 0. Request workers switch class per request, which needs
-// permission to lower a nice value again (root, CAP_SYS_NICE, or RLIMIT_NICE >= 20, e.g.
-// systemd's LimitNICE=0); without it request workers stay at nice 0 (background workers,
-// which never switch back, are still made bulk).
+// within 2x of idle"). A class is the calling thread's nice value: interactive threads run at
+// the nice value the process started with, bulk ones BulkNice() above it (at most 19).
+// Request workers switch class per request, which needs permission to lower a nice value
+// again (root with CAP_SYS_NICE, or RLIMIT_NICE, e.g. systemd's LimitNICE=+0); without it
+// request workers stay interactive (background workers, which never switch back, are still
+// made bulk).
 #pragma once
 
 namespace ns {
 
 enum class CpuClass { kInteractive, kBulk };
 
-// The nice value of bulk threads, 0-19 (clamped); 0 turns classes off. Set before the
-// threads that use it start (`northstar serve --bulk-nice`, first thing). Until set: 0.
+// How far above the process's nice value bulk threads run, 0-19 (clamped); 0 turns classes
+// off. Set before the threads that use it start (`northstar serve --bulk-nice`, first thing,
+// on the main thread: it also reads the process's nice value). Until set: 0.
 // CFS weights: nice 0 = 1024, nice 3 = 526, nice 5 = 335, nice 10 = 110; so at nice 3 a bulk
 // thread sharing a core with one interactive thread gets about a third of it, not half.
 // `serve` defaults to kDefaultBulkNice where request workers can switch classes, else 0
