@@ -548,19 +548,8 @@ std::shared_ptr<Block> EventStoreImpl::BuildMemtableBlock(const std::vector<MemR
                                   : x.row < y.row;
   });
   BlockBuilder b;
-  // Rows are read in person order, i.e. at random in memory, each with its own property
-  // vector: fetch a row ahead and its properties a little less far ahead, or every row
-  // waits for memory twice.
-  constexpr size_t kRowAhead = 8, kPropsAhead = 4;
-  for (size_t i = 0; i < keys.size(); i++) {
-    if (i + kRowAhead < keys.size()) __builtin_prefetch(&rows[keys[i + kRowAhead].row]);
-    if (i + kPropsAhead < keys.size()) {
-      const std::vector<Property>& ahead = rows[keys[i + kPropsAhead].row].props;
-      const char* p = reinterpret_cast<const char*>(ahead.data());
-      const size_t bytes = std::min<size_t>(ahead.size() * sizeof(Property), 8 * 64);
-      for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
-    }
-    const MemRow& r = rows[keys[i].row];
+  for (const Key& k : keys) {
+    const MemRow& r = rows[k.row];
     b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
   }
   return b.Finish();

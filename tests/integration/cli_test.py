@@ -147,6 +147,11 @@ try:
     rc, out, err = run("serve", "--config", nice_cfg, "--data", data, "--port", "0", "--no-demo")
     check("server.bulk_nice over 19 in the config refused",
           rc == 1 and "bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got 30" in err, err)
+    with open(nice_cfg, "w") as f:
+        f.write("[server]\nbulk_nice = -1\n")
+    rc, out, err = run("serve", "--config", nice_cfg, "--data", data, "--port", "0", "--no-demo")
+    check("negative server.bulk_nice in the config refused",
+          rc == 1 and "bulk_nice (--bulk-nice, server.bulk_nice): expected 0-19, got -1" in err, err)
     # Without the flag, collection yields to queries where request workers can switch their
     # nice value back (root here and in CI), and says which it chose.
     srv = subprocess.Popen([BIN, "serve", "--data", data, "--port", "0", "--no-demo"], stdout=subprocess.PIPE,
