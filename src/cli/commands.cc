@@ -107,8 +107,8 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   // and taken by one thread with sigwait once the server is about to listen. A handler that
   // called Stop() lost a signal that came before the accept loop had begun: the server then
   // listened forever (cli_test under load, a SIGTERM right after the listening line). Now a
-  // signal that comes during startup waits, and the stopping thread repeats Stop() until
-  // Serve() has returned.
+  // signal that comes during startup waits, and the stopping thread stops the server once
+  // its accept loop runs.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -348,10 +348,10 @@ int RunServe(const GlobalOptions& g, const ServeOptions& o) {
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    while (!served.load()) {  // Stop() before the accept loop starts does nothing: again
-      server.Stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    // Stop() before the accept loop has started does nothing: wait for it, then stop once
+    // (a second stop() while the first one's shutdown runs trips cpp-httplib's assert).
+    while (!served.load() && !server.Listening()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!served.load()) server.Stop();
   });
   server.Serve();
   served = true;

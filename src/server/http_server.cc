@@ -702,6 +702,7 @@ void HttpServer::Serve() {
 void HttpServer::Stop() {
   if (impl_) impl_->svr.stop();
 }
+bool HttpServer::Listening() const { return impl_ && impl_->svr.is_running(); }
 
 size_t HttpServer::open_connections() { return impl_->svr.open_connections(); }
 

@@ -27,6 +27,8 @@ class HttpServer {
   // Serves until Stop() (blocking).
   void Serve();
   void Stop();
+  // Whether Serve() has started its accept loop (Stop() before that does nothing).
+  bool Listening() const;
   // Connections open now (for tests and /metrics).
   size_t open_connections();
 
