@@ -13,11 +13,19 @@ namespace ns {
 namespace {
 
 std::atomic<int> bulk_nice{0};
-// The nice value the process started with (an operator's `nice -n` or systemd `Nice=`):
-// interactive threads run at it, bulk ones BulkNice() above it.
-std::atomic<int> base_nice{0};
 
-int InteractiveNice() { return base_nice.load(std::memory_order_relaxed); }
+// The nice value the process started with (an operator's `nice -n` or systemd `Nice=`):
+// interactive threads run at it, bulk ones BulkNice() above it. Read at first use, which
+// comes before any thread is reniced: CpuClassesAvailable() (serve's main thread, at start)
+// or MakeThreadBulk() on a thread still at the process's value.
+int InteractiveNice() {
+  static const int base = [] {
+    errno = 0;
+    const int nice = ::getpriority(PRIO_PROCESS, 0);  // -1 is a valid nice value: errno tells
+    return errno == 0 ? nice : 0;
+  }();
+  return base;
+}
 int BulkThreadNice() { return std::min(19, InteractiveNice() + BulkNice()); }
 
 bool SetNice(int nice) {
@@ -29,12 +37,7 @@ thread_local CpuClass current_class = CpuClass::kInteractive;
 
 }  // namespace
 
-void SetBulkNice(int nice) {
-  errno = 0;
-  const int base = ::getpriority(PRIO_PROCESS, 0);  // -1 is a valid nice value: errno tells
-  base_nice.store(errno == 0 ? base : 0);
-  bulk_nice.store(std::clamp(nice, 0, 19));
-}
+void SetBulkNice(int nice) { bulk_nice.store(std::clamp(nice, 0, 19)); }
 int BulkNice() { return bulk_nice.load(std::memory_order_relaxed); }
 
 bool CpuClassesAvailable() {
