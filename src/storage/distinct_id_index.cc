@@ -54,6 +54,34 @@ int64_t DistinctIdIndex::Find(std::string_view id) const {
   }
 }
 
+void DistinctIdIndex::Prefetch(std::span<const std::string_view> ids) const {
+  if (slots_.empty() || ids.empty()) return;
+  const size_t mask = slots_.size() - 1;
+  std::vector<uint32_t> at(ids.size());
+  for (size_t i = 0; i < ids.size(); i++) {
+    at[i] = Tag(ids[i]);
+    __builtin_prefetch(&slots_[at[i] & mask]);
+  }
+  // The first slot with the id's tag (usually its did; a miss or a collision only costs a
+  // useless prefetch), then its offsets, then its string.
+  for (size_t i = 0; i < ids.size(); i++) {
+    const uint32_t tag = at[i];
+    at[i] = 0;
+    for (size_t j = tag & mask; slots_[j]; j = (j + 1) & mask)
+      if (static_cast<uint32_t>(slots_[j] >> 32) == tag) {
+        at[i] = static_cast<uint32_t>(slots_[j]);  // did + 1
+        __builtin_prefetch(&end_[at[i] - 1]);
+        if (at[i] > 1) __builtin_prefetch(&end_[at[i] - 2]);
+        break;
+      }
+  }
+  for (uint32_t d1 : at)
+    if (d1) {
+      const uint64_t b = d1 > 1 ? end_[d1 - 2] & ~kCleared : 0;
+      __builtin_prefetch(arena_.data() + b);
+    }
+}
+
 void DistinctIdIndex::Add(std::string_view id) {
   const uint32_t did = size();
   const bool indexed = Find(id) >= 0;  // then the index keeps the older did

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +32,11 @@ class DistinctIdIndex {
   void Reserve(size_t ids);
   // The did of `id`, or -1.
   int64_t Find(std::string_view id) const;
+  // Brings what Find reads for each of `ids` into the cache, soon to be looked up: on a
+  // large index a lookup is three dependent misses (the slot, the did's offsets, the
+  // string), ~4 % of the write path's CPU (issue 15). One pass per level, so that the
+  // misses of a pass overlap instead of following each other.
+  void Prefetch(std::span<const std::string_view> ids) const;
   // Appends did size() with string `id` and indexes it, unless `id` is indexed already (then
   // the index keeps the older did, as std::unordered_map::emplace did). REQUIRES: `id` does
   // not point into this index (the arena may move).

@@ -350,6 +350,19 @@ void EventStoreImpl::WriteRound(Round& w) {
   size_t events = 0;
   for (const Request* r : round) events += r->events->size();
   w.rows.reserve(events);
+  {
+    // The round's lookups in the dedup set and the distinct id index miss the cache on a
+    // large store (~9 % of the write path's CPU at 2M stored events): asked for all at once
+    // first, their misses overlap instead of following each other (issue 15).
+    std::vector<std::string_view> ids;
+    ids.reserve(events);
+    for (const Request* r : round)
+      for (const Event& e : *r->events) {
+        if (e.has_uuid) seen_->Prefetch(Fingerprint(e.uuid));
+        ids.push_back(e.distinct_id);
+      }
+    identity_->PrefetchResolve(ids);
+  }
   for (size_t r = 0; r < round.size(); r++) {
     BinWriter payload;
     payload.U32(0);
@@ -548,8 +561,19 @@ std::shared_ptr<Block> EventStoreImpl::BuildMemtableBlock(const std::vector<MemR
                                   : x.row < y.row;
   });
   BlockBuilder b;
-  for (const Key& k : keys) {
-    const MemRow& r = rows[k.row];
+  // Rows are read in person order, i.e. at random in memory, each with its own property
+  // vector: fetch a row ahead and its properties a little less far ahead, or every row
+  // waits for memory twice.
+  constexpr size_t kRowAhead = 8, kPropsAhead = 4;
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (i + kRowAhead < keys.size()) __builtin_prefetch(&rows[keys[i + kRowAhead].row]);
+    if (i + kPropsAhead < keys.size()) {
+      const std::vector<Property>& ahead = rows[keys[i + kPropsAhead].row].props;
+      const char* p = reinterpret_cast<const char*>(ahead.data());
+      const size_t bytes = std::min<size_t>(ahead.size() * sizeof(Property), 8 * 64);
+      for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+    }
+    const MemRow& r = rows[keys[i].row];
     b.Append(r.did, r.ts, r.ev, r.has_uuid ? &r.uuid : nullptr, r.props);
   }
   return b.Finish();

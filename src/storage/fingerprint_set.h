@@ -24,6 +24,9 @@ class FingerprintSet {
       if (slots_[i] == 0) return false;
     }
   }
+  // Brings f's home slot into the cache ahead of a Contains / Insert (a large set misses on
+  // every lookup: issue 15, EventStoreImpl::WriteRound).
+  void Prefetch(uint64_t f) const { __builtin_prefetch(&slots_[f & (slots_.size() - 1)]); }
   void Insert(uint64_t f) {
     if ((count_ + 1) * 2 > slots_.size()) Grow();
     size_t mask = slots_.size() - 1;

@@ -348,6 +348,11 @@ uint32_t IdentityMap::Resolve(std::string_view distinct_id) {
   return static_cast<uint32_t>(ids_.size() - 1);
 }
 
+void IdentityMap::PrefetchResolve(std::span<const std::string_view> ids) const {
+  std::lock_guard lk(mu_);
+  ids_.Prefetch(ids);
+}
+
 int64_t IdentityMap::Find(std::string_view distinct_id) const {
   std::lock_guard lk(mu_);
   return ids_.Find(distinct_id);

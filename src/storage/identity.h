@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,6 +49,8 @@ class IdentityMap {
 
   // The did of distinct_id, creating it (pending until Commit) when new.
   uint32_t Resolve(std::string_view distinct_id);
+  // Brings what Resolve reads for each of `ids` into the cache (DistinctIdIndex::Prefetch).
+  void PrefetchResolve(std::span<const std::string_view> ids) const;
   // Existing did of distinct_id, or -1.
   int64_t Find(std::string_view distinct_id) const;
   // Merges the persons of two dids (pending until Commit). No-op if already one person.
