@@ -9,7 +9,8 @@ loops and a measured server RSS:
      cycle named; the server stays up and the daily job runs;
   4  idle keep-alive connections do not take the workers;
   5  slowloris: heads sent slowly do not take the workers and are closed at --header-timeout;
-     per-address connection limit;
+     per-address connection limit; a keep-alive request that follows its answer at once (served
+     by the same worker, issue 15) is served as through the poller, whatever arrives;
   7  KPI formulas fanning out (30 references per level) are evaluated once per KPI;
   13 a refused PATCH changes nothing and one broken KPI does not break the list.
 
@@ -232,6 +233,68 @@ def test_slowloris_heads_hold_no_worker_and_are_closed():
     finally:
         for s in socks:
             s.close()
+        time.sleep(0.5)  # let the server see the closes before the next test counts connections
+
+
+def read_answer(s):
+    """One HTTP/1.1 answer with a Content-Length body from raw socket s: (status line, bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data.split(b"\r\n")[0], data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head.split(b"\r\n")[0], data
+
+
+def test_keepalive_requests_that_follow_at_once():
+    # A worker that answered a keep-alive request waits a moment for the next one on the same
+    # connection instead of parking it (issue 15): every way a next request can arrive then
+    # must be served as through the poller. Raw sockets on purpose: timing and malformed heads.
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+    try:
+        for i in range(20):  # the next request as soon as the answer is read
+            s.sendall(get)
+            status, _ = read_answer(s)
+            check(status.startswith(b"HTTP/1.1 200"), f"request {i} at once: {status!r}")
+        s.sendall(get + get)  # two pipelined in one send
+        for i in range(2):
+            status, _ = read_answer(s)
+            check(status.startswith(b"HTTP/1.1 200"), f"pipelined request {i}: {status!r}")
+        for pause in (0.0005, 0.05):  # a head split across the wait, then across a park
+            s.sendall(get[:20])
+            time.sleep(pause)
+            s.sendall(get[20:])
+            status, _ = read_answer(s)
+            check(status.startswith(b"HTTP/1.1 200"), f"head split by {pause}s: {status!r}")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * (70 << 10))  # no end of head
+        status, _ = read_answer(s)
+        check(status.startswith(b"HTTP/1.1 431"), f"a 70 KiB head right after an answer: {status!r}")
+    finally:
+        s.close()
+    s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+    try:  # a request, then the client closes its side: answered, then closed
+        s.sendall(get)
+        read_answer(s)
+        s.sendall(get)
+        s.shutdown(socket.SHUT_WR)
+        status, _ = read_answer(s)
+        check(status.startswith(b"HTTP/1.1 200"), f"last request before the client's close: {status!r}")
+        check_eq(s.recv(4096), b"", "the server closes after the client did")
+    finally:
+        s.close()
         time.sleep(0.5)  # let the server see the closes before the next test counts connections
 
 
@@ -625,6 +688,7 @@ def main():
         tests = [test_gzip_bomb_without_key_is_refused_before_inflating, test_gzip_bomb_with_key_stops_at_the_limit,
                  test_gzip_bomb_on_collection_protocols, test_body_on_a_get_is_refused_unread,
                  test_idle_keepalive_connections_hold_no_worker, test_slowloris_heads_hold_no_worker_and_are_closed,
+                 test_keepalive_requests_that_follow_at_once,
                  test_connection_limit_per_address, test_high_cardinality_breakdown_is_memory_bounded, test_kpi_formula_cycle_is_refused_and_the_server_survives,
                  test_refused_patch_changes_nothing_and_lists_survive, test_kpi_formula_fan_out_is_evaluated_once_per_kpi,
                  test_credentials_can_be_managed, test_csv_cells_secrets_logs_and_file_modes,
