@@ -281,7 +281,9 @@ class Gen {
     return Members(std::move(m));
   }
 
-  std::string SegmentMessage(bool in_batch) {
+  // `shared`: a context the messages of a batch often carry byte for byte (the fast path
+  // reads it once, ContextCache); empty for none.
+  std::string SegmentMessage(bool in_batch, const std::string& shared = "") {
     static const std::vector<std::string> types = {"track",  "track", "track", "identify", "page",
                                                    "screen", "group", "alias", "batch",    "launch"};
     std::vector<std::string> m;
@@ -294,7 +296,10 @@ class Gen {
     for (const char* key : {"timestamp", "originalTimestamp", "sentAt"})
       if (Chance(key[0] == 't' ? 0.7 : 0.2)) m.push_back(std::string("\"") + key + "\":" + Timestamp());
     if (Chance(0.8)) m.push_back("\"properties\":" + (Chance(0.93) ? Object(2, 6) : Value(1)));
-    if (Chance(0.6)) m.push_back("\"context\":" + (Chance(0.9) ? SegmentContext() : Value(1)));
+    if (Chance(0.6))
+      m.push_back("\"context\":" + (!shared.empty() && Chance(0.7) ? shared
+                                    : Chance(0.9)                  ? SegmentContext()
+                                                                   : Value(1)));
     if (Chance(0.3)) m.push_back("\"traits\":" + (Chance(0.85) ? Object(2) : Value(1)));
     for (const char* key : {"name", "category", "groupId", "previousId"})
       if (Chance(0.15)) m.push_back(std::string("\"") + key + "\":" + (Chance(0.7) ? Id() : Value(1)));
@@ -402,7 +407,8 @@ TEST(IngestFastPath, SegmentRequestsMatchTheDomPath) {
     if (path == "/v1/batch" || path == "/v1/import") {
       std::vector<std::string> m;
       std::string batch = "[";
-      for (size_t n = g.Pick(5); n > 0; n--) batch += g.SegmentMessage(true) + (n > 1 ? "," : "");
+      const std::string shared = g.Chance(0.5) ? g.SegmentContext() : "";
+      for (size_t n = g.Pick(5); n > 0; n--) batch += g.SegmentMessage(true, shared) + (n > 1 ? "," : "");
       batch += "]";
       m.push_back("\"batch\":" + (g.Chance(0.97) ? batch : g.Value(1)));
       if (g.Chance(0.5)) m.push_back("\"sentAt\":" + g.Timestamp());
