@@ -285,6 +285,26 @@ def test_keepalive_requests_that_follow_at_once():
     finally:
         s.close()
     s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+    try:  # "Expect: 100-continue": the interim answer comes before the body is sent (the
+        # server holds a response's head to send it with the body, never past a read)
+        body = json.dumps([{"event": "continue_probe", "distinct_id": "c1"}]).encode()
+        s.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Authorization: Bearer " + CTX["keys"]["write_key"].encode() + b"\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        s.settimeout(2)
+        interim = s.recv(4096)
+        check(interim.startswith(b"HTTP/1.1 100"), f"interim answer to Expect: 100-continue: {interim[:60]!r}")
+        s.settimeout(10)
+        s.sendall(body)
+        status, _ = read_answer(s)
+        check(status.startswith(b"HTTP/1.1 200"), f"answer after the body: {status!r}")
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # a head without a body
+        s.settimeout(2)
+        head = s.recv(4096)
+        check(head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n"), f"HEAD answered: {head[:60]!r}")
+    finally:
+        s.close()
+    s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
     try:  # a request, then the client closes its side: answered, then closed
         s.sendall(get)
         read_answer(s)
