@@ -16,11 +16,11 @@ enum class CpuClass { kInteractive, kBulk };
 // How far above the process's nice value bulk threads run, 0-19 (clamped); 0 turns classes
 // off. Set before the threads that use it start (`northstar serve --bulk-nice`, first thing).
 // Until set: 0.
-// CFS weights: nice 0 = 1024, nice 3 = 526, nice 5 = 335, nice 10 = 110; so at nice 3 a bulk
-// thread sharing a core with one interactive thread gets about a third of it, not half.
+// CFS weights: nice 0 = 1024, nice 3 = 526, nice 5 = 335, nice 10 = 110; so at nice 5 a bulk
+// thread sharing a core with one interactive thread gets about a quarter of it, not half.
 // `serve` defaults to kDefaultBulkNice where request workers can switch classes, else 0
-// (docs/decisions.md "CPU classes").
-constexpr int kDefaultBulkNice = 3;
+// (docs/decisions.md "CPU classes"; it was 3 while an event cost more CPU).
+constexpr int kDefaultBulkNice = 5;
 void SetBulkNice(int nice);
 int BulkNice();
 

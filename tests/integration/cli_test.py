@@ -160,7 +160,7 @@ try:
     srv.send_signal(signal.SIGTERM)  # at once: it used to be lost if it came before the accept loop
     _, err = srv.communicate(timeout=60)
     check("SIGTERM right after the listening line stops the server", srv.returncode == 0, err)
-    chosen = "event collection and flushes run 3 nice levels below queries" in err
+    chosen = "event collection and flushes run 5 nice levels below queries" in err
     check("default CPU classes announced",
           chosen or "event collection runs at the queries' priority: request workers cannot switch" in err, err)
     # Whether this process may lower its nice value again (CAP_SYS_NICE or RLIMIT_NICE): then
