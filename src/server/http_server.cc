@@ -109,7 +109,10 @@ bool HeadComplete(const Conn& c) {
 // is held and sent with the next write in one sendmsg: two sends per answer were two TCP
 // segments and two wakeups of the client, ~2 % of the server's CPU under ingest (issue 15).
 // What is held is sent before any read (a "100 Continue" must reach the client before it
-// sends the body) and by Flush once the request is answered (a HEAD, a 204).
+// sends the body; the first write after a read is held again, the answer's head) and by
+// Flush once the request is answered (a HEAD, a 204). The head of a chunked answer (a
+// streamed export, whose first chunk may be long in coming) is not held. After a failed
+// write nothing more is sent.
 class ConnStream final : public httplib::Stream {
  public:
   ConnStream(Conn& c, Clock::time_point deadline, int io_timeout_ms)
@@ -118,6 +121,7 @@ class ConnStream final : public httplib::Stream {
   bool is_writable() const override { return Wait(POLLOUT); }
   // Sends what is held; false if the connection failed.
   bool Flush() const {
+    if (broken_) return false;
     for (size_t sent = 0; sent < held_.size();) {
       ssize_t n = ::send(c_.fd, held_.data() + sent, held_.size() - sent, MSG_NOSIGNAL);
       if (n >= 0) {
@@ -125,13 +129,17 @@ class ConnStream final : public httplib::Stream {
         continue;
       }
       if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) return false;
+      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) {
+        Broken();
+        return false;
+      }
     }
     held_.clear();
     return true;
   }
   ssize_t read(char* ptr, size_t size) override {
     if (!held_.empty() && !Flush()) return -1;
+    wrote_ = false;  // what was written was interim (100 Continue): hold the answer's head
     if (c_.pos < c_.buf.size()) {
       size_t n = std::min(size, c_.buf.size() - c_.pos);
       std::memcpy(ptr, c_.buf.data() + c_.pos, n);
@@ -157,9 +165,11 @@ class ConnStream final : public httplib::Stream {
     }
   }
   ssize_t write(const char* ptr, size_t size) override {
+    if (broken_) return -1;
     if (!wrote_) {
       wrote_ = true;
-      if (size <= kHoldMax) {
+      if (size <= kHoldMax &&
+          std::string_view(ptr, size).find("Transfer-Encoding: chunked\r\n") == std::string_view::npos) {
         held_.assign(ptr, size);
         return static_cast<ssize_t>(size);
       }
@@ -185,16 +195,20 @@ class ConnStream final : public httplib::Stream {
           continue;
         }
         if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-        if (!WaitOut()) return -1;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) {
+          Broken();
+          return -1;
+        }
       }
     }
     for (;;) {
       ssize_t n = ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
       if (n >= 0) return n;
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      if (!WaitOut()) return -1;
+      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) {
+        Broken();
+        return -1;
+      }
     }
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -246,7 +260,14 @@ class ConnStream final : public httplib::Stream {
   Conn& c_;
   Clock::time_point deadline_;
   int io_ms_;
+  // A write failed: what is held is dropped (never a head without its body after a
+  // timeout), and nothing more is sent.
+  void Broken() const {
+    broken_ = true;
+    held_.clear();
+  }
   bool wrote_ = false;
+  mutable bool broken_ = false;
   mutable std::string held_;
 };
 
@@ -385,11 +406,16 @@ class NsHttplibServer final : public httplib::Server {
   // stopping once more than kMaxHead unconsumed bytes are buffered. True at end of stream
   // or on an error.
   static bool ReadAvailable(Conn& c) {
+    size_t discarded = 0;
     for (;;) {
       char tmp[16384];
       ssize_t r = ::recv(c.fd, tmp, sizeof tmp, 0);
       if (r > 0) {
-        if (c.lingering) continue;  // discarded
+        if (c.lingering) {  // discarded, a bounded amount per call (the poller holds mu_)
+          discarded += static_cast<size_t>(r);
+          if (discarded > kMaxDiscardPerRead) return false;
+          continue;
+        }
         if (c.pos == c.buf.size()) {
           c.buf.clear();
           c.pos = 0;
@@ -473,29 +499,40 @@ class NsHttplibServer final : public httplib::Server {
   // draining its queue, a load test) is served again by the same worker, without a trip
   // through the poller: a park costs two epoll_ctl calls and two thread wakeups (the
   // poller's, then a worker's), ~5 % of the server's CPU under ingest (issue 15). Only while
-  // no other connection waits for a worker, and for at most kAwaitNextMs. True if the next
-  // request's head has arrived; *keep false if the client closed.
-  bool AwaitNextHead(Conn* c, bool* keep) {
+  // no other connection waits for a worker, and for at most kAwaitNextMs; a connection that
+  // came to wait meanwhile goes first (this one then queues behind it).
+  enum class Next { kArrived, kQueued, kPark, kClosed };
+  Next AwaitNextHead(Conn* c) {
     {
       std::lock_guard lock(mu_);
-      if (!running_ || !queue_.empty()) return false;
+      if (!running_ || !queue_.empty()) return Next::kPark;
     }
     pollfd p{c->fd, POLLIN, 0};
     int r;
     do r = ::poll(&p, 1, kAwaitNextMs);
     while (r < 0 && errno == EINTR);
-    if (r <= 0) return false;
+    if (r <= 0) return Next::kPark;
     const bool eof = ReadAvailable(*c);
-    if (HeadComplete(*c)) return true;  // served first; an end of stream is seen by the next read
-    if (eof) *keep = false;
-    return false;
+    if (!HeadComplete(*c)) return eof ? Next::kClosed : Next::kPark;
+    // Served first; an end of stream is seen by the next read.
+    std::lock_guard lock(mu_);
+    if (queue_.empty() || !running_) return Next::kArrived;
+    queue_.push_back(c);  // the poller would not queue it (its head is read: no more input)
+    work_cv_.notify_one();
+    return Next::kQueued;
   }
 
   // Serves the requests whose heads are complete (and those that follow at once:
   // AwaitNextHead), then parks or closes the connection.
   void Serve(Conn* c) {
     bool keep = true;
-    while (keep && (HeadComplete(*c) || AwaitNextHead(c, &keep))) {
+    while (keep) {
+      if (!HeadComplete(*c)) {
+        const Next next = AwaitNextHead(c);
+        if (next == Next::kQueued) return;  // a worker takes it in its turn
+        if (next == Next::kClosed) keep = false;
+        if (next != Next::kArrived) break;
+      }
       c->must_close = false;
       ConnStream strm(*c, Clock::now() + std::chrono::seconds(opt_.body_timeout_s), 5000);
       bool closed = false;
@@ -534,6 +571,7 @@ class NsHttplibServer final : public httplib::Server {
   }
 
   static constexpr size_t kMaxHead = 64 << 10;
+  static constexpr size_t kMaxDiscardPerRead = 256 << 10;  // a lingering connection's, per poller pass
   static constexpr int kAwaitNextMs = 2;
   const ServerOptions& opt_;
   std::mutex mu_;
