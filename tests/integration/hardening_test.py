@@ -236,26 +236,35 @@ def test_slowloris_heads_hold_no_worker_and_are_closed():
         time.sleep(0.5)  # let the server see the closes before the next test counts connections
 
 
-def read_answer(s):
-    """One HTTP/1.1 answer with a Content-Length body from raw socket s: (status line, bytes)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data.split(b"\r\n")[0], data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            length = int(v)
-    while len(body) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head.split(b"\r\n")[0], data
+class Answers:
+    """The HTTP/1.1 answers (with Content-Length bodies) read from raw socket s, one at a time:
+    bytes past an answer (the next pipelined one) are kept for the next call."""
+
+    def __init__(self, s):
+        self.s = s
+        self.pending = b""
+
+    def _more(self):
+        chunk = self.s.recv(65536)
+        self.pending += chunk
+        return bool(chunk)
+
+    def next(self):
+        """The next answer's status line (what arrived, if the connection closed first)."""
+        while b"\r\n\r\n" not in self.pending:
+            if not self._more():
+                status, self.pending = self.pending.split(b"\r\n")[0], b""
+                return status
+        head, _, rest = self.pending.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        while len(rest) < length and self._more():
+            rest = self.pending.partition(b"\r\n\r\n")[2]
+        self.pending = rest[length:]
+        return head.split(b"\r\n")[0]
 
 
 def test_keepalive_requests_that_follow_at_once():
@@ -264,27 +273,29 @@ def test_keepalive_requests_that_follow_at_once():
     # must be served as through the poller. Raw sockets on purpose: timing and malformed heads.
     get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+    answers = Answers(s)
     try:
         for i in range(20):  # the next request as soon as the answer is read
             s.sendall(get)
-            status, _ = read_answer(s)
+            status = answers.next()
             check(status.startswith(b"HTTP/1.1 200"), f"request {i} at once: {status!r}")
         s.sendall(get + get)  # two pipelined in one send
         for i in range(2):
-            status, _ = read_answer(s)
+            status = answers.next()
             check(status.startswith(b"HTTP/1.1 200"), f"pipelined request {i}: {status!r}")
         for pause in (0.0005, 0.05):  # a head split across the wait, then across a park
             s.sendall(get[:20])
             time.sleep(pause)
             s.sendall(get[20:])
-            status, _ = read_answer(s)
+            status = answers.next()
             check(status.startswith(b"HTTP/1.1 200"), f"head split by {pause}s: {status!r}")
         s.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * (70 << 10))  # no end of head
-        status, _ = read_answer(s)
+        status = answers.next()
         check(status.startswith(b"HTTP/1.1 431"), f"a 70 KiB head right after an answer: {status!r}")
     finally:
         s.close()
     s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+    answers = Answers(s)
     try:  # "Expect: 100-continue": the interim answer comes before the body is sent (the
         # server holds a response's head to send it with the body, never past a read)
         body = json.dumps([{"event": "continue_probe", "distinct_id": "c1"}]).encode()
@@ -296,7 +307,7 @@ def test_keepalive_requests_that_follow_at_once():
         check(interim.startswith(b"HTTP/1.1 100"), f"interim answer to Expect: 100-continue: {interim[:60]!r}")
         s.settimeout(10)
         s.sendall(body)
-        status, _ = read_answer(s)
+        status = answers.next()
         check(status.startswith(b"HTTP/1.1 200"), f"answer after the body: {status!r}")
         s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # a head without a body
         s.settimeout(2)
@@ -305,14 +316,15 @@ def test_keepalive_requests_that_follow_at_once():
     finally:
         s.close()
     s = socket.create_connection(("127.0.0.1", srv().port), timeout=10)
+    answers = Answers(s)
     try:  # a request, then the client closes its side: answered, then closed
         s.sendall(get)
-        read_answer(s)
+        answers.next()
         s.sendall(get)
         s.shutdown(socket.SHUT_WR)
-        status, _ = read_answer(s)
+        status = answers.next()
         check(status.startswith(b"HTTP/1.1 200"), f"last request before the client's close: {status!r}")
-        check_eq(s.recv(4096), b"", "the server closes after the client did")
+        check_eq(answers.pending + s.recv(4096), b"", "the server closes after the client did")
     finally:
         s.close()
         time.sleep(0.5)  # let the server see the closes before the next test counts connections
