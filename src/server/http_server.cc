@@ -128,11 +128,7 @@ class ConnStream final : public httplib::Stream {
         sent += static_cast<size_t>(n);
         continue;
       }
-      if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) {
-        Broken();
-        return false;
-      }
+      if (!SendAgain()) return false;
     }
     held_.clear();
     return true;
@@ -194,21 +190,13 @@ class ConnStream final : public httplib::Stream {
           iov[0] = {held_.data(), held_.size()};
           continue;
         }
-        if (errno == EINTR) continue;
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) {
-          Broken();
-          return -1;
-        }
+        if (!SendAgain()) return -1;
       }
     }
     for (;;) {
       ssize_t n = ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
       if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitOut()) {
-        Broken();
-        return -1;
-      }
+      if (!SendAgain()) return -1;
     }
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -260,11 +248,14 @@ class ConnStream final : public httplib::Stream {
   Conn& c_;
   Clock::time_point deadline_;
   int io_ms_;
-  // A write failed: what is held is dropped (never a head without its body after a
-  // timeout), and nothing more is sent.
-  void Broken() const {
+  // After a send that failed with errno: true to send again (interrupted, or the socket has
+  // room again within the write timeout). Else the stream is broken: what is held is dropped
+  // (never a head without its body after a timeout), and nothing more is sent.
+  bool SendAgain() const {
+    if (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) && WaitOut())) return true;
     broken_ = true;
     held_.clear();
+    return false;
   }
   bool wrote_ = false;
   mutable bool broken_ = false;

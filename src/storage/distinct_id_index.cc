@@ -76,10 +76,7 @@ void DistinctIdIndex::Prefetch(std::span<const std::string_view> ids) const {
       }
   }
   for (uint32_t d1 : at)
-    if (d1) {
-      const uint64_t b = d1 > 1 ? end_[d1 - 2] & ~kCleared : 0;
-      __builtin_prefetch(arena_.data() + b);
-    }
+    if (d1) __builtin_prefetch(Id(d1 - 1).data());  // a cleared id's is null: a no-op
 }
 
 void DistinctIdIndex::Add(std::string_view id) {
