@@ -4,7 +4,7 @@
 usage: ingest_load.py [--connections 8] [--seconds 10] [--warmup 1] [--batch 100] [--users 100000]
                       [--data /tmp/ns-ingest] [--northstar build/northstar] [--loadgen build/bench/ingest_load]
                       [--server-threads N] [--python] [--json FILE] [--md FILE]
-                      [--protocol native|segment] [--query-threads N [--idle-seconds S]] [--demo-users N]
+                      [--protocol native|segment] [--client raw|httplib] [--query-threads N [--idle-seconds S]] [--demo-users N]
 
 Creates a project in a fresh data directory, starts `northstar serve --port 0 --no-demo` on it,
 then posts batches of --batch events (JSON array, each event with a unique uuid) from
@@ -166,6 +166,8 @@ def main():
     ap.add_argument('--json', help='write the result as JSON here')
     ap.add_argument('--md', help='append the result as Markdown to this file')
     ap.add_argument('--protocol', choices=['native', 'segment'], default='native')
+    ap.add_argument('--client', choices=['raw', 'httplib'], default='raw',
+                    help="the C++ generator's connections: hand-written (one send per request) or cpp-httplib's")
     ap.add_argument('--query-threads', type=int, default=0)
     ap.add_argument('--demo-users', type=int, default=0)
     ap.add_argument('--query-to', choices=['today', 'past'], default='today',
@@ -235,13 +237,14 @@ def main():
                                 '--seconds', str(a.seconds), '--warmup', str(a.warmup), '--batch', str(a.batch),
                                 '--users', str(a.users), '--server-pid', str(srv.pid), '--protocol', a.protocol,
                                 '--query-threads', str(a.query_threads), '--query-key', secret,
-                                '--query-file', query_file, '--idle-seconds', str(idle_s)] +
+                                '--query-file', query_file, '--idle-seconds', str(idle_s), '--client', a.client] +
                                (['--query-trace', a.query_trace] if a.query_trace else []),
                                capture_output=True, text=True, timeout=a.seconds + 3 * a.warmup + 2 * idle_s + 180)
             if r.returncode != 0 and not r.stdout.strip():
                 sys.exit(f'ingest_load.py: load generator failed ({r.returncode}): {r.stderr}')
             result = json.loads(r.stdout)
-            result['generator'] = 'c++ (bench/ingest_load.cc, cpp-httplib)'
+            result['generator'] = ('c++ (bench/ingest_load.cc, ' +
+                                   ('hand-written keep-alive connections)' if a.client == 'raw' else 'cpp-httplib)'))
         else:
             if not a.python:
                 print(f'note: {a.loadgen} not built; using the Python generator (client-bound on small machines)',

@@ -64,9 +64,9 @@ struct Setup {
   bool want_reaches = false;
 };
 constexpr int8_t kNoStep = -1, kManySteps = -2;
-// How far ahead the passes ask for a part's columns: a tile's slice of a part is a few
-// thousand rows, too short for the hardware prefetcher to ramp up on each of its columns.
-constexpr size_t kPrefetchRows = 256, kPrefetchSteps = 16;
+// How far ahead the second pass asks for a step row's columns (the first pass: the Rows'
+// kEvAhead, part_rows.h).
+constexpr size_t kPrefetchSteps = 16;
 
 // One thread's scan: the state of one tile of persons at a time. A person who has not
 // entered has every path absent (kNoPath): events can only extend paths that exist, so
@@ -121,7 +121,7 @@ class SlotScanner {
     int8_t* steps = steps_.data();
     size_t count = 0;
     for (size_t i = first; i < last; i++) {
-      if (i + kPrefetchRows < last) rows.PrefetchEv(i + kPrefetchRows);
+      if (i + Rows::kEvAhead < last) rows.PrefetchEv(i + Rows::kEvAhead);
       const int8_t k = step_of[std::min(rows.Ev(i), top)];
       pos[count] = static_cast<uint32_t>(i);
       steps[count] = k;

@@ -24,6 +24,9 @@ struct PartColumns {
 
 // Rows of a part that is one whole block, in stored order.
 struct WholeBlockRows {
+  // How far ahead a pass asks for the event codes: a slice of a block is a few thousand
+  // rows, too short for the hardware prefetcher to ramp up on each of its columns.
+  static constexpr size_t kEvAhead = 256;
   PartColumns c;
   uint32_t Ev(size_t i) const { return c.ev[i]; }
   int64_t Ts(size_t i) const { return c.ts[i]; }
@@ -33,17 +36,32 @@ struct WholeBlockRows {
     __builtin_prefetch(c.ts + i);
     __builtin_prefetch(c.did + i);
   }
+  void PrefetchRow(size_t) const {}  // a pass over every row reads each column in order
 };
 
-// Rows of a part merged from several blocks: (block, row) pairs into `cols`.
+// Rows of a part merged from several blocks: (block, row) pairs into `cols`. Consecutive
+// rows are in different blocks (a day of sealed memtable blocks: one per 16k rows written),
+// too many streams for the hardware prefetcher: the passes ask for each row's columns a
+// few rows ahead, through the list they already read in order.
 struct ListedRows {
+  static constexpr size_t kEvAhead = 48;
   const PartColumns* cols;
   const std::pair<uint32_t, uint32_t>* rows;
   uint32_t Ev(size_t i) const { return cols[rows[i].first].ev[rows[i].second]; }
   int64_t Ts(size_t i) const { return cols[rows[i].first].ts[rows[i].second]; }
   uint32_t Did(size_t i) const { return cols[rows[i].first].did[rows[i].second]; }
-  void PrefetchEv(size_t) const {}  // scattered rows: nothing worth asking for early
-  void PrefetchStep(size_t) const {}
+  void PrefetchEv(size_t i) const { __builtin_prefetch(cols[rows[i].first].ev + rows[i].second); }
+  void PrefetchStep(size_t i) const {
+    const PartColumns& c = cols[rows[i].first];
+    __builtin_prefetch(c.ts + rows[i].second);
+    __builtin_prefetch(c.did + rows[i].second);
+  }
+  void PrefetchRow(size_t i) const {
+    const PartColumns& c = cols[rows[i].first];
+    __builtin_prefetch(c.ev + rows[i].second);
+    __builtin_prefetch(c.ts + rows[i].second);
+    __builtin_prefetch(c.did + rows[i].second);
+  }
 };
 
 // The three columns of each block a plain pass reads: all taken before its threads start,

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <type_traits>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -460,11 +461,21 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     pd.day0 = tz.LocalDay(utc_day_start);
     pd.next1 = tz.DayStartMs(pd.day0 + 1);
     pd.next2 = tz.DayStartMs(pd.day0 + 2);
+    // one_day is a shortcut, so an upper bound of the part's last instant will do: its blocks'
+    // last instants, within its UTC day. Reading every listed row's time for it (a gather
+    // from each sealed memtable block of the day) was a fifth of a retention query's CPU.
     int64_t max_ts = INT64_MIN;
-    if (part.whole_block >= 0)
+    if (part.whole_block >= 0) {
       max_ts = blocks[static_cast<size_t>(part.whole_block)]->max_ts();
-    else
-      for (auto [b, i] : part.rows) max_ts = std::max(max_ts, blocks[b]->ts()[i]);
+    } else {
+      const int64_t day_last = utc_day_start + kMsPerDay - 1;
+      uint32_t prev = UINT32_MAX;
+      for (const auto& row : part.rows)
+        if (row.first != prev) {
+          prev = row.first;
+          max_ts = std::max(max_ts, std::min(blocks[prev]->max_ts(), day_last));
+        }
+    }
     pd.one_day = max_ts < pd.next1;
   }
   if (retirer) retirer->RetireAll();  // the setup above read person and time columns
@@ -555,8 +566,10 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
     // Rows [first, last) of a part, person run by person run (a run may mix distinct ids of
     // one merged person).
     auto walk_rows = [&](const auto& rows, const PartDays& pd, size_t first, size_t last) {
-      size_t i = first;
+      using Rows = std::decay_t<decltype(rows)>;
+      size_t i = first, asked = first;  // rows before `asked` were prefetched (ListedRows)
       while (i < last) {
+        for (const size_t until = std::min(last, i + Rows::kEvAhead); asked < until; asked++) rows.PrefetchRow(asked);
         uint32_t did = rows.Did(i);
         const uint32_t p = pt.PersonOf(did);
         size_t e = SameIdEnd(rows, i + 1, last, did);
