@@ -1,18 +1,6 @@
 #include "ops/http_client.h"
 
-// The Debian build of libcpp-httplib is compiled with OpenSSL, zlib and Brotli support
-// (see cpp-httplib.pc Cflags). The same macros must be set here: several httplib classes
-// (Request, ClientImpl) have members that exist only with CPPHTTPLIB_OPENSSL_SUPPORT, so a
-// mismatch would give this TU a different object layout than the library.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
+// httplib.h's feature macros come from its pkg-config Cflags, for every file (CMakeLists.txt).
 #include <httplib.h>
 
 #include <arpa/inet.h>

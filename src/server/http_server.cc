@@ -3,11 +3,7 @@
 #include "core/log_safe.h"
 #include "server/auth.h"
 
-// The same feature macros as Debian's libcpp-httplib build: without them httplib's types
-// have a different layout here than in the compiled library (one-definition rule).
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
+// httplib.h's feature macros come from its pkg-config Cflags, for every file (CMakeLists.txt).
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 

@@ -5,10 +5,6 @@
 // signing and verifying cannot pass.
 #include "ops/notify.h"
 
-// Same macros as the Debian libcpp-httplib build (see src/ops/http_client.cc).
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
