@@ -16,9 +16,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -421,6 +423,19 @@ TEST_P(NotifyServiceError, ErrorCodeInA200IsAFailureAndNotRetried) {
 INSTANTIATE_TEST_SUITE_P(Kinds, NotifyServiceError, ::testing::ValuesIn(kServiceErrorCases), ServiceErrorName);
 
 // ---- per kind: the rest of each format ---------------------------------------------------
+
+// Debian's compiled cpp-httplib has members (OpenSSL support) that httplib.h shows only with
+// the library's pkg-config Cflags; a file compiled without them reserves a smaller
+// httplib::Client than the library's constructor fills, and the neighbour is overwritten
+// (docs/decisions.md, "cpp-httplib's compile flags"). Every target that includes httplib.h
+// gets those flags from CMakeLists.txt; this checks it does here.
+TEST(HttplibLayout, ClientConstructorStaysInsideTheObject) {
+  alignas(httplib::Client) unsigned char buf[sizeof(httplib::Client) + 64];
+  std::memset(buf, 0xA5, sizeof buf);
+  auto* client = new (buf) httplib::Client("127.0.0.1", 1);
+  for (size_t i = sizeof(httplib::Client); i < sizeof buf; i++) ASSERT_EQ(buf[i], 0xA5) << "byte " << i;
+  client->~Client();
+}
 
 TEST(NotifyWebhook, NoSecretMeansNoSignatureHeader) {
   Receiver rx({204, "", "text/plain"});
