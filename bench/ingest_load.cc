@@ -27,7 +27,6 @@
 // (idle, loaded, idle-after, discarded) and its latency in ms, to see where a tail falls.
 // Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
 #include <arpa/inet.h>
-#include <httplib.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,6 +51,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "core/httplib_checked.h"  // <httplib.h> with the library's own feature macros
 
 namespace {
 
@@ -247,20 +248,23 @@ class RawConnection {
   RawConnection& operator=(const RawConnection&) = delete;
 
   // Posts `body`: the answer's status (and its body in *answer), or 0 on a transport error
-  // (*error says which). A kept-alive connection the server closed is reopened once.
+  // (*error says which). A kept-alive connection the server had closed (the send fails with
+  // EPIPE or ECONNRESET, or the answer's first read finds the end of the stream or a reset)
+  // is reopened once; never after a timeout, when the server may still commit the request.
   int Post(const std::string& body, std::string* answer, std::string* error) {
     for (int attempt = 0; attempt < 2; attempt++) {
       const bool reused = fd_ >= 0;
+      peer_gone_ = false;
       if (!reused && !Connect(error)) return 0;
       if (!Send(body, error)) {
         Close();
-        if (reused) continue;  // closed while idle: once more on a new connection
+        if (reused && peer_gone_) continue;
         return 0;
       }
       const int status = Receive(answer, error);
       if (status == 0) {
         Close();
-        if (reused && received_nothing_) continue;
+        if (reused && received_nothing_ && peer_gone_) continue;
       }
       return status;
     }
@@ -276,19 +280,28 @@ class RawConnection {
       *error = std::string("resolving ") + host_ + ": " + gai_strerror(rc);
       return false;
     }
+    // The timeouts are set before connect, which honours SO_SNDTIMEO.
+    const timeval timeout{60, 0}, connect_timeout{5, 0};
+    int err = 0;
     for (addrinfo* a = found; a && fd_ < 0; a = a->ai_next) {
       fd_ = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-      if (fd_ < 0) continue;
-      if (connect(fd_, a->ai_addr, a->ai_addrlen) != 0) Close();
+      if (fd_ < 0) {
+        err = errno;
+        continue;
+      }
+      setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &connect_timeout, sizeof connect_timeout);
+      if (connect(fd_, a->ai_addr, a->ai_addrlen) != 0) {
+        err = errno;
+        Close();
+      }
     }
     freeaddrinfo(found);
     if (fd_ < 0) {
-      *error = "connecting to " + host_ + ":" + std::to_string(port_) + ": " + std::strerror(errno);
+      *error = "connecting to " + host_ + ":" + std::to_string(port_) + ": " + std::strerror(err);
       return false;
     }
     const int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    const timeval timeout{60, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
     buf_.clear();
@@ -312,9 +325,11 @@ class RawConnection {
       msg.msg_iov = part;
       msg.msg_iovlen = static_cast<size_t>(n);
       const ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
+      const int err = w < 0 ? errno : 0;
+      if (err == EINTR) continue;
       if (w <= 0) {
-        *error = std::string("sending: ") + std::strerror(errno);
+        peer_gone_ = err == EPIPE || err == ECONNRESET;
+        *error = std::string("sending: ") + (w < 0 ? std::strerror(err) : "nothing sent");
         return false;
       }
       done += static_cast<size_t>(w);
@@ -363,14 +378,16 @@ class RawConnection {
     char chunk[16384];
     while (true) {
       const ssize_t r = recv(fd_, chunk, sizeof chunk, 0);
+      const int err = r < 0 ? errno : 0;
       if (r > 0) {
         buf_.append(chunk, static_cast<size_t>(r));
         received_nothing_ = false;
         return true;
       }
-      if (r < 0 && errno == EINTR) continue;
+      if (err == EINTR) continue;
+      peer_gone_ = r == 0 || err == ECONNRESET;
       *error =
-          r == 0 ? std::string("connection closed by the server") : std::string("receiving: ") + std::strerror(errno);
+          r == 0 ? std::string("connection closed by the server") : std::string("receiving: ") + std::strerror(err);
       return false;
     }
   }
@@ -379,8 +396,9 @@ class RawConnection {
   int port_;
   std::string head_;  // the request head up to the Content-Length value
   int fd_ = -1;
-  std::string buf_;  // bytes received and not yet taken
-  bool received_nothing_ = false;
+  std::string buf_;                // bytes received and not yet taken
+  bool received_nothing_ = false;  // the answer being read has no byte yet
+  bool peer_gone_ = false;         // the last failure was the server closing or resetting
 };
 
 struct ThreadResult {

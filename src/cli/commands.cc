@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include "core/httplib_checked.h"
 #include "ops/http_client.h"
 
 #include <signal.h>
@@ -7,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <httplib.h>
 #include <cctype>
 #include <charconv>
 #include <chrono>

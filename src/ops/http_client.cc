@@ -1,7 +1,6 @@
 #include "ops/http_client.h"
 
-// httplib.h's feature macros come from its pkg-config Cflags, for every file (CMakeLists.txt).
-#include <httplib.h>
+#include "core/httplib_checked.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>

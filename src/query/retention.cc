@@ -569,6 +569,7 @@ void RunPlainRetention(const RetentionQuery& q, const StoreSnapshot& snap, const
       using Rows = std::decay_t<decltype(rows)>;
       size_t i = first, asked = first;  // rows before `asked` were prefetched (ListedRows)
       while (i < last) {
+        asked = std::max(asked, i);  // a long person run read past what was asked for
         for (const size_t until = std::min(last, i + Rows::kEvAhead); asked < until; asked++) rows.PrefetchRow(asked);
         uint32_t did = rows.Did(i);
         const uint32_t p = pt.PersonOf(did);

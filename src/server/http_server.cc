@@ -1,10 +1,9 @@
 #include "server/http_server.h"
 
+#include "core/httplib_checked.h"
 #include "core/log_safe.h"
 #include "server/auth.h"
 
-// httplib.h's feature macros come from its pkg-config Cflags, for every file (CMakeLists.txt).
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>

@@ -2,12 +2,12 @@
 // guarantees"): messages go through the outbox, keyed by (channel, dedup key); a job claims
 // its run before it starts and an interrupted claim is taken over.
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "core/httplib_checked.h"
 #include "ops/http_client.h"
 #include "ops/ops_service.h"
 #include "test_util.h"
