@@ -208,6 +208,8 @@ test('a 5-step funnel built in the page shows the numbers of the API; its drop-o
   await page.locator('.el-message--success', { hasText: 'Growth board' }).waitFor()
   const board = (await api(s.server, 'GET', '/api/v1/dashboards')).dashboards.find((d) => d.name === 'Growth board')
   assert.deepEqual(board.tiles.map((x) => x.insight_id), [saved.id])
+  // The pin reloads the page's list of dashboards: leaving before it answers aborts it.
+  await s.settle(page)
   await page.goto(`/dashboards?id=${board.id}`)
   await page.locator(`[data-tile-insight="${saved.id}"] canvas`).waitFor()
   await s.settle(page)
