@@ -57,10 +57,8 @@ struct ListedRows {
     __builtin_prefetch(c.did + rows[i].second);
   }
   void PrefetchRow(size_t i) const {
-    const PartColumns& c = cols[rows[i].first];
-    __builtin_prefetch(c.ev + rows[i].second);
-    __builtin_prefetch(c.ts + rows[i].second);
-    __builtin_prefetch(c.did + rows[i].second);
+    PrefetchEv(i);
+    PrefetchStep(i);
   }
 };
 
