@@ -183,9 +183,17 @@ bool ToPropValue(od::value v, PropValue* out) {
 
 void SortKeepLast(std::vector<Property>* props) {
   if (props->size() < 2) return;
-  if (props->size() <= 32) {  // a stable insertion sort: no buffer to allocate (stable_sort's)
-    for (size_t i = 1; i < props->size(); i++)
-      for (size_t k = i; k > 0 && (*props)[k].key < (*props)[k - 1].key; k--) std::swap((*props)[k], (*props)[k - 1]);
+  std::vector<Property>& v = *props;
+  if (v.size() <= 32) {
+    // A stable insertion sort (no buffer to allocate, as stable_sort's), moving each
+    // out-of-place property once into the hole rather than swapping it down.
+    for (size_t i = 1; i < v.size(); i++) {
+      if (!(std::string_view(v[i].key) < std::string_view(v[i - 1].key))) continue;
+      Property p = std::move(v[i]);
+      size_t k = i;
+      for (; k > 0 && std::string_view(p.key) < std::string_view(v[k - 1].key); k--) v[k] = std::move(v[k - 1]);
+      v[k] = std::move(p);
+    }
   } else {
     std::stable_sort(props->begin(), props->end(), [](const Property& a, const Property& b) { return a.key < b.key; });
   }
@@ -209,8 +217,9 @@ bool ReadObjectProps(od::value v, std::vector<Property>* out) {
     if (std::move(f).get(field) || field.unescaped_key().get(key)) return false;
     // Growing 1, 2, 4 was ~5 % of the fast paths (more would cost an NDJSON chunk's memory).
     if (out->empty()) out->reserve(4);
-    out->push_back(Property{std::string(key), {}});
-    if (!ToPropValue(field.value(), &out->back().value)) return false;
+    Property& p = out->emplace_back();  // built in place: no temporary to move in
+    p.key.assign(key);
+    if (!ToPropValue(field.value(), &p.value)) return false;
   }
   SortKeepLast(out);
   return true;
@@ -232,9 +241,9 @@ PropValue* PropMap::Find(std::string_view key) {
   return it != props_.end() && it->key == key ? &it->value : nullptr;
 }
 
-void PropMap::SetIfAbsent(std::string_view key, const PropValue& v) {
+void PropMap::SetIfAbsent(std::string_view key, PropValue v) {
   auto it = LowerBound(key);
-  if (it == props_.end() || it->key != key) props_.insert(it, Property{std::string(key), v});
+  if (it == props_.end() || it->key != key) props_.insert(it, Property{std::string(key), std::move(v)});
 }
 
 void PropMap::Set(std::string_view key, PropValue v) {

@@ -113,7 +113,7 @@ class PropMap {
   explicit PropMap(std::vector<Property> sorted_base) : props_(std::move(sorted_base)) {}
   PropValue* Find(std::string_view key);
   bool Contains(std::string_view key) { return Find(key) != nullptr; }
-  void SetIfAbsent(std::string_view key, const PropValue& v);
+  void SetIfAbsent(std::string_view key, PropValue v);
   void Set(std::string_view key, PropValue v);
   std::vector<Property> Finish() && { return std::move(props_); }
 

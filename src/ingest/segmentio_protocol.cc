@@ -498,6 +498,42 @@ struct MessageFields {
   std::optional<PropValue> name, category;
 };
 
+// The keys of a message ReadMessage reads, told apart by length first (a chain of string
+// compares was a visible part of the Segment fast path).
+enum class MessageKey {
+  kType,
+  kEvent,
+  kUserId,
+  kAnonymousId,
+  kGroupId,
+  kPreviousId,
+  kOriginalTimestamp,
+  kTimestamp,
+  kSentAt,
+  kMessageId,
+  kProperties,
+  kContext,
+  kTraits,
+  kName,
+  kCategory,
+  kOther
+};
+MessageKey MessageKeyOf(std::string_view k) {
+  using K = MessageKey;
+  switch (k.size()) {
+    case 4: return k == "type" ? K::kType : k == "name" ? K::kName : K::kOther;
+    case 5: return k == "event" ? K::kEvent : K::kOther;
+    case 6: return k == "userId" ? K::kUserId : k == "sentAt" ? K::kSentAt : k == "traits" ? K::kTraits : K::kOther;
+    case 7: return k == "context" ? K::kContext : k == "groupId" ? K::kGroupId : K::kOther;
+    case 8: return k == "category" ? K::kCategory : K::kOther;
+    case 9: return k == "messageId" ? K::kMessageId : k == "timestamp" ? K::kTimestamp : K::kOther;
+    case 10: return k == "properties" ? K::kProperties : k == "previousId" ? K::kPreviousId : K::kOther;
+    case 11: return k == "anonymousId" ? K::kAnonymousId : K::kOther;
+    case 17: return k == "originalTimestamp" ? K::kOriginalTimestamp : K::kOther;
+    default: return K::kOther;
+  }
+}
+
 // Reads message `v`; false (give up) on anything the fast path leaves to the DOM path, even
 // where the DOM path would ignore it: a field of an unexpected type. Its context is read
 // into `contexts` unless it is the cached one.
@@ -512,33 +548,42 @@ bool ReadMessage(od::value v, MessageFields* m, ContextCache* contexts) {
     od::json_type t;
     if (val.type().get(t)) return false;
     const bool is_null = t == od::json_type::null;
-    if (key == "type") {
+    const MessageKey mk = MessageKeyOf(key);
+    if (mk == MessageKey::kType) {
       if (val.get_string().get(m->type)) return false;
       m->has_type = true;
-    } else if (key == "event") {
+    } else if (mk == MessageKey::kEvent) {
       if (val.get_string().get(m->event)) return false;
       m->has_event = true;
-    } else if (key == "userId" || key == "anonymousId" || key == "groupId" || key == "previousId") {
-      std::string* id = key == "userId"        ? &m->user
-                        : key == "anonymousId" ? &m->anon
-                        : key == "groupId"     ? &m->group
-                                               : &m->previous;
+    } else if (mk == MessageKey::kUserId || mk == MessageKey::kAnonymousId || mk == MessageKey::kGroupId ||
+               mk == MessageKey::kPreviousId) {
+      std::string* id = mk == MessageKey::kUserId        ? &m->user
+                        : mk == MessageKey::kAnonymousId ? &m->anon
+                        : mk == MessageKey::kGroupId     ? &m->group
+                                                         : &m->previous;
       if (!ReadId(val, id)) return false;
-    } else if (key == "originalTimestamp" || key == "timestamp" || key == "sentAt") {
-      TimeField* f = key == "originalTimestamp" ? &m->original : key == "timestamp" ? &m->timestamp : &m->sent_at;
+    } else if (mk == MessageKey::kOriginalTimestamp || mk == MessageKey::kTimestamp || mk == MessageKey::kSentAt) {
+      TimeField* f = mk == MessageKey::kOriginalTimestamp ? &m->original
+                     : mk == MessageKey::kTimestamp       ? &m->timestamp
+                                                          : &m->sent_at;
       if (!ReadTimeField(val, f)) return false;
-    } else if (key == "messageId") {
+    } else if (mk == MessageKey::kMessageId) {
       m->has_message_id = !is_null;
       if (is_null ? !ondemand_json::Validate(val) : val.get_string().get(m->message_id) != simdjson::SUCCESS)
         return false;
-    } else if (key == "properties") {
+    } else if (mk == MessageKey::kProperties) {
       if (is_null) {
         m->props.clear();
         if (!ondemand_json::Validate(val)) return false;
-      } else if (!ondemand_json::ReadObjectProps(val, &m->props)) {
+        continue;
+      }
+      // Room for a few properties plus what MapMessage adds (a context's and the call's),
+      // so that the vector is allocated once.
+      m->props.reserve(8);
+      if (!ondemand_json::ReadObjectProps(val, &m->props)) {
         return false;
       }
-    } else if (key == "context") {
+    } else if (mk == MessageKey::kContext) {
       m->context = nullptr;
       if (t != od::json_type::object) {
         if (!ondemand_json::Validate(val)) return false;
@@ -555,7 +600,7 @@ bool ReadMessage(od::value v, MessageFields* m, ContextCache* contexts) {
         contexts->filled = true;
       }
       m->context = &contexts->data;
-    } else if (key == "traits") {
+    } else if (mk == MessageKey::kTraits) {
       m->has_traits = !is_null;
       m->traits.clear();
       if (is_null) {
@@ -576,8 +621,8 @@ bool ReadMessage(od::value v, MessageFields* m, ContextCache* contexts) {
       } catch (const json::exception&) {
         return false;
       }
-    } else if (key == "name" || key == "category") {
-      std::optional<PropValue>& slot = key == "name" ? m->name : m->category;
+    } else if (mk == MessageKey::kName || mk == MessageKey::kCategory) {
+      std::optional<PropValue>& slot = mk == MessageKey::kName ? m->name : m->category;
       if (is_null) {
         slot.reset();
         if (!ondemand_json::Validate(val)) return false;
@@ -603,7 +648,10 @@ bool MapMessage(MessageFields&& m, std::optional<Call> call, const ContextData* 
   }
   if (m.user.empty() && m.anon.empty()) return false;
   FastEventFields f;
-  f.distinct_id = m.user.empty() ? m.anon : m.user;
+  // The anonymous id goes into the properties when both ids are given and differ; the
+  // distinct id is moved out of the message after that test.
+  const bool keep_anon = !m.anon.empty() && !m.user.empty() && m.anon != m.user;
+  f.distinct_id = std::move(m.user.empty() ? m.anon : m.user);
   // MessageTime
   const TimeField& client = m.original.kind != TimeField::kAbsent ? m.original : m.timestamp;
   if (client.kind == TimeField::kAbsent) {
@@ -637,8 +685,7 @@ bool MapMessage(MessageFields&& m, std::optional<Call> call, const ContextData* 
     for (const auto& [i, value] : ctx->fields) props.SetIfAbsent(kContextFields[i].property, value);
     for (const Property& p : ctx->traits) set.SetIfAbsent(p.key, p.value);
   }
-  if (!m.anon.empty() && !m.user.empty() && m.anon != m.user)
-    props.SetIfAbsent("$anon_distinct_id", PropValue::Str(m.anon));
+  if (keep_anon) props.SetIfAbsent("$anon_distinct_id", PropValue::Str(std::move(m.anon)));
   switch (*call) {
     case Call::kTrack:
       if (!m.has_event) return false;
@@ -651,8 +698,8 @@ bool MapMessage(MessageFields&& m, std::optional<Call> call, const ContextData* 
     case Call::kPage:
     case Call::kScreen:
       f.event = *call == Call::kPage ? "$pageview" : "$screen";
-      if (m.name) props.SetIfAbsent("name", *m.name);
-      if (m.category) props.SetIfAbsent("category", *m.category);
+      if (m.name) props.SetIfAbsent("name", std::move(*m.name));
+      if (m.category) props.SetIfAbsent("category", std::move(*m.category));
       break;
     case Call::kGroup:
       if (m.group.empty()) return false;
@@ -801,16 +848,18 @@ std::optional<CollectResult> SegmentBodyFast(const CollectRequest& req, Call cal
     if (key != "batch") continue;  // read by the first pass
     od::array messages;
     if (field.value().get_array().get(messages)) return std::nullopt;
+    // Room for the events up front: growing by doubling moved each (large) Event about
+    // once more. A Segment message is rarely under 128 bytes; the guess is capped.
+    res.batch.events.reserve(std::min<size_t>(body.size() / 128 + 1, 4096));
     ContextCache contexts;
     for (auto element : messages) {
       od::value v;
       MessageFields m;
-      Event e;
+      Event& e = res.batch.events.emplace_back();  // mapped in place (a failure drops res)
       if (element.get(v) || !ReadMessage(v, &m, &contexts) ||
           !MapMessage(std::move(m), std::nullopt, env.has_context ? &env.context : nullptr, sent_at, **zone, now_ms,
                       limits, &e))
         return std::nullopt;
-      res.batch.events.push_back(std::move(e));
     }
   }
   res.received = res.batch.events.size();
