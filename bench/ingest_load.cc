@@ -11,7 +11,7 @@
 //                    [--max-requests 0 (= unbounded; else stop after this many measured requests)]
 //                    [--protocol native|segment] [--client raw|httplib]
 //                    [--query-threads 0 --query-key SECRET --query-file FILE [--idle-seconds 0]]
-//                    [--query-trace FILE]
+//                    [--query-trace FILE] [--rate 0]
 // --protocol segment posts Segment batches ({"batch":[{"type":"track",...}],"sentAt":...}) to
 // /v1/batch with the key as HTTP Basic user, as @segment/analytics-node does.
 // --query-threads N adds N threads that post the query in FILE to /api/v1/query in a loop
@@ -23,6 +23,12 @@
 // then S seconds): "idle after" latencies are those of the same query over the same rows
 // the last loaded queries scanned (the ingested ones included), so loaded / idle-after
 // measures what the ingest's contention costs a query, not what the rows it added cost.
+// --rate R paces the ingest at R events/s in all (each connection sends a batch every
+// batch * connections / R seconds on a fixed schedule; 0, the default: as fast as the server
+// answers). An SDK's traffic is an open loop: it arrives at the rate users act, and the
+// server must keep up with it, not saturate. A request's latency is then counted from when
+// the schedule wanted it sent, so a server that falls behind shows it in the latencies
+// (no coordinated omission), and "events/s" says whether the server kept the rate.
 // --query-trace FILE writes one line per query: seconds since the first query, the window
 // (idle, loaded, idle-after, discarded) and its latency in ms, to see where a tail falls.
 // Prints one JSON object on stdout (events/s, latency percentiles, server and client CPU).
@@ -425,6 +431,7 @@ int main(int argc, char** argv) {
   const std::string protocol = Arg(argc, argv, "--protocol", "native");
   const bool segment = protocol == "segment";
   const std::string client = Arg(argc, argv, "--client", "raw");
+  const double rate = std::atof(Arg(argc, argv, "--rate", "0").c_str());
   const int query_threads = std::max(0, std::atoi(Arg(argc, argv, "--query-threads", "0").c_str()));
   const std::string query_key = Arg(argc, argv, "--query-key", "");
   const double idle_seconds = query_threads > 0 ? std::atof(Arg(argc, argv, "--idle-seconds", "0").c_str()) : 0;
@@ -445,7 +452,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--client: raw or httplib\n");
     return 2;
   }
-  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600 || idle_seconds < 0 || idle_seconds > 3600) {
+  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600 || idle_seconds < 0 || idle_seconds > 3600 ||
+      !(rate >= 0 && rate <= 1e8)) {
     std::fprintf(stderr, "usage: ingest_load --port P --key KEY [--connections N] [--seconds D (<= 3600)] ...\n");
     return 2;
   }
@@ -545,9 +553,17 @@ int main(int argc, char** argv) {
       IsoClock iso;
       Body body = segment ? MakeSegmentBody(t, batch) : MakeBody(t, batch);
       uint64_t seq = 0, rng = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(t + 1);
+      // --rate: this connection's schedule, its first send staggered among the connections'.
+      const auto interval = std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(rate > 0 ? static_cast<double>(batch) * conns / rate : 0));
+      auto due = Clock::now() + interval * t / conns;
       while (true) {
         int ph = phase.load(std::memory_order_relaxed);
         if (ph == 2) break;
+        if (rate > 0) {
+          std::this_thread::sleep_until(due);  // returns at once when behind the schedule
+          if (phase.load(std::memory_order_relaxed) == 2) break;
+        }
         if (ph == 1 && max_requests && issued.fetch_add(1) >= max_requests) break;
         const int64_t now = NowMs();
         for (int i = 0; i < batch; i++) {
@@ -561,7 +577,8 @@ int main(int argc, char** argv) {
                       static_cast<uint64_t>(now - (batch - i)));
         }
         if (segment) iso.Put(&body.text[body.sent_at], now);
-        auto t0 = Clock::now();
+        const auto t0 = rate > 0 ? due : Clock::now();  // paced: from when it was due
+        if (rate > 0) due += interval;
         const int status = post(body.text);
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         if (ph == 0) {
@@ -680,7 +697,8 @@ int main(int argc, char** argv) {
       ",\"events_per_s\":%.1f,\"requests_per_s\":%.1f,"
       "\"latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
       "\"server_cpu_s\":%.3f,\"server_cpu_cores\":%.3f,\"server_cpu_us_per_event\":%.3f,"
-      "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"client\":\"%s\",\"protocol\":\"%s\",\"query_threads\":%d,"
+      "\"client_cpu_s\":%.3f,\"client_cpu_cores\":%.3f,\"client\":\"%s\",\"protocol\":\"%s\",\"rate\":%.0f,"
+      "\"query_threads\":%d,"
       "\"queries\":%zu,"
       "\"queries_failed\":%" PRIu64
       ",\"queries_per_s\":%.2f,\"query_latency_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
@@ -694,7 +712,7 @@ int main(int argc, char** argv) {
       static_cast<double>(all.accepted) / elapsed, static_cast<double>(all.ok_requests) / elapsed, mean, pct(0.50),
       pct(0.90), pct(0.99), lat.empty() ? 0.0 : lat.back(), srv_cpu, srv_cpu >= 0 ? srv_cpu / elapsed : -1,
       srv_cpu >= 0 && all.accepted ? srv_cpu * 1e6 / static_cast<double>(all.accepted) : -1, cli1 - cli0,
-      (cli1 - cli0) / elapsed, client.c_str(), protocol.c_str(), query_threads, ql.size(), qfailed,
+      (cli1 - cli0) / elapsed, client.c_str(), protocol.c_str(), rate, query_threads, ql.size(), qfailed,
       static_cast<double>(ql.size()) / elapsed, qpct(0.5), qpct(0.99), ql.empty() ? 0.0 : ql.back(), idle_elapsed,
       qi.size(), qidle_failed, vpct(qi, 0.5), vpct(qi, 0.99), qi.empty() ? 0.0 : qi.back(), after_elapsed, qa.size(),
       qafter_failed, vpct(qa, 0.5), vpct(qa, 0.99), qa.empty() ? 0.0 : qa.back(), after_cores, err.c_str());

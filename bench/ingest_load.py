@@ -168,6 +168,9 @@ def main():
     ap.add_argument('--protocol', choices=['native', 'segment'], default='native')
     ap.add_argument('--client', choices=['raw', 'httplib'], default='raw',
                     help="the C++ generator's connections: hand-written (one send per request) or cpp-httplib's")
+    ap.add_argument('--rate', type=float, default=0,
+                    help='offered ingest rate in events/s, paced on a fixed schedule (an open loop, as SDK traffic '
+                    'is; latencies counted from when each batch was due); 0: as fast as the server answers')
     ap.add_argument('--query-threads', type=int, default=0)
     ap.add_argument('--demo-users', type=int, default=0)
     ap.add_argument('--query-to', choices=['today', 'past'], default='today',
@@ -180,6 +183,8 @@ def main():
     if not 0 < a.seconds <= 600 or not 0 <= a.warmup <= 60:
         sys.exit('ingest_load.py: --seconds must be in (0, 600], --warmup in [0, 60]')
     idle_s = (a.seconds if a.idle_seconds is None else a.idle_seconds) if a.query_threads else 0
+    if not 0 <= a.rate <= 1e8:
+        sys.exit('ingest_load.py: --rate must be in [0, 1e8] events/s')
     if not 0 <= idle_s <= 600:
         sys.exit('ingest_load.py: --idle-seconds must be in [0, 600]')
 
@@ -230,14 +235,16 @@ def main():
             time.sleep(0.05)
 
         use_cpp = not a.python and os.access(a.loadgen, os.X_OK)
-        if (a.protocol != 'native' or a.query_threads) and not use_cpp:
-            sys.exit('ingest_load.py: --protocol segment and --query-threads need the C++ generator (target ingest_load)')
+        if (a.protocol != 'native' or a.query_threads or a.rate) and not use_cpp:
+            sys.exit('ingest_load.py: --protocol segment, --rate and --query-threads need the C++ generator '
+                     '(target ingest_load)')
         if use_cpp:
             r = subprocess.run([a.loadgen, '--port', str(port), '--key', key, '--connections', str(a.connections),
                                 '--seconds', str(a.seconds), '--warmup', str(a.warmup), '--batch', str(a.batch),
                                 '--users', str(a.users), '--server-pid', str(srv.pid), '--protocol', a.protocol,
                                 '--query-threads', str(a.query_threads), '--query-key', secret,
-                                '--query-file', query_file, '--idle-seconds', str(idle_s), '--client', a.client] +
+                                '--query-file', query_file, '--idle-seconds', str(idle_s), '--client', a.client,
+                                '--rate', str(a.rate)] +
                                (['--query-trace', a.query_trace] if a.query_trace else []),
                                capture_output=True, text=True, timeout=a.seconds + 3 * a.warmup + 2 * idle_s + 180)
             if r.returncode != 0 and not r.stdout.strip():
@@ -274,7 +281,10 @@ def main():
     md = [
         f"HTTP ingest: {result['connections']} keep-alive connections, {result['batch']}-event "
         f"{'Segment /v1/batch' if result.get('protocol') == 'segment' else 'JSON'} batches, "
-        f"{result['seconds']:.1f} s measured after {result['warmup_s']:g} s warm-up; generator {result['generator']}; "
+        f"{result['seconds']:.1f} s measured after {result['warmup_s']:g} s warm-up; "
+        + (f"offered {result['rate']:,.0f} events/s on a fixed schedule (latency from each batch's due time); "
+           if result.get('rate') else 'as fast as the server answers; ') +
+        f"generator {result['generator']}; "
         f"server threads {result['server_threads']}; client and server on the same {os.cpu_count()}-core machine.",
         '',
         '| Sustained events/s | Requests/s | p50 ms | p90 ms | p99 ms | max ms | Server CPU (cores) | Server µs CPU/event | Client CPU (cores) | Errors |',
