@@ -3,6 +3,7 @@
 // (ok() == false), never read past its end.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -12,14 +13,16 @@ namespace ns {
 
 class BinWriter {
  public:
-  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U8(uint8_t v) { *Room(1) = static_cast<char>(v); }
   void U32(uint32_t v) { Raw(&v, 4); }
   void U64(uint64_t v) { Raw(&v, 8); }
   void I64(int64_t v) { Raw(&v, 8); }
   void F64(double v) { Raw(&v, 8); }
   void Str(std::string_view s) {
-    U32(static_cast<uint32_t>(s.size()));
-    out_.append(s.data(), s.size());
+    char* p = Room(4 + s.size());
+    const uint32_t n = static_cast<uint32_t>(s.size());
+    std::memcpy(p, &n, 4);
+    if (!s.empty()) std::memcpy(p + 4, s.data(), s.size());
   }
   void Varint(uint64_t v) {
     while (v >= 0x80) {
@@ -28,12 +31,28 @@ class BinWriter {
     }
     U8(static_cast<uint8_t>(v));
   }
-  void Raw(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
-  std::string& str() { return out_; }
-  size_t size() const { return out_.size(); }
+  void Raw(const void* p, size_t n) {
+    if (n != 0) std::memcpy(Room(n), p, n);
+  }
+  // The bytes written. The buffer itself: a caller may move it out, which ends the writer.
+  std::string& str() {
+    out_.resize(len_);
+    return out_;
+  }
+  size_t size() const { return len_; }
 
  private:
-  std::string out_;
+  // n bytes at the end, the length advanced past them. The buffer grows by doubling, so a
+  // write is a bounds check and a memcpy: std::string::append per field was an out-of-line
+  // call each, visible in the WAL encoding of every ingested event.
+  char* Room(size_t n) {
+    if (len_ + n > out_.size()) out_.resize(std::max(out_.size() * 2, len_ + n + 56));
+    char* p = out_.data() + len_;
+    len_ += n;
+    return p;
+  }
+  std::string out_;  // [0, len_) written; the rest spare room until str()
+  size_t len_ = 0;
 };
 
 class BinReader {
