@@ -452,8 +452,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--client: raw or httplib\n");
     return 2;
   }
-  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600 || idle_seconds < 0 || idle_seconds > 3600 ||
-      !(rate >= 0 && rate <= 1e8)) {
+  if (!(rate >= 0 && rate <= 1e8)) {
+    std::fprintf(stderr, "--rate: events/s in [0, 1e8] (0: as fast as the server answers)\n");
+    return 2;
+  }
+  if (port <= 0 || key.empty() || seconds <= 0 || seconds > 3600 || idle_seconds < 0 || idle_seconds > 3600) {
     std::fprintf(stderr, "usage: ingest_load --port P --key KEY [--connections N] [--seconds D (<= 3600)] ...\n");
     return 2;
   }

@@ -431,9 +431,14 @@ bool IdOk(std::string_view id, size_t max_chars) {
   return true;
 }
 
+// The first property of `props` (sorted by key) whose key is not below `key`.
+std::vector<Property>::const_iterator LowerBoundKey(const std::vector<Property>& props, std::string_view key) {
+  return std::lower_bound(props.begin(), props.end(), key,
+                          [](const Property& p, std::string_view k) { return p.key < k; });
+}
+
 const PropValue* FindSorted(const std::vector<Property>& props, std::string_view key) {
-  auto it = std::lower_bound(props.begin(), props.end(), key,
-                             [](const Property& p, std::string_view k) { return p.key < k; });
+  auto it = LowerBoundKey(props, key);
   return it != props.end() && it->key == key ? &it->value : nullptr;
 }
 
@@ -605,9 +610,7 @@ bool FinishFastEvent(FastEventFields&& f, int64_t now_ms, const IngestLimits& li
   // The keys this reads all start with '$': one walk over that run of the sorted keys
   // instead of a binary search per key (most events have only the SDK's $lib keys).
   const PropValue *anon = nullptr, *set = nullptr, *set_once = nullptr;
-  for (auto it = std::lower_bound(f.props.begin(), f.props.end(), std::string_view("$"),
-                                  [](const Property&p, std::string_view k) { return p.key < k; });
-       it != f.props.end() && it->key[0] == '$'; ++it) {
+  for (auto it = LowerBoundKey(f.props, "$"); it != f.props.end() && it->key[0] == '$'; ++it) {
     const std::string_view k = it->key;
     if (k == "$anon_distinct_id")
       anon = &it->value;
@@ -663,18 +666,15 @@ StatusOr<ParsedBatch> ParseNativeBatch(std::string_view body, bool ndjson, const
     std::string_view text = body.substr(start, end - start);
     if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     const bool blank = text.find_first_not_of(" \t") == std::string_view::npos;
-    if (blank) {
-      start = end + 1;
-      line++;
-      continue;
-    }
-    Event& e = out.events.emplace_back();  // read in place; dropped if the fast path gives up
-    if (text.size() <= limits.max_event_bytes && FastNdjsonLine(lease, start, text.size(), tz, now_ms, limits, &e)) {
-      ondemand_json::ThreadFastPathCounts().taken++;
-    } else {
-      out.events.pop_back();
-      ondemand_json::ThreadFastPathCounts().gave_up++;
-      ParseNdjsonLineDom(text, line, tz, now_ms, limits, &out);
+    if (!blank) {
+      Event& e = out.events.emplace_back();  // read in place; dropped if the fast path gives up
+      if (text.size() <= limits.max_event_bytes && FastNdjsonLine(lease, start, text.size(), tz, now_ms, limits, &e)) {
+        ondemand_json::ThreadFastPathCounts().taken++;
+      } else {
+        out.events.pop_back();
+        ondemand_json::ThreadFastPathCounts().gave_up++;
+        ParseNdjsonLineDom(text, line, tz, now_ms, limits, &out);
+      }
     }
     start = end + 1;
     line++;

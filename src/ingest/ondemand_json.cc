@@ -182,8 +182,8 @@ bool ToPropValue(od::value v, PropValue* out) {
 }
 
 void SortKeepLast(std::vector<Property>* props) {
-  if (props->size() < 2) return;
   std::vector<Property>& v = *props;
+  if (v.size() < 2) return;
   if (v.size() <= 32) {
     // A stable insertion sort (no buffer to allocate, as stable_sort's), moving each
     // out-of-place property once into the hole rather than swapping it down.
@@ -195,16 +195,16 @@ void SortKeepLast(std::vector<Property>* props) {
       v[k] = std::move(p);
     }
   } else {
-    std::stable_sort(props->begin(), props->end(), [](const Property& a, const Property& b) { return a.key < b.key; });
+    std::stable_sort(v.begin(), v.end(), [](const Property& a, const Property& b) { return a.key < b.key; });
   }
   // Of each run of equal keys keep the last (nlohmann assigns a repeated key again).
   size_t out = 0;
-  for (size_t i = 0; i < props->size(); i++) {
-    if (i + 1 < props->size() && (*props)[i + 1].key == (*props)[i].key) continue;
-    if (out != i) (*props)[out] = std::move((*props)[i]);
+  for (size_t i = 0; i < v.size(); i++) {
+    if (i + 1 < v.size() && v[i + 1].key == v[i].key) continue;
+    if (out != i) v[out] = std::move(v[i]);
     out++;
   }
-  props->resize(out);
+  v.resize(out);
 }
 
 bool ReadObjectProps(od::value v, std::vector<Property>* out) {
