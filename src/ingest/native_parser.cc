@@ -431,14 +431,8 @@ bool IdOk(std::string_view id, size_t max_chars) {
   return true;
 }
 
-// The first property of `props` (sorted by key) whose key is not below `key`.
-std::vector<Property>::const_iterator LowerBoundKey(const std::vector<Property>& props, std::string_view key) {
-  return std::lower_bound(props.begin(), props.end(), key,
-                          [](const Property& p, std::string_view k) { return p.key < k; });
-}
-
 const PropValue* FindSorted(const std::vector<Property>& props, std::string_view key) {
-  auto it = LowerBoundKey(props, key);
+  auto it = ondemand_json::LowerBoundKey(props, key);
   return it != props.end() && it->key == key ? &it->value : nullptr;
 }
 
@@ -610,7 +604,7 @@ bool FinishFastEvent(FastEventFields&& f, int64_t now_ms, const IngestLimits& li
   // The keys this reads all start with '$': one walk over that run of the sorted keys
   // instead of a binary search per key (most events have only the SDK's $lib keys).
   const PropValue *anon = nullptr, *set = nullptr, *set_once = nullptr;
-  for (auto it = LowerBoundKey(f.props, "$"); it != f.props.end() && it->key[0] == '$'; ++it) {
+  for (auto it = ondemand_json::LowerBoundKey(f.props, "$"); it != f.props.end() && it->key[0] == '$'; ++it) {
     const std::string_view k = it->key;
     if (k == "$anon_distinct_id")
       anon = &it->value;

@@ -231,10 +231,7 @@ bool PlainKeys(const std::vector<Property>& props) {
   return true;
 }
 
-std::vector<Property>::iterator PropMap::LowerBound(std::string_view key) {
-  return std::lower_bound(props_.begin(), props_.end(), key,
-                          [](const Property& p, std::string_view k) { return p.key < k; });
-}
+std::vector<Property>::iterator PropMap::LowerBound(std::string_view key) { return LowerBoundKey(props_, key); }
 
 PropValue* PropMap::Find(std::string_view key) {
   auto it = LowerBound(key);

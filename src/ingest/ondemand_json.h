@@ -12,6 +12,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -103,6 +104,14 @@ void SortKeepLast(std::vector<Property>* props);
 
 // True if no key is empty or over 1024 bytes (the DOM path rejects those).
 bool PlainKeys(const std::vector<Property>& props);
+
+// The first property of `props` (sorted by key) whose key is not below `key`; a mutable
+// vector gives a mutable iterator (PropMap inserts there).
+template <typename Props>
+auto LowerBoundKey(Props& props, std::string_view key) {
+  return std::lower_bound(props.begin(), props.end(), key,
+                          [](const Property& p, std::string_view k) { return p.key < k; });
+}
 
 // A property list being built with nlohmann::json object semantics (contains / insert if
 // absent / overwrite) on top of a sorted base, kept sorted: a key is inserted where the
