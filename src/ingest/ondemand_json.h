@@ -106,11 +106,12 @@ void SortKeepLast(std::vector<Property>* props);
 bool PlainKeys(const std::vector<Property>& props);
 
 // The first property of `props` (sorted by key) whose key is not below `key`; a mutable
-// vector gives a mutable iterator (PropMap inserts there).
+// vector gives a mutable iterator (PropMap inserts there). `compare`, not `<`: clang 14 cannot
+// instantiate the rewritten `<=>` of a string and a string_view inside a template.
 template <typename Props>
 auto LowerBoundKey(Props& props, std::string_view key) {
   return std::lower_bound(props.begin(), props.end(), key,
-                          [](const Property& p, std::string_view k) { return p.key < k; });
+                          [](const Property& p, std::string_view k) { return p.key.compare(k) < 0; });
 }
 
 // A property list being built with nlohmann::json object semantics (contains / insert if
