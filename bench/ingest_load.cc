@@ -561,12 +561,11 @@ int main(int argc, char** argv) {
           std::chrono::duration<double>(rate > 0 ? static_cast<double>(batch) * conns / rate : 0));
       auto due = Clock::now() + interval * t / conns;
       while (true) {
+        // Paced: wait for this batch's due time (at once when behind the schedule), then
+        // read the phase, so the request counts in the window it is sent in.
+        if (rate > 0) std::this_thread::sleep_until(due);
         int ph = phase.load(std::memory_order_relaxed);
         if (ph == 2) break;
-        if (rate > 0) {
-          std::this_thread::sleep_until(due);  // returns at once when behind the schedule
-          if (phase.load(std::memory_order_relaxed) == 2) break;
-        }
         if (ph == 1 && max_requests && issued.fetch_add(1) >= max_requests) break;
         const int64_t now = NowMs();
         for (int i = 0; i < batch; i++) {
